@@ -1,0 +1,84 @@
+// paro calibrate DUMP -o PATTERN: choose an order per head, build masks, write the pattern file.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "commands.hpp"
+#include "paro/calibrator.hpp"
+#include "paro/progress.hpp"
+#include "paro/summary.hpp"
+
+namespace paro::cli {
+
+namespace {
+struct CalibrateArgs {
+    std::string dump, output, objective = "recall";
+    double density = 0.5, alpha = 0.5, sigma = 0.9;
+    float eps = 1e-3f;
+    int64_t block = 64;
+    int slots = 1, qk_bits = 8, pv_bits = 8;
+    bool uniform_slots = false, no_force_text = false, no_force_ragged = false;
+};
+
+int run_calibrate(const CalibrateArgs& a, const GlobalOptions& g) {
+    const auto t0 = std::chrono::steady_clock::now();
+    CalibrateOptions opt;
+    opt.tiles = {a.block, a.eps};
+    opt.objective = {parse_objective(a.objective), a.alpha, a.sigma};
+    opt.mask = {a.density, !a.no_force_text, !a.no_force_ragged};
+    opt.slots = a.slots;
+    opt.share_later_half = !a.uniform_slots;
+    opt.qk_bits = a.qk_bits;
+    opt.pv_bits = a.pv_bits;
+    opt.options_json = nlohmann::json{{"density", a.density},
+                                      {"objective", a.objective},
+                                      {"alpha", a.alpha},
+                                      {"sigma", a.sigma},
+                                      {"eps", a.eps},
+                                      {"block", a.block},
+                                      {"slots", a.slots},
+                                      {"share_later_half", !a.uniform_slots},
+                                      {"force_text", !a.no_force_text},
+                                      {"force_ragged", !a.no_force_ragged},
+                                      {"qk_bits", a.qk_bits},
+                                      {"pv_bits", a.pv_bits}}
+                           .dump();
+    DumpReader reader(a.dump);
+    ProgressLine progress("calibrate", "heads", !g.quiet);
+    opt.progress = [&](int64_t done, int64_t total) { progress.update(done, total); };
+    const Pattern pattern = calibrate(reader, opt);
+    progress.finish();
+    const int64_t bytes = write_pattern_file(pattern, a.output);
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (!g.quiet) {
+        std::fputs(calibration_summary(pattern, bytes, secs, ::isatty(STDOUT_FILENO)).c_str(), stdout);
+        std::printf("  wrote %s\n", a.output.c_str());
+    }
+    return 0;
+}
+}  // namespace
+
+void add_calibrate(CLI::App& app, Runner& run, const GlobalOptions& g) {
+    auto a = std::make_shared<CalibrateArgs>();
+    auto* sub = app.add_subcommand("calibrate", "Choose an axis order per head and build block masks from a dump");
+    sub->add_option("dump", a->dump, "paro-dump file (HDF5)")->required();
+    sub->add_option("-o,--output", a->output, "pattern file to write")->required();
+    sub->add_option("--density", a->density, "fraction of all tiles computed, forced tiles included")->capture_default_str();
+    sub->add_option("--objective", a->objective, "recall | paper | output-error (see docs/method.md)")->capture_default_str();
+    sub->add_option("--alpha", a->alpha, "paper objective: weight of incoherence vs sparsity")->capture_default_str();
+    sub->add_option("--sigma", a->sigma, "paper sparsity: share of entries below eps")->capture_default_str();
+    sub->add_option("--eps", a->eps, "threshold of a negligible attention entry")->capture_default_str();
+    sub->add_option("--block", a->block, "tile size (the runtime kernel uses 64)")->capture_default_str();
+    sub->add_option("--slots", a->slots, "timestep slots, each with its own masks")->capture_default_str();
+    sub->add_flag("--uniform-slots", a->uniform_slots, "split all steps evenly (default: later half shares one slot)");
+    sub->add_flag("--no-force-text", a->no_force_text, "do not keep text rows/columns dense");
+    sub->add_flag("--no-force-ragged", a->no_force_ragged, "do not keep the ragged last tile row/column dense");
+    sub->add_option("--qk-bits", a->qk_bits, "quantization plan: bits for QK (4, 8, 16)")->capture_default_str();
+    sub->add_option("--pv-bits", a->pv_bits, "quantization plan: bits for PV (4, 8, 16)")->capture_default_str();
+    sub->callback([a, &run, &g] { run = [a, &g] { return run_calibrate(*a, g); }; });
+}
+
+}  // namespace paro::cli

@@ -1,0 +1,43 @@
+// paro inspect FILE [--json]: summary of a dump or a pattern file.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <filesystem>
+
+#include "commands.hpp"
+#include "paro/dump.hpp"
+#include "paro/error.hpp"
+#include "paro/pattern.hpp"
+#include "paro/summary.hpp"
+
+namespace paro::cli {
+
+void add_inspect(CLI::App& app, Runner& run, const GlobalOptions&) {
+    struct Args {
+        std::string file;
+        bool json = false;
+    };
+    auto a = std::make_shared<Args>();
+    auto* sub = app.add_subcommand("inspect", "Summarize a dump or a pattern file");
+    sub->add_option("file", a->file, "paro-dump or paro-pattern file")->required();
+    sub->add_flag("--json", a->json, "print one JSON object (keys documented in docs/formats.md)");
+    sub->callback([a, &run] {
+        run = [a] {
+            const bool color = ::isatty(STDOUT_FILENO);
+            if (looks_like_pattern(a->file)) {
+                const Pattern p = read_pattern_file(a->file);
+                const auto bytes = static_cast<int64_t>(std::filesystem::file_size(a->file));
+                std::fputs(a->json ? (pattern_json(p, bytes).dump(2) + "\n").c_str() : pattern_text(p, bytes, color).c_str(),
+                           stdout);
+                return 0;
+            }
+            // Not a pattern: read as a dump, which names what is wrong if it is neither.
+            const DumpReader d(a->file);
+            std::fputs(a->json ? (dump_json(d.info()).dump(2) + "\n").c_str() : dump_text(d.info(), color).c_str(), stdout);
+            return 0;
+        };
+    });
+}
+
+}  // namespace paro::cli

@@ -1,0 +1,49 @@
+// `paro`: one program, git-style subcommands. Exit status: 0 success, 1 a check failed,
+// 2 bad input or usage (one line on stderr naming the file and what is at fault).
+#include <omp.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <exception>
+
+#include "commands.hpp"
+#include "paro/error.hpp"
+#include "paro/version.hpp"
+
+int main(int argc, char** argv) {
+    CLI::App app{"paro: pattern-aware token reordering for sparse, quantized attention in video DiTs"};
+    app.require_subcommand(1);
+    app.set_version_flag("--version", std::string("paro ") + paro::kVersion);
+    paro::cli::GlobalOptions g;
+    paro::cli::Runner run;
+    paro::cli::add_calibrate(app, run, g);
+    paro::cli::add_inspect(app, run, g);
+    paro::cli::add_check(app, run, g);
+    paro::cli::add_synth(app, run, g);
+    paro::cli::add_validate(app, run, g);
+    paro::cli::add_bench(app, run, g);
+    paro::cli::add_report(app, run, g);
+    for (CLI::App* sub : app.get_subcommands({})) {
+        sub->add_flag("-q,--quiet", g.quiet, "No progress line or summary chatter");
+        sub->add_option("--threads", g.threads, "Worker threads (default: all cores)")->check(CLI::NonNegativeNumber);
+    }
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        const int code = app.exit(e);
+        return code == 0 ? 0 : 2;  // usage errors are bad input
+    }
+    if (g.threads > 0) omp_set_num_threads(g.threads);
+    try {
+        return run ? run() : 2;
+    } catch (const paro::InputError& e) {
+        std::fprintf(stderr, "paro: %s\n", e.what());
+        return 2;
+    } catch (const std::bad_alloc&) {
+        std::fprintf(stderr, "paro: out of memory\n");
+        return 2;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "paro: %s\n", e.what());
+        return 2;
+    }
+}

@@ -1,0 +1,37 @@
+#pragma once
+// Calibration: a paro-dump in, a Pattern out. For each (layer, head) it streams every sample's
+// slice through the TileStatsEngine, scores the six orders, chooses one, and builds one mask per
+// timestep slot from the tile masses of that slot's samples under the chosen order.
+// Memory: one head's slice plus, per sample, the six orders' tile masses.
+#include <functional>
+#include <string>
+
+#include "paro/dump.hpp"
+#include "paro/mask_builder.hpp"
+#include "paro/objective.hpp"
+#include "paro/pattern.hpp"
+#include "paro/tile_stats.hpp"
+#include "paro/timestep_slots.hpp"
+
+namespace paro {
+
+struct CalibrateOptions {
+    TileStatsOptions tiles;
+    ObjectiveOptions objective;
+    MaskOptions mask;
+    int slots = 1;
+    bool share_later_half = true;  // the paper's slot plan (see SlotPlan::make)
+    int qk_bits = 8;
+    int pv_bits = 8;
+    std::string options_json;      // recorded in the pattern's provenance
+    // Called after each (layer, head) with (heads done, heads total).
+    std::function<void(int64_t, int64_t)> progress;
+};
+
+// Checks options against the dump before any work (slots without samples, missing v, bits).
+// Throws InputError.
+void validate_calibration(const DumpInfo& dump, const CalibrateOptions& opt);
+
+Pattern calibrate(DumpReader& dump, const CalibrateOptions& opt);
+
+}  // namespace paro

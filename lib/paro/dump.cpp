@@ -1,0 +1,235 @@
+#include "paro/dump.hpp"
+
+#include <fmt/format.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "paro/error.hpp"
+
+namespace paro {
+
+int64_t DumpInfo::total_heads() const {
+    int64_t n = 0;
+    for (const auto& l : layers) n += l.heads;
+    return n;
+}
+
+bool DumpInfo::has_v() const {
+    return std::all_of(layers.begin(), layers.end(), [](const DumpLayer& l) { return l.has_v(); });
+}
+
+bool DumpInfo::has_steps() const {
+    return num_steps > 0 &&
+           std::all_of(samples.begin(), samples.end(), [](const DumpSample& s) { return s.step >= 0; });
+}
+
+double DumpInfo::step_fraction(int64_t sample) const {
+    PARO_ASSERT(has_steps());
+    return static_cast<double>(samples[sample].step) / static_cast<double>(num_steps);
+}
+
+namespace {
+
+int64_t scalar_int(const h5::File& f, hid_t obj, const std::string& obj_path, const std::string& name) {
+    auto v = h5::read_int_attr(f, obj, obj_path, name);
+    if (v.size() != 1)
+        throw InputError(f.path(), obj_path == "/" ? "attribute " + name : obj_path + " attribute " + name,
+                         "must be a single integer");
+    return v[0];
+}
+
+std::string shape_str(const std::vector<int64_t>& s) {
+    std::string out = "[";
+    for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+    return out + "]";
+}
+
+// Validates one 4-d tensor dataset and returns its shape.
+std::vector<int64_t> tensor_shape(const h5::File& f, const std::string& path) {
+    h5::Handle d = h5::open_dataset(f, path);
+    const auto info = h5::dataset_info(f, d.get(), path);
+    if (info.type == h5::TypeClass::integer)
+        throw InputError(f.path(), path, "integer tensors are not supported (write float16 or float32)");
+    if (info.type != h5::TypeClass::floating || (info.type_size != 2 && info.type_size != 4 && info.type_size != 8))
+        throw InputError(f.path(), path, "must be float16 or float32");
+    if (info.shape.size() != 4)
+        throw InputError(f.path(), path, fmt::format("must have 4 dimensions, has shape {}", shape_str(info.shape)));
+    return info.shape;
+}
+
+}  // namespace
+
+DumpReader::DumpReader(const std::string& path) : file_(h5::File::open_read(path)) {
+    info_.path = path;
+    const hid_t root = file_.id();
+    if (!h5::has_attr(root, "paro_format"))
+        throw InputError(path, "attribute paro_format", "missing (not a paro-dump file)");
+    if (h5::attr_type(root, "paro_format") != h5::TypeClass::string)
+        throw InputError(path, "attribute paro_format", "must be a string");
+    const std::string format = h5::read_string_attr(file_, root, "/", "paro_format");
+    if (format != "paro-dump")
+        throw InputError(path, "attribute paro_format", fmt::format("is '{}', expected 'paro-dump'", format));
+    const int64_t version = scalar_int(file_, root, "/", "paro_version");
+    if (version != 1)
+        throw InputError(path, "attribute paro_version", fmt::format("unknown version {} (this paro reads 1)", version));
+
+    const auto grid = h5::read_int_attr(file_, root, "/", "grid");
+    if (grid.size() != 3) throw InputError(path, "attribute grid", "must hold 3 integers (F, H, W)");
+    std::copy(grid.begin(), grid.end(), info_.layout.grid.begin());
+    info_.layout.text_tokens = h5::has_attr(root, "text_tokens") ? scalar_int(file_, root, "/", "text_tokens") : 0;
+    if (h5::has_attr(root, "text_position"))
+        info_.layout.text_position =
+            parse_text_position(h5::read_string_attr(file_, root, "/", "text_position"), path, "attribute text_position");
+    info_.layout.validate(path);
+    if (h5::has_attr(root, "model")) info_.model = h5::read_string_attr(file_, root, "/", "model");
+
+    // Samples.
+    h5::Handle samples = h5::open_group(file_, "/samples");
+    const auto timestep = h5::read_all_double(file_, "/samples/timestep");
+    const auto prompt = h5::read_all_int(file_, "/samples/prompt");
+    const int64_t S = static_cast<int64_t>(timestep.size());
+    if (S == 0) throw InputError(path, "/samples/timestep", "holds no samples");
+    if (static_cast<int64_t>(prompt.size()) != S)
+        throw InputError(path, "/samples/prompt", fmt::format("has {} entries, /samples/timestep has {}", prompt.size(), S));
+    std::vector<int64_t> step(S, -1);
+    if (h5::link_exists(file_.id(), "/samples/step")) {
+        step = h5::read_all_int(file_, "/samples/step");
+        if (static_cast<int64_t>(step.size()) != S)
+            throw InputError(path, "/samples/step", fmt::format("has {} entries, expected {}", step.size(), S));
+        for (auto s : step)
+            if (s < 0) throw InputError(path, "/samples/step", fmt::format("negative step {}", s));
+    }
+    if (h5::has_attr(samples.get(), "num_steps")) {
+        info_.num_steps = scalar_int(file_, samples.get(), "/samples", "num_steps");
+        if (info_.num_steps <= 0)
+            throw InputError(path, "/samples attribute num_steps", fmt::format("must be positive, is {}", info_.num_steps));
+        for (auto s : step)
+            if (s >= info_.num_steps)
+                throw InputError(path, "/samples/step",
+                                 fmt::format("step {} is not below num_steps {}", s, info_.num_steps));
+    }
+    for (int64_t s = 0; s < S; ++s) {
+        if (!std::isfinite(timestep[s])) throw InputError(path, "/samples/timestep", "holds NaN or Inf");
+        info_.samples.push_back({timestep[s], step[s], prompt[s]});
+    }
+
+    // Layers: named 0..L-1, each with q/k (+v) or attn.
+    if (!h5::is_group(file_.id(), "/layers")) throw InputError(path, "/layers", "missing group");
+    const auto names = h5::list_members(file_, "/layers");
+    if (names.empty()) throw InputError(path, "/layers", "holds no layers");
+    const int64_t L = static_cast<int64_t>(names.size());
+    for (const auto& nm : names) {
+        const bool decimal = !nm.empty() && std::all_of(nm.begin(), nm.end(), ::isdigit) && (nm == "0" || nm[0] != '0');
+        if (!decimal || std::stoll(nm) >= L)
+            throw InputError(path, "/layers/" + nm, fmt::format("unexpected member (layers must be named 0..{})", L - 1));
+    }
+    const int64_t N = info_.layout.tokens();
+    for (int64_t l = 0; l < L; ++l) {
+        const std::string base = fmt::format("/layers/{}", l);
+        h5::Handle g = h5::open_group(file_, base);
+        DumpLayer layer;
+        std::vector<int64_t> shape;
+        const bool has_q = h5::link_exists(file_.id(), base + "/q");
+        const bool has_k = h5::link_exists(file_.id(), base + "/k");
+        const bool has_attn = h5::link_exists(file_.id(), base + "/attn");
+        if (has_q || has_k) {
+            if (!has_q) throw InputError(path, base + "/q", "missing dataset (the layer has k)");
+            if (!has_k) throw InputError(path, base + "/k", "missing dataset (the layer has q)");
+            shape = tensor_shape(file_, base + "/q");
+            const auto ks = tensor_shape(file_, base + "/k");
+            if (ks != shape)
+                throw InputError(path, base + "/k",
+                                 fmt::format("shape {} does not match q's {}", shape_str(ks), shape_str(shape)));
+            layer.kind = DumpKind::qk;
+            layer.head_dim = shape[3];
+            if (layer.head_dim <= 0) throw InputError(path, base + "/q", "head dimension is zero");
+        } else if (has_attn) {
+            shape = tensor_shape(file_, base + "/attn");
+            layer.kind = DumpKind::attention;
+            if (shape[3] != shape[2])
+                throw InputError(path, base + "/attn", fmt::format("shape {} is not [S, heads, N, N]", shape_str(shape)));
+        } else {
+            throw InputError(path, base, "has neither q/k nor attn");
+        }
+        const std::string main = base + (layer.kind == DumpKind::qk ? "/q" : "/attn");
+        if (shape[0] != S)
+            throw InputError(path, main, fmt::format("has {} samples, /samples has {}", shape[0], S));
+        if (shape[1] <= 0) throw InputError(path, main, "has no heads");
+        if (shape[2] != N)
+            throw InputError(path, main,
+                             fmt::format("has N = {} tokens but grid {} + {} text tokens gives {}", shape[2],
+                                         info_.layout.describe(), info_.layout.text_tokens, N));
+        layer.heads = shape[1];
+        if (h5::link_exists(file_.id(), base + "/v")) {
+            const auto vs = tensor_shape(file_, base + "/v");
+            if (vs[0] != S || vs[1] != layer.heads || vs[2] != N || vs[3] <= 0)
+                throw InputError(path, base + "/v",
+                                 fmt::format("shape {} does not match [S={}, heads={}, N={}, Dv]", shape_str(vs), S,
+                                             layer.heads, N));
+            layer.value_dim = vs[3];
+        }
+        if (h5::has_attr(g.get(), "scale")) {
+            const auto sc = h5::read_float_attr(file_, g.get(), base, "scale");
+            if (sc.size() != 1 || !std::isfinite(sc[0]) || sc[0] <= 0)
+                throw InputError(path, base + " attribute scale", "must be one positive finite number");
+            layer.scale = sc[0];
+        } else {
+            layer.scale = layer.head_dim > 0 ? 1.0 / std::sqrt(static_cast<double>(layer.head_dim)) : 1.0;
+        }
+        info_.layers.push_back(layer);
+    }
+}
+
+void DumpReader::read_tensor(const std::string& path, int64_t sample, int64_t head, int64_t rows, int64_t cols,
+                             std::vector<float>& out, const HeadSlice& s) const {
+    h5::Handle d = h5::open_dataset(file_, path);
+    out.resize(static_cast<size_t>(rows * cols));
+    h5::read_box(file_, d.get(), path, {sample, head, 0, 0}, {1, 1, rows, cols}, out.data());
+    for (float x : out)
+        if (!std::isfinite(x))
+            throw InputError(info_.path, path,
+                             fmt::format("NaN or Inf in layer {}, sample {}, head {}", s.layer, s.sample, s.head));
+    checksum_ = static_cast<uint32_t>(crc32(checksum_, reinterpret_cast<const Bytef*>(out.data()),
+                                            static_cast<uInt>(out.size() * sizeof(float))));
+}
+
+HeadSlice DumpReader::read(int64_t sample, int64_t layer, int64_t head, bool with_v) const {
+    PARO_ASSERT(sample >= 0 && sample < static_cast<int64_t>(info_.samples.size()));
+    PARO_ASSERT(layer >= 0 && layer < static_cast<int64_t>(info_.layers.size()));
+    const DumpLayer& L = info_.layers[layer];
+    PARO_ASSERT(head >= 0 && head < L.heads);
+    HeadSlice s;
+    s.sample = sample;
+    s.layer = layer;
+    s.head = head;
+    s.tokens = info_.tokens();
+    s.head_dim = L.head_dim;
+    s.scale = L.scale;
+    const std::string base = fmt::format("/layers/{}", layer);
+    if (L.kind == DumpKind::qk) {
+        read_tensor(base + "/q", sample, head, s.tokens, L.head_dim, s.q, s);
+        read_tensor(base + "/k", sample, head, s.tokens, L.head_dim, s.k, s);
+    } else {
+        read_tensor(base + "/attn", sample, head, s.tokens, s.tokens, s.attention, s);
+    }
+    if (with_v && L.has_v()) {
+        s.value_dim = L.value_dim;
+        read_tensor(base + "/v", sample, head, s.tokens, L.value_dim, s.v, s);
+    }
+    return s;
+}
+
+bool looks_like_dump(const std::string& path) {
+    try {
+        auto f = h5::File::open_read(path);
+        return h5::has_attr(f.id(), "paro_format") &&
+               h5::attr_type(f.id(), "paro_format") == h5::TypeClass::string &&
+               h5::read_string_attr(f, f.id(), "/", "paro_format") == "paro-dump";
+    } catch (const InputError&) {
+        return false;
+    }
+}
+
+}  // namespace paro

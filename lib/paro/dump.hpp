@@ -1,0 +1,81 @@
+#pragma once
+// Reader for attention dumps, format "paro-dump" version 1 (docs/formats.md, schemas/paro-dump-v1.json).
+// Opening validates every attribute and shape before any work starts; slices are then read one
+// (sample, layer, head) at a time, so memory stays O(N*D) for q/k dumps.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "paro/hdf5_io.hpp"
+#include "paro/token_layout.hpp"
+
+namespace paro {
+
+enum class DumpKind { qk, attention };
+
+struct DumpLayer {
+    DumpKind kind = DumpKind::qk;
+    int64_t heads = 0;
+    int64_t head_dim = 0;   // D of q/k (0 for attention maps)
+    int64_t value_dim = 0;  // Dv, 0 when the layer has no v
+    double scale = 0;       // softmax scale (1/sqrt(D) unless the layer says otherwise)
+    bool has_v() const { return value_dim > 0; }
+};
+
+struct DumpSample {
+    double timestep = 0;
+    int64_t step = -1;  // -1: not recorded
+    int64_t prompt = 0;
+};
+
+struct DumpInfo {
+    std::string path;
+    TokenLayout layout;
+    std::string model;
+    int64_t num_steps = -1;  // -1: not recorded
+    std::vector<DumpSample> samples;
+    std::vector<DumpLayer> layers;
+
+    int64_t tokens() const { return layout.tokens(); }
+    int64_t total_heads() const;
+    bool has_v() const;          // every layer has v
+    bool has_steps() const;      // every sample has a step and num_steps is known
+    // Fraction of the sampling run at which a sample was taken: step / num_steps.
+    double step_fraction(int64_t sample) const;
+};
+
+// One (sample, layer, head) slice, converted to float32, row-major.
+struct HeadSlice {
+    int64_t sample = 0, layer = 0, head = 0;
+    int64_t tokens = 0, head_dim = 0, value_dim = 0;
+    double scale = 0;
+    std::vector<float> q, k, v;  // [N, D], [N, D], [N, Dv] (v empty when absent)
+    std::vector<float> attention;  // [N, N] for attention-map dumps, else empty
+    bool is_attention() const { return !attention.empty(); }
+};
+
+class DumpReader {
+public:
+    // Opens and validates. Throws InputError naming the file and the attribute/dataset at fault.
+    explicit DumpReader(const std::string& path);
+
+    const DumpInfo& info() const { return info_; }
+    // Reads one slice; with_v also reads v when the layer has it. Throws InputError on NaN/Inf.
+    HeadSlice read(int64_t sample, int64_t layer, int64_t head, bool with_v) const;
+    // CRC-32 of every float read so far, in read order (the pattern file's provenance).
+    uint32_t checksum() const { return checksum_; }
+
+private:
+    void read_tensor(const std::string& path, int64_t sample, int64_t head, int64_t rows, int64_t cols,
+                     std::vector<float>& out, const HeadSlice& s) const;
+
+    h5::File file_;
+    DumpInfo info_;
+    mutable uint32_t checksum_ = 0;
+};
+
+// True when the file's root says paro_format = "paro-dump" (no other validation).
+bool looks_like_dump(const std::string& path);
+
+}  // namespace paro

@@ -1,0 +1,42 @@
+#pragma once
+// Error vocabulary of paro.
+//  - InputError: the user's input is bad (file, dataset, option). Becomes exit status 2 with one
+//    line "paro: FILE: WHERE: message" at the top of the `paro` command.
+//  - PARO_ASSERT: a broken internal invariant (a bug in paro, not in the input).
+#include <cstdio>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+
+namespace paro {
+
+class InputError : public std::runtime_error {
+public:
+    // file: the path at fault (may be empty for options); where: dataset, attribute or option.
+    InputError(std::string file, std::string where, const std::string& message)
+        : std::runtime_error(compose(file, where, message)),
+          file_(std::move(file)), where_(std::move(where)) {}
+
+    const std::string& file() const { return file_; }
+    const std::string& where() const { return where_; }
+
+private:
+    static std::string compose(const std::string& file, const std::string& where,
+                               const std::string& message) {
+        std::string s;
+        if (!file.empty()) s += file + ": ";
+        if (!where.empty()) s += where + ": ";
+        return s + message;
+    }
+    std::string file_, where_;
+};
+
+[[noreturn]] inline void assertion_failed(const char* expr, const char* file, int line) {
+    std::fprintf(stderr, "paro: internal error: assertion '%s' failed at %s:%d\n", expr, file, line);
+    std::abort();
+}
+
+}  // namespace paro
+
+#define PARO_ASSERT(expr) \
+    ((expr) ? (void)0 : ::paro::assertion_failed(#expr, __FILE__, __LINE__))

@@ -1,0 +1,410 @@
+#include "paro/hdf5_io.hpp"
+
+#include <fmt/format.h>
+
+#include <filesystem>
+
+#include "paro/error.hpp"
+
+namespace paro::h5 {
+
+namespace {
+
+// HDF5 prints its whole error stack to stderr by default; paro reports one line instead.
+struct SilenceOnce {
+    SilenceOnce() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
+};
+void silence() { static SilenceOnce once; }
+
+std::string attr_where(const std::string& obj_path, const std::string& name) {
+    return obj_path.empty() || obj_path == "/" ? "attribute " + name : obj_path + " attribute " + name;
+}
+
+void check(herr_t status, const File& f, const std::string& where, const char* what) {
+    if (status < 0) throw InputError(f.path(), where, what);
+}
+
+Handle open_attr(const File& f, hid_t obj, const std::string& obj_path, const std::string& name) {
+    silence();
+    if (H5Aexists(obj, name.c_str()) <= 0) throw InputError(f.path(), attr_where(obj_path, name), "missing");
+    Handle a(H5Aopen(obj, name.c_str(), H5P_DEFAULT));
+    if (!a) throw InputError(f.path(), "attribute " + name, "cannot be opened");
+    return a;
+}
+
+
+TypeClass classify(hid_t type) {
+    switch (H5Tget_class(type)) {
+        case H5T_INTEGER: return TypeClass::integer;
+        case H5T_FLOAT: return TypeClass::floating;
+        case H5T_STRING: return TypeClass::string;
+        default: return TypeClass::other;
+    }
+}
+
+int64_t npoints(hid_t space) { return static_cast<int64_t>(H5Sget_simple_extent_npoints(space)); }
+
+hid_t file_type(StoreType t) {
+    switch (t) {
+        case StoreType::f16: return half_type();
+        case StoreType::f32: return H5T_IEEE_F32LE;
+        case StoreType::f64: return H5T_IEEE_F64LE;
+        case StoreType::u8: return H5T_STD_U8LE;
+        case StoreType::i64: return H5T_STD_I64LE;
+    }
+    return H5T_IEEE_F32LE;
+}
+
+hid_t memory_type(StoreType t) {
+    switch (t) {
+        case StoreType::f16: PARO_ASSERT(!"f16 is not a memory type");
+        case StoreType::f32: return H5T_NATIVE_FLOAT;
+        case StoreType::f64: return H5T_NATIVE_DOUBLE;
+        case StoreType::u8: return H5T_NATIVE_UINT8;
+        case StoreType::i64: return H5T_NATIVE_INT64;
+    }
+    return H5T_NATIVE_FLOAT;
+}
+
+Handle make_space(const std::vector<int64_t>& shape) {
+    std::vector<hsize_t> dims(shape.begin(), shape.end());
+    return Handle(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr));
+}
+
+Handle make_dcpl(const WriteOptions& opt) {
+    Handle dcpl(H5Pcreate(H5P_DATASET_CREATE));
+    if (!opt.chunk.empty()) {
+        std::vector<hsize_t> c(opt.chunk.begin(), opt.chunk.end());
+        H5Pset_chunk(dcpl.get(), static_cast<int>(c.size()), c.data());
+        if (opt.deflate > 0) {
+            H5Pset_shuffle(dcpl.get());
+            H5Pset_deflate(dcpl.get(), static_cast<unsigned>(opt.deflate));
+        }
+    }
+    return dcpl;
+}
+
+template <typename T>
+std::vector<T> read_all(const File& f, const std::string& path, hid_t mem_type) {
+    Handle d = open_dataset(f, path);
+    Handle space(H5Dget_space(d.get()));
+    std::vector<T> out(static_cast<size_t>(npoints(space.get())));
+    if (!out.empty())
+        check(H5Dread(d.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()), f, path,
+              "cannot be read (corrupt or truncated file?)");
+    return out;
+}
+
+}  // namespace
+
+Handle& Handle::operator=(Handle&& o) noexcept {
+    if (this != &o) {
+        reset();
+        id_ = o.id_;
+        o.id_ = H5I_INVALID_HID;
+    }
+    return *this;
+}
+
+void Handle::reset() {
+    if (id_ < 0) return;
+    switch (H5Iget_type(id_)) {
+        case H5I_FILE: H5Fclose(id_); break;
+        case H5I_GROUP: H5Gclose(id_); break;
+        case H5I_DATASET: H5Dclose(id_); break;
+        case H5I_ATTR: H5Aclose(id_); break;
+        case H5I_DATASPACE: H5Sclose(id_); break;
+        case H5I_DATATYPE: H5Tclose(id_); break;
+        case H5I_GENPROP_LST: H5Pclose(id_); break;
+        default: break;
+    }
+    id_ = H5I_INVALID_HID;
+}
+
+File File::open_read(const std::string& path) {
+    silence();
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) throw InputError(path, "", "no such file");
+    if (std::filesystem::is_directory(path, ec)) throw InputError(path, "", "is a directory, not a file");
+    const htri_t is_h5 = H5Fis_hdf5(path.c_str());
+    if (is_h5 <= 0) throw InputError(path, "", "not an HDF5 file");
+    File f;
+    f.path_ = path;
+    f.handle_ = Handle(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
+    if (!f.handle_) throw InputError(path, "", "cannot be opened as HDF5 (truncated or corrupt file?)");
+    return f;
+}
+
+File File::create(const std::string& path) {
+    silence();
+    File f;
+    f.path_ = path;
+    f.handle_ = Handle(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT));
+    if (!f.handle_) throw InputError(path, "", "cannot be created");
+    return f;
+}
+
+bool link_exists(hid_t loc, const std::string& path) {
+    silence();
+    // Check each component: H5Lexists fails on a missing intermediate group.
+    std::string prefix;
+    size_t start = path.front() == '/' ? 1 : 0;
+    if (start == 1) prefix = "/";
+    while (start <= path.size()) {
+        size_t end = path.find('/', start);
+        if (end == std::string::npos) end = path.size();
+        prefix += path.substr(start, end - start);
+        if (H5Lexists(loc, prefix.c_str(), H5P_DEFAULT) <= 0) return false;
+        if (end == path.size()) break;
+        prefix += "/";
+        start = end + 1;
+    }
+    return H5Oexists_by_name(loc, path.c_str(), H5P_DEFAULT) > 0;
+}
+
+bool is_group(hid_t loc, const std::string& path) {
+    if (!link_exists(loc, path)) return false;
+    H5O_info_t info;
+    if (H5Oget_info_by_name(loc, path.c_str(), &info, H5P_DEFAULT) < 0) return false;
+    return info.type == H5O_TYPE_GROUP;
+}
+
+Handle open_group(const File& f, const std::string& path) {
+    if (!is_group(f.id(), path)) throw InputError(f.path(), path, "missing group");
+    Handle g(H5Gopen2(f.id(), path.c_str(), H5P_DEFAULT));
+    if (!g) throw InputError(f.path(), path, "cannot open group");
+    return g;
+}
+
+Handle open_dataset(const File& f, const std::string& path) {
+    if (!link_exists(f.id(), path)) throw InputError(f.path(), path, "missing dataset");
+    Handle d(H5Dopen2(f.id(), path.c_str(), H5P_DEFAULT));
+    if (!d) throw InputError(f.path(), path, "not a dataset or cannot be opened");
+    return d;
+}
+
+Handle create_group(hid_t loc, const std::string& name) {
+    silence();
+    Handle g(H5Gcreate2(loc, name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+    PARO_ASSERT(g);
+    return g;
+}
+
+std::vector<std::string> list_members(const File& f, const std::string& group_path) {
+    Handle g = open_group(f, group_path);
+    H5G_info_t info;
+    check(H5Gget_info(g.get(), &info), f, group_path, "cannot list group");
+    std::vector<std::string> names;
+    for (hsize_t i = 0; i < info.nlinks; ++i) {
+        ssize_t len = H5Lget_name_by_idx(g.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
+        if (len < 0) throw InputError(f.path(), group_path, "cannot list group");
+        std::string name(static_cast<size_t>(len), '\0');
+        H5Lget_name_by_idx(g.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), len + 1, H5P_DEFAULT);
+        names.push_back(name);
+    }
+    return names;
+}
+
+bool has_attr(hid_t obj, const std::string& name) {
+    silence();
+    return H5Aexists(obj, name.c_str()) > 0;
+}
+
+TypeClass attr_type(hid_t obj, const std::string& name) {
+    Handle a(H5Aopen(obj, name.c_str(), H5P_DEFAULT));
+    Handle t(H5Aget_type(a.get()));
+    return classify(t.get());
+}
+
+std::string read_string_attr(const File& f, hid_t obj, const std::string& obj_path, const std::string& name) {
+    Handle a = open_attr(f, obj, obj_path, name);
+    const std::string where = attr_where(obj_path, name);
+    Handle ftype(H5Aget_type(a.get()));
+    if (classify(ftype.get()) != TypeClass::string) throw InputError(f.path(), where, "must be a string");
+    Handle space(H5Aget_space(a.get()));
+    if (npoints(space.get()) != 1) throw InputError(f.path(), where, "must be a single string");
+    if (H5Tis_variable_str(ftype.get()) > 0) {
+        Handle mtype(H5Tcopy(H5T_C_S1));
+        H5Tset_size(mtype.get(), H5T_VARIABLE);
+        H5Tset_cset(mtype.get(), H5Tget_cset(ftype.get()));
+        char* s = nullptr;
+        check(H5Aread(a.get(), mtype.get(), &s), f, where, "cannot be read");
+        std::string out = s ? s : "";
+        H5free_memory(s);
+        return out;
+    }
+    const size_t size = H5Tget_size(ftype.get());
+    std::string buf(size, '\0');
+    Handle mtype(H5Tcopy(H5T_C_S1));
+    H5Tset_size(mtype.get(), size);
+    check(H5Aread(a.get(), mtype.get(), buf.data()), f, where, "cannot be read");
+    buf.resize(buf.find('\0') == std::string::npos ? size : buf.find('\0'));
+    return buf;
+}
+
+std::vector<std::string> read_string_array_attr(const File& f, hid_t obj, const std::string& obj_path,
+                                                const std::string& name) {
+    Handle a = open_attr(f, obj, obj_path, name);
+    const std::string where = attr_where(obj_path, name);
+    Handle ftype(H5Aget_type(a.get()));
+    if (classify(ftype.get()) != TypeClass::string || H5Tis_variable_str(ftype.get()) <= 0)
+        throw InputError(f.path(), where, "must be an array of variable-length strings");
+    Handle space(H5Aget_space(a.get()));
+    std::vector<char*> ptrs(static_cast<size_t>(npoints(space.get())), nullptr);
+    Handle mtype(H5Tcopy(H5T_C_S1));
+    H5Tset_size(mtype.get(), H5T_VARIABLE);
+    H5Tset_cset(mtype.get(), H5Tget_cset(ftype.get()));
+    check(H5Aread(a.get(), mtype.get(), ptrs.data()), f, where, "cannot be read");
+    std::vector<std::string> out;
+    for (char* p : ptrs) {
+        out.emplace_back(p ? p : "");
+        H5free_memory(p);
+    }
+    return out;
+}
+
+std::vector<int64_t> read_int_attr(const File& f, hid_t obj, const std::string& obj_path, const std::string& name) {
+    Handle a = open_attr(f, obj, obj_path, name);
+    Handle ftype(H5Aget_type(a.get()));
+    if (classify(ftype.get()) != TypeClass::integer)
+        throw InputError(f.path(), attr_where(obj_path, name), "must be an integer");
+    Handle space(H5Aget_space(a.get()));
+    std::vector<int64_t> out(static_cast<size_t>(npoints(space.get())));
+    check(H5Aread(a.get(), H5T_NATIVE_INT64, out.data()), f, attr_where(obj_path, name), "cannot be read");
+    return out;
+}
+
+std::vector<double> read_float_attr(const File& f, hid_t obj, const std::string& obj_path, const std::string& name) {
+    Handle a = open_attr(f, obj, obj_path, name);
+    Handle ftype(H5Aget_type(a.get()));
+    const TypeClass c = classify(ftype.get());
+    if (c != TypeClass::integer && c != TypeClass::floating)
+        throw InputError(f.path(), attr_where(obj_path, name), "must be a number");
+    Handle space(H5Aget_space(a.get()));
+    std::vector<double> out(static_cast<size_t>(npoints(space.get())));
+    check(H5Aread(a.get(), H5T_NATIVE_DOUBLE, out.data()), f, attr_where(obj_path, name), "cannot be read");
+    return out;
+}
+
+namespace {
+void write_attr_raw(hid_t obj, const std::string& name, hid_t ftype, hid_t mtype, hid_t space, const void* data) {
+    if (H5Aexists(obj, name.c_str()) > 0) H5Adelete(obj, name.c_str());
+    Handle a(H5Acreate2(obj, name.c_str(), ftype, space, H5P_DEFAULT, H5P_DEFAULT));
+    PARO_ASSERT(a);
+    PARO_ASSERT(H5Awrite(a.get(), mtype, data) >= 0);
+}
+Handle vlen_utf8() {
+    Handle t(H5Tcopy(H5T_C_S1));
+    H5Tset_size(t.get(), H5T_VARIABLE);
+    H5Tset_cset(t.get(), H5T_CSET_UTF8);
+    return t;
+}
+}  // namespace
+
+void write_attr(hid_t obj, const std::string& name, const std::string& value) {
+    Handle t = vlen_utf8();
+    Handle space(H5Screate(H5S_SCALAR));
+    const char* p = value.c_str();
+    write_attr_raw(obj, name, t.get(), t.get(), space.get(), &p);
+}
+
+void write_attr(hid_t obj, const std::string& name, int64_t value) {
+    Handle space(H5Screate(H5S_SCALAR));
+    write_attr_raw(obj, name, H5T_STD_I64LE, H5T_NATIVE_INT64, space.get(), &value);
+}
+
+void write_attr(hid_t obj, const std::string& name, double value) {
+    Handle space(H5Screate(H5S_SCALAR));
+    write_attr_raw(obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, space.get(), &value);
+}
+
+void write_attr(hid_t obj, const std::string& name, const std::vector<int64_t>& values) {
+    Handle space = make_space({static_cast<int64_t>(values.size())});
+    write_attr_raw(obj, name, H5T_STD_I64LE, H5T_NATIVE_INT64, space.get(), values.data());
+}
+
+void write_attr(hid_t obj, const std::string& name, const std::vector<std::string>& values) {
+    Handle t = vlen_utf8();
+    Handle space = make_space({static_cast<int64_t>(values.size())});
+    std::vector<const char*> ptrs;
+    for (const auto& v : values) ptrs.push_back(v.c_str());
+    write_attr_raw(obj, name, t.get(), t.get(), space.get(), ptrs.data());
+}
+
+DatasetInfo dataset_info(const File& f, hid_t dset, const std::string& path) {
+    DatasetInfo info;
+    Handle space(H5Dget_space(dset));
+    const int rank = H5Sget_simple_extent_ndims(space.get());
+    if (rank < 0) throw InputError(f.path(), path, "has no simple shape");
+    std::vector<hsize_t> dims(static_cast<size_t>(rank));
+    H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
+    info.shape.assign(dims.begin(), dims.end());
+    Handle t(H5Dget_type(dset));
+    info.type = classify(t.get());
+    info.type_size = H5Tget_size(t.get());
+    return info;
+}
+
+void read_box(const File& f, hid_t dset, const std::string& path, const std::vector<int64_t>& start,
+              const std::vector<int64_t>& count, float* out) {
+    Handle fspace(H5Dget_space(dset));
+    std::vector<hsize_t> s(start.begin(), start.end()), c(count.begin(), count.end());
+    check(H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, s.data(), nullptr, c.data(), nullptr), f, path,
+          "selection out of range");
+    Handle mspace = make_space(count);
+    check(H5Dread(dset, H5T_NATIVE_FLOAT, mspace.get(), fspace.get(), H5P_DEFAULT, out), f, path,
+          "cannot be read (corrupt or truncated file?)");
+}
+
+std::vector<double> read_all_double(const File& f, const std::string& path) {
+    return read_all<double>(f, path, H5T_NATIVE_DOUBLE);
+}
+std::vector<int64_t> read_all_int(const File& f, const std::string& path) {
+    return read_all<int64_t>(f, path, H5T_NATIVE_INT64);
+}
+std::vector<uint8_t> read_all_u8(const File& f, const std::string& path) {
+    return read_all<uint8_t>(f, path, H5T_NATIVE_UINT8);
+}
+std::vector<float> read_all_float(const File& f, const std::string& path) {
+    return read_all<float>(f, path, H5T_NATIVE_FLOAT);
+}
+
+Handle create_dataset(hid_t loc, const std::string& name, const std::vector<int64_t>& shape, StoreType store,
+                      const WriteOptions& opt) {
+    silence();
+    Handle space = make_space(shape);
+    Handle dcpl = make_dcpl(opt);
+    Handle d(H5Dcreate2(loc, name.c_str(), file_type(store), space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT));
+    PARO_ASSERT(d);
+    return d;
+}
+
+void write_dataset(hid_t loc, const std::string& name, const std::vector<int64_t>& shape, StoreType store,
+                   const void* data, StoreType memory, const WriteOptions& opt) {
+    Handle d = create_dataset(loc, name, shape, store, opt);
+    int64_t n = 1;
+    for (auto s : shape) n *= s;
+    if (n > 0) PARO_ASSERT(H5Dwrite(d.get(), memory_type(memory), H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0);
+}
+
+void write_box(hid_t dset, const std::vector<int64_t>& start, const std::vector<int64_t>& count, const float* data) {
+    Handle fspace(H5Dget_space(dset));
+    std::vector<hsize_t> s(start.begin(), start.end()), c(count.begin(), count.end());
+    PARO_ASSERT(H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, s.data(), nullptr, c.data(), nullptr) >= 0);
+    Handle mspace = make_space(count);
+    PARO_ASSERT(H5Dwrite(dset, H5T_NATIVE_FLOAT, mspace.get(), fspace.get(), H5P_DEFAULT, data) >= 0);
+}
+
+hid_t half_type() {
+    // Built once and kept for the life of the process, as h5py describes float16.
+    static const hid_t t = [] {
+        hid_t h = H5Tcopy(H5T_IEEE_F32LE);
+        H5Tset_fields(h, 15, 10, 5, 0, 10);
+        H5Tset_size(h, 2);
+        H5Tset_ebias(h, 15);
+        return h;
+    }();
+    return t;
+}
+
+}  // namespace paro::h5

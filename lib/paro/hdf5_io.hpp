@@ -1,0 +1,105 @@
+#pragma once
+// Thin RAII layer over the HDF5 C API, shared by the dump reader, the pattern file and `paro check`.
+// Every failure becomes an InputError naming the file and the object at fault; HDF5's own error
+// stack printing is silenced (we say one line, not forty).
+// HDF5 (serial build) is not thread-safe: call this layer from one thread only.
+#include <hdf5.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace paro::h5 {
+
+// Owns one hid_t and closes it with the matching H5*close.
+class Handle {
+public:
+    Handle() = default;
+    explicit Handle(hid_t id) : id_(id) {}
+    Handle(const Handle&) = delete;
+    Handle& operator=(const Handle&) = delete;
+    Handle(Handle&& o) noexcept : id_(o.id_) { o.id_ = H5I_INVALID_HID; }
+    Handle& operator=(Handle&& o) noexcept;
+    ~Handle() { reset(); }
+    hid_t get() const { return id_; }
+    explicit operator bool() const { return id_ >= 0; }
+    void reset();
+
+private:
+    hid_t id_ = H5I_INVALID_HID;
+};
+
+enum class TypeClass { integer, floating, string, other };
+
+struct DatasetInfo {
+    std::vector<int64_t> shape;
+    TypeClass type = TypeClass::other;
+    size_t type_size = 0;  // bytes per element in the file
+};
+
+class File {
+public:
+    // Opens an existing file read-only. Throws InputError: missing file, not HDF5, truncated.
+    static File open_read(const std::string& path);
+    // Creates (truncates) a file for writing.
+    static File create(const std::string& path);
+
+    hid_t id() const { return handle_.get(); }
+    const std::string& path() const { return path_; }
+    void close() { handle_.reset(); }
+
+private:
+    Handle handle_;
+    std::string path_;
+};
+
+// Object access. `where` strings in errors are HDF5 paths such as "/layers/3/q".
+bool link_exists(hid_t loc, const std::string& path);
+Handle open_group(const File& f, const std::string& path);
+Handle open_dataset(const File& f, const std::string& path);
+Handle create_group(hid_t loc, const std::string& name);
+std::vector<std::string> list_members(const File& f, const std::string& group_path);
+bool is_group(hid_t loc, const std::string& path);
+
+// Attributes. obj_path is used only for error messages.
+bool has_attr(hid_t obj, const std::string& name);
+TypeClass attr_type(hid_t obj, const std::string& name);
+std::string read_string_attr(const File& f, hid_t obj, const std::string& obj_path, const std::string& name);
+std::vector<int64_t> read_int_attr(const File& f, hid_t obj, const std::string& obj_path, const std::string& name);
+std::vector<double> read_float_attr(const File& f, hid_t obj, const std::string& obj_path, const std::string& name);
+std::vector<std::string> read_string_array_attr(const File& f, hid_t obj, const std::string& obj_path,
+                                                const std::string& name);
+void write_attr(hid_t obj, const std::string& name, const std::string& value);
+void write_attr(hid_t obj, const std::string& name, int64_t value);
+void write_attr(hid_t obj, const std::string& name, double value);
+void write_attr(hid_t obj, const std::string& name, const std::vector<int64_t>& values);
+void write_attr(hid_t obj, const std::string& name, const std::vector<std::string>& values);
+
+// Datasets.
+DatasetInfo dataset_info(const File& f, hid_t dset, const std::string& path);
+// Reads the box [start, start+count) of an n-d float/integer dataset, converted to float.
+void read_box(const File& f, hid_t dset, const std::string& path, const std::vector<int64_t>& start,
+              const std::vector<int64_t>& count, float* out);
+// Reads a whole dataset converted to the requested native type.
+std::vector<double> read_all_double(const File& f, const std::string& path);
+std::vector<int64_t> read_all_int(const File& f, const std::string& path);
+std::vector<uint8_t> read_all_u8(const File& f, const std::string& path);
+std::vector<float> read_all_float(const File& f, const std::string& path);
+
+enum class StoreType { f16, f32, f64, u8, i64 };
+struct WriteOptions {
+    std::vector<int64_t> chunk;  // empty: contiguous
+    int deflate = 0;             // 0: none, 1..9: zlib level (with shuffle)
+};
+// Writes an n-d dataset from native memory (float/double/int64/uint8) into file type `store`.
+void write_dataset(hid_t loc, const std::string& name, const std::vector<int64_t>& shape, StoreType store,
+                   const void* data, StoreType memory, const WriteOptions& opt = {});
+// Creates an empty chunked n-d dataset to be filled box by box with write_box (floats in memory).
+Handle create_dataset(hid_t loc, const std::string& name, const std::vector<int64_t>& shape, StoreType store,
+                      const WriteOptions& opt);
+void write_box(hid_t dset, const std::vector<int64_t>& start, const std::vector<int64_t>& count, const float* data);
+
+// IEEE half precision as HDF5 (and h5py) describe it: a 16-bit float type.
+hid_t half_type();
+
+}  // namespace paro::h5

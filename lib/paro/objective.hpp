@@ -1,0 +1,48 @@
+#pragma once
+// Scoring the six orders of one head and choosing one.
+//
+// Per order and sample, from its TileStats (docs/method.md has the derivations):
+//   sparsity    paper: fraction of tiles in which at least sigma of the entries are below eps
+//   incoherence paper: mean over tiles of max(P) / mean(P) (an all-zero tile counts 1)
+//   recall      mass kept by the mask build_mask makes at the target density, forced tiles included
+//   output_rel_l1  relative L1 of masked vs dense attention output (objective output-error only)
+// Metrics are averaged over the calibration samples, then one objective ranks the orders:
+//   recall (default)  maximize mean recall: the quantity the static mask actually keeps.
+//   paper             minimize  alpha * I_o / sum(I) + (1 - alpha) * (1 - S_o) / sum(1 - S)
+//                     (I incoherence, S sparsity, sums over the six orders; a sum of zero makes
+//                     its term zero for every order).
+//   output-error      minimize mean output_rel_l1 (needs v in the dump).
+// Ties (equal within 1e-12 relative) go to the lower canonical order index (FHW first).
+#include <array>
+#include <string>
+
+#include "paro/block_mask.hpp"
+#include "paro/mask_builder.hpp"
+#include "paro/pattern.hpp"
+#include "paro/tile_stats.hpp"
+
+namespace paro {
+
+enum class ObjectiveKind { recall, paper, output_error };
+
+std::string to_string(ObjectiveKind k);
+ObjectiveKind parse_objective(const std::string& name);  // throws InputError (option --objective)
+bool higher_is_better(ObjectiveKind k);
+
+struct ObjectiveOptions {
+    ObjectiveKind kind = ObjectiveKind::recall;
+    double alpha = 0.5;  // paper objective: weight of incoherence against sparsity
+    double sigma = 0.9;  // paper sparsity: share of entries below eps for a tile to count as sparse
+};
+
+// Sparsity, incoherence and recall of one order on one sample (output_rel_l1 left at -1).
+OrderMetrics order_metrics(const TileStats& stats, const BlockMask& forced, const MaskOptions& mask,
+                           const ObjectiveOptions& opt);
+
+// Fills .objective of each order from the other metrics.
+void apply_objective(std::array<OrderMetrics, kNumOrders>& metrics, const ObjectiveOptions& opt);
+
+// The best order by .objective, with the deterministic tie-break.
+AxisOrder choose_order(const std::array<OrderMetrics, kNumOrders>& metrics, ObjectiveKind kind);
+
+}  // namespace paro

@@ -1,0 +1,277 @@
+#include "paro/pattern.hpp"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+
+#include "paro/error.hpp"
+#include "paro/hdf5_io.hpp"
+
+namespace paro {
+
+namespace {
+// The file's own index order is paro's canonical order (AxisOrder's values). Consumers translate
+// by name: the authors' runtime numbers the orders differently.
+constexpr std::array<const char*, kNumOrders> kFileOrderNames = {"FHW", "FWH", "HFW", "HWF", "WFH", "WHF"};
+constexpr int kDeflate = 6;
+
+int64_t scalar_int(const h5::File& f, hid_t obj, const std::string& obj_path, const std::string& name) {
+    auto v = h5::read_int_attr(f, obj, obj_path, name);
+    if (v.size() != 1)
+        throw InputError(f.path(), (obj_path.empty() ? "" : obj_path + " ") + "attribute " + name,
+                         "must be a single integer");
+    return v[0];
+}
+
+template <typename T>
+void expect_size(const h5::File& f, const std::string& path, const std::vector<T>& v, size_t n) {
+    if (v.size() != n) throw InputError(f.path(), path, fmt::format("has {} values, expected {}", v.size(), n));
+}
+}  // namespace
+
+const std::array<const char*, kNumOrders>& pattern_order_names() { return kFileOrderNames; }
+
+int64_t Pattern::num_samples() const {
+    return layers.empty() || layers[0].heads.empty() ? 0
+                                                     : static_cast<int64_t>(layers[0].heads[0].sample_order.size());
+}
+
+double Pattern::mean_density() const {
+    double sum = 0;
+    int64_t n = 0;
+    for (const auto& l : layers)
+        for (const auto& h : l.heads)
+            for (double d : h.density) sum += d, ++n;
+    return n ? sum / n : 0.0;
+}
+
+double Pattern::mean_recall() const {
+    double sum = 0;
+    int64_t n = 0;
+    for (const auto& l : layers)
+        for (const auto& h : l.heads)
+            for (double r : h.recall) sum += r, ++n;
+    return n ? sum / n : 0.0;
+}
+
+int64_t write_pattern_file(const Pattern& p, const std::string& path) {
+    namespace fs = std::filesystem;
+    const fs::path final_path(path);
+    const fs::path dir = final_path.has_parent_path() ? final_path.parent_path() : fs::path(".");
+    std::error_code ec;
+    if (!fs::is_directory(dir, ec)) throw InputError(path, "option -o", "the output directory does not exist");
+    const fs::path tmp = dir / fmt::format(".{}.tmp{}", final_path.filename().string(), ::getpid());
+    try {
+        h5::File f = h5::File::create(tmp.string());
+        const hid_t root = f.id();
+        h5::write_attr(root, "paro_format", std::string("paro-pattern"));
+        h5::write_attr(root, "paro_version", int64_t{1});
+        h5::write_attr(root, "tool_version", p.provenance.tool_version);
+        h5::write_attr(root, "options", p.provenance.options_json);
+        h5::write_attr(root, "source_dump", p.provenance.source_dump);
+        h5::write_attr(root, "source_checksum", p.provenance.source_checksum);
+        h5::write_attr(root, "created", p.provenance.created);
+        h5::write_attr(root, "objective", p.objective);
+        h5::write_attr(root, "objective_higher_is_better", int64_t{p.higher_is_better ? 1 : 0});
+        h5::write_attr(root, "grid", std::vector<int64_t>(p.layout.grid.begin(), p.layout.grid.end()));
+        h5::write_attr(root, "text_tokens", p.layout.text_tokens);
+        h5::write_attr(root, "text_position", to_string(p.layout.text_position));
+        h5::write_attr(root, "block_q", int64_t{p.block_q});
+        h5::write_attr(root, "block_k", int64_t{p.block_k});
+        h5::write_attr(root, "tiles_per_side", p.tiles_per_side());
+        h5::write_attr(root, "num_samples", p.num_samples());
+        h5::write_attr(root, "order_names",
+                       std::vector<std::string>(kFileOrderNames.begin(), kFileOrderNames.end()));
+        h5::write_attr(root, "mask_encoding", std::string("bits-row-major-lsb-first"));
+
+        h5::Handle slots = h5::create_group(root, "slots");
+        h5::write_attr(slots.get(), "count", int64_t{p.slots.count()});
+        h5::write_dataset(slots.get(), "boundaries", {static_cast<int64_t>(p.slots.boundaries.size())},
+                          h5::StoreType::f64, p.slots.boundaries.data(), h5::StoreType::f64);
+
+        h5::Handle layers = h5::create_group(root, "layers");
+        h5::write_attr(layers.get(), "count", static_cast<int64_t>(p.layers.size()));
+        const int64_t T = p.slots.count(), S = p.num_samples();
+        const int64_t nbytes = (p.tiles_per_side() * p.tiles_per_side() + 7) / 8;
+        for (size_t l = 0; l < p.layers.size(); ++l) {
+            const auto& heads = p.layers[l].heads;
+            const int64_t H = static_cast<int64_t>(heads.size());
+            h5::Handle g = h5::create_group(layers.get(), std::to_string(l));
+            h5::write_attr(g.get(), "heads", H);
+            std::vector<uint8_t> orders(H), qk(H), pv(H), masks(static_cast<size_t>(T * H * nbytes)),
+                sample_order(static_cast<size_t>(H * S));
+            std::vector<double> density(T * H), recall(T * H), scores(H * kNumOrders * kNumMetrics),
+                sample_recall(H * S);
+            for (int64_t h = 0; h < H; ++h) {
+                const HeadPattern& hp = heads[h];
+                PARO_ASSERT(static_cast<int64_t>(hp.masks.size()) == T);
+                PARO_ASSERT(static_cast<int64_t>(hp.sample_order.size()) == S);
+                orders[h] = static_cast<uint8_t>(index_of(hp.order));
+                qk[h] = static_cast<uint8_t>(hp.qk_bits);
+                pv[h] = static_cast<uint8_t>(hp.pv_bits);
+                for (int64_t t = 0; t < T; ++t) {
+                    const auto& b = hp.masks[t].bytes();
+                    PARO_ASSERT(static_cast<int64_t>(b.size()) == nbytes);
+                    std::copy(b.begin(), b.end(), masks.begin() + (t * H + h) * nbytes);
+                    density[t * H + h] = hp.density[t];
+                    recall[t * H + h] = hp.recall[t];
+                }
+                for (int o = 0; o < kNumOrders; ++o) {
+                    const OrderMetrics& m = hp.scores[o];
+                    const double vals[kNumMetrics] = {m.objective, m.sparsity, m.incoherence, m.recall,
+                                                      m.output_rel_l1};
+                    std::copy(vals, vals + kNumMetrics, scores.begin() + (h * kNumOrders + o) * kNumMetrics);
+                }
+                for (int64_t s = 0; s < S; ++s) {
+                    sample_order[h * S + s] = hp.sample_order[s];
+                    sample_recall[h * S + s] = hp.sample_recall[s];
+                }
+            }
+            h5::write_dataset(g.get(), "orders", {H}, h5::StoreType::u8, orders.data(), h5::StoreType::u8);
+            h5::write_dataset(g.get(), "qk_bits", {H}, h5::StoreType::u8, qk.data(), h5::StoreType::u8);
+            h5::write_dataset(g.get(), "pv_bits", {H}, h5::StoreType::u8, pv.data(), h5::StoreType::u8);
+            h5::write_dataset(g.get(), "masks", {T, H, nbytes}, h5::StoreType::u8, masks.data(), h5::StoreType::u8,
+                              {{1, 1, nbytes}, kDeflate});
+            h5::write_dataset(g.get(), "density", {T, H}, h5::StoreType::f64, density.data(), h5::StoreType::f64);
+            h5::write_dataset(g.get(), "recall", {T, H}, h5::StoreType::f64, recall.data(), h5::StoreType::f64);
+            h5::write_dataset(g.get(), "scores", {H, kNumOrders, kNumMetrics}, h5::StoreType::f64, scores.data(),
+                              h5::StoreType::f64);
+            h5::Handle sd(H5Dopen2(g.get(), "scores", H5P_DEFAULT));
+            h5::write_attr(sd.get(), "metrics", std::vector<std::string>(kMetricNames.begin(), kMetricNames.end()));
+            h5::write_dataset(g.get(), "sample_order", {H, S}, h5::StoreType::u8, sample_order.data(),
+                              h5::StoreType::u8);
+            h5::write_dataset(g.get(), "sample_recall", {H, S}, h5::StoreType::f64, sample_recall.data(),
+                              h5::StoreType::f64);
+        }
+        f.close();
+        fs::rename(tmp, final_path);
+    } catch (...) {
+        fs::remove(tmp, ec);
+        throw;
+    }
+    return static_cast<int64_t>(fs::file_size(final_path));
+}
+
+Pattern read_pattern_file(const std::string& path) {
+    h5::File f = h5::File::open_read(path);
+    const hid_t root = f.id();
+    if (!h5::has_attr(root, "paro_format") || h5::attr_type(root, "paro_format") != h5::TypeClass::string)
+        throw InputError(path, "attribute paro_format", "missing (not a paro-pattern file)");
+    const std::string format = h5::read_string_attr(f, root, "/", "paro_format");
+    if (format != "paro-pattern")
+        throw InputError(path, "attribute paro_format", fmt::format("is '{}', expected 'paro-pattern'", format));
+    const int64_t version = scalar_int(f, root, "", "paro_version");
+    if (version != 1)
+        throw InputError(path, "attribute paro_version", fmt::format("unknown version {} (this paro reads 1)", version));
+
+    Pattern p;
+    p.provenance.tool_version = h5::read_string_attr(f, root, "/", "tool_version");
+    p.provenance.options_json = h5::read_string_attr(f, root, "/", "options");
+    p.provenance.source_dump = h5::read_string_attr(f, root, "/", "source_dump");
+    p.provenance.source_checksum = h5::read_string_attr(f, root, "/", "source_checksum");
+    p.provenance.created = h5::read_string_attr(f, root, "/", "created");
+    p.objective = h5::read_string_attr(f, root, "/", "objective");
+    p.higher_is_better = scalar_int(f, root, "", "objective_higher_is_better") != 0;
+    const auto grid = h5::read_int_attr(f, root, "/", "grid");
+    if (grid.size() != 3) throw InputError(path, "attribute grid", "must hold 3 integers");
+    std::copy(grid.begin(), grid.end(), p.layout.grid.begin());
+    p.layout.text_tokens = scalar_int(f, root, "", "text_tokens");
+    p.layout.text_position =
+        parse_text_position(h5::read_string_attr(f, root, "/", "text_position"), path, "attribute text_position");
+    p.layout.validate(path);
+    p.block_q = static_cast<int>(scalar_int(f, root, "", "block_q"));
+    p.block_k = static_cast<int>(scalar_int(f, root, "", "block_k"));
+    if (p.block_q <= 0 || p.block_q != p.block_k)
+        throw InputError(path, "attribute block_q", "tiles must be square and positive");
+
+    // Map the file's order indices to ours by name.
+    const auto names = h5::read_string_array_attr(f, root, "/", "order_names");
+    if (names.size() != kNumOrders) throw InputError(path, "attribute order_names", "must list the 6 orders");
+    std::array<AxisOrder, kNumOrders> file_order{};
+    for (int i = 0; i < kNumOrders; ++i) file_order[i] = parse_axis_order(names[i], path, "attribute order_names");
+
+    h5::Handle slots = h5::open_group(f, "/slots");
+    p.slots.boundaries = h5::read_all_double(f, "/slots/boundaries");
+    if (p.slots.boundaries.size() < 2 || p.slots.boundaries.front() != 0.0 || p.slots.boundaries.back() != 1.0)
+        throw InputError(path, "/slots/boundaries", "must run from 0 to 1 with at least one slot");
+    for (size_t i = 1; i < p.slots.boundaries.size(); ++i)
+        if (!(p.slots.boundaries[i] > p.slots.boundaries[i - 1]))
+            throw InputError(path, "/slots/boundaries", "must increase strictly");
+
+    const int64_t T = p.slots.count();
+    const int64_t S = scalar_int(f, root, "", "num_samples");
+    const int64_t nb = p.tiles_per_side();
+    const int64_t nbytes = (nb * nb + 7) / 8;
+    h5::Handle layers = h5::open_group(f, "/layers");
+    const int64_t L = scalar_int(f, layers.get(), "/layers", "count");
+    if (L <= 0) throw InputError(path, "/layers attribute count", "the pattern has no layers");
+    for (int64_t l = 0; l < L; ++l) {
+        const std::string base = fmt::format("/layers/{}", l);
+        h5::Handle g = h5::open_group(f, base);
+        const int64_t H = scalar_int(f, g.get(), base, "heads");
+        if (H <= 0) throw InputError(path, base + " attribute heads", "must be positive");
+        const auto orders = h5::read_all_u8(f, base + "/orders");
+        const auto qk = h5::read_all_u8(f, base + "/qk_bits");
+        const auto pv = h5::read_all_u8(f, base + "/pv_bits");
+        const auto masks = h5::read_all_u8(f, base + "/masks");
+        const auto density = h5::read_all_double(f, base + "/density");
+        const auto recall = h5::read_all_double(f, base + "/recall");
+        const auto scores = h5::read_all_double(f, base + "/scores");
+        const auto sample_order = h5::read_all_u8(f, base + "/sample_order");
+        const auto sample_recall = h5::read_all_double(f, base + "/sample_recall");
+        expect_size(f, base + "/orders", orders, H);
+        expect_size(f, base + "/qk_bits", qk, H);
+        expect_size(f, base + "/pv_bits", pv, H);
+        expect_size(f, base + "/masks", masks, T * H * nbytes);
+        expect_size(f, base + "/density", density, T * H);
+        expect_size(f, base + "/recall", recall, T * H);
+        expect_size(f, base + "/scores", scores, H * kNumOrders * kNumMetrics);
+        expect_size(f, base + "/sample_order", sample_order, H * S);
+        expect_size(f, base + "/sample_recall", sample_recall, H * S);
+        LayerPattern lp;
+        lp.heads.resize(H);
+        for (int64_t h = 0; h < H; ++h) {
+            HeadPattern& hp = lp.heads[h];
+            if (orders[h] >= kNumOrders) throw InputError(path, base + "/orders", fmt::format("bad order index {}", orders[h]));
+            hp.order = file_order[orders[h]];
+            hp.qk_bits = qk[h];
+            hp.pv_bits = pv[h];
+            for (int64_t t = 0; t < T; ++t) {
+                BlockMask m;
+                std::vector<uint8_t> b(masks.begin() + (t * H + h) * nbytes, masks.begin() + (t * H + h + 1) * nbytes);
+                PARO_ASSERT(BlockMask::from_bytes(nb, std::move(b), m));
+                hp.masks.push_back(std::move(m));
+                hp.density.push_back(density[t * H + h]);
+                hp.recall.push_back(recall[t * H + h]);
+            }
+            for (int i = 0; i < kNumOrders; ++i) {
+                const double* v = &scores[(h * kNumOrders + i) * kNumMetrics];
+                hp.scores[index_of(file_order[i])] = {v[0], v[1], v[2], v[3], v[4]};
+            }
+            for (int64_t s = 0; s < S; ++s) {
+                const uint8_t so = sample_order[h * S + s];
+                if (so >= kNumOrders) throw InputError(path, base + "/sample_order", "bad order index");
+                hp.sample_order.push_back(static_cast<uint8_t>(index_of(file_order[so])));
+                hp.sample_recall.push_back(sample_recall[h * S + s]);
+            }
+        }
+        p.layers.push_back(std::move(lp));
+    }
+    return p;
+}
+
+bool looks_like_pattern(const std::string& path) {
+    try {
+        auto f = h5::File::open_read(path);
+        return h5::has_attr(f.id(), "paro_format") &&
+               h5::attr_type(f.id(), "paro_format") == h5::TypeClass::string &&
+               h5::read_string_attr(f, f.id(), "/", "paro_format") == "paro-pattern";
+    } catch (const InputError&) {
+        return false;
+    }
+}
+
+}  // namespace paro

@@ -1,0 +1,79 @@
+#pragma once
+// Pattern: the deployable result of calibration, and its file format "paro-pattern" version 1
+// (docs/formats.md, schemas/paro-pattern-v1.json). The CUDA runtime and the report read it
+// through read_pattern_file; only calibrate writes it.
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "paro/axis_order.hpp"
+#include "paro/block_mask.hpp"
+#include "paro/timestep_slots.hpp"
+#include "paro/token_layout.hpp"
+
+namespace paro {
+
+// Per-order metrics of one head, aggregated over the calibration samples.
+struct OrderMetrics {
+    double objective = 0;      // the value the chosen objective ranks by (see objective.hpp)
+    double sparsity = 0;       // paper: fraction of tiles with >= sigma of entries below eps
+    double incoherence = 0;    // paper: mean over tiles of max / mean
+    double recall = 0;         // attention mass kept at the target density
+    double output_rel_l1 = -1; // relative L1 of masked vs dense output; -1 when not computed
+};
+constexpr int kNumMetrics = 5;
+inline const std::array<const char*, kNumMetrics> kMetricNames = {"objective", "sparsity", "incoherence", "recall",
+                                                                   "output_rel_l1"};
+
+struct HeadPattern {
+    AxisOrder order = AxisOrder::FHW;
+    std::vector<BlockMask> masks;       // one per slot, over the permuted sequence
+    std::vector<double> density;        // per slot: fraction of all tiles kept
+    std::vector<double> recall;         // per slot: attention mass kept (over that slot's samples)
+    std::array<OrderMetrics, kNumOrders> scores{};  // indexed by index_of(AxisOrder)
+    std::vector<uint8_t> sample_order;  // per sample: the order that sample alone would choose
+    std::vector<double> sample_recall;  // per sample: mass its slot's shared mask keeps on it
+    int qk_bits = 8;
+    int pv_bits = 8;
+};
+
+struct LayerPattern {
+    std::vector<HeadPattern> heads;
+};
+
+struct Provenance {
+    std::string tool_version;
+    std::string options_json;  // the options calibrate ran with, as one JSON object
+    std::string source_dump;   // file name of the dump
+    std::string source_checksum;  // "crc32:xxxxxxxx" of every float read from the dump
+    std::string created;       // UTC, ISO 8601
+};
+
+struct Pattern {
+    TokenLayout layout;
+    int block_q = 64;
+    int block_k = 64;
+    SlotPlan slots;
+    std::string objective;  // name of the objective that chose the orders
+    bool higher_is_better = true;  // direction of OrderMetrics::objective
+    Provenance provenance;
+    std::vector<LayerPattern> layers;
+
+    int64_t tiles_per_side() const { return (layout.tokens() + block_q - 1) / block_q; }
+    int64_t num_samples() const;
+    double mean_density() const;
+    double mean_recall() const;
+};
+
+// Writes atomically: a temporary file beside `path`, renamed over it when complete.
+// Returns the size of the file in bytes.
+int64_t write_pattern_file(const Pattern& p, const std::string& path);
+// Reads and validates. Throws InputError naming the file and the object at fault.
+Pattern read_pattern_file(const std::string& path);
+bool looks_like_pattern(const std::string& path);
+
+// The order names in the file's own index order (written as /attribute order_names).
+const std::array<const char*, kNumOrders>& pattern_order_names();
+
+}  // namespace paro

@@ -1,0 +1,321 @@
+#include "paro/schema_check.hpp"
+
+#include <fmt/format.h>
+
+#include <cctype>
+#include <cmath>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include "paro/error.hpp"
+#include "paro/hdf5_io.hpp"
+
+namespace paro {
+
+namespace {
+
+using nlohmann::json;
+using Symbols = std::map<std::string, int64_t>;
+
+// Integer expressions over bound symbols: + - * and '/' (ceiling division), parentheses.
+class Expr {
+public:
+    Expr(const std::string& text, const Symbols& sym) : s_(text), sym_(sym) {}
+    // nullopt when a symbol is unbound.
+    std::optional<int64_t> eval() {
+        auto v = sum();
+        skip();
+        if (pos_ != s_.size()) throw std::runtime_error("bad schema expression '" + s_ + "'");
+        return v;
+    }
+
+private:
+    void skip() {
+        while (pos_ < s_.size() && std::isspace(static_cast<unsigned char>(s_[pos_]))) ++pos_;
+    }
+    std::optional<int64_t> sum() {
+        auto v = product();
+        for (skip(); pos_ < s_.size() && (s_[pos_] == '+' || s_[pos_] == '-'); skip()) {
+            const char op = s_[pos_++];
+            auto r = product();
+            if (!v || !r) v = std::nullopt; else v = op == '+' ? *v + *r : *v - *r;
+        }
+        return v;
+    }
+    std::optional<int64_t> product() {
+        auto v = atom();
+        for (skip(); pos_ < s_.size() && (s_[pos_] == '*' || s_[pos_] == '/'); skip()) {
+            const char op = s_[pos_++];
+            auto r = atom();
+            if (!v || !r || (op == '/' && *r == 0)) v = std::nullopt;
+            else v = op == '*' ? *v * *r : (*v + *r - 1) / *r;
+        }
+        return v;
+    }
+    std::optional<int64_t> atom() {
+        skip();
+        if (pos_ < s_.size() && s_[pos_] == '(') {
+            ++pos_;
+            auto v = sum();
+            skip();
+            if (pos_ >= s_.size() || s_[pos_] != ')') throw std::runtime_error("bad schema expression '" + s_ + "'");
+            ++pos_;
+            return v;
+        }
+        const size_t start = pos_;
+        while (pos_ < s_.size() && (std::isalnum(static_cast<unsigned char>(s_[pos_])) || s_[pos_] == '_')) ++pos_;
+        const std::string tok = s_.substr(start, pos_ - start);
+        if (tok.empty()) throw std::runtime_error("bad schema expression '" + s_ + "'");
+        if (std::isdigit(static_cast<unsigned char>(tok[0]))) return std::stoll(tok);
+        auto it = sym_.find(tok);
+        if (it == sym_.end()) return std::nullopt;
+        return it->second;
+    }
+    std::string s_;
+    const Symbols& sym_;
+    size_t pos_ = 0;
+};
+
+bool is_identifier(const std::string& s) {
+    if (s.empty() || std::isdigit(static_cast<unsigned char>(s[0]))) return false;
+    for (char c : s)
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_') return false;
+    return true;
+}
+
+std::string substitute(std::string s, const std::string& l) {
+    for (size_t p; (p = s.find("{l}")) != std::string::npos;) s.replace(p, 3, l);
+    return s;
+}
+
+const char* class_name(h5::TypeClass c) {
+    switch (c) {
+        case h5::TypeClass::integer: return "integer";
+        case h5::TypeClass::floating: return "float";
+        case h5::TypeClass::string: return "string";
+        default: return "other";
+    }
+}
+
+class Checker {
+public:
+    Checker(const h5::File& f, const json& schema) : f_(f), schema_(schema) {}
+
+    std::vector<std::string> run() {
+        check_attributes(f_.id(), "/", schema_.value("attributes", json::object()), "");
+        const json lets = schema_.value("let", json::object());
+        for (auto& [name, expr] : lets.items()) bind_expr(name, expr.get<std::string>(), "derived " + name);
+        for (const auto& obj : schema_.value("objects", json::array())) check_object(obj);
+        return violations_;
+    }
+
+private:
+    void violation(const std::string& where, const std::string& what) { violations_.push_back(where + ": " + what); }
+
+    // Binds a symbol, or checks it against its earlier value.
+    void bind(const std::string& name, int64_t value, const std::string& where) {
+        auto it = sym_.find(name);
+        if (it == sym_.end()) sym_[name] = value;
+        else if (it->second != value)
+            violation(where, fmt::format("{} = {} disagrees with {} = {} found earlier", name, value, name, it->second));
+    }
+    void bind_expr(const std::string& name, const std::string& text, const std::string& where) {
+        if (auto v = Expr(text, sym_).eval()) bind(name, *v, where + " (" + text + ")");
+    }
+
+    void check_values(const std::string& where, const json& spec, const std::vector<double>& values) {
+        for (double x : values) {
+            if (spec.value("finite", false) && !std::isfinite(x)) return violation(where, "holds NaN or Inf");
+            if (spec.contains("minimum") && x < spec["minimum"].get<double>())
+                return violation(where, fmt::format("value {} is below the minimum {}", x, spec["minimum"].get<double>()));
+            if (spec.contains("exclusive_minimum") && !(x > spec["exclusive_minimum"].get<double>()))
+                return violation(where, fmt::format("value {} must be above {}", x, spec["exclusive_minimum"].get<double>()));
+            if (spec.contains("maximum") && x > spec["maximum"].get<double>())
+                return violation(where, fmt::format("value {} is above the maximum {}", x, spec["maximum"].get<double>()));
+            if (spec.contains("enum") && spec["enum"].is_array() && !spec["enum"].empty() && spec["enum"][0].is_number()) {
+                bool found = false;
+                for (const auto& e : spec["enum"]) found = found || e.get<double>() == x;
+                if (!found) return violation(where, fmt::format("value {} is not one of {}", x, spec["enum"].dump()));
+            }
+        }
+    }
+
+    void check_shape(const std::string& where, const json& shape, const std::vector<int64_t>& actual,
+                     const std::string& layer) {
+        if (shape.size() != actual.size())
+            return violation(where, fmt::format("has {} dimensions, expected {}", actual.size(), shape.size()));
+        for (size_t i = 0; i < actual.size(); ++i) {
+            if (shape[i].is_number()) {
+                if (shape[i].get<int64_t>() != actual[i])
+                    violation(where, fmt::format("dimension {} is {}, expected {}", i, actual[i], shape[i].get<int64_t>()));
+                continue;
+            }
+            const std::string e = substitute(shape[i].get<std::string>(), layer);
+            if (is_identifier(e)) {
+                bind(e, actual[i], where);
+            } else if (auto v = Expr(e, sym_).eval(); v && *v != actual[i]) {
+                violation(where, fmt::format("dimension {} is {}, expected {} = {}", i, actual[i], e, *v));
+            }
+        }
+    }
+
+    void check_attributes(hid_t obj, const std::string& obj_path, const json& attrs, const std::string& layer) {
+        for (auto& [name, spec] : attrs.items()) {
+            const std::string where = (obj_path == "/" ? "" : obj_path + " ") + "attribute " + name;
+            if (!h5::has_attr(obj, name)) {
+                if (spec.value("required", false)) violation(where, "missing");
+                else if (spec.contains("default") && spec.contains("bind"))
+                    bind(spec["bind"][0].get<std::string>(), spec["default"].get<int64_t>(), where);
+                continue;
+            }
+            const std::string type = spec.value("type", "string");
+            const h5::TypeClass actual = h5::attr_type(obj, name);
+            try {
+                if (type == "string") {
+                    if (actual != h5::TypeClass::string) { violation(where, fmt::format("is {}, expected a string", class_name(actual))); continue; }
+                    std::vector<std::string> values;
+                    if (spec.contains("shape") && !spec["shape"].empty())
+                        values = h5::read_string_array_attr(f_, obj, obj_path, name);
+                    else
+                        values = {h5::read_string_attr(f_, obj, obj_path, name)};
+                    if (spec.contains("shape") && !spec["shape"].empty() && values.size() != spec["shape"][0].get<size_t>())
+                        violation(where, fmt::format("holds {} strings, expected {}", values.size(), spec["shape"][0].get<size_t>()));
+                    for (const auto& v : values) {
+                        if (spec.contains("enum") && std::find(spec["enum"].begin(), spec["enum"].end(), v) == spec["enum"].end())
+                            violation(where, fmt::format("'{}' is not one of {}", v, spec["enum"].dump()));
+                        if (spec.value("json", false) && !json::accept(v)) violation(where, "is not valid JSON");
+                    }
+                    if (spec.value("unique", false)) {
+                        auto sorted = values;
+                        std::sort(sorted.begin(), sorted.end());
+                        if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end()) violation(where, "has repeated entries");
+                    }
+                    continue;
+                }
+                const bool want_int = type == "integer";
+                if ((want_int && actual != h5::TypeClass::integer) ||
+                    (!want_int && actual != h5::TypeClass::floating && actual != h5::TypeClass::integer)) {
+                    violation(where, fmt::format("is {}, expected {}", class_name(actual), type));
+                    continue;
+                }
+                const auto values = h5::read_float_attr(f_, obj, obj_path, name);
+                if (spec.contains("shape")) {
+                    const size_t want = spec["shape"].empty() ? 1 : spec["shape"][0].get<size_t>();
+                    if (values.size() != want) { violation(where, fmt::format("holds {} values, expected {}", values.size(), want)); continue; }
+                }
+                check_values(where, spec, values);
+                if (spec.contains("bind"))
+                    for (size_t i = 0; i < spec["bind"].size() && i < values.size(); ++i)
+                        bind(substitute(spec["bind"][i].get<std::string>(), layer), static_cast<int64_t>(values[i]), where);
+            } catch (const InputError& e) {
+                violation(where, e.what());
+            }
+        }
+    }
+
+    void check_dataset_values(const std::string& path, const json& spec, const h5::DatasetInfo& info) {
+        if (!spec.value("finite", false) && !spec.contains("minimum") && !spec.contains("maximum") && !spec.contains("enum"))
+            return;
+        h5::Handle d = h5::open_dataset(f_, path);
+        // Stream big tensors one [1, 1, ...] box at a time; never load a whole layer.
+        std::vector<int64_t> count = info.shape, start(info.shape.size(), 0);
+        const size_t outer = info.shape.size() >= 3 ? 2 : 0;
+        for (size_t i = 0; i < outer; ++i) count[i] = 1;
+        int64_t boxes = 1, box = 1;
+        for (size_t i = 0; i < outer; ++i) boxes *= info.shape[i];
+        for (auto c : count) box *= c;
+        std::vector<float> buf(static_cast<size_t>(box));
+        const size_t before = violations_.size();
+        for (int64_t b = 0; b < boxes && violations_.size() == before; ++b) {
+            if (outer == 2) start[0] = b / info.shape[1], start[1] = b % info.shape[1];
+            if (box == 0) break;
+            h5::read_box(f_, d.get(), path, start, count, buf.data());
+            check_values(path, spec, std::vector<double>(buf.begin(), buf.end()));
+        }
+    }
+
+    void check_one(const json& obj, const std::string& path, const std::string& layer) {
+        const std::string kind = obj.value("kind", "dataset");
+        const bool exists = h5::link_exists(f_.id(), path);
+        if (!exists) {
+            bool required = obj.value("required", false);
+            if (obj.contains("required_unless"))
+                required = !h5::link_exists(f_.id(), substitute(obj["required_unless"].get<std::string>(), layer));
+            if (obj.contains("required_with"))
+                required = h5::link_exists(f_.id(), substitute(obj["required_with"].get<std::string>(), layer));
+            if (required) violation(path, kind == "group" ? "missing group" : "missing dataset");
+            return;
+        }
+        if (kind == "group") {
+            if (!h5::is_group(f_.id(), path)) return violation(path, "is not a group");
+            h5::Handle g = h5::open_group(f_, path);
+            check_attributes(g.get(), path, obj.value("attributes", json::object()), layer);
+            if (obj.value("members", "") == "decimal") {
+                const auto names = h5::list_members(f_, path);
+                if (static_cast<int64_t>(names.size()) < obj.value("min_members", 0)) violation(path, "holds no members");
+                for (const auto& n : names) {
+                    const bool ok = !n.empty() && std::all_of(n.begin(), n.end(), ::isdigit) && (n == "0" || n[0] != '0') &&
+                                    std::stoll(n) < static_cast<int64_t>(names.size());
+                    if (!ok) violation(path + "/" + n, fmt::format("unexpected member (expected 0..{})", names.size() - 1));
+                }
+                if (obj.contains("member_count"))
+                    bind(obj["member_count"].get<std::string>(), static_cast<int64_t>(names.size()), path + " member count");
+            }
+            return;
+        }
+        if (h5::is_group(f_.id(), path)) return violation(path, "is a group, expected a dataset");
+        h5::Handle d = h5::open_dataset(f_, path);
+        const h5::DatasetInfo info = h5::dataset_info(f_, d.get(), path);
+        const auto types = obj.value("type", json::array());
+        bool type_ok = types.empty();
+        for (const auto& t : types) type_ok = type_ok || t.get<std::string>() == class_name(info.type);
+        if (!type_ok) return violation(path, fmt::format("is {}, expected {}", class_name(info.type), types.dump()));
+        if (obj.contains("bytes")) {
+            bool ok = false;
+            for (const auto& b : obj["bytes"]) ok = ok || b.get<size_t>() == info.type_size;
+            if (!ok) violation(path, fmt::format("has {}-byte elements, expected {}", info.type_size, obj["bytes"].dump()));
+        }
+        if (obj.contains("shape")) check_shape(path, obj["shape"], info.shape, layer);
+        check_dataset_values(path, obj, info);
+    }
+
+    void check_object(const json& obj) {
+        const std::string path = obj["path"].get<std::string>();
+        if (!obj.contains("each")) return check_one(obj, path, "");
+        const std::string parent = obj["each"].get<std::string>();
+        if (!h5::is_group(f_.id(), parent)) return;
+        for (const auto& member : h5::list_members(f_, parent)) check_one(obj, substitute(path, member), member);
+    }
+
+    const h5::File& f_;
+    const json& schema_;
+    Symbols sym_;
+    std::vector<std::string> violations_;
+};
+
+}  // namespace
+
+CheckResult check_file_against(const std::string& path, const std::string& schema_json) {
+    const json schema = json::parse(schema_json);
+    h5::File f = h5::File::open_read(path);
+    CheckResult r;
+    r.format = schema["format"].get<std::string>();
+    r.violations = Checker(f, schema).run();
+    return r;
+}
+
+CheckResult check_file(const std::string& path) {
+    h5::File f = h5::File::open_read(path);
+    std::string format;
+    if (h5::has_attr(f.id(), "paro_format") && h5::attr_type(f.id(), "paro_format") == h5::TypeClass::string)
+        format = h5::read_string_attr(f, f.id(), "/", "paro_format");
+    f.close();
+    if (format == "paro-dump") return check_file_against(path, kDumpSchemaJson);
+    if (format == "paro-pattern") return check_file_against(path, kPatternSchemaJson);
+    throw InputError(path, "attribute paro_format",
+                     format.empty() ? "missing: neither a paro-dump nor a paro-pattern file"
+                                    : fmt::format("'{}' is neither paro-dump nor paro-pattern", format));
+}
+
+}  // namespace paro

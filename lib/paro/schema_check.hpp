@@ -1,0 +1,25 @@
+#pragma once
+// `paro check`: verifies an HDF5 file against the machine-readable layout in schemas/
+// (paro-dump-v1.json or paro-pattern-v1.json, built into the library; the vocabulary is in
+// schemas/README.md). Returns every violation found, not just the first.
+#include <string>
+#include <vector>
+
+namespace paro {
+
+extern const char* const kDumpSchemaJson;
+extern const char* const kPatternSchemaJson;
+
+struct CheckResult {
+    std::string format;  // "paro-dump" or "paro-pattern"
+    std::vector<std::string> violations;
+    bool ok() const { return violations.empty(); }
+};
+
+// Throws InputError only when the file cannot be read as HDF5 at all or names no known format
+// (bad input, exit 2); everything else is a violation (exit 1).
+CheckResult check_file(const std::string& path);
+// Checks against an explicit schema (JSON text), for tests and future versions.
+CheckResult check_file_against(const std::string& path, const std::string& schema_json);
+
+}  // namespace paro

@@ -1,0 +1,193 @@
+#include "paro/summary.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <numeric>
+
+namespace paro {
+
+namespace {
+
+struct Style {
+    bool on;
+    std::string bold(const std::string& s) const { return on ? "\033[1m" + s + "\033[0m" : s; }
+    std::string dim(const std::string& s) const { return on ? "\033[2m" + s + "\033[0m" : s; }
+    // One color per order; text is whatever stands for it (its name, a count).
+    std::string paint(AxisOrder o, const std::string& text) const {
+        static const char* codes[kNumOrders] = {"34", "36", "32", "33", "35", "31"};
+        return on ? fmt::format("\033[{}m{}\033[0m", codes[index_of(o)], text) : text;
+    }
+    std::string order(AxisOrder o) const { return paint(o, to_string(o)); }
+};
+
+std::array<int, kNumOrders> order_counts(const LayerPattern& l) {
+    std::array<int, kNumOrders> c{};
+    for (const auto& h : l.heads) ++c[index_of(h.order)];
+    return c;
+}
+
+std::string layer_table(const Pattern& p, const Style& st) {
+    std::string out = fmt::format("  {:>5}  {:>5}", "layer", "heads");
+    for (AxisOrder o : kAllOrders) out += fmt::format("  {:>4}", to_string(o));
+    out += fmt::format("  {:>8}  {:>8}\n", "density", "recall");
+    for (size_t l = 0; l < p.layers.size(); ++l) {
+        const auto& L = p.layers[l];
+        const auto counts = order_counts(L);
+        double dens = 0, rec = 0;
+        int n = 0;
+        for (const auto& h : L.heads)
+            for (size_t t = 0; t < h.density.size(); ++t) dens += h.density[t], rec += h.recall[t], ++n;
+        out += fmt::format("  {:>5}  {:>5}", l, L.heads.size());
+        for (int o = 0; o < kNumOrders; ++o) {
+            const std::string cell = counts[o] ? std::to_string(counts[o]) : std::string("-");
+            out += "  " + std::string(4 - std::min<size_t>(4, cell.size()), ' ') +
+                   (counts[o] ? st.paint(kAllOrders[o], cell) : st.dim(cell));
+        }
+        out += fmt::format("  {:>8.3f}  {:>8.4f}\n", n ? dens / n : 0.0, n ? rec / n : 0.0);
+    }
+    return out;
+}
+
+}  // namespace
+
+std::string human_bytes(int64_t b) {
+    if (b < 1024) return fmt::format("{} B", b);
+    if (b < 1024 * 1024) return fmt::format("{:.1f} KiB", b / 1024.0);
+    if (b < 1024LL * 1024 * 1024) return fmt::format("{:.1f} MiB", b / (1024.0 * 1024));
+    return fmt::format("{:.2f} GiB", b / (1024.0 * 1024 * 1024));
+}
+
+nlohmann::json pattern_json(const Pattern& p, int64_t file_bytes) {
+    using nlohmann::json;
+    json j;
+    j["format"] = "paro-pattern";
+    j["version"] = 1;
+    j["grid"] = p.layout.grid;
+    j["text_tokens"] = p.layout.text_tokens;
+    j["text_position"] = to_string(p.layout.text_position);
+    j["tokens"] = p.layout.tokens();
+    j["block_size"] = {p.block_q, p.block_k};
+    j["tiles_per_side"] = p.tiles_per_side();
+    j["slots"] = {{"count", p.slots.count()}, {"boundaries", p.slots.boundaries}};
+    j["objective"] = p.objective;
+    j["num_samples"] = p.num_samples();
+    j["mean_density"] = p.mean_density();
+    j["mean_recall"] = p.mean_recall();
+    j["file_bytes"] = file_bytes;
+    j["provenance"] = {{"tool_version", p.provenance.tool_version},
+                       {"source_dump", p.provenance.source_dump},
+                       {"source_checksum", p.provenance.source_checksum},
+                       {"created", p.provenance.created},
+                       {"options", json::parse(p.provenance.options_json.empty() ? "{}" : p.provenance.options_json,
+                                               nullptr, false)}};
+    json layers = json::array();
+    for (const auto& L : p.layers) {
+        json heads = json::array();
+        for (const auto& h : L.heads) {
+            json scores = json::object();
+            for (AxisOrder o : kAllOrders) {
+                const auto& m = h.scores[index_of(o)];
+                scores[to_string(o)] = {{"objective", m.objective}, {"sparsity", m.sparsity},
+                                        {"incoherence", m.incoherence}, {"recall", m.recall}};
+                if (m.output_rel_l1 >= 0) scores[to_string(o)]["output_rel_l1"] = m.output_rel_l1;
+            }
+            heads.push_back({{"order", to_string(h.order)},
+                             {"density", h.density},
+                             {"recall", h.recall},
+                             {"qk_bits", h.qk_bits},
+                             {"pv_bits", h.pv_bits},
+                             {"scores", scores}});
+        }
+        layers.push_back({{"heads", heads}});
+    }
+    j["layers"] = layers;
+    return j;
+}
+
+nlohmann::json dump_json(const DumpInfo& d) {
+    using nlohmann::json;
+    json j;
+    j["format"] = "paro-dump";
+    j["version"] = 1;
+    j["grid"] = d.layout.grid;
+    j["text_tokens"] = d.layout.text_tokens;
+    j["text_position"] = to_string(d.layout.text_position);
+    j["tokens"] = d.layout.tokens();
+    j["model"] = d.model;
+    j["num_steps"] = d.num_steps;
+    json samples = json::array();
+    for (const auto& s : d.samples) samples.push_back({{"timestep", s.timestep}, {"step", s.step}, {"prompt", s.prompt}});
+    j["samples"] = samples;
+    json layers = json::array();
+    for (const auto& l : d.layers)
+        layers.push_back({{"kind", l.kind == DumpKind::qk ? "qk" : "attn"},
+                          {"heads", l.heads},
+                          {"head_dim", l.head_dim},
+                          {"value_dim", l.value_dim},
+                          {"scale", l.scale}});
+    j["layers"] = layers;
+    return j;
+}
+
+std::string pattern_text(const Pattern& p, int64_t file_bytes, bool color) {
+    const Style st{color};
+    std::string out = st.bold("paro-pattern v1") + fmt::format("  ({}, made by paro {} from {})\n", human_bytes(file_bytes),
+                                                               p.provenance.tool_version, p.provenance.source_dump);
+    auto row = [&](const char* k, const std::string& v) { out += fmt::format("  {:<14} {}\n", k, v); };
+    row("layout", fmt::format("{} = {} tokens", p.layout.describe(), p.layout.tokens()));
+    row("tiles", fmt::format("{}x{}, {} per side", p.block_q, p.block_k, p.tiles_per_side()));
+    std::string slots;
+    for (int t = 0; t < p.slots.count(); ++t) slots += (t ? " " : "") + p.slots.describe(t);
+    row("slots", fmt::format("{}: {}", p.slots.count(), slots));
+    row("objective", p.objective);
+    row("samples", std::to_string(p.num_samples()));
+    row("density", fmt::format("{:.4f} mean", p.mean_density()));
+    row("recall", fmt::format("{:.4f} mean", p.mean_recall()));
+    row("checksum", p.provenance.source_checksum);
+    out += "\n" + layer_table(p, st);
+    return out;
+}
+
+std::string dump_text(const DumpInfo& d, bool color) {
+    const Style st{color};
+    std::string out = st.bold("paro-dump v1") + "  " + d.path + "\n";
+    auto row = [&](const char* k, const std::string& v) { out += fmt::format("  {:<14} {}\n", k, v); };
+    row("model", d.model.empty() ? "-" : d.model);
+    row("layout", fmt::format("{} = {} tokens", d.layout.describe(), d.layout.tokens()));
+    row("samples", fmt::format("{} (num_steps {})", d.samples.size(), d.num_steps > 0 ? std::to_string(d.num_steps) : "-"));
+    row("layers", std::to_string(d.layers.size()));
+    row("heads", std::to_string(d.total_heads()) + " in all");
+    out += fmt::format("\n  {:>5}  {:>5}  {:>5}  {:>5}  {:>4}  {:>8}\n", "layer", "kind", "heads", "D", "Dv", "scale");
+    for (size_t l = 0; l < d.layers.size(); ++l) {
+        const auto& L = d.layers[l];
+        out += fmt::format("  {:>5}  {:>5}  {:>5}  {:>5}  {:>4}  {:>8.5f}\n", l, L.kind == DumpKind::qk ? "q/k" : "attn",
+                           L.heads, L.head_dim ? std::to_string(L.head_dim) : "-",
+                           L.value_dim ? std::to_string(L.value_dim) : "-", L.scale);
+    }
+    return out;
+}
+
+std::string calibration_summary(const Pattern& p, int64_t file_bytes, double seconds, bool color) {
+    const Style st{color};
+    int64_t heads = 0;
+    std::array<int, kNumOrders> total{};
+    for (const auto& L : p.layers) {
+        heads += static_cast<int64_t>(L.heads.size());
+        const auto c = order_counts(L);
+        for (int o = 0; o < kNumOrders; ++o) total[o] += c[o];
+    }
+    std::string orders;
+    for (int o = 0; o < kNumOrders; ++o)
+        if (total[o]) orders += fmt::format("{}{} {}", orders.empty() ? "" : ", ", st.order(kAllOrders[o]), total[o]);
+    std::string out = layer_table(p, st);
+    out += fmt::format("\n{} {} heads in {} layers in {:.1f} s; orders: {}\n", st.bold("calibrated"), heads,
+                       p.layers.size(), seconds, orders);
+    out += fmt::format("  mean density {:.4f} (of all tiles), mean recall {:.4f}, {} slot(s), objective {}\n",
+                       p.mean_density(), p.mean_recall(), p.slots.count(), p.objective);
+    out += fmt::format("  pattern file {}\n", human_bytes(file_bytes));
+    return out;
+}
+
+}  // namespace paro

@@ -1,0 +1,196 @@
+#include "paro/synth.hpp"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <random>
+
+#include "paro/error.hpp"
+#include "paro/hdf5_io.hpp"
+
+namespace paro {
+
+std::string to_string(HeadKind k) {
+    switch (k) {
+        case HeadKind::spatial: return "spatial";
+        case HeadKind::temporal: return "temporal";
+        case HeadKind::row: return "row";
+        case HeadKind::column: return "column";
+    }
+    return "?";
+}
+
+HeadKind parse_head_kind(const std::string& name) {
+    for (HeadKind k : {HeadKind::spatial, HeadKind::temporal, HeadKind::row, HeadKind::column})
+        if (name == to_string(k)) return k;
+    throw InputError("", "option --kinds",
+                     fmt::format("unknown head kind '{}' (expected spatial, temporal, row, column)", name));
+}
+
+std::vector<AxisOrder> accepted_orders(HeadKind k) {
+    switch (k) {
+        case HeadKind::spatial: return {AxisOrder::FHW, AxisOrder::FWH};
+        case HeadKind::temporal: return {AxisOrder::HWF, AxisOrder::WHF};
+        case HeadKind::row: return {AxisOrder::FHW, AxisOrder::HFW};
+        case HeadKind::column: return {AxisOrder::FWH, AxisOrder::WFH};
+    }
+    return {};
+}
+
+HeadKind planted_kind(const SynthOptions& opt, int layer, int head) {
+    return opt.kinds[static_cast<size_t>(head + layer) % opt.kinds.size()];
+}
+
+namespace {
+
+std::vector<int> tight_axes(HeadKind k) {
+    switch (k) {
+        case HeadKind::spatial: return {0};
+        case HeadKind::temporal: return {1, 2};
+        case HeadKind::row: return {0, 1};
+        case HeadKind::column: return {0, 2};
+    }
+    return {};
+}
+
+// Features of one token for a head: for each tight axis, pairs (cos, sin)(w_m * c) with
+// w_m = pi * m / n_axis, m = 1..K. Then q_i . k_j = sum_m cos(w_m (c_i - c_j)), a Dirichlet kernel
+// that peaks at equal coordinates. Dims beyond the features stay zero (noise fills them).
+void token_features(const TokenLayout& layout, HeadKind kind, int64_t token, int dim, std::vector<double>& out) {
+    std::fill(out.begin(), out.end(), 0.0);
+    if (layout.is_text(token)) return;
+    const VideoCoord c = layout.coord(token);
+    const int64_t coord[3] = {c.f, c.h, c.w};
+    const auto axes = tight_axes(kind);
+    const int per_axis = (dim / static_cast<int>(axes.size())) / 2;
+    int d = 0;
+    for (int a : axes) {
+        const int64_t n = layout.grid[a];
+        const int freqs = std::min<int>(per_axis, static_cast<int>(std::max<int64_t>(1, n)));
+        for (int m = 1; m <= freqs; ++m) {
+            const double w = M_PI * m / static_cast<double>(std::max<int64_t>(n, 2));
+            out[d++] = std::cos(w * coord[a]) / std::sqrt(static_cast<double>(freqs * axes.size()));
+            out[d++] = std::sin(w * coord[a]) / std::sqrt(static_cast<double>(freqs * axes.size()));
+        }
+    }
+}
+
+void softmax_rows(const std::vector<float>& q, const std::vector<float>& k, int64_t n, int d, double scale,
+                  std::vector<float>& p) {
+    std::vector<double> row(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) {
+        double mx = -INFINITY;
+        for (int64_t j = 0; j < n; ++j) {
+            double s = 0;
+            for (int e = 0; e < d; ++e) s += static_cast<double>(q[i * d + e]) * k[j * d + e];
+            row[j] = s * scale;
+            mx = std::max(mx, row[j]);
+        }
+        double sum = 0;
+        for (int64_t j = 0; j < n; ++j) sum += row[j] = std::exp(row[j] - mx);
+        for (int64_t j = 0; j < n; ++j) p[i * n + j] = static_cast<float>(row[j] / sum);
+    }
+}
+
+}  // namespace
+
+void write_synthetic_dump(const SynthOptions& opt, const std::string& path) {
+    opt.layout.validate();
+    if (opt.layers < 1 || opt.heads < 1 || opt.samples < 1 || opt.prompts < 1 || opt.num_steps < 1)
+        throw InputError("", "options", "layers, heads, samples, prompts and steps must be at least 1");
+    if (opt.head_dim != 64 && opt.head_dim != 128)
+        throw InputError("", "option --head-dim", fmt::format("must be 64 or 128, got {}", opt.head_dim));
+    if (opt.kinds.empty()) throw InputError("", "option --kinds", "needs at least one head kind");
+    const int64_t n = opt.layout.tokens();
+    if (opt.maps && n > 8192)
+        throw InputError("", "option --maps", fmt::format("attention maps need N <= 8192 tokens, the grid gives {}", n));
+
+    namespace fs = std::filesystem;
+    const fs::path final_path(path);
+    const fs::path dir = final_path.has_parent_path() ? final_path.parent_path() : fs::path(".");
+    std::error_code ec;
+    if (!fs::is_directory(dir, ec)) throw InputError(path, "option -o", "the output directory does not exist");
+    const fs::path tmp = dir / fmt::format(".{}.tmp{}", final_path.filename().string(), ::getpid());
+    const int d = opt.head_dim, S = opt.samples, H = opt.heads;
+    const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+    const h5::StoreType store = opt.float16 ? h5::StoreType::f16 : h5::StoreType::f32;
+    try {
+        h5::File f = h5::File::create(tmp.string());
+        const hid_t root = f.id();
+        h5::write_attr(root, "paro_format", std::string("paro-dump"));
+        h5::write_attr(root, "paro_version", int64_t{1});
+        h5::write_attr(root, "grid", std::vector<int64_t>(opt.layout.grid.begin(), opt.layout.grid.end()));
+        h5::write_attr(root, "text_tokens", opt.layout.text_tokens);
+        h5::write_attr(root, "text_position", to_string(opt.layout.text_position));
+        h5::write_attr(root, "model", opt.model);
+
+        h5::Handle samples = h5::create_group(root, "samples");
+        h5::write_attr(samples.get(), "num_steps", int64_t{opt.num_steps});
+        std::vector<double> timestep(S);
+        std::vector<int64_t> step(S), prompt(S);
+        for (int s = 0; s < S; ++s) {
+            step[s] = static_cast<int64_t>(s) * opt.num_steps / S;
+            prompt[s] = s % opt.prompts;
+            timestep[s] = 1000.0 * (1.0 - static_cast<double>(step[s]) / opt.num_steps);
+        }
+        h5::write_dataset(samples.get(), "timestep", {S}, h5::StoreType::f64, timestep.data(), h5::StoreType::f64);
+        h5::write_dataset(samples.get(), "step", {S}, h5::StoreType::i64, step.data(), h5::StoreType::i64);
+        h5::write_dataset(samples.get(), "prompt", {S}, h5::StoreType::i64, prompt.data(), h5::StoreType::i64);
+
+        h5::Handle layers = h5::create_group(root, "layers");
+        std::mt19937_64 rng(opt.seed);
+        std::normal_distribution<double> normal(0.0, 1.0);
+        std::vector<double> feat(static_cast<size_t>(d));
+        std::vector<float> q(static_cast<size_t>(n * d)), k(q.size()), v(q.size()), p;
+        if (opt.maps) p.resize(static_cast<size_t>(n * n));
+        // Logit gap between a full match and an unrelated key is about `sharpness`.
+        const double amp = std::sqrt(opt.sharpness / scale);
+        for (int l = 0; l < opt.layers; ++l) {
+            h5::Handle g = h5::create_group(layers.get(), std::to_string(l));
+            std::vector<std::string> kinds;
+            for (int h = 0; h < H; ++h) kinds.push_back(to_string(planted_kind(opt, l, h)));
+            h5::write_attr(g.get(), "planted_kinds", kinds);
+            const h5::WriteOptions chunked{{1, 1, n, d}, 0};
+            h5::Handle dq, dk, dv, da;
+            if (opt.maps) {
+                da = h5::create_dataset(g.get(), "attn", {S, H, n, n}, store, {{1, 1, std::min<int64_t>(n, 256), n}, 0});
+            } else {
+                dq = h5::create_dataset(g.get(), "q", {S, H, n, d}, store, chunked);
+                dk = h5::create_dataset(g.get(), "k", {S, H, n, d}, store, chunked);
+            }
+            if (opt.with_v) dv = h5::create_dataset(g.get(), "v", {S, H, n, d}, store, chunked);
+            for (int s = 0; s < S; ++s)
+                for (int h = 0; h < H; ++h) {
+                    const HeadKind kind = planted_kind(opt, l, h);
+                    for (int64_t t = 0; t < n; ++t) {
+                        token_features(opt.layout, kind, t, d, feat);
+                        const bool text = opt.layout.is_text(t);
+                        for (int e = 0; e < d; ++e) {
+                            // Text tokens: small random vectors, so text attention is diffuse.
+                            const double base = text ? 0.3 * normal(rng) / std::sqrt(d) : feat[e];
+                            q[t * d + e] = static_cast<float>(amp * (base + opt.noise * normal(rng) / std::sqrt(d)));
+                            k[t * d + e] = static_cast<float>(amp * (base + opt.noise * normal(rng) / std::sqrt(d)));
+                            v[t * d + e] = static_cast<float>(normal(rng));
+                        }
+                    }
+                    if (opt.maps) {
+                        softmax_rows(q, k, n, d, scale, p);
+                        h5::write_box(da.get(), {s, h, 0, 0}, {1, 1, n, n}, p.data());
+                    } else {
+                        h5::write_box(dq.get(), {s, h, 0, 0}, {1, 1, n, d}, q.data());
+                        h5::write_box(dk.get(), {s, h, 0, 0}, {1, 1, n, d}, k.data());
+                    }
+                    if (opt.with_v) h5::write_box(dv.get(), {s, h, 0, 0}, {1, 1, n, d}, v.data());
+                }
+        }
+        f.close();
+        fs::rename(tmp, final_path);
+    } catch (...) {
+        fs::remove(tmp, ec);
+        throw;
+    }
+}
+
+}  // namespace paro

@@ -1,0 +1,125 @@
+#include "paro/tile_stats.hpp"
+
+#include <omp.h>
+
+#include <Eigen/Dense>
+#include <algorithm>
+#include <cstring>
+
+#include "paro/error.hpp"
+
+namespace paro {
+
+namespace {
+using RowMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+// Query rows per work item: large enough for an efficient GEMM, small enough to balance threads.
+constexpr int64_t kRowsPerBlock = 32;
+}  // namespace
+
+double TileStats::total_mass() const {
+    double s = 0;
+    for (double m : mass) s += m;
+    return s;
+}
+
+void TileStats::accumulate(const TileStats& o) {
+    PARO_ASSERT(o.mass.size() == mass.size());
+    for (size_t t = 0; t < mass.size(); ++t) {
+        mass[t] += o.mass[t];
+        max[t] = std::max(max[t], o.max[t]);
+        below_eps[t] += o.below_eps[t];
+    }
+}
+
+AttentionRows::AttentionRows(const HeadSlice& slice) : s_(slice), n_(slice.tokens) {}
+
+void AttentionRows::rows(int64_t row0, int64_t count, float* out) const {
+    PARO_ASSERT(row0 >= 0 && row0 + count <= n_);
+    if (s_.is_attention()) {
+        std::memcpy(out, s_.attention.data() + row0 * n_, sizeof(float) * static_cast<size_t>(count * n_));
+        return;
+    }
+    const int64_t d = s_.head_dim;
+    Eigen::Map<const RowMatrix> q(s_.q.data() + row0 * d, count, d);
+    Eigen::Map<const RowMatrix> k(s_.k.data(), n_, d);
+    Eigen::Map<RowMatrix> p(out, count, n_);
+    p.noalias() = q * k.transpose();
+    const float scale = static_cast<float>(s_.scale);
+    for (int64_t i = 0; i < count; ++i) {
+        auto row = p.row(i).array();
+        const float m = row.maxCoeff();
+        row = ((row - m) * scale).exp();
+        const double sum = row.template cast<double>().sum();
+        row *= static_cast<float>(1.0 / sum);
+    }
+}
+
+TileStatsEngine::TileStatsEngine(const TokenLayout& layout, TileStatsOptions options)
+    : layout_(layout), opt_(options), grid_{layout.tokens(), options.block}, perms_(make_all_permutations(layout)) {
+    if (options.block <= 0) throw InputError("", "option --block", "tile size must be positive");
+    for (int o = 0; o < kNumOrders; ++o) {
+        tile_of_[o].resize(grid_.tokens);
+        for (int64_t i = 0; i < grid_.tokens; ++i)
+            tile_of_[o][i] = static_cast<int32_t>(perms_[o].position[i] / options.block);
+    }
+}
+
+SixOrderStats TileStatsEngine::compute(const HeadSlice& slice) const {
+    PARO_ASSERT(slice.tokens == grid_.tokens);
+    const int64_t n = grid_.tokens, nb = grid_.tiles_per_side(), b = grid_.block;
+    const float eps = opt_.eps;
+    const AttentionRows source(slice);
+    std::array<bool, kNumOrders> identity{};
+    for (int o = 0; o < kNumOrders; ++o) identity[o] = perms_[o].is_identity();
+
+    const int threads = omp_get_max_threads();
+    std::vector<SixOrderStats> partial(static_cast<size_t>(threads));
+    const int64_t blocks = (n + kRowsPerBlock - 1) / kRowsPerBlock;
+
+#pragma omp parallel num_threads(threads)
+    {
+        SixOrderStats& acc = partial[static_cast<size_t>(omp_get_thread_num())];
+        for (auto& s : acc) s = TileStats(grid_);
+        std::vector<float> p(static_cast<size_t>(kRowsPerBlock * n)), permuted(static_cast<size_t>(n));
+#pragma omp for schedule(dynamic)
+        for (int64_t blk = 0; blk < blocks; ++blk) {
+            const int64_t row0 = blk * kRowsPerBlock, count = std::min(kRowsPerBlock, n - row0);
+            source.rows(row0, count, p.data());
+            for (int64_t i = 0; i < count; ++i) {
+                const float* row = p.data() + i * n;
+                for (int o = 0; o < kNumOrders; ++o) {
+                    const float* src = row;
+                    if (!identity[o]) {
+                        const int32_t* g = perms_[o].gather.data();
+                        for (int64_t j = 0; j < n; ++j) permuted[j] = row[g[j]];
+                        src = permuted.data();
+                    }
+                    TileStats& st = acc[o];
+                    const int64_t base = static_cast<int64_t>(tile_of_[o][row0 + i]) * nb;
+                    for (int64_t c = 0; c < nb; ++c) {
+                        const float* t = src + c * b;
+                        const int64_t len = std::min(b, n - c * b);
+                        float sum = 0.0f, mx = 0.0f;
+                        int32_t below = 0;
+#pragma omp simd reduction(+ : sum, below) reduction(max : mx)
+                        for (int64_t j = 0; j < len; ++j) {
+                            const float x = t[j];
+                            sum += x;
+                            mx = mx > x ? mx : x;
+                            below += x < eps;
+                        }
+                        st.mass[base + c] += sum;
+                        st.max[base + c] = std::max(st.max[base + c], mx);
+                        st.below_eps[base + c] += below;
+                    }
+                }
+            }
+        }
+    }
+    SixOrderStats out = std::move(partial[0]);
+    for (size_t t = 1; t < partial.size(); ++t)
+        for (int o = 0; o < kNumOrders; ++o) out[o].accumulate(partial[t][o]);
+    return out;
+}
+
+}  // namespace paro

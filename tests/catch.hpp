@@ -1,0 +1,10 @@
+#pragma once
+// One include for Catch2 v2 (Debian 12, this machine and CI) and v3 (the GPU machine).
+#if __has_include(<catch2/catch_test_macros.hpp>)
+#include <catch2/catch_approx.hpp>
+#include <catch2/catch_test_macros.hpp>
+#include <catch2/generators/catch_generators.hpp>
+using Catch::Approx;
+#else
+#include <catch2/catch.hpp>
+#endif
