@@ -1,0 +1,193 @@
+// Calibration end to end on synthetic dumps: planted heads recovered, masks on target, pattern
+// file round trip, the paper formula as documented, output error against brute force.
+#include <cmath>
+#include <filesystem>
+
+#include "catch.hpp"
+#include "paro/calibrator.hpp"
+#include "paro/error.hpp"
+#include "paro/output_error.hpp"
+#include "paro/reference_stats.hpp"
+#include "paro/synth.hpp"
+#include "test_helpers.hpp"
+
+using namespace paro;
+
+namespace {
+
+bool accepted(HeadKind kind, AxisOrder o) {
+    for (AxisOrder a : accepted_orders(kind))
+        if (a == o) return true;
+    return false;
+}
+
+// Recovery rate of planted heads with the given objective.
+double recovery(const SynthOptions& so, CalibrateOptions co, const std::string& path) {
+    write_synthetic_dump(so, path);
+    DumpReader reader(path);
+    const Pattern p = calibrate(reader, co);
+    int ok = 0, total = 0;
+    for (int l = 0; l < so.layers; ++l)
+        for (int h = 0; h < so.heads; ++h, ++total) {
+            const HeadPattern& hp = p.layers[l].heads[h];
+            const bool good = accepted(planted_kind(so, l, h), hp.order);
+            if (!good) WARN("layer " << l << " head " << h << " planted " << to_string(planted_kind(so, l, h)) << " chose " << to_string(hp.order));
+            ok += good;
+            for (double d : hp.density) CHECK(std::fabs(d - co.mask.density) <= 0.01);
+        }
+    return static_cast<double>(ok) / total;
+}
+
+}  // namespace
+
+TEST_CASE("the default objective recovers planted heads on unseen dumps", "[calibrate]") {
+    test::TempDir tmp;
+    struct Case {
+        TokenLayout layout;
+        int head_dim;
+        bool maps, f16;
+        uint64_t seed;
+    };
+    const Case cases[] = {
+        {{{6, 10, 14}, 40, TextPosition::prefix}, 64, false, true, 11},
+        {{{5, 12, 9}, 17, TextPosition::suffix}, 128, false, false, 12},
+        {{{5, 10, 13}, 0, TextPosition::prefix}, 64, true, true, 13},
+        {{{8, 7, 13}, 9, TextPosition::prefix}, 64, false, true, 14},
+    };
+    for (const Case& c : cases) {
+        INFO("layout " << c.layout.describe());
+        SynthOptions so;
+        so.layout = c.layout;
+        so.head_dim = c.head_dim;
+        so.maps = c.maps;
+        so.float16 = c.f16;
+        so.seed = c.seed;
+        so.layers = 2;
+        so.heads = 4;
+        CalibrateOptions co;
+        co.mask.density = 0.4;
+        CHECK(recovery(so, co, tmp.file("planted.h5")) >= 0.95);
+    }
+}
+
+TEST_CASE("the output-error objective recovers planted heads", "[calibrate]") {
+    test::TempDir tmp;
+    SynthOptions so;
+    so.layout = {{6, 12, 10}, 16, TextPosition::prefix};
+    so.seed = 21;
+    CalibrateOptions co;
+    co.mask.density = 0.4;
+    co.objective.kind = ObjectiveKind::output_error;
+    CHECK(recovery(so, co, tmp.file("planted.h5")) >= 0.95);
+}
+
+TEST_CASE("masked output error equals a brute-force masked attention", "[calibrate]") {
+    const TokenLayout layout{{3, 5, 6}, 7, TextPosition::suffix};
+    const HeadSlice s = test::random_slice(layout.tokens(), 64, 3, 3.0, true);
+    const TileStatsEngine engine(layout, {16, 1e-3f});
+    const auto stats = engine.compute(s);
+    const MaskOptions mo{0.45, false, true};
+    const BlockMask forced = forced_tiles(layout, engine.grid(), mo);
+    std::array<BlockMask, kNumOrders> masks;
+    for (int o = 0; o < kNumOrders; ++o) masks[o] = build_mask(stats[o], forced, mo);
+    const auto fast = masked_output_error(s, engine, masks);
+
+    const auto p = reference_attention_matrix(s);
+    const int64_t n = s.tokens, dv = s.value_dim;
+    for (AxisOrder order : kAllOrders) {
+        const Permutation perm = make_permutation(layout, order);
+        double diff = 0, norm = 0;
+        for (int64_t i = 0; i < n; ++i) {
+            double kept = 0;
+            std::vector<double> dense(dv, 0.0), masked(dv, 0.0);
+            for (int64_t j = 0; j < n; ++j) {
+                const bool keep = masks[index_of(order)].get(perm.position[i] / 16, perm.position[j] / 16);
+                for (int64_t c = 0; c < dv; ++c) dense[c] += p[i * n + j] * s.v[j * dv + c];
+                if (!keep) continue;
+                kept += p[i * n + j];
+                for (int64_t c = 0; c < dv; ++c) masked[c] += p[i * n + j] * s.v[j * dv + c];
+            }
+            for (int64_t c = 0; c < dv; ++c) {
+                diff += std::fabs((kept > 0 ? masked[c] / kept : 0.0) - dense[c]);
+                norm += std::fabs(dense[c]);
+            }
+        }
+        INFO("order " << to_string(order));
+        CHECK(fast[index_of(order)] == Approx(diff / norm).epsilon(1e-4));
+        CHECK(diff / norm > 1e-3);  // the masks really drop something
+    }
+}
+
+TEST_CASE("paper objective follows its documented formula", "[objective]") {
+    std::array<OrderMetrics, kNumOrders> m{};
+    const double sparsity[] = {0.9, 0.5, 0.7, 0.95, 0.2, 0.6};
+    const double inco[] = {10, 40, 22, 12, 80, 30};
+    for (int o = 0; o < kNumOrders; ++o) m[o].sparsity = sparsity[o], m[o].incoherence = inco[o];
+    const ObjectiveOptions opt{ObjectiveKind::paper, 0.3, 0.9};
+    apply_objective(m, opt);
+    double sum_i = 0, sum_d = 0;
+    for (int o = 0; o < kNumOrders; ++o) sum_i += inco[o], sum_d += 1 - sparsity[o];
+    for (int o = 0; o < kNumOrders; ++o)
+        CHECK(m[o].objective == Approx(0.3 * inco[o] / sum_i + 0.7 * (1 - sparsity[o]) / sum_d));
+    CHECK(choose_order(m, ObjectiveKind::paper) == AxisOrder::HWF);
+    // All orders fully sparse: the sparsity term vanishes instead of dividing by zero.
+    for (auto& x : m) x.sparsity = 1.0;
+    apply_objective(m, opt);
+    CHECK(choose_order(m, ObjectiveKind::paper) == AxisOrder::FHW);
+    CHECK(std::isfinite(m[0].objective));
+}
+
+TEST_CASE("ties break to the lowest canonical order", "[objective]") {
+    std::array<OrderMetrics, kNumOrders> m{};
+    for (auto& x : m) x.objective = 0.5;
+    m[4].objective = 0.5 + 1e-15;
+    CHECK(choose_order(m, ObjectiveKind::recall) == AxisOrder::FHW);
+    m[3].objective = 0.6;
+    CHECK(choose_order(m, ObjectiveKind::recall) == AxisOrder::HWF);
+    CHECK(choose_order(m, ObjectiveKind::output_error) == AxisOrder::FHW);
+}
+
+TEST_CASE("pattern file round trip, slots and atomic writes", "[pattern]") {
+    test::TempDir tmp;
+    SynthOptions so;
+    so.layout = {{4, 6, 10}, 12, TextPosition::suffix};
+    so.samples = 6;
+    so.heads = 3;
+    so.layers = 3;
+    write_synthetic_dump(so, tmp.file("d.h5"));
+    DumpReader reader(tmp.file("d.h5"));
+    CalibrateOptions co;
+    co.mask.density = 0.6;
+    co.slots = 3;
+    co.options_json = R"({"density":0.6})";
+    const Pattern p = calibrate(reader, co);
+    REQUIRE(p.slots.count() == 3);
+    const int64_t bytes = write_pattern_file(p, tmp.file("p.h5"));
+    CHECK(bytes == static_cast<int64_t>(std::filesystem::file_size(tmp.file("p.h5"))));
+    const Pattern q = read_pattern_file(tmp.file("p.h5"));
+    CHECK(q.layout == p.layout);
+    CHECK(q.slots.boundaries == p.slots.boundaries);
+    CHECK(q.provenance.source_checksum == p.provenance.source_checksum);
+    CHECK(q.provenance.source_checksum.rfind("crc32:", 0) == 0);
+    REQUIRE(q.layers.size() == p.layers.size());
+    for (size_t l = 0; l < p.layers.size(); ++l)
+        for (size_t h = 0; h < p.layers[l].heads.size(); ++h) {
+            const auto& a = p.layers[l].heads[h];
+            const auto& b = q.layers[l].heads[h];
+            CHECK(a.order == b.order);
+            CHECK(a.masks == b.masks);
+            CHECK(a.density == b.density);
+            CHECK(a.recall == b.recall);
+            CHECK(a.sample_order == b.sample_order);
+            CHECK(a.sample_recall == b.sample_recall);
+            for (int o = 0; o < kNumOrders; ++o) CHECK(a.scores[o].recall == b.scores[o].recall);
+        }
+    // No temporary files are left beside the output; a missing directory is bad input.
+    int files = 0;
+    for (const auto& e : std::filesystem::directory_iterator(tmp.path())) files += e.is_regular_file();
+    CHECK(files == 2);
+    CHECK_THROWS_AS(write_pattern_file(p, tmp.file("missing/p.h5")), InputError);
+    // A slot without samples is an error, not a silent copy.
+    co.slots = 8;
+    CHECK_THROWS_AS(calibrate(reader, co), InputError);
+}
