@@ -1,0 +1,59 @@
+"""Writes one malformed paro-dump per case into DIR (argument), with h5py. Prints the case names."""
+import os, sys
+import h5py, numpy as np
+
+out = sys.argv[1]
+rng = np.random.default_rng(3)
+GRID, TEXT, S, NH, D = (2, 3, 5), 4, 2, 2, 64
+N = TEXT + 2 * 3 * 5
+
+
+def write(name, root=None, layer=None, skip_layers=False, samples=True):
+    path = os.path.join(out, name + ".h5")
+    with h5py.File(path, "w") as f:
+        attrs = {"paro_format": "paro-dump", "paro_version": 1, "grid": np.array(GRID), "text_tokens": TEXT,
+                 "text_position": "prefix"}
+        attrs.update(root or {})
+        for k, v in attrs.items():
+            if v is not None:
+                f.attrs[k] = v
+        if samples:
+            f["samples/timestep"] = np.array([1.0, 2.0])
+            f["samples/prompt"] = np.array([0, 0])
+        f.create_group("layers")
+        if skip_layers:
+            print(name)
+            return
+        data = {"q": rng.standard_normal((S, NH, N, D)).astype(np.float16),
+                "k": rng.standard_normal((S, NH, N, D)).astype(np.float16)}
+        data.update(layer or {})
+        for k, v in data.items():
+            if v is not None:
+                f[f"layers/0/{k}"] = v
+    print(name)
+
+
+q = rng.standard_normal((S, NH, N, D)).astype(np.float32)
+nan_q = q.copy(); nan_q[1, 1, 7, 3] = np.nan
+inf_k = q.copy(); inf_k[0, 1, 2, 0] = np.inf
+write("missing_format", root={"paro_format": None})
+write("wrong_format", root={"paro_format": "paro-pattern"})
+write("unknown_version", root={"paro_version": 7})
+write("grid_mismatch", root={"grid": np.array([2, 3, 6])})
+write("zero_grid", root={"grid": np.array([0, 3, 5])})
+write("unknown_text_position", root={"text_position": "middle"})
+write("nan_in_q", layer={"q": nan_q})
+write("inf_in_k", layer={"k": inf_k})
+write("qk_shape_mismatch", layer={"k": rng.standard_normal((S, NH, N, 32)).astype(np.float16)})
+write("integer_tensors", layer={"q": np.ones((S, NH, N, D), np.int32), "k": np.ones((S, NH, N, D), np.int32)})
+write("no_layers", skip_layers=True)
+write("missing_k", layer={"k": None})
+write("missing_samples", samples=False)
+write("wrong_sample_count", layer={"q": q[:1], "k": q[:1]})
+with open(os.path.join(out, "not_hdf5.h5"), "w") as f:
+    f.write("this is not an HDF5 file\n" * 40)
+print("not_hdf5")
+write("valid")
+data = open(os.path.join(out, "valid.h5"), "rb").read()
+open(os.path.join(out, "truncated.h5"), "wb").write(data[: len(data) // 2])
+print("truncated")

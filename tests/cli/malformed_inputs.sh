@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Every malformed input exits 2 with one line on stderr naming the file, and leaves no output.
+set -uo pipefail
+"$PYTHON" -c "import h5py, numpy" 2>/dev/null || { echo "h5py/numpy missing: skipped"; exit 77; }
+dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
+cases=$("$PYTHON" "$(dirname "$0")/make_malformed.py" "$dir") || exit 1
+fail=0
+expect_bad() {  # name, file, command...
+    local name=$1 file=$2; shift 2
+    "$@" >"$dir/out.txt" 2>"$dir/err.txt"; local rc=$?
+    local lines; lines=$(wc -l <"$dir/err.txt")
+    if [ $rc -ne 2 ] || [ "$lines" -ne 1 ] || ! grep -q "$(basename "$file")" "$dir/err.txt"; then
+        echo "FAIL $name: exit $rc, $lines stderr line(s):"; cat "$dir/err.txt"; fail=1
+    else
+        echo "ok   $name: $(cat "$dir/err.txt")"
+    fi
+    if ls -A "$dir/outdir" | grep -q .; then echo "FAIL $name: left output: $(ls -A "$dir/outdir")"; fail=1; fi
+}
+mkdir -p "$dir/outdir"
+for c in $cases missing_file; do
+    f="$dir/$c.h5"
+    [ "$c" = valid ] && continue
+    expect_bad "calibrate $c" "$f" "$PARO" calibrate "$f" -o "$dir/outdir/p.h5"
+    # inspect reads metadata only; the tensor values are checked by calibrate and check.
+    case $c in nan_in_q|inf_in_k) ;; *) expect_bad "inspect $c" "$f" "$PARO" inspect "$f" ;; esac
+done
+# check: a readable file with violations exits 1 and lists them; an unreadable one exits 2.
+for c in nan_in_q inf_in_k grid_mismatch qk_shape_mismatch integer_tensors no_layers missing_k zero_grid; do
+    "$PARO" check "$dir/$c.h5" >"$dir/out.txt" 2>"$dir/err.txt"; rc=$?
+    if [ $rc -ne 1 ] || ! grep -q "$c.h5: " "$dir/out.txt"; then
+        echo "FAIL check $c: exit $rc"; cat "$dir/out.txt" "$dir/err.txt"; fail=1
+    else
+        echo "ok   check $c: $(head -1 "$dir/out.txt")"
+    fi
+done
+"$PARO" check "$dir/valid.h5" -q >/dev/null 2>&1; rc=$?
+[ $rc -eq 0 ] || { echo "FAIL check of a valid dump: exit $rc"; fail=1; }
+for c in not_hdf5 truncated missing_file missing_format; do
+    expect_bad "check $c" "$dir/$c.h5" "$PARO" check "$dir/$c.h5"
+done
+# Bad options are usage errors: exit 2, nothing written.
+"$PARO" synth -o "$dir/ok.h5" -q
+for opt in "--density 0" "--density 1.5" "--objective nope" "--slots 0" "--qk-bits 3" "--block 7" "--slots 4"; do
+    # shellcheck disable=SC2086
+    expect_bad "option $opt" "" "$PARO" calibrate "$dir/ok.h5" -o "$dir/outdir/p.h5" $opt
+done
+expect_bad "output directory missing" "p.h5" "$PARO" calibrate "$dir/ok.h5" -o "$dir/nowhere/p.h5"
+exit $fail
