@@ -159,8 +159,8 @@ DumpReader::DumpReader(const std::string& path) : file_(h5::File::open_read(path
         if (shape[1] <= 0) throw InputError(path, main, "has no heads");
         if (shape[2] != N)
             throw InputError(path, main,
-                             fmt::format("has N = {} tokens but grid {} + {} text tokens gives {}", shape[2],
-                                         info_.layout.describe(), info_.layout.text_tokens, N));
+                             fmt::format("has N = {} tokens but grid {} gives {}", shape[2],
+                                         info_.layout.describe(), N));
         layer.heads = shape[1];
         if (h5::link_exists(file_.id(), base + "/v")) {
             const auto vs = tensor_shape(file_, base + "/v");
