@@ -122,6 +122,7 @@ Pattern calibrate(DumpReader& reader, const CalibrateOptions& opt) {
                     m.sparsity += per_sample[s][o].sparsity / S;
                     m.incoherence += per_sample[s][o].incoherence / S;
                     m.recall += per_sample[s][o].recall / S;
+                    m.free_recall += per_sample[s][o].free_recall / S;
                     if (need_v) m.output_rel_l1 += per_sample[s][o].output_rel_l1 / S;
                 }
             }

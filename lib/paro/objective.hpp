@@ -5,9 +5,11 @@
 //   sparsity    paper: fraction of tiles in which at least sigma of the entries are below eps
 //   incoherence paper: mean over tiles of max(P) / mean(P) (an all-zero tile counts 1)
 //   recall      mass kept by the mask build_mask makes at the target density, forced tiles included
+//   free_recall share of the non-forced mass held by the best `density` share of non-forced tiles
 //   output_rel_l1  relative L1 of masked vs dense attention output (objective output-error only)
 // Metrics are averaged over the calibration samples, then one objective ranks the orders:
-//   recall (default)  maximize mean recall: the quantity the static mask actually keeps.
+//   recall (default)  maximize mean free_recall: what the mask keeps where the order matters
+//                     (forced tiles are the same in every order and would only dilute it).
 //   paper             minimize  alpha * I_o / sum(I) + (1 - alpha) * (1 - S_o) / sum(1 - S)
 //                     (I incoherence, S sparsity, sums over the six orders; a sum of zero makes
 //                     its term zero for every order).
@@ -35,7 +37,7 @@ struct ObjectiveOptions {
     double sigma = 0.9;  // paper sparsity: share of entries below eps for a tile to count as sparse
 };
 
-// Sparsity, incoherence and recall of one order on one sample (output_rel_l1 left at -1).
+// All metrics of one order on one sample but output_rel_l1 (left at -1).
 OrderMetrics order_metrics(const TileStats& stats, const BlockMask& forced, const MaskOptions& mask,
                            const ObjectiveOptions& opt);
 

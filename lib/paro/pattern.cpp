@@ -121,8 +121,8 @@ int64_t write_pattern_file(const Pattern& p, const std::string& path) {
                 }
                 for (int o = 0; o < kNumOrders; ++o) {
                     const OrderMetrics& m = hp.scores[o];
-                    const double vals[kNumMetrics] = {m.objective, m.sparsity, m.incoherence, m.recall,
-                                                      m.output_rel_l1};
+                    const double vals[kNumMetrics] = {m.objective,     m.sparsity,    m.incoherence,
+                                                      m.recall,        m.output_rel_l1, m.free_recall};
                     std::copy(vals, vals + kNumMetrics, scores.begin() + (h * kNumOrders + o) * kNumMetrics);
                 }
                 for (int64_t s = 0; s < S; ++s) {
@@ -220,6 +220,10 @@ Pattern read_pattern_file(const std::string& path) {
         const auto density = h5::read_all_double(f, base + "/density");
         const auto recall = h5::read_all_double(f, base + "/recall");
         const auto scores = h5::read_all_double(f, base + "/scores");
+        // Score columns are matched by name, so files with fewer or more metrics still read.
+        h5::Handle scores_ds = h5::open_dataset(f, base + "/scores");
+        const auto metric_names = h5::read_string_array_attr(f, scores_ds.get(), base + "/scores", "metrics");
+        const int64_t M = static_cast<int64_t>(metric_names.size());
         const auto sample_order = h5::read_all_u8(f, base + "/sample_order");
         const auto sample_recall = h5::read_all_double(f, base + "/sample_recall");
         expect_size(f, base + "/orders", orders, H);
@@ -228,7 +232,7 @@ Pattern read_pattern_file(const std::string& path) {
         expect_size(f, base + "/masks", masks, T * H * nbytes);
         expect_size(f, base + "/density", density, T * H);
         expect_size(f, base + "/recall", recall, T * H);
-        expect_size(f, base + "/scores", scores, H * kNumOrders * kNumMetrics);
+        expect_size(f, base + "/scores", scores, H * kNumOrders * M);
         expect_size(f, base + "/sample_order", sample_order, H * S);
         expect_size(f, base + "/sample_recall", sample_recall, H * S);
         LayerPattern lp;
@@ -248,8 +252,12 @@ Pattern read_pattern_file(const std::string& path) {
                 hp.recall.push_back(recall[t * H + h]);
             }
             for (int i = 0; i < kNumOrders; ++i) {
-                const double* v = &scores[(h * kNumOrders + i) * kNumMetrics];
-                hp.scores[index_of(file_order[i])] = {v[0], v[1], v[2], v[3], v[4]};
+                OrderMetrics& m = hp.scores[index_of(file_order[i])];
+                double* fields[kNumMetrics] = {&m.objective,     &m.sparsity,    &m.incoherence,
+                                               &m.recall,        &m.output_rel_l1, &m.free_recall};
+                for (int64_t c = 0; c < M; ++c)
+                    for (int k = 0; k < kNumMetrics; ++k)
+                        if (metric_names[c] == kMetricNames[k]) *fields[k] = scores[(h * kNumOrders + i) * M + c];
             }
             for (int64_t s = 0; s < S; ++s) {
                 const uint8_t so = sample_order[h * S + s];

@@ -21,10 +21,12 @@ struct OrderMetrics {
     double incoherence = 0;    // paper: mean over tiles of max / mean
     double recall = 0;         // attention mass kept at the target density
     double output_rel_l1 = -1; // relative L1 of masked vs dense output; -1 when not computed
+    double free_recall = 0;    // share of the non-forced mass in the best density share of non-forced tiles
 };
-constexpr int kNumMetrics = 5;
-inline const std::array<const char*, kNumMetrics> kMetricNames = {"objective", "sparsity", "incoherence", "recall",
-                                                                   "output_rel_l1"};
+constexpr int kNumMetrics = 6;
+// Column names of /layers/<l>/scores (its attribute "metrics"); readers match columns by name.
+inline const std::array<const char*, kNumMetrics> kMetricNames = {"objective", "sparsity",      "incoherence",
+                                                                   "recall",    "output_rel_l1", "free_recall"};
 
 struct HeadPattern {
     AxisOrder order = AxisOrder::FHW;

@@ -90,7 +90,8 @@ nlohmann::json pattern_json(const Pattern& p, int64_t file_bytes) {
             for (AxisOrder o : kAllOrders) {
                 const auto& m = h.scores[index_of(o)];
                 scores[to_string(o)] = {{"objective", m.objective}, {"sparsity", m.sparsity},
-                                        {"incoherence", m.incoherence}, {"recall", m.recall}};
+                                        {"incoherence", m.incoherence}, {"recall", m.recall},
+                                        {"free_recall", m.free_recall}};
                 if (m.output_rel_l1 >= 0) scores[to_string(o)]["output_rel_l1"] = m.output_rel_l1;
             }
             heads.push_back({{"order", to_string(h.order)},
