@@ -60,7 +60,7 @@ for case, (grid, text, pos, dtype, D) in enumerate([((3, 7, 9), 21, "prefix", np
             g = pf[f"layers/{l}"]
             masks = g["masks"][...]
             for h in range(NH):
-                recalls = np.zeros(6)
+                recalls, objective = np.zeros(6), np.zeros(6)
                 agg = [np.zeros((nb, nb)) for _ in range(6)]
                 for s_ in range(S):
                     p = ref.softmax_rows(qs[l][s_, h], ks[l][s_, h], 0.2)
@@ -69,14 +69,19 @@ for case, (grid, text, pos, dtype, D) in enumerate([((3, 7, 9), 21, "prefix", np
                         agg[o] += m
                         keep = ref.build_mask(m, force, density)
                         recalls[o] += m[keep].sum() / m.sum() / S
-                best = int(np.argmax(recalls))
+                        objective[o] += ref.free_recall(m, force, density) / S
+                best = int(np.argmax(objective))
                 chosen = names[g["orders"][h]]
-                paro_recalls = [info["layers"][l]["heads"][h]["scores"][o]["recall"] for o in ref.ORDERS]
+                scores = info["layers"][l]["heads"][h]["scores"]
+                paro_recalls = [scores[o]["recall"] for o in ref.ORDERS]
                 check(np.allclose(paro_recalls, recalls, rtol=1e-4, atol=1e-6),
                       f"case {case} layer {l} head {h}: recall {paro_recalls} vs numpy {list(recalls)}")
+                paro_objective = [scores[o]["objective"] for o in ref.ORDERS]
+                check(np.allclose(paro_objective, objective, rtol=1e-4, atol=1e-6),
+                      f"case {case} layer {l} head {h}: objective {paro_objective} vs numpy {list(objective)}")
                 # Near-ties may go either way in float; a clear winner must agree.
-                second = np.sort(recalls)[-2]
-                if recalls[best] - second > 1e-4:
+                second = np.sort(objective)[-2]
+                if objective[best] - second > 1e-4:
                     check(chosen == ref.ORDERS[best], f"case {case} layer {l} head {h}: chose {chosen}, numpy {ref.ORDERS[best]}")
                 bits = np.unpackbits(masks[0, h], bitorder="little")[:nb * nb].reshape(nb, nb).astype(bool)
                 check(abs(bits.mean() - g["density"][0, h]) < 1e-12, "density matches the mask bits")

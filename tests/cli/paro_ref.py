@@ -48,3 +48,12 @@ def build_mask(mass, force, density):
     order = free[np.lexsort((free, -mass.reshape(-1)[free]))]
     keep[order[:target - keep.sum()]] = True
     return keep.reshape(nb, nb)
+
+
+def free_recall(mass, force, density):
+    """Share of the non-forced mass held by the best round(density * count) non-forced tiles."""
+    free = np.sort(mass[~force])[::-1]
+    if free.size == 0 or free.sum() <= 0:
+        return 1.0
+    k = min(max(1, int(np.floor(density * free.size + 0.5))), free.size)
+    return free[:k].sum() / free.sum()
