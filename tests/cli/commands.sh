@@ -54,6 +54,15 @@ for obj in recall paper output-error; do
 done
 run 2 "$PARO" calibrate "$dir/d3.h5" -o "$dir/x.h5" --objective output-error   # d3 has no v
 [ -e "$dir/x.h5" ] && { echo "FAIL: output left behind"; fail=1; }
+# Progress line: on a terminal only, and not with --quiet.
+if command -v script >/dev/null; then
+    script -qc "$PARO calibrate $dir/s.h5 -o $dir/tty.h5" /dev/null >"$dir/tty.txt" 2>&1
+    grep -q "heads/s" "$dir/tty.txt" || { echo "FAIL: no progress line on a terminal"; fail=1; }
+    script -qc "$PARO calibrate $dir/s.h5 -o $dir/tty.h5 --quiet" /dev/null >"$dir/tty.txt" 2>&1
+    grep -q "heads/s" "$dir/tty.txt" && { echo "FAIL: progress line despite --quiet"; fail=1; }
+fi
+run 0 "$PARO" calibrate "$dir/s.h5" -o "$dir/pipe.h5"
+grep -q "heads/s" "$dir/err.txt" && { echo "FAIL: progress line on a pipe"; fail=1; }
 # A corrupted pattern: check exits 1 and names the dataset.
 cp "$dir/p1.h5" "$dir/bad.h5"
 "$PYTHON" -c "
