@@ -379,12 +379,13 @@ Handle create_dataset(hid_t loc, const std::string& name, const std::vector<int6
     return d;
 }
 
-void write_dataset(hid_t loc, const std::string& name, const std::vector<int64_t>& shape, StoreType store,
-                   const void* data, StoreType memory, const WriteOptions& opt) {
+Handle write_dataset(hid_t loc, const std::string& name, const std::vector<int64_t>& shape, StoreType store,
+                     const void* data, StoreType memory, const WriteOptions& opt) {
     Handle d = create_dataset(loc, name, shape, store, opt);
     int64_t n = 1;
     for (auto s : shape) n *= s;
     if (n > 0) PARO_ASSERT(H5Dwrite(d.get(), memory_type(memory), H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0);
+    return d;
 }
 
 void write_box(hid_t dset, const std::vector<int64_t>& start, const std::vector<int64_t>& count, const float* data) {

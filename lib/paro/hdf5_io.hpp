@@ -91,8 +91,9 @@ struct WriteOptions {
     std::vector<int64_t> chunk;  // empty: contiguous
     int deflate = 0;             // 0: none, 1..9: zlib level (with shuffle)
 };
-// Writes an n-d dataset from native memory (float/double/int64/uint8) into file type `store`.
-void write_dataset(hid_t loc, const std::string& name, const std::vector<int64_t>& shape, StoreType store,
+// Writes an n-d dataset from native memory (float/double/int64/uint8) into file type `store`;
+// returns it open, for attributes.
+Handle write_dataset(hid_t loc, const std::string& name, const std::vector<int64_t>& shape, StoreType store,
                    const void* data, StoreType memory, const WriteOptions& opt = {});
 // Creates an empty chunked n-d dataset to be filled box by box with write_box (floats in memory).
 Handle create_dataset(hid_t loc, const std::string& name, const std::vector<int64_t>& shape, StoreType store,

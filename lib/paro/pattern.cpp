@@ -137,9 +137,8 @@ int64_t write_pattern_file(const Pattern& p, const std::string& path) {
                               {{1, 1, nbytes}, kDeflate});
             h5::write_dataset(g.get(), "density", {T, H}, h5::StoreType::f64, density.data(), h5::StoreType::f64);
             h5::write_dataset(g.get(), "recall", {T, H}, h5::StoreType::f64, recall.data(), h5::StoreType::f64);
-            h5::write_dataset(g.get(), "scores", {H, kNumOrders, kNumMetrics}, h5::StoreType::f64, scores.data(),
-                              h5::StoreType::f64);
-            h5::Handle sd(H5Dopen2(g.get(), "scores", H5P_DEFAULT));
+            h5::Handle sd = h5::write_dataset(g.get(), "scores", {H, kNumOrders, kNumMetrics}, h5::StoreType::f64,
+                                              scores.data(), h5::StoreType::f64);
             h5::write_attr(sd.get(), "metrics", std::vector<std::string>(kMetricNames.begin(), kMetricNames.end()));
             h5::write_dataset(g.get(), "sample_order", {H, S}, h5::StoreType::u8, sample_order.data(),
                               h5::StoreType::u8);

@@ -477,6 +477,12 @@ const char* kJs = R"JS(
 })();
 )JS";
 
+// An order's metrics in the order of kMetricNames (the pattern file's score columns).
+std::array<double, kNumMetrics> metric_values(const OrderMetrics& m) {
+    static_assert(kNumMetrics == 6, "a metric was added to OrderMetrics: list it here, in kMetricNames order");
+    return {m.objective, m.sparsity, m.incoherence, m.recall, m.output_rel_l1, m.free_recall};
+}
+
 std::string order_badge(AxisOrder o) {
     return fmt::format("<span class=\"ord\" style=\"background:{}\">{}</span>", css_hex(order_color(o)), to_string(o));
 }
@@ -869,10 +875,15 @@ ReportResult write_report(const ReportOptions& opt) {
             for (const char* m : kMetricNames) fmt::format_to(out, "<th>{}</th>", m);
             html += "</tr></thead><tbody>";
             for (AxisOrder o : kAllOrders) {
-                const OrderMetrics& m = hp.scores[index_of(o)];
-                fmt::format_to(out, "<tr{}><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                               o == hp.order ? " class=\"chosen\"" : "", order_badge(o), num(m.objective), num(m.sparsity),
-                               num(m.incoherence, 2), num(m.recall), m.output_rel_l1 < 0 ? "n/a" : num(m.output_rel_l1));
+                const auto v = metric_values(hp.scores[index_of(o)]);
+                fmt::format_to(out, "<tr{}><td class=\"l\">{}</td>", o == hp.order ? " class=\"chosen\"" : "",
+                               order_badge(o));
+                for (int k = 0; k < kNumMetrics; ++k) {
+                    const std::string name = kMetricNames[k];
+                    const bool absent = name == "output_rel_l1" && v[k] < 0;  // -1: not computed
+                    fmt::format_to(out, "<td>{}</td>", absent ? std::string("n/a") : num(v[k], name == "incoherence" ? 2 : 4));
+                }
+                html += "</tr>";
             }
             html += "</tbody></table>";
             // samples
