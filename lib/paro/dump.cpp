@@ -64,11 +64,8 @@ std::vector<int64_t> tensor_shape(const h5::File& f, const std::string& path) {
 DumpReader::DumpReader(const std::string& path) : file_(h5::File::open_read(path)) {
     info_.path = path;
     const hid_t root = file_.id();
-    if (!h5::has_attr(root, "paro_format"))
-        throw InputError(path, "attribute paro_format", "missing (not a paro-dump file)");
-    if (h5::attr_type(root, "paro_format") != h5::TypeClass::string)
-        throw InputError(path, "attribute paro_format", "must be a string");
-    const std::string format = h5::read_string_attr(file_, root, "/", "paro_format");
+    const std::string format = h5::format_name(file_);
+    if (format.empty()) throw InputError(path, "attribute paro_format", "missing (not a paro-dump file)");
     if (format != "paro-dump")
         throw InputError(path, "attribute paro_format", fmt::format("is '{}', expected 'paro-dump'", format));
     const int64_t version = scalar_int(file_, root, "/", "paro_version");
@@ -221,15 +218,6 @@ HeadSlice DumpReader::read(int64_t sample, int64_t layer, int64_t head, bool wit
     return s;
 }
 
-bool looks_like_dump(const std::string& path) {
-    try {
-        auto f = h5::File::open_read(path);
-        return h5::has_attr(f.id(), "paro_format") &&
-               h5::attr_type(f.id(), "paro_format") == h5::TypeClass::string &&
-               h5::read_string_attr(f, f.id(), "/", "paro_format") == "paro-dump";
-    } catch (const InputError&) {
-        return false;
-    }
-}
+bool looks_like_dump(const std::string& path) { return h5::probe_format_name(path) == "paro-dump"; }
 
 }  // namespace paro

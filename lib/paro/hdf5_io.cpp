@@ -396,6 +396,19 @@ void write_box(hid_t dset, const std::vector<int64_t>& start, const std::vector<
     PARO_ASSERT(H5Dwrite(dset, H5T_NATIVE_FLOAT, mspace.get(), fspace.get(), H5P_DEFAULT, data) >= 0);
 }
 
+std::string format_name(const File& f) {
+    if (!has_attr(f.id(), "paro_format") || attr_type(f.id(), "paro_format") != TypeClass::string) return "";
+    return read_string_attr(f, f.id(), "/", "paro_format");
+}
+
+std::string probe_format_name(const std::string& path) {
+    try {
+        return format_name(File::open_read(path));
+    } catch (const InputError&) {
+        return "";
+    }
+}
+
 hid_t half_type() {
     // Built once and kept for the life of the process, as h5py describes float16.
     static const hid_t t = [] {

@@ -100,6 +100,12 @@ Handle create_dataset(hid_t loc, const std::string& name, const std::vector<int6
                       const WriteOptions& opt);
 void write_box(hid_t dset, const std::vector<int64_t>& start, const std::vector<int64_t>& count, const float* data);
 
+// The root attribute paro_format of a readable HDF5 file, or "" when it has none (or is not a
+// string). Throws InputError when the file cannot be read as HDF5.
+std::string format_name(const File& f);
+// The same for a path; "" also when the file cannot be read.
+std::string probe_format_name(const std::string& path);
+
 // IEEE half precision as HDF5 (and h5py) describe it: a 16-bit float type.
 hid_t half_type();
 

@@ -1,12 +1,12 @@
 #include "paro/pattern.hpp"
 
 #include <fmt/format.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 
+#include "paro/atomic_output.hpp"
 #include "paro/error.hpp"
 #include "paro/hdf5_io.hpp"
 
@@ -39,33 +39,25 @@ int64_t Pattern::num_samples() const {
                                                      : static_cast<int64_t>(layers[0].heads[0].sample_order.size());
 }
 
-double Pattern::mean_density() const {
+namespace {
+// Mean of a per-slot quantity over every (slot, layer, head).
+double mean_over_masks(const Pattern& p, std::vector<double> HeadPattern::*field) {
     double sum = 0;
     int64_t n = 0;
-    for (const auto& l : layers)
+    for (const auto& l : p.layers)
         for (const auto& h : l.heads)
-            for (double d : h.density) sum += d, ++n;
-    return n ? sum / n : 0.0;
+            for (double v : h.*field) sum += v, ++n;
+    return n ? sum / static_cast<double>(n) : 0.0;
 }
+}  // namespace
 
-double Pattern::mean_recall() const {
-    double sum = 0;
-    int64_t n = 0;
-    for (const auto& l : layers)
-        for (const auto& h : l.heads)
-            for (double r : h.recall) sum += r, ++n;
-    return n ? sum / n : 0.0;
-}
+double Pattern::mean_density() const { return mean_over_masks(*this, &HeadPattern::density); }
+double Pattern::mean_recall() const { return mean_over_masks(*this, &HeadPattern::recall); }
 
 int64_t write_pattern_file(const Pattern& p, const std::string& path) {
-    namespace fs = std::filesystem;
-    const fs::path final_path(path);
-    const fs::path dir = final_path.has_parent_path() ? final_path.parent_path() : fs::path(".");
-    std::error_code ec;
-    if (!fs::is_directory(dir, ec)) throw InputError(path, "option -o", "the output directory does not exist");
-    const fs::path tmp = dir / fmt::format(".{}.tmp{}", final_path.filename().string(), ::getpid());
-    try {
-        h5::File f = h5::File::create(tmp.string());
+    AtomicOutput out(path);
+    {
+        h5::File f = h5::File::create(out.temp_path());
         const hid_t root = f.id();
         h5::write_attr(root, "paro_format", std::string("paro-pattern"));
         h5::write_attr(root, "paro_version", int64_t{1});
@@ -145,21 +137,16 @@ int64_t write_pattern_file(const Pattern& p, const std::string& path) {
             h5::write_dataset(g.get(), "sample_recall", {H, S}, h5::StoreType::f64, sample_recall.data(),
                               h5::StoreType::f64);
         }
-        f.close();
-        fs::rename(tmp, final_path);
-    } catch (...) {
-        fs::remove(tmp, ec);
-        throw;
-    }
-    return static_cast<int64_t>(fs::file_size(final_path));
+    }  // closes the file before the rename
+    out.commit();
+    return static_cast<int64_t>(std::filesystem::file_size(path));
 }
 
 Pattern read_pattern_file(const std::string& path) {
     h5::File f = h5::File::open_read(path);
     const hid_t root = f.id();
-    if (!h5::has_attr(root, "paro_format") || h5::attr_type(root, "paro_format") != h5::TypeClass::string)
-        throw InputError(path, "attribute paro_format", "missing (not a paro-pattern file)");
-    const std::string format = h5::read_string_attr(f, root, "/", "paro_format");
+    const std::string format = h5::format_name(f);
+    if (format.empty()) throw InputError(path, "attribute paro_format", "missing (not a paro-pattern file)");
     if (format != "paro-pattern")
         throw InputError(path, "attribute paro_format", fmt::format("is '{}', expected 'paro-pattern'", format));
     const int64_t version = scalar_int(f, root, "", "paro_version");
@@ -270,15 +257,6 @@ Pattern read_pattern_file(const std::string& path) {
     return p;
 }
 
-bool looks_like_pattern(const std::string& path) {
-    try {
-        auto f = h5::File::open_read(path);
-        return h5::has_attr(f.id(), "paro_format") &&
-               h5::attr_type(f.id(), "paro_format") == h5::TypeClass::string &&
-               h5::read_string_attr(f, f.id(), "/", "paro_format") == "paro-pattern";
-    } catch (const InputError&) {
-        return false;
-    }
-}
+bool looks_like_pattern(const std::string& path) { return h5::probe_format_name(path) == "paro-pattern"; }
 
 }  // namespace paro

@@ -306,11 +306,7 @@ CheckResult check_file_against(const std::string& path, const std::string& schem
 }
 
 CheckResult check_file(const std::string& path) {
-    h5::File f = h5::File::open_read(path);
-    std::string format;
-    if (h5::has_attr(f.id(), "paro_format") && h5::attr_type(f.id(), "paro_format") == h5::TypeClass::string)
-        format = h5::read_string_attr(f, f.id(), "/", "paro_format");
-    f.close();
+    const std::string format = h5::format_name(h5::File::open_read(path));
     if (format == "paro-dump") return check_file_against(path, kDumpSchemaJson);
     if (format == "paro-pattern") return check_file_against(path, kPatternSchemaJson);
     throw InputError(path, "attribute paro_format",

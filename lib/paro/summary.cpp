@@ -50,6 +50,16 @@ std::string layer_table(const Pattern& p, const Style& st) {
     return out;
 }
 
+// The keys both formats share: what the file is and its token layout.
+nlohmann::json header_json(const char* format, const TokenLayout& layout) {
+    return {{"format", format},
+            {"version", 1},
+            {"grid", layout.grid},
+            {"text_tokens", layout.text_tokens},
+            {"text_position", to_string(layout.text_position)},
+            {"tokens", layout.tokens()}};
+}
+
 }  // namespace
 
 std::string human_bytes(int64_t b) {
@@ -61,13 +71,7 @@ std::string human_bytes(int64_t b) {
 
 nlohmann::json pattern_json(const Pattern& p, int64_t file_bytes) {
     using nlohmann::json;
-    json j;
-    j["format"] = "paro-pattern";
-    j["version"] = 1;
-    j["grid"] = p.layout.grid;
-    j["text_tokens"] = p.layout.text_tokens;
-    j["text_position"] = to_string(p.layout.text_position);
-    j["tokens"] = p.layout.tokens();
+    json j = header_json("paro-pattern", p.layout);
     j["block_size"] = {p.block_q, p.block_k};
     j["tiles_per_side"] = p.tiles_per_side();
     j["slots"] = {{"count", p.slots.count()}, {"boundaries", p.slots.boundaries}};
@@ -109,13 +113,7 @@ nlohmann::json pattern_json(const Pattern& p, int64_t file_bytes) {
 
 nlohmann::json dump_json(const DumpInfo& d) {
     using nlohmann::json;
-    json j;
-    j["format"] = "paro-dump";
-    j["version"] = 1;
-    j["grid"] = d.layout.grid;
-    j["text_tokens"] = d.layout.text_tokens;
-    j["text_position"] = to_string(d.layout.text_position);
-    j["tokens"] = d.layout.tokens();
+    json j = header_json("paro-dump", d.layout);
     j["model"] = d.model;
     j["num_steps"] = d.num_steps;
     json samples = json::array();

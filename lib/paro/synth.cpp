@@ -1,12 +1,11 @@
 #include "paro/synth.hpp"
 
 #include <fmt/format.h>
-#include <unistd.h>
 
 #include <cmath>
-#include <filesystem>
 #include <random>
 
+#include "paro/atomic_output.hpp"
 #include "paro/error.hpp"
 #include "paro/hdf5_io.hpp"
 
@@ -107,17 +106,12 @@ void write_synthetic_dump(const SynthOptions& opt, const std::string& path) {
     if (opt.maps && n > 8192)
         throw InputError("", "option --maps", fmt::format("attention maps need N <= 8192 tokens, the grid gives {}", n));
 
-    namespace fs = std::filesystem;
-    const fs::path final_path(path);
-    const fs::path dir = final_path.has_parent_path() ? final_path.parent_path() : fs::path(".");
-    std::error_code ec;
-    if (!fs::is_directory(dir, ec)) throw InputError(path, "option -o", "the output directory does not exist");
-    const fs::path tmp = dir / fmt::format(".{}.tmp{}", final_path.filename().string(), ::getpid());
+    AtomicOutput out(path);
     const int d = opt.head_dim, S = opt.samples, H = opt.heads;
     const double scale = 1.0 / std::sqrt(static_cast<double>(d));
     const h5::StoreType store = opt.float16 ? h5::StoreType::f16 : h5::StoreType::f32;
-    try {
-        h5::File f = h5::File::create(tmp.string());
+    {
+        h5::File f = h5::File::create(out.temp_path());
         const hid_t root = f.id();
         h5::write_attr(root, "paro_format", std::string("paro-dump"));
         h5::write_attr(root, "paro_version", int64_t{1});
@@ -185,12 +179,8 @@ void write_synthetic_dump(const SynthOptions& opt, const std::string& path) {
                     if (opt.with_v) h5::write_box(dv.get(), {s, h, 0, 0}, {1, 1, n, d}, v.data());
                 }
         }
-        f.close();
-        fs::rename(tmp, final_path);
-    } catch (...) {
-        fs::remove(tmp, ec);
-        throw;
-    }
+    }  // closes the file before the rename
+    out.commit();
 }
 
 }  // namespace paro
