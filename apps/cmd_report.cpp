@@ -1,17 +1,55 @@
-// Placeholder until the report subcommand lands.
+// `paro report PATTERN [--dump DUMP] -o DIR [--heads L:H,...]`: the HTML report (lib/paro/report.hpp).
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <cstdio>
+#include <memory>
+#include <string>
 
 #include "commands.hpp"
+#include "paro/report.hpp"
 
 namespace paro::cli {
-void add_report(CLI::App& app, Runner& run, const GlobalOptions&) {
-    auto* sub = app.add_subcommand("report", "(not yet available)");
-    sub->callback([&run] {
-        run = [] {
-            std::fprintf(stderr, "paro: report is not available in this build\n");
-            return 2;
+
+namespace {
+struct ReportArgs {
+    std::string pattern, dump, out, heads;
+    int each = 3;
+    long long full_max = 1024;
+};
+}  // namespace
+
+void add_report(CLI::App& app, Runner& run, const GlobalOptions& g) {
+    auto args = std::make_shared<ReportArgs>();
+    auto* sub = app.add_subcommand("report", "Write an HTML report (index.html + PNG images) of a pattern file");
+    sub->add_option("pattern", args->pattern, "Pattern file (paro-pattern HDF5)")->required();
+    sub->add_option("-o,--output", args->out, "Output directory (created; replaced if it holds an earlier report)")
+        ->required();
+    sub->add_option("--dump", args->dump, "The dump the pattern was calibrated on: adds attention maps and per-sample recall");
+    sub->add_option("--heads", args->heads, "Heads shown in detail, LAYER:HEAD,... (default: worst and best by recall)");
+    sub->add_option("--worst-best", args->each, "With no --heads: how many worst and best heads to show")
+        ->check(CLI::Range(0, 1000));
+    sub->add_option("--full-max-tokens", args->full_max,
+                    "Token-level attention maps when the sequence has at most this many tokens")
+        ->check(CLI::NonNegativeNumber);
+    sub->callback([&run, &g, args] {
+        run = [&g, args] {
+            const auto t0 = std::chrono::steady_clock::now();
+            ReportOptions o;
+            o.pattern_path = args->pattern;
+            o.dump_path = args->dump;
+            o.out_dir = args->out;
+            if (!args->heads.empty()) o.heads = parse_head_list(args->heads);
+            o.default_heads_each = args->each;
+            o.full_res_max_tokens = args->full_max;
+            if (!g.quiet) o.progress = [](const std::string& s) { std::fprintf(stderr, "report: %s\n", s.c_str()); };
+            const ReportResult r = write_report(o);
+            const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            if (!g.quiet)
+                std::printf("wrote %s (%d images, %.0f KiB in all) in %.1f s\n", r.index_path.c_str(), r.images,
+                            static_cast<double>(r.total_bytes) / 1024.0, secs);
+            return 0;
         };
     });
 }
+
 }  // namespace paro::cli

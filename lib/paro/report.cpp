@@ -148,6 +148,8 @@ struct Writer {
     }
 };
 
+constexpr int kSmallMap = 320;  // longer side of the per-slot and stability maps, in pixels
+
 // Cell size (pixels) for a grid of rows x cols so that the image is about `target` wide/high.
 int cell_size(int64_t rows, int64_t cols, int target, int lo, int hi) {
     const int64_t m = std::max<int64_t>(1, std::max(rows, cols));
@@ -156,10 +158,11 @@ int cell_size(int64_t rows, int64_t cols, int target, int lo, int hi) {
 
 // A layers x heads grid: one cell per head, colored by `color(l, h)`; a 1-pixel white gap
 // between cells when cells are large enough to afford it.
+// `target`: about how many pixels the longer side gets (the page shows small maps at their size).
 template <typename F>
-RgbImage head_grid(const Pattern& p, int64_t max_heads, F color) {
+RgbImage head_grid(const Pattern& p, int64_t max_heads, F color, int target = 720) {
     const int64_t L = static_cast<int64_t>(p.layers.size());
-    const int c = cell_size(L, max_heads, 720, 3, 40);
+    const int c = cell_size(L, max_heads, target, target >= 600 ? 3 : 2, target >= 600 ? 40 : 28);
     const int gap = c >= 6 ? 1 : 0;
     RgbImage img(static_cast<int>(max_heads) * c, static_cast<int>(L) * c, kGridLineColor);
     for (int64_t l = 0; l < L; ++l)
@@ -427,7 +430,7 @@ img{image-rendering:pixelated;image-rendering:crisp-edges;max-width:100%;height:
 .figs{display:flex;flex-wrap:wrap;gap:18px;align-items:flex-start}
 figure{margin:0}
 figcaption{font-size:12px;color:#555;max-width:420px}
-.small img{width:300px}
+.small img{max-width:340px}
 img.full{width:520px}
 .sw{display:inline-block;width:14px;height:14px;border:1px solid #555;vertical-align:middle;margin:0 4px 0 12px}
 .cb{display:flex;align-items:center;gap:6px;font-size:12px;color:#555}
@@ -442,8 +445,8 @@ pre{background:#f5f5f5;padding:8px;overflow:auto;max-height:360px}
 // Sorting of tables (click a header) and hover read-out on the layers x heads maps.
 const char* kJs = R"JS(
 (function(){
-  function key(td){var v=td.getAttribute('data-v');if(v!==null&&v!=='')return parseFloat(v);
-    var t=td.textContent.trim();var f=parseFloat(t);return isNaN(f)?t:f;}
+  function key(td){var v=td.getAttribute('data-v');var t=(v!==null&&v!=='')?v:td.textContent.trim();
+    var f=parseFloat(t);return isNaN(f)?t:f;}
   document.querySelectorAll('table.sortable').forEach(function(tbl){
     var ths=tbl.tHead.rows[0].cells;
     Array.prototype.forEach.call(ths,function(th,i){th.addEventListener('click',function(){
@@ -695,9 +698,8 @@ ReportResult write_report(const ReportOptions& opt) {
         html += "<h3>Density</h3>" + colorbar_html(num(dlo, 3), num(dhi, 3), "fraction of tiles kept");
         html += "<div class=\"figs small\">";
         for (int t = 0; t < T; ++t) {
-            const RgbImage img = head_grid(p, max_heads, [&](int64_t l, int64_t h) {
-                return viridis(ds(p.layers[l].heads[h].density[t]));
-            });
+            const RgbImage img = head_grid(
+                p, max_heads, [&](int64_t l, int64_t h) { return viridis(ds(p.layers[l].heads[h].density[t])); }, kSmallMap);
             html += figure(w.image(img, fmt::format("density_slot{}", t), fmt::format("density, slot {}", t), "hm",
                                    fmt::format("data-slot=\"{}\"", t)),
                            fmt::format("slot {} {}", t, esc(p.slots.describe(t))));
@@ -705,9 +707,8 @@ ReportResult write_report(const ReportOptions& opt) {
         html += "</div><h3>Recall</h3>" + colorbar_html(num(std::min(rlo, 1.0), 3), "1", "attention mass kept");
         html += "<div class=\"figs small\">";
         for (int t = 0; t < T; ++t) {
-            const RgbImage img = head_grid(p, max_heads, [&](int64_t l, int64_t h) {
-                return viridis(rs(p.layers[l].heads[h].recall[t]));
-            });
+            const RgbImage img = head_grid(
+                p, max_heads, [&](int64_t l, int64_t h) { return viridis(rs(p.layers[l].heads[h].recall[t])); }, kSmallMap);
             html += figure(w.image(img, fmt::format("recall_slot{}", t), fmt::format("recall, slot {}", t), "hm",
                                    fmt::format("data-slot=\"{}\"", t)),
                            fmt::format("slot {} {}", t, esc(p.slots.describe(t))));
@@ -745,13 +746,13 @@ ReportResult write_report(const ReportOptions& opt) {
                                        int a = 0;
                                        for (uint8_t o : hp.sample_order) a += o == index_of(hp.order);
                                        return viridis(as(static_cast<double>(a) / static_cast<double>(hp.sample_order.size())));
-                                   }),
+                                   }, kSmallMap),
                                    "stability_agree", "fraction of samples agreeing with the plan", "hm"),
                            "Fraction of samples whose own best order is the plan's order (yellow = all agree).<br>" +
                                colorbar_html("0", "1", "agreeing"));
             html += figure(w.image(head_grid(p, max_heads, [&](int64_t l, int64_t h) {
                                        return viridis(ms(min_of(p.layers[l].heads[h].sample_recall)));
-                                   }),
+                                   }, kSmallMap),
                                    "stability_min_recall", "lowest per-sample recall of the shared mask", "hm"),
                            "Lowest mass the shared mask keeps on any one sample.<br>" +
                                colorbar_html(num(std::min(min_rec, 1.0), 3), "1", "min sample recall"));
