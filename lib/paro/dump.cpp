@@ -32,14 +32,6 @@ double DumpInfo::step_fraction(int64_t sample) const {
 
 namespace {
 
-int64_t scalar_int(const h5::File& f, hid_t obj, const std::string& obj_path, const std::string& name) {
-    auto v = h5::read_int_attr(f, obj, obj_path, name);
-    if (v.size() != 1)
-        throw InputError(f.path(), obj_path == "/" ? "attribute " + name : obj_path + " attribute " + name,
-                         "must be a single integer");
-    return v[0];
-}
-
 std::string shape_str(const std::vector<int64_t>& s) {
     std::string out = "[";
     for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
@@ -64,18 +56,12 @@ std::vector<int64_t> tensor_shape(const h5::File& f, const std::string& path) {
 DumpReader::DumpReader(const std::string& path) : file_(h5::File::open_read(path)) {
     info_.path = path;
     const hid_t root = file_.id();
-    const std::string format = h5::format_name(file_);
-    if (format.empty()) throw InputError(path, "attribute paro_format", "missing (not a paro-dump file)");
-    if (format != "paro-dump")
-        throw InputError(path, "attribute paro_format", fmt::format("is '{}', expected 'paro-dump'", format));
-    const int64_t version = scalar_int(file_, root, "/", "paro_version");
-    if (version != 1)
-        throw InputError(path, "attribute paro_version", fmt::format("unknown version {} (this paro reads 1)", version));
+    h5::expect_format(file_, "paro-dump", 1);
 
     const auto grid = h5::read_int_attr(file_, root, "/", "grid");
     if (grid.size() != 3) throw InputError(path, "attribute grid", "must hold 3 integers (F, H, W)");
     std::copy(grid.begin(), grid.end(), info_.layout.grid.begin());
-    info_.layout.text_tokens = h5::has_attr(root, "text_tokens") ? scalar_int(file_, root, "/", "text_tokens") : 0;
+    info_.layout.text_tokens = h5::has_attr(root, "text_tokens") ? h5::read_scalar_int_attr(file_, root, "/", "text_tokens") : 0;
     if (h5::has_attr(root, "text_position"))
         info_.layout.text_position =
             parse_text_position(h5::read_string_attr(file_, root, "/", "text_position"), path, "attribute text_position");
@@ -99,7 +85,7 @@ DumpReader::DumpReader(const std::string& path) : file_(h5::File::open_read(path
             if (s < 0) throw InputError(path, "/samples/step", fmt::format("negative step {}", s));
     }
     if (h5::has_attr(samples.get(), "num_steps")) {
-        info_.num_steps = scalar_int(file_, samples.get(), "/samples", "num_steps");
+        info_.num_steps = h5::read_scalar_int_attr(file_, samples.get(), "/samples", "num_steps");
         if (info_.num_steps <= 0)
             throw InputError(path, "/samples attribute num_steps", fmt::format("must be positive, is {}", info_.num_steps));
         for (auto s : step)

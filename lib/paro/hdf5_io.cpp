@@ -274,6 +274,12 @@ std::vector<int64_t> read_int_attr(const File& f, hid_t obj, const std::string& 
     return out;
 }
 
+int64_t read_scalar_int_attr(const File& f, hid_t obj, const std::string& obj_path, const std::string& name) {
+    const auto v = read_int_attr(f, obj, obj_path, name);
+    if (v.size() != 1) throw InputError(f.path(), attr_where(obj_path, name), "must be a single integer");
+    return v[0];
+}
+
 std::vector<double> read_float_attr(const File& f, hid_t obj, const std::string& obj_path, const std::string& name) {
     Handle a = open_attr(f, obj, obj_path, name);
     Handle ftype(H5Aget_type(a.get()));
@@ -407,6 +413,16 @@ std::string probe_format_name(const std::string& path) {
     } catch (const InputError&) {
         return "";
     }
+}
+
+void expect_format(const File& f, const std::string& format, int64_t version) {
+    const std::string found = format_name(f);
+    if (found.empty()) throw InputError(f.path(), "attribute paro_format", "missing (not a " + format + " file)");
+    if (found != format)
+        throw InputError(f.path(), "attribute paro_format", fmt::format("is '{}', expected '{}'", found, format));
+    const int64_t v = read_scalar_int_attr(f, f.id(), "/", "paro_version");
+    if (v != version)
+        throw InputError(f.path(), "attribute paro_version", fmt::format("unknown version {} (this paro reads {})", v, version));
 }
 
 hid_t half_type() {

@@ -67,6 +67,8 @@ TypeClass attr_type(hid_t obj, const std::string& name);
 std::string read_string_attr(const File& f, hid_t obj, const std::string& obj_path, const std::string& name);
 std::vector<int64_t> read_int_attr(const File& f, hid_t obj, const std::string& obj_path, const std::string& name);
 std::vector<double> read_float_attr(const File& f, hid_t obj, const std::string& obj_path, const std::string& name);
+// A scalar integer attribute (an array of one is accepted).
+int64_t read_scalar_int_attr(const File& f, hid_t obj, const std::string& obj_path, const std::string& name);
 std::vector<std::string> read_string_array_attr(const File& f, hid_t obj, const std::string& obj_path,
                                                 const std::string& name);
 void write_attr(hid_t obj, const std::string& name, const std::string& value);
@@ -105,6 +107,9 @@ void write_box(hid_t dset, const std::vector<int64_t>& start, const std::vector<
 std::string format_name(const File& f);
 // The same for a path; "" also when the file cannot be read.
 std::string probe_format_name(const std::string& path);
+
+// Checks the root attributes paro_format and paro_version; throws InputError naming the one at fault.
+void expect_format(const File& f, const std::string& format, int64_t version);
 
 // IEEE half precision as HDF5 (and h5py) describe it: a 16-bit float type.
 hid_t half_type();

@@ -18,14 +18,6 @@ namespace {
 constexpr std::array<const char*, kNumOrders> kFileOrderNames = {"FHW", "FWH", "HFW", "HWF", "WFH", "WHF"};
 constexpr int kDeflate = 6;
 
-int64_t scalar_int(const h5::File& f, hid_t obj, const std::string& obj_path, const std::string& name) {
-    auto v = h5::read_int_attr(f, obj, obj_path, name);
-    if (v.size() != 1)
-        throw InputError(f.path(), (obj_path.empty() ? "" : obj_path + " ") + "attribute " + name,
-                         "must be a single integer");
-    return v[0];
-}
-
 template <typename T>
 void expect_size(const h5::File& f, const std::string& path, const std::vector<T>& v, size_t n) {
     if (v.size() != n) throw InputError(f.path(), path, fmt::format("has {} values, expected {}", v.size(), n));
@@ -145,13 +137,7 @@ int64_t write_pattern_file(const Pattern& p, const std::string& path) {
 Pattern read_pattern_file(const std::string& path) {
     h5::File f = h5::File::open_read(path);
     const hid_t root = f.id();
-    const std::string format = h5::format_name(f);
-    if (format.empty()) throw InputError(path, "attribute paro_format", "missing (not a paro-pattern file)");
-    if (format != "paro-pattern")
-        throw InputError(path, "attribute paro_format", fmt::format("is '{}', expected 'paro-pattern'", format));
-    const int64_t version = scalar_int(f, root, "", "paro_version");
-    if (version != 1)
-        throw InputError(path, "attribute paro_version", fmt::format("unknown version {} (this paro reads 1)", version));
+    h5::expect_format(f, "paro-pattern", 1);
 
     Pattern p;
     p.provenance.tool_version = h5::read_string_attr(f, root, "/", "tool_version");
@@ -160,16 +146,16 @@ Pattern read_pattern_file(const std::string& path) {
     p.provenance.source_checksum = h5::read_string_attr(f, root, "/", "source_checksum");
     p.provenance.created = h5::read_string_attr(f, root, "/", "created");
     p.objective = h5::read_string_attr(f, root, "/", "objective");
-    p.higher_is_better = scalar_int(f, root, "", "objective_higher_is_better") != 0;
+    p.higher_is_better = h5::read_scalar_int_attr(f, root, "", "objective_higher_is_better") != 0;
     const auto grid = h5::read_int_attr(f, root, "/", "grid");
     if (grid.size() != 3) throw InputError(path, "attribute grid", "must hold 3 integers");
     std::copy(grid.begin(), grid.end(), p.layout.grid.begin());
-    p.layout.text_tokens = scalar_int(f, root, "", "text_tokens");
+    p.layout.text_tokens = h5::read_scalar_int_attr(f, root, "", "text_tokens");
     p.layout.text_position =
         parse_text_position(h5::read_string_attr(f, root, "/", "text_position"), path, "attribute text_position");
     p.layout.validate(path);
-    p.block_q = static_cast<int>(scalar_int(f, root, "", "block_q"));
-    p.block_k = static_cast<int>(scalar_int(f, root, "", "block_k"));
+    p.block_q = static_cast<int>(h5::read_scalar_int_attr(f, root, "", "block_q"));
+    p.block_k = static_cast<int>(h5::read_scalar_int_attr(f, root, "", "block_k"));
     if (p.block_q <= 0 || p.block_q != p.block_k)
         throw InputError(path, "attribute block_q", "tiles must be square and positive");
 
@@ -188,16 +174,16 @@ Pattern read_pattern_file(const std::string& path) {
             throw InputError(path, "/slots/boundaries", "must increase strictly");
 
     const int64_t T = p.slots.count();
-    const int64_t S = scalar_int(f, root, "", "num_samples");
+    const int64_t S = h5::read_scalar_int_attr(f, root, "", "num_samples");
     const int64_t nb = p.tiles_per_side();
     const int64_t nbytes = (nb * nb + 7) / 8;
     h5::Handle layers = h5::open_group(f, "/layers");
-    const int64_t L = scalar_int(f, layers.get(), "/layers", "count");
+    const int64_t L = h5::read_scalar_int_attr(f, layers.get(), "/layers", "count");
     if (L <= 0) throw InputError(path, "/layers attribute count", "the pattern has no layers");
     for (int64_t l = 0; l < L; ++l) {
         const std::string base = fmt::format("/layers/{}", l);
         h5::Handle g = h5::open_group(f, base);
-        const int64_t H = scalar_int(f, g.get(), base, "heads");
+        const int64_t H = h5::read_scalar_int_attr(f, g.get(), base, "heads");
         if (H <= 0) throw InputError(path, base + " attribute heads", "must be positive");
         const auto orders = h5::read_all_u8(f, base + "/orders");
         const auto qk = h5::read_all_u8(f, base + "/qk_bits");
