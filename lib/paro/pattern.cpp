@@ -104,10 +104,8 @@ int64_t write_pattern_file(const Pattern& p, const std::string& path) {
                     recall[t * H + h] = hp.recall[t];
                 }
                 for (int o = 0; o < kNumOrders; ++o) {
-                    const OrderMetrics& m = hp.scores[o];
-                    const double vals[kNumMetrics] = {m.objective,     m.sparsity,    m.incoherence,
-                                                      m.recall,        m.output_rel_l1, m.free_recall};
-                    std::copy(vals, vals + kNumMetrics, scores.begin() + (h * kNumOrders + o) * kNumMetrics);
+                    const auto vals = metric_values(hp.scores[o]);
+                    std::copy(vals.begin(), vals.end(), scores.begin() + (h * kNumOrders + o) * kNumMetrics);
                 }
                 for (int64_t s = 0; s < S; ++s) {
                     sample_order[h * S + s] = hp.sample_order[s];
@@ -224,9 +222,7 @@ Pattern read_pattern_file(const std::string& path) {
                 hp.recall.push_back(recall[t * H + h]);
             }
             for (int i = 0; i < kNumOrders; ++i) {
-                OrderMetrics& m = hp.scores[index_of(file_order[i])];
-                double* fields[kNumMetrics] = {&m.objective,     &m.sparsity,    &m.incoherence,
-                                               &m.recall,        &m.output_rel_l1, &m.free_recall};
+                const auto fields = metric_fields(hp.scores[index_of(file_order[i])]);
                 for (int64_t c = 0; c < M; ++c)
                     for (int k = 0; k < kNumMetrics; ++k)
                         if (metric_names[c] == kMetricNames[k]) *fields[k] = scores[(h * kNumOrders + i) * M + c];

@@ -27,6 +27,16 @@ constexpr int kNumMetrics = 6;
 // Column names of /layers/<l>/scores (its attribute "metrics"); readers match columns by name.
 inline const std::array<const char*, kNumMetrics> kMetricNames = {"objective", "sparsity",      "incoherence",
                                                                    "recall",    "output_rel_l1", "free_recall"};
+// The fields of OrderMetrics in the order of kMetricNames.
+inline std::array<double*, kNumMetrics> metric_fields(OrderMetrics& m) {
+    return {&m.objective, &m.sparsity, &m.incoherence, &m.recall, &m.output_rel_l1, &m.free_recall};
+}
+inline std::array<double, kNumMetrics> metric_values(OrderMetrics m) {
+    std::array<double, kNumMetrics> v{};
+    const auto f = metric_fields(m);
+    for (int i = 0; i < kNumMetrics; ++i) v[i] = *f[i];
+    return v;
+}
 
 struct HeadPattern {
     AxisOrder order = AxisOrder::FHW;

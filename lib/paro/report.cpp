@@ -1,4 +1,5 @@
 #include "paro/report.hpp"
+#include "paro/summary.hpp"
 
 #include <fmt/format.h>
 #include <stdio.h>  // renameat2 (glibc >= 2.28)
@@ -77,13 +78,6 @@ std::string esc(const std::string& s) {
 std::string num(double v, int prec = 4) {
     if (!std::isfinite(v)) return "n/a";
     return fmt::format("{:.{}f}", v, prec);
-}
-
-std::string bytes_str(double b) {
-    const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    int u = 0;
-    while (b >= 1024 && u < 4) b /= 1024, ++u;
-    return u == 0 ? fmt::format("{:.0f} B", b) : fmt::format("{:.2f} {}", b, units[u]);
 }
 
 double mean_of(const std::vector<double>& v) {
@@ -480,12 +474,6 @@ const char* kJs = R"JS(
 })();
 )JS";
 
-// An order's metrics in the order of kMetricNames (the pattern file's score columns).
-std::array<double, kNumMetrics> metric_values(const OrderMetrics& m) {
-    static_assert(kNumMetrics == 6, "a metric was added to OrderMetrics: list it here, in kMetricNames order");
-    return {m.objective, m.sparsity, m.incoherence, m.recall, m.output_rel_l1, m.free_recall};
-}
-
 std::string order_badge(AxisOrder o) {
     return fmt::format("<span class=\"ord\" style=\"background:{}\">{}</span>", css_hex(order_color(o)), to_string(o));
 }
@@ -625,7 +613,8 @@ ReportResult write_report(const ReportOptions& opt) {
         fmt::format_to(out, "<tr><td>Overall recall (attention mass kept)</td><td id=\"sum-recall\">{}</td></tr>",
                        num(p.mean_recall()));
         fmt::format_to(out, "<tr><td>Mask storage</td><td id=\"sum-storage\">{} as bits ({} as one byte per tile); pattern file {}</td></tr>",
-                       bytes_str(bit_bytes), bytes_str(bool_bytes), ec ? std::string("n/a") : bytes_str(static_cast<double>(fsize)));
+                       human_bytes(static_cast<int64_t>(bit_bytes)), human_bytes(static_cast<int64_t>(bool_bytes)),
+                       ec ? std::string("n/a") : human_bytes(static_cast<int64_t>(fsize)));
         fmt::format_to(out, "<tr><td>Orders chosen</td><td>{}</td></tr>", counts);
         fmt::format_to(out, "<tr><td>Source dump</td><td>{} ({})</td></tr>", esc(p.provenance.source_dump),
                        esc(p.provenance.source_checksum));
