@@ -1,0 +1,166 @@
+#!/usr/bin/env python3
+"""paro runtime vs PyTorch on the same GPU in the same call:
+  1. correctness: paro (bf16 and fp16 in, INT8 inside) vs SDPA (math backend, fp32) with the equivalent
+     boolean mask in original token order, at small N with text tokens, every order, D 64 and 128;
+  2. speed at the CogVideoX-5B shape (B1 H48 N17776, D 64 and 128): SDPA cuDNN and FlashAttention-2
+     dense, FlexAttention with the SAME 64x64 tile masks (on pre-permuted inputs, i.e. the
+     permutation given to Flex for free), and paro's whole op (permutation + quantization included).
+Usage: python3 compare_torch.py LIB [--quick] [--out results.json]"""
+import argparse
+import json
+import math
+import os
+import sys
+
+import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.nn.functional import scaled_dot_product_attention as sdpa
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import paro_torch as pt  # noqa: E402
+
+
+def bench(f, it=20):
+    for _ in range(3):
+        f()
+    torch.cuda.synchronize()
+    s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    ts = []
+    for _ in range(it):
+        s.record()
+        f()
+        e.record()
+        torch.cuda.synchronize()
+        ts.append(s.elapsed_time(e))
+    return sorted(ts)[len(ts) // 2]
+
+
+def correctness(rt, rows):
+    print("== correctness vs SDPA math fp32 with the same mask (original token order)")
+    cases = [((3, 5, 7), 12, False), ((4, 12, 16), 32, True), ((5, 16, 16), 225, False)]  # N = 117, 800, 1505
+    worst = 1.0
+    for grid, text, suffix in cases:
+        N = text + grid[0] * grid[1] * grid[2]
+        nb = (N + 63) // 64
+        for D, dt, dens in [(64, torch.bfloat16, 0.4), (64, torch.float16, 1.0), (128, torch.bfloat16, 1.0),
+                            (128, torch.float16, 0.4)]:
+            H = 6
+            g = torch.Generator().manual_seed(N + D)
+            m = pt.random_masks(H, nb, dens, g)
+            orders = list(range(6))
+            plan = rt.plan_create(grid, text, orders, pt.pack_bits(m), text_suffix=suffix)
+            q, k, v = [torch.randn(2, H, N, D, device="cuda") for _ in range(3)]
+            out = rt.attention(plan, q.to(dt), k.to(dt), v.to(dt)).float()
+            # dense boolean mask in original order
+            allowed = torch.empty(H, N, N, dtype=torch.bool)
+            for h in range(H):
+                gi = pt.gather_index(grid, text, orders[h], suffix)
+                pos = torch.empty(N, dtype=torch.long)
+                pos[gi] = torch.arange(N)
+                t = pos // 64
+                allowed[h] = m[h][t[:, None], t[None, :]]
+            with sdpa_kernel(SDPBackend.MATH):
+                ref = sdpa(q, k, v, attn_mask=allowed.cuda()[None])
+            for h in range(H):
+                a, b = out[:, h].flatten().double(), ref[:, h].flatten().double()
+                cos = torch.nn.functional.cosine_similarity(a, b, dim=0).item()
+                l1 = ((a - b).abs().sum() / b.abs().sum()).item()
+                worst = min(worst, cos)
+                rows.append(dict(kind="correctness", N=N, D=D, dtype=str(dt), head=h, order=pt.ORDERS[h],
+                                 cosine=cos, rel_l1=l1))
+            cs = [r["cosine"] for r in rows[-H:]]
+            ls = [r["rel_l1"] for r in rows[-H:]]
+            print(f"N={N:5d} text={text:3d}{' suffix' if suffix else ' prefix'} D={D:3d} {str(dt):15s} "
+                  f"density {dens:.1f} "
+                  f"min cos {min(cs):.6f}  max rel L1 {100 * max(ls):.2f}%  "
+                  f"{'ok' if min(cs) >= 0.9995 and max(ls) <= 0.03 else 'MISS'}")
+            rt.destroy(plan)
+    return worst
+
+
+def speed(rt, D, densities, rows, iters):
+    from torch.nn.attention.flex_attention import BlockMask, flex_attention
+    B, H, grid, text = 1, 48, (13, 30, 45), 226
+    N = text + grid[0] * grid[1] * grid[2]
+    nb = (N + 63) // 64
+    print(f"== speed B{B} H{H} N{N} D{D} bf16, median of {iters}")
+    q, k, v = [torch.randn(B, H, N, D, device="cuda", dtype=torch.bfloat16) for _ in range(3)]
+    with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
+        t_cudnn = bench(lambda: sdpa(q, k, v), iters)
+    with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+        t_fa2 = bench(lambda: sdpa(q, k, v), iters)
+    print(f"SDPA cuDNN {t_cudnn:.3f} ms, FlashAttention-2 {t_fa2:.3f} ms")
+    rows.append(dict(kind="speed", D=D, method="sdpa_cudnn", density=1.0, ms=t_cudnn))
+    rows.append(dict(kind="speed", D=D, method="sdpa_fa2", density=1.0, ms=t_fa2))
+    flex = torch.compile(flex_attention)
+    print(f"{'density':>8} {'paro ms':>9} {'x cuDNN':>8} {'flex64 ms':>10} {'flex128cov':>11} {'flex128 same':>12} "
+          f"{'vs flex64':>9} {'vs flex128':>9}")
+    for dens in densities:
+        g = torch.Generator().manual_seed(1)
+        m = pt.random_masks(H, nb, dens, g)
+        orders = [int(x) for x in torch.randint(0, 6, (H,), generator=g)]
+        plan = rt.plan_create(grid, text, orders, pt.pack_bits(m))
+        real = rt.plan_info(plan).density
+        out = torch.empty_like(q)
+        t_paro = bench(lambda: rt.attention(plan, q, k, v, out=out), iters)
+        # Flex with the same 64x64 tile masks, on inputs already permuted (Flex cannot fuse it).
+        mc = m.cuda()
+        idx = torch.argsort(mc.int(), dim=-1, descending=True, stable=True).int()[None]
+        cnt = mc.sum(-1).int()[None]
+        t_flex64 = float("nan")
+        try:
+            bm = BlockMask.from_kv_blocks(cnt, idx, BLOCK_SIZE=64, seq_lengths=(N, N))
+            t_flex64 = bench(lambda: flex(q, k, v, block_mask=bm, kernel_options={"BLOCK_M": 64, "BLOCK_N": 64}),
+                             iters)
+        except Exception as ex:  # noqa: BLE001
+            print(f"  flex 64-tile masks failed: {type(ex).__name__}: {str(ex)[:200]}")
+        # Flex at its usual 128 tiles: a 128 tile is kept when any of its four 64 tiles is (denser).
+        nb2 = (nb + 1) // 2
+        m2 = torch.zeros(H, nb2 * 2, nb2 * 2, dtype=torch.bool)
+        m2[:, :nb, :nb] = m
+        m2 = m2.view(H, nb2, 2, nb2, 2).any(4).any(2).cuda()
+        idx2 = torch.argsort(m2.int(), dim=-1, descending=True, stable=True).int()[None]
+        bm2 = BlockMask.from_kv_blocks(m2.sum(-1).int()[None], idx2, BLOCK_SIZE=128, seq_lengths=(N, N))
+        t_flex128 = bench(lambda: flex(q, k, v, block_mask=bm2), iters)
+        # Flex as in shared/bench/attention_anchors.py: its own random 128x128 masks at the same density.
+        g3 = torch.Generator().manual_seed(1)
+        m3 = pt.random_masks(H, nb2, dens, g3).cuda()
+        idx3 = torch.argsort(m3.int(), dim=-1, descending=True, stable=True).int()[None]
+        bm3 = BlockMask.from_kv_blocks(m3.sum(-1).int()[None], idx3, BLOCK_SIZE=128, seq_lengths=(N, N))
+        t_flexeq = bench(lambda: flex(q, k, v, block_mask=bm3), iters)
+        print(f"{real:8.3f} {t_paro:9.3f} {t_cudnn / t_paro:7.2f}x {t_flex64:10.3f} {t_flex128:11.3f} "
+              f"{t_flexeq:12.3f} {t_flex64 / t_paro:9.2f}x {t_flexeq / t_paro:9.2f}x")
+        rows.append(dict(kind="speed", D=D, method="flex128_random_same_density", density=m3.float().mean().item(),
+                         ms=t_flexeq))
+        rows.append(dict(kind="speed", D=D, method="paro", density=real, ms=t_paro, speedup_vs_cudnn=t_cudnn / t_paro))
+        rows.append(dict(kind="speed", D=D, method="flex64_same_masks", density=real, ms=t_flex64))
+        rows.append(dict(kind="speed", D=D, method="flex128_covering_masks",
+                         density=m2.float().mean().item(), ms=t_flex128))
+        rt.destroy(plan)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("lib")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", default="")
+    ap.add_argument("--iters", type=int, default=20)
+    ap.add_argument("--head-dims", default="64,128")
+    ap.add_argument("--skip-correctness", action="store_true")
+    ap.add_argument("--no-speed", action="store_true")
+    a = ap.parse_args()
+    rt = pt.Runtime(a.lib)
+    print("device:", torch.cuda.get_device_name(), "torch", torch.__version__)
+    rows = []
+    if not a.skip_correctness:
+        correctness(rt, rows)
+    dens = [1.0, 0.5, 0.3, 0.2]
+    for D in ([] if a.no_speed else [int(x) for x in a.head_dims.split(",")]):
+        speed(rt, D, dens, rows, a.iters)
+    if a.out:
+        with open(a.out, "w") as f:
+            json.dump(dict(device=torch.cuda.get_device_name(), rows=rows), f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+#!/bin/bash
+# One GPU-machine session: build, GPU tests, compute-sanitizer, validate on a planted dump, paro bench,
+# and (phase "torch") the PyTorch comparison. Logs under $OUT; a short table at the end.
+# Usage (from the repository root): bench/gpu/run_gpu.sh [all|build|test|bench|torch]...
+set -u
+OUT=${OUT:-/tmp/paro_gpu_out}
+mkdir -p "$OUT"
+FINAL=$OUT                 # only a few files come back from the device machine: keep the rest aside
+OUT=/tmp/paro_logs; mkdir -p $OUT
+B=build-gpu
+PHASES=${*:-all}
+has() { [[ " $PHASES " == *" all "* || " $PHASES " == *" $1 "* ]]; }
+summary="$OUT/summary.txt"
+: > "$summary"
+note() { echo "$*" | tee -a "$summary"; }
+
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,temperature.gpu,power.draw \
+  --format=csv | tee "$OUT/gpu.txt"
+note "card: $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1), date $(date -u +%F' '%H:%M) UTC"
+
+if [ ! -x $B/paro ] || has build; then
+  t0=$(date +%s)
+  cmake -S . -B $B -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc \
+    -DCMAKE_CUDA_ARCHITECTURES="90a;80" -DPARO_GPU_TESTS=ON > "$OUT/cmake.log" 2>&1 || { tail -30 "$OUT/cmake.log"; exit 1; }
+  timeout 400 cmake --build $B -j16 --target paro_cli paro_runtime paro_gpu_tests > "$OUT/build.log" 2>&1 \
+    || { grep -E "error|Error" "$OUT/build.log" | head -30; exit 1; }
+  note "build ok in $(( $(date +%s) - t0 )) s"
+fi
+T=$B/tests/gpu/paro_gpu_tests
+SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+if has variant; then  # a variant build: VARIANT_FLAGS (default: the wgmma path)
+  cmake -S . -B build-gpu5 -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc \
+    -DCMAKE_CUDA_ARCHITECTURES="90a;80" ${VARIANT_FLAGS:--DPARO_WGMMA=ON} > /dev/null 2>&1
+  timeout 300 cmake --build build-gpu5 -j16 --target paro_cli paro_gpu_tests > "$OUT/build5.log" 2>&1
+  timeout 240 build-gpu5/tests/gpu/paro_gpu_tests "[gpu]" > "$OUT/tests_variant.log" 2>&1
+  note "variant (${VARIANT_FLAGS:--DPARO_WGMMA=ON}) GPU tests: rc=$? $(grep -E 'test cases|All tests' "$OUT/tests_variant.log" | tail -1)"
+  timeout 180 $SAN --tool racecheck --error-exitcode 9 build-gpu5/tests/gpu/paro_gpu_tests "[race]" > "$OUT/racecheck5.log" 2>&1
+  note "variant racecheck: rc=$? $(grep -E 'RACECHECK SUMMARY' "$OUT/racecheck5.log" | tail -1)"
+  for D in 64 128; do
+    timeout 100 build-gpu5/paro bench --head-dim $D > "$OUT/bench_variant$D.log" 2>&1
+    note "variant D$D (${VARIANT_FLAGS:--DPARO_WGMMA=ON}): rc=$?"
+    tail -6 "$OUT/bench_variant$D.log" | head -5 | tee -a "$summary"
+  done
+fi
+
+if has test; then
+  timeout 120 $T > "$OUT/tests_ci.log" 2>&1; note "CI tests (no [gpu] tag): rc=$? $(tail -2 "$OUT/tests_ci.log" | head -1)"
+  timeout 240 $T "[gpu]" > "$OUT/tests_gpu.log" 2>&1; rc=$?
+  note "GPU tests [gpu]: rc=$rc $(grep -E 'test cases|All tests' "$OUT/tests_gpu.log" | tail -2 | tr '\n' ' ')"
+  [ $rc -ne 0 ] && grep -B3 -A12 "FAILED" "$OUT/tests_gpu.log" | head -80
+  timeout 180 $SAN --tool memcheck --leak-check full --error-exitcode 9 $T "[small]" > "$OUT/memcheck.log" 2>&1
+  note "memcheck [small]: rc=$? $(grep -E 'ERROR SUMMARY' "$OUT/memcheck.log" | tail -1)"
+  timeout 240 $SAN --tool racecheck --error-exitcode 9 $T "[race]" > "$OUT/racecheck.log" 2>&1
+  note "racecheck runtime small: rc=$? $(grep -E 'RACECHECK SUMMARY|ERROR SUMMARY' "$OUT/racecheck.log" | tail -1)"
+  # validate on planted synthetic dumps (q, k, v), D 64 and 128
+  for D in 64 128; do
+    d=$OUT/synth$D.h5; p=$OUT/pattern$D.h5
+    rm -f $d $p
+    $B/paro synth -q -o $d --grid 8x24x32 --text 64 --layers 2 --heads 4 --samples 2 --head-dim $D > /dev/null 2>&1
+    $B/paro calibrate -q $d -o $p --density 0.3 > /dev/null 2>&1
+    timeout 120 $B/paro validate -q $p --dump $d --against masked --min-cosine 0.9995 --max-rel-l1 0.03 > "$OUT/validate$D.log" 2>&1
+    note "validate synth D$D density 0.3 (quantization error thresholds cos>=0.9995, relL1<=3%): rc=$?"
+    sed -n '1,12p' "$OUT/validate$D.log"
+    timeout 60 $B/paro bench --pattern $p --iters 10 > "$OUT/bench_pattern$D.log" 2>&1
+    note "paro bench --pattern (synthetic pattern, D$D): rc=$?"; tail -3 "$OUT/bench_pattern$D.log" | head -2 | tee -a "$summary"
+    PYTHONUNBUFFERED=1 timeout 60 python3 - "$B/libparo_runtime.so" "$p" $D <<'PY' >> "$summary" 2>&1
+import sys, torch
+sys.path.insert(0, "bench/gpu")
+import paro_torch as pt
+rt = pt.Runtime(sys.argv[1]); plan = rt.plan_load(sys.argv[2]); i = rt.plan_info(plan); D = int(sys.argv[3])
+q, k, v = [torch.randn(1, i.heads, i.tokens, D, device="cuda", dtype=torch.bfloat16) for _ in range(3)]
+o = rt.attention(plan, q, k, v, layer=1, slot=0); torch.cuda.synchronize()
+print(f"ctypes paro_plan_load + paro_attention: {i.layers} layers x {i.heads} heads, N {i.tokens}, density {i.density:.3f},"
+      f" plan {i.device_bytes} bytes on device; output finite: {bool(torch.isfinite(o).all())}")
+PY
+    rm -f $d $p
+  done
+fi
+
+if has bench; then
+  for D in 64 128; do
+    timeout 150 $B/paro bench --head-dim $D > "$OUT/bench$D.log" 2>&1; note "paro bench D$D: rc=$?"
+    cat "$OUT/bench$D.log" | tee -a "$summary"
+  done
+fi
+
+if has torchcheck; then
+  PYTHONUNBUFFERED=1 timeout 200 python3 bench/gpu/compare_torch.py $B/libparo_runtime.so --no-speed > "$OUT/torch.log" 2>&1
+  note "compare_torch correctness only: rc=$?"; grep -E "^N=" "$OUT/torch.log" | tee -a "$summary"
+fi
+if has torch; then
+  PYTHONUNBUFFERED=1 timeout 420 python3 bench/gpu/compare_torch.py $B/libparo_runtime.so --out "$OUT/torch.json" \
+    > "$OUT/torch.log" 2>&1; note "compare_torch: rc=$?"
+  grep -v "^    " "$OUT/torch.log" | tail -40 | tee -a "$summary"
+fi
+
+if has ncu; then
+  NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+  timeout 240 $NCU --clock-control none --kernel-name regex:attention_kernel --launch-skip 2 --launch-count 1 \
+    --section SpeedOfLight --section Occupancy --section WarpStateStats --section SchedulerStats \
+    --section ComputeWorkloadAnalysis --section InstructionStats \
+    $B/paro bench --densities 0.2 --iters 1 --warmup 1 > "$OUT/ncu.txt" 2>&1
+  note "ncu attention kernel (D64, density 0.2): rc=$?"
+  grep -E "Duration|Registers|Achieved Occupancy|Theoretical Occupancy|Issued Warp|No Eligible|Active Warps Per|Eligible Warps|Compute \(SM\) Throughput|Memory Throughput|Executed Ipc|Warp Cycles Per Issued|Block Limit" "$OUT/ncu.txt" | head -30 | tee -a "$summary"
+fi
+if has sass; then
+  obj=$(find $B/kernels -name 'attention.cu.o' | head -1)
+  fn=$(cuobjdump -sass "$obj" 2>/dev/null | grep -o 'Function : [^ ]*attention_kernelILi64E13__nv_bfloat16[^ ]*' | head -1 | cut -d' ' -f3)
+  cuobjdump -sass -fun "$fn" -arch sm_90a "$obj" > "$FINAL/sass_d64_bf16_sm90a.txt" 2>&1
+  note "sass: $(grep -cE '^\s+/\*[0-9a-f]{4}\*/' "$FINAL/sass_d64_bf16_sm90a.txt") instructions in attention_kernel<64, bf16> (sm_90a); GMMA: $(grep -cE 'GMMA' "$FINAL/sass_d64_bf16_sm90a.txt"), IMMA: $(grep -cE 'IMMA' "$FINAL/sass_d64_bf16_sm90a.txt")"
+fi
+cp "$summary" $OUT/bench64.log $OUT/bench128.log $OUT/torch.log $OUT/ncu.txt $OUT/tests_gpu.log "$FINAL/" 2>/dev/null
+tail -c 20000 $OUT/build.log > "$FINAL/build_tail.log" 2>/dev/null
+echo "================ SUMMARY"
+cat "$summary"

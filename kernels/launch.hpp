@@ -1,0 +1,58 @@
+#pragma once
+// Internal interface between the host runtime (runtime.cpp) and the CUDA kernels (*.cu).
+// Plain structs of device pointers; every launcher returns the cudaError_t of its launch.
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace paro::gpu {
+
+constexpr int kTile = 64;          // tokens per tile (query and key)
+constexpr int kQGroupsPerTile = 4; // one Q scale per 16-row warp slice of a 64-row tile
+
+enum class DType : int { f32 = 0, f16 = 1, bf16 = 2 };
+
+struct View {  // [batch, heads, tokens, dim], last dim contiguous
+    const void* data;
+    int64_t sb, sh, st;
+};
+struct MutView {
+    void* data;
+    int64_t sb, sh, st;
+};
+
+// Where the int8 operands live (the workspace).
+struct Quantized {
+    int8_t* q;        // [BH][Npad][D]      permuted order
+    int8_t* k;        // [BH][Npad][D]      permuted order, mean-subtracted when smooth_k
+    int8_t* vt;       // [BH][nb][D][64]    per tile transposed, keys shuffled within 16 (see prep.cu)
+    float* q_scale;   // [BH][nb][4]
+    float* k_scale;   // [BH][nb]
+    float* v_scale;   // [BH][nb][D]        per tile and channel
+    float* k_mean;    // [BH][D]
+};
+
+struct PlanView {
+    const int32_t* gathers;  // [6][N]: permuted position -> original token
+    const uint8_t* orders;   // [heads] of this layer (nullptr: identity for all heads)
+    const uint32_t* row_ptr; // [heads][nb + 1] for this (slot, layer), offsets into cols
+    const uint16_t* cols;    // kept key tiles, ascending within a row
+};
+
+struct Shape {
+    int batch, heads, tokens, head_dim, nb, npad;
+};
+
+cudaError_t launch_k_mean(DType dt, const Shape& s, View k, float* k_mean, cudaStream_t st);
+cudaError_t launch_quantize(DType dt, const Shape& s, const PlanView& plan, View q, View k, View v,
+                            bool smooth_k, const Quantized& w, cudaStream_t st);
+cudaError_t launch_attention(DType out_dt, const Shape& s, const PlanView& plan, const Quantized& w,
+                             float sm_scale, MutView out, cudaStream_t st);
+cudaError_t launch_permute(DType dt, const Shape& s, const int32_t* gathers, const uint8_t* orders, bool inverse,
+                           View in, MutView out, cudaStream_t st);
+// fp32 reference; plan.row_ptr == nullptr means dense.
+cudaError_t launch_reference(const Shape& s, const PlanView& plan, const float* q, const float* k, const float* v,
+                             float* out, float sm_scale, cudaStream_t st);
+
+}  // namespace paro::gpu

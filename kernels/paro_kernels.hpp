@@ -1,0 +1,80 @@
+#pragma once
+// C++ conveniences over the C API for paro's own tools (validate, bench, tests): a plan made from an
+// in-memory Pattern, RAII device buffers, and a status check that throws.
+#include <cstddef>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+
+#include "paro_runtime.h"
+
+namespace paro {
+struct Pattern;
+}
+
+namespace paro::gpu {
+
+// Uploads an in-memory pattern (what paro_plan_load does after reading the file).
+paro_status plan_from_pattern(const paro::Pattern& p, paro_plan** out);
+
+struct PlanDeleter {
+    void operator()(paro_plan* p) const { paro_plan_destroy(p); }
+};
+using PlanPtr = std::unique_ptr<paro_plan, PlanDeleter>;
+
+class RuntimeError : public std::runtime_error {
+public:
+    RuntimeError(paro_status s, const std::string& what) : std::runtime_error(what), status_(s) {}
+    paro_status status() const { return status_; }
+
+private:
+    paro_status status_;
+};
+
+// Throws RuntimeError "context: status: last error" unless s is PARO_OK.
+void check(paro_status s, const char* context);
+
+// Device memory owned by the host side (cudaMalloc / cudaFree), with checked copies.
+class DeviceBuffer {
+public:
+    DeviceBuffer() = default;
+    explicit DeviceBuffer(size_t bytes);
+    ~DeviceBuffer();
+    DeviceBuffer(DeviceBuffer&& o) noexcept : ptr_(o.ptr_), bytes_(o.bytes_) { o.ptr_ = nullptr; o.bytes_ = 0; }
+    DeviceBuffer& operator=(DeviceBuffer&& o) noexcept;
+    DeviceBuffer(const DeviceBuffer&) = delete;
+    DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+
+    void* get() const { return ptr_; }
+    template <typename T>
+    T* as() const { return static_cast<T*>(ptr_); }
+    size_t bytes() const { return bytes_; }
+    void upload(const void* host, size_t bytes, size_t offset = 0);
+    void download(void* host, size_t bytes, size_t offset = 0) const;
+    void fill_byte(int value);
+
+private:
+    void* ptr_ = nullptr;
+    size_t bytes_ = 0;
+};
+
+// Name of the current device ("NVIDIA H100 80GB HBM3"), or "" when none.
+std::string device_name();
+// Fills n values of dtype at dst with deterministic pseudo-random N(0, sigma) numbers (device side).
+void fill_random(void* dst, paro_dtype dtype, size_t n, unsigned long long seed, float sigma);
+// Converts n floats to dtype on the device (dst may not alias src).
+void convert_from_f32(const float* src, void* dst, paro_dtype dtype, size_t n);
+void convert_to_f32(const void* src, paro_dtype dtype, float* dst, size_t n);
+void synchronize();
+
+// Times a callable with CUDA events: median milliseconds of `iters` runs after `warmup` runs.
+double median_ms_impl(void (*call)(void*), void* ctx, int warmup, int iters);
+template <typename F>
+double median_ms(F&& f, int warmup, int iters) {
+    using G = std::remove_reference_t<F>;
+    auto tramp = [](void* c) { (*static_cast<G*>(c))(); };
+    return median_ms_impl(tramp, const_cast<void*>(static_cast<const void*>(&f)), warmup, iters);
+}
+
+}  // namespace paro::gpu

@@ -1,0 +1,272 @@
+// Preparation kernels: K channel mean, fused permute + INT8 quantization of Q, K, V, and the
+// standalone permute / inverse-permute.
+//
+// Quantization (one launch, one CTA per (64-token permuted tile, head, batch)):
+//  - Q: one scale per 16-row warp slice (the attention kernel's warp owns 16 query rows), symmetric,
+//    max |q| / 127.
+//  - K: one scale per 64-token tile, after subtracting the head's per-channel mean (smooth_k; softmax
+//    is invariant to it since q . mean is constant along a query row).
+//  - V: one scale per (tile, channel); written transposed, [D][64] per tile, with the keys of each
+//    group of 16 shuffled so that the attention kernel can feed its INT8 P accumulator fragments
+//    straight into mma.m16n8k32 as the A operand: logical position L holds key
+//    k = 8 * ((L >> 1) & 1) + 2 * (L >> 2) + (L & 1), i.e. L(k) = ((k >> 1) & 3) << 2 | (k >> 3) << 1 | (k & 1).
+// The permutation costs only the address of each row read (gather[p]).
+#include <type_traits>
+
+#include "common.cuh"
+
+namespace paro::gpu {
+
+namespace {
+
+constexpr int kPrepThreads = 256;
+
+__device__ inline int shuffled_key(int row) {  // row in [0, 64): storage position of key `row`
+    const int k = row & 15;
+    return (row & ~15) | (((k >> 1) & 3) << 2) | ((k >> 3) << 1) | (k & 1);
+}
+
+template <int D, typename T>
+__global__ void __launch_bounds__(kPrepThreads) quantize_kernel(Shape s, PlanView plan, View qv, View kv, View vv,
+                                                                int smooth_k, Quantized w) {
+    constexpr int CH = D / 8;                     // 8-element chunks per row
+    constexpr int NC = kTile * CH / kPrepThreads; // chunks per thread
+    constexpr int SVT = kTile + 16;               // smem row stride of V^T (bytes)
+    const int tile = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+    const size_t bh = size_t(b) * s.heads + h;
+    const int tid = threadIdx.x, lane = tid & 31;
+
+    __shared__ int s_src[kTile];
+    __shared__ int s_qmax[kQGroupsPerTile];
+    __shared__ int s_kmax;
+    __shared__ int s_vmax[D];
+    __shared__ __align__(16) int8_t s_vt[D * SVT];
+
+    if (tid < kTile) {
+        const int p = tile * kTile + tid;
+        int src = -1;
+        if (p < s.tokens) src = plan.orders ? plan.gathers[size_t(plan.orders[h]) * s.tokens + p] : p;
+        s_src[tid] = src;
+    }
+    if (tid < kQGroupsPerTile) s_qmax[tid] = 0;
+    if (tid == 0) s_kmax = 0;
+    for (int c = tid; c < D; c += kPrepThreads) s_vmax[c] = 0;
+    __syncthreads();
+
+    // All of Q, K and V for this tile are loaded up front (raw 16-byte chunks): the three loads are
+    // in flight together instead of one after the other.
+    using Raw = typename Elem<T>::Raw;
+    Raw rq[NC], rk[NC], rv[NC];
+    auto load_raw = [&](const View& v, Raw (&r)[NC]) {
+        const T* base = static_cast<const T*>(v.data) + b * v.sb + h * v.sh;
+#pragma unroll
+        for (int i = 0; i < NC; ++i) {
+            const int c = tid + i * kPrepThreads, row = c / CH, col = (c % CH) * 8;
+            const int src = s_src[row];
+            if (src >= 0) r[i] = Elem<T>::load_raw(base + src * v.st + col);
+            else r[i] = Raw{};
+        }
+    };
+    load_raw(qv, rq);
+    load_raw(kv, rk);
+    load_raw(vv, rv);
+    float x[NC][8];
+    auto load = [&](const Raw (&r)[NC]) {
+#pragma unroll
+        for (int i = 0; i < NC; ++i) Elem<T>::to_float(r[i], x[i]);
+    };
+    auto store = [&](int8_t* dst_tile, float inv_of_row_group[4], bool per_group, float inv) {
+#pragma unroll
+        for (int i = 0; i < NC; ++i) {
+            const int c = tid + i * kPrepThreads, row = c / CH, col = (c % CH) * 8;
+            const float f = per_group ? inv_of_row_group[row / 16] : inv;
+            int qv8[8];
+#pragma unroll
+            for (int j = 0; j < 8; ++j) qv8[j] = quant_s8(x[i][j] * f);
+            uint2 packed;
+            packed.x = pack_s8x4(qv8[0], qv8[1], qv8[2], qv8[3]);
+            packed.y = pack_s8x4(qv8[4], qv8[5], qv8[6], qv8[7]);
+            *reinterpret_cast<uint2*>(dst_tile + size_t(row) * D + col) = packed;
+        }
+    };
+
+    // ---- Q: per 16-row group. A warp's chunks always fall in one group (D <= 128).
+    load(rq);
+#pragma unroll
+    for (int i = 0; i < NC; ++i) {
+        float m = 0.f;
+#pragma unroll
+        for (int j = 0; j < 8; ++j) m = fmaxf(m, fabsf(x[i][j]));
+        m = warp_max(m);
+        const int row = (tid + i * kPrepThreads) / CH;
+        if (lane == 0) atomicMax(&s_qmax[row / 16], __float_as_int(m));
+    }
+    __syncthreads();
+    {
+        float inv[4];
+#pragma unroll
+        for (int g = 0; g < 4; ++g) {
+            const float m = __int_as_float(s_qmax[g]);
+            inv[g] = m > 0.f ? 127.f / m : 0.f;
+        }
+        store(w.q + (bh * s.npad + size_t(tile) * kTile) * D, inv, true, 0.f);
+        if (tid < kQGroupsPerTile) {
+            const float m = __int_as_float(s_qmax[tid]);
+            w.q_scale[(bh * s.nb + tile) * kQGroupsPerTile + tid] = m > 0.f ? m / 127.f : 1.f;
+        }
+    }
+
+    // ---- K: one scale per tile, mean-subtracted.
+    load(rk);
+    {
+        float m = 0.f;
+#pragma unroll
+        for (int i = 0; i < NC; ++i) {
+            const int c = tid + i * kPrepThreads, row = c / CH, col = (c % CH) * 8;
+            if (smooth_k && s_src[row] >= 0) {
+#pragma unroll
+                for (int j = 0; j < 8; ++j) x[i][j] -= w.k_mean[bh * D + col + j];
+            }
+#pragma unroll
+            for (int j = 0; j < 8; ++j) m = fmaxf(m, fabsf(x[i][j]));
+        }
+        m = warp_max(m);
+        if (lane == 0) atomicMax(&s_kmax, __float_as_int(m));
+    }
+    __syncthreads();
+    {
+        const float m = __int_as_float(s_kmax);
+        float dummy[4] = {0, 0, 0, 0};
+        store(w.k + (bh * s.npad + size_t(tile) * kTile) * D, dummy, false, m > 0.f ? 127.f / m : 0.f);
+        if (tid == 0) w.k_scale[bh * s.nb + tile] = m > 0.f ? m / 127.f : 1.f;
+    }
+
+    // ---- V: one scale per (tile, channel); transposed and shuffled through shared memory.
+    load(rv);
+#pragma unroll
+    for (int i = 0; i < NC; ++i) {
+        float m[8];
+#pragma unroll
+        for (int j = 0; j < 8; ++j) m[j] = fabsf(x[i][j]);
+        // Lanes CH, 2CH, ... apart hold the same columns of other rows.
+#pragma unroll
+        for (int o = CH; o < 32; o <<= 1)
+#pragma unroll
+            for (int j = 0; j < 8; ++j) m[j] = fmaxf(m[j], __shfl_xor_sync(0xffffffffu, m[j], o));
+        if (lane < CH) {
+            const int col = ((tid + i * kPrepThreads) % CH) * 8;
+#pragma unroll
+            for (int j = 0; j < 8; ++j) atomicMax(&s_vmax[col + j], __float_as_int(m[j]));
+        }
+    }
+    __syncthreads();
+#pragma unroll
+    for (int i = 0; i < NC; ++i) {
+        const int c = tid + i * kPrepThreads, row = c / CH, col = (c % CH) * 8;
+        const int pos = shuffled_key(row);
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+            const float m = __int_as_float(s_vmax[col + j]);
+            s_vt[(col + j) * SVT + pos] = static_cast<int8_t>(quant_s8(m > 0.f ? x[i][j] * (127.f / m) : 0.f));
+        }
+    }
+    for (int c = tid; c < D; c += kPrepThreads) {
+        const float m = __int_as_float(s_vmax[c]);
+        w.v_scale[(bh * s.nb + tile) * D + c] = m > 0.f ? m / 127.f : 1.f;
+    }
+    __syncthreads();
+    int8_t* vt = w.vt + (bh * s.nb + tile) * size_t(D) * kTile;
+    for (int c = tid; c < D * kTile / 16; c += kPrepThreads) {
+        const int row = c / (kTile / 16), part = c % (kTile / 16);
+        *reinterpret_cast<uint4*>(vt + row * kTile + part * 16) =
+            *reinterpret_cast<const uint4*>(s_vt + row * SVT + part * 16);
+    }
+}
+
+// Per-channel mean of K over all tokens of a head; k_mean must be zeroed first.
+template <typename T>
+__global__ void __launch_bounds__(256) k_mean_kernel(Shape s, View kv, float* k_mean) {
+    const int D = s.head_dim;
+    const int h = blockIdx.y, b = blockIdx.z;
+    const size_t bh = size_t(b) * s.heads + h;
+    const int rows_per_pass = 256 / D;  // D divides 256 (64 or 128)
+    const int col = threadIdx.x % D, r0 = threadIdx.x / D;
+    const T* base = static_cast<const T*>(kv.data) + b * kv.sb + h * kv.sh;
+    const int begin = blockIdx.x * 256, end = min(s.tokens, begin + 256);
+    float acc = 0.f;
+    for (int t = begin + r0; t < end; t += rows_per_pass) {
+        if constexpr (std::is_same<T, float>::value) acc += base[size_t(t) * kv.st + col];
+        else if constexpr (std::is_same<T, __half>::value) acc += __half2float(base[size_t(t) * kv.st + col]);
+        else acc += __bfloat162float(base[size_t(t) * kv.st + col]);
+    }
+    __shared__ float red[256];
+    red[threadIdx.x] = acc;
+    __syncthreads();
+    if (threadIdx.x < D) {
+        float sum = 0.f;
+        for (int r = 0; r < rows_per_pass; ++r) sum += red[r * D + threadIdx.x];
+        atomicAdd(&k_mean[bh * D + threadIdx.x], sum / float(s.tokens));
+    }
+}
+
+// Row copy by the permutation of each head, 16 bytes per thread.
+__global__ void permute_kernel(Shape s, int elem_bytes, const int32_t* gathers, const uint8_t* orders, int inverse,
+                               View in, MutView out) {
+    const int row_bytes = s.head_dim * elem_bytes, chunks = row_bytes / 16;
+    const int h = blockIdx.y, b = blockIdx.z;
+    const int64_t idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    const int p = int(idx / chunks), c = int(idx % chunks);
+    if (p >= s.tokens) return;
+    const int g = orders ? gathers[size_t(orders[h]) * s.tokens + p] : p;
+    const int src = inverse ? p : g, dst = inverse ? g : p;
+    const char* ip = static_cast<const char*>(in.data) + (b * in.sb + h * in.sh + int64_t(src) * in.st) * elem_bytes;
+    char* op = static_cast<char*>(out.data) + (b * out.sb + h * out.sh + int64_t(dst) * out.st) * elem_bytes;
+    reinterpret_cast<uint4*>(op)[c] = reinterpret_cast<const uint4*>(ip)[c];
+}
+
+template <typename T>
+cudaError_t quantize_t(const Shape& s, const PlanView& plan, View q, View k, View v, bool smooth_k,
+                       const Quantized& w, cudaStream_t st) {
+    const dim3 grid(s.nb, s.heads, s.batch);
+    if (s.head_dim == 64)
+        quantize_kernel<64, T><<<grid, kPrepThreads, 0, st>>>(s, plan, q, k, v, smooth_k, w);
+    else
+        quantize_kernel<128, T><<<grid, kPrepThreads, 0, st>>>(s, plan, q, k, v, smooth_k, w);
+    return cudaGetLastError();
+}
+
+}  // namespace
+
+cudaError_t launch_k_mean(DType dt, const Shape& s, View k, float* k_mean, cudaStream_t st) {
+    cudaError_t e = cudaMemsetAsync(k_mean, 0, sizeof(float) * size_t(s.batch) * s.heads * s.head_dim, st);
+    if (e != cudaSuccess) return e;
+    const dim3 grid((s.tokens + 255) / 256, s.heads, s.batch);
+    switch (dt) {
+        case DType::f32: k_mean_kernel<float><<<grid, 256, 0, st>>>(s, k, k_mean); break;
+        case DType::f16: k_mean_kernel<__half><<<grid, 256, 0, st>>>(s, k, k_mean); break;
+        case DType::bf16: k_mean_kernel<__nv_bfloat16><<<grid, 256, 0, st>>>(s, k, k_mean); break;
+    }
+    return cudaGetLastError();
+}
+
+cudaError_t launch_quantize(DType dt, const Shape& s, const PlanView& plan, View q, View k, View v, bool smooth_k,
+                            const Quantized& w, cudaStream_t st) {
+    switch (dt) {
+        case DType::f32: return quantize_t<float>(s, plan, q, k, v, smooth_k, w, st);
+        case DType::f16: return quantize_t<__half>(s, plan, q, k, v, smooth_k, w, st);
+        case DType::bf16: return quantize_t<__nv_bfloat16>(s, plan, q, k, v, smooth_k, w, st);
+    }
+    return cudaErrorInvalidValue;
+}
+
+cudaError_t launch_permute(DType dt, const Shape& s, const int32_t* gathers, const uint8_t* orders, bool inverse,
+                           View in, MutView out, cudaStream_t st) {
+    const int eb = dt == DType::f32 ? 4 : 2;
+    const int chunks = s.head_dim * eb / 16;
+    const int64_t total = int64_t(s.tokens) * chunks;
+    const dim3 grid(unsigned((total + 255) / 256), s.heads, s.batch);
+    permute_kernel<<<grid, 256, 0, st>>>(s, eb, gathers, orders, inverse ? 1 : 0, in, out);
+    return cudaGetLastError();
+}
+
+}  // namespace paro::gpu

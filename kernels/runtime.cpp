@@ -1,0 +1,466 @@
+// Host side of the paro CUDA runtime: plans (pattern -> device CSR), argument checks, the C API.
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "launch.hpp"
+#include "paro/axis_order.hpp"
+#include "paro/error.hpp"
+#include "paro/pattern.hpp"
+#include "paro/token_layout.hpp"
+#include "paro_kernels.hpp"
+#include "paro_runtime.h"
+
+using paro::gpu::DType;
+
+namespace {
+
+thread_local std::string g_last_error;
+
+paro_status fail(paro_status s, const std::string& msg) {
+    g_last_error = msg;
+    return s;
+}
+
+paro_status cuda_fail(cudaError_t e, const char* what) {
+    if (e == cudaErrorMemoryAllocation)
+        return fail(PARO_ERROR_OUT_OF_MEMORY, std::string(what) + ": out of device memory");
+    if (e == cudaErrorNoDevice || e == cudaErrorInsufficientDriver)
+        return fail(PARO_ERROR_NO_GPU, std::string(what) + ": " + cudaGetErrorString(e));
+    return fail(PARO_ERROR_CUDA, std::string(what) + ": " + cudaGetErrorName(e) + ": " + cudaGetErrorString(e));
+}
+
+#define PARO_CUDA_TRY(call)                                          \
+    do {                                                             \
+        cudaError_t paro_e_ = (call);                                \
+        if (paro_e_ != cudaSuccess) return cuda_fail(paro_e_, #call); \
+    } while (0)
+
+size_t align256(size_t x) { return (x + 255) & ~size_t(255); }
+
+struct Workspace {
+    size_t q, k, vt, qs, ks, vs, km, total;
+};
+Workspace workspace_layout(int64_t bh, int64_t npad, int64_t nb, int64_t d) {
+    Workspace w{};
+    size_t off = 0;
+    auto take = [&](size_t bytes) {
+        const size_t at = off;
+        off += align256(bytes);
+        return at;
+    };
+    w.q = take(size_t(bh * npad * d));
+    w.k = take(size_t(bh * npad * d));
+    w.vt = take(size_t(bh * nb * d * 64));
+    w.qs = take(sizeof(float) * size_t(bh * nb * paro::gpu::kQGroupsPerTile));
+    w.ks = take(sizeof(float) * size_t(bh * nb));
+    w.vs = take(sizeof(float) * size_t(bh * nb * d));
+    w.km = take(sizeof(float) * size_t(bh * d));
+    w.total = off;
+    return w;
+}
+
+}  // namespace
+
+struct paro_plan {
+    int device = 0;
+    int64_t tokens = 0, nb = 0;
+    int layers = 0, slots = 0, heads = 0;
+    double density = 0;
+    size_t device_bytes = 0;
+    int32_t* gathers = nullptr;   // [6][N]
+    uint8_t* orders = nullptr;    // [layers][heads]
+    uint32_t* row_ptr = nullptr;  // [slots][layers][heads][nb+1], relative to col_base
+    uint16_t* cols = nullptr;
+    std::vector<size_t> col_base;  // [slots * layers]
+    std::vector<uint8_t> host_orders;
+
+    ~paro_plan() {
+        cudaFree(gathers);
+        cudaFree(orders);
+        cudaFree(row_ptr);
+        cudaFree(cols);
+    }
+    paro::gpu::PlanView view(int layer, int slot, bool identity) const {
+        paro::gpu::PlanView v{};
+        v.gathers = gathers;
+        v.orders = identity ? nullptr : orders + size_t(layer) * heads;
+        v.row_ptr = row_ptr + (size_t(slot) * layers + layer) * size_t(heads) * size_t(nb + 1);
+        v.cols = cols + col_base[size_t(slot) * layers + layer];
+        return v;
+    }
+};
+
+namespace {
+
+paro_status device_check(int* count) {
+    int n = 0;
+    const cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess || n == 0) {
+        cudaGetLastError();  // clear the sticky-free error state
+        return fail(PARO_ERROR_NO_GPU, std::string("no CUDA device available (") +
+                                           (e != cudaSuccess ? cudaGetErrorString(e) : "0 devices") + ")");
+    }
+    if (count) *count = n;
+    return PARO_OK;
+}
+
+// Builds the device plan from host data. masks may be null (dense).
+paro_status build_plan(const paro::TokenLayout& layout, int layers, int slots, int heads, const uint8_t* orders,
+                       const std::vector<const uint8_t*>& masks /* [slots][layers][heads] or empty */,
+                       paro_plan** out) {
+    if (paro_status st = device_check(nullptr); st != PARO_OK) return st;
+    auto plan = std::make_unique<paro_plan>();
+    PARO_CUDA_TRY(cudaGetDevice(&plan->device));
+    const int64_t n = layout.tokens();
+    const int64_t nb = (n + 63) / 64;
+    if (n < 1 || n > (int64_t(1) << 30)) return fail(PARO_ERROR_INVALID_ARGUMENT, "token count out of range");
+    if (nb > 65535) return fail(PARO_ERROR_UNSUPPORTED, "more than 65535 tiles per side");
+    if (layers < 1 || slots < 1 || heads < 1) return fail(PARO_ERROR_INVALID_ARGUMENT, "empty plan");
+    plan->tokens = n;
+    plan->nb = nb;
+    plan->layers = layers;
+    plan->slots = slots;
+    plan->heads = heads;
+
+    // Permutations of the six orders.
+    std::vector<int32_t> gathers(size_t(paro::kNumOrders) * size_t(n));
+    for (auto o : paro::kAllOrders) {
+        const auto p = paro::make_permutation(layout, o);
+        std::memcpy(gathers.data() + size_t(paro::index_of(o)) * n, p.gather.data(), sizeof(int32_t) * n);
+    }
+    plan->host_orders.assign(orders, orders + size_t(layers) * heads);
+    for (uint8_t o : plan->host_orders)
+        if (o >= paro::kNumOrders) return fail(PARO_ERROR_INVALID_ARGUMENT, "order index out of range");
+
+    // CSR per (slot, layer, head, tile row).
+    const size_t rows_per_head = size_t(nb + 1);
+    std::vector<uint32_t> row_ptr(size_t(slots) * layers * heads * rows_per_head);
+    std::vector<uint16_t> cols;
+    plan->col_base.resize(size_t(slots) * layers);
+    const size_t mask_bytes = size_t((nb * nb + 7) / 8);
+    int64_t kept = 0;
+    for (int s = 0; s < slots; ++s)
+        for (int l = 0; l < layers; ++l) {
+            const size_t base = cols.size();
+            plan->col_base[size_t(s) * layers + l] = base;
+            for (int h = 0; h < heads; ++h) {
+                const size_t idx = (size_t(s) * layers + l) * heads + h;
+                const uint8_t* bits = masks.empty() ? nullptr : masks[idx];
+                uint32_t* rp = row_ptr.data() + idx * rows_per_head;
+                for (int64_t r = 0; r < nb; ++r) {
+                    rp[r] = uint32_t(cols.size() - base);
+                    for (int64_t c = 0; c < nb; ++c) {
+                        const int64_t t = r * nb + c;
+                        if (!bits || ((bits[t >> 3] >> (t & 7)) & 1u)) cols.push_back(uint16_t(c));
+                    }
+                }
+                rp[nb] = uint32_t(cols.size() - base);
+                if (cols.size() - base > 0xffffffffull)
+                    return fail(PARO_ERROR_UNSUPPORTED, "more than 2^32 kept tiles in one layer");
+            }
+            (void)mask_bytes;
+        }
+    kept = int64_t(cols.size());
+    plan->density = double(kept) / (double(slots) * layers * heads * double(nb) * double(nb));
+    if (cols.empty()) cols.push_back(0);  // keep the allocation non-empty
+
+    PARO_CUDA_TRY(cudaMalloc(&plan->gathers, sizeof(int32_t) * gathers.size()));
+    PARO_CUDA_TRY(cudaMalloc(&plan->orders, plan->host_orders.size()));
+    PARO_CUDA_TRY(cudaMalloc(&plan->row_ptr, sizeof(uint32_t) * row_ptr.size()));
+    PARO_CUDA_TRY(cudaMalloc(&plan->cols, sizeof(uint16_t) * cols.size()));
+    PARO_CUDA_TRY(cudaMemcpy(plan->gathers, gathers.data(), sizeof(int32_t) * gathers.size(), cudaMemcpyHostToDevice));
+    PARO_CUDA_TRY(cudaMemcpy(plan->orders, plan->host_orders.data(), plan->host_orders.size(), cudaMemcpyHostToDevice));
+    PARO_CUDA_TRY(cudaMemcpy(plan->row_ptr, row_ptr.data(), sizeof(uint32_t) * row_ptr.size(), cudaMemcpyHostToDevice));
+    PARO_CUDA_TRY(cudaMemcpy(plan->cols, cols.data(), sizeof(uint16_t) * cols.size(), cudaMemcpyHostToDevice));
+    plan->device_bytes = sizeof(int32_t) * gathers.size() + plan->host_orders.size() +
+                         sizeof(uint32_t) * row_ptr.size() + sizeof(uint16_t) * cols.size();
+    *out = plan.release();
+    return PARO_OK;
+}
+
+bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+paro_status check_tensor(const paro_tensor& t, const char* name, int elem_bytes, bool writable) {
+    (void)writable;
+    if (!t.data) return fail(PARO_ERROR_INVALID_ARGUMENT, std::string(name) + ": null data pointer");
+    if (!aligned16(t.data)) return fail(PARO_ERROR_INVALID_ARGUMENT, std::string(name) + ": not 16-byte aligned");
+    const int64_t s[3] = {t.stride_batch, t.stride_head, t.stride_token};
+    for (int64_t x : s)
+        if (x < 0 || (x * elem_bytes) % 16 != 0)
+            return fail(PARO_ERROR_INVALID_ARGUMENT,
+                        std::string(name) + ": strides must be non-negative and rows 16-byte aligned");
+    return PARO_OK;
+}
+
+int elem_bytes(paro_dtype d) { return d == PARO_FLOAT32 ? 4 : 2; }
+
+paro_status can_implement(const paro_plan* plan, const paro_attention_args* a) {
+    if (!plan || !a) return fail(PARO_ERROR_INVALID_ARGUMENT, "null plan or arguments");
+    if (a->head_dim != 64 && a->head_dim != 128)
+        return fail(PARO_ERROR_UNSUPPORTED, "head_dim " + std::to_string(a->head_dim) + " (supported: 64, 128)");
+    if (a->dtype != PARO_FLOAT32 && a->dtype != PARO_FLOAT16 && a->dtype != PARO_BFLOAT16)
+        return fail(PARO_ERROR_INVALID_ARGUMENT, "unknown dtype");
+    if (a->batch < 1 || a->batch > 65535) return fail(PARO_ERROR_INVALID_ARGUMENT, "batch must be in [1, 65535]");
+    if (a->heads != plan->heads)
+        return fail(PARO_ERROR_INVALID_ARGUMENT, "heads " + std::to_string(a->heads) + " but the plan has " +
+                                                     std::to_string(plan->heads));
+    if (a->tokens != plan->tokens)
+        return fail(PARO_ERROR_INVALID_ARGUMENT, "tokens " + std::to_string(a->tokens) + " but the plan has " +
+                                                     std::to_string(plan->tokens));
+    if (a->layer < 0 || a->layer >= plan->layers)
+        return fail(PARO_ERROR_INVALID_ARGUMENT, "layer " + std::to_string(a->layer) + " out of range");
+    if (a->slot < 0 || a->slot >= plan->slots)
+        return fail(PARO_ERROR_INVALID_ARGUMENT, "slot " + std::to_string(a->slot) + " out of range");
+    if (a->stages < 0 || a->stages > PARO_STAGE_ALL) return fail(PARO_ERROR_INVALID_ARGUMENT, "bad stages");
+    if (!(std::isfinite(a->scale) && a->scale >= 0)) return fail(PARO_ERROR_INVALID_ARGUMENT, "bad scale");
+    const int eb = elem_bytes(a->dtype);
+    const int stages = a->stages ? a->stages : PARO_STAGE_ALL;
+    paro_status st;
+    if (stages & PARO_STAGE_QUANTIZE) {
+        if ((st = check_tensor(a->q, "q", eb, false)) != PARO_OK) return st;
+        if ((st = check_tensor(a->k, "k", eb, false)) != PARO_OK) return st;
+        if ((st = check_tensor(a->v, "v", eb, false)) != PARO_OK) return st;
+    }
+    if (stages & PARO_STAGE_ATTENTION)
+        if ((st = check_tensor(a->out, "out", eb, true)) != PARO_OK) return st;
+    return PARO_OK;
+}
+
+paro::gpu::Shape shape_of(const paro_attention_args* a) {
+    paro::gpu::Shape s{};
+    s.batch = a->batch;
+    s.heads = a->heads;
+    s.tokens = a->tokens;
+    s.head_dim = a->head_dim;
+    s.nb = (a->tokens + 63) / 64;
+    s.npad = s.nb * 64;
+    return s;
+}
+
+template <typename F>
+paro_status guarded(F&& f) {
+    try {
+        return f();
+    } catch (const std::bad_alloc&) {
+        return fail(PARO_ERROR_OUT_OF_MEMORY, "out of host memory");
+    } catch (const paro::InputError& e) {
+        return fail(PARO_ERROR_FILE, e.what());
+    } catch (const std::exception& e) {
+        return fail(PARO_ERROR_INVALID_ARGUMENT, e.what());
+    }
+}
+
+}  // namespace
+
+namespace paro::gpu {
+
+paro_status plan_from_pattern(const paro::Pattern& p, paro_plan** out) {
+    return guarded([&] {
+        const int layers = int(p.layers.size());
+        if (layers == 0) return fail(PARO_ERROR_FILE, "pattern has no layers");
+        const int heads = int(p.layers[0].heads.size());
+        const int slots = p.slots.count();
+        if (p.block_q != 64 || p.block_k != 64)
+            return fail(PARO_ERROR_UNSUPPORTED, "the runtime needs 64 x 64 tiles, the pattern has " +
+                                                    std::to_string(p.block_q) + " x " + std::to_string(p.block_k));
+        std::vector<uint8_t> orders(size_t(layers) * heads);
+        std::vector<const uint8_t*> masks(size_t(slots) * layers * heads);
+        const int64_t nb = p.tiles_per_side();
+        for (int l = 0; l < layers; ++l) {
+            if (int(p.layers[l].heads.size()) != heads)
+                return fail(PARO_ERROR_FILE, "layers have different head counts");
+            for (int h = 0; h < heads; ++h) {
+                const auto& hp = p.layers[l].heads[h];
+                orders[size_t(l) * heads + h] = uint8_t(paro::index_of(hp.order));
+                if (int(hp.masks.size()) != slots)
+                    return fail(PARO_ERROR_FILE, "head has " + std::to_string(hp.masks.size()) + " masks for " +
+                                                     std::to_string(slots) + " slots");
+                for (int s = 0; s < slots; ++s) {
+                    if (hp.masks[s].tiles_per_side() != nb) return fail(PARO_ERROR_FILE, "mask size mismatch");
+                    masks[(size_t(s) * layers + l) * heads + h] = hp.masks[s].bytes().data();
+                }
+            }
+        }
+        return build_plan(p.layout, layers, slots, heads, orders.data(), masks, out);
+    });
+}
+
+}  // namespace paro::gpu
+
+extern "C" {
+
+const char* paro_status_string(paro_status s) {
+    switch (s) {
+        case PARO_OK: return "ok";
+        case PARO_ERROR_INVALID_ARGUMENT: return "invalid argument";
+        case PARO_ERROR_UNSUPPORTED: return "unsupported";
+        case PARO_ERROR_NO_GPU: return "no GPU";
+        case PARO_ERROR_CUDA: return "CUDA error";
+        case PARO_ERROR_OUT_OF_MEMORY: return "out of memory";
+        case PARO_ERROR_FILE: return "bad pattern file";
+    }
+    return "unknown status";
+}
+
+const char* paro_last_error(void) { return g_last_error.c_str(); }
+int paro_runtime_api_version(void) { return PARO_RUNTIME_API_VERSION; }
+
+paro_status paro_device_check(int* device_count) { return device_check(device_count); }
+
+paro_status paro_plan_load(const char* path, paro_plan** plan) {
+    if (!path || !plan) return fail(PARO_ERROR_INVALID_ARGUMENT, "null argument");
+    *plan = nullptr;
+    return guarded([&] {
+        if (paro_status st = device_check(nullptr); st != PARO_OK) return st;
+        const paro::Pattern p = paro::read_pattern_file(path);
+        return paro::gpu::plan_from_pattern(p, plan);
+    });
+}
+
+paro_status paro_plan_create(const paro_plan_desc* d, paro_plan** plan) {
+    if (!d || !plan || !d->orders) return fail(PARO_ERROR_INVALID_ARGUMENT, "null argument");
+    *plan = nullptr;
+    return guarded([&] {
+        if (d->block != 64) return fail(PARO_ERROR_UNSUPPORTED, "block must be 64");
+        paro::TokenLayout layout;
+        layout.grid = {d->grid[0], d->grid[1], d->grid[2]};
+        layout.text_tokens = d->text_tokens;
+        layout.text_position = d->text_suffix ? paro::TextPosition::suffix : paro::TextPosition::prefix;
+        layout.validate();
+        std::vector<const uint8_t*> masks;
+        if (d->masks) {
+            const int64_t nb = (layout.tokens() + 63) / 64;
+            const size_t mb = size_t((nb * nb + 7) / 8);
+            const size_t count = size_t(d->slots) * d->layers * d->heads;
+            masks.resize(count);
+            for (size_t i = 0; i < count; ++i) masks[i] = d->masks + i * mb;
+        }
+        return build_plan(layout, d->layers, d->slots, d->heads, d->orders, masks, plan);
+    });
+}
+
+paro_status paro_plan_get_info(const paro_plan* plan, paro_plan_info* info) {
+    if (!plan || !info) return fail(PARO_ERROR_INVALID_ARGUMENT, "null argument");
+    info->tokens = plan->tokens;
+    info->tiles_per_side = plan->nb;
+    info->layers = plan->layers;
+    info->slots = plan->slots;
+    info->heads = plan->heads;
+    info->density = plan->density;
+    info->device_bytes = plan->device_bytes;
+    return PARO_OK;
+}
+
+void paro_plan_destroy(paro_plan* plan) { delete plan; }
+
+paro_status paro_can_implement(const paro_plan* plan, const paro_attention_args* args) {
+    return can_implement(plan, args);
+}
+
+paro_status paro_workspace_size(const paro_attention_args* a, size_t* bytes) {
+    if (!a || !bytes) return fail(PARO_ERROR_INVALID_ARGUMENT, "null argument");
+    if (a->batch < 1 || a->heads < 1 || a->tokens < 1 || (a->head_dim != 64 && a->head_dim != 128))
+        return fail(PARO_ERROR_INVALID_ARGUMENT, "bad shape");
+    const auto s = shape_of(a);
+    *bytes = workspace_layout(int64_t(s.batch) * s.heads, s.npad, s.nb, s.head_dim).total;
+    return PARO_OK;
+}
+
+paro_status paro_attention(const paro_plan* plan, const paro_attention_args* a, void* workspace,
+                           size_t workspace_bytes, void* stream) {
+    if (paro_status st = can_implement(plan, a); st != PARO_OK) return st;
+    const auto s = shape_of(a);
+    const auto lay = workspace_layout(int64_t(s.batch) * s.heads, s.npad, s.nb, s.head_dim);
+    if (!workspace || workspace_bytes < lay.total || !aligned16(workspace))
+        return fail(PARO_ERROR_INVALID_ARGUMENT, "workspace missing, misaligned or smaller than " +
+                                                     std::to_string(lay.total) + " bytes");
+    int dev = -1;
+    PARO_CUDA_TRY(cudaGetDevice(&dev));
+    if (dev != plan->device)
+        return fail(PARO_ERROR_INVALID_ARGUMENT, "the plan lives on device " + std::to_string(plan->device) +
+                                                     ", the current device is " + std::to_string(dev));
+    char* ws = static_cast<char*>(workspace);
+    paro::gpu::Quantized w{};
+    w.q = reinterpret_cast<int8_t*>(ws + lay.q);
+    w.k = reinterpret_cast<int8_t*>(ws + lay.k);
+    w.vt = reinterpret_cast<int8_t*>(ws + lay.vt);
+    w.q_scale = reinterpret_cast<float*>(ws + lay.qs);
+    w.k_scale = reinterpret_cast<float*>(ws + lay.ks);
+    w.v_scale = reinterpret_cast<float*>(ws + lay.vs);
+    w.k_mean = reinterpret_cast<float*>(ws + lay.km);
+    const auto pv = plan->view(a->layer, a->slot, a->identity_order != 0);
+    const auto dt = static_cast<DType>(a->dtype);
+    const cudaStream_t st = static_cast<cudaStream_t>(stream);
+    const int stages = a->stages ? a->stages : PARO_STAGE_ALL;
+    if (stages & PARO_STAGE_QUANTIZE) {
+        const paro::gpu::View q{a->q.data, a->q.stride_batch, a->q.stride_head, a->q.stride_token};
+        const paro::gpu::View k{a->k.data, a->k.stride_batch, a->k.stride_head, a->k.stride_token};
+        const paro::gpu::View v{a->v.data, a->v.stride_batch, a->v.stride_head, a->v.stride_token};
+        if (a->smooth_k) PARO_CUDA_TRY(paro::gpu::launch_k_mean(dt, s, k, w.k_mean, st));
+        PARO_CUDA_TRY(paro::gpu::launch_quantize(dt, s, pv, q, k, v, a->smooth_k != 0, w, st));
+    }
+    if (stages & PARO_STAGE_ATTENTION) {
+        const float scale = a->scale > 0 ? a->scale : 1.0f / std::sqrt(float(a->head_dim));
+        const paro::gpu::MutView o{a->out.data, a->out.stride_batch, a->out.stride_head, a->out.stride_token};
+        PARO_CUDA_TRY(paro::gpu::launch_attention(dt, s, pv, w, scale, o, st));
+    }
+    return PARO_OK;
+}
+
+paro_status paro_permute(const paro_plan* plan, int layer, int inverse, paro_dtype dtype, int batch, int heads,
+                         int tokens, int dim, paro_tensor in, paro_tensor out, void* stream) {
+    if (!plan) return fail(PARO_ERROR_INVALID_ARGUMENT, "null plan");
+    if (layer < 0 || layer >= plan->layers) return fail(PARO_ERROR_INVALID_ARGUMENT, "layer out of range");
+    if (heads != plan->heads || tokens != plan->tokens || batch < 1 || batch > 65535)
+        return fail(PARO_ERROR_INVALID_ARGUMENT, "shape does not match the plan");
+    const int eb = elem_bytes(dtype);
+    if (dim < 1 || (dim * eb) % 16 != 0) return fail(PARO_ERROR_UNSUPPORTED, "rows must be a multiple of 16 bytes");
+    paro_status st;
+    if ((st = check_tensor(in, "in", eb, false)) != PARO_OK) return st;
+    if ((st = check_tensor(out, "out", eb, true)) != PARO_OK) return st;
+    paro::gpu::Shape s{batch, heads, tokens, dim, int((tokens + 63) / 64), int((tokens + 63) / 64 * 64)};
+    const paro::gpu::View iv{in.data, in.stride_batch, in.stride_head, in.stride_token};
+    const paro::gpu::MutView ov{out.data, out.stride_batch, out.stride_head, out.stride_token};
+    PARO_CUDA_TRY(paro::gpu::launch_permute(static_cast<DType>(dtype), s, plan->gathers,
+                                            plan->orders + size_t(layer) * heads, inverse != 0, iv, ov,
+                                            static_cast<cudaStream_t>(stream)));
+    return PARO_OK;
+}
+
+paro_status paro_reference_attention(const paro_plan* plan, int layer, int slot, int batch, int heads, int tokens,
+                                     int head_dim, const float* q, const float* k, const float* v, float* out,
+                                     float scale, void* stream) {
+    if (!q || !k || !v || !out) return fail(PARO_ERROR_INVALID_ARGUMENT, "null tensor");
+    if (head_dim != 64 && head_dim != 128) return fail(PARO_ERROR_UNSUPPORTED, "head_dim must be 64 or 128");
+    if (batch < 1 || batch > 65535 || heads < 1 || heads > 65535 || tokens < 1)
+        return fail(PARO_ERROR_INVALID_ARGUMENT, "bad shape");
+    if (paro_status st = device_check(nullptr); st != PARO_OK) return st;
+    paro::gpu::Shape s{batch, heads, tokens, head_dim, int((tokens + 63) / 64), int((tokens + 63) / 64 * 64)};
+    paro::gpu::PlanView pv{};
+    if (plan) {
+        if (heads != plan->heads || tokens != plan->tokens)
+            return fail(PARO_ERROR_INVALID_ARGUMENT, "shape does not match the plan");
+        if (layer < 0 || layer >= plan->layers || slot < 0 || slot >= plan->slots)
+            return fail(PARO_ERROR_INVALID_ARGUMENT, "layer or slot out of range");
+        pv = plan->view(layer, slot, false);
+    }
+    const float sc = scale > 0 ? scale : 1.0f / std::sqrt(float(head_dim));
+    PARO_CUDA_TRY(paro::gpu::launch_reference(s, pv, q, k, v, out, sc, static_cast<cudaStream_t>(stream)));
+    return PARO_OK;
+}
+
+paro_status paro_stream_check(void* stream) {
+    PARO_CUDA_TRY(cudaStreamSynchronize(static_cast<cudaStream_t>(stream)));
+    PARO_CUDA_TRY(cudaGetLastError());
+    return PARO_OK;
+}
+
+}  // extern "C"

@@ -1,0 +1,27 @@
+#!/bin/bash
+# `paro validate --cpu` end to end (no GPU needed): exit 0 within thresholds, 1 when missed,
+# 2 for bad usage; without --cpu, exit 2 with a clear message when there is no GPU.
+set -u
+: "${PARO:?PARO must point at the paro binary}"
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+"$PARO" synth -q -o "$dir/d.h5" --grid 4x8x16 --text 8 --layers 1 --heads 2 --samples 1 || exit 1
+"$PARO" calibrate -q "$dir/d.h5" -o "$dir/p.h5" --density 0.5 --no-force-text --no-force-ragged || exit 1
+"$PARO" validate -q "$dir/p.h5" --dump "$dir/d.h5" --cpu --min-cosine 0.5 > "$dir/out.txt"
+rc=$?; [ $rc -eq 0 ] || { echo "expected 0, got $rc"; cat "$dir/out.txt"; exit 1; }
+grep -q "layer 0" "$dir/out.txt" || { echo "no per-layer table"; exit 1; }
+"$PARO" validate -q "$dir/p.h5" --dump "$dir/d.h5" --cpu --min-psnr 1000 > /dev/null
+rc=$?; [ $rc -eq 1 ] || { echo "threshold missed: expected 1, got $rc"; exit 1; }
+"$PARO" validate -q "$dir/p.h5" --dump "$dir/d.h5" --cpu --json > "$dir/out.json" || exit 1
+grep -q '"backend": "cpu"' "$dir/out.json" || { echo "bad json"; exit 1; }
+[ "$(grep -c '"layer": 0' "$dir/out.json")" -eq 2 ] || { echo "expected 2 head records"; exit 1; }
+"$PARO" validate -q "$dir/p.h5" --dump "$dir/d.h5" --cpu --against masked > /dev/null 2>&1
+rc=$?; [ $rc -eq 2 ] || { echo "--cpu --against masked: expected 2, got $rc"; exit 1; }
+if ! command -v nvidia-smi > /dev/null || ! nvidia-smi > /dev/null 2>&1; then
+  "$PARO" validate -q "$dir/p.h5" --dump "$dir/d.h5" 2> "$dir/err.txt"
+  rc=$?; [ $rc -eq 2 ] || { echo "no GPU: expected 2, got $rc"; exit 1; }
+  grep -q "no CUDA device\|without the CUDA runtime" "$dir/err.txt" || { echo "unclear message:"; cat "$dir/err.txt"; exit 1; }
+  "$PARO" bench > /dev/null 2> "$dir/err.txt"
+  rc=$?; [ $rc -eq 2 ] || { echo "bench without GPU: expected 2, got $rc"; exit 1; }
+fi
+echo ok
