@@ -1,0 +1,127 @@
+#include "paro/validation.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "paro/error.hpp"
+
+namespace paro {
+
+namespace {
+template <typename T>
+bool selected(const std::vector<T>& list, T x) {
+    return list.empty() || std::find(list.begin(), list.end(), x) != list.end();
+}
+}  // namespace
+
+void CpuValidationBackend::run(const Pattern& pat, const LayerInputs& in, LayerOutputs& out) {
+    const int64_t n = in.tokens, d = in.head_dim;
+    out.dense.resize(in.q.size());
+    out.masked.resize(in.q.size());
+    out.kernel.clear();
+    for (int64_t h = 0; h < in.heads; ++h) {
+        const HeadPattern& hp = pat.layers[in.layer].heads[h];
+        const Permutation perm = make_permutation(pat.layout, hp.order);
+        const size_t off = static_cast<size_t>(h * n * d);
+        attention_dense(in.q.data() + off, in.k.data() + off, in.v.data() + off, n, d, d, in.scale,
+                        out.dense.data() + off);
+        attention_masked(in.q.data() + off, in.k.data() + off, in.v.data() + off, n, d, d, in.scale, perm,
+                         hp.masks[in.slot], pat.block_q, out.masked.data() + off);
+    }
+}
+
+void check_validation_inputs(const Pattern& pat, const DumpInfo& info, const ValidationScope& scope) {
+    if (!(info.layout == pat.layout))
+        throw InputError(info.path, "grid",
+                         fmt::format("token layout {} does not match the pattern's {}", info.layout.describe(),
+                                     pat.layout.describe()));
+    if (!info.has_v()) throw InputError(info.path, "/layers/*/v", "validation needs v in every layer of the dump");
+    if (info.layers.size() > pat.layers.size())
+        throw InputError(info.path, "/layers",
+                         fmt::format("dump has {} layers, the pattern {}", info.layers.size(), pat.layers.size()));
+    const int slots = pat.slots.count();
+    if (scope.slot >= slots) throw InputError("", "option --slot", fmt::format("the pattern has {} slots", slots));
+    if (slots > 1 && scope.slot < 0 && !info.has_steps())
+        throw InputError(info.path, "/samples/step",
+                         "the pattern has several timestep slots but the dump records no step indices; pick one "
+                         "with --slot");
+    for (size_t l = 0; l < info.layers.size(); ++l) {
+        const DumpLayer& L = info.layers[l];
+        const std::string where = fmt::format("/layers/{}", l);
+        if (L.kind != DumpKind::qk) throw InputError(info.path, where, "validation needs q/k dumps, not attention maps");
+        if (L.head_dim != L.value_dim)
+            throw InputError(info.path, where + "/v", "the runtime needs the value dim equal to the head dim");
+        if (static_cast<int64_t>(pat.layers[l].heads.size()) != L.heads)
+            throw InputError(info.path, where + "/q",
+                             fmt::format("{} heads, the pattern has {}", L.heads, pat.layers[l].heads.size()));
+    }
+}
+
+std::vector<HeadValidation> validate_pattern(const Pattern& pat, DumpReader& reader, const ValidationScope& scope,
+                                             ValidationBackend& backend, const std::function<void(int, int)>& progress) {
+    const DumpInfo& info = reader.info();
+    check_validation_inputs(pat, info, scope);
+    const int64_t n = info.tokens();
+    std::vector<HeadValidation> results;
+    for (int s = 0; s < static_cast<int>(info.samples.size()); ++s) {
+        if (!selected(scope.samples, s)) continue;
+        const int slot = scope.slot >= 0 ? scope.slot
+                                         : (pat.slots.count() == 1 ? 0 : pat.slots.slot_of(info.step_fraction(s)));
+        for (int l = 0; l < static_cast<int>(info.layers.size()); ++l) {
+            if (!selected(scope.layers, l)) continue;
+            const DumpLayer& L = info.layers[l];
+            LayerInputs in;
+            in.layer = l;
+            in.heads = L.heads;
+            in.tokens = n;
+            in.head_dim = L.head_dim;
+            in.slot = slot;
+            in.scale = L.scale;
+            const size_t per_head = static_cast<size_t>(n * L.head_dim);
+            for (auto* t : {&in.q, &in.k, &in.v}) t->resize(per_head * static_cast<size_t>(L.heads));
+            for (int64_t h = 0; h < L.heads; ++h) {
+                const HeadSlice hs = reader.read(s, l, h, true);
+                std::copy(hs.q.begin(), hs.q.end(), in.q.begin() + h * per_head);
+                std::copy(hs.k.begin(), hs.k.end(), in.k.begin() + h * per_head);
+                std::copy(hs.v.begin(), hs.v.end(), in.v.begin() + h * per_head);
+            }
+            LayerOutputs out;
+            backend.run(pat, in, out);
+            for (int64_t h = 0; h < L.heads; ++h) {
+                const HeadPattern& hp = pat.layers[l].heads[h];
+                const size_t off = h * per_head;
+                HeadValidation r;
+                r.sample = s;
+                r.layer = l;
+                r.head = static_cast<int>(h);
+                r.slot = slot;
+                r.order = hp.order;
+                r.density = hp.masks[slot].density();
+                r.mask = compare_outputs(out.masked.data() + off, out.dense.data() + off, per_head);
+                r.quant = r.total = r.mask;
+                if (!out.kernel.empty()) {
+                    r.has_quant = true;
+                    r.quant = compare_outputs(out.kernel.data() + off, out.masked.data() + off, per_head);
+                    r.total = compare_outputs(out.kernel.data() + off, out.dense.data() + off, per_head);
+                }
+                results.push_back(r);
+            }
+            if (progress) progress(s, l);
+        }
+    }
+    return results;
+}
+
+ErrorStats worst_of(const ErrorStats& a, const ErrorStats& b) {
+    ErrorStats w = a;
+    w.cosine = std::min(a.cosine, b.cosine);
+    w.rel_l1 = std::max(a.rel_l1, b.rel_l1);
+    w.rel_l2 = std::max(a.rel_l2, b.rel_l2);
+    w.max_abs = std::max(a.max_abs, b.max_abs);
+    w.psnr = std::min(a.psnr, b.psnr);
+    w.finite = a.finite && b.finite;
+    return w;
+}
+
+}  // namespace paro
