@@ -23,6 +23,7 @@
 #include "paro/dump.hpp"
 #include "paro/error.hpp"
 #include "paro/pattern.hpp"
+#include "paro/progress.hpp"
 #include "paro/validation.hpp"
 
 #ifdef PARO_HAVE_CUDA
@@ -91,11 +92,10 @@ int run_validate(const ValidateOptions& o, const GlobalOptions& g) {
         throw InputError("", "GPU", "this paro was built without the CUDA runtime; run with --cpu for the CPU reference");
 #endif
     }
-    const bool chatty = !g.quiet && !o.json;
-    const auto validations = validate_pattern(pat, reader, scope, *backend, [chatty](int s, int l) {
-        if (chatty) std::fprintf(stderr, "\rvalidated sample %d layer %d", s, l);
-    });
-    if (chatty) std::fprintf(stderr, "\n");
+    ProgressLine progress("validate", "layers", !g.quiet && !o.json);
+    const auto validations = validate_pattern(pat, reader, scope, *backend,
+                                              [&](int64_t done, int64_t total) { progress.update(done, total); });
+    progress.finish();
     std::vector<HeadResult> results;
     for (const auto& v : validations) results.push_back({v, passes(o, o.against == "masked" ? v.quant : v.total)});
 

@@ -59,10 +59,15 @@ void check_validation_inputs(const Pattern& pat, const DumpInfo& info, const Val
 }
 
 std::vector<HeadValidation> validate_pattern(const Pattern& pat, DumpReader& reader, const ValidationScope& scope,
-                                             ValidationBackend& backend, const std::function<void(int, int)>& progress) {
+                                             ValidationBackend& backend,
+                                             const std::function<void(int64_t, int64_t)>& progress) {
     const DumpInfo& info = reader.info();
     check_validation_inputs(pat, info, scope);
     const int64_t n = info.tokens();
+    int64_t total = 0, done = 0;
+    for (int s = 0; s < static_cast<int>(info.samples.size()); ++s)
+        for (int l = 0; l < static_cast<int>(info.layers.size()); ++l)
+            total += selected(scope.samples, s) && selected(scope.layers, l);
     std::vector<HeadValidation> results;
     for (int s = 0; s < static_cast<int>(info.samples.size()); ++s) {
         if (!selected(scope.samples, s)) continue;
@@ -107,7 +112,7 @@ std::vector<HeadValidation> validate_pattern(const Pattern& pat, DumpReader& rea
                 }
                 results.push_back(r);
             }
-            if (progress) progress(s, l);
+            if (progress) progress(++done, total);
         }
     }
     return results;

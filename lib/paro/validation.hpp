@@ -60,10 +60,10 @@ struct ValidationScope {
 // Throws InputError naming the file and dataset or option at fault.
 void check_validation_inputs(const Pattern& pattern, const DumpInfo& dump, const ValidationScope& scope);
 
-// Runs every selected (sample, layer) through the backend. progress(sample, layer) after each.
+// Runs every selected (sample, layer) through the backend; progress(done, total) after each.
 std::vector<HeadValidation> validate_pattern(const Pattern& pattern, DumpReader& dump, const ValidationScope& scope,
                                              ValidationBackend& backend,
-                                             const std::function<void(int, int)>& progress = {});
+                                             const std::function<void(int64_t, int64_t)>& progress = {});
 
 // The worse of two error statistics, field by field (for "worst over samples" tables).
 ErrorStats worst_of(const ErrorStats& a, const ErrorStats& b);
