@@ -60,6 +60,10 @@ if command -v script >/dev/null; then
     grep -q "heads/s" "$dir/tty.txt" || { echo "FAIL: no progress line on a terminal"; fail=1; }
     script -qc "$PARO calibrate $dir/s.h5 -o $dir/tty.h5 --quiet" /dev/null >"$dir/tty.txt" 2>&1
     grep -q "heads/s" "$dir/tty.txt" && { echo "FAIL: progress line despite --quiet"; fail=1; }
+    # inspect: colored on a terminal, plain on a pipe.
+    script -qc "$PARO inspect $dir/tty.h5" /dev/null >"$dir/tty.txt" 2>&1
+    grep -q $'\033\[' "$dir/tty.txt" || { echo "FAIL: inspect not colored on a terminal"; fail=1; }
+    "$PARO" inspect "$dir/tty.h5" | grep -q $'\033\[' && { echo "FAIL: inspect colored on a pipe"; fail=1; }
 fi
 run 0 "$PARO" calibrate "$dir/s.h5" -o "$dir/pipe.h5"
 grep -q "heads/s" "$dir/err.txt" && { echo "FAIL: progress line on a pipe"; fail=1; }
