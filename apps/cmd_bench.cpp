@@ -1,6 +1,6 @@
 // `paro bench`: time the whole runtime op (K mean + fused permute/quantize + block-sparse INT8
 // attention + scatter to original order) on random inputs, with masks from a pattern file or random
-// at given densities. Median of CUDA-event timings after warm-up; also each stage alone and the op
+// at given densities; --pv-bits 8,16 times INT8 PV and fp16 PV on the same plans. Median of CUDA-event timings after warm-up; also each stage alone and the op
 // with the permutation switched off (the permutation's cost).
 #include <fmt/format.h>
 
@@ -38,6 +38,7 @@ struct BenchOptions {
     int iters = 20, warmup = 5;
     uint64_t seed = 1;
     bool json = false;
+    std::vector<int> pv_bits;  // empty: the plan's own (8 for random masks, the pattern's per head)
 };
 
 #ifdef PARO_HAVE_CUDA
@@ -156,52 +157,60 @@ int run_bench(const BenchOptions& o, const GlobalOptions& g) {
         std::printf("paro bench on %s, %s; batch %d, heads %d, tokens %lld (%s), head dim %d, %s, median of %d\n",
                     dev.c_str(), date, o.batch, heads, static_cast<long long>(tokens), layout_desc.c_str(),
                     o.head_dim, o.dtype.c_str(), o.iters);
-        std::printf("%-14s %7s %9s %9s %9s %9s %9s %8s %10s %10s\n", "masks", "density", "total ms", "quant ms",
+        std::printf("%-14s %4s %7s %9s %9s %9s %9s %9s %8s %10s %10s\n", "masks", "PV", "density", "total ms", "quant ms",
                     "attn ms", "q id ms", "a id ms", "perm %", "TFLOP/s eq", "TFLOP/s");
     }
-    for (auto& [label, plan] : plans) {
-        paro_plan_info info{};
-        gpu::check(paro_plan_get_info(plan.get(), &info), "plan info");
-        const double density = info.density;
-        auto run_with = [&](int stages, int identity) {
-            a.stages = stages;
-            a.identity_order = identity;
-            return [&, stages, identity] {
-                paro_attention_args b = a;
-                b.stages = stages;
-                b.identity_order = identity;
-                gpu::check(paro_attention(plan.get(), &b, ws.get(), ws_bytes, nullptr), "paro_attention");
+    for (int pv : o.pv_bits)
+        if (pv != 8 && pv != 16) throw InputError("", "--pv-bits", "each value must be 8 or 16");
+    std::vector<int> pv_list = o.pv_bits;
+    if (pv_list.empty()) pv_list.push_back(0);  // 0: as the plan says
+    for (auto& [label, plan] : plans)
+        for (int pv : pv_list) {
+            if (pv) gpu::check(paro_plan_set_pv_bits(plan.get(), nullptr, pv), "paro_plan_set_pv_bits");
+            const std::string pv_name = pv == 16 ? "fp16" : pv == 8 ? "int8" : "plan";
+            paro_plan_info info{};
+            gpu::check(paro_plan_get_info(plan.get(), &info), "plan info");
+            const double density = info.density;
+            auto run_with = [&](int stages, int identity) {
+                a.stages = stages;
+                a.identity_order = identity;
+                return [&, stages, identity] {
+                    paro_attention_args b = a;
+                    b.stages = stages;
+                    b.identity_order = identity;
+                    gpu::check(paro_attention(plan.get(), &b, ws.get(), ws_bytes, nullptr), "paro_attention");
+                };
             };
-        };
-        const double t_all = gpu::median_ms(run_with(PARO_STAGE_ALL, 0), o.warmup, o.iters);
-        const double t_q = gpu::median_ms(run_with(PARO_STAGE_QUANTIZE, 0), o.warmup, o.iters);
-        const double t_a = gpu::median_ms(run_with(PARO_STAGE_ATTENTION, 0), o.warmup, o.iters);
-        const double t_id = gpu::median_ms(run_with(PARO_STAGE_ALL, 1), o.warmup, o.iters);
-        const double t_qid = gpu::median_ms(run_with(PARO_STAGE_QUANTIZE, 1), o.warmup, o.iters);
-        const double t_aid = gpu::median_ms(run_with(PARO_STAGE_ATTENTION, 1), o.warmup, o.iters);
-        // Cost of the permutation = what the gather (quantize) and the scatter (epilogue) add over the
-        // same kernels in identity order, relative to the attention time.
-        const double perm = 100.0 * ((t_q - t_qid) + (t_a - t_aid)) / t_a;
-        const double tf_eq = dense_flops / (t_all * 1e-3) / 1e12;
-        const double tf = tf_eq * density;
-        if (o.json) {
-            rows.push_back({{"masks", label}, {"density", density}, {"total_ms", t_all}, {"quantize_ms", t_q},
-                            {"attention_ms", t_a}, {"identity_order_total_ms", t_id},
-                            {"identity_order_quantize_ms", t_qid}, {"identity_order_attention_ms", t_aid},
-                            {"permutation_cost_pct_of_attention", perm}, {"tflops_dense_equivalent", tf_eq},
-                            {"tflops_effective", tf}});
-        } else {
-            std::printf("%-14s %7.3f %9.3f %9.3f %9.3f %9.3f %9.3f %7.2f%% %10.1f %10.1f\n", label.c_str(), density, t_all,
-                        t_q, t_a, t_qid, t_aid, perm, tf_eq, tf);
+            const double t_all = gpu::median_ms(run_with(PARO_STAGE_ALL, 0), o.warmup, o.iters);
+            const double t_q = gpu::median_ms(run_with(PARO_STAGE_QUANTIZE, 0), o.warmup, o.iters);
+            const double t_a = gpu::median_ms(run_with(PARO_STAGE_ATTENTION, 0), o.warmup, o.iters);
+            const double t_id = gpu::median_ms(run_with(PARO_STAGE_ALL, 1), o.warmup, o.iters);
+            const double t_qid = gpu::median_ms(run_with(PARO_STAGE_QUANTIZE, 1), o.warmup, o.iters);
+            const double t_aid = gpu::median_ms(run_with(PARO_STAGE_ATTENTION, 1), o.warmup, o.iters);
+            // Cost of the permutation = what the gather (quantize) and the scatter (epilogue) add over the
+            // same kernels in identity order, relative to the attention time.
+            const double perm = 100.0 * ((t_q - t_qid) + (t_a - t_aid)) / t_a;
+            const double tf_eq = dense_flops / (t_all * 1e-3) / 1e12;
+            const double tf = tf_eq * density;
+            if (o.json) {
+                rows.push_back({{"masks", label}, {"pv", pv_name}, {"density", density}, {"total_ms", t_all},
+                                {"quantize_ms", t_q}, {"attention_ms", t_a}, {"identity_order_total_ms", t_id},
+                                {"identity_order_quantize_ms", t_qid}, {"identity_order_attention_ms", t_aid},
+                                {"permutation_cost_pct_of_attention", perm}, {"tflops_dense_equivalent", tf_eq},
+                                {"tflops_effective", tf}});
+            } else {
+                std::printf("%-14s %4s %7.3f %9.3f %9.3f %9.3f %9.3f %9.3f %7.2f%% %10.1f %10.1f\n", label.c_str(),
+                            pv_name.c_str(), density, t_all, t_q, t_a, t_qid, t_aid, perm, tf_eq, tf);
+            }
+            std::fflush(stdout);
         }
-        std::fflush(stdout);
-    }
     if (o.json) {
         nlohmann::json j = {{"device", dev}, {"batch", o.batch}, {"heads", heads}, {"tokens", tokens},
                             {"head_dim", o.head_dim}, {"dtype", o.dtype}, {"iters", o.iters}, {"rows", rows}};
         std::printf("%s\n", j.dump(2).c_str());
     } else if (!g.quiet) {
-        std::printf("total = whole op (K mean, fused permute+quantize, attention, scatter to original order); "
+        std::printf("PV = INT8 or fp16 PV product (--pv-bits; plan: as the pattern / plan says); "
+                    "total = whole op (K mean, fused permute+quantize, attention, scatter to original order); "
                     "q/a id = the quantize / attention stage with identity orders (no permutation); perm %% = (quant - q id + "
                     "attn - a id) / attn; TFLOP/s eq = 4*B*H*N^2*D / total\n");
     }
@@ -228,6 +237,10 @@ void add_bench(CLI::App& app, Runner& run, const GlobalOptions& g) {
     sub->add_option("--iters", o->iters, "Timed runs (median reported)");
     sub->add_option("--warmup", o->warmup, "Untimed runs first");
     sub->add_option("--seed", o->seed, "Seed for inputs, masks and orders");
+    sub->add_option("--pv-bits", o->pv_bits,
+                    "PV precision forced on every head: 8 (INT8), 16 (fp16), or 8,16 to time both in one run "
+                    "(default: the plan's own per-head pv_bits)")
+        ->delimiter(',');
     sub->add_flag("--json", o->json, "One JSON object instead of the table");
     sub->callback([&run, &g, o] {
 #ifdef PARO_HAVE_CUDA

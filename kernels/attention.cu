@@ -13,7 +13,10 @@
 // (inverse permutation fused). mma.sync s8 is an sm_80 instruction that also runs on sm_90 and is
 // the default everywhere; an sm_90a warpgroup-MMA (wgmma) variant of both products is built with
 // -DPARO_WGMMA=ON (docs/runtime.md).
+// Heads whose plan says pv_bits = 16 run attention_pv16_kernel instead (fp16 P and V, mma.m16n8k16
+// with fp32 accumulation; see its comment); measured slower than INT8 PV on H100, so opt-in per head.
 #include <cfloat>
+#include <cstdlib>
 
 #include "common.cuh"
 
@@ -119,14 +122,31 @@ __device__ __forceinline__ void wgmma_s8_n64(int (&d)[8][4], const uint32_t (&a)
 }
 #endif
 
-#ifndef PARO_USE_WGMMA
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t& r0, uint32_t& r1, uint32_t& r2, uint32_t& r3,
+                                                  uint32_t a) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
+                 : "r"(a));
+}
+// d += a * b, fp16 inputs, fp32 accumulators (the fp16-PV path).
+__device__ __forceinline__ void mma_f16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+__device__ __forceinline__ uint32_t f2h2(float lo, float hi) {  // one cvt.rn.f16x2.f32
+    const __half2 v = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t*>(&v);
+}
+
 __device__ __forceinline__ void ldmatrix_x4(uint32_t& r0, uint32_t& r1, uint32_t& r2, uint32_t& r3, const void* p) {
     const uint32_t a = static_cast<uint32_t>(__cvta_generic_to_shared(p));
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                  : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
                  : "r"(a));
 }
-#endif
 
 __device__ __forceinline__ void cp_async16(uint32_t smem_addr, const void* gmem) {
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smem_addr), "l"(gmem));
@@ -371,6 +391,7 @@ __global__ void __launch_bounds__(kAttnThreads, D == 64 ? PARO_D64_MIN_BLOCKS : 
     using L = AttnSmem<D>;
     extern __shared__ __align__(16) uint8_t smem[];
     const int r = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+    if (plan.pv16 && plan.pv16[h]) return;  // an fp16-PV head (attention_pv16_kernel does it)
     const size_t bh = size_t(b) * s.heads + h;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
 
@@ -399,7 +420,7 @@ __global__ void __launch_bounds__(kAttnThreads, D == 64 ? PARO_D64_MIN_BLOCKS : 
 #endif
     const uint32_t k_go = (tid / KCH) * D + (tid % KCH) * 16, v_go = (tid >> 2) * kTile + (tid & 3) * 16;
     const int8_t* k_head = w.k + bh * s.npad * D + k_go;
-    const int8_t* v_head = w.vt + bh * s.nb * size_t(D) * kTile + v_go;
+    const int8_t* v_head = w.vt + bh * vt_head_bytes(s.nb, D) + v_go;
     const float* vs_head = w.v_scale + bh * s.nb * D + tid * 4;
     auto load_tile = [&](int c, int stage) {
         const uint32_t s0 = smem_base + stage * L::stage;
@@ -502,25 +523,288 @@ __global__ void __launch_bounds__(kAttnThreads, D == 64 ? PARO_D64_MIN_BLOCKS : 
     }
 }
 
-template <int D, typename TOut>
+// ---- fp16-PV path: heads whose plan says pv_bits = 16 (paro_plan_set_pv_bits, the pattern file).
+// S = Q_i8 K_i8^T exactly as above; then P = 2^(s - m) with m the running row max (fp32 FFMA + EX2),
+// converted to fp16 two values per cvt.rn.f16x2.f32: the S accumulator fragments of n-blocks 2kc and
+// 2kc + 1 are exactly the A fragment of mma.m16n8k16 for keys 16kc..16kc+15, so there is no
+// shuffle, no integer packing and no per-tile P scale. V is fp16 as the prep kernel wrote it
+// ([64][D] per tile, permuted, unquantized) and is read with ldmatrix.trans from an unpadded,
+// XOR-swizzled shared tile; O = O * beta + P V with fp32 accumulation (mma.m16n8k16.f32.f16.f16.f32,
+// accumulating straight into O), and the row sum l by the same MMA against a ones matrix, i.e. the
+// sum of the rounded P the product used.
+#ifndef PARO_D64_MIN_BLOCKS16
+#define PARO_D64_MIN_BLOCKS16 4
+#endif
+#ifndef PARO_D128_MIN_BLOCKS16
+#define PARO_D128_MIN_BLOCKS16 3
+#endif
+template <int D>
+struct AttnSmem16 {
+    static constexpr int SK = D + 16;  // bytes per K row (16 B pad, as AttnSmem)
+    static constexpr int RV = D * 2;   // bytes per fp16 V row: no pad; 16-byte chunk c of key row r sits at c ^ (r & 7)
+    static constexpr int kBytes = kTile * SK;
+    static constexpr int vBytes = kTile * RV;
+    static constexpr int stage = kBytes + vBytes;
+    static constexpr int total = kStages * stage;  // D 64: 39936 B; D 128: 76800 B (3 CTAs per SM still fit)
+};
+constexpr uint32_t kOnesH2 = 0x3C003C00u;  // two fp16 ones
+
+template <int D, bool RAGGED>
+__device__ __forceinline__ void tile_step16(const uint8_t* sk, uint32_t sv, uint32_t v_xor, float sc, int valid,
+                                            int lane, const uint32_t (&qa)[D / 32][4], float (&o)[D / 8][4],
+                                            float& m0, float& m1, float& l0, float& l1) {
+    using L = AttnSmem16<D>;
+    const int t = lane & 3;
+    int acc[8][4];
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+        acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = kMagic;
+#pragma unroll
+        for (int half = 0; half < D / 64; ++half) {
+            uint32_t b0, b1, b2, b3;
+            ldmatrix_x4(b0, b1, b2, b3, sk + (8 * j + (lane & 7)) * L::SK + half * 64 + (lane >> 3) * 16);
+            mma_s8(acc[j], qa[2 * half], b0, b1);
+            mma_s8(acc[j], qa[2 * half + 1], b2, b3);
+        }
+    }
+    if (RAGGED) {
+#pragma unroll
+        for (int j = 0; j < 8; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e)
+                if (8 * j + 2 * t + (e & 1) >= valid) acc[j][e] = kMagic - (1 << 22);
+    }
+    int im0 = acc[0][0], im1 = acc[0][2];
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+        im0 = max(im0, max(acc[j][0], acc[j][1]));
+        im1 = max(im1, max(acc[j][2], acc[j][3]));
+    }
+#pragma unroll
+    for (int o2 = 1; o2 <= 2; o2 <<= 1) {
+        im0 = max(im0, __shfl_xor_sync(0xffffffffu, im0, o2));
+        im1 = max(im1, __shfl_xor_sync(0xffffffffu, im1, o2));
+    }
+    // Running max (log2 domain); O and l are kept in units of 2^m, beta = 2^(m_prev - m) <= 1
+    // (0 on the first tile: m_prev = -inf).
+    const float n0 = fmaxf(m0, (__int_as_float(im0) - kMagicF) * sc);
+    const float n1 = fmaxf(m1, (__int_as_float(im1) - kMagicF) * sc);
+    const float beta0 = ex2(m0 - n0), beta1 = ex2(m1 - n1);
+    m0 = n0;
+    m1 = n1;
+    // p = 2^(F * sc - bias), F the biased score, bias = 1.5 * 2^23 * sc + m: p in [0, 1].
+    const float bias0 = fmaf(kMagicF, sc, n0), bias1 = fmaf(kMagicF, sc, n1);
+    float f[8][4];
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+        f[j][0] = ex2(fmaf(__int_as_float(acc[j][0]), sc, -bias0));
+        f[j][1] = ex2(fmaf(__int_as_float(acc[j][1]), sc, -bias0));
+        f[j][2] = ex2(fmaf(__int_as_float(acc[j][2]), sc, -bias1));
+        f[j][3] = ex2(fmaf(__int_as_float(acc[j][3]), sc, -bias1));
+    }
+    if (RAGGED) {
+#pragma unroll
+        for (int j = 0; j < 8; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e)
+                if (8 * j + 2 * t + (e & 1) >= valid) f[j][e] = 0.f;
+    }
+    uint32_t pa[4][4];  // A fragments of m16n8k16, keys 16kc .. 16kc + 15 in natural order
+#pragma unroll
+    for (int kc = 0; kc < 4; ++kc) {
+        pa[kc][0] = f2h2(f[2 * kc][0], f[2 * kc][1]);
+        pa[kc][1] = f2h2(f[2 * kc][2], f[2 * kc][3]);
+        pa[kc][2] = f2h2(f[2 * kc + 1][0], f[2 * kc + 1][1]);
+        pa[kc][3] = f2h2(f[2 * kc + 1][2], f[2 * kc + 1][3]);
+    }
+    {
+        float rs[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+        for (int kc = 0; kc < 4; ++kc) mma_f16(rs, pa[kc], kOnesH2, kOnesH2);
+        l0 = fmaf(l0, beta0, rs[0]);
+        l1 = fmaf(l1, beta1, rs[2]);
+    }
+#pragma unroll
+    for (int nb8 = 0; nb8 < D / 8; ++nb8) {
+        o[nb8][0] *= beta0;
+        o[nb8][1] *= beta0;
+        o[nb8][2] *= beta1;
+        o[nb8][3] *= beta1;
+        // Lane l addresses key row l (+ 32) of channel chunk nb8; ldmatrix.trans hands each thread
+        // keys (2t, 2t + 1) of channel g: the B fragment of m16n8k16.
+        const uint32_t a = sv + ((uint32_t(nb8) * 16u) ^ v_xor);
+        uint32_t v0, v1, v2, v3;
+        ldmatrix_x4_trans(v0, v1, v2, v3, a);
+        mma_f16(o[nb8], pa[0], v0, v1);
+        mma_f16(o[nb8], pa[1], v2, v3);
+        ldmatrix_x4_trans(v0, v1, v2, v3, a + 32 * L::RV);
+        mma_f16(o[nb8], pa[2], v0, v1);
+        mma_f16(o[nb8], pa[3], v2, v3);
+    }
+}
+
+// LOW = true: one CTA per SM fewer (D 64: 3 CTAs at 168 registers instead of 4 at 128; D 128: 2 at
+// 255 instead of 3 at 168), no register spills; picked at run time with PARO_PV16_LOW_OCCUPANCY=1 (for
+// measurement only).
+template <int D, typename TOut, bool LOW>
+__global__ void __launch_bounds__(kAttnThreads, D == 64 ? PARO_D64_MIN_BLOCKS16 - (LOW ? 1 : 0)
+                                                        : PARO_D128_MIN_BLOCKS16 - (LOW ? 1 : 0))
+    attention_pv16_kernel(Shape s, PlanView plan, Quantized w, float sm_scale_log2, MutView out) {
+    using L = AttnSmem16<D>;
+    extern __shared__ __align__(16) uint8_t smem[];
+    const int r = blockIdx.x, b = blockIdx.z;
+    const int h = plan.head_map ? plan.head_map[blockIdx.y] : int(blockIdx.y);
+    const size_t bh = size_t(b) * s.heads + h;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+
+    const uint32_t* rp = plan.row_ptr + size_t(h) * (s.nb + 1);
+    const uint32_t beg = rp[r], n = rp[r + 1] - beg;
+    const uint16_t* cols = plan.cols + beg;
+
+    constexpr int KCH = D / 16;                       // 16-byte chunks per int8 K row
+    constexpr int KIT = kTile * KCH / kAttnThreads;
+    constexpr int KROWS = kAttnThreads / KCH;
+    constexpr int VCH = D / 8;                        // 16-byte chunks per fp16 V row
+    constexpr int VIT = kTile * VCH / kAttnThreads;   // 4 (D 64) or 8 (D 128)
+    constexpr int VROWS = kAttnThreads / VCH;         // 16 or 8: a multiple of 8, so a thread's swizzle is fixed
+    constexpr int KSTEP = KROWS * L::SK, VSTEP = VROWS * L::RV;
+    const uint32_t smem_base = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+    const uint32_t k_so = (tid / KCH) * L::SK + (tid % KCH) * 16;
+    const int vrow = tid / VCH, vch = tid % VCH;
+    const uint32_t v_so = L::kBytes + vrow * L::RV + ((vch ^ (vrow & 7)) * 16);
+    const uint32_t k_go = (tid / KCH) * D + (tid % KCH) * 16;
+    const int8_t* k_head = w.k + bh * s.npad * D + k_go;
+    const uint8_t* v_head = reinterpret_cast<const uint8_t*>(w.vt + bh * vt_head_bytes(s.nb, D)) + tid * 16;
+    auto load_tile = [&](int c, int stage) {
+        const uint32_t s0 = smem_base + stage * L::stage;
+        const int8_t* gk = k_head + c * (kTile * D);
+        const uint8_t* gv = v_head + size_t(c) * (kTile * D * 2);
+#pragma unroll
+        for (int it = 0; it < KIT; ++it) cp_async16(s0 + k_so + it * KSTEP, gk + it * KROWS * D);
+#pragma unroll
+        for (int it = 0; it < VIT; ++it) cp_async16(s0 + v_so + it * VSTEP, gv + it * kAttnThreads * 16);
+    };
+
+    auto col = [&](uint32_t i) { return i < n ? int(cols[i]) : 0; };
+    int c0 = col(0), c1 = col(1), c2 = col(2), c3 = col(3);
+    float ks0 = 0.f, ks1 = 0.f;
+    if (n > 0) {
+        load_tile(c0, 0);
+        ks0 = __ldg(w.k_scale + bh * s.nb + c0);
+    }
+    cp_async_commit();
+    if (n > 1) {
+        load_tile(c1, 1);
+        ks1 = __ldg(w.k_scale + bh * s.nb + c1);
+    }
+    cp_async_commit();
+
+    uint32_t qa[D / 32][4];
+    {
+        const int8_t* qw = w.q + (bh * s.npad + size_t(r) * kTile + warp * 16) * D;
+#pragma unroll
+        for (int kk = 0; kk < D / 32; ++kk) {
+            qa[kk][0] = *reinterpret_cast<const uint32_t*>(qw + g * D + kk * 32 + t * 4);
+            qa[kk][1] = *reinterpret_cast<const uint32_t*>(qw + (g + 8) * D + kk * 32 + t * 4);
+            qa[kk][2] = *reinterpret_cast<const uint32_t*>(qw + g * D + kk * 32 + 16 + t * 4);
+            qa[kk][3] = *reinterpret_cast<const uint32_t*>(qw + (g + 8) * D + kk * 32 + 16 + t * 4);
+        }
+    }
+    const float qscale = w.q_scale[(bh * s.nb + r) * kQGroupsPerTile + warp] * sm_scale_log2;
+
+    float o[D / 8][4];
+#pragma unroll
+    for (int j = 0; j < D / 8; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
+    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
+    const uint32_t v_lane = L::kBytes + lane * L::RV, v_xor = uint32_t(lane & 7) * 16u;
+
+    for (uint32_t i = 0; i < n; ++i) {
+        cp_async_wait<1>();
+        __syncthreads();
+        float ks2 = 0.f;
+        if (i + 2 < n) {
+            load_tile(c2, (i + 2) % kStages);
+            ks2 = __ldg(w.k_scale + bh * s.nb + c2);
+        }
+        cp_async_commit();
+        const int c4 = col(i + 4);
+        const uint32_t so = (i % kStages) * L::stage;
+        const uint8_t* sk = smem + so;
+        const uint32_t sv = smem_base + so + v_lane;
+        const float sc = qscale * ks0;
+        const int valid = s.tokens - c0 * kTile;
+        if (valid < kTile)
+            tile_step16<D, true>(sk, sv, v_xor, sc, valid, lane, qa, o, m0, m1, l0, l1);
+        else
+            tile_step16<D, false>(sk, sv, v_xor, sc, valid, lane, qa, o, m0, m1, l0, l1);
+        c0 = c1;
+        c1 = c2;
+        c2 = c3;
+        c3 = c4;
+        ks0 = ks1;
+        ks1 = ks2;
+    }
+    cp_async_wait<0>();
+
+    const float inv0 = l0 > 0.f ? 1.f / l0 : 0.f, inv1 = l1 > 0.f ? 1.f / l1 : 0.f;
+    const int32_t* gather = plan.orders ? plan.gathers + size_t(plan.orders[h]) * s.tokens : nullptr;
+    TOut* ob = static_cast<TOut*>(out.data) + b * out.sb + h * out.sh;
+    const int p0 = r * kTile + warp * 16 + g, p1 = p0 + 8;
+    if (p0 < s.tokens) {
+        TOut* row = ob + int64_t(gather ? gather[p0] : p0) * out.st;
+#pragma unroll
+        for (int nb8 = 0; nb8 < D / 8; ++nb8) Elem<TOut>::store2(row + 8 * nb8 + 2 * t, o[nb8][0] * inv0, o[nb8][1] * inv0);
+    }
+    if (p1 < s.tokens) {
+        TOut* row = ob + int64_t(gather ? gather[p1] : p1) * out.st;
+#pragma unroll
+        for (int nb8 = 0; nb8 < D / 8; ++nb8) Elem<TOut>::store2(row + 8 * nb8 + 2 * t, o[nb8][2] * inv1, o[nb8][3] * inv1);
+    }
+}
+
+template <int D, typename TOut, bool PV16>
 cudaError_t attention_t(const Shape& s, const PlanView& plan, const Quantized& w, float sm_scale, MutView out,
-                        cudaStream_t st) {
-    constexpr int bytes = AttnSmem<D>::total;
-    auto kernel = attention_kernel<D, TOut>;
+                        int heads, cudaStream_t st) {
+    constexpr int bytes = PV16 ? AttnSmem16<D>::total : AttnSmem<D>::total;
+    static const bool low = [] {
+        const char* e = std::getenv("PARO_PV16_LOW_OCCUPANCY");
+        return e && e[0] == '1';
+    }();
+    auto kernel = !PV16 ? attention_kernel<D, TOut>
+                  : low ? attention_pv16_kernel<D, TOut, true> : attention_pv16_kernel<D, TOut, false>;
     if (bytes > 48 * 1024) {  // per device; cheap enough to set on every call
         cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
         if (e != cudaSuccess) return e;
     }
-    const dim3 grid(s.nb, s.heads, s.batch);
+    const dim3 grid(s.nb, heads, s.batch);
     kernel<<<grid, kAttnThreads, bytes, st>>>(s, plan, w, sm_scale * 1.4426950408889634f, out);
     return cudaGetLastError();
 }
 
-template <typename TOut>
+template <typename TOut, bool PV16>
 cudaError_t attention_d(const Shape& s, const PlanView& plan, const Quantized& w, float sm_scale, MutView out,
-                        cudaStream_t st) {
-    return s.head_dim == 64 ? attention_t<64, TOut>(s, plan, w, sm_scale, out, st)
-                            : attention_t<128, TOut>(s, plan, w, sm_scale, out, st);
+                        int heads, cudaStream_t st) {
+    return s.head_dim == 64 ? attention_t<64, TOut, PV16>(s, plan, w, sm_scale, out, heads, st)
+                            : attention_t<128, TOut, PV16>(s, plan, w, sm_scale, out, heads, st);
+}
+
+template <typename TOut>
+cudaError_t attention_heads(const Shape& s, const PlanView& plan, const Quantized& w, float sm_scale, MutView out,
+                            cudaStream_t st) {
+    // One launch per kind. The INT8-PV kernel runs over every head (its CTAs of fp16-PV heads return at
+    // once; with no fp16-PV head it is launched exactly as before), the fp16-PV kernel only over the
+    // fp16-PV heads (plan.head_map lists the INT8 ones first, then those).
+    const int n16 = plan.head_map ? plan.n_pv16 : 0, n8 = s.heads - n16;
+    if (n8 > 0) {
+        const cudaError_t e = attention_d<TOut, false>(s, plan, w, sm_scale, out, s.heads, st);
+        if (e != cudaSuccess) return e;
+    }
+    if (n16 > 0) {
+        PlanView p16 = plan;
+        p16.head_map += n8;
+        return attention_d<TOut, true>(s, p16, w, sm_scale, out, n16, st);
+    }
+    return cudaSuccess;
 }
 
 }  // namespace
@@ -528,9 +812,9 @@ cudaError_t attention_d(const Shape& s, const PlanView& plan, const Quantized& w
 cudaError_t launch_attention(DType out_dt, const Shape& s, const PlanView& plan, const Quantized& w, float sm_scale,
                              MutView out, cudaStream_t st) {
     switch (out_dt) {
-        case DType::f32: return attention_d<float>(s, plan, w, sm_scale, out, st);
-        case DType::f16: return attention_d<__half>(s, plan, w, sm_scale, out, st);
-        case DType::bf16: return attention_d<__nv_bfloat16>(s, plan, w, sm_scale, out, st);
+        case DType::f32: return attention_heads<float>(s, plan, w, sm_scale, out, st);
+        case DType::f16: return attention_heads<__half>(s, plan, w, sm_scale, out, st);
+        case DType::bf16: return attention_heads<__nv_bfloat16>(s, plan, w, sm_scale, out, st);
     }
     return cudaErrorInvalidValue;
 }

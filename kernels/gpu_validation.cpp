@@ -21,11 +21,16 @@ GpuValidationBackend::GpuValidationBackend(const Pattern& pattern, paro_dtype dt
     check(plan_from_pattern(pattern, &plan), "loading the pattern onto the GPU");
     plan_.reset(plan);
     device_ = device_name();
+    // The runtime honours each head's pv_bits: 16 runs PV in fp16, anything else in INT8.
+    bool fp16 = false, int8 = false;
+    for (const auto& l : pattern.layers)
+        for (const auto& h : l.heads) (h.pv_bits == 16 ? fp16 : int8) = true;
+    pv_ = fp16 && int8 ? "INT8/fp16 (per head)" : fp16 ? "fp16" : "INT8";
 }
 
 std::string GpuValidationBackend::describe() const {
     const char* dt = dtype_ == PARO_FLOAT32 ? "fp32" : dtype_ == PARO_BFLOAT16 ? "bf16" : "fp16";
-    return fmt::format("GPU runtime INT8 QK + INT8 PV on {}, input {}", device_, dt);
+    return fmt::format("GPU runtime INT8 QK + {} PV on {}, input {}", pv_, device_, dt);
 }
 
 void GpuValidationBackend::run(const Pattern&, const LayerInputs& in, LayerOutputs& out) {

@@ -1,6 +1,6 @@
 #pragma once
 // The GPU backend of `paro validate`: both fp32 references on the device (kernels/reference.cu)
-// and the runtime itself (INT8 QK + INT8 PV) on inputs converted to the chosen dtype.
+// and the runtime itself (INT8 QK; PV in INT8 or fp16 per head) on inputs converted to the chosen dtype.
 #include <string>
 
 #include "paro/validation.hpp"
@@ -21,6 +21,7 @@ private:
     PlanPtr plan_;
     paro_dtype dtype_;
     std::string device_;
+    std::string pv_;  // how PV runs: "INT8", "fp16" or mixed per head
 };
 
 // "fp16" | "bf16" | "fp32"; throws InputError (option --dtype) for anything else.

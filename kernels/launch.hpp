@@ -26,7 +26,11 @@ struct MutView {
 struct Quantized {
     int8_t* q;        // [BH][Npad][D]      permuted order
     int8_t* k;        // [BH][Npad][D]      permuted order, mean-subtracted when smooth_k
-    int8_t* vt;       // [BH][nb][D][64]    per tile transposed, keys shuffled within 16 (see prep.cu)
+    // V, [BH] regions of 2 * nb * D * 64 bytes each (kVtHeadBytes), one layout per head:
+    //  INT8-PV heads: [nb][D][64] int8 per tile transposed, keys shuffled within 16 (see prep.cu),
+    //                 in the first half of the region;
+    //  fp16-PV heads: [nb][64][D] fp16, permuted order, not transposed, not quantized.
+    int8_t* vt;
     float* q_scale;   // [BH][nb][4]
     float* k_scale;   // [BH][nb]
     float* v_scale;   // [BH][nb][D]        per tile and channel
@@ -38,7 +42,21 @@ struct PlanView {
     const uint8_t* orders;   // [heads] of this layer (nullptr: identity for all heads)
     const uint32_t* row_ptr; // [heads][nb + 1] for this (slot, layer), offsets into cols
     const uint16_t* cols;    // kept key tiles, ascending within a row
+    // Per-head PV precision of this layer (pattern's pv_bits; 16 = fp16 PV). nullptr / 0 when every
+    // head runs INT8 PV (then the INT8 kernel is launched exactly as before, over all heads).
+    const uint8_t* pv16;     // [heads]: 1 = fp16 PV
+    const int32_t* head_map; // [heads]: the INT8-PV heads first, then the fp16-PV heads
+    int n_pv16;              // how many heads run fp16 PV (the last n_pv16 entries of head_map)
 };
+
+// Bytes of the V workspace region per (batch, head): room for fp16 V (2 bytes per element); INT8
+// heads use the first half.
+#ifdef __CUDACC__
+#define PARO_HOST_DEVICE __host__ __device__
+#else
+#define PARO_HOST_DEVICE
+#endif
+PARO_HOST_DEVICE inline size_t vt_head_bytes(int nb, int d) { return size_t(nb) * size_t(d) * 64 * 2; }
 
 struct Shape {
     int batch, heads, tokens, head_dim, nb, npad;

@@ -106,15 +106,22 @@ paro_status paro_plan_load(const char* pattern_path, paro_plan** plan);
 paro_status paro_plan_create(const paro_plan_desc* desc, paro_plan** plan);
 paro_status paro_plan_get_info(const paro_plan* plan, paro_plan_info* info);
 void paro_plan_destroy(paro_plan* plan);
+/* Per-head precision of the PV product: pv_bits is [layers][heads] (the pattern's per-head pv_bits;
+ * paro_plan_load applies them), or NULL to give every head all_bits. 16: P and V in fp16
+ * (mma.m16n8k16, fp32 accumulation; V is converted to fp16, so |v| must stay below 65504);
+ * 8 (and 4: there is no INT4 path): INT8 P and V. Plans start with every head at 8. Not to be
+ * called while attention calls with this plan are in flight. */
+paro_status paro_plan_set_pv_bits(paro_plan* plan, const uint8_t* pv_bits, int all_bits);
 
 /* Checks everything paro_attention would check (shapes, dtype, alignment, plan indices) without
  * launching: PARO_OK, PARO_ERROR_INVALID_ARGUMENT or PARO_ERROR_UNSUPPORTED. */
 paro_status paro_can_implement(const paro_plan* plan, const paro_attention_args* args);
-/* Device workspace paro_attention needs for these shapes (int8 Q, K, V^T and their scales). */
+/* Device workspace paro_attention needs for these shapes (int8 Q, K, V^T (room for fp16 V) and scales). */
 paro_status paro_workspace_size(const paro_attention_args* args, size_t* bytes);
 
 /* The whole op: permute + quantize Q/K/V (fused), block-sparse INT8 QK^T, fp32 online softmax,
- * INT8 PV (P quantized per tile and row), output scattered back to original token order. */
+ * INT8 PV (P quantized per tile and row) or, for heads set to pv_bits 16, fp16 PV; output scattered
+ * back to original token order. */
 paro_status paro_attention(const paro_plan* plan, const paro_attention_args* args, void* workspace,
                            size_t workspace_bytes, void* stream);
 

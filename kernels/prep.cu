@@ -10,6 +10,8 @@
 //    group of 16 shuffled so that the attention kernel can feed its INT8 P accumulator fragments
 //    straight into mma.m16n8k32 as the A operand: logical position L holds key
 //    k = 8 * ((L >> 1) & 1) + 2 * (L >> 2) + (L & 1), i.e. L(k) = ((k >> 1) & 3) << 2 | (k >> 3) << 1 | (k & 1).
+//    Heads whose plan says pv_bits = 16 get V as fp16 instead: [64][D] per tile, rows in permuted
+//    order, no scale (the fp16-PV attention kernel, attention.cu).
 // The permutation costs only the address of each row read (gather[p]).
 #include <type_traits>
 
@@ -141,8 +143,25 @@ __global__ void __launch_bounds__(kPrepThreads) quantize_kernel(Shape s, PlanVie
         if (tid == 0) w.k_scale[bh * s.nb + tile] = m > 0.f ? m / 127.f : 1.f;
     }
 
-    // ---- V: one scale per (tile, channel); transposed and shuffled through shared memory.
+    // ---- V, fp16-PV heads (the plan's pv_bits = 16): fp16 rows in permuted order, [64][D] per tile,
+    // no quantization and no transpose (the attention kernel reads them with ldmatrix.trans). Rows
+    // past the end of the sequence are zeros. The branch is uniform over the CTA (one head).
     load(rv);
+    if (plan.pv16 && plan.pv16[h]) {
+        __half* vh = reinterpret_cast<__half*>(w.vt + bh * vt_head_bytes(s.nb, D)) + size_t(tile) * kTile * D;
+#pragma unroll
+        for (int i = 0; i < NC; ++i) {
+            const int c = tid + i * kPrepThreads, row = c / CH, col = (c % CH) * 8;
+            uint4 packed;
+            __half2* h2 = reinterpret_cast<__half2*>(&packed);
+#pragma unroll
+            for (int j = 0; j < 4; ++j) h2[j] = __floats2half2_rn(x[i][2 * j], x[i][2 * j + 1]);
+            *reinterpret_cast<uint4*>(vh + size_t(row) * D + col) = packed;
+        }
+        return;
+    }
+
+    // ---- V, INT8-PV heads: one scale per (tile, channel); transposed and shuffled through shared memory.
 #pragma unroll
     for (int i = 0; i < NC; ++i) {
         float m[8];
@@ -175,7 +194,7 @@ __global__ void __launch_bounds__(kPrepThreads) quantize_kernel(Shape s, PlanVie
         w.v_scale[(bh * s.nb + tile) * D + c] = m > 0.f ? m / 127.f : 1.f;
     }
     __syncthreads();
-    int8_t* vt = w.vt + (bh * s.nb + tile) * size_t(D) * kTile;
+    int8_t* vt = w.vt + bh * vt_head_bytes(s.nb, D) + size_t(tile) * D * kTile;
     for (int c = tid; c < D * kTile / 16; c += kPrepThreads) {
         const int row = c / (kTile / 16), part = c % (kTile / 16);
         *reinterpret_cast<uint4*>(vt + row * kTile + part * 16) =

@@ -58,7 +58,7 @@ Workspace workspace_layout(int64_t bh, int64_t npad, int64_t nb, int64_t d) {
     };
     w.q = take(size_t(bh * npad * d));
     w.k = take(size_t(bh * npad * d));
-    w.vt = take(size_t(bh * nb * d * 64));
+    w.vt = take(size_t(bh) * paro::gpu::vt_head_bytes(int(nb), int(d)));  // fp16 V fits (fp16-PV heads)
     w.qs = take(sizeof(float) * size_t(bh * nb * paro::gpu::kQGroupsPerTile));
     w.ks = take(sizeof(float) * size_t(bh * nb));
     w.vs = take(sizeof(float) * size_t(bh * nb * d));
@@ -79,14 +79,19 @@ struct paro_plan {
     uint8_t* orders = nullptr;    // [layers][heads]
     uint32_t* row_ptr = nullptr;  // [slots][layers][heads][nb+1], relative to col_base
     uint16_t* cols = nullptr;
+    uint8_t* pv16 = nullptr;      // [layers][heads]: 1 = fp16 PV (pv_bits 16)
+    int32_t* head_map = nullptr;  // [layers][heads]: INT8-PV heads first, then fp16-PV heads
     std::vector<size_t> col_base;  // [slots * layers]
     std::vector<uint8_t> host_orders;
+    std::vector<int> n_pv16;       // [layers]
 
     ~paro_plan() {
         cudaFree(gathers);
         cudaFree(orders);
         cudaFree(row_ptr);
         cudaFree(cols);
+        cudaFree(pv16);
+        cudaFree(head_map);
     }
     paro::gpu::PlanView view(int layer, int slot, bool identity) const {
         paro::gpu::PlanView v{};
@@ -94,6 +99,11 @@ struct paro_plan {
         v.orders = identity ? nullptr : orders + size_t(layer) * heads;
         v.row_ptr = row_ptr + (size_t(slot) * layers + layer) * size_t(heads) * size_t(nb + 1);
         v.cols = cols + col_base[size_t(slot) * layers + layer];
+        v.n_pv16 = n_pv16.empty() ? 0 : n_pv16[size_t(layer)];
+        if (v.n_pv16 > 0) {
+            v.pv16 = pv16 + size_t(layer) * heads;
+            v.head_map = head_map + size_t(layer) * heads;
+        }
         return v;
     }
 };
@@ -186,6 +196,37 @@ paro_status build_plan(const paro::TokenLayout& layout, int layers, int slots, i
     return PARO_OK;
 }
 
+// pv_bits [layers][heads] (NULL: every head gets all_bits): 16 = fp16 PV, 4 or 8 = INT8 PV (no INT4 path).
+paro_status set_pv_bits(paro_plan* plan, const uint8_t* pv_bits, int all_bits) {
+    const size_t count = size_t(plan->layers) * plan->heads;
+    std::vector<uint8_t> flags(count);
+    for (size_t i = 0; i < count; ++i) {
+        const int bits = pv_bits ? pv_bits[i] : all_bits;
+        if (bits != 4 && bits != 8 && bits != 16)
+            return fail(PARO_ERROR_INVALID_ARGUMENT, "pv_bits " + std::to_string(bits) + " (supported: 4, 8, 16)");
+        flags[i] = bits == 16;
+    }
+    std::vector<int32_t> map(count);
+    std::vector<int> n16(size_t(plan->layers), 0);
+    for (int l = 0; l < plan->layers; ++l) {
+        int32_t* m = map.data() + size_t(l) * plan->heads;
+        int k = 0;
+        for (int pass = 0; pass < 2; ++pass)
+            for (int h = 0; h < plan->heads; ++h)
+                if (flags[size_t(l) * plan->heads + h] == pass) m[k++] = h;
+        for (int h = 0; h < plan->heads; ++h) n16[size_t(l)] += flags[size_t(l) * plan->heads + h];
+    }
+    if (!plan->pv16) {
+        PARO_CUDA_TRY(cudaMalloc(&plan->pv16, count));
+        PARO_CUDA_TRY(cudaMalloc(&plan->head_map, sizeof(int32_t) * count));
+        plan->device_bytes += count * (1 + sizeof(int32_t));
+    }
+    PARO_CUDA_TRY(cudaMemcpy(plan->pv16, flags.data(), count, cudaMemcpyHostToDevice));
+    PARO_CUDA_TRY(cudaMemcpy(plan->head_map, map.data(), sizeof(int32_t) * count, cudaMemcpyHostToDevice));
+    plan->n_pv16 = std::move(n16);
+    return PARO_OK;
+}
+
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
 paro_status check_tensor(const paro_tensor& t, const char* name, int elem_bytes, bool writable) {
@@ -271,7 +312,7 @@ paro_status plan_from_pattern(const paro::Pattern& p, paro_plan** out) {
         if (p.block_q != 64 || p.block_k != 64)
             return fail(PARO_ERROR_UNSUPPORTED, "the runtime needs 64 x 64 tiles, the pattern has " +
                                                     std::to_string(p.block_q) + " x " + std::to_string(p.block_k));
-        std::vector<uint8_t> orders(size_t(layers) * heads);
+        std::vector<uint8_t> orders(size_t(layers) * heads), pv_bits(size_t(layers) * heads);
         std::vector<const uint8_t*> masks(size_t(slots) * layers * heads);
         const int64_t nb = p.tiles_per_side();
         for (int l = 0; l < layers; ++l) {
@@ -280,6 +321,7 @@ paro_status plan_from_pattern(const paro::Pattern& p, paro_plan** out) {
             for (int h = 0; h < heads; ++h) {
                 const auto& hp = p.layers[l].heads[h];
                 orders[size_t(l) * heads + h] = uint8_t(paro::index_of(hp.order));
+                pv_bits[size_t(l) * heads + h] = uint8_t(hp.pv_bits);
                 if (int(hp.masks.size()) != slots)
                     return fail(PARO_ERROR_FILE, "head has " + std::to_string(hp.masks.size()) + " masks for " +
                                                      std::to_string(slots) + " slots");
@@ -289,7 +331,20 @@ paro_status plan_from_pattern(const paro::Pattern& p, paro_plan** out) {
                 }
             }
         }
-        return build_plan(p.layout, layers, slots, heads, orders.data(), masks, out);
+        paro_plan* plan = nullptr;
+        if (paro_status st = build_plan(p.layout, layers, slots, heads, orders.data(), masks, &plan); st != PARO_OK)
+            return st;
+        // Per-head PV precision from the pattern (16: fp16 PV); only uploaded when some head uses it.
+        bool any16 = false;
+        for (uint8_t b : pv_bits) any16 = any16 || b == 16;
+        if (any16) {
+            if (paro_status st = set_pv_bits(plan, pv_bits.data(), 8); st != PARO_OK) {
+                paro_plan_destroy(plan);
+                return st;
+            }
+        }
+        *out = plan;
+        return PARO_OK;
     });
 }
 
@@ -360,6 +415,11 @@ paro_status paro_plan_get_info(const paro_plan* plan, paro_plan_info* info) {
 }
 
 void paro_plan_destroy(paro_plan* plan) { delete plan; }
+
+paro_status paro_plan_set_pv_bits(paro_plan* plan, const uint8_t* pv_bits, int all_bits) {
+    if (!plan) return fail(PARO_ERROR_INVALID_ARGUMENT, "null plan");
+    return guarded([&] { return set_pv_bits(plan, pv_bits, all_bits); });
+}
 
 paro_status paro_can_implement(const paro_plan* plan, const paro_attention_args* args) {
     return can_implement(plan, args);

@@ -60,6 +60,7 @@ class Runtime:
         L.paro_workspace_size.argtypes = [C.POINTER(Args), C.POINTER(C.c_size_t)]
         L.paro_attention.argtypes = [C.c_void_p, C.POINTER(Args), C.c_void_p, C.c_size_t, C.c_void_p]
         L.paro_can_implement.argtypes = [C.c_void_p, C.POINTER(Args)]
+        L.paro_plan_set_pv_bits.argtypes = [C.c_void_p, C.POINTER(C.c_uint8), C.c_int]
         self._ws = None
 
     def _check(self, status, what):
@@ -86,6 +87,16 @@ class Runtime:
         p = C.c_void_p()
         self._check(self.lib.paro_plan_create(C.byref(d), C.byref(p)), "paro_plan_create")
         return p
+
+    def plan_set_pv_bits(self, plan, bits):
+        """bits: an int for every head (16 = fp16 PV, 8 = INT8 PV) or uint8 [layers*heads]."""
+        if isinstance(bits, int):
+            self._check(self.lib.paro_plan_set_pv_bits(plan, None, bits), "paro_plan_set_pv_bits")
+        else:
+            import numpy as np
+            b = np.ascontiguousarray(bits, dtype=np.uint8)
+            self._check(self.lib.paro_plan_set_pv_bits(plan, b.ctypes.data_as(C.POINTER(C.c_uint8)), 0),
+                        "paro_plan_set_pv_bits")
 
     def plan_info(self, plan):
         i = PlanInfo()

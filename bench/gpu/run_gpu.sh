@@ -1,7 +1,7 @@
 #!/bin/bash
 # One GPU-machine session: build, GPU tests, compute-sanitizer, validate on a planted dump, paro bench,
 # and (phase "torch") the PyTorch comparison. Logs under $OUT; a short table at the end.
-# Usage (from the repository root): bench/gpu/run_gpu.sh [all|build|test|bench|torch]...
+# Usage (from the repository root): bench/gpu/run_gpu.sh [all|build|pv16|test|bench|torch]...
 set -u
 OUT=${OUT:-/tmp/paro_gpu_out}
 mkdir -p "$OUT"
@@ -27,6 +27,23 @@ if [ ! -x $B/paro ] || has build; then
   note "build ok in $(( $(date +%s) - t0 )) s"
 fi
 T=$B/tests/gpu/paro_gpu_tests
+if has pv16; then  # INT8 PV vs fp16 PV in the same process (paro bench --pv-bits 8,16), then fp16 PV at one
+  # CTA per SM fewer (PARO_PV16_LOW_OCCUPANCY=1: no register spills); a short table at the end
+  for D in 64 128; do
+    timeout 120 $B/paro bench --head-dim $D --pv-bits 8,16 > "$OUT/bench_pv$D.log" 2>&1
+    note "paro bench --head-dim $D --pv-bits 8,16: rc=$?"; grep -E "^(masks|random)" "$OUT/bench_pv$D.log" | tee -a "$summary"
+    PARO_PV16_LOW_OCCUPANCY=1 timeout 60 $B/paro bench --head-dim $D --pv-bits 16 > "$OUT/bench_pvlow$D.log" 2>&1
+    note "PARO_PV16_LOW_OCCUPANCY=1 paro bench --head-dim $D --pv-bits 16: rc=$?"
+    grep -E "^random" "$OUT/bench_pvlow$D.log" | tee -a "$summary"
+  done
+  for D in 64 128; do
+    awk -v D=$D 'FNR == 1 { low = (FILENAME ~ /pvlow/) } /^random/ { k = $3 (low ? "-low" : ""); t[$2 " " k] = $5; a[$2 " " k] = $7; d[$2] = 1 }
+      END { printf "D%s  density | total ms: int8  fp16  fp16-low | attn ms: int8  fp16  fp16-low\n", D;
+            for (x in d) printf "D%s  %s | %s %s %s | %s %s %s\n", D, x, t[x " int8"], t[x " fp16"], t[x " fp16-low"], a[x " int8"], a[x " fp16"], a[x " fp16-low"] }' \
+      "$OUT/bench_pv$D.log" "$OUT/bench_pvlow$D.log" | sort -r | tee -a "$summary" > "$FINAL/pv_table$D.txt"
+  done
+  cp "$OUT"/bench_pv*.log "$FINAL/" 2>/dev/null
+fi
 SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
 if has variant; then  # a variant build: VARIANT_FLAGS (default: the wgmma path)
   cmake -S . -B build-gpu5 -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc \

@@ -40,13 +40,16 @@ struct Config {
     MaskKind mask = MaskKind::random50;
     paro_dtype dtype = PARO_FLOAT16;
     float q_sigma = 1.f;
+    int pv_bits = 8;       // 16: every head runs the fp16-PV path (paro_plan_set_pv_bits)
+    bool mixed_pv = false; // odd heads fp16 PV, even heads INT8 PV (per-head array)
 };
 
 std::string describe(const Config& c) {
     const char* mk[] = {"full", "empty", "random50", "random20"};
     const char* dt[] = {"fp32", "fp16", "bf16"};
     return c.layout.describe() + " D" + std::to_string(c.head_dim) + " B" + std::to_string(c.batch) + " " +
-           mk[int(c.mask)] + " " + dt[int(c.dtype)] + " qsigma " + std::to_string(c.q_sigma);
+           mk[int(c.mask)] + " " + dt[int(c.dtype)] + " qsigma " + std::to_string(c.q_sigma) +
+           (c.mixed_pv ? " PV int8/fp16 by head" : c.pv_bits == 16 ? " PV fp16" : " PV int8");
 }
 
 // Host-side plan data: every head gets order (head % 6), masks per head.
@@ -115,6 +118,13 @@ RunResult run_config(const Config& c, unsigned seed, bool bnhd = false) {
     const size_t count = size_t(c.batch) * c.heads * n * D;
     const auto hp = make_host_plan(c, seed);
     auto plan = upload(hp);
+    if (c.mixed_pv) {
+        std::vector<uint8_t> bits(size_t(c.heads));
+        for (int h = 0; h < c.heads; ++h) bits[size_t(h)] = h % 2 ? 16 : 8;
+        gpu::check(paro_plan_set_pv_bits(plan.get(), bits.data(), 0), "paro_plan_set_pv_bits");
+    } else if (c.pv_bits != 8) {
+        gpu::check(paro_plan_set_pv_bits(plan.get(), nullptr, c.pv_bits), "paro_plan_set_pv_bits");
+    }
     const auto q = randn(count, seed + 1, c.q_sigma), k = randn(count, seed + 2), v = randn(count, seed + 3);
     DeviceBuffer dq(count * 4), dk(count * 4), dv(count * 4), dref(count * 4), dout32(count * 4);
     dq.upload(q.data(), count * 4);
@@ -235,6 +245,7 @@ TEST_CASE("runtime: compiled, and reports the GPU state cleanly", "[runtime]") {
     CHECK(ws >= size_t(3 * 128 * 64));
     CHECK(paro_can_implement(nullptr, &a) == PARO_ERROR_INVALID_ARGUMENT);
     CHECK(paro_attention(nullptr, &a, nullptr, 0, nullptr) == PARO_ERROR_INVALID_ARGUMENT);
+    CHECK(paro_plan_set_pv_bits(nullptr, nullptr, 16) == PARO_ERROR_INVALID_ARGUMENT);
     if (s == PARO_ERROR_NO_GPU) {
         CHECK(message.find("no CUDA device") != std::string::npos);
         const uint8_t orders[1] = {0};
@@ -433,6 +444,91 @@ TEST_CASE("gpu: runtime with peaked attention, batch 2 and [B, N, H, D] strides"
             c.head_dim = D;
             check_accuracy(c, run_config(c, 900 + D, false));
             check_accuracy(c, run_config(c, 950 + D, true));
+        }
+    }
+}
+
+// ---------------------------------------------------------------- fp16-PV path (pv_bits 16)
+
+TEST_CASE("gpu: fp16-PV runtime vs fp32 masked reference, small", "[.gpu][small][race]") {
+    REQUIRE(have_gpu());
+    Config c;
+    c.layout.grid = {3, 5, 7};
+    c.layout.text_tokens = 13;  // N = 118: ragged last tile
+    c.pv_bits = 16;
+    for (int D : {64, 128}) {
+        c.head_dim = D;
+        check_accuracy(c, run_config(c, 7));
+    }
+    c.pv_bits = 8;
+    c.mixed_pv = true;  // both kernels in one call, each over its own heads
+    for (int D : {64, 128}) {
+        c.head_dim = D;
+        check_accuracy(c, run_config(c, 8));
+    }
+}
+
+TEST_CASE("gpu: plan pv_bits are checked", "[.gpu][small]") {
+    REQUIRE(have_gpu());
+    Config c;
+    c.layout.grid = {1, 1, 100};
+    auto plan = upload(make_host_plan(c, 1));
+    CHECK(paro_plan_set_pv_bits(plan.get(), nullptr, 16) == PARO_OK);
+    CHECK(paro_plan_set_pv_bits(plan.get(), nullptr, 8) == PARO_OK);
+    CHECK(paro_plan_set_pv_bits(plan.get(), nullptr, 4) == PARO_OK);  // no INT4 path: INT8
+    CHECK(paro_plan_set_pv_bits(plan.get(), nullptr, 12) == PARO_ERROR_INVALID_ARGUMENT);
+    std::vector<uint8_t> bits(size_t(c.heads), 16);
+    bits[2] = 7;
+    CHECK(paro_plan_set_pv_bits(plan.get(), bits.data(), 0) == PARO_ERROR_INVALID_ARGUMENT);
+}
+
+TEST_CASE("gpu: fp16-PV runtime vs fp32 masked reference, every order/layout/mask/head dim", "[.gpu][sweep]") {
+    REQUIRE(have_gpu());
+    struct L {
+        std::array<int64_t, 3> grid;
+        int64_t text;
+        TextPosition pos;
+    };
+    const L layouts[] = {{{3, 5, 7}, 13, TextPosition::prefix},    // 118
+                         {{4, 12, 16}, 32, TextPosition::suffix},  // 800
+                         {{2, 9, 11}, 0, TextPosition::prefix},    // 198
+                         {{5, 16, 16}, 226, TextPosition::prefix}, // 1506
+                         {{3, 7, 11}, 2, TextPosition::suffix},    // 233: odd N, text suffix
+                         {{1, 1, 64}, 0, TextPosition::prefix}};   // exactly one tile
+    unsigned seed = 300;
+    for (const auto& l : layouts)
+        for (int D : {64, 128})
+            for (MaskKind mk : {MaskKind::full, MaskKind::empty, MaskKind::random50, MaskKind::random20})
+                for (paro_dtype dt : {PARO_BFLOAT16, PARO_FLOAT32}) {
+                    Config c;
+                    c.layout.grid = l.grid;
+                    c.layout.text_tokens = l.text;
+                    c.layout.text_position = l.pos;
+                    c.head_dim = D;
+                    c.mask = mk;
+                    c.dtype = dt;
+                    c.pv_bits = 16;
+                    check_accuracy(c, run_config(c, seed++));
+                }
+}
+
+TEST_CASE("gpu: fp16-PV and mixed per-head PV with peaked attention, batch 2, [B, N, H, D] strides", "[.gpu][sweep]") {
+    REQUIRE(have_gpu());
+    Config c;
+    c.layout.grid = {4, 12, 16};
+    c.layout.text_tokens = 32;
+    c.batch = 2;
+    c.dtype = PARO_FLOAT16;
+    for (bool mixed : {false, true}) {
+        c.mixed_pv = mixed;
+        c.pv_bits = mixed ? 8 : 16;
+        for (float sigma : {1.f, 3.f}) {
+            c.q_sigma = sigma;
+            for (int D : {64, 128}) {
+                c.head_dim = D;
+                check_accuracy(c, run_config(c, 1900 + D, false));
+                check_accuracy(c, run_config(c, 1950 + D, true));
+            }
         }
     }
 }
