@@ -4,22 +4,13 @@
 #include <vector>
 
 #include "catch.hpp"
+#include "test_helpers.hpp"
 #include "paro/attention_reference.hpp"
 #include "paro/axis_order.hpp"
 #include "paro/block_mask.hpp"
 #include "paro/token_layout.hpp"
 
 using namespace paro;
-
-namespace {
-std::vector<float> randn(size_t n, unsigned seed, float sigma = 1.f) {
-    std::mt19937 rng(seed);
-    std::normal_distribution<float> N(0.f, sigma);
-    std::vector<float> x(n);
-    for (auto& v : x) v = N(rng);
-    return x;
-}
-}  // namespace
 
 TEST_CASE("reference: a hand-computed two-token case", "[reference]") {
     // q0 . k = (1, 0) -> scores 1 and 0 at scale 1: p = (e/(e+1), 1/(e+1)).
@@ -39,7 +30,7 @@ TEST_CASE("reference: full mask equals dense under every order, empty mask gives
     layout.grid = {3, 5, 7};
     layout.text_tokens = 13;
     const int64_t n = layout.tokens(), d = 16, nb = (n + 63) / 64;
-    const auto q = randn(size_t(n * d), 1), k = randn(size_t(n * d), 2), v = randn(size_t(n * d), 3);
+    const auto q = test::random_normal(size_t(n * d), 1), k = test::random_normal(size_t(n * d), 2), v = test::random_normal(size_t(n * d), 3);
     std::vector<float> dense(size_t(n * d)), masked(size_t(n * d));
     attention_dense(q.data(), k.data(), v.data(), n, d, d, 0.25, dense.data());
     BlockMask full(nb), empty(nb);
@@ -63,7 +54,7 @@ TEST_CASE("reference: a mask keeps exactly the tiles it names", "[reference]") {
     layout.grid = {2, 4, 20};  // 160 video tokens + 8 text = 168, 3 tiles per side (last ragged)
     layout.text_tokens = 8;
     const int64_t n = layout.tokens(), d = 8, nb = 3;
-    const auto q = randn(size_t(n * d), 4), k = randn(size_t(n * d), 5), v = randn(size_t(n * d), 6);
+    const auto q = test::random_normal(size_t(n * d), 4), k = test::random_normal(size_t(n * d), 5), v = test::random_normal(size_t(n * d), 6);
     const auto perm = make_permutation(layout, AxisOrder::WHF);
     BlockMask m(nb);
     m.set(0, 2);

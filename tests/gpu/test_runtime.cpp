@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "catch.hpp"
+#include "test_helpers.hpp"
 #include "paro/attention_reference.hpp"
 #include "paro/axis_order.hpp"
 #include "paro/block_mask.hpp"
@@ -22,14 +23,6 @@ namespace {
 bool have_gpu() {
     int n = 0;
     return paro_device_check(&n) == PARO_OK && n > 0;
-}
-
-std::vector<float> randn(size_t n, unsigned seed, float sigma = 1.f) {
-    std::mt19937 rng(seed);
-    std::normal_distribution<float> N(0.f, sigma);
-    std::vector<float> x(n);
-    for (auto& v : x) v = N(rng);
-    return x;
 }
 
 enum class MaskKind { full, empty, random50, random20 };
@@ -125,7 +118,7 @@ RunResult run_config(const Config& c, unsigned seed, bool bnhd = false) {
     } else if (c.pv_bits != 8) {
         gpu::check(paro_plan_set_pv_bits(plan.get(), nullptr, c.pv_bits), "paro_plan_set_pv_bits");
     }
-    const auto q = randn(count, seed + 1, c.q_sigma), k = randn(count, seed + 2), v = randn(count, seed + 3);
+    const auto q = test::random_normal(count, seed + 1, c.q_sigma), k = test::random_normal(count, seed + 2), v = test::random_normal(count, seed + 3);
     DeviceBuffer dq(count * 4), dk(count * 4), dv(count * 4), dref(count * 4), dout32(count * 4);
     dq.upload(q.data(), count * 4);
     dk.upload(k.data(), count * 4);
@@ -358,7 +351,7 @@ TEST_CASE("gpu: fp32 reference kernel matches the CPU reference", "[.gpu][small]
             auto plan = upload(hp);
             const int64_t n = c.layout.tokens();
             const size_t count = size_t(c.heads) * n * D;
-            const auto q = randn(count, 21, 2.f), k = randn(count, 22), v = randn(count, 23);
+            const auto q = test::random_normal(count, 21, 2.f), k = test::random_normal(count, 22), v = test::random_normal(count, 23);
             DeviceBuffer dq(count * 4), dk(count * 4), dv(count * 4), dm(count * 4), dd(count * 4);
             dq.upload(q.data(), count * 4);
             dk.upload(k.data(), count * 4);

@@ -1,13 +1,24 @@
 #pragma once
 // Shared helpers for the unit tests: random slices and temporary files.
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "paro/dump.hpp"
 
 namespace paro::test {
+
+// n draws from N(0, sigma^2), reproducible from the seed.
+inline std::vector<float> random_normal(size_t n, unsigned seed, float sigma = 1.f) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> normal(0.f, sigma);
+    std::vector<float> x(n);
+    for (auto& v : x) v = normal(rng);
+    return x;
+}
 
 // A random q/k head slice; `spread` scales the logits (large spread = peaked, adversarial rows).
 inline HeadSlice random_slice(int64_t n, int64_t d, uint64_t seed, double spread = 1.0, bool with_v = false) {
