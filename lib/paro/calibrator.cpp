@@ -101,8 +101,8 @@ Pattern calibrate(DumpReader& reader, const CalibrateOptions& opt) {
                 const SixOrderStats stats = engine.compute(slice);
                 std::array<BlockMask, kNumOrders> masks;
                 for (int o = 0; o < kNumOrders; ++o) {
-                    per_sample[s][o] = order_metrics(stats[o], forced, opt.mask, opt.objective);
-                    if (need_v) masks[o] = build_mask(stats[o], forced, opt.mask);
+                    masks[o] = build_mask(stats[o], forced, opt.mask);
+                    per_sample[s][o] = order_metrics(stats[o], masks[o], forced, opt.mask.density, opt.objective);
                 }
                 if (need_v) {
                     const auto err = masked_output_error(slice, engine, masks);

@@ -30,7 +30,7 @@ ObjectiveKind parse_objective(const std::string& name) {
 
 bool higher_is_better(ObjectiveKind k) { return k == ObjectiveKind::recall; }
 
-OrderMetrics order_metrics(const TileStats& st, const BlockMask& forced, const MaskOptions& mask,
+OrderMetrics order_metrics(const TileStats& st, const BlockMask& kept, const BlockMask& forced, double density,
                            const ObjectiveOptions& opt) {
     const TileGrid& g = st.grid;
     const int64_t nb = g.tiles_per_side();
@@ -47,7 +47,7 @@ OrderMetrics order_metrics(const TileStats& st, const BlockMask& forced, const M
     OrderMetrics m;
     m.sparsity = static_cast<double>(sparse) / static_cast<double>(nb * nb);
     m.incoherence = incoherence / static_cast<double>(nb * nb);
-    m.recall = mask_recall(build_mask(st, forced, mask), st.mass);
+    m.recall = mask_recall(kept, st.mass);
 
     // Forced tiles sit at the same places in every order and say nothing about it; rank by the
     // rest: the share of non-forced mass held by the best `density` share of non-forced tiles.
@@ -55,7 +55,7 @@ OrderMetrics order_metrics(const TileStats& st, const BlockMask& forced, const M
     double free_total = 0;
     for (int64_t t = 0; t < nb * nb; ++t)
         if (!forced.get(t / nb, t % nb)) free_mass.push_back(st.mass[t]), free_total += st.mass[t];
-    const int64_t k = std::clamp<int64_t>(std::llround(mask.density * static_cast<double>(free_mass.size())), 1,
+    const int64_t k = std::clamp<int64_t>(std::llround(density * static_cast<double>(free_mass.size())), 1,
                                           std::max<int64_t>(1, static_cast<int64_t>(free_mass.size())));
     if (free_mass.empty() || free_total <= 0) {
         m.free_recall = 1.0;

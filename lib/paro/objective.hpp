@@ -37,8 +37,9 @@ struct ObjectiveOptions {
     double sigma = 0.9;  // paper sparsity: share of entries below eps for a tile to count as sparse
 };
 
-// All metrics of one order on one sample but output_rel_l1 (left at -1).
-OrderMetrics order_metrics(const TileStats& stats, const BlockMask& forced, const MaskOptions& mask,
+// All metrics of one order on one sample but output_rel_l1 (left at -1). `kept` is the mask
+// build_mask made from these stats, `forced` its forced tiles, `density` the target.
+OrderMetrics order_metrics(const TileStats& stats, const BlockMask& kept, const BlockMask& forced, double density,
                            const ObjectiveOptions& opt);
 
 // Fills .objective of each order from the other metrics.
