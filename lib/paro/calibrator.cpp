@@ -28,6 +28,77 @@ std::string utc_now() {
     return buf;
 }
 
+// Mean of each metric over the samples (output_rel_l1 stays -1 when it was not computed).
+std::array<OrderMetrics, kNumOrders> mean_metrics(const std::vector<std::array<OrderMetrics, kNumOrders>>& per_sample) {
+    std::array<OrderMetrics, kNumOrders> mean{};
+    const double S = static_cast<double>(per_sample.size());
+    for (int o = 0; o < kNumOrders; ++o) {
+        auto fields = metric_fields(mean[o]);
+        for (const auto& sample : per_sample) {
+            const auto values = metric_values(sample[o]);
+            for (int k = 0; k < kNumMetrics; ++k) *fields[k] += values[k] / S;
+        }
+    }
+    return mean;
+}
+
+// Calibrates one (layer, head): scores the six orders on every sample, chooses one, and builds a
+// mask per slot from the tile masses of that slot's samples under the chosen order.
+struct HeadCalibrator {
+    DumpReader& reader;
+    const TileStatsEngine& engine;
+    const BlockMask& forced;
+    const std::vector<int>& slot_of_sample;
+    int slots;
+    const CalibrateOptions& opt;
+
+    HeadPattern run(int64_t layer, int64_t head) const {
+        const int64_t S = static_cast<int64_t>(slot_of_sample.size());
+        const bool need_v = opt.objective.kind == ObjectiveKind::output_error;
+        HeadPattern hp;
+        std::vector<std::array<OrderMetrics, kNumOrders>> per_sample(S);
+        std::vector<std::array<std::vector<double>, kNumOrders>> sample_mass(S);
+        std::vector<std::array<TileStats, kNumOrders>> slot_stats(slots);
+        for (auto& ss : slot_stats) ss.fill(TileStats(engine.grid()));
+
+        for (int64_t s = 0; s < S; ++s) {
+            const HeadSlice slice = reader.read(s, layer, head, need_v);
+            const SixOrderStats stats = engine.compute(slice);
+            std::array<BlockMask, kNumOrders> masks;
+            for (int o = 0; o < kNumOrders; ++o) {
+                masks[o] = build_mask(stats[o], forced, opt.mask);
+                per_sample[s][o] = order_metrics(stats[o], masks[o], forced, opt.mask.density, opt.objective);
+            }
+            if (need_v) {
+                const auto err = masked_output_error(slice, engine, masks);
+                for (int o = 0; o < kNumOrders; ++o) per_sample[s][o].output_rel_l1 = err[o];
+            }
+            for (int o = 0; o < kNumOrders; ++o) {
+                slot_stats[slot_of_sample[s]][o].accumulate(stats[o]);
+                sample_mass[s][o] = stats[o].mass;
+            }
+            apply_objective(per_sample[s], opt.objective);
+            hp.sample_order.push_back(static_cast<uint8_t>(index_of(choose_order(per_sample[s], opt.objective.kind))));
+        }
+        hp.scores = mean_metrics(per_sample);
+        apply_objective(hp.scores, opt.objective);
+        hp.order = choose_order(hp.scores, opt.objective.kind);
+        const int chosen = index_of(hp.order);
+        for (int t = 0; t < slots; ++t) {
+            const TileStats& st = slot_stats[t][chosen];
+            BlockMask m = build_mask(st, forced, opt.mask);
+            hp.density.push_back(m.density());
+            hp.recall.push_back(mask_recall(m, st.mass));
+            hp.masks.push_back(std::move(m));
+        }
+        for (int64_t s = 0; s < S; ++s)
+            hp.sample_recall.push_back(mask_recall(hp.masks[slot_of_sample[s]], sample_mass[s][chosen]));
+        hp.qk_bits = opt.qk_bits;
+        hp.pv_bits = opt.pv_bits;
+        return hp;
+    }
+};
+
 }  // namespace
 
 void validate_calibration(const DumpInfo& dump, const CalibrateOptions& opt) {
@@ -71,10 +142,7 @@ Pattern calibrate(DumpReader& reader, const CalibrateOptions& opt) {
     const SlotPlan plan = SlotPlan::make(opt.slots, opt.share_later_half);
     const std::vector<int> slot_of_sample = sample_slots(dump, plan);
     const TileStatsEngine engine(dump.layout, opt.tiles);
-    const TileGrid& grid = engine.grid();
-    const BlockMask forced = forced_tiles(dump.layout, grid, opt.mask);
-    const int64_t S = static_cast<int64_t>(dump.samples.size()), T = plan.count();
-    const bool need_v = opt.objective.kind == ObjectiveKind::output_error;
+    const BlockMask forced = forced_tiles(dump.layout, engine.grid(), opt.mask);
 
     Pattern pat;
     pat.layout = dump.layout;
@@ -84,64 +152,13 @@ Pattern calibrate(DumpReader& reader, const CalibrateOptions& opt) {
     pat.higher_is_better = higher_is_better(opt.objective.kind);
     pat.provenance = {kVersion, opt.options_json, std::filesystem::path(dump.path).filename().string(), "", utc_now()};
 
+    const HeadCalibrator head_calibrator{reader, engine, forced, slot_of_sample, plan.count(), opt};
     const int64_t total = dump.total_heads();
     int64_t done = 0;
     for (size_t l = 0; l < dump.layers.size(); ++l) {
         LayerPattern lp;
         for (int64_t h = 0; h < dump.layers[l].heads; ++h) {
-            HeadPattern hp;
-            std::array<OrderMetrics, kNumOrders> mean{};
-            std::vector<std::array<OrderMetrics, kNumOrders>> per_sample(S);
-            std::vector<std::array<std::vector<double>, kNumOrders>> sample_mass(S);
-            std::vector<std::array<TileStats, kNumOrders>> slot_stats(T);
-            for (auto& ss : slot_stats) ss.fill(TileStats(grid));
-
-            for (int64_t s = 0; s < S; ++s) {
-                const HeadSlice slice = reader.read(s, static_cast<int64_t>(l), h, need_v);
-                const SixOrderStats stats = engine.compute(slice);
-                std::array<BlockMask, kNumOrders> masks;
-                for (int o = 0; o < kNumOrders; ++o) {
-                    masks[o] = build_mask(stats[o], forced, opt.mask);
-                    per_sample[s][o] = order_metrics(stats[o], masks[o], forced, opt.mask.density, opt.objective);
-                }
-                if (need_v) {
-                    const auto err = masked_output_error(slice, engine, masks);
-                    for (int o = 0; o < kNumOrders; ++o) per_sample[s][o].output_rel_l1 = err[o];
-                }
-                for (int o = 0; o < kNumOrders; ++o) {
-                    slot_stats[slot_of_sample[s]][o].accumulate(stats[o]);
-                    sample_mass[s][o] = stats[o].mass;
-                }
-                apply_objective(per_sample[s], opt.objective);
-                hp.sample_order.push_back(static_cast<uint8_t>(index_of(choose_order(per_sample[s], opt.objective.kind))));
-            }
-            for (int o = 0; o < kNumOrders; ++o) {
-                OrderMetrics& m = mean[o];
-                m.output_rel_l1 = need_v ? 0.0 : -1.0;
-                for (int64_t s = 0; s < S; ++s) {
-                    m.sparsity += per_sample[s][o].sparsity / S;
-                    m.incoherence += per_sample[s][o].incoherence / S;
-                    m.recall += per_sample[s][o].recall / S;
-                    m.free_recall += per_sample[s][o].free_recall / S;
-                    if (need_v) m.output_rel_l1 += per_sample[s][o].output_rel_l1 / S;
-                }
-            }
-            apply_objective(mean, opt.objective);
-            hp.scores = mean;
-            hp.order = choose_order(mean, opt.objective.kind);
-            const int chosen = index_of(hp.order);
-            for (int64_t t = 0; t < T; ++t) {
-                const TileStats& st = slot_stats[t][chosen];
-                BlockMask m = build_mask(st, forced, opt.mask);
-                hp.density.push_back(m.density());
-                hp.recall.push_back(mask_recall(m, st.mass));
-                hp.masks.push_back(std::move(m));
-            }
-            for (int64_t s = 0; s < S; ++s)
-                hp.sample_recall.push_back(mask_recall(hp.masks[slot_of_sample[s]], sample_mass[s][chosen]));
-            hp.qk_bits = opt.qk_bits;
-            hp.pv_bits = opt.pv_bits;
-            lp.heads.push_back(std::move(hp));
+            lp.heads.push_back(head_calibrator.run(static_cast<int64_t>(l), h));
             if (opt.progress) opt.progress(++done, total);
         }
         pat.layers.push_back(std::move(lp));
