@@ -3,11 +3,14 @@
 
 #include <CLI/CLI.hpp>
 #include <chrono>
+#include <filesystem>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
+#include "paro/atomic_output.hpp"
 #include "paro/calibrator.hpp"
+#include "paro/error.hpp"
 #include "paro/progress.hpp"
 #include "paro/summary.hpp"
 
@@ -46,6 +49,11 @@ int run_calibrate(const CalibrateArgs& a, const GlobalOptions& g) {
                                       {"qk_bits", a.qk_bits},
                                       {"pv_bits", a.pv_bits}}
                            .dump();
+    // Fail on a bad output path now, not after the calibration; never overwrite the input.
+    AtomicOutput::check(a.output);
+    std::error_code ec;
+    if (std::filesystem::equivalent(a.dump, a.output, ec))
+        throw InputError(a.output, "option -o", "is the input dump; name another file");
     DumpReader reader(a.dump);
     ProgressLine progress("calibrate", "heads", !g.quiet);
     opt.progress = [&](int64_t done, int64_t total) { progress.update(done, total); };

@@ -11,24 +11,32 @@ namespace paro {
 
 namespace fs = std::filesystem;
 
-AtomicOutput::AtomicOutput(const std::string& path) : final_(path) {
-    const fs::path p(path);
-    const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
+namespace {
+fs::path parent_of(const fs::path& p) { return p.has_parent_path() ? p.parent_path() : fs::path("."); }
+}  // namespace
+
+void AtomicOutput::check(const std::string& path) {
     std::error_code ec;
-    if (!fs::is_directory(dir, ec)) throw InputError(path, "option -o", "the output directory does not exist");
-    temp_ = (dir / fmt::format(".{}.tmp{}", p.filename().string(), ::getpid())).string();
-    fs::remove_all(temp_, ec);
+    if (path.empty()) throw InputError(path, "option -o", "empty output path");
+    if (fs::is_directory(path, ec)) throw InputError(path, "option -o", "is a directory; name a file to write");
+    if (!fs::is_directory(parent_of(path), ec))
+        throw InputError(path, "option -o", "the output directory does not exist");
+}
+
+AtomicOutput::AtomicOutput(const std::string& path) : final_(path) {
+    check(path);
+    const fs::path p(path);
+    temp_ = (parent_of(p) / fmt::format(".{}.tmp{}", p.filename().string(), ::getpid())).string();
 }
 
 AtomicOutput::~AtomicOutput() {
     if (committed_) return;
     std::error_code ec;
-    fs::remove_all(temp_, ec);
+    fs::remove(temp_, ec);
 }
 
 void AtomicOutput::commit() {
     std::error_code ec;
-    if (fs::is_directory(final_, ec)) fs::remove_all(final_, ec);
     fs::rename(temp_, final_, ec);
     if (ec) throw InputError(final_, "option -o", "cannot be written: " + ec.message());
     committed_ = true;

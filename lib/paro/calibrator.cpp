@@ -34,6 +34,7 @@ std::array<OrderMetrics, kNumOrders> mean_metrics(const std::vector<std::array<O
     const double S = static_cast<double>(per_sample.size());
     for (int o = 0; o < kNumOrders; ++o) {
         auto fields = metric_fields(mean[o]);
+        for (double* f : fields) *f = 0.0;  // OrderMetrics defaults output_rel_l1 to -1
         for (const auto& sample : per_sample) {
             const auto values = metric_values(sample[o]);
             for (int k = 0; k < kNumMetrics; ++k) *fields[k] += values[k] / S;

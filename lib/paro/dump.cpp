@@ -184,6 +184,7 @@ HeadSlice DumpReader::read(int64_t sample, int64_t layer, int64_t head, bool wit
     const DumpLayer& L = info_.layers[layer];
     PARO_ASSERT(head >= 0 && head < L.heads);
     HeadSlice s;
+    s.file = info_.path;
     s.sample = sample;
     s.layer = layer;
     s.head = head;

@@ -47,6 +47,7 @@ struct DumpInfo {
 
 // One (sample, layer, head) slice, converted to float32, row-major.
 struct HeadSlice {
+    std::string file;  // the dump it came from, for error messages
     int64_t sample = 0, layer = 0, head = 0;
     int64_t tokens = 0, head_dim = 0, value_dim = 0;
     double scale = 0;

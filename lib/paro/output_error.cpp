@@ -23,8 +23,9 @@ std::array<double, kNumOrders> masked_output_error(const HeadSlice& s, const Til
     const int64_t blocks = (n + kRowsPerBlock - 1) / kRowsPerBlock;
     double dense_l1 = 0;
     std::array<double, kNumOrders> diff_l1{};
+    bool overflow = false;
 
-#pragma omp parallel
+#pragma omp parallel reduction(|| : overflow)
     {
         RowMatrix p(kRowsPerBlock, n), pm(kRowsPerBlock, n), dense(kRowsPerBlock, dv), masked(kRowsPerBlock, dv);
         std::vector<uint8_t> keep_tile;
@@ -33,7 +34,10 @@ std::array<double, kNumOrders> masked_output_error(const HeadSlice& s, const Til
 #pragma omp for schedule(dynamic)
         for (int64_t blk = 0; blk < blocks; ++blk) {
             const int64_t row0 = blk * kRowsPerBlock, count = std::min(kRowsPerBlock, n - row0);
-            source.rows(row0, count, p.data());
+            if (!source.rows(row0, count, p.data())) {
+                overflow = true;
+                continue;
+            }
             auto pb = p.topRows(count);
             dense.topRows(count).noalias() = pb * v;
             my_dense += dense.topRows(count).cwiseAbs().template cast<double>().sum();
@@ -67,6 +71,7 @@ std::array<double, kNumOrders> masked_output_error(const HeadSlice& s, const Til
             for (int o = 0; o < kNumOrders; ++o) diff_l1[o] += my_diff[o];
         }
     }
+    if (overflow) throw_overflow(s);
     std::array<double, kNumOrders> out{};
     for (int o = 0; o < kNumOrders; ++o) out[o] = dense_l1 > 0 ? diff_l1[o] / dense_l1 : 0.0;
     return out;

@@ -1,9 +1,11 @@
 #include "paro/tile_stats.hpp"
 
+#include <fmt/format.h>
 #include <omp.h>
 
 #include <Eigen/Dense>
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "paro/error.hpp"
@@ -33,11 +35,11 @@ void TileStats::accumulate(const TileStats& o) {
 
 AttentionRows::AttentionRows(const HeadSlice& slice) : s_(slice), n_(slice.tokens) {}
 
-void AttentionRows::rows(int64_t row0, int64_t count, float* out) const {
+bool AttentionRows::rows(int64_t row0, int64_t count, float* out) const {
     PARO_ASSERT(row0 >= 0 && row0 + count <= n_);
     if (s_.is_attention()) {
         std::memcpy(out, s_.attention.data() + row0 * n_, sizeof(float) * static_cast<size_t>(count * n_));
-        return;
+        return true;
     }
     const int64_t d = s_.head_dim;
     Eigen::Map<const RowMatrix> q(s_.q.data() + row0 * d, count, d);
@@ -48,10 +50,19 @@ void AttentionRows::rows(int64_t row0, int64_t count, float* out) const {
     for (int64_t i = 0; i < count; ++i) {
         auto row = p.row(i).array();
         const float m = row.maxCoeff();
+        if (!std::isfinite(m)) return false;
         row = ((row - m) * scale).exp();
         const double sum = row.template cast<double>().sum();
+        if (!std::isfinite(sum)) return false;
         row *= static_cast<float>(1.0 / sum);
     }
+    return true;
+}
+
+void throw_overflow(const HeadSlice& s) {
+    throw InputError(s.file, fmt::format("/layers/{}/q", s.layer),
+                     fmt::format("attention scores overflow float32 in sample {}, head {} (q/k values too large)",
+                                 s.sample, s.head));
 }
 
 TileStatsEngine::TileStatsEngine(const TokenLayout& layout, TileStatsOptions options)
@@ -72,19 +83,25 @@ SixOrderStats TileStatsEngine::compute(const HeadSlice& slice) const {
     std::array<bool, kNumOrders> identity{};
     for (int o = 0; o < kNumOrders; ++o) identity[o] = perms_[o].is_identity();
 
+    // The runtime may give the team fewer threads than asked: every partial starts empty, so
+    // unused ones add nothing.
     const int threads = omp_get_max_threads();
     std::vector<SixOrderStats> partial(static_cast<size_t>(threads));
+    for (auto& p : partial) p.fill(TileStats(grid_));
     const int64_t blocks = (n + kRowsPerBlock - 1) / kRowsPerBlock;
+    bool overflow = false;
 
-#pragma omp parallel num_threads(threads)
+#pragma omp parallel num_threads(threads) reduction(|| : overflow)
     {
         SixOrderStats& acc = partial[static_cast<size_t>(omp_get_thread_num())];
-        for (auto& s : acc) s = TileStats(grid_);
         std::vector<float> p(static_cast<size_t>(kRowsPerBlock * n)), permuted(static_cast<size_t>(n));
 #pragma omp for schedule(dynamic)
         for (int64_t blk = 0; blk < blocks; ++blk) {
             const int64_t row0 = blk * kRowsPerBlock, count = std::min(kRowsPerBlock, n - row0);
-            source.rows(row0, count, p.data());
+            if (!source.rows(row0, count, p.data())) {
+                overflow = true;
+                continue;
+            }
             for (int64_t i = 0; i < count; ++i) {
                 const float* row = p.data() + i * n;
                 for (int o = 0; o < kNumOrders; ++o) {
@@ -116,6 +133,7 @@ SixOrderStats TileStatsEngine::compute(const HeadSlice& slice) const {
             }
         }
     }
+    if (overflow) throw_overflow(slice);
     SixOrderStats out = std::move(partial[0]);
     for (size_t t = 1; t < partial.size(); ++t)
         for (int o = 0; o < kNumOrders; ++o) out[o].accumulate(partial[t][o]);

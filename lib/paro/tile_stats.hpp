@@ -56,13 +56,18 @@ class AttentionRows {
 public:
     explicit AttentionRows(const HeadSlice& slice);
     int64_t tokens() const { return n_; }
-    // Writes rows [row0, row0 + count) of P, row-major with stride N, into out.
-    void rows(int64_t row0, int64_t count, float* out) const;
+    // Writes rows [row0, row0 + count) of P, row-major with stride N, into out. Returns false
+    // when a row's scores overflow float32 (finite but huge q/k); the caller reports it with
+    // throw_overflow outside any parallel region.
+    [[nodiscard]] bool rows(int64_t row0, int64_t count, float* out) const;
 
 private:
     const HeadSlice& s_;
     int64_t n_;
 };
+
+// Throws the InputError for a slice whose scores overflow (AttentionRows::rows returned false).
+[[noreturn]] void throw_overflow(const HeadSlice& slice);
 
 class TileStatsEngine {
 public:

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <limits>
+
 #include "paro/error.hpp"
 
 namespace paro {
@@ -28,6 +30,18 @@ void TokenLayout::validate(const std::string& file) const {
                              fmt::format("grid {}x{}x{} has a zero or negative size", grid[0], grid[1], grid[2]));
     if (text_tokens < 0)
         throw InputError(file, "text_tokens", fmt::format("negative text token count {}", text_tokens));
+    // Token indices are 32-bit throughout (permutations, kernels): refuse larger sequences
+    // before any product can overflow.
+    constexpr int64_t kMaxTokens = std::numeric_limits<int32_t>::max();
+    int64_t n = text_tokens;
+    int64_t video = 1;
+    for (int a = 0; a < 3; ++a) {
+        if (grid[a] > kMaxTokens || video > kMaxTokens / grid[a])
+            throw InputError(file, "grid", fmt::format("grid {}x{}x{} has more than 2^31 tokens", grid[0], grid[1], grid[2]));
+        video *= grid[a];
+    }
+    if (text_tokens > kMaxTokens || (n += video) > kMaxTokens)
+        throw InputError(file, "text_tokens", "the sequence has more than 2^31 tokens");
 }
 
 std::string TokenLayout::describe() const {

@@ -49,6 +49,10 @@ write("integer_tensors", layer={"q": np.ones((S, NH, N, D), np.int32), "k": np.o
 write("no_layers", skip_layers=True)
 write("missing_k", layer={"k": None})
 write("missing_samples", samples=False)
+huge = q.copy(); huge[0, 0, 5, :] = 1e20
+write("overflowing_scores", layer={"q": huge, "k": huge})
+write("grid_overflow", root={"grid": np.array([2**32, 2**32, 1], np.int64), "text_tokens": 64},
+      layer={"q": q[:, :, :64], "k": q[:, :, :64]})
 write("wrong_sample_count", layer={"q": q[:1], "k": q[:1]})
 with open(os.path.join(out, "not_hdf5.h5"), "w") as f:
     f.write("this is not an HDF5 file\n" * 40)

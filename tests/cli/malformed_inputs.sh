@@ -22,7 +22,7 @@ for c in $cases missing_file; do
     [ "$c" = valid ] && continue
     expect_bad "calibrate $c" "$f" "$PARO" calibrate "$f" -o "$dir/outdir/p.h5"
     # inspect reads metadata only; the tensor values are checked by calibrate and check.
-    case $c in nan_in_q|inf_in_k) ;; *) expect_bad "inspect $c" "$f" "$PARO" inspect "$f" ;; esac
+    case $c in nan_in_q|inf_in_k|overflowing_scores) ;; *) expect_bad "inspect $c" "$f" "$PARO" inspect "$f" ;; esac
 done
 # check: a readable file with violations exits 1 and lists them; an unreadable one exits 2.
 for c in nan_in_q inf_in_k grid_mismatch qk_shape_mismatch integer_tensors no_layers missing_k zero_grid; do
@@ -45,4 +45,15 @@ for opt in "--density 0" "--density 1.5" "--objective nope" "--slots 0" "--qk-bi
     expect_bad "option $opt" "" "$PARO" calibrate "$dir/ok.h5" -o "$dir/outdir/p.h5" $opt
 done
 expect_bad "output directory missing" "p.h5" "$PARO" calibrate "$dir/ok.h5" -o "$dir/nowhere/p.h5"
+# An existing directory as -o is refused and left alone; so is the input itself.
+mkdir -p "$dir/keep/inner"; touch "$dir/keep/inner/precious"
+expect_bad "output is a directory" "keep" "$PARO" calibrate "$dir/ok.h5" -o "$dir/keep"
+expect_bad "synth output is a directory" "keep" "$PARO" synth -o "$dir/keep"
+[ -f "$dir/keep/inner/precious" ] || { echo "FAIL: a directory given as -o was touched"; fail=1; }
+cp "$dir/ok.h5" "$dir/same.h5"
+expect_bad "output is the input" "same.h5" "$PARO" calibrate "$dir/same.h5" -o "$dir/same.h5"
+cmp -s "$dir/ok.h5" "$dir/same.h5" || { echo "FAIL: the input was overwritten"; fail=1; }
+# Fewer OpenMP threads than requested must not matter.
+OMP_NUM_THREADS=4 OMP_THREAD_LIMIT=2 "$PARO" calibrate "$dir/ok.h5" -o "$dir/omp.h5" -q \
+    || { echo "FAIL: calibrate under OMP_THREAD_LIMIT"; fail=1; }
 exit $fail

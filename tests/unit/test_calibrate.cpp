@@ -26,6 +26,19 @@ double recovery(const SynthOptions& so, CalibrateOptions co, const std::string& 
     write_synthetic_dump(so, path);
     DumpReader reader(path);
     const Pattern p = calibrate(reader, co);
+    // Stored scores: output error only for its objective, as a real (non-negative) mean.
+    for (const auto& layer : p.layers)
+        for (const auto& head : layer.heads)
+            for (const auto& m : head.scores) {
+                if (co.objective.kind == ObjectiveKind::output_error) {
+                    CHECK(m.output_rel_l1 > 0);
+                    CHECK(m.objective == m.output_rel_l1);
+                } else {
+                    CHECK(m.output_rel_l1 == -1.0);
+                }
+                CHECK(m.recall > 0);
+                CHECK(m.recall <= 1.0 + 1e-9);
+            }
     int ok = 0, total = 0;
     for (int l = 0; l < so.layers; ++l)
         for (int h = 0; h < so.heads; ++h, ++total) {
