@@ -70,6 +70,12 @@ DumpReader::DumpReader(const std::string& path) : file_(h5::File::open_read(path
 
     // Samples.
     h5::Handle samples = h5::open_group(file_, "/samples");
+    for (const char* name : {"/samples/prompt", "/samples/step"}) {
+        if (!h5::link_exists(file_.id(), name)) continue;
+        h5::Handle d = h5::open_dataset(file_, name);
+        if (h5::dataset_info(file_, d.get(), name).type != h5::TypeClass::integer)
+            throw InputError(path, name, "must hold integers");
+    }
     const auto timestep = h5::read_all_double(file_, "/samples/timestep");
     const auto prompt = h5::read_all_int(file_, "/samples/prompt");
     const int64_t S = static_cast<int64_t>(timestep.size());
@@ -104,7 +110,8 @@ DumpReader::DumpReader(const std::string& path) : file_(h5::File::open_read(path
     if (names.empty()) throw InputError(path, "/layers", "holds no layers");
     const int64_t L = static_cast<int64_t>(names.size());
     for (const auto& nm : names) {
-        const bool decimal = !nm.empty() && std::all_of(nm.begin(), nm.end(), ::isdigit) && (nm == "0" || nm[0] != '0');
+        const bool decimal = !nm.empty() && nm.size() <= 9 && std::all_of(nm.begin(), nm.end(), ::isdigit) &&
+                             (nm == "0" || nm[0] != '0');
         if (!decimal || std::stoll(nm) >= L)
             throw InputError(path, "/layers/" + nm, fmt::format("unexpected member (layers must be named 0..{})", L - 1));
     }
@@ -170,10 +177,16 @@ void DumpReader::read_tensor(const std::string& path, int64_t sample, int64_t he
     h5::Handle d = h5::open_dataset(file_, path);
     out.resize(static_cast<size_t>(rows * cols));
     h5::read_box(file_, d.get(), path, {sample, head, 0, 0}, {1, 1, rows, cols}, out.data());
-    for (float x : out)
+    const bool probabilities = path.size() >= 5 && path.compare(path.size() - 5, 5, "/attn") == 0;
+    for (float x : out) {
         if (!std::isfinite(x))
             throw InputError(info_.path, path,
                              fmt::format("NaN or Inf in layer {}, sample {}, head {}", s.layer, s.sample, s.head));
+        if (probabilities && !(x >= 0.0f && x <= 1.001f))
+            throw InputError(info_.path, path,
+                             fmt::format("value {} in layer {}, sample {}, head {} is not a post-softmax probability",
+                                         x, s.layer, s.sample, s.head));
+    }
     checksum_ = static_cast<uint32_t>(crc32(checksum_, reinterpret_cast<const Bytef*>(out.data()),
                                             static_cast<uInt>(out.size() * sizeof(float))));
 }

@@ -152,16 +152,22 @@ Pattern read_pattern_file(const std::string& path) {
     p.layout.text_position =
         parse_text_position(h5::read_string_attr(f, root, "/", "text_position"), path, "attribute text_position");
     p.layout.validate(path);
-    p.block_q = static_cast<int>(h5::read_scalar_int_attr(f, root, "", "block_q"));
-    p.block_k = static_cast<int>(h5::read_scalar_int_attr(f, root, "", "block_k"));
-    if (p.block_q <= 0 || p.block_q != p.block_k)
-        throw InputError(path, "attribute block_q", "tiles must be square and positive");
+    const int64_t block_q = h5::read_scalar_int_attr(f, root, "", "block_q");
+    const int64_t block_k = h5::read_scalar_int_attr(f, root, "", "block_k");
+    if (block_q < 1 || block_q > 4096 || block_q != block_k)
+        throw InputError(path, "attribute block_q", "tiles must be square, 1 to 4096 tokens a side");
+    p.block_q = p.block_k = static_cast<int>(block_q);
 
     // Map the file's order indices to ours by name.
     const auto names = h5::read_string_array_attr(f, root, "/", "order_names");
     if (names.size() != kNumOrders) throw InputError(path, "attribute order_names", "must list the 6 orders");
     std::array<AxisOrder, kNumOrders> file_order{};
-    for (int i = 0; i < kNumOrders; ++i) file_order[i] = parse_axis_order(names[i], path, "attribute order_names");
+    for (int i = 0; i < kNumOrders; ++i) {
+        file_order[i] = parse_axis_order(names[i], path, "attribute order_names");
+        for (int j = 0; j < i; ++j)
+            if (file_order[j] == file_order[i])
+                throw InputError(path, "attribute order_names", "names " + names[i] + " twice");
+    }
 
     h5::Handle slots = h5::open_group(f, "/slots");
     p.slots.boundaries = h5::read_all_double(f, "/slots/boundaries");

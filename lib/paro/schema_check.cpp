@@ -67,7 +67,10 @@ private:
         while (pos_ < s_.size() && (std::isalnum(static_cast<unsigned char>(s_[pos_])) || s_[pos_] == '_')) ++pos_;
         const std::string tok = s_.substr(start, pos_ - start);
         if (tok.empty()) throw std::runtime_error("bad schema expression '" + s_ + "'");
-        if (std::isdigit(static_cast<unsigned char>(tok[0]))) return std::stoll(tok);
+        if (std::isdigit(static_cast<unsigned char>(tok[0]))) {
+            if (tok.size() > 18) throw std::runtime_error("bad schema expression '" + s_ + "'");
+            return std::stoll(tok);
+        }
         auto it = sym_.find(tok);
         if (it == sym_.end()) return std::nullopt;
         return it->second;
@@ -219,6 +222,7 @@ private:
             return;
         h5::Handle d = h5::open_dataset(f_, path);
         // Stream big tensors one [1, 1, ...] box at a time; never load a whole layer.
+        if (info.shape.empty()) return;  // a scalar where an array belongs: the shape check says so
         std::vector<int64_t> count = info.shape, start(info.shape.size(), 0);
         const size_t outer = info.shape.size() >= 3 ? 2 : 0;
         for (size_t i = 0; i < outer; ++i) count[i] = 1;
@@ -255,8 +259,8 @@ private:
                 const auto names = h5::list_members(f_, path);
                 if (static_cast<int64_t>(names.size()) < obj.value("min_members", 0)) violation(path, "holds no members");
                 for (const auto& n : names) {
-                    const bool ok = !n.empty() && std::all_of(n.begin(), n.end(), ::isdigit) && (n == "0" || n[0] != '0') &&
-                                    std::stoll(n) < static_cast<int64_t>(names.size());
+                    const bool ok = !n.empty() && n.size() <= 9 && std::all_of(n.begin(), n.end(), ::isdigit) &&
+                                    (n == "0" || n[0] != '0') && std::stoll(n) < static_cast<int64_t>(names.size());
                     if (!ok) violation(path + "/" + n, fmt::format("unexpected member (expected 0..{})", names.size() - 1));
                 }
                 if (obj.contains("member_count"))

@@ -8,7 +8,7 @@ GRID, TEXT, S, NH, D = (2, 3, 5), 4, 2, 2, 64
 N = TEXT + 2 * 3 * 5
 
 
-def write(name, root=None, layer=None, skip_layers=False, samples=True):
+def write(name, root=None, layer=None, skip_layers=False, samples=True, step=None):
     path = os.path.join(out, name + ".h5")
     with h5py.File(path, "w") as f:
         attrs = {"paro_format": "paro-dump", "paro_version": 1, "grid": np.array(GRID), "text_tokens": TEXT,
@@ -20,6 +20,8 @@ def write(name, root=None, layer=None, skip_layers=False, samples=True):
         if samples:
             f["samples/timestep"] = np.array([1.0, 2.0])
             f["samples/prompt"] = np.array([0, 0])
+            if step is not None:
+                f["samples/step"] = step
         f.create_group("layers")
         if skip_layers:
             print(name)
@@ -49,6 +51,9 @@ write("integer_tensors", layer={"q": np.ones((S, NH, N, D), np.int32), "k": np.o
 write("no_layers", skip_layers=True)
 write("missing_k", layer={"k": None})
 write("missing_samples", samples=False)
+write("float_steps", step=np.array([0.0, 0.7]))
+attn = np.full((S, NH, N, N), 1.0 / N, np.float32); attn[1, 0, 3, 3] = -0.5
+write("negative_attention", layer={"q": None, "k": None, "attn": attn})
 huge = q.copy(); huge[0, 0, 5, :] = 1e20
 write("overflowing_scores", layer={"q": huge, "k": huge})
 write("grid_overflow", root={"grid": np.array([2**32, 2**32, 1], np.int64), "text_tokens": 64},
