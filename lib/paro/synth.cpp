@@ -8,6 +8,7 @@
 #include "paro/atomic_output.hpp"
 #include "paro/error.hpp"
 #include "paro/hdf5_io.hpp"
+#include "paro/reference_stats.hpp"
 
 namespace paro {
 
@@ -76,23 +77,6 @@ void token_features(const TokenLayout& layout, HeadKind kind, int64_t token, int
     }
 }
 
-void softmax_rows(const std::vector<float>& q, const std::vector<float>& k, int64_t n, int d, double scale,
-                  std::vector<float>& p) {
-    std::vector<double> row(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i) {
-        double mx = -INFINITY;
-        for (int64_t j = 0; j < n; ++j) {
-            double s = 0;
-            for (int e = 0; e < d; ++e) s += static_cast<double>(q[i * d + e]) * k[j * d + e];
-            row[j] = s * scale;
-            mx = std::max(mx, row[j]);
-        }
-        double sum = 0;
-        for (int64_t j = 0; j < n; ++j) sum += row[j] = std::exp(row[j] - mx);
-        for (int64_t j = 0; j < n; ++j) p[i * n + j] = static_cast<float>(row[j] / sum);
-    }
-}
-
 }  // namespace
 
 void write_synthetic_dump(const SynthOptions& opt, const std::string& path) {
@@ -138,7 +122,6 @@ void write_synthetic_dump(const SynthOptions& opt, const std::string& path) {
         std::normal_distribution<double> normal(0.0, 1.0);
         std::vector<double> feat(static_cast<size_t>(d));
         std::vector<float> q(static_cast<size_t>(n * d)), k(q.size()), v(q.size()), p;
-        if (opt.maps) p.resize(static_cast<size_t>(n * n));
         // Logit gap between a full match and an unrelated key is about `sharpness`.
         const double amp = std::sqrt(opt.sharpness / scale);
         for (int l = 0; l < opt.layers; ++l) {
@@ -170,7 +153,14 @@ void write_synthetic_dump(const SynthOptions& opt, const std::string& path) {
                         }
                     }
                     if (opt.maps) {
-                        softmax_rows(q, k, n, d, scale, p);
+                        HeadSlice slice;
+                        slice.tokens = n;
+                        slice.head_dim = d;
+                        slice.scale = scale;
+                        slice.q = q;
+                        slice.k = k;
+                        const std::vector<double> attention = reference_attention_matrix(slice);
+                        p.assign(attention.begin(), attention.end());
                         h5::write_box(da.get(), {s, h, 0, 0}, {1, 1, n, n}, p.data());
                     } else {
                         h5::write_box(dq.get(), {s, h, 0, 0}, {1, 1, n, d}, q.data());
