@@ -397,23 +397,28 @@ TEST_CASE("gpu: runtime vs fp32 masked reference, small", "[.gpu][small][race]")
     }
 }
 
-TEST_CASE("gpu: runtime vs fp32 masked reference, every order/layout/mask/dtype/head dim", "[.gpu][sweep]") {
-    REQUIRE(have_gpu());
-    struct L {
-        std::array<int64_t, 3> grid;
-        int64_t text;
-        TextPosition pos;
-    };
-    const L layouts[] = {{{3, 5, 7}, 13, TextPosition::prefix},   // 118
-                         {{4, 12, 16}, 32, TextPosition::suffix}, // 800
-                         {{2, 9, 11}, 0, TextPosition::prefix},   // 198
-                         {{5, 16, 16}, 226, TextPosition::prefix}, // 1506
-                         {{1, 1, 64}, 0, TextPosition::prefix}};  // exactly one tile
-    unsigned seed = 100;
+namespace {
+
+struct SweepLayout {
+    std::array<int64_t, 3> grid;
+    int64_t text;
+    TextPosition pos;
+};
+
+// Layouts every accuracy sweep covers: ragged tiles, text prefix/suffix/none, exactly one tile.
+const std::vector<SweepLayout> kSweepLayouts = {{{3, 5, 7}, 13, TextPosition::prefix},     // 118
+                                                {{4, 12, 16}, 32, TextPosition::suffix},   // 800
+                                                {{2, 9, 11}, 0, TextPosition::prefix},     // 198
+                                                {{5, 16, 16}, 226, TextPosition::prefix},  // 1506
+                                                {{1, 1, 64}, 0, TextPosition::prefix}};    // one tile
+
+// Every layout x head dim x mask kind x dtype against the fp32 masked reference.
+void accuracy_sweep(const std::vector<SweepLayout>& layouts, std::initializer_list<paro_dtype> dtypes, int pv_bits,
+                    unsigned seed) {
     for (const auto& l : layouts)
         for (int D : {64, 128})
             for (MaskKind mk : {MaskKind::full, MaskKind::empty, MaskKind::random50, MaskKind::random20})
-                for (paro_dtype dt : {PARO_FLOAT16, PARO_BFLOAT16, PARO_FLOAT32}) {
+                for (paro_dtype dt : dtypes) {
                     Config c;
                     c.layout.grid = l.grid;
                     c.layout.text_tokens = l.text;
@@ -421,8 +426,16 @@ TEST_CASE("gpu: runtime vs fp32 masked reference, every order/layout/mask/dtype/
                     c.head_dim = D;
                     c.mask = mk;
                     c.dtype = dt;
+                    c.pv_bits = pv_bits;
                     check_accuracy(c, run_config(c, seed++));
                 }
+}
+
+}  // namespace
+
+TEST_CASE("gpu: runtime vs fp32 masked reference, every order/layout/mask/dtype/head dim", "[.gpu][sweep]") {
+    REQUIRE(have_gpu());
+    accuracy_sweep(kSweepLayouts, {PARO_FLOAT16, PARO_BFLOAT16, PARO_FLOAT32}, 8, 100);
 }
 
 TEST_CASE("gpu: runtime with peaked attention, batch 2 and [B, N, H, D] strides", "[.gpu][sweep]") {
@@ -477,32 +490,9 @@ TEST_CASE("gpu: plan pv_bits are checked", "[.gpu][small]") {
 
 TEST_CASE("gpu: fp16-PV runtime vs fp32 masked reference, every order/layout/mask/head dim", "[.gpu][sweep]") {
     REQUIRE(have_gpu());
-    struct L {
-        std::array<int64_t, 3> grid;
-        int64_t text;
-        TextPosition pos;
-    };
-    const L layouts[] = {{{3, 5, 7}, 13, TextPosition::prefix},    // 118
-                         {{4, 12, 16}, 32, TextPosition::suffix},  // 800
-                         {{2, 9, 11}, 0, TextPosition::prefix},    // 198
-                         {{5, 16, 16}, 226, TextPosition::prefix}, // 1506
-                         {{3, 7, 11}, 2, TextPosition::suffix},    // 233: odd N, text suffix
-                         {{1, 1, 64}, 0, TextPosition::prefix}};   // exactly one tile
-    unsigned seed = 300;
-    for (const auto& l : layouts)
-        for (int D : {64, 128})
-            for (MaskKind mk : {MaskKind::full, MaskKind::empty, MaskKind::random50, MaskKind::random20})
-                for (paro_dtype dt : {PARO_BFLOAT16, PARO_FLOAT32}) {
-                    Config c;
-                    c.layout.grid = l.grid;
-                    c.layout.text_tokens = l.text;
-                    c.layout.text_position = l.pos;
-                    c.head_dim = D;
-                    c.mask = mk;
-                    c.dtype = dt;
-                    c.pv_bits = 16;
-                    check_accuracy(c, run_config(c, seed++));
-                }
+    std::vector<SweepLayout> layouts = kSweepLayouts;
+    layouts.push_back({{3, 7, 11}, 2, TextPosition::suffix});  // 233: odd N, text suffix
+    accuracy_sweep(layouts, {PARO_BFLOAT16, PARO_FLOAT32}, 16, 300);
 }
 
 TEST_CASE("gpu: fp16-PV and mixed per-head PV with peaked attention, batch 2, [B, N, H, D] strides", "[.gpu][sweep]") {
