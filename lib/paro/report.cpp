@@ -684,25 +684,24 @@ ReportResult write_report(const ReportOptions& opt) {
         html += "<p class=\"note\">Density: fraction of tiles a head's mask keeps. Recall: fraction of the attention mass "
                 "(over the calibration samples of that slot) inside the kept tiles. Rows are layers, columns heads; one "
                 "color scale per quantity, shared by all slots. Hover for values.</p>";
+        // One small layers x heads map per slot of a per-slot quantity (density or recall).
+        const auto slot_maps = [&](std::vector<double> HeadPattern::*field, const auto& scale, const char* name) {
+            html += "<div class=\"figs small\">";
+            for (int t = 0; t < T; ++t) {
+                const RgbImage img = head_grid(
+                    p, max_heads, [&](int64_t l, int64_t h) { return viridis(scale((p.layers[l].heads[h].*field)[t])); },
+                    kSmallMap);
+                html += figure(w.image(img, fmt::format("{}_slot{}", name, t), fmt::format("{}, slot {}", name, t), "hm",
+                                       fmt::format("data-slot=\"{}\"", t)),
+                               fmt::format("slot {} {}", t, esc(p.slots.describe(t))));
+            }
+            html += "</div>";
+        };
         html += "<h3>Density</h3>" + colorbar_html(num(dlo, 3), num(dhi, 3), "fraction of tiles kept");
-        html += "<div class=\"figs small\">";
-        for (int t = 0; t < T; ++t) {
-            const RgbImage img = head_grid(
-                p, max_heads, [&](int64_t l, int64_t h) { return viridis(ds(p.layers[l].heads[h].density[t])); }, kSmallMap);
-            html += figure(w.image(img, fmt::format("density_slot{}", t), fmt::format("density, slot {}", t), "hm",
-                                   fmt::format("data-slot=\"{}\"", t)),
-                           fmt::format("slot {} {}", t, esc(p.slots.describe(t))));
-        }
-        html += "</div><h3>Recall</h3>" + colorbar_html(num(std::min(rlo, 1.0), 3), "1", "attention mass kept");
-        html += "<div class=\"figs small\">";
-        for (int t = 0; t < T; ++t) {
-            const RgbImage img = head_grid(
-                p, max_heads, [&](int64_t l, int64_t h) { return viridis(rs(p.layers[l].heads[h].recall[t])); }, kSmallMap);
-            html += figure(w.image(img, fmt::format("recall_slot{}", t), fmt::format("recall, slot {}", t), "hm",
-                                   fmt::format("data-slot=\"{}\"", t)),
-                           fmt::format("slot {} {}", t, esc(p.slots.describe(t))));
-        }
-        html += "</div></section>\n";
+        slot_maps(&HeadPattern::density, ds, "density");
+        html += "<h3>Recall</h3>" + colorbar_html(num(std::min(rlo, 1.0), 3), "1", "attention mass kept");
+        slot_maps(&HeadPattern::recall, rs, "recall");
+        html += "</section>\n";
     }
 
     // ---- stability
