@@ -154,9 +154,10 @@ int run_bench(const BenchOptions& o, const GlobalOptions& g) {
         std::time_t now = std::time(nullptr);
         char date[32];
         std::strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", std::gmtime(&now));
-        std::printf("paro bench on %s, %s; batch %d, heads %d, tokens %lld (%s), head dim %d, %s, median of %d\n",
+        std::printf("paro bench on %s, %s; batch %d, heads %d, tokens %lld (%s), head dim %d, %s, median of %d; "
+                    "kernel %s\n",
                     dev.c_str(), date, o.batch, heads, static_cast<long long>(tokens), layout_desc.c_str(),
-                    o.head_dim, o.dtype.c_str(), o.iters);
+                    o.head_dim, o.dtype.c_str(), o.iters, paro_attention_kernel_name());
         std::printf("%-14s %4s %7s %9s %9s %9s %9s %9s %8s %10s %10s\n", "masks", "PV", "density", "total ms", "quant ms",
                     "attn ms", "q id ms", "a id ms", "perm %", "TFLOP/s eq", "TFLOP/s");
     }
@@ -205,7 +206,7 @@ int run_bench(const BenchOptions& o, const GlobalOptions& g) {
             std::fflush(stdout);
         }
     if (o.json) {
-        nlohmann::json j = {{"device", dev}, {"batch", o.batch}, {"heads", heads}, {"tokens", tokens},
+        nlohmann::json j = {{"device", dev}, {"kernel", paro_attention_kernel_name()}, {"batch", o.batch}, {"heads", heads}, {"tokens", tokens},
                             {"head_dim", o.head_dim}, {"dtype", o.dtype}, {"iters", o.iters}, {"rows", rows}};
         std::printf("%s\n", j.dump(2).c_str());
     } else if (!g.quiet) {

@@ -29,7 +29,7 @@ struct Quantized {
     // V, [BH] regions of 2 * nb * D * 64 bytes each (kVtHeadBytes), one layout per head:
     //  INT8-PV heads: [nb][D][64] int8 per tile transposed, keys shuffled within 16 (see prep.cu),
     //                 in the first half of the region;
-    //  fp16-PV heads: [nb][64][D] fp16, permuted order, not transposed, not quantized.
+    //  fp16-PV heads: [nb][D][64] fp16 per tile transposed, keys in permuted order, not quantized.
     int8_t* vt;
     float* q_scale;   // [BH][nb][4]
     float* k_scale;   // [BH][nb]

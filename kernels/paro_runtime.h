@@ -101,6 +101,11 @@ int paro_runtime_api_version(void);
 /* PARO_OK and the device count when a CUDA device is usable, else PARO_ERROR_NO_GPU. */
 paro_status paro_device_check(int* device_count);
 
+/* The INT8 attention kernel paro_attention runs on the current device: "wgmma (sm_90a)" on
+   compute capability 9.0 when the library has sm_90a code, else "mma.sync (sm_80)". Setting the
+   environment variable PARO_ATTENTION_KERNEL=mma.sync forces the latter (for comparisons). */
+const char* paro_attention_kernel_name(void);
+
 /* Reads a pattern file and uploads orders and per-row lists of kept tiles to the current device. */
 paro_status paro_plan_load(const char* pattern_path, paro_plan** plan);
 paro_status paro_plan_create(const paro_plan_desc* desc, paro_plan** plan);

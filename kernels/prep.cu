@@ -10,8 +10,8 @@
 //    group of 16 shuffled so that the attention kernel can feed its INT8 P accumulator fragments
 //    straight into mma.m16n8k32 as the A operand: logical position L holds key
 //    k = 8 * ((L >> 1) & 1) + 2 * (L >> 2) + (L & 1), i.e. L(k) = ((k >> 1) & 3) << 2 | (k >> 3) << 1 | (k & 1).
-//    Heads whose plan says pv_bits = 16 get V as fp16 instead: [64][D] per tile, rows in permuted
-//    order, no scale (the fp16-PV attention kernel, attention.cu).
+//    Heads whose plan says pv_bits = 16 get V as fp16 instead: transposed to [D][64] per tile, keys in
+//    permuted order, no scale (the fp16-PV attention kernels).
 // The permutation costs only the address of each row read (gather[p]).
 #include <type_traits>
 
@@ -33,7 +33,8 @@ __global__ void __launch_bounds__(kPrepThreads) quantize_kernel(Shape s, PlanVie
                                                                 int smooth_k, Quantized w) {
     constexpr int CH = D / 8;                     // 8-element chunks per row
     constexpr int NC = kTile * CH / kPrepThreads; // chunks per thread
-    constexpr int SVT = kTile + 16;               // smem row stride of V^T (bytes)
+    constexpr int SVT = kTile + 16;               // smem row stride of int8 V^T (bytes)
+    constexpr int SVT16 = kTile * 2 + 16;         // smem row stride of fp16 V^T (bytes)
     const int tile = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
     const size_t bh = size_t(b) * s.heads + h;
     const int tid = threadIdx.x, lane = tid & 31;
@@ -42,7 +43,7 @@ __global__ void __launch_bounds__(kPrepThreads) quantize_kernel(Shape s, PlanVie
     __shared__ int s_qmax[kQGroupsPerTile];
     __shared__ int s_kmax;
     __shared__ int s_vmax[D];
-    __shared__ __align__(16) int8_t s_vt[D * SVT];
+    __shared__ __align__(16) int8_t s_vt[D * SVT16];  // V^T of the tile, int8 or fp16
 
     if (tid < kTile) {
         const int p = tile * kTile + tid;
@@ -143,20 +144,24 @@ __global__ void __launch_bounds__(kPrepThreads) quantize_kernel(Shape s, PlanVie
         if (tid == 0) w.k_scale[bh * s.nb + tile] = m > 0.f ? m / 127.f : 1.f;
     }
 
-    // ---- V, fp16-PV heads (the plan's pv_bits = 16): fp16 rows in permuted order, [64][D] per tile,
-    // no quantization and no transpose (the attention kernel reads them with ldmatrix.trans). Rows
-    // past the end of the sequence are zeros. The branch is uniform over the CTA (one head).
+    // ---- V, fp16-PV heads (the plan's pv_bits = 16): fp16, transposed to [D][64] per tile (keys in
+    // permuted order), not quantized. Keys past the end of the sequence are zeros. The branch is
+    // uniform over the CTA (one head).
     load(rv);
     if (plan.pv16 && plan.pv16[h]) {
-        __half* vh = reinterpret_cast<__half*>(w.vt + bh * vt_head_bytes(s.nb, D)) + size_t(tile) * kTile * D;
+        __half* s_vt16 = reinterpret_cast<__half*>(s_vt);  // [D][SVT16 / 2]
 #pragma unroll
         for (int i = 0; i < NC; ++i) {
             const int c = tid + i * kPrepThreads, row = c / CH, col = (c % CH) * 8;
-            uint4 packed;
-            __half2* h2 = reinterpret_cast<__half2*>(&packed);
 #pragma unroll
-            for (int j = 0; j < 4; ++j) h2[j] = __floats2half2_rn(x[i][2 * j], x[i][2 * j + 1]);
-            *reinterpret_cast<uint4*>(vh + size_t(row) * D + col) = packed;
+            for (int j = 0; j < 8; ++j) s_vt16[(col + j) * (SVT16 / 2) + row] = __float2half_rn(x[i][j]);
+        }
+        __syncthreads();
+        uint8_t* vt = reinterpret_cast<uint8_t*>(w.vt + bh * vt_head_bytes(s.nb, D)) + size_t(tile) * D * kTile * 2;
+        for (int c = tid; c < D * 8; c += kPrepThreads) {
+            const int row = c / 8, part = c % 8;
+            *reinterpret_cast<uint4*>(vt + row * kTile * 2 + part * 16) =
+                *reinterpret_cast<const uint4*>(s_vt + row * SVT16 + part * 16);
         }
         return;
     }

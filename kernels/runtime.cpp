@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "attention_sm90.hpp"
 #include "launch.hpp"
 #include "paro/axis_order.hpp"
 #include "paro/error.hpp"
@@ -369,6 +370,11 @@ const char* paro_last_error(void) { return g_last_error.c_str(); }
 int paro_runtime_api_version(void) { return PARO_RUNTIME_API_VERSION; }
 
 paro_status paro_device_check(int* device_count) { return device_check(device_count); }
+
+const char* paro_attention_kernel_name(void) {
+    return paro::gpu::attention_kernel_for_current_device() == paro::gpu::AttentionKernel::wgmma ? "wgmma (sm_90a)"
+                                                                                                : "mma.sync (sm_80)";
+}
 
 paro_status paro_plan_load(const char* path, paro_plan** plan) {
     if (!path || !plan) return fail(PARO_ERROR_INVALID_ARGUMENT, "null argument");

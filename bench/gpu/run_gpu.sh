@@ -1,7 +1,7 @@
 #!/bin/bash
 # One GPU-machine session: build, GPU tests, compute-sanitizer, validate on a planted dump, paro bench,
 # and (phase "torch") the PyTorch comparison. Logs under $OUT; a short table at the end.
-# Usage (from the repository root): bench/gpu/run_gpu.sh [all|build|pv16|test|bench|torch]...
+# Usage (from the repository root): bench/gpu/run_gpu.sh [all|build|pv16|test|bench|torchcheck|torch|ncu|sass]...
 set -u
 OUT=${OUT:-/tmp/paro_gpu_out}
 mkdir -p "$OUT"
@@ -45,26 +45,15 @@ if has pv16; then  # INT8 PV vs fp16 PV in the same process (paro bench --pv-bit
   cp "$OUT"/bench_pv*.log "$FINAL/" 2>/dev/null
 fi
 SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
-if has variant; then  # a variant build: VARIANT_FLAGS (default: the wgmma path)
-  cmake -S . -B build-gpu5 -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc \
-    -DCMAKE_CUDA_ARCHITECTURES="90a;80" ${VARIANT_FLAGS:--DPARO_WGMMA=ON} > /dev/null 2>&1
-  timeout 300 cmake --build build-gpu5 -j16 --target paro_cli paro_gpu_tests > "$OUT/build5.log" 2>&1
-  timeout 240 build-gpu5/tests/gpu/paro_gpu_tests "[gpu]" > "$OUT/tests_variant.log" 2>&1
-  note "variant (${VARIANT_FLAGS:--DPARO_WGMMA=ON}) GPU tests: rc=$? $(grep -E 'test cases|All tests' "$OUT/tests_variant.log" | tail -1)"
-  timeout 180 $SAN --tool racecheck --error-exitcode 9 build-gpu5/tests/gpu/paro_gpu_tests "[race]" > "$OUT/racecheck5.log" 2>&1
-  note "variant racecheck: rc=$? $(grep -E 'RACECHECK SUMMARY' "$OUT/racecheck5.log" | tail -1)"
-  for D in 64 128; do
-    timeout 100 build-gpu5/paro bench --head-dim $D > "$OUT/bench_variant$D.log" 2>&1
-    note "variant D$D (${VARIANT_FLAGS:--DPARO_WGMMA=ON}): rc=$?"
-    tail -6 "$OUT/bench_variant$D.log" | head -5 | tee -a "$summary"
-  done
-fi
-
 if has test; then
   timeout 120 $T > "$OUT/tests_ci.log" 2>&1; note "CI tests (no [gpu] tag): rc=$? $(tail -2 "$OUT/tests_ci.log" | head -1)"
+  # every GPU test with the kernel this card gets (wgmma on H100/H200), then with the sm_80 kernel
   timeout 240 $T "[gpu]" > "$OUT/tests_gpu.log" 2>&1; rc=$?
-  note "GPU tests [gpu]: rc=$rc $(grep -E 'test cases|All tests' "$OUT/tests_gpu.log" | tail -2 | tr '\n' ' ')"
+  note "GPU tests [gpu] (default kernel): rc=$rc $(grep -E 'test cases|All tests' "$OUT/tests_gpu.log" | tail -2 | tr '\n' ' ')"
   [ $rc -ne 0 ] && grep -B3 -A12 "FAILED" "$OUT/tests_gpu.log" | head -80
+  PARO_ATTENTION_KERNEL=mma.sync timeout 240 $T "[gpu]" > "$OUT/tests_gpu_sm80.log" 2>&1; rc=$?
+  note "GPU tests [gpu] with PARO_ATTENTION_KERNEL=mma.sync: rc=$rc $(grep -E 'test cases|All tests' "$OUT/tests_gpu_sm80.log" | tail -2 | tr '\n' ' ')"
+  [ $rc -ne 0 ] && grep -B3 -A12 "FAILED" "$OUT/tests_gpu_sm80.log" | head -60
   timeout 180 $SAN --tool memcheck --leak-check full --error-exitcode 9 $T "[small]" > "$OUT/memcheck.log" 2>&1
   note "memcheck [small]: rc=$? $(grep -E 'ERROR SUMMARY' "$OUT/memcheck.log" | tail -1)"
   timeout 240 $SAN --tool racecheck --error-exitcode 9 $T "[race]" > "$OUT/racecheck.log" 2>&1
@@ -94,10 +83,12 @@ PY
   done
 fi
 
-if has bench; then
+if has bench; then  # both kernels in the same session (the Hopper one, then the sm_80 one), INT8 and fp16 PV
   for D in 64 128; do
-    timeout 150 $B/paro bench --head-dim $D > "$OUT/bench$D.log" 2>&1; note "paro bench D$D: rc=$?"
-    cat "$OUT/bench$D.log" | tee -a "$summary"
+    timeout 200 $B/paro bench --head-dim $D --pv-bits 8,16 > "$OUT/bench$D.log" 2>&1; note "paro bench D$D: rc=$?"
+    grep -E "^(paro bench|random)" "$OUT/bench$D.log" | tee -a "$summary"
+    PARO_ATTENTION_KERNEL=mma.sync timeout 200 $B/paro bench --head-dim $D --pv-bits 8,16 > "$OUT/bench${D}_sm80.log" 2>&1
+    note "PARO_ATTENTION_KERNEL=mma.sync paro bench D$D: rc=$?"; grep -E "^(paro bench|random)" "$OUT/bench${D}_sm80.log" | tee -a "$summary"
   done
 fi
 
@@ -113,7 +104,7 @@ fi
 
 if has ncu; then
   NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
-  timeout 240 $NCU --clock-control none --kernel-name regex:attention_kernel --launch-skip 2 --launch-count 1 \
+  timeout 240 $NCU --clock-control none --kernel-name regex:attention_ --launch-skip 2 --launch-count 1 \
     --section SpeedOfLight --section Occupancy --section WarpStateStats --section SchedulerStats \
     --section ComputeWorkloadAnalysis --section InstructionStats \
     $B/paro bench --densities 0.2 --iters 1 --warmup 1 > "$OUT/ncu.txt" 2>&1
@@ -121,12 +112,15 @@ if has ncu; then
   grep -E "Duration|Registers|Achieved Occupancy|Theoretical Occupancy|Issued Warp|No Eligible|Active Warps Per|Eligible Warps|Compute \(SM\) Throughput|Memory Throughput|Executed Ipc|Warp Cycles Per Issued|Block Limit" "$OUT/ncu.txt" | head -30 | tee -a "$summary"
 fi
 if has sass; then
-  obj=$(find $B/kernels -name 'attention.cu.o' | head -1)
-  fn=$(cuobjdump -sass "$obj" 2>/dev/null | grep -o 'Function : [^ ]*attention_kernelILi64E13__nv_bfloat16[^ ]*' | head -1 | cut -d' ' -f3)
-  cuobjdump -sass -fun "$fn" -arch sm_90a "$obj" > "$FINAL/sass_d64_bf16_sm90a.txt" 2>&1
-  note "sass: $(grep -cE '^\s+/\*[0-9a-f]{4}\*/' "$FINAL/sass_d64_bf16_sm90a.txt") instructions in attention_kernel<64, bf16> (sm_90a); GMMA: $(grep -cE 'GMMA' "$FINAL/sass_d64_bf16_sm90a.txt"), IMMA: $(grep -cE 'IMMA' "$FINAL/sass_d64_bf16_sm90a.txt")"
+  obj=$(find $B/kernels -name 'attention_sm90.cu.o' | head -1)
+  for pv in 0 1; do
+    fn=$(cuobjdump -sass "$obj" 2>/dev/null | grep -o "Function : [^ ]*attention_sm90_kernelILi64E13__nv_bfloat16Lb${pv}E[^ ]*" | head -1 | cut -d' ' -f3)
+    f="$FINAL/sass_sm90_d64_bf16_pv16_$pv.txt"
+    cuobjdump -sass -fun "$fn" -arch sm_90a "$obj" > "$f" 2>&1
+    note "sass: $(grep -cE '^\s+/\*[0-9a-f]{4}\*/' "$f") instructions in attention_sm90_kernel<64, bf16, pv16=$pv>; GMMA: $(grep -cE 'GMMA' "$f")"
+  done
 fi
-cp "$summary" $OUT/bench64.log $OUT/bench128.log $OUT/torch.log $OUT/ncu.txt $OUT/tests_gpu.log "$FINAL/" 2>/dev/null
+cp "$summary" $OUT/bench*.log $OUT/bench128.log $OUT/torch.log $OUT/ncu.txt $OUT/tests_gpu.log "$FINAL/" 2>/dev/null
 tail -c 20000 $OUT/build.log > "$FINAL/build_tail.log" 2>/dev/null
 echo "================ SUMMARY"
 cat "$summary"
