@@ -64,13 +64,15 @@ struct Smem90 {
 };
 
 #ifdef PARO_SM90_DEVICE
-// Descriptor of a K-major SwizzledRows<RB> operand at smem_addr (the leading byte offset is unused
-// in the swizzled K-major modes; the stride byte offset is the distance between 8-row groups). Steps
-// along K inside a row just move the start address.
+// Descriptor of a K-major SwizzledRows<RB> operand, from the low word (start address >> 4, and the
+// leading byte offset 1: unused in the swizzled K-major modes); the high word holds the stride byte
+// offset (the distance between 8-row groups) and the swizzle mode. Steps along K inside a row, and
+// from stage to stage, just add to the start address: a kernel keeps the low word of its shared
+// memory base and adds compile-time offsets (address / 16).
+__device__ __forceinline__ uint32_t desc_lo(uint32_t smem_addr) { return (smem_addr >> 4) | (1u << 16); }
 template <int RB>
-__device__ __forceinline__ uint64_t wgmma_desc(uint32_t smem_addr) {
-    return uint64_t((smem_addr & 0x3FFFF) >> 4) | (uint64_t(1) << 16) | (uint64_t((8 * RB) >> 4) << 32) |
-           (SwizzledRows<RB>::kMode << 62);
+__device__ __forceinline__ uint64_t wgmma_desc(uint32_t lo) {
+    return uint64_t(lo) | (uint64_t(((8 * RB) >> 4) | (uint32_t(SwizzledRows<RB>::kMode) << 30)) << 32);
 }
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
@@ -160,8 +162,13 @@ __device__ __forceinline__ float2 lds_f32x2(uint32_t a) {
     asm volatile("ld.shared.v2.f32 {%0, %1}, [%2];\n" : "=f"(x.x), "=f"(x.y) : "r"(a));
     return x;
 }
-__device__ __forceinline__ void cp_async4(uint32_t smem_addr, const void* gmem) {
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(smem_addr), "l"(gmem));
+__device__ __forceinline__ void cp_async4_if(bool pred, uint32_t smem_addr, const void* gmem) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %2, 0;\n@p cp.async.ca.shared.global [%0], [%1], 4;\n}\n" ::"r"(smem_addr),
+                 "l"(gmem), "r"(int(pred)));
+}
+__device__ __forceinline__ void cp_async16_if(bool pred, uint32_t smem_addr, const void* gmem) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %2, 0;\n@p cp.async.cg.shared.global [%0], [%1], 16;\n}\n" ::"r"(smem_addr),
+                 "l"(gmem), "r"(int(pred)));
 }
 
 // The state of one warpgroup's walk over its row of kept key tiles.
@@ -178,7 +185,7 @@ struct Sm90Row {
     static constexpr int VROWS = kAttnThreads / VCH;        // channels covered per step (a multiple of 8)
 
     // Loads: each thread copies fixed 16-byte chunks, its offsets computed once.
-    uint32_t smem_base, k_so, v_so;
+    uint32_t smem_base, desc_base, k_so, v_so;
     const int8_t* k_head;
     const uint8_t* v_head;
     const float* vs_head;
@@ -203,6 +210,7 @@ struct Sm90Row {
         lane = tid_ & 31;
         tokens = tokens_;
         smem_base = (smem + 1023) & ~1023u;
+        desc_base = desc_lo(smem_base);
         // Global memory holds K and V^T row by row; a thread's rows advance by multiples of 8 per
         // step, so its swizzle is the same at every step.
         k_so = KRows::offset(tid / KCH, tid % KCH);
@@ -236,34 +244,35 @@ struct Sm90Row {
 #pragma unroll
         for (int it = 0; it < VIT; ++it)
             cp_async16(s0 + v_so + it * (VROWS * L::vRowBytes), gv + it * (VROWS * L::vRowBytes));
-        if (!PV16 && tid < D / 4) cp_async16(ss + L::vsOffset + tid * 16, vs_head + c * D + tid * 4);
-        if (tid == 32) cp_async4(ss + L::ksOffset, ks_head + c);
+        // Predicated, not branched: a branch around one lane's copy costs its whole warp a divergent region.
+        if (!PV16) cp_async16_if(tid < D / 4, ss + L::vsOffset + tid * 16, vs_head + c * D + tid * 4);
+        cp_async4_if(tid == 32, ss + L::ksOffset, ks_head + c);
     }
 
     // S = Q K^T of the tile in stage st, issued (not waited for).
     __device__ __forceinline__ void issue_qk(uint32_t st) {
-        const uint32_t k0 = tile_at(st);
+        const uint32_t k0 = desc_base + st * (L::stage >> 4);
         wgmma_fence();
         wgmma_s8_n64<false>(s, qa[0], wgmma_desc<L::kRowBytes>(k0));
 #pragma unroll
-        for (int kk = 1; kk < D / 32; ++kk) wgmma_s8_n64<true>(s, qa[kk], wgmma_desc<L::kRowBytes>(k0 + kk * 32));
+        for (int kk = 1; kk < D / 32; ++kk) wgmma_s8_n64<true>(s, qa[kk], wgmma_desc<L::kRowBytes>(k0 + kk * 2));
     }
 
     // PV of the tile in stage st with the P in pa, issued: INT8 into pv, fp16 accumulating into o.
     __device__ __forceinline__ void issue_pv(uint32_t st) {
         wgmma_fence();
         constexpr int RB = L::vRowBytes;
-        const uint32_t v0 = tile_at(st) + L::kBytes;
+        const uint32_t v0 = desc_base + st * (L::stage >> 4) + (L::kBytes >> 4);
 #pragma unroll
         for (int hn = 0; hn < D / 64; ++hn) {  // 64 channels per warpgroup MMA
             if constexpr (PV16) {
                 float(&oh)[8][4] = *reinterpret_cast<float(*)[8][4]>(&o[8 * hn]);
 #pragma unroll
                 for (int kc = 0; kc < 4; ++kc)
-                    wgmma_f16_n64(oh, pa[kc], wgmma_desc<RB>(v0 + hn * 64 * RB + kc * 32));
+                    wgmma_f16_n64(oh, pa[kc], wgmma_desc<RB>(v0 + hn * 4 * RB + kc * 2));
             } else {
-                wgmma_s8_n64<false>(pv[hn], pa[0], wgmma_desc<RB>(v0 + hn * 64 * RB));
-                wgmma_s8_n64<true>(pv[hn], pa[1], wgmma_desc<RB>(v0 + hn * 64 * RB + 32));
+                wgmma_s8_n64<false>(pv[hn], pa[0], wgmma_desc<RB>(v0 + hn * 4 * RB));
+                wgmma_s8_n64<true>(pv[hn], pa[1], wgmma_desc<RB>(v0 + hn * 4 * RB + 2));
             }
         }
     }
@@ -308,6 +317,7 @@ struct Sm90Row {
         cp_async_commit();
         const int c3 = col(i + 3);
         const uint32_t si = stage(i);
+        const float ks = lds_f32(scales_at(si) + L::ksOffset);  // early: its latency hides under the MMAs
         issue_qk(si);
         wgmma_commit();
         if (!FIRST) {
@@ -318,7 +328,7 @@ struct Sm90Row {
             wgmma_wait<0>();
         }
         fence_operand(s);
-        const float sc = qscale * lds_f32(scales_at(si) + L::ksOffset);
+        const float sc = qscale * ks;
         const int valid = tokens - c0 * kTile;
         uint32_t p[PV16 ? 4 : 2][4];
         float b0, b1;

@@ -29,6 +29,10 @@ __device__ __forceinline__ uint32_t pack4(float a, float b, float c, float d) {
     const uint32_t hi = __byte_perm(f2u8(c), f2u8(d), 0x0040);
     return __byte_perm(lo, hi, 0x5410);
 }
+__device__ __forceinline__ uint32_t f2h2(float lo, float hi) {  // one cvt.rn.f16x2.f32
+    const __half2 v = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t*>(&v);
+}
 
 __device__ __forceinline__ void mma_s8(int (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
     asm volatile(
@@ -48,7 +52,7 @@ __device__ __forceinline__ void cp_async_wait() {
 }
 
 // Per query row (thread: rows g and g + 8): running max m of the scores (log2 domain), the
-// reference rho of the last tile (O and l are kept in units of 2^rho / 127) and the row sum l.
+// reference rho of the last tile (INT8 PV: O and l are kept in units of 2^rho / 127) and the row sum l.
 struct RowState {
     float m0 = -INFINITY, m1 = -INFINITY, rho0 = -INFINITY, rho1 = -INFINITY, l0 = 0.f, l1 = 0.f;
 };
@@ -92,6 +96,8 @@ __device__ __forceinline__ void softmax_tile(const int (&acc)[8][4], float sc, i
     rs.rho0 = r0;
     rs.rho1 = r1;
     // p' = 2^(F * sc - bias) with F the biased score, bias = 1.5 * 2^23 * sc + rho - log2(127).
+    // (Exponentials in half2 were tried: ex2.approx.f16x2 is two MUFU operations on sm_90, so they
+    // saved nothing.)
     const float kLog2_127 = 6.988684686772166f;
     const float bias0 = fmaf(kMagicF, sc, r0 - kLog2_127), bias1 = fmaf(kMagicF, sc, r1 - kLog2_127);
     float f[8][4];
@@ -133,10 +139,6 @@ __device__ __forceinline__ void mma_f16(float (&d)[4], const uint32_t (&a)[4], u
         "{%0,%1,%2,%3};\n"
         : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-__device__ __forceinline__ uint32_t f2h2(float lo, float hi) {  // one cvt.rn.f16x2.f32
-    const __half2 v = __floats2half2_rn(lo, hi);
-    return *reinterpret_cast<const uint32_t*>(&v);
 }
 constexpr uint32_t kOnesH2 = 0x3C003C00u;  // two fp16 ones
 // The fp16-PV softmax keeps O and l in units of 2^m with m a lazily updated row maximum: m moves

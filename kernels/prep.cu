@@ -13,7 +13,6 @@
 //    Heads whose plan says pv_bits = 16 get V as fp16 instead: transposed to [D][64] per tile, keys in
 //    permuted order, no scale (the fp16-PV attention kernels).
 // The permutation costs only the address of each row read (gather[p]).
-#include <type_traits>
 
 #include "common.cuh"
 
@@ -207,28 +206,31 @@ __global__ void __launch_bounds__(kPrepThreads) quantize_kernel(Shape s, PlanVie
     }
 }
 
-// Per-channel mean of K over all tokens of a head; k_mean must be zeroed first.
-template <typename T>
+// Per-channel mean of K over all tokens of a head; k_mean must be zeroed first. A CTA sums 256 rows:
+// each thread loads 8 channels (16 or 32 bytes) of every (256 / (D / 8))-th row, then the partial
+// sums of each channel meet in shared memory.
+template <int D, typename T>
 __global__ void __launch_bounds__(256) k_mean_kernel(Shape s, View kv, float* k_mean) {
-    const int D = s.head_dim;
+    constexpr int CH = D / 8, ROWS = 256 / CH;  // 8-channel chunks per row, rows per pass
     const int h = blockIdx.y, b = blockIdx.z;
     const size_t bh = size_t(b) * s.heads + h;
-    const int rows_per_pass = 256 / D;  // D divides 256 (64 or 128)
-    const int col = threadIdx.x % D, r0 = threadIdx.x / D;
-    const T* base = static_cast<const T*>(kv.data) + b * kv.sb + h * kv.sh;
+    const int c = threadIdx.x % CH, r0 = threadIdx.x / CH;
+    const T* base = static_cast<const T*>(kv.data) + b * kv.sb + h * kv.sh + c * 8;
     const int begin = blockIdx.x * 256, end = min(s.tokens, begin + 256);
-    float acc = 0.f;
-    for (int t = begin + r0; t < end; t += rows_per_pass) {
-        if constexpr (std::is_same<T, float>::value) acc += base[size_t(t) * kv.st + col];
-        else if constexpr (std::is_same<T, __half>::value) acc += __half2float(base[size_t(t) * kv.st + col]);
-        else acc += __bfloat162float(base[size_t(t) * kv.st + col]);
+    float acc[8] = {};
+    for (int t = begin + r0; t < end; t += ROWS) {
+        float x[8];
+        Elem<T>::load8(base + size_t(t) * kv.st, x);
+#pragma unroll
+        for (int j = 0; j < 8; ++j) acc[j] += x[j];
     }
-    __shared__ float red[256];
-    red[threadIdx.x] = acc;
+    __shared__ float red[ROWS][D + 1];
+#pragma unroll
+    for (int j = 0; j < 8; ++j) red[r0][c * 8 + j] = acc[j];
     __syncthreads();
     if (threadIdx.x < D) {
         float sum = 0.f;
-        for (int r = 0; r < rows_per_pass; ++r) sum += red[r * D + threadIdx.x];
+        for (int r = 0; r < ROWS; ++r) sum += red[r][threadIdx.x];
         atomicAdd(&k_mean[bh * D + threadIdx.x], sum / float(s.tokens));
     }
 }
@@ -265,10 +267,15 @@ cudaError_t launch_k_mean(DType dt, const Shape& s, View k, float* k_mean, cudaS
     cudaError_t e = cudaMemsetAsync(k_mean, 0, sizeof(float) * size_t(s.batch) * s.heads * s.head_dim, st);
     if (e != cudaSuccess) return e;
     const dim3 grid((s.tokens + 255) / 256, s.heads, s.batch);
+    auto launch = [&](auto tag) {
+        using T = decltype(tag);
+        if (s.head_dim == 64) k_mean_kernel<64, T><<<grid, 256, 0, st>>>(s, k, k_mean);
+        else k_mean_kernel<128, T><<<grid, 256, 0, st>>>(s, k, k_mean);
+    };
     switch (dt) {
-        case DType::f32: k_mean_kernel<float><<<grid, 256, 0, st>>>(s, k, k_mean); break;
-        case DType::f16: k_mean_kernel<__half><<<grid, 256, 0, st>>>(s, k, k_mean); break;
-        case DType::bf16: k_mean_kernel<__nv_bfloat16><<<grid, 256, 0, st>>>(s, k, k_mean); break;
+        case DType::f32: launch(float{}); break;
+        case DType::f16: launch(__half{}); break;
+        case DType::bf16: launch(__nv_bfloat16{}); break;
     }
     return cudaGetLastError();
 }

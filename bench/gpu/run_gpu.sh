@@ -1,7 +1,7 @@
 #!/bin/bash
 # One GPU-machine session: build, GPU tests, compute-sanitizer, validate on a planted dump, paro bench,
 # and (phase "torch") the PyTorch comparison. Logs under $OUT; a short table at the end.
-# Usage (from the repository root): bench/gpu/run_gpu.sh [all|build|pv16|test|bench|torchcheck|torch|ncu|sass]...
+# Usage (from the repository root): bench/gpu/run_gpu.sh [all|build|quick|pv16|test|bench|torchcheck|torch|ncu|sass]...
 set -u
 OUT=${OUT:-/tmp/paro_gpu_out}
 mkdir -p "$OUT"
@@ -45,6 +45,15 @@ if has pv16; then  # INT8 PV vs fp16 PV in the same process (paro bench --pv-bit
   cp "$OUT"/bench_pv*.log "$FINAL/" 2>/dev/null
 fi
 SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+if has quick; then  # GPU tests with the default kernel and paro bench, nothing else
+  timeout 240 $T "[gpu]" > "$OUT/tests_gpu.log" 2>&1; rc=$?
+  note "GPU tests [gpu] (default kernel): rc=$rc $(grep -E 'test cases|All tests' "$OUT/tests_gpu.log" | tail -2 | tr '\n' ' ')"
+  [ $rc -ne 0 ] && grep -B3 -A12 "FAILED" "$OUT/tests_gpu.log" | head -60
+  for D in 64 128; do
+    timeout 200 $B/paro bench --head-dim $D --pv-bits 8,16 > "$OUT/bench$D.log" 2>&1; note "paro bench D$D: rc=$?"
+    grep -E "^(paro bench|random)" "$OUT/bench$D.log" | tee -a "$summary"
+  done
+fi
 if has test; then
   timeout 120 $T > "$OUT/tests_ci.log" 2>&1; note "CI tests (no [gpu] tag): rc=$? $(tail -2 "$OUT/tests_ci.log" | head -1)"
   # every GPU test with the kernel this card gets (wgmma on H100/H200), then with the sm_80 kernel
@@ -102,14 +111,43 @@ if has torch; then
   grep -v "^    " "$OUT/torch.log" | tail -40 | tee -a "$summary"
 fi
 
-if has ncu; then
+if has ncu; then  # the Hopper kernel, INT8 and fp16 PV, D 64, density 0.2: where the warps wait
   NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
-  timeout 240 $NCU --clock-control none --kernel-name regex:attention_ --launch-skip 2 --launch-count 1 \
-    --section SpeedOfLight --section Occupancy --section WarpStateStats --section SchedulerStats \
-    --section ComputeWorkloadAnalysis --section InstructionStats \
-    $B/paro bench --densities 0.2 --iters 1 --warmup 1 > "$OUT/ncu.txt" 2>&1
-  note "ncu attention kernel (D64, density 0.2): rc=$?"
-  grep -E "Duration|Registers|Achieved Occupancy|Theoretical Occupancy|Issued Warp|No Eligible|Active Warps Per|Eligible Warps|Compute \(SM\) Throughput|Memory Throughput|Executed Ipc|Warp Cycles Per Issued|Block Limit" "$OUT/ncu.txt" | head -30 | tee -a "$summary"
+  for pv in 8 16; do
+    timeout 240 $NCU --clock-control none --kernel-name regex:attention_ --launch-skip 3 --launch-count 1 \
+      --section SpeedOfLight --section Occupancy --section WarpStateStats --section SchedulerStats \
+      --section ComputeWorkloadAnalysis --section InstructionStats --section MemoryWorkloadAnalysis \
+      --metrics regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio \
+      $B/paro bench --densities 0.2 --pv-bits $pv --iters 1 --warmup 1 > "$OUT/ncu_pv$pv.txt" 2>&1
+    note "ncu attention kernel (D64, density 0.2, PV $pv): rc=$?"
+    grep -E "attention_|Duration|Achieved Occupancy|Issued Warp|No Eligible|Executed Instructions  |Warp Cycles Per Issued|highest-utilized" "$OUT/ncu_pv$pv.txt" | head -12 | tee -a "$summary"
+    grep -E "issue_stalled" "$OUT/ncu_pv$pv.txt" | awk '$NF+0 > 0.05' | sort -k3 -g -r | head -12 | tee -a "$summary"
+  done
+  cp "$OUT"/ncu_pv*.txt "$FINAL/" 2>/dev/null
+fi
+if has ncusrc; then  # fp16-PV Hopper kernel, D 64: the SASS lines where warps stall most
+  NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+  timeout 200 $NCU --clock-control none --kernel-name regex:attention_ --launch-skip 3 --launch-count 1 \
+    --section SourceCounters --section WarpStateStats --print-details all \
+    $B/paro bench --densities 0.2 --pv-bits ${SRC_PV:-16} --iters 1 --warmup 1 > "$OUT/ncu_src.txt" 2>&1
+  note "ncu source counters: rc=$?"
+  cp "$OUT/ncu_src.txt" "$FINAL/" 2>/dev/null
+  timeout 200 $NCU --clock-control none --kernel-name regex:attention_ --launch-skip 3 --launch-count 1 \
+    --set full --import-source no --page source --print-source sass \
+    $B/paro bench --densities 0.2 --pv-bits ${SRC_PV:-16} --iters 1 --warmup 1 > "$OUT/ncu_sass.txt" 2>&1
+  note "ncu per-instruction: rc=$? $(wc -l < "$OUT/ncu_sass.txt") lines"
+  gzip -c "$OUT/ncu_sass.txt" > "$FINAL/ncu_sass.txt.gz"
+fi
+if has ncuprep; then  # the preparation kernels (K mean, fused permute + quantize), D 64
+  NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+  timeout 200 $NCU --clock-control none --kernel-name regex:"k_mean|quantize" --launch-skip 4 --launch-count 2 \
+    --section SpeedOfLight --section Occupancy --section LaunchStats --section MemoryWorkloadAnalysis \
+    --metrics regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio \
+    $B/paro bench --densities 0.2 --iters 1 --warmup 1 > "$OUT/ncu_prep.txt" 2>&1
+  note "ncu prep kernels: rc=$?"
+  grep -E "k_mean|quantize_kernel|Duration|DRAM Throughput|Memory Throughput|Registers Per|Achieved Occupancy|Theoretical Occ|Block Limit" "$OUT/ncu_prep.txt" | head -30 | tee -a "$summary"
+  grep -E "issue_stalled" "$OUT/ncu_prep.txt" | awk '$NF+0 > 0.3' | head -12 | tee -a "$summary"
+  cp "$OUT/ncu_prep.txt" "$FINAL/" 2>/dev/null
 fi
 if has sass; then
   obj=$(find $B/kernels -name 'attention_sm90.cu.o' | head -1)
