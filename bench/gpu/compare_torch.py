@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """paro runtime vs PyTorch on the same GPU in the same call:
-  1. correctness: paro (bf16 and fp16 in, INT8 inside) vs SDPA (math backend, fp32) with the equivalent
-     boolean mask in original token order, at small N with text tokens, every order, D 64 and 128;
+  1. correctness: paro (bf16 and fp16 in; INT8 QK with INT8 PV, and with fp16 PV) vs SDPA (math backend,
+     fp32) with the equivalent boolean mask in original token order, at small N with text tokens, every
+     order, D 64 and 128;
   2. speed at the CogVideoX-5B shape (B1 H48 N17776, D 64 and 128): SDPA cuDNN and FlashAttention-2
      dense, FlexAttention with the SAME 64x64 tile masks (on pre-permuted inputs, i.e. the
      permutation given to Flex for free), and paro's whole op (permutation + quantization included).
@@ -50,7 +51,10 @@ def correctness(rt, rows):
             orders = list(range(6))
             plan = rt.plan_create(grid, text, orders, pt.pack_bits(m), text_suffix=suffix)
             q, k, v = [torch.randn(2, H, N, D, device="cuda") for _ in range(3)]
-            out = rt.attention(plan, q.to(dt), k.to(dt), v.to(dt)).float()
+            outs = {}
+            for pv in (8, 16):
+                rt.plan_set_pv_bits(plan, pv)
+                outs[pv] = rt.attention(plan, q.to(dt), k.to(dt), v.to(dt)).float()
             # dense boolean mask in original order
             allowed = torch.empty(H, N, N, dtype=torch.bool)
             for h in range(H):
@@ -61,19 +65,20 @@ def correctness(rt, rows):
                 allowed[h] = m[h][t[:, None], t[None, :]]
             with sdpa_kernel(SDPBackend.MATH):
                 ref = sdpa(q, k, v, attn_mask=allowed.cuda()[None])
-            for h in range(H):
-                a, b = out[:, h].flatten().double(), ref[:, h].flatten().double()
-                cos = torch.nn.functional.cosine_similarity(a, b, dim=0).item()
-                l1 = ((a - b).abs().sum() / b.abs().sum()).item()
-                worst = min(worst, cos)
-                rows.append(dict(kind="correctness", N=N, D=D, dtype=str(dt), head=h, order=pt.ORDERS[h],
-                                 cosine=cos, rel_l1=l1))
-            cs = [r["cosine"] for r in rows[-H:]]
-            ls = [r["rel_l1"] for r in rows[-H:]]
-            print(f"N={N:5d} text={text:3d}{' suffix' if suffix else ' prefix'} D={D:3d} {str(dt):15s} "
-                  f"density {dens:.1f} "
-                  f"min cos {min(cs):.6f}  max rel L1 {100 * max(ls):.2f}%  "
-                  f"{'ok' if min(cs) >= 0.9995 and max(ls) <= 0.03 else 'MISS'}")
+            for pv, out in outs.items():
+                for h in range(H):
+                    a, b = out[:, h].flatten().double(), ref[:, h].flatten().double()
+                    cos = torch.nn.functional.cosine_similarity(a, b, dim=0).item()
+                    l1 = ((a - b).abs().sum() / b.abs().sum()).item()
+                    worst = min(worst, cos)
+                    rows.append(dict(kind="correctness", N=N, D=D, dtype=str(dt), pv_bits=pv, head=h,
+                                     order=pt.ORDERS[h], cosine=cos, rel_l1=l1))
+                cs = [r["cosine"] for r in rows[-H:]]
+                ls = [r["rel_l1"] for r in rows[-H:]]
+                print(f"N={N:5d} text={text:3d}{' suffix' if suffix else ' prefix'} D={D:3d} {str(dt):15s} "
+                      f"PV {'int8' if pv == 8 else 'fp16'} density {dens:.1f} "
+                      f"min cos {min(cs):.6f}  max rel L1 {100 * max(ls):.2f}%  "
+                      f"{'ok' if min(cs) >= 0.9995 and max(ls) <= 0.03 else 'MISS'}")
             rt.destroy(plan)
     return worst
 
@@ -94,7 +99,7 @@ def speed(rt, D, densities, rows, iters):
     rows.append(dict(kind="speed", D=D, method="sdpa_fa2", density=1.0, ms=t_fa2))
     flex = torch.compile(flex_attention)
     print(f"{'density':>8} {'paro ms':>9} {'x cuDNN':>8} {'flex64 ms':>10} {'flex128cov':>11} {'flex128 same':>12} "
-          f"{'vs flex64':>9} {'vs flex128':>9}")
+          f"{'vs flex64':>9} {'vs flex128':>9} | {'paro fp16PV':>11} {'x cuDNN':>8} {'vs flex64':>9} {'vs flex128':>9}")
     for dens in densities:
         g = torch.Generator().manual_seed(1)
         m = pt.random_masks(H, nb, dens, g)
@@ -102,7 +107,9 @@ def speed(rt, D, densities, rows, iters):
         plan = rt.plan_create(grid, text, orders, pt.pack_bits(m))
         real = rt.plan_info(plan).density
         out = torch.empty_like(q)
-        t_paro = bench(lambda: rt.attention(plan, q, k, v, out=out), iters)
+        t_paro = bench(lambda: rt.attention(plan, q, k, v, out=out), iters)  # INT8 PV (the plan's default)
+        rt.plan_set_pv_bits(plan, 16)
+        t_paro16 = bench(lambda: rt.attention(plan, q, k, v, out=out), iters)
         # Flex with the same 64x64 tile masks, on inputs already permuted (Flex cannot fuse it).
         mc = m.cuda()
         idx = torch.argsort(mc.int(), dim=-1, descending=True, stable=True).int()[None]
@@ -129,10 +136,13 @@ def speed(rt, D, densities, rows, iters):
         bm3 = BlockMask.from_kv_blocks(m3.sum(-1).int()[None], idx3, BLOCK_SIZE=128, seq_lengths=(N, N))
         t_flexeq = bench(lambda: flex(q, k, v, block_mask=bm3), iters)
         print(f"{real:8.3f} {t_paro:9.3f} {t_cudnn / t_paro:7.2f}x {t_flex64:10.3f} {t_flex128:11.3f} "
-              f"{t_flexeq:12.3f} {t_flex64 / t_paro:9.2f}x {t_flexeq / t_paro:9.2f}x")
+              f"{t_flexeq:12.3f} {t_flex64 / t_paro:9.2f}x {t_flexeq / t_paro:9.2f}x | {t_paro16:11.3f} "
+              f"{t_cudnn / t_paro16:7.2f}x {t_flex64 / t_paro16:9.2f}x {t_flexeq / t_paro16:9.2f}x")
         rows.append(dict(kind="speed", D=D, method="flex128_random_same_density", density=m3.float().mean().item(),
                          ms=t_flexeq))
         rows.append(dict(kind="speed", D=D, method="paro", density=real, ms=t_paro, speedup_vs_cudnn=t_cudnn / t_paro))
+        rows.append(dict(kind="speed", D=D, method="paro_fp16_pv", density=real, ms=t_paro16,
+                         speedup_vs_cudnn=t_cudnn / t_paro16))
         rows.append(dict(kind="speed", D=D, method="flex64_same_masks", density=real, ms=t_flex64))
         rows.append(dict(kind="speed", D=D, method="flex128_covering_masks",
                          density=m2.float().mean().item(), ms=t_flex128))
@@ -150,7 +160,7 @@ def main():
     ap.add_argument("--no-speed", action="store_true")
     a = ap.parse_args()
     rt = pt.Runtime(a.lib)
-    print("device:", torch.cuda.get_device_name(), "torch", torch.__version__)
+    print("device:", torch.cuda.get_device_name(), "torch", torch.__version__, "paro kernel:", rt.kernel_name())
     rows = []
     if not a.skip_correctness:
         correctness(rt, rows)
@@ -159,7 +169,7 @@ def main():
         speed(rt, D, dens, rows, a.iters)
     if a.out:
         with open(a.out, "w") as f:
-            json.dump(dict(device=torch.cuda.get_device_name(), rows=rows), f, indent=1)
+            json.dump(dict(device=torch.cuda.get_device_name(), kernel=rt.kernel_name(), rows=rows), f, indent=1)
 
 
 if __name__ == "__main__":

@@ -61,7 +61,12 @@ class Runtime:
         L.paro_attention.argtypes = [C.c_void_p, C.POINTER(Args), C.c_void_p, C.c_size_t, C.c_void_p]
         L.paro_can_implement.argtypes = [C.c_void_p, C.POINTER(Args)]
         L.paro_plan_set_pv_bits.argtypes = [C.c_void_p, C.POINTER(C.c_uint8), C.c_int]
+        L.paro_attention_kernel_name.restype = C.c_char_p
         self._ws = None
+
+    def kernel_name(self):
+        """The attention kernel paro_attention runs on the current device."""
+        return self.lib.paro_attention_kernel_name().decode()
 
     def _check(self, status, what):
         if status != 0:
