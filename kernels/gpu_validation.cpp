@@ -30,7 +30,8 @@ GpuValidationBackend::GpuValidationBackend(const Pattern& pattern, paro_dtype dt
 
 std::string GpuValidationBackend::describe() const {
     const char* dt = dtype_ == PARO_FLOAT32 ? "fp32" : dtype_ == PARO_BFLOAT16 ? "bf16" : "fp16";
-    return fmt::format("GPU runtime INT8 QK + {} PV on {}, input {}", pv_, device_, dt);
+    return fmt::format("GPU runtime INT8 QK + {} PV on {} ({} kernel), input {}", pv_, device_,
+                       paro_attention_kernel_name(), dt);
 }
 
 void GpuValidationBackend::run(const Pattern&, const LayerInputs& in, LayerOutputs& out) {
