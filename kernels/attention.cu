@@ -86,7 +86,7 @@ __device__ __forceinline__ void tile_step(const uint8_t* sk, const uint8_t* sv, 
         int pv[4] = {kMagic, kMagic, kMagic, kMagic};
         mma_s8(pv, pa[0], v0, v1);
         mma_s8(pv, pa[1], v2, v3);
-        o_update(o[nb8], pv, *reinterpret_cast<const float2*>(ss + 8 * nb8 + 2 * t), beta0, beta1);
+        o_update<0>(o[nb8], pv, *reinterpret_cast<const float2*>(ss + 8 * nb8 + 2 * t), beta0, beta1);
     }
 }
 

@@ -49,16 +49,16 @@ struct SwizzledRows {
 template <int D, bool PV16>
 struct Smem90 {
     // Stage s holds tile K (kTile rows of D bytes) then V^T (D rows of 64 int8 or fp16 keys), both
-    // SwizzledRows at s * stage; the scales of stage s (INT8 PV: the tile's V scale; then its K
+    // SwizzledRows at s * stage; the scales of stage s (INT8 PV: the tile's D v scales; then its k
     // scale) sit apart at scaleBase + s * scaleStride.
     static constexpr int kRowBytes = D;
     static constexpr int vRowBytes = kTile * (PV16 ? 2 : 1);
     static constexpr int kBytes = kTile * kRowBytes;
     static constexpr int vBytes = D * vRowBytes;
     static constexpr int stage = kBytes + vBytes;  // a multiple of 1024
-    static constexpr int vsOffset = 0;                // INT8 PV: the tile's V scale
-    static constexpr int ksOffset = PV16 ? 0 : 4;     // the tile's K scale
-    static constexpr int scaleStride = 16;
+    static constexpr int vsOffset = 0;
+    static constexpr int ksOffset = PV16 ? 0 : D * 4;
+    static constexpr int scaleStride = ksOffset + 16;
     static constexpr int scaleBase = kStages90 * stage;
     static constexpr int total = scaleBase + kStages90 * scaleStride + 1024;  // + 1024: alignment of the base
 };
@@ -166,7 +166,10 @@ __device__ __forceinline__ void cp_async4_if(bool pred, uint32_t smem_addr, cons
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %2, 0;\n@p cp.async.ca.shared.global [%0], [%1], 4;\n}\n" ::"r"(smem_addr),
                  "l"(gmem), "r"(int(pred)));
 }
-
+__device__ __forceinline__ void cp_async16_if(bool pred, uint32_t smem_addr, const void* gmem) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %2, 0;\n@p cp.async.cg.shared.global [%0], [%1], 16;\n}\n" ::"r"(smem_addr),
+                 "l"(gmem), "r"(int(pred)));
+}
 
 // The state of one warpgroup's walk over its row of kept key tiles.
 template <int D, bool PV16>
@@ -185,7 +188,7 @@ struct Sm90Row {
     uint32_t smem_base, desc_base, k_so, v_so;
     const int8_t* k_head;
     const uint8_t* v_head;
-    const float* vs_head;  // INT8 PV: the V scale of each key tile (Quantized::v_tile_scale)
+    const float* vs_head;
     const float* ks_head;
     int tid, lane, tokens;
     const uint16_t* cols;
@@ -200,7 +203,6 @@ struct Sm90Row {
     uint32_t pa[PV16 ? 4 : 2][4];          // P of the previous tile (A fragments)
     RowState rs;
     float beta0 = 0.f, beta1 = 0.f;        // INT8: of the previous tile
-    float u_prev = 1.f;                    // INT8: V scale of the last tile folded into O
 
     __device__ __forceinline__ void init(int tid_, int tokens_, uint32_t smem, const int8_t* k, const uint8_t* v,
                                          const float* vs, const float* ks, const uint16_t* cols_, uint32_t n_) {
@@ -243,7 +245,7 @@ struct Sm90Row {
         for (int it = 0; it < VIT; ++it)
             cp_async16(s0 + v_so + it * (VROWS * L::vRowBytes), gv + it * (VROWS * L::vRowBytes));
         // Predicated, not branched: a branch around one lane's copy costs its whole warp a divergent region.
-        if (!PV16) cp_async4_if(tid == 0, ss + L::vsOffset, vs_head + c);
+        if (!PV16) cp_async16_if(tid < D / 4, ss + L::vsOffset + tid * 16, vs_head + c * D + tid * 4);
         cp_async4_if(tid == 32, ss + L::ksOffset, ks_head + c);
     }
 
@@ -290,23 +292,15 @@ struct Sm90Row {
                 }
             }
         } else {
-            // O is kept in units of the last tile's V scale u (the channel pre-scale is applied in
-            // finish()): O = O * beta * u_prev / u + PV, one FMA per element.
             (void)b0, (void)b1;
-            const float u = lds_f32(scales_at(st) + L::vsOffset);
-            const float ratio = __fdividef(u_prev, u);
-            u_prev = u;
-            const float g0 = beta0 * ratio, g1 = beta1 * ratio;
+            const uint32_t ss = scales_at(st) + L::vsOffset + (lane & 3) * 8;
 #pragma unroll
             for (int hn = 0; hn < D / 64; ++hn) {
                 fence_operand(pv[hn]);
 #pragma unroll
                 for (int j = 0; j < 8; ++j) {
-                    float(&oj)[4] = o[hn * 8 + j];
-                    oj[0] = fmaf(oj[0], g0, __int2float_rn(pv[hn][j][0]));
-                    oj[1] = fmaf(oj[1], g0, __int2float_rn(pv[hn][j][1]));
-                    oj[2] = fmaf(oj[2], g1, __int2float_rn(pv[hn][j][2]));
-                    oj[3] = fmaf(oj[3], g1, __int2float_rn(pv[hn][j][3]));
+                    const int nb8 = hn * 8 + j;
+                    o_update<kMagic>(o[nb8], pv[hn][j], lds_f32x2(ss + 32 * nb8), beta0, beta1);
                 }
             }
         }
@@ -362,25 +356,12 @@ struct Sm90Row {
         c2 = c3;
     }
 
-    // After the last tile: its PV and O update; INT8 PV: O back to V's units (the last tile's scale
-    // u times the channel pre-scale; v_chan: the head's [D] pre-scales).
-    __device__ __forceinline__ void finish(const float* v_chan) {
+    // After the last tile: its PV and O update.
+    __device__ __forceinline__ void finish() {
         issue_pv(stage(n - 1));
         wgmma_commit();
         wgmma_wait<0>();
         fold_pv(stage(n - 1), 1.f, 1.f);
-        if constexpr (!PV16) {
-#pragma unroll
-            for (int nb8 = 0; nb8 < D / 8; ++nb8) {
-                const float2 g = *reinterpret_cast<const float2*>(v_chan + 8 * nb8 + 2 * (lane & 3));
-                o[nb8][0] *= u_prev * g.x;
-                o[nb8][1] *= u_prev * g.y;
-                o[nb8][2] *= u_prev * g.x;
-                o[nb8][3] *= u_prev * g.y;
-            }
-        } else {
-            (void)v_chan;
-        }
     }
 };
 #endif  // PARO_SM90_DEVICE
@@ -411,7 +392,7 @@ __global__ void __launch_bounds__(kAttnThreads, kSm90MinBlocks<D, PV16>)
     }
     Sm90Row<D, PV16> row;
     row.init(tid, s.tokens, static_cast<uint32_t>(__cvta_generic_to_shared(smem)), w.k + bh * s.npad * D,
-             reinterpret_cast<const uint8_t*>(w.vt + bh * vt_head_bytes(s.nb, D)), w.v_tile_scale + bh * s.nb,
+             reinterpret_cast<const uint8_t*>(w.vt + bh * vt_head_bytes(s.nb, D)), w.v_scale + bh * s.nb * D,
              w.k_scale + bh * s.nb, plan.cols + beg, n);
     // Prologue: tiles 0 and 1 in flight (one cp.async group each, empty past the end).
     row.load_tile(row.c0, row.stage(0));
@@ -423,7 +404,7 @@ __global__ void __launch_bounds__(kAttnThreads, kSm90MinBlocks<D, PV16>)
 
     row.template step<true>(0);
     for (uint32_t i = 1; i < n; ++i) row.template step<false>(i);
-    row.finish(w.v_chan + bh * D);
+    row.finish();
     cp_async_wait<0>();
     store_rows<D, TOut>(s, plan, out, b, h, r * kTile + warp * 16 + g, t, row.o, row.rs.l0, row.rs.l1);
 #else

@@ -207,14 +207,15 @@ __device__ __forceinline__ void softmax_tile16(const int (&acc)[8][4], float sc,
 }
 
 // O = O * beta + (P'_i8 V_i8) * v_scale for one 8-channel block (pv: its accumulator fragment,
-// started at kMagic; vs: the v scales of channels 2t, 2t + 1).
+// plus BIAS as in softmax_tile; vs: the v scales of channels 2t, 2t + 1).
 // (F - 1.5 * 2^23) * vs = F * vs + (-1.5 * 2^23 * vs): the int -> float conversion is one FFMA.
+template <int BIAS>
 __device__ __forceinline__ void o_update(float (&o)[4], const int (&pv)[4], float2 vs, float beta0, float beta1) {
     const float nx = -kMagicF * vs.x, ny = -kMagicF * vs.y;
-    o[0] = fmaf(o[0], beta0, fmaf(__int_as_float(pv[0]), vs.x, nx));
-    o[1] = fmaf(o[1], beta0, fmaf(__int_as_float(pv[1]), vs.y, ny));
-    o[2] = fmaf(o[2], beta1, fmaf(__int_as_float(pv[2]), vs.x, nx));
-    o[3] = fmaf(o[3], beta1, fmaf(__int_as_float(pv[3]), vs.y, ny));
+    o[0] = fmaf(o[0], beta0, fmaf(__int_as_float(pv[0] + BIAS), vs.x, nx));
+    o[1] = fmaf(o[1], beta0, fmaf(__int_as_float(pv[1] + BIAS), vs.y, ny));
+    o[2] = fmaf(o[2], beta1, fmaf(__int_as_float(pv[2] + BIAS), vs.x, nx));
+    o[3] = fmaf(o[3], beta1, fmaf(__int_as_float(pv[3] + BIAS), vs.y, ny));
 }
 
 // Q fragments of the warp's 16 rows (m16n8k32 A operand, row-major), straight from global memory.

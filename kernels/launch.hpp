@@ -33,14 +33,8 @@ struct Quantized {
     int8_t* vt;
     float* q_scale;   // [BH][nb][4]
     float* k_scale;   // [BH][nb]
-    // INT8 V is v_i8 = round(v / (v_tile_scale[tile] * v_chan[channel])): the head's per-channel abs
-    // max (a pre-scale that evens out the channels), then one scale per tile. v_scale holds the
-    // product per (tile, channel) for the sm_80 kernel; the Hopper kernel folds v_tile_scale into its
-    // per-row O update and applies v_chan once, in the epilogue.
-    float* v_scale;      // [BH][nb][D]
-    float* v_tile_scale; // [BH][nb]
-    float* v_chan;       // [BH][D]
-    float* k_mean;       // [BH][D]
+    float* v_scale;   // [BH][nb][D]        per tile and channel
+    float* k_mean;    // [BH][D]
 };
 
 struct PlanView {
@@ -68,10 +62,7 @@ struct Shape {
     int batch, heads, tokens, head_dim, nb, npad;
 };
 
-// Per head: the channel mean of K (when smooth_k; w.k_mean) and the channel abs max of V (when v_stats,
-// i.e. some head runs INT8 PV; w.v_chan).
-cudaError_t launch_channel_stats(DType dt, const Shape& s, View k, View v, bool smooth_k, bool v_stats,
-                                 const Quantized& w, cudaStream_t st);
+cudaError_t launch_k_mean(DType dt, const Shape& s, View k, float* k_mean, cudaStream_t st);
 cudaError_t launch_quantize(DType dt, const Shape& s, const PlanView& plan, View q, View k, View v,
                             bool smooth_k, const Quantized& w, cudaStream_t st);
 cudaError_t launch_attention(DType out_dt, const Shape& s, const PlanView& plan, const Quantized& w,

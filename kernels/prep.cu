@@ -6,8 +6,7 @@
 //    max |q| / 127.
 //  - K: one scale per 64-token tile, after subtracting the head's per-channel mean (smooth_k; softmax
 //    is invariant to it since q . mean is constant along a query row).
-//  - V: divided by the head's per-channel abs max (channel_stats_kernel), then one scale per tile
-//    (the product is the (tile, channel) scale); written transposed, [D][64] per tile, with the keys of each
+//  - V: one scale per (tile, channel); written transposed, [D][64] per tile, with the keys of each
 //    group of 16 shuffled so that the attention kernel can feed its INT8 P accumulator fragments
 //    straight into mma.m16n8k32 as the A operand: logical position L holds key
 //    k = 8 * ((L >> 1) & 1) + 2 * (L >> 2) + (L & 1), i.e. L(k) = ((k >> 1) & 3) << 2 | (k >> 3) << 1 | (k & 1).
@@ -42,7 +41,7 @@ __global__ void __launch_bounds__(kPrepThreads) quantize_kernel(Shape s, PlanVie
     __shared__ int s_src[kTile];
     __shared__ int s_qmax[kQGroupsPerTile];
     __shared__ int s_kmax;
-    __shared__ int s_vmax[1];
+    __shared__ int s_vmax[D];
     __shared__ __align__(16) int8_t s_vt[D * SVT16];  // V^T of the tile, int8 or fp16
 
     if (tid < kTile) {
@@ -53,7 +52,7 @@ __global__ void __launch_bounds__(kPrepThreads) quantize_kernel(Shape s, PlanVie
     }
     if (tid < kQGroupsPerTile) s_qmax[tid] = 0;
     if (tid == 0) s_kmax = 0;
-    if (tid == 0) s_vmax[0] = 0;
+    for (int c = tid; c < D; c += kPrepThreads) s_vmax[c] = 0;
     __syncthreads();
 
     // All of Q, K and V for this tile are loaded up front (raw 16-byte chunks): the three loads are
@@ -166,41 +165,38 @@ __global__ void __launch_bounds__(kPrepThreads) quantize_kernel(Shape s, PlanVie
         return;
     }
 
-    // ---- V, INT8-PV heads: divided by the head's per-channel abs max g (channel_stats_kernel), then one
-    // scale per tile: v_i8 = round(127 v / (g t)), t = max |v / g| over the tile; transposed and
-    // shuffled through shared memory. A thread's chunks all sit in the same 8 channels.
-    {
-        const int col = (tid % CH) * 8;
-        float inv_g[8];
+    // ---- V, INT8-PV heads: one scale per (tile, channel); transposed and shuffled through shared memory.
 #pragma unroll
-        for (int j = 0; j < 8; ++j) {
-            const float g = w.v_chan[bh * D + col + j];
-            inv_g[j] = g > 0.f ? 1.f / g : 0.f;
+    for (int i = 0; i < NC; ++i) {
+        float m[8];
+#pragma unroll
+        for (int j = 0; j < 8; ++j) m[j] = fabsf(x[i][j]);
+        // Lanes CH, 2CH, ... apart hold the same columns of other rows.
+#pragma unroll
+        for (int o = CH; o < 32; o <<= 1)
+#pragma unroll
+            for (int j = 0; j < 8; ++j) m[j] = fmaxf(m[j], __shfl_xor_sync(0xffffffffu, m[j], o));
+        if (lane < CH) {
+            const int col = ((tid + i * kPrepThreads) % CH) * 8;
+#pragma unroll
+            for (int j = 0; j < 8; ++j) atomicMax(&s_vmax[col + j], __float_as_int(m[j]));
         }
-        float m = 0.f;
-#pragma unroll
-        for (int i = 0; i < NC; ++i)
-#pragma unroll
-            for (int j = 0; j < 8; ++j) {
-                x[i][j] *= inv_g[j];
-                m = fmaxf(m, fabsf(x[i][j]));
-            }
-        m = warp_max(m);
-        if (lane == 0) atomicMax(&s_vmax[0], __float_as_int(m));
     }
     __syncthreads();
-    const float vt_max = __int_as_float(s_vmax[0]);
-    const float vt_inv = vt_max > 0.f ? 127.f / vt_max : 0.f, vt_scale = vt_max > 0.f ? vt_max / 127.f : 1.f;
 #pragma unroll
     for (int i = 0; i < NC; ++i) {
         const int c = tid + i * kPrepThreads, row = c / CH, col = (c % CH) * 8;
         const int pos = shuffled_key(row);
 #pragma unroll
-        for (int j = 0; j < 8; ++j) s_vt[(col + j) * SVT + pos] = static_cast<int8_t>(quant_s8(x[i][j] * vt_inv));
+        for (int j = 0; j < 8; ++j) {
+            const float m = __int_as_float(s_vmax[col + j]);
+            s_vt[(col + j) * SVT + pos] = static_cast<int8_t>(quant_s8(m > 0.f ? x[i][j] * (127.f / m) : 0.f));
+        }
     }
-    for (int c = tid; c < D; c += kPrepThreads)
-        w.v_scale[(bh * s.nb + tile) * D + c] = vt_scale * w.v_chan[bh * D + c];
-    if (tid == 0) w.v_tile_scale[bh * s.nb + tile] = vt_scale;
+    for (int c = tid; c < D; c += kPrepThreads) {
+        const float m = __int_as_float(s_vmax[c]);
+        w.v_scale[(bh * s.nb + tile) * D + c] = m > 0.f ? m / 127.f : 1.f;
+    }
     __syncthreads();
     int8_t* vt = w.vt + bh * vt_head_bytes(s.nb, D) + size_t(tile) * D * kTile;
     for (int c = tid; c < D * kTile / 16; c += kPrepThreads) {
@@ -210,48 +206,32 @@ __global__ void __launch_bounds__(kPrepThreads) quantize_kernel(Shape s, PlanVie
     }
 }
 
-// Per head, over all tokens: the channel mean of K (when smooth_k) and the channel abs max of V (when
-// some head runs INT8 PV); both outputs zeroed first. A CTA covers 256 rows: each thread loads 8 channels (16 or 32 bytes)
-// of every (256 / (D / 8))-th row, then the partial results of each channel meet in shared memory.
+// Per-channel mean of K over all tokens of a head; k_mean must be zeroed first. A CTA sums 256 rows:
+// each thread loads 8 channels (16 or 32 bytes) of every (256 / (D / 8))-th row, then the partial
+// sums of each channel meet in shared memory.
 template <int D, typename T>
-__global__ void __launch_bounds__(256) channel_stats_kernel(Shape s, View kv, View vv, int smooth_k, int v_stats,
-                                                            float* k_mean, float* v_chan) {
+__global__ void __launch_bounds__(256) k_mean_kernel(Shape s, View kv, float* k_mean) {
     constexpr int CH = D / 8, ROWS = 256 / CH;  // 8-channel chunks per row, rows per pass
     const int h = blockIdx.y, b = blockIdx.z;
     const size_t bh = size_t(b) * s.heads + h;
     const int c = threadIdx.x % CH, r0 = threadIdx.x / CH;
-    const T* kb = static_cast<const T*>(kv.data) + b * kv.sb + h * kv.sh + c * 8;
-    const T* vb = static_cast<const T*>(vv.data) + b * vv.sb + h * vv.sh + c * 8;
+    const T* base = static_cast<const T*>(kv.data) + b * kv.sb + h * kv.sh + c * 8;
     const int begin = blockIdx.x * 256, end = min(s.tokens, begin + 256);
-    float ksum[8] = {}, vmax[8] = {};
+    float acc[8] = {};
     for (int t = begin + r0; t < end; t += ROWS) {
         float x[8];
-        if (smooth_k) {
-            Elem<T>::load8(kb + size_t(t) * kv.st, x);
+        Elem<T>::load8(base + size_t(t) * kv.st, x);
 #pragma unroll
-            for (int j = 0; j < 8; ++j) ksum[j] += x[j];
-        }
-        if (v_stats) {
-            Elem<T>::load8(vb + size_t(t) * vv.st, x);
-#pragma unroll
-            for (int j = 0; j < 8; ++j) vmax[j] = fmaxf(vmax[j], fabsf(x[j]));
-        }
+        for (int j = 0; j < 8; ++j) acc[j] += x[j];
     }
-    __shared__ float red_k[ROWS][D + 1], red_v[ROWS][D + 1];
+    __shared__ float red[ROWS][D + 1];
 #pragma unroll
-    for (int j = 0; j < 8; ++j) {
-        red_k[r0][c * 8 + j] = ksum[j];
-        red_v[r0][c * 8 + j] = vmax[j];
-    }
+    for (int j = 0; j < 8; ++j) red[r0][c * 8 + j] = acc[j];
     __syncthreads();
     if (threadIdx.x < D) {
-        float sum = 0.f, mx = 0.f;
-        for (int r = 0; r < ROWS; ++r) {
-            sum += red_k[r][threadIdx.x];
-            mx = fmaxf(mx, red_v[r][threadIdx.x]);
-        }
-        if (smooth_k) atomicAdd(&k_mean[bh * D + threadIdx.x], sum / float(s.tokens));
-        if (v_stats) atomicMax(reinterpret_cast<int*>(&v_chan[bh * D + threadIdx.x]), __float_as_int(mx));  // mx >= 0
+        float sum = 0.f;
+        for (int r = 0; r < ROWS; ++r) sum += red[r][threadIdx.x];
+        atomicAdd(&k_mean[bh * D + threadIdx.x], sum / float(s.tokens));
     }
 }
 
@@ -283,20 +263,14 @@ cudaError_t quantize_t(const Shape& s, const PlanView& plan, View q, View k, Vie
 
 }  // namespace
 
-cudaError_t launch_channel_stats(DType dt, const Shape& s, View k, View v, bool smooth_k, bool v_stats,
-                                 const Quantized& w, cudaStream_t st) {
-    if (!smooth_k && !v_stats) return cudaSuccess;
-    const size_t bytes = sizeof(float) * size_t(s.batch) * s.heads * s.head_dim;
-    cudaError_t e = cudaMemsetAsync(w.k_mean, 0, bytes, st);
-    if (e == cudaSuccess) e = cudaMemsetAsync(w.v_chan, 0, bytes, st);
+cudaError_t launch_k_mean(DType dt, const Shape& s, View k, float* k_mean, cudaStream_t st) {
+    cudaError_t e = cudaMemsetAsync(k_mean, 0, sizeof(float) * size_t(s.batch) * s.heads * s.head_dim, st);
     if (e != cudaSuccess) return e;
     const dim3 grid((s.tokens + 255) / 256, s.heads, s.batch);
     auto launch = [&](auto tag) {
         using T = decltype(tag);
-        if (s.head_dim == 64)
-            channel_stats_kernel<64, T><<<grid, 256, 0, st>>>(s, k, v, smooth_k, v_stats, w.k_mean, w.v_chan);
-        else
-            channel_stats_kernel<128, T><<<grid, 256, 0, st>>>(s, k, v, smooth_k, v_stats, w.k_mean, w.v_chan);
+        if (s.head_dim == 64) k_mean_kernel<64, T><<<grid, 256, 0, st>>>(s, k, k_mean);
+        else k_mean_kernel<128, T><<<grid, 256, 0, st>>>(s, k, k_mean);
     };
     switch (dt) {
         case DType::f32: launch(float{}); break;

@@ -47,7 +47,7 @@ paro_status cuda_fail(cudaError_t e, const char* what) {
 size_t align256(size_t x) { return (x + 255) & ~size_t(255); }
 
 struct Workspace {
-    size_t q, k, vt, qs, ks, vs, vts, vc, km, total;
+    size_t q, k, vt, qs, ks, vs, km, total;
 };
 Workspace workspace_layout(int64_t bh, int64_t npad, int64_t nb, int64_t d) {
     Workspace w{};
@@ -63,8 +63,6 @@ Workspace workspace_layout(int64_t bh, int64_t npad, int64_t nb, int64_t d) {
     w.qs = take(sizeof(float) * size_t(bh * nb * paro::gpu::kQGroupsPerTile));
     w.ks = take(sizeof(float) * size_t(bh * nb));
     w.vs = take(sizeof(float) * size_t(bh * nb * d));
-    w.vts = take(sizeof(float) * size_t(bh * nb));
-    w.vc = take(sizeof(float) * size_t(bh * d));
     w.km = take(sizeof(float) * size_t(bh * d));
     w.total = off;
     return w;
@@ -463,8 +461,6 @@ paro_status paro_attention(const paro_plan* plan, const paro_attention_args* a, 
     w.q_scale = reinterpret_cast<float*>(ws + lay.qs);
     w.k_scale = reinterpret_cast<float*>(ws + lay.ks);
     w.v_scale = reinterpret_cast<float*>(ws + lay.vs);
-    w.v_tile_scale = reinterpret_cast<float*>(ws + lay.vts);
-    w.v_chan = reinterpret_cast<float*>(ws + lay.vc);
     w.k_mean = reinterpret_cast<float*>(ws + lay.km);
     const auto pv = plan->view(a->layer, a->slot, a->identity_order != 0);
     const auto dt = static_cast<DType>(a->dtype);
@@ -474,8 +470,7 @@ paro_status paro_attention(const paro_plan* plan, const paro_attention_args* a, 
         const paro::gpu::View q{a->q.data, a->q.stride_batch, a->q.stride_head, a->q.stride_token};
         const paro::gpu::View k{a->k.data, a->k.stride_batch, a->k.stride_head, a->k.stride_token};
         const paro::gpu::View v{a->v.data, a->v.stride_batch, a->v.stride_head, a->v.stride_token};
-        const bool int8_pv = !pv.head_map || pv.n_pv16 < s.heads;  // V's channel pre-scale is for INT8 PV
-        PARO_CUDA_TRY(paro::gpu::launch_channel_stats(dt, s, k, v, a->smooth_k != 0, int8_pv, w, st));
+        if (a->smooth_k) PARO_CUDA_TRY(paro::gpu::launch_k_mean(dt, s, k, w.k_mean, st));
         PARO_CUDA_TRY(paro::gpu::launch_quantize(dt, s, pv, q, k, v, a->smooth_k != 0, w, st));
     }
     if (stages & PARO_STAGE_ATTENTION) {
