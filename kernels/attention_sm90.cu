@@ -8,7 +8,7 @@
 //   fp16 (pv_bits 16): m64n64k16 f16 with fp32 accumulators: the tensor cores accumulate straight
 //       into O, which is rescaled only when the lazily updated row max moves.
 // A (Q, then P) comes from registers in the mma.m16n8 fragment layout, B (K, then V^T) from shared
-// memory in the no-swizzle core-matrix layout. The overlap (FlashAttention-3's intra-warpgroup
+// memory in 64B/128B-swizzled rows (SwizzledRows). The overlap (FlashAttention-3's intra-warpgroup
 // pipelining), for kept key tile i:
 //     issue QK(i), issue PV(i-1) -> wait QK(i) -> softmax(i) -> wait PV(i-1) -> O update
 // so the tensor cores compute the previous tile's PV while the warps run this tile's softmax, and
@@ -366,8 +366,8 @@ struct Sm90Row {
 };
 #endif  // PARO_SM90_DEVICE
 
-// CTAs per SM the register budget is capped for: INT8 D 64 needs 154 registers (3), fp16 D 64 fits
-// 128 (4), D 128 2 (228 and 178 registers).
+// CTAs per SM the register budget is capped for: INT8 D 64 needs ~155 registers (3), fp16 D 64 fits
+// 128 with a 4-byte spill (4), D 128 2 (~229 and 178 registers; ptxas, CUDA 13.0).
 template <int D, bool PV16>
 constexpr int kSm90MinBlocks = D == 64 ? (PV16 ? 4 : 3) : 2;
 

@@ -26,7 +26,7 @@ struct MutView {
 struct Quantized {
     int8_t* q;        // [BH][Npad][D]      permuted order
     int8_t* k;        // [BH][Npad][D]      permuted order, mean-subtracted when smooth_k
-    // V, [BH] regions of 2 * nb * D * 64 bytes each (kVtHeadBytes), one layout per head:
+    // V, [BH] regions of 2 * nb * D * 64 bytes each (vt_head_bytes), one layout per head:
     //  INT8-PV heads: [nb][D][64] int8 per tile transposed, keys shuffled within 16 (see prep.cu),
     //                 in the first half of the region;
     //  fp16-PV heads: [nb][D][64] fp16 per tile transposed, keys in permuted order, not quantized.
