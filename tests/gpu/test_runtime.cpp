@@ -35,6 +35,9 @@ struct Config {
     float q_sigma = 1.f;
     int pv_bits = 8;       // 16: every head runs the fp16-PV path (paro_plan_set_pv_bits)
     bool mixed_pv = false; // odd heads fp16 PV, even heads INT8 PV (per-head array)
+    // Adversarial V: one token (a third of the way in) x v_outlier in every channel, and the text
+    // tokens x v_text_scale (attention sinks and text tokens of another norm); 1 = plain N(0, 1).
+    float v_outlier = 1.f, v_text_scale = 1.f;
 };
 
 std::string describe(const Config& c) {
@@ -42,7 +45,10 @@ std::string describe(const Config& c) {
     const char* dt[] = {"fp32", "fp16", "bf16"};
     return c.layout.describe() + " D" + std::to_string(c.head_dim) + " B" + std::to_string(c.batch) + " " +
            mk[int(c.mask)] + " " + dt[int(c.dtype)] + " qsigma " + std::to_string(c.q_sigma) +
-           (c.mixed_pv ? " PV int8/fp16 by head" : c.pv_bits == 16 ? " PV fp16" : " PV int8");
+           (c.mixed_pv ? " PV int8/fp16 by head" : c.pv_bits == 16 ? " PV fp16" : " PV int8") +
+           (c.v_outlier != 1.f || c.v_text_scale != 1.f
+                ? " V outlier x" + std::to_string(c.v_outlier) + " text x" + std::to_string(c.v_text_scale)
+                : "");
 }
 
 // Host-side plan data: every head gets order (head % 6), masks per head.
@@ -118,7 +124,17 @@ RunResult run_config(const Config& c, unsigned seed, bool bnhd = false) {
     } else if (c.pv_bits != 8) {
         gpu::check(paro_plan_set_pv_bits(plan.get(), nullptr, c.pv_bits), "paro_plan_set_pv_bits");
     }
-    const auto q = test::random_normal(count, seed + 1, c.q_sigma), k = test::random_normal(count, seed + 2), v = test::random_normal(count, seed + 3);
+    const auto q = test::random_normal(count, seed + 1, c.q_sigma), k = test::random_normal(count, seed + 2);
+    auto v = test::random_normal(count, seed + 3);
+    if (c.v_outlier != 1.f || c.v_text_scale != 1.f) {
+        const int64_t text0 = c.layout.text_position == TextPosition::suffix ? n - c.layout.text_tokens : 0;
+        for (int64_t bh = 0; bh < int64_t(c.batch) * c.heads; ++bh)
+            for (int64_t t = 0; t < n; ++t) {
+                const bool text = t >= text0 && t < text0 + c.layout.text_tokens;
+                const float f = (t == n / 3 ? c.v_outlier : 1.f) * (text ? c.v_text_scale : 1.f);
+                for (int64_t d = 0; d < D; ++d) v[size_t((bh * n + t) * D + d)] *= f;
+            }
+    }
     DeviceBuffer dq(count * 4), dk(count * 4), dv(count * 4), dref(count * 4), dout32(count * 4);
     dq.upload(q.data(), count * 4);
     dk.upload(k.data(), count * 4);
@@ -455,6 +471,25 @@ TEST_CASE("gpu: runtime with peaked attention, batch 2 and [B, N, H, D] strides"
 }
 
 // ---------------------------------------------------------------- fp16-PV path (pv_bits 16)
+
+// Token-localized V outliers must cost only their own tiles' precision (a quantization whose V scale
+// is shared across tiles, e.g. a per-channel abs max over all tokens, fails this).
+TEST_CASE("gpu: runtime with outlier V tokens", "[.gpu][sweep]") {
+    REQUIRE(have_gpu());
+    for (int D : {64, 128})
+        for (int pv : {8, 16}) {
+            Config c;
+            c.layout.grid = {4, 12, 16};
+            c.layout.text_tokens = 32;
+            c.head_dim = D;
+            c.pv_bits = pv;
+            c.mask = MaskKind::full;
+            c.v_outlier = 50.f;
+            c.v_text_scale = 8.f;
+            INFO(describe(c));
+            check_accuracy(c, run_config(c, 2100 + D + pv));
+        }
+}
 
 TEST_CASE("gpu: fp16-PV runtime vs fp32 masked reference, small", "[.gpu][small][race]") {
     REQUIRE(have_gpu());
