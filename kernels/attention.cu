@@ -39,10 +39,24 @@ __device__ __forceinline__ void ldmatrix_x4_at(uint32_t& r0, uint32_t& r1, uint3
                  : "r"(a));
 }
 __device__ __forceinline__ void ldmatrix_x4(uint32_t& r0, uint32_t& r1, uint32_t& r2, uint32_t& r3, const void* p) {
-    const uint32_t a = static_cast<uint32_t>(__cvta_generic_to_shared(p));
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
-                 : "r"(a));
+    ldmatrix_x4_at(r0, r1, r2, r3, static_cast<uint32_t>(__cvta_generic_to_shared(p)));
+}
+
+// S = Q K^T for a warp's 16 query rows x 64 keys with mma.sync (K rows of SK bytes in shared
+// memory; the accumulators start at the magic bias, so they read as floats).
+template <int D, int SK>
+__device__ __forceinline__ void qk_tile(const uint8_t* sk, int lane, const uint32_t (&qa)[D / 32][4], int (&acc)[8][4]) {
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+        acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = kMagic;
+#pragma unroll
+        for (int half = 0; half < D / 64; ++half) {
+            uint32_t b0, b1, b2, b3;
+            ldmatrix_x4(b0, b1, b2, b3, sk + (8 * j + (lane & 7)) * SK + half * 64 + (lane >> 3) * 16);
+            mma_s8(acc[j], qa[2 * half], b0, b1);
+            mma_s8(acc[j], qa[2 * half + 1], b2, b3);
+        }
+    }
 }
 
 template <int D>
@@ -65,17 +79,7 @@ __device__ __forceinline__ void tile_step(const uint8_t* sk, const uint8_t* sv, 
     using L = AttnSmem<D>;
     const int t = lane & 3;
     int acc[8][4];
-#pragma unroll
-    for (int j = 0; j < 8; ++j) {
-        acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = kMagic;
-#pragma unroll
-        for (int half = 0; half < D / 64; ++half) {
-            uint32_t b0, b1, b2, b3;
-            ldmatrix_x4(b0, b1, b2, b3, sk + (8 * j + (lane & 7)) * L::SK + half * 64 + (lane >> 3) * 16);
-            mma_s8(acc[j], qa[2 * half], b0, b1);
-            mma_s8(acc[j], qa[2 * half + 1], b2, b3);
-        }
-    }
+    qk_tile<D, L::SK>(sk, lane, qa, acc);
     float beta0, beta1;
     uint32_t pa[2][4];
     softmax_tile<RAGGED, 0>(acc, sc, valid, t, rs, beta0, beta1, pa);
@@ -219,17 +223,7 @@ __device__ __forceinline__ void tile_step16(const uint8_t* sk, uint32_t sv, uint
     using L = AttnSmem16<D>;
     const int t = lane & 3;
     int acc[8][4];
-#pragma unroll
-    for (int j = 0; j < 8; ++j) {
-        acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = kMagic;
-#pragma unroll
-        for (int half = 0; half < D / 64; ++half) {
-            uint32_t b0, b1, b2, b3;
-            ldmatrix_x4(b0, b1, b2, b3, sk + (8 * j + (lane & 7)) * L::SK + half * 64 + (lane >> 3) * 16);
-            mma_s8(acc[j], qa[2 * half], b0, b1);
-            mma_s8(acc[j], qa[2 * half + 1], b2, b3);
-        }
-    }
+    qk_tile<D, L::SK>(sk, lane, qa, acc);
     float beta0, beta1;
     uint32_t pa[4][4];
     softmax_tile16<RAGGED, 0>(acc, sc, valid, t, rs, beta0, beta1, pa);
