@@ -351,13 +351,7 @@ cudaError_t attention_t(const Shape& s, const PlanView& plan, const Quantized& w
     }();
     auto kernel = !PV16 ? attention_kernel<D, TOut>
                   : low ? attention_pv16_kernel<D, TOut, true> : attention_pv16_kernel<D, TOut, false>;
-    if (bytes > 48 * 1024) {  // per device; cheap enough to set on every call
-        cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
-        if (e != cudaSuccess) return e;
-    }
-    const dim3 grid(s.nb, heads, s.batch);
-    kernel<<<grid, kAttnThreads, bytes, st>>>(s, plan, w, sm_scale * 1.4426950408889634f, out);
-    return cudaGetLastError();
+    return launch_row_tiles(kernel, bytes, s, heads, plan, w, sm_scale, out, st);
 }
 
 template <typename TOut, bool PV16>

@@ -57,7 +57,7 @@ struct Smem90 {
     static constexpr int vBytes = D * vRowBytes;
     static constexpr int stage = kBytes + vBytes;  // a multiple of 1024
     static constexpr int vsOffset = 0;
-    static constexpr int ksOffset = PV16 ? 0 : D * 4;
+    static constexpr int ksOffset = vsOffset + (PV16 ? 0 : D * 4);
     static constexpr int scaleStride = ksOffset + 16;
     static constexpr int scaleBase = kStages90 * stage;
     static constexpr int total = scaleBase + kStages90 * scaleStride + 1024;  // + 1024: alignment of the base
@@ -417,14 +417,7 @@ template <int D, typename TOut, bool PV16>
 cudaError_t attention_sm90_t(const Shape& s, const PlanView& plan, const Quantized& w, float sm_scale, MutView out,
                              int heads, cudaStream_t st) {
     constexpr int bytes = Smem90<D, PV16>::total;
-    auto kernel = attention_sm90_kernel<D, TOut, PV16>;
-    if (bytes > 48 * 1024) {
-        const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
-        if (e != cudaSuccess) return e;
-    }
-    const dim3 grid(s.nb, heads, s.batch);
-    kernel<<<grid, kAttnThreads, bytes, st>>>(s, plan, w, sm_scale * 1.4426950408889634f, out);
-    return cudaGetLastError();
+    return launch_row_tiles(attention_sm90_kernel<D, TOut, PV16>, bytes, s, heads, plan, w, sm_scale, out, st);
 }
 
 template <typename TOut, bool PV16>

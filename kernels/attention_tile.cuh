@@ -57,17 +57,13 @@ struct RowState {
     float m0 = -INFINITY, m1 = -INFINITY, rho0 = -INFINITY, rho1 = -INFINITY, l0 = 0.f, l1 = 0.f;
 };
 
-// The softmax of one tile, from S to the INT8 A fragments of P' for the PV product:
-//   rho = tile row max (bounded below by running max - 64); p' = 127 * 2^(s - rho) in [0, 127],
-//   l = l * beta + sum(P'_i8) (on the tensor core: the same rounded values the PV product uses),
-// with beta = 2^(rho_prev - rho) returned for the caller's O update. BIAS is what to add to the
-// accumulators to get the biased integers (0 when they started at kMagic, kMagic when they are raw
-// sums). RAGGED: keys at or past `valid` are masked (the last key tile of a ragged sequence).
+// The two halves of a tile's softmax that both PV precisions share (thread: rows g and g + 8).
+// Row maxima of the scores (log2 domain), from the accumulators (plus BIAS: the biased integers)
+// compared as integers: monotonic in the score since sc > 0. RAGGED: keys at or past `valid` get a
+// value far below any real score (and p = 0 in tile_exp2).
 template <bool RAGGED, int BIAS>
-__device__ __forceinline__ void softmax_tile(const int (&acc)[8][4], float sc, int valid, int t, RowState& rs,
-                                             float& beta0, float& beta1, uint32_t (&pa)[2][4]) {
-    // Row max on the raw accumulators (monotonic in the score since sc > 0); keys past the end get a
-    // value far below any real score, and their p' is zeroed after the exponential.
+__device__ __forceinline__ void tile_row_max(const int (&acc)[8][4], float sc, int valid, int t, float& mx0,
+                                             float& mx1) {
     constexpr int kMasked = kMagic - (1 << 22) - BIAS;
     auto key_value = [&](int j, int e) {
         return RAGGED && 8 * j + 2 * t + (e & 1) >= valid ? kMasked : acc[j][e];
@@ -83,9 +79,41 @@ __device__ __forceinline__ void softmax_tile(const int (&acc)[8][4], float sc, i
         im0 = max(im0, __shfl_xor_sync(0xffffffffu, im0, o2));
         im1 = max(im1, __shfl_xor_sync(0xffffffffu, im1, o2));
     }
-    im0 += BIAS;
-    im1 += BIAS;
-    const float mx0 = (__int_as_float(im0) - kMagicF) * sc, mx1 = (__int_as_float(im1) - kMagicF) * sc;
+    mx0 = (__int_as_float(im0 + BIAS) - kMagicF) * sc;
+    mx1 = (__int_as_float(im1 + BIAS) - kMagicF) * sc;
+}
+
+// f = 2^(F * sc - bias) per score, F the biased score (one FFMA + EX2); masked keys give 0.
+template <bool RAGGED, int BIAS>
+__device__ __forceinline__ void tile_exp2(const int (&acc)[8][4], float sc, float bias0, float bias1, int valid,
+                                          int t, float (&f)[8][4]) {
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+        f[j][0] = ex2(fmaf(__int_as_float(acc[j][0] + BIAS), sc, -bias0));
+        f[j][1] = ex2(fmaf(__int_as_float(acc[j][1] + BIAS), sc, -bias0));
+        f[j][2] = ex2(fmaf(__int_as_float(acc[j][2] + BIAS), sc, -bias1));
+        f[j][3] = ex2(fmaf(__int_as_float(acc[j][3] + BIAS), sc, -bias1));
+    }
+    if (RAGGED) {
+#pragma unroll
+        for (int j = 0; j < 8; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e)
+                if (8 * j + 2 * t + (e & 1) >= valid) f[j][e] = 0.f;
+    }
+}
+
+// The softmax of one tile, from S to the INT8 A fragments of P' for the PV product:
+//   rho = tile row max (bounded below by running max - 64); p' = 127 * 2^(s - rho) in [0, 127],
+//   l = l * beta + sum(P'_i8) (on the tensor core: the same rounded values the PV product uses),
+// with beta = 2^(rho_prev - rho) returned for the caller's O update. BIAS is what to add to the
+// accumulators to get the biased integers (0 when they started at kMagic, kMagic when they are raw
+// sums). RAGGED: keys at or past `valid` are masked (the last key tile of a ragged sequence).
+template <bool RAGGED, int BIAS>
+__device__ __forceinline__ void softmax_tile(const int (&acc)[8][4], float sc, int valid, int t, RowState& rs,
+                                             float& beta0, float& beta1, uint32_t (&pa)[2][4]) {
+    float mx0, mx1;
+    tile_row_max<RAGGED, BIAS>(acc, sc, valid, t, mx0, mx1);
     rs.m0 = fmaxf(rs.m0, mx0);
     rs.m1 = fmaxf(rs.m1, mx1);
     // The tile's own row max (its largest P quantizes to 127), never more than 2^64 below the running
@@ -101,20 +129,7 @@ __device__ __forceinline__ void softmax_tile(const int (&acc)[8][4], float sc, i
     const float kLog2_127 = 6.988684686772166f;
     const float bias0 = fmaf(kMagicF, sc, r0 - kLog2_127), bias1 = fmaf(kMagicF, sc, r1 - kLog2_127);
     float f[8][4];
-#pragma unroll
-    for (int j = 0; j < 8; ++j) {
-        f[j][0] = ex2(fmaf(__int_as_float(acc[j][0] + BIAS), sc, -bias0));
-        f[j][1] = ex2(fmaf(__int_as_float(acc[j][1] + BIAS), sc, -bias0));
-        f[j][2] = ex2(fmaf(__int_as_float(acc[j][2] + BIAS), sc, -bias1));
-        f[j][3] = ex2(fmaf(__int_as_float(acc[j][3] + BIAS), sc, -bias1));
-    }
-    if (RAGGED) {
-#pragma unroll
-        for (int j = 0; j < 8; ++j)
-#pragma unroll
-            for (int e = 0; e < 4; ++e)
-                if (8 * j + 2 * t + (e & 1) >= valid) f[j][e] = 0.f;
-    }
+    tile_exp2<RAGGED, BIAS>(acc, sc, bias0, bias1, valid, t, f);
     // P' as INT8 A fragments of m16n8k32 (the wgmma register-A layout is the same); keys within each
     // 16 are in the order V^T was shuffled into (prep.cu).
 #pragma unroll
@@ -154,22 +169,8 @@ constexpr float kLazyMax = 8.f;
 template <bool RAGGED, int BIAS>
 __device__ __forceinline__ void softmax_tile16(const int (&acc)[8][4], float sc, int valid, int t, RowState& rs,
                                                float& beta0, float& beta1, uint32_t (&pa)[4][4]) {
-    constexpr int kMasked = kMagic - (1 << 22) - BIAS;
-    auto key_value = [&](int j, int e) {
-        return RAGGED && 8 * j + 2 * t + (e & 1) >= valid ? kMasked : acc[j][e];
-    };
-    int im0 = key_value(0, 0), im1 = key_value(0, 2);
-#pragma unroll
-    for (int j = 0; j < 8; ++j) {
-        im0 = max(im0, max(key_value(j, 0), key_value(j, 1)));
-        im1 = max(im1, max(key_value(j, 2), key_value(j, 3)));
-    }
-#pragma unroll
-    for (int o2 = 1; o2 <= 2; o2 <<= 1) {
-        im0 = max(im0, __shfl_xor_sync(0xffffffffu, im0, o2));
-        im1 = max(im1, __shfl_xor_sync(0xffffffffu, im1, o2));
-    }
-    const float mx0 = (__int_as_float(im0 + BIAS) - kMagicF) * sc, mx1 = (__int_as_float(im1 + BIAS) - kMagicF) * sc;
+    float mx0, mx1;
+    tile_row_max<RAGGED, BIAS>(acc, sc, valid, t, mx0, mx1);
     const float n0 = mx0 > rs.m0 + kLazyMax ? mx0 : rs.m0, n1 = mx1 > rs.m1 + kLazyMax ? mx1 : rs.m1;
     beta0 = n0 == rs.m0 ? 1.f : ex2(rs.m0 - n0);
     beta1 = n1 == rs.m1 ? 1.f : ex2(rs.m1 - n1);
@@ -178,20 +179,7 @@ __device__ __forceinline__ void softmax_tile16(const int (&acc)[8][4], float sc,
     // p = 2^(F * sc - bias), F the biased score, bias = 1.5 * 2^23 * sc + m.
     const float bias0 = fmaf(kMagicF, sc, n0), bias1 = fmaf(kMagicF, sc, n1);
     float f[8][4];
-#pragma unroll
-    for (int j = 0; j < 8; ++j) {
-        f[j][0] = ex2(fmaf(__int_as_float(acc[j][0] + BIAS), sc, -bias0));
-        f[j][1] = ex2(fmaf(__int_as_float(acc[j][1] + BIAS), sc, -bias0));
-        f[j][2] = ex2(fmaf(__int_as_float(acc[j][2] + BIAS), sc, -bias1));
-        f[j][3] = ex2(fmaf(__int_as_float(acc[j][3] + BIAS), sc, -bias1));
-    }
-    if (RAGGED) {
-#pragma unroll
-        for (int j = 0; j < 8; ++j)
-#pragma unroll
-            for (int e = 0; e < 4; ++e)
-                if (8 * j + 2 * t + (e & 1) >= valid) f[j][e] = 0.f;
-    }
+    tile_exp2<RAGGED, BIAS>(acc, sc, bias0, bias1, valid, t, f);
 #pragma unroll
     for (int kc = 0; kc < 4; ++kc) {
         pa[kc][0] = f2h2(f[2 * kc][0], f[2 * kc][1]);
@@ -249,6 +237,20 @@ __device__ __forceinline__ void store_rows(const Shape& s, const PlanView& plan,
 #pragma unroll
         for (int nb8 = 0; nb8 < D / 8; ++nb8) Elem<TOut>::store2(row + 8 * nb8 + 2 * t, o[nb8][2] * inv1, o[nb8][3] * inv1);
     }
+}
+
+// Launches an attention kernel over (query tile, head, batch) with `bytes` of dynamic shared memory
+// (opting in above 48 KB; per device, cheap enough to set on every call); the launch's error.
+template <typename Kernel>
+cudaError_t launch_row_tiles(Kernel kernel, int bytes, const Shape& s, int heads, const PlanView& plan,
+                             const Quantized& w, float sm_scale, MutView out, cudaStream_t st) {
+    if (bytes > 48 * 1024) {
+        const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+        if (e != cudaSuccess) return e;
+    }
+    const dim3 grid(s.nb, heads, s.batch);
+    kernel<<<grid, kAttnThreads, bytes, st>>>(s, plan, w, sm_scale * 1.4426950408889634f, out);  // log2(e)
+    return cudaGetLastError();
 }
 
 }  // namespace paro::gpu
