@@ -65,7 +65,7 @@ struct AttnSmem {
     static constexpr int SV = kTile + 16; // bytes per V^T row
     static constexpr int kBytes = kTile * SK;
     static constexpr int vBytes = D * SV;
-    static constexpr int sBytes = D * 4;  // v scales of the tile
+    static constexpr int sBytes = D * 8;  // v scales of the tile (Quantized::v_scale)
     static constexpr int stage = kBytes + vBytes + sBytes;
     static constexpr int total = kStages * stage;
 };
@@ -90,7 +90,7 @@ __device__ __forceinline__ void tile_step(const uint8_t* sk, const uint8_t* sv, 
         int pv[4] = {kMagic, kMagic, kMagic, kMagic};
         mma_s8(pv, pa[0], v0, v1);
         mma_s8(pv, pa[1], v2, v3);
-        o_update<0>(o[nb8], pv, *reinterpret_cast<const float2*>(ss + 8 * nb8 + 2 * t), beta0, beta1);
+        o_update<0>(o[nb8], pv, *reinterpret_cast<const float4*>(ss + 16 * nb8 + 4 * t), beta0, beta1);
     }
 }
 
@@ -122,7 +122,7 @@ __global__ void __launch_bounds__(kAttnThreads, D == 64 ? PARO_D64_MIN_BLOCKS : 
     const uint32_t k_go = (tid / KCH) * D + (tid % KCH) * 16, v_go = (tid >> 2) * kTile + (tid & 3) * 16;
     const int8_t* k_head = w.k + bh * s.npad * D + k_go;
     const int8_t* v_head = w.vt + bh * vt_head_bytes(s.nb, D) + v_go;
-    const float* vs_head = w.v_scale + bh * s.nb * D + tid * 4;
+    const float* vs_head = w.v_scale + bh * s.nb * D * 2 + tid * 4;
     auto load_tile = [&](int c, int stage) {
         const uint32_t s0 = smem_base + stage * L::stage;
         const int8_t* gk = k_head + c * (kTile * D);
@@ -131,7 +131,7 @@ __global__ void __launch_bounds__(kAttnThreads, D == 64 ? PARO_D64_MIN_BLOCKS : 
         for (int it = 0; it < KIT; ++it) cp_async16(s0 + k_so + it * KSTEP, gk + it * KROWS * D);
 #pragma unroll
         for (int it = 0; it < VIT; ++it) cp_async16(s0 + v_so + it * VSTEP, gv + it * VROWS * kTile);
-        if (tid < D / 4) cp_async16(s0 + L::kBytes + L::vBytes + tid * 16, vs_head + c * D);
+        if (tid < D / 2) cp_async16(s0 + L::kBytes + L::vBytes + tid * 16, vs_head + c * D * 2);
     };
 
     // Three-stage cp.async ring: tiles i + 1 and i + 2 are in flight while tile i is computed, and

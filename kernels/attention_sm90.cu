@@ -49,7 +49,7 @@ struct SwizzledRows {
 template <int D, bool PV16>
 struct Smem90 {
     // Stage s holds tile K (kTile rows of D bytes) then V^T (D rows of 64 int8 or fp16 keys), both
-    // SwizzledRows at s * stage; the scales of stage s (INT8 PV: the tile's D v scales; then its k
+    // SwizzledRows at s * stage; the scales of stage s (INT8 PV: the tile's v scales, Quantized::v_scale; then its k
     // scale) sit apart at scaleBase + s * scaleStride.
     static constexpr int kRowBytes = D;
     static constexpr int vRowBytes = kTile * (PV16 ? 2 : 1);
@@ -57,7 +57,7 @@ struct Smem90 {
     static constexpr int vBytes = D * vRowBytes;
     static constexpr int stage = kBytes + vBytes;  // a multiple of 1024
     static constexpr int vsOffset = 0;
-    static constexpr int ksOffset = vsOffset + (PV16 ? 0 : D * 4);
+    static constexpr int ksOffset = vsOffset + (PV16 ? 0 : D * 8);  // INT8: Quantized::v_scale of the tile
     static constexpr int scaleStride = ksOffset + 16;
     static constexpr int scaleBase = kStages90 * stage;
     static constexpr int total = scaleBase + kStages90 * scaleStride + 1024;  // + 1024: alignment of the base
@@ -157,9 +157,9 @@ __device__ __forceinline__ float lds_f32(uint32_t a) {
     asm volatile("ld.shared.f32 %0, [%1];\n" : "=f"(x) : "r"(a));
     return x;
 }
-__device__ __forceinline__ float2 lds_f32x2(uint32_t a) {
-    float2 x;
-    asm volatile("ld.shared.v2.f32 {%0, %1}, [%2];\n" : "=f"(x.x), "=f"(x.y) : "r"(a));
+__device__ __forceinline__ float4 lds_f32x4(uint32_t a) {
+    float4 x;
+    asm volatile("ld.shared.v4.f32 {%0, %1, %2, %3}, [%4];\n" : "=f"(x.x), "=f"(x.y), "=f"(x.z), "=f"(x.w) : "r"(a));
     return x;
 }
 __device__ __forceinline__ void cp_async4_if(bool pred, uint32_t smem_addr, const void* gmem) {
@@ -193,7 +193,7 @@ struct Sm90Row {
     int tid, lane, tokens;
     const uint16_t* cols;
     uint32_t n;
-    int c0, c1, c2;  // key-tile columns of tiles i .. i + 2
+    uint32_t c0, c1, c2;  // key-tile columns of tiles i .. i + 2 (unsigned: 32x32->64-bit address math)
 
     uint32_t qa[D / 32][4];
     float qscale;
@@ -228,16 +228,16 @@ struct Sm90Row {
         for (int j = 0; j < D / 8; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
     }
 
-    __device__ __forceinline__ int col(uint32_t i) const { return i < n ? int(cols[i]) : 0; }
+    __device__ __forceinline__ uint32_t col(uint32_t i) const { return i < n ? uint32_t(cols[i]) : 0u; }
     __device__ __forceinline__ uint32_t stage(uint32_t i) const { return i % kStages90; }
     __device__ __forceinline__ uint32_t tile_at(uint32_t st) const { return smem_base + st * L::stage; }
     __device__ __forceinline__ uint32_t scales_at(uint32_t st) const {
         return smem_base + L::scaleBase + st * L::scaleStride;
     }
 
-    __device__ __forceinline__ void load_tile(int c, uint32_t st) const {
+    __device__ __forceinline__ void load_tile(uint32_t c, uint32_t st) const {
         const uint32_t s0 = tile_at(st), ss = scales_at(st);
-        const int8_t* gk = k_head + c * (kTile * D);
+        const int8_t* gk = k_head + size_t(c) * (kTile * D);
         const uint8_t* gv = v_head + size_t(c) * L::vBytes;
 #pragma unroll
         for (int it = 0; it < KIT; ++it) cp_async16(s0 + k_so + it * (KROWS * D), gk + it * KROWS * D);
@@ -245,7 +245,7 @@ struct Sm90Row {
         for (int it = 0; it < VIT; ++it)
             cp_async16(s0 + v_so + it * (VROWS * L::vRowBytes), gv + it * (VROWS * L::vRowBytes));
         // Predicated, not branched: a branch around one lane's copy costs its whole warp a divergent region.
-        if (!PV16) cp_async16_if(tid < D / 4, ss + L::vsOffset + tid * 16, vs_head + c * D + tid * 4);
+        if (!PV16) cp_async16_if(tid < D / 2, ss + L::vsOffset + tid * 16, vs_head + size_t(c) * (2 * D) + tid * 4);
         cp_async4_if(tid == 32, ss + L::ksOffset, ks_head + c);
     }
 
@@ -293,14 +293,14 @@ struct Sm90Row {
             }
         } else {
             (void)b0, (void)b1;
-            const uint32_t ss = scales_at(st) + L::vsOffset + (lane & 3) * 8;
+            const uint32_t ss = scales_at(st) + L::vsOffset + (lane & 3) * 16;
 #pragma unroll
             for (int hn = 0; hn < D / 64; ++hn) {
                 fence_operand(pv[hn]);
 #pragma unroll
                 for (int j = 0; j < 8; ++j) {
                     const int nb8 = hn * 8 + j;
-                    o_update<kMagic>(o[nb8], pv[hn][j], lds_f32x2(ss + 32 * nb8), beta0, beta1);
+                    o_update<kMagic>(o[nb8], pv[hn][j], lds_f32x4(ss + 64 * nb8), beta0, beta1);
                 }
             }
         }
@@ -315,7 +315,7 @@ struct Sm90Row {
         __syncthreads();     // ... of every thread; every thread is past iteration i - 1
         if (i + 2 < n) load_tile(c2, stage(i + 2));  // the stage of tile i - 2, no longer read
         cp_async_commit();
-        const int c3 = col(i + 3);
+        const uint32_t c3 = col(i + 3);
         const uint32_t si = stage(i);
         const float ks = lds_f32(scales_at(si) + L::ksOffset);  // early: its latency hides under the MMAs
         issue_qk(si);
@@ -329,7 +329,7 @@ struct Sm90Row {
         }
         fence_operand(s);
         const float sc = qscale * ks;
-        const int valid = tokens - c0 * kTile;
+        const int valid = tokens - int(c0) * kTile;
         uint32_t p[PV16 ? 4 : 2][4];
         float b0, b1;
         const int t = lane & 3;
@@ -392,7 +392,7 @@ __global__ void __launch_bounds__(kAttnThreads, kSm90MinBlocks<D, PV16>)
     }
     Sm90Row<D, PV16> row;
     row.init(tid, s.tokens, static_cast<uint32_t>(__cvta_generic_to_shared(smem)), w.k + bh * s.npad * D,
-             reinterpret_cast<const uint8_t*>(w.vt + bh * vt_head_bytes(s.nb, D)), w.v_scale + bh * s.nb * D,
+             reinterpret_cast<const uint8_t*>(w.vt + bh * vt_head_bytes(s.nb, D)), w.v_scale + bh * s.nb * D * 2,
              w.k_scale + bh * s.nb, plan.cols + beg, n);
     // Prologue: tiles 0 and 1 in flight (one cp.async group each, empty past the end).
     row.load_tile(row.c0, row.stage(0));

@@ -13,8 +13,6 @@
 namespace paro::gpu {
 
 constexpr int kAttnThreads = 128;       // one warpgroup: 4 warps x 16 query rows
-constexpr int kMagic = 0x4B400000;      // bits of 1.5 * 2^23
-constexpr float kMagicF = 12582912.0f;
 constexpr uint32_t kOnes = 0x01010101u; // int8 ones: P' . 1 = row sums on the tensor core
 
 __device__ __forceinline__ float ex2(float x) {
@@ -22,16 +20,18 @@ __device__ __forceinline__ float ex2(float x) {
     asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
     return y;
 }
-// Round a float in [0, 127.5) to the nearest integer and return it in the low byte.
-__device__ __forceinline__ uint32_t f2u8(float x) { return __float_as_uint(x + kMagicF); }
-__device__ __forceinline__ uint32_t pack4(float a, float b, float c, float d) {
-    const uint32_t lo = __byte_perm(f2u8(a), f2u8(b), 0x0040);
-    const uint32_t hi = __byte_perm(f2u8(c), f2u8(d), 0x0040);
-    return __byte_perm(lo, hi, 0x5410);
-}
 __device__ __forceinline__ uint32_t f2h2(float lo, float hi) {  // one cvt.rn.f16x2.f32
     const __half2 v = __floats2half2_rn(lo, hi);
     return *reinterpret_cast<const uint32_t*>(&v);
+}
+// Four floats in [0, 127.5) rounded to integers, packed as bytes: two cvt.rn.f16x2.f32, two half2
+// adds of 1024 (in [1024, 2048) an fp16 step is 1, so the integer lands in the low byte of each
+// half), one byte permute: five instructions where four float magic-number adds and three permutes
+// took seven (no faster on H100: the Hopper kernel is not bound by issue alone; see bench/RESULTS.md).
+__device__ __forceinline__ uint32_t pack4(float a, float b, float c, float d) {
+    const __half2 k1024 = __half2half2(__ushort_as_half(0x6400));
+    const __half2 ab = __hadd2(__floats2half2_rn(a, b), k1024), cd = __hadd2(__floats2half2_rn(c, d), k1024);
+    return __byte_perm(*reinterpret_cast<const uint32_t*>(&ab), *reinterpret_cast<const uint32_t*>(&cd), 0x6420);
 }
 
 __device__ __forceinline__ void mma_s8(int (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
@@ -140,11 +140,11 @@ __device__ __forceinline__ void softmax_tile(const int (&acc)[8][4], float sc, i
         pa[kc][2] = pack4(f[j + 2][0], f[j + 2][1], f[j + 3][0], f[j + 3][1]);
         pa[kc][3] = pack4(f[j + 2][2], f[j + 2][3], f[j + 3][2], f[j + 3][3]);
     }
-    int sums[4] = {kMagic, kMagic, kMagic, kMagic};
+    int sums[4] = {0, 0, 0, 0};  // from zero (no constants to load); two conversions per tile are cheap
     mma_s8(sums, pa[0], kOnes, kOnes);
     mma_s8(sums, pa[1], kOnes, kOnes);
-    rs.l0 = fmaf(rs.l0, beta0, __int_as_float(sums[0]) - kMagicF);
-    rs.l1 = fmaf(rs.l1, beta1, __int_as_float(sums[2]) - kMagicF);
+    rs.l0 = fmaf(rs.l0, beta0, __int2float_rn(sums[0]));
+    rs.l1 = fmaf(rs.l1, beta1, __int2float_rn(sums[2]));
 }
 
 // d += a * b, fp16 inputs, fp32 accumulators.
@@ -195,15 +195,15 @@ __device__ __forceinline__ void softmax_tile16(const int (&acc)[8][4], float sc,
 }
 
 // O = O * beta + (P'_i8 V_i8) * v_scale for one 8-channel block (pv: its accumulator fragment,
-// plus BIAS as in softmax_tile; vs: the v scales of channels 2t, 2t + 1).
+// plus BIAS as in softmax_tile; vs: the v scales of channels 2t, 2t + 1 and their products with
+// -1.5 * 2^23, as the prep kernel stores them: Quantized::v_scale).
 // (F - 1.5 * 2^23) * vs = F * vs + (-1.5 * 2^23 * vs): the int -> float conversion is one FFMA.
 template <int BIAS>
-__device__ __forceinline__ void o_update(float (&o)[4], const int (&pv)[4], float2 vs, float beta0, float beta1) {
-    const float nx = -kMagicF * vs.x, ny = -kMagicF * vs.y;
-    o[0] = fmaf(o[0], beta0, fmaf(__int_as_float(pv[0] + BIAS), vs.x, nx));
-    o[1] = fmaf(o[1], beta0, fmaf(__int_as_float(pv[1] + BIAS), vs.y, ny));
-    o[2] = fmaf(o[2], beta1, fmaf(__int_as_float(pv[2] + BIAS), vs.x, nx));
-    o[3] = fmaf(o[3], beta1, fmaf(__int_as_float(pv[3] + BIAS), vs.y, ny));
+__device__ __forceinline__ void o_update(float (&o)[4], const int (&pv)[4], float4 vs, float beta0, float beta1) {
+    o[0] = fmaf(o[0], beta0, fmaf(__int_as_float(pv[0] + BIAS), vs.x, vs.z));
+    o[1] = fmaf(o[1], beta0, fmaf(__int_as_float(pv[1] + BIAS), vs.y, vs.w));
+    o[2] = fmaf(o[2], beta1, fmaf(__int_as_float(pv[2] + BIAS), vs.x, vs.z));
+    o[3] = fmaf(o[3], beta1, fmaf(__int_as_float(pv[3] + BIAS), vs.y, vs.w));
 }
 
 // Q fragments of the warp's 16 rows (m16n8k32 A operand, row-major), straight from global memory.

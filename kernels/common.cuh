@@ -10,6 +10,11 @@
 
 namespace paro::gpu {
 
+// as_float(kMagic + x) = 1.5 * 2^23 + x for |x| < 2^22: integers become floats with one add
+// (attention_tile.cuh; prep.cu stores -kMagicF * v_scale for the O update).
+constexpr int kMagic = 0x4B400000;  // bits of 1.5 * 2^23
+constexpr float kMagicF = 12582912.0f;
+
 template <typename T>
 struct Elem;
 // 8 consecutive elements as loaded from memory (16 or 32 bytes), converted to float later: lets a

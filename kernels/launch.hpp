@@ -33,7 +33,9 @@ struct Quantized {
     int8_t* vt;
     float* q_scale;   // [BH][nb][4]
     float* k_scale;   // [BH][nb]
-    float* v_scale;   // [BH][nb][D]        per tile and channel
+    // [BH][nb][D / 2][4] per tile and channel pair: {vs[2i], vs[2i + 1], -1.5 * 2^23 * vs[2i],
+    // -1.5 * 2^23 * vs[2i + 1]}: the O update's FFMA operands, one 16-byte shared load per thread.
+    float* v_scale;
     float* k_mean;    // [BH][D]
 };
 

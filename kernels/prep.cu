@@ -194,8 +194,10 @@ __global__ void __launch_bounds__(kPrepThreads) quantize_kernel(Shape s, PlanVie
         }
     }
     for (int c = tid; c < D; c += kPrepThreads) {
-        const float m = __int_as_float(s_vmax[c]);
-        w.v_scale[(bh * s.nb + tile) * D + c] = m > 0.f ? m / 127.f : 1.f;
+        const float m = __int_as_float(s_vmax[c]), vs = m > 0.f ? m / 127.f : 1.f;
+        float* pair = w.v_scale + ((bh * s.nb + tile) * D + (c & ~1)) * 2 + (c & 1);
+        pair[0] = vs;
+        pair[2] = -kMagicF * vs;
     }
     __syncthreads();
     int8_t* vt = w.vt + bh * vt_head_bytes(s.nb, D) + size_t(tile) * D * kTile;
