@@ -193,7 +193,7 @@ struct Sm90Row {
     int tid, lane, tokens;
     const uint16_t* cols;
     uint32_t n;
-    uint32_t c0, c1, c2;  // key-tile columns of tiles i .. i + 2 (unsigned: 32x32->64-bit address math)
+    int c0, c1, c2;
 
     uint32_t qa[D / 32][4];
     float qscale;
@@ -228,16 +228,16 @@ struct Sm90Row {
         for (int j = 0; j < D / 8; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
     }
 
-    __device__ __forceinline__ uint32_t col(uint32_t i) const { return i < n ? uint32_t(cols[i]) : 0u; }
+    __device__ __forceinline__ int col(uint32_t i) const { return i < n ? int(cols[i]) : 0; }
     __device__ __forceinline__ uint32_t stage(uint32_t i) const { return i % kStages90; }
     __device__ __forceinline__ uint32_t tile_at(uint32_t st) const { return smem_base + st * L::stage; }
     __device__ __forceinline__ uint32_t scales_at(uint32_t st) const {
         return smem_base + L::scaleBase + st * L::scaleStride;
     }
 
-    __device__ __forceinline__ void load_tile(uint32_t c, uint32_t st) const {
+    __device__ __forceinline__ void load_tile(int c, uint32_t st) const {
         const uint32_t s0 = tile_at(st), ss = scales_at(st);
-        const int8_t* gk = k_head + size_t(c) * (kTile * D);
+        const int8_t* gk = k_head + c * (kTile * D);
         const uint8_t* gv = v_head + size_t(c) * L::vBytes;
 #pragma unroll
         for (int it = 0; it < KIT; ++it) cp_async16(s0 + k_so + it * (KROWS * D), gk + it * KROWS * D);
@@ -245,7 +245,7 @@ struct Sm90Row {
         for (int it = 0; it < VIT; ++it)
             cp_async16(s0 + v_so + it * (VROWS * L::vRowBytes), gv + it * (VROWS * L::vRowBytes));
         // Predicated, not branched: a branch around one lane's copy costs its whole warp a divergent region.
-        if (!PV16) cp_async16_if(tid < D / 2, ss + L::vsOffset + tid * 16, vs_head + size_t(c) * (2 * D) + tid * 4);
+        if (!PV16) cp_async16_if(tid < D / 2, ss + L::vsOffset + tid * 16, vs_head + c * D * 2 + tid * 4);
         cp_async4_if(tid == 32, ss + L::ksOffset, ks_head + c);
     }
 
@@ -315,7 +315,7 @@ struct Sm90Row {
         __syncthreads();     // ... of every thread; every thread is past iteration i - 1
         if (i + 2 < n) load_tile(c2, stage(i + 2));  // the stage of tile i - 2, no longer read
         cp_async_commit();
-        const uint32_t c3 = col(i + 3);
+        const int c3 = col(i + 3);
         const uint32_t si = stage(i);
         const float ks = lds_f32(scales_at(si) + L::ksOffset);  // early: its latency hides under the MMAs
         issue_qk(si);
