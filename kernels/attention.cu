@@ -7,8 +7,8 @@
 // For every kept key tile of the row (CSR list, built once at plan load):
 //   S = Q_i8 K_i8^T          mma.sync m16n8k32 s8 (int32 accumulate)
 //   online softmax in fp32   (exp2 domain; scale folded into the Q/K scales)
-//   P_i8 = round(127 * 2^(s - rowmax_tile(s)))  per row and tile: the tile's largest P maps to 127
-//   O = O * beta + (P_i8 V_i8) * v_scale[tile][channel]                 mma.sync m16n8k32 s8
+//   P_u8 = round(255 * 2^(s - ceil(rowmax_tile(s))))  per row and tile (a power of two)
+//   O = O * beta + (P_u8 V_i8) * v_scale[tile][channel]                 mma.sync m16n8k32 u8 x s8
 // where O and the row sum l are kept in units of the current tile's P scale, beta = 2^(rho_prev - rho)
 // rescales them when the reference moves; the output is O / l.
 // K and V^T tiles stream through shared memory with cp.async (3 stages); Q fragments stay
@@ -53,8 +53,8 @@ __device__ __forceinline__ void qk_tile(const uint8_t* sk, int lane, const uint3
         for (int half = 0; half < D / 64; ++half) {
             uint32_t b0, b1, b2, b3;
             ldmatrix_x4(b0, b1, b2, b3, sk + (8 * j + (lane & 7)) * SK + half * 64 + (lane >> 3) * 16);
-            mma_s8(acc[j], qa[2 * half], b0, b1);
-            mma_s8(acc[j], qa[2 * half + 1], b2, b3);
+            mma_i8(acc[j], qa[2 * half], b0, b1);
+            mma_i8(acc[j], qa[2 * half + 1], b2, b3);
         }
     }
 }
@@ -71,7 +71,7 @@ struct AttnSmem {
 };
 
 // One 64-key tile for a warp's 16 query rows: S = Q K^T (accumulators start at the magic bias),
-// the softmax, then O = O * beta + (P'_i8 V_i8) * v_scale.
+// the softmax, then O = O * beta + (P'_u8 V_i8) * v_scale.
 template <int D, bool RAGGED>
 __device__ __forceinline__ void tile_step(const uint8_t* sk, const uint8_t* sv, const float* ss, float sc, int valid,
                                           int lane, const uint32_t (&qa)[D / 32][4], float (&o)[D / 8][4],
@@ -88,8 +88,8 @@ __device__ __forceinline__ void tile_step(const uint8_t* sk, const uint8_t* sv, 
         uint32_t v0, v1, v2, v3;
         ldmatrix_x4(v0, v1, v2, v3, sv + (8 * nb8 + (lane & 7)) * L::SV + (lane >> 3) * 16);
         int pv[4] = {kMagic, kMagic, kMagic, kMagic};
-        mma_s8(pv, pa[0], v0, v1);
-        mma_s8(pv, pa[1], v2, v3);
+        mma_i8<true>(pv, pa[0], v0, v1);
+        mma_i8<true>(pv, pa[1], v2, v3);
         o_update<0>(o[nb8], pv, *reinterpret_cast<const float4*>(ss + 16 * nb8 + 4 * t), beta0, beta1);
     }
 }

@@ -3,7 +3,7 @@
 // Same plan, workspace and math as the sm_80 kernels (attention.cu), sharing their per-tile
 // arithmetic (attention_tile.cuh). One CTA = one warpgroup = one 64-row query tile of one head.
 // QK^T is wgmma.mma_async m64n64k32 s8 (int32 accumulators); PV is either
-//   INT8 (pv_bits 8): m64n64k32 s8 on P'_i8 (per row and tile scale) and V_i8 (per tile and channel),
+//   INT8 (pv_bits 8): m64n64k32 u8 x s8 on P'_u8 (per row and tile scale) and V_i8 (per tile and channel),
 //       int32 accumulators folded into fp32 O after each tile, or
 //   fp16 (pv_bits 16): m64n64k16 f16 with fp32 accumulators: the tensor cores accumulate straight
 //       into O, which is rescaled only when the lazily updated row max moves.
@@ -107,12 +107,12 @@ __device__ __forceinline__ void copy_after_wait(uint32_t (&dst)[N][4], const uin
         for (int e = 0; e < 4; ++e) asm volatile("mov.b32 %0, %1;\n" : "=r"(dst[k][e]) : "r"(src[k][e]));
 }
 
-// d[64 x 64] (+)= a[64 x 32] (registers, s8) * B[32 x 64] (shared memory, s8); d[j][e] is the
-// mma.m16n8 C fragment of n-block j. ACC = false: d = a * b, and d is an output only, so its old
-// values are not kept alive until the issue.
-#define PARO_WGMMA_S8_N64(D_CONSTRAINT, SCALE_D)                                                                    \
+// d[64 x 64] (+)= a[64 x 32] (registers, s8, or u8 when AU8: P') * B[32 x 64] (shared memory, s8);
+// d[j][e] is the mma.m16n8 C fragment of n-block j. ACC = false: d = a * b, and d is an output only,
+// so its old values are not kept alive until the issue.
+#define PARO_WGMMA_S8_N64(D_CONSTRAINT, SCALE_D, TYPES)                                                             \
     asm volatile(                                                                                                   \
-        "wgmma.mma_async.sync.aligned.m64n64k32.s32.s8.s8 "                                                         \
+        "wgmma.mma_async.sync.aligned.m64n64k32.s32." TYPES " "                                                     \
         "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                                  \
         "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "                         \
         "{%32, %33, %34, %35}, %36, " SCALE_D ";\n"                                                                 \
@@ -127,12 +127,16 @@ __device__ __forceinline__ void copy_after_wait(uint32_t (&dst)[N][4], const uin
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc))
 #define PARO_OUT(x) "=r"(x)
 #define PARO_INOUT(x) "+r"(x)
-template <bool ACC>
+template <bool ACC, bool AU8 = false>
 __device__ __forceinline__ void wgmma_s8_n64(int (&d)[8][4], const uint32_t (&a)[4], uint64_t desc) {
-    if constexpr (ACC)
-        PARO_WGMMA_S8_N64(PARO_INOUT, "1");
+    if constexpr (ACC && AU8)
+        PARO_WGMMA_S8_N64(PARO_INOUT, "1", "u8.s8");
+    else if constexpr (ACC)
+        PARO_WGMMA_S8_N64(PARO_INOUT, "1", "s8.s8");
+    else if constexpr (AU8)
+        PARO_WGMMA_S8_N64(PARO_OUT, "0", "u8.s8");
     else
-        PARO_WGMMA_S8_N64(PARO_OUT, "0");
+        PARO_WGMMA_S8_N64(PARO_OUT, "0", "s8.s8");
 }
 #undef PARO_OUT
 #undef PARO_INOUT
@@ -271,8 +275,8 @@ struct Sm90Row {
                 for (int kc = 0; kc < 4; ++kc)
                     wgmma_f16_n64(oh, pa[kc], wgmma_desc<RB>(v0 + hn * 4 * RB + kc * 2));
             } else {
-                wgmma_s8_n64<false>(pv[hn], pa[0], wgmma_desc<RB>(v0 + hn * 4 * RB));
-                wgmma_s8_n64<true>(pv[hn], pa[1], wgmma_desc<RB>(v0 + hn * 4 * RB + 2));
+                wgmma_s8_n64<false, true>(pv[hn], pa[0], wgmma_desc<RB>(v0 + hn * 4 * RB));
+                wgmma_s8_n64<true, true>(pv[hn], pa[1], wgmma_desc<RB>(v0 + hn * 4 * RB + 2));
             }
         }
     }

@@ -24,7 +24,7 @@ __device__ __forceinline__ uint32_t f2h2(float lo, float hi) {  // one cvt.rn.f1
     const __half2 v = __floats2half2_rn(lo, hi);
     return *reinterpret_cast<const uint32_t*>(&v);
 }
-// Four floats in [0, 127.5) rounded to integers, packed as bytes: two cvt.rn.f16x2.f32, two half2
+// Four floats in [0, 255.5) rounded to integers, packed as bytes: two cvt.rn.f16x2.f32, two half2
 // adds of 1024 (in [1024, 2048) an fp16 step is 1, so the integer lands in the low byte of each
 // half), one byte permute: five instructions where four float magic-number adds and three permutes
 // took seven (no faster on H100: the Hopper kernel is not bound by issue alone; see bench/RESULTS.md).
@@ -34,13 +34,20 @@ __device__ __forceinline__ uint32_t pack4(float a, float b, float c, float d) {
     return __byte_perm(*reinterpret_cast<const uint32_t*>(&ab), *reinterpret_cast<const uint32_t*>(&cd), 0x6420);
 }
 
-__device__ __forceinline__ void mma_s8(int (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-        "{%0,%1,%2,%3};\n"
-        : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+// c += a * b, int8 inputs (A unsigned when AU8: P'), int32 accumulators.
+#define PARO_MMA_I8(TYPES)                                                                                  \
+    asm volatile("mma.sync.aligned.m16n8k32.row.col.s32." TYPES ".s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, " \
+                 "{%0,%1,%2,%3};\n"                                                                       \
+                 : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])                                           \
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1))
+template <bool AU8 = false>
+__device__ __forceinline__ void mma_i8(int (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+    if constexpr (AU8)
+        PARO_MMA_I8("u8.s8");
+    else
+        PARO_MMA_I8("s8.s8");
 }
+#undef PARO_MMA_I8
 
 __device__ __forceinline__ void cp_async16(uint32_t smem_addr, const void* gmem) {
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smem_addr), "l"(gmem));
@@ -52,7 +59,7 @@ __device__ __forceinline__ void cp_async_wait() {
 }
 
 // Per query row (thread: rows g and g + 8): running max m of the scores (log2 domain), the
-// reference rho of the last tile (INT8 PV: O and l are kept in units of 2^rho / 127) and the row sum l.
+// reference rho of the last tile (INT8 PV: O and l are kept in units of 2^rho / 255) and the row sum l.
 struct RowState {
     float m0 = -INFINITY, m1 = -INFINITY, rho0 = -INFINITY, rho1 = -INFINITY, l0 = 0.f, l1 = 0.f;
 };
@@ -103,12 +110,15 @@ __device__ __forceinline__ void tile_exp2(const int (&acc)[8][4], float sc, floa
     }
 }
 
-// The softmax of one tile, from S to the INT8 A fragments of P' for the PV product:
-//   rho = tile row max (bounded below by running max - 64); p' = 127 * 2^(s - rho) in [0, 127],
-//   l = l * beta + sum(P'_i8) (on the tensor core: the same rounded values the PV product uses),
-// with beta = 2^(rho_prev - rho) returned for the caller's O update. BIAS is what to add to the
-// accumulators to get the biased integers (0 when they started at kMagic, kMagic when they are raw
-// sums). RAGGED: keys at or past `valid` are masked (the last key tile of a ragged sequence).
+// The softmax of one tile, from S to the unsigned 8-bit A fragments of P' for the PV product:
+//   rho = the tile's row max rounded up to an integer (log2 domain; bounded below by the running
+//   max - 64); p' = 255 * 2^(s - rho) in [0, 255], so the tile's largest P quantizes to 128..255;
+//   l = l * beta + sum(P'_u8) (on the tensor core: the same rounded values the PV product uses),
+// with beta = 2^(rho_prev - rho), an exact power of two, returned for the caller's O update. (Against
+// 127 * 2^(s - tile max) in int8: 26-29% less error from P, bench/p_quant_error.py.) BIAS is what to
+// add to the accumulators to get the biased integers (0 when they started at kMagic, kMagic when
+// they are raw sums). RAGGED: keys at or past `valid` are masked (the last key tile of a ragged
+// sequence).
 template <bool RAGGED, int BIAS>
 __device__ __forceinline__ void softmax_tile(const int (&acc)[8][4], float sc, int valid, int t, RowState& rs,
                                              float& beta0, float& beta1, uint32_t (&pa)[2][4]) {
@@ -116,21 +126,21 @@ __device__ __forceinline__ void softmax_tile(const int (&acc)[8][4], float sc, i
     tile_row_max<RAGGED, BIAS>(acc, sc, valid, t, mx0, mx1);
     rs.m0 = fmaxf(rs.m0, mx0);
     rs.m1 = fmaxf(rs.m1, mx1);
-    // The tile's own row max (its largest P quantizes to 127), never more than 2^64 below the running
-    // max (such a tile contributes nothing measurable; the bound keeps beta <= 2^64).
-    const float r0 = fmaxf(mx0, rs.m0 - 64.f), r1 = fmaxf(mx1, rs.m1 - 64.f);
+    // Never more than 2^64 below the running max (such a tile contributes nothing measurable; the
+    // bound keeps beta <= 2^64).
+    const float r0 = ceilf(fmaxf(mx0, rs.m0 - 64.f)), r1 = ceilf(fmaxf(mx1, rs.m1 - 64.f));
     beta0 = ex2(rs.rho0 - r0);  // 0 on the first tile
     beta1 = ex2(rs.rho1 - r1);
     rs.rho0 = r0;
     rs.rho1 = r1;
-    // p' = 2^(F * sc - bias) with F the biased score, bias = 1.5 * 2^23 * sc + rho - log2(127).
+    // p' = 2^(F * sc - bias) with F the biased score, bias = 1.5 * 2^23 * sc + rho - log2(255).
     // (Exponentials in half2 were tried: ex2.approx.f16x2 is two MUFU operations on sm_90, so they
     // saved nothing.)
-    const float kLog2_127 = 6.988684686772166f;
-    const float bias0 = fmaf(kMagicF, sc, r0 - kLog2_127), bias1 = fmaf(kMagicF, sc, r1 - kLog2_127);
+    const float kLog2_255 = 7.994353436858858f;
+    const float bias0 = fmaf(kMagicF, sc, r0 - kLog2_255), bias1 = fmaf(kMagicF, sc, r1 - kLog2_255);
     float f[8][4];
     tile_exp2<RAGGED, BIAS>(acc, sc, bias0, bias1, valid, t, f);
-    // P' as INT8 A fragments of m16n8k32 (the wgmma register-A layout is the same); keys within each
+    // P' as u8 A fragments of m16n8k32 (the wgmma register-A layout is the same); keys within each
     // 16 are in the order V^T was shuffled into (prep.cu).
 #pragma unroll
     for (int kc = 0; kc < 2; ++kc) {
@@ -141,8 +151,8 @@ __device__ __forceinline__ void softmax_tile(const int (&acc)[8][4], float sc, i
         pa[kc][3] = pack4(f[j + 2][2], f[j + 2][3], f[j + 3][2], f[j + 3][3]);
     }
     int sums[4] = {0, 0, 0, 0};  // from zero (no constants to load); two conversions per tile are cheap
-    mma_s8(sums, pa[0], kOnes, kOnes);
-    mma_s8(sums, pa[1], kOnes, kOnes);
+    mma_i8<true>(sums, pa[0], kOnes, kOnes);
+    mma_i8<true>(sums, pa[1], kOnes, kOnes);
     rs.l0 = fmaf(rs.l0, beta0, __int2float_rn(sums[0]));
     rs.l1 = fmaf(rs.l1, beta1, __int2float_rn(sums[2]));
 }
@@ -194,7 +204,7 @@ __device__ __forceinline__ void softmax_tile16(const int (&acc)[8][4], float sc,
     rs.l1 = fmaf(rs.l1, beta1, sums[2]);
 }
 
-// O = O * beta + (P'_i8 V_i8) * v_scale for one 8-channel block (pv: its accumulator fragment,
+// O = O * beta + (P'_u8 V_i8) * v_scale for one 8-channel block (pv: its accumulator fragment,
 // plus BIAS as in softmax_tile; vs: the v scales of channels 2t, 2t + 1 and their products with
 // -1.5 * 2^23, as the prep kernel stores them: Quantized::v_scale).
 // (F - 1.5 * 2^23) * vs = F * vs + (-1.5 * 2^23 * vs): the int -> float conversion is one FFMA.
