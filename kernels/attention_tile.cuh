@@ -133,11 +133,16 @@ __device__ __forceinline__ void softmax_tile(const int (&acc)[8][4], float sc, i
     beta1 = ex2(rs.rho1 - r1);
     rs.rho0 = r0;
     rs.rho1 = r1;
-    // p' = 2^(F * sc - bias) with F the biased score, bias = 1.5 * 2^23 * sc + rho - log2(255).
+    // p' = 2^(F * sc - bias) with F the biased score, bias = 1.5 * 2^23 * sc + rho - log2(255) + guard.
+    // The bias is rounded once, by up to 2^-24 of its magnitude, ~0.75 * sc: without the guard the
+    // tile's largest P' could round past 255.5 and wrap to 0 as a byte once sc (the score step)
+    // exceeds ~0.004, i.e. for large Q and K. guard = 2 * sc + 1e-4 covers that and the row max's own
+    // rounding (|rho| < 1000); at ordinary scales the largest P' still rounds to 255 (254.95 at sc 1e-4).
     // (Exponentials in half2 were tried: ex2.approx.f16x2 is two MUFU operations on sm_90, so they
     // saved nothing.)
     const float kLog2_255 = 7.994353436858858f;
-    const float bias0 = fmaf(kMagicF, sc, r0 - kLog2_255), bias1 = fmaf(kMagicF, sc, r1 - kLog2_255);
+    const float guard = fmaf(2.f, sc, 1e-4f) - kLog2_255;
+    const float bias0 = fmaf(kMagicF, sc, r0 + guard), bias1 = fmaf(kMagicF, sc, r1 + guard);
     float f[8][4];
     tile_exp2<RAGGED, BIAS>(acc, sc, bias0, bias1, valid, t, f);
     // P' as u8 A fragments of m16n8k32 (the wgmma register-A layout is the same); keys within each

@@ -32,7 +32,7 @@ struct Config {
     int heads = 6, batch = 1, head_dim = 64;
     MaskKind mask = MaskKind::random50;
     paro_dtype dtype = PARO_FLOAT16;
-    float q_sigma = 1.f;
+    float q_sigma = 1.f, k_sigma = 1.f;
     int pv_bits = 8;       // 16: every head runs the fp16-PV path (paro_plan_set_pv_bits)
     bool mixed_pv = false; // odd heads fp16 PV, even heads INT8 PV (per-head array)
     // Adversarial V: one token (a third of the way in) x v_outlier in every channel, and the text
@@ -45,6 +45,7 @@ std::string describe(const Config& c) {
     const char* dt[] = {"fp32", "fp16", "bf16"};
     return c.layout.describe() + " D" + std::to_string(c.head_dim) + " B" + std::to_string(c.batch) + " " +
            mk[int(c.mask)] + " " + dt[int(c.dtype)] + " qsigma " + std::to_string(c.q_sigma) +
+           " ksigma " + std::to_string(c.k_sigma) +
            (c.mixed_pv ? " PV int8/fp16 by head" : c.pv_bits == 16 ? " PV fp16" : " PV int8") +
            (c.v_outlier != 1.f || c.v_text_scale != 1.f
                 ? " V outlier x" + std::to_string(c.v_outlier) + " text x" + std::to_string(c.v_text_scale)
@@ -124,7 +125,8 @@ RunResult run_config(const Config& c, unsigned seed, bool bnhd = false) {
     } else if (c.pv_bits != 8) {
         gpu::check(paro_plan_set_pv_bits(plan.get(), nullptr, c.pv_bits), "paro_plan_set_pv_bits");
     }
-    const auto q = test::random_normal(count, seed + 1, c.q_sigma), k = test::random_normal(count, seed + 2);
+    const auto q = test::random_normal(count, seed + 1, c.q_sigma),
+               k = test::random_normal(count, seed + 2, c.k_sigma);
     auto v = test::random_normal(count, seed + 3);
     if (c.v_outlier != 1.f || c.v_text_scale != 1.f) {
         const int64_t text0 = c.layout.text_position == TextPosition::suffix ? n - c.layout.text_tokens : 0;
@@ -468,6 +470,42 @@ TEST_CASE("gpu: runtime with peaked attention, batch 2 and [B, N, H, D] strides"
             check_accuracy(c, run_config(c, 950 + D, true));
         }
     }
+}
+
+// Large Q and K make the score step (q_scale * k_scale) large, and with it the rounding of the
+// exponent's bias (~0.75 * step, log2 units): without a guard the largest P' of a tile can round past
+// 255 and wrap as a byte (measured on H100 without the guard: NaN outputs for the first seed below,
+// D 64, full mask). At such steps the INT8 QK product itself costs accuracy (cosine ~0.997 against
+// fp32 with either PV), so the INT8-PV result is held to the fp16-PV one on the same inputs: P' and V
+// may add little to the QK error.
+TEST_CASE("gpu: runtime with large-magnitude Q and K", "[.gpu][sweep]") {
+    REQUIRE(have_gpu());
+    for (int D : {64, 128})
+        for (MaskKind mk : {MaskKind::full, MaskKind::random50})
+            for (unsigned seed : {2308u + D + unsigned(mk), 2358u + D + unsigned(mk)}) {
+                Config c;
+                c.layout.grid = {4, 12, 16};
+                c.layout.text_tokens = 32;
+                c.head_dim = D;
+                c.mask = mk;
+                c.q_sigma = c.k_sigma = 6.f;
+                Config c16 = c;
+                c16.pv_bits = 16;
+                const RunResult r8 = run_config(c, seed), r16 = run_config(c16, seed);
+                const int64_t cnt = c.layout.tokens() * D;
+                for (int h = 0; h < c.heads; ++h) {
+                    const size_t off = size_t(h * cnt);
+                    const auto e8 = compare_outputs(r8.kernel.data() + off, r8.masked_ref.data() + off, size_t(cnt));
+                    const auto e16 = compare_outputs(r16.kernel.data() + off, r16.masked_ref.data() + off, size_t(cnt));
+                    INFO(describe(c) << " seed " << seed << " head " << h << ": INT8 PV cosine " << e8.cosine
+                                     << " rel L1 " << e8.rel_l1 << ", fp16 PV cosine " << e16.cosine << " rel L1 "
+                                     << e16.rel_l1);
+                    REQUIRE(e8.finite);
+                    REQUIRE(e16.finite);
+                    CHECK(e8.cosine >= 0.99);
+                    CHECK(e8.rel_l1 <= 1.5 * e16.rel_l1 + 0.005);
+                }
+            }
 }
 
 // ---------------------------------------------------------------- fp16-PV path (pv_bits 16)
