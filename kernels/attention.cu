@@ -7,7 +7,8 @@
 // For every kept key tile of the row (CSR list, built once at plan load):
 //   S = Q_i8 K_i8^T          mma.sync m16n8k32 s8 (int32 accumulate)
 //   online softmax in fp32   (exp2 domain; scale folded into the Q/K scales)
-//   P_u8 = round(255 * 2^(s - ceil(rowmax_tile(s))))  per row and tile (a power of two)
+//   P_u8 = round(255 * 2^(s - rho)), rho = ceil(rowmax_tile(s)) (>= running max - 64; the exponent
+//          carries a small guard against rounding past 255, attention_tile.cuh)  per row and tile
 //   O = O * beta + (P_u8 V_i8) * v_scale[tile][channel]                 mma.sync m16n8k32 u8 x s8
 // where O and the row sum l are kept in units of the current tile's P scale, beta = 2^(rho_prev - rho)
 // rescales them when the reference moves; the output is O / l.

@@ -370,8 +370,8 @@ struct Sm90Row {
 };
 #endif  // PARO_SM90_DEVICE
 
-// CTAs per SM the register budget is capped for: INT8 D 64 needs ~155 registers (3), fp16 D 64 fits
-// 128 with a 4-byte spill (4), D 128 2 (~229 and 178 registers; ptxas, CUDA 13.0).
+// CTAs per SM the register budget is capped for: INT8 D 64 needs ~160 registers (3), fp16 D 64 fits
+// 128 with a 4-byte spill (4), D 128 2 (~233 and 178 registers; ptxas, CUDA 13.0).
 template <int D, bool PV16>
 constexpr int kSm90MinBlocks = D == 64 ? (PV16 ? 4 : 3) : 2;
 

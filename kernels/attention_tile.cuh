@@ -24,7 +24,8 @@ __device__ __forceinline__ uint32_t f2h2(float lo, float hi) {  // one cvt.rn.f1
     const __half2 v = __floats2half2_rn(lo, hi);
     return *reinterpret_cast<const uint32_t*>(&v);
 }
-// Four floats in [0, 255.5) rounded to integers, packed as bytes: two cvt.rn.f16x2.f32, two half2
+// Four floats in [0, 255.4375) rounded to integers (fp16 rounds 255.4375 up to 255.5, which then
+// rounds to even, 256), packed as bytes: two cvt.rn.f16x2.f32, two half2
 // adds of 1024 (in [1024, 2048) an fp16 step is 1, so the integer lands in the low byte of each
 // half), one byte permute: five instructions where four float magic-number adds and three permutes
 // took seven (no faster on H100: the Hopper kernel is not bound by issue alone; see bench/RESULTS.md).
@@ -135,9 +136,12 @@ __device__ __forceinline__ void softmax_tile(const int (&acc)[8][4], float sc, i
     rs.rho1 = r1;
     // p' = 2^(F * sc - bias) with F the biased score, bias = 1.5 * 2^23 * sc + rho - log2(255) + guard.
     // The bias is rounded once, by up to 2^-24 of its magnitude, ~0.75 * sc: without the guard the
-    // tile's largest P' could round past 255.5 and wrap to 0 as a byte once sc (the score step)
-    // exceeds ~0.004, i.e. for large Q and K. guard = 2 * sc + 1e-4 covers that and the row max's own
-    // rounding (|rho| < 1000); at ordinary scales the largest P' still rounds to 255 (254.95 at sc 1e-4).
+    // tile's largest P' could round past 255.4375 (see pack4) and wrap as a byte once sc (the score
+    // step) exceeds ~0.003, i.e. for large Q and K. guard = 2 * sc + 1e-4 covers that and the row
+    // max's own rounding (|rho| grows with sc, so the 2 * sc term covers it too); at ordinary scales
+    // the largest P' still rounds to 255 (254.95 at sc 1e-4). The guard differs a little from tile to
+    // tile (sc carries the tile's k scale), so tiles' weights differ by up to ln2 * 2 * |sc_a - sc_b|:
+    // ~0.03% at sc 2e-4, ~0.7% at sc 5e-3, where INT8 QK's own error is several times larger.
     // (Exponentials in half2 were tried: ex2.approx.f16x2 is two MUFU operations on sm_90, so they
     // saved nothing.)
     const float kLog2_255 = 7.994353436858858f;

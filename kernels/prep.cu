@@ -6,8 +6,9 @@
 //    max |q| / 127.
 //  - K: one scale per 64-token tile, after subtracting the head's per-channel mean (smooth_k; softmax
 //    is invariant to it since q . mean is constant along a query row).
-//  - V: one scale per (tile, channel); written transposed, [D][64] per tile, with the keys of each
-//    group of 16 shuffled so that the attention kernel can feed its INT8 P accumulator fragments
+//  - V: one scale per (tile, channel), stored beside its product with -1.5 * 2^23 (Quantized::v_scale);
+//    written transposed, [D][64] per tile, with the keys of each
+//    group of 16 shuffled so that the attention kernel can feed its 8-bit P' accumulator fragments
 //    straight into mma.m16n8k32 as the A operand: logical position L holds key
 //    k = 8 * ((L >> 1) & 1) + 2 * (L >> 2) + (L & 1), i.e. L(k) = ((k >> 1) & 3) << 2 | (k >> 3) << 1 | (k & 1).
 //    Heads whose plan says pv_bits = 16 get V as fp16 instead: transposed to [D][64] per tile, keys in
