@@ -49,15 +49,15 @@ struct SwizzledRows {
 template <int D, bool PV16>
 struct Smem90 {
     // Stage s holds tile K (kTile rows of D bytes) then V^T (D rows of 64 int8 or fp16 keys), both
-    // SwizzledRows at s * stage; the scales of stage s (INT8 PV: the tile's v scales, Quantized::v_scale; then its k
-    // scale) sit apart at scaleBase + s * scaleStride.
+    // SwizzledRows at s * stage; the scales of stage s (INT8 PV: the tile's v scales as in
+    // Quantized::v_scale; then its k scale) sit apart at scaleBase + s * scaleStride.
     static constexpr int kRowBytes = D;
     static constexpr int vRowBytes = kTile * (PV16 ? 2 : 1);
     static constexpr int kBytes = kTile * kRowBytes;
     static constexpr int vBytes = D * vRowBytes;
     static constexpr int stage = kBytes + vBytes;  // a multiple of 1024
     static constexpr int vsOffset = 0;
-    static constexpr int ksOffset = vsOffset + (PV16 ? 0 : D * 8);  // INT8: Quantized::v_scale of the tile
+    static constexpr int ksOffset = vsOffset + (PV16 ? 0 : D * 8);
     static constexpr int scaleStride = ksOffset + 16;
     static constexpr int scaleBase = kStages90 * stage;
     static constexpr int total = scaleBase + kStages90 * scaleStride + 1024;  // + 1024: alignment of the base
@@ -197,7 +197,7 @@ struct Sm90Row {
     int tid, lane, tokens;
     const uint16_t* cols;
     uint32_t n;
-    int c0, c1, c2;
+    int c0, c1, c2;  // key-tile columns of tiles i .. i + 2
 
     uint32_t qa[D / 32][4];
     float qscale;
@@ -333,7 +333,7 @@ struct Sm90Row {
         }
         fence_operand(s);
         const float sc = qscale * ks;
-        const int valid = tokens - int(c0) * kTile;
+        const int valid = tokens - c0 * kTile;
         uint32_t p[PV16 ? 4 : 2][4];
         float b0, b1;
         const int t = lane & 3;

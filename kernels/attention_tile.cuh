@@ -25,10 +25,10 @@ __device__ __forceinline__ uint32_t f2h2(float lo, float hi) {  // one cvt.rn.f1
     return *reinterpret_cast<const uint32_t*>(&v);
 }
 // Four floats in [0, 255.4375) rounded to integers (fp16 rounds 255.4375 up to 255.5, which then
-// rounds to even, 256), packed as bytes: two cvt.rn.f16x2.f32, two half2
-// adds of 1024 (in [1024, 2048) an fp16 step is 1, so the integer lands in the low byte of each
-// half), one byte permute: five instructions where four float magic-number adds and three permutes
-// took seven (no faster on H100: the Hopper kernel is not bound by issue alone; see bench/RESULTS.md).
+// rounds to even, 256), packed as bytes: two cvt.rn.f16x2.f32, two half2 adds of 1024 (in
+// [1024, 2048) an fp16 step is 1, so the integer lands in the low byte of each half), one byte
+// permute: five instructions where four float magic-number adds and three permutes took seven (no
+// faster on H100: the Hopper kernel is not bound by issue alone; see bench/RESULTS.md).
 __device__ __forceinline__ uint32_t pack4(float a, float b, float c, float d) {
     const __half2 k1024 = __half2half2(__ushort_as_half(0x6400));
     const __half2 ab = __hadd2(__floats2half2_rn(a, b), k1024), cd = __hadd2(__floats2half2_rn(c, d), k1024);
