@@ -18,7 +18,7 @@
 #include "paro/pattern.hpp"
 
 #ifdef PARO_HAVE_CUDA
-#include "paro_kernels.hpp"
+#include "gpu_helpers.hpp"
 #include "paro_runtime.h"
 #endif
 

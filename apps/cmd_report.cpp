@@ -1,4 +1,4 @@
-// `paro report PATTERN [--dump DUMP] -o DIR [--heads L:H,...]`: the HTML report (lib/paro/report.hpp).
+// `paro report PATTERN [--dump DUMP] -o DIR [--heads L:H,...]`: the HTML report (lib/report/paro/report.hpp).
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """INT8 V quantization schemes on adversarial V (CPU, numpy): the error they add to V and to the
 attention output, in paro's 64-token tiles. Backs the choice of the runtime's V scale (issue 3):
-  tile x channel   one scale per (tile, channel), the abs max (what kernels/prep.cu does),
+  tile x channel   one scale per (tile, channel), the abs max (what kernels/runtime/prep.cu does),
   absmax + tile    V divided by the head's per-channel abs max, then one scale per tile
                    (measured 10-13% faster on the Hopper kernel, reverted: see bench/RESULTS.md),
   rms + tile       the same with the per-channel RMS as the pre-scale (the candidate).

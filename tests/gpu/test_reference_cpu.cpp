@@ -1,4 +1,4 @@
-// The plain CPU reference attention (lib/paro/attention_reference): runs everywhere, no GPU.
+// The plain CPU reference attention (lib/validation/paro/attention_reference): runs everywhere, no GPU.
 #include <cmath>
 #include <random>
 #include <vector>

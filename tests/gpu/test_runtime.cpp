@@ -12,7 +12,7 @@
 #include "paro/axis_order.hpp"
 #include "paro/block_mask.hpp"
 #include "paro/token_layout.hpp"
-#include "paro_kernels.hpp"
+#include "gpu_helpers.hpp"
 #include "paro_runtime.h"
 
 using namespace paro;

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Writes a synthetic paro-pattern v1 file (layout of lib/paro/pattern.cpp write_pattern_file) of any
+"""Writes a synthetic paro-pattern v1 file (layout of lib/core/paro/pattern.cpp write_pattern_file) of any
 size, without calibrating anything: for report timing and report tests that need no dump.
 
 usage: make_pattern.py OUT.h5 [--layers 42] [--heads 48] [--grid 13 30 45] [--text 226]

@@ -28,6 +28,13 @@
 extern "C" {
 #endif
 
+/* The library is built with hidden visibility: only what is marked PARO_API is exported. */
+#if defined(__GNUC__)
+#define PARO_API __attribute__((visibility("default")))
+#else
+#define PARO_API
+#endif
+
 #define PARO_RUNTIME_API_VERSION 1
 
 typedef enum paro_status {
@@ -94,57 +101,57 @@ typedef struct paro_attention_args {
 #define PARO_STAGE_ATTENTION 2 /* block-sparse INT8 attention from the workspace into out */
 #define PARO_STAGE_ALL 3
 
-const char* paro_status_string(paro_status status);
-const char* paro_last_error(void);
-int paro_runtime_api_version(void);
+PARO_API const char* paro_status_string(paro_status status);
+PARO_API const char* paro_last_error(void);
+PARO_API int paro_runtime_api_version(void);
 
 /* PARO_OK and the device count when a CUDA device is usable, else PARO_ERROR_NO_GPU. */
-paro_status paro_device_check(int* device_count);
+PARO_API paro_status paro_device_check(int* device_count);
 
 /* The INT8 attention kernel paro_attention runs on the current device: "wgmma (sm_90a)" on
    compute capability 9.0 when the library has sm_90a code, else "mma.sync (sm_80)". Setting the
    environment variable PARO_ATTENTION_KERNEL=mma.sync forces the latter (for comparisons). */
-const char* paro_attention_kernel_name(void);
+PARO_API const char* paro_attention_kernel_name(void);
 
 /* Reads a pattern file and uploads orders and per-row lists of kept tiles to the current device. */
-paro_status paro_plan_load(const char* pattern_path, paro_plan** plan);
-paro_status paro_plan_create(const paro_plan_desc* desc, paro_plan** plan);
-paro_status paro_plan_get_info(const paro_plan* plan, paro_plan_info* info);
-void paro_plan_destroy(paro_plan* plan);
+PARO_API paro_status paro_plan_load(const char* pattern_path, paro_plan** plan);
+PARO_API paro_status paro_plan_create(const paro_plan_desc* desc, paro_plan** plan);
+PARO_API paro_status paro_plan_get_info(const paro_plan* plan, paro_plan_info* info);
+PARO_API void paro_plan_destroy(paro_plan* plan);
 /* Per-head precision of the PV product: pv_bits is [layers][heads] (the pattern's per-head pv_bits;
  * paro_plan_load applies them), or NULL to give every head all_bits. 16: P and V in fp16
  * (mma.m16n8k16, fp32 accumulation; V is converted to fp16, so |v| must stay below 65504);
  * 8 (and 4: there is no INT4 path): INT8 P and V. Plans start with every head at 8. Not to be
  * called while attention calls with this plan are in flight. */
-paro_status paro_plan_set_pv_bits(paro_plan* plan, const uint8_t* pv_bits, int all_bits);
+PARO_API paro_status paro_plan_set_pv_bits(paro_plan* plan, const uint8_t* pv_bits, int all_bits);
 
 /* Checks everything paro_attention would check (shapes, dtype, alignment, plan indices) without
  * launching: PARO_OK, PARO_ERROR_INVALID_ARGUMENT or PARO_ERROR_UNSUPPORTED. */
-paro_status paro_can_implement(const paro_plan* plan, const paro_attention_args* args);
+PARO_API paro_status paro_can_implement(const paro_plan* plan, const paro_attention_args* args);
 /* Device workspace paro_attention needs for these shapes (int8 Q, K, V^T (room for fp16 V) and scales). */
-paro_status paro_workspace_size(const paro_attention_args* args, size_t* bytes);
+PARO_API paro_status paro_workspace_size(const paro_attention_args* args, size_t* bytes);
 
 /* The whole op: permute + quantize Q/K/V (fused), block-sparse INT8 QK^T, fp32 online softmax,
  * INT8 PV (P quantized per tile and row) or, for heads set to pv_bits 16, fp16 PV; output scattered
  * back to original token order. */
-paro_status paro_attention(const paro_plan* plan, const paro_attention_args* args, void* workspace,
+PARO_API paro_status paro_attention(const paro_plan* plan, const paro_attention_args* args, void* workspace,
                            size_t workspace_bytes, void* stream);
 
 /* Standalone permutation of one [batch, heads, tokens, dim] tensor by the plan's orders of `layer`:
  * forward: out[p] = in[gather[p]] (original -> permuted); inverse: out[gather[p]] = in[p]. */
-paro_status paro_permute(const paro_plan* plan, int layer, int inverse, paro_dtype dtype, int batch, int heads,
+PARO_API paro_status paro_permute(const paro_plan* plan, int layer, int inverse, paro_dtype dtype, int batch, int heads,
                          int tokens, int dim, paro_tensor in, paro_tensor out, void* stream);
 
 /* Plain fp32 reference attention on the GPU (for validation; slow, exact up to fp32 rounding).
  * q, k, v, out: float32, contiguous [batch, heads, tokens, head_dim], original order.
  * plan == NULL: dense attention. Otherwise the tile mask of (layer, slot) over the plan's orders;
  * a query whose tile row keeps nothing gets zeros. scale 0 means 1/sqrt(head_dim). */
-paro_status paro_reference_attention(const paro_plan* plan, int layer, int slot, int batch, int heads, int tokens,
+PARO_API paro_status paro_reference_attention(const paro_plan* plan, int layer, int slot, int batch, int heads, int tokens,
                                      int head_dim, const float* q, const float* k, const float* v, float* out,
                                      float scale, void* stream);
 
 /* Synchronizes the stream and reports any error raised inside a kernel. */
-paro_status paro_stream_check(void* stream);
+PARO_API paro_status paro_stream_check(void* stream);
 
 #ifdef __cplusplus
 }

@@ -4,7 +4,7 @@
 #include <string>
 
 #include "paro/validation.hpp"
-#include "paro_kernels.hpp"
+#include "gpu_helpers.hpp"
 #include "paro_runtime.h"
 
 namespace paro::gpu {

@@ -1,6 +1,6 @@
 #pragma once
-// C++ conveniences over the C API for paro's own tools (validate, bench, tests): a plan made from an
-// in-memory Pattern, RAII device buffers, and a status check that throws.
+// C++ conveniences over the C API for paro's own tools (validate, bench, tests): RAII device
+// buffers, a status check that throws, random fills and timing.
 #include <cstddef>
 #include <memory>
 #include <stdexcept>
@@ -8,20 +8,9 @@
 #include <type_traits>
 
 #include "paro_runtime.h"
-
-namespace paro {
-struct Pattern;
-}
+#include "plan_from_pattern.hpp"
 
 namespace paro::gpu {
-
-// Uploads an in-memory pattern (what paro_plan_load does after reading the file).
-paro_status plan_from_pattern(const paro::Pattern& p, paro_plan** out);
-
-struct PlanDeleter {
-    void operator()(paro_plan* p) const { paro_plan_destroy(p); }
-};
-using PlanPtr = std::unique_ptr<paro_plan, PlanDeleter>;
 
 class RuntimeError : public std::runtime_error {
 public:

@@ -4,7 +4,7 @@
 #include <vector>
 
 #include "common.cuh"
-#include "paro_kernels.hpp"
+#include "gpu_helpers.hpp"
 
 namespace paro::gpu {
 

@@ -16,7 +16,7 @@
 #include "paro/error.hpp"
 #include "paro/pattern.hpp"
 #include "paro/token_layout.hpp"
-#include "paro_kernels.hpp"
+#include "plan_from_pattern.hpp"
 #include "paro_runtime.h"
 
 using paro::gpu::DType;

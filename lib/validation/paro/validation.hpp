@@ -35,7 +35,7 @@ public:
     virtual void run(const Pattern& pattern, const LayerInputs& in, LayerOutputs& out) = 0;
 };
 
-// Exact and slow: lib/paro/attention_reference for both references, no kernel.
+// Exact and slow: lib/validation/paro/attention_reference for both references, no kernel.
 class CpuValidationBackend : public ValidationBackend {
 public:
     std::string describe() const override { return "CPU fp32 reference, no quantization"; }
