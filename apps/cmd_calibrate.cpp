@@ -22,7 +22,9 @@ struct CalibrateArgs {
     double density = 0.5, alpha = 0.5, sigma = 0.9;
     float eps = 1e-3f;
     int64_t block = 64;
-    int slots = 1, qk_bits = 8, pv_bits = 8;
+    int slots = 1, qk_bits = 8;
+    std::string pv_format = "int8";
+    int pv_bits = 0;  // deprecated spelling of pv_format (16: fp16, 8: int8); 0 = not given
     bool uniform_slots = false, no_force_text = false, no_force_ragged = false;
 };
 
@@ -35,7 +37,8 @@ int run_calibrate(const CalibrateArgs& a, const GlobalOptions& g) {
     opt.slots = a.slots;
     opt.share_later_half = !a.uniform_slots;
     opt.qk_bits = a.qk_bits;
-    opt.pv_bits = a.pv_bits;
+    opt.pv_format = a.pv_bits ? pv_format_from_v1_bits(a.pv_bits, "", "option --pv-bits")
+                              : parse_pv_format(a.pv_format, "", "option --pv-format");
     opt.options_json = nlohmann::json{{"density", a.density},
                                       {"objective", a.objective},
                                       {"alpha", a.alpha},
@@ -47,7 +50,7 @@ int run_calibrate(const CalibrateArgs& a, const GlobalOptions& g) {
                                       {"force_text", !a.no_force_text},
                                       {"force_ragged", !a.no_force_ragged},
                                       {"qk_bits", a.qk_bits},
-                                      {"pv_bits", a.pv_bits}}
+                                      {"pv_format", to_string(opt.pv_format)}}
                            .dump();
     // Fail on a bad output path now, not after the calibration; never overwrite the input.
     AtomicOutput::check(a.output);
@@ -85,7 +88,9 @@ void add_calibrate(CLI::App& app, Runner& run, const GlobalOptions& g) {
     sub->add_flag("--no-force-text", a->no_force_text, "do not keep text rows/columns dense");
     sub->add_flag("--no-force-ragged", a->no_force_ragged, "do not keep the ragged last tile row/column dense");
     sub->add_option("--qk-bits", a->qk_bits, "quantization plan: bits for QK (4, 8, 16)")->capture_default_str();
-    sub->add_option("--pv-bits", a->pv_bits, "quantization plan: bits for PV (4, 8, 16)")->capture_default_str();
+    auto* pv_format = sub->add_option("--pv-format", a->pv_format, "quantization plan: PV format (int8, fp16, fp8_e4m3)")
+                          ->capture_default_str();
+    sub->add_option("--pv-bits", a->pv_bits, "deprecated: --pv-format (16 = fp16, 8 = int8)")->excludes(pv_format);
     sub->callback([a, &run, &g] { run = [a, &g] { return run_calibrate(*a, g); }; });
 }
 

@@ -322,7 +322,7 @@ paro_status plan_from_pattern(const paro::Pattern& p, paro_plan** out) {
             for (int h = 0; h < heads; ++h) {
                 const auto& hp = p.layers[l].heads[h];
                 orders[size_t(l) * heads + h] = uint8_t(paro::index_of(hp.order));
-                pv_bits[size_t(l) * heads + h] = uint8_t(hp.pv_bits);
+                pv_bits[size_t(l) * heads + h] = hp.pv_format == paro::PvFormat::fp16 ? 16 : 8;
                 if (int(hp.masks.size()) != slots)
                     return fail(PARO_ERROR_FILE, "head has " + std::to_string(hp.masks.size()) + " masks for " +
                                                      std::to_string(slots) + " slots");

@@ -21,10 +21,10 @@ GpuValidationBackend::GpuValidationBackend(const Pattern& pattern, paro_dtype dt
     check(plan_from_pattern(pattern, &plan), "loading the pattern onto the GPU");
     plan_.reset(plan);
     device_ = device_name();
-    // The runtime honours each head's pv_bits: 16 runs PV in fp16, anything else in INT8.
+    // The runtime honours each head's PV format.
     bool fp16 = false, int8 = false;
     for (const auto& l : pattern.layers)
-        for (const auto& h : l.heads) (h.pv_bits == 16 ? fp16 : int8) = true;
+        for (const auto& h : l.heads) (h.pv_format == PvFormat::fp16 ? fp16 : int8) = true;
     pv_ = fp16 && int8 ? "INT8/fp16 (per head)" : fp16 ? "fp16" : "INT8";
 }
 

@@ -95,7 +95,7 @@ struct HeadCalibrator {
         for (int64_t s = 0; s < S; ++s)
             hp.sample_recall.push_back(mask_recall(hp.masks[slot_of_sample[s]], sample_mass[s][chosen]));
         hp.qk_bits = opt.qk_bits;
-        hp.pv_bits = opt.pv_bits;
+        hp.pv_format = opt.pv_format;
         return hp;
     }
 };
@@ -112,9 +112,8 @@ void validate_calibration(const DumpInfo& dump, const CalibrateOptions& opt) {
         throw InputError("", "option --sigma", "must be in (0, 1]");
     if (!(opt.objective.alpha >= 0 && opt.objective.alpha <= 1))
         throw InputError("", "option --alpha", "must be in [0, 1]");
-    for (auto [bits, name] : {std::pair{opt.qk_bits, "--qk-bits"}, std::pair{opt.pv_bits, "--pv-bits"}})
-        if (bits != 4 && bits != 8 && bits != 16)
-            throw InputError("", std::string("option ") + name, fmt::format("must be 4, 8 or 16, got {}", bits));
+    if (opt.qk_bits != 4 && opt.qk_bits != 8 && opt.qk_bits != 16)
+        throw InputError("", "option --qk-bits", fmt::format("must be 4, 8 or 16, got {}", opt.qk_bits));
     if (opt.objective.kind == ObjectiveKind::output_error && !dump.has_v())
         throw InputError(dump.path, "/layers/*/v", "objective output-error needs v in every layer of the dump");
     const SlotPlan plan = SlotPlan::make(opt.slots, opt.share_later_half);

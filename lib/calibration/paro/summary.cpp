@@ -102,7 +102,7 @@ nlohmann::json pattern_json(const Pattern& p, int64_t file_bytes) {
                              {"density", h.density},
                              {"recall", h.recall},
                              {"qk_bits", h.qk_bits},
-                             {"pv_bits", h.pv_bits},
+                             {"pv_format", to_string(h.pv_format)},
                              {"scores", scores}});
         }
         layers.push_back({{"heads", heads}});

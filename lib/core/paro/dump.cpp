@@ -56,7 +56,7 @@ std::vector<int64_t> tensor_shape(const h5::File& f, const std::string& path) {
 DumpReader::DumpReader(const std::string& path) : file_(h5::File::open_read(path)) {
     info_.path = path;
     const hid_t root = file_.id();
-    h5::expect_format(file_, "paro-dump", 1);
+    h5::expect_format(file_, "paro-dump", 1, 1);
 
     const auto grid = h5::read_int_attr(file_, root, "/", "grid");
     if (grid.size() != 3) throw InputError(path, "attribute grid", "must hold 3 integers (F, H, W)");

@@ -415,14 +415,18 @@ std::string probe_format_name(const std::string& path) {
     }
 }
 
-void expect_format(const File& f, const std::string& format, int64_t version) {
+int64_t expect_format(const File& f, const std::string& format, int64_t min_version, int64_t max_version) {
     const std::string found = format_name(f);
     if (found.empty()) throw InputError(f.path(), "attribute paro_format", "missing (not a " + format + " file)");
     if (found != format)
         throw InputError(f.path(), "attribute paro_format", fmt::format("is '{}', expected '{}'", found, format));
     const int64_t v = read_scalar_int_attr(f, f.id(), "/", "paro_version");
-    if (v != version)
-        throw InputError(f.path(), "attribute paro_version", fmt::format("unknown version {} (this paro reads {})", v, version));
+    if (v < min_version || v > max_version)
+        throw InputError(f.path(), "attribute paro_version",
+                         min_version == max_version
+                             ? fmt::format("unknown version {} (this paro reads {})", v, max_version)
+                             : fmt::format("unknown version {} (this paro reads {} to {})", v, min_version, max_version));
+    return v;
 }
 
 hid_t half_type() {

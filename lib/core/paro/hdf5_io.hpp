@@ -108,8 +108,9 @@ std::string format_name(const File& f);
 // The same for a path; "" also when the file cannot be read.
 std::string probe_format_name(const std::string& path);
 
-// Checks the root attributes paro_format and paro_version; throws InputError naming the one at fault.
-void expect_format(const File& f, const std::string& format, int64_t version);
+// Checks the root attributes paro_format and paro_version (within [min_version, max_version]);
+// throws InputError naming the one at fault. Returns the version.
+int64_t expect_format(const File& f, const std::string& format, int64_t min_version, int64_t max_version);
 
 // IEEE half precision as HDF5 (and h5py) describe it: a 16-bit float type.
 hid_t half_type();

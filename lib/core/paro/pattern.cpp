@@ -17,6 +17,7 @@ namespace {
 // by name: the authors' runtime numbers the orders differently.
 constexpr std::array<const char*, kNumOrders> kFileOrderNames = {"FHW", "FWH", "HFW", "HWF", "WFH", "WHF"};
 constexpr int kDeflate = 6;
+constexpr int64_t kPatternVersion = 2;  // 1: per-head pv_bits; 2: per-head pv_format (read both)
 
 template <typename T>
 void expect_size(const h5::File& f, const std::string& path, const std::vector<T>& v, size_t n) {
@@ -52,7 +53,7 @@ int64_t write_pattern_file(const Pattern& p, const std::string& path) {
         h5::File f = h5::File::create(out.temp_path());
         const hid_t root = f.id();
         h5::write_attr(root, "paro_format", std::string("paro-pattern"));
-        h5::write_attr(root, "paro_version", int64_t{1});
+        h5::write_attr(root, "paro_version", int64_t{kPatternVersion});
         h5::write_attr(root, "tool_version", p.provenance.tool_version);
         h5::write_attr(root, "options", p.provenance.options_json);
         h5::write_attr(root, "source_dump", p.provenance.source_dump);
@@ -70,6 +71,9 @@ int64_t write_pattern_file(const Pattern& p, const std::string& path) {
         h5::write_attr(root, "order_names",
                        std::vector<std::string>(kFileOrderNames.begin(), kFileOrderNames.end()));
         h5::write_attr(root, "mask_encoding", std::string("bits-row-major-lsb-first"));
+        std::vector<std::string> pv_names;
+        for (PvFormat pf : kAllPvFormats) pv_names.push_back(to_string(pf));
+        h5::write_attr(root, "pv_format_names", pv_names);
 
         h5::Handle slots = h5::create_group(root, "slots");
         h5::write_attr(slots.get(), "count", int64_t{p.slots.count()});
@@ -95,7 +99,7 @@ int64_t write_pattern_file(const Pattern& p, const std::string& path) {
                 PARO_ASSERT(static_cast<int64_t>(hp.sample_order.size()) == S);
                 orders[h] = static_cast<uint8_t>(index_of(hp.order));
                 qk[h] = static_cast<uint8_t>(hp.qk_bits);
-                pv[h] = static_cast<uint8_t>(hp.pv_bits);
+                pv[h] = static_cast<uint8_t>(index_of(hp.pv_format));
                 for (int64_t t = 0; t < T; ++t) {
                     const auto& b = hp.masks[t].bytes();
                     PARO_ASSERT(static_cast<int64_t>(b.size()) == nbytes);
@@ -114,7 +118,7 @@ int64_t write_pattern_file(const Pattern& p, const std::string& path) {
             }
             h5::write_dataset(g.get(), "orders", {H}, h5::StoreType::u8, orders.data(), h5::StoreType::u8);
             h5::write_dataset(g.get(), "qk_bits", {H}, h5::StoreType::u8, qk.data(), h5::StoreType::u8);
-            h5::write_dataset(g.get(), "pv_bits", {H}, h5::StoreType::u8, pv.data(), h5::StoreType::u8);
+            h5::write_dataset(g.get(), "pv_format", {H}, h5::StoreType::u8, pv.data(), h5::StoreType::u8);
             h5::write_dataset(g.get(), "masks", {T, H, nbytes}, h5::StoreType::u8, masks.data(), h5::StoreType::u8,
                               {{1, 1, nbytes}, kDeflate});
             h5::write_dataset(g.get(), "density", {T, H}, h5::StoreType::f64, density.data(), h5::StoreType::f64);
@@ -135,7 +139,7 @@ int64_t write_pattern_file(const Pattern& p, const std::string& path) {
 Pattern read_pattern_file(const std::string& path) {
     h5::File f = h5::File::open_read(path);
     const hid_t root = f.id();
-    h5::expect_format(f, "paro-pattern", 1);
+    const int64_t version = h5::expect_format(f, "paro-pattern", 1, kPatternVersion);
 
     Pattern p;
     p.provenance.tool_version = h5::read_string_attr(f, root, "/", "tool_version");
@@ -169,6 +173,13 @@ Pattern read_pattern_file(const std::string& path) {
                 throw InputError(path, "attribute order_names", "names " + names[i] + " twice");
     }
 
+    // Version 2 names its PV format codes (mapped by name, like the orders); version 1 stored bits.
+    std::vector<PvFormat> file_pv_format;
+    if (version >= 2)
+        for (const auto& name : h5::read_string_array_attr(f, root, "/", "pv_format_names"))
+            file_pv_format.push_back(parse_pv_format(name, path, "attribute pv_format_names"));
+    const std::string pv_dataset = version >= 2 ? "pv_format" : "pv_bits";
+
     h5::Handle slots = h5::open_group(f, "/slots");
     p.slots.boundaries = h5::read_all_double(f, "/slots/boundaries");
     if (p.slots.boundaries.size() < 2 || p.slots.boundaries.front() != 0.0 || p.slots.boundaries.back() != 1.0)
@@ -191,7 +202,7 @@ Pattern read_pattern_file(const std::string& path) {
         if (H <= 0) throw InputError(path, base + " attribute heads", "must be positive");
         const auto orders = h5::read_all_u8(f, base + "/orders");
         const auto qk = h5::read_all_u8(f, base + "/qk_bits");
-        const auto pv = h5::read_all_u8(f, base + "/pv_bits");
+        const auto pv = h5::read_all_u8(f, base + "/" + pv_dataset);
         const auto masks = h5::read_all_u8(f, base + "/masks");
         const auto density = h5::read_all_double(f, base + "/density");
         const auto recall = h5::read_all_double(f, base + "/recall");
@@ -204,7 +215,7 @@ Pattern read_pattern_file(const std::string& path) {
         const auto sample_recall = h5::read_all_double(f, base + "/sample_recall");
         expect_size(f, base + "/orders", orders, H);
         expect_size(f, base + "/qk_bits", qk, H);
-        expect_size(f, base + "/pv_bits", pv, H);
+        expect_size(f, base + "/" + pv_dataset, pv, H);
         expect_size(f, base + "/masks", masks, T * H * nbytes);
         expect_size(f, base + "/density", density, T * H);
         expect_size(f, base + "/recall", recall, T * H);
@@ -218,7 +229,13 @@ Pattern read_pattern_file(const std::string& path) {
             if (orders[h] >= kNumOrders) throw InputError(path, base + "/orders", fmt::format("bad order index {}", orders[h]));
             hp.order = file_order[orders[h]];
             hp.qk_bits = qk[h];
-            hp.pv_bits = pv[h];
+            if (version >= 2) {
+                if (pv[h] >= file_pv_format.size())
+                    throw InputError(path, base + "/pv_format", fmt::format("bad PV format code {}", pv[h]));
+                hp.pv_format = file_pv_format[pv[h]];
+            } else {
+                hp.pv_format = pv_format_from_v1_bits(pv[h], path, base + "/pv_bits");
+            }
             for (int64_t t = 0; t < T; ++t) {
                 BlockMask m;
                 std::vector<uint8_t> b(masks.begin() + (t * H + h) * nbytes, masks.begin() + (t * H + h + 1) * nbytes);

@@ -9,6 +9,7 @@
 
 #include "paro/axis_order.hpp"
 #include "paro/block_mask.hpp"
+#include "paro/pv_format.hpp"
 #include "paro/timestep_slots.hpp"
 #include "paro/token_layout.hpp"
 
@@ -47,7 +48,7 @@ struct HeadPattern {
     std::vector<uint8_t> sample_order;  // per sample: the order that sample alone would choose
     std::vector<double> sample_recall;  // per sample: mass its slot's shared mask keeps on it
     int qk_bits = 8;
-    int pv_bits = 8;
+    PvFormat pv_format = PvFormat::int8;
 };
 
 struct LayerPattern {

@@ -1,6 +1,6 @@
 #pragma once
 // `paro check`: verifies an HDF5 file against the machine-readable layout in schemas/
-// (paro-dump-v1.json or paro-pattern-v1.json, built into the library; the vocabulary is in
+// (paro-dump-v1.json, paro-pattern-v2.json or -v1.json by the file's paro_version, built into the library; the vocabulary is in
 // schemas/README.md). Returns every violation found, not just the first.
 #include <string>
 #include <vector>
@@ -8,7 +8,8 @@
 namespace paro {
 
 extern const char* const kDumpSchemaJson;
-extern const char* const kPatternSchemaJson;
+extern const char* const kPatternSchemaJson;    // the version paro writes
+extern const char* const kPatternV1SchemaJson;  // version 1, still read
 
 struct CheckResult {
     std::string format;  // "paro-dump" or "paro-pattern"

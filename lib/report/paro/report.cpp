@@ -942,7 +942,7 @@ ReportResult write_report(const ReportOptions& opt) {
                            r.layer, r.head, r.layer, r.head, to_string(hp.order), to_string(hp.order), r.mean_density, dens,
                            r.mean_recall, rec, std::isfinite(r.agree) ? fmt::format("{}", r.agree) : std::string(),
                            S > 0 ? fmt::format("{}/{}", r.agree_count, S) : std::string("n/a"), num(r.min_sample_recall),
-                           hp.qk_bits, hp.pv_bits);
+                           hp.qk_bits, to_string(hp.pv_format));
             for (AxisOrder o : kAllOrders)
                 fmt::format_to(out, "<td{}>{}</td>", o == hp.order ? " class=\"best\"" : "",
                                num(hp.scores[index_of(o)].objective));
