@@ -64,6 +64,7 @@ public:
 
     const TileGrid& grid() const { return grid_; }
     const TokenLayout& layout() const { return layout_; }
+    const TileStatsOptions& options() const { return options_; }
     // Elements of each DeviceTileStats array per head: 6 * nb * nb.
     size_t tiles_per_head() const { return size_t(kNumOrders) * size_t(grid_.tiles()); }
     // Device bytes the engine holds now (grows up to the budget on first use).

@@ -14,9 +14,12 @@ need "$prefix/bin/paro"
 need "$prefix/include/paro_runtime.h"
 need "$libdir/libparo_runtime.so"
 need "$libdir/libparo_runtime.so.0"
+need "$libdir/libparo_stats.so.0"
+need "$prefix/include/paro_stats.h"
 need "$libdir/cmake/paro/paroConfig.cmake"
 need "$libdir/cmake/paro/paroConfigVersion.cmake"
 need "$libdir/pkgconfig/paro-runtime.pc"
+need "$libdir/pkgconfig/paro-stats.pc"
 for s in paro-dump-v1 paro-pattern-v1 paro-pattern-v2 inspect-pattern.schema; do need "$prefix/share/paro/schemas/$s.json"; done
 [ "$fail" -eq 0 ] || { cat "$work/install.log"; exit 1; }
 
@@ -30,8 +33,8 @@ cmake --build "$work/consumer-build" >>"$work/consumer.log" 2>&1 || { cat "$work
 "$work/consumer-build/consumer"
 
 # pkg-config consumer.
-PKG_CONFIG_PATH="$libdir/pkgconfig" pkg-config --exists paro-runtime
+PKG_CONFIG_PATH="$libdir/pkgconfig" pkg-config --exists paro-runtime paro-stats
 # shellcheck disable=SC2046
-cc -o "$work/consumer-pc" "$work/consumer/main.c" $(PKG_CONFIG_PATH="$libdir/pkgconfig" pkg-config --cflags --libs paro-runtime) \
+cc -o "$work/consumer-pc" "$work/consumer/main.c" $(PKG_CONFIG_PATH="$libdir/pkgconfig" pkg-config --cflags --libs paro-stats) \
     -Wl,-rpath,"$libdir"
 "$work/consumer-pc"

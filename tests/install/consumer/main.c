@@ -2,6 +2,7 @@
  * version, status strings, the device check, and argument errors. Prints one line per check and
  * exits non-zero on the first surprise. With a GPU present it also builds and frees a tiny plan. */
 #include <paro_runtime.h>
+#include <paro_stats.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -23,6 +24,10 @@ int main(void) {
     paro_plan* plan = NULL;
     expect(paro_plan_create(NULL, &plan) == PARO_ERROR_INVALID_ARGUMENT && plan == NULL, "null desc is refused");
     expect(strlen(paro_last_error()) > 0, "the refusal has a message");
+
+    paro_stats_engine* engine = NULL;
+    expect(paro_stats_engine_create(NULL, &engine) == PARO_ERROR_INVALID_ARGUMENT, "stats: null desc is refused");
+    expect(paro_stats_api_version() == PARO_STATS_API_VERSION, "stats API version matches the header");
 
     if (dev == PARO_OK) {
         const uint8_t orders[2] = {PARO_ORDER_FHW, PARO_ORDER_WHF};
