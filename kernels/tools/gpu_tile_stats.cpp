@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 
 #include "paro/axis_order.hpp"
@@ -23,6 +24,9 @@ constexpr int64_t kBlock = 64;  // the kernels' tile size
 constexpr size_t kRowStatBytes = 2 * sizeof(float);
 constexpr size_t kTileStatBytes = sizeof(double) + sizeof(float) + sizeof(uint32_t);
 constexpr int kMaxLaunchHeads = 65535;  // gridDim.z
+constexpr size_t kMaxPinnedBytes = size_t(256) << 20;  // compute(heads): both host slots together
+
+constexpr const char* kKernelNames[kTileStatsKernels] = {"reference", "sync", "wgmma", "wgmma_poly1", "wgmma_poly2"};
 
 size_t elem_bytes(paro_dtype d) { return d == PARO_FLOAT32 ? 4 : 2; }
 size_t round16(size_t x) { return (x + 15) / 16 * 16; }
@@ -87,6 +91,18 @@ DeviceHeads head_range(const DeviceHeads& in, int h0, int count) {
 
 }  // namespace
 
+const char* to_string(TileStatsKernel k) {
+    const int i = int(k);
+    return i >= 0 && i < kTileStatsKernels ? kKernelNames[i] : "?";
+}
+
+TileStatsKernel parse_tile_stats_kernel(const std::string& name) {
+    for (int i = 0; i < kTileStatsKernels; ++i)
+        if (name == kKernelNames[i]) return static_cast<TileStatsKernel>(i);
+    throw InputError("", "PARO_TILE_STATS_VARIANT",
+                     fmt::format("unknown tile statistics kernel '{}' (reference, sync, wgmma, wgmma_poly1, wgmma_poly2)", name));
+}
+
 void can_implement(const TokenLayout& layout, const TileStatsOptions& options, const DeviceHeads& in) {
     check_layout(layout, options);
     if (in.heads < 1) throw InputError("", "heads", fmt::format("{}: at least one head is needed", in.heads));
@@ -99,6 +115,36 @@ void can_implement(const TokenLayout& layout, const TileStatsOptions& options, c
     check_tensor("q", in.q, in.q_stride_head, in.q_stride_token, in);
     check_tensor("k", in.k, in.k_stride_head, in.k_stride_token, in);
 }
+
+// compute(heads)'s host side: two pinned slots (chunk i is copied back and converted while chunk
+// i + 1 computes), the stream they run on, and an event per slot.
+struct GpuTileStatsEngine::HostPipeline {
+    void* pinned = nullptr;
+    size_t bytes = 0;
+    cudaStream_t stream = nullptr;
+    cudaEvent_t done[2] = {nullptr, nullptr};
+
+    HostPipeline() {
+        cuda_check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
+        for (auto& e : done) cuda_check(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreate");
+    }
+    ~HostPipeline() {
+        if (pinned) cudaFreeHost(pinned);
+        for (auto& e : done)
+            if (e) cudaEventDestroy(e);
+        if (stream) cudaStreamDestroy(stream);
+    }
+    HostPipeline(const HostPipeline&) = delete;
+    HostPipeline& operator=(const HostPipeline&) = delete;
+    void reserve(size_t b) {
+        if (b <= bytes) return;
+        if (pinned) cudaFreeHost(pinned);
+        pinned = nullptr;
+        bytes = 0;
+        cuda_check(cudaMallocHost(&pinned, b), "cudaMallocHost");
+        bytes = b;
+    }
+};
 
 struct GpuTileStatsEngine::Uploaded {
     DeviceBuffer q, k, v;
@@ -127,6 +173,17 @@ GpuTileStatsEngine::GpuTileStatsEngine(const TokenLayout& layout, TileStatsOptio
     gathers_.upload(gathers.data(), gathers_.bytes());
     overflow_ = DeviceBuffer(sizeof(int));
     overflow_.fill_byte(0);
+    int major = 0, minor = 0;
+    cuda_check(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device_), "cudaDeviceGetAttribute");
+    cuda_check(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device_), "cudaDeviceGetAttribute");
+    sm90_ = major == 9 && minor == 0;
+    if (const char* v = std::getenv("PARO_TILE_STATS_VARIANT"); v && *v) kernel_ = parse_tile_stats_kernel(v);
+}
+
+TileStatsKernel GpuTileStatsEngine::kernel_for(paro_dtype dtype) const {
+    if (dtype == PARO_FLOAT32) return TileStatsKernel::reference;
+    if (kernel_ == TileStatsKernel::reference || kernel_ == TileStatsKernel::sync) return kernel_;
+    return sm90_ && ts::wgmma_built() ? kernel_ : TileStatsKernel::sync;
 }
 
 size_t GpuTileStatsEngine::device_bytes() const {
@@ -147,7 +204,7 @@ int GpuTileStatsEngine::max_chunk_heads(size_t bytes_per_head) const {
 namespace {
 
 ts::Problem make_problem(const DeviceHeads& in, const TileGrid& grid, const DeviceBuffer& gathers,
-                         const DeviceBuffer& row_stats, const DeviceBuffer& overflow) {
+                         const DeviceBuffer& row_stats, const DeviceBuffer& overflow, TileStatsKernel kernel) {
     ts::Problem p{};
     p.tokens = int(grid.tokens);
     p.tiles = int(grid.tiles_per_side());
@@ -160,6 +217,7 @@ ts::Problem make_problem(const DeviceHeads& in, const TileGrid& grid, const Devi
     p.scale_log2 = float(in.scale * 1.4426950408889634);  // rounded once, from double
     p.row_stats = row_stats.as<float2>();
     p.overflow = overflow.as<int>();
+    p.variant = static_cast<ts::Variant>(kernel);
     return p;
 }
 
@@ -176,7 +234,7 @@ void GpuTileStatsEngine::accumulate(const DeviceHeads& in, const DeviceTileStats
     const float log2_eps = std::log2(options_.eps);  // -inf for eps = 0, NaN below: no entry counts
     for (int h0 = 0; h0 < in.heads; h0 += chunk) {
         const DeviceHeads part = head_range(in, h0, std::min(chunk, in.heads - h0));
-        const ts::Problem p = make_problem(part, grid_, gathers_, row_stats_, overflow_);
+        const ts::Problem p = make_problem(part, grid_, gathers_, row_stats_, overflow_, kernel_for(in.dtype));
         cuda_check(ts::launch_row_stats(p, st), "tile statistics: row pass");
         const ts::StatsOut out{stats.mass + size_t(h0) * tph, stats.max + size_t(h0) * tph,
                                stats.below_eps + size_t(h0) * tph};
@@ -196,45 +254,66 @@ bool GpuTileStatsEngine::overflow_seen() {
 std::vector<SixOrderStats> GpuTileStatsEngine::compute(const DeviceHeads& in) {
     can_implement(layout_, options_, in);
     DeviceGuard guard(device_);
-    const size_t tph = tiles_per_head();
-    const int chunk = std::min(in.heads, max_chunk_heads(tph * kTileStatBytes + kRowStatBytes * size_t(grid_.tokens)));
-    ensure(stats_, size_t(chunk) * tph * kTileStatBytes);
-    const DeviceTileStats dev{stats_.as<double>(),
-                              reinterpret_cast<float*>(stats_.as<char>() + size_t(chunk) * tph * sizeof(double)),
-                              reinterpret_cast<uint32_t*>(stats_.as<char>() + size_t(chunk) * tph * 12)};
-    overflow_seen();  // clears a flag left by earlier accumulate calls
-    std::vector<SixOrderStats> out;
-    out.reserve(size_t(in.heads));
-    std::vector<double> mass;
-    std::vector<float> max;
-    std::vector<uint32_t> below;
-    for (int h0 = 0; h0 < in.heads; h0 += chunk) {
-        const int count = std::min(chunk, in.heads - h0);
-        const size_t tiles = size_t(count) * tph;
-        cuda_check(cudaMemset(dev.mass, 0, tiles * sizeof(double)), "cudaMemset");
-        cuda_check(cudaMemset(dev.max, 0, tiles * sizeof(float)), "cudaMemset");
-        cuda_check(cudaMemset(dev.below_eps, 0, tiles * sizeof(uint32_t)), "cudaMemset");
-        accumulate(head_range(in, h0, count), dev, nullptr);
-        mass.resize(tiles);
-        max.resize(tiles);
-        below.resize(tiles);
-        stats_.download(mass.data(), tiles * sizeof(double), 0);
-        stats_.download(max.data(), tiles * sizeof(float), size_t(chunk) * tph * sizeof(double));
-        stats_.download(below.data(), tiles * sizeof(uint32_t), size_t(chunk) * tph * 12);
-        const size_t per_order = size_t(grid_.tiles());
-        for (int h = 0; h < count; ++h) {
-            SixOrderStats six;
+    const size_t tph = tiles_per_head(), per_head = tph * kTileStatBytes;
+    // Chunks of about a quarter of the batch (so that copies and conversion overlap the next
+    // chunk's kernels), two of them on the device within the budget and in pinned host memory.
+    const int chunk = int(std::max<size_t>(
+        1, std::min({size_t(max_chunk_heads(2 * per_head + kRowStatBytes * size_t(grid_.tokens))),
+                     size_t(in.heads + 3) / 4, kMaxPinnedBytes / (2 * per_head)})));
+    const size_t slot_bytes = size_t(chunk) * per_head;
+    ensure(stats_, 2 * slot_bytes);
+    if (!pipe_) pipe_ = std::make_shared<HostPipeline>();
+    HostPipeline& hp = *pipe_;
+    hp.reserve(2 * slot_bytes);
+    // A slot: mass [chunk * tph] double, then max float, then below_eps uint32.
+    auto dev_slot = [&](int s) {
+        char* b = stats_.as<char>() + size_t(s) * slot_bytes;
+        return DeviceTileStats{reinterpret_cast<double*>(b), reinterpret_cast<float*>(b + size_t(chunk) * tph * 8),
+                               reinterpret_cast<uint32_t*>(b + size_t(chunk) * tph * 12)};
+    };
+    overflow_seen();  // clears a flag left by earlier accumulate calls (and waits for the caller's work)
+
+    std::vector<SixOrderStats> out(size_t(in.heads));
+    const size_t per_order = size_t(grid_.tiles());
+    auto convert = [&](int h0, int count, int s) {
+        cuda_check(cudaEventSynchronize(hp.done[s]), "tile statistics: download");
+        const char* b = static_cast<const char*>(hp.pinned) + size_t(s) * slot_bytes;
+        const double* mass = reinterpret_cast<const double*>(b);
+        const float* mx = reinterpret_cast<const float*>(b + size_t(chunk) * tph * 8);
+        const uint32_t* below = reinterpret_cast<const uint32_t*>(b + size_t(chunk) * tph * 12);
+#pragma omp parallel for collapse(2) schedule(static)
+        for (int h = 0; h < count; ++h)
             for (int o = 0; o < kNumOrders; ++o) {
-                const size_t at = (size_t(h) * kNumOrders + o) * per_order;
-                TileStats s(grid_);
-                std::copy_n(mass.begin() + at, per_order, s.mass.begin());
-                std::copy_n(max.begin() + at, per_order, s.max.begin());
-                std::copy_n(below.begin() + at, per_order, s.below_eps.begin());
-                six[o] = std::move(s);
+                const size_t at = (size_t(h) * kNumOrders + size_t(o)) * per_order;
+                TileStats& st = out[size_t(h0 + h)][size_t(o)];
+                st.grid = grid_;
+                st.mass.assign(mass + at, mass + at + per_order);
+                st.max.assign(mx + at, mx + at + per_order);
+                st.below_eps.assign(below + at, below + at + per_order);
             }
-            out.push_back(std::move(six));
-        }
+    };
+    int prev_h0 = -1, prev_count = 0;
+    for (int h0 = 0, i = 0; h0 < in.heads; h0 += chunk, ++i) {
+        const int count = std::min(chunk, in.heads - h0), s = i & 1;
+        const size_t tiles = size_t(count) * tph;
+        const DeviceTileStats dev = dev_slot(s);
+        cuda_check(cudaMemsetAsync(dev.mass, 0, tiles * sizeof(double), hp.stream), "cudaMemsetAsync");
+        cuda_check(cudaMemsetAsync(dev.max, 0, tiles * sizeof(float), hp.stream), "cudaMemsetAsync");
+        cuda_check(cudaMemsetAsync(dev.below_eps, 0, tiles * sizeof(uint32_t), hp.stream), "cudaMemsetAsync");
+        accumulate(head_range(in, h0, count), dev, hp.stream);
+        char* hb = static_cast<char*>(hp.pinned) + size_t(s) * slot_bytes;
+        cuda_check(cudaMemcpyAsync(hb, dev.mass, tiles * 8, cudaMemcpyDeviceToHost, hp.stream), "cudaMemcpyAsync");
+        cuda_check(cudaMemcpyAsync(hb + size_t(chunk) * tph * 8, dev.max, tiles * 4, cudaMemcpyDeviceToHost, hp.stream),
+                   "cudaMemcpyAsync");
+        cuda_check(cudaMemcpyAsync(hb + size_t(chunk) * tph * 12, dev.below_eps, tiles * 4, cudaMemcpyDeviceToHost,
+                                   hp.stream),
+                   "cudaMemcpyAsync");
+        cuda_check(cudaEventRecord(hp.done[s], hp.stream), "cudaEventRecord");
+        if (prev_h0 >= 0) convert(prev_h0, prev_count, s ^ 1);  // overlaps this chunk's kernels
+        prev_h0 = h0;
+        prev_count = count;
     }
+    convert(prev_h0, prev_count, ((in.heads - 1) / chunk) & 1);
     if (overflow_seen()) throw_overflow_generic();
     return out;
 }
@@ -310,7 +389,7 @@ std::array<double, kNumOrders> GpuTileStatsEngine::masked_output_error(const Hea
     ensure(output_, at_masks + kNumOrders * mask_bytes);
     for (int o = 0; o < kNumOrders; ++o) output_.upload(masks[o].bytes().data(), mask_bytes, at_masks + o * mask_bytes);
 
-    const ts::Problem p = make_problem(up.heads, grid_, gathers_, row_stats_, overflow_);
+    const ts::Problem p = make_problem(up.heads, grid_, gathers_, row_stats_, overflow_, kernel_for(up.heads.dtype));
     ts::OutputErrorArgs a{};
     a.v = {up.v.get(), int64_t(n * d), int64_t(d)};
     a.masks = reinterpret_cast<const uint8_t*>(output_.as<char>() + at_masks);

@@ -14,6 +14,8 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <string>
 #include <vector>
 
 #include "gpu_helpers.hpp"
@@ -47,6 +49,17 @@ struct DeviceTileStats {
     uint32_t* below_eps = nullptr;
 };
 
+// Kernel variants (TEMPORARY: bench/gpu/tile_stats_bench.cpp times them against each other on the
+// H200; the measurement picks one and the others are deleted). What each changes:
+// kernels/tools/tile_stats_launch.hpp (Variant). Default: $PARO_TILE_STATS_VARIANT when set (a name
+// below), else wgmma_poly1. fp32 inputs always run `reference`; the wgmma ones run as `sync` where
+// the build lacks sm_90a machine code or the device is not compute capability 9.0.
+enum class TileStatsKernel : int { reference = 0, sync = 1, wgmma = 2, wgmma_poly1 = 3, wgmma_poly2 = 4 };
+constexpr int kTileStatsKernels = 5;
+const char* to_string(TileStatsKernel k);
+// "reference", "sync", "wgmma", "wgmma_poly1", "wgmma_poly2"; InputError otherwise.
+TileStatsKernel parse_tile_stats_kernel(const std::string& name);
+
 // Checks a request against what the kernels implement, with no device needed. Throws InputError
 // naming the field at fault: tile size 64 only; head_dim 64 or 128; a known dtype; scale finite
 // and > 0; q, k non-null, 16-byte aligned, strides >= head_dim and multiples of 16 bytes;
@@ -63,6 +76,10 @@ public:
                        size_t memory_budget = size_t(1) << 30);
 
     const TileGrid& grid() const { return grid_; }
+    // The kernel variant asked for (TEMPORARY, see TileStatsKernel) and what runs for a dtype here.
+    void set_kernel(TileStatsKernel k) { kernel_ = k; }
+    TileStatsKernel kernel() const { return kernel_; }
+    TileStatsKernel kernel_for(paro_dtype dtype) const;
     const TokenLayout& layout() const { return layout_; }
     const TileStatsOptions& options() const { return options_; }
     // Elements of each DeviceTileStats array per head: 6 * nb * nb.
@@ -76,7 +93,9 @@ public:
     // Synchronizes the device; true when any accumulate since the last call met an overflow.
     bool overflow_seen();
 
-    // Host statistics per head (throws InputError when the scores overflow).
+    // Host statistics per head (throws InputError when the scores overflow). Pipelined: chunks of
+    // heads run on the engine's stream while the previous chunk's statistics come back through
+    // pinned host buffers (at most 256 MiB, kept by the engine) and are converted on all cores.
     std::vector<SixOrderStats> compute(const DeviceHeads& in);
     // One host head: q, k uploaded and converted to dtype (fp32 keeps the CPU's inputs exactly;
     // fp16 / bf16 round them first). Throws the CPU engine's overflow InputError.
@@ -104,6 +123,11 @@ private:
     DeviceBuffer row_stats_;  // [chunk heads][N] float2
     DeviceBuffer stats_;      // compute(heads): [chunk heads] of DeviceTileStats arrays
     DeviceBuffer output_;     // masked_output_error: dense O and partial sums
+    TileStatsKernel kernel_ = TileStatsKernel::wgmma_poly1;
+    bool sm90_ = false;       // compute capability 9.0
+
+    struct HostPipeline;      // compute(heads): pinned buffers, stream, events
+    std::shared_ptr<HostPipeline> pipe_;
 };
 
 }  // namespace paro::gpu

@@ -5,9 +5,15 @@
 //     tile C of order o: P = 2^((s - max) * scale_log2 - log2 sum), reduced to the tile's sum,
 //     max and count of P < eps in registers, warp shuffles and shared memory. Each tile of each
 //     order is updated by exactly one CTA: no atomics, and the same inputs give the same bits.
+// Two families (Variant, tile_stats_launch.hpp; TEMPORARY until the H200 measurement picks one):
+// the reference kernels (also every fp32 run) and the fast kernels (fp16 / bf16): Q fragments in
+// registers, a 3-stage ring of swizzled key tiles with one barrier per tile, S on mma.sync or
+// wgmma, per-thread partials reduced once per 4 key tiles.
 #include "tile_stats_dispatch.cuh"
 #include "tile_stats_launch.hpp"
 #include "tile_stats_tile.cuh"
+
+#include <utility>
 
 namespace paro::gpu::tilestats {
 
@@ -151,17 +157,261 @@ __global__ void __launch_bounds__(kThreads) tile_stats_kernel(Problem p, float l
     if (leader) flush(p.tiles - 1);
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// Fast kernels (fp16 / bf16). Shared memory, from a 1024-aligned base: 3 key-tile stages (SwzTile),
+// then an area that first holds the Q tile (until every warp has its fragments) and then, in pass 2,
+// the per-thread partials of the key tiles: [2 groups][kGroup tiles][128 threads] float4
+// (sum, max log2 P, count bits, -), double-buffered by group.
+// ---------------------------------------------------------------------------------------------
+
+constexpr int kStages = 3;
+constexpr int kGroup = 4;  // key tiles per reduction
+
+template <int D, bool kPartials>
+struct FastSmem {
+    static constexpr int kStageBytes = SwzTile<D>::kBytes;
+    static constexpr int kArea = kStages * kStageBytes;  // the Q tile, then the partials
+    static constexpr int kPartialBytes = 2 * kGroup * kThreads * 16;
+    static constexpr size_t total =
+        size_t(kArea) + size_t(kPartials && kPartialBytes > kStageBytes ? kPartialBytes : kStageBytes) + 1024;
+};
+
+// The key-tile ring and this warp's Q fragments. Per key tile C:
+//   const uint32_t kt = pipe.next(C, st);  pipe.scores(kt, c, lane);  ...;  st = (st + 1) % 3
+// next() waits for tile C, makes it visible to every thread (and the tensor cores), then starts
+// tile C + 2 into the stage tile C - 1 used (free: every thread has passed this barrier, so it is
+// done with tile C - 1) and reads the tokens of tile C + 3. One barrier per tile.
+template <typename T, int D, bool WG>
+struct FastPipe {
+    using L = SwzTile<D>;
+    SwzLoader<T, D> ld;
+    uint32_t stages;
+    uint32_t a[D / 16][4];
+
+    __device__ __forceinline__ void start(const Problem& p, const T* q, const T* k, const int32_t* gather, int R,
+                                          uint32_t base, int warp, int lane) {
+        stages = base;
+        const uint32_t qsm = base + kStages * L::kBytes;
+        ld.init(q, p.q.stride_token, gather, p.tokens);
+        ld.rows(R * kTile);
+        ld.issue(qsm);
+        cp_async_commit();
+        ld.init(k, p.k.stride_token, gather, p.tokens);
+        ld.rows(0);  // tiles past the end come out zero-filled (and are never used)
+        ld.issue(stages);
+        cp_async_commit();
+        ld.rows(kTile);
+        ld.issue(stages + L::kBytes);
+        cp_async_commit();
+        ld.rows(2 * kTile);
+        cp_async_wait<2>();  // the Q tile
+        __syncthreads();
+        load_a_frags<D>(a, qsm, warp, lane);
+    }
+    __device__ __forceinline__ uint32_t next(int C, int st) {
+        cp_async_wait<1>();
+        if constexpr (WG) fence_proxy_async();
+        __syncthreads();
+        ld.issue(stages + uint32_t(st == 0 ? 2 : st - 1) * L::kBytes);
+        cp_async_commit();
+        ld.rows((C + 3) * kTile);
+        return stages + uint32_t(st) * L::kBytes;
+    }
+    __device__ __forceinline__ void scores(uint32_t kt, float (&c)[8][4], int lane) const {
+        if constexpr (WG)
+            scores_wgmma<T, D>(a, kt, c);
+        else
+            scores_sync<T, D>(a, kt, c, lane);
+    }
+};
+
+__device__ __forceinline__ uint32_t smem_base_1024(const unsigned char* smem) {
+    return (uint32_t(__cvta_generic_to_shared(smem)) + 1023u) & ~1023u;
+}
+
+// Pass 1, fast: each thread keeps its own online softmax over its 16 entries per row and tile (no
+// shuffles per tile); the four threads of a row combine theirs at the end, exactly rescaled.
+template <typename T, int D, bool WG>
+__global__ void __launch_bounds__(kThreads) row_stats_fast_kernel(Problem p) {
+    extern __shared__ __align__(16) unsigned char smem[];
+    const int R = blockIdx.x, h = blockIdx.y, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const T* q = static_cast<const T*>(p.q.data) + h * p.q.stride_head;
+    const T* k = static_cast<const T*>(p.k.data) + h * p.k.stride_head;
+    FastPipe<T, D, WG> pipe;
+    pipe.start(p, q, k, nullptr, R, smem_base_1024(smem), warp, lane);
+
+    const float cs = p.scale_log2;
+    float m[2] = {-INFINITY, -INFINITY};
+    double l[2] = {0.0, 0.0};
+    const int last_valid = p.tokens - (p.tiles - 1) * kTile;
+    int st = 0;
+    for (int C = 0; C < p.tiles; ++C) {
+        const uint32_t kt = pipe.next(C, st);
+        float c[8][4];
+        pipe.scores(kt, c, lane);
+        if (C == p.tiles - 1) mask_keys(c, last_valid, lane);
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            float mx = -INFINITY;
+#pragma unroll
+            for (int j = 0; j < 8; ++j) mx = fmaxf(mx, fmaxf(c[j][2 * r], c[j][2 * r + 1]));
+            const float mn = fmaxf(m[r], mx);
+            const float ms = mn == -INFINITY ? 0.f : mn;  // all of this thread's keys masked so far
+            const float bb = -ms * cs;
+            float s0 = 0.f, s1 = 0.f;
+#pragma unroll
+            for (int j = 0; j < 8; ++j) {
+                s0 += fast_exp2(fmaf(c[j][2 * r], cs, bb));
+                s1 += fast_exp2(fmaf(c[j][2 * r + 1], cs, bb));
+            }
+            l[r] = l[r] * double(fast_exp2((m[r] - ms) * cs)) + double(s0 + s1);  // m = -inf: 0
+            m[r] = mn;
+        }
+        st = st == kStages - 1 ? 0 : st + 1;
+    }
+    cp_async_wait<0>();  // the zero-fill copies of tiles past the end
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        float M = fmaxf(m[r], __shfl_xor_sync(0xffffffffu, m[r], 1));
+        M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, 2));
+        const float Ms = M == -INFINITY ? 0.f : M;
+        double lr = l[r] * double(fast_exp2((m[r] - Ms) * cs));
+        lr += __shfl_xor_sync(0xffffffffu, lr, 1);
+        lr += __shfl_xor_sync(0xffffffffu, lr, 2);
+        const int row = R * kTile + warp * 16 + (lane >> 2) + 8 * r;
+        if ((lane & 3) == 0 && row < p.tokens) {
+            const float lg = float(log2(lr));
+            if (!isfinite(M) || !isfinite(lg)) *p.overflow = 1;
+            p.row_stats[size_t(h) * p.tokens + row] = make_float2(M, lg);
+        }
+    }
+}
+
+// Pass 2, fast. Per key tile each thread reduces its 32 entries (t = log2 P = s * c + b_row in one
+// FFMA; P = 2^t on the MUFU, or for the first POLY of the 8 key groups by exp2_poly; max over t;
+// the count by FSET) and stores (sum, max, count) in the partials. Every kGroup tiles, after the
+// next barrier, warp w reduces tile w of the finished group (fixed order: deterministic) and its
+// lane 0 folds it into `out`, whose previous values it loaded when the group started.
+template <typename T, int D, bool WG, int POLY>
+__global__ void __launch_bounds__(kThreads) tile_stats_fast_kernel(Problem p, float log2_eps, StatsOut out) {
+    using S = FastSmem<D, true>;
+    extern __shared__ __align__(16) unsigned char smem[];
+    const uint32_t base = smem_base_1024(smem);
+    float4* partials = reinterpret_cast<float4*>(smem + (base - uint32_t(__cvta_generic_to_shared(smem))) + S::kArea);
+    const int R = blockIdx.x, o = blockIdx.y, h = blockIdx.z, tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const T* q = static_cast<const T*>(p.q.data) + h * p.q.stride_head;
+    const T* k = static_cast<const T*>(p.k.data) + h * p.k.stride_head;
+    const int32_t* gather = p.gathers + size_t(o) * p.tokens;
+    FastPipe<T, D, WG> pipe;
+    pipe.start(p, q, k, gather, R, base, warp, lane);
+
+    RowSoftmax rows;
+    rows.load(p.row_stats + size_t(h) * p.tokens, gather, R * kTile + warp * 16 + (lane >> 2), p.tokens, log2_eps);
+    const float cs = p.scale_log2;
+    // t = (s - m) c - log2 l as one FFMA: s * c + b with b = -m c - log2 l rounded once (an error
+    // of half an ulp of |m c|: ~1e-7 relative in P for ordinary logits, ~5e-5 for logits ~10^3).
+    const float b[2] = {fmaf(-rows.m[0], cs, rows.nl[0]), fmaf(-rows.m[1], cs, rows.nl[1])};
+
+    const size_t obase = ((size_t(h) * kOrders + o) * p.tiles + R) * p.tiles;
+    const int last_valid = p.tokens - (p.tiles - 1) * kTile;
+    const uint32_t masked_below =
+        log2_eps > -INFINITY ? uint32_t(min(kTile, p.tokens - R * kTile) * (kTile - last_valid)) : 0u;
+    double prev_mass = 0.0;
+    float prev_max = 0.f;
+    uint32_t prev_cnt = 0;
+    auto load_prev = [&](int g) {
+        const int t = g * kGroup + warp;
+        if (lane == 0 && t < p.tiles) {
+            prev_mass = out.mass[obase + t];
+            prev_max = out.max[obase + t];
+            prev_cnt = out.below_eps[obase + t];
+        }
+    };
+    auto reduce = [&](int g) {
+        const int t = g * kGroup + warp;
+        if (t >= p.tiles) return;  // warp-uniform
+        const float4* x = partials + ((g & 1) * kGroup + warp) * kThreads + lane;
+        const float4 x0 = x[0], x1 = x[32], x2 = x[64], x3 = x[96];
+        float sum = (x0.x + x1.x) + (x2.x + x3.x);
+        float mx = fmaxf(fmaxf(x0.y, x1.y), fmaxf(x2.y, x3.y));
+        uint32_t n = (__float_as_uint(x0.z) + __float_as_uint(x1.z)) + (__float_as_uint(x2.z) + __float_as_uint(x3.z));
+#pragma unroll
+        for (int off = 16; off > 0; off >>= 1) {
+            sum += __shfl_xor_sync(0xffffffffu, sum, off);
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+            n += __shfl_xor_sync(0xffffffffu, n, off);
+        }
+        if (lane == 0) {
+            if (t == p.tiles - 1) n -= masked_below;
+            out.mass[obase + t] = prev_mass + double(sum);
+            out.max[obase + t] = fmaxf(prev_max, exp2f(mx));
+            out.below_eps[obase + t] = prev_cnt + n;
+        }
+    };
+
+    load_prev(0);
+    int st = 0;
+    for (int C = 0; C < p.tiles; ++C) {
+        const uint32_t kt = pipe.next(C, st);
+        if ((C & (kGroup - 1)) == 0 && C > 0) {
+            reduce(C / kGroup - 1);
+            load_prev(C / kGroup);
+        }
+        float c[8][4];
+        pipe.scores(kt, c, lane);
+        if (C == p.tiles - 1) mask_keys(c, last_valid, lane);
+        float s4[4] = {0.f, 0.f, 0.f, 0.f}, m2[2] = {-INFINITY, -INFINITY};
+        uint32_t cnt = 0;
+#pragma unroll
+        for (int j = 0; j < 8; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                const int r = e >> 1;
+                const float t = fmaf(c[j][e], cs, b[r]);
+                s4[e] += j < POLY ? exp2_poly(t) : fast_exp2(t);
+                m2[r] = fmaxf(m2[r], t);
+                cnt -= lt_mask(t, rows.thr[r]);
+            }
+        partials[(((C / kGroup) & 1) * kGroup + (C & (kGroup - 1))) * kThreads + tid] =
+            make_float4((s4[0] + s4[1]) + (s4[2] + s4[3]), fmaxf(m2[0], m2[1]), __uint_as_float(cnt), 0.f);
+        st = st == kStages - 1 ? 0 : st + 1;
+    }
+    cp_async_wait<0>();  // the zero-fill copies of tiles past the end
+    __syncthreads();
+    reduce((p.tiles - 1) / kGroup);
+}
+
+template <typename... A, typename... B>
+cudaError_t launch(void (*kernel)(A...), dim3 grid, size_t smem, cudaStream_t st, B&&... args) {
+    const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+    if (e != cudaSuccess) return e;
+    kernel<<<grid, kThreads, smem, st>>>(std::forward<B>(args)...);
+    return cudaGetLastError();
+}
+
 }  // namespace
+
+bool wgmma_built() {
+#ifdef PARO_TS_HAVE_SM90A
+    return true;
+#else
+    return false;
+#endif
+}
 
 cudaError_t launch_row_stats(const Problem& p, cudaStream_t st) {
     return dispatch(p.dtype, p.head_dim, [&](auto tag, auto dim) {
         using T = decltype(tag);
         constexpr int D = decltype(dim)::value;
-        constexpr size_t smem = stream_smem_bytes<T, D>();
-        const cudaError_t e = cudaFuncSetAttribute(row_stats_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
-        if (e != cudaSuccess) return e;
-        row_stats_kernel<T, D><<<dim3(p.tiles, p.heads), kThreads, smem, st>>>(p);
-        return cudaGetLastError();
+        const dim3 grid(p.tiles, p.heads);
+        if constexpr (!std::is_same_v<T, float>) {
+            constexpr size_t smem = FastSmem<D, false>::total;
+            if (p.variant == Variant::sync || (p.variant != Variant::reference && !wgmma_built()))
+                return launch(row_stats_fast_kernel<T, D, false>, grid, smem, st, p);
+            if (p.variant != Variant::reference) return launch(row_stats_fast_kernel<T, D, true>, grid, smem, st, p);
+        }
+        return launch(row_stats_kernel<T, D>, grid, stream_smem_bytes<T, D>(), st, p);
     });
 }
 
@@ -169,11 +419,22 @@ cudaError_t launch_tile_stats(const Problem& p, float log2_eps, const StatsOut& 
     return dispatch(p.dtype, p.head_dim, [&](auto tag, auto dim) {
         using T = decltype(tag);
         constexpr int D = decltype(dim)::value;
-        constexpr size_t smem = stream_smem_bytes<T, D>();
-        const cudaError_t e = cudaFuncSetAttribute(tile_stats_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
-        if (e != cudaSuccess) return e;
-        tile_stats_kernel<T, D><<<dim3(p.tiles, kOrders, p.heads), kThreads, smem, st>>>(p, log2_eps, out);
-        return cudaGetLastError();
+        const dim3 grid(p.tiles, kOrders, p.heads);
+        if constexpr (!std::is_same_v<T, float>) {
+            constexpr size_t smem = FastSmem<D, true>::total;
+            Variant v = p.variant;
+            if (v != Variant::reference && v != Variant::sync && !wgmma_built()) v = Variant::sync;
+            switch (v) {
+                case Variant::sync: return launch(tile_stats_fast_kernel<T, D, false, 0>, grid, smem, st, p, log2_eps, out);
+                case Variant::wgmma: return launch(tile_stats_fast_kernel<T, D, true, 0>, grid, smem, st, p, log2_eps, out);
+                case Variant::wgmma_poly1:
+                    return launch(tile_stats_fast_kernel<T, D, true, 1>, grid, smem, st, p, log2_eps, out);
+                case Variant::wgmma_poly2:
+                    return launch(tile_stats_fast_kernel<T, D, true, 2>, grid, smem, st, p, log2_eps, out);
+                case Variant::reference: break;
+            }
+        }
+        return launch(tile_stats_kernel<T, D>, grid, stream_smem_bytes<T, D>(), st, p, log2_eps, out);
     });
 }
 

@@ -19,6 +19,8 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "tile_stats_exp2.hpp"
+
 namespace paro::gpu::tilestats {
 
 constexpr int kTile = 64;
@@ -243,5 +245,187 @@ struct RowSoftmax {
         return fmaf(s - m[r], scale_log2, nl[r]);
     }
 };
+
+
+// ---------------------------------------------------------------------------------------------
+// Building blocks of the fast kernels (fp16 / bf16 only; fp32 keeps the reference kernels).
+// ---------------------------------------------------------------------------------------------
+
+#if defined(__CUDA_ARCH__) && (__CUDA_ARCH__ >= 900) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define PARO_TS_SM90_DEVICE 1
+#endif
+
+// 0xffffffff when a < b, else 0 (one FSET; `cnt -= lt_mask(...)` counts without a select).
+__device__ __forceinline__ uint32_t lt_mask(float a, float b) {
+    uint32_t m;
+    asm("set.lt.u32.f32 %0, %1, %2;\n" : "=r"(m) : "f"(a), "f"(b));
+    return m;
+}
+
+// A 64-row tile of D 16-bit elements in shared memory as D / 64 column blocks of [64 rows][128
+// bytes], each swizzled as wgmma's 128-byte mode reads it (16-byte chunk c of row r at chunk
+// c ^ (r & 7)); the same layout serves ldmatrix without bank conflicts. Tiles start 1024-aligned.
+template <int D>
+struct SwzTile {
+    static constexpr int kBytes = kTile * D * 2;          // 8 or 16 KB
+    static constexpr int kChunks = D / 8;                 // 16-byte chunks per row
+    static constexpr int kIters = kTile * kChunks / kThreads;  // chunks per thread per tile (4 or 8)
+    static constexpr int kRowStep = kThreads / kChunks;   // rows between a thread's chunks (16 or 8)
+    __host__ __device__ static constexpr uint32_t offset(int r, int chunk) {
+        return uint32_t((chunk >> 3) * (kTile * 128) + r * 128 + (((chunk & 7) ^ (r & 7)) << 4));
+    }
+};
+
+__device__ __forceinline__ void cp_async16_s(uint32_t smem, const void* gmem, int src_bytes) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem), "l"(gmem), "r"(src_bytes));
+}
+__device__ __forceinline__ void ldmatrix_x4_s(uint32_t (&r)[4], uint32_t a) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+}
+
+// Gathered loads of 64-row tiles into SwzTile layout. The token of each of the thread's rows is
+// read one tile ahead (rows(...)), so the cp.async of a tile never waits for its gather load.
+template <typename T, int D>
+struct SwzLoader {
+    using L = SwzTile<D>;
+    const T* src;
+    int64_t stride_token;
+    const int32_t* gather;  // null: identity
+    int tokens;
+    uint32_t so;            // this thread's first chunk offset within a tile
+    int r0, chunk;
+    int tok[L::kIters];     // tokens of the next tile to issue (-1: past the end)
+
+    __device__ __forceinline__ void init(const T* s, int64_t st, const int32_t* g, int n) {
+        src = s;
+        stride_token = st;
+        gather = g;
+        tokens = n;
+        r0 = int(threadIdx.x) / L::kChunks;
+        chunk = int(threadIdx.x) % L::kChunks;
+        so = L::offset(r0, chunk);
+    }
+    // Reads the tokens of the tile starting at permuted position base.
+    __device__ __forceinline__ void rows(int base) {
+#pragma unroll
+        for (int i = 0; i < L::kIters; ++i) {
+            const int pos = base + r0 + i * L::kRowStep;
+            tok[i] = pos < tokens ? (gather ? __ldg(gather + pos) : pos) : -1;
+        }
+    }
+    // Starts the copies of the tile whose rows() were read last into the tile at smem address dst.
+    __device__ __forceinline__ void issue(uint32_t dst) const {
+#pragma unroll
+        for (int i = 0; i < L::kIters; ++i) {
+            const bool valid = tok[i] >= 0;
+            const T* g = src + (valid ? int64_t(tok[i]) : 0) * stride_token + chunk * 8;
+            cp_async16_s(dst + so + uint32_t(i * L::kRowStep * 128), g, valid ? 16 : 0);
+        }
+    }
+};
+
+// A fragments (mma.m16n8k16 layout) of one warp's 16 rows of a SwzTile, for all D / 16 k-steps.
+template <int D>
+__device__ __forceinline__ void load_a_frags(uint32_t (&a)[D / 16][4], uint32_t tile, int warp, int lane) {
+    const int r = warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) ldmatrix_x4_s(a[kk], tile + SwzTile<D>::offset(r, 2 * kk + (lane >> 4)));
+}
+
+// S (16 rows x 64 keys per warp) = A (registers) x K tile (SwzTile) on mma.sync.
+template <typename T, int D>
+__device__ __forceinline__ void scores_sync(const uint32_t (&a)[D / 16][4], uint32_t ktile, float (&c)[8][4], int lane) {
+#pragma unroll
+    for (int j = 0; j < 8; ++j) c[j][0] = c[j][1] = c[j][2] = c[j][3] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk)
+#pragma unroll
+        for (int j = 0; j < 8; j += 2) {
+            uint32_t b[4];
+            ldmatrix_x4_s(b, ktile + SwzTile<D>::offset(8 * j + (lane & 7) + (lane >> 4) * 8, 2 * kk + ((lane >> 3) & 1)));
+            Mma16<T>::run(c[j], a[kk], b[0], b[1]);
+            Mma16<T>::run(c[j + 1], a[kk], b[2], b[3]);
+        }
+}
+
+#ifdef PARO_TS_SM90_DEVICE
+// Descriptor of a K-major 128-byte-swizzled operand (as kernels/runtime/attention_sm90.cu): start
+// address / 16, leading byte offset 1 (unused in this mode), stride byte offset 1024 (8-row
+// groups), swizzle mode 1 (128 B).
+__device__ __forceinline__ uint64_t wgmma_desc128(uint32_t smem_addr) {
+    return uint64_t((smem_addr >> 4) | (1u << 16)) | (uint64_t((1024 >> 4) | (1u << 30)) << 32);
+}
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_wait0() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+// Keeps every read of the accumulators below the wait (CUTLASS's warpgroup_fence_operand).
+__device__ __forceinline__ void fence_operand(float (&d)[8][4]) {
+#pragma unroll
+    for (int j = 0; j < 8; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) asm volatile("" : "+f"(d[j][e])::"memory");
+}
+
+// d[64 x 64] (+)= a[64 x 16] (registers, mma.m16n8k16 A layout per warp) * B[16 x 64] (shared,
+// K-major, 128-byte swizzle); d[j][e] is the mma.m16n8 C fragment of n-block j.
+#define PARO_TS_WGMMA(DC, SCALE_D, TY)                                                                              \
+    asm volatile("wgmma.mma_async.sync.aligned.m64n64k16.f32." TY "." TY " "                                       \
+                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                         \
+                 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "                \
+                 "{%32, %33, %34, %35}, %36, " SCALE_D ", 1, 1, 0;\n"                                              \
+                 : DC(d[0][0]), DC(d[0][1]), DC(d[0][2]), DC(d[0][3]), DC(d[1][0]), DC(d[1][1]), DC(d[1][2]),       \
+                   DC(d[1][3]), DC(d[2][0]), DC(d[2][1]), DC(d[2][2]), DC(d[2][3]), DC(d[3][0]), DC(d[3][1]),       \
+                   DC(d[3][2]), DC(d[3][3]), DC(d[4][0]), DC(d[4][1]), DC(d[4][2]), DC(d[4][3]), DC(d[5][0]),       \
+                   DC(d[5][1]), DC(d[5][2]), DC(d[5][3]), DC(d[6][0]), DC(d[6][1]), DC(d[6][2]), DC(d[6][3]),       \
+                   DC(d[7][0]), DC(d[7][1]), DC(d[7][2]), DC(d[7][3])                                               \
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc))
+#define PARO_TS_OUT(x) "=f"(x)
+#define PARO_TS_INOUT(x) "+f"(x)
+template <typename T, bool ACC>
+__device__ __forceinline__ void wgmma_n64(float (&d)[8][4], const uint32_t (&a)[4], uint64_t desc) {
+    constexpr bool kBf16 = std::is_same_v<T, __nv_bfloat16>;
+    if constexpr (ACC && kBf16)
+        PARO_TS_WGMMA(PARO_TS_INOUT, "1", "bf16");
+    else if constexpr (ACC)
+        PARO_TS_WGMMA(PARO_TS_INOUT, "1", "f16");
+    else if constexpr (kBf16)
+        PARO_TS_WGMMA(PARO_TS_OUT, "0", "bf16");
+    else
+        PARO_TS_WGMMA(PARO_TS_OUT, "0", "f16");
+}
+#undef PARO_TS_OUT
+#undef PARO_TS_INOUT
+#undef PARO_TS_WGMMA
+#endif
+
+// The calling thread's completed cp.async writes, visible to the tensor cores' (async proxy) reads
+// that follow the next barrier. Only wgmma needs it; a no-op without sm_90a.
+__device__ __forceinline__ void fence_proxy_async() {
+#ifdef PARO_TS_SM90_DEVICE
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+#endif
+}
+
+// S (64 rows x 64 keys per warpgroup; this warp's 16 rows in c) = A (registers) x K tile (SwzTile
+// at ktile, 1024-aligned) on wgmma. Every thread must have made the tile's cp.async writes visible
+// to the async proxy (fence_proxy_async before the barrier).
+template <typename T, int D>
+__device__ __forceinline__ void scores_wgmma(const uint32_t (&a)[D / 16][4], uint32_t ktile, float (&c)[8][4]) {
+#ifdef PARO_TS_SM90_DEVICE
+    wgmma_fence();
+    wgmma_n64<T, false>(c, a[0], wgmma_desc128(ktile));
+#pragma unroll
+    for (int kk = 1; kk < D / 16; ++kk)
+        wgmma_n64<T, true>(c, a[kk], wgmma_desc128(ktile + (kk >> 2) * (kTile * 128) + (kk & 3) * 32));
+    wgmma_commit();
+    wgmma_wait0();
+    fence_operand(c);
+#else
+    (void)a, (void)ktile, (void)c;
+    __trap();  // the host never launches a wgmma kernel without sm_90a machine code
+#endif
+}
 
 }  // namespace paro::gpu::tilestats

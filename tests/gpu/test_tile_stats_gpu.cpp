@@ -25,6 +25,7 @@
 #include "paro/reference_stats.hpp"
 #include "paro/synth.hpp"
 #include "paro/tile_stats.hpp"
+#include "tile_stats_exp2.hpp"
 
 using namespace paro;
 using paro::gpu::DeviceBuffer;
@@ -132,6 +133,15 @@ void compare(const TokenLayout& layout, const HeadSlice& s, const SixOrderStats&
            std::fabs(cpu_obj[index_of(gpu_order)] - cpu_obj[index_of(cpu_order)]) <= 1e-4));
 }
 
+// Every kernel variant (TEMPORARY, until the H200 measurement picks one) that runs differently for
+// dtype: fp32 always runs the reference kernels.
+std::vector<gpu::TileStatsKernel> kernels_for(paro_dtype dtype) {
+    if (dtype == PARO_FLOAT32) return {gpu::TileStatsKernel::reference};
+    std::vector<gpu::TileStatsKernel> all;
+    for (int i = 0; i < gpu::kTileStatsKernels; ++i) all.push_back(static_cast<gpu::TileStatsKernel>(i));
+    return all;
+}
+
 DeviceHeads fake_heads() {  // aligned non-null pointers: for argument checks only, never dereferenced
     DeviceHeads in;
     in.q = reinterpret_cast<const void*>(uintptr_t(4096));
@@ -190,6 +200,27 @@ TEST_CASE("tile stats gpu: can_implement names the argument at fault", "[tile_st
     rejects(fake_heads(), "option --block", b32);
 }
 
+TEST_CASE("tile stats gpu: exp2_poly is as accurate as the MUFU's ex2.approx", "[tile_stats_gpu]") {
+    using gpu::tilestats::exp2_poly;
+    double worst = 0;
+    for (int i = 0; i <= 4000000; ++i) {
+        const float x = -124.f + float(i) * (125.f / 4000000.f);
+        worst = std::max(worst, std::fabs(double(exp2_poly(x)) / std::exp2(double(x)) - 1.0));
+    }
+    INFO("worst relative error " << worst);
+    CHECK(worst < 3e-7);
+    CHECK(exp2_poly(0.f) == Approx(1.0).epsilon(3e-7));
+    CHECK(exp2_poly(-INFINITY) <= 3e-38f);
+    CHECK(exp2_poly(-1000.f) <= 3e-38f);
+    CHECK(std::isnan(exp2_poly(INFINITY)));
+    CHECK(gpu::parse_tile_stats_kernel("wgmma_poly1") == gpu::TileStatsKernel::wgmma_poly1);
+    for (int i = 0; i < gpu::kTileStatsKernels; ++i) {
+        const auto k = static_cast<gpu::TileStatsKernel>(i);
+        CHECK(gpu::parse_tile_stats_kernel(gpu::to_string(k)) == k);
+    }
+    CHECK_THROWS_AS(gpu::parse_tile_stats_kernel("fastest"), InputError);
+}
+
 TEST_CASE("tile stats gpu: without a device the engine says so", "[tile_stats_gpu]") {
     const TokenLayout layout{{1, 2, 3}, 5, TextPosition::prefix};
     if (have_gpu()) {
@@ -233,7 +264,11 @@ TEST_CASE("tile stats gpu: matches the CPU engine on random heads", "[.gpu][tile
             const HeadSlice s = make_slice(c.layout, c.d, seed++, c.sigma, c.dtype, false);
             const TileStatsEngine cpu(c.layout, opt);
             GpuTileStatsEngine engine(c.layout, opt);
-            compare(c.layout, s, engine.compute(s, c.dtype), cpu, opt.eps, c.tol);
+            for (const auto k : kernels_for(c.dtype)) {
+                engine.set_kernel(k);
+                INFO("kernel " << gpu::to_string(k) << " (runs " << gpu::to_string(engine.kernel_for(c.dtype)) << ")");
+                compare(c.layout, s, engine.compute(s, c.dtype), cpu, opt.eps, c.tol);
+            }
         }
     }
 }
@@ -275,47 +310,52 @@ TEST_CASE("tile stats gpu: batch of strided heads, chunked by memory, accumulate
     const TileStatsEngine cpu(layout, opt);
     const TileGrid grid{n, 64};
     const size_t per_head = size_t(kNumOrders * grid.tiles()) * 16 + size_t(n) * 8;
-    GpuTileStatsEngine engine(layout, opt, 0, 2 * per_head + 1);  // chunks of 2, 2, 1 heads
-    const auto batch = engine.compute(in);
-    REQUIRE(batch.size() == size_t(heads));
-    for (int h = 0; h < heads; ++h) {
-        INFO("head " << h);
-        compare(layout, slices[size_t(h)], batch[size_t(h)], cpu, opt.eps, Tolerance{});
-    }
-    const auto again = engine.compute(in);
-    for (int h = 0; h < heads; ++h)
-        for (int o = 0; o < kNumOrders; ++o) {
-            CHECK(again[size_t(h)][o].mass == batch[size_t(h)][o].mass);
-            CHECK(again[size_t(h)][o].max == batch[size_t(h)][o].max);
-            CHECK(again[size_t(h)][o].below_eps == batch[size_t(h)][o].below_eps);
+    // compute(): two slots of one head (the budget), so five chunks through the host pipeline.
+    GpuTileStatsEngine engine(layout, opt, 0, 2 * per_head + 1);
+    for (const auto kernel : kernels_for(PARO_FLOAT16)) {
+        engine.set_kernel(kernel);
+        INFO("kernel " << gpu::to_string(kernel));
+        const auto batch = engine.compute(in);
+        REQUIRE(batch.size() == size_t(heads));
+        for (int h = 0; h < heads; ++h) {
+            INFO("head " << h);
+            compare(layout, slices[size_t(h)], batch[size_t(h)], cpu, opt.eps, Tolerance{});
         }
-
-    // Caller-owned statistics, accumulated twice on a stream: mass and counts double, max stays.
-    const size_t tiles = engine.tiles_per_head() * heads;
-    DeviceBuffer mass(tiles * sizeof(double)), mx(tiles * sizeof(float)), below(tiles * sizeof(uint32_t));
-    mass.fill_byte(0);
-    mx.fill_byte(0);
-    below.fill_byte(0);
-    const gpu::DeviceTileStats dev{mass.as<double>(), mx.as<float>(), below.as<uint32_t>()};
-    engine.accumulate(in, dev, nullptr);
-    engine.accumulate(in, dev, nullptr);
-    CHECK_FALSE(engine.overflow_seen());
-    std::vector<double> hm(tiles);
-    std::vector<float> hx(tiles);
-    std::vector<uint32_t> hb(tiles);
-    mass.download(hm.data(), mass.bytes());
-    mx.download(hx.data(), mx.bytes());
-    below.download(hb.data(), below.bytes());
-    const size_t per_order = size_t(grid.tiles());
-    int64_t bad = 0;
-    for (int h = 0; h < heads; ++h)
-        for (int o = 0; o < kNumOrders; ++o)
-            for (size_t t = 0; t < per_order; ++t) {
-                const size_t at = (size_t(h) * kNumOrders + o) * per_order + t;
-                const auto& b = batch[size_t(h)][o];
-                bad += hm[at] != 2 * b.mass[t] || hx[at] != b.max[t] || int64_t(hb[at]) != 2 * b.below_eps[t];
+        const auto again = engine.compute(in);
+        for (int h = 0; h < heads; ++h)
+            for (int o = 0; o < kNumOrders; ++o) {
+                CHECK(again[size_t(h)][o].mass == batch[size_t(h)][o].mass);
+                CHECK(again[size_t(h)][o].max == batch[size_t(h)][o].max);
+                CHECK(again[size_t(h)][o].below_eps == batch[size_t(h)][o].below_eps);
             }
-    CHECK(bad == 0);
+
+        // Caller-owned statistics, accumulated twice on a stream: mass and counts double, max stays.
+        const size_t tiles = engine.tiles_per_head() * heads;
+        DeviceBuffer mass(tiles * sizeof(double)), mx(tiles * sizeof(float)), below(tiles * sizeof(uint32_t));
+        mass.fill_byte(0);
+        mx.fill_byte(0);
+        below.fill_byte(0);
+        const gpu::DeviceTileStats dev{mass.as<double>(), mx.as<float>(), below.as<uint32_t>()};
+        engine.accumulate(in, dev, nullptr);
+        engine.accumulate(in, dev, nullptr);
+        CHECK_FALSE(engine.overflow_seen());
+        std::vector<double> hm(tiles);
+        std::vector<float> hx(tiles);
+        std::vector<uint32_t> hb(tiles);
+        mass.download(hm.data(), mass.bytes());
+        mx.download(hx.data(), mx.bytes());
+        below.download(hb.data(), below.bytes());
+        const size_t per_order = size_t(grid.tiles());
+        int64_t bad = 0;
+        for (int h = 0; h < heads; ++h)
+            for (int o = 0; o < kNumOrders; ++o)
+                for (size_t t = 0; t < per_order; ++t) {
+                    const size_t at = (size_t(h) * kNumOrders + o) * per_order + t;
+                    const auto& b = batch[size_t(h)][o];
+                    bad += hm[at] != 2 * b.mass[t] || hx[at] != b.max[t] || int64_t(hb[at]) != 2 * b.below_eps[t];
+                }
+        CHECK(bad == 0);
+    }
 }
 
 TEST_CASE("tile stats gpu: planted heads of a synthetic dump, stats, chosen order and output error", "[.gpu][tile_stats]") {
