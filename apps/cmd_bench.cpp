@@ -1,7 +1,8 @@
 // `paro bench`: time the whole runtime op (K mean + fused permute/quantize + block-sparse INT8
 // attention + scatter to original order) on random inputs, with masks from a pattern file or random
-// at given densities; --pv-bits 8,16 times INT8 PV and fp16 PV on the same plans. Median of CUDA-event timings after warm-up; also each stage alone and the op
-// with the permutation switched off (the permutation's cost).
+// at given densities; --pv-format int8,fp16 times INT8 PV and fp16 PV on the same plans. Median of
+// CUDA-event timings after warm-up; also each stage alone and the op with the permutation switched off
+// (the permutation's cost).
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
@@ -14,8 +15,11 @@
 #include <vector>
 
 #include "commands.hpp"
+#include "paro/block_mask.hpp"
 #include "paro/error.hpp"
 #include "paro/pattern.hpp"
+#include "paro/pv_format.hpp"
+#include "paro/runtime_limits.hpp"
 
 #ifdef PARO_HAVE_CUDA
 #include "gpu_helpers.hpp"
@@ -38,7 +42,7 @@ struct BenchOptions {
     int iters = 20, warmup = 5;
     uint64_t seed = 1;
     bool json = false;
-    std::vector<int> pv_bits;  // empty: the plan's own (8 for random masks, the pattern's per head)
+    std::vector<std::string> pv_formats;  // empty: the plan's own (int8 for random masks, the pattern's per head)
 };
 
 #ifdef PARO_HAVE_CUDA
@@ -56,7 +60,10 @@ int run_bench(const BenchOptions& o, const GlobalOptions& g) {
     if (o.dtype == "fp16") dtype = PARO_FLOAT16;
     else if (o.dtype == "fp32") dtype = PARO_FLOAT32;
     else if (o.dtype != "bf16") throw InputError("", "--dtype", "must be bf16, fp16 or fp32");
-    if (o.head_dim != 64 && o.head_dim != 128) throw InputError("", "--head-dim", "must be 64 or 128");
+    if (!runtime_supports_head_dim(o.head_dim))
+        throw InputError("", "--head-dim", fmt::format("{} is not supported by the runtime (64, 128)", o.head_dim));
+    std::vector<PvFormat> pv_list;
+    for (const auto& name : o.pv_formats) pv_list.push_back(parse_pv_format(name, "", "option --pv-format"));
 
     // Plans: one per density (random masks, random orders), or the pattern's (layer, slot).
     std::vector<std::pair<std::string, gpu::PlanPtr>> plans;
@@ -92,7 +99,7 @@ int run_bench(const BenchOptions& o, const GlobalOptions& g) {
             if (o.grid.empty()) tokens = grid[0] * grid[1] * grid[2] + text;
             else throw InputError("", "--grid", "F*H*W + text must equal --tokens");
         }
-        const int64_t nb = (tokens + 63) / 64;
+        const int64_t nb = tiles_per_side(tokens);
         layout_desc = fmt::format("{}x{}x{} + {} text", grid[0], grid[1], grid[2], text);
         std::mt19937_64 rng(o.seed);
         for (double d : o.densities) {
@@ -100,19 +107,17 @@ int run_bench(const BenchOptions& o, const GlobalOptions& g) {
             Case c;
             c.orders.resize(size_t(heads));
             for (auto& x : c.orders) x = uint8_t(rng() % 6);
-            const size_t mb = size_t((nb * nb + 7) / 8);
-            c.masks.assign(mb * size_t(heads), 0);
             std::uniform_real_distribution<double> U(0, 1);
-            for (int h = 0; h < heads; ++h)
+            for (int h = 0; h < heads; ++h) {
+                BlockMask m(nb);
                 for (int64_t r = 0; r < nb; ++r)
                     for (int64_t cc = 0; cc < nb; ++cc)
-                        if (r == cc || d >= 1.0 || U(rng) < d) {
-                            const int64_t t = r * nb + cc;
-                            c.masks[size_t(h) * mb + size_t(t >> 3)] |= uint8_t(1u << (t & 7));
-                        }
+                        if (r == cc || d >= 1.0 || U(rng) < d) m.set(r, cc);
+                c.masks.insert(c.masks.end(), m.bytes().begin(), m.bytes().end());  // the desc's layout
+            }
             c.desc.grid[0] = grid[0], c.desc.grid[1] = grid[1], c.desc.grid[2] = grid[2];
             c.desc.text_tokens = text;
-            c.desc.block = 64;
+            c.desc.block = kRuntimeTile;
             c.desc.layers = c.desc.slots = 1;
             c.desc.heads = heads;
             c.desc.orders = c.orders.data();
@@ -161,14 +166,14 @@ int run_bench(const BenchOptions& o, const GlobalOptions& g) {
         std::printf("%-14s %4s %7s %9s %9s %9s %9s %9s %8s %10s %10s\n", "masks", "PV", "density", "total ms", "quant ms",
                     "attn ms", "q id ms", "a id ms", "perm %", "TFLOP/s eq", "TFLOP/s");
     }
-    for (int pv : o.pv_bits)
-        if (pv != 8 && pv != 16) throw InputError("", "--pv-bits", "each value must be 8 or 16");
-    std::vector<int> pv_list = o.pv_bits;
-    if (pv_list.empty()) pv_list.push_back(0);  // 0: as the plan says
+    const bool plan_formats = pv_list.empty();  // as the plan says
+    if (plan_formats) pv_list.push_back(PvFormat::int8);
     for (auto& [label, plan] : plans)
-        for (int pv : pv_list) {
-            if (pv) gpu::check(paro_plan_set_pv_bits(plan.get(), nullptr, pv), "paro_plan_set_pv_bits");
-            const std::string pv_name = pv == 16 ? "fp16" : pv == 8 ? "int8" : "plan";
+        for (const PvFormat pv : pv_list) {
+            if (!plan_formats)
+                gpu::check(paro_plan_set_pv_format(plan.get(), nullptr, static_cast<paro_pv_format>(index_of(pv))),
+                           "paro_plan_set_pv_format");
+            const std::string pv_name = plan_formats ? "plan" : to_string(pv);
             paro_plan_info info{};
             gpu::check(paro_plan_get_info(plan.get(), &info), "plan info");
             const double density = info.density;
@@ -210,7 +215,7 @@ int run_bench(const BenchOptions& o, const GlobalOptions& g) {
                             {"head_dim", o.head_dim}, {"dtype", o.dtype}, {"iters", o.iters}, {"rows", rows}};
         std::printf("%s\n", j.dump(2).c_str());
     } else if (!g.quiet) {
-        std::printf("PV = INT8 or fp16 PV product (--pv-bits; plan: as the pattern / plan says); "
+        std::printf("PV = the PV product's format (--pv-format; plan: as the pattern / plan says); "
                     "total = whole op (K mean, fused permute+quantize, attention, scatter to original order); "
                     "q/a id = the quantize / attention stage with identity orders (no permutation); perm %% = (quant - q id + "
                     "attn - a id) / attn; TFLOP/s eq = 4*B*H*N^2*D / total\n");
@@ -238,9 +243,9 @@ void add_bench(CLI::App& app, Runner& run, const GlobalOptions& g) {
     sub->add_option("--iters", o->iters, "Timed runs (median reported)");
     sub->add_option("--warmup", o->warmup, "Untimed runs first");
     sub->add_option("--seed", o->seed, "Seed for inputs, masks and orders");
-    sub->add_option("--pv-bits", o->pv_bits,
-                    "PV precision forced on every head: 8 (INT8), 16 (fp16), or 8,16 to time both in one run "
-                    "(default: the plan's own per-head pv_bits)")
+    sub->add_option("--pv-format", o->pv_formats,
+                    "PV format forced on every head: int8, fp16, or int8,fp16 to time both in one run "
+                    "(default: the plan's own per-head formats)")
         ->delimiter(',');
     sub->add_flag("--json", o->json, "One JSON object instead of the table");
     sub->callback([&run, &g, o] {

@@ -52,8 +52,8 @@ def correctness(rt, rows):
             plan = rt.plan_create(grid, text, orders, pt.pack_bits(m), text_suffix=suffix)
             q, k, v = [torch.randn(2, H, N, D, device="cuda") for _ in range(3)]
             outs = {}
-            for pv in (8, 16):
-                rt.plan_set_pv_bits(plan, pv)
+            for pv in ("int8", "fp16"):
+                rt.plan_set_pv_format(plan, pv)
                 outs[pv] = rt.attention(plan, q.to(dt), k.to(dt), v.to(dt)).float()
             # dense boolean mask in original order
             allowed = torch.empty(H, N, N, dtype=torch.bool)
@@ -71,12 +71,12 @@ def correctness(rt, rows):
                     cos = torch.nn.functional.cosine_similarity(a, b, dim=0).item()
                     l1 = ((a - b).abs().sum() / b.abs().sum()).item()
                     worst = min(worst, cos)
-                    rows.append(dict(kind="correctness", N=N, D=D, dtype=str(dt), pv_bits=pv, head=h,
+                    rows.append(dict(kind="correctness", N=N, D=D, dtype=str(dt), pv_format=pv, head=h,
                                      order=pt.ORDERS[h], cosine=cos, rel_l1=l1))
                 cs = [r["cosine"] for r in rows[-H:]]
                 ls = [r["rel_l1"] for r in rows[-H:]]
                 print(f"N={N:5d} text={text:3d}{' suffix' if suffix else ' prefix'} D={D:3d} {str(dt):15s} "
-                      f"PV {'int8' if pv == 8 else 'fp16'} density {dens:.1f} "
+                      f"PV {pv} density {dens:.1f} "
                       f"min cos {min(cs):.6f}  max rel L1 {100 * max(ls):.2f}%  "
                       f"{'ok' if min(cs) >= 0.9995 and max(ls) <= 0.03 else 'MISS'}")
             rt.destroy(plan)
@@ -108,7 +108,7 @@ def speed(rt, D, densities, rows, iters):
         real = rt.plan_info(plan).density
         out = torch.empty_like(q)
         t_paro = bench(lambda: rt.attention(plan, q, k, v, out=out), iters)  # INT8 PV (the plan's default)
-        rt.plan_set_pv_bits(plan, 16)
+        rt.plan_set_pv_format(plan, "fp16")
         t_paro16 = bench(lambda: rt.attention(plan, q, k, v, out=out), iters)
         # Flex with the same 64x64 tile masks, on inputs already permuted (Flex cannot fuse it).
         mc = m.cuda()

@@ -14,6 +14,7 @@ import torch
 
 PARO_FLOAT32, PARO_FLOAT16, PARO_BFLOAT16 = 0, 1, 2
 STAGE_QUANTIZE, STAGE_ATTENTION, STAGE_ALL = 1, 2, 3
+PV_FORMATS = {"int8": 0, "fp16": 1, "fp8_e4m3": 2}  # paro_pv_format
 ORDERS = ["FHW", "FWH", "HFW", "HWF", "WFH", "WHF"]  # paro's numbering (not the authors')
 
 
@@ -60,7 +61,9 @@ class Runtime:
         L.paro_workspace_size.argtypes = [C.POINTER(Args), C.POINTER(C.c_size_t)]
         L.paro_attention.argtypes = [C.c_void_p, C.POINTER(Args), C.c_void_p, C.c_size_t, C.c_void_p]
         L.paro_can_implement.argtypes = [C.c_void_p, C.POINTER(Args)]
-        L.paro_plan_set_pv_bits.argtypes = [C.c_void_p, C.POINTER(C.c_uint8), C.c_int]
+        L.paro_plan_set_pv_format.argtypes = [C.c_void_p, C.POINTER(C.c_uint8), C.c_int]
+        if L.paro_runtime_api_version() < 2:
+            raise RuntimeError(f"{path}: paro runtime API version {L.paro_runtime_api_version()}, need 2 (PV formats)")
         L.paro_attention_kernel_name.restype = C.c_char_p
         self._ws = None
 
@@ -93,15 +96,17 @@ class Runtime:
         self._check(self.lib.paro_plan_create(C.byref(d), C.byref(p)), "paro_plan_create")
         return p
 
-    def plan_set_pv_bits(self, plan, bits):
-        """bits: an int for every head (16 = fp16 PV, 8 = INT8 PV) or uint8 [layers*heads]."""
-        if isinstance(bits, int):
-            self._check(self.lib.paro_plan_set_pv_bits(plan, None, bits), "paro_plan_set_pv_bits")
+    def plan_set_pv_format(self, plan, formats):
+        """formats: one PV format for every head ("int8", "fp16", "fp8_e4m3" or its paro_pv_format code),
+        or one per head, [layers*heads]."""
+        code = lambda f: PV_FORMATS[f] if isinstance(f, str) else int(f)
+        if isinstance(formats, (str, int)):
+            self._check(self.lib.paro_plan_set_pv_format(plan, None, code(formats)), "paro_plan_set_pv_format")
         else:
             import numpy as np
-            b = np.ascontiguousarray(bits, dtype=np.uint8)
-            self._check(self.lib.paro_plan_set_pv_bits(plan, b.ctypes.data_as(C.POINTER(C.c_uint8)), 0),
-                        "paro_plan_set_pv_bits")
+            b = np.ascontiguousarray([code(f) for f in formats], dtype=np.uint8)
+            self._check(self.lib.paro_plan_set_pv_format(plan, b.ctypes.data_as(C.POINTER(C.c_uint8)), 0),
+                        "paro_plan_set_pv_format")
 
     def plan_info(self, plan):
         i = PlanInfo()

@@ -1,11 +1,11 @@
 // Block-sparse attention on Hopper (sm_90a): warpgroup MMA, overlapped with the softmax.
 //
-// Same plan, workspace and math as the sm_80 kernels (attention.cu), sharing their per-tile
-// arithmetic (attention_tile.cuh). One CTA = one warpgroup = one 64-row query tile of one head.
+// Same plan, workspace and math as the sm_80 kernel (attention_sm80.cu), sharing its per-tile
+// arithmetic (softmax.cuh, epilogue.cuh). One CTA = one warpgroup = one 64-row query tile of one head.
 // QK^T is wgmma.mma_async m64n64k32 s8 (int32 accumulators); PV is either
-//   INT8 (pv_bits 8): m64n64k32 u8 x s8 on P'_u8 (per row and tile scale) and V_i8 (per tile and channel),
+//   INT8 (PvFormat::int8): m64n64k32 u8 x s8 on P'_u8 (per row and tile scale) and V_i8 (per tile and channel),
 //       int32 accumulators folded into fp32 O after each tile, or
-//   fp16 (pv_bits 16): m64n64k16 f16 with fp32 accumulators: the tensor cores accumulate straight
+//   fp16 (PvFormat::fp16): m64n64k16 f16 with fp32 accumulators: the tensor cores accumulate straight
 //       into O, which is rescaled only when the lazily updated row max moves.
 // A (Q, then P) comes from registers in the mma.m16n8 fragment layout, B (K, then V^T) from shared
 // memory in 64B/128B-swizzled rows (SwizzledRows). The overlap (FlashAttention-3's intra-warpgroup
@@ -15,36 +15,17 @@
 // the other CTAs on the SM fill the waits. Nothing stays in flight from one tile to the next: with
 // wgmma groups in flight across iterations ptxas cannot prove the waits exact and serializes every
 // wgmma (C7514). Tiles stream through a 4-stage cp.async ring, loaded two tiles ahead.
-#include <atomic>
-#include <cstdlib>
-#include <cstring>
-
-#include "attention_sm90.hpp"
-#include "attention_tile.cuh"
+#include "attention_cta.cuh"
+#include "attention_kernels.hpp"
+#include "epilogue.cuh"
+#include "ptx_sm90.cuh"
+#include "softmax.cuh"
 
 namespace paro::gpu {
 
 namespace {
 
-#if defined(__CUDA_ARCH__) && (__CUDA_ARCH__ >= 900) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
-#define PARO_SM90_DEVICE 1
-#endif
-
 constexpr int kStages90 = 4;
-
-// A K-major operand tile in shared memory: rows of RB = 64 or 128 bytes (one key of K, or one
-// channel of V^T), swizzled the way wgmma's 64B / 128B modes read it: 16-byte chunk c of row r sits
-// at chunk c ^ (bits 7.. of the row's address), so the eight rows a core matrix spans fall in
-// different banks. (The unswizzled core-matrix layout reads at about 15% of the tensor cores' rate
-// here: every core matrix starts on bank 0.) The tile must start on a 1024-byte boundary.
-template <int RB>
-struct SwizzledRows {
-    static_assert(RB == 64 || RB == 128, "64B or 128B swizzle");
-    static constexpr uint64_t kMode = RB == 128 ? 1 : 2;  // descriptor bits 62-63
-    __host__ __device__ static constexpr uint32_t offset(uint32_t r, uint32_t c) {
-        return r * RB + ((c ^ (RB == 128 ? (r & 7) : ((r >> 1) & 3))) << 4);
-    }
-};
 
 template <int D, bool PV16>
 struct Smem90 {
@@ -64,117 +45,6 @@ struct Smem90 {
 };
 
 #ifdef PARO_SM90_DEVICE
-// Descriptor of a K-major SwizzledRows<RB> operand, from the low word (start address >> 4, and the
-// leading byte offset 1: unused in the swizzled K-major modes); the high word holds the stride byte
-// offset (the distance between 8-row groups) and the swizzle mode. Steps along K inside a row, and
-// from stage to stage, just add to the start address: a kernel keeps the low word of its shared
-// memory base and adds compile-time offsets (address / 16).
-__device__ __forceinline__ uint32_t desc_lo(uint32_t smem_addr) { return (smem_addr >> 4) | (1u << 16); }
-template <int RB>
-__device__ __forceinline__ uint64_t wgmma_desc(uint32_t lo) {
-    return uint64_t(lo) | (uint64_t(((8 * RB) >> 4) | (uint32_t(SwizzledRows<RB>::kMode) << 30)) << 32);
-}
-__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void wgmma_wait() {
-    asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
-}
-__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
-// The compiler does not know that a wgmma writes its accumulators asynchronously: this empty asm,
-// placed after the wait, keeps every read of an accumulator below it (CUTLASS's
-// warpgroup_fence_operand).
-__device__ __forceinline__ void fence_operand(int (&d)[8][4]) {
-#pragma unroll
-    for (int j = 0; j < 8; ++j)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) asm volatile("" : "+r"(d[j][e])::"memory");
-}
-template <int N>
-__device__ __forceinline__ void fence_operand(float (&d)[N][4]) {
-#pragma unroll
-    for (int j = 0; j < N; ++j)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) asm volatile("" : "+f"(d[j][e])::"memory");
-}
-// The next P, copied into the registers the in-flight PV still reads only after its wait: a
-// volatile copy stays below the (volatile) wait.
-template <int N>
-__device__ __forceinline__ void copy_after_wait(uint32_t (&dst)[N][4], const uint32_t (&src)[N][4]) {
-#pragma unroll
-    for (int k = 0; k < N; ++k)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) asm volatile("mov.b32 %0, %1;\n" : "=r"(dst[k][e]) : "r"(src[k][e]));
-}
-
-// d[64 x 64] (+)= a[64 x 32] (registers, s8, or u8 when AU8: P') * B[32 x 64] (shared memory, s8);
-// d[j][e] is the mma.m16n8 C fragment of n-block j. ACC = false: d = a * b, and d is an output only,
-// so its old values are not kept alive until the issue.
-#define PARO_WGMMA_S8_N64(D_CONSTRAINT, SCALE_D, TYPES)                                                             \
-    asm volatile(                                                                                                   \
-        "wgmma.mma_async.sync.aligned.m64n64k32.s32." TYPES " "                                                     \
-        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                                  \
-        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "                         \
-        "{%32, %33, %34, %35}, %36, " SCALE_D ";\n"                                                                 \
-        : D_CONSTRAINT(d[0][0]), D_CONSTRAINT(d[0][1]), D_CONSTRAINT(d[0][2]), D_CONSTRAINT(d[0][3]),               \
-          D_CONSTRAINT(d[1][0]), D_CONSTRAINT(d[1][1]), D_CONSTRAINT(d[1][2]), D_CONSTRAINT(d[1][3]),               \
-          D_CONSTRAINT(d[2][0]), D_CONSTRAINT(d[2][1]), D_CONSTRAINT(d[2][2]), D_CONSTRAINT(d[2][3]),               \
-          D_CONSTRAINT(d[3][0]), D_CONSTRAINT(d[3][1]), D_CONSTRAINT(d[3][2]), D_CONSTRAINT(d[3][3]),               \
-          D_CONSTRAINT(d[4][0]), D_CONSTRAINT(d[4][1]), D_CONSTRAINT(d[4][2]), D_CONSTRAINT(d[4][3]),               \
-          D_CONSTRAINT(d[5][0]), D_CONSTRAINT(d[5][1]), D_CONSTRAINT(d[5][2]), D_CONSTRAINT(d[5][3]),               \
-          D_CONSTRAINT(d[6][0]), D_CONSTRAINT(d[6][1]), D_CONSTRAINT(d[6][2]), D_CONSTRAINT(d[6][3]),               \
-          D_CONSTRAINT(d[7][0]), D_CONSTRAINT(d[7][1]), D_CONSTRAINT(d[7][2]), D_CONSTRAINT(d[7][3])                \
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc))
-#define PARO_OUT(x) "=r"(x)
-#define PARO_INOUT(x) "+r"(x)
-template <bool ACC, bool AU8 = false>
-__device__ __forceinline__ void wgmma_s8_n64(int (&d)[8][4], const uint32_t (&a)[4], uint64_t desc) {
-    if constexpr (ACC && AU8)
-        PARO_WGMMA_S8_N64(PARO_INOUT, "1", "u8.s8");
-    else if constexpr (ACC)
-        PARO_WGMMA_S8_N64(PARO_INOUT, "1", "s8.s8");
-    else if constexpr (AU8)
-        PARO_WGMMA_S8_N64(PARO_OUT, "0", "u8.s8");
-    else
-        PARO_WGMMA_S8_N64(PARO_OUT, "0", "s8.s8");
-}
-#undef PARO_OUT
-#undef PARO_INOUT
-#undef PARO_WGMMA_S8_N64
-// d[64 x 64] += a[64 x 16] (registers, f16) * B[16 x 64] (shared memory, f16, K-major), fp32
-// accumulators in the mma.m16n8 C layout.
-__device__ __forceinline__ void wgmma_f16_n64(float (&d)[8][4], const uint32_t (&a)[4], uint64_t desc) {
-    asm volatile(
-        "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "
-        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
-        "{%32, %33, %34, %35}, %36, 1, 1, 1, 0;\n"
-        : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]),
-          "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]),
-          "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]),
-          "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),
-          "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc));
-}
-__device__ __forceinline__ float lds_f32(uint32_t a) {
-    float x;
-    asm volatile("ld.shared.f32 %0, [%1];\n" : "=f"(x) : "r"(a));
-    return x;
-}
-__device__ __forceinline__ float4 lds_f32x4(uint32_t a) {
-    float4 x;
-    asm volatile("ld.shared.v4.f32 {%0, %1, %2, %3}, [%4];\n" : "=f"(x.x), "=f"(x.y), "=f"(x.z), "=f"(x.w) : "r"(a));
-    return x;
-}
-__device__ __forceinline__ void cp_async4_if(bool pred, uint32_t smem_addr, const void* gmem) {
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %2, 0;\n@p cp.async.ca.shared.global [%0], [%1], 4;\n}\n" ::"r"(smem_addr),
-                 "l"(gmem), "r"(int(pred)));
-}
-__device__ __forceinline__ void cp_async16_if(bool pred, uint32_t smem_addr, const void* gmem) {
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %2, 0;\n@p cp.async.cg.shared.global [%0], [%1], 16;\n}\n" ::"r"(smem_addr),
-                 "l"(gmem), "r"(int(pred)));
-}
-
 // The state of one warpgroup's walk over its row of kept key tiles.
 template <int D, bool PV16>
 struct Sm90Row {
@@ -339,14 +209,14 @@ struct Sm90Row {
         const int t = lane & 3;
         if constexpr (PV16) {
             if (valid < kTile)
-                softmax_tile16<true, kMagic>(s, sc, valid, t, rs, b0, b1, p);
+                softmax_tile_fp16<true, kMagic>(s, sc, valid, t, rs, b0, b1, p);
             else
-                softmax_tile16<false, kMagic>(s, sc, valid, t, rs, b0, b1, p);
+                softmax_tile_fp16<false, kMagic>(s, sc, valid, t, rs, b0, b1, p);
         } else {
             if (valid < kTile)
-                softmax_tile<true, kMagic>(s, sc, valid, t, rs, b0, b1, p);
+                softmax_tile_int8<true, kMagic>(s, sc, valid, t, rs, b0, b1, p);
             else
-                softmax_tile<false, kMagic>(s, sc, valid, t, rs, b0, b1, p);
+                softmax_tile_int8<false, kMagic>(s, sc, valid, t, rs, b0, b1, p);
         }
         if (!FIRST) {
             wgmma_wait<0>();  // PV(i - 1)
@@ -381,9 +251,9 @@ __global__ void __launch_bounds__(kAttnThreads, kSm90MinBlocks<D, PV16>)
 #ifdef PARO_SM90_DEVICE
     extern __shared__ __align__(128) uint8_t smem[];
     const int r = blockIdx.x, b = blockIdx.z;
-    // INT8 launch: every head, fp16-PV heads return; fp16 launch: only the fp16-PV heads (head map).
+    // INT8 launch: every head, other formats' heads return; fp16 launch: only the fp16-PV heads (head map).
     const int h = PV16 ? plan.head_map[blockIdx.y] : int(blockIdx.y);
-    if (!PV16 && plan.pv16 && plan.pv16[h]) return;
+    if (!PV16 && plan.formats && plan.formats[h] != PvFormat::int8) return;
     const size_t bh = size_t(b) * s.heads + h;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
 
@@ -424,61 +294,21 @@ cudaError_t attention_sm90_t(const Shape& s, const PlanView& plan, const Quantiz
     return launch_row_tiles(attention_sm90_kernel<D, TOut, PV16>, bytes, s, heads, plan, w, sm_scale, out, st);
 }
 
-template <typename TOut, bool PV16>
-cudaError_t attention_sm90_d(const Shape& s, const PlanView& plan, const Quantized& w, float sm_scale, MutView out,
-                             int heads, cudaStream_t st) {
-    return s.head_dim == 64 ? attention_sm90_t<64, TOut, PV16>(s, plan, w, sm_scale, out, heads, st)
-                            : attention_sm90_t<128, TOut, PV16>(s, plan, w, sm_scale, out, heads, st);
-}
-
-template <bool PV16>
-cudaError_t attention_sm90_dt(DType out_dt, const Shape& s, const PlanView& plan, const Quantized& w, float sm_scale,
-                              MutView out, int heads, cudaStream_t st) {
-    switch (out_dt) {
-        case DType::f32: return attention_sm90_d<float, PV16>(s, plan, w, sm_scale, out, heads, st);
-        case DType::f16: return attention_sm90_d<__half, PV16>(s, plan, w, sm_scale, out, heads, st);
-        case DType::bf16: return attention_sm90_d<__nv_bfloat16, PV16>(s, plan, w, sm_scale, out, heads, st);
-    }
-    return cudaErrorInvalidValue;
-}
-
 }  // namespace
 
-AttentionKernel attention_kernel_for_current_device() {
+template <int D, typename TOut, PvFormat F>
+cudaError_t AttentionSm90<D, TOut, F>::launch(const Shape& s, const PlanView& plan, const Quantized& w,
+                                              float sm_scale, MutView out, int heads, cudaStream_t st) {
 #ifdef PARO_HAVE_SM90A
-    static const bool forced_sm80 = [] {
-        const char* e = std::getenv("PARO_ATTENTION_KERNEL");
-        return e && std::strcmp(e, "mma.sync") == 0;
-    }();
-    if (forced_sm80) return AttentionKernel::mma_sync;
-    constexpr int kMaxDevices = 64;
-    static std::atomic<int> cc[kMaxDevices] = {};  // 10 * major + minor per device; 0 = not asked yet
-    int dev = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess || dev < 0) return AttentionKernel::mma_sync;
-    int v = dev < kMaxDevices ? cc[dev].load(std::memory_order_relaxed) : 0;
-    if (v == 0) {
-        int major = 0, minor = 0;
-        if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
-            cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess)
-            return AttentionKernel::mma_sync;
-        v = 10 * major + minor;
-        if (dev < kMaxDevices) cc[dev].store(v, std::memory_order_relaxed);
-    }
-    return v == 90 ? AttentionKernel::wgmma : AttentionKernel::mma_sync;
+    static_assert(F == PvFormat::int8 || F == PvFormat::fp16, "no Hopper kernel for this PV format");
+    return attention_sm90_t<D, TOut, F == PvFormat::fp16>(s, plan, w, sm_scale, out, heads, st);
 #else
-    return AttentionKernel::mma_sync;
-#endif
-}
-
-cudaError_t launch_attention_sm90(DType out_dt, bool pv16, const Shape& s, const PlanView& plan, const Quantized& w,
-                                  float sm_scale, MutView out, int heads, cudaStream_t st) {
-#ifdef PARO_HAVE_SM90A
-    return pv16 ? attention_sm90_dt<true>(out_dt, s, plan, w, sm_scale, out, heads, st)
-                : attention_sm90_dt<false>(out_dt, s, plan, w, sm_scale, out, heads, st);
-#else
-    (void)out_dt, (void)pv16, (void)s, (void)plan, (void)w, (void)sm_scale, (void)out, (void)heads, (void)st;
+    (void)s, (void)plan, (void)w, (void)sm_scale, (void)out, (void)heads, (void)st;
     return cudaErrorInvalidDeviceFunction;
 #endif
 }
+
+PARO_ATTENTION_INSTANCES(AttentionSm90, PvFormat::fp16);
+PARO_ATTENTION_INSTANCES(AttentionSm90, PvFormat::int8);
 
 }  // namespace paro::gpu

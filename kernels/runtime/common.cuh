@@ -11,7 +11,7 @@
 namespace paro::gpu {
 
 // as_float(kMagic + x) = 1.5 * 2^23 + x for |x| < 2^22: integers become floats with one add
-// (attention_tile.cuh; prep.cu stores -kMagicF * v_scale for the O update).
+// (softmax.cuh; prep.cu stores -kMagicF * v_scale for the O update, epilogue.cuh).
 constexpr int kMagic = 0x4B400000;  // bits of 1.5 * 2^23
 constexpr float kMagicF = 12582912.0f;
 

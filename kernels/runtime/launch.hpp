@@ -6,9 +6,12 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "paro/pv_format.hpp"
+#include "paro/runtime_limits.hpp"
+
 namespace paro::gpu {
 
-constexpr int kTile = 64;          // tokens per tile (query and key)
+constexpr int kTile = paro::kRuntimeTile;  // tokens per tile (query and key)
 constexpr int kQGroupsPerTile = 4; // one Q scale per 16-row warp slice of a 64-row tile
 
 enum class DType : int { f32 = 0, f16 = 1, bf16 = 2 };
@@ -44,11 +47,14 @@ struct PlanView {
     const uint8_t* orders;   // [heads] of this layer (nullptr: identity for all heads)
     const uint32_t* row_ptr; // [heads][nb + 1] for this (slot, layer), offsets into cols
     const uint16_t* cols;    // kept key tiles, ascending within a row
-    // Per-head PV precision of this layer (pattern's pv_bits; 16 = fp16 PV). nullptr / 0 when every
-    // head runs INT8 PV (then the INT8 kernel is launched exactly as before, over all heads).
-    const uint8_t* pv16;     // [heads]: 1 = fp16 PV
-    const int32_t* head_map; // [heads]: the INT8-PV heads first, then the fp16-PV heads
-    int n_pv16;              // how many heads run fp16 PV (the last n_pv16 entries of head_map)
+    // Per-head PV format of this layer, and the heads grouped by format: nullptr when every head is
+    // INT8 (the INT8 kernel then runs over all heads, no head map). The INT8 kernel's grid always
+    // covers every head (other formats' heads return at once); every other format's grid covers
+    // its heads only, head_map[format_begin[f] .. format_begin[f + 1]).
+    const PvFormat* formats;  // [heads]
+    const int32_t* head_map;  // [heads]: the heads sorted by format (stable)
+    // 16 bits: heads are a grid dimension (< 65536), and PlanView, a kernel parameter, stays 56 bytes.
+    uint16_t format_begin[kNumPvFormats + 1];
 };
 
 // Bytes of the V workspace region per (batch, head): room for fp16 V (2 bytes per element); INT8
@@ -58,7 +64,7 @@ struct PlanView {
 #else
 #define PARO_HOST_DEVICE
 #endif
-PARO_HOST_DEVICE inline size_t vt_head_bytes(int nb, int d) { return size_t(nb) * size_t(d) * 64 * 2; }
+PARO_HOST_DEVICE inline size_t vt_head_bytes(int nb, int d) { return size_t(nb) * size_t(d) * kTile * 2; }
 
 struct Shape {
     int batch, heads, tokens, head_dim, nb, npad;
@@ -67,6 +73,14 @@ struct Shape {
 cudaError_t launch_k_mean(DType dt, const Shape& s, View k, float* k_mean, cudaStream_t st);
 cudaError_t launch_quantize(DType dt, const Shape& s, const PlanView& plan, View q, View k, View v,
                             bool smooth_k, const Quantized& w, cudaStream_t st);
+// The attention kernels launch_attention runs on the current device: wgmma on a compute-capability
+// 9.0 device when this build has sm_90a code, mma.sync otherwise. The environment variable
+// PARO_ATTENTION_KERNEL=mma.sync forces the sm_80 kernels (for comparisons).
+enum class AttentionKernel : int { mma_sync = 0, wgmma = 1 };
+AttentionKernel attention_kernel_for_current_device();
+// Whether there is an attention kernel for heads of PV format f (both architectures).
+bool attention_has_pv_kernel(PvFormat f);
+// Block-sparse attention: one launch per PV format present in the plan's layer (dispatch.cu).
 cudaError_t launch_attention(DType out_dt, const Shape& s, const PlanView& plan, const Quantized& w,
                              float sm_scale, MutView out, cudaStream_t st);
 cudaError_t launch_permute(DType dt, const Shape& s, const int32_t* gathers, const uint8_t* orders, bool inverse,

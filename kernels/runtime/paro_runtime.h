@@ -1,7 +1,7 @@
 /* paro_runtime.h: the C API of the paro CUDA runtime.
  *
  * Block-sparse INT8 attention over 64 x 64 tiles of a per-head token permutation, driven by a
- * pattern file ("paro-pattern" v1) or by masks handed over in memory. Everything works on raw device
+ * pattern file ("paro-pattern") or by masks handed over in memory. Everything works on raw device
  * pointers and a CUDA stream, so PyTorch (ctypes), JAX or C++ can call it without linking against
  * paro at build time: load libparo_runtime.so, call paro_plan_load once per model, then
  * paro_attention once per attention call. docs/runtime.md has the details and a Python example.
@@ -35,12 +35,15 @@ extern "C" {
 #define PARO_API
 #endif
 
-#define PARO_RUNTIME_API_VERSION 1
+/* Version 2: per-head PV formats (paro_pv_format, paro_plan_set_pv_format) replace PV bit widths;
+ * paro_plan_set_pv_bits stays as a deprecated wrapper. A plan may carry fp8_e4m3 heads (a pattern
+ * may); paro_can_implement and paro_attention refuse their layers with PARO_ERROR_UNSUPPORTED. */
+#define PARO_RUNTIME_API_VERSION 2
 
 typedef enum paro_status {
     PARO_OK = 0,
     PARO_ERROR_INVALID_ARGUMENT = 1, /* a null pointer, a wrong shape, a misaligned row... */
-    PARO_ERROR_UNSUPPORTED = 2,      /* a valid request the kernels do not implement (head dim 96) */
+    PARO_ERROR_UNSUPPORTED = 2,      /* a valid request the kernels do not implement (head dim 96, FP8 PV) */
     PARO_ERROR_NO_GPU = 3,           /* no usable CUDA device or driver */
     PARO_ERROR_CUDA = 4,             /* a CUDA call failed; paro_last_error() names it */
     PARO_ERROR_OUT_OF_MEMORY = 5,
@@ -48,6 +51,14 @@ typedef enum paro_status {
 } paro_status;
 
 typedef enum paro_dtype { PARO_FLOAT32 = 0, PARO_FLOAT16 = 1, PARO_BFLOAT16 = 2 } paro_dtype;
+
+/* How a head's P (probabilities) and V enter the PV product; the codes of the pattern file's
+ * pv_format (paro::PvFormat). */
+typedef enum paro_pv_format {
+    PARO_PV_INT8 = 0,     /* P u8 per tile and row, V s8 per tile and channel, int32 MMA (the default) */
+    PARO_PV_FP16 = 1,     /* P and V in fp16, fp32 accumulation; |v| must stay below 65504 */
+    PARO_PV_FP8_E4M3 = 2  /* reserved: accepted in a plan, but no kernel yet (PARO_ERROR_UNSUPPORTED) */
+} paro_pv_format;
 
 /* Axis orders, by name. NOTE: the same numbering as paro's AxisOrder, NOT the authors' runtime
  * (theirs is FHW, FWH, HWF, HFW, WHF, WFH). */
@@ -118,21 +129,25 @@ PARO_API paro_status paro_plan_load(const char* pattern_path, paro_plan** plan);
 PARO_API paro_status paro_plan_create(const paro_plan_desc* desc, paro_plan** plan);
 PARO_API paro_status paro_plan_get_info(const paro_plan* plan, paro_plan_info* info);
 PARO_API void paro_plan_destroy(paro_plan* plan);
-/* Per-head precision of the PV product: pv_bits is [layers][heads] (the pattern's per-head pv_bits;
- * paro_plan_load applies them), or NULL to give every head all_bits. 16: P and V in fp16
- * (mma.m16n8k16, fp32 accumulation; V is converted to fp16, so |v| must stay below 65504);
- * 8 (and 4: there is no INT4 path): INT8 P and V. Plans start with every head at 8. Not to be
- * called while attention calls with this plan are in flight. */
+/* Per-head PV format: formats is [layers][heads] of paro_pv_format codes (what paro_plan_load
+ * takes from the pattern), or NULL to give every head `all`. Plans start with every head at
+ * PARO_PV_INT8. PARO_ERROR_INVALID_ARGUMENT for a code that is no paro_pv_format. Not to be called
+ * while attention calls with this plan are in flight. */
+PARO_API paro_status paro_plan_set_pv_format(paro_plan* plan, const uint8_t* formats, paro_pv_format all);
+/* Deprecated (API version 1): paro_plan_set_pv_format with bit widths, pv_bits [layers][heads] or
+ * NULL for all_bits: 16 -> PARO_PV_FP16, 8 and 4 -> PARO_PV_INT8 (there never was an INT4 path),
+ * anything else PARO_ERROR_INVALID_ARGUMENT. */
 PARO_API paro_status paro_plan_set_pv_bits(paro_plan* plan, const uint8_t* pv_bits, int all_bits);
 
-/* Checks everything paro_attention would check (shapes, dtype, alignment, plan indices) without
- * launching: PARO_OK, PARO_ERROR_INVALID_ARGUMENT or PARO_ERROR_UNSUPPORTED. */
+/* Checks everything paro_attention would check (shapes, dtype, alignment, plan indices, a kernel for
+ * every PV format of the layer) without launching: PARO_OK, PARO_ERROR_INVALID_ARGUMENT or
+ * PARO_ERROR_UNSUPPORTED. */
 PARO_API paro_status paro_can_implement(const paro_plan* plan, const paro_attention_args* args);
 /* Device workspace paro_attention needs for these shapes (int8 Q, K, V^T (room for fp16 V) and scales). */
 PARO_API paro_status paro_workspace_size(const paro_attention_args* args, size_t* bytes);
 
 /* The whole op: permute + quantize Q/K/V (fused), block-sparse INT8 QK^T, fp32 online softmax,
- * INT8 PV (P quantized per tile and row) or, for heads set to pv_bits 16, fp16 PV; output scattered
+ * per head INT8 PV (P quantized per tile and row) or fp16 PV (paro_pv_format); output scattered
  * back to original token order. */
 PARO_API paro_status paro_attention(const paro_plan* plan, const paro_attention_args* args, void* workspace,
                            size_t workspace_bytes, void* stream);

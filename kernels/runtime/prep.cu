@@ -11,8 +11,8 @@
 //    group of 16 shuffled so that the attention kernel can feed its 8-bit P' accumulator fragments
 //    straight into mma.m16n8k32 as the A operand: logical position L holds key
 //    k = 8 * ((L >> 1) & 1) + 2 * (L >> 2) + (L & 1), i.e. L(k) = ((k >> 1) & 3) << 2 | (k >> 3) << 1 | (k & 1).
-//    Heads whose plan says pv_bits = 16 get V as fp16 instead: transposed to [D][64] per tile, keys in
-//    permuted order, no scale (the fp16-PV attention kernels).
+//    Heads of PV format fp16 (PlanView::formats) get V as fp16 instead: transposed to [D][64] per
+//    tile, keys in permuted order, no scale (the fp16-PV attention kernels).
 // The permutation costs only the address of each row read (gather[p]).
 
 #include "common.cuh"
@@ -144,11 +144,11 @@ __global__ void __launch_bounds__(kPrepThreads) quantize_kernel(Shape s, PlanVie
         if (tid == 0) w.k_scale[bh * s.nb + tile] = m > 0.f ? m / 127.f : 1.f;
     }
 
-    // ---- V, fp16-PV heads (the plan's pv_bits = 16): fp16, transposed to [D][64] per tile (keys in
+    // ---- V, fp16-PV heads (PvFormat::fp16): fp16, transposed to [D][64] per tile (keys in
     // permuted order), not quantized. Keys past the end of the sequence are zeros. The branch is
     // uniform over the CTA (one head).
     load(rv);
-    if (plan.pv16 && plan.pv16[h]) {
+    if (plan.formats && plan.formats[h] == PvFormat::fp16) {
         __half* s_vt16 = reinterpret_cast<__half*>(s_vt);  // [D][SVT16 / 2]
 #pragma unroll
         for (int i = 0; i < NC; ++i) {

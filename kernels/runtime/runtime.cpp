@@ -1,6 +1,7 @@
 // Host side of the paro CUDA runtime: plans (pattern -> device CSR), argument checks, the C API.
 #include <cuda_runtime.h>
 
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -10,16 +11,23 @@
 #include <string>
 #include <vector>
 
-#include "attention_sm90.hpp"
 #include "launch.hpp"
 #include "paro/axis_order.hpp"
 #include "paro/error.hpp"
 #include "paro/pattern.hpp"
+#include "paro/pv_format.hpp"
+#include "paro/runtime_limits.hpp"
 #include "paro/token_layout.hpp"
 #include "plan_from_pattern.hpp"
 #include "paro_runtime.h"
 
+using paro::PvFormat;
 using paro::gpu::DType;
+
+static_assert(PARO_PV_INT8 == int(PvFormat::int8) && PARO_PV_FP16 == int(PvFormat::fp16) &&
+                  PARO_PV_FP8_E4M3 == int(PvFormat::fp8_e4m3) && paro::kNumPvFormats == 3,
+              "paro_pv_format codes are PvFormat's");
+static_assert(paro::gpu::kTile == 64, "the C API documents 64-token tiles");
 
 namespace {
 
@@ -80,18 +88,19 @@ struct paro_plan {
     uint8_t* orders = nullptr;    // [layers][heads]
     uint32_t* row_ptr = nullptr;  // [slots][layers][heads][nb+1], relative to col_base
     uint16_t* cols = nullptr;
-    uint8_t* pv16 = nullptr;      // [layers][heads]: 1 = fp16 PV (pv_bits 16)
-    int32_t* head_map = nullptr;  // [layers][heads]: INT8-PV heads first, then fp16-PV heads
+    PvFormat* formats = nullptr;  // [layers][heads]; nullptr while every head is INT8
+    int32_t* head_map = nullptr;  // [layers][heads]: each layer's heads sorted by PV format
     std::vector<size_t> col_base;  // [slots * layers]
     std::vector<uint8_t> host_orders;
-    std::vector<int> n_pv16;       // [layers]
+    // [layers]: heads of format f are head_map[l][begin[f] .. begin[f + 1]); empty while every head is INT8
+    std::vector<std::array<uint16_t, paro::kNumPvFormats + 1>> format_begin;
 
     ~paro_plan() {
         cudaFree(gathers);
         cudaFree(orders);
         cudaFree(row_ptr);
         cudaFree(cols);
-        cudaFree(pv16);
+        cudaFree(formats);
         cudaFree(head_map);
     }
     paro::gpu::PlanView view(int layer, int slot, bool identity) const {
@@ -100,12 +109,17 @@ struct paro_plan {
         v.orders = identity ? nullptr : orders + size_t(layer) * heads;
         v.row_ptr = row_ptr + (size_t(slot) * layers + layer) * size_t(heads) * size_t(nb + 1);
         v.cols = cols + col_base[size_t(slot) * layers + layer];
-        v.n_pv16 = n_pv16.empty() ? 0 : n_pv16[size_t(layer)];
-        if (v.n_pv16 > 0) {
-            v.pv16 = pv16 + size_t(layer) * heads;
+        if (!format_begin.empty() && heads_of(layer, PvFormat::int8) < heads) {  // else the INT8-only path
+            v.formats = formats + size_t(layer) * heads;
             v.head_map = head_map + size_t(layer) * heads;
+            for (int f = 0; f <= paro::kNumPvFormats; ++f) v.format_begin[f] = format_begin[size_t(layer)][f];
         }
         return v;
+    }
+    int heads_of(int layer, PvFormat f) const {
+        if (format_begin.empty()) return f == PvFormat::int8 ? heads : 0;
+        const auto& b = format_begin[size_t(layer)];
+        return b[paro::index_of(f) + 1] - b[paro::index_of(f)];
     }
 };
 
@@ -123,18 +137,28 @@ paro_status device_check(int* count) {
     return PARO_OK;
 }
 
+// Plan dimensions every entry point accepts: heads and batch are grid dimensions (< 65536).
+paro_status check_plan_dims(int layers, int slots, int heads) {
+    if (layers < 1 || slots < 1 || heads < 1 || heads > 65535)
+        return fail(PARO_ERROR_INVALID_ARGUMENT, "layers " + std::to_string(layers) + ", slots " +
+                                                     std::to_string(slots) + ", heads " + std::to_string(heads) +
+                                                     " (each must be >= 1, heads <= 65535)");
+    return PARO_OK;
+}
+
 // Builds the device plan from host data. masks may be null (dense).
 paro_status build_plan(const paro::TokenLayout& layout, int layers, int slots, int heads, const uint8_t* orders,
                        const std::vector<const uint8_t*>& masks /* [slots][layers][heads] or empty */,
                        paro_plan** out) {
+    if (paro_status st = check_plan_dims(layers, slots, heads); st != PARO_OK) return st;
     if (paro_status st = device_check(nullptr); st != PARO_OK) return st;
     auto plan = std::make_unique<paro_plan>();
     PARO_CUDA_TRY(cudaGetDevice(&plan->device));
     const int64_t n = layout.tokens();
-    const int64_t nb = (n + 63) / 64;
-    if (n < 1 || n > (int64_t(1) << 30)) return fail(PARO_ERROR_INVALID_ARGUMENT, "token count out of range");
+    const int64_t nb = paro::tiles_per_side(n);
+    if (n < 1 || n > (int64_t(1) << 30))
+        return fail(PARO_ERROR_INVALID_ARGUMENT, std::to_string(n) + " tokens (supported: 1 to 2^30)");
     if (nb > 65535) return fail(PARO_ERROR_UNSUPPORTED, "more than 65535 tiles per side");
-    if (layers < 1 || slots < 1 || heads < 1) return fail(PARO_ERROR_INVALID_ARGUMENT, "empty plan");
     plan->tokens = n;
     plan->nb = nb;
     plan->layers = layers;
@@ -149,7 +173,8 @@ paro_status build_plan(const paro::TokenLayout& layout, int layers, int slots, i
     }
     plan->host_orders.assign(orders, orders + size_t(layers) * heads);
     for (uint8_t o : plan->host_orders)
-        if (o >= paro::kNumOrders) return fail(PARO_ERROR_INVALID_ARGUMENT, "order index out of range");
+        if (o >= paro::kNumOrders)
+            return fail(PARO_ERROR_INVALID_ARGUMENT, "order " + std::to_string(o) + " is not a paro_order");
 
     // CSR per (slot, layer, head, tile row).
     const size_t rows_per_head = size_t(nb + 1);
@@ -197,34 +222,42 @@ paro_status build_plan(const paro::TokenLayout& layout, int layers, int slots, i
     return PARO_OK;
 }
 
-// pv_bits [layers][heads] (NULL: every head gets all_bits): 16 = fp16 PV, 4 or 8 = INT8 PV (no INT4 path).
-paro_status set_pv_bits(paro_plan* plan, const uint8_t* pv_bits, int all_bits) {
+// formats [layers][heads] (NULL: every head gets `all`), paro_pv_format codes.
+paro_status set_pv_formats(paro_plan* plan, const uint8_t* formats, int all) {
+    auto bad = [](int f, const std::string& which) {
+        return fail(PARO_ERROR_INVALID_ARGUMENT, "PV format code " + std::to_string(f) + which +
+                                                     " is not a paro_pv_format (0 int8, 1 fp16, 2 fp8_e4m3)");
+    };
     const size_t count = size_t(plan->layers) * plan->heads;
-    std::vector<uint8_t> flags(count);
-    for (size_t i = 0; i < count; ++i) {
-        const int bits = pv_bits ? pv_bits[i] : all_bits;
-        if (bits != 4 && bits != 8 && bits != 16)
-            return fail(PARO_ERROR_INVALID_ARGUMENT, "pv_bits " + std::to_string(bits) + " (supported: 4, 8, 16)");
-        flags[i] = bits == 16;
-    }
+    if (!formats && (all < 0 || all >= paro::kNumPvFormats)) return bad(all, "");
+    for (size_t i = 0; formats && i < count; ++i)
+        if (formats[i] >= paro::kNumPvFormats)
+            return bad(formats[i], " of layer " + std::to_string(i / plan->heads) + " head " +
+                                       std::to_string(i % plan->heads));
+    std::vector<PvFormat> fmt(count);
+    for (size_t i = 0; i < count; ++i) fmt[i] = static_cast<PvFormat>(formats ? formats[i] : all);
+    // Per layer, the heads sorted by format (stable) and where each format's run begins.
     std::vector<int32_t> map(count);
-    std::vector<int> n16(size_t(plan->layers), 0);
+    std::vector<std::array<uint16_t, paro::kNumPvFormats + 1>> begin(size_t(plan->layers));
     for (int l = 0; l < plan->layers; ++l) {
+        const PvFormat* lf = fmt.data() + size_t(l) * plan->heads;
         int32_t* m = map.data() + size_t(l) * plan->heads;
         int k = 0;
-        for (int pass = 0; pass < 2; ++pass)
+        for (const PvFormat f : paro::kAllPvFormats) {
+            begin[size_t(l)][paro::index_of(f)] = uint16_t(k);
             for (int h = 0; h < plan->heads; ++h)
-                if (flags[size_t(l) * plan->heads + h] == pass) m[k++] = h;
-        for (int h = 0; h < plan->heads; ++h) n16[size_t(l)] += flags[size_t(l) * plan->heads + h];
+                if (lf[h] == f) m[k++] = h;
+        }
+        begin[size_t(l)][paro::kNumPvFormats] = uint16_t(k);
     }
-    if (!plan->pv16) {
-        PARO_CUDA_TRY(cudaMalloc(&plan->pv16, count));
+    if (!plan->formats) {
+        PARO_CUDA_TRY(cudaMalloc(&plan->formats, sizeof(PvFormat) * count));
         PARO_CUDA_TRY(cudaMalloc(&plan->head_map, sizeof(int32_t) * count));
-        plan->device_bytes += count * (1 + sizeof(int32_t));
+        plan->device_bytes += count * (sizeof(PvFormat) + sizeof(int32_t));
     }
-    PARO_CUDA_TRY(cudaMemcpy(plan->pv16, flags.data(), count, cudaMemcpyHostToDevice));
+    PARO_CUDA_TRY(cudaMemcpy(plan->formats, fmt.data(), sizeof(PvFormat) * count, cudaMemcpyHostToDevice));
     PARO_CUDA_TRY(cudaMemcpy(plan->head_map, map.data(), sizeof(int32_t) * count, cudaMemcpyHostToDevice));
-    plan->n_pv16 = std::move(n16);
+    plan->format_begin = std::move(begin);
     return PARO_OK;
 }
 
@@ -244,10 +277,25 @@ paro_status check_tensor(const paro_tensor& t, const char* name, int elem_bytes,
 
 int elem_bytes(paro_dtype d) { return d == PARO_FLOAT32 ? 4 : 2; }
 
+std::string head_dims() {  // "64, 128"
+    std::string r;
+    for (int d : paro::kRuntimeHeadDims) r += (r.empty() ? "" : ", ") + std::to_string(d);
+    return r;
+}
+
+const char* kernel_label(PvFormat f) {  // as the docs name the kernels
+    switch (f) {
+        case PvFormat::int8: return "INT8";
+        case PvFormat::fp16: return "fp16";
+        case PvFormat::fp8_e4m3: return "FP8";
+    }
+    return "?";
+}
+
 paro_status can_implement(const paro_plan* plan, const paro_attention_args* a) {
     if (!plan || !a) return fail(PARO_ERROR_INVALID_ARGUMENT, "null plan or arguments");
-    if (a->head_dim != 64 && a->head_dim != 128)
-        return fail(PARO_ERROR_UNSUPPORTED, "head_dim " + std::to_string(a->head_dim) + " (supported: 64, 128)");
+    if (!paro::runtime_supports_head_dim(a->head_dim))
+        return fail(PARO_ERROR_UNSUPPORTED, "head_dim " + std::to_string(a->head_dim) + " (supported: " + head_dims() + ")");
     if (a->dtype != PARO_FLOAT32 && a->dtype != PARO_FLOAT16 && a->dtype != PARO_BFLOAT16)
         return fail(PARO_ERROR_INVALID_ARGUMENT, "unknown dtype");
     if (a->batch < 1 || a->batch > 65535) return fail(PARO_ERROR_INVALID_ARGUMENT, "batch must be in [1, 65535]");
@@ -263,6 +311,11 @@ paro_status can_implement(const paro_plan* plan, const paro_attention_args* a) {
         return fail(PARO_ERROR_INVALID_ARGUMENT, "slot " + std::to_string(a->slot) + " out of range");
     if (a->stages < 0 || a->stages > PARO_STAGE_ALL) return fail(PARO_ERROR_INVALID_ARGUMENT, "bad stages");
     if (!(std::isfinite(a->scale) && a->scale >= 0)) return fail(PARO_ERROR_INVALID_ARGUMENT, "bad scale");
+    for (const PvFormat f : paro::kAllPvFormats)
+        if (plan->heads_of(a->layer, f) > 0 && !paro::gpu::attention_has_pv_kernel(f))
+            return fail(PARO_ERROR_UNSUPPORTED, "layer " + std::to_string(a->layer) + " has " + paro::to_string(f) +
+                                                    " PV heads; this runtime has no " + kernel_label(f) +
+                                                    " PV kernel yet");
     const int eb = elem_bytes(a->dtype);
     const int stages = a->stages ? a->stages : PARO_STAGE_ALL;
     paro_status st;
@@ -282,8 +335,8 @@ paro::gpu::Shape shape_of(const paro_attention_args* a) {
     s.heads = a->heads;
     s.tokens = a->tokens;
     s.head_dim = a->head_dim;
-    s.nb = (a->tokens + 63) / 64;
-    s.npad = s.nb * 64;
+    s.nb = int(paro::tiles_per_side(a->tokens));
+    s.npad = s.nb * paro::kRuntimeTile;
     return s;
 }
 
@@ -310,10 +363,10 @@ paro_status plan_from_pattern(const paro::Pattern& p, paro_plan** out) {
         if (layers == 0) return fail(PARO_ERROR_FILE, "pattern has no layers");
         const int heads = int(p.layers[0].heads.size());
         const int slots = p.slots.count();
-        if (p.block_q != 64 || p.block_k != 64)
+        if (p.block_q != paro::kRuntimeTile || p.block_k != paro::kRuntimeTile)
             return fail(PARO_ERROR_UNSUPPORTED, "the runtime needs 64 x 64 tiles, the pattern has " +
                                                     std::to_string(p.block_q) + " x " + std::to_string(p.block_k));
-        std::vector<uint8_t> orders(size_t(layers) * heads), pv_bits(size_t(layers) * heads);
+        std::vector<uint8_t> orders(size_t(layers) * heads), formats(size_t(layers) * heads);
         std::vector<const uint8_t*> masks(size_t(slots) * layers * heads);
         const int64_t nb = p.tiles_per_side();
         for (int l = 0; l < layers; ++l) {
@@ -322,7 +375,7 @@ paro_status plan_from_pattern(const paro::Pattern& p, paro_plan** out) {
             for (int h = 0; h < heads; ++h) {
                 const auto& hp = p.layers[l].heads[h];
                 orders[size_t(l) * heads + h] = uint8_t(paro::index_of(hp.order));
-                pv_bits[size_t(l) * heads + h] = hp.pv_format == paro::PvFormat::fp16 ? 16 : 8;
+                formats[size_t(l) * heads + h] = uint8_t(paro::index_of(hp.pv_format));
                 if (int(hp.masks.size()) != slots)
                     return fail(PARO_ERROR_FILE, "head has " + std::to_string(hp.masks.size()) + " masks for " +
                                                      std::to_string(slots) + " slots");
@@ -335,11 +388,11 @@ paro_status plan_from_pattern(const paro::Pattern& p, paro_plan** out) {
         paro_plan* plan = nullptr;
         if (paro_status st = build_plan(p.layout, layers, slots, heads, orders.data(), masks, &plan); st != PARO_OK)
             return st;
-        // Per-head PV precision from the pattern (16: fp16 PV); only uploaded when some head uses it.
-        bool any16 = false;
-        for (uint8_t b : pv_bits) any16 = any16 || b == 16;
-        if (any16) {
-            if (paro_status st = set_pv_bits(plan, pv_bits.data(), 8); st != PARO_OK) {
+        // Per-head PV formats from the pattern; uploaded only when some head is not INT8 (the plan's default).
+        bool all_int8 = true;
+        for (uint8_t f : formats) all_int8 = all_int8 && f == uint8_t(PvFormat::int8);
+        if (!all_int8) {
+            if (paro_status st = set_pv_formats(plan, formats.data(), PARO_PV_INT8); st != PARO_OK) {
                 paro_plan_destroy(plan);
                 return st;
             }
@@ -387,18 +440,26 @@ paro_status paro_plan_load(const char* path, paro_plan** plan) {
 }
 
 paro_status paro_plan_create(const paro_plan_desc* d, paro_plan** plan) {
-    if (!d || !plan || !d->orders) return fail(PARO_ERROR_INVALID_ARGUMENT, "null argument");
+    if (!d || !plan) return fail(PARO_ERROR_INVALID_ARGUMENT, "paro_plan_create: null desc or plan");
     *plan = nullptr;
-    return guarded([&] {
-        if (d->block != 64) return fail(PARO_ERROR_UNSUPPORTED, "block must be 64");
-        paro::TokenLayout layout;
-        layout.grid = {d->grid[0], d->grid[1], d->grid[2]};
-        layout.text_tokens = d->text_tokens;
-        layout.text_position = d->text_suffix ? paro::TextPosition::suffix : paro::TextPosition::prefix;
+    if (!d->orders) return fail(PARO_ERROR_INVALID_ARGUMENT, "paro_plan_desc: orders is null");
+    if (d->block != paro::kRuntimeTile)
+        return fail(PARO_ERROR_UNSUPPORTED, "paro_plan_desc: block " + std::to_string(d->block) + " (must be 64)");
+    if (paro_status st = check_plan_dims(d->layers, d->slots, d->heads); st != PARO_OK)
+        return fail(st, "paro_plan_desc: " + g_last_error);
+    paro::TokenLayout layout;
+    layout.grid = {d->grid[0], d->grid[1], d->grid[2]};
+    layout.text_tokens = d->text_tokens;
+    layout.text_position = d->text_suffix ? paro::TextPosition::suffix : paro::TextPosition::prefix;
+    try {
         layout.validate();
+    } catch (const paro::InputError& e) {  // names the field ("grid: ..."), no file involved
+        return fail(PARO_ERROR_INVALID_ARGUMENT, std::string("paro_plan_desc: ") + e.what());
+    }
+    return guarded([&] {
         std::vector<const uint8_t*> masks;
         if (d->masks) {
-            const int64_t nb = (layout.tokens() + 63) / 64;
+            const int64_t nb = paro::tiles_per_side(layout.tokens());
             const size_t mb = size_t((nb * nb + 7) / 8);
             const size_t count = size_t(d->slots) * d->layers * d->heads;
             masks.resize(count);
@@ -422,9 +483,27 @@ paro_status paro_plan_get_info(const paro_plan* plan, paro_plan_info* info) {
 
 void paro_plan_destroy(paro_plan* plan) { delete plan; }
 
+paro_status paro_plan_set_pv_format(paro_plan* plan, const uint8_t* formats, paro_pv_format all) {
+    if (!plan) return fail(PARO_ERROR_INVALID_ARGUMENT, "paro_plan_set_pv_format: null plan");
+    return guarded([&] { return set_pv_formats(plan, formats, int(all)); });
+}
+
 paro_status paro_plan_set_pv_bits(paro_plan* plan, const uint8_t* pv_bits, int all_bits) {
-    if (!plan) return fail(PARO_ERROR_INVALID_ARGUMENT, "null plan");
-    return guarded([&] { return set_pv_bits(plan, pv_bits, all_bits); });
+    if (!plan) return fail(PARO_ERROR_INVALID_ARGUMENT, "paro_plan_set_pv_bits: null plan");
+    return guarded([&] {
+        // What the runtime ran for each width before PV formats: 16 fp16, 8 and 4 INT8 (no INT4 path).
+        auto format_of = [](int bits) { return bits == 16 ? PARO_PV_FP16 : bits == 8 || bits == 4 ? PARO_PV_INT8 : -1; };
+        auto bad = [](int bits) {
+            return fail(PARO_ERROR_INVALID_ARGUMENT, "pv_bits " + std::to_string(bits) + " (supported: 4, 8, 16)");
+        };
+        if (!pv_bits) return format_of(all_bits) < 0 ? bad(all_bits) : set_pv_formats(plan, nullptr, format_of(all_bits));
+        std::vector<uint8_t> formats(size_t(plan->layers) * plan->heads);
+        for (size_t i = 0; i < formats.size(); ++i) {
+            if (format_of(pv_bits[i]) < 0) return bad(pv_bits[i]);
+            formats[i] = uint8_t(format_of(pv_bits[i]));
+        }
+        return set_pv_formats(plan, formats.data(), PARO_PV_INT8);
+    });
 }
 
 paro_status paro_can_implement(const paro_plan* plan, const paro_attention_args* args) {
@@ -433,8 +512,9 @@ paro_status paro_can_implement(const paro_plan* plan, const paro_attention_args*
 
 paro_status paro_workspace_size(const paro_attention_args* a, size_t* bytes) {
     if (!a || !bytes) return fail(PARO_ERROR_INVALID_ARGUMENT, "null argument");
-    if (a->batch < 1 || a->heads < 1 || a->tokens < 1 || (a->head_dim != 64 && a->head_dim != 128))
-        return fail(PARO_ERROR_INVALID_ARGUMENT, "bad shape");
+    if (a->batch < 1 || a->heads < 1 || a->tokens < 1 || !paro::runtime_supports_head_dim(a->head_dim))
+        return fail(PARO_ERROR_INVALID_ARGUMENT, "bad shape: batch, heads and tokens must be >= 1, head_dim one of " +
+                                                     head_dims());
     const auto s = shape_of(a);
     *bytes = workspace_layout(int64_t(s.batch) * s.heads, s.npad, s.nb, s.head_dim).total;
     return PARO_OK;
@@ -492,7 +572,8 @@ paro_status paro_permute(const paro_plan* plan, int layer, int inverse, paro_dty
     paro_status st;
     if ((st = check_tensor(in, "in", eb, false)) != PARO_OK) return st;
     if ((st = check_tensor(out, "out", eb, true)) != PARO_OK) return st;
-    paro::gpu::Shape s{batch, heads, tokens, dim, int((tokens + 63) / 64), int((tokens + 63) / 64 * 64)};
+    const int nb = int(paro::tiles_per_side(tokens));
+    paro::gpu::Shape s{batch, heads, tokens, dim, nb, nb * paro::kRuntimeTile};
     const paro::gpu::View iv{in.data, in.stride_batch, in.stride_head, in.stride_token};
     const paro::gpu::MutView ov{out.data, out.stride_batch, out.stride_head, out.stride_token};
     PARO_CUDA_TRY(paro::gpu::launch_permute(static_cast<DType>(dtype), s, plan->gathers,
@@ -505,11 +586,13 @@ paro_status paro_reference_attention(const paro_plan* plan, int layer, int slot,
                                      int head_dim, const float* q, const float* k, const float* v, float* out,
                                      float scale, void* stream) {
     if (!q || !k || !v || !out) return fail(PARO_ERROR_INVALID_ARGUMENT, "null tensor");
-    if (head_dim != 64 && head_dim != 128) return fail(PARO_ERROR_UNSUPPORTED, "head_dim must be 64 or 128");
+    if (!paro::runtime_supports_head_dim(head_dim))
+        return fail(PARO_ERROR_UNSUPPORTED, "head_dim " + std::to_string(head_dim) + " (supported: " + head_dims() + ")");
     if (batch < 1 || batch > 65535 || heads < 1 || heads > 65535 || tokens < 1)
         return fail(PARO_ERROR_INVALID_ARGUMENT, "bad shape");
     if (paro_status st = device_check(nullptr); st != PARO_OK) return st;
-    paro::gpu::Shape s{batch, heads, tokens, head_dim, int((tokens + 63) / 64), int((tokens + 63) / 64 * 64)};
+    const int nb = int(paro::tiles_per_side(tokens));
+    paro::gpu::Shape s{batch, heads, tokens, head_dim, nb, nb * paro::kRuntimeTile};
     paro::gpu::PlanView pv{};
     if (plan) {
         if (heads != plan->heads || tokens != plan->tokens)

@@ -32,6 +32,7 @@ template <>
 __device__ inline __half from_float<__half>(float x) { return __float2half_rn(x); }
 template <>
 __device__ inline __nv_bfloat16 from_float<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
+// fp32 needs no conversion kernel (convert_to_f32 copies).
 __device__ inline float to_float(__half x) { return __half2float(x); }
 __device__ inline float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
 

@@ -1,8 +1,10 @@
 #include "gpu_validation.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "paro/error.hpp"
+#include "paro/runtime_limits.hpp"
 
 namespace paro::gpu {
 
@@ -21,11 +23,16 @@ GpuValidationBackend::GpuValidationBackend(const Pattern& pattern, paro_dtype dt
     check(plan_from_pattern(pattern, &plan), "loading the pattern onto the GPU");
     plan_.reset(plan);
     device_ = device_name();
-    // The runtime honours each head's PV format.
-    bool fp16 = false, int8 = false;
+    // The runtime honours each head's PV format (and refuses layers with formats it has no kernel for).
+    bool present[kNumPvFormats] = {};
     for (const auto& l : pattern.layers)
-        for (const auto& h : l.heads) (h.pv_format == PvFormat::fp16 ? fp16 : int8) = true;
-    pv_ = fp16 && int8 ? "INT8/fp16 (per head)" : fp16 ? "fp16" : "INT8";
+        for (const auto& h : l.heads) present[index_of(h.pv_format)] = true;
+    int n = 0;
+    for (const PvFormat f : kAllPvFormats)
+        if (present[index_of(f)]) {
+            pv_ += (n++ ? "/" : "") + std::string(f == PvFormat::int8 ? "INT8" : to_string(f));
+        }
+    if (n > 1) pv_ += " (per head)";
 }
 
 std::string GpuValidationBackend::describe() const {
@@ -36,9 +43,10 @@ std::string GpuValidationBackend::describe() const {
 
 void GpuValidationBackend::run(const Pattern&, const LayerInputs& in, LayerOutputs& out) {
     const int64_t H = in.heads, n = in.tokens, D = in.head_dim;
-    if (D != 64 && D != 128)
+    if (!runtime_supports_head_dim(D))
         throw InputError("", fmt::format("/layers/{}/q", in.layer),
-                         fmt::format("head dim {} is not supported by the runtime (64, 128)", D));
+                         fmt::format("head dim {} is not supported by the runtime ({})", D,
+                                     fmt::join(kRuntimeHeadDims, ", ")));
     const size_t count = in.q.size(), fbytes = count * sizeof(float);
     DeviceBuffer dq(fbytes), dk(fbytes), dv(fbytes), dd(fbytes), dm(fbytes), dout(fbytes);
     dq.upload(in.q.data(), fbytes);

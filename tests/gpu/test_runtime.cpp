@@ -11,6 +11,7 @@
 #include "paro/attention_reference.hpp"
 #include "paro/axis_order.hpp"
 #include "paro/block_mask.hpp"
+#include "paro/pv_format.hpp"
 #include "paro/token_layout.hpp"
 #include "gpu_helpers.hpp"
 #include "paro_runtime.h"
@@ -33,8 +34,9 @@ struct Config {
     MaskKind mask = MaskKind::random50;
     paro_dtype dtype = PARO_FLOAT16;
     float q_sigma = 1.f, k_sigma = 1.f;
-    int pv_bits = 8;       // 16: every head runs the fp16-PV path (paro_plan_set_pv_bits)
-    bool mixed_pv = false; // odd heads fp16 PV, even heads INT8 PV (per-head array)
+    paro_pv_format pv = PARO_PV_INT8;  // every head's (paro_plan_set_pv_format)
+    bool mixed_pv = false;  // odd heads fp16 PV, even heads INT8 PV (per-head array)
+    int legacy_pv_bits = 0;  // nonzero: every head set by the deprecated paro_plan_set_pv_bits, not pv
     // Adversarial V: one token (a third of the way in) x v_outlier in every channel, and the text
     // tokens x v_text_scale (attention sinks and text tokens of another norm); 1 = plain N(0, 1).
     float v_outlier = 1.f, v_text_scale = 1.f;
@@ -46,7 +48,9 @@ std::string describe(const Config& c) {
     return c.layout.describe() + " D" + std::to_string(c.head_dim) + " B" + std::to_string(c.batch) + " " +
            mk[int(c.mask)] + " " + dt[int(c.dtype)] + " qsigma " + std::to_string(c.q_sigma) +
            " ksigma " + std::to_string(c.k_sigma) +
-           (c.mixed_pv ? " PV int8/fp16 by head" : c.pv_bits == 16 ? " PV fp16" : " PV int8") +
+           (c.mixed_pv ? " PV int8/fp16 by head"
+            : c.legacy_pv_bits ? " pv_bits " + std::to_string(c.legacy_pv_bits)
+                               : std::string(" PV ") + to_string(static_cast<PvFormat>(c.pv))) +
            (c.v_outlier != 1.f || c.v_text_scale != 1.f
                 ? " V outlier x" + std::to_string(c.v_outlier) + " text x" + std::to_string(c.v_text_scale)
                 : "");
@@ -119,11 +123,13 @@ RunResult run_config(const Config& c, unsigned seed, bool bnhd = false) {
     const auto hp = make_host_plan(c, seed);
     auto plan = upload(hp);
     if (c.mixed_pv) {
-        std::vector<uint8_t> bits(size_t(c.heads));
-        for (int h = 0; h < c.heads; ++h) bits[size_t(h)] = h % 2 ? 16 : 8;
-        gpu::check(paro_plan_set_pv_bits(plan.get(), bits.data(), 0), "paro_plan_set_pv_bits");
-    } else if (c.pv_bits != 8) {
-        gpu::check(paro_plan_set_pv_bits(plan.get(), nullptr, c.pv_bits), "paro_plan_set_pv_bits");
+        std::vector<uint8_t> formats(size_t(c.heads));
+        for (int h = 0; h < c.heads; ++h) formats[size_t(h)] = h % 2 ? PARO_PV_FP16 : PARO_PV_INT8;
+        gpu::check(paro_plan_set_pv_format(plan.get(), formats.data(), PARO_PV_INT8), "paro_plan_set_pv_format");
+    } else if (c.legacy_pv_bits) {
+        gpu::check(paro_plan_set_pv_bits(plan.get(), nullptr, c.legacy_pv_bits), "paro_plan_set_pv_bits");
+    } else if (c.pv != PARO_PV_INT8) {
+        gpu::check(paro_plan_set_pv_format(plan.get(), nullptr, c.pv), "paro_plan_set_pv_format");
     }
     const auto q = test::random_normal(count, seed + 1, c.q_sigma),
                k = test::random_normal(count, seed + 2, c.k_sigma);
@@ -257,6 +263,26 @@ TEST_CASE("runtime: compiled, and reports the GPU state cleanly", "[runtime]") {
     CHECK(paro_can_implement(nullptr, &a) == PARO_ERROR_INVALID_ARGUMENT);
     CHECK(paro_attention(nullptr, &a, nullptr, 0, nullptr) == PARO_ERROR_INVALID_ARGUMENT);
     CHECK(paro_plan_set_pv_bits(nullptr, nullptr, 16) == PARO_ERROR_INVALID_ARGUMENT);
+    CHECK(paro_plan_set_pv_format(nullptr, nullptr, PARO_PV_FP16) == PARO_ERROR_INVALID_ARGUMENT);
+    {
+        // A bad in-memory description is an argument error naming the field, whether or not there is a GPU.
+        const uint8_t orders[1] = {0};
+        paro_plan_desc d{};
+        d.grid[0] = 0, d.grid[1] = 1, d.grid[2] = 100;
+        d.block = 64;
+        d.layers = d.slots = d.heads = 1;
+        d.orders = orders;
+        paro_plan* p = nullptr;
+        CHECK(paro_plan_create(&d, &p) == PARO_ERROR_INVALID_ARGUMENT);
+        const std::string why = paro_last_error();
+        CHECK(why.find("paro_plan_desc: grid") != std::string::npos);
+        CHECK(why.find("file") == std::string::npos);
+        d.grid[0] = 1;
+        d.heads = 0;
+        CHECK(paro_plan_create(&d, &p) == PARO_ERROR_INVALID_ARGUMENT);
+        CHECK(std::string(paro_last_error()).find("heads 0") != std::string::npos);
+        CHECK(p == nullptr);
+    }
     if (s == PARO_ERROR_NO_GPU) {
         CHECK(message.find("no CUDA device") != std::string::npos);
         const uint8_t orders[1] = {0};
@@ -431,8 +457,8 @@ const std::vector<SweepLayout> kSweepLayouts = {{{3, 5, 7}, 13, TextPosition::pr
                                                 {{1, 1, 64}, 0, TextPosition::prefix}};    // one tile
 
 // Every layout x head dim x mask kind x dtype against the fp32 masked reference.
-void accuracy_sweep(const std::vector<SweepLayout>& layouts, std::initializer_list<paro_dtype> dtypes, int pv_bits,
-                    unsigned seed) {
+void accuracy_sweep(const std::vector<SweepLayout>& layouts, std::initializer_list<paro_dtype> dtypes,
+                    paro_pv_format pv, unsigned seed) {
     for (const auto& l : layouts)
         for (int D : {64, 128})
             for (MaskKind mk : {MaskKind::full, MaskKind::empty, MaskKind::random50, MaskKind::random20})
@@ -444,7 +470,7 @@ void accuracy_sweep(const std::vector<SweepLayout>& layouts, std::initializer_li
                     c.head_dim = D;
                     c.mask = mk;
                     c.dtype = dt;
-                    c.pv_bits = pv_bits;
+                    c.pv = pv;
                     check_accuracy(c, run_config(c, seed++));
                 }
 }
@@ -453,7 +479,7 @@ void accuracy_sweep(const std::vector<SweepLayout>& layouts, std::initializer_li
 
 TEST_CASE("gpu: runtime vs fp32 masked reference, every order/layout/mask/dtype/head dim", "[.gpu][sweep]") {
     REQUIRE(have_gpu());
-    accuracy_sweep(kSweepLayouts, {PARO_FLOAT16, PARO_BFLOAT16, PARO_FLOAT32}, 8, 100);
+    accuracy_sweep(kSweepLayouts, {PARO_FLOAT16, PARO_BFLOAT16, PARO_FLOAT32}, PARO_PV_INT8, 100);
 }
 
 TEST_CASE("gpu: runtime with peaked attention, batch 2 and [B, N, H, D] strides", "[.gpu][sweep]") {
@@ -490,7 +516,7 @@ TEST_CASE("gpu: runtime with large-magnitude Q and K", "[.gpu][sweep]") {
                 c.mask = mk;
                 c.q_sigma = c.k_sigma = 6.f;
                 Config c16 = c;
-                c16.pv_bits = 16;
+                c16.pv = PARO_PV_FP16;
                 const RunResult r8 = run_config(c, seed), r16 = run_config(c16, seed);
                 const int64_t cnt = c.layout.tokens() * D;
                 for (int h = 0; h < c.heads; ++h) {
@@ -508,24 +534,24 @@ TEST_CASE("gpu: runtime with large-magnitude Q and K", "[.gpu][sweep]") {
             }
 }
 
-// ---------------------------------------------------------------- fp16-PV path (pv_bits 16)
+// ---------------------------------------------------------------- fp16-PV path (PARO_PV_FP16)
 
 // Token-localized V outliers must cost only their own tiles' precision (a quantization whose V scale
 // is shared across tiles, e.g. a per-channel abs max over all tokens, fails this).
 TEST_CASE("gpu: runtime with outlier V tokens", "[.gpu][sweep]") {
     REQUIRE(have_gpu());
     for (int D : {64, 128})
-        for (int pv : {8, 16}) {
+        for (paro_pv_format pv : {PARO_PV_INT8, PARO_PV_FP16}) {
             Config c;
             c.layout.grid = {4, 12, 16};
             c.layout.text_tokens = 32;
             c.head_dim = D;
-            c.pv_bits = pv;
+            c.pv = pv;
             c.mask = MaskKind::full;
             c.v_outlier = 50.f;
             c.v_text_scale = 8.f;
             INFO(describe(c));
-            check_accuracy(c, run_config(c, 2100 + D + pv));
+            check_accuracy(c, run_config(c, 2100 + D + (pv == PARO_PV_FP16 ? 16 : 8)));
         }
 }
 
@@ -534,12 +560,12 @@ TEST_CASE("gpu: fp16-PV runtime vs fp32 masked reference, small", "[.gpu][small]
     Config c;
     c.layout.grid = {3, 5, 7};
     c.layout.text_tokens = 13;  // N = 118: ragged last tile
-    c.pv_bits = 16;
+    c.pv = PARO_PV_FP16;
     for (int D : {64, 128}) {
         c.head_dim = D;
         check_accuracy(c, run_config(c, 7));
     }
-    c.pv_bits = 8;
+    c.pv = PARO_PV_INT8;
     c.mixed_pv = true;  // both kernels in one call, each over its own heads
     for (int D : {64, 128}) {
         c.head_dim = D;
@@ -547,14 +573,70 @@ TEST_CASE("gpu: fp16-PV runtime vs fp32 masked reference, small", "[.gpu][small]
     }
 }
 
-TEST_CASE("gpu: plan pv_bits are checked", "[.gpu][small]") {
+TEST_CASE("gpu: plan PV formats are checked", "[.gpu][small]") {
     REQUIRE(have_gpu());
     Config c;
     c.layout.grid = {1, 1, 100};
     auto plan = upload(make_host_plan(c, 1));
-    CHECK(paro_plan_set_pv_bits(plan.get(), nullptr, 16) == PARO_OK);
-    CHECK(paro_plan_set_pv_bits(plan.get(), nullptr, 8) == PARO_OK);
-    CHECK(paro_plan_set_pv_bits(plan.get(), nullptr, 4) == PARO_OK);  // no INT4 path: INT8
+    for (paro_pv_format f : {PARO_PV_FP16, PARO_PV_FP8_E4M3, PARO_PV_INT8})
+        CHECK(paro_plan_set_pv_format(plan.get(), nullptr, f) == PARO_OK);
+    CHECK(paro_plan_set_pv_format(plan.get(), nullptr, static_cast<paro_pv_format>(3)) == PARO_ERROR_INVALID_ARGUMENT);
+    std::vector<uint8_t> formats(size_t(c.heads), PARO_PV_FP16);
+    formats[2] = 7;
+    CHECK(paro_plan_set_pv_format(plan.get(), formats.data(), PARO_PV_INT8) == PARO_ERROR_INVALID_ARGUMENT);
+    CHECK(std::string(paro_last_error()).find("layer 0 head 2") != std::string::npos);
+}
+
+// Plans may carry FP8 heads (a pattern may), but there is no FP8 PV kernel: the layers that have
+// them are refused, never run with another format; the plan's other layers still run.
+TEST_CASE("gpu: fp8_e4m3 PV heads are refused as unsupported", "[.gpu][small]") {
+    REQUIRE(have_gpu());
+    const int heads = 4, tokens = 100;
+    std::vector<uint8_t> orders(2 * heads, 0);
+    paro_plan_desc d{};
+    d.grid[0] = 1, d.grid[1] = 1, d.grid[2] = tokens;
+    d.block = 64;
+    d.layers = 2;
+    d.slots = 1;
+    d.heads = heads;
+    d.orders = orders.data();
+    paro_plan* p = nullptr;
+    REQUIRE(paro_plan_create(&d, &p) == PARO_OK);
+    gpu::PlanPtr plan(p);
+    std::vector<uint8_t> formats(2 * heads, PARO_PV_INT8);
+    formats[1] = PARO_PV_FP8_E4M3;  // layer 0, head 1
+    REQUIRE(paro_plan_set_pv_format(plan.get(), formats.data(), PARO_PV_INT8) == PARO_OK);
+    DeviceBuffer buf(1 << 20);
+    paro_attention_args a{};
+    a.batch = 1;
+    a.heads = heads;
+    a.tokens = tokens;
+    a.head_dim = 64;
+    a.dtype = PARO_FLOAT16;
+    a.q = a.k = a.v = a.out = {buf.get(), 0, tokens * 64, 64};
+    CHECK(paro_can_implement(plan.get(), &a) == PARO_ERROR_UNSUPPORTED);
+    CHECK(std::string(paro_last_error()) ==
+          "layer 0 has fp8_e4m3 PV heads; this runtime has no FP8 PV kernel yet");
+    CHECK(paro_attention(plan.get(), &a, buf.get(), buf.bytes(), nullptr) == PARO_ERROR_UNSUPPORTED);
+    a.layer = 1;
+    CHECK(paro_can_implement(plan.get(), &a) == PARO_OK);
+}
+
+// The deprecated bit-width entry point: 16 runs fp16 PV, 8 and 4 INT8 (bitwise the same outputs as
+// the formats), anything else is an argument error.
+TEST_CASE("gpu: deprecated paro_plan_set_pv_bits maps widths to PV formats", "[.gpu][small]") {
+    REQUIRE(have_gpu());
+    Config c;
+    c.layout.grid = {3, 5, 7};
+    c.layout.text_tokens = 13;
+    for (const auto& [bits, pv] : {std::pair{16, PARO_PV_FP16}, std::pair{8, PARO_PV_INT8}, std::pair{4, PARO_PV_INT8}}) {
+        Config legacy = c, modern = c;
+        legacy.legacy_pv_bits = bits;
+        modern.pv = pv;
+        INFO("pv_bits " << bits);
+        CHECK(run_config(legacy, 11).kernel == run_config(modern, 11).kernel);
+    }
+    auto plan = upload(make_host_plan(c, 1));
     CHECK(paro_plan_set_pv_bits(plan.get(), nullptr, 12) == PARO_ERROR_INVALID_ARGUMENT);
     std::vector<uint8_t> bits(size_t(c.heads), 16);
     bits[2] = 7;
@@ -565,7 +647,7 @@ TEST_CASE("gpu: fp16-PV runtime vs fp32 masked reference, every order/layout/mas
     REQUIRE(have_gpu());
     std::vector<SweepLayout> layouts = kSweepLayouts;
     layouts.push_back({{3, 7, 11}, 2, TextPosition::suffix});  // 233: odd N, text suffix
-    accuracy_sweep(layouts, {PARO_BFLOAT16, PARO_FLOAT32}, 16, 300);
+    accuracy_sweep(layouts, {PARO_BFLOAT16, PARO_FLOAT32}, PARO_PV_FP16, 300);
 }
 
 TEST_CASE("gpu: fp16-PV and mixed per-head PV with peaked attention, batch 2, [B, N, H, D] strides", "[.gpu][sweep]") {
@@ -577,7 +659,7 @@ TEST_CASE("gpu: fp16-PV and mixed per-head PV with peaked attention, batch 2, [B
     c.dtype = PARO_FLOAT16;
     for (bool mixed : {false, true}) {
         c.mixed_pv = mixed;
-        c.pv_bits = mixed ? 8 : 16;
+        c.pv = mixed ? PARO_PV_INT8 : PARO_PV_FP16;
         for (float sigma : {1.f, 3.f}) {
             c.q_sigma = sigma;
             for (int D : {64, 128}) {

@@ -1,63 +1,21 @@
 #pragma once
-// The per-tile arithmetic of the INT8 attention kernels, shared by the sm_80 kernel (mma.sync,
-// attention.cu) and the sm_90a kernel (warpgroup MMA, attention_sm90.cu). Both hold a warp's 16
-// query rows x 64 keys of S in the mma.m16n8 accumulator layout: thread (g = lane / 4, t = lane % 4)
-// owns rows g and g + 8, keys 8j + 2t and 8j + 2t + 1 of n-block j (acc[j][0..1] and acc[j][2..3]).
+// The online softmax of one 64-key tile, from the QK^T accumulators to the A fragments of P for the
+// PV product, in each P format: INT8 P' (u8 per tile and row, with the exponent guard) and fp16 P.
+// Shared by the sm_80 main loop (pv_sm80.cuh) and the Hopper kernel (attention_sm90.cu). Both hold
+// a warp's 16 query rows x 64 keys of S in the mma.m16n8 accumulator layout: thread (g = lane / 4,
+// t = lane % 4) owns rows g and g + 8, keys 8j + 2t and 8j + 2t + 1 of n-block j (acc[j][0..1] and
+// acc[j][2..3]).
 //
 // Integers become floats through the 1.5 * 2^23 magic number: as_float(kMagic + x) = 1.5 * 2^23 + x
 // for |x| < 2^22, so a biased int32 accumulator reads as a float with one FFMA to scale and unbias.
 #include <cfloat>
 
 #include "common.cuh"
+#include "ptx.cuh"
 
 namespace paro::gpu {
 
-constexpr int kAttnThreads = 128;       // one warpgroup: 4 warps x 16 query rows
 constexpr uint32_t kOnes = 0x01010101u; // int8 ones: P' . 1 = row sums on the tensor core
-
-__device__ __forceinline__ float ex2(float x) {
-    float y;
-    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-    return y;
-}
-__device__ __forceinline__ uint32_t f2h2(float lo, float hi) {  // one cvt.rn.f16x2.f32
-    const __half2 v = __floats2half2_rn(lo, hi);
-    return *reinterpret_cast<const uint32_t*>(&v);
-}
-// Four floats in [0, 255.4375) rounded to integers (fp16 rounds 255.4375 up to 255.5, which then
-// rounds to even, 256), packed as bytes: two cvt.rn.f16x2.f32, two half2 adds of 1024 (in
-// [1024, 2048) an fp16 step is 1, so the integer lands in the low byte of each half), one byte
-// permute: five instructions where four float magic-number adds and three permutes took seven (no
-// faster on H100: the Hopper kernel is not bound by issue alone; see bench/RESULTS.md).
-__device__ __forceinline__ uint32_t pack4(float a, float b, float c, float d) {
-    const __half2 k1024 = __half2half2(__ushort_as_half(0x6400));
-    const __half2 ab = __hadd2(__floats2half2_rn(a, b), k1024), cd = __hadd2(__floats2half2_rn(c, d), k1024);
-    return __byte_perm(*reinterpret_cast<const uint32_t*>(&ab), *reinterpret_cast<const uint32_t*>(&cd), 0x6420);
-}
-
-// c += a * b, int8 inputs (A unsigned when AU8: P'), int32 accumulators.
-#define PARO_MMA_I8(TYPES)                                                                                  \
-    asm volatile("mma.sync.aligned.m16n8k32.row.col.s32." TYPES ".s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, " \
-                 "{%0,%1,%2,%3};\n"                                                                       \
-                 : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])                                           \
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1))
-template <bool AU8 = false>
-__device__ __forceinline__ void mma_i8(int (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-    if constexpr (AU8)
-        PARO_MMA_I8("u8.s8");
-    else
-        PARO_MMA_I8("s8.s8");
-}
-#undef PARO_MMA_I8
-
-__device__ __forceinline__ void cp_async16(uint32_t smem_addr, const void* gmem) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smem_addr), "l"(gmem));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
 
 // Per query row (thread: rows g and g + 8): running max m of the scores (log2 domain), the
 // reference rho of the last tile (INT8 PV: O and l are kept in units of 2^rho / 255) and the row sum l.
@@ -65,7 +23,7 @@ struct RowState {
     float m0 = -INFINITY, m1 = -INFINITY, rho0 = -INFINITY, rho1 = -INFINITY, l0 = 0.f, l1 = 0.f;
 };
 
-// The two halves of a tile's softmax that both PV precisions share (thread: rows g and g + 8).
+// The two halves of a tile's softmax that every P format shares (thread: rows g and g + 8).
 // Row maxima of the scores (log2 domain), from the accumulators (plus BIAS: the biased integers)
 // compared as integers: monotonic in the score since sc > 0. RAGGED: keys at or past `valid` get a
 // value far below any real score (and p = 0 in tile_exp2).
@@ -121,7 +79,7 @@ __device__ __forceinline__ void tile_exp2(const int (&acc)[8][4], float sc, floa
 // they are raw sums). RAGGED: keys at or past `valid` are masked (the last key tile of a ragged
 // sequence).
 template <bool RAGGED, int BIAS>
-__device__ __forceinline__ void softmax_tile(const int (&acc)[8][4], float sc, int valid, int t, RowState& rs,
+__device__ __forceinline__ void softmax_tile_int8(const int (&acc)[8][4], float sc, int valid, int t, RowState& rs,
                                              float& beta0, float& beta1, uint32_t (&pa)[2][4]) {
     float mx0, mx1;
     tile_row_max<RAGGED, BIAS>(acc, sc, valid, t, mx0, mx1);
@@ -166,14 +124,6 @@ __device__ __forceinline__ void softmax_tile(const int (&acc)[8][4], float sc, i
     rs.l1 = fmaf(rs.l1, beta1, __int2float_rn(sums[2]));
 }
 
-// d += a * b, fp16 inputs, fp32 accumulators.
-__device__ __forceinline__ void mma_f16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-        "{%0,%1,%2,%3};\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
 constexpr uint32_t kOnesH2 = 0x3C003C00u;  // two fp16 ones
 // The fp16-PV softmax keeps O and l in units of 2^m with m a lazily updated row maximum: m moves
 // only when a tile's maximum exceeds it by more than kLazyMax (log2 units), so p <= 2^kLazyMax
@@ -184,9 +134,9 @@ constexpr float kLazyMax = 8.f;
 // fragments of n-blocks 2kc and 2kc + 1 are exactly the A fragment of keys 16kc .. 16kc + 15: no
 // shuffle, no per-tile scale), l = l * beta + sum(p) (on the tensor core, of the rounded values), and
 // beta = 2^(m_prev - m) returned for the caller's O rescale (1 when m did not move, 0 on the first
-// tile). BIAS and RAGGED as in softmax_tile.
+// tile). BIAS and RAGGED as in softmax_tile_int8.
 template <bool RAGGED, int BIAS>
-__device__ __forceinline__ void softmax_tile16(const int (&acc)[8][4], float sc, int valid, int t, RowState& rs,
+__device__ __forceinline__ void softmax_tile_fp16(const int (&acc)[8][4], float sc, int valid, int t, RowState& rs,
                                                float& beta0, float& beta1, uint32_t (&pa)[4][4]) {
     float mx0, mx1;
     tile_row_max<RAGGED, BIAS>(acc, sc, valid, t, mx0, mx1);
@@ -211,65 +161,6 @@ __device__ __forceinline__ void softmax_tile16(const int (&acc)[8][4], float sc,
     for (int kc = 0; kc < 4; ++kc) mma_f16(sums, pa[kc], kOnesH2, kOnesH2);
     rs.l0 = fmaf(rs.l0, beta0, sums[0]);
     rs.l1 = fmaf(rs.l1, beta1, sums[2]);
-}
-
-// O = O * beta + (P'_u8 V_i8) * v_scale for one 8-channel block (pv: its accumulator fragment,
-// plus BIAS as in softmax_tile; vs: the v scales of channels 2t, 2t + 1 and their products with
-// -1.5 * 2^23, as the prep kernel stores them: Quantized::v_scale).
-// (F - 1.5 * 2^23) * vs = F * vs + (-1.5 * 2^23 * vs): the int -> float conversion is one FFMA.
-template <int BIAS>
-__device__ __forceinline__ void o_update(float (&o)[4], const int (&pv)[4], float4 vs, float beta0, float beta1) {
-    o[0] = fmaf(o[0], beta0, fmaf(__int_as_float(pv[0] + BIAS), vs.x, vs.z));
-    o[1] = fmaf(o[1], beta0, fmaf(__int_as_float(pv[1] + BIAS), vs.y, vs.w));
-    o[2] = fmaf(o[2], beta1, fmaf(__int_as_float(pv[2] + BIAS), vs.x, vs.z));
-    o[3] = fmaf(o[3], beta1, fmaf(__int_as_float(pv[3] + BIAS), vs.y, vs.w));
-}
-
-// Q fragments of the warp's 16 rows (m16n8k32 A operand, row-major), straight from global memory.
-template <int D>
-__device__ __forceinline__ void load_q_fragments(const int8_t* qw, int g, int t, uint32_t (&qa)[D / 32][4]) {
-#pragma unroll
-    for (int kk = 0; kk < D / 32; ++kk) {
-        qa[kk][0] = *reinterpret_cast<const uint32_t*>(qw + g * D + kk * 32 + t * 4);
-        qa[kk][1] = *reinterpret_cast<const uint32_t*>(qw + (g + 8) * D + kk * 32 + t * 4);
-        qa[kk][2] = *reinterpret_cast<const uint32_t*>(qw + g * D + kk * 32 + 16 + t * 4);
-        qa[kk][3] = *reinterpret_cast<const uint32_t*>(qw + (g + 8) * D + kk * 32 + 16 + t * 4);
-    }
-}
-
-// Epilogue: O / l for the thread's rows (permuted positions p0 = first row of the thread, p0 + 8),
-// each written to its original token (the inverse permutation, fused).
-template <int D, typename TOut>
-__device__ __forceinline__ void store_rows(const Shape& s, const PlanView& plan, const MutView& out, int b, int h,
-                                           int p0, int t, const float (&o)[D / 8][4], float l0, float l1) {
-    const float inv0 = l0 > 0.f ? 1.f / l0 : 0.f, inv1 = l1 > 0.f ? 1.f / l1 : 0.f;
-    const int32_t* gather = plan.orders ? plan.gathers + size_t(plan.orders[h]) * s.tokens : nullptr;
-    TOut* ob = static_cast<TOut*>(out.data) + b * out.sb + h * out.sh;
-    const int p1 = p0 + 8;
-    if (p0 < s.tokens) {
-        TOut* row = ob + int64_t(gather ? gather[p0] : p0) * out.st;
-#pragma unroll
-        for (int nb8 = 0; nb8 < D / 8; ++nb8) Elem<TOut>::store2(row + 8 * nb8 + 2 * t, o[nb8][0] * inv0, o[nb8][1] * inv0);
-    }
-    if (p1 < s.tokens) {
-        TOut* row = ob + int64_t(gather ? gather[p1] : p1) * out.st;
-#pragma unroll
-        for (int nb8 = 0; nb8 < D / 8; ++nb8) Elem<TOut>::store2(row + 8 * nb8 + 2 * t, o[nb8][2] * inv1, o[nb8][3] * inv1);
-    }
-}
-
-// Launches an attention kernel over (query tile, head, batch) with `bytes` of dynamic shared memory
-// (opting in above 48 KB; per device, cheap enough to set on every call); the launch's error.
-template <typename Kernel>
-cudaError_t launch_row_tiles(Kernel kernel, int bytes, const Shape& s, int heads, const PlanView& plan,
-                             const Quantized& w, float sm_scale, MutView out, cudaStream_t st) {
-    if (bytes > 48 * 1024) {
-        const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
-        if (e != cudaSuccess) return e;
-    }
-    const dim3 grid(s.nb, heads, s.batch);
-    kernel<<<grid, kAttnThreads, bytes, st>>>(s, plan, w, sm_scale * 1.4426950408889634f, out);  // log2(e)
-    return cudaGetLastError();
 }
 
 }  // namespace paro::gpu

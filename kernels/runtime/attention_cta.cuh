@@ -1,0 +1,37 @@
+#pragma once
+// What every attention kernel shares with its launch: one CTA = one warpgroup (4 warps x 16 query
+// rows) over one 64-row query tile of one (batch, head), the grid over (query tile, head, batch),
+// and the Q fragments each warp keeps in registers for the whole row of key tiles.
+#include "common.cuh"
+
+namespace paro::gpu {
+
+constexpr int kAttnThreads = 128;  // one warpgroup: 4 warps x 16 query rows
+
+// Q fragments of the warp's 16 rows (m16n8k32 A operand, row-major), straight from global memory.
+template <int D>
+__device__ __forceinline__ void load_q_fragments(const int8_t* qw, int g, int t, uint32_t (&qa)[D / 32][4]) {
+#pragma unroll
+    for (int kk = 0; kk < D / 32; ++kk) {
+        qa[kk][0] = *reinterpret_cast<const uint32_t*>(qw + g * D + kk * 32 + t * 4);
+        qa[kk][1] = *reinterpret_cast<const uint32_t*>(qw + (g + 8) * D + kk * 32 + t * 4);
+        qa[kk][2] = *reinterpret_cast<const uint32_t*>(qw + g * D + kk * 32 + 16 + t * 4);
+        qa[kk][3] = *reinterpret_cast<const uint32_t*>(qw + (g + 8) * D + kk * 32 + 16 + t * 4);
+    }
+}
+
+// Launches an attention kernel over (query tile, head, batch) with `bytes` of dynamic shared memory
+// (opting in above 48 KB; per device, cheap enough to set on every call); the launch's error.
+template <typename Kernel>
+cudaError_t launch_row_tiles(Kernel kernel, int bytes, const Shape& s, int heads, const PlanView& plan,
+                             const Quantized& w, float sm_scale, MutView out, cudaStream_t st) {
+    if (bytes > 48 * 1024) {
+        const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+        if (e != cudaSuccess) return e;
+    }
+    const dim3 grid(s.nb, heads, s.batch);
+    kernel<<<grid, kAttnThreads, bytes, st>>>(s, plan, w, sm_scale * 1.4426950408889634f, out);  // log2(e)
+    return cudaGetLastError();
+}
+
+}  // namespace paro::gpu

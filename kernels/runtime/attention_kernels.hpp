@@ -1,0 +1,35 @@
+#pragma once
+// The attention kernel instances dispatch.cu chooses from: per architecture, a launcher for every
+// (head dim, output type, PV format), compiled (explicitly instantiated) in the kernel's file.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include "launch.hpp"
+
+namespace paro::gpu {
+
+// launch() runs the kernel over `heads` heads of plan: for INT8, a grid over every head whose
+// other-format heads return at once; for another format, the heads plan.head_map[0 .. heads).
+template <int D, typename TOut, PvFormat F>
+struct AttentionSm80 {  // mma.sync: attention_sm80.cu
+    static cudaError_t launch(const Shape& s, const PlanView& plan, const Quantized& w, float sm_scale, MutView out,
+                              int heads, cudaStream_t st);
+};
+template <int D, typename TOut, PvFormat F>
+struct AttentionSm90 {  // warpgroup MMA: attention_sm90.cu; cudaErrorInvalidDeviceFunction without sm_90a code
+    static cudaError_t launch(const Shape& s, const PlanView& plan, const Quantized& w, float sm_scale, MutView out,
+                              int heads, cudaStream_t st);
+};
+
+// The instances of KERNEL for PV format F: every head dim and output type.
+#define PARO_ATTENTION_INSTANCES(KERNEL, F)                                   \
+    template struct KERNEL<64, float, F>;                                     \
+    template struct KERNEL<128, float, F>;                                    \
+    template struct KERNEL<64, __half, F>;                                    \
+    template struct KERNEL<128, __half, F>;                                   \
+    template struct KERNEL<64, __nv_bfloat16, F>;                             \
+    template struct KERNEL<128, __nv_bfloat16, F>
+static_assert(kRuntimeHeadDims[0] == 64 && kRuntimeHeadDims[1] == 128 && kRuntimeHeadDims.size() == 2,
+              "PARO_ATTENTION_INSTANCES and dispatch.cu cover exactly the runtime's head dims");
+
+}  // namespace paro::gpu

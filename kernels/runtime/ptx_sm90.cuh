@@ -1,0 +1,143 @@
+#pragma once
+// PTX wrappers of Hopper's warpgroup MMA (sm_90a) for the attention kernel (attention_sm90.cu): the
+// swizzled K-major operand layout and its descriptors, wgmma issue / commit / wait and the operand
+// fences around them, and the shared-memory loads and predicated cp.async the kernel uses.
+#include <cstdint>
+
+#include "ptx.cuh"
+
+// The sm_90a device pass: the only one where wgmma exists.
+#if defined(__CUDA_ARCH__) && (__CUDA_ARCH__ >= 900) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define PARO_SM90_DEVICE 1
+#endif
+
+namespace paro::gpu {
+
+// A K-major operand tile in shared memory: rows of RB = 64 or 128 bytes (one key of K, or one
+// channel of V^T), swizzled the way wgmma's 64B / 128B modes read it: 16-byte chunk c of row r sits
+// at chunk c ^ (bits 7.. of the row's address), so the eight rows a core matrix spans fall in
+// different banks. (The unswizzled core-matrix layout reads at about 15% of the tensor cores' rate
+// here: every core matrix starts on bank 0.) The tile must start on a 1024-byte boundary.
+template <int RB>
+struct SwizzledRows {
+    static_assert(RB == 64 || RB == 128, "64B or 128B swizzle");
+    static constexpr uint64_t kMode = RB == 128 ? 1 : 2;  // descriptor bits 62-63
+    __host__ __device__ static constexpr uint32_t offset(uint32_t r, uint32_t c) {
+        return r * RB + ((c ^ (RB == 128 ? (r & 7) : ((r >> 1) & 3))) << 4);
+    }
+};
+
+#ifdef PARO_SM90_DEVICE
+// Descriptor of a K-major SwizzledRows<RB> operand, from the low word (start address >> 4, and the
+// leading byte offset 1: unused in the swizzled K-major modes); the high word holds the stride byte
+// offset (the distance between 8-row groups) and the swizzle mode. Steps along K inside a row, and
+// from stage to stage, just add to the start address: a kernel keeps the low word of its shared
+// memory base and adds compile-time offsets (address / 16).
+__device__ __forceinline__ uint32_t desc_lo(uint32_t smem_addr) { return (smem_addr >> 4) | (1u << 16); }
+template <int RB>
+__device__ __forceinline__ uint64_t wgmma_desc(uint32_t lo) {
+    return uint64_t(lo) | (uint64_t(((8 * RB) >> 4) | (uint32_t(SwizzledRows<RB>::kMode) << 30)) << 32);
+}
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void wgmma_wait() {
+    asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+// The compiler does not know that a wgmma writes its accumulators asynchronously: this empty asm,
+// placed after the wait, keeps every read of an accumulator below it (CUTLASS's
+// warpgroup_fence_operand).
+__device__ __forceinline__ void fence_operand(int (&d)[8][4]) {
+#pragma unroll
+    for (int j = 0; j < 8; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) asm volatile("" : "+r"(d[j][e])::"memory");
+}
+template <int N>
+__device__ __forceinline__ void fence_operand(float (&d)[N][4]) {
+#pragma unroll
+    for (int j = 0; j < N; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) asm volatile("" : "+f"(d[j][e])::"memory");
+}
+// The next P, copied into the registers the in-flight PV still reads only after its wait: a
+// volatile copy stays below the (volatile) wait.
+template <int N>
+__device__ __forceinline__ void copy_after_wait(uint32_t (&dst)[N][4], const uint32_t (&src)[N][4]) {
+#pragma unroll
+    for (int k = 0; k < N; ++k)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) asm volatile("mov.b32 %0, %1;\n" : "=r"(dst[k][e]) : "r"(src[k][e]));
+}
+
+// d[64 x 64] (+)= a[64 x 32] (registers, s8, or u8 when AU8: P') * B[32 x 64] (shared memory, s8);
+// d[j][e] is the mma.m16n8 C fragment of n-block j. ACC = false: d = a * b, and d is an output only,
+// so its old values are not kept alive until the issue.
+#define PARO_WGMMA_S8_N64(D_CONSTRAINT, SCALE_D, TYPES)                                                             \
+    asm volatile(                                                                                                   \
+        "wgmma.mma_async.sync.aligned.m64n64k32.s32." TYPES " "                                                     \
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                                  \
+        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "                         \
+        "{%32, %33, %34, %35}, %36, " SCALE_D ";\n"                                                                 \
+        : D_CONSTRAINT(d[0][0]), D_CONSTRAINT(d[0][1]), D_CONSTRAINT(d[0][2]), D_CONSTRAINT(d[0][3]),               \
+          D_CONSTRAINT(d[1][0]), D_CONSTRAINT(d[1][1]), D_CONSTRAINT(d[1][2]), D_CONSTRAINT(d[1][3]),               \
+          D_CONSTRAINT(d[2][0]), D_CONSTRAINT(d[2][1]), D_CONSTRAINT(d[2][2]), D_CONSTRAINT(d[2][3]),               \
+          D_CONSTRAINT(d[3][0]), D_CONSTRAINT(d[3][1]), D_CONSTRAINT(d[3][2]), D_CONSTRAINT(d[3][3]),               \
+          D_CONSTRAINT(d[4][0]), D_CONSTRAINT(d[4][1]), D_CONSTRAINT(d[4][2]), D_CONSTRAINT(d[4][3]),               \
+          D_CONSTRAINT(d[5][0]), D_CONSTRAINT(d[5][1]), D_CONSTRAINT(d[5][2]), D_CONSTRAINT(d[5][3]),               \
+          D_CONSTRAINT(d[6][0]), D_CONSTRAINT(d[6][1]), D_CONSTRAINT(d[6][2]), D_CONSTRAINT(d[6][3]),               \
+          D_CONSTRAINT(d[7][0]), D_CONSTRAINT(d[7][1]), D_CONSTRAINT(d[7][2]), D_CONSTRAINT(d[7][3])                \
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc))
+#define PARO_OUT(x) "=r"(x)
+#define PARO_INOUT(x) "+r"(x)
+template <bool ACC, bool AU8 = false>
+__device__ __forceinline__ void wgmma_s8_n64(int (&d)[8][4], const uint32_t (&a)[4], uint64_t desc) {
+    if constexpr (ACC && AU8)
+        PARO_WGMMA_S8_N64(PARO_INOUT, "1", "u8.s8");
+    else if constexpr (ACC)
+        PARO_WGMMA_S8_N64(PARO_INOUT, "1", "s8.s8");
+    else if constexpr (AU8)
+        PARO_WGMMA_S8_N64(PARO_OUT, "0", "u8.s8");
+    else
+        PARO_WGMMA_S8_N64(PARO_OUT, "0", "s8.s8");
+}
+#undef PARO_OUT
+#undef PARO_INOUT
+#undef PARO_WGMMA_S8_N64
+// d[64 x 64] += a[64 x 16] (registers, f16) * B[16 x 64] (shared memory, f16, K-major), fp32
+// accumulators in the mma.m16n8 C layout.
+__device__ __forceinline__ void wgmma_f16_n64(float (&d)[8][4], const uint32_t (&a)[4], uint64_t desc) {
+    asm volatile(
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+        "{%32, %33, %34, %35}, %36, 1, 1, 1, 0;\n"
+        : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]),
+          "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]),
+          "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]),
+          "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),
+          "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc));
+}
+__device__ __forceinline__ float lds_f32(uint32_t a) {
+    float x;
+    asm volatile("ld.shared.f32 %0, [%1];\n" : "=f"(x) : "r"(a));
+    return x;
+}
+__device__ __forceinline__ float4 lds_f32x4(uint32_t a) {
+    float4 x;
+    asm volatile("ld.shared.v4.f32 {%0, %1, %2, %3}, [%4];\n" : "=f"(x.x), "=f"(x.y), "=f"(x.z), "=f"(x.w) : "r"(a));
+    return x;
+}
+__device__ __forceinline__ void cp_async4_if(bool pred, uint32_t smem_addr, const void* gmem) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %2, 0;\n@p cp.async.ca.shared.global [%0], [%1], 4;\n}\n" ::"r"(smem_addr),
+                 "l"(gmem), "r"(int(pred)));
+}
+__device__ __forceinline__ void cp_async16_if(bool pred, uint32_t smem_addr, const void* gmem) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %2, 0;\n@p cp.async.cg.shared.global [%0], [%1], 16;\n}\n" ::"r"(smem_addr),
+                 "l"(gmem), "r"(int(pred)));
+}
+#endif  // PARO_SM90_DEVICE
+
+}  // namespace paro::gpu
