@@ -19,7 +19,7 @@ namespace paro {
 enum class HeadKind { spatial, temporal, row, column };
 
 std::string to_string(HeadKind k);
-HeadKind parse_head_kind(const std::string& name);  // throws InputError (option --kinds)
+HeadKind parse_head_kind(const std::string& name);  // throws ParameterError ("kinds")
 // The orders that put the kind's tight axes outermost and its free axes innermost.
 std::vector<AxisOrder> accepted_orders(HeadKind k);
 

@@ -238,12 +238,6 @@ struct HeadDetail {
     std::vector<double> full_raster, full_chosen;  // mean P over samples
 };
 
-int sample_slot(const DumpInfo& info, const SlotPlan& slots, int64_t s) {
-    if (slots.count() == 1) return 0;
-    if (!info.has_steps()) return -1;
-    return slots.slot_of(info.step_fraction(s));
-}
-
 HeadDetail analyze_head(const Pattern& p, const DumpReader* reader, const TileStatsEngine* engine, HeadRef ref,
                         int64_t full_max) {
     HeadDetail d;
@@ -277,7 +271,7 @@ HeadDetail analyze_head(const Pattern& p, const DumpReader* reader, const TileSt
         }
         const int slot = sample_slot(info, p.slots, s);
         d.sample_slot.push_back(slot);
-        if (slot >= 0) {
+        if (slot != kUnknownSlot) {
             const BlockMask& m = hp.masks[static_cast<size_t>(slot)];
             double kept = 0, total = 0;
             for (int64_t r = 0; r < d.nb; ++r)
