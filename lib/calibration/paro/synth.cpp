@@ -91,7 +91,7 @@ void write_synthetic_dump(const SynthOptions& opt, const std::string& path) {
         if (value < 1) throw ParameterError(name, fmt::format("must be at least 1, got {}", value));
     // Synthetic dumps feed the runtime's tests and benchmarks, so only head dims it serves.
     if (!runtime_supports_head_dim(opt.head_dim))
-        throw ParameterError("head_dim", fmt::format("must be one the runtime serves ({}), got {}",
+        throw ParameterError("head_dim", fmt::format("must be one that the runtime serves ({}), got {}",
                                                      fmt::join(kRuntimeHeadDims, ", "), opt.head_dim));
     if (opt.kinds.empty()) throw ParameterError("kinds", "needs at least one head kind");
     const int64_t n = opt.layout.tokens();

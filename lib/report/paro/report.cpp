@@ -19,6 +19,7 @@
 
 #include "paro/colormap.hpp"
 #include "paro/dump.hpp"
+#include "paro/dump_fits_pattern.hpp"
 #include "paro/error.hpp"
 #include "paro/pattern.hpp"
 #include "paro/png_image.hpp"
@@ -33,7 +34,7 @@ std::vector<HeadRef> parse_head_list(const std::string& spec) {
     std::string s;
     for (char c : spec)
         if (!std::isspace(static_cast<unsigned char>(c))) s += c;
-    const auto bad = [&](const std::string& why) { return InputError("", "option --heads", why); };
+    const auto bad = [&](const std::string& why) { return ParameterError("heads", why); };
     if (s.empty()) throw bad("expects L:H[,L:H...], got an empty list");
     size_t pos = 0;
     while (pos <= s.size()) {
@@ -345,18 +346,19 @@ constexpr const char* kMarker = ".paro-report";
 // Checks -o before any work: the parent must exist, and an existing DIR must be a directory that
 // is empty or holds an earlier paro report (which is then replaced).
 fs::path check_out_dir(const std::string& out) {
-    if (out.empty()) throw InputError("", "option -o", "an output directory is required");
+    if (out.empty()) throw ParameterError("out_dir", "an output directory is required");
     fs::path dir = fs::path(out);
     if (dir.filename().empty()) dir = dir.parent_path();  // trailing slash
     const fs::path parent = dir.has_parent_path() ? dir.parent_path() : fs::path(".");
     std::error_code ec;
-    if (!fs::is_directory(parent, ec)) throw InputError(out, "option -o", "the parent directory does not exist");
+    if (!fs::is_directory(parent, ec)) throw ParameterError("out_dir", "the parent directory does not exist", out);
     if (fs::exists(dir, ec)) {
-        if (!fs::is_directory(dir, ec)) throw InputError(out, "option -o", "exists and is not a directory");
+        if (!fs::is_directory(dir, ec)) throw ParameterError("out_dir", "exists and is not a directory", out);
         const bool empty = fs::is_empty(dir, ec);
         if (!empty && !fs::exists(dir / kMarker, ec))
-            throw InputError(out, "option -o",
-                             "exists, is not empty and is not a paro report; remove it or choose another directory");
+            throw ParameterError("out_dir",
+                                 "exists, is not empty and is not a paro report; remove it or choose another directory",
+                                 out);
     }
     return dir;
 }
@@ -515,18 +517,7 @@ ReportResult write_report(const ReportOptions& opt) {
     if (!opt.dump_path.empty()) {
         reader.emplace(opt.dump_path);
         const DumpInfo& info = reader->info();
-        if (!(info.layout == p.layout))
-            throw InputError(opt.dump_path, "attribute grid",
-                             fmt::format("token layout {} does not match the pattern's {} ({})", info.layout.describe(),
-                                         p.layout.describe(), opt.pattern_path));
-        if (static_cast<int64_t>(info.layers.size()) != L)
-            throw InputError(opt.dump_path, "/layers",
-                             fmt::format("has {} layers, the pattern {} has {}", info.layers.size(), opt.pattern_path, L));
-        for (int64_t l = 0; l < L; ++l)
-            if (info.layers[l].heads != static_cast<int64_t>(p.layers[l].heads.size()))
-                throw InputError(opt.dump_path, fmt::format("/layers/{}", l),
-                                 fmt::format("has {} heads, the pattern has {}", info.layers[l].heads,
-                                             p.layers[l].heads.size()));
+        check_dump_fits_pattern(info, p, opt.pattern_path);
         if (info.samples.empty()) throw InputError(opt.dump_path, "/samples", "the dump has no samples");
     }
 
@@ -535,9 +526,9 @@ ReportResult write_report(const ReportOptions& opt) {
     for (const HeadRef& r : heads)
         if (r.layer < 0 || r.layer >= L || r.head < 0 ||
             r.head >= static_cast<int64_t>(p.layers[r.layer].heads.size()))
-            throw InputError("", "option --heads",
-                             fmt::format("{}:{} is not a head of {} ({} layers, {} heads in the largest)", r.layer, r.head,
-                                         opt.pattern_path, L, max_heads));
+            throw ParameterError("heads",
+                                 fmt::format("{}:{} is not a head of {} ({} layers, {} heads in the largest)", r.layer, r.head,
+                                             opt.pattern_path, L, max_heads));
     if (heads.empty()) heads = default_heads(rows, opt.default_heads_each);
 
     // ---- the temporary directory
