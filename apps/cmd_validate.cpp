@@ -4,7 +4,7 @@
 //   quantization error  the runtime (INT8 QK, INT8 or fp16 PV)       vs  fp32 with the same mask
 //   total               the runtime                                  vs  dense fp32
 // The work lives in lib/validation/paro/validation (walk, statistics) and its backends: GPU
-// (kernels/gpu_validation) or CPU (--cpu: exact, slow, no quantization error). This file parses
+// (kernels/tools/gpu_validation) or CPU (--cpu: exact, slow, no quantization error). This file parses
 // options and prints.
 #include <fmt/format.h>
 
