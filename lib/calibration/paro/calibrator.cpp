@@ -8,7 +8,6 @@
 #include <filesystem>
 
 #include "paro/error.hpp"
-#include "paro/output_error.hpp"
 #include "paro/tile_stats.hpp"
 #include "paro/version.hpp"
 
@@ -77,7 +76,7 @@ public:
             metrics[o] = order_metrics(stats[o], masks[o], ctx_.forced, opt.mask.density, opt.objective);
         }
         if (needs_v(opt)) {
-            const auto err = masked_output_error(slice, ctx_.tiles, masks);
+            const auto err = ctx_.tiles.output_error(slice, masks);
             for (int o = 0; o < kNumOrders; ++o) metrics[o].output_rel_l1 = err[o];
         }
         std::array<std::vector<double>, kNumOrders>& mass = sample_mass_.emplace_back();

@@ -1,6 +1,7 @@
 #include "paro/tile_stats_backend.hpp"
 
 #include "paro/error.hpp"
+#include "paro/output_error.hpp"
 
 namespace paro {
 
@@ -27,6 +28,11 @@ TileStatsBackend::TileStatsBackend(const TokenLayout& layout, TileStatsOptions o
         for (int64_t i = 0; i < grid_.tokens; ++i)
             tile_of_[o][i] = static_cast<int32_t>(perms_[o].position[i] / options.block);
     }
+}
+
+std::array<double, kNumOrders> TileStatsBackend::output_error(const HeadSlice& slice,
+                                                              const std::array<BlockMask, kNumOrders>& masks) const {
+    return masked_output_error(slice, *this, masks);
 }
 
 }  // namespace paro

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "paro/axis_order.hpp"
+#include "paro/block_mask.hpp"
 #include "paro/dump.hpp"
 #include "paro/runtime_limits.hpp"
 #include "paro/token_layout.hpp"
@@ -72,6 +73,10 @@ public:
     // The statistics of each slice, in order. Every slice has grid().tokens tokens; callers pass
     // at most batch_heads() of them. Throws InputError for scores that overflow float32.
     virtual std::vector<SixOrderStats> compute_batch(const std::vector<HeadSlice>& heads) = 0;
+    // Relative L1 error of each order's masked output against dense (output_error.hpp); the slice
+    // carries v. The CPU scorer masked_output_error unless a backend has a faster one.
+    virtual std::array<double, kNumOrders> output_error(const HeadSlice& slice,
+                                                        const std::array<BlockMask, kNumOrders>& masks) const;
 
 private:
     TileStatsOptions opt_;
