@@ -1,7 +1,11 @@
 #!/bin/bash
 # One GPU-machine session: build, GPU tests, compute-sanitizer, validate on a planted dump, paro bench,
 # and (phase "torch") the PyTorch comparison. Logs under $OUT; a short table at the end.
-# Usage (from the repository root): bench/gpu/run_gpu.sh [all|build|quick|pv16|test|bench|torchcheck|torch|ncu|sass]...
+# Usage (from the repository root): bench/gpu/run_gpu.sh [all|build|ctest|quick|pv16|test|bench|ab|torchcheck|torch|ncu|sass]...
+# Phase "ab" times another tree's build against this one (bench/gpu/ab_bench.py): the other tree
+# at $AB_TREE (default .baseline, e.g. `git archive REV | tar -x -C .baseline`), its `paro bench`
+# PV option in $AB_ARGS (default "--pv-bits 8,16", the spelling before pattern format v2).
+# CMake options for every build (e.g. -DCMAKE_PREFIX_PATH=... for a carried mustache header) in $CMAKE_EXTRA.
 set -u
 OUT=${OUT:-/tmp/paro_gpu_out}
 mkdir -p "$OUT"
@@ -21,19 +25,35 @@ note "card: $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1), date
 if [ ! -x $B/paro ] || has build; then
   t0=$(date +%s)
   cmake -S . -B $B -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc \
-    -DCMAKE_CUDA_ARCHITECTURES="90a;80" -DPARO_GPU_TESTS=ON > "$OUT/cmake.log" 2>&1 || { tail -30 "$OUT/cmake.log"; exit 1; }
-  timeout 400 cmake --build $B -j16 --target paro_cli paro_runtime paro_gpu_tests > "$OUT/build.log" 2>&1 \
-    || { grep -E "error|Error" "$OUT/build.log" | head -30; exit 1; }
+    -DCMAKE_CUDA_ARCHITECTURES="90a;80" -DPARO_GPU_TESTS=ON ${CMAKE_EXTRA:-} > "$OUT/cmake.log" 2>&1 || { tail -30 "$OUT/cmake.log"; exit 1; }
+  timeout 400 cmake --build $B -j16 > "$OUT/build.log" 2>&1 || { grep -E "error|Error" "$OUT/build.log" | head -30; exit 1; }
   note "build ok in $(( $(date +%s) - t0 )) s"
 fi
 T=$B/tests/gpu/paro_gpu_tests
-if has pv16; then  # INT8 PV vs fp16 PV in the same process (paro bench --pv-bits 8,16), then fp16 PV at one
+if has ctest; then  # the whole suite (GPU tests registered too); tools missing here (Chromium) skip
+  (cd $B && timeout 500 ctest -j8 --output-on-failure > "$OUT/ctest.log" 2>&1); rc=$?
+  note "ctest (all, GPU included): rc=$rc $(grep -E 'tests passed' "$OUT/ctest.log")"
+  [ $rc -ne 0 ] && grep -E "\*\*\*|Failed|FAIL" "$OUT/ctest.log" | head -30
+  cp "$OUT/ctest.log" "$FINAL/" 2>/dev/null
+fi
+if has ab; then  # before/after: another tree's paro bench against this one's, interleaved, same process tree
+  AB_TREE=${AB_TREE:-.baseline}; AB_ARGS=${AB_ARGS:---pv-bits 8,16}
+  t0=$(date +%s)
+  cmake -S $AB_TREE -B $AB_TREE/build -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc \
+    -DCMAKE_CUDA_ARCHITECTURES="90a;80" -DPARO_BUILD_TESTS=OFF > "$OUT/ab_cmake.log" 2>&1 &&
+    timeout 400 cmake --build $AB_TREE/build -j16 --target paro_cli > "$OUT/ab_build.log" 2>&1
+  note "ab: built $AB_TREE: rc=$? in $(( $(date +%s) - t0 )) s"
+  PYTHONUNBUFFERED=1 timeout 560 python3 bench/gpu/ab_bench.py --a $AB_TREE/build/paro --a-args "$AB_ARGS" \
+    --b $B/paro --b-args "--pv-format int8,fp16" --rounds ${AB_ROUNDS:-3} --out "$FINAL/ab.json" > "$OUT/ab.log" 2>&1
+  note "ab_bench: rc=$?"; tee -a "$summary" < "$OUT/ab.log"
+fi
+if has pv16; then  # INT8 PV vs fp16 PV in the same process (paro bench --pv-format int8,fp16), then fp16 PV at one
   # CTA per SM fewer (PARO_PV16_LOW_OCCUPANCY=1: no register spills); a short table at the end
   for D in 64 128; do
-    timeout 120 $B/paro bench --head-dim $D --pv-bits 8,16 > "$OUT/bench_pv$D.log" 2>&1
-    note "paro bench --head-dim $D --pv-bits 8,16: rc=$?"; grep -E "^(masks|random)" "$OUT/bench_pv$D.log" | tee -a "$summary"
-    PARO_PV16_LOW_OCCUPANCY=1 timeout 60 $B/paro bench --head-dim $D --pv-bits 16 > "$OUT/bench_pvlow$D.log" 2>&1
-    note "PARO_PV16_LOW_OCCUPANCY=1 paro bench --head-dim $D --pv-bits 16: rc=$?"
+    timeout 120 $B/paro bench --head-dim $D --pv-format int8,fp16 > "$OUT/bench_pv$D.log" 2>&1
+    note "paro bench --head-dim $D --pv-format int8,fp16: rc=$?"; grep -E "^(masks|random)" "$OUT/bench_pv$D.log" | tee -a "$summary"
+    PARO_PV16_LOW_OCCUPANCY=1 timeout 60 $B/paro bench --head-dim $D --pv-format fp16 > "$OUT/bench_pvlow$D.log" 2>&1
+    note "PARO_PV16_LOW_OCCUPANCY=1 paro bench --head-dim $D --pv-format fp16: rc=$?"
     grep -E "^random" "$OUT/bench_pvlow$D.log" | tee -a "$summary"
   done
   for D in 64 128; do
@@ -50,7 +70,7 @@ if has quick; then  # GPU tests with the default kernel and paro bench, nothing 
   note "GPU tests [gpu] (default kernel): rc=$rc $(grep -E 'test cases|All tests' "$OUT/tests_gpu.log" | tail -2 | tr '\n' ' ')"
   [ $rc -ne 0 ] && grep -B3 -A12 "FAILED" "$OUT/tests_gpu.log" | head -60
   for D in 64 128; do
-    timeout 200 $B/paro bench --head-dim $D --pv-bits 8,16 > "$OUT/bench$D.log" 2>&1; note "paro bench D$D: rc=$?"
+    timeout 200 $B/paro bench --head-dim $D --pv-format int8,fp16 > "$OUT/bench$D.log" 2>&1; note "paro bench D$D: rc=$?"
     grep -E "^(paro bench|random)" "$OUT/bench$D.log" | tee -a "$summary"
   done
 fi
@@ -94,9 +114,9 @@ fi
 
 if has bench; then  # both kernels in the same session (the Hopper one, then the sm_80 one), INT8 and fp16 PV
   for D in 64 128; do
-    timeout 200 $B/paro bench --head-dim $D --pv-bits 8,16 > "$OUT/bench$D.log" 2>&1; note "paro bench D$D: rc=$?"
+    timeout 200 $B/paro bench --head-dim $D --pv-format int8,fp16 > "$OUT/bench$D.log" 2>&1; note "paro bench D$D: rc=$?"
     grep -E "^(paro bench|random)" "$OUT/bench$D.log" | tee -a "$summary"
-    PARO_ATTENTION_KERNEL=mma.sync timeout 200 $B/paro bench --head-dim $D --pv-bits 8,16 > "$OUT/bench${D}_sm80.log" 2>&1
+    PARO_ATTENTION_KERNEL=mma.sync timeout 200 $B/paro bench --head-dim $D --pv-format int8,fp16 > "$OUT/bench${D}_sm80.log" 2>&1
     note "PARO_ATTENTION_KERNEL=mma.sync paro bench D$D: rc=$?"; grep -E "^(paro bench|random)" "$OUT/bench${D}_sm80.log" | tee -a "$summary"
   done
 fi
@@ -113,12 +133,12 @@ fi
 
 if has ncu; then  # the Hopper kernel, INT8 and fp16 PV, D 64, density 0.2: where the warps wait
   NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
-  for pv in 8 16; do
+  for pv in int8 fp16; do
     timeout 240 $NCU --clock-control none --kernel-name regex:attention_ --launch-skip 3 --launch-count 1 \
       --section SpeedOfLight --section Occupancy --section WarpStateStats --section SchedulerStats \
       --section ComputeWorkloadAnalysis --section InstructionStats --section MemoryWorkloadAnalysis \
       --metrics regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio \
-      $B/paro bench --densities 0.2 --pv-bits $pv --iters 1 --warmup 1 > "$OUT/ncu_pv$pv.txt" 2>&1
+      $B/paro bench --densities 0.2 --pv-format $pv --iters 1 --warmup 1 > "$OUT/ncu_pv$pv.txt" 2>&1
     note "ncu attention kernel (D64, density 0.2, PV $pv): rc=$?"
     grep -E "attention_|Duration|Achieved Occupancy|Issued Warp|No Eligible|Executed Instructions  |Warp Cycles Per Issued|highest-utilized" "$OUT/ncu_pv$pv.txt" | head -12 | tee -a "$summary"
     grep -E "issue_stalled" "$OUT/ncu_pv$pv.txt" | awk '$NF+0 > 0.05' | sort -k3 -g -r | head -12 | tee -a "$summary"
@@ -129,12 +149,12 @@ if has ncusrc; then  # fp16-PV Hopper kernel, D 64: the SASS lines where warps s
   NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
   timeout 200 $NCU --clock-control none --kernel-name regex:attention_ --launch-skip 3 --launch-count 1 \
     --section SourceCounters --section WarpStateStats --print-details all \
-    $B/paro bench --densities 0.2 --pv-bits ${SRC_PV:-16} --iters 1 --warmup 1 > "$OUT/ncu_src.txt" 2>&1
+    $B/paro bench --densities 0.2 --pv-format ${SRC_PV:-fp16} --iters 1 --warmup 1 > "$OUT/ncu_src.txt" 2>&1
   note "ncu source counters: rc=$?"
   cp "$OUT/ncu_src.txt" "$FINAL/" 2>/dev/null
   timeout 200 $NCU --clock-control none --kernel-name regex:attention_ --launch-skip 3 --launch-count 1 \
     --set full --import-source no --page source --print-source sass \
-    $B/paro bench --densities 0.2 --pv-bits ${SRC_PV:-16} --iters 1 --warmup 1 > "$OUT/ncu_sass.txt" 2>&1
+    $B/paro bench --densities 0.2 --pv-format ${SRC_PV:-fp16} --iters 1 --warmup 1 > "$OUT/ncu_sass.txt" 2>&1
   note "ncu per-instruction: rc=$? $(wc -l < "$OUT/ncu_sass.txt") lines"
   gzip -c "$OUT/ncu_sass.txt" > "$FINAL/ncu_sass.txt.gz"
 fi

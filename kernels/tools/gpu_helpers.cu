@@ -8,13 +8,14 @@
 
 namespace paro::gpu {
 
-namespace {
-
-void cuda_check(cudaError_t e, const char* what) {
+void cuda_check(int error, const char* what) {
+    const auto e = static_cast<cudaError_t>(error);
     if (e != cudaSuccess)
         throw RuntimeError(e == cudaErrorMemoryAllocation ? PARO_ERROR_OUT_OF_MEMORY : PARO_ERROR_CUDA,
                            std::string(what) + ": " + cudaGetErrorName(e) + ": " + cudaGetErrorString(e));
 }
+
+namespace {
 
 __device__ inline uint64_t splitmix(uint64_t x) {
     x += 0x9E3779B97F4A7C15ull;
@@ -31,7 +32,6 @@ template <>
 __device__ inline __half from_float<__half>(float x) { return __float2half_rn(x); }
 template <>
 __device__ inline __nv_bfloat16 from_float<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
-__device__ inline float to_float(float x) { return x; }
 __device__ inline float to_float(__half x) { return __half2float(x); }
 __device__ inline float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
 

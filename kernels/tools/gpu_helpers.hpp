@@ -23,6 +23,9 @@ private:
 
 // Throws RuntimeError "context: status: last error" unless s is PARO_OK.
 void check(paro_status s, const char* context);
+// Throws RuntimeError (PARO_ERROR_OUT_OF_MEMORY or PARO_ERROR_CUDA) "what: name: description" unless
+// error (a cudaError_t; int keeps cuda_runtime.h out of this header) is cudaSuccess.
+void cuda_check(int error, const char* what);
 
 // Device memory owned by the host side (cudaMalloc / cudaFree), with checked copies.
 class DeviceBuffer {

@@ -1,10 +1,13 @@
 // The report writer: what lands in the directory, that every image it references is a real,
-// non-blank PNG, that the numbers on the page are the pattern's, that bad input leaves nothing
-// behind, and that an earlier report is replaced but a foreign directory is not.
+// non-blank PNG, that the numbers on the page are the pattern's, that text from the files is
+// HTML-escaped, that bad input leaves nothing behind, and that an earlier report is replaced but a
+// foreign directory is not.
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -173,6 +176,41 @@ TEST_CASE("a report holds the pattern's numbers and only real images", "[report]
     const int n = check_images(dir, html);
     CHECK(n == r.images);
     CHECK(n >= 2 + 2 * 2 + 2 + 6 * 2);  // orders, bars, density/recall per slot, stability, masks
+}
+
+TEST_CASE("text from the files is HTML-escaped, markup and all", "[report]") {
+    Scratch s;
+    Pattern p = make_pattern(1, 2, 1, 2);
+    const std::string evil = R"(<script>alert("x & 'y'")</script>)";
+    const std::string escaped = "&lt;script&gt;alert(&quot;x &amp; &apos;y&apos;&quot;)&lt;/script&gt;";
+    p.provenance.source_dump = evil + ".h5";
+    p.provenance.source_checksum = "crc32:" + evil;
+    p.provenance.options_json = nlohmann::json{{"note", evil}, {"density", 0.5}}.dump();
+    const std::string name = "p&<b>'q'.h5";  // the page title and header show the file's name
+    write_pattern_file(p, s / name);
+    ReportOptions o;
+    o.pattern_path = s / name;
+    o.out_dir = s / "rep";
+    write_report(o);
+    const std::string html = slurp(s.dir / "rep/index.html");
+    // Only the page's own two script elements (the hover data and the script); no injected markup.
+    const std::regex script("<script");
+    CHECK(std::distance(std::sregex_iterator(html.begin(), html.end(), script), std::sregex_iterator()) == 2);
+    CHECK(html.find("<script>alert") == std::string::npos);
+    CHECK(html.find("<b>'q'") == std::string::npos);
+    CHECK(html.find("<title>paro report: p&amp;&lt;b&gt;&apos;q&apos;.h5</title>") != std::string::npos);
+    // The source dump (summary and provenance table) and the checksum, escaped character by character.
+    size_t shown = 0;
+    for (size_t pos = 0; (pos = html.find(escaped + ".h5", pos)) != std::string::npos; ++pos) ++shown;
+    CHECK(shown == 2);
+    CHECK(html.find("crc32:" + escaped) != std::string::npos);
+    // The options, pretty-printed, read back unchanged once the entities are decoded.
+    std::string opts = id_text(html, "options-json");
+    for (const auto& [entity, c] : std::vector<std::pair<std::string, std::string>>{
+             {"&lt;", "<"}, {"&gt;", ">"}, {"&quot;", "\""}, {"&apos;", "'"}, {"&amp;", "&"}})
+        for (size_t pos = 0; (pos = opts.find(entity, pos)) != std::string::npos; pos += c.size())
+            opts.replace(pos, entity.size(), c);
+    CHECK(opts == nlohmann::json::parse(p.provenance.options_json).dump(2));
 }
 
 TEST_CASE("a report with the dump shows attention maps and recomputed recall", "[report]") {

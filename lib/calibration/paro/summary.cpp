@@ -50,10 +50,11 @@ std::string layer_table(const Pattern& p, const Style& st) {
     return out;
 }
 
-// The keys both formats share: what the file is and its token layout.
-nlohmann::json header_json(const char* format, const TokenLayout& layout) {
+// The keys both formats share: what the file is and its token layout. `version` is the format
+// version the JSON describes (a version-1 pattern reads into, and prints as, the current one).
+nlohmann::json header_json(const char* format, int version, const TokenLayout& layout) {
     return {{"format", format},
-            {"version", 1},
+            {"version", version},
             {"grid", layout.grid},
             {"text_tokens", layout.text_tokens},
             {"text_position", to_string(layout.text_position)},
@@ -71,7 +72,7 @@ std::string human_bytes(int64_t b) {
 
 nlohmann::json pattern_json(const Pattern& p, int64_t file_bytes) {
     using nlohmann::json;
-    json j = header_json("paro-pattern", p.layout);
+    json j = header_json("paro-pattern", 2, p.layout);
     j["block_size"] = {p.block_q, p.block_k};
     j["tiles_per_side"] = p.tiles_per_side();
     j["slots"] = {{"count", p.slots.count()}, {"boundaries", p.slots.boundaries}};
@@ -113,7 +114,7 @@ nlohmann::json pattern_json(const Pattern& p, int64_t file_bytes) {
 
 nlohmann::json dump_json(const DumpInfo& d) {
     using nlohmann::json;
-    json j = header_json("paro-dump", d.layout);
+    json j = header_json("paro-dump", 1, d.layout);
     j["model"] = d.model;
     j["num_steps"] = d.num_steps;
     json samples = json::array();

@@ -3,12 +3,17 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <omp.h>
+
+#include <algorithm>
 #include <cmath>
+#include <map>
 #include <random>
 #include <utility>
 
 #include "paro/atomic_output.hpp"
 #include "paro/error.hpp"
+#include "paro/half.hpp"
 #include "paro/hdf5_io.hpp"
 #include "paro/reference_stats.hpp"
 #include "paro/runtime_limits.hpp"
@@ -80,6 +85,66 @@ void token_features(const TokenLayout& layout, HeadKind kind, int64_t token, int
     }
 }
 
+// token_features of every token, [n][dim], made once per head kind (cos/sin per token and head
+// would cost more than the random numbers).
+std::vector<double> feature_table(const TokenLayout& layout, HeadKind kind, int dim) {
+    const int64_t n = layout.tokens();
+    std::vector<double> table(static_cast<size_t>(n * dim)), feat(static_cast<size_t>(dim));
+    for (int64_t t = 0; t < n; ++t) {
+        token_features(layout, kind, t, dim, feat);
+        std::copy(feat.begin(), feat.end(), table.begin() + t * dim);
+    }
+    return table;
+}
+
+// One head's q, k, v from its own random stream (seeded by seed, layer, sample, head), so heads can
+// be made in parallel and the dump does not depend on the thread count.
+struct HeadTensors {
+    std::vector<float> q, k, v;
+};
+
+void make_head(const SynthOptions& opt, const std::vector<double>& features, uint64_t stream, double amp,
+               HeadTensors& out) {
+    const int64_t n = opt.layout.tokens();
+    const int d = opt.head_dim;
+    std::mt19937_64 rng(stream);
+    std::normal_distribution<double> normal(0.0, 1.0);
+    out.q.resize(static_cast<size_t>(n * d));
+    out.k.resize(out.q.size());
+    out.v.resize(out.q.size());
+    for (int64_t t = 0; t < n; ++t) {
+        const bool text = opt.layout.is_text(t);
+        for (int e = 0; e < d; ++e) {
+            // Text tokens: small random vectors, so text attention is diffuse.
+            const double base = text ? 0.3 * normal(rng) / std::sqrt(d) : features[t * d + e];
+            out.q[t * d + e] = static_cast<float>(amp * (base + opt.noise * normal(rng) / std::sqrt(d)));
+            out.k[t * d + e] = static_cast<float>(amp * (base + opt.noise * normal(rng) / std::sqrt(d)));
+            out.v[t * d + e] = static_cast<float>(normal(rng));
+        }
+    }
+}
+
+uint64_t head_stream(uint64_t seed, int layer, int sample, int head) {
+    uint64_t x = seed;
+    for (uint64_t part : {uint64_t(layer), uint64_t(sample), uint64_t(head)}) {  // splitmix64 steps
+        x += 0x9e3779b97f4a7c15ull + part;
+        x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+        x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+        x ^= x >> 31;
+    }
+    return x;
+}
+
+// Writes one [n, d] tensor into box (s, h) of dataset `ds`, converting to half ourselves when the
+// dataset stores fp16.
+void write_tensor(hid_t ds, int s, int h, int64_t n, int d, const std::vector<float>& x, bool half,
+                  std::vector<uint16_t>& scratch) {
+    if (!half) return h5::write_box(ds, {s, h, 0, 0}, {1, 1, n, d}, x.data());
+    scratch.resize(x.size());
+    std::transform(x.begin(), x.end(), scratch.begin(), float_to_half);
+    h5::write_box(ds, {s, h, 0, 0}, {1, 1, n, d}, scratch.data());
+}
+
 }  // namespace
 
 void write_synthetic_dump(const SynthOptions& opt, const std::string& path) {
@@ -126,10 +191,15 @@ void write_synthetic_dump(const SynthOptions& opt, const std::string& path) {
         h5::write_dataset(samples.get(), "prompt", {S}, h5::StoreType::i64, prompt.data(), h5::StoreType::i64);
 
         h5::Handle layers = h5::create_group(root, "layers");
-        std::mt19937_64 rng(opt.seed);
-        std::normal_distribution<double> normal(0.0, 1.0);
-        std::vector<double> feat(static_cast<size_t>(d));
-        std::vector<float> q(static_cast<size_t>(n * d)), k(q.size()), v(q.size()), p;
+        std::map<HeadKind, std::vector<double>> features;
+        for (HeadKind kind : opt.kinds)
+            if (!features.count(kind)) features[kind] = feature_table(opt.layout, kind, d);
+        // Heads are made a batch of `threads` at a time in parallel, then written in order (HDF5 is
+        // serial): memory is threads x one head, whatever the model size.
+        const int threads = std::max(1, omp_get_max_threads());
+        std::vector<HeadTensors> batch(static_cast<size_t>(std::min(threads, H)));
+        std::vector<float> p;
+        std::vector<uint16_t> halves;
         // Logit gap between a full match and an unrelated key is about `sharpness`.
         const double amp = std::sqrt(opt.sharpness / scale);
         for (int l = 0; l < opt.layers; ++l) {
@@ -146,35 +216,33 @@ void write_synthetic_dump(const SynthOptions& opt, const std::string& path) {
                 dk = h5::create_dataset(g.get(), "k", {S, H, n, d}, store, chunked);
             }
             if (opt.with_v) dv = h5::create_dataset(g.get(), "v", {S, H, n, d}, store, chunked);
+            const bool half = store == h5::StoreType::f16;
             for (int s = 0; s < S; ++s)
-                for (int h = 0; h < H; ++h) {
-                    const HeadKind kind = planted_kind(opt, l, h);
-                    for (int64_t t = 0; t < n; ++t) {
-                        token_features(opt.layout, kind, t, d, feat);
-                        const bool text = opt.layout.is_text(t);
-                        for (int e = 0; e < d; ++e) {
-                            // Text tokens: small random vectors, so text attention is diffuse.
-                            const double base = text ? 0.3 * normal(rng) / std::sqrt(d) : feat[e];
-                            q[t * d + e] = static_cast<float>(amp * (base + opt.noise * normal(rng) / std::sqrt(d)));
-                            k[t * d + e] = static_cast<float>(amp * (base + opt.noise * normal(rng) / std::sqrt(d)));
-                            v[t * d + e] = static_cast<float>(normal(rng));
+                for (int h0 = 0; h0 < H; h0 += static_cast<int>(batch.size())) {
+                    const int count = std::min(static_cast<int>(batch.size()), H - h0);
+#pragma omp parallel for schedule(dynamic) num_threads(count)
+                    for (int i = 0; i < count; ++i)
+                        make_head(opt, features.at(planted_kind(opt, l, h0 + i)), head_stream(opt.seed, l, s, h0 + i),
+                                  amp, batch[static_cast<size_t>(i)]);
+                    for (int i = 0; i < count; ++i) {
+                        const int h = h0 + i;
+                        const HeadTensors& t = batch[static_cast<size_t>(i)];
+                        if (opt.maps) {
+                            HeadSlice slice;
+                            slice.tokens = n;
+                            slice.head_dim = d;
+                            slice.scale = scale;
+                            slice.q = t.q;
+                            slice.k = t.k;
+                            const std::vector<double> attention = reference_attention_matrix(slice);
+                            p.assign(attention.begin(), attention.end());
+                            h5::write_box(da.get(), {s, h, 0, 0}, {1, 1, n, n}, p.data());
+                        } else {
+                            write_tensor(dq.get(), s, h, n, d, t.q, half, halves);
+                            write_tensor(dk.get(), s, h, n, d, t.k, half, halves);
                         }
+                        if (opt.with_v) write_tensor(dv.get(), s, h, n, d, t.v, half, halves);
                     }
-                    if (opt.maps) {
-                        HeadSlice slice;
-                        slice.tokens = n;
-                        slice.head_dim = d;
-                        slice.scale = scale;
-                        slice.q = q;
-                        slice.k = k;
-                        const std::vector<double> attention = reference_attention_matrix(slice);
-                        p.assign(attention.begin(), attention.end());
-                        h5::write_box(da.get(), {s, h, 0, 0}, {1, 1, n, n}, p.data());
-                    } else {
-                        h5::write_box(dq.get(), {s, h, 0, 0}, {1, 1, n, d}, q.data());
-                        h5::write_box(dk.get(), {s, h, 0, 0}, {1, 1, n, d}, k.data());
-                    }
-                    if (opt.with_v) h5::write_box(dv.get(), {s, h, 0, 0}, {1, 1, n, d}, v.data());
                 }
         }
     }  // closes the file before the rename

@@ -394,12 +394,24 @@ Handle write_dataset(hid_t loc, const std::string& name, const std::vector<int64
     return d;
 }
 
-void write_box(hid_t dset, const std::vector<int64_t>& start, const std::vector<int64_t>& count, const float* data) {
+namespace {
+void write_box_as(hid_t dset, const std::vector<int64_t>& start, const std::vector<int64_t>& count, hid_t memory,
+                  const void* data) {
     Handle fspace(H5Dget_space(dset));
     std::vector<hsize_t> s(start.begin(), start.end()), c(count.begin(), count.end());
     PARO_ASSERT(H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, s.data(), nullptr, c.data(), nullptr) >= 0);
     Handle mspace = make_space(count);
-    PARO_ASSERT(H5Dwrite(dset, H5T_NATIVE_FLOAT, mspace.get(), fspace.get(), H5P_DEFAULT, data) >= 0);
+    PARO_ASSERT(H5Dwrite(dset, memory, mspace.get(), fspace.get(), H5P_DEFAULT, data) >= 0);
+}
+}  // namespace
+
+void write_box(hid_t dset, const std::vector<int64_t>& start, const std::vector<int64_t>& count, const float* data) {
+    write_box_as(dset, start, count, H5T_NATIVE_FLOAT, data);
+}
+
+void write_box(hid_t dset, const std::vector<int64_t>& start, const std::vector<int64_t>& count,
+               const uint16_t* halves) {
+    write_box_as(dset, start, count, half_type(), halves);
 }
 
 std::string format_name(const File& f) {

@@ -101,6 +101,8 @@ Handle write_dataset(hid_t loc, const std::string& name, const std::vector<int64
 Handle create_dataset(hid_t loc, const std::string& name, const std::vector<int64_t>& shape, StoreType store,
                       const WriteOptions& opt);
 void write_box(hid_t dset, const std::vector<int64_t>& start, const std::vector<int64_t>& count, const float* data);
+// The same from IEEE half bit patterns (float_to_half), stored without conversion into an f16 dataset.
+void write_box(hid_t dset, const std::vector<int64_t>& start, const std::vector<int64_t>& count, const uint16_t* halves);
 
 // The root attribute paro_format of a readable HDF5 file, or "" when it has none (or is not a
 // string). Throws InputError when the file cannot be read as HDF5.

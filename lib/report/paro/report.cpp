@@ -10,11 +10,13 @@
 #include <cctype>
 #include <cmath>
 #include <filesystem>
-#include <iterator>
 #include <limits>
+#include <map>
+#include <mustache.hpp>  // kainjow::mustache (Debian: libkainjow-mustache-dev)
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <optional>
+#include <stdexcept>
 #include <system_error>
 
 #include "paro/colormap.hpp"
@@ -23,6 +25,7 @@
 #include "paro/error.hpp"
 #include "paro/pattern.hpp"
 #include "paro/png_image.hpp"
+#include "paro/report_templates.hpp"
 #include "paro/tile_stats.hpp"
 
 namespace paro {
@@ -60,22 +63,6 @@ namespace {
 // ---------------------------------------------------------------------------------------------
 // Small text helpers
 
-std::string esc(const std::string& s) {
-    std::string o;
-    o.reserve(s.size());
-    for (char c : s) {
-        switch (c) {
-            case '&': o += "&amp;"; break;
-            case '<': o += "&lt;"; break;
-            case '>': o += "&gt;"; break;
-            case '"': o += "&quot;"; break;
-            case '\'': o += "&#39;"; break;
-            default: o += c;
-        }
-    }
-    return o;
-}
-
 std::string num(double v, int prec = 4) {
     if (!std::isfinite(v)) return "n/a";
     return fmt::format("{:.{}f}", v, prec);
@@ -88,6 +75,21 @@ double mean_of(const std::vector<double>& v) {
 
 double min_of(const std::vector<double>& v) {
     return v.empty() ? std::numeric_limits<double>::quiet_NaN() : *std::min_element(v.begin(), v.end());
+}
+
+// The T per-slot values f(t), separated by spaces.
+template <typename F>
+std::string per_slot(int T, F f) {
+    std::string s;
+    for (int t = 0; t < T; ++t) s += (t ? " " : "") + f(t);
+    return s;
+}
+
+// How many of `heads` chose each order.
+std::array<int64_t, kNumOrders> order_counts(const std::vector<HeadPattern>& heads) {
+    std::array<int64_t, kNumOrders> count{};
+    for (const auto& hp : heads) ++count[index_of(hp.order)];
+    return count;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -123,6 +125,44 @@ std::vector<HeadRow> head_rows(const Pattern& p) {
     return rows;
 }
 
+// The most heads of any layer: the width of the layers x heads maps.
+int64_t max_heads_of(const Pattern& p) {
+    int64_t m = 0;
+    for (const auto& l : p.layers) m = std::max<int64_t>(m, static_cast<int64_t>(l.heads.size()));
+    return m;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Data for the page's templates
+//
+// The HTML is in lib/report/templates/ (page.mustache and its partials), built into the library
+// (report_templates.hpp) and rendered with kainjow::mustache. Why that library: it is in Debian
+// (libkainjow-mustache-dev) and header-only; it is logic-less, so this file only computes values
+// (formatted numbers, image files, flags) and hands them over as plain data (mu::data / object /
+// list); and it HTML-escapes {{value}} by default ({{{value}}} is raw: only the style sheet, the
+// script and the JSON), so no escaping is written here.
+//
+// A name missing from an object is looked up in the enclosing ones, so every object sets each name
+// its template reads (false when absent), apart from the page-wide names of PageData::root().
+
+namespace mu = kainjow::mustache;
+
+// Mustache data has no number type (and an integer would silently become a bool): numbers go in as
+// text, formatted by fmt ("{}": integers, and doubles in their shortest exact form).
+template <typename T>
+mu::data as_text(const T& v) {
+    return fmt::format("{}", v);
+}
+
+// Text, or false when empty: {{#name}}...{{/name}} shows only when there is a value.
+mu::data text_or_false(const std::string& s) {
+    return s.empty() ? mu::data(false) : mu::data(s);
+}
+
+mu::data empty_list() {
+    return mu::data(mu::data::type::list);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Images
 
@@ -130,16 +170,19 @@ struct Writer {
     fs::path dir;  // the temporary report directory
     int images = 0;
 
-    // Writes img/<name>.png and returns the <img> tag.
-    std::string image(const RgbImage& img, const std::string& name, const std::string& alt,
-                      const std::string& cls = "", const std::string& extra_attrs = "") {
+    // Writes img/<name>.png and returns it as image.mustache shows it (linked to itself). `cls`: the
+    // <img> class ("hm": a layers x heads map with a hover read-out); `slot` >= 0: its data-slot.
+    mu::data image(const RgbImage& img, const std::string& name, const std::string& alt, const std::string& cls = "",
+                   int slot = -1) {
         const std::string rel = "img/" + name + ".png";
         write_png(img, (dir / rel).string());
         ++images;
-        // Linked to itself: a click shows the image alone, at full resolution.
-        return fmt::format("<a href=\"{0}\"><img src=\"{0}\" width=\"{1}\" height=\"{2}\" alt=\"{3}\"{4}{5}></a>", rel,
-                           img.width(), img.height(), esc(alt), cls.empty() ? "" : " class=\"" + cls + "\"",
-                           extra_attrs.empty() ? "" : " " + extra_attrs);
+        return mu::object{{"src", rel},
+                          {"width", as_text(img.width())},
+                          {"height", as_text(img.height())},
+                          {"alt", alt},
+                          {"class", text_or_false(cls)},
+                          {"data_slot", text_or_false(slot >= 0 ? std::to_string(slot) : "")}};
     }
 };
 
@@ -213,11 +256,10 @@ RgbImage order_bars(const Pattern& p, int64_t max_heads) {
     RgbImage img(static_cast<int>(L) * bw + gap, height, {255, 255, 255});
     img.fill_rect(0, height - 1, img.width(), 1, {120, 120, 120});  // baseline
     for (int64_t l = 0; l < L; ++l) {
-        std::array<int, kNumOrders> count{};
-        for (const auto& hp : p.layers[l].heads) ++count[index_of(hp.order)];
+        const auto count = order_counts(p.layers[l].heads);
         int y = height - 1;
         for (int o = 0; o < kNumOrders; ++o) {
-            const int hpx = count[o] * per_head;
+            const int hpx = static_cast<int>(count[o]) * per_head;
             img.fill_rect(static_cast<int>(l) * bw + gap, y - hpx, bw - gap, hpx, order_color(kAllOrders[o]));
             y -= hpx;
         }
@@ -286,8 +328,7 @@ HeadDetail analyze_head(const Pattern& p, const DumpReader* reader, const TileSt
             d.sample_recall.push_back(std::numeric_limits<double>::quiet_NaN());
         }
         if (full) {
-            AttentionRows ar(slice);
-            ar.rows(0, n, rows.data());
+            if (!AttentionRows(slice).rows(0, n, rows.data())) throw_overflow(slice);
             for (size_t i = 0; i < rows.size(); ++i) d.full_raster[i] += rows[i];
         }
     }
@@ -390,105 +431,516 @@ int64_t dir_bytes(const fs::path& dir) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// HTML
+// The page's sections as template data
 
-const char* kCss = R"CSS(
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#222;background:#fafafa}
-header{background:#263238;color:#fff;padding:14px 24px}
-header h1{margin:0;font-size:20px}
-header .sub{color:#cfd8dc;font-size:12px;word-break:break-all}
-nav{background:#fff;border-bottom:1px solid #ddd;padding:6px 24px;position:sticky;top:0;z-index:5}
-nav a{margin-right:14px;color:#1565c0;text-decoration:none}
-main{padding:8px 24px 40px}
-section{background:#fff;border:1px solid #e0e0e0;border-radius:6px;margin:16px 0;padding:12px 18px}
-h2{font-size:17px;margin:4px 0 10px}
-h3{font-size:15px;margin:14px 0 6px}
-table{border-collapse:collapse;font-variant-numeric:tabular-nums}
-td,th{border:1px solid #e0e0e0;padding:2px 7px;text-align:right}
-th{background:#f5f5f5;font-weight:600}
-td.l,th.l{text-align:left}
-table.kv td:first-child{text-align:left;color:#555}
-table.kv td{text-align:left}
-table.sortable th{cursor:pointer;user-select:none}
-table.sortable th:hover{background:#e3f2fd}
-tr.chosen td{background:#fff8e1;font-weight:600}
-td.best{font-weight:700;text-decoration:underline}
-.scroll{max-height:560px;overflow:auto;border:1px solid #e0e0e0;display:inline-block;max-width:100%}
-.scroll table{border:none}
-.scroll th{position:sticky;top:0}
-img{image-rendering:pixelated;image-rendering:crisp-edges;max-width:100%;height:auto;border:1px solid #ccc}
-.figs{display:flex;flex-wrap:wrap;gap:18px;align-items:flex-start}
-figure{margin:0}
-figcaption{font-size:12px;color:#555;max-width:420px}
-.small img{max-width:340px}
-img.full{width:520px}
-.sw{display:inline-block;width:14px;height:14px;border:1px solid #555;vertical-align:middle;margin:0 4px 0 12px}
-.cb{display:flex;align-items:center;gap:6px;font-size:12px;color:#555}
-.cb img{width:180px;height:12px}
-.note{color:#666;font-size:12px}
-.warn{color:#b71c1c}
-.ord{display:inline-block;padding:0 4px;border-radius:3px;color:#fff;font-weight:600;font-size:12px}
-#tip{position:fixed;pointer-events:none;background:#263238;color:#fff;font-size:12px;padding:4px 7px;border-radius:4px;display:none;z-index:10;white-space:pre}
-pre{background:#f5f5f5;padding:8px;overflow:auto;max-height:360px}
-)CSS";
-
-// Sorting of tables (click a header) and hover read-out on the layers x heads maps.
-const char* kJs = R"JS(
-(function(){
-  function key(td){var v=td.getAttribute('data-v');var t=(v!==null&&v!=='')?v:td.textContent.trim();
-    var f=parseFloat(t);return isNaN(f)?t:f;}
-  document.querySelectorAll('table.sortable').forEach(function(tbl){
-    var ths=tbl.tHead.rows[0].cells;
-    Array.prototype.forEach.call(ths,function(th,i){th.addEventListener('click',function(){
-      var asc=th.getAttribute('data-dir')!=='asc';
-      Array.prototype.forEach.call(ths,function(o){o.removeAttribute('data-dir');});
-      th.setAttribute('data-dir',asc?'asc':'desc');
-      var body=tbl.tBodies[0];var rows=Array.prototype.slice.call(body.rows);
-      rows.sort(function(a,b){var x=key(a.cells[i]),y=key(b.cells[i]);
-        var c=(typeof x==='number'&&typeof y==='number')?x-y:String(x).localeCompare(String(y));
-        if(isNaN(c))c=isNaN(x)?1:-1;return asc?c:-c;});
-      rows.forEach(function(r){body.appendChild(r);});
-    });});
-  });
-  var dataEl=document.getElementById('paro-data');if(!dataEl)return;
-  var D=JSON.parse(dataEl.textContent);var tip=document.getElementById('tip');
-  function fmt(x){return (x===null||x===undefined)?'n/a':Number(x).toFixed(4);}
-  document.querySelectorAll('img.hm').forEach(function(img){
-    img.addEventListener('mousemove',function(e){
-      var r=img.getBoundingClientRect();
-      var h=Math.floor((e.clientX-r.left)/r.width*D.max_heads),l=Math.floor((e.clientY-r.top)/r.height*D.layers.length);
-      var L=D.layers[l];if(!L||!L[h]){tip.style.display='none';return;}
-      var x=L[h];var s='layer '+l+'  head '+h+'\norder '+D.orders[x.o];
-      var slot=img.getAttribute('data-slot');
-      if(slot!==null){s+='\ndensity '+fmt(x.d[slot])+'  recall '+fmt(x.r[slot]);}
-      else{s+='\ndensity '+x.d.map(fmt).join(' ')+'\nrecall '+x.r.map(fmt).join(' ');}
-      if(x.a!==null)s+='\nsamples agreeing '+fmt(x.a)+'  min sample recall '+fmt(x.m);
-      tip.textContent=s;tip.style.display='block';tip.style.left=(e.clientX+14)+'px';tip.style.top=(e.clientY+14)+'px';
-    });
-    img.addEventListener('mouseleave',function(){tip.style.display='none';});
-  });
-})();
-)JS";
-
-std::string order_badge(AxisOrder o) {
-    return fmt::format("<span class=\"ord\" style=\"background:{}\">{}</span>", css_hex(order_color(o)), to_string(o));
+// An order as order_badge.mustache shows it: its name on its color.
+mu::data order_badge(AxisOrder o) {
+    return mu::object{{"order", to_string(o)}, {"color", css_hex(order_color(o))}};
 }
 
-std::string order_legend() {
-    std::string s = "<div class=\"legend\">";
-    for (AxisOrder o : kAllOrders)
-        s += fmt::format("<span class=\"sw\" style=\"background:{}\"></span>{}", css_hex(order_color(o)), to_string(o));
-    return s + "</div>";
+mu::data all_order_badges() {
+    mu::data out = empty_list();
+    for (AxisOrder o : kAllOrders) out << order_badge(o);
+    return out;
 }
 
-std::string colorbar_html(const std::string& lo, const std::string& hi, const std::string& what) {
-    return fmt::format("<div class=\"cb\"><span>{}</span><img src=\"img/colorbar.png\" alt=\"color scale\">"
-                       "<span>{}</span><span>{}</span></div>",
-                       esc(lo), esc(hi), esc(what));
+// A color scale as colorbar.mustache shows it: its end values and what it measures.
+mu::data color_scale(const std::string& lo, const std::string& hi, const std::string& label) {
+    return mu::object{{"lo", lo}, {"hi", hi}, {"label", label}};
 }
 
-std::string figure(const std::string& img, const std::string& caption) {
-    return "<figure>" + img + "<figcaption>" + caption + "</figcaption></figure>";
+// A dump sample's timestep, step and prompt, as the per-sample tables show them.
+void add_dump_sample(mu::data& row, const DumpSample& s) {
+    row["timestep"] = num(s.timestep, 1);
+    row["step"] = s.step >= 0 ? std::to_string(s.step) : std::string("n/a");
+    row["prompt"] = as_text(s.prompt);
+}
+
+// The six orders' scores of one head (scores-L?H? tables).
+mu::data score_rows(const HeadPattern& hp) {
+    mu::data out = empty_list();
+    for (AxisOrder o : kAllOrders) {
+        const auto v = metric_values(hp.scores[index_of(o)]);
+        mu::data values = empty_list();
+        for (int k = 0; k < kNumMetrics; ++k) {
+            const std::string name = kMetricNames[k];
+            const bool absent = name == "output_rel_l1" && v[k] < 0;  // -1: not computed
+            values << (absent ? std::string("n/a") : num(v[k], name == "incoherence" ? 2 : 4));
+        }
+        out << mu::object{{"badge", order_badge(o)}, {"is_plan", o == hp.order}, {"values", values}};
+    }
+    return out;
+}
+
+// Builds the data of each section of the page, writing the images a section shows as it goes.
+class PageData {
+public:
+    PageData(const ReportOptions& opt, const Pattern& p, const std::vector<HeadRow>& rows, const DumpReader* reader,
+             Writer& w)
+        : opt_(opt),
+          p_(p),
+          rows_(rows),
+          reader_(reader),
+          w_(w),
+          max_heads_(max_heads_of(p)),
+          total_heads_(static_cast<int64_t>(rows.size())) {}
+
+    // The page-wide values: title, paths, provenance, and what several sections read.
+    mu::data root() const {
+        std::string options = p_.provenance.options_json;
+        try {
+            options = nlohmann::json::parse(options).dump(2);
+        } catch (const std::exception&) {
+            // not JSON: shown as stored
+        }
+        return mu::object{{"title", fs::path(opt_.pattern_path).filename().string()},
+                          {"pattern_path", opt_.pattern_path},
+                          {"dump_path", text_or_false(reader_ ? opt_.dump_path : "")},
+                          {"has_dump", reader_ != nullptr},
+                          {"tool_version", p_.provenance.tool_version},
+                          {"created", p_.provenance.created},
+                          {"source_dump", p_.provenance.source_dump},
+                          {"source_checksum", p_.provenance.source_checksum},
+                          {"options_json", options},
+                          {"objective", p_.objective},
+                          {"better", p_.higher_is_better ? "higher" : "lower"},
+                          {"samples", as_text(S())},
+                          {"total_heads", as_text(total_heads_)},
+                          {"all_orders", all_order_badges()}};
+    }
+
+    mu::data summary() const {
+        const int64_t nb = p_.tiles_per_side();
+        const double masks = static_cast<double>(T()) * static_cast<double>(total_heads_);
+        std::error_code ec;
+        const auto file_size = fs::file_size(opt_.pattern_path, ec);
+        std::array<int64_t, kNumOrders> count{};
+        for (const auto& l : p_.layers) {
+            const auto c = order_counts(l.heads);
+            for (int o = 0; o < kNumOrders; ++o) count[o] += c[o];
+        }
+        mu::data counts = empty_list();
+        for (int o = 0; o < kNumOrders; ++o)
+            counts << mu::object{{"badge", order_badge(kAllOrders[o])}, {"count", as_text(count[o])}};
+        mu::data slot_rows = empty_list();
+        for (int t = 0; t < T(); ++t) {
+            std::vector<double> d, r;
+            for (const auto& row : rows_) d.push_back(row.hp->density[t]), r.push_back(row.hp->recall[t]);
+            slot_rows << mu::object{{"slot", as_text(t)},
+                                    {"steps", p_.slots.describe(t)},
+                                    {"mean_density", num(mean_of(d))},
+                                    {"mean_recall", num(mean_of(r))},
+                                    {"min_recall", num(min_of(r))}};
+        }
+        // Warnings when the dump given is not the one the pattern was calibrated on.
+        std::string other_dump, dump_samples;
+        if (reader_) {
+            const std::string given = fs::path(opt_.dump_path).filename().string();
+            if (!p_.provenance.source_dump.empty() && fs::path(p_.provenance.source_dump).filename().string() != given)
+                other_dump = given;
+            const auto n = static_cast<int64_t>(reader_->info().samples.size());
+            if (n != S()) dump_samples = std::to_string(n);
+        }
+        return mu::object{
+            {"grid_f", as_text(p_.layout.grid[0])},
+            {"grid_h", as_text(p_.layout.grid[1])},
+            {"grid_w", as_text(p_.layout.grid[2])},
+            {"text_tokens", as_text(p_.layout.text_tokens)},
+            {"text_position", to_string(p_.layout.text_position)},
+            {"tokens", as_text(p_.layout.tokens())},
+            {"block_q", as_text(p_.block_q)},
+            {"block_k", as_text(p_.block_k)},
+            {"tiles_per_side", as_text(nb)},
+            {"layers", as_text(L())},
+            {"max_heads", as_text(max_heads_)},
+            {"slots", as_text(T())},
+            {"slot_boundaries", per_slot(T(), [&](int t) { return p_.slots.describe(t); })},
+            {"density", num(p_.mean_density())},
+            {"recall", num(p_.mean_recall())},
+            {"storage_bits", human_bytes(static_cast<int64_t>(masks * static_cast<double>((nb * nb + 7) / 8)))},
+            {"storage_bytes", human_bytes(static_cast<int64_t>(masks * static_cast<double>(nb * nb)))},
+            {"file_size", ec ? std::string("n/a") : human_bytes(static_cast<int64_t>(file_size))},
+            {"order_counts", counts},
+            {"other_dump", text_or_false(other_dump)},
+            {"dump_samples", text_or_false(dump_samples)},
+            {"slot_rows", slot_rows}};
+    }
+
+    mu::data orders() {
+        mu::data layer_counts = empty_list();
+        for (int64_t l = 0; l < L(); ++l) {
+            mu::data counts = empty_list();
+            for (int64_t c : order_counts(p_.layers[l].heads)) counts << as_text(c);
+            layer_counts << mu::object{{"layer", as_text(l)}, {"counts", counts}};
+        }
+        const RgbImage map = head_grid(p_, max_heads_, [&](int64_t l, int64_t h) {
+            return order_color(p_.layers[l].heads[h].order);
+        });
+        return mu::object{
+            {"order_map", w_.image(map, "orders", "chosen order per layer and head", "hm")},
+            {"order_bars", w_.image(order_bars(p_, max_heads_), "order_bars", "heads per order in each layer")},
+            {"last_layer", as_text(L() - 1)},
+            {"last_head", as_text(max_heads_ - 1)},
+            {"layer_counts", layer_counts}};
+    }
+
+    mu::data density() {
+        double dlo = 1, dhi = 0, rlo = 1;
+        for (const auto& r : rows_)
+            for (int t = 0; t < T(); ++t) {
+                dlo = std::min(dlo, r.hp->density[t]);
+                dhi = std::max(dhi, r.hp->density[t]);
+                rlo = std::min(rlo, r.hp->recall[t]);
+            }
+        if (dlo > dhi) dlo = dhi = 0;
+        rlo = std::min(rlo, 1.0);
+        mu::data density = slot_maps(&HeadPattern::density, {dlo, dhi, false}, "density");
+        density["scale"] = color_scale(num(dlo, 3), num(dhi, 3), "fraction of tiles kept");
+        mu::data recall = slot_maps(&HeadPattern::recall, {rlo, 1.0, false}, "recall");
+        recall["scale"] = color_scale(num(rlo, 3), "1", "attention mass kept");
+        return mu::object{{"density_slots", density}, {"recall_slots", recall}};
+    }
+
+    mu::data stability() {
+        if (S() <= 1) return mu::object{{"judged", false}, {"one_sample", S() == 1}};
+        int64_t all_agree = 0;
+        double min_rec = 1;
+        std::vector<double> minrecs;
+        for (const auto& r : rows_) {
+            all_agree += r.agree_count == S();
+            min_rec = std::min(min_rec, r.min_sample_recall);
+            minrecs.push_back(r.min_sample_recall);
+        }
+        const ColorScale as{0, 1, false}, ms{std::min(min_rec, 1.0), 1.0, false};
+        const RgbImage agree_map = head_grid(p_, max_heads_, [&](int64_t l, int64_t h) {
+            const auto& hp = p_.layers[l].heads[h];
+            int a = 0;
+            for (uint8_t o : hp.sample_order) a += o == index_of(hp.order);
+            return viridis(as(static_cast<double>(a) / static_cast<double>(hp.sample_order.size())));
+        }, kSmallMap);
+        const RgbImage min_recall_map = head_grid(p_, max_heads_, [&](int64_t l, int64_t h) {
+            return viridis(ms(min_of(p_.layers[l].heads[h].sample_recall)));
+        }, kSmallMap);
+        // The dump's sample columns only when its samples are the pattern's.
+        const DumpInfo* info =
+            reader_ && static_cast<int64_t>(reader_->info().samples.size()) == S() ? &reader_->info() : nullptr;
+        std::vector<const HeadRow*> disagreeing;
+        for (const auto& r : rows_)
+            if (r.agree_count < S()) disagreeing.push_back(&r);
+        std::stable_sort(disagreeing.begin(), disagreeing.end(),
+                         [](const HeadRow* a, const HeadRow* b) { return a->agree < b->agree; });
+        const mu::data judged = mu::object{
+            {"all_agree", as_text(all_agree)},
+            {"all_agree_percent",
+             num(100.0 * static_cast<double>(all_agree) / static_cast<double>(total_heads_), 1)},
+            {"mean_min_recall", num(mean_of(minrecs))},
+            {"min_recall", num(min_rec)},
+            {"agree_map", w_.image(agree_map, "stability_agree", "fraction of samples agreeing with the plan", "hm")},
+            {"agree_scale", color_scale("0", "1", "agreeing")},
+            {"min_recall_map",
+             w_.image(min_recall_map, "stability_min_recall", "lowest per-sample recall of the shared mask", "hm")},
+            {"min_recall_scale", color_scale(num(std::min(min_rec, 1.0), 3), "1", "min sample recall")},
+            {"dump_columns", info != nullptr},
+            {"sample_rows", stability_samples(info)},
+            {"disagree_count", as_text(disagreeing.size())},
+            {"disagree", disagree_table(disagreeing)}};
+        return mu::object{{"judged", judged}};
+    }
+
+    // The heads shown in detail; `say` reports progress, one line per head.
+    mu::data heads(const std::vector<HeadRef>& refs, const std::function<void(const std::string&)>& say) {
+        std::optional<TileStatsEngine> engine;
+        if (reader_) engine.emplace(p_.layout, TileStatsOptions{p_.block_q, 1e-3f});
+        mu::data shown = empty_list();
+        for (size_t i = 0; i < refs.size(); ++i) {
+            const HeadRef& ref = refs[i];
+            say(fmt::format("head {}:{} ({}/{})", ref.layer, ref.head, i + 1, refs.size()));
+            shown << head(ref, analyze_head(p_, reader_, engine ? &*engine : nullptr, ref, opt_.full_res_max_tokens));
+        }
+        mu::data metric_names = empty_list();
+        for (const char* m : kMetricNames) metric_names << m;
+        const int64_t nb = p_.tiles_per_side();
+        return mu::object{{"by_option", !opt_.heads.empty()},
+                          {"each", as_text(opt_.default_heads_each)},
+                          {"tiles", as_text(nb * nb)},
+                          {"metric_names", metric_names},
+                          {"shown", shown}};
+    }
+
+    mu::data all_heads() const {
+        mu::data out = empty_list();
+        for (const auto& r : rows_) {
+            const HeadPattern& hp = *r.hp;
+            mu::data objectives = empty_list();
+            for (AxisOrder o : kAllOrders)
+                objectives << mu::object{{"value", num(hp.scores[index_of(o)].objective)}, {"best", o == hp.order}};
+            out << mu::object{
+                {"layer", as_text(r.layer)},
+                {"head", as_text(r.head)},
+                {"order", to_string(hp.order)},
+                {"mean_density", as_text(r.mean_density)},
+                {"densities", per_slot(T(), [&](int t) { return num(hp.density[t]); })},
+                {"mean_recall", as_text(r.mean_recall)},
+                {"recalls", per_slot(T(), [&](int t) { return num(hp.recall[t]); })},
+                {"agree", std::isfinite(r.agree) ? as_text(r.agree) : mu::data(std::string())},
+                {"agreeing", S() > 0 ? fmt::format("{}/{}", r.agree_count, S()) : std::string("n/a")},
+                {"min_sample_recall", num(r.min_sample_recall)},
+                {"qk_bits", as_text(hp.qk_bits)},
+                {"pv_format", to_string(hp.pv_format)},
+                {"objectives", objectives}};
+        }
+        return mu::object{{"rows", out}};
+    }
+
+    // Every head's numbers for the hover read-out of the maps, as JSON for a <script> element.
+    std::string hover_json() const {
+        nlohmann::json j;
+        j["max_heads"] = max_heads_;
+        j["orders"] = nlohmann::json::array();
+        for (AxisOrder o : kAllOrders) j["orders"].push_back(to_string(o));
+        const auto r4 = [](double v) -> nlohmann::json {
+            if (!std::isfinite(v)) return nullptr;
+            return std::round(v * 1e4) / 1e4;
+        };
+        nlohmann::json layers = nlohmann::json::array();
+        size_t k = 0;
+        for (int64_t l = 0; l < L(); ++l) {
+            nlohmann::json lh = nlohmann::json::array();
+            for (size_t h = 0; h < p_.layers[l].heads.size(); ++h, ++k) {
+                const HeadRow& r = rows_[k];
+                nlohmann::json x;
+                x["o"] = index_of(r.hp->order);
+                x["d"] = nlohmann::json::array();
+                x["r"] = nlohmann::json::array();
+                for (int t = 0; t < T(); ++t) x["d"].push_back(r4(r.hp->density[t])), x["r"].push_back(r4(r.hp->recall[t]));
+                x["a"] = r4(r.agree);
+                x["m"] = r4(r.min_sample_recall);
+                lh.push_back(std::move(x));
+            }
+            layers.push_back(std::move(lh));
+        }
+        j["layers"] = std::move(layers);
+        std::string data = j.dump();
+        // Keep "</" out of the script element.
+        for (size_t pos = 0; (pos = data.find("</", pos)) != std::string::npos; pos += 3) data.replace(pos, 2, "<\\/");
+        return data;
+    }
+
+private:
+    int64_t L() const { return static_cast<int64_t>(p_.layers.size()); }
+    int T() const { return p_.slots.count(); }
+    int64_t S() const { return p_.num_samples(); }
+    // Pixels per tile of the tile-level maps (tile mass, masks).
+    int tile_pixels() const {
+        return static_cast<int>(std::clamp<int64_t>(256 / std::max<int64_t>(p_.tiles_per_side(), 1), 1, 64));
+    }
+
+    // One small layers x heads map per slot of a per-slot quantity (density or recall), on `scale`.
+    mu::data slot_maps(std::vector<double> HeadPattern::*field, ColorScale scale, const std::string& name) {
+        mu::data maps = empty_list();
+        for (int t = 0; t < T(); ++t) {
+            const RgbImage img = head_grid(p_, max_heads_, [&](int64_t l, int64_t h) {
+                return viridis(scale((p_.layers[l].heads[h].*field)[t]));
+            }, kSmallMap);
+            maps << mu::object{
+                {"image", w_.image(img, fmt::format("{}_slot{}", name, t), fmt::format("{}, slot {}", name, t), "hm", t)},
+                {"slot", as_text(t)},
+                {"steps", p_.slots.describe(t)}};
+        }
+        return mu::object{{"maps", maps}};
+    }
+
+    // Per calibration sample: heads agreeing with the plan, mass the shared masks keep, and the
+    // sample's timestep, step and prompt when `info` (the dump's) is given.
+    mu::data stability_samples(const DumpInfo* info) const {
+        mu::data out = empty_list();
+        for (int64_t s = 0; s < S(); ++s) {
+            int64_t agree = 0;
+            std::vector<double> rec;
+            for (const auto& r : rows_) {
+                agree += r.hp->sample_order[static_cast<size_t>(s)] == index_of(r.hp->order);
+                rec.push_back(r.hp->sample_recall[static_cast<size_t>(s)]);
+            }
+            mu::data row = mu::object{{"sample", as_text(s)},
+                                      {"agree", as_text(agree)},
+                                      {"mean_recall", num(mean_of(rec))},
+                                      {"min_recall", num(min_of(rec))}};
+            if (info) add_dump_sample(row, info->samples[static_cast<size_t>(s)]);
+            out << row;
+        }
+        return out;
+    }
+
+    // The least stable heads (at most 200), with the order each sample alone would choose.
+    mu::data disagree_table(const std::vector<const HeadRow*>& disagreeing) const {
+        if (disagreeing.empty()) return false;
+        const size_t shown = std::min<size_t>(disagreeing.size(), 200);
+        mu::data rows = empty_list();
+        for (size_t i = 0; i < shown; ++i) {
+            const HeadRow& r = *disagreeing[i];
+            mu::data sample_orders = empty_list();
+            for (uint8_t o : r.hp->sample_order) sample_orders << order_badge(kAllOrders[o]);
+            rows << mu::object{{"layer", as_text(r.layer)},
+                               {"head", as_text(r.head)},
+                               {"plan", order_badge(r.hp->order)},
+                               {"agree", as_text(r.agree)},
+                               {"agree_count", as_text(r.agree_count)},
+                               {"sample_orders", sample_orders},
+                               {"min_sample_recall", num(r.min_sample_recall)}};
+        }
+        return mu::object{{"truncated", shown < disagreeing.size()}, {"shown", as_text(shown)}, {"rows", rows}};
+    }
+
+    mu::data head(const HeadRef& ref, const HeadDetail& d) {
+        const HeadPattern& hp = p_.layers[ref.layer].heads[ref.head];
+        const std::string id = fmt::format("L{}H{}", ref.layer, ref.head);
+        mu::data out = mu::object{{"id", id},
+                                  {"layer", as_text(ref.layer)},
+                                  {"head", as_text(ref.head)},
+                                  {"order", to_string(hp.order)},
+                                  {"badge", order_badge(hp.order)},
+                                  {"density", num(mean_of(hp.density))},
+                                  {"recall", num(mean_of(hp.recall))}};
+        out["tile_mass"] = tile_mass(d, id);
+        out["masks"] = masks(hp, id);
+        out["attention"] = attention(d, id);
+        out["scores"] = score_rows(hp);
+        out["sample_table"] = head_samples(hp, d);
+        return out;
+    }
+
+    // Attention mass per tile in raster and chosen order, on one log scale (needs the dump).
+    mu::data tile_mass(const HeadDetail& d, const std::string& id) {
+        if (!d.has_dump) return false;
+        double hi = 0, lo = std::numeric_limits<double>::infinity();
+        for (const auto* v : {&d.raster_mass, &d.chosen_mass})
+            for (double x : *v) {
+                hi = std::max(hi, x);
+                if (x > 0) lo = std::min(lo, x);
+            }
+        if (!(hi > 0)) hi = 1;
+        lo = std::max(std::isfinite(lo) ? lo : hi * 1e-6, hi * 1e-6);
+        const ColorScale cs{lo, hi, true};
+        return mu::object{{"raster_map", w_.image(matrix_image(d.raster_mass, d.nb, cs, tile_pixels()),
+                                                  id + "_mass_raster", "tile mass in raster order")},
+                          {"chosen_map", w_.image(matrix_image(d.chosen_mass, d.nb, cs, tile_pixels()),
+                                                  id + "_mass_chosen", "tile mass in the chosen order")},
+                          {"scale", color_scale(fmt::format("{:.1e}", lo), fmt::format("{:.1e}", hi), "log scale")}};
+    }
+
+    // The mask of every slot.
+    mu::data masks(const HeadPattern& hp, const std::string& id) {
+        mu::data out = empty_list();
+        for (int t = 0; t < T(); ++t) {
+            const BlockMask& m = hp.masks[static_cast<size_t>(t)];
+            out << mu::object{{"image", w_.image(mask_image(m, tile_pixels()), fmt::format("{}_mask_slot{}", id, t),
+                                                 fmt::format("mask, slot {}", t))},
+                              {"slot", as_text(t)},
+                              {"steps", p_.slots.describe(t)},
+                              {"kept", as_text(m.count())},
+                              {"recall", num(hp.recall[static_cast<size_t>(t)])}};
+        }
+        return out;
+    }
+
+    // Token-level attention (mean over samples) in raster and chosen order, when N is small enough.
+    mu::data attention(const HeadDetail& d, const std::string& id) {
+        if (d.full_n == 0) return false;
+        double hi = 0;
+        for (double x : d.full_raster) hi = std::max(hi, x);
+        if (!(hi > 0)) hi = 1;
+        const ColorScale cs{hi * 1e-5, hi, true};
+        const int u = static_cast<int>(std::clamp<int64_t>(512 / d.full_n, 1, 16));
+        return mu::object{
+            {"raster_map", w_.image(matrix_image(d.full_raster, d.full_n, cs, u), id + "_full_raster",
+                                    "attention, raster order", "full")},
+            {"chosen_map", w_.image(matrix_image(d.full_chosen, d.full_n, cs, u), id + "_full_chosen",
+                                    "attention, chosen order", "full")},
+            {"tokens", as_text(d.full_n)},
+            {"scale", color_scale(fmt::format("{:.1e}", hi * 1e-5), fmt::format("{:.1e}", hi), "log scale")}};
+    }
+
+    // One row per sample: the order it alone would choose and its recall, from the pattern; with the
+    // dump, its timestep, step, prompt, slot and the recall recomputed from the dump.
+    mu::data head_samples(const HeadPattern& hp, const HeadDetail& d) const {
+        const auto dumped = static_cast<int64_t>(d.sample_recall.size());  // 0 without the dump
+        if (S() == 0 && dumped == 0) return false;
+        mu::data rows = empty_list();
+        for (int64_t s = 0; s < std::max(S(), dumped); ++s) {
+            const auto i = static_cast<size_t>(s);
+            mu::data row = mu::object{{"sample", as_text(s)}};
+            row["plan"] = s < S() ? mu::data(mu::object{{"badge", order_badge(kAllOrders[hp.sample_order[i]])},
+                                                        {"recall", num(hp.sample_recall[i])}})
+                                  : mu::data(false);
+            if (s < dumped) {
+                add_dump_sample(row, reader_->info().samples[i]);
+                row["slot"] = d.sample_slot[i] >= 0 ? std::to_string(d.sample_slot[i]) : std::string("n/a");
+                row["recomputed"] = num(d.sample_recall[i]);
+            } else if (d.has_dump) {
+                for (const char* cell : {"timestep", "step", "prompt", "slot", "recomputed"}) row[cell] = std::string();
+            }
+            rows << row;
+        }
+        return mu::object{{"rows", rows}};
+    }
+
+    const ReportOptions& opt_;
+    const Pattern& p_;
+    const std::vector<HeadRow>& rows_;
+    const DumpReader* reader_;
+    Writer& w_;
+    const int64_t max_heads_, total_heads_;  // total: one row per head
+};
+
+// ---------------------------------------------------------------------------------------------
+// Rendering
+
+// One file of lib/report/templates/, as built in.
+std::string template_file(const std::string& name) {
+    const auto& files = report_template_files();
+    const auto it = files.find(name);
+    if (it == files.end()) throw std::logic_error("report template " + name + " is not built in");
+    return std::string(it->second);
+}
+
+// Partials ({{> name}}) come from the built-in name.mustache files, never from the page data, so no
+// value can hide a template, and a misspelt partial is an error rather than nothing.
+class TemplateContext : public mu::context<std::string> {
+public:
+    using mu::context<std::string>::context;
+
+    const mu::data* get_partial(const std::string& name) const override {
+        static const std::map<std::string, mu::data> partials = [] {
+            const std::string ext = ".mustache";
+            std::map<std::string, mu::data> m;
+            for (const auto& [file, text] : report_template_files()) {
+                if (file.size() <= ext.size() || file.compare(file.size() - ext.size(), ext.size(), ext) != 0) continue;
+                // The file's final newline ends the file, not the template: a partial can sit inside a line.
+                std::string body(text);
+                if (!body.empty() && body.back() == '\n') body.pop_back();
+                m.emplace(file.substr(0, file.size() - ext.size()), mu::data(body));
+            }
+            return m;
+        }();
+        const auto it = partials.find(name);
+        if (it == partials.end()) throw std::logic_error("report template: no partial " + name);
+        return &it->second;
+    }
+};
+
+// page.mustache with `page` (PageData's values), the style sheet and the script.
+std::string render_page(mu::data page) {
+    page["style"] = template_file("report.css");
+    page["script"] = template_file("report.js");
+    mu::mustache tmpl{template_file("page.mustache")};
+    const auto check = [&] {
+        if (!tmpl.is_valid()) throw std::logic_error("report template: " + tmpl.error_message());
+    };
+    check();
+    TemplateContext ctx{&page};
+    std::string html = tmpl.render(ctx);
+    check();
+    return html;
 }
 
 }  // namespace
@@ -504,14 +956,6 @@ ReportResult write_report(const ReportOptions& opt) {
     const fs::path dir = check_out_dir(opt.out_dir);
     const Pattern p = read_pattern_file(opt.pattern_path);
     const int64_t L = static_cast<int64_t>(p.layers.size());
-    int64_t max_heads = 0, total_heads = 0;
-    for (const auto& l : p.layers) {
-        max_heads = std::max<int64_t>(max_heads, static_cast<int64_t>(l.heads.size()));
-        total_heads += static_cast<int64_t>(l.heads.size());
-    }
-    const int T = p.slots.count();
-    const int64_t S = p.num_samples();
-    const int64_t nb = p.tiles_per_side();
 
     std::optional<DumpReader> reader;
     if (!opt.dump_path.empty()) {
@@ -528,7 +972,7 @@ ReportResult write_report(const ReportOptions& opt) {
             r.head >= static_cast<int64_t>(p.layers[r.layer].heads.size()))
             throw ParameterError("heads",
                                  fmt::format("{}:{} is not a head of {} ({} layers, {} heads in the largest)", r.layer, r.head,
-                                             opt.pattern_path, L, max_heads));
+                                             opt.pattern_path, L, max_heads_of(p)));
     if (heads.empty()) heads = default_heads(rows, opt.default_heads_each);
 
     // ---- the temporary directory
@@ -541,450 +985,24 @@ ReportResult write_report(const ReportOptions& opt) {
     }
     fs::create_directories(tmp.path / "img");
     Writer w{tmp.path};
-    w.image(colorbar(), "colorbar", "color scale");
+    w.image(colorbar(), "colorbar", "color scale");  // colorbar.mustache shows it
 
-    std::string html;
-    auto out = std::back_inserter(html);
-    html.reserve(1 << 20);
-
-    const std::string title = fs::path(opt.pattern_path).filename().string();
-    fmt::format_to(out,
-                   "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-                   "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-                   "<title>paro report: {}</title><style>{}</style></head><body>\n",
-                   esc(title), kCss);
-    fmt::format_to(out, "<header><h1>paro report: {}</h1><div class=\"sub\">pattern {}{} &middot; made by paro {} on {}</div></header>\n",
-                   esc(title), esc(opt.pattern_path), reader ? " &middot; dump " + esc(opt.dump_path) : std::string(),
-                   esc(p.provenance.tool_version), esc(p.provenance.created));
-    html += "<nav><a href=\"#summary\">Summary</a><a href=\"#orders\">Orders</a><a href=\"#density\">Density &amp; recall</a>"
-            "<a href=\"#stability\">Stability</a><a href=\"#heads\">Heads</a><a href=\"#scores\">All heads</a>"
-            "<a href=\"#options\">Options</a></nav>\n<main>\n<div id=\"tip\"></div>\n";
-
-    // ---- summary
+    // ---- the page's data (and its images), then the page
+    PageData data(opt, p, rows, reader ? &*reader : nullptr, w);
+    mu::data page = data.root();
     say("summary");
-    {
-        const int64_t nbytes = (nb * nb + 7) / 8;
-        const double bit_bytes = static_cast<double>(T) * static_cast<double>(total_heads) * static_cast<double>(nbytes);
-        const double bool_bytes = static_cast<double>(T) * static_cast<double>(total_heads) * static_cast<double>(nb * nb);
-        std::error_code ec;
-        const auto fsize = fs::file_size(opt.pattern_path, ec);
-        std::string slots_desc;
-        for (int t = 0; t < T; ++t) slots_desc += (t ? " " : "") + p.slots.describe(t);
-        std::array<int64_t, kNumOrders> count{};
-        for (const auto& r : rows) ++count[index_of(r.hp->order)];
-        std::string counts;
-        for (int o = 0; o < kNumOrders; ++o)
-            counts += fmt::format("{} {} &nbsp; ", order_badge(kAllOrders[o]), count[o]);
-
-        html += "<section id=\"summary\"><h2>Summary</h2><table class=\"kv\">";
-        fmt::format_to(out, "<tr><td>Token grid (F &times; H &times; W)</td><td id=\"sum-grid\">{} &times; {} &times; {}</td></tr>",
-                       p.layout.grid[0], p.layout.grid[1], p.layout.grid[2]);
-        fmt::format_to(out, "<tr><td>Text tokens</td><td id=\"sum-text-tokens\">{}</td></tr>", p.layout.text_tokens);
-        fmt::format_to(out, "<tr><td>Text position</td><td id=\"sum-text-position\">{}</td></tr>",
-                       to_string(p.layout.text_position));
-        fmt::format_to(out, "<tr><td>Sequence length N</td><td id=\"sum-tokens\">{}</td></tr>", p.layout.tokens());
-        fmt::format_to(out, "<tr><td>Tile size (block_q &times; block_k)</td><td id=\"sum-block\">{} &times; {}</td></tr>",
-                       p.block_q, p.block_k);
-        fmt::format_to(out, "<tr><td>Tiles per side</td><td id=\"sum-nb\">{}</td></tr>", nb);
-        fmt::format_to(out, "<tr><td>Layers &times; heads</td><td id=\"sum-heads\">{} &times; {} ({} heads)</td></tr>", L,
-                       max_heads, total_heads);
-        fmt::format_to(out, "<tr><td>Timestep slots</td><td id=\"sum-slots\">{}</td></tr><tr><td>Slot boundaries (step fraction)</td><td>{}</td></tr>",
-                       T, esc(slots_desc));
-        fmt::format_to(out, "<tr><td>Calibration samples</td><td id=\"sum-samples\">{}</td></tr>", S);
-        fmt::format_to(out, "<tr><td>Objective</td><td>{} ({} is better)</td></tr>", esc(p.objective),
-                       p.higher_is_better ? "higher" : "lower");
-        fmt::format_to(out, "<tr><td>Overall density (tiles kept)</td><td id=\"sum-density\">{}</td></tr>",
-                       num(p.mean_density()));
-        fmt::format_to(out, "<tr><td>Overall recall (attention mass kept)</td><td id=\"sum-recall\">{}</td></tr>",
-                       num(p.mean_recall()));
-        fmt::format_to(out, "<tr><td>Mask storage</td><td id=\"sum-storage\">{} as bits ({} as one byte per tile); pattern file {}</td></tr>",
-                       human_bytes(static_cast<int64_t>(bit_bytes)), human_bytes(static_cast<int64_t>(bool_bytes)),
-                       ec ? std::string("n/a") : human_bytes(static_cast<int64_t>(fsize)));
-        fmt::format_to(out, "<tr><td>Orders chosen</td><td>{}</td></tr>", counts);
-        fmt::format_to(out, "<tr><td>Source dump</td><td>{} ({})</td></tr>", esc(p.provenance.source_dump),
-                       esc(p.provenance.source_checksum));
-        html += "</table>";
-        if (reader) {
-            const DumpInfo& info = reader->info();
-            const std::string dn = fs::path(opt.dump_path).filename().string();
-            if (!p.provenance.source_dump.empty() && fs::path(p.provenance.source_dump).filename().string() != dn)
-                fmt::format_to(out, "<p class=\"warn\">The dump given ({}) is not the one the pattern was calibrated on ({}).</p>",
-                               esc(dn), esc(p.provenance.source_dump));
-            if (static_cast<int64_t>(info.samples.size()) != S)
-                fmt::format_to(out, "<p class=\"warn\">The dump has {} samples; the pattern was calibrated on {}.</p>",
-                               info.samples.size(), S);
-        }
-        // per-slot table
-        html += "<h3>Per slot</h3><table id=\"slot-table\"><thead><tr><th>slot</th><th class=\"l\">steps</th><th>mean density</th><th>mean recall</th><th>min recall</th></tr></thead><tbody>";
-        for (int t = 0; t < T; ++t) {
-            std::vector<double> d, r;
-            for (const auto& row : rows) d.push_back(row.hp->density[t]), r.push_back(row.hp->recall[t]);
-            fmt::format_to(out, "<tr><td>{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", t,
-                           esc(p.slots.describe(t)), num(mean_of(d)), num(mean_of(r)), num(min_of(r)));
-        }
-        html += "</tbody></table></section>\n";
-    }
-
-    // ---- orders
+    page["summary"] = data.summary();
     say("order maps");
-    {
-        html += "<section id=\"orders\"><h2>Chosen order per head</h2>";
-        html += order_legend();
-        const RgbImage grid = head_grid(p, max_heads, [&](int64_t l, int64_t h) {
-            return order_color(p.layers[l].heads[h].order);
-        });
-        html += "<div class=\"figs\">";
-        html += figure(w.image(grid, "orders", "chosen order per layer and head", "hm"),
-                       fmt::format("Rows: layers 0&ndash;{} (top to bottom); columns: heads 0&ndash;{}. Hover for values.",
-                                   L - 1, max_heads - 1));
-        html += figure(w.image(order_bars(p, max_heads), "order_bars", "heads per order in each layer"),
-                       fmt::format("Heads choosing each order, one stacked bar per layer (layer 0 at the left, {} at the right); "
-                                   "bar height = number of heads.", L - 1));
-        html += "</div><h3>Heads per order and layer</h3><div class=\"scroll\"><table id=\"order-counts\" class=\"sortable\"><thead><tr><th>layer</th>";
-        for (AxisOrder o : kAllOrders) fmt::format_to(out, "<th>{}</th>", order_badge(o));
-        html += "</tr></thead><tbody>";
-        for (int64_t l = 0; l < L; ++l) {
-            std::array<int, kNumOrders> c{};
-            for (const auto& hp : p.layers[l].heads) ++c[index_of(hp.order)];
-            fmt::format_to(out, "<tr><td>{}</td>", l);
-            for (int o = 0; o < kNumOrders; ++o) fmt::format_to(out, "<td>{}</td>", c[o]);
-            html += "</tr>";
-        }
-        html += "</tbody></table></div></section>\n";
-    }
-
-    // ---- density and recall per slot
+    page["orders"] = data.orders();
     say("density and recall maps");
-    {
-        double dlo = 1, dhi = 0, rlo = 1;
-        for (const auto& r : rows)
-            for (int t = 0; t < T; ++t) {
-                dlo = std::min(dlo, r.hp->density[t]);
-                dhi = std::max(dhi, r.hp->density[t]);
-                rlo = std::min(rlo, r.hp->recall[t]);
-            }
-        if (dlo > dhi) dlo = dhi = 0;
-        const ColorScale ds{dlo, dhi, false}, rs{std::min(rlo, 1.0), 1.0, false};
-        html += "<section id=\"density\"><h2>Density and recall per slot</h2>";
-        html += "<p class=\"note\">Density: fraction of tiles a head's mask keeps. Recall: fraction of the attention mass "
-                "(over the calibration samples of that slot) inside the kept tiles. Rows are layers, columns heads; one "
-                "color scale per quantity, shared by all slots. Hover for values.</p>";
-        // One small layers x heads map per slot of a per-slot quantity (density or recall).
-        const auto slot_maps = [&](std::vector<double> HeadPattern::*field, const auto& scale, const char* name) {
-            html += "<div class=\"figs small\">";
-            for (int t = 0; t < T; ++t) {
-                const RgbImage img = head_grid(
-                    p, max_heads, [&](int64_t l, int64_t h) { return viridis(scale((p.layers[l].heads[h].*field)[t])); },
-                    kSmallMap);
-                html += figure(w.image(img, fmt::format("{}_slot{}", name, t), fmt::format("{}, slot {}", name, t), "hm",
-                                       fmt::format("data-slot=\"{}\"", t)),
-                               fmt::format("slot {} {}", t, esc(p.slots.describe(t))));
-            }
-            html += "</div>";
-        };
-        html += "<h3>Density</h3>" + colorbar_html(num(dlo, 3), num(dhi, 3), "fraction of tiles kept");
-        slot_maps(&HeadPattern::density, ds, "density");
-        html += "<h3>Recall</h3>" + colorbar_html(num(std::min(rlo, 1.0), 3), "1", "attention mass kept");
-        slot_maps(&HeadPattern::recall, rs, "recall");
-        html += "</section>\n";
-    }
-
-    // ---- stability
+    page["density"] = data.density();
     say("stability");
-    {
-        html += "<section id=\"stability\"><h2>Plan stability across samples</h2>";
-        if (S <= 1) {
-            fmt::format_to(out, "<p id=\"stability-none\">The pattern was calibrated on {} sample{}: stability across prompts and "
-                                "timesteps cannot be judged. Calibrate on several samples (prompts &times; steps) to see it.</p>",
-                           S, S == 1 ? "" : "s");
-        } else {
-            int64_t all_agree = 0;
-            double min_rec = 1;
-            std::vector<double> minrecs;
-            for (const auto& r : rows) {
-                all_agree += r.agree_count == S;
-                min_rec = std::min(min_rec, r.min_sample_recall);
-                minrecs.push_back(r.min_sample_recall);
-            }
-            fmt::format_to(out,
-                           "<p>Each sample alone would have chosen the plan's order for <b id=\"stab-all-agree\">{}</b> of {} heads "
-                           "({}%). The shared masks keep on average <b>{}</b> of a sample's attention mass; the worst "
-                           "sample of the worst head keeps <b id=\"stab-min-recall\">{}</b>.</p>",
-                           all_agree, total_heads, num(100.0 * static_cast<double>(all_agree) / static_cast<double>(total_heads), 1),
-                           num(mean_of(minrecs)), num(min_rec));
-            const ColorScale as{0, 1, false}, ms{std::min(min_rec, 1.0), 1.0, false};
-            html += "<div class=\"figs small\">";
-            html += figure(w.image(head_grid(p, max_heads, [&](int64_t l, int64_t h) {
-                                       const auto& hp = p.layers[l].heads[h];
-                                       int a = 0;
-                                       for (uint8_t o : hp.sample_order) a += o == index_of(hp.order);
-                                       return viridis(as(static_cast<double>(a) / static_cast<double>(hp.sample_order.size())));
-                                   }, kSmallMap),
-                                   "stability_agree", "fraction of samples agreeing with the plan", "hm"),
-                           "Fraction of samples whose own best order is the plan's order (yellow = all agree).<br>" +
-                               colorbar_html("0", "1", "agreeing"));
-            html += figure(w.image(head_grid(p, max_heads, [&](int64_t l, int64_t h) {
-                                       return viridis(ms(min_of(p.layers[l].heads[h].sample_recall)));
-                                   }, kSmallMap),
-                                   "stability_min_recall", "lowest per-sample recall of the shared mask", "hm"),
-                           "Lowest mass the shared mask keeps on any one sample.<br>" +
-                               colorbar_html(num(std::min(min_rec, 1.0), 3), "1", "min sample recall"));
-            html += "</div>";
-            // per sample
-            html += "<h3>Per sample</h3><div class=\"scroll\"><table id=\"sample-table\" class=\"sortable\"><thead><tr><th>sample</th>";
-            const DumpInfo* info = reader && static_cast<int64_t>(reader->info().samples.size()) == S ? &reader->info() : nullptr;
-            if (info) html += "<th>timestep</th><th>step</th><th>prompt</th>";
-            html += "<th>heads agreeing with the plan</th><th>mean recall of shared mask</th><th>min recall</th></tr></thead><tbody>";
-            for (int64_t s = 0; s < S; ++s) {
-                int64_t agree = 0;
-                std::vector<double> rec;
-                for (const auto& r : rows) {
-                    agree += r.hp->sample_order[static_cast<size_t>(s)] == index_of(r.hp->order);
-                    rec.push_back(r.hp->sample_recall[static_cast<size_t>(s)]);
-                }
-                fmt::format_to(out, "<tr><td>{}</td>", s);
-                if (info) {
-                    const auto& sm = info->samples[static_cast<size_t>(s)];
-                    fmt::format_to(out, "<td>{}</td><td>{}</td><td>{}</td>", num(sm.timestep, 1),
-                                   sm.step >= 0 ? std::to_string(sm.step) : std::string("n/a"), sm.prompt);
-                }
-                fmt::format_to(out, "<td data-v=\"{}\">{} / {}</td><td>{}</td><td>{}</td></tr>", agree, agree, total_heads,
-                               num(mean_of(rec)), num(min_of(rec)));
-            }
-            html += "</tbody></table></div>";
-            // heads where samples disagree
-            std::vector<const HeadRow*> dis;
-            for (const auto& r : rows)
-                if (r.agree_count < S) dis.push_back(&r);
-            std::stable_sort(dis.begin(), dis.end(), [](const HeadRow* a, const HeadRow* b) { return a->agree < b->agree; });
-            fmt::format_to(out, "<h3>Heads whose samples disagree ({})</h3>", dis.size());
-            if (dis.empty()) {
-                html += "<p>None: every sample picks the plan's order for every head.</p>";
-            } else {
-                const size_t shown = std::min<size_t>(dis.size(), 200);
-                if (shown < dis.size())
-                    fmt::format_to(out, "<p class=\"note\">The {} least stable of {} are listed.</p>", shown, dis.size());
-                html += "<div class=\"scroll\"><table id=\"disagree-table\" class=\"sortable\"><thead><tr><th>layer</th><th>head</th>"
-                        "<th>plan</th><th>agreeing</th><th class=\"l\">order each sample would choose</th><th>min sample recall</th></tr></thead><tbody>";
-                for (size_t i = 0; i < shown; ++i) {
-                    const HeadRow& r = *dis[i];
-                    std::string per;
-                    for (uint8_t o : r.hp->sample_order) per += order_badge(kAllOrders[o]) + " ";
-                    fmt::format_to(out, "<tr><td>{}</td><td>{}</td><td data-v=\"{}\">{}</td><td data-v=\"{}\">{} / {}</td><td class=\"l\">{}</td><td>{}</td></tr>",
-                                   r.layer, r.head, to_string(r.hp->order), order_badge(r.hp->order), r.agree, r.agree_count, S,
-                                   per, num(r.min_sample_recall));
-                }
-                html += "</tbody></table></div>";
-            }
-        }
-        html += "</section>\n";
-    }
-
-    // ---- heads in detail
-    {
-        std::optional<TileStatsEngine> engine;
-        if (reader) engine.emplace(p.layout, TileStatsOptions{p.block_q, 1e-3f});
-        html += "<section id=\"heads\"><h2>Heads in detail</h2>";
-        fmt::format_to(out, "<p class=\"note\">{}{}</p>",
-                       opt.heads.empty() ? fmt::format("The {} worst and {} best heads by recall (choose with --heads L:H,...). ",
-                                                       opt.default_heads_each, opt.default_heads_each)
-                                         : std::string("Heads chosen with --heads. "),
-                       reader ? "Tile mass: attention mass per 64&times;64 tile, summed over the dump's samples, as a "
-                                "fraction of the total, on a log color scale shared by both panels."
-                              : "Run with --dump DUMP to see the attention mass in raster and chosen order.");
-        const int u_tile = static_cast<int>(std::clamp<int64_t>(256 / std::max<int64_t>(nb, 1), 1, 64));
-        int index = 0;
-        for (const HeadRef& ref : heads) {
-            say(fmt::format("head {}:{} ({}/{})", ref.layer, ref.head, index + 1, heads.size()));
-            const HeadPattern& hp = p.layers[ref.layer].heads[ref.head];
-            const HeadDetail d = analyze_head(p, reader ? &*reader : nullptr, engine ? &*engine : nullptr, ref,
-                                              opt.full_res_max_tokens);
-            const std::string id = fmt::format("L{}H{}", ref.layer, ref.head);
-            fmt::format_to(out, "<h3 id=\"head-{}\">Layer {}, head {}: {} &middot; density {} &middot; recall {}</h3>", id,
-                           ref.layer, ref.head, order_badge(hp.order), num(mean_of(hp.density)), num(mean_of(hp.recall)));
-            html += "<div class=\"figs\">";
-            if (d.has_dump) {
-                double hi = 0, lo = std::numeric_limits<double>::infinity();
-                for (const auto* v : {&d.raster_mass, &d.chosen_mass})
-                    for (double x : *v) {
-                        hi = std::max(hi, x);
-                        if (x > 0) lo = std::min(lo, x);
-                    }
-                if (!(hi > 0)) hi = 1;
-                lo = std::max(std::isfinite(lo) ? lo : hi * 1e-6, hi * 1e-6);
-                const ColorScale cs{lo, hi, true};
-                html += figure(w.image(matrix_image(d.raster_mass, nb, cs, u_tile), id + "_mass_raster",
-                                       "tile mass in raster order"),
-                               "Tile mass, raster order (FHW).");
-                html += figure(w.image(matrix_image(d.chosen_mass, nb, cs, u_tile), id + "_mass_chosen",
-                                       "tile mass in the chosen order"),
-                               "Tile mass, chosen order " + to_string(hp.order) + ".<br>" +
-                                   colorbar_html(fmt::format("{:.1e}", lo), fmt::format("{:.1e}", hi), "log scale"));
-            }
-            for (int t = 0; t < T; ++t)
-                html += figure(w.image(mask_image(hp.masks[static_cast<size_t>(t)], u_tile), fmt::format("{}_mask_slot{}", id, t),
-                                       fmt::format("mask, slot {}", t)),
-                               fmt::format("Mask, slot {} {}: {} of {} tiles kept (dark), recall {}.", t,
-                                           esc(p.slots.describe(t)), hp.masks[static_cast<size_t>(t)].count(), nb * nb,
-                                           num(hp.recall[static_cast<size_t>(t)])));
-            html += "</div>";
-            if (d.full_n > 0) {
-                double hi = 0;
-                for (double x : d.full_raster) hi = std::max(hi, x);
-                if (!(hi > 0)) hi = 1;
-                const ColorScale cs{hi * 1e-5, hi, true};
-                const int u = static_cast<int>(std::clamp<int64_t>(512 / d.full_n, 1, 16));
-                html += "<div class=\"figs\">";
-                html += figure(w.image(matrix_image(d.full_raster, d.full_n, cs, u), id + "_full_raster",
-                                       "attention, raster order", "full"),
-                               fmt::format("Attention P (mean over samples), all {} tokens, raster order.", d.full_n));
-                html += figure(w.image(matrix_image(d.full_chosen, d.full_n, cs, u), id + "_full_chosen",
-                                       "attention, chosen order", "full"),
-                               "Attention P, tokens reordered " + to_string(hp.order) + ".<br>" +
-                                   colorbar_html(fmt::format("{:.1e}", hi * 1e-5), fmt::format("{:.1e}", hi), "log scale"));
-                html += "</div>";
-            }
-            // scores
-            fmt::format_to(out, "<table class=\"scores\" id=\"scores-{}\"><thead><tr><th class=\"l\">order</th>", id);
-            for (const char* m : kMetricNames) fmt::format_to(out, "<th>{}</th>", m);
-            html += "</tr></thead><tbody>";
-            for (AxisOrder o : kAllOrders) {
-                const auto v = metric_values(hp.scores[index_of(o)]);
-                fmt::format_to(out, "<tr{}><td class=\"l\">{}</td>", o == hp.order ? " class=\"chosen\"" : "",
-                               order_badge(o));
-                for (int k = 0; k < kNumMetrics; ++k) {
-                    const std::string name = kMetricNames[k];
-                    const bool absent = name == "output_rel_l1" && v[k] < 0;  // -1: not computed
-                    fmt::format_to(out, "<td>{}</td>", absent ? std::string("n/a") : num(v[k], name == "incoherence" ? 2 : 4));
-                }
-                html += "</tr>";
-            }
-            html += "</tbody></table>";
-            // samples
-            if (S > 0 || d.has_dump) {
-                const int64_t rowsS = std::max<int64_t>(S, d.has_dump ? static_cast<int64_t>(d.sample_recall.size()) : 0);
-                fmt::format_to(out, "<h3>Layer {}, head {}: per sample</h3><table class=\"samples\"><thead><tr><th>sample</th>",
-                               ref.layer, ref.head);
-                if (d.has_dump) html += "<th>timestep</th><th>step</th><th>prompt</th><th>slot</th>";
-                html += "<th>order alone</th><th>recall (pattern)</th>";
-                if (d.has_dump) html += "<th>recall (recomputed from dump)</th>";
-                html += "</tr></thead><tbody>";
-                for (int64_t s = 0; s < rowsS; ++s) {
-                    fmt::format_to(out, "<tr><td>{}</td>", s);
-                    if (d.has_dump) {
-                        if (s < static_cast<int64_t>(d.sample_recall.size())) {
-                            const auto& sm = reader->info().samples[static_cast<size_t>(s)];
-                            const int slot = d.sample_slot[static_cast<size_t>(s)];
-                            fmt::format_to(out, "<td>{}</td><td>{}</td><td>{}</td><td>{}</td>", num(sm.timestep, 1),
-                                           sm.step >= 0 ? std::to_string(sm.step) : std::string("n/a"), sm.prompt,
-                                           slot >= 0 ? std::to_string(slot) : std::string("n/a"));
-                        } else {
-                            html += "<td></td><td></td><td></td><td></td>";
-                        }
-                    }
-                    if (s < S)
-                        fmt::format_to(out, "<td class=\"l\">{}</td><td>{}</td>",
-                                       order_badge(kAllOrders[hp.sample_order[static_cast<size_t>(s)]]),
-                                       num(hp.sample_recall[static_cast<size_t>(s)]));
-                    else
-                        html += "<td></td><td></td>";
-                    if (d.has_dump)
-                        fmt::format_to(out, "<td>{}</td>",
-                                       s < static_cast<int64_t>(d.sample_recall.size()) ? num(d.sample_recall[static_cast<size_t>(s)])
-                                                                                       : std::string());
-                    html += "</tr>";
-                }
-                html += "</tbody></table>";
-            }
-            ++index;
-        }
-        html += "</section>\n";
-    }
-
-    // ---- all heads
+    page["stability"] = data.stability();
+    page["heads"] = data.heads(heads, say);
     say("score table");
-    {
-        html += "<section id=\"scores\"><h2>All heads</h2><p class=\"note\">Click a column to sort. The objective (";
-        html += esc(p.objective);
-        html += p.higher_is_better ? ", higher is better" : ", lower is better";
-        html += ") of every order; the chosen order's value is underlined. Density and recall list one value per slot.</p>";
-        html += "<div class=\"scroll\"><table id=\"heads-table\" class=\"sortable\"><thead><tr><th>layer</th><th>head</th>"
-                "<th>order</th><th class=\"l\">density per slot</th><th class=\"l\">recall per slot</th><th>samples agreeing</th>"
-                "<th>min sample recall</th><th>qk/pv bits</th>";
-        for (AxisOrder o : kAllOrders) fmt::format_to(out, "<th>{}</th>", to_string(o));
-        html += "</tr></thead><tbody>\n";
-        for (const auto& r : rows) {
-            const HeadPattern& hp = *r.hp;
-            std::string dens, rec;
-            for (int t = 0; t < T; ++t) {
-                dens += (t ? " " : "") + num(hp.density[t]);
-                rec += (t ? " " : "") + num(hp.recall[t]);
-            }
-            fmt::format_to(out,
-                           "<tr data-l=\"{}\" data-h=\"{}\"><td>{}</td><td>{}</td><td class=\"order\" data-v=\"{}\">{}</td>"
-                           "<td class=\"density l\" data-v=\"{}\">{}</td><td class=\"recall l\" data-v=\"{}\">{}</td>"
-                           "<td data-v=\"{}\">{}</td><td>{}</td><td>{}/{}</td>",
-                           r.layer, r.head, r.layer, r.head, to_string(hp.order), to_string(hp.order), r.mean_density, dens,
-                           r.mean_recall, rec, std::isfinite(r.agree) ? fmt::format("{}", r.agree) : std::string(),
-                           S > 0 ? fmt::format("{}/{}", r.agree_count, S) : std::string("n/a"), num(r.min_sample_recall),
-                           hp.qk_bits, to_string(hp.pv_format));
-            for (AxisOrder o : kAllOrders)
-                fmt::format_to(out, "<td{}>{}</td>", o == hp.order ? " class=\"best\"" : "",
-                               num(hp.scores[index_of(o)].objective));
-            html += "</tr>\n";
-        }
-        html += "</tbody></table></div></section>\n";
-    }
-
-    // ---- options and provenance
-    {
-        std::string opts = p.provenance.options_json;
-        try {
-            opts = nlohmann::json::parse(opts).dump(2);
-        } catch (const std::exception&) {
-        }
-        html += "<section id=\"options\"><h2>Options and provenance</h2><table class=\"kv\">";
-        fmt::format_to(out, "<tr><td>paro version</td><td>{}</td></tr><tr><td>created</td><td>{}</td></tr>"
-                            "<tr><td>source dump</td><td>{}</td></tr><tr><td>source checksum</td><td>{}</td></tr>",
-                       esc(p.provenance.tool_version), esc(p.provenance.created), esc(p.provenance.source_dump),
-                       esc(p.provenance.source_checksum));
-        html += "</table><h3>Calibration options</h3><pre id=\"options-json\">" + esc(opts) + "</pre></section>\n";
-    }
-
-    // ---- data for hover read-outs
-    {
-        nlohmann::json j;
-        j["max_heads"] = max_heads;
-        j["orders"] = nlohmann::json::array();
-        for (AxisOrder o : kAllOrders) j["orders"].push_back(to_string(o));
-        const auto r4 = [](double v) -> nlohmann::json {
-            if (!std::isfinite(v)) return nullptr;
-            return std::round(v * 1e4) / 1e4;
-        };
-        nlohmann::json layers = nlohmann::json::array();
-        size_t k = 0;
-        for (int64_t l = 0; l < L; ++l) {
-            nlohmann::json lh = nlohmann::json::array();
-            for (size_t h = 0; h < p.layers[l].heads.size(); ++h, ++k) {
-                const HeadRow& r = rows[k];
-                nlohmann::json x;
-                x["o"] = index_of(r.hp->order);
-                x["d"] = nlohmann::json::array();
-                x["r"] = nlohmann::json::array();
-                for (int t = 0; t < T; ++t) x["d"].push_back(r4(r.hp->density[t])), x["r"].push_back(r4(r.hp->recall[t]));
-                x["a"] = r4(r.agree);
-                x["m"] = r4(r.min_sample_recall);
-                lh.push_back(std::move(x));
-            }
-            layers.push_back(std::move(lh));
-        }
-        j["layers"] = std::move(layers);
-        std::string data = j.dump();
-        // Keep "</" out of the script element.
-        for (size_t pos = 0; (pos = data.find("</", pos)) != std::string::npos; pos += 3) data.replace(pos, 2, "<\\/");
-        html += "</main>\n<script type=\"application/json\" id=\"paro-data\">" + data + "</script>\n<script>" + kJs +
-                "</script>\n</body></html>\n";
-    }
+    page["all_heads"] = data.all_heads();
+    page["hover_json"] = data.hover_json();
+    const std::string html = render_page(std::move(page));
 
     {
         const fs::path index = tmp.path / "index.html";

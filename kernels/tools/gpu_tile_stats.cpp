@@ -1,0 +1,340 @@
+// Host side of the GPU tile statistics: argument checks, device selection, uploads, workspace,
+// chunking by memory, and conversion of device statistics to TileStats.
+#include "gpu_tile_stats.hpp"
+
+#include <cuda_runtime.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "paro/axis_order.hpp"
+#include "paro/error.hpp"
+#include "tile_stats_launch.hpp"
+
+namespace paro::gpu {
+
+namespace ts = tilestats;
+
+namespace {
+
+constexpr int64_t kBlock = 64;  // the kernels' tile size
+constexpr size_t kRowStatBytes = 2 * sizeof(float);
+constexpr size_t kTileStatBytes = sizeof(double) + sizeof(float) + sizeof(uint32_t);
+constexpr int kMaxLaunchHeads = 65535;  // gridDim.z
+
+size_t elem_bytes(paro_dtype d) { return d == PARO_FLOAT32 ? 4 : 2; }
+size_t round16(size_t x) { return (x + 15) / 16 * 16; }
+
+// Makes `device` current for a scope and restores the caller's device (accumulate runs inside
+// other people's code).
+class DeviceGuard {
+public:
+    explicit DeviceGuard(int device) {
+        cuda_check(cudaGetDevice(&prev_), "cudaGetDevice");
+        if (prev_ == device)
+            prev_ = -1;
+        else
+            cuda_check(cudaSetDevice(device), "cudaSetDevice");
+    }
+    ~DeviceGuard() {
+        if (prev_ >= 0) cudaSetDevice(prev_);
+    }
+    DeviceGuard(const DeviceGuard&) = delete;
+    DeviceGuard& operator=(const DeviceGuard&) = delete;
+
+private:
+    int prev_ = -1;
+};
+
+void check_layout(const TokenLayout& layout, const TileStatsOptions& options) {
+    layout.validate();
+    if (options.block != kBlock)
+        throw InputError("", "option --block",
+                         fmt::format("the GPU tile statistics support tile size {} only, not {}", kBlock, options.block));
+    if (layout.tokens() >= int64_t(std::numeric_limits<int32_t>::max()))
+        throw InputError("", "tokens", fmt::format("{} tokens: the GPU tile statistics support fewer than 2^31",
+                                                   layout.tokens()));
+}
+
+void check_tensor(const char* name, const void* data, int64_t stride_head, int64_t stride_token, const DeviceHeads& in) {
+    const size_t eb = elem_bytes(in.dtype);
+    if (!data) throw InputError("", name, "null pointer");
+    if (reinterpret_cast<uintptr_t>(data) % 16 != 0) throw InputError("", name, "not 16-byte aligned");
+    if (stride_token < in.head_dim || (size_t(stride_token) * eb) % 16 != 0)
+        throw InputError("", name,
+                         fmt::format("token stride {} must be >= head_dim {} and a multiple of 16 bytes", stride_token,
+                                     in.head_dim));
+    if (in.heads > 1 && (stride_head < in.head_dim || (size_t(stride_head) * eb) % 16 != 0))
+        throw InputError("", name,
+                         fmt::format("head stride {} must be >= head_dim {} and a multiple of 16 bytes", stride_head,
+                                     in.head_dim));
+}
+
+DeviceHeads head_range(const DeviceHeads& in, int h0, int count) {
+    DeviceHeads part = in;
+    const size_t eb = elem_bytes(in.dtype);
+    part.q = static_cast<const char*>(in.q) + size_t(h0) * size_t(in.q_stride_head) * eb;
+    part.k = static_cast<const char*>(in.k) + size_t(h0) * size_t(in.k_stride_head) * eb;
+    part.heads = count;
+    return part;
+}
+
+[[noreturn]] void throw_overflow_generic() {
+    throw InputError("", "q/k", "attention scores overflow float32 (q/k values too large)");
+}
+
+}  // namespace
+
+void can_implement(const TokenLayout& layout, const TileStatsOptions& options, const DeviceHeads& in) {
+    check_layout(layout, options);
+    if (in.heads < 1) throw InputError("", "heads", fmt::format("{}: at least one head is needed", in.heads));
+    if (in.head_dim != 64 && in.head_dim != 128)
+        throw InputError("", "head_dim", fmt::format("{} is not supported (64 or 128)", in.head_dim));
+    if (in.dtype != PARO_FLOAT32 && in.dtype != PARO_FLOAT16 && in.dtype != PARO_BFLOAT16)
+        throw InputError("", "dtype", fmt::format("unknown dtype {}", int(in.dtype)));
+    if (!(std::isfinite(in.scale) && in.scale > 0))
+        throw InputError("", "scale", fmt::format("{} must be finite and positive", in.scale));
+    check_tensor("q", in.q, in.q_stride_head, in.q_stride_token, in);
+    check_tensor("k", in.k, in.k_stride_head, in.k_stride_token, in);
+}
+
+struct GpuTileStatsEngine::Uploaded {
+    DeviceBuffer q, k, v;
+    DeviceHeads heads;
+};
+
+GpuTileStatsEngine::GpuTileStatsEngine(const TokenLayout& layout, TileStatsOptions options, int device,
+                                       size_t memory_budget)
+    : layout_(layout), options_(options), grid_{layout.tokens(), options.block}, device_(device),
+      budget_(memory_budget) {
+    check_layout(layout, options);
+    int count = 0;
+    if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
+        cudaGetLastError();  // clear the sticky "no device" / "no driver" error
+        throw RuntimeError(PARO_ERROR_NO_GPU, "no CUDA device: the GPU tile statistics need one");
+    }
+    if (device < 0 || device >= count)
+        throw InputError("", "device", fmt::format("CUDA device {} does not exist ({} found)", device, count));
+    DeviceGuard guard(device_);
+    // Only the gathers: the tile of permuted position p is p / 64, so no per-token tile table.
+    const auto perms = make_all_permutations(layout);
+    const size_t n = size_t(grid_.tokens);
+    std::vector<int32_t> gathers(kNumOrders * n);
+    for (int o = 0; o < kNumOrders; ++o) std::copy(perms[o].gather.begin(), perms[o].gather.end(), gathers.begin() + o * n);
+    gathers_ = DeviceBuffer(gathers.size() * sizeof(int32_t));
+    gathers_.upload(gathers.data(), gathers_.bytes());
+    overflow_ = DeviceBuffer(sizeof(int));
+    overflow_.fill_byte(0);
+}
+
+size_t GpuTileStatsEngine::device_bytes() const {
+    return gathers_.bytes() + overflow_.bytes() + row_stats_.bytes() + stats_.bytes() + output_.bytes();
+}
+
+void GpuTileStatsEngine::ensure(DeviceBuffer& buf, size_t bytes) {
+    if (buf.bytes() < bytes) {
+        buf = DeviceBuffer();  // free first: the budget counts one of them
+        buf = DeviceBuffer(bytes);
+    }
+}
+
+int GpuTileStatsEngine::max_chunk_heads(size_t bytes_per_head) const {
+    return int(std::clamp<size_t>(budget_ / bytes_per_head, 1, kMaxLaunchHeads));
+}
+
+namespace {
+
+ts::Problem make_problem(const DeviceHeads& in, const TileGrid& grid, const DeviceBuffer& gathers,
+                         const DeviceBuffer& row_stats, const DeviceBuffer& overflow) {
+    ts::Problem p{};
+    p.tokens = int(grid.tokens);
+    p.tiles = int(grid.tiles_per_side());
+    p.heads = in.heads;
+    p.head_dim = in.head_dim;
+    p.dtype = static_cast<ts::Elt>(in.dtype);
+    p.q = {in.q, in.q_stride_head, in.q_stride_token};
+    p.k = {in.k, in.k_stride_head, in.k_stride_token};
+    p.gathers = gathers.as<int32_t>();
+    p.scale_log2 = float(in.scale * 1.4426950408889634);  // rounded once, from double
+    p.row_stats = row_stats.as<float2>();
+    p.overflow = overflow.as<int>();
+    return p;
+}
+
+}  // namespace
+
+void GpuTileStatsEngine::accumulate(const DeviceHeads& in, const DeviceTileStats& stats, void* stream) {
+    can_implement(layout_, options_, in);
+    if (!stats.mass || !stats.max || !stats.below_eps) throw InputError("", "stats", "null pointer");
+    DeviceGuard guard(device_);
+    const auto st = static_cast<cudaStream_t>(stream);
+    const size_t n = size_t(grid_.tokens), tph = tiles_per_head();
+    const int chunk = std::min(in.heads, max_chunk_heads(kRowStatBytes * n));
+    ensure(row_stats_, size_t(chunk) * n * kRowStatBytes);
+    const float log2_eps = std::log2(options_.eps);  // -inf for eps = 0, NaN below: no entry counts
+    for (int h0 = 0; h0 < in.heads; h0 += chunk) {
+        const DeviceHeads part = head_range(in, h0, std::min(chunk, in.heads - h0));
+        const ts::Problem p = make_problem(part, grid_, gathers_, row_stats_, overflow_);
+        cuda_check(ts::launch_row_stats(p, st), "tile statistics: row pass");
+        const ts::StatsOut out{stats.mass + size_t(h0) * tph, stats.max + size_t(h0) * tph,
+                               stats.below_eps + size_t(h0) * tph};
+        cuda_check(ts::launch_tile_stats(p, log2_eps, out, st), "tile statistics: tile pass");
+    }
+}
+
+bool GpuTileStatsEngine::overflow_seen() {
+    DeviceGuard guard(device_);
+    cuda_check(cudaDeviceSynchronize(), "tile statistics");
+    int flag = 0;
+    overflow_.download(&flag, sizeof(flag));
+    if (flag) overflow_.fill_byte(0);
+    return flag != 0;
+}
+
+std::vector<SixOrderStats> GpuTileStatsEngine::compute(const DeviceHeads& in) {
+    can_implement(layout_, options_, in);
+    DeviceGuard guard(device_);
+    const size_t tph = tiles_per_head();
+    const int chunk = std::min(in.heads, max_chunk_heads(tph * kTileStatBytes + kRowStatBytes * size_t(grid_.tokens)));
+    ensure(stats_, size_t(chunk) * tph * kTileStatBytes);
+    const DeviceTileStats dev{stats_.as<double>(),
+                              reinterpret_cast<float*>(stats_.as<char>() + size_t(chunk) * tph * sizeof(double)),
+                              reinterpret_cast<uint32_t*>(stats_.as<char>() + size_t(chunk) * tph * 12)};
+    overflow_seen();  // clears a flag left by earlier accumulate calls
+    std::vector<SixOrderStats> out;
+    out.reserve(size_t(in.heads));
+    std::vector<double> mass;
+    std::vector<float> max;
+    std::vector<uint32_t> below;
+    for (int h0 = 0; h0 < in.heads; h0 += chunk) {
+        const int count = std::min(chunk, in.heads - h0);
+        const size_t tiles = size_t(count) * tph;
+        cuda_check(cudaMemset(dev.mass, 0, tiles * sizeof(double)), "cudaMemset");
+        cuda_check(cudaMemset(dev.max, 0, tiles * sizeof(float)), "cudaMemset");
+        cuda_check(cudaMemset(dev.below_eps, 0, tiles * sizeof(uint32_t)), "cudaMemset");
+        accumulate(head_range(in, h0, count), dev, nullptr);
+        mass.resize(tiles);
+        max.resize(tiles);
+        below.resize(tiles);
+        stats_.download(mass.data(), tiles * sizeof(double), 0);
+        stats_.download(max.data(), tiles * sizeof(float), size_t(chunk) * tph * sizeof(double));
+        stats_.download(below.data(), tiles * sizeof(uint32_t), size_t(chunk) * tph * 12);
+        const size_t per_order = size_t(grid_.tiles());
+        for (int h = 0; h < count; ++h) {
+            SixOrderStats six;
+            for (int o = 0; o < kNumOrders; ++o) {
+                const size_t at = (size_t(h) * kNumOrders + o) * per_order;
+                TileStats s(grid_);
+                std::copy_n(mass.begin() + at, per_order, s.mass.begin());
+                std::copy_n(max.begin() + at, per_order, s.max.begin());
+                std::copy_n(below.begin() + at, per_order, s.below_eps.begin());
+                six[o] = std::move(s);
+            }
+            out.push_back(std::move(six));
+        }
+    }
+    if (overflow_seen()) throw_overflow_generic();
+    return out;
+}
+
+GpuTileStatsEngine::Uploaded GpuTileStatsEngine::upload(const HeadSlice& s, paro_dtype dtype, bool with_v) const {
+    if (s.is_attention())
+        throw InputError(s.file, fmt::format("/layers/{}/q", s.layer), "the GPU tile statistics need q and k, not attention maps");
+    if (s.tokens != grid_.tokens)
+        throw InputError(s.file, fmt::format("/layers/{}/q", s.layer),
+                         fmt::format("{} tokens, but the layout has {}", s.tokens, grid_.tokens));
+    if (with_v && (s.v.empty() || s.value_dim != s.head_dim))
+        throw InputError(s.file, fmt::format("/layers/{}/v", s.layer),
+                         "the GPU output error needs v with value_dim == head_dim");
+    Uploaded up;
+    const size_t count = size_t(s.tokens) * size_t(s.head_dim);
+    auto put = [&](const std::vector<float>& host, const char* name) {
+        if (dtype == PARO_FLOAT16)
+            for (float x : host)
+                if (std::fabs(x) > 65504.f)
+                    throw InputError(s.file, fmt::format("/layers/{}/{}", s.layer, name), "values exceed the fp16 range");
+        DeviceBuffer f32(count * sizeof(float));
+        f32.upload(host.data(), f32.bytes());
+        if (dtype == PARO_FLOAT32) return f32;
+        DeviceBuffer conv(count * elem_bytes(dtype));
+        convert_from_f32(f32.as<float>(), conv.get(), dtype, count);
+        synchronize();  // f32 is freed on return
+        return conv;
+    };
+    up.q = put(s.q, "q");
+    up.k = put(s.k, "k");
+    if (with_v) up.v = put(s.v, "v");
+    up.heads.q = up.q.get();
+    up.heads.k = up.k.get();
+    up.heads.q_stride_token = up.heads.k_stride_token = s.head_dim;
+    up.heads.q_stride_head = up.heads.k_stride_head = s.tokens * s.head_dim;
+    up.heads.heads = 1;
+    up.heads.head_dim = int(s.head_dim);
+    up.heads.dtype = dtype;
+    up.heads.scale = s.scale;
+    return up;
+}
+
+SixOrderStats GpuTileStatsEngine::compute(const HeadSlice& slice, paro_dtype dtype) {
+    DeviceGuard guard(device_);
+    const Uploaded up = upload(slice, dtype, false);
+    try {
+        return std::move(compute(up.heads).front());
+    } catch (const InputError& e) {
+        if (e.where() == "q/k") throw_overflow(slice);  // the CPU engine's message, naming the slice
+        throw;
+    }
+}
+
+std::array<double, kNumOrders> GpuTileStatsEngine::masked_output_error(const HeadSlice& slice,
+                                                                       const std::array<BlockMask, kNumOrders>& masks,
+                                                                       paro_dtype dtype) {
+    DeviceGuard guard(device_);
+    const int64_t nb = grid_.tiles_per_side();
+    for (int o = 0; o < kNumOrders; ++o)
+        if (masks[o].tiles_per_side() != nb)
+            throw InputError("", "masks", fmt::format("mask of order {} has {} tiles per side, the layout {}",
+                                                      to_string(kAllOrders[o]), masks[o].tiles_per_side(), nb));
+    const Uploaded up = upload(slice, dtype, true);
+    can_implement(layout_, options_, up.heads);
+    const size_t n = size_t(grid_.tokens), d = size_t(slice.head_dim), mask_bytes = masks[0].bytes().size();
+    ensure(row_stats_, n * kRowStatBytes);
+    overflow_seen();
+
+    // output_: dense O [N][D] fp32, dense partials [nb], diff partials [6][nb], masks [6][mask_bytes].
+    const size_t at_dense_l1 = round16(n * d * sizeof(float));
+    const size_t at_diff_l1 = at_dense_l1 + round16(size_t(nb) * sizeof(double));
+    const size_t at_masks = at_diff_l1 + round16(kNumOrders * size_t(nb) * sizeof(double));
+    ensure(output_, at_masks + kNumOrders * mask_bytes);
+    for (int o = 0; o < kNumOrders; ++o) output_.upload(masks[o].bytes().data(), mask_bytes, at_masks + o * mask_bytes);
+
+    const ts::Problem p = make_problem(up.heads, grid_, gathers_, row_stats_, overflow_);
+    ts::OutputErrorArgs a{};
+    a.v = {up.v.get(), int64_t(n * d), int64_t(d)};
+    a.masks = reinterpret_cast<const uint8_t*>(output_.as<char>() + at_masks);
+    a.mask_bytes = mask_bytes;
+    a.dense = output_.as<float>();
+    a.dense_l1 = reinterpret_cast<double*>(output_.as<char>() + at_dense_l1);
+    a.diff_l1 = reinterpret_cast<double*>(output_.as<char>() + at_diff_l1);
+    cuda_check(ts::launch_row_stats(p, nullptr), "output error: row pass");
+    cuda_check(ts::launch_dense_output(p, a, nullptr), "output error: dense pass");
+    cuda_check(ts::launch_masked_output(p, a, nullptr), "output error: masked pass");
+    if (overflow_seen()) throw_overflow(slice);
+
+    std::vector<double> dense(static_cast<size_t>(nb)), diff(kNumOrders * static_cast<size_t>(nb));
+    output_.download(dense.data(), dense.size() * sizeof(double), at_dense_l1);
+    output_.download(diff.data(), diff.size() * sizeof(double), at_diff_l1);
+    double dense_l1 = 0;
+    for (double x : dense) dense_l1 += x;
+    std::array<double, kNumOrders> out{};
+    for (int o = 0; o < kNumOrders; ++o) {
+        double s = 0;
+        for (int64_t r = 0; r < nb; ++r) s += diff[size_t(o) * nb + r];
+        out[o] = dense_l1 > 0 ? s / dense_l1 : 0.0;
+    }
+    return out;
+}
+
+}  // namespace paro::gpu

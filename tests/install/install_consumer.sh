@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# `cmake --install` into a fresh prefix, then a consumer project outside the build tree links
+# paro::runtime through find_package(paro), and a plain C compile links it through pkg-config.
+set -euo pipefail
+: "${BUILD_DIR:?}" "${SOURCE_DIR:?}"
+work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+prefix="$work/prefix"
+cmake --install "$BUILD_DIR" --prefix "$prefix" >"$work/install.log"
+
+fail=0
+need() { [ -e "$1" ] || { echo "FAIL: not installed: ${1#"$prefix"/}"; fail=1; }; }
+libdir=$(dirname "$(find "$prefix" -name 'libparo_runtime.so' | head -1)")
+need "$prefix/bin/paro"
+need "$prefix/include/paro_runtime.h"
+need "$libdir/libparo_runtime.so"
+need "$libdir/libparo_runtime.so.0"
+need "$libdir/libparo_stats.so.0"
+need "$prefix/include/paro_stats.h"
+need "$libdir/cmake/paro/paroConfig.cmake"
+need "$libdir/cmake/paro/paroConfigVersion.cmake"
+need "$libdir/pkgconfig/paro-runtime.pc"
+need "$libdir/pkgconfig/paro-stats.pc"
+for s in paro-dump-v1 paro-pattern-v1 paro-pattern-v2 inspect-pattern.schema; do need "$prefix/share/paro/schemas/$s.json"; done
+[ "$fail" -eq 0 ] || { cat "$work/install.log"; exit 1; }
+
+"$prefix/bin/paro" --version
+
+# CMake consumer: configured from a copy, so nothing of paro's tree is on its paths.
+cp -r "$SOURCE_DIR/tests/install/consumer" "$work/consumer"
+cmake -S "$work/consumer" -B "$work/consumer-build" -DCMAKE_PREFIX_PATH="$prefix" >"$work/consumer.log" 2>&1 ||
+    { cat "$work/consumer.log"; exit 1; }
+cmake --build "$work/consumer-build" >>"$work/consumer.log" 2>&1 || { cat "$work/consumer.log"; exit 1; }
+"$work/consumer-build/consumer"
+
+# pkg-config consumer.
+PKG_CONFIG_PATH="$libdir/pkgconfig" pkg-config --exists paro-runtime paro-stats
+# shellcheck disable=SC2046
+cc -o "$work/consumer-pc" "$work/consumer/main.c" $(PKG_CONFIG_PATH="$libdir/pkgconfig" pkg-config --cflags --libs paro-stats) \
+    -Wl,-rpath,"$libdir"
+"$work/consumer-pc"

@@ -1,0 +1,79 @@
+// float_to_half against an exact search over all halves and hand-checked values at the edges of
+// the format. (HDF5 1.10's own float -> half conversion is no reference: it drops the carry when
+// the mantissa rounds up, 2047.9 -> 1024, and misrounds subnormals.)
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "catch.hpp"
+#include "paro/half.hpp"
+
+namespace {
+double half_value(uint16_t h) {  // finite, positive patterns only
+    const int exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
+    return exp == 0 ? std::ldexp(mant, -24) : std::ldexp(1024 + mant, exp - 25);
+}
+
+// Exact reference: the nearest half by search over every positive finite half, ties to the even
+// pattern; past the largest half, rounding as if 0x7c00 were the next value (2^16) gives inf.
+uint16_t nearest_half(float x) {
+    if (std::isnan(x)) return 0x7e00;
+    const uint16_t sign = std::signbit(x) ? 0x8000 : 0;
+    const double a = std::fabs(static_cast<double>(x));
+    uint16_t lo = 0, hi = 0x7c00;  // value(lo) <= a < value(hi), value(0x7c00) taken as 65536
+    while (hi - lo > 1) {
+        const uint16_t mid = static_cast<uint16_t>((lo + hi) / 2);
+        (half_value(mid) <= a ? lo : hi) = mid;
+    }
+    const double below = a - half_value(lo), above = (hi == 0x7c00 ? 65536.0 : half_value(hi)) - a;
+    const uint16_t h = below < above ? lo : above < below ? hi : (lo % 2 == 0 ? lo : hi);
+    return static_cast<uint16_t>(sign | h);
+}
+}  // namespace
+
+TEST_CASE("float_to_half: edge values", "[half]") {
+    using paro::float_to_half;
+    CHECK(float_to_half(0.0f) == 0x0000);
+    CHECK(float_to_half(-0.0f) == 0x8000);
+    CHECK(float_to_half(1.0f) == 0x3c00);
+    CHECK(float_to_half(-2.0f) == 0xc000);
+    CHECK(float_to_half(65504.0f) == 0x7bff);                        // largest half
+    CHECK(float_to_half(65519.0f) == 0x7bff);                        // rounds down
+    CHECK(float_to_half(65520.0f) == 0x7c00);                        // half way: to even = inf
+    CHECK(float_to_half(std::numeric_limits<float>::infinity()) == 0x7c00);
+    CHECK((float_to_half(std::numeric_limits<float>::quiet_NaN()) & 0x7c00) == 0x7c00);
+    CHECK((float_to_half(std::numeric_limits<float>::quiet_NaN()) & 0x03ff) != 0);
+    CHECK(float_to_half(std::ldexp(1.0f, -14)) == 0x0400);           // smallest normal
+    CHECK(float_to_half(std::ldexp(1.0f, -24)) == 0x0001);           // smallest subnormal
+    CHECK(float_to_half(std::ldexp(1.0f, -25)) == 0x0000);           // half way to it: to even = 0
+    CHECK(float_to_half(std::ldexp(1.5f, -25)) == 0x0001);
+    CHECK(float_to_half(1.0f + std::ldexp(1.0f, -11)) == 0x3c00);    // half way between 1 and next: even
+    CHECK(float_to_half(1.0f + std::ldexp(3.0f, -11)) == 0x3c02);    // half way, odd below: up
+}
+
+TEST_CASE("float_to_half: the nearest half, ties to even, on random and boundary floats", "[half]") {
+    std::mt19937 rng(7);
+    std::vector<float> x;
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::uniform_int_distribution<int> exponent(-30, 17);
+    for (int i = 0; i < 100000; ++i) x.push_back(std::ldexp(normal(rng), exponent(rng)));
+    // Every float whose low 13 bits sit at or next to a rounding boundary, over the normal range.
+    for (uint32_t e = 103; e <= 142; ++e)
+        for (uint32_t m : {0x0u, 0xfffu, 0x1000u, 0x1001u, 0x2fffu, 0x3000u, 0x7fffffu})
+            for (uint32_t sign : {0u, 0x80000000u}) {
+                const uint32_t bits = sign | (e << 23) | m;
+                float f;
+                std::memcpy(&f, &bits, sizeof f);
+                x.push_back(f);
+            }
+    int mismatches = 0;
+    for (float v : x) {
+        const uint16_t want = nearest_half(v);
+        if (paro::float_to_half(v) != want && ++mismatches <= 5)
+            FAIL_CHECK("x = " << v << ": paro " << paro::float_to_half(v) << ", expected " << want);
+    }
+    CHECK(mismatches == 0);
+}
