@@ -1,4 +1,5 @@
 // paro calibrate DUMP -o PATTERN: choose an order per head, build masks, write the pattern file.
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -8,10 +9,12 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.hpp"
+#include "option_names.hpp"
 #include "paro/atomic_output.hpp"
 #include "paro/calibrator.hpp"
 #include "paro/error.hpp"
 #include "paro/progress.hpp"
+#include "paro/runtime_limits.hpp"
 #include "paro/summary.hpp"
 
 namespace paro::cli {
@@ -21,7 +24,7 @@ struct CalibrateArgs {
     std::string dump, output, objective = "recall";
     double density = 0.5, alpha = 0.5, sigma = 0.9;
     float eps = 1e-3f;
-    int64_t block = 64;
+    int64_t block = kRuntimeTile;
     int slots = 1, qk_bits = 8;
     std::string pv_format = "int8";
     int pv_bits = 0;  // deprecated spelling of pv_format (16: fp16, 8: int8); 0 = not given
@@ -82,7 +85,8 @@ void add_calibrate(CLI::App& app, Runner& run, const GlobalOptions& g) {
     sub->add_option("--alpha", a->alpha, "paper objective: weight of incoherence vs sparsity")->capture_default_str();
     sub->add_option("--sigma", a->sigma, "paper sparsity: share of entries below eps")->capture_default_str();
     sub->add_option("--eps", a->eps, "threshold of a negligible attention entry")->capture_default_str();
-    sub->add_option("--block", a->block, "tile size (the runtime kernel uses 64)")->capture_default_str();
+    sub->add_option("--block", a->block, fmt::format("tile size (the runtime serves {})", kRuntimeTile))
+        ->capture_default_str();
     sub->add_option("--slots", a->slots, "timestep slots, each with its own masks")->capture_default_str();
     sub->add_flag("--uniform-slots", a->uniform_slots, "split all steps evenly (default: later half shares one slot)");
     sub->add_flag("--no-force-text", a->no_force_text, "do not keep text rows/columns dense");
@@ -91,7 +95,18 @@ void add_calibrate(CLI::App& app, Runner& run, const GlobalOptions& g) {
     auto* pv_format = sub->add_option("--pv-format", a->pv_format, "quantization plan: PV format (int8, fp16, fp8_e4m3)")
                           ->capture_default_str();
     sub->add_option("--pv-bits", a->pv_bits, "deprecated: --pv-format (16 = fp16, 8 = int8)")->excludes(pv_format);
-    sub->callback([a, &run, &g] { run = [a, &g] { return run_calibrate(*a, g); }; });
+    sub->callback([a, &run, &g] {
+        run = with_option_names({{"density", "--density"},
+                                 {"objective", "--objective"},
+                                 {"alpha", "--alpha"},
+                                 {"sigma", "--sigma"},
+                                 {"eps", "--eps"},
+                                 {"block", "--block"},
+                                 {"slots", "--slots"},
+                                 {"qk_bits", "--qk-bits"},
+                                 {"path", "-o"}},
+                                [a, &g] { return run_calibrate(*a, g); });
+    });
 }
 
 }  // namespace paro::cli

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "commands.hpp"
+#include "option_names.hpp"
 #include "paro/report.hpp"
 
 namespace paro::cli {
@@ -16,6 +17,25 @@ struct ReportArgs {
     int each = 3;
     long long full_max = 1024;
 };
+
+int run_report(const ReportArgs& a, const GlobalOptions& g) {
+    const auto t0 = std::chrono::steady_clock::now();
+    ReportOptions o;
+    o.pattern_path = a.pattern;
+    o.dump_path = a.dump;
+    o.out_dir = a.out;
+    if (!a.heads.empty()) o.heads = parse_head_list(a.heads);
+    o.default_heads_each = a.each;
+    o.full_res_max_tokens = a.full_max;
+    if (!g.quiet) o.progress = [](const std::string& s) { std::fprintf(stderr, "report: %s\n", s.c_str()); };
+    const ReportResult r = write_report(o);
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (!g.quiet)
+        std::printf("wrote %s (%d images, %.0f KiB in all) in %.1f s\n", r.index_path.c_str(), r.images,
+                    static_cast<double>(r.total_bytes) / 1024.0, secs);
+    return 0;
+}
+
 }  // namespace
 
 void add_report(CLI::App& app, Runner& run, const GlobalOptions& g) {
@@ -32,23 +52,8 @@ void add_report(CLI::App& app, Runner& run, const GlobalOptions& g) {
                     "Token-level attention maps when the sequence has at most this many tokens")
         ->check(CLI::NonNegativeNumber);
     sub->callback([&run, &g, args] {
-        run = [&g, args] {
-            const auto t0 = std::chrono::steady_clock::now();
-            ReportOptions o;
-            o.pattern_path = args->pattern;
-            o.dump_path = args->dump;
-            o.out_dir = args->out;
-            if (!args->heads.empty()) o.heads = parse_head_list(args->heads);
-            o.default_heads_each = args->each;
-            o.full_res_max_tokens = args->full_max;
-            if (!g.quiet) o.progress = [](const std::string& s) { std::fprintf(stderr, "report: %s\n", s.c_str()); };
-            const ReportResult r = write_report(o);
-            const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-            if (!g.quiet)
-                std::printf("wrote %s (%d images, %.0f KiB in all) in %.1f s\n", r.index_path.c_str(), r.images,
-                            static_cast<double>(r.total_bytes) / 1024.0, secs);
-            return 0;
-        };
+        run = with_option_names({{"heads", "--heads"}, {"out_dir", "-o"}},
+                                [&g, args] { return run_report(*args, g); });
     });
 }
 

@@ -1,10 +1,15 @@
 // paro synth -o DUMP: a synthetic paro-dump with planted head kinds (examples, tests, benchmarks).
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <sstream>
 
 #include "commands.hpp"
+#include "option_names.hpp"
 #include "paro/error.hpp"
+#include "paro/runtime_limits.hpp"
 #include "paro/synth.hpp"
 
 namespace paro::cli {
@@ -25,6 +30,27 @@ std::array<int64_t, 3> parse_grid(const std::string& s) {
         throw InputError("", "option --grid", "expected FxHxW, e.g. 13x30x45, got '" + s + "'");
     return g;
 }
+
+int run_synth(const SynthArgs& a, const GlobalOptions& g) {
+    SynthOptions opt = a.opt;
+    opt.layout.grid = parse_grid(a.grid);
+    opt.layout.text_tokens = a.text;
+    opt.layout.text_position = parse_text_position(a.text_position, "", "option --text-position");
+    if (a.dtype != "float16" && a.dtype != "float32")
+        throw InputError("", "option --dtype", "expected float16 or float32, got '" + a.dtype + "'");
+    opt.float16 = a.dtype == "float16";
+    opt.with_v = !a.no_v;
+    opt.kinds.clear();
+    std::stringstream ks(a.kinds);
+    for (std::string k; std::getline(ks, k, ',');) opt.kinds.push_back(parse_head_kind(k));
+    write_synthetic_dump(opt, a.output);
+    if (!g.quiet)
+        std::printf("wrote %s: %s, %d layers x %d heads, %d samples, N = %lld\n", a.output.c_str(),
+                    opt.layout.describe().c_str(), opt.layers, opt.heads, opt.samples,
+                    static_cast<long long>(opt.layout.tokens()));
+    return 0;
+}
+
 }  // namespace
 
 void add_synth(CLI::App& app, Runner& run, const GlobalOptions& g) {
@@ -39,7 +65,9 @@ void add_synth(CLI::App& app, Runner& run, const GlobalOptions& g) {
     sub->add_option("--samples", a->opt.samples, "calibration samples (spread over the steps)")->capture_default_str();
     sub->add_option("--prompts", a->opt.prompts, "distinct prompts among the samples")->capture_default_str();
     sub->add_option("--steps", a->opt.num_steps, "sampling steps of the run (num_steps)")->capture_default_str();
-    sub->add_option("--head-dim", a->opt.head_dim, "head dimension: 64 or 128")->capture_default_str();
+    sub->add_option("--head-dim", a->opt.head_dim,
+                    fmt::format("head dimension, one the runtime serves: {}", fmt::join(kRuntimeHeadDims, " or ")))
+        ->capture_default_str();
     sub->add_option("--dtype", a->dtype, "float16 | float32")->capture_default_str();
     sub->add_option("--kinds", a->kinds, "head kinds to cycle through")->capture_default_str();
     sub->add_option("--sharpness", a->opt.sharpness, "logit gap of a matching key")->capture_default_str();
@@ -48,25 +76,16 @@ void add_synth(CLI::App& app, Runner& run, const GlobalOptions& g) {
     sub->add_flag("--maps", a->opt.maps, "write post-softmax attention maps instead of q/k (small N)");
     sub->add_flag("--no-v", a->no_v, "do not write v");
     sub->callback([a, &run, &g] {
-        run = [a, &g] {
-            SynthOptions opt = a->opt;
-            opt.layout.grid = parse_grid(a->grid);
-            opt.layout.text_tokens = a->text;
-            opt.layout.text_position = parse_text_position(a->text_position, "", "option --text-position");
-            if (a->dtype != "float16" && a->dtype != "float32")
-                throw InputError("", "option --dtype", "expected float16 or float32, got '" + a->dtype + "'");
-            opt.float16 = a->dtype == "float16";
-            opt.with_v = !a->no_v;
-            opt.kinds.clear();
-            std::stringstream ks(a->kinds);
-            for (std::string k; std::getline(ks, k, ',');) opt.kinds.push_back(parse_head_kind(k));
-            write_synthetic_dump(opt, a->output);
-            if (!g.quiet)
-                std::printf("wrote %s: %s, %d layers x %d heads, %d samples, N = %lld\n", a->output.c_str(),
-                            opt.layout.describe().c_str(), opt.layers, opt.heads, opt.samples,
-                            static_cast<long long>(opt.layout.tokens()));
-            return 0;
-        };
+        run = with_option_names({{"layers", "--layers"},
+                                 {"heads", "--heads"},
+                                 {"samples", "--samples"},
+                                 {"prompts", "--prompts"},
+                                 {"num_steps", "--steps"},
+                                 {"head_dim", "--head-dim"},
+                                 {"kinds", "--kinds"},
+                                 {"maps", "--maps"},
+                                 {"path", "-o"}},
+                                [a, &g] { return run_synth(*a, g); });
     });
 }
 

@@ -4,7 +4,7 @@
 //   quantization error  the runtime (INT8 QK, INT8 or fp16 PV)       vs  fp32 with the same mask
 //   total               the runtime                                  vs  dense fp32
 // The work lives in lib/validation/paro/validation (walk, statistics) and its backends: GPU
-// (kernels/gpu_validation) or CPU (--cpu: exact, slow, no quantization error). This file parses
+// (kernels/tools/gpu_validation) or CPU (--cpu: exact, slow, no quantization error). This file parses
 // options and prints.
 #include <fmt/format.h>
 
@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "commands.hpp"
+#include "option_names.hpp"
 #include "paro/dump.hpp"
 #include "paro/error.hpp"
 #include "paro/pattern.hpp"
@@ -129,40 +130,24 @@ int run_validate(const ValidateOptions& o, const GlobalOptions& g) {
     // Per layer: one row per head, worst case over the samples.
     std::printf("paro validate: %s against %s (%s)\n", o.pattern.c_str(), o.dump.c_str(), backend->describe().c_str());
     std::printf("errors vs dense fp32 attention; 'mask' = fp32 with the mask, 'quant' = runtime vs fp32 with the mask\n");
-    for (size_t l = 0; l < reader.info().layers.size(); ++l) {
-        if (!o.layers.empty() && std::find(o.layers.begin(), o.layers.end(), int(l)) == o.layers.end()) continue;
-        std::printf("\nlayer %zu\n", l);
-        std::printf("%5s %5s %8s | %9s %8s %7s | %9s %8s %7s | %9s %8s %9s %7s %s\n", "head", "order", "density",
-                    "mask cos", "rel L1", "PSNR", "quant cos", "rel L1", "PSNR", "total cos", "rel L1", "max abs",
-                    "PSNR", "");
-        for (size_t h = 0; h < pat.layers[l].heads.size(); ++h) {
-            HeadValidation w;
-            bool any = false, pass = true;
-            double dens = 0;
-            int cnt = 0;
-            for (const auto& r : results) {
-                if (r.v.layer != int(l) || r.v.head != int(h)) continue;
-                dens += r.v.density;
-                ++cnt;
-                pass = pass && r.pass;
-                if (!any) {
-                    w = r.v;
-                    any = true;
-                    continue;
-                }
-                w.mask = worst_of(w.mask, r.v.mask);
-                w.quant = worst_of(w.quant, r.v.quant);
-                w.total = worst_of(w.total, r.v.total);
-            }
-            if (!any) continue;
-            const std::string qc = w.has_quant ? fmt::format("{:9.6f} {:7.2f}% {:>7}", w.quant.cosine,
-                                                             100 * w.quant.rel_l1, fmt_psnr(w.quant.psnr))
-                                               : fmt::format("{:>9} {:>8} {:>7}", "-", "-", "-");
-            std::printf("%5zu %5s %8.3f | %9.6f %7.2f%% %7s | %s | %9.6f %7.2f%% %9.2e %7s %s\n", h, to_string(w.order).c_str(),
-                        dens / cnt, w.mask.cosine, 100 * w.mask.rel_l1, fmt_psnr(w.mask.psnr).c_str(), qc.c_str(),
-                        w.total.cosine, 100 * w.total.rel_l1, w.total.max_abs, fmt_psnr(w.total.psnr).c_str(),
-                        pass ? "" : "FAIL");
+    int layer = -1;
+    for (const HeadWorst& w : worst_over_samples(validations)) {
+        if (w.layer != layer) {
+            layer = w.layer;
+            std::printf("\nlayer %d\n", layer);
+            std::printf("%5s %5s %8s | %9s %8s %7s | %9s %8s %7s | %9s %8s %9s %7s %s\n", "head", "order", "density",
+                        "mask cos", "rel L1", "PSNR", "quant cos", "rel L1", "PSNR", "total cos", "rel L1", "max abs",
+                        "PSNR", "");
         }
+        // worst_of keeps NaN, so the worst passes exactly when every sample does.
+        const bool pass = passes(o, o.against == "masked" ? w.quant : w.total);
+        const std::string qc = w.has_quant ? fmt::format("{:9.6f} {:7.2f}% {:>7}", w.quant.cosine,
+                                                         100 * w.quant.rel_l1, fmt_psnr(w.quant.psnr))
+                                           : fmt::format("{:>9} {:>8} {:>7}", "-", "-", "-");
+        std::printf("%5d %5s %8.3f | %9.6f %7.2f%% %7s | %s | %9.6f %7.2f%% %9.2e %7s %s\n", w.head,
+                    to_string(w.order).c_str(), w.mean_density, w.mask.cosine, 100 * w.mask.rel_l1,
+                    fmt_psnr(w.mask.psnr).c_str(), qc.c_str(), w.total.cosine, 100 * w.total.rel_l1, w.total.max_abs,
+                    fmt_psnr(w.total.psnr).c_str(), pass ? "" : "FAIL");
     }
     const auto failed = std::count_if(results.begin(), results.end(), [](const HeadResult& r) { return !r.pass; });
     std::printf("\n%zu (sample, layer, head) checked, %lld failed the thresholds (checked: %s)\n", results.size(),
@@ -191,7 +176,7 @@ void add_validate(CLI::App& app, Runner& run, const GlobalOptions& g) {
     sub->add_option("--layers", o->layers, "Only these layers (0-based)")->delimiter(',');
     sub->callback([&run, &g, o, sub] {
         o->min_psnr_set = sub->count("--min-psnr") > 0;
-        run = [o, &g] { return run_validate(*o, g); };
+        run = with_option_names({{"slot", "--slot"}}, [o, &g] { return run_validate(*o, g); });
     });
 }
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: install what is missing, build, run every test through ctest.
-# GPU tests are hidden ([.gpu]) and run only on a GPU machine (scripts/gpu_check.sh).
+# GPU tests are hidden ([.gpu]) and run only on a GPU machine (bench/gpu/run_gpu.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

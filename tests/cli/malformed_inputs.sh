@@ -38,11 +38,17 @@ done
 for c in not_hdf5 truncated missing_file missing_format; do
     expect_bad "check $c" "$dir/$c.h5" "$PARO" check "$dir/$c.h5"
 done
-# Bad options are usage errors: exit 2, nothing written.
+# Bad options are usage errors: exit 2, nothing written, the message names the option (the
+# library names its parameter; the command maps it to the flag).
 "$PARO" synth -o "$dir/ok.h5" -q
-for opt in "--density 0" "--density 1.5" "--objective nope" "--slots 0" "--qk-bits 3" "--block 7" "--slots 4"; do
+for opt in "--density 0" "--density 1.5" "--density 0.001" "--objective nope" "--slots 0" "--qk-bits 3" \
+           "--block 7" "--slots 4" "--eps 0" "--sigma 2" "--alpha -1"; do
     # shellcheck disable=SC2086
-    expect_bad "option $opt" "" "$PARO" calibrate "$dir/ok.h5" -o "$dir/outdir/p.h5" $opt
+    expect_bad "option $opt" "option ${opt%% *}:" "$PARO" calibrate "$dir/ok.h5" -o "$dir/outdir/p.h5" $opt
+done
+for opt in "--head-dim 96" "--steps 0" "--layers 0" "--kinds diagonal"; do
+    # shellcheck disable=SC2086
+    expect_bad "synth option $opt" "option ${opt%% *}:" "$PARO" synth -o "$dir/outdir/d.h5" $opt
 done
 expect_bad "output directory missing" "p.h5" "$PARO" calibrate "$dir/ok.h5" -o "$dir/nowhere/p.h5"
 # An existing directory as -o is refused and left alone; so is the input itself.

@@ -2,22 +2,26 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <filesystem>
 
 #include "paro/error.hpp"
-#include "paro/output_error.hpp"
+#include "paro/tile_stats.hpp"
 #include "paro/version.hpp"
 
 namespace paro {
 
 namespace {
 
+// Every sample's slot; validate_calibration made sure each is known.
 std::vector<int> sample_slots(const DumpInfo& dump, const SlotPlan& plan) {
-    std::vector<int> slot(dump.samples.size(), 0);
-    if (plan.count() > 1)
-        for (size_t s = 0; s < slot.size(); ++s) slot[s] = plan.slot_of(dump.step_fraction(static_cast<int64_t>(s)));
+    std::vector<int> slot(dump.samples.size());
+    for (size_t s = 0; s < slot.size(); ++s) {
+        slot[s] = sample_slot(dump, plan, static_cast<int64_t>(s));
+        PARO_ASSERT(slot[s] != kUnknownSlot);
+    }
     return slot;
 }
 
@@ -43,92 +47,109 @@ std::array<OrderMetrics, kNumOrders> mean_metrics(const std::vector<std::array<O
     return mean;
 }
 
-// Calibrates one (layer, head): scores the six orders on every sample, chooses one, and builds a
-// mask per slot from the tile masses of that slot's samples under the chosen order.
-struct HeadCalibrator {
-    DumpReader& reader;
-    const TileStatsEngine& engine;
+// What every head's calibration shares.
+struct CalibrationContext {
+    const TileStatsBackend& tiles;
     const BlockMask& forced;
     const std::vector<int>& slot_of_sample;
     int slots;
     const CalibrateOptions& opt;
+};
 
-    HeadPattern run(int64_t layer, int64_t head) const {
-        const int64_t S = static_cast<int64_t>(slot_of_sample.size());
-        const bool need_v = opt.objective.kind == ObjectiveKind::output_error;
-        HeadPattern hp;
-        std::vector<std::array<OrderMetrics, kNumOrders>> per_sample(S);
-        std::vector<std::array<std::vector<double>, kNumOrders>> sample_mass(S);
-        std::vector<std::array<TileStats, kNumOrders>> slot_stats(slots);
-        for (auto& ss : slot_stats) ss.fill(TileStats(engine.grid()));
-
-        for (int64_t s = 0; s < S; ++s) {
-            const HeadSlice slice = reader.read(s, layer, head, need_v);
-            const SixOrderStats stats = engine.compute(slice);
-            std::array<BlockMask, kNumOrders> masks;
-            for (int o = 0; o < kNumOrders; ++o) {
-                masks[o] = build_mask(stats[o], forced, opt.mask);
-                per_sample[s][o] = order_metrics(stats[o], masks[o], forced, opt.mask.density, opt.objective);
-            }
-            if (need_v) {
-                const auto err = masked_output_error(slice, engine, masks);
-                for (int o = 0; o < kNumOrders; ++o) per_sample[s][o].output_rel_l1 = err[o];
-            }
-            for (int o = 0; o < kNumOrders; ++o) {
-                slot_stats[slot_of_sample[s]][o].accumulate(stats[o]);
-                sample_mass[s][o] = stats[o].mass;
-            }
-            apply_objective(per_sample[s], opt.objective);
-            hp.sample_order.push_back(static_cast<uint8_t>(index_of(choose_order(per_sample[s], opt.objective.kind))));
-        }
-        hp.scores = mean_metrics(per_sample);
-        apply_objective(hp.scores, opt.objective);
-        hp.order = choose_order(hp.scores, opt.objective.kind);
-        const int chosen = index_of(hp.order);
-        for (int t = 0; t < slots; ++t) {
-            const TileStats& st = slot_stats[t][chosen];
-            BlockMask m = build_mask(st, forced, opt.mask);
-            hp.density.push_back(m.density());
-            hp.recall.push_back(mask_recall(m, st.mass));
-            hp.masks.push_back(std::move(m));
-        }
-        for (int64_t s = 0; s < S; ++s)
-            hp.sample_recall.push_back(mask_recall(hp.masks[slot_of_sample[s]], sample_mass[s][chosen]));
-        hp.qk_bits = opt.qk_bits;
-        hp.pv_format = opt.pv_format;
-        return hp;
+// Calibrates one (layer, head): fed every sample's statistics in turn (add_sample), it scores the
+// six orders on each, then (finish) chooses one and builds a mask per slot from the tile masses
+// of that slot's samples under the chosen order.
+class HeadCalibration {
+public:
+    explicit HeadCalibration(const CalibrationContext& ctx) : ctx_(ctx), slot_stats_(ctx.slots) {
+        for (auto& ss : slot_stats_) ss.fill(TileStats(ctx.tiles.grid()));
     }
+
+    void add_sample(const HeadSlice& slice, const SixOrderStats& stats) {
+        const CalibrateOptions& opt = ctx_.opt;
+        const size_t sample = per_sample_.size();  // samples come in order
+        PARO_ASSERT(slice.sample == static_cast<int64_t>(sample));
+        std::array<OrderMetrics, kNumOrders>& metrics = per_sample_.emplace_back();
+        std::array<BlockMask, kNumOrders> masks;
+        for (int o = 0; o < kNumOrders; ++o) {
+            masks[o] = build_mask(stats[o], ctx_.forced, opt.mask);
+            metrics[o] = order_metrics(stats[o], masks[o], ctx_.forced, opt.mask.density, opt.objective);
+        }
+        if (needs_v(opt)) {
+            const auto err = ctx_.tiles.output_error(slice, masks);
+            for (int o = 0; o < kNumOrders; ++o) metrics[o].output_rel_l1 = err[o];
+        }
+        std::array<std::vector<double>, kNumOrders>& mass = sample_mass_.emplace_back();
+        for (int o = 0; o < kNumOrders; ++o) {
+            slot_stats_[ctx_.slot_of_sample[sample]][o].accumulate(stats[o]);
+            mass[o] = stats[o].mass;
+        }
+        apply_objective(metrics, opt.objective);
+        hp_.sample_order.push_back(static_cast<uint8_t>(index_of(choose_order(metrics, opt.objective.kind))));
+    }
+
+    HeadPattern finish() {
+        const CalibrateOptions& opt = ctx_.opt;
+        PARO_ASSERT(per_sample_.size() == ctx_.slot_of_sample.size());
+        hp_.scores = mean_metrics(per_sample_);
+        apply_objective(hp_.scores, opt.objective);
+        hp_.order = choose_order(hp_.scores, opt.objective.kind);
+        const int chosen = index_of(hp_.order);
+        for (int t = 0; t < ctx_.slots; ++t) {
+            const TileStats& st = slot_stats_[t][chosen];
+            BlockMask m = build_mask(st, ctx_.forced, opt.mask);
+            hp_.density.push_back(m.density());
+            hp_.recall.push_back(mask_recall(m, st.mass));
+            hp_.masks.push_back(std::move(m));
+        }
+        for (size_t s = 0; s < sample_mass_.size(); ++s)
+            hp_.sample_recall.push_back(mask_recall(hp_.masks[ctx_.slot_of_sample[s]], sample_mass_[s][chosen]));
+        hp_.qk_bits = opt.qk_bits;
+        hp_.pv_format = opt.pv_format;
+        return std::move(hp_);
+    }
+
+    static bool needs_v(const CalibrateOptions& opt) { return opt.objective.kind == ObjectiveKind::output_error; }
+
+private:
+    const CalibrationContext& ctx_;
+    HeadPattern hp_;
+    std::vector<std::array<OrderMetrics, kNumOrders>> per_sample_;
+    std::vector<std::array<std::vector<double>, kNumOrders>> sample_mass_;
+    std::vector<std::array<TileStats, kNumOrders>> slot_stats_;
 };
 
 }  // namespace
 
 void validate_calibration(const DumpInfo& dump, const CalibrateOptions& opt) {
     if (opt.tiles.block < 16 || opt.tiles.block > 1024)
-        throw InputError("", "option --block", fmt::format("tile size {} is outside 16..1024", opt.tiles.block));
+        throw ParameterError("block", fmt::format("tile size {} is outside 16..1024", opt.tiles.block));
     if (!(opt.mask.density > 0 && opt.mask.density <= 1))
-        throw InputError("", "option --density", fmt::format("must be in (0, 1], got {}", opt.mask.density));
-    if (!(opt.tiles.eps > 0)) throw InputError("", "option --eps", "must be positive");
-    if (!(opt.objective.sigma > 0 && opt.objective.sigma <= 1))
-        throw InputError("", "option --sigma", "must be in (0, 1]");
-    if (!(opt.objective.alpha >= 0 && opt.objective.alpha <= 1))
-        throw InputError("", "option --alpha", "must be in [0, 1]");
+        throw ParameterError("density", fmt::format("must be in (0, 1], got {}", opt.mask.density));
+    if (!(opt.tiles.eps > 0)) throw ParameterError("eps", "must be positive");
+    if (!(opt.objective.sigma > 0 && opt.objective.sigma <= 1)) throw ParameterError("sigma", "must be in (0, 1]");
+    if (!(opt.objective.alpha >= 0 && opt.objective.alpha <= 1)) throw ParameterError("alpha", "must be in [0, 1]");
     if (opt.qk_bits != 4 && opt.qk_bits != 8 && opt.qk_bits != 16)
-        throw InputError("", "option --qk-bits", fmt::format("must be 4, 8 or 16, got {}", opt.qk_bits));
+        throw ParameterError("qk_bits", fmt::format("must be 4, 8 or 16, got {}", opt.qk_bits));
     if (opt.objective.kind == ObjectiveKind::output_error && !dump.has_v())
         throw InputError(dump.path, "/layers/*/v", "objective output-error needs v in every layer of the dump");
     const SlotPlan plan = SlotPlan::make(opt.slots, opt.share_later_half);
     if (plan.count() > 1) {
         if (!dump.has_steps())
-            throw InputError(dump.path, "/samples/step",
-                             fmt::format("--slots {} needs /samples/step and /samples attribute num_steps", opt.slots));
+            throw ParameterError("slots",
+                                 fmt::format("{} slots need the samples' steps (/samples/step and the /samples "
+                                             "attribute num_steps), which the dump does not record",
+                                             opt.slots),
+                                 dump.path);
         std::vector<int> count(plan.count(), 0);
         for (int s : sample_slots(dump, plan)) ++count[s];
         for (int t = 0; t < plan.count(); ++t)
             if (count[t] == 0)
-                throw InputError(dump.path, "option --slots",
-                                 fmt::format("timestep slot {} (step fraction {}) has no calibration sample; dump "
-                                             "samples from those steps or use fewer slots",
-                                             t, plan.describe(t)));
+                throw ParameterError("slots",
+                                     fmt::format("timestep slot {} (step fraction {}) has no calibration sample; dump "
+                                                 "samples from those steps or use fewer slots",
+                                                 t, plan.describe(t)),
+                                     dump.path);
     }
     // The forced tiles alone must fit the density (build_mask says so with the numbers).
     const TileGrid grid{dump.tokens(), opt.tiles.block};
@@ -137,12 +158,23 @@ void validate_calibration(const DumpInfo& dump, const CalibrateOptions& opt) {
 }
 
 Pattern calibrate(DumpReader& reader, const CalibrateOptions& opt) {
+    validate_calibration(reader.info(), opt);
+    TileStatsEngine engine(reader.info().layout, opt.tiles);
+    return calibrate(reader, opt, engine);
+}
+
+Pattern calibrate(DumpReader& reader, const CalibrateOptions& opt, TileStatsBackend& tiles) {
     const DumpInfo& dump = reader.info();
     validate_calibration(dump, opt);
+    if (tiles.grid().tokens != dump.tokens() || tiles.grid().block != opt.tiles.block ||
+        tiles.options().eps != opt.tiles.eps)
+        throw ParameterError("tiles", fmt::format("the tile statistics backend was built for {} tokens, tile {}, eps "
+                                                  "{}; the dump has {} tokens and the options ask for tile {}, eps {}",
+                                                  tiles.grid().tokens, tiles.grid().block, tiles.options().eps,
+                                                  dump.tokens(), opt.tiles.block, opt.tiles.eps));
     const SlotPlan plan = SlotPlan::make(opt.slots, opt.share_later_half);
     const std::vector<int> slot_of_sample = sample_slots(dump, plan);
-    const TileStatsEngine engine(dump.layout, opt.tiles);
-    const BlockMask forced = forced_tiles(dump.layout, engine.grid(), opt.mask);
+    const BlockMask forced = forced_tiles(dump.layout, tiles.grid(), opt.mask);
 
     Pattern pat;
     pat.layout = dump.layout;
@@ -152,14 +184,30 @@ Pattern calibrate(DumpReader& reader, const CalibrateOptions& opt) {
     pat.higher_is_better = higher_is_better(opt.objective.kind);
     pat.provenance = {kVersion, opt.options_json, std::filesystem::path(dump.path).filename().string(), "", utc_now()};
 
-    const HeadCalibrator head_calibrator{reader, engine, forced, slot_of_sample, plan.count(), opt};
+    const CalibrationContext ctx{tiles, forced, slot_of_sample, plan.count(), opt};
+    const bool need_v = HeadCalibration::needs_v(opt);
+    const int64_t batch = std::max<int64_t>(1, tiles.batch_heads());
+    const int64_t samples = static_cast<int64_t>(dump.samples.size());
     const int64_t total = dump.total_heads();
     int64_t done = 0;
-    for (size_t l = 0; l < dump.layers.size(); ++l) {
+    for (int64_t l = 0; l < static_cast<int64_t>(dump.layers.size()); ++l) {
         LayerPattern lp;
-        for (int64_t h = 0; h < dump.layers[l].heads; ++h) {
-            lp.heads.push_back(head_calibrator.run(static_cast<int64_t>(l), h));
-            if (opt.progress) opt.progress(++done, total);
+        const int64_t heads = dump.layers[l].heads;
+        // Heads [h0, h0 + count) go through the backend together, one sample at a time.
+        for (int64_t h0 = 0; h0 < heads; h0 += batch) {
+            const int64_t count = std::min(batch, heads - h0);
+            std::vector<HeadCalibration> group(static_cast<size_t>(count), HeadCalibration(ctx));
+            std::vector<HeadSlice> slices(static_cast<size_t>(count));
+            for (int64_t s = 0; s < samples; ++s) {
+                for (int64_t i = 0; i < count; ++i) slices[i] = reader.read(s, l, h0 + i, need_v);
+                const std::vector<SixOrderStats> stats = tiles.compute_batch(slices);
+                PARO_ASSERT(static_cast<int64_t>(stats.size()) == count);
+                for (int64_t i = 0; i < count; ++i) group[i].add_sample(slices[i], stats[i]);
+            }
+            for (HeadCalibration& hc : group) {
+                lp.heads.push_back(hc.finish());
+                if (opt.progress) opt.progress(++done, total);
+            }
         }
         pat.layers.push_back(std::move(lp));
     }

@@ -28,15 +28,16 @@ BlockMask forced_tiles(const TokenLayout& layout, const TileGrid& grid, const Ma
 
 BlockMask build_mask(const TileStats& stats, const BlockMask& forced, const MaskOptions& opt) {
     if (!(opt.density > 0.0 && opt.density <= 1.0))
-        throw InputError("", "option --density", fmt::format("must be in (0, 1], got {}", opt.density));
+        throw ParameterError("density", fmt::format("must be in (0, 1], got {}", opt.density));
     const int64_t nb = stats.grid.tiles_per_side(), tiles = nb * nb;
     PARO_ASSERT(forced.tiles_per_side() == nb);
     const int64_t target = std::max<int64_t>(1, std::llround(opt.density * static_cast<double>(tiles)));
     const int64_t n_forced = forced.count();
     if (n_forced > target)
-        throw InputError("", "option --density",
-                         fmt::format("{} keeps {} of {} tiles, but {} are forced dense (text rows/columns, ragged "
-                                     "edge): use a density of at least {:.3f}, or --no-force-text / --no-force-ragged",
+        throw ParameterError("density",
+                             fmt::format("{} keeps {} of {} tiles, but {} are forced dense (text rows/columns, "
+                                         "ragged edge): use a density of at least {:.3f}, or turn off force_text / "
+                                         "force_ragged",
                                      opt.density, target, tiles, n_forced,
                                      static_cast<double>(n_forced) / static_cast<double>(tiles)));
     BlockMask m = forced;

@@ -16,7 +16,7 @@ struct MaskOptions {
 // depends only on the layout and tile size.
 BlockMask forced_tiles(const TokenLayout& layout, const TileGrid& grid, const MaskOptions& opt);
 
-// Throws InputError (option --density) when the density is outside (0, 1] or below the share of
+// Throws ParameterError ("density") when the density is outside (0, 1] or below the share of
 // forced tiles. Ties in mass break by tile index, so masks are deterministic.
 BlockMask build_mask(const TileStats& stats, const BlockMask& forced, const MaskOptions& opt);
 

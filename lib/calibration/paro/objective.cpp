@@ -24,8 +24,8 @@ ObjectiveKind parse_objective(const std::string& name) {
     if (name == "recall") return ObjectiveKind::recall;
     if (name == "paper") return ObjectiveKind::paper;
     if (name == "output-error") return ObjectiveKind::output_error;
-    throw InputError("", "option --objective",
-                     fmt::format("unknown objective '{}' (expected recall, paper or output-error)", name));
+    throw ParameterError("objective",
+                         fmt::format("unknown objective '{}' (expected recall, paper or output-error)", name));
 }
 
 bool higher_is_better(ObjectiveKind k) { return k == ObjectiveKind::recall; }

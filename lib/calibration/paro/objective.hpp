@@ -28,7 +28,7 @@ namespace paro {
 enum class ObjectiveKind { recall, paper, output_error };
 
 std::string to_string(ObjectiveKind k);
-ObjectiveKind parse_objective(const std::string& name);  // throws InputError (option --objective)
+ObjectiveKind parse_objective(const std::string& name);  // throws ParameterError ("objective")
 bool higher_is_better(ObjectiveKind k);
 
 struct ObjectiveOptions {

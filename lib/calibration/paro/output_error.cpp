@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "paro/error.hpp"
+#include "paro/tile_stats.hpp"  // AttentionRows
 
 namespace paro {
 
@@ -14,7 +15,7 @@ using RowMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::Ro
 constexpr int64_t kRowsPerBlock = 32;
 }  // namespace
 
-std::array<double, kNumOrders> masked_output_error(const HeadSlice& s, const TileStatsEngine& engine,
+std::array<double, kNumOrders> masked_output_error(const HeadSlice& s, const TileStatsBackend& tiles,
                                                    const std::array<BlockMask, kNumOrders>& masks) {
     PARO_ASSERT(!s.v.empty());
     const int64_t n = s.tokens, dv = s.value_dim;
@@ -43,7 +44,7 @@ std::array<double, kNumOrders> masked_output_error(const HeadSlice& s, const Til
             my_dense += dense.topRows(count).cwiseAbs().template cast<double>().sum();
             for (AxisOrder order : kAllOrders) {
                 const int o = index_of(order);
-                const auto& tile_of = engine.tile_of(order);
+                const auto& tile_of = tiles.tile_of(order);
                 const BlockMask& mask = masks[o];
                 const int64_t nb = mask.tiles_per_side();
                 keep_tile.resize(static_cast<size_t>(nb));

@@ -6,12 +6,13 @@
 
 #include "paro/block_mask.hpp"
 #include "paro/dump.hpp"
-#include "paro/tile_stats.hpp"
+#include "paro/tile_stats_backend.hpp"
 
 namespace paro {
 
-// slice must carry v. Uses all threads of the current OpenMP setting.
-std::array<double, kNumOrders> masked_output_error(const HeadSlice& slice, const TileStatsEngine& engine,
+// slice must carry v; tiles gives each order's tile of every token. Computed on the CPU with all
+// threads of the current OpenMP setting, whatever backend computed the statistics.
+std::array<double, kNumOrders> masked_output_error(const HeadSlice& slice, const TileStatsBackend& tiles,
                                                    const std::array<BlockMask, kNumOrders>& masks);
 
 }  // namespace paro

@@ -1,6 +1,7 @@
 #include "paro/synth.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <omp.h>
 
@@ -8,12 +9,14 @@
 #include <cmath>
 #include <map>
 #include <random>
+#include <utility>
 
 #include "paro/atomic_output.hpp"
 #include "paro/error.hpp"
 #include "paro/half.hpp"
 #include "paro/hdf5_io.hpp"
 #include "paro/reference_stats.hpp"
+#include "paro/runtime_limits.hpp"
 
 namespace paro {
 
@@ -30,8 +33,8 @@ std::string to_string(HeadKind k) {
 HeadKind parse_head_kind(const std::string& name) {
     for (HeadKind k : {HeadKind::spatial, HeadKind::temporal, HeadKind::row, HeadKind::column})
         if (name == to_string(k)) return k;
-    throw InputError("", "option --kinds",
-                     fmt::format("unknown head kind '{}' (expected spatial, temporal, row, column)", name));
+    throw ParameterError("kinds",
+                         fmt::format("unknown head kind '{}' (expected spatial, temporal, row, column)", name));
 }
 
 std::vector<AxisOrder> accepted_orders(HeadKind k) {
@@ -146,14 +149,19 @@ void write_tensor(hid_t ds, int s, int h, int64_t n, int d, const std::vector<fl
 
 void write_synthetic_dump(const SynthOptions& opt, const std::string& path) {
     opt.layout.validate();
-    if (opt.layers < 1 || opt.heads < 1 || opt.samples < 1 || opt.prompts < 1 || opt.num_steps < 1)
-        throw InputError("", "options", "layers, heads, samples, prompts and steps must be at least 1");
-    if (opt.head_dim != 64 && opt.head_dim != 128)
-        throw InputError("", "option --head-dim", fmt::format("must be 64 or 128, got {}", opt.head_dim));
-    if (opt.kinds.empty()) throw InputError("", "option --kinds", "needs at least one head kind");
+    const std::pair<const char*, int> counts[] = {{"layers", opt.layers},   {"heads", opt.heads},
+                                                  {"samples", opt.samples}, {"prompts", opt.prompts},
+                                                  {"num_steps", opt.num_steps}};
+    for (const auto& [name, value] : counts)
+        if (value < 1) throw ParameterError(name, fmt::format("must be at least 1, got {}", value));
+    // Synthetic dumps feed the runtime's tests and benchmarks, so only head dims it serves.
+    if (!runtime_supports_head_dim(opt.head_dim))
+        throw ParameterError("head_dim", fmt::format("must be one that the runtime serves ({}), got {}",
+                                                     fmt::join(kRuntimeHeadDims, ", "), opt.head_dim));
+    if (opt.kinds.empty()) throw ParameterError("kinds", "needs at least one head kind");
     const int64_t n = opt.layout.tokens();
     if (opt.maps && n > 8192)
-        throw InputError("", "option --maps", fmt::format("attention maps need N <= 8192 tokens, the grid gives {}", n));
+        throw ParameterError("maps", fmt::format("attention maps need N <= 8192 tokens, the grid gives {}", n));
 
     AtomicOutput out(path);
     const int d = opt.head_dim, S = opt.samples, H = opt.heads;

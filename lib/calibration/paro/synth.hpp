@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "paro/axis_order.hpp"
+#include "paro/runtime_limits.hpp"
 #include "paro/token_layout.hpp"
 
 namespace paro {
@@ -19,7 +20,7 @@ namespace paro {
 enum class HeadKind { spatial, temporal, row, column };
 
 std::string to_string(HeadKind k);
-HeadKind parse_head_kind(const std::string& name);  // throws InputError (option --kinds)
+HeadKind parse_head_kind(const std::string& name);  // throws ParameterError ("kinds")
 // The orders that put the kind's tight axes outermost and its free axes innermost.
 std::vector<AxisOrder> accepted_orders(HeadKind k);
 
@@ -30,7 +31,7 @@ struct SynthOptions {
     int samples = 2;
     int prompts = 1;
     int num_steps = 50;
-    int head_dim = 64;
+    int head_dim = kRuntimeHeadDims[0];
     bool maps = false;    // write post-softmax attention maps instead of q/k
     bool with_v = true;
     bool float16 = true;

@@ -18,21 +18,6 @@ using RowMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::Ro
 constexpr int64_t kRowsPerBlock = 32;
 }  // namespace
 
-double TileStats::total_mass() const {
-    double s = 0;
-    for (double m : mass) s += m;
-    return s;
-}
-
-void TileStats::accumulate(const TileStats& o) {
-    PARO_ASSERT(o.mass.size() == mass.size());
-    for (size_t t = 0; t < mass.size(); ++t) {
-        mass[t] += o.mass[t];
-        max[t] = std::max(max[t], o.max[t]);
-        below_eps[t] += o.below_eps[t];
-    }
-}
-
 AttentionRows::AttentionRows(const HeadSlice& slice) : s_(slice), n_(slice.tokens) {}
 
 bool AttentionRows::rows(int64_t row0, int64_t count, float* out) const {
@@ -65,29 +50,32 @@ void throw_overflow(const HeadSlice& s) {
                                  s.sample, s.head));
 }
 
-TileStatsEngine::TileStatsEngine(const TokenLayout& layout, TileStatsOptions options)
-    : layout_(layout), opt_(options), grid_{layout.tokens(), options.block}, perms_(make_all_permutations(layout)) {
-    if (options.block <= 0) throw InputError("", "option --block", "tile size must be positive");
-    for (int o = 0; o < kNumOrders; ++o) {
-        tile_of_[o].resize(grid_.tokens);
-        for (int64_t i = 0; i < grid_.tokens; ++i)
-            tile_of_[o][i] = static_cast<int32_t>(perms_[o].position[i] / options.block);
-    }
+std::vector<SixOrderStats> TileStatsEngine::compute_batch(const std::vector<HeadSlice>& heads) {
+    std::vector<SixOrderStats> out;
+    out.reserve(heads.size());
+    for (const HeadSlice& h : heads) out.push_back(compute(h));
+    return out;
 }
 
 SixOrderStats TileStatsEngine::compute(const HeadSlice& slice) const {
-    PARO_ASSERT(slice.tokens == grid_.tokens);
-    const int64_t n = grid_.tokens, nb = grid_.tiles_per_side(), b = grid_.block;
-    const float eps = opt_.eps;
+    const TileGrid& grid = this->grid();
+    PARO_ASSERT(slice.tokens == grid.tokens);
+    const int64_t n = grid.tokens, nb = grid.tiles_per_side(), b = grid.block;
+    const float eps = options().eps;
     const AttentionRows source(slice);
+    const auto& perms = permutations();
     std::array<bool, kNumOrders> identity{};
-    for (int o = 0; o < kNumOrders; ++o) identity[o] = perms_[o].is_identity();
+    std::array<const int32_t*, kNumOrders> tile_of_row{};
+    for (int o = 0; o < kNumOrders; ++o) {
+        identity[o] = perms[o].is_identity();
+        tile_of_row[o] = tile_of(kAllOrders[o]).data();
+    }
 
     // The runtime may give the team fewer threads than asked: every partial starts empty, so
     // unused ones add nothing.
     const int threads = omp_get_max_threads();
     std::vector<SixOrderStats> partial(static_cast<size_t>(threads));
-    for (auto& p : partial) p.fill(TileStats(grid_));
+    for (auto& p : partial) p.fill(TileStats(grid));
     const int64_t blocks = (n + kRowsPerBlock - 1) / kRowsPerBlock;
     bool overflow = false;
 
@@ -107,12 +95,12 @@ SixOrderStats TileStatsEngine::compute(const HeadSlice& slice) const {
                 for (int o = 0; o < kNumOrders; ++o) {
                     const float* src = row;
                     if (!identity[o]) {
-                        const int32_t* g = perms_[o].gather.data();
+                        const int32_t* g = perms[o].gather.data();
                         for (int64_t j = 0; j < n; ++j) permuted[j] = row[g[j]];
                         src = permuted.data();
                     }
                     TileStats& st = acc[o];
-                    const int64_t base = static_cast<int64_t>(tile_of_[o][row0 + i]) * nb;
+                    const int64_t base = static_cast<int64_t>(tile_of_row[o][row0 + i]) * nb;
                     for (int64_t c = 0; c < nb; ++c) {
                         const float* t = src + c * b;
                         const int64_t len = std::min(b, n - c * b);

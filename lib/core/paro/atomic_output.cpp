@@ -17,10 +17,10 @@ fs::path parent_of(const fs::path& p) { return p.has_parent_path() ? p.parent_pa
 
 void AtomicOutput::check(const std::string& path) {
     std::error_code ec;
-    if (path.empty()) throw InputError(path, "option -o", "empty output path");
-    if (fs::is_directory(path, ec)) throw InputError(path, "option -o", "is a directory; name a file to write");
+    if (path.empty()) throw ParameterError("path", "empty output path");
+    if (fs::is_directory(path, ec)) throw ParameterError("path", "is a directory; name a file to write", path);
     if (!fs::is_directory(parent_of(path), ec))
-        throw InputError(path, "option -o", "the output directory does not exist");
+        throw ParameterError("path", "the output directory does not exist", path);
 }
 
 AtomicOutput::AtomicOutput(const std::string& path) : final_(path) {
@@ -38,7 +38,7 @@ AtomicOutput::~AtomicOutput() {
 void AtomicOutput::commit() {
     std::error_code ec;
     fs::rename(temp_, final_, ec);
-    if (ec) throw InputError(final_, "option -o", "cannot be written: " + ec.message());
+    if (ec) throw ParameterError("path", "cannot be written: " + ec.message(), final_);
     committed_ = true;
 }
 

@@ -10,8 +10,8 @@ class AtomicOutput {
 public:
     // Throws what check() throws.
     explicit AtomicOutput(const std::string& path);
-    // Throws InputError (path, "option -o") when the parent directory does not exist or the path
-    // is a directory. Call it before long work so a typo fails at once.
+    // Throws ParameterError ("path", naming the file) when the parent directory does not exist or
+    // the path is a directory. Call it before long work so a typo fails at once.
     static void check(const std::string& path);
     AtomicOutput(const AtomicOutput&) = delete;
     AtomicOutput& operator=(const AtomicOutput&) = delete;

@@ -1,7 +1,11 @@
 #pragma once
 // Error vocabulary of paro.
-//  - InputError: the user's input is bad (file, dataset, option). Becomes exit status 2 with one
+//  - InputError: the user's input is bad (file, dataset, attribute). Becomes exit status 2 with one
 //    line "paro: FILE: WHERE: message" at the top of the `paro` command.
+//  - ParameterError: an InputError whose `where` is a parameter of a library call, named as the
+//    library's API spells it (a field of an options struct or an argument: "density", "slots"),
+//    never as a command-line flag: the library is also called from C and Python. The `paro`
+//    command maps these names to its own options (apps/option_names.hpp).
 //  - PARO_ASSERT: a broken internal invariant (a bug in paro, not in the input).
 #include <cstdio>
 #include <cstdlib>
@@ -13,12 +17,13 @@ namespace paro {
 class InputError : public std::runtime_error {
 public:
     // file: the path at fault (may be empty for options); where: dataset, attribute or option.
-    InputError(std::string file, std::string where, const std::string& message)
+    InputError(std::string file, std::string where, std::string message)
         : std::runtime_error(compose(file, where, message)),
-          file_(std::move(file)), where_(std::move(where)) {}
+          file_(std::move(file)), where_(std::move(where)), message_(std::move(message)) {}
 
     const std::string& file() const { return file_; }
     const std::string& where() const { return where_; }
+    const std::string& message() const { return message_; }  // without file and where
 
 private:
     static std::string compose(const std::string& file, const std::string& where,
@@ -28,7 +33,15 @@ private:
         if (!where.empty()) s += where + ": ";
         return s + message;
     }
-    std::string file_, where_;
+    std::string file_, where_, message_;
+};
+
+class ParameterError : public InputError {
+public:
+    // file: the input the value does not fit, when there is one (a dump too short for "slots").
+    ParameterError(std::string parameter, std::string message, std::string file = "")
+        : InputError(std::move(file), std::move(parameter), std::move(message)) {}
+    const std::string& parameter() const { return where(); }
 };
 
 [[noreturn]] inline void assertion_failed(const char* expr, const char* file, int line) {

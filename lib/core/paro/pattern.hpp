@@ -10,6 +10,7 @@
 #include "paro/axis_order.hpp"
 #include "paro/block_mask.hpp"
 #include "paro/pv_format.hpp"
+#include "paro/runtime_limits.hpp"
 #include "paro/timestep_slots.hpp"
 #include "paro/token_layout.hpp"
 
@@ -65,8 +66,8 @@ struct Provenance {
 
 struct Pattern {
     TokenLayout layout;
-    int block_q = 64;
-    int block_k = 64;
+    int block_q = kRuntimeTile;
+    int block_k = kRuntimeTile;
     SlotPlan slots;
     std::string objective;  // name of the objective that chose the orders
     bool higher_is_better = true;  // direction of OrderMetrics::objective

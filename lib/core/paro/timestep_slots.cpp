@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "paro/dump.hpp"
 #include "paro/error.hpp"
 
 namespace paro {
@@ -17,7 +18,7 @@ std::string SlotPlan::describe(int s) const {
 }
 
 SlotPlan SlotPlan::make(int slots, bool share_later_half) {
-    if (slots < 1) throw InputError("", "option --slots", fmt::format("must be at least 1, got {}", slots));
+    if (slots < 1) throw ParameterError("slots", fmt::format("must be at least 1, got {}", slots));
     SlotPlan p;
     p.boundaries.clear();
     if (slots == 1) {
@@ -29,6 +30,13 @@ SlotPlan SlotPlan::make(int slots, bool share_later_half) {
         for (int s = 0; s <= slots; ++s) p.boundaries.push_back(static_cast<double>(s) / slots);
     }
     return p;
+}
+
+int sample_slot(const DumpInfo& dump, const SlotPlan& plan, int64_t sample) {
+    PARO_ASSERT(sample >= 0 && sample < static_cast<int64_t>(dump.samples.size()));
+    if (plan.count() == 1) return 0;
+    if (!dump.has_steps()) return kUnknownSlot;
+    return plan.slot_of(dump.step_fraction(sample));
 }
 
 }  // namespace paro

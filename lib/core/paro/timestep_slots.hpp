@@ -7,6 +7,8 @@
 
 namespace paro {
 
+struct DumpInfo;
+
 struct SlotPlan {
     std::vector<double> boundaries{0.0, 1.0};
 
@@ -15,9 +17,15 @@ struct SlotPlan {
     std::string describe(int slot) const;  // "[0.00, 0.25)"
 
     // T slots. share_later_half (the paper's plan): slots 0..T-2 split the first half of the steps
-    // evenly and the last slot is the whole later half; otherwise T even slots. Throws InputError
-    // (option --slots) for T < 1.
+    // evenly and the last slot is the whole later half; otherwise T even slots. Throws
+    // ParameterError ("slots") for T < 1.
     static SlotPlan make(int slots, bool share_later_half);
 };
+
+constexpr int kUnknownSlot = -1;
+
+// The slot whose masks serve a dump sample: 0 when the plan has one slot (steps not needed), else
+// the slot of the sample's step fraction, or kUnknownSlot when the dump records no steps.
+int sample_slot(const DumpInfo& dump, const SlotPlan& plan, int64_t sample);
 
 }  // namespace paro

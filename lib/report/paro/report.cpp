@@ -21,6 +21,7 @@
 
 #include "paro/colormap.hpp"
 #include "paro/dump.hpp"
+#include "paro/dump_fits_pattern.hpp"
 #include "paro/error.hpp"
 #include "paro/pattern.hpp"
 #include "paro/png_image.hpp"
@@ -36,7 +37,7 @@ std::vector<HeadRef> parse_head_list(const std::string& spec) {
     std::string s;
     for (char c : spec)
         if (!std::isspace(static_cast<unsigned char>(c))) s += c;
-    const auto bad = [&](const std::string& why) { return InputError("", "option --heads", why); };
+    const auto bad = [&](const std::string& why) { return ParameterError("heads", why); };
     if (s.empty()) throw bad("expects L:H[,L:H...], got an empty list");
     size_t pos = 0;
     while (pos <= s.size()) {
@@ -280,12 +281,6 @@ struct HeadDetail {
     std::vector<double> full_raster, full_chosen;  // mean P over samples
 };
 
-int sample_slot(const DumpInfo& info, const SlotPlan& slots, int64_t s) {
-    if (slots.count() == 1) return 0;
-    if (!info.has_steps()) return -1;
-    return slots.slot_of(info.step_fraction(s));
-}
-
 HeadDetail analyze_head(const Pattern& p, const DumpReader* reader, const TileStatsEngine* engine, HeadRef ref,
                         int64_t full_max) {
     HeadDetail d;
@@ -319,7 +314,7 @@ HeadDetail analyze_head(const Pattern& p, const DumpReader* reader, const TileSt
         }
         const int slot = sample_slot(info, p.slots, s);
         d.sample_slot.push_back(slot);
-        if (slot >= 0) {
+        if (slot != kUnknownSlot) {
             const BlockMask& m = hp.masks[static_cast<size_t>(slot)];
             double kept = 0, total = 0;
             for (int64_t r = 0; r < d.nb; ++r)
@@ -392,18 +387,19 @@ constexpr const char* kMarker = ".paro-report";
 // Checks -o before any work: the parent must exist, and an existing DIR must be a directory that
 // is empty or holds an earlier paro report (which is then replaced).
 fs::path check_out_dir(const std::string& out) {
-    if (out.empty()) throw InputError("", "option -o", "an output directory is required");
+    if (out.empty()) throw ParameterError("out_dir", "an output directory is required");
     fs::path dir = fs::path(out);
     if (dir.filename().empty()) dir = dir.parent_path();  // trailing slash
     const fs::path parent = dir.has_parent_path() ? dir.parent_path() : fs::path(".");
     std::error_code ec;
-    if (!fs::is_directory(parent, ec)) throw InputError(out, "option -o", "the parent directory does not exist");
+    if (!fs::is_directory(parent, ec)) throw ParameterError("out_dir", "the parent directory does not exist", out);
     if (fs::exists(dir, ec)) {
-        if (!fs::is_directory(dir, ec)) throw InputError(out, "option -o", "exists and is not a directory");
+        if (!fs::is_directory(dir, ec)) throw ParameterError("out_dir", "exists and is not a directory", out);
         const bool empty = fs::is_empty(dir, ec);
         if (!empty && !fs::exists(dir / kMarker, ec))
-            throw InputError(out, "option -o",
-                             "exists, is not empty and is not a paro report; remove it or choose another directory");
+            throw ParameterError("out_dir",
+                                 "exists, is not empty and is not a paro report; remove it or choose another directory",
+                                 out);
     }
     return dir;
 }
@@ -965,18 +961,7 @@ ReportResult write_report(const ReportOptions& opt) {
     if (!opt.dump_path.empty()) {
         reader.emplace(opt.dump_path);
         const DumpInfo& info = reader->info();
-        if (!(info.layout == p.layout))
-            throw InputError(opt.dump_path, "attribute grid",
-                             fmt::format("token layout {} does not match the pattern's {} ({})", info.layout.describe(),
-                                         p.layout.describe(), opt.pattern_path));
-        if (static_cast<int64_t>(info.layers.size()) != L)
-            throw InputError(opt.dump_path, "/layers",
-                             fmt::format("has {} layers, the pattern {} has {}", info.layers.size(), opt.pattern_path, L));
-        for (int64_t l = 0; l < L; ++l)
-            if (info.layers[l].heads != static_cast<int64_t>(p.layers[l].heads.size()))
-                throw InputError(opt.dump_path, fmt::format("/layers/{}", l),
-                                 fmt::format("has {} heads, the pattern has {}", info.layers[l].heads,
-                                             p.layers[l].heads.size()));
+        check_dump_fits_pattern(info, p, opt.pattern_path);
         if (info.samples.empty()) throw InputError(opt.dump_path, "/samples", "the dump has no samples");
     }
 
@@ -985,9 +970,9 @@ ReportResult write_report(const ReportOptions& opt) {
     for (const HeadRef& r : heads)
         if (r.layer < 0 || r.layer >= L || r.head < 0 ||
             r.head >= static_cast<int64_t>(p.layers[r.layer].heads.size()))
-            throw InputError("", "option --heads",
-                             fmt::format("{}:{} is not a head of {} ({} layers, {} heads in the largest)", r.layer, r.head,
-                                         opt.pattern_path, L, max_heads_of(p)));
+            throw ParameterError("heads",
+                                 fmt::format("{}:{} is not a head of {} ({} layers, {} heads in the largest)", r.layer, r.head,
+                                             opt.pattern_path, L, max_heads_of(p)));
     if (heads.empty()) heads = default_heads(rows, opt.default_heads_each);
 
     // ---- the temporary directory

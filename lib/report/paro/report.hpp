@@ -22,8 +22,8 @@ struct HeadRef {
     bool operator==(const HeadRef& o) const { return layer == o.layer && head == o.head; }
 };
 
-// Parses "L:H,L:H,..." (decimal, no spaces needed; spaces are ignored). Throws InputError for the
-// option --heads on anything else or an empty list.
+// Parses "L:H,L:H,..." (decimal, no spaces needed; spaces are ignored). Throws ParameterError
+// ("heads") on anything else or an empty list.
 std::vector<HeadRef> parse_head_list(const std::string& spec);
 
 struct ReportOptions {

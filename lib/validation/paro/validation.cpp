@@ -3,7 +3,11 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
+#include <map>
+#include <utility>
 
+#include "paro/dump_fits_pattern.hpp"
 #include "paro/error.hpp"
 
 namespace paro {
@@ -32,29 +36,22 @@ void CpuValidationBackend::run(const Pattern& pat, const LayerInputs& in, LayerO
 }
 
 void check_validation_inputs(const Pattern& pat, const DumpInfo& info, const ValidationScope& scope) {
-    if (!(info.layout == pat.layout))
-        throw InputError(info.path, "grid",
-                         fmt::format("token layout {} does not match the pattern's {}", info.layout.describe(),
-                                     pat.layout.describe()));
+    check_dump_fits_pattern(info, pat);
     if (!info.has_v()) throw InputError(info.path, "/layers/*/v", "validation needs v in every layer of the dump");
-    if (info.layers.size() > pat.layers.size())
-        throw InputError(info.path, "/layers",
-                         fmt::format("dump has {} layers, the pattern {}", info.layers.size(), pat.layers.size()));
     const int slots = pat.slots.count();
-    if (scope.slot >= slots) throw InputError("", "option --slot", fmt::format("the pattern has {} slots", slots));
+    if (scope.slot >= slots)
+        throw ParameterError("slot", fmt::format("is {}, the pattern has {} slots", scope.slot, slots));
     if (slots > 1 && scope.slot < 0 && !info.has_steps())
-        throw InputError(info.path, "/samples/step",
-                         "the pattern has several timestep slots but the dump records no step indices; pick one "
-                         "with --slot");
+        throw ParameterError("slot",
+                             "the pattern has several timestep slots but the dump records no step indices "
+                             "(/samples/step); choose one slot for every sample",
+                             info.path);
     for (size_t l = 0; l < info.layers.size(); ++l) {
         const DumpLayer& L = info.layers[l];
         const std::string where = fmt::format("/layers/{}", l);
         if (L.kind != DumpKind::qk) throw InputError(info.path, where, "validation needs q/k dumps, not attention maps");
         if (L.head_dim != L.value_dim)
             throw InputError(info.path, where + "/v", "the runtime needs the value dim equal to the head dim");
-        if (static_cast<int64_t>(pat.layers[l].heads.size()) != L.heads)
-            throw InputError(info.path, where + "/q",
-                             fmt::format("{} heads, the pattern has {}", L.heads, pat.layers[l].heads.size()));
     }
 }
 
@@ -71,8 +68,8 @@ std::vector<HeadValidation> validate_pattern(const Pattern& pat, DumpReader& rea
     std::vector<HeadValidation> results;
     for (int s = 0; s < static_cast<int>(info.samples.size()); ++s) {
         if (!selected(scope.samples, s)) continue;
-        const int slot = scope.slot >= 0 ? scope.slot
-                                         : (pat.slots.count() == 1 ? 0 : pat.slots.slot_of(info.step_fraction(s)));
+        const int slot = scope.slot >= 0 ? scope.slot : sample_slot(info, pat.slots, s);
+        PARO_ASSERT(slot != kUnknownSlot);  // check_validation_inputs asked for steps or a slot
         for (int l = 0; l < static_cast<int>(info.layers.size()); ++l) {
             if (!selected(scope.layers, l)) continue;
             const DumpLayer& L = info.layers[l];
@@ -119,14 +116,46 @@ std::vector<HeadValidation> validate_pattern(const Pattern& pat, DumpReader& rea
 }
 
 ErrorStats worst_of(const ErrorStats& a, const ErrorStats& b) {
-    ErrorStats w = a;
-    w.cosine = std::min(a.cosine, b.cosine);
-    w.rel_l1 = std::max(a.rel_l1, b.rel_l1);
-    w.rel_l2 = std::max(a.rel_l2, b.rel_l2);
-    w.max_abs = std::max(a.max_abs, b.max_abs);
-    w.psnr = std::min(a.psnr, b.psnr);
+    const auto lower = [](double x, double y) { return std::isnan(x) || std::isnan(y) ? NAN : std::min(x, y); };
+    const auto higher = [](double x, double y) { return std::isnan(x) || std::isnan(y) ? NAN : std::max(x, y); };
+    ErrorStats w;
+    w.cosine = lower(a.cosine, b.cosine);
+    w.rel_l1 = higher(a.rel_l1, b.rel_l1);
+    w.rel_l2 = higher(a.rel_l2, b.rel_l2);
+    w.max_abs = higher(a.max_abs, b.max_abs);
+    w.psnr = lower(a.psnr, b.psnr);
     w.finite = a.finite && b.finite;
     return w;
+}
+
+std::vector<HeadWorst> worst_over_samples(const std::vector<HeadValidation>& results) {
+    std::map<std::pair<int, int>, HeadWorst> by_head;
+    for (const HeadValidation& r : results) {
+        auto [it, first] = by_head.try_emplace({r.layer, r.head});
+        HeadWorst& w = it->second;
+        if (first) {
+            w.layer = r.layer;
+            w.head = r.head;
+            w.order = r.order;
+            w.mask = r.mask;
+            w.quant = r.quant;
+            w.total = r.total;
+            w.has_quant = r.has_quant;
+        } else {
+            w.mask = worst_of(w.mask, r.mask);
+            w.quant = worst_of(w.quant, r.quant);
+            w.total = worst_of(w.total, r.total);
+        }
+        w.mean_density += r.density;
+        ++w.samples;
+    }
+    std::vector<HeadWorst> out;
+    out.reserve(by_head.size());
+    for (auto& [key, w] : by_head) {
+        w.mean_density /= w.samples;
+        out.push_back(w);
+    }
+    return out;
 }
 
 }  // namespace paro

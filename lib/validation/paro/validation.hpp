@@ -56,8 +56,9 @@ struct ValidationScope {
     int slot = -1;                     // -1: each sample's slot from its step
 };
 
-// Checks that the dump fits the pattern (layout, layers, heads, v, q/k) before any work.
-// Throws InputError naming the file and dataset or option at fault.
+// Checks that the dump fits the pattern (check_dump_fits_pattern) and validation (v, q/k, a slot
+// for every sample) before any work. Throws InputError naming the file and dataset at fault, or
+// ParameterError ("slot").
 void check_validation_inputs(const Pattern& pattern, const DumpInfo& dump, const ValidationScope& scope);
 
 // Runs every selected (sample, layer) through the backend; progress(done, total) after each.
@@ -65,7 +66,21 @@ std::vector<HeadValidation> validate_pattern(const Pattern& pattern, DumpReader&
                                              ValidationBackend& backend,
                                              const std::function<void(int64_t, int64_t)>& progress = {});
 
-// The worse of two error statistics, field by field (for "worst over samples" tables).
+// The worse of two error statistics, field by field; NaN is worse than any number, so a check of
+// the worst fails exactly when a check of one of them fails.
 ErrorStats worst_of(const ErrorStats& a, const ErrorStats& b);
+
+// One (layer, head) over the samples validated: the worst of each error statistic.
+struct HeadWorst {
+    int layer = 0, head = 0;
+    AxisOrder order = AxisOrder::FHW;
+    int samples = 0;
+    double mean_density = 0;  // over the samples (their slots' masks may differ)
+    ErrorStats mask, quant, total;
+    bool has_quant = false;
+};
+
+// One entry per (layer, head) in results, ordered by layer, then head.
+std::vector<HeadWorst> worst_over_samples(const std::vector<HeadValidation>& results);
 
 }  // namespace paro

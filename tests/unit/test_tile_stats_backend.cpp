@@ -1,0 +1,127 @@
+// The calibrator behind the TileStatsBackend seam: a test double that batches several heads and
+// counts calls must drive it to exactly the pattern the CPU engine gives, and a backend built for
+// another geometry is refused.
+#include <cstring>
+
+#include "catch.hpp"
+#include "paro/calibrator.hpp"
+#include "paro/error.hpp"
+#include "paro/synth.hpp"
+#include "paro/tile_stats.hpp"
+#include "test_helpers.hpp"
+
+using namespace paro;
+
+namespace {
+
+// Wraps the CPU engine, asks for `batch` heads per call and records what it was given.
+class CountingBackend : public TileStatsBackend {
+public:
+    CountingBackend(const TokenLayout& layout, TileStatsOptions options, int64_t batch)
+        : TileStatsBackend(layout, options), cpu_(layout, options), batch_(batch) {}
+    std::string describe() const override { return "counting test double"; }
+    int64_t batch_heads() const override { return batch_; }
+    std::vector<SixOrderStats> compute_batch(const std::vector<HeadSlice>& heads) override {
+        ++calls;
+        max_heads = std::max(max_heads, static_cast<int64_t>(heads.size()));
+        for (const HeadSlice& h : heads) seen.push_back({h.layer, h.head, h.sample});
+        return cpu_.compute_batch(heads);
+    }
+
+    int64_t calls = 0, max_heads = 0;
+    std::vector<std::array<int64_t, 3>> seen;  // (layer, head, sample) in call order
+
+private:
+    TileStatsEngine cpu_;
+    int64_t batch_;
+};
+
+bool same_bits(double a, double b) { return std::memcmp(&a, &b, sizeof a) == 0; }
+
+void require_identical(const Pattern& a, const Pattern& b) {
+    REQUIRE(a.layers.size() == b.layers.size());
+    for (size_t l = 0; l < a.layers.size(); ++l) {
+        REQUIRE(a.layers[l].heads.size() == b.layers[l].heads.size());
+        for (size_t h = 0; h < a.layers[l].heads.size(); ++h) {
+            const HeadPattern &x = a.layers[l].heads[h], &y = b.layers[l].heads[h];
+            INFO("layer " << l << " head " << h);
+            CHECK(x.order == y.order);
+            CHECK(x.sample_order == y.sample_order);
+            REQUIRE(x.masks.size() == y.masks.size());
+            for (size_t t = 0; t < x.masks.size(); ++t) CHECK(x.masks[t] == y.masks[t]);
+            for (size_t t = 0; t < x.recall.size(); ++t) CHECK(same_bits(x.recall[t], y.recall[t]));
+            for (size_t s = 0; s < x.sample_recall.size(); ++s)
+                CHECK(same_bits(x.sample_recall[s], y.sample_recall[s]));
+            for (int o = 0; o < kNumOrders; ++o) {
+                const auto u = metric_values(x.scores[o]), v = metric_values(y.scores[o]);
+                for (int k = 0; k < kNumMetrics; ++k) CHECK(same_bits(u[k], v[k]));
+            }
+        }
+    }
+}
+
+}  // namespace
+
+TEST_CASE("a batching test double drives the calibrator to the CPU engine's pattern", "[backend]") {
+    test::TempDir tmp;
+    SynthOptions so;
+    so.layout = {{2, 8, 12}, 16, TextPosition::prefix};
+    so.layers = 2;
+    so.heads = 5;
+    so.samples = 3;
+    so.seed = 7;
+    const std::string path = tmp.file("d.h5");
+    write_synthetic_dump(so, path);
+    CalibrateOptions co;
+    co.tiles.block = 16;
+    co.mask.density = 0.4;
+    co.slots = 2;
+
+    DumpReader plain(path);
+    const Pattern expected = calibrate(plain, co);
+
+    DumpReader reader(path);
+    CountingBackend backend(reader.info().layout, co.tiles, 3);
+    const Pattern got = calibrate(reader, co, backend);
+    require_identical(expected, got);
+    CHECK(got.provenance.source_checksum.rfind("crc32:", 0) == 0);
+
+    // 5 heads in groups of 3 and 2, each group once per sample, in every layer.
+    CHECK(backend.calls == so.layers * 2 * so.samples);
+    CHECK(backend.max_heads == 3);
+    REQUIRE(backend.seen.size() == static_cast<size_t>(so.layers * so.heads * so.samples));
+    // Within a group, all heads of one sample go together before the next sample.
+    CHECK(backend.seen[0] == std::array<int64_t, 3>{0, 0, 0});
+    CHECK(backend.seen[2] == std::array<int64_t, 3>{0, 2, 0});
+    CHECK(backend.seen[3] == std::array<int64_t, 3>{0, 0, 1});
+}
+
+TEST_CASE("the CPU engine asks for one head at a time", "[backend]") {
+    const TokenLayout layout{{2, 4, 4}, 0, TextPosition::prefix};
+    TileStatsEngine engine(layout, {16, 1e-3f});
+    CHECK(engine.batch_heads() == 1);
+    const HeadSlice a = test::random_slice(layout.tokens(), 64, 1), b = test::random_slice(layout.tokens(), 64, 2);
+    const auto both = engine.compute_batch({a, b});
+    REQUIRE(both.size() == 2);
+    CHECK(both[1][0].mass == engine.compute(b)[0].mass);
+}
+
+TEST_CASE("a backend built for another geometry is refused", "[backend]") {
+    test::TempDir tmp;
+    SynthOptions so;
+    so.layers = 1;
+    so.heads = 1;
+    so.samples = 1;
+    const std::string path = tmp.file("d.h5");
+    write_synthetic_dump(so, path);
+    DumpReader reader(path);
+    CalibrateOptions co;
+    CountingBackend other_tile(reader.info().layout, {32, co.tiles.eps}, 1);
+    try {
+        calibrate(reader, co, other_tile);
+        FAIL("no error");
+    } catch (const ParameterError& e) {
+        CHECK(e.parameter() == "tiles");
+    }
+    CHECK(other_tile.calls == 0);
+}
