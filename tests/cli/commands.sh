@@ -67,17 +67,21 @@ if command -v script >/dev/null; then
 fi
 run 0 "$PARO" calibrate "$dir/s.h5" -o "$dir/pipe.h5"
 grep -q "heads/s" "$dir/err.txt" && { echo "FAIL: progress line on a pipe"; fail=1; }
-# A corrupted pattern: check exits 1 and names the dataset.
-cp "$dir/p1.h5" "$dir/bad.h5"
-"$PYTHON" -c "
+# A corrupted pattern: check exits 1 and names the dataset (needs h5py to corrupt it).
+if "$PYTHON" -c "import h5py" 2>/dev/null; then
+    cp "$dir/p1.h5" "$dir/bad.h5"
+    "$PYTHON" -c "
 import h5py, sys
 with h5py.File('$dir/bad.h5', 'r+') as f:
     del f['layers/0/density']
     f['layers/0/density'] = [[2.0]]
     f.attrs['order_names'] = ['FHW', 'FHW', 'HFW', 'HWF', 'WFH', 'WHF']
-"
-run 1 "$PARO" check "$dir/bad.h5"
-grep -q "layers/0/density" "$dir/out.txt" && grep -q "order_names" "$dir/out.txt" || { echo "FAIL: check output"; cat "$dir/out.txt"; fail=1; }
-run 2 "$PARO" inspect "$dir/bad.h5"
+" || { echo "FAIL: could not corrupt the pattern"; fail=1; }
+    run 1 "$PARO" check "$dir/bad.h5"
+    grep -q "layers/0/density" "$dir/out.txt" && grep -q "order_names" "$dir/out.txt" || { echo "FAIL: check output"; cat "$dir/out.txt"; fail=1; }
+    run 2 "$PARO" inspect "$dir/bad.h5"
+else
+    echo "h5py missing: the corrupted-pattern checks are skipped"
+fi
 [ $fail -eq 0 ] && echo "commands: all checks passed"
 exit $fail
