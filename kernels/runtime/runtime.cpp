@@ -9,8 +9,10 @@
 #include <memory>
 #include <new>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "capi_boundary.hpp"
 #include "launch.hpp"
 #include "paro/axis_order.hpp"
 #include "paro/error.hpp"
@@ -33,10 +35,7 @@ namespace {
 
 thread_local std::string g_last_error;
 
-paro_status fail(paro_status s, const std::string& msg) {
-    g_last_error = msg;
-    return s;
-}
+paro_status fail(paro_status s, const std::string& msg) { return paro::capi::fail(g_last_error, s, msg); }
 
 paro_status cuda_fail(cudaError_t e, const char* what) {
     if (e == cudaErrorMemoryAllocation)
@@ -340,17 +339,10 @@ paro::gpu::Shape shape_of(const paro_attention_args* a) {
     return s;
 }
 
+// Input errors inside the runtime come from reading a pattern file.
 template <typename F>
 paro_status guarded(F&& f) {
-    try {
-        return f();
-    } catch (const std::bad_alloc&) {
-        return fail(PARO_ERROR_OUT_OF_MEMORY, "out of host memory");
-    } catch (const paro::InputError& e) {
-        return fail(PARO_ERROR_FILE, e.what());
-    } catch (const std::exception& e) {
-        return fail(PARO_ERROR_INVALID_ARGUMENT, e.what());
-    }
+    return paro::capi::guarded(g_last_error, PARO_ERROR_FILE, PARO_ERROR_INVALID_ARGUMENT, std::forward<F>(f));
 }
 
 }  // namespace

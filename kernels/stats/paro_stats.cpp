@@ -6,7 +6,9 @@
 #include <memory>
 #include <new>
 #include <string>
+#include <utility>
 
+#include "capi_boundary.hpp"
 #include "gpu_tile_stats.hpp"
 #include "paro/error.hpp"
 
@@ -18,24 +20,11 @@ namespace {
 
 thread_local std::string g_last_error;
 
-paro_status fail(paro_status s, const std::string& msg) {
-    g_last_error = msg;
-    return s;
-}
+paro_status fail(paro_status s, const std::string& msg) { return paro::capi::fail(g_last_error, s, msg); }
 
 template <typename F>
 paro_status guarded(F&& f) {
-    try {
-        return f();
-    } catch (const std::bad_alloc&) {
-        return fail(PARO_ERROR_OUT_OF_MEMORY, "out of host memory");
-    } catch (const paro::gpu::RuntimeError& e) {
-        return fail(e.status(), e.what());
-    } catch (const paro::InputError& e) {
-        return fail(PARO_ERROR_INVALID_ARGUMENT, e.what());
-    } catch (const std::exception& e) {
-        return fail(PARO_ERROR_CUDA, e.what());
-    }
+    return paro::capi::guarded(g_last_error, PARO_ERROR_INVALID_ARGUMENT, PARO_ERROR_CUDA, std::forward<F>(f));
 }
 
 paro::gpu::DeviceHeads device_heads(const paro_stats_heads& h) {

@@ -7,19 +7,14 @@
 #include <string>
 #include <type_traits>
 
+#include "capi_boundary.hpp"
 #include "paro_runtime.h"
 #include "plan_from_pattern.hpp"
 
 namespace paro::gpu {
 
-class RuntimeError : public std::runtime_error {
-public:
-    RuntimeError(paro_status s, const std::string& what) : std::runtime_error(what), status_(s) {}
-    paro_status status() const { return status_; }
-
-private:
-    paro_status status_;
-};
+// The tools throw the runtime boundary's status-carrying exception.
+using RuntimeError = paro::capi::StatusError;
 
 // Throws RuntimeError "context: status: last error" unless s is PARO_OK.
 void check(paro_status s, const char* context);
