@@ -3,7 +3,9 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
+#include <memory>
 #include <filesystem>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -16,6 +18,11 @@
 #include "paro/progress.hpp"
 #include "paro/runtime_limits.hpp"
 #include "paro/summary.hpp"
+#include "paro/tile_stats.hpp"
+
+#ifdef PARO_HAVE_CUDA
+#include "cuda_tile_stats_backend.hpp"
+#endif
 
 namespace paro::cli {
 
@@ -29,7 +36,36 @@ struct CalibrateArgs {
     std::string pv_format = "int8";
     int pv_bits = 0;  // deprecated spelling of pv_format (16: fp16, 8: int8); 0 = not given
     bool uniform_slots = false, no_force_text = false, no_force_ragged = false;
+    std::string device = "auto";
 };
+
+// --device: auto (the first GPU when one is usable, else the CPU), cpu, cuda, cuda:I.
+std::unique_ptr<TileStatsBackend> make_backend(const std::string& spec, const TokenLayout& layout,
+                                               const TileStatsOptions& tiles) {
+    const auto bad = [&](const std::string& why) { return InputError("", "option --device", "'" + spec + "': " + why); };
+    if (spec != "auto" && spec != "cpu" && spec != "cuda" && spec.rfind("cuda:", 0) != 0)
+        throw bad("expected auto, cpu, cuda or cuda:I");
+#ifdef PARO_HAVE_CUDA
+    const int devices = gpu::cuda_device_count();
+    if (spec == "auto" && devices > 0) return std::make_unique<gpu::CudaTileStatsBackend>(layout, tiles, 0);
+    if (spec != "auto" && spec != "cpu") {
+        int device = 0;
+        if (spec != "cuda") {
+            const std::string ids = spec.substr(5);
+            if (ids.find(',') != std::string::npos) throw bad("one device per run for now (several are planned)");
+            if (ids.empty() || ids.size() > 3 || !std::all_of(ids.begin(), ids.end(), ::isdigit))
+                throw bad("the device is a number, as in cuda:0");
+            device = std::stoi(ids);
+        }
+        if (devices == 0) throw bad("no CUDA device is usable on this machine (use --device cpu)");
+        if (device >= devices) throw bad(fmt::format("this machine has {} CUDA device(s)", devices));
+        return std::make_unique<gpu::CudaTileStatsBackend>(layout, tiles, device);
+    }
+#else
+    if (spec != "auto" && spec != "cpu") throw bad("this paro was built without CUDA (use --device cpu)");
+#endif
+    return std::make_unique<TileStatsEngine>(layout, tiles);
+}
 
 int run_calibrate(const CalibrateArgs& a, const GlobalOptions& g) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -61,14 +97,17 @@ int run_calibrate(const CalibrateArgs& a, const GlobalOptions& g) {
     if (std::filesystem::equivalent(a.dump, a.output, ec))
         throw InputError(a.output, "option -o", "is the input dump; name another file");
     DumpReader reader(a.dump);
+    validate_calibration(reader.info(), opt);
+    const std::unique_ptr<TileStatsBackend> backend = make_backend(a.device, reader.info().layout, opt.tiles);
     ProgressLine progress("calibrate", "heads", !g.quiet);
     opt.progress = [&](int64_t done, int64_t total) { progress.update(done, total); };
-    const Pattern pattern = calibrate(reader, opt);
+    const Pattern pattern = calibrate(reader, opt, *backend);
     progress.finish();
     const int64_t bytes = write_pattern_file(pattern, a.output);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (!g.quiet) {
         std::fputs(calibration_summary(pattern, bytes, secs, ::isatty(STDOUT_FILENO)).c_str(), stdout);
+        std::printf("  tile statistics on %s\n", backend->describe().c_str());
         std::printf("  wrote %s\n", a.output.c_str());
     }
     return 0;
@@ -91,6 +130,8 @@ void add_calibrate(CLI::App& app, Runner& run, const GlobalOptions& g) {
     sub->add_flag("--uniform-slots", a->uniform_slots, "split all steps evenly (default: later half shares one slot)");
     sub->add_flag("--no-force-text", a->no_force_text, "do not keep text rows/columns dense");
     sub->add_flag("--no-force-ragged", a->no_force_ragged, "do not keep the ragged last tile row/column dense");
+    sub->add_option("--device", a->device, "where tile statistics run: auto (a GPU when present), cpu, cuda, cuda:I")
+        ->capture_default_str();
     sub->add_option("--qk-bits", a->qk_bits, "quantization plan: bits for QK (4, 8, 16)")->capture_default_str();
     auto* pv_format = sub->add_option("--pv-format", a->pv_format, "quantization plan: PV format (int8, fp16, fp8_e4m3)")
                           ->capture_default_str();

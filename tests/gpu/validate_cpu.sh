@@ -1,6 +1,7 @@
 #!/bin/bash
 # `paro validate --cpu` end to end (no GPU needed): exit 0 within thresholds, 1 when missed,
-# 2 for bad usage; without --cpu, exit 2 with a clear message when there is no GPU.
+# 2 for bad usage; without --cpu, exit 2 with a clear message when there is no GPU. The same for
+# `paro calibrate --device`.
 set -u
 : "${PARO:?PARO must point at the paro binary}"
 dir=$(mktemp -d)
@@ -23,5 +24,14 @@ if ! command -v nvidia-smi > /dev/null || ! nvidia-smi > /dev/null 2>&1; then
   grep -q "no CUDA device\|without the CUDA runtime" "$dir/err.txt" || { echo "unclear message:"; cat "$dir/err.txt"; exit 1; }
   "$PARO" bench > /dev/null 2> "$dir/err.txt"
   rc=$?; [ $rc -eq 2 ] || { echo "bench without GPU: expected 2, got $rc"; exit 1; }
+  "$PARO" calibrate -q "$dir/d.h5" -o "$dir/c.h5" --density 0.5 --device cuda 2> "$dir/err.txt"
+  rc=$?; [ $rc -eq 2 ] && [ "$(wc -l < "$dir/err.txt")" -eq 1 ] && grep -q "option --device.*no CUDA device" "$dir/err.txt" ||
+    { echo "calibrate --device cuda without GPU: expected 2 and one line, got $rc:"; cat "$dir/err.txt"; exit 1; }
+  [ ! -e "$dir/c.h5" ] || { echo "calibrate --device cuda without GPU left an output"; exit 1; }
 fi
+"$PARO" calibrate -q "$dir/d.h5" -o "$dir/c.h5" --density 0.5 --device tpu 2> "$dir/err.txt"
+rc=$?; [ $rc -eq 2 ] && grep -q "option --device" "$dir/err.txt" || { echo "--device tpu: expected 2, got $rc"; exit 1; }
+"$PARO" calibrate "$dir/d.h5" -o "$dir/c.h5" --density 0.5 --no-force-text --no-force-ragged --device cpu > "$dir/out.txt" ||
+  { echo "--device cpu failed"; exit 1; }
+grep -q "tile statistics on CPU" "$dir/out.txt" || { echo "the summary does not say where statistics ran"; exit 1; }
 echo ok

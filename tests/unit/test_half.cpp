@@ -77,3 +77,21 @@ TEST_CASE("float_to_half: the nearest half, ties to even, on random and boundary
     }
     CHECK(mismatches == 0);
 }
+
+TEST_CASE("half_to_float: every half pattern decodes to its value and encodes back", "[half]") {
+    int bad = 0;
+    for (uint32_t h = 0; h < 0x10000; ++h) {
+        const uint16_t bits = static_cast<uint16_t>(h);
+        const float f = paro::half_to_float(bits);
+        const bool nan = (bits & 0x7c00) == 0x7c00 && (bits & 0x3ff);
+        if (nan) {
+            bad += !std::isnan(f);
+            continue;
+        }
+        const bool inf = (bits & 0x7fff) == 0x7c00;
+        const double want = inf ? HUGE_VAL : half_value(static_cast<uint16_t>(bits & 0x7fff));
+        bad += std::fabs(static_cast<double>(f)) != want || std::signbit(f) != ((bits & 0x8000) != 0);
+        bad += paro::float_to_half(f) != bits;
+    }
+    CHECK(bad == 0);
+}

@@ -30,4 +30,29 @@ inline uint16_t float_to_half(float value) {
     return static_cast<uint16_t>(sign | h);
 }
 
+// The float a half bit pattern stands for (exact: every half is a float).
+inline float half_to_float(uint16_t h) {
+    const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+    const uint32_t exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu;
+    uint32_t f;
+    if (exp == 0x1f) {
+        f = sign | 0x7f800000u | (mant << 13);
+    } else if (exp != 0) {
+        f = sign | ((exp + 112) << 23) | (mant << 13);
+    } else if (mant == 0) {
+        f = sign;
+    } else {  // subnormal: normalize
+        int e = -1;
+        uint32_t m = mant;
+        do {
+            ++e;
+            m <<= 1;
+        } while ((m & 0x400u) == 0);
+        f = sign | (static_cast<uint32_t>(112 - e) << 23) | ((m & 0x3ffu) << 13);
+    }
+    float out;
+    std::memcpy(&out, &f, sizeof out);
+    return out;
+}
+
 }  // namespace paro

@@ -1,0 +1,101 @@
+#include "cuda_tile_stats_backend.hpp"
+
+#include <cuda_runtime.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "gpu_helpers.hpp"
+#include "gpu_tile_stats.hpp"
+#include "paro/half.hpp"
+
+namespace paro::gpu {
+
+namespace {
+
+// Heads per batch: enough to fill the GPU at the shapes that matter (a layer of 48 heads is
+// two or three batches), few enough that the host copies of a batch's statistics (6 orders x
+// nb^2 tiles x 20 bytes a head: 168 MB at N = 75,600) stay small.
+constexpr int64_t kBatchHeads = 16;
+
+bool all_exact_in_half(const std::vector<HeadSlice>& heads) {
+    for (const HeadSlice& s : heads)
+        for (const std::vector<float>* t : {&s.q, &s.k})
+            for (float x : *t)
+                if (half_to_float(float_to_half(x)) != x) return false;
+    return true;
+}
+
+}  // namespace
+
+int cuda_device_count() {
+    int n = 0;
+    return cudaGetDeviceCount(&n) == cudaSuccess ? n : 0;
+}
+
+CudaTileStatsBackend::CudaTileStatsBackend(const TokenLayout& layout, TileStatsOptions options, int device)
+    : TileStatsBackend(layout, options),
+      device_(device),
+      engine_(std::make_unique<GpuTileStatsEngine>(layout, options, device)) {}
+
+CudaTileStatsBackend::~CudaTileStatsBackend() = default;
+
+std::string CudaTileStatsBackend::describe() const {
+    cudaDeviceProp prop{};
+    const std::string name = cudaGetDeviceProperties(&prop, device_) == cudaSuccess ? prop.name : "?";
+    return fmt::format("CUDA device {} ({})", device_, name);
+}
+
+int64_t CudaTileStatsBackend::batch_heads() const { return kBatchHeads; }
+
+std::vector<SixOrderStats> CudaTileStatsBackend::compute_batch(const std::vector<HeadSlice>& heads) {
+    if (heads.empty()) return {};
+    const int64_t n = grid().tokens, d = heads.front().head_dim;
+    for (const HeadSlice& s : heads) {
+        PARO_ASSERT(s.tokens == n && !s.is_attention());
+        if (s.head_dim != d || s.scale != heads.front().scale)
+            throw InputError(s.file, fmt::format("/layers/{}/q", s.layer),
+                             "heads of one batch differ in head dim or scale");
+    }
+    const bool half = all_exact_in_half(heads);
+    const size_t per_tensor = size_t(n * d), elem = half ? 2 : 4, count = heads.size() * per_tensor;
+    // q of every head, then k of every head, as [heads][n][d] each.
+    std::vector<uint8_t> host(2 * count * elem);
+    for (size_t h = 0; h < heads.size(); ++h)
+        for (int t = 0; t < 2; ++t) {
+            const std::vector<float>& src = t == 0 ? heads[h].q : heads[h].k;
+            uint8_t* dst = host.data() + (t * count + h * per_tensor) * elem;
+            if (half)
+                std::transform(src.begin(), src.end(), reinterpret_cast<uint16_t*>(dst), float_to_half);
+            else
+                std::memcpy(dst, src.data(), per_tensor * sizeof(float));
+        }
+    cuda_check(cudaSetDevice(device_), "cudaSetDevice");
+    DeviceBuffer dev(host.size());
+    dev.upload(host.data(), host.size());
+    DeviceHeads in;
+    in.q = dev.get();
+    in.k = static_cast<const uint8_t*>(dev.get()) + count * elem;
+    in.q_stride_head = in.k_stride_head = int64_t(per_tensor);
+    in.q_stride_token = in.k_stride_token = d;
+    in.heads = static_cast<int>(heads.size());
+    in.head_dim = static_cast<int>(d);
+    in.dtype = half ? PARO_FLOAT16 : PARO_FLOAT32;
+    in.scale = heads.front().scale;
+    try {
+        return engine_->compute(in);
+    } catch (const InputError&) {
+        // Overflowing scores: name the first head whose CPU rows overflow, as the CPU engine does.
+        for (const HeadSlice& s : heads) (void)engine_->compute(s, PARO_FLOAT32);
+        throw;
+    }
+}
+
+std::array<double, kNumOrders> CudaTileStatsBackend::output_error(
+    const HeadSlice& slice, const std::array<BlockMask, kNumOrders>& masks) const {
+    if (slice.value_dim != slice.head_dim) return TileStatsBackend::output_error(slice, masks);
+    return engine_->masked_output_error(slice, masks, PARO_FLOAT32);
+}
+
+}  // namespace paro::gpu

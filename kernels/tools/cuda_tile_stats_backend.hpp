@@ -1,0 +1,36 @@
+#pragma once
+// CudaTileStatsBackend: the calibrator's TileStatsBackend on a GPU (GpuTileStatsEngine), taking
+// host slices from the dump reader. q and k go to the device as fp16 when every value is exactly
+// an fp16 (dumps stored as fp16: the tensor-core path sees the same numbers as the CPU), else as
+// fp32 (3xTF32 path). Results agree with the CPU engine within docs/gpu_calibration.md's tolerances.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "paro/tile_stats_backend.hpp"
+
+namespace paro::gpu {
+
+class GpuTileStatsEngine;
+
+class CudaTileStatsBackend : public TileStatsBackend {
+public:
+    // Throws RuntimeError(PARO_ERROR_NO_GPU) without a usable device `device`.
+    CudaTileStatsBackend(const TokenLayout& layout, TileStatsOptions options, int device);
+    ~CudaTileStatsBackend() override;
+
+    std::string describe() const override;
+    int64_t batch_heads() const override;
+    std::vector<SixOrderStats> compute_batch(const std::vector<HeadSlice>& heads) override;
+    std::array<double, kNumOrders> output_error(const HeadSlice& slice,
+                                                const std::array<BlockMask, kNumOrders>& masks) const override;
+
+private:
+    int device_;
+    std::unique_ptr<GpuTileStatsEngine> engine_;
+};
+
+// Number of CUDA devices this process can use (0 without a driver or device).
+int cuda_device_count();
+
+}  // namespace paro::gpu
