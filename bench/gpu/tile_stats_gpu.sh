@@ -1,13 +1,14 @@
 #!/bin/bash
 # GPU tile statistics on a GPU machine, one command from the repository root:
-#   bash bench/gpu/tile_stats_gpu.sh            (NCU=0 skips the profile; BENCH_ARGS="..." passes options)
-# Builds (Release, sm_90a + sm_80) into build-gpu/, runs the GPU tile-statistics tests (every kernel
-# variant), then the same tests under compute-sanitizer (memcheck on the small cases), then the
-# benchmark (every variant on the same inputs, then the fastest one's compute()), then an Nsight
-# Compute profile of the pass-2 kernel of every variant (8 heads of the CogVideoX shape; sections
-# SpeedOfLight, WarpStateStats, InstructionStats, Occupancy, ComputeWorkloadAnalysis, SchedulerStats,
-# MemoryWorkloadAnalysis; the full report in $OUT/ncu.log and $OUT/tile_stats.ncu-rep).
-# Logs and a summary go to $OUT (default /tmp/paro_tile_stats_out).
+#   bash bench/gpu/tile_stats_gpu.sh     (NCU=1 adds the profile; NAIVE_MS=... the naive PyTorch
+#                                        ms/head at N = 17,776; BENCH_ARGS="..." more bench options)
+# Builds (Release, sm_90a + sm_80) into build-gpu/, runs the GPU tile-statistics tests (the fp32
+# kernels, and fp16 / bf16 on wgmma and on mma.sync where the device runs wgmma), then compute-
+# sanitizer memcheck (random heads) and racecheck (batch), then the benchmark (one row per shape:
+# the engine as shipped). NCU=1: an Nsight Compute profile of the pass-2 kernel (8 heads of the
+# CogVideoX shape; sections SpeedOfLight, WarpStateStats, InstructionStats, Occupancy,
+# ComputeWorkloadAnalysis, SchedulerStats, MemoryWorkloadAnalysis; the full report in $OUT/ncu.log
+# and $OUT/tile_stats.ncu-rep). Logs and a summary go to $OUT (default /tmp/paro_tile_stats_out).
 set -u
 OUT=${OUT:-/tmp/paro_tile_stats_out}
 mkdir -p "$OUT"
@@ -34,21 +35,20 @@ if [ -x "$SAN" ]; then
     > "$OUT/racecheck.log" 2>&1
   note "compute-sanitizer racecheck (batch): rc=$? $(grep -E 'RACECHECK SUMMARY|ERROR SUMMARY' "$OUT/racecheck.log" | tail -1)"
 fi
-timeout 300 $B/bench/gpu/paro_tile_stats_bench 5 ${BENCH_ARGS:-} > "$OUT/bench.log" 2>&1
+timeout 300 $B/bench/gpu/paro_tile_stats_bench 5 --naive-ms "${NAIVE_MS:-44.0}" ${BENCH_ARGS:-} > "$OUT/bench.log" 2>&1
 note "benchmark: rc=$?"
 tee -a "$summary" < "$OUT/bench.log"
 NCU_BIN=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
-if [ "${NCU:-1}" != 0 ] && [ -n "$NCU_BIN" ]; then
-  # Pass 2 only (tile_stats_kernel = reference, tile_stats_fast_kernel<T, D, wgmma, poly> = the others),
-  # one launch per variant in the order reference, sync, wgmma, wgmma_poly1, wgmma_poly2.
-  timeout 400 "$NCU_BIN" --clock-control none -k "regex:tile_stats(_fast)?_kernel" -c 5 \
+if [ "${NCU:-0}" != 0 ] && [ -n "$NCU_BIN" ]; then
+  # Pass 2 only (tile_stats_kernel<T, D, wgmma>), one launch.
+  timeout 400 "$NCU_BIN" --clock-control none -k "regex:tile_stats_kernel" -c 1 \
     --section SpeedOfLight --section WarpStateStats --section InstructionStats --section Occupancy \
     --section ComputeWorkloadAnalysis --section SchedulerStats --section MemoryWorkloadAnalysis \
     -o "$OUT/tile_stats" -f \
     $B/bench/gpu/paro_tile_stats_bench 1 --shape cogvideox --heads 8 --profile > "$OUT/ncu_run.log" 2>&1
   note "ncu: rc=$?"
   "$NCU_BIN" -i "$OUT/tile_stats.ncu-rep" > "$OUT/ncu.log" 2>&1
-  grep -E "tile_stats(_fast)?_kernel|^ +(Duration|Compute \(SM\) Throughput|Memory Throughput|Achieved Occupancy|Registers Per Thread|Issue Slots Busy|Warp Cycles Per Issued Instruction|No Eligible|Executed Ipc Active) " \
+  grep -E "tile_stats_kernel|^ +(Duration|Compute \(SM\) Throughput|Memory Throughput|Achieved Occupancy|Registers Per Thread|Issue Slots Busy|Warp Cycles Per Issued Instruction|No Eligible|Executed Ipc Active) " \
     "$OUT/ncu.log" | sed -E 's/\(int, int, int\).*//' | cut -c1-160 | tee -a "$summary"
   # Stall reasons of each kernel: ncu -i $OUT/tile_stats.ncu-rep --page details --section WarpStateStats
 fi

@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <limits>
 
 #include "paro/axis_order.hpp"
@@ -25,8 +24,6 @@ constexpr size_t kRowStatBytes = 2 * sizeof(float);
 constexpr size_t kTileStatBytes = sizeof(double) + sizeof(float) + sizeof(uint32_t);
 constexpr int kMaxLaunchHeads = 65535;  // gridDim.z
 constexpr size_t kMaxPinnedBytes = size_t(256) << 20;  // compute(heads): both host slots together
-
-constexpr const char* kKernelNames[kTileStatsKernels] = {"reference", "sync", "wgmma", "wgmma_poly1", "wgmma_poly2"};
 
 size_t elem_bytes(paro_dtype d) { return d == PARO_FLOAT32 ? 4 : 2; }
 size_t round16(size_t x) { return (x + 15) / 16 * 16; }
@@ -92,15 +89,12 @@ DeviceHeads head_range(const DeviceHeads& in, int h0, int count) {
 }  // namespace
 
 const char* to_string(TileStatsKernel k) {
-    const int i = int(k);
-    return i >= 0 && i < kTileStatsKernels ? kKernelNames[i] : "?";
-}
-
-TileStatsKernel parse_tile_stats_kernel(const std::string& name) {
-    for (int i = 0; i < kTileStatsKernels; ++i)
-        if (name == kKernelNames[i]) return static_cast<TileStatsKernel>(i);
-    throw InputError("", "PARO_TILE_STATS_VARIANT",
-                     fmt::format("unknown tile statistics kernel '{}' (reference, sync, wgmma, wgmma_poly1, wgmma_poly2)", name));
+    switch (k) {
+        case TileStatsKernel::fp32_tf32x3: return "fp32 3xTF32";
+        case TileStatsKernel::mma_sync: return "mma.sync";
+        case TileStatsKernel::wgmma: return "wgmma";
+    }
+    return "?";
 }
 
 void can_implement(const TokenLayout& layout, const TileStatsOptions& options, const DeviceHeads& in) {
@@ -176,14 +170,12 @@ GpuTileStatsEngine::GpuTileStatsEngine(const TokenLayout& layout, TileStatsOptio
     int major = 0, minor = 0;
     cuda_check(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device_), "cudaDeviceGetAttribute");
     cuda_check(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device_), "cudaDeviceGetAttribute");
-    sm90_ = major == 9 && minor == 0;
-    if (const char* v = std::getenv("PARO_TILE_STATS_VARIANT"); v && *v) kernel_ = parse_tile_stats_kernel(v);
+    wgmma_ = major == 9 && minor == 0 && ts::wgmma_built();
 }
 
 TileStatsKernel GpuTileStatsEngine::kernel_for(paro_dtype dtype) const {
-    if (dtype == PARO_FLOAT32) return TileStatsKernel::reference;
-    if (kernel_ == TileStatsKernel::reference || kernel_ == TileStatsKernel::sync) return kernel_;
-    return sm90_ && ts::wgmma_built() ? kernel_ : TileStatsKernel::sync;
+    if (dtype == PARO_FLOAT32) return TileStatsKernel::fp32_tf32x3;
+    return wgmma_ && !force_mma_sync_ ? TileStatsKernel::wgmma : TileStatsKernel::mma_sync;
 }
 
 size_t GpuTileStatsEngine::device_bytes() const {
@@ -217,7 +209,7 @@ ts::Problem make_problem(const DeviceHeads& in, const TileGrid& grid, const Devi
     p.scale_log2 = float(in.scale * 1.4426950408889634);  // rounded once, from double
     p.row_stats = row_stats.as<float2>();
     p.overflow = overflow.as<int>();
-    p.variant = static_cast<ts::Variant>(kernel);
+    p.wgmma = kernel == TileStatsKernel::wgmma;
     return p;
 }
 

@@ -15,7 +15,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <string>
 #include <vector>
 
 #include "gpu_helpers.hpp"
@@ -49,16 +48,11 @@ struct DeviceTileStats {
     uint32_t* below_eps = nullptr;
 };
 
-// Kernel variants (TEMPORARY: bench/gpu/tile_stats_bench.cpp times them against each other on the
-// H200; the measurement picks one and the others are deleted). What each changes:
-// kernels/tools/tile_stats_launch.hpp (Variant). Default: $PARO_TILE_STATS_VARIANT when set (a name
-// below), else wgmma_poly1. fp32 inputs always run `reference`; the wgmma ones run as `sync` where
-// the build lacks sm_90a machine code or the device is not compute capability 9.0.
-enum class TileStatsKernel : int { reference = 0, sync = 1, wgmma = 2, wgmma_poly1 = 3, wgmma_poly2 = 4 };
-constexpr int kTileStatsKernels = 5;
-const char* to_string(TileStatsKernel k);
-// "reference", "sync", "wgmma", "wgmma_poly1", "wgmma_poly2"; InputError otherwise.
-TileStatsKernel parse_tile_stats_kernel(const std::string& name);
+// The kernels that run (docs/gpu_calibration.md): fp32 inputs run the 3xTF32 kernels; fp16 / bf16
+// inputs compute S on wgmma where the build holds sm_90a machine code and the device is compute
+// capability 9.0, on mma.sync everywhere else.
+enum class TileStatsKernel : int { fp32_tf32x3, mma_sync, wgmma };
+const char* to_string(TileStatsKernel k);  // "fp32 3xTF32", "mma.sync", "wgmma"
 
 // Checks a request against what the kernels implement, with no device needed. Throws InputError
 // naming the field at fault: tile size 64 only; head_dim 64 or 128; a known dtype; scale finite
@@ -76,10 +70,11 @@ public:
                        size_t memory_budget = size_t(1) << 30);
 
     const TileGrid& grid() const { return grid_; }
-    // The kernel variant asked for (TEMPORARY, see TileStatsKernel) and what runs for a dtype here.
-    void set_kernel(TileStatsKernel k) { kernel_ = k; }
-    TileStatsKernel kernel() const { return kernel_; }
+    // The kernels that run for inputs of dtype on this engine's device.
     TileStatsKernel kernel_for(paro_dtype dtype) const;
+    // For tests only: fp16 / bf16 on the mma.sync kernels even where wgmma runs, so that one
+    // Hopper machine covers both paths.
+    void force_mma_sync_for_testing(bool on) { force_mma_sync_ = on; }
     const TokenLayout& layout() const { return layout_; }
     const TileStatsOptions& options() const { return options_; }
     // Elements of each DeviceTileStats array per head: 6 * nb * nb.
@@ -123,8 +118,8 @@ private:
     DeviceBuffer row_stats_;  // [chunk heads][N] float2
     DeviceBuffer stats_;      // compute(heads): [chunk heads] of DeviceTileStats arrays
     DeviceBuffer output_;     // masked_output_error: dense O and partial sums
-    TileStatsKernel kernel_ = TileStatsKernel::wgmma_poly1;
-    bool sm90_ = false;       // compute capability 9.0
+    bool wgmma_ = false;           // sm_90a machine code and a compute capability 9.0 device
+    bool force_mma_sync_ = false;  // force_mma_sync_for_testing
 
     struct HostPipeline;      // compute(heads): pinned buffers, stream, events
     std::shared_ptr<HostPipeline> pipe_;

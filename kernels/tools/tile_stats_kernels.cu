@@ -1,14 +1,14 @@
 // The two passes of the GPU tile statistics (docs/gpu_calibration.md):
-//   pass 1 (row_stats_kernel): per query row, in the original order, max_j s_ij and the log2 of
+//   pass 1 (row stats): per query row, in the original order, max_j s_ij and the log2 of
 //     sum_j 2^((s_ij - max) * scale_log2), flash-style over all key tiles (order independent).
-//   pass 2 (tile_stats_kernel): per (head, order o, permuted query tile R), every permuted key
-//     tile C of order o: P = 2^((s - max) * scale_log2 - log2 sum), reduced to the tile's sum,
-//     max and count of P < eps in registers, warp shuffles and shared memory. Each tile of each
-//     order is updated by exactly one CTA: no atomics, and the same inputs give the same bits.
-// Two families (Variant, tile_stats_launch.hpp; TEMPORARY until the H200 measurement picks one):
-// the reference kernels (also every fp32 run) and the fast kernels (fp16 / bf16): Q fragments in
-// registers, a 3-stage ring of swizzled key tiles with one barrier per tile, S on mma.sync or
-// wgmma, per-thread partials reduced once per 4 key tiles.
+//   pass 2 (tile stats): per (head, order o, permuted query tile R), every permuted key tile C of
+//     order o: P = 2^((s - max) * scale_log2 - log2 sum), reduced to the tile's sum, max and count
+//     of P < eps in registers and shared memory. Each tile of each order is updated by exactly one
+//     CTA: no atomics, and the same inputs give the same bits.
+// Two families: the fp32 kernels (S in 3xTF32 from padded shared tiles, a double buffer of key
+// tiles) and the fp16 / bf16 kernels (Q fragments in registers, a 3-stage ring of swizzled key
+// tiles with one barrier per tile, S on wgmma or mma.sync, per-thread partials reduced once per 4
+// key tiles).
 #include "tile_stats_dispatch.cuh"
 #include "tile_stats_launch.hpp"
 #include "tile_stats_tile.cuh"
@@ -19,21 +19,25 @@ namespace paro::gpu::tilestats {
 
 namespace {
 
-template <typename T, int D>
-constexpr size_t stream_smem_bytes() {  // the Q tile and two key tiles
-    return 3 * size_t(tile_elems<T, D>()) * sizeof(T);
+// ---------------------------------------------------------------------------------------------
+// fp32 kernels: the Q tile and two key tiles in padded shared memory, S in 3xTF32 per warp.
+// ---------------------------------------------------------------------------------------------
+
+template <int D>
+constexpr size_t fp32_smem_bytes() {  // the Q tile and two key tiles
+    return 3 * size_t(tile_elems<float, D>()) * sizeof(float);
 }
 
-template <typename T, int D>
-__global__ void __launch_bounds__(kThreads) row_stats_kernel(Problem p) {
+template <int D>
+__global__ void __launch_bounds__(kThreads) row_stats_fp32_kernel(Problem p) {
     extern __shared__ __align__(16) unsigned char smem[];
-    T* sq = reinterpret_cast<T*>(smem);
+    float* sq = reinterpret_cast<float*>(smem);
     const int R = blockIdx.x, h = blockIdx.y, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const T* q = static_cast<const T*>(p.q.data) + h * p.q.stride_head;
-    const T* k = static_cast<const T*>(p.k.data) + h * p.k.stride_head;
+    const float* q = static_cast<const float*>(p.q.data) + h * p.q.stride_head;
+    const float* k = static_cast<const float*>(p.k.data) + h * p.k.stride_head;
 
-    load_tile_async<T, D>(sq, q, p.q.stride_token, nullptr, R * kTile, p.tokens);
-    KeyStream<T, D> ks{sq + tile_elems<T, D>(), k, p.k.stride_token, nullptr, p.tokens, p.tiles};
+    load_tile_async<float, D>(sq, q, p.q.stride_token, nullptr, R * kTile, p.tokens);
+    KeyStream<float, D> ks{sq + tile_elems<float, D>(), k, p.k.stride_token, nullptr, p.tokens, p.tiles};
     ks.prefetch(0);
 
     // Online softmax per row (rows g and g + 8 of the warp); this thread's share of the row sum in
@@ -43,9 +47,9 @@ __global__ void __launch_bounds__(kThreads) row_stats_kernel(Problem p) {
     const int last_valid = p.tokens - (p.tiles - 1) * kTile;
     for (int C = 0; C < p.tiles; ++C) {
         ks.prefetch(C + 1);
-        const T* sk = ks.wait(C);
+        const float* sk = ks.wait(C);
         float c[8][4];
-        warp_scores<T, D>(sq + warp * 16 * pitch<T, D>(), sk, c, lane);
+        warp_scores<float, D>(sq + warp * 16 * pitch<float, D>(), sk, c, lane);
         if (C == p.tiles - 1) mask_keys(c, last_valid, lane);
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
@@ -77,19 +81,19 @@ __global__ void __launch_bounds__(kThreads) row_stats_kernel(Problem p) {
     }
 }
 
-template <typename T, int D>
-__global__ void __launch_bounds__(kThreads) tile_stats_kernel(Problem p, float log2_eps, StatsOut out) {
+template <int D>
+__global__ void __launch_bounds__(kThreads) tile_stats_fp32_kernel(Problem p, float log2_eps, StatsOut out) {
     extern __shared__ __align__(16) unsigned char smem[];
     __shared__ float part_sum[2][4], part_max[2][4];  // per warp, double-buffered by key tile
     __shared__ uint32_t part_cnt[2][4];
-    T* sq = reinterpret_cast<T*>(smem);
+    float* sq = reinterpret_cast<float*>(smem);
     const int R = blockIdx.x, o = blockIdx.y, h = blockIdx.z, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const T* q = static_cast<const T*>(p.q.data) + h * p.q.stride_head;
-    const T* k = static_cast<const T*>(p.k.data) + h * p.k.stride_head;
+    const float* q = static_cast<const float*>(p.q.data) + h * p.q.stride_head;
+    const float* k = static_cast<const float*>(p.k.data) + h * p.k.stride_head;
     const int32_t* gather = p.gathers + size_t(o) * p.tokens;
 
-    load_tile_async<T, D>(sq, q, p.q.stride_token, gather, R * kTile, p.tokens);
-    KeyStream<T, D> ks{sq + tile_elems<T, D>(), k, p.k.stride_token, gather, p.tokens, p.tiles};
+    load_tile_async<float, D>(sq, q, p.q.stride_token, gather, R * kTile, p.tokens);
+    KeyStream<float, D> ks{sq + tile_elems<float, D>(), k, p.k.stride_token, gather, p.tokens, p.tiles};
     ks.prefetch(0);
     RowSoftmax rows;
     rows.load(p.row_stats + size_t(h) * p.tokens, gather, R * kTile + warp * 16 + (lane >> 2), p.tokens, log2_eps);
@@ -118,7 +122,7 @@ __global__ void __launch_bounds__(kThreads) tile_stats_kernel(Problem p, float l
 
     for (int C = 0; C < p.tiles; ++C) {
         ks.prefetch(C + 1);
-        const T* sk = ks.wait(C);
+        const float* sk = ks.wait(C);
         if (leader) {
             if (C > 0) flush(C - 1);
             prev_mass = out.mass[base + C];
@@ -126,7 +130,7 @@ __global__ void __launch_bounds__(kThreads) tile_stats_kernel(Problem p, float l
             prev_cnt = out.below_eps[base + C];
         }
         float c[8][4];
-        warp_scores<T, D>(sq + warp * 16 * pitch<T, D>(), sk, c, lane);
+        warp_scores<float, D>(sq + warp * 16 * pitch<float, D>(), sk, c, lane);
         if (C == p.tiles - 1) mask_keys(c, last_valid, lane);
         // log2 P: the max and the eps test need no exponential, only the sum does.
         float sum = 0.f, mx = -INFINITY;
@@ -159,7 +163,7 @@ __global__ void __launch_bounds__(kThreads) tile_stats_kernel(Problem p, float l
 
 
 // ---------------------------------------------------------------------------------------------
-// Fast kernels (fp16 / bf16). Shared memory, from a 1024-aligned base: 3 key-tile stages (SwzTile),
+// fp16 / bf16 kernels. Shared memory, from a 1024-aligned base: 3 key-tile stages (SwzTile),
 // then an area that first holds the Q tile (until every warp has its fragments) and then, in pass 2,
 // the per-thread partials of the key tiles: [2 groups][kGroup tiles][128 threads] float4
 // (sum, max log2 P, count bits, -), double-buffered by group.
@@ -169,7 +173,7 @@ constexpr int kStages = 3;
 constexpr int kGroup = 4;  // key tiles per reduction
 
 template <int D, bool kPartials>
-struct FastSmem {
+struct Smem16 {
     static constexpr int kStageBytes = SwzTile<D>::kBytes;
     static constexpr int kArea = kStages * kStageBytes;  // the Q tile, then the partials
     static constexpr int kPartialBytes = 2 * kGroup * kThreads * 16;
@@ -183,7 +187,7 @@ struct FastSmem {
 // tile C + 2 into the stage tile C - 1 used (free: every thread has passed this barrier, so it is
 // done with tile C - 1) and reads the tokens of tile C + 3. One barrier per tile.
 template <typename T, int D, bool WG>
-struct FastPipe {
+struct Pipe16 {
     using L = SwzTile<D>;
     SwzLoader<T, D> ld;
     uint32_t stages;
@@ -230,15 +234,15 @@ __device__ __forceinline__ uint32_t smem_base_1024(const unsigned char* smem) {
     return (uint32_t(__cvta_generic_to_shared(smem)) + 1023u) & ~1023u;
 }
 
-// Pass 1, fast: each thread keeps its own online softmax over its 16 entries per row and tile (no
+// Pass 1: each thread keeps its own online softmax over its 16 entries per row and tile (no
 // shuffles per tile); the four threads of a row combine theirs at the end, exactly rescaled.
 template <typename T, int D, bool WG>
-__global__ void __launch_bounds__(kThreads) row_stats_fast_kernel(Problem p) {
+__global__ void __launch_bounds__(kThreads) row_stats_kernel(Problem p) {
     extern __shared__ __align__(16) unsigned char smem[];
     const int R = blockIdx.x, h = blockIdx.y, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const T* q = static_cast<const T*>(p.q.data) + h * p.q.stride_head;
     const T* k = static_cast<const T*>(p.k.data) + h * p.k.stride_head;
-    FastPipe<T, D, WG> pipe;
+    Pipe16<T, D, WG> pipe;
     pipe.start(p, q, k, nullptr, R, smem_base_1024(smem), warp, lane);
 
     const float cs = p.scale_log2;
@@ -288,14 +292,13 @@ __global__ void __launch_bounds__(kThreads) row_stats_fast_kernel(Problem p) {
     }
 }
 
-// Pass 2, fast. Per key tile each thread reduces its 32 entries (t = log2 P = s * c + b_row in one
-// FFMA; P = 2^t on the MUFU, or for the first POLY of the 8 key groups by exp2_poly; max over t;
-// the count by FSET) and stores (sum, max, count) in the partials. Every kGroup tiles, after the
+// Pass 2. Per key tile each thread reduces its 32 entries (t = log2 P = s * c + b_row in one FFMA;
+// P = 2^t on the MUFU; max over t; the count by FSET) and stores (sum, max, count) in the partials. Every kGroup tiles, after the
 // next barrier, warp w reduces tile w of the finished group (fixed order: deterministic) and its
 // lane 0 folds it into `out`, whose previous values it loaded when the group started.
-template <typename T, int D, bool WG, int POLY>
-__global__ void __launch_bounds__(kThreads) tile_stats_fast_kernel(Problem p, float log2_eps, StatsOut out) {
-    using S = FastSmem<D, true>;
+template <typename T, int D, bool WG>
+__global__ void __launch_bounds__(kThreads) tile_stats_kernel(Problem p, float log2_eps, StatsOut out) {
+    using S = Smem16<D, true>;
     extern __shared__ __align__(16) unsigned char smem[];
     const uint32_t base = smem_base_1024(smem);
     float4* partials = reinterpret_cast<float4*>(smem + (base - uint32_t(__cvta_generic_to_shared(smem))) + S::kArea);
@@ -303,7 +306,7 @@ __global__ void __launch_bounds__(kThreads) tile_stats_fast_kernel(Problem p, fl
     const T* q = static_cast<const T*>(p.q.data) + h * p.q.stride_head;
     const T* k = static_cast<const T*>(p.k.data) + h * p.k.stride_head;
     const int32_t* gather = p.gathers + size_t(o) * p.tokens;
-    FastPipe<T, D, WG> pipe;
+    Pipe16<T, D, WG> pipe;
     pipe.start(p, q, k, gather, R, base, warp, lane);
 
     RowSoftmax rows;
@@ -369,7 +372,7 @@ __global__ void __launch_bounds__(kThreads) tile_stats_fast_kernel(Problem p, fl
             for (int e = 0; e < 4; ++e) {
                 const int r = e >> 1;
                 const float t = fmaf(c[j][e], cs, b[r]);
-                s4[e] += j < POLY ? exp2_poly(t) : fast_exp2(t);
+                s4[e] += fast_exp2(t);
                 m2[r] = fmaxf(m2[r], t);
                 cnt -= lt_mask(t, rows.thr[r]);
             }
@@ -382,6 +385,12 @@ __global__ void __launch_bounds__(kThreads) tile_stats_fast_kernel(Problem p, fl
     reduce((p.tiles - 1) / kGroup);
 }
 
+#ifdef PARO_TS_HAVE_SM90A
+constexpr bool kWgmmaBuilt = true;
+#else
+constexpr bool kWgmmaBuilt = false;  // no wgmma kernel is instantiated
+#endif
+
 template <typename... A, typename... B>
 cudaError_t launch(void (*kernel)(A...), dim3 grid, size_t smem, cudaStream_t st, B&&... args) {
     const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
@@ -392,26 +401,21 @@ cudaError_t launch(void (*kernel)(A...), dim3 grid, size_t smem, cudaStream_t st
 
 }  // namespace
 
-bool wgmma_built() {
-#ifdef PARO_TS_HAVE_SM90A
-    return true;
-#else
-    return false;
-#endif
-}
+bool wgmma_built() { return kWgmmaBuilt; }
 
 cudaError_t launch_row_stats(const Problem& p, cudaStream_t st) {
     return dispatch(p.dtype, p.head_dim, [&](auto tag, auto dim) {
         using T = decltype(tag);
         constexpr int D = decltype(dim)::value;
         const dim3 grid(p.tiles, p.heads);
-        if constexpr (!std::is_same_v<T, float>) {
-            constexpr size_t smem = FastSmem<D, false>::total;
-            if (p.variant == Variant::sync || (p.variant != Variant::reference && !wgmma_built()))
-                return launch(row_stats_fast_kernel<T, D, false>, grid, smem, st, p);
-            if (p.variant != Variant::reference) return launch(row_stats_fast_kernel<T, D, true>, grid, smem, st, p);
+        if constexpr (std::is_same_v<T, float>) {
+            return launch(row_stats_fp32_kernel<D>, grid, fp32_smem_bytes<D>(), st, p);
+        } else {
+            constexpr size_t smem = Smem16<D, false>::total;
+            if constexpr (kWgmmaBuilt)
+                if (p.wgmma) return launch(row_stats_kernel<T, D, true>, grid, smem, st, p);
+            return launch(row_stats_kernel<T, D, false>, grid, smem, st, p);
         }
-        return launch(row_stats_kernel<T, D>, grid, stream_smem_bytes<T, D>(), st, p);
     });
 }
 
@@ -420,21 +424,14 @@ cudaError_t launch_tile_stats(const Problem& p, float log2_eps, const StatsOut& 
         using T = decltype(tag);
         constexpr int D = decltype(dim)::value;
         const dim3 grid(p.tiles, kOrders, p.heads);
-        if constexpr (!std::is_same_v<T, float>) {
-            constexpr size_t smem = FastSmem<D, true>::total;
-            Variant v = p.variant;
-            if (v != Variant::reference && v != Variant::sync && !wgmma_built()) v = Variant::sync;
-            switch (v) {
-                case Variant::sync: return launch(tile_stats_fast_kernel<T, D, false, 0>, grid, smem, st, p, log2_eps, out);
-                case Variant::wgmma: return launch(tile_stats_fast_kernel<T, D, true, 0>, grid, smem, st, p, log2_eps, out);
-                case Variant::wgmma_poly1:
-                    return launch(tile_stats_fast_kernel<T, D, true, 1>, grid, smem, st, p, log2_eps, out);
-                case Variant::wgmma_poly2:
-                    return launch(tile_stats_fast_kernel<T, D, true, 2>, grid, smem, st, p, log2_eps, out);
-                case Variant::reference: break;
-            }
+        if constexpr (std::is_same_v<T, float>) {
+            return launch(tile_stats_fp32_kernel<D>, grid, fp32_smem_bytes<D>(), st, p, log2_eps, out);
+        } else {
+            constexpr size_t smem = Smem16<D, true>::total;
+            if constexpr (kWgmmaBuilt)
+                if (p.wgmma) return launch(tile_stats_kernel<T, D, true>, grid, smem, st, p, log2_eps, out);
+            return launch(tile_stats_kernel<T, D, false>, grid, smem, st, p, log2_eps, out);
         }
-        return launch(tile_stats_kernel<T, D>, grid, stream_smem_bytes<T, D>(), st, p, log2_eps, out);
     });
 }
 

@@ -12,22 +12,13 @@ namespace paro::gpu::tilestats {
 
 enum class Elt : int { f32 = 0, f16 = 1, bf16 = 2 };  // the values of paro_dtype
 
-// Kernel variants of both passes (TEMPORARY: bench/gpu/tile_stats_bench.cpp times them against each
-// other on the H200; the measurement picks one and the others are deleted). fp32 inputs always run
-// `reference`; the wgmma ones need sm_90a machine code and a compute capability 9.0 device (the
-// engine resolves what runs: GpuTileStatsEngine::kernel_for).
-//   reference    the first kernels: A and B by ldmatrix every key tile, 2 barriers and a 15-shuffle
-//                reduction per key tile, gather loads in front of each tile's cp.async
-//   sync         Q fragments in registers, 3-stage swizzled K ring (one barrier per tile), gather
-//                indices read a tile ahead, per-thread partials in shared memory reduced once per 4
-//                tiles, 1 FFMA + MUFU + FADD + FMNMX + FSET per entry; mma.sync; pass 1 online softmax
-//                per thread (no shuffles per tile)
-//   wgmma        sync with S on wgmma m64n64k16 (K read once per warpgroup instead of once per warp)
-//   wgmma_poly1  wgmma, 1/8 of the exponentials as an FMA polynomial (exp2_poly), 7/8 on the MUFU
-//   wgmma_poly2  wgmma, 1/4 of them as the polynomial
-enum class Variant : int { reference = 0, sync = 1, wgmma = 2, wgmma_poly1 = 3, wgmma_poly2 = 4 };
-constexpr int kVariants = 5;
-// True when this build holds sm_90a machine code for the wgmma variants.
+// Which kernels run (the engine decides, GpuTileStatsEngine::kernel_for):
+//   fp32 inputs      the 3xTF32 kernels (S on mma.sync m16n8k8, three products per term)
+//   fp16 / bf16      Q fragments in registers, a 3-stage swizzled key ring (one barrier per key tile),
+//                    per-thread partials reduced once per 4 key tiles; S on wgmma m64n64k16 where
+//                    the build holds sm_90a machine code and the device is compute capability 9.0
+//                    (Problem::wgmma), on mma.sync m16n8k16 everywhere else.
+// True when this build holds sm_90a machine code for the wgmma kernels.
 bool wgmma_built();
 
 struct HeadTensor {  // [heads][tokens][dim], dim contiguous; strides in elements
@@ -45,7 +36,7 @@ struct Problem {
     float scale_log2;         // softmax scale * log2(e), > 0
     float2* row_stats;        // [heads][N] by original token: (max_j q.k_j, log2 sum_j 2^((q.k_j - max) * scale_log2))
     int* overflow;            // set to 1 when a row's max or sum is not finite (never cleared here)
-    Variant variant;          // what runs (already resolved for dtype and device)
+    bool wgmma;               // fp16 / bf16: S on wgmma (only where wgmma_built() and the device is 9.0)
 };
 
 // Per-tile statistics, [heads][6][nb][nb] row-major over the permuted tiles. Kernels ACCUMULATE:

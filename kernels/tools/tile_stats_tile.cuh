@@ -1,14 +1,17 @@
 #pragma once
-// Device building blocks shared by the tile-statistics kernels: gathered 64-row tile loads into
-// shared memory (cp.async), S = Q K^T for one warp's 16 query rows x 64 keys on tensor cores, and
-// the streaming of an order's key tiles through a double buffer.
+// Device building blocks of the tile-statistics kernels. First those of the fp32 kernels and the
+// output-error kernels (all dtypes): gathered 64-row tile loads into padded shared memory
+// (cp.async), S = Q K^T for one warp's 16 query rows x 64 keys on tensor cores, and the streaming
+// of an order's key tiles through a double buffer. Then those of the fp16 / bf16 tile-statistics
+// kernels: swizzled tiles, Q fragments in registers, S on mma.sync or wgmma.
 //
 // CTA shape everywhere: 128 threads = 4 warps, warp w owns query rows 16w .. 16w + 15 of the
 // 64-row query tile. Score fragments follow the mma.sync C layout: with g = lane / 4, t = lane % 4,
 // c[j][0..1] are (row g, keys 8j + 2t, 8j + 2t + 1) and c[j][2..3] the same keys of row g + 8.
 //
 // Precision of S (fp32 accumulation in every case):
-//   fp16 / bf16 inputs: mma.sync m16n8k16; products of two 11- (8-) bit mantissas are exact in fp32.
+//   fp16 / bf16 inputs: wgmma m64n64k16 or mma.sync m16n8k16; products of two 11- (8-) bit
+//     mantissas are exact in fp32.
 //   fp32 inputs: 3xTF32 on m16n8k8: x = hi + lo with hi = tf32(x), lo = tf32(x - hi), and
 //     S = lo*hi + hi*lo + hi*hi (small terms first); ~21 bits per product, against 10 for plain
 //     TF32, whose logit errors (~1e-3 of |q||k|) would move P by ~1e-3 relative.
@@ -16,10 +19,9 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <cmath>
 #include <cstdint>
 #include <type_traits>
-
-#include "tile_stats_exp2.hpp"
 
 namespace paro::gpu::tilestats {
 
@@ -248,7 +250,7 @@ struct RowSoftmax {
 
 
 // ---------------------------------------------------------------------------------------------
-// Building blocks of the fast kernels (fp16 / bf16 only; fp32 keeps the reference kernels).
+// Building blocks of the fp16 / bf16 tile-statistics kernels.
 // ---------------------------------------------------------------------------------------------
 
 #if defined(__CUDA_ARCH__) && (__CUDA_ARCH__ >= 900) && defined(__CUDA_ARCH_FEAT_SM90_ALL)

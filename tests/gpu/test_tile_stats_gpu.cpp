@@ -7,6 +7,8 @@
 //              lies within a factor (1 +- band) of eps (band = 1e-3; 2e-2 for logits ~10^3)
 //   chosen order (recall objective): equal, or the CPU scores of both choices within 1e-4
 //   output error: |gpu - cpu| <= 1e-4 per order
+#include <cuda_runtime.h>
+
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -25,7 +27,7 @@
 #include "paro/reference_stats.hpp"
 #include "paro/synth.hpp"
 #include "paro/tile_stats.hpp"
-#include "tile_stats_exp2.hpp"
+#include "tile_stats_launch.hpp"
 
 using namespace paro;
 using paro::gpu::DeviceBuffer;
@@ -133,13 +135,18 @@ void compare(const TokenLayout& layout, const HeadSlice& s, const SixOrderStats&
            std::fabs(cpu_obj[index_of(gpu_order)] - cpu_obj[index_of(cpu_order)]) <= 1e-4));
 }
 
-// Every kernel variant (TEMPORARY, until the H200 measurement picks one) that runs differently for
-// dtype: fp32 always runs the reference kernels.
-std::vector<gpu::TileStatsKernel> kernels_for(paro_dtype dtype) {
-    if (dtype == PARO_FLOAT32) return {gpu::TileStatsKernel::reference};
-    std::vector<gpu::TileStatsKernel> all;
-    for (int i = 0; i < gpu::kTileStatsKernels; ++i) all.push_back(static_cast<gpu::TileStatsKernel>(i));
-    return all;
+// Runs f() once per set of kernels that can run dtype on this machine: as the engine picks
+// them, and, where that is wgmma, once more on the mma.sync kernels (what other GPUs run).
+template <typename F>
+void for_each_kernel(GpuTileStatsEngine& engine, paro_dtype dtype, F&& f) {
+    const bool both = engine.kernel_for(dtype) == gpu::TileStatsKernel::wgmma;
+    for (const bool sync : {false, true}) {
+        if (sync && !both) break;
+        engine.force_mma_sync_for_testing(sync);
+        INFO("kernels: " << gpu::to_string(engine.kernel_for(dtype)));
+        f();
+    }
+    engine.force_mma_sync_for_testing(false);
 }
 
 DeviceHeads fake_heads() {  // aligned non-null pointers: for argument checks only, never dereferenced
@@ -200,25 +207,20 @@ TEST_CASE("tile stats gpu: can_implement names the argument at fault", "[tile_st
     rejects(fake_heads(), "option --block", b32);
 }
 
-TEST_CASE("tile stats gpu: exp2_poly is as accurate as the MUFU's ex2.approx", "[tile_stats_gpu]") {
-    using gpu::tilestats::exp2_poly;
-    double worst = 0;
-    for (int i = 0; i <= 4000000; ++i) {
-        const float x = -124.f + float(i) * (125.f / 4000000.f);
-        worst = std::max(worst, std::fabs(double(exp2_poly(x)) / std::exp2(double(x)) - 1.0));
-    }
-    INFO("worst relative error " << worst);
-    CHECK(worst < 3e-7);
-    CHECK(exp2_poly(0.f) == Approx(1.0).epsilon(3e-7));
-    CHECK(exp2_poly(-INFINITY) <= 3e-38f);
-    CHECK(exp2_poly(-1000.f) <= 3e-38f);
-    CHECK(std::isnan(exp2_poly(INFINITY)));
-    CHECK(gpu::parse_tile_stats_kernel("wgmma_poly1") == gpu::TileStatsKernel::wgmma_poly1);
-    for (int i = 0; i < gpu::kTileStatsKernels; ++i) {
-        const auto k = static_cast<gpu::TileStatsKernel>(i);
-        CHECK(gpu::parse_tile_stats_kernel(gpu::to_string(k)) == k);
-    }
-    CHECK_THROWS_AS(gpu::parse_tile_stats_kernel("fastest"), InputError);
+TEST_CASE("tile stats gpu: wgmma on sm_90a builds on compute capability 9.0, else mma.sync", "[.gpu][tile_stats]") {
+    REQUIRE(have_gpu());
+    int major = 0, minor = 0;
+    REQUIRE(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0) == cudaSuccess);
+    REQUIRE(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, 0) == cudaSuccess);
+    const auto k16 = major == 9 && minor == 0 && gpu::tilestats::wgmma_built() ? gpu::TileStatsKernel::wgmma
+                                                                               : gpu::TileStatsKernel::mma_sync;
+    GpuTileStatsEngine engine({{1, 2, 3}, 5, TextPosition::prefix}, TileStatsOptions{});
+    CHECK(engine.kernel_for(PARO_FLOAT32) == gpu::TileStatsKernel::fp32_tf32x3);
+    CHECK(engine.kernel_for(PARO_FLOAT16) == k16);
+    CHECK(engine.kernel_for(PARO_BFLOAT16) == k16);
+    engine.force_mma_sync_for_testing(true);
+    CHECK(engine.kernel_for(PARO_FLOAT16) == gpu::TileStatsKernel::mma_sync);
+    CHECK(engine.kernel_for(PARO_FLOAT32) == gpu::TileStatsKernel::fp32_tf32x3);
 }
 
 TEST_CASE("tile stats gpu: without a device the engine says so", "[tile_stats_gpu]") {
@@ -264,11 +266,9 @@ TEST_CASE("tile stats gpu: matches the CPU engine on random heads", "[.gpu][tile
             const HeadSlice s = make_slice(c.layout, c.d, seed++, c.sigma, c.dtype, false);
             const TileStatsEngine cpu(c.layout, opt);
             GpuTileStatsEngine engine(c.layout, opt);
-            for (const auto k : kernels_for(c.dtype)) {
-                engine.set_kernel(k);
-                INFO("kernel " << gpu::to_string(k) << " (runs " << gpu::to_string(engine.kernel_for(c.dtype)) << ")");
+            for_each_kernel(engine, c.dtype, [&] {
                 compare(c.layout, s, engine.compute(s, c.dtype), cpu, opt.eps, c.tol);
-            }
+            });
         }
     }
 }
@@ -312,9 +312,7 @@ TEST_CASE("tile stats gpu: batch of strided heads, chunked by memory, accumulate
     const size_t per_head = size_t(kNumOrders * grid.tiles()) * 16 + size_t(n) * 8;
     // compute(): two slots of one head (the budget), so five chunks through the host pipeline.
     GpuTileStatsEngine engine(layout, opt, 0, 2 * per_head + 1);
-    for (const auto kernel : kernels_for(PARO_FLOAT16)) {
-        engine.set_kernel(kernel);
-        INFO("kernel " << gpu::to_string(kernel));
+    for_each_kernel(engine, PARO_FLOAT16, [&] {
         const auto batch = engine.compute(in);
         REQUIRE(batch.size() == size_t(heads));
         for (int h = 0; h < heads; ++h) {
@@ -355,7 +353,7 @@ TEST_CASE("tile stats gpu: batch of strided heads, chunked by memory, accumulate
                     bad += hm[at] != 2 * b.mass[t] || hx[at] != b.max[t] || int64_t(hb[at]) != 2 * b.below_eps[t];
                 }
         CHECK(bad == 0);
-    }
+    });
 }
 
 TEST_CASE("tile stats gpu: planted heads of a synthetic dump, stats, chosen order and output error", "[.gpu][tile_stats]") {
