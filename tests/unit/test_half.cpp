@@ -10,6 +10,8 @@
 
 #include "catch.hpp"
 #include "paro/half.hpp"
+#include "paro/hdf5_io.hpp"
+#include "test_helpers.hpp"
 
 namespace {
 double half_value(uint16_t h) {  // finite, positive patterns only
@@ -92,6 +94,33 @@ TEST_CASE("half_to_float: every half pattern decodes to its value and encodes ba
         const double want = inf ? HUGE_VAL : half_value(static_cast<uint16_t>(bits & 0x7fff));
         bad += std::fabs(static_cast<double>(f)) != want || std::signbit(f) != ((bits & 0x8000) != 0);
         bad += paro::float_to_half(f) != bits;
+    }
+    CHECK(bad == 0);
+}
+
+TEST_CASE("fp16 datasets read through paro's own widening, bit for bit", "[half]") {
+    // Every finite half pattern once, in a [1, 1, n, 64] fp16 dataset written with paro's writer.
+    std::vector<uint16_t> bits;
+    for (uint32_t h = 0; h < 0x10000; ++h)
+        if ((h & 0x7c00) != 0x7c00) bits.push_back(static_cast<uint16_t>(h));
+    bits.resize(bits.size() / 64 * 64);
+    const int64_t rows = static_cast<int64_t>(bits.size() / 64);
+    paro::test::TempDir dir;
+    const std::string path = dir.path() + "/h.h5";
+    {
+        paro::h5::File f = paro::h5::File::create(path);
+        paro::h5::Handle d = paro::h5::create_dataset(f.id(), "x", {1, 1, rows, 64}, paro::h5::StoreType::f16,
+                                                      {{1, 1, rows, 64}, 0});
+        paro::h5::write_box(d.get(), {0, 0, 0, 0}, {1, 1, rows, 64}, bits.data());
+    }
+    paro::h5::File f = paro::h5::File::open_read(path);
+    paro::h5::Handle d = paro::h5::open_dataset(f, "/x");
+    std::vector<float> got(bits.size());
+    paro::h5::read_box(f, d.get(), "/x", {0, 0, 0, 0}, {1, 1, rows, 64}, got.data());
+    int bad = 0;
+    for (size_t i = 0; i < bits.size(); ++i) {
+        const float want = paro::half_to_float(bits[i]);
+        bad += std::memcmp(&got[i], &want, sizeof want) != 0;
     }
     CHECK(bad == 0);
 }
