@@ -145,12 +145,7 @@ __global__ void __launch_bounds__(kThreads) tile_stats_fp32_kernel(Problem p, fl
                 mx = fmaxf(mx, t);
                 cnt += t < rows.thr[r];
             }
-#pragma unroll
-        for (int off = 16; off > 0; off >>= 1) {
-            sum += __shfl_xor_sync(0xffffffffu, sum, off);
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
-            cnt += __shfl_xor_sync(0xffffffffu, cnt, off);
-        }
+        warp_reduce_tile(sum, mx, cnt);
         if (lane == 0) {
             part_sum[C & 1][warp] = sum;
             part_max[C & 1][warp] = mx;
@@ -339,12 +334,7 @@ __global__ void __launch_bounds__(kThreads) tile_stats_kernel(Problem p, float l
         float sum = (x0.x + x1.x) + (x2.x + x3.x);
         float mx = fmaxf(fmaxf(x0.y, x1.y), fmaxf(x2.y, x3.y));
         uint32_t n = (__float_as_uint(x0.z) + __float_as_uint(x1.z)) + (__float_as_uint(x2.z) + __float_as_uint(x3.z));
-#pragma unroll
-        for (int off = 16; off > 0; off >>= 1) {
-            sum += __shfl_xor_sync(0xffffffffu, sum, off);
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
-            n += __shfl_xor_sync(0xffffffffu, n, off);
-        }
+        warp_reduce_tile(sum, mx, n);
         if (lane == 0) {
             if (t == p.tiles - 1) n -= masked_below;
             out.mass[obase + t] = prev_mass + double(sum);

@@ -107,6 +107,17 @@ struct Mma16<__nv_bfloat16> {
     }
 };
 
+// One tile's partial statistics summed (mass, count) and maxed across the warp; every lane gets
+// the result. The butterfly order is fixed, so results are deterministic.
+__device__ __forceinline__ void warp_reduce_tile(float& sum, float& mx, uint32_t& count) {
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) {
+        sum += __shfl_xor_sync(0xffffffffu, sum, off);
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+        count += __shfl_xor_sync(0xffffffffu, count, off);
+    }
+}
+
 __device__ __forceinline__ void mma_tf32(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
     asm volatile(
         "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
