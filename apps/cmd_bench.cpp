@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "commands.hpp"
+#include "option_names.hpp"
 #include "paro/block_mask.hpp"
 #include "paro/error.hpp"
 #include "paro/pattern.hpp"
@@ -56,10 +57,7 @@ int run_bench(const BenchOptions& o, const GlobalOptions& g) {
     int devices = 0;
     if (paro_device_check(&devices) != PARO_OK)
         throw InputError("", "GPU", std::string(paro_last_error()) + "; paro bench needs a CUDA GPU");
-    paro_dtype dtype = PARO_BFLOAT16;
-    if (o.dtype == "fp16") dtype = PARO_FLOAT16;
-    else if (o.dtype == "fp32") dtype = PARO_FLOAT32;
-    else if (o.dtype != "bf16") throw InputError("", "--dtype", "must be bf16, fp16 or fp32");
+    const paro_dtype dtype = gpu::parse_dtype(o.dtype);
     if (!runtime_supports_head_dim(o.head_dim))
         throw InputError("", "--head-dim", fmt::format("{} is not supported by the runtime (64, 128)", o.head_dim));
     std::vector<PvFormat> pv_list;
@@ -250,7 +248,7 @@ void add_bench(CLI::App& app, Runner& run, const GlobalOptions& g) {
     sub->add_flag("--json", o->json, "One JSON object instead of the table");
     sub->callback([&run, &g, o] {
 #ifdef PARO_HAVE_CUDA
-        run = [o, &g] { return run_bench(*o, g); };
+        run = with_option_names({{"dtype", "--dtype"}}, [o, &g] { return run_bench(*o, g); });
 #else
         (void)g;
         run = [] {

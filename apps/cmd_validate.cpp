@@ -176,7 +176,7 @@ void add_validate(CLI::App& app, Runner& run, const GlobalOptions& g) {
     sub->add_option("--layers", o->layers, "Only these layers (0-based)")->delimiter(',');
     sub->callback([&run, &g, o, sub] {
         o->min_psnr_set = sub->count("--min-psnr") > 0;
-        run = with_option_names({{"slot", "--slot"}}, [o, &g] { return run_validate(*o, g); });
+        run = with_option_names({{"slot", "--slot"}, {"dtype", "--dtype"}}, [o, &g] { return run_validate(*o, g); });
     });
 }
 

@@ -5,6 +5,7 @@
 
 #include "common.cuh"
 #include "gpu_helpers.hpp"
+#include "paro/error.hpp"
 
 namespace paro::gpu {
 
@@ -62,6 +63,17 @@ __global__ void to_f32_kernel(const T* src, float* dst, size_t n) {
 unsigned blocks_for(size_t n) { return unsigned(std::min<size_t>((n + 255) / 256, 65535 * 8)); }
 
 }  // namespace
+
+paro_dtype parse_dtype(const std::string& name) {
+    if (name == "fp16") return PARO_FLOAT16;
+    if (name == "bf16") return PARO_BFLOAT16;
+    if (name == "fp32") return PARO_FLOAT32;
+    throw ParameterError("dtype", "must be fp16, bf16 or fp32, got '" + name + "'");
+}
+
+const char* dtype_name(paro_dtype dtype) {
+    return dtype == PARO_FLOAT32 ? "fp32" : dtype == PARO_BFLOAT16 ? "bf16" : "fp16";
+}
 
 void check(paro_status s, const char* context) {
     if (s != PARO_OK)

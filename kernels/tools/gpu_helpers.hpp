@@ -16,6 +16,11 @@ namespace paro::gpu {
 // The tools throw the runtime boundary's status-carrying exception.
 using RuntimeError = paro::capi::StatusError;
 
+// "fp16" | "bf16" | "fp32" (the tools' spelling of paro_dtype); parse throws InputError naming
+// the dtype parameter for anything else.
+paro_dtype parse_dtype(const std::string& name);
+const char* dtype_name(paro_dtype dtype);
+
 // Throws RuntimeError "context: status: last error" unless s is PARO_OK.
 void check(paro_status s, const char* context);
 // Throws RuntimeError (PARO_ERROR_OUT_OF_MEMORY or PARO_ERROR_CUDA) "what: name: description" unless

@@ -8,13 +8,6 @@
 
 namespace paro::gpu {
 
-paro_dtype parse_dtype(const std::string& name) {
-    if (name == "fp16") return PARO_FLOAT16;
-    if (name == "bf16") return PARO_BFLOAT16;
-    if (name == "fp32") return PARO_FLOAT32;
-    throw InputError("", "option --dtype", "must be fp16, bf16 or fp32, got '" + name + "'");
-}
-
 GpuValidationBackend::GpuValidationBackend(const Pattern& pattern, paro_dtype dtype) : dtype_(dtype) {
     int count = 0;
     if (paro_device_check(&count) != PARO_OK)
@@ -36,7 +29,7 @@ GpuValidationBackend::GpuValidationBackend(const Pattern& pattern, paro_dtype dt
 }
 
 std::string GpuValidationBackend::describe() const {
-    const char* dt = dtype_ == PARO_FLOAT32 ? "fp32" : dtype_ == PARO_BFLOAT16 ? "bf16" : "fp16";
+    const char* dt = dtype_name(dtype_);
     return fmt::format("GPU runtime INT8 QK + {} PV on {} ({} kernel), input {}", pv_, device_,
                        paro_attention_kernel_name(), dt);
 }

@@ -24,7 +24,5 @@ private:
     std::string pv_;  // how PV runs: "INT8", "fp16" or mixed per head
 };
 
-// "fp16" | "bf16" | "fp32"; throws InputError (option --dtype) for anything else.
-paro_dtype parse_dtype(const std::string& name);
 
 }  // namespace paro::gpu
