@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <filesystem>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -29,7 +30,9 @@ namespace paro::cli {
 namespace {
 struct CalibrateArgs {
     std::string dump, output, objective = "recall";
-    double density = 0.5, alpha = 0.5, sigma = 0.9;
+    // --density is the fraction of tiles kept; with --recall it is the cap and defaults to 1.
+    std::optional<double> density, recall;
+    double min_density = 0, alpha = 0.5, sigma = 0.9;
     float eps = 1e-3f;
     int64_t block = kRuntimeTile;
     int slots = 1, qk_bits = 8;
@@ -72,25 +75,27 @@ int run_calibrate(const CalibrateArgs& a, const GlobalOptions& g) {
     CalibrateOptions opt;
     opt.tiles = {a.block, a.eps};
     opt.objective = {parse_objective(a.objective), a.alpha, a.sigma};
-    opt.mask = {a.density, !a.no_force_text, !a.no_force_ragged};
+    const double density = a.density.value_or(a.recall ? 1.0 : 0.5);
+    opt.mask = {density, !a.no_force_text, !a.no_force_ragged, a.recall, a.min_density};
     opt.slots = a.slots;
     opt.share_later_half = !a.uniform_slots;
     opt.qk_bits = a.qk_bits;
     opt.pv_format = a.pv_bits ? pv_format_from_v1_bits(a.pv_bits, "", "option --pv-bits")
                               : parse_pv_format(a.pv_format, "", "option --pv-format");
-    opt.options_json = nlohmann::json{{"density", a.density},
-                                      {"objective", a.objective},
-                                      {"alpha", a.alpha},
-                                      {"sigma", a.sigma},
-                                      {"eps", a.eps},
-                                      {"block", a.block},
-                                      {"slots", a.slots},
-                                      {"share_later_half", !a.uniform_slots},
-                                      {"force_text", !a.no_force_text},
-                                      {"force_ragged", !a.no_force_ragged},
-                                      {"qk_bits", a.qk_bits},
-                                      {"pv_format", to_string(opt.pv_format)}}
-                           .dump();
+    nlohmann::json options{{"density", density},
+                           {"objective", a.objective},
+                           {"alpha", a.alpha},
+                           {"sigma", a.sigma},
+                           {"eps", a.eps},
+                           {"block", a.block},
+                           {"slots", a.slots},
+                           {"share_later_half", !a.uniform_slots},
+                           {"force_text", !a.no_force_text},
+                           {"force_ragged", !a.no_force_ragged},
+                           {"qk_bits", a.qk_bits},
+                           {"pv_format", to_string(opt.pv_format)}};
+    if (a.recall) options["recall"] = *a.recall, options["min_density"] = a.min_density;
+    opt.options_json = options.dump();
     // Fail on a bad output path now, not after the calibration; never overwrite the input.
     AtomicOutput::check(a.output);
     std::error_code ec;
@@ -119,7 +124,13 @@ void add_calibrate(CLI::App& app, Runner& run, const GlobalOptions& g) {
     auto* sub = app.add_subcommand("calibrate", "Choose an axis order per head and build block masks from a dump");
     sub->add_option("dump", a->dump, "paro-dump file (HDF5)")->required();
     sub->add_option("-o,--output", a->output, "pattern file to write")->required();
-    sub->add_option("--density", a->density, "fraction of all tiles computed, forced tiles included")->capture_default_str();
+    sub->add_option("--density", a->density,
+                    "fraction of all tiles computed, forced tiles included (default 0.5); with --recall the most "
+                    "a mask may keep (default 1)");
+    sub->add_option("--recall", a->recall,
+                    "per-mask adaptive density: keep the fewest tiles holding this share of the attention mass");
+    sub->add_option("--min-density", a->min_density, "with --recall: the fewest tiles a mask keeps (fraction)")
+        ->capture_default_str();
     sub->add_option("--objective", a->objective, "recall | paper | output-error (see docs/method.md)")->capture_default_str();
     sub->add_option("--alpha", a->alpha, "paper objective: weight of incoherence vs sparsity")->capture_default_str();
     sub->add_option("--sigma", a->sigma, "paper sparsity: share of entries below eps")->capture_default_str();
@@ -138,6 +149,8 @@ void add_calibrate(CLI::App& app, Runner& run, const GlobalOptions& g) {
     sub->add_option("--pv-bits", a->pv_bits, "deprecated: --pv-format (16 = fp16, 8 = int8)")->excludes(pv_format);
     sub->callback([a, &run, &g] {
         run = with_option_names({{"density", "--density"},
+                                 {"recall", "--recall"},
+                                 {"min_density", "--min-density"},
                                  {"objective", "--objective"},
                                  {"alpha", "--alpha"},
                                  {"sigma", "--sigma"},

@@ -93,7 +93,7 @@ std::array<double, kNumOrders> recall_objective(const TokenLayout& layout, const
     mo.density = std::max(0.3, forced.density());
     const ObjectiveOptions oo;
     std::array<OrderMetrics, kNumOrders> m;
-    for (int o = 0; o < kNumOrders; ++o) m[o] = order_metrics(st[o], build_mask(st[o], forced, mo), forced, mo.density, oo);
+    for (int o = 0; o < kNumOrders; ++o) m[o] = order_metrics(st[o], build_mask(st[o], forced, mo), forced, mo, oo);
     apply_objective(m, oo);
     chosen = choose_order(m, oo.kind);
     std::array<double, kNumOrders> obj{};

@@ -1,10 +1,14 @@
 // Block masks: the density target is hit, forced tiles are kept, the kept tiles are the heaviest,
-// and impossible targets are refused. Slot plans split steps as documented.
+// and impossible targets are refused; with a recall target, the mask is the smallest that reaches
+// it within the floor and cap. Slot plans split steps as documented.
+#include <algorithm>
+#include <numeric>
 #include <random>
 
 #include "catch.hpp"
 #include "paro/error.hpp"
 #include "paro/mask_builder.hpp"
+#include "paro/objective.hpp"
 #include "paro/timestep_slots.hpp"
 
 using namespace paro;
@@ -18,6 +22,40 @@ TileStats random_stats(const TileGrid& g, uint64_t seed) {
     st.mass[3] = st.mass[4];  // a tie, broken by tile index
     return st;
 }
+
+// The recall rule by brute force: rank every tile (forced first, then by descending mass, ties by
+// index), take prefix sums, and keep the shortest prefix whose mass reaches recall * total,
+// clamped to [floor, cap] (and never below the forced tiles).
+BlockMask reference_recall_mask(const TileStats& st, const BlockMask& forced, double recall, int64_t floor,
+                                int64_t cap) {
+    const int64_t nb = forced.tiles_per_side(), tiles = nb * nb;
+    std::vector<int64_t> ranking, free;
+    for (int64_t t = 0; t < tiles; ++t) (forced.get(t / nb, t % nb) ? ranking : free).push_back(t);
+    std::sort(free.begin(), free.end(), [&](int64_t a, int64_t b) {
+        return std::make_pair(-st.mass[a], a) < std::make_pair(-st.mass[b], b);
+    });
+    const int64_t n_forced = static_cast<int64_t>(ranking.size());
+    ranking.insert(ranking.end(), free.begin(), free.end());
+    const double total = std::accumulate(st.mass.begin(), st.mass.end(), 0.0);
+    std::vector<double> prefix(static_cast<size_t>(tiles) + 1, 0.0);
+    for (int64_t i = 0; i < tiles; ++i) prefix[i + 1] = prefix[i] + st.mass[ranking[i]];
+    int64_t k = n_forced;
+    while (k < tiles && prefix[k] < recall * total) ++k;
+    k = std::min(cap, std::max({k, floor, n_forced}));
+    BlockMask m(nb);
+    for (int64_t i = 0; i < k; ++i) m.set(ranking[i] / nb, ranking[i] % nb);
+    return m;
+}
+
+MaskOptions recall_options(double recall, double cap = 1.0, double floor = 0.0) {
+    MaskOptions opt{cap, false, false};
+    opt.recall = recall;
+    opt.min_density = floor;
+    return opt;
+}
+
+// 4 x 4 tiles, nothing forced.
+const TileGrid kSmallGrid{256, 64};
 }  // namespace
 
 TEST_CASE("masks hit the density target and keep the heaviest free tiles", "[mask]") {
@@ -71,6 +109,108 @@ TEST_CASE("a density below the forced share is bad input", "[mask]") {
     const MaskOptions opt{0.5, true, true};
     CHECK_THROWS_AS(build_mask(TileStats(grid), forced_tiles(layout, grid, opt), opt), InputError);
     CHECK_THROWS_AS(build_mask(TileStats(grid), BlockMask(2), MaskOptions{1.5, true, true}), InputError);
+}
+
+TEST_CASE("recall masks match the brute-force prefix rule", "[mask][recall]") {
+    const TokenLayout layout{{5, 7, 9}, 20, TextPosition::prefix};  // N = 335, ragged at 32
+    const TileGrid grid{layout.tokens(), 32};
+    const int64_t tiles = grid.tiles_per_side() * grid.tiles_per_side();
+    for (bool force : {false, true}) {
+        const BlockMask forced = forced_tiles(layout, grid, MaskOptions{0.5, force, force});
+        for (uint64_t seed : {1, 2, 3})
+            for (double recall : {0.3, 0.8, 0.95, 1.0})
+                for (auto [cap, floor] : {std::pair{1.0, 0.0}, {0.6, 0.0}, {1.0, 0.7}, {0.75, 0.7}}) {
+                    INFO("force " << force << " seed " << seed << " recall " << recall << " cap " << cap
+                                  << " floor " << floor);
+                    const TileStats st = random_stats(grid, seed);
+                    const MaskOptions opt = recall_options(recall, cap, floor);
+                    const BlockMask m = build_mask(st, forced, opt);
+                    CHECK(m == reference_recall_mask(st, forced, recall, floor_tiles(opt, tiles), cap_tiles(opt, tiles)));
+                    if (m.count() < cap_tiles(opt, tiles)) CHECK(mask_recall(m, st.mass) >= recall - 1e-12);
+                }
+    }
+}
+
+TEST_CASE("the cap stops a recall mask short, the floor pads it", "[mask][recall]") {
+    const TileStats st = random_stats(kSmallGrid, 5);
+    const BlockMask none(4);
+    const BlockMask capped = build_mask(st, none, recall_options(1.0, 0.25));
+    CHECK(capped.count() == 4);
+    CHECK(mask_recall(capped, st.mass) < 1.0);
+    const BlockMask floored = build_mask(st, none, recall_options(0.01, 1.0, 0.5));
+    CHECK(floored.count() == 8);
+    CHECK(build_mask(st, none, recall_options(0.01)).count() == 1);
+}
+
+TEST_CASE("a recall mask stops as soon as the target is reached exactly", "[mask][recall]") {
+    TileStats st(kSmallGrid);
+    st.mass[5] = 0.5, st.mass[9] = 0.25, st.mass[2] = 0.125, st.mass[12] = 0.125;  // exact in binary
+    const BlockMask none(4);
+    const BlockMask exact = build_mask(st, none, recall_options(0.75));
+    CHECK(exact.count() == 2);
+    CHECK(exact.get(1, 1));
+    CHECK(exact.get(2, 1));
+    CHECK(build_mask(st, none, recall_options(0.75 + 1e-9)).count() == 3);
+    CHECK(build_mask(st, none, recall_options(1.0)).count() == 4);  // zero-mass tiles are not needed
+}
+
+TEST_CASE("a head with all its mass in one tile keeps one tile", "[mask][recall]") {
+    TileStats st(kSmallGrid);
+    st.mass[14] = 3.0;
+    const BlockMask m = build_mask(st, BlockMask(4), recall_options(0.999));
+    CHECK(m.count() == 1);
+    CHECK(m.get(3, 2));
+}
+
+TEST_CASE("uniform mass needs the recall share of the tiles", "[mask][recall]") {
+    TileStats st(kSmallGrid);
+    std::fill(st.mass.begin(), st.mass.end(), 1.0);
+    for (auto [recall, want] : {std::pair{0.5, 8}, {0.3, 5}, {1.0, 16}, {0.01, 1}}) {
+        INFO("recall " << recall);
+        const BlockMask m = build_mask(st, BlockMask(4), recall_options(recall));
+        CHECK(m.count() == want);
+        for (int64_t t = 0; t < want; ++t) CHECK(m.get(t / 4, t % 4));  // ties by tile index
+    }
+}
+
+TEST_CASE("bad recall options name the parameter", "[mask][recall]") {
+    const TileStats st(kSmallGrid);
+    const BlockMask none(4);
+    const auto parameter_of = [&](const MaskOptions& opt) {
+        try {
+            build_mask(st, none, opt);
+        } catch (const ParameterError& e) {
+            return e.parameter();
+        }
+        return std::string("(accepted)");
+    };
+    CHECK(parameter_of(recall_options(0.0)) == "recall");
+    CHECK(parameter_of(recall_options(1.5)) == "recall");
+    CHECK(parameter_of(recall_options(0.9, 1.0, -0.1)) == "min_density");
+    CHECK(parameter_of(recall_options(0.9, 0.5, 0.6)) == "min_density");
+    MaskOptions floor_alone{0.5, false, false};
+    floor_alone.min_density = 0.1;
+    CHECK(parameter_of(floor_alone) == "min_density");
+    CHECK(parameter_of(recall_options(0.9, 0.5, 0.5)) == "(accepted)");
+    // The forced-share check applies to the cap.
+    const TokenLayout layout{{1, 4, 16}, 64, TextPosition::prefix};  // 2 tiles, one of text
+    const TileGrid grid{layout.tokens(), 64};
+    MaskOptions opt = recall_options(0.5, 0.5);
+    opt.force_text = true;
+    CHECK_THROWS_AS(build_mask(TileStats(grid), forced_tiles(layout, grid, opt), opt), ParameterError);
+}
+
+TEST_CASE("with a recall target the objective prefers orders needing fewer tiles", "[objective][recall]") {
+    TileStats focused(kSmallGrid), diffuse(kSmallGrid);
+    focused.mass[0] = 9.0, focused.mass[1] = 1.0;
+    std::fill(diffuse.mass.begin(), diffuse.mass.end(), 1.0);
+    const BlockMask none(4);
+    const MaskOptions opt = recall_options(0.9, 0.5);  // the cap does not limit the score
+    const ObjectiveOptions oo;
+    const OrderMetrics f = order_metrics(focused, build_mask(focused, none, opt), none, opt, oo);
+    const OrderMetrics d = order_metrics(diffuse, build_mask(diffuse, none, opt), none, opt, oo);
+    CHECK(f.objective == Approx(1.0 - 1.0 / 16));  // one tile holds 90%
+    CHECK(d.objective == Approx(1.0 - 15.0 / 16));  // 15 of 16 uniform tiles reach 90%
 }
 
 TEST_CASE("mask bytes round trip and padding bits do not count", "[mask]") {

@@ -73,7 +73,7 @@ public:
         std::array<BlockMask, kNumOrders> masks;
         for (int o = 0; o < kNumOrders; ++o) {
             masks[o] = build_mask(stats[o], ctx_.forced, opt.mask);
-            metrics[o] = order_metrics(stats[o], masks[o], ctx_.forced, opt.mask.density, opt.objective);
+            metrics[o] = order_metrics(stats[o], masks[o], ctx_.forced, opt.mask, opt.objective);
         }
         if (needs_v(opt)) {
             const auto err = ctx_.tiles.output_error(slice, masks);
@@ -151,7 +151,7 @@ void validate_calibration(const DumpInfo& dump, const CalibrateOptions& opt) {
                                                  t, plan.describe(t)),
                                      dump.path);
     }
-    // The forced tiles alone must fit the density (build_mask says so with the numbers).
+    // build_mask checks the mask options, and that the forced tiles alone fit the density cap.
     const TileGrid grid{dump.tokens(), opt.tiles.block};
     TileStats empty(grid);
     build_mask(empty, forced_tiles(dump.layout, grid, opt.mask), opt.mask);

@@ -30,8 +30,8 @@ ObjectiveKind parse_objective(const std::string& name) {
 
 bool higher_is_better(ObjectiveKind k) { return k == ObjectiveKind::recall; }
 
-OrderMetrics order_metrics(const TileStats& st, const BlockMask& kept, const BlockMask& forced, double density,
-                           const ObjectiveOptions& opt) {
+OrderMetrics order_metrics(const TileStats& st, const BlockMask& kept, const BlockMask& forced,
+                           const MaskOptions& mask, const ObjectiveOptions& opt) {
     const TileGrid& g = st.grid;
     const int64_t nb = g.tiles_per_side();
     int64_t sparse = 0;
@@ -55,7 +55,7 @@ OrderMetrics order_metrics(const TileStats& st, const BlockMask& kept, const Blo
     double free_total = 0;
     for (int64_t t = 0; t < nb * nb; ++t)
         if (!forced.get(t / nb, t % nb)) free_mass.push_back(st.mass[t]), free_total += st.mass[t];
-    const int64_t k = std::clamp<int64_t>(std::llround(density * static_cast<double>(free_mass.size())), 1,
+    const int64_t k = std::clamp<int64_t>(std::llround(mask.density * static_cast<double>(free_mass.size())), 1,
                                           std::max<int64_t>(1, static_cast<int64_t>(free_mass.size())));
     if (free_mass.empty() || free_total <= 0) {
         m.free_recall = 1.0;
@@ -65,14 +65,23 @@ OrderMetrics order_metrics(const TileStats& st, const BlockMask& kept, const Blo
         for (int64_t i = 0; i < k; ++i) kept += free_mass[i];
         m.free_recall = kept / free_total;
     }
+    if (!mask.recall) {
+        m.objective = m.free_recall;
+    } else {
+        MaskOptions uncapped = mask;
+        uncapped.density = 1.0;
+        uncapped.min_density = 0.0;
+        const int64_t free_tiles = nb * nb - forced.count();
+        const int64_t free_kept = build_mask(st, forced, uncapped).count() - forced.count();
+        m.objective = free_tiles > 0 ? 1.0 - static_cast<double>(free_kept) / static_cast<double>(free_tiles) : 1.0;
+    }
     return m;
 }
 
 void apply_objective(std::array<OrderMetrics, kNumOrders>& m, const ObjectiveOptions& opt) {
     switch (opt.kind) {
         case ObjectiveKind::recall:
-            for (auto& x : m) x.objective = x.free_recall;
-            break;
+            break;  // order_metrics set it
         case ObjectiveKind::output_error:
             for (auto& x : m) x.objective = x.output_rel_l1;
             break;

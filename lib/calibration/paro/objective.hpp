@@ -4,12 +4,16 @@
 // Per order and sample, from its TileStats (docs/method.md has the derivations):
 //   sparsity    paper: fraction of tiles in which at least sigma of the entries are below eps
 //   incoherence paper: mean over tiles of max(P) / mean(P) (an all-zero tile counts 1)
-//   recall      mass kept by the mask build_mask makes at the target density, forced tiles included
+//   recall      mass kept by the mask build_mask makes (at the target density, or by the recall
+//               rule), forced tiles included
 //   free_recall share of the non-forced mass held by the best `density` share of non-forced tiles
 //   output_rel_l1  relative L1 of masked vs dense attention output (objective output-error only)
 // Metrics are averaged over the calibration samples, then one objective ranks the orders:
 //   recall (default)  maximize mean free_recall: what the mask keeps where the order matters
 //                     (forced tiles are the same in every order and would only dilute it).
+//                     With a recall target (MaskOptions::recall) the masks' mass is fixed and
+//                     their size varies, so instead maximize the mean share of non-forced tiles
+//                     the recall rule leaves out (without cap or floor, which would tie orders).
 //   paper             minimize  alpha * I_o / sum(I) + (1 - alpha) * (1 - S_o) / sum(1 - S)
 //                     (I incoherence, S sparsity, sums over the six orders; a sum of zero makes
 //                     its term zero for every order).
@@ -38,11 +42,13 @@ struct ObjectiveOptions {
 };
 
 // All metrics of one order on one sample but output_rel_l1 (left at -1). `kept` is the mask
-// build_mask made from these stats, `forced` its forced tiles, `density` the target.
-OrderMetrics order_metrics(const TileStats& stats, const BlockMask& kept, const BlockMask& forced, double density,
-                           const ObjectiveOptions& opt);
+// build_mask made from these stats with `mask`, `forced` its forced tiles. .objective is the
+// recall objective's per-sample value (it needs the tile ranking, not only the other metrics).
+OrderMetrics order_metrics(const TileStats& stats, const BlockMask& kept, const BlockMask& forced,
+                           const MaskOptions& mask, const ObjectiveOptions& opt);
 
-// Fills .objective of each order from the other metrics.
+// Fills .objective of each order from the other metrics (the recall objective keeps the value
+// order_metrics gave, averaged over the samples).
 void apply_objective(std::array<OrderMetrics, kNumOrders>& metrics, const ObjectiveOptions& opt);
 
 // The best order by .objective, with the deterministic tie-break.

@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <numeric>
 
+#include "paro/mask_builder.hpp"
+
 namespace paro {
 
 namespace {
@@ -169,6 +171,38 @@ std::string dump_text(const DumpInfo& d, bool color) {
     return out;
 }
 
+namespace {
+// With adaptive density: the spread of the per-mask density, and how many masks the cap stopped
+// short of the recall target or the floor held up (from the options calibrate recorded).
+std::string density_spread(const Pattern& p) {
+    const DensityDistribution d = p.density_distribution();
+    if (!d.varies()) return "";
+    std::string out = fmt::format("  density per mask: min {:.4f}, p10 {:.4f}, median {:.4f}, p90 {:.4f}, max {:.4f}\n",
+                                  d.min, d.p10, d.median, d.p90, d.max);
+    const auto options = nlohmann::json::parse(p.provenance.options_json, nullptr, false);
+    if (options.is_discarded() || !options.contains("recall")) return out;
+    MaskOptions mask;
+    mask.density = options.value("density", 1.0);
+    mask.recall = options["recall"].get<double>();
+    mask.min_density = options.value("min_density", 0.0);
+    const int64_t tiles = p.tiles_per_side() * p.tiles_per_side();
+    const int64_t cap = cap_tiles(mask, tiles), floor = floor_tiles(mask, tiles);
+    int64_t masks = 0, capped = 0, floored = 0;
+    for (const auto& L : p.layers)
+        for (const auto& h : L.heads)
+            for (size_t t = 0; t < h.masks.size(); ++t) {
+                const int64_t kept = h.masks[t].count();
+                ++masks;
+                if (kept == cap && h.recall[t] < *mask.recall) ++capped;
+                if (floor > 0 && kept == floor) ++floored;
+            }
+    out += fmt::format("  recall target {}: {} of {} masks stopped short at the cap (density {}), {} held at the "
+                       "floor (min density {})\n",
+                       *mask.recall, capped, masks, mask.density, floored, mask.min_density);
+    return out;
+}
+}  // namespace
+
 std::string calibration_summary(const Pattern& p, int64_t file_bytes, double seconds, bool color) {
     const Style st{color};
     int64_t heads = 0;
@@ -186,6 +220,7 @@ std::string calibration_summary(const Pattern& p, int64_t file_bytes, double sec
                        p.layers.size(), seconds, orders);
     out += fmt::format("  mean density {:.4f} (of all tiles), mean recall {:.4f}, {} slot(s), objective {}\n",
                        p.mean_density(), p.mean_recall(), p.slots.count(), p.objective);
+    out += density_spread(p);
     out += fmt::format("  pattern file {}\n", human_bytes(file_bytes));
     return out;
 }

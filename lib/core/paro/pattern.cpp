@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -46,6 +47,16 @@ double mean_over_masks(const Pattern& p, std::vector<double> HeadPattern::*field
 
 double Pattern::mean_density() const { return mean_over_masks(*this, &HeadPattern::density); }
 double Pattern::mean_recall() const { return mean_over_masks(*this, &HeadPattern::recall); }
+
+DensityDistribution Pattern::density_distribution() const {
+    std::vector<double> d;
+    for (const auto& l : layers)
+        for (const auto& h : l.heads) d.insert(d.end(), h.density.begin(), h.density.end());
+    if (d.empty()) return {};
+    std::sort(d.begin(), d.end());
+    const auto at = [&](double q) { return d[static_cast<size_t>(std::llround(q * static_cast<double>(d.size() - 1)))]; };
+    return {d.front(), at(0.1), at(0.5), at(0.9), d.back()};
+}
 
 int64_t write_pattern_file(const Pattern& p, const std::string& path) {
     AtomicOutput out(path);

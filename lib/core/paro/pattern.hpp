@@ -21,7 +21,7 @@ struct OrderMetrics {
     double objective = 0;      // the value the chosen objective ranks by (see objective.hpp)
     double sparsity = 0;       // paper: fraction of tiles with >= sigma of entries below eps
     double incoherence = 0;    // paper: mean over tiles of max / mean
-    double recall = 0;         // attention mass kept at the target density
+    double recall = 0;         // attention mass kept by the mask (target density or recall rule)
     double output_rel_l1 = -1; // relative L1 of masked vs dense output; -1 when not computed
     double free_recall = 0;    // share of the non-forced mass in the best density share of non-forced tiles
 };
@@ -64,6 +64,12 @@ struct Provenance {
     std::string created;       // UTC, ISO 8601
 };
 
+// Spread of the per-mask density over every (slot, layer, head); quantiles by nearest rank.
+struct DensityDistribution {
+    double min = 0, p10 = 0, median = 0, p90 = 0, max = 0;
+    bool varies() const { return max > min; }  // adaptive masks (calibrate --recall) differ
+};
+
 struct Pattern {
     TokenLayout layout;
     int block_q = kRuntimeTile;
@@ -78,6 +84,7 @@ struct Pattern {
     int64_t num_samples() const;
     double mean_density() const;
     double mean_recall() const;
+    DensityDistribution density_distribution() const;
 };
 
 // Writes atomically: a temporary file beside `path`, renamed over it when complete.

@@ -511,6 +511,7 @@ public:
 
     mu::data summary() const {
         const int64_t nb = p_.tiles_per_side();
+        const DensityDistribution spread = p_.density_distribution();
         const double masks = static_cast<double>(T()) * static_cast<double>(total_heads_);
         std::error_code ec;
         const auto file_size = fs::file_size(opt_.pattern_path, ec);
@@ -557,6 +558,10 @@ public:
             {"slot_boundaries", per_slot(T(), [&](int t) { return p_.slots.describe(t); })},
             {"density", num(p_.mean_density())},
             {"recall", num(p_.mean_recall())},
+            {"density_spread", text_or_false(spread.varies() ? fmt::format("{} / {} / {} / {} / {}", num(spread.min),
+                                                                               num(spread.p10), num(spread.median),
+                                                                               num(spread.p90), num(spread.max))
+                                                               : "")},
             {"storage_bits", human_bytes(static_cast<int64_t>(masks * static_cast<double>((nb * nb + 7) / 8)))},
             {"storage_bytes", human_bytes(static_cast<int64_t>(masks * static_cast<double>(nb * nb)))},
             {"file_size", ec ? std::string("n/a") : human_bytes(static_cast<int64_t>(file_size))},
