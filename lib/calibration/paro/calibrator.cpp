@@ -202,10 +202,17 @@ Pattern calibrate(DumpReader& reader, const CalibrateOptions& opt, TileStatsBack
                 for (int64_t i = 0; i < count; ++i) slices[i] = reader.read(s, l, h0 + i, need_v);
                 const std::vector<SixOrderStats> stats = tiles.compute_batch(slices);
                 PARO_ASSERT(static_cast<int64_t>(stats.size()) == count);
+                // Heads are independent, so a batch's host work (masks and metrics of six orders
+                // per head) runs in parallel; the output-error scorer goes through the backend,
+                // which serves one call at a time.
+#pragma omp parallel for schedule(dynamic) if (count > 1 && !need_v)
                 for (int64_t i = 0; i < count; ++i) group[i].add_sample(slices[i], stats[i]);
             }
-            for (HeadCalibration& hc : group) {
-                lp.heads.push_back(hc.finish());
+            std::vector<HeadPattern> finished(static_cast<size_t>(count));
+#pragma omp parallel for schedule(dynamic) if (count > 1)
+            for (int64_t i = 0; i < count; ++i) finished[i] = group[i].finish();
+            for (HeadPattern& hp : finished) {
+                lp.heads.push_back(std::move(hp));
                 if (opt.progress) opt.progress(++done, total);
             }
         }
