@@ -42,32 +42,44 @@ struct CalibrateArgs {
     std::string device = "auto";
 };
 
-// --device: auto (the first GPU when one is usable, else the CPU), cpu, cuda, cuda:I.
-std::unique_ptr<TileStatsBackend> make_backend(const std::string& spec, const TokenLayout& layout,
-                                               const TileStatsOptions& tiles) {
+// --device: auto (every usable GPU, else the CPU), cpu, cuda (every usable GPU), cuda:I,J,...
+std::vector<std::unique_ptr<TileStatsBackend>> make_backends(const std::string& spec, const TokenLayout& layout,
+                                                             const TileStatsOptions& tiles) {
     const auto bad = [&](const std::string& why) { return InputError("", "option --device", "'" + spec + "': " + why); };
     if (spec != "auto" && spec != "cpu" && spec != "cuda" && spec.rfind("cuda:", 0) != 0)
-        throw bad("expected auto, cpu, cuda or cuda:I");
+        throw bad("expected auto, cpu, cuda or cuda:I[,J...]");
+    std::vector<std::unique_ptr<TileStatsBackend>> out;
 #ifdef PARO_HAVE_CUDA
     const int devices = gpu::cuda_device_count();
-    if (spec == "auto" && devices > 0) return std::make_unique<gpu::CudaTileStatsBackend>(layout, tiles, 0);
-    if (spec != "auto" && spec != "cpu") {
-        int device = 0;
-        if (spec != "cuda") {
-            const std::string ids = spec.substr(5);
-            if (ids.find(',') != std::string::npos) throw bad("one device per run for now (several are planned)");
-            if (ids.empty() || ids.size() > 3 || !std::all_of(ids.begin(), ids.end(), ::isdigit))
-                throw bad("the device is a number, as in cuda:0");
-            device = std::stoi(ids);
+    if (spec != "cpu" && (spec != "auto" || devices > 0)) {
+        std::vector<int> ids;
+        if (spec.rfind("cuda:", 0) == 0) {
+            std::string list = spec.substr(5);
+            for (size_t pos = 0;;) {
+                const size_t comma = list.find(',', pos);
+                const std::string id = list.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+                if (id.empty() || id.size() > 3 || !std::all_of(id.begin(), id.end(), ::isdigit))
+                    throw bad("devices are numbers, as in cuda:0 or cuda:0,1");
+                if (std::find(ids.begin(), ids.end(), std::stoi(id)) != ids.end())
+                    throw bad("device " + id + " is named twice");
+                ids.push_back(std::stoi(id));
+                if (comma == std::string::npos) break;
+                pos = comma + 1;
+            }
         }
         if (devices == 0) throw bad("no CUDA device is usable on this machine (use --device cpu)");
-        if (device >= devices) throw bad(fmt::format("this machine has {} CUDA device(s)", devices));
-        return std::make_unique<gpu::CudaTileStatsBackend>(layout, tiles, device);
+        for (int id : ids)
+            if (id >= devices) throw bad(fmt::format("this machine has {} CUDA device(s)", devices));
+        if (ids.empty())
+            for (int id = 0; id < devices; ++id) ids.push_back(id);
+        for (int id : ids) out.push_back(std::make_unique<gpu::CudaTileStatsBackend>(layout, tiles, id));
+        return out;
     }
 #else
     if (spec != "auto" && spec != "cpu") throw bad("this paro was built without CUDA (use --device cpu)");
 #endif
-    return std::make_unique<TileStatsEngine>(layout, tiles);
+    out.push_back(std::make_unique<TileStatsEngine>(layout, tiles));
+    return out;
 }
 
 int run_calibrate(const CalibrateArgs& a, const GlobalOptions& g) {
@@ -103,16 +115,21 @@ int run_calibrate(const CalibrateArgs& a, const GlobalOptions& g) {
         throw InputError(a.output, "option -o", "is the input dump; name another file");
     DumpReader reader(a.dump);
     validate_calibration(reader.info(), opt);
-    const std::unique_ptr<TileStatsBackend> backend = make_backend(a.device, reader.info().layout, opt.tiles);
+    const auto devices = make_backends(a.device, reader.info().layout, opt.tiles);
+    std::vector<TileStatsBackend*> backends;
+    for (const auto& d : devices) backends.push_back(d.get());
     ProgressLine progress("calibrate", "heads", !g.quiet);
     opt.progress = [&](int64_t done, int64_t total) { progress.update(done, total); };
-    const Pattern pattern = calibrate(reader, opt, *backend);
+    CalibrationTimes times;
+    const Pattern pattern = calibrate(reader, opt, backends, &times);
     progress.finish();
+    const auto t_write = std::chrono::steady_clock::now();
     const int64_t bytes = write_pattern_file(pattern, a.output);
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const auto t_end = std::chrono::steady_clock::now();
+    const double secs = std::chrono::duration<double>(t_end - t0).count();
     if (!g.quiet) {
         std::fputs(calibration_summary(pattern, bytes, secs, ::isatty(STDOUT_FILENO)).c_str(), stdout);
-        std::printf("  tile statistics on %s\n", backend->describe().c_str());
+        std::fputs(calibration_timing(times, std::chrono::duration<double>(t_end - t_write).count()).c_str(), stdout);
         std::printf("  wrote %s\n", a.output.c_str());
     }
     return 0;
@@ -141,7 +158,8 @@ void add_calibrate(CLI::App& app, Runner& run, const GlobalOptions& g) {
     sub->add_flag("--uniform-slots", a->uniform_slots, "split all steps evenly (default: later half shares one slot)");
     sub->add_flag("--no-force-text", a->no_force_text, "do not keep text rows/columns dense");
     sub->add_flag("--no-force-ragged", a->no_force_ragged, "do not keep the ragged last tile row/column dense");
-    sub->add_option("--device", a->device, "where tile statistics run: auto (a GPU when present), cpu, cuda, cuda:I")
+    sub->add_option("--device", a->device,
+                    "where tile statistics run: auto (every GPU, else the CPU), cpu, cuda (every GPU), cuda:I[,J...]")
         ->capture_default_str();
     sub->add_option("--qk-bits", a->qk_bits, "quantization plan: bits for QK (4, 8, 16)")->capture_default_str();
     auto* pv_format = sub->add_option("--pv-format", a->pv_format, "quantization plan: PV format (int8, fp16, fp8_e4m3)")

@@ -34,4 +34,5 @@ rc=$?; [ $rc -eq 2 ] && grep -q "option --device" "$dir/err.txt" || { echo "--de
 "$PARO" calibrate "$dir/d.h5" -o "$dir/c.h5" --density 0.5 --no-force-text --no-force-ragged --device cpu > "$dir/out.txt" ||
   { echo "--device cpu failed"; exit 1; }
 grep -q "tile statistics on CPU" "$dir/out.txt" || { echo "the summary does not say where statistics ran"; exit 1; }
+grep -q "time: read .* GB/s), tile statistics .*, scoring .*, write" "$dir/out.txt" || { echo "the summary does not say where the time went"; cat "$dir/out.txt"; exit 1; }
 echo ok

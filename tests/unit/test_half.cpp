@@ -98,6 +98,27 @@ TEST_CASE("half_to_float: every half pattern decodes to its value and encodes ba
     CHECK(bad == 0);
 }
 
+TEST_CASE("narrow_exact: every finite half round-trips; values off the half grid are refused", "[half]") {
+    std::vector<float> exact;
+    for (uint32_t h = 0; h < 0x10000; ++h)
+        if ((h & 0x7c00) != 0x7c00) exact.push_back(static_cast<float>(half_value(h & 0x7fff)) * ((h & 0x8000) ? -1.f : 1.f));
+    std::vector<uint16_t> out(exact.size());
+    REQUIRE(paro::narrow_exact(exact.data(), out.data(), exact.size()));
+    int bad = 0;
+    for (size_t i = 0; i < exact.size(); ++i) bad += out[i] != paro::float_to_half(exact[i]);
+    CHECK(bad == 0);
+    // One value off the grid anywhere (normal, subnormal, above 65504, below the smallest
+    // subnormal, NaN, Inf) makes the whole tensor refuse.
+    std::mt19937 rng(5);
+    const float off[] = {1.0f + 1.0f / 4096, 3e-8f, 7e-6f, 65536.0f, 1e30f, -2049.0f, 1e-9f,
+                         std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()};
+    for (float x : off) {
+        std::vector<float> t = exact;
+        t[std::uniform_int_distribution<size_t>(0, t.size() - 1)(rng)] = x;
+        CHECK_FALSE(paro::narrow_exact(t.data(), out.data(), t.size()));
+    }
+}
+
 TEST_CASE("fp16 datasets read through paro's own widening, bit for bit", "[half]") {
     // Every finite half pattern once, in a [1, 1, n, 64] fp16 dataset written with paro's writer.
     std::vector<uint16_t> bits;

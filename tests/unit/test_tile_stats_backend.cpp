@@ -1,7 +1,9 @@
 // The calibrator behind the TileStatsBackend seam: a test double that batches several heads and
 // counts calls must drive it to exactly the pattern the CPU engine gives, and a backend built for
 // another geometry is refused.
+#include <algorithm>
 #include <cstring>
+#include <memory>
 
 #include "catch.hpp"
 #include "paro/calibrator.hpp"
@@ -124,4 +126,98 @@ TEST_CASE("a backend built for another geometry is refused", "[backend]") {
         CHECK(e.parameter() == "tiles");
     }
     CHECK(other_tile.calls == 0);
+}
+
+namespace {
+
+// Fails with an InputError on one (layer, head), as a device would on overflowing scores.
+class FailingBackend : public CountingBackend {
+public:
+    FailingBackend(const TokenLayout& layout, TileStatsOptions options, int64_t layer, int64_t head)
+        : CountingBackend(layout, options, 2), layer_(layer), head_(head) {}
+    std::vector<SixOrderStats> compute_batch(const std::vector<HeadSlice>& heads) override {
+        for (const HeadSlice& h : heads)
+            if (h.layer == layer_ && h.head == head_) throw InputError(h.file, "/layers/1/q", "planted failure");
+        return CountingBackend::compute_batch(heads);
+    }
+
+private:
+    int64_t layer_, head_;
+};
+
+std::string synth_for_devices(const test::TempDir& tmp, bool with_v) {
+    SynthOptions so;
+    so.layout = {{2, 6, 10}, 8, TextPosition::suffix};
+    so.layers = 3;
+    so.heads = 5;
+    so.samples = 2;
+    so.seed = 11;
+    so.with_v = with_v;
+    const std::string path = tmp.file(with_v ? "v.h5" : "d.h5");
+    write_synthetic_dump(so, path);
+    return path;
+}
+
+}  // namespace
+
+TEST_CASE("spread over several backends: the one-backend pattern, checksum and statistics", "[backend]") {
+    test::TempDir tmp;
+    const bool with_v = GENERATE(false, true);
+    const std::string path = synth_for_devices(tmp, with_v);
+    CalibrateOptions co;
+    co.tiles.block = 16;
+    co.mask.density = 0.5;
+    if (with_v) co.objective.kind = ObjectiveKind::output_error;
+
+    DumpReader plain(path);
+    const Pattern expected = calibrate(plain, co);  // CPU engine, one head at a time
+
+    DumpReader reader(path);
+    std::vector<std::unique_ptr<CountingBackend>> devices;
+    std::vector<TileStatsBackend*> backends;
+    for (int d = 0; d < 3; ++d) {
+        devices.push_back(std::make_unique<CountingBackend>(reader.info().layout, co.tiles, 2));
+        backends.push_back(devices.back().get());
+    }
+    CalibrationTimes times;
+    const Pattern got = calibrate(reader, co, backends, &times);
+    require_identical(expected, got);
+    // The checksum follows (layer, head, sample) order, not the order the devices read in.
+    CHECK(got.provenance.source_checksum == expected.provenance.source_checksum);
+
+    // Every (layer, head, sample) went to exactly one device, in groups of at most 2 heads.
+    std::vector<std::array<int64_t, 3>> all;
+    for (const auto& d : devices) {
+        CHECK(d->max_heads <= 2);
+        all.insert(all.end(), d->seen.begin(), d->seen.end());
+    }
+    std::sort(all.begin(), all.end());
+    CHECK(std::adjacent_find(all.begin(), all.end()) == all.end());
+    CHECK(all.size() == 3u * 5u * 2u);
+
+    REQUIRE(times.devices.size() == 3);
+    CHECK(times.devices[0].name == "counting test double");
+    const int64_t n = reader.info().tokens(), d = reader.info().layers[0].head_dim;
+    const int64_t tensors = with_v ? 3 : 2;  // synth writes fp16: 2 bytes a value
+    CHECK(times.stored_bytes == 3 * 5 * 2 * tensors * n * d * 2);
+    CHECK(times.wall_seconds > 0);
+}
+
+TEST_CASE("an error on one device stops the calibration with that error", "[backend]") {
+    test::TempDir tmp;
+    const std::string path = synth_for_devices(tmp, false);
+    DumpReader reader(path);
+    CalibrateOptions co;
+    co.tiles.block = 16;
+    // Both devices fail on that head (whichever claims it); the other must stop, not hang.
+    FailingBackend a(reader.info().layout, co.tiles, 1, 3), b(reader.info().layout, co.tiles, 1, 3);
+    for (const std::vector<TileStatsBackend*>& backends :
+         {std::vector<TileStatsBackend*>{&a, &b}, std::vector<TileStatsBackend*>{&a}}) {
+        try {
+            (void)calibrate(reader, co, backends);
+            FAIL("expected the planted InputError");
+        } catch (const InputError& e) {
+            CHECK(std::string(e.what()).find("planted failure") != std::string::npos);
+        }
+    }
 }

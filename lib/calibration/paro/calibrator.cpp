@@ -3,11 +3,19 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <ctime>
+#include <exception>
 #include <filesystem>
+#include <future>
+#include <limits>
+#include <mutex>
+#include <optional>
+#include <thread>
 
 #include "paro/error.hpp"
+#include "paro/slice_feed.hpp"
 #include "paro/tile_stats.hpp"
 #include "paro/version.hpp"
 
@@ -49,7 +57,7 @@ std::array<OrderMetrics, kNumOrders> mean_metrics(const std::vector<std::array<O
 
 // What every head's calibration shares.
 struct CalibrationContext {
-    const TileStatsBackend& tiles;
+    TileStatsBackend& tiles;
     const BlockMask& forced;
     const std::vector<int>& slot_of_sample;
     int slots;
@@ -164,17 +172,129 @@ Pattern calibrate(DumpReader& reader, const CalibrateOptions& opt) {
 }
 
 Pattern calibrate(DumpReader& reader, const CalibrateOptions& opt, TileStatsBackend& tiles) {
+    return calibrate(reader, opt, std::vector<TileStatsBackend*>{&tiles});
+}
+
+namespace {
+
+// Heads [h0, h0 + count) of one layer: what one device takes through every sample.
+struct WorkUnit {
+    int64_t layer = 0, h0 = 0, count = 0;
+};
+
+// What the devices' workers share: the units in (layer, head) order, handed out one by one, the
+// finished heads by (layer, head), and the first error, which stops everyone.
+class SharedWork {
+public:
+    SharedWork(const DumpInfo& dump, int64_t batch, const CalibrateOptions& opt) : opt_(opt) {
+        for (int64_t l = 0; l < static_cast<int64_t>(dump.layers.size()); ++l) {
+            heads_.emplace_back(static_cast<size_t>(dump.layers[l].heads));
+            for (int64_t h0 = 0; h0 < dump.layers[l].heads; h0 += batch)
+                units_.push_back({l, h0, std::min(batch, dump.layers[l].heads - h0)});
+        }
+        total_ = dump.total_heads();
+    }
+
+    std::optional<WorkUnit> claim() {
+        const size_t i = next_.fetch_add(1);
+        if (failed_ || i >= units_.size()) return std::nullopt;
+        return units_[i];
+    }
+    bool failed() const { return failed_; }
+
+    void finished(const WorkUnit& u, std::vector<HeadPattern>& heads) {
+        for (int64_t i = 0; i < u.count; ++i) heads_[u.layer][u.h0 + i] = std::move(heads[i]);
+        std::lock_guard<std::mutex> lock(mutex_);
+        done_ += u.count;
+        if (opt_.progress) opt_.progress(done_, total_);
+    }
+    void fail(std::exception_ptr e) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (!error_) error_ = e;
+        failed_ = true;
+    }
+    void rethrow_error() const {
+        if (error_) std::rethrow_exception(error_);
+    }
+    std::vector<std::vector<HeadPattern>>& heads() { return heads_; }
+
+private:
+    const CalibrateOptions& opt_;
+    std::vector<WorkUnit> units_;
+    std::vector<std::vector<HeadPattern>> heads_;
+    std::atomic<size_t> next_{0};
+    std::atomic<bool> failed_{false};
+    std::mutex mutex_;
+    std::exception_ptr error_;
+    int64_t done_ = 0, total_ = 0;
+};
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// One device's loop: claim a unit, run its heads through every sample (asking the feed for the
+// next slices before computing on the current ones), finish them, claim the next.
+void run_device(const CalibrationContext& ctx, SharedWork& work, SliceFeed& feed, std::array<SliceBatch, 2>& buffers,
+                int64_t samples, CalibrationTimes::Device& times) {
+    std::optional<WorkUnit> unit = work.claim();
+    if (!unit) return;
+    const bool need_v = HeadCalibration::needs_v(ctx.opt);
+    int cur = 0;
+    std::future<void> pending = feed.request(0, unit->layer, unit->h0, unit->count, buffers[cur]);
+    while (unit) {
+        const WorkUnit u = *unit;
+        std::vector<HeadCalibration> group(static_cast<size_t>(u.count), HeadCalibration(ctx));
+        for (int64_t s = 0; s < samples; ++s) {
+            pending.get();  // rethrows what stopped the read
+            if (work.failed()) return;
+            SliceBatch& batch = buffers[cur];
+            if (s + 1 < samples) {
+                pending = feed.request(s + 1, u.layer, u.h0, u.count, buffers[1 - cur]);
+            } else if ((unit = work.claim())) {
+                pending = feed.request(0, unit->layer, unit->h0, unit->count, buffers[1 - cur]);
+            }
+            auto t0 = std::chrono::steady_clock::now();
+            const std::vector<SixOrderStats> stats = ctx.tiles.compute_batch(batch.slices);
+            PARO_ASSERT(static_cast<int64_t>(stats.size()) == u.count);
+            times.compute_seconds += seconds_since(t0);
+            t0 = std::chrono::steady_clock::now();
+            // Heads are independent, so a batch's host work (masks and metrics of six orders per
+            // head) runs in parallel; the output-error scorer goes through the backend, which
+            // serves one call at a time.
+#pragma omp parallel for schedule(dynamic) if (u.count > 1 && !need_v)
+            for (int64_t i = 0; i < u.count; ++i) group[i].add_sample(batch.slices[i], stats[i]);
+            times.score_seconds += seconds_since(t0);
+            cur = 1 - cur;
+        }
+        const auto t0 = std::chrono::steady_clock::now();
+        std::vector<HeadPattern> finished(static_cast<size_t>(u.count));
+#pragma omp parallel for schedule(dynamic) if (u.count > 1)
+        for (int64_t i = 0; i < u.count; ++i) finished[i] = group[i].finish();
+        times.score_seconds += seconds_since(t0);
+        work.finished(u, finished);
+    }
+}
+
+}  // namespace
+
+Pattern calibrate(DumpReader& reader, const CalibrateOptions& opt, const std::vector<TileStatsBackend*>& backends,
+                  CalibrationTimes* times) {
+    const auto start = std::chrono::steady_clock::now();
     const DumpInfo& dump = reader.info();
     validate_calibration(dump, opt);
-    if (tiles.grid().tokens != dump.tokens() || tiles.grid().block != opt.tiles.block ||
-        tiles.options().eps != opt.tiles.eps)
-        throw ParameterError("tiles", fmt::format("the tile statistics backend was built for {} tokens, tile {}, eps "
-                                                  "{}; the dump has {} tokens and the options ask for tile {}, eps {}",
-                                                  tiles.grid().tokens, tiles.grid().block, tiles.options().eps,
-                                                  dump.tokens(), opt.tiles.block, opt.tiles.eps));
+    PARO_ASSERT(!backends.empty());
+    for (const TileStatsBackend* tiles : backends)
+        if (tiles->grid().tokens != dump.tokens() || tiles->grid().block != opt.tiles.block ||
+            tiles->options().eps != opt.tiles.eps)
+            throw ParameterError("tiles", fmt::format("the tile statistics backend was built for {} tokens, tile {}, "
+                                                      "eps {}; the dump has {} tokens and the options ask for tile {}, "
+                                                      "eps {}",
+                                                      tiles->grid().tokens, tiles->grid().block, tiles->options().eps,
+                                                      dump.tokens(), opt.tiles.block, opt.tiles.eps));
     const SlotPlan plan = SlotPlan::make(opt.slots, opt.share_later_half);
     const std::vector<int> slot_of_sample = sample_slots(dump, plan);
-    const BlockMask forced = forced_tiles(dump.layout, tiles.grid(), opt.mask);
+    const BlockMask forced = forced_tiles(dump.layout, backends.front()->grid(), opt.mask);
 
     Pattern pat;
     pat.layout = dump.layout;
@@ -184,41 +304,37 @@ Pattern calibrate(DumpReader& reader, const CalibrateOptions& opt, TileStatsBack
     pat.higher_is_better = higher_is_better(opt.objective.kind);
     pat.provenance = {kVersion, opt.options_json, std::filesystem::path(dump.path).filename().string(), "", utc_now()};
 
-    const CalibrationContext ctx{tiles, forced, slot_of_sample, plan.count(), opt};
-    const bool need_v = HeadCalibration::needs_v(opt);
-    const int64_t batch = std::max<int64_t>(1, tiles.batch_heads());
-    const int64_t samples = static_cast<int64_t>(dump.samples.size());
-    const int64_t total = dump.total_heads();
-    int64_t done = 0;
-    for (int64_t l = 0; l < static_cast<int64_t>(dump.layers.size()); ++l) {
-        LayerPattern lp;
-        const int64_t heads = dump.layers[l].heads;
-        // Heads [h0, h0 + count) go through the backend together, one sample at a time.
-        for (int64_t h0 = 0; h0 < heads; h0 += batch) {
-            const int64_t count = std::min(batch, heads - h0);
-            std::vector<HeadCalibration> group(static_cast<size_t>(count), HeadCalibration(ctx));
-            std::vector<HeadSlice> slices(static_cast<size_t>(count));
-            for (int64_t s = 0; s < samples; ++s) {
-                for (int64_t i = 0; i < count; ++i) slices[i] = reader.read(s, l, h0 + i, need_v);
-                const std::vector<SixOrderStats> stats = tiles.compute_batch(slices);
-                PARO_ASSERT(static_cast<int64_t>(stats.size()) == count);
-                // Heads are independent, so a batch's host work (masks and metrics of six orders
-                // per head) runs in parallel; the output-error scorer goes through the backend,
-                // which serves one call at a time.
-#pragma omp parallel for schedule(dynamic) if (count > 1 && !need_v)
-                for (int64_t i = 0; i < count; ++i) group[i].add_sample(slices[i], stats[i]);
-            }
-            std::vector<HeadPattern> finished(static_cast<size_t>(count));
-#pragma omp parallel for schedule(dynamic) if (count > 1)
-            for (int64_t i = 0; i < count; ++i) finished[i] = group[i].finish();
-            for (HeadPattern& hp : finished) {
-                lp.heads.push_back(std::move(hp));
-                if (opt.progress) opt.progress(++done, total);
-            }
+    // Work units are the same whatever the number of devices, so each head meets the same
+    // computation and the result does not depend on how the units were spread.
+    int64_t batch = std::numeric_limits<int64_t>::max();
+    for (const TileStatsBackend* tiles : backends) batch = std::min(batch, std::max<int64_t>(1, tiles->batch_heads()));
+    SharedWork work(dump, batch, opt);
+    CalibrationTimes t;
+    t.devices.resize(backends.size());
+    std::vector<std::array<SliceBatch, 2>> buffers(backends.size());  // outlive the feed
+    {
+        SliceFeed feed(reader, HeadCalibration::needs_v(opt));
+        std::vector<std::thread> threads;
+        for (size_t w = 0; w < backends.size(); ++w) {
+            t.devices[w].name = backends[w]->describe();
+            threads.emplace_back([&, w] {
+                const CalibrationContext ctx{*backends[w], forced, slot_of_sample, plan.count(), opt};
+                try {
+                    run_device(ctx, work, feed, buffers[w], static_cast<int64_t>(dump.samples.size()), t.devices[w]);
+                } catch (...) {
+                    work.fail(std::current_exception());
+                }
+            });
         }
-        pat.layers.push_back(std::move(lp));
+        for (std::thread& th : threads) th.join();
+        t.read_seconds = feed.busy_seconds();
+        t.stored_bytes = feed.stored_bytes();
     }
+    work.rethrow_error();
+    for (std::vector<HeadPattern>& layer : work.heads()) pat.layers.push_back({std::move(layer)});
     pat.provenance.source_checksum = fmt::format("crc32:{:08x}", reader.checksum());
+    t.wall_seconds = seconds_since(start);
+    if (times) *times = std::move(t);
     return pat;
 }
 

@@ -2,9 +2,11 @@
 // Calibration: a paro-dump in, a Pattern out. For each (layer, head) it streams every sample's
 // slice through a TileStatsBackend (the CPU TileStatsEngine unless the caller passes another),
 // scores the six orders, chooses one, and builds one mask per timestep slot from the tile masses
-// of that slot's samples under the chosen order. Heads go through the backend in groups of its
-// batch_heads() (one for the CPU engine), sample by sample.
-// Memory: one group's slices plus, per head of the group and sample, the six orders' tile masses.
+// of that slot's samples under the chosen order. Heads go through a backend in groups of its
+// batch_heads() (one for the CPU engine), sample by sample; the next group's slices are read while
+// the current one is computed and scored.
+// Memory: per backend two groups' slices plus, per head of the group and sample, the six orders'
+// tile masses.
 #include <functional>
 #include <string>
 
@@ -35,9 +37,27 @@ struct CalibrateOptions {
 // dataset the options need.
 void validate_calibration(const DumpInfo& dump, const CalibrateOptions& opt);
 
+// Where a calibration's time went. The stages overlap (reads run ahead of the devices), so the
+// parts add up to more than the wall time when the pipeline works.
+struct CalibrationTimes {
+    struct Device {
+        std::string name;            // the backend's describe()
+        double compute_seconds = 0;  // tile statistics of its batches
+        double score_seconds = 0;    // its heads' objectives and masks (host)
+    };
+    std::vector<Device> devices;
+    double read_seconds = 0;  // the reader thread: HDF5 reads and decoding
+    int64_t stored_bytes = 0;  // read from the dump, as stored
+    double wall_seconds = 0;
+};
+
 // With the CPU TileStatsEngine.
 Pattern calibrate(DumpReader& dump, const CalibrateOptions& opt);
 // With the given backend, built for the dump's layout and opt.tiles (else ParameterError "tiles").
 Pattern calibrate(DumpReader& dump, const CalibrateOptions& opt, TileStatsBackend& tiles);
+// Spread over several backends (one per device), each taking groups of heads in turn; the result
+// is the same for any number of them. One reader thread feeds them, ahead of their work.
+Pattern calibrate(DumpReader& dump, const CalibrateOptions& opt, const std::vector<TileStatsBackend*>& backends,
+                  CalibrationTimes* times = nullptr);
 
 }  // namespace paro

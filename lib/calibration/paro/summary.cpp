@@ -72,6 +72,23 @@ std::string human_bytes(int64_t b) {
     return fmt::format("{:.2f} GiB", b / (1024.0 * 1024 * 1024));
 }
 
+std::string calibration_timing(const CalibrationTimes& t, double write_seconds) {
+    std::string names, compute, score;
+    double compute_total = 0, score_total = 0;
+    for (const CalibrationTimes::Device& d : t.devices) {
+        names += (names.empty() ? "" : ", ") + d.name;
+        compute_total += d.compute_seconds, score_total += d.score_seconds;
+    }
+    const double rate = t.read_seconds > 0 ? static_cast<double>(t.stored_bytes) / t.read_seconds / 1e9 : 0.0;
+    std::string out = fmt::format("  tile statistics on {}\n", names);
+    out += fmt::format("  time: read {:.2f} s ({}, {:.2f} GB/s), tile statistics {:.2f} s, scoring {:.2f} s{}, "
+                       "write {:.2f} s; {:.2f} s from dump to pattern, stages overlapping\n",
+                       t.read_seconds, human_bytes(t.stored_bytes), rate, compute_total, score_total,
+                       t.devices.size() > 1 ? " (summed over devices)" : "", write_seconds,
+                       t.wall_seconds + write_seconds);
+    return out;
+}
+
 nlohmann::json pattern_json(const Pattern& p, int64_t file_bytes) {
     using nlohmann::json;
     json j = header_json("paro-pattern", 2, p.layout);

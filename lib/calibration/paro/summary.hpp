@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "paro/calibrator.hpp"
 #include "paro/dump.hpp"
 #include "paro/pattern.hpp"
 
@@ -18,6 +19,10 @@ std::string pattern_text(const Pattern& p, int64_t file_bytes, bool color);
 std::string dump_text(const DumpInfo& d, bool color);
 // The few lines calibrate ends with: orders per layer, mean density and recall, file size.
 std::string calibration_summary(const Pattern& p, int64_t file_bytes, double seconds, bool color);
+
+// Where statistics ran and where the time went: read (with its rate), tile statistics, scoring,
+// write; the stages overlap, so they may add up to more than the wall time.
+std::string calibration_timing(const CalibrationTimes& t, double write_seconds);
 
 std::string human_bytes(int64_t bytes);
 

@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "paro/error.hpp"
+#include "paro/half.hpp"
 
 namespace paro {
 
@@ -170,52 +171,107 @@ DumpReader::DumpReader(const std::string& path) : file_(h5::File::open_read(path
         }
         info_.layers.push_back(layer);
     }
+    int64_t slices = 0;
+    for (const DumpLayer& layer : info_.layers) first_slice_.push_back(slices), slices += layer.heads;
+    slices *= S;
+    slice_crc_.assign(static_cast<size_t>(slices), 0);
+    slice_bytes_.assign(static_cast<size_t>(slices), 0);
 }
 
-void DumpReader::read_tensor(const std::string& path, int64_t sample, int64_t head, int64_t rows, int64_t cols,
-                             std::vector<float>& out, const HeadSlice& s) const {
-    h5::Handle d = h5::open_dataset(file_, path);
-    out.resize(static_cast<size_t>(rows * cols));
-    h5::read_box(file_, d.get(), path, {sample, head, 0, 0}, {1, 1, rows, cols}, out.data());
-    const bool probabilities = path.size() >= 5 && path.compare(path.size() - 5, 5, "/attn") == 0;
-    for (float x : out) {
-        if (!std::isfinite(x))
-            throw InputError(info_.path, path,
-                             fmt::format("NaN or Inf in layer {}, sample {}, head {}", s.layer, s.sample, s.head));
-        if (probabilities && !(x >= 0.0f && x <= 1.001f))
-            throw InputError(info_.path, path,
-                             fmt::format("value {} in layer {}, sample {}, head {} is not a post-softmax probability",
-                                         x, s.layer, s.sample, s.head));
-    }
-    checksum_ = static_cast<uint32_t>(crc32(checksum_, reinterpret_cast<const Bytef*>(out.data()),
-                                            static_cast<uInt>(out.size() * sizeof(float))));
+int64_t RawHeads::stored_bytes() const {
+    int64_t n = 0;
+    for (const Tensor& t : tensors) n += static_cast<int64_t>(t.bytes.size());
+    return n;
 }
 
-HeadSlice DumpReader::read(int64_t sample, int64_t layer, int64_t head, bool with_v) const {
+void DumpReader::read_raw(int64_t sample, int64_t layer, int64_t h0, int64_t count, bool with_v,
+                          RawHeads& raw) const {
     PARO_ASSERT(sample >= 0 && sample < static_cast<int64_t>(info_.samples.size()));
     PARO_ASSERT(layer >= 0 && layer < static_cast<int64_t>(info_.layers.size()));
     const DumpLayer& L = info_.layers[layer];
-    PARO_ASSERT(head >= 0 && head < L.heads);
-    HeadSlice s;
+    PARO_ASSERT(h0 >= 0 && count > 0 && h0 + count <= L.heads);
+    const int64_t n = info_.tokens();
+    raw.sample = sample, raw.layer = layer, raw.h0 = h0, raw.count = count;
+    std::vector<std::pair<const char*, int64_t>> wanted;
+    if (L.kind == DumpKind::qk)
+        wanted = {{"q", L.head_dim}, {"k", L.head_dim}};
+    else
+        wanted = {{"attn", n}};
+    if (with_v && L.has_v()) wanted.emplace_back("v", L.value_dim);
+    raw.tensors.resize(wanted.size());
+    for (size_t t = 0; t < wanted.size(); ++t) {
+        RawHeads::Tensor& out = raw.tensors[t];
+        out.path = fmt::format("/layers/{}/{}", layer, wanted[t].first);
+        out.cols = wanted[t].second;
+        h5::Handle d = h5::open_dataset(file_, out.path);
+        out.half = h5::read_box_raw(file_, d.get(), out.path, {sample, h0, 0, 0}, {1, count, n, out.cols}, out.bytes);
+    }
+}
+
+void DumpReader::decode(const RawHeads& raw, int64_t i, HeadSlice& s) const {
+    PARO_ASSERT(i >= 0 && i < raw.count);
+    const DumpLayer& L = info_.layers[raw.layer];
     s.file = info_.path;
-    s.sample = sample;
-    s.layer = layer;
-    s.head = head;
+    s.sample = raw.sample;
+    s.layer = raw.layer;
+    s.head = raw.h0 + i;
     s.tokens = info_.tokens();
     s.head_dim = L.head_dim;
+    s.value_dim = 0;
     s.scale = L.scale;
-    const std::string base = fmt::format("/layers/{}", layer);
-    if (L.kind == DumpKind::qk) {
-        read_tensor(base + "/q", sample, head, s.tokens, L.head_dim, s.q, s);
-        read_tensor(base + "/k", sample, head, s.tokens, L.head_dim, s.k, s);
-    } else {
-        read_tensor(base + "/attn", sample, head, s.tokens, s.tokens, s.attention, s);
+    s.q.clear(), s.k.clear(), s.v.clear(), s.attention.clear();
+    uint32_t crc = static_cast<uint32_t>(crc32(0, nullptr, 0));
+    int64_t bytes = 0;
+    for (const RawHeads::Tensor& t : raw.tensors) {
+        const char* name = t.path.c_str() + t.path.rfind('/') + 1;
+        std::vector<float>& out = name[0] == 'q' ? s.q : name[0] == 'k' ? s.k : name[0] == 'v' ? s.v : s.attention;
+        if (&out == &s.v) s.value_dim = L.value_dim;
+        const size_t per_head = static_cast<size_t>(s.tokens * t.cols);
+        out.resize(per_head);
+        bool finite = true;
+        if (t.half) {
+            const uint16_t* bits = reinterpret_cast<const uint16_t*>(t.bytes.data()) + i * per_head;
+            uint16_t special = 0;  // exponent all ones: Inf or NaN
+            for (size_t j = 0; j < per_head; ++j) special |= static_cast<uint16_t>((bits[j] & 0x7c00u) == 0x7c00u);
+            finite = !special;
+            std::transform(bits, bits + per_head, out.data(), half_to_float);
+        } else {
+            const float* f = reinterpret_cast<const float*>(t.bytes.data()) + i * per_head;
+            std::copy(f, f + per_head, out.data());
+            finite = std::all_of(out.begin(), out.end(), [](float x) { return std::isfinite(x); });
+        }
+        if (!finite)
+            throw InputError(info_.path, t.path,
+                             fmt::format("NaN or Inf in layer {}, sample {}, head {}", s.layer, s.sample, s.head));
+        if (&out == &s.attention)
+            for (float x : out)
+                if (!(x >= 0.0f && x <= 1.001f))
+                    throw InputError(info_.path, t.path,
+                                     fmt::format("value {} in layer {}, sample {}, head {} is not a post-softmax "
+                                                 "probability",
+                                                 x, s.layer, s.sample, s.head));
+        crc = static_cast<uint32_t>(crc32_z(crc, reinterpret_cast<const Bytef*>(out.data()), out.size() * sizeof(float)));
+        bytes += static_cast<int64_t>(out.size() * sizeof(float));
     }
-    if (with_v && L.has_v()) {
-        s.value_dim = L.value_dim;
-        read_tensor(base + "/v", sample, head, s.tokens, L.value_dim, s.v, s);
-    }
+    const size_t slot = static_cast<size_t>((first_slice_[raw.layer] + s.head) * static_cast<int64_t>(info_.samples.size()) +
+                                            s.sample);
+    slice_crc_[slot] = crc;
+    slice_bytes_[slot] = bytes;
+}
+
+HeadSlice DumpReader::read(int64_t sample, int64_t layer, int64_t head, bool with_v) const {
+    RawHeads raw;
+    read_raw(sample, layer, head, 1, with_v, raw);
+    HeadSlice s;
+    decode(raw, 0, s);
     return s;
+}
+
+uint32_t DumpReader::checksum() const {
+    uLong crc = crc32(0, nullptr, 0);
+    for (size_t i = 0; i < slice_crc_.size(); ++i)
+        if (slice_bytes_[i] > 0) crc = crc32_combine64(crc, slice_crc_[i], slice_bytes_[i]);
+    return static_cast<uint32_t>(crc);
 }
 
 bool looks_like_dump(const std::string& path) { return h5::probe_format_name(path) == "paro-dump"; }

@@ -56,6 +56,21 @@ struct HeadSlice {
     bool is_attention() const { return !attention.empty(); }
 };
 
+// The stored values of heads [h0, h0 + count) of one (sample, layer): one HDF5 read per tensor
+// (read_raw), turned into HeadSlices by decode. The split lets callers decode heads in parallel
+// while HDF5, which is not thread-safe, is called from one thread.
+struct RawHeads {
+    struct Tensor {
+        std::string path;  // dataset, e.g. "/layers/3/q"
+        bool half = false;  // bytes hold IEEE halves, else floats
+        int64_t cols = 0;  // values per token (D, Dv, or N for attn)
+        std::vector<uint8_t> bytes;  // [count, N, cols]
+    };
+    int64_t sample = 0, layer = 0, h0 = 0, count = 0;
+    std::vector<Tensor> tensors;  // q, k[, v] or attn
+    int64_t stored_bytes() const;
+};
+
 class DumpReader {
 public:
     // Opens and validates. Throws InputError naming the file and the attribute/dataset at fault.
@@ -64,16 +79,23 @@ public:
     const DumpInfo& info() const { return info_; }
     // Reads one slice; with_v also reads v when the layer has it. Throws InputError on NaN/Inf.
     HeadSlice read(int64_t sample, int64_t layer, int64_t head, bool with_v) const;
-    // CRC-32 of every float read so far, in read order (the pattern file's provenance).
-    uint32_t checksum() const { return checksum_; }
+    // Reads heads [h0, h0 + count) of one (sample, layer) as stored into raw (buffers reused).
+    void read_raw(int64_t sample, int64_t layer, int64_t h0, int64_t count, bool with_v, RawHeads& raw) const;
+    // Head h0 + i of raw as a slice (out's buffers reused); records its checksum. Throws
+    // InputError on NaN/Inf. Safe to call concurrently for distinct i (and distinct raws).
+    void decode(const RawHeads& raw, int64_t i, HeadSlice& out) const;
+    // CRC-32 of the floats of every slice read so far, slice by slice in (layer, head, sample)
+    // order and q, k, v within a slice, whatever order they were read in (the pattern file's
+    // provenance; a calibration spread over devices reads in another order than one on the CPU).
+    uint32_t checksum() const;
 
 private:
-    void read_tensor(const std::string& path, int64_t sample, int64_t head, int64_t rows, int64_t cols,
-                     std::vector<float>& out, const HeadSlice& s) const;
-
     h5::File file_;
     DumpInfo info_;
-    mutable uint32_t checksum_ = 0;
+    std::vector<int64_t> first_slice_;  // per layer: index of its (head 0, sample 0) slice
+    // Per slice (canonical index): CRC-32 of its floats and their byte count (0: not read).
+    mutable std::vector<uint32_t> slice_crc_;
+    mutable std::vector<int64_t> slice_bytes_;
 };
 
 // True when the file's root says paro_format = "paro-dump" (no other validation).

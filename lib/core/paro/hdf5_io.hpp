@@ -82,6 +82,11 @@ DatasetInfo dataset_info(const File& f, hid_t dset, const std::string& path);
 // Reads the box [start, start+count) of an n-d float/integer dataset, converted to float.
 void read_box(const File& f, hid_t dset, const std::string& path, const std::vector<int64_t>& start,
               const std::vector<int64_t>& count, float* out);
+// The same box as stored when the dataset is IEEE half (raw bits, 2 bytes a value; returns true),
+// else converted to float (4 bytes a value; returns false). out is resized, its capacity reused.
+// Widening halves in the caller is what makes fp16 reads fast (HDF5's conversion is a soft path).
+bool read_box_raw(const File& f, hid_t dset, const std::string& path, const std::vector<int64_t>& start,
+                  const std::vector<int64_t>& count, std::vector<uint8_t>& out);
 // Reads a whole dataset converted to the requested native type.
 std::vector<double> read_all_double(const File& f, const std::string& path);
 std::vector<int64_t> read_all_int(const File& f, const std::string& path);

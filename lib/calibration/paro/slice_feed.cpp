@@ -1,0 +1,90 @@
+#include "paro/slice_feed.hpp"
+
+#include <chrono>
+#include <exception>
+
+#include "paro/error.hpp"
+
+namespace paro {
+
+SliceFeed::SliceFeed(const DumpReader& reader, bool with_v)
+    : reader_(reader), with_v_(with_v), thread_([this] { serve(); }) {}
+
+SliceFeed::~SliceFeed() {
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        stop_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+}
+
+std::future<void> SliceFeed::request(int64_t sample, int64_t layer, int64_t h0, int64_t count, SliceBatch& into) {
+    Request r{sample, layer, h0, count, &into, {}};
+    std::future<void> f = r.done.get_future();
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        PARO_ASSERT(!stop_);
+        queue_.push_back(std::move(r));
+    }
+    wake_.notify_one();
+    return f;
+}
+
+double SliceFeed::busy_seconds() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return busy_seconds_;
+}
+
+int64_t SliceFeed::stored_bytes() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return stored_bytes_;
+}
+
+void SliceFeed::serve() {
+    for (;;) {
+        Request r;
+        {
+            std::unique_lock<std::mutex> lock(mutex_);
+            wake_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+            if (stop_) {
+                queue_.clear();  // their futures see broken promises
+                return;
+            }
+            r = std::move(queue_.front());
+            queue_.pop_front();
+        }
+        const auto t0 = std::chrono::steady_clock::now();
+        try {
+            fill(r);
+            r.done.set_value();
+        } catch (...) {
+            r.done.set_exception(std::current_exception());
+        }
+        const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        std::lock_guard<std::mutex> lock(mutex_);
+        busy_seconds_ += secs;
+        stored_bytes_ += r.into->raw.stored_bytes();
+    }
+}
+
+void SliceFeed::fill(const Request& r) {
+    SliceBatch& b = *r.into;
+    reader_.read_raw(r.sample, r.layer, r.h0, r.count, with_v_, b.raw);
+    b.slices.resize(static_cast<size_t>(r.count));
+    // Decoding is per head and independent; an exception may not leave the parallel region, so
+    // the first one (by head) is kept and rethrown.
+    std::vector<std::exception_ptr> failed(static_cast<size_t>(r.count));
+#pragma omp parallel for schedule(static) if (r.count > 1)
+    for (int64_t i = 0; i < r.count; ++i) {
+        try {
+            reader_.decode(b.raw, i, b.slices[i]);
+        } catch (...) {
+            failed[i] = std::current_exception();
+        }
+    }
+    for (const std::exception_ptr& e : failed)
+        if (e) std::rethrow_exception(e);
+}
+
+}  // namespace paro

@@ -1,0 +1,63 @@
+#pragma once
+// SliceFeed: the dump reader of a calibration as a pipeline stage. One thread owns the HDF5 file
+// (the library is not thread-safe) and serves read requests in the order they were made: it reads
+// the stored values of a group of heads with one HDF5 call per tensor, then decodes the heads
+// (fp16 widening, NaN/Inf checks, checksums) in parallel. A caller asks for its next group before
+// it works on the current one, so reads overlap tile statistics and scoring.
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <future>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "paro/dump.hpp"
+
+namespace paro {
+
+// One group of heads of one (sample, layer), with the buffers reused from request to request.
+struct SliceBatch {
+    RawHeads raw;
+    std::vector<HeadSlice> slices;
+};
+
+class SliceFeed {
+public:
+    SliceFeed(const DumpReader& reader, bool with_v);
+    // Drops queued requests (their futures see broken promises) and joins the thread after the
+    // read in progress: destroy the feed before the SliceBatches it may be writing.
+    ~SliceFeed();
+    SliceFeed(const SliceFeed&) = delete;
+    SliceFeed& operator=(const SliceFeed&) = delete;
+
+    // Queues reading heads [h0, h0 + count) of (sample, layer) into into; the future is ready
+    // when into.slices holds them, or holds the InputError that stopped the read. into must stay
+    // alive and untouched until then.
+    std::future<void> request(int64_t sample, int64_t layer, int64_t h0, int64_t count, SliceBatch& into);
+
+    // Seconds the reader thread spent on requests, and the bytes it read as stored in the dump.
+    double busy_seconds() const;
+    int64_t stored_bytes() const;
+
+private:
+    struct Request {
+        int64_t sample, layer, h0, count;
+        SliceBatch* into;
+        std::promise<void> done;
+    };
+    void serve();
+    void fill(const Request& r);
+
+    const DumpReader& reader_;
+    const bool with_v_;
+    mutable std::mutex mutex_;
+    std::condition_variable wake_;
+    std::deque<Request> queue_;
+    bool stop_ = false;
+    double busy_seconds_ = 0;
+    int64_t stored_bytes_ = 0;
+    std::thread thread_;
+};
+
+}  // namespace paro

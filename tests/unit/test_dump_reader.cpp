@@ -1,0 +1,127 @@
+// DumpReader's group reads (read_raw + decode) against per-head reads, its order-independent
+// checksum against a CRC of the slices concatenated in (layer, head, sample) order, and NaN/Inf
+// in fp16 and float32 dumps.
+#include <hdf5.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+#include <random>
+
+#include "catch.hpp"
+#include "paro/dump.hpp"
+#include "paro/error.hpp"
+#include "paro/synth.hpp"
+#include "test_helpers.hpp"
+
+using namespace paro;
+
+namespace {
+
+std::string synth(const test::TempDir& tmp, bool half) {
+    SynthOptions so;
+    so.layout = {{2, 4, 6}, 5, TextPosition::prefix};
+    so.layers = 2;
+    so.heads = 3;
+    so.samples = 2;
+    so.seed = 3;
+    so.float16 = half;
+    const std::string path = tmp.file(half ? "f16.h5" : "f32.h5");
+    write_synthetic_dump(so, path);
+    return path;
+}
+
+bool same_floats(const std::vector<float>& a, const std::vector<float>& b) {
+    return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+// Overwrites one stored value of a dataset [S, H, N, D] with the given bits (fp16 or float32).
+void poke(const std::string& path, const std::string& dataset, hsize_t s, hsize_t h, hsize_t n, hsize_t d,
+          const void* value) {
+    const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    const hid_t ds = H5Dopen2(f, dataset.c_str(), H5P_DEFAULT);
+    const hid_t type = H5Dget_type(ds), space = H5Dget_space(ds);
+    const hsize_t start[4] = {s, h, n, d}, one[4] = {1, 1, 1, 1};
+    H5Sselect_hyperslab(space, H5S_SELECT_SET, start, nullptr, one, nullptr);
+    const hid_t mem = H5Screate_simple(4, one, nullptr);
+    REQUIRE(H5Dwrite(ds, type, mem, space, H5P_DEFAULT, value) >= 0);
+    H5Sclose(mem), H5Sclose(space), H5Tclose(type), H5Dclose(ds), H5Fclose(f);
+}
+
+}  // namespace
+
+TEST_CASE("group reads decode to the per-head slices", "[dump]") {
+    test::TempDir tmp;
+    const std::string path = synth(tmp, GENERATE(true, false));
+    DumpReader reader(path);
+    RawHeads raw;
+    reader.read_raw(1, 1, 1, 2, true, raw);
+    REQUIRE(raw.tensors.size() == 3);  // q, k, v
+    for (int64_t i = 0; i < 2; ++i) {
+        HeadSlice got;
+        got.q.assign(7, 1.f);  // stale buffers are overwritten, not appended to
+        reader.decode(raw, i, got);
+        const HeadSlice want = reader.read(1, 1, 1 + i, true);
+        CHECK(got.head == 1 + i);
+        CHECK(got.value_dim == want.value_dim);
+        CHECK(same_floats(got.q, want.q));
+        CHECK(same_floats(got.k, want.k));
+        CHECK(same_floats(got.v, want.v));
+    }
+}
+
+TEST_CASE("the dump checksum does not depend on the read order", "[dump]") {
+    test::TempDir tmp;
+    const std::string path = synth(tmp, true);
+    const bool with_v = GENERATE(false, true);
+    // Expected: CRC-32 of every slice's floats in (layer, head, sample) order, q, k, v in a slice.
+    uLong want = crc32(0, nullptr, 0);
+    {
+        DumpReader r(path);
+        for (int64_t l = 0; l < 2; ++l)
+            for (int64_t h = 0; h < 3; ++h)
+                for (int64_t s = 0; s < 2; ++s) {
+                    const HeadSlice x = r.read(s, l, h, with_v);
+                    for (const auto* t : {&x.q, &x.k, &x.v})
+                        if (!t->empty())  // zlib: a null buffer restarts the CRC
+                            want = crc32(want, reinterpret_cast<const Bytef*>(t->data()),
+                                         static_cast<uInt>(t->size() * sizeof(float)));
+                }
+    }
+    std::vector<std::array<int64_t, 3>> order;
+    for (int64_t l = 0; l < 2; ++l)
+        for (int64_t h = 0; h < 3; ++h)
+            for (int64_t s = 0; s < 2; ++s) order.push_back({s, l, h});
+    std::shuffle(order.begin(), order.end(), std::mt19937(GENERATE(1u, 2u, 3u)));
+    DumpReader shuffled(path);
+    for (const auto& [s, l, h] : order) (void)shuffled.read(s, l, h, with_v);
+    (void)shuffled.read(0, 0, 0, with_v);  // reading a slice twice counts it once
+    CHECK(shuffled.checksum() == static_cast<uint32_t>(want));
+}
+
+TEST_CASE("NaN and Inf in a stored head are named when it is decoded", "[dump]") {
+    test::TempDir tmp;
+    const bool half = GENERATE(true, false);
+    const std::string path = synth(tmp, half);
+    const uint16_t nan16 = 0x7e00, inf16 = 0xfc00;
+    const float inf32 = -std::numeric_limits<float>::infinity();
+    if (half)
+        poke(path, "/layers/1/k", 1, 2, 9, 3, &inf16), poke(path, "/layers/0/q", 0, 0, 0, 0, &nan16);
+    else
+        poke(path, "/layers/1/k", 1, 2, 9, 3, &inf32);
+    DumpReader reader(path);
+    RawHeads raw;
+    reader.read_raw(1, 1, 0, 3, false, raw);
+    HeadSlice s;
+    reader.decode(raw, 1, s);  // the other heads of the group are fine
+    try {
+        reader.decode(raw, 2, s);
+        FAIL("expected an InputError");
+    } catch (const InputError& e) {
+        const std::string what = e.what();
+        CHECK(what.find("/layers/1/k") != std::string::npos);
+        CHECK(what.find("layer 1, sample 1, head 2") != std::string::npos);
+    }
+    if (half) CHECK_THROWS_AS(reader.read(0, 0, 0, false), InputError);
+}
