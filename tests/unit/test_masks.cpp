@@ -2,6 +2,7 @@
 // and impossible targets are refused; with a recall target, the mask is the smallest that reaches
 // it within the floor and cap. Slot plans split steps as documented.
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 #include <random>
 
@@ -128,6 +129,55 @@ TEST_CASE("recall masks match the brute-force prefix rule", "[mask][recall]") {
                     CHECK(m == reference_recall_mask(st, forced, recall, floor_tiles(opt, tiles), cap_tiles(opt, tiles)));
                     if (m.count() < cap_tiles(opt, tiles)) CHECK(mask_recall(m, st.mass) >= recall - 1e-12);
                 }
+    }
+}
+
+TEST_CASE("one ranking serves masks and metrics in any call order, ties included", "[mask][recall]") {
+    // 94 x 94 tiles (past the ranking's first sorted chunk), masses from a few values (many ties)
+    // or heavy-tailed, text rows/columns forced.
+    const TokenLayout layout{{4, 20, 37}, 40, TextPosition::suffix};  // N = 3000
+    const TileGrid grid{layout.tokens(), 32};
+    const int64_t nb = grid.tiles_per_side(), tiles = nb * nb;
+    const BlockMask forced = forced_tiles(layout, grid, MaskOptions{0.5, true, true});
+    for (uint64_t seed : {1, 2}) {
+        TileStats st = random_stats(grid, seed);
+        if (seed == 2)
+            for (auto& m : st.mass) m = std::floor(m * 2);  // 0, 1, 2, ... : ties everywhere
+        std::vector<int64_t> by_rank;  // brute force: free tiles by (mass desc, index asc)
+        for (int64_t t = 0; t < tiles; ++t)
+            if (!forced.get(t / nb, t % nb)) by_rank.push_back(t);
+        std::stable_sort(by_rank.begin(), by_rank.end(), [&](int64_t a, int64_t b) { return st.mass[a] > st.mass[b]; });
+        for (double recall : {0.5, 0.99}) {
+            INFO("seed " << seed << " recall " << recall);
+            const MaskOptions fixed{0.4, true, true}, adaptive = [&] {
+                MaskOptions o{0.9, true, true};
+                o.recall = recall;
+                return o;
+            }();
+            TileRanking r(st, forced);
+            // Partition for a small k first, then the recall prefix, then the fixed mask.
+            const TileRanking::Tile* top = r.heaviest(100);
+            std::vector<int64_t> got(100);
+            for (int i = 0; i < 100; ++i) got[i] = top[i].index;
+            std::sort(got.begin(), got.end());
+            std::vector<int64_t> want(by_rank.begin(), by_rank.begin() + 100);
+            std::sort(want.begin(), want.end());
+            CHECK(got == want);
+            const BlockMask a = build_mask(r, forced, adaptive);
+            CHECK(a == reference_recall_mask(st, forced, recall, 0, cap_tiles(adaptive, tiles)));
+            const BlockMask f = build_mask(r, forced, fixed);
+            BlockMask f_want = forced;
+            for (int64_t i = 0; i < cap_tiles(fixed, tiles) - forced.count(); ++i)
+                f_want.set(by_rank[i] / nb, by_rank[i] % nb);
+            CHECK(f == f_want);
+            // Metrics from the used ranking equal those from a fresh one.
+            const ObjectiveOptions obj;
+            const OrderMetrics shared = order_metrics(st, a, r, adaptive, obj);
+            const OrderMetrics fresh = order_metrics(st, a, forced, adaptive, obj);
+            CHECK(shared.objective == fresh.objective);
+            CHECK(shared.free_recall == Approx(fresh.free_recall).epsilon(1e-12));
+            CHECK(shared.recall == fresh.recall);
+        }
     }
 }
 

@@ -80,8 +80,9 @@ public:
         std::array<OrderMetrics, kNumOrders>& metrics = per_sample_.emplace_back();
         std::array<BlockMask, kNumOrders> masks;
         for (int o = 0; o < kNumOrders; ++o) {
-            masks[o] = build_mask(stats[o], ctx_.forced, opt.mask);
-            metrics[o] = order_metrics(stats[o], masks[o], ctx_.forced, opt.mask, opt.objective);
+            TileRanking ranking(stats[o], ctx_.forced);
+            masks[o] = build_mask(ranking, ctx_.forced, opt.mask);
+            metrics[o] = order_metrics(stats[o], masks[o], ranking, opt.mask, opt.objective);
         }
         if (needs_v(opt)) {
             const auto err = ctx_.tiles.output_error(slice, masks);

@@ -34,7 +34,61 @@ int64_t floor_tiles(const MaskOptions& opt, int64_t tiles) {
     return std::llround(opt.min_density * static_cast<double>(tiles));
 }
 
+namespace {
+bool heavier(const TileRanking::Tile& a, const TileRanking::Tile& b) {
+    return a.mass != b.mass ? a.mass > b.mass : a.index < b.index;
+}
+}  // namespace
+
+TileRanking::TileRanking(const TileStats& stats, const BlockMask& forced) {
+    const int64_t nb = stats.grid.tiles_per_side(), n = nb * nb;
+    PARO_ASSERT(forced.tiles_per_side() == nb);
+    tiles_.reserve(static_cast<size_t>(n));
+    for (int64_t t = 0; t < n; ++t) {
+        const double m = stats.mass[t];
+        total_mass_ += m;
+        if (forced.get(t / nb, t % nb)) {
+            forced_mass_ += m;
+            ++forced_count_;
+        } else {
+            free_mass_ += m;
+            tiles_.push_back({m, t});
+        }
+    }
+}
+
+const TileRanking::Tile* TileRanking::heaviest(int64_t k) {
+    PARO_ASSERT(k >= 0 && k <= free_count());
+    if (k > sorted_ && k != front_) {
+        // The sorted head stays; a second, smaller k only reorders the front already partitioned.
+        const auto end = front_ >= k ? tiles_.begin() + front_ : tiles_.end();
+        std::nth_element(tiles_.begin() + sorted_, tiles_.begin() + k, end, heavier);
+        front_ = k;
+    }
+    return tiles_.data();
+}
+
+int64_t TileRanking::tiles_for_recall(double recall) {
+    const double needed = recall * total_mass_;
+    double kept = forced_mass_;
+    int64_t count = 0;
+    for (;;) {
+        while (count < sorted_ && kept < needed) kept += tiles_[count++].mass;
+        if (kept >= needed || count == free_count()) return count;
+        // Sort only as far as the prefix goes: a partition, then a sort of the new part, doubling.
+        const int64_t k = std::min(free_count(), std::max<int64_t>(2 * sorted_, 1024));
+        heaviest(k);
+        std::sort(tiles_.begin() + sorted_, tiles_.begin() + k, heavier);
+        sorted_ = front_ = k;
+    }
+}
+
 BlockMask build_mask(const TileStats& stats, const BlockMask& forced, const MaskOptions& opt) {
+    TileRanking ranking(stats, forced);
+    return build_mask(ranking, forced, opt);
+}
+
+BlockMask build_mask(TileRanking& ranking, const BlockMask& forced, const MaskOptions& opt) {
     if (!(opt.density > 0.0 && opt.density <= 1.0))
         throw ParameterError("density", fmt::format("must be in (0, 1], got {}", opt.density));
     if (opt.recall && !(*opt.recall > 0.0 && *opt.recall <= 1.0))
@@ -45,10 +99,9 @@ BlockMask build_mask(const TileStats& stats, const BlockMask& forced, const Mask
         throw ParameterError("min_density", "is a floor under the recall rule; it needs a recall target");
     if (opt.min_density > opt.density)
         throw ParameterError("min_density", fmt::format("{} is above the density cap {}", opt.min_density, opt.density));
-    const int64_t nb = stats.grid.tiles_per_side(), tiles = nb * nb;
-    PARO_ASSERT(forced.tiles_per_side() == nb);
+    const int64_t nb = forced.tiles_per_side(), tiles = nb * nb;
     const int64_t target = cap_tiles(opt, tiles);
-    const int64_t n_forced = forced.count();
+    const int64_t n_forced = ranking.forced_count();
     if (n_forced > target)
         throw ParameterError("density",
                              fmt::format("{} keeps {} of {} tiles, but {} are forced dense (text rows/columns, "
@@ -56,34 +109,15 @@ BlockMask build_mask(const TileStats& stats, const BlockMask& forced, const Mask
                                          "force_ragged",
                                      opt.density, target, tiles, n_forced,
                                      static_cast<double>(n_forced) / static_cast<double>(tiles)));
+    // Fixed density: the heaviest tiles up to the target. Recall rule: forced mass first, then
+    // tiles by descending mass until the kept mass reaches recall * total; never fewer tiles
+    // than the floor, never more than the cap.
+    const int64_t keep =
+        opt.recall ? std::min(target, std::max(floor_tiles(opt, tiles), n_forced + ranking.tiles_for_recall(*opt.recall)))
+                   : target;
     BlockMask m = forced;
-    std::vector<int64_t> candidates;
-    candidates.reserve(static_cast<size_t>(tiles - n_forced));
-    for (int64_t t = 0; t < tiles; ++t)
-        if (!forced.get(t / nb, t % nb)) candidates.push_back(t);
-    auto by_mass = [&](int64_t a, int64_t b) {
-        return stats.mass[a] != stats.mass[b] ? stats.mass[a] > stats.mass[b] : a < b;
-    };
-    if (!opt.recall) {
-        const int64_t want = target - n_forced;
-        std::partial_sort(candidates.begin(), candidates.begin() + want, candidates.end(), by_mass);
-        for (int64_t i = 0; i < want; ++i) m.set(candidates[i] / nb, candidates[i] % nb);
-        return m;
-    }
-    // Recall rule: forced mass first, then tiles by descending mass until the kept mass reaches
-    // recall * total; never fewer tiles than the floor, never more than the cap.
-    std::sort(candidates.begin(), candidates.end(), by_mass);
-    double total = 0, kept = 0;
-    for (int64_t t = 0; t < tiles; ++t) {
-        total += stats.mass[t];
-        if (forced.get(t / nb, t % nb)) kept += stats.mass[t];
-    }
-    const double needed = *opt.recall * total;
-    const int64_t floor = floor_tiles(opt, tiles);
-    for (int64_t count = n_forced, i = 0; count < target && (count < floor || kept < needed); ++count, ++i) {
-        m.set(candidates[i] / nb, candidates[i] % nb);
-        kept += stats.mass[candidates[i]];
-    }
+    const TileRanking::Tile* best = ranking.heaviest(keep - n_forced);
+    for (int64_t i = 0; i < keep - n_forced; ++i) m.set(best[i].index / nb, best[i].index % nb);
     return m;
 }
 

@@ -29,10 +29,46 @@ int64_t floor_tiles(const MaskOptions& opt, int64_t tiles);
 // depends only on the layout and tile size.
 BlockMask forced_tiles(const TokenLayout& layout, const TileGrid& grid, const MaskOptions& opt);
 
+// The tiles outside the forced ones ranked by mass, heaviest first (ties: lower tile index first,
+// so masks are deterministic). One ranking serves an order's mask and its recall metrics
+// (objective.hpp), and it is only as sorted as they need: a top-k partition (linear time) for
+// fixed densities, a sorted prefix as long as the recall target needs.
+class TileRanking {
+public:
+    struct Tile {
+        double mass;
+        int64_t index;  // r * nb + c
+    };
+    TileRanking(const TileStats& stats, const BlockMask& forced);
+
+    int64_t free_count() const { return static_cast<int64_t>(tiles_.size()); }
+    int64_t forced_count() const { return forced_count_; }
+    // Sums in tile index order (forced tiles, non-forced tiles, all tiles).
+    double forced_mass() const { return forced_mass_; }
+    double free_mass() const { return free_mass_; }
+    double total_mass() const { return total_mass_; }
+
+    // Brings the k heaviest free tiles to the front (in any order past the sorted head); returns them.
+    const Tile* heaviest(int64_t k);
+    // The fewest free tiles which, taken heaviest first after the forced ones, keep at least
+    // recall * total_mass() (all of them when even that is not enough). Sorts the ranking as far
+    // as that prefix.
+    int64_t tiles_for_recall(double recall);
+
+private:
+    std::vector<Tile> tiles_;
+    int64_t forced_count_ = 0;
+    double forced_mass_ = 0, free_mass_ = 0, total_mass_ = 0;
+    // tiles_[0, sorted_) are the sorted_ heaviest in rank order; tiles_[0, front_) the front_
+    // heaviest in any order (front_ >= sorted_, or -1 before any partition).
+    int64_t sorted_ = 0, front_ = -1;
+};
+
 // Throws ParameterError naming the option at fault: density outside (0, 1] or below the share of
 // forced tiles, recall outside (0, 1], min_density outside [0, density] or given without recall.
-// Ties in mass break by tile index, so masks are deterministic.
 BlockMask build_mask(const TileStats& stats, const BlockMask& forced, const MaskOptions& opt);
+// The same from a ranking of those statistics (which it partitions or sorts).
+BlockMask build_mask(TileRanking& ranking, const BlockMask& forced, const MaskOptions& opt);
 
 // Fraction of the attention mass that the mask keeps.
 double mask_recall(const BlockMask& mask, const std::vector<double>& mass);

@@ -32,6 +32,12 @@ bool higher_is_better(ObjectiveKind k) { return k == ObjectiveKind::recall; }
 
 OrderMetrics order_metrics(const TileStats& st, const BlockMask& kept, const BlockMask& forced,
                            const MaskOptions& mask, const ObjectiveOptions& opt) {
+    TileRanking ranking(st, forced);
+    return order_metrics(st, kept, ranking, mask, opt);
+}
+
+OrderMetrics order_metrics(const TileStats& st, const BlockMask& kept, TileRanking& ranking, const MaskOptions& mask,
+                           const ObjectiveOptions& opt) {
     const TileGrid& g = st.grid;
     const int64_t nb = g.tiles_per_side();
     int64_t sparse = 0;
@@ -51,29 +57,22 @@ OrderMetrics order_metrics(const TileStats& st, const BlockMask& kept, const Blo
 
     // Forced tiles sit at the same places in every order and say nothing about it; rank by the
     // rest: the share of non-forced mass held by the best `density` share of non-forced tiles.
-    std::vector<double> free_mass;
-    double free_total = 0;
-    for (int64_t t = 0; t < nb * nb; ++t)
-        if (!forced.get(t / nb, t % nb)) free_mass.push_back(st.mass[t]), free_total += st.mass[t];
-    const int64_t k = std::clamp<int64_t>(std::llround(mask.density * static_cast<double>(free_mass.size())), 1,
-                                          std::max<int64_t>(1, static_cast<int64_t>(free_mass.size())));
-    if (free_mass.empty() || free_total <= 0) {
+    const int64_t free = ranking.free_count();
+    if (free == 0 || ranking.free_mass() <= 0) {
         m.free_recall = 1.0;
     } else {
-        std::nth_element(free_mass.begin(), free_mass.begin() + (k - 1), free_mass.end(), std::greater<double>());
-        double kept = 0;
-        for (int64_t i = 0; i < k; ++i) kept += free_mass[i];
-        m.free_recall = kept / free_total;
+        const int64_t k = std::clamp<int64_t>(std::llround(mask.density * static_cast<double>(free)), 1, free);
+        const TileRanking::Tile* best = ranking.heaviest(k);
+        double kept_mass = 0;
+        for (int64_t i = 0; i < k; ++i) kept_mass += best[i].mass;
+        m.free_recall = kept_mass / ranking.free_mass();
     }
     if (!mask.recall) {
         m.objective = m.free_recall;
     } else {
-        MaskOptions uncapped = mask;
-        uncapped.density = 1.0;
-        uncapped.min_density = 0.0;
-        const int64_t free_tiles = nb * nb - forced.count();
-        const int64_t free_kept = build_mask(st, forced, uncapped).count() - forced.count();
-        m.objective = free_tiles > 0 ? 1.0 - static_cast<double>(free_kept) / static_cast<double>(free_tiles) : 1.0;
+        // The free tiles an uncapped, unfloored recall mask keeps, as a share spared.
+        const int64_t free_kept = ranking.tiles_for_recall(*mask.recall);
+        m.objective = free > 0 ? 1.0 - static_cast<double>(free_kept) / static_cast<double>(free) : 1.0;
     }
     return m;
 }

@@ -46,6 +46,10 @@ struct ObjectiveOptions {
 // recall objective's per-sample value (it needs the tile ranking, not only the other metrics).
 OrderMetrics order_metrics(const TileStats& stats, const BlockMask& kept, const BlockMask& forced,
                            const MaskOptions& mask, const ObjectiveOptions& opt);
+// The same with the ranking build_mask used for `kept` (the calibrator's path: one ranking per
+// order and sample instead of three).
+OrderMetrics order_metrics(const TileStats& stats, const BlockMask& kept, TileRanking& ranking, const MaskOptions& mask,
+                           const ObjectiveOptions& opt);
 
 // Fills .objective of each order from the other metrics (the recall objective keeps the value
 // order_metrics gave, averaged over the samples).
