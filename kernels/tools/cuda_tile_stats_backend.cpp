@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 
 #include "gpu_helpers.hpp"
@@ -18,14 +19,6 @@ namespace {
 // two or three batches), few enough that the host copies of a batch's statistics (6 orders x
 // nb^2 tiles x 20 bytes a head: 168 MB at N = 75,600) stay small.
 constexpr int64_t kBatchHeads = 16;
-
-bool all_exact_in_half(const std::vector<HeadSlice>& heads) {
-    for (const HeadSlice& s : heads)
-        for (const std::vector<float>* t : {&s.q, &s.k})
-            for (float x : *t)
-                if (half_to_float(float_to_half(x)) != x) return false;
-    return true;
-}
 
 }  // namespace
 
@@ -58,25 +51,30 @@ std::vector<SixOrderStats> CudaTileStatsBackend::compute_batch(const std::vector
             throw InputError(s.file, fmt::format("/layers/{}/q", s.layer),
                              "heads of one batch differ in head dim or scale");
     }
-    const bool half = all_exact_in_half(heads);
-    const size_t per_tensor = size_t(n * d), elem = half ? 2 : 4, count = heads.size() * per_tensor;
-    // q of every head, then k of every head, as [heads][n][d] each.
-    std::vector<uint8_t> host(2 * count * elem);
-    for (size_t h = 0; h < heads.size(); ++h)
-        for (int t = 0; t < 2; ++t) {
-            const std::vector<float>& src = t == 0 ? heads[h].q : heads[h].k;
-            uint8_t* dst = host.data() + (t * count + h * per_tensor) * elem;
-            if (half)
-                std::transform(src.begin(), src.end(), reinterpret_cast<uint16_t*>(dst), float_to_half);
-            else
-                std::memcpy(dst, src.data(), per_tensor * sizeof(float));
-        }
+    // q of every head, then k of every head, as [heads][n][d] each: fp16 when all are exact.
+    const size_t per_tensor = size_t(n * d), tensors = 2 * heads.size();
+    staging_.reserve(tensors * per_tensor * sizeof(float));
+    const auto source = [&](size_t t) -> const float* {
+        const HeadSlice& h = heads[t % heads.size()];
+        return t < heads.size() ? h.q.data() : h.k.data();
+    };
+    std::atomic<bool> half{true};
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < int64_t(tensors); ++t)
+        if (half && !narrow_exact(source(t), static_cast<uint16_t*>(staging_.get()) + t * per_tensor, per_tensor))
+            half = false;
+    if (!half) {
+#pragma omp parallel for schedule(static)
+        for (int64_t t = 0; t < int64_t(tensors); ++t)
+            std::memcpy(static_cast<float*>(staging_.get()) + t * per_tensor, source(t), per_tensor * sizeof(float));
+    }
+    const size_t elem = half ? 2 : 4, count = heads.size() * per_tensor, bytes = tensors * per_tensor * elem;
     cuda_check(cudaSetDevice(device_), "cudaSetDevice");
-    DeviceBuffer dev(host.size());
-    dev.upload(host.data(), host.size());
+    if (inputs_.bytes() < bytes) inputs_ = DeviceBuffer(bytes);
+    inputs_.upload(staging_.get(), bytes);
     DeviceHeads in;
-    in.q = dev.get();
-    in.k = static_cast<const uint8_t*>(dev.get()) + count * elem;
+    in.q = inputs_.get();
+    in.k = static_cast<const uint8_t*>(inputs_.get()) + count * elem;
     in.q_stride_head = in.k_stride_head = int64_t(per_tensor);
     in.q_stride_token = in.k_stride_token = d;
     in.heads = static_cast<int>(heads.size());

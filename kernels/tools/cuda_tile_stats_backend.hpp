@@ -2,11 +2,12 @@
 // CudaTileStatsBackend: the calibrator's TileStatsBackend on a GPU (GpuTileStatsEngine), taking
 // host slices from the dump reader. q and k go to the device as fp16 when every value is exactly
 // an fp16 (dumps stored as fp16: the tensor-core path sees the same numbers as the CPU), else as
-// fp32 (3xTF32 path). Results agree with the CPU engine within docs/gpu_calibration.md's tolerances.
+// fp32 (3xTF32 path), narrowed on all cores into pinned memory that the engine keeps. Results agree with the CPU engine within docs/gpu_calibration.md's tolerances.
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "gpu_helpers.hpp"
 #include "paro/tile_stats_backend.hpp"
 
 namespace paro::gpu {
@@ -28,6 +29,8 @@ public:
 private:
     int device_;
     std::unique_ptr<GpuTileStatsEngine> engine_;
+    PinnedBuffer staging_;  // a batch's q and k as uploaded
+    DeviceBuffer inputs_;
 };
 
 // Number of CUDA devices this process can use (0 without a driver or device).

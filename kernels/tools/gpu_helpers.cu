@@ -86,6 +86,17 @@ DeviceBuffer::DeviceBuffer(size_t bytes) : bytes_(bytes) {
 DeviceBuffer::~DeviceBuffer() {
     if (ptr_) cudaFree(ptr_);
 }
+PinnedBuffer::~PinnedBuffer() {
+    if (ptr_) cudaFreeHost(ptr_);
+}
+void PinnedBuffer::reserve(size_t bytes) {
+    if (bytes <= bytes_) return;
+    if (ptr_) cudaFreeHost(ptr_);
+    ptr_ = nullptr;
+    bytes_ = 0;
+    cuda_check(cudaMallocHost(&ptr_, bytes), "cudaMallocHost");
+    bytes_ = bytes;
+}
 DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& o) noexcept {
     if (this != &o) {
         if (ptr_) cudaFree(ptr_);

@@ -51,6 +51,24 @@ private:
     size_t bytes_ = 0;
 };
 
+// Page-locked host memory (cudaMallocHost): copies from and to it run at the link's full rate and
+// asynchronously. Grows on demand; growing drops the contents.
+class PinnedBuffer {
+public:
+    PinnedBuffer() = default;
+    ~PinnedBuffer();
+    PinnedBuffer(const PinnedBuffer&) = delete;
+    PinnedBuffer& operator=(const PinnedBuffer&) = delete;
+
+    void reserve(size_t bytes);
+    void* get() const { return ptr_; }
+    size_t bytes() const { return bytes_; }
+
+private:
+    void* ptr_ = nullptr;
+    size_t bytes_ = 0;
+};
+
 // Name of the current device ("NVIDIA H100 80GB HBM3"), or "" when none.
 std::string device_name();
 // Fills n values of dtype at dst with deterministic pseudo-random N(0, sigma) numbers (device side).

@@ -113,8 +113,7 @@ void can_implement(const TokenLayout& layout, const TileStatsOptions& options, c
 // compute(heads)'s host side: two pinned slots (chunk i is copied back and converted while chunk
 // i + 1 computes), the stream they run on, and an event per slot.
 struct GpuTileStatsEngine::HostPipeline {
-    void* pinned = nullptr;
-    size_t bytes = 0;
+    PinnedBuffer pinned;
     cudaStream_t stream = nullptr;
     cudaEvent_t done[2] = {nullptr, nullptr};
 
@@ -123,21 +122,12 @@ struct GpuTileStatsEngine::HostPipeline {
         for (auto& e : done) cuda_check(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreate");
     }
     ~HostPipeline() {
-        if (pinned) cudaFreeHost(pinned);
         for (auto& e : done)
             if (e) cudaEventDestroy(e);
         if (stream) cudaStreamDestroy(stream);
     }
     HostPipeline(const HostPipeline&) = delete;
     HostPipeline& operator=(const HostPipeline&) = delete;
-    void reserve(size_t b) {
-        if (b <= bytes) return;
-        if (pinned) cudaFreeHost(pinned);
-        pinned = nullptr;
-        bytes = 0;
-        cuda_check(cudaMallocHost(&pinned, b), "cudaMallocHost");
-        bytes = b;
-    }
 };
 
 struct GpuTileStatsEngine::Uploaded {
@@ -256,7 +246,7 @@ std::vector<SixOrderStats> GpuTileStatsEngine::compute(const DeviceHeads& in) {
     ensure(stats_, 2 * slot_bytes);
     if (!pipe_) pipe_ = std::make_shared<HostPipeline>();
     HostPipeline& hp = *pipe_;
-    hp.reserve(2 * slot_bytes);
+    hp.pinned.reserve(2 * slot_bytes);
     // A slot: mass [chunk * tph] double, then max float, then below_eps uint32.
     auto dev_slot = [&](int s) {
         char* b = stats_.as<char>() + size_t(s) * slot_bytes;
@@ -269,7 +259,7 @@ std::vector<SixOrderStats> GpuTileStatsEngine::compute(const DeviceHeads& in) {
     const size_t per_order = size_t(grid_.tiles());
     auto convert = [&](int h0, int count, int s) {
         cuda_check(cudaEventSynchronize(hp.done[s]), "tile statistics: download");
-        const char* b = static_cast<const char*>(hp.pinned) + size_t(s) * slot_bytes;
+        const char* b = static_cast<const char*>(hp.pinned.get()) + size_t(s) * slot_bytes;
         const double* mass = reinterpret_cast<const double*>(b);
         const float* mx = reinterpret_cast<const float*>(b + size_t(chunk) * tph * 8);
         const uint32_t* below = reinterpret_cast<const uint32_t*>(b + size_t(chunk) * tph * 12);
@@ -293,7 +283,7 @@ std::vector<SixOrderStats> GpuTileStatsEngine::compute(const DeviceHeads& in) {
         cuda_check(cudaMemsetAsync(dev.max, 0, tiles * sizeof(float), hp.stream), "cudaMemsetAsync");
         cuda_check(cudaMemsetAsync(dev.below_eps, 0, tiles * sizeof(uint32_t), hp.stream), "cudaMemsetAsync");
         accumulate(head_range(in, h0, count), dev, hp.stream);
-        char* hb = static_cast<char*>(hp.pinned) + size_t(s) * slot_bytes;
+        char* hb = static_cast<char*>(hp.pinned.get()) + size_t(s) * slot_bytes;
         cuda_check(cudaMemcpyAsync(hb, dev.mass, tiles * 8, cudaMemcpyDeviceToHost, hp.stream), "cudaMemcpyAsync");
         cuda_check(cudaMemcpyAsync(hb + size_t(chunk) * tph * 8, dev.max, tiles * 4, cudaMemcpyDeviceToHost, hp.stream),
                    "cudaMemcpyAsync");

@@ -17,8 +17,10 @@
 #include "catch.hpp"
 #include "test_helpers.hpp"
 #include "gpu_helpers.hpp"
+#include "cuda_tile_stats_backend.hpp"
 #include "gpu_tile_stats.hpp"
 #include "paro/axis_order.hpp"
+#include "paro/calibrator.hpp"
 #include "paro/dump.hpp"
 #include "paro/error.hpp"
 #include "paro/mask_builder.hpp"
@@ -435,4 +437,41 @@ TEST_CASE("tile stats gpu: overflowing scores are an input error, as on the CPU"
     // The engine is usable afterwards.
     const HeadSlice ok = make_slice(layout, 64, 8, 1.f, PARO_FLOAT32, false);
     compare(layout, ok, engine.compute(ok, PARO_FLOAT32), TileStatsEngine(layout, TileStatsOptions{}), 1e-3f, Tolerance{});
+}
+
+TEST_CASE("tile stats gpu: calibration spread over two engines equals one engine's, bit for bit", "[.gpu][tile_stats]") {
+    // Two CudaTileStatsBackends on device 0 stand in for two GPUs: the workers, the shared reader
+    // and the per-unit results are what a multi-GPU run exercises (tests/gpu/multi_gpu.sh checks
+    // real devices on a 2-GPU machine).
+    REQUIRE(have_gpu());
+    test::TempDir dir;
+    SynthOptions so;
+    so.layout = {{3, 10, 13}, 7, TextPosition::suffix};  // N = 397, ragged
+    so.layers = 3;
+    so.heads = 20;  // two groups of 16 and 4 heads per layer
+    so.samples = 2;
+    const std::string path = dir.file("d.h5");
+    write_synthetic_dump(so, path);
+    CalibrateOptions co;
+    co.mask.recall = 0.9;
+    co.mask.density = 1.0;
+    DumpReader one_reader(path), two_reader(path);
+    gpu::CudaTileStatsBackend a(so.layout, co.tiles, 0), b(so.layout, co.tiles, 0), c(so.layout, co.tiles, 0);
+    const Pattern one = calibrate(one_reader, co, a);
+    CalibrationTimes times;
+    const Pattern two = calibrate(two_reader, co, std::vector<TileStatsBackend*>{&b, &c}, &times);
+    CHECK(one.provenance.source_checksum == two.provenance.source_checksum);
+    REQUIRE(one.layers.size() == two.layers.size());
+    for (size_t l = 0; l < one.layers.size(); ++l)
+        for (size_t h = 0; h < one.layers[l].heads.size(); ++h) {
+            const HeadPattern &x = one.layers[l].heads[h], &y = two.layers[l].heads[h];
+            INFO("layer " << l << " head " << h);
+            CHECK(x.order == y.order);
+            CHECK(x.masks == y.masks);
+            CHECK(x.recall == y.recall);
+            CHECK(x.density == y.density);
+            for (int o = 0; o < kNumOrders; ++o) CHECK(metric_values(x.scores[o]) == metric_values(y.scores[o]));
+        }
+    CHECK(times.devices.size() == 2);
+    CHECK(times.stored_bytes > 0);
 }
