@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <future>
 #include <limits>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -234,47 +235,85 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// One device's loop: claim a unit, run its heads through every sample (asking the feed for the
-// next slices before computing on the current ones), finish them, claim the next.
-void run_device(const CalibrationContext& ctx, SharedWork& work, SliceFeed& feed, std::array<SliceBatch, 2>& buffers,
-                int64_t samples, CalibrationTimes::Device& times) {
-    std::optional<WorkUnit> unit = work.claim();
-    if (!unit) return;
-    const bool need_v = HeadCalibration::needs_v(ctx.opt);
-    int cur = 0;
-    std::future<void> pending = feed.request(0, unit->layer, unit->h0, unit->count, buffers[cur]);
-    while (unit) {
-        const WorkUnit u = *unit;
-        std::vector<HeadCalibration> group(static_cast<size_t>(u.count), HeadCalibration(ctx));
-        for (int64_t s = 0; s < samples; ++s) {
-            pending.get();  // rethrows what stopped the read
-            if (work.failed()) return;
-            SliceBatch& batch = buffers[cur];
-            if (s + 1 < samples) {
-                pending = feed.request(s + 1, u.layer, u.h0, u.count, buffers[1 - cur]);
-            } else if ((unit = work.claim())) {
-                pending = feed.request(0, unit->layer, unit->h0, unit->count, buffers[1 - cur]);
-            }
-            auto t0 = std::chrono::steady_clock::now();
-            const std::vector<SixOrderStats> stats = ctx.tiles.compute_batch(batch.slices);
-            PARO_ASSERT(static_cast<int64_t>(stats.size()) == u.count);
-            times.compute_seconds += seconds_since(t0);
-            t0 = std::chrono::steady_clock::now();
-            // Heads are independent, so a batch's host work (masks and metrics of six orders per
-            // head) runs in parallel; the output-error scorer goes through the backend, which
-            // serves one call at a time.
-#pragma omp parallel for schedule(dynamic) if (u.count > 1 && !need_v)
-            for (int64_t i = 0; i < u.count; ++i) group[i].add_sample(batch.slices[i], stats[i]);
-            times.score_seconds += seconds_since(t0);
-            cur = 1 - cur;
-        }
-        const auto t0 = std::chrono::steady_clock::now();
-        std::vector<HeadPattern> finished(static_cast<size_t>(u.count));
-#pragma omp parallel for schedule(dynamic) if (u.count > 1)
-        for (int64_t i = 0; i < u.count; ++i) finished[i] = group[i].finish();
-        times.score_seconds += seconds_since(t0);
-        work.finished(u, finished);
+// The (unit, sample) steps of one device in order: every sample of a unit, then the next unit
+// it claims. One step ahead, so that its read can be queued early.
+class DeviceSteps {
+public:
+    struct Step {
+        WorkUnit unit;
+        int64_t sample = 0;
+    };
+    DeviceSteps(SharedWork& work, int64_t samples) : work_(work), samples_(samples) {
+        if (const auto u = work_.claim()) next_ = Step{*u, 0};
     }
+    std::optional<Step> take() {
+        const std::optional<Step> step = next_;
+        if (step && step->sample + 1 < samples_) {
+            next_ = Step{step->unit, step->sample + 1};
+        } else if (step) {
+            const auto u = work_.claim();
+            next_ = u ? std::optional<Step>(Step{*u, 0}) : std::nullopt;
+        }
+        return step;
+    }
+
+private:
+    SharedWork& work_;
+    int64_t samples_;
+    std::optional<Step> next_;
+};
+
+// One device's loop. Three steps are in flight: the next one's slices being read, this one's
+// statistics on the device, and the previous one's scoring (masks and metrics of six orders per
+// head) on the host. A unit's heads are finished by the scoring of its last sample.
+void run_device(const CalibrationContext& ctx, SharedWork& work, SliceFeed& feed, std::array<SliceBatch, 3>& buffers,
+                int64_t samples, CalibrationTimes::Device& times) {
+    // The output-error scorer goes through the backend, which serves one call at a time: its
+    // scoring cannot overlap the next statistics, nor run in parallel across heads.
+    const bool need_v = HeadCalibration::needs_v(ctx.opt);
+    DeviceSteps steps(work, samples);
+    std::optional<DeviceSteps::Step> step = steps.take();
+    if (!step) return;
+    std::future<void> read = feed.request(step->sample, step->unit.layer, step->unit.h0, step->unit.count, buffers[0]);
+    std::future<void> scoring;
+    std::shared_ptr<std::vector<HeadCalibration>> group;
+    for (size_t i = 0; step; ++i) {
+        read.get();  // rethrows what stopped the read
+        if (work.failed()) break;
+        SliceBatch& batch = buffers[i % buffers.size()];
+        const std::optional<DeviceSteps::Step> next = steps.take();
+        if (next)
+            read = feed.request(next->sample, next->unit.layer, next->unit.h0, next->unit.count,
+                                buffers[(i + 1) % buffers.size()]);
+        const auto t0 = std::chrono::steady_clock::now();
+        std::vector<SixOrderStats> stats = ctx.tiles.compute_batch(batch.slices);
+        PARO_ASSERT(static_cast<int64_t>(stats.size()) == step->unit.count);
+        times.compute_seconds += seconds_since(t0);
+        if (scoring.valid()) scoring.get();
+        if (step->sample == 0)
+            group = std::make_shared<std::vector<HeadCalibration>>(static_cast<size_t>(step->unit.count),
+                                                                  HeadCalibration(ctx));
+        auto score = [&work, &times, &batch, group, stats = std::move(stats), unit = step->unit,
+                      last = step->sample + 1 == samples, need_v] {
+            const auto t1 = std::chrono::steady_clock::now();
+            std::vector<HeadCalibration>& g = *group;
+#pragma omp parallel for schedule(dynamic) if (unit.count > 1 && !need_v)
+            for (int64_t h = 0; h < unit.count; ++h) g[h].add_sample(batch.slices[h], stats[h]);
+            if (last) {
+                std::vector<HeadPattern> finished(static_cast<size_t>(unit.count));
+#pragma omp parallel for schedule(dynamic) if (unit.count > 1)
+                for (int64_t h = 0; h < unit.count; ++h) finished[h] = g[h].finish();
+                work.finished(unit, finished);
+            }
+            times.score_seconds += seconds_since(t1);
+        };
+        if (need_v)
+            score();
+        else
+            scoring = std::async(std::launch::async, std::move(score));
+        step = next;
+    }
+    if (scoring.valid()) scoring.get();
 }
 
 }  // namespace
@@ -312,7 +351,7 @@ Pattern calibrate(DumpReader& reader, const CalibrateOptions& opt, const std::ve
     SharedWork work(dump, batch, opt);
     CalibrationTimes t;
     t.devices.resize(backends.size());
-    std::vector<std::array<SliceBatch, 2>> buffers(backends.size());  // outlive the feed
+    std::vector<std::array<SliceBatch, 3>> buffers(backends.size());  // outlive the feed
     {
         SliceFeed feed(reader, HeadCalibration::needs_v(opt));
         std::vector<std::thread> threads;

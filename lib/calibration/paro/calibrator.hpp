@@ -3,10 +3,10 @@
 // slice through a TileStatsBackend (the CPU TileStatsEngine unless the caller passes another),
 // scores the six orders, chooses one, and builds one mask per timestep slot from the tile masses
 // of that slot's samples under the chosen order. Heads go through a backend in groups of its
-// batch_heads() (one for the CPU engine), sample by sample; the next group's slices are read while
-// the current one is computed and scored.
-// Memory: per backend two groups' slices plus, per head of the group and sample, the six orders'
-// tile masses.
+// batch_heads() (one for the CPU engine), sample by sample; per backend, the next group's slices
+// are read while the current one's statistics are computed and the previous one is scored.
+// Memory: per backend three groups' slices plus, per head of its groups and sample, the six
+// orders' tile masses.
 #include <functional>
 #include <string>
 

@@ -2,9 +2,13 @@
 
 #include <fmt/format.h>
 
+#include <zlib.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <filesystem>
+#include <thread>
 
 #include "paro/error.hpp"
 #include "paro/half.hpp"
@@ -405,12 +409,70 @@ Handle create_dataset(hid_t loc, const std::string& name, const std::vector<int6
     return d;
 }
 
+namespace {
+// Bytes per chunk when each chunk of shape is one contiguous run of the row-major data (chunk
+// dims 1 up to some axis, whole extents after it), else 0.
+size_t contiguous_chunk_bytes(const std::vector<int64_t>& shape, const std::vector<int64_t>& chunk) {
+    if (chunk.size() != shape.size()) return 0;
+    size_t k = chunk.size(), bytes = 1;
+    while (k > 0 && chunk[k - 1] == shape[k - 1]) bytes *= static_cast<size_t>(shape[--k]);
+    for (size_t i = 0; i < k; ++i)
+        if (chunk[i] != 1) return 0;
+    return bytes;
+}
+
+// Deflated byte datasets (the pattern's masks): HDF5 compresses chunk after chunk on one core;
+// here the chunks are compressed on all cores and written as they are (H5Dwrite_chunk). With one
+// byte per value the shuffle filter is the identity, so a plain zlib stream is the stored chunk.
+bool write_deflated_bytes(hid_t dset, const std::vector<int64_t>& shape, const std::vector<int64_t>& chunk,
+                          const uint8_t* data, int level) {
+    const size_t chunk_bytes = contiguous_chunk_bytes(shape, chunk);
+    if (chunk_bytes == 0) return false;
+    size_t chunks = 1;
+    for (int64_t x : shape) chunks *= static_cast<size_t>(x);
+    chunks /= chunk_bytes;
+    std::vector<std::vector<uint8_t>> packed(chunks);
+    std::vector<int> status(chunks, Z_OK);
+    const size_t workers = std::max<size_t>(1, std::min<size_t>(chunks, std::thread::hardware_concurrency()));
+    std::atomic<size_t> next{0};
+    auto work = [&] {
+        for (size_t c; (c = next.fetch_add(1)) < chunks;) {
+            uLongf out = compressBound(static_cast<uLong>(chunk_bytes));
+            packed[c].resize(out);
+            status[c] = compress2(packed[c].data(), &out, data + c * chunk_bytes, static_cast<uLong>(chunk_bytes), level);
+            packed[c].resize(out);
+        }
+    };
+    std::vector<std::thread> pool;
+    for (size_t w = 1; w < workers; ++w) pool.emplace_back(work);
+    work();
+    for (std::thread& t : pool) t.join();
+    std::vector<hsize_t> offset(shape.size(), 0);
+    for (size_t c = 0; c < chunks; ++c) {
+        PARO_ASSERT(status[c] == Z_OK);
+        // The chunk's first element, from its index over the leading (chunk dim 1) axes.
+        size_t rest = c;
+        for (size_t i = shape.size(); i-- > 0;) {
+            if (chunk[i] != 1 || shape[i] == 1) continue;
+            offset[i] = rest % static_cast<size_t>(shape[i]);
+            rest /= static_cast<size_t>(shape[i]);
+        }
+        PARO_ASSERT(H5Dwrite_chunk(dset, H5P_DEFAULT, 0, offset.data(), packed[c].size(), packed[c].data()) >= 0);
+    }
+    return true;
+}
+}  // namespace
+
 Handle write_dataset(hid_t loc, const std::string& name, const std::vector<int64_t>& shape, StoreType store,
                      const void* data, StoreType memory, const WriteOptions& opt) {
     Handle d = create_dataset(loc, name, shape, store, opt);
     int64_t n = 1;
     for (auto s : shape) n *= s;
-    if (n > 0) PARO_ASSERT(H5Dwrite(d.get(), memory_type(memory), H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0);
+    if (n == 0) return d;
+    if (store == StoreType::u8 && memory == StoreType::u8 && opt.deflate > 0 &&
+        write_deflated_bytes(d.get(), shape, opt.chunk, static_cast<const uint8_t*>(data), opt.deflate))
+        return d;
+    PARO_ASSERT(H5Dwrite(d.get(), memory_type(memory), H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0);
     return d;
 }
 
