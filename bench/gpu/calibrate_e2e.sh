@@ -67,6 +67,10 @@ for i in $(seq 1 "$RUNS"); do
   r=$(run_calibrate "$OUT/cog_gpu1_$i.log" "$cog" -o "$DATA/p_gpu1.h5" --density 0.3 --device cuda:0)
   row "CogVideoX density 0.3 #$i" cuda:0 "$OUT/cog_gpu1_$i.log" "$r"
 done
+if [ "${PASSIVE_ROW:-0}" != 0 ]; then  # how much the OpenMP teams' spin-waiting costs
+  r=$(OMP_WAIT_POLICY=passive run_calibrate "$OUT/cog_passive.log" "$cog" -o "$DATA/p_gpu1.h5" --density 0.3 --device cuda:0)
+  row "CogVideoX density 0.3, OMP_WAIT_POLICY=passive" cuda:0 "$OUT/cog_passive.log" "$r"
+fi
 r=$(run_calibrate "$OUT/cog_recall.log" "$cog" -o "$DATA/p_recall.h5" --recall 0.9 --device cuda:0)
 row "CogVideoX recall 0.9" cuda:0 "$OUT/cog_recall.log" "$r"
 grep -E "^calibrated|mean density|density spread" "$OUT/cog_gpu1_1.log" "$OUT/cog_recall.log" | tee -a "$summary"

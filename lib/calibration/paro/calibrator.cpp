@@ -70,30 +70,39 @@ struct CalibrationContext {
 // of that slot's samples under the chosen order.
 class HeadCalibration {
 public:
-    explicit HeadCalibration(const CalibrationContext& ctx) : ctx_(ctx), slot_stats_(ctx.slots) {
-        for (auto& ss : slot_stats_) ss.fill(TileStats(ctx.tiles.grid()));
-    }
+    explicit HeadCalibration(const CalibrationContext& ctx)
+        : ctx_(ctx), slot_stats_(ctx.slots), slot_seen_(static_cast<size_t>(ctx.slots), false) {}
 
-    void add_sample(const HeadSlice& slice, const SixOrderStats& stats) {
+    // Takes the sample's statistics: the first sample of a slot becomes the slot's sums.
+    void add_sample(const HeadSlice& slice, SixOrderStats&& stats) {
         const CalibrateOptions& opt = ctx_.opt;
         const size_t sample = per_sample_.size();  // samples come in order
         PARO_ASSERT(slice.sample == static_cast<int64_t>(sample));
         std::array<OrderMetrics, kNumOrders>& metrics = per_sample_.emplace_back();
         std::array<BlockMask, kNumOrders> masks;
+        // The rankings' storage is reused across orders, heads and samples of a thread (each is
+        // as large as the statistics; fresh ones cost page faults that serialize the threads).
+        thread_local std::vector<TileRanking::Tile> scratch;
         for (int o = 0; o < kNumOrders; ++o) {
-            TileRanking ranking(stats[o], ctx_.forced);
+            TileRanking ranking(stats[o], ctx_.forced, std::move(scratch));
             masks[o] = build_mask(ranking, ctx_.forced, opt.mask);
             metrics[o] = order_metrics(stats[o], masks[o], ranking, opt.mask, opt.objective);
+            scratch = std::move(ranking).release();
         }
         if (needs_v(opt)) {
             const auto err = ctx_.tiles.output_error(slice, masks);
             for (int o = 0; o < kNumOrders; ++o) metrics[o].output_rel_l1 = err[o];
         }
         std::array<std::vector<double>, kNumOrders>& mass = sample_mass_.emplace_back();
+        const size_t slot = static_cast<size_t>(ctx_.slot_of_sample[sample]);
         for (int o = 0; o < kNumOrders; ++o) {
-            slot_stats_[ctx_.slot_of_sample[sample]][o].accumulate(stats[o]);
             mass[o] = stats[o].mass;
+            if (slot_seen_[slot])
+                slot_stats_[slot][o].accumulate(stats[o]);
+            else
+                slot_stats_[slot][o] = std::move(stats[o]);
         }
+        slot_seen_[slot] = true;
         apply_objective(metrics, opt.objective);
         hp_.sample_order.push_back(static_cast<uint8_t>(index_of(choose_order(metrics, opt.objective.kind))));
     }
@@ -106,6 +115,7 @@ public:
         hp_.order = choose_order(hp_.scores, opt.objective.kind);
         const int chosen = index_of(hp_.order);
         for (int t = 0; t < ctx_.slots; ++t) {
+            PARO_ASSERT(slot_seen_[t]);  // validate_calibration: every slot has a sample
             const TileStats& st = slot_stats_[t][chosen];
             BlockMask m = build_mask(st, ctx_.forced, opt.mask);
             hp_.density.push_back(m.density());
@@ -126,7 +136,8 @@ private:
     HeadPattern hp_;
     std::vector<std::array<OrderMetrics, kNumOrders>> per_sample_;
     std::vector<std::array<std::vector<double>, kNumOrders>> sample_mass_;
-    std::vector<std::array<TileStats, kNumOrders>> slot_stats_;
+    std::vector<std::array<TileStats, kNumOrders>> slot_stats_;  // sums over each slot's samples
+    std::vector<bool> slot_seen_;
 };
 
 }  // namespace
@@ -294,11 +305,11 @@ void run_device(const CalibrationContext& ctx, SharedWork& work, SliceFeed& feed
             group = std::make_shared<std::vector<HeadCalibration>>(static_cast<size_t>(step->unit.count),
                                                                   HeadCalibration(ctx));
         auto score = [&work, &times, &batch, group, stats = std::move(stats), unit = step->unit,
-                      last = step->sample + 1 == samples, need_v] {
+                      last = step->sample + 1 == samples, need_v]() mutable {
             const auto t1 = std::chrono::steady_clock::now();
             std::vector<HeadCalibration>& g = *group;
 #pragma omp parallel for schedule(dynamic) if (unit.count > 1 && !need_v)
-            for (int64_t h = 0; h < unit.count; ++h) g[h].add_sample(batch.slices[h], stats[h]);
+            for (int64_t h = 0; h < unit.count; ++h) g[h].add_sample(batch.slices[h], std::move(stats[h]));
             if (last) {
                 std::vector<HeadPattern> finished(static_cast<size_t>(unit.count));
 #pragma omp parallel for schedule(dynamic) if (unit.count > 1)

@@ -40,9 +40,11 @@ bool heavier(const TileRanking::Tile& a, const TileRanking::Tile& b) {
 }
 }  // namespace
 
-TileRanking::TileRanking(const TileStats& stats, const BlockMask& forced) {
+TileRanking::TileRanking(const TileStats& stats, const BlockMask& forced, std::vector<Tile> storage)
+    : tiles_(std::move(storage)) {
     const int64_t nb = stats.grid.tiles_per_side(), n = nb * nb;
     PARO_ASSERT(forced.tiles_per_side() == nb);
+    tiles_.clear();
     tiles_.reserve(static_cast<size_t>(n));
     for (int64_t t = 0; t < n; ++t) {
         const double m = stats.mass[t];

@@ -39,7 +39,9 @@ public:
         double mass;
         int64_t index;  // r * nb + c
     };
-    TileRanking(const TileStats& stats, const BlockMask& forced);
+    // storage: a vector to reuse (its capacity), e.g. what release() returned.
+    TileRanking(const TileStats& stats, const BlockMask& forced, std::vector<Tile> storage = {});
+    std::vector<Tile> release() && { return std::move(tiles_); }
 
     int64_t free_count() const { return static_cast<int64_t>(tiles_.size()); }
     int64_t forced_count() const { return forced_count_; }
