@@ -2,7 +2,7 @@
 # `paro calibrate --device cuda` end to end at full size (issue 10's benchmark), one command from
 # the repository root of a GPU machine:  bash bench/gpu/calibrate_e2e.sh
 # Builds into build-gpu/ (CMAKE_EXTRA: more cmake options; SKIP_BUILD=1 reuses it), runs the GPU
-# calibration tests, then:
+# calibration tests, times the naive PyTorch reference and the engine per head, then:
 #  - a CogVideoX-5B-size sample (42 layers x 48 heads, N = 17,776 = 226 + 13x30x45, D 64, fp16 q/k,
 #    9.2 GB) written by `paro synth`, read once into the page cache, calibrated RUNS times on one
 #    GPU (--density 0.3), then once with --recall 0.9; on every visible GPU too when there are two
@@ -25,7 +25,7 @@ note "card: $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1) x $(n
 if [ "${SKIP_BUILD:-0}" = 0 ]; then
   cmake -S . -B $B -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc \
     -DCMAKE_CUDA_ARCHITECTURES="90a;80" ${CMAKE_EXTRA:-} > "$OUT/cmake.log" 2>&1 || { tail -30 "$OUT/cmake.log"; exit 1; }
-  timeout 500 cmake --build $B -j"$(nproc)" --target paro_cli paro_gpu_tests > "$OUT/build.log" 2>&1 ||
+  timeout 500 cmake --build $B -j"$(nproc)" --target paro_cli paro_gpu_tests paro_tile_stats_bench > "$OUT/build.log" 2>&1 ||
     { grep -E "error" "$OUT/build.log" | head -30; exit 1; }
 fi
 P=$B/paro
@@ -33,6 +33,18 @@ timeout 300 $B/tests/gpu/paro_gpu_tests "[tile_stats],[tile_stats_gpu]" > "$OUT/
 note "GPU tile statistics and calibration tests: rc=$? $(grep -E 'test cases|All tests' "$OUT/tests.log" | tail -1)"
 PARO=$P timeout 300 bash tests/gpu/calibrate_devices.sh > "$OUT/devices.log" 2>&1
 note "tests/gpu/calibrate_devices.sh (CPU and GPU give the same orders and masks): rc=$?"
+
+# Per head, in this same call: the naive PyTorch reference (NAIVE: the script from ../shared/bench,
+# default .deps/naive_calibrate_gpu.py) at N = 17,776, then the engine at both shapes against it.
+NAIVE=${NAIVE:-.deps/naive_calibrate_gpu.py}
+if [ -f "$NAIVE" ]; then
+  timeout 300 "$PY" "$NAIVE" > "$OUT/naive.log" 2>&1
+  naive_ms=$(grep -oE '[0-9.]+ ms/head' "$OUT/naive.log" | grep -oE '^[0-9.]+')
+  note "naive PyTorch reference ($NAIVE): ${naive_ms:-?} ms per head, $(grep -E 'peak mem' "$OUT/naive.log")"
+  timeout 300 $B/bench/gpu/paro_tile_stats_bench 5 --naive-ms "${naive_ms:-44.0}" > "$OUT/per_head.log" 2>&1
+  note "paro_tile_stats_bench 5 --naive-ms ${naive_ms:-44.0}: rc=$?"
+  tee -a "$summary" < "$OUT/per_head.log"
+fi
 
 # Runs paro calibrate with GPU memory sampling; prints "wall_s peak_gpu_MiB" and keeps the log.
 run_calibrate() {
