@@ -8,8 +8,20 @@
 #include <vector>
 
 #include "paro/dump.hpp"
+#include "paro/synth.hpp"
 
 namespace paro::test {
+
+// The synthetic-dump options the tests vary (the rest as SynthOptions defaults them).
+inline SynthOptions synth_options(const TokenLayout& layout, int layers, int heads, int samples, uint64_t seed) {
+    SynthOptions so;
+    so.layout = layout;
+    so.layers = layers;
+    so.heads = heads;
+    so.samples = samples;
+    so.seed = seed;
+    return so;
+}
 
 // n draws from N(0, sigma^2), reproducible from the seed.
 inline std::vector<float> random_normal(size_t n, unsigned seed, float sigma = 1.f) {

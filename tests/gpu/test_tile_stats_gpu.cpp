@@ -445,11 +445,8 @@ TEST_CASE("tile stats gpu: calibration spread over two engines equals one engine
     // real devices on a 2-GPU machine).
     REQUIRE(have_gpu());
     test::TempDir dir;
-    SynthOptions so;
-    so.layout = {{3, 10, 13}, 7, TextPosition::suffix};  // N = 397, ragged
-    so.layers = 3;
-    so.heads = 20;  // two groups of 16 and 4 heads per layer
-    so.samples = 2;
+    // N = 397 (ragged); 20 heads: groups of 16 and 4 per layer.
+    const SynthOptions so = test::synth_options({{3, 10, 13}, 7, TextPosition::suffix}, 3, 20, 2, 0);
     const std::string path = dir.file("d.h5");
     write_synthetic_dump(so, path);
     CalibrateOptions co;

@@ -20,12 +20,7 @@ using namespace paro;
 namespace {
 
 std::string synth(const test::TempDir& tmp, bool half) {
-    SynthOptions so;
-    so.layout = {{2, 4, 6}, 5, TextPosition::prefix};
-    so.layers = 2;
-    so.heads = 3;
-    so.samples = 2;
-    so.seed = 3;
+    SynthOptions so = test::synth_options({{2, 4, 6}, 5, TextPosition::prefix}, 2, 3, 2, 3);
     so.float16 = half;
     const std::string path = tmp.file(half ? "f16.h5" : "f32.h5");
     write_synthetic_dump(so, path);

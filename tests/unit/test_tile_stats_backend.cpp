@@ -66,12 +66,7 @@ void require_identical(const Pattern& a, const Pattern& b) {
 
 TEST_CASE("a batching test double drives the calibrator to the CPU engine's pattern", "[backend]") {
     test::TempDir tmp;
-    SynthOptions so;
-    so.layout = {{2, 8, 12}, 16, TextPosition::prefix};
-    so.layers = 2;
-    so.heads = 5;
-    so.samples = 3;
-    so.seed = 7;
+    const SynthOptions so = test::synth_options({{2, 8, 12}, 16, TextPosition::prefix}, 2, 5, 3, 7);
     const std::string path = tmp.file("d.h5");
     write_synthetic_dump(so, path);
     CalibrateOptions co;
@@ -146,12 +141,7 @@ private:
 };
 
 std::string synth_for_devices(const test::TempDir& tmp, bool with_v) {
-    SynthOptions so;
-    so.layout = {{2, 6, 10}, 8, TextPosition::suffix};
-    so.layers = 3;
-    so.heads = 5;
-    so.samples = 2;
-    so.seed = 11;
+    SynthOptions so = test::synth_options({{2, 6, 10}, 8, TextPosition::suffix}, 3, 5, 2, 11);
     so.with_v = with_v;
     const std::string path = tmp.file(with_v ? "v.h5" : "d.h5");
     write_synthetic_dump(so, path);
