@@ -29,8 +29,12 @@ if ! command -v nvidia-smi > /dev/null || ! nvidia-smi > /dev/null 2>&1; then
     { echo "calibrate --device cuda without GPU: expected 2 and one line, got $rc:"; cat "$dir/err.txt"; exit 1; }
   [ ! -e "$dir/c.h5" ] || { echo "calibrate --device cuda without GPU left an output"; exit 1; }
 fi
-"$PARO" calibrate -q "$dir/d.h5" -o "$dir/c.h5" --density 0.5 --device tpu 2> "$dir/err.txt"
-rc=$?; [ $rc -eq 2 ] && grep -q "option --device" "$dir/err.txt" || { echo "--device tpu: expected 2, got $rc"; exit 1; }
+for spec in tpu cuda: cuda:x cuda:0, cuda:0,0 cuda:1,-1; do
+  "$PARO" calibrate -q "$dir/d.h5" -o "$dir/c.h5" --density 0.5 --device "$spec" 2> "$dir/err.txt"
+  rc=$?; [ $rc -eq 2 ] && [ "$(wc -l < "$dir/err.txt")" -eq 1 ] && grep -q "option --device" "$dir/err.txt" ||
+    { echo "--device $spec: expected 2 and one line naming the option, got $rc:"; cat "$dir/err.txt"; exit 1; }
+  [ ! -e "$dir/c.h5" ] || { echo "--device $spec left an output"; exit 1; }
+done
 "$PARO" calibrate "$dir/d.h5" -o "$dir/c.h5" --density 0.5 --no-force-text --no-force-ragged --device cpu > "$dir/out.txt" ||
   { echo "--device cpu failed"; exit 1; }
 grep -q "tile statistics on CPU" "$dir/out.txt" || { echo "the summary does not say where statistics ran"; exit 1; }
