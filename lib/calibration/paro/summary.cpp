@@ -139,6 +139,7 @@ nlohmann::json dump_json(const DumpInfo& d) {
     json samples = json::array();
     for (const auto& s : d.samples) samples.push_back({{"timestep", s.timestep}, {"step", s.step}, {"prompt", s.prompt}});
     j["samples"] = samples;
+    if (!d.prompt_names.empty()) j["prompt_names"] = d.prompt_names;
     json layers = json::array();
     for (const auto& l : d.layers)
         layers.push_back({{"kind", l.kind == DumpKind::qk ? "qk" : "attn"},

@@ -100,6 +100,14 @@ DumpReader::DumpReader(const std::string& path) : file_(h5::File::open_read(path
                 throw InputError(path, "/samples/step",
                                  fmt::format("step {} is not below num_steps {}", s, info_.num_steps));
     }
+    if (h5::has_attr(samples.get(), "prompt_names")) {
+        info_.prompt_names = h5::read_string_array_attr(file_, samples.get(), "/samples", "prompt_names");
+        for (int64_t s = 0; s < S; ++s)
+            if (prompt[s] < 0 || prompt[s] >= static_cast<int64_t>(info_.prompt_names.size()))
+                throw InputError(path, "/samples/prompt",
+                                 fmt::format("prompt {} of sample {} has no entry in the {} prompt_names", prompt[s], s,
+                                             info_.prompt_names.size()));
+    }
     for (int64_t s = 0; s < S; ++s) {
         if (!std::isfinite(timestep[s])) throw InputError(path, "/samples/timestep", "holds NaN or Inf");
         info_.samples.push_back({timestep[s], step[s], prompt[s]});

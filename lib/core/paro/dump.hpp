@@ -35,6 +35,7 @@ struct DumpInfo {
     std::string model;
     int64_t num_steps = -1;  // -1: not recorded
     std::vector<DumpSample> samples;
+    std::vector<std::string> prompt_names;  // /samples attribute prompt_names: prompt id -> text (optional)
     std::vector<DumpLayer> layers;
 
     int64_t tokens() const { return layout.tokens(); }

@@ -182,7 +182,8 @@ private:
                         values = h5::read_string_array_attr(f_, obj, obj_path, name);
                     else
                         values = {h5::read_string_attr(f_, obj, obj_path, name)};
-                    if (spec.contains("shape") && !spec["shape"].empty() && values.size() != spec["shape"][0].get<size_t>())
+                    if (spec.contains("shape") && !spec["shape"].empty() && spec["shape"][0].is_number() &&
+                        values.size() != spec["shape"][0].get<size_t>())
                         violation(where, fmt::format("holds {} strings, expected {}", values.size(), spec["shape"][0].get<size_t>()));
                     for (const auto& v : values) {
                         if (spec.contains("enum") && std::find(spec["enum"].begin(), spec["enum"].end(), v) == spec["enum"].end())
