@@ -8,6 +8,9 @@ set(PARO_INSTALL_SCHEMADIR ${CMAKE_INSTALL_DATADIR}/paro/schemas)
 set(PARO_INSTALL_CMAKEDIR ${CMAKE_INSTALL_LIBDIR}/cmake/paro)
 
 install(TARGETS paro_cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+# The Python package, where `paro export` looks first (share/paro/python next to bin/).
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/python/paro DESTINATION ${CMAKE_INSTALL_DATADIR}/paro/python
+        FILES_MATCHING PATTERN "*.py" PATTERN "__pycache__" EXCLUDE)
 install(FILES ${PROJECT_SOURCE_DIR}/schemas/paro-dump-v1.json ${PROJECT_SOURCE_DIR}/schemas/paro-pattern-v1.json
               ${PROJECT_SOURCE_DIR}/schemas/paro-pattern-v2.json ${PROJECT_SOURCE_DIR}/schemas/inspect-pattern.schema.json
               ${PROJECT_SOURCE_DIR}/schemas/README.md
