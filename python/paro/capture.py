@@ -24,26 +24,13 @@ import os
 import h5py
 import numpy as np
 import torch
-import torch.nn.functional as F
+
+from ._sdpa_hook import SdpaHook
 
 _GUIDANCE = ("cond", "uncond", "all")
 
 
-def _math_sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None):
-    """Plain attention, for PyTorch builds without scaled_dot_product_attention (before 2.0)."""
-    s = (query @ key.transpose(-2, -1)) * (scale if scale is not None else 1.0 / math.sqrt(query.shape[-1]))
-    if is_causal:
-        n, m = s.shape[-2:]
-        s = s.masked_fill(torch.ones(n, m, dtype=torch.bool, device=s.device).triu(1), float("-inf"))
-    if attn_mask is not None:
-        s = s.masked_fill(~attn_mask, float("-inf")) if attn_mask.dtype == torch.bool else s + attn_mask
-    p = torch.softmax(s, dim=-1)
-    if dropout_p > 0:
-        p = torch.nn.functional.dropout(p, dropout_p)
-    return p @ value
-
-
-class Capture:
+class Capture(SdpaHook):
     """Context manager recording q/k(/v) of attention calls; see the module docstring.
 
     grid: (F, H, W) of the video tokens; text_tokens / text_position: the text part of the
@@ -66,7 +53,7 @@ class Capture:
         self.path = os.fspath(path)
         self.grid = tuple(int(g) for g in grid)
         self.text_tokens = int(text_tokens)
-        self.tokens = self.text_tokens + self.grid[0] * self.grid[1] * self.grid[2]
+        super().__init__(self.text_tokens + self.grid[0] * self.grid[1] * self.grid[2])
         self.text_position = text_position
         self.num_steps = num_steps
         self.layers = None if layers is None else sorted(set(int(x) for x in layers))
@@ -91,20 +78,14 @@ class Capture:
         f.attrs["model"] = self.model
         self._prompt_names, self._prompts = [], None
         self._sample_step, self._sample_timestep, self._sample_prompt = [], [], []
-        self._step, self._timestep, self._call = 0, 0.0, 0
         self._step_samples = None  # first sample index and count of the current step, once allocated
         self._written = {}  # dump layer -> set of first-sample indices written
         self._dump_layer = {}  # model layer -> dump layer
-        self._had_sdpa = hasattr(F, "scaled_dot_product_attention")
-        self._original = F.scaled_dot_product_attention if self._had_sdpa else _math_sdpa
-        F.scaled_dot_product_attention = self._sdpa
-        return self
+        self.step(0)
+        return super().__enter__()
 
     def __exit__(self, exc_type, exc, tb):
-        if self._had_sdpa:
-            F.scaled_dot_product_attention = self._original
-        else:
-            del F.scaled_dot_product_attention
+        super().__exit__(exc_type, exc, tb)
         done = False
         try:
             if exc_type is None:
@@ -120,32 +101,20 @@ class Capture:
         return False
 
     # ---- what the caller tells -----------------------------------------------------------------
-    def step(self, index, timestep=None):
-        """Marks the start of sampling step `index` (layers are numbered from 0 again)."""
-        self._step, self._call, self._step_samples = int(index), 0, None
-        self._timestep = float(index if timestep is None else timestep)
+    def _on_step(self):
+        self._step_samples = None
 
     def set_prompts(self, prompts):
         """The prompt text of each selected batch entry (a string: the same for all)."""
         self._prompts = [prompts] if isinstance(prompts, str) else list(prompts)
 
-    def diffusers_callback(self):
-        """A diffusers `callback_on_step_end`: marks the start of the next step after each one."""
-        def on_step_end(pipe, i, t, callback_kwargs):
-            self.step(i + 1)
-            return callback_kwargs
-        return on_step_end
-
     # ---- the wrapper -----------------------------------------------------------------------------
-    def _sdpa(self, query, key, value, *args, **kwargs):
+    def _layer_call(self, layer, query, key, value, args, kwargs):
         out = self._original(query, key, value, *args, **kwargs)
-        if (query.dim() == 4 and key.dim() == 4 and query.shape[2] == self.tokens and key.shape[2] == self.tokens
-                and query.shape[:2] == key.shape[:2]):
-            layer, self._call = self._call, self._call + 1
-            if (self.steps is None or self._step in self.steps) and (self.layers is None or layer in self.layers):
-                scale = kwargs.get("scale", args[3] if len(args) > 3 else None)
-                with torch.no_grad():
-                    self._record(layer, query, key, value, scale)
+        if (self.steps is None or self._step in self.steps) and (self.layers is None or layer in self.layers):
+            scale = kwargs.get("scale", args[3] if len(args) > 3 else None)
+            with torch.no_grad():
+                self._record(layer, query, key, value, scale)
         return out
 
     def _selected(self, batch):

@@ -1,0 +1,59 @@
+"""The pure-PyTorch path: permute q/k/v by each head's order, FlexAttention with the pattern's
+block mask (built from kv-block lists, never an N x N mask), inverse permute. For GPUs or dtypes
+the CUDA runtime does not serve; it computes in the inputs' dtype, without quantization.
+
+    fp = paro.FlexPattern.load("pattern.flex.pt")   # from `paro export --flex`, or FlexPattern(to_flex(...))
+    out = fp.attention(q, k, v, layer=3, slot=0)    # q, k, v [batch, heads, N, D]
+
+Needs torch.nn.attention.flex_attention (PyTorch 2.5+); wrap in torch.compile for speed.
+"""
+import torch
+
+from . import export
+
+
+class FlexPattern:
+    def __init__(self, data):
+        if data.get("format") != export.FLEX_FORMAT:
+            raise ValueError(f"not a {export.FLEX_FORMAT} dict (format {data.get('format')!r})")
+        self.data = data
+        self._masks = {}  # (slot, layer, device) -> BlockMask
+        self._gathers = {}  # (layer, device) -> [H, N] int64
+
+    @classmethod
+    def load(cls, path):
+        return cls(torch.load(path, weights_only=True))
+
+    @property
+    def tokens(self):
+        return self.data["tokens"]
+
+    def block_mask(self, slot, layer, device):
+        key = (slot, layer, str(device))
+        if key not in self._masks:
+            from torch.nn.attention.flex_attention import BlockMask
+            num, idx = (t.to(device) for t in export.flex_kv_blocks(self.data, slot, layer))
+            self._masks[key] = BlockMask.from_kv_blocks(num, idx, BLOCK_SIZE=self.data["block"],
+                                                        seq_lengths=(self.tokens, self.tokens))
+        return self._masks[key]
+
+    def gather(self, layer, device):
+        """[H, N]: for each head, the original token at each permuted position."""
+        key = (layer, str(device))
+        if key not in self._gathers:
+            orders = self.data["orders"][layer].long()
+            self._gathers[key] = self.data["order_gathers"][orders].to(device)
+        return self._gathers[key]
+
+    def attention(self, q, k, v, layer, slot, scale=None):
+        from torch.nn.attention.flex_attention import flex_attention
+        b, h, n, d = q.shape
+        if n != self.tokens:
+            raise ValueError(f"{n} tokens, the pattern has {self.tokens}")
+        g = self.gather(layer, q.device)
+        if g.shape[0] != h:
+            raise ValueError(f"{h} heads, layer {layer} of the pattern has {g.shape[0]}")
+        index = g[None, :, :, None].expand(b, h, n, d)
+        permuted = [t.gather(2, index) for t in (q, k, v)]
+        out = flex_attention(*permuted, block_mask=self.block_mask(slot, layer, q.device), scale=scale)
+        return torch.empty_like(out).scatter_(2, index, out)

@@ -1,0 +1,166 @@
+"""Running a pattern in PyTorch on paro's CUDA runtime (libparo_runtime.so).
+
+    plan = paro.Plan("pattern.h5")                        # on the current CUDA device
+    out = paro.attention(q, k, v, plan, layer=3, step=12, num_steps=50)
+    with paro.apply(plan, num_steps=50) as run:           # every SDPA layer call of a model
+        pipe(prompt, num_inference_steps=50, callback_on_step_end=run.diffusers_callback())
+
+`paro.attention` is the custom op `paro::attention` (torch.library, PyTorch 2.4+): it runs on the
+current stream with no host synchronization, can be captured in a CUDA graph, and does not break a
+`torch.compile` graph (a fake implementation gives the output's shape). q, k, v are
+[batch, heads, N, D] CUDA tensors of one dtype (fp16, bf16, fp32), any strides with D contiguous.
+"""
+import ctypes as C
+import itertools
+import warnings
+
+import torch
+
+from . import capi
+from . import pattern as pattern_mod
+from ._library import load_runtime
+from ._sdpa_hook import SdpaHook
+
+_DTYPES = {torch.float32: capi.FLOAT32, torch.float16: capi.FLOAT16, torch.bfloat16: capi.BFLOAT16}
+_PLANS = {}  # plan id -> Plan (custom ops take numbers, not Python objects)
+_IDS = itertools.count(1)
+
+
+class RuntimeFailure(RuntimeError):
+    """A runtime call failed; the message has the C status and the runtime's last error."""
+
+
+class Plan:
+    """A pattern file loaded onto a CUDA device (paro_plan_load). Keep it alive while in use."""
+
+    def __init__(self, pattern_path, device=None):
+        self.lib = load_runtime()
+        self.pattern = pattern_mod.load(pattern_path)
+        self.device = torch.device("cuda", torch.cuda.current_device() if device is None else device)
+        handle = C.c_void_p()
+        with torch.cuda.device(self.device):
+            self._check(self.lib.paro_plan_load(str(pattern_path).encode(), C.byref(handle)), "paro_plan_load")
+        self.handle = handle
+        info = capi.plan_info()
+        self._check(self.lib.paro_plan_get_info(handle, C.byref(info)), "paro_plan_get_info")
+        self.tokens, self.layers, self.slots, self.heads = info.tokens, info.layers, info.slots, info.heads
+        self._workspace = None
+        self.id = next(_IDS)
+        _PLANS[self.id] = self
+
+    def close(self):
+        if self.handle:
+            _PLANS.pop(self.id, None)
+            self.lib.paro_plan_destroy(self.handle)
+            self.handle = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown
+            pass
+
+    def slot(self, step, num_steps):
+        """The timestep slot of sampling step `step` of `num_steps` (as paro calibrate assigns)."""
+        return self.pattern.slot_of_step(step, num_steps)
+
+    def _check(self, status, what):
+        if status != capi.OK:
+            raise RuntimeFailure(f"{what}: {self.lib.paro_status_string(status).decode()}: "
+                                f"{self.lib.paro_last_error().decode()}")
+
+    def _args(self, q, k, v, out, layer, slot, scale):
+        def view(t):
+            return capi.tensor(t.data_ptr(), t.stride(0), t.stride(1), t.stride(2))
+        b, h, n, d = q.shape
+        return capi.attention_args(b, h, n, d, _DTYPES[q.dtype], view(q), view(k), view(v), view(out), layer, slot,
+                                   0.0 if scale is None else scale, 1, capi.STAGE_ALL, 0)
+
+    def can_run(self, q, k, v, layer, slot):
+        """Whether the runtime takes these tensors (shapes, dtype, strides, indices), without launching."""
+        if not (q.is_cuda and q.dtype in _DTYPES and q.dim() == 4 and k.shape == q.shape == v.shape
+                and q.dtype == k.dtype == v.dtype and all(t.stride(3) == 1 for t in (q, k, v))):
+            return False
+        a = self._args(q, k, v, q, layer, slot, None)
+        return self.lib.paro_can_implement(self.handle, C.byref(a)) == capi.OK
+
+    def run(self, q, k, v, out, layer, slot, scale=None):
+        """out = attention(q, k, v) with the (layer, slot) masks, on the current stream."""
+        a = self._args(q, k, v, out, layer, slot, scale)
+        size = C.c_size_t()
+        self._check(self.lib.paro_workspace_size(C.byref(a), C.byref(size)), "paro_workspace_size")
+        if self._workspace is None or self._workspace.numel() < size.value or self._workspace.device != q.device:
+            self._workspace = torch.empty(size.value, dtype=torch.uint8, device=q.device)
+        stream = torch.cuda.current_stream(q.device).cuda_stream
+        self._check(self.lib.paro_attention(self.handle, C.byref(a), C.c_void_p(self._workspace.data_ptr()),
+                                            size.value, C.c_void_p(stream)), "paro_attention")
+        return out
+
+
+def _attention_impl(q, k, v, plan_id, layer, slot, scale):
+    out = torch.empty_like(q)
+    return _PLANS[plan_id].run(q, k, v, out, layer, slot, None if scale <= 0 else scale)
+
+
+if hasattr(torch, "library") and hasattr(torch.library, "custom_op"):
+    @torch.library.custom_op("paro::attention", mutates_args=(), device_types="cuda")
+    def _attention_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, plan_id: int, layer: int, slot: int,
+                      scale: float) -> torch.Tensor:
+        return _attention_impl(q, k, v, plan_id, layer, slot, scale)
+
+    @_attention_op.register_fake
+    def _(q, k, v, plan_id, layer, slot, scale):
+        return torch.empty_like(q)
+else:  # PyTorch before 2.4: a plain function (no torch.compile integration)
+    _attention_op = _attention_impl
+
+
+def attention(q, k, v, plan, layer, step=None, num_steps=None, slot=None, scale=None):
+    """Block-sparse INT8 attention of one layer with the plan's orders and masks; give the slot, or
+    the sampling step and the step count it belongs to."""
+    if slot is None:
+        if step is None or num_steps is None:
+            raise ValueError("give slot=, or step= and num_steps=")
+        slot = plan.slot(step, num_steps)
+    return _attention_op(q, k, v, plan.id, int(layer), int(slot), 0.0 if scale is None else float(scale))
+
+
+class apply(SdpaHook):
+    """Routes a model's SDPA layer calls through paro.attention by layer and step (see the module
+    docstring). Calls the plan does not cover (more layers, other shapes, masks, dropout, causal,
+    CPU tensors) fall back to SDPA, with one warning per reason."""
+
+    def __init__(self, plan, num_steps):
+        super().__init__(plan.tokens)
+        self.plan, self.num_steps = plan, int(num_steps)
+        self.routed = self.fallbacks = 0
+        self._warned = set()
+
+    def __enter__(self):
+        self.step(0)
+        return super().__enter__()
+
+    def _fallback(self, why, query, key, value, args, kwargs):
+        if why not in self._warned:
+            self._warned.add(why)
+            warnings.warn(f"paro.apply: {why}: those calls run the original attention", stacklevel=3)
+        self.fallbacks += 1
+        return self._original(query, key, value, *args, **kwargs)
+
+    def _layer_call(self, layer, query, key, value, args, kwargs):
+        extra = dict(zip(("attn_mask", "dropout_p", "is_causal", "scale"), args), **kwargs)
+        if extra.get("attn_mask") is not None or extra.get("dropout_p", 0.0) or extra.get("is_causal", False):
+            return self._fallback("attention masks, dropout or causal calls", query, key, value, args, kwargs)
+        if layer >= self.plan.layers:
+            return self._fallback(f"layer {layer} is past the plan's {self.plan.layers}", query, key, value, args,
+                                  kwargs)
+        if not 0 <= self._step < self.num_steps:
+            return self._fallback(f"step {self._step} is outside 0..{self.num_steps - 1}", query, key, value, args,
+                                  kwargs)
+        slot = self.plan.slot(self._step, self.num_steps)
+        if not self.plan.can_run(query, key, value, layer, slot):
+            return self._fallback(f"tensors the runtime does not take (shape {tuple(query.shape)}, {query.dtype}, "
+                                  f"{query.device})", query, key, value, args, kwargs)
+        self.routed += 1
+        scale = extra.get("scale")
+        return attention(query, key, value, self.plan, layer, slot=slot, scale=scale)
