@@ -2,8 +2,8 @@
 with torch.load(weights_only=True): tensors, numbers, strings, lists and dicts only.
 
 - `to_flex(pattern)`: for FlexAttention. Orders (paro's numbering) with the six token gathers, and
-  the tile masks as packed bits; `flex_block_masks(data, slot, layer)` rebuilds the BlockMask of a
-  layer in one call (kv-block indices, never an N x N mask).
+  the tile masks as packed bits; `paro.FlexPattern.load(path).block_mask(slot, layer, device)`
+  rebuilds the BlockMask of a layer in one call (kv-block indices, never an N x N mask).
 - `to_authors(pattern, num_steps)`: the original authors' release layout: `permute` [layers, heads]
   in THEIR order numbering (FHW, FWH, HWF, HFW, WHF, WFH), `sparse` [slots, layers, heads, nb, nb]
   bool, with their uniform step-to-slot rule (slot = step * slots // num_steps). Where paro's slot
@@ -48,26 +48,22 @@ def to_flex(p):
     }
 
 
+def flex_tiles(data, slot, layer):
+    """[H, nb, nb] bool tile masks of one slot and layer of a to_flex dict."""
+    nb = data["tiles_per_side"]
+    bits = data["masks_bits"][layer][slot].numpy()  # [H, bytes]
+    keep = np.unpackbits(bits, axis=-1, bitorder="little")[:, :nb * nb].astype(bool)
+    return torch.from_numpy(keep).view(-1, nb, nb)
+
+
 def flex_kv_blocks(data, slot, layer):
     """(kv_num_blocks [1, H, nb] int32, kv_indices [1, H, nb, nb] int32) of one slot and layer:
     per query tile row, the kept key tiles first, in increasing order."""
-    nb = data["tiles_per_side"]
-    bits = data["masks_bits"][layer][slot]  # [H, bytes]
-    keep = torch.from_numpy(np.unpackbits(bits.numpy(), axis=-1, bitorder="little")[:, :nb * nb].astype(bool))
-    keep = keep.view(-1, nb, nb)
+    keep = flex_tiles(data, slot, layer)
     num = keep.sum(-1).to(torch.int32)
     # Stable sort of "not kept" puts the kept columns first, each group in increasing order.
     idx = torch.sort((~keep).to(torch.int8), dim=-1, stable=True).indices.to(torch.int32)
     return num[None], idx[None]
-
-
-def flex_block_masks(data, slot, layer):
-    """The FlexAttention BlockMask of one slot and layer over the permuted sequence (needs
-    torch.nn.attention.flex_attention, PyTorch 2.5 or later)."""
-    from torch.nn.attention.flex_attention import BlockMask
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    num, idx = (t.to(device) for t in flex_kv_blocks(data, slot, layer))
-    return BlockMask.from_kv_blocks(num, idx, BLOCK_SIZE=data["block"], seq_lengths=(data["tokens"], data["tokens"]))
 
 
 def uniform_slot_map(p, num_steps):

@@ -11,6 +11,19 @@ import torch
 
 from . import export
 
+_compiled_flex = None
+
+
+def _flex_attention(compiled):
+    """FlexAttention, unfused (materializes scores: small N, tests) or compiled (the fused kernel)."""
+    global _compiled_flex
+    from torch.nn.attention.flex_attention import flex_attention
+    if not compiled:
+        return flex_attention
+    if _compiled_flex is None:
+        _compiled_flex = torch.compile(flex_attention)
+    return _compiled_flex
+
 
 class FlexPattern:
     def __init__(self, data):
@@ -29,11 +42,21 @@ class FlexPattern:
         return self.data["tokens"]
 
     def block_mask(self, slot, layer, device):
+        """The BlockMask of one slot and layer over the permuted sequence, in one call (cached).
+        The kept tiles are its kv-block lists; its mask_mod looks the same tiles up, because
+        FlexAttention's unfused path applies only mask_mod and the fused one needs it for the
+        ragged last tile."""
         key = (slot, layer, str(device))
         if key not in self._masks:
             from torch.nn.attention.flex_attention import BlockMask
             num, idx = (t.to(device) for t in export.flex_kv_blocks(self.data, slot, layer))
-            self._masks[key] = BlockMask.from_kv_blocks(num, idx, BLOCK_SIZE=self.data["block"],
+            tiles = export.flex_tiles(self.data, slot, layer).to(device)
+            block = self.data["block"]
+
+            def mask_mod(b, h, q_idx, kv_idx):
+                return tiles[h, q_idx // block, kv_idx // block]
+
+            self._masks[key] = BlockMask.from_kv_blocks(num, idx, BLOCK_SIZE=block, mask_mod=mask_mod,
                                                         seq_lengths=(self.tokens, self.tokens))
         return self._masks[key]
 
@@ -45,8 +68,8 @@ class FlexPattern:
             self._gathers[key] = self.data["order_gathers"][orders].to(device)
         return self._gathers[key]
 
-    def attention(self, q, k, v, layer, slot, scale=None):
-        from torch.nn.attention.flex_attention import flex_attention
+    def attention(self, q, k, v, layer, slot, scale=None, compiled=True):
+        """Attention of one layer and slot; compiled=False runs FlexAttention unfused."""
         b, h, n, d = q.shape
         if n != self.tokens:
             raise ValueError(f"{n} tokens, the pattern has {self.tokens}")
@@ -55,5 +78,5 @@ class FlexPattern:
             raise ValueError(f"{h} heads, layer {layer} of the pattern has {g.shape[0]}")
         index = g[None, :, :, None].expand(b, h, n, d)
         permuted = [t.gather(2, index) for t in (q, k, v)]
-        out = flex_attention(*permuted, block_mask=self.block_mask(slot, layer, q.device), scale=scale)
+        out = _flex_attention(compiled)(*permuted, block_mask=self.block_mask(slot, layer, q.device), scale=scale)
         return torch.empty_like(out).scatter_(2, index, out)

@@ -4,7 +4,7 @@ force from the pattern's bits and a sort of the tokens by each order's axes).
 
 Tolerances: the runtime quantizes (INT8 QK and PV): cosine >= 0.999 and relative L1 <= 3% against
 the fp32 masked reference; FlexAttention in fp32 computes the same function: max abs error
-<= 2e-4 relative to max |ref|. torch.compile(fullgraph=True) and a CUDA graph replay give the
+<= 2e-4 relative to max |ref| unfused, 2e-3 compiled (its kernel may use TF32). torch.compile(fullgraph=True) and a CUDA graph replay give the
 eager op's output bit for bit. Prints the host overhead of the op over the bare C call.
 Usage: python3 test_torch_gpu.py SOURCE_DIR PARO_BINARY BUILD_DIR   (77: no CUDA)
 """
@@ -86,7 +86,7 @@ def compare(got, want):
     return cos, rel_l1, max_err
 
 
-rows, worst = [], {"runtime": (1, 0), "flex": 0}
+rows, worst = [], {"runtime": (1, 0), "flex": 0, "flex compiled": 0}
 for step in range(NUM_STEPS):
     slot = plan.slot(step, NUM_STEPS)
     for layer in range(len(model.blocks)):
@@ -97,10 +97,11 @@ for step in range(NUM_STEPS):
             cos, rel, _ = compare(got, ref)
             worst["runtime"] = (min(worst["runtime"][0], cos), max(worst["runtime"][1], rel))
             assert cos >= 0.999 and rel <= 0.03, (step, layer, dtype, cos, rel)
-        got = flex.attention(q.float(), k.float(), v.float(), layer, slot)
-        _, _, err = compare(got, ref)
-        worst["flex"] = max(worst["flex"], err)
-        assert err <= 2e-4, (step, layer, err)
+        for compiled, name, tol in ((False, "flex", 2e-4), (True, "flex compiled", 2e-3)):
+            got = flex.attention(q.float(), k.float(), v.float(), layer, slot, compiled=compiled)
+            _, _, err = compare(got, ref)
+            worst[name] = max(worst[name], err)
+            assert err <= tol, (name, step, layer, err)
 
 # torch.compile over a block that uses the op, and a CUDA graph of it: the eager bits.
 q, k, v = (t.half() for t in seen[0])
@@ -170,7 +171,8 @@ ev0.record(); [paro.attention(qb, kb, vb, bplan, 0, slot=0) for _ in range(20)];
 print(f"card: {torch.cuda.get_device_name()}, torch {torch.__version__}")
 print(f"runtime vs masked fp32 SDPA (3 layers x 4 steps x fp16/bf16/fp32): min cosine {worst['runtime'][0]:.6f}, "
       f"max rel L1 {worst['runtime'][1]:.4f}")
-print(f"FlexAttention path (fp32) vs the same: max abs error / max |ref| {worst['flex']:.2e}")
+print(f"FlexAttention path (fp32) vs the same: max abs error / max |ref| {worst['flex']:.2e} unfused, "
+      f"{worst['flex compiled']:.2e} compiled")
 print(f"paro.apply over the toy model (12 layer calls routed, 0 fallbacks): min cosine {apply_cos:.6f}")
 print("torch.compile(fullgraph=True) and CUDA graph replay: bit-identical to eager")
 print(f"host time per call at B1 H48 N{bplan.tokens} D64 (median of 5 x 50 calls, GPU queue not waited): "
