@@ -78,5 +78,8 @@ class FlexPattern:
             raise ValueError(f"{h} heads, layer {layer} of the pattern has {g.shape[0]}")
         index = g[None, :, :, None].expand(b, h, n, d)
         permuted = [t.gather(2, index) for t in (q, k, v)]
-        out = _flex_attention(compiled)(*permuted, block_mask=self.block_mask(slot, layer, q.device), scale=scale)
+        # The fused kernel's tiles must divide the pattern's (64 x 64).
+        options = {"BLOCK_M": self.data["block"], "BLOCK_N": self.data["block"]} if compiled else None
+        out = _flex_attention(compiled)(*permuted, block_mask=self.block_mask(slot, layer, q.device), scale=scale,
+                                        kernel_options=options)
         return torch.empty_like(out).scatter_(2, index, out)
