@@ -5,7 +5,7 @@ force from the pattern's bits and a sort of the tokens by each order's axes).
 Tolerances: the runtime quantizes (INT8 QK and PV): cosine >= 0.999 and relative L1 <= 3% against
 the fp32 masked reference; FlexAttention in fp32 computes the same function: max abs error
 <= 2e-4 relative to max |ref| unfused, 2e-3 compiled (its kernel may use TF32). torch.compile(fullgraph=True) and a CUDA graph replay give the
-eager op's output bit for bit. Prints the host overhead of the op over the bare C call.
+eager op's output (bit for bit when two eager calls agree bit for bit). Prints the host overhead of the op over the bare C call.
 Usage: python3 test_torch_gpu.py SOURCE_DIR PARO_BINARY BUILD_DIR   (77: no CUDA)
 """
 import os
@@ -106,8 +106,15 @@ for step in range(NUM_STEPS):
 # torch.compile over a block that uses the op, and a CUDA graph of it: the eager bits.
 q, k, v = (t.half() for t in seen[0])
 eager = paro.attention(q, k, v, plan, 0, slot=0)
+deterministic = torch.equal(eager, paro.attention(q, k, v, plan, 0, slot=0))
+
+
+def same(a, b):  # bit for bit where the runtime is deterministic run to run
+    return torch.equal(a, b) if deterministic else compare(a, b)[2] <= 1e-3
+
+
 compiled = torch.compile(lambda a, b, c: paro.attention(a, b, c, plan, 0, slot=0) * 2, fullgraph=True)
-assert torch.equal(compiled(q, k, v), eager * 2), "torch.compile changed the op's output"
+assert same(compiled(q, k, v), eager * 2), "torch.compile changed the op's output"
 static = [t.clone() for t in (q, k, v)]
 stream = torch.cuda.Stream()
 stream.wait_stream(torch.cuda.current_stream())
@@ -121,7 +128,7 @@ for t, new in zip(static, (seen[1][0].half(), seen[1][1].half(), seen[1][2].half
     t.copy_(new)
 graph.replay()
 torch.cuda.synchronize()
-assert torch.equal(graph_out, paro.attention(*static, plan, 0, slot=0)), "CUDA graph replay differs"
+assert same(graph_out, paro.attention(*static, plan, 0, slot=0)), "CUDA graph replay differs"
 
 # paro.apply over the whole model: every layer call routed, output close to the masked reference.
 def masked_model_sdpa():
@@ -175,7 +182,8 @@ print(f"runtime vs masked fp32 SDPA (3 layers x 4 steps x fp16/bf16/fp32): min c
 print(f"FlexAttention path (fp32) vs the same: max abs error / max |ref| {worst['flex']:.2e} unfused, "
       f"{worst['flex compiled']:.2e} compiled")
 print(f"paro.apply over the toy model (12 layer calls routed, 0 fallbacks): min cosine {apply_cos:.6f}")
-print("torch.compile(fullgraph=True) and CUDA graph replay: bit-identical to eager")
+print(f"runtime bit-deterministic run to run: {deterministic}; torch.compile(fullgraph=True) and CUDA graph "
+      f"replay: {'bit-identical to' if deterministic else 'within 1e-3 of'} eager")
 print(f"host time per call at B1 H48 N{bplan.tokens} D64 (median of 5 x 50 calls, GPU queue not waited): "
       f"paro.attention {op_us:.1f} us (through the op dispatcher, as compiled code calls it: {dispatch_us:.1f} us), "
       f"bare C call (Plan.run) {c_us:.1f} us, overhead {op_us - c_us:.1f} us; "
