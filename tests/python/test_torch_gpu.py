@@ -106,15 +106,23 @@ for step in range(NUM_STEPS):
 # torch.compile over a block that uses the op, and a CUDA graph of it: the eager bits.
 q, k, v = (t.half() for t in seen[0])
 eager = paro.attention(q, k, v, plan, 0, slot=0)
-deterministic = torch.equal(eager, paro.attention(q, k, v, plan, 0, slot=0))
+again = paro.attention(q, k, v, plan, 0, slot=0)
+deterministic = torch.equal(eager, again)
+print(f"two eager calls: bitwise {deterministic}, cos/relL1/max {compare(again, eager)}")
 
 
-def same(a, b):  # bit for bit where the runtime is deterministic run to run
-    return torch.equal(a, b) if deterministic else compare(a, b)[2] <= 1e-3
+def same(a, b):  # bit for bit where the runtime is deterministic run to run, else its own spread
+    if deterministic:
+        return torch.equal(a, b)
+    cos, rel, _ = compare(a, b)
+    return cos >= 0.9999 and rel <= 0.01
 
 
 compiled = torch.compile(lambda a, b, c: paro.attention(a, b, c, plan, 0, slot=0) * 2, fullgraph=True)
-assert same(compiled(q, k, v), eager * 2), "torch.compile changed the op's output"
+got_compiled = compiled(q, k, v)
+print(f"torch.compile vs eager: bitwise {torch.equal(got_compiled, eager * 2)}, cos/relL1/max "
+      f"{compare(got_compiled, eager * 2)}")
+assert same(got_compiled, eager * 2), "torch.compile changed the op's output"
 static = [t.clone() for t in (q, k, v)]
 stream = torch.cuda.Stream()
 stream.wait_stream(torch.cuda.current_stream())
