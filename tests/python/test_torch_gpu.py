@@ -5,7 +5,8 @@ force from the pattern's bits and a sort of the tokens by each order's axes).
 Tolerances: the runtime quantizes (INT8 QK and PV): cosine >= 0.999 and relative L1 <= 3% against
 the fp32 masked reference; FlexAttention in fp32 computes the same function: max abs error
 <= 2e-4 relative to max |ref| unfused, 2e-3 compiled (its kernel may use TF32). torch.compile(fullgraph=True) and a CUDA graph replay give the
-eager op's output (bit for bit when two eager calls agree bit for bit). Prints the host overhead of the op over the bare C call.
+eager op's output within the runtime's own run-to-run spread (cosine >= 0.99999, rel L1 <= 1e-4:
+it is not bit-reproducible). Prints the host overhead of the op over the bare C call.
 Usage: python3 test_torch_gpu.py SOURCE_DIR PARO_BINARY BUILD_DIR   (77: no CUDA)
 """
 import os
@@ -111,11 +112,11 @@ deterministic = torch.equal(eager, again)
 print(f"two eager calls: bitwise {deterministic}, cos/relL1/max {compare(again, eager)}")
 
 
-def same(a, b):  # bit for bit where the runtime is deterministic run to run, else its own spread
-    if deterministic:
-        return torch.equal(a, b)
+def same(a, b):
+    # The runtime is not bit-reproducible run to run (measured: rel L1 up to 4e-6 between two eager
+    # calls, a few elements off by up to 6e-4 of max |out|), so bit equality cannot be asked.
     cos, rel, _ = compare(a, b)
-    return cos >= 0.9999 and rel <= 0.01
+    return cos >= 0.99999 and rel <= 1e-4
 
 
 compiled = torch.compile(lambda a, b, c: paro.attention(a, b, c, plan, 0, slot=0) * 2, fullgraph=True)
@@ -193,8 +194,8 @@ print(f"runtime vs masked fp32 SDPA (3 layers x 4 steps x fp16/bf16/fp32): min c
 print(f"FlexAttention path (fp32) vs the same: max abs error / max |ref| {worst['flex']:.2e} unfused, "
       f"{worst['flex compiled']:.2e} compiled")
 print(f"paro.apply over the toy model (12 layer calls routed, 0 fallbacks): min cosine {apply_cos:.6f}")
-print(f"runtime bit-deterministic run to run: {deterministic}; torch.compile(fullgraph=True) and CUDA graph "
-      f"replay: {'bit-identical to' if deterministic else 'within 1e-3 of'} eager")
+print(f"torch.compile(fullgraph=True) and CUDA graph replay: within the runtime's run-to-run spread of eager "
+      f"(two eager calls bitwise equal this time: {deterministic})")
 print(f"host time per call at B1 H48 N{bplan.tokens} D64 (median of 5 x 50 calls, GPU queue not waited): "
       f"paro.attention {op_us:.1f} us (through the op dispatcher, as compiled code calls it: {dispatch_us:.1f} us), "
       f"bare C call (Plan.run) {c_us:.1f} us, overhead {op_us - c_us:.1f} us; "
