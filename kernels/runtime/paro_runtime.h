@@ -38,7 +38,7 @@ extern "C" {
 /* Version 2: per-head PV formats (paro_pv_format, paro_plan_set_pv_format) replace PV bit widths;
  * paro_plan_set_pv_bits stays as a deprecated wrapper. A plan may carry fp8_e4m3 heads (a pattern
  * may); paro_can_implement and paro_attention refuse their layers with PARO_ERROR_UNSUPPORTED. */
-#define PARO_RUNTIME_API_VERSION 2
+#define PARO_RUNTIME_API_VERSION 3
 
 typedef enum paro_status {
     PARO_OK = 0,
@@ -126,6 +126,11 @@ PARO_API const char* paro_attention_kernel_name(void);
 
 /* Reads a pattern file and uploads orders and per-row lists of kept tiles to the current device. */
 PARO_API paro_status paro_plan_load(const char* pattern_path, paro_plan** plan);
+/* The same for heads [head_begin, head_end) of every layer only (head_end -1: to the last head): the
+ * plan of one rank in head-parallel inference (xDiT / Ulysses), whose calls then pass
+ * heads = head_end - head_begin. PARO_ERROR_INVALID_ARGUMENT for a range outside the pattern's heads
+ * (API version 3). */
+PARO_API paro_status paro_plan_load_heads(const char* pattern_path, int head_begin, int head_end, paro_plan** plan);
 PARO_API paro_status paro_plan_create(const paro_plan_desc* desc, paro_plan** plan);
 PARO_API paro_status paro_plan_get_info(const paro_plan* plan, paro_plan_info* info);
 PARO_API void paro_plan_destroy(paro_plan* plan);

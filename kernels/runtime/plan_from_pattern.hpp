@@ -11,7 +11,8 @@ struct Pattern;
 
 namespace paro::gpu {
 
-paro_status plan_from_pattern(const paro::Pattern& p, paro_plan** out);
+// Heads [head_begin, head_end) of every layer (head_end -1: to the last head).
+paro_status plan_from_pattern(const paro::Pattern& p, paro_plan** out, int head_begin = 0, int head_end = -1);
 
 struct PlanDeleter {
     void operator()(paro_plan* p) const { paro_plan_destroy(p); }

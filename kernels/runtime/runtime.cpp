@@ -349,11 +349,17 @@ paro_status guarded(F&& f) {
 
 namespace paro::gpu {
 
-paro_status plan_from_pattern(const paro::Pattern& p, paro_plan** out) {
+paro_status plan_from_pattern(const paro::Pattern& p, paro_plan** out, int head_begin, int head_end) {
     return guarded([&] {
         const int layers = int(p.layers.size());
         if (layers == 0) return fail(PARO_ERROR_FILE, "pattern has no layers");
-        const int heads = int(p.layers[0].heads.size());
+        const int all_heads = int(p.layers[0].heads.size());
+        if (head_end < 0) head_end = all_heads;
+        if (head_begin < 0 || head_begin >= head_end || head_end > all_heads)
+            return fail(PARO_ERROR_INVALID_ARGUMENT, "heads [" + std::to_string(head_begin) + ", " +
+                                                         std::to_string(head_end) + ") are not within the pattern's " +
+                                                         std::to_string(all_heads) + " heads");
+        const int heads = head_end - head_begin;
         const int slots = p.slots.count();
         if (p.block_q != paro::kRuntimeTile || p.block_k != paro::kRuntimeTile)
             return fail(PARO_ERROR_UNSUPPORTED, "the runtime needs 64 x 64 tiles, the pattern has " +
@@ -362,10 +368,10 @@ paro_status plan_from_pattern(const paro::Pattern& p, paro_plan** out) {
         std::vector<const uint8_t*> masks(size_t(slots) * layers * heads);
         const int64_t nb = p.tiles_per_side();
         for (int l = 0; l < layers; ++l) {
-            if (int(p.layers[l].heads.size()) != heads)
+            if (int(p.layers[l].heads.size()) != all_heads)
                 return fail(PARO_ERROR_FILE, "layers have different head counts");
             for (int h = 0; h < heads; ++h) {
-                const auto& hp = p.layers[l].heads[h];
+                const auto& hp = p.layers[l].heads[head_begin + h];
                 orders[size_t(l) * heads + h] = uint8_t(paro::index_of(hp.order));
                 formats[size_t(l) * heads + h] = uint8_t(paro::index_of(hp.pv_format));
                 if (int(hp.masks.size()) != slots)
@@ -421,13 +427,15 @@ const char* paro_attention_kernel_name(void) {
                                                                                                 : "mma.sync (sm_80)";
 }
 
-paro_status paro_plan_load(const char* path, paro_plan** plan) {
+paro_status paro_plan_load(const char* path, paro_plan** plan) { return paro_plan_load_heads(path, 0, -1, plan); }
+
+paro_status paro_plan_load_heads(const char* path, int head_begin, int head_end, paro_plan** plan) {
     if (!path || !plan) return fail(PARO_ERROR_INVALID_ARGUMENT, "null argument");
     *plan = nullptr;
     return guarded([&] {
         if (paro_status st = device_check(nullptr); st != PARO_OK) return st;
         const paro::Pattern p = paro::read_pattern_file(path);
-        return paro::gpu::plan_from_pattern(p, plan);
+        return paro::gpu::plan_from_pattern(p, plan, head_begin, head_end);
     });
 }
 

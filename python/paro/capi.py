@@ -6,7 +6,7 @@ two cannot drift. Names follow the headers without their paro_ prefix.
 """
 import ctypes as C
 
-RUNTIME_API_VERSION = 2  # PARO_RUNTIME_API_VERSION this mirror was written for
+RUNTIME_API_VERSION = 3  # PARO_RUNTIME_API_VERSION this mirror was written for
 STATS_API_VERSION = 1    # PARO_STATS_API_VERSION
 
 # enum paro_status
@@ -82,6 +82,7 @@ RUNTIME_FUNCTIONS = {
     "paro_device_check": (_status, [C.POINTER(C.c_int)]),
     "paro_attention_kernel_name": (C.c_char_p, []),
     "paro_plan_load": (_status, [C.c_char_p, C.POINTER(_p)]),
+    "paro_plan_load_heads": (_status, [C.c_char_p, C.c_int, C.c_int, C.POINTER(_p)]),
     "paro_plan_create": (_status, [C.POINTER(plan_desc), C.POINTER(_p)]),
     "paro_plan_get_info": (_status, [_p, C.POINTER(plan_info)]),
     "paro_plan_destroy": (None, [_p]),
@@ -110,12 +111,13 @@ STATS_FUNCTIONS = {
 
 
 def _declare(lib, functions, version_function, version):
+    getattr(lib, version_function).restype = C.c_int
+    found = lib[version_function]()
+    if found < version:  # later versions only add functions
+        raise OSError(f"{lib._name}: {version_function}() is {found}, this paro package needs version {version}")
     for name, (restype, argtypes) in functions.items():
         f = getattr(lib, name)
         f.restype, f.argtypes = restype, argtypes
-    found = getattr(lib, version_function)()
-    if found != version:
-        raise OSError(f"{lib._name}: {version_function}() is {found}, this paro package mirrors version {version}")
 
 
 def declare_runtime(lib):

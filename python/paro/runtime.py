@@ -31,15 +31,20 @@ class RuntimeFailure(RuntimeError):
 
 
 class Plan:
-    """A pattern file loaded onto a CUDA device (paro_plan_load). Keep it alive while in use."""
+    """A pattern file loaded onto a CUDA device (paro_plan_load). Keep it alive while in use.
 
-    def __init__(self, pattern_path, device=None):
+    heads=(h0, h1) keeps heads [h0, h1) of every layer only (paro_plan_load_heads): the plan of one
+    rank in head-parallel inference (xDiT / Ulysses), called with q, k, v of those heads."""
+
+    def __init__(self, pattern_path, device=None, heads=None):
         self.lib = load_runtime()
         self.pattern = pattern_mod.load(pattern_path)
         self.device = torch.device("cuda", torch.cuda.current_device() if device is None else device)
+        h0, h1 = (0, -1) if heads is None else (int(heads[0]), int(heads[1]))
         handle = C.c_void_p()
         with torch.cuda.device(self.device):
-            self._check(self.lib.paro_plan_load(str(pattern_path).encode(), C.byref(handle)), "paro_plan_load")
+            self._check(self.lib.paro_plan_load_heads(str(pattern_path).encode(), h0, h1, C.byref(handle)),
+                        "paro_plan_load_heads")
         self.handle = handle
         info = capi.plan_info()
         self._check(self.lib.paro_plan_get_info(handle, C.byref(info)), "paro_plan_get_info")
