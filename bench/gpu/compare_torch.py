@@ -17,8 +17,26 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.nn.functional import scaled_dot_product_attention as sdpa
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import paro_torch as pt  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python"))
+import numpy as np  # noqa: E402
+
+import paro  # noqa: E402
+from paro.pattern import ORDER_NAMES, order_gather  # noqa: E402
+
+
+def random_masks(heads, nb, density, gen):
+    """bool [heads, nb, nb] with the diagonal kept, like paro bench."""
+    m = torch.rand(heads, nb, nb, generator=gen) < density
+    m[:, torch.arange(nb), torch.arange(nb)] = True
+    if density >= 1.0:
+        m[:] = True
+    return m
+
+
+def pack_bits(m):
+    """bool [..., nb, nb] -> the pattern file's packed bits per mask (bit r * nb + c, LSB first)."""
+    flat = m.reshape(m.shape[0], -1).numpy().astype(np.uint8)
+    return np.packbits(flat, axis=1, bitorder="little").reshape(-1)
 
 
 def bench(f, it=20):
@@ -36,7 +54,7 @@ def bench(f, it=20):
     return sorted(ts)[len(ts) // 2]
 
 
-def correctness(rt, rows):
+def correctness(rows):
     print("== correctness vs SDPA math fp32 with the same mask (original token order)")
     cases = [((3, 5, 7), 12, False), ((4, 12, 16), 32, True), ((5, 16, 16), 225, False)]  # N = 117, 800, 1505
     worst = 1.0
@@ -47,18 +65,18 @@ def correctness(rt, rows):
                             (128, torch.float16, 0.4)]:
             H = 6
             g = torch.Generator().manual_seed(N + D)
-            m = pt.random_masks(H, nb, dens, g)
+            m = random_masks(H, nb, dens, g)
             orders = list(range(6))
-            plan = rt.plan_create(grid, text, orders, pt.pack_bits(m), text_suffix=suffix)
+            plan = paro.Plan.from_arrays(grid, text, orders, pack_bits(m), text_suffix=suffix)
             q, k, v = [torch.randn(2, H, N, D, device="cuda") for _ in range(3)]
             outs = {}
             for pv in ("int8", "fp16"):
-                rt.plan_set_pv_format(plan, pv)
-                outs[pv] = rt.attention(plan, q.to(dt), k.to(dt), v.to(dt)).float()
+                plan.set_pv_format(pv)
+                outs[pv] = paro.attention(q.to(dt), k.to(dt), v.to(dt), plan, 0, slot=0).float()
             # dense boolean mask in original order
             allowed = torch.empty(H, N, N, dtype=torch.bool)
             for h in range(H):
-                gi = pt.gather_index(grid, text, orders[h], suffix)
+                gi = torch.as_tensor(order_gather(ORDER_NAMES[orders[h]], grid, text, "suffix" if suffix else "prefix"))
                 pos = torch.empty(N, dtype=torch.long)
                 pos[gi] = torch.arange(N)
                 t = pos // 64
@@ -72,18 +90,18 @@ def correctness(rt, rows):
                     l1 = ((a - b).abs().sum() / b.abs().sum()).item()
                     worst = min(worst, cos)
                     rows.append(dict(kind="correctness", N=N, D=D, dtype=str(dt), pv_format=pv, head=h,
-                                     order=pt.ORDERS[h], cosine=cos, rel_l1=l1))
+                                     order=ORDER_NAMES[h], cosine=cos, rel_l1=l1))
                 cs = [r["cosine"] for r in rows[-H:]]
                 ls = [r["rel_l1"] for r in rows[-H:]]
                 print(f"N={N:5d} text={text:3d}{' suffix' if suffix else ' prefix'} D={D:3d} {str(dt):15s} "
                       f"PV {pv} density {dens:.1f} "
                       f"min cos {min(cs):.6f}  max rel L1 {100 * max(ls):.2f}%  "
                       f"{'ok' if min(cs) >= 0.9995 and max(ls) <= 0.03 else 'MISS'}")
-            rt.destroy(plan)
+            plan.close()
     return worst
 
 
-def speed(rt, D, densities, rows, iters):
+def speed(D, densities, rows, iters):
     from torch.nn.attention.flex_attention import BlockMask, flex_attention
     B, H, grid, text = 1, 48, (13, 30, 45), 226
     N = text + grid[0] * grid[1] * grid[2]
@@ -102,14 +120,14 @@ def speed(rt, D, densities, rows, iters):
           f"{'vs flex64':>9} {'vs flex128':>9} | {'paro fp16PV':>11} {'x cuDNN':>8} {'vs flex64':>9} {'vs flex128':>9}")
     for dens in densities:
         g = torch.Generator().manual_seed(1)
-        m = pt.random_masks(H, nb, dens, g)
+        m = random_masks(H, nb, dens, g)
         orders = [int(x) for x in torch.randint(0, 6, (H,), generator=g)]
-        plan = rt.plan_create(grid, text, orders, pt.pack_bits(m))
-        real = rt.plan_info(plan).density
+        plan = paro.Plan.from_arrays(grid, text, orders, pack_bits(m))
+        real = plan.info().density
         out = torch.empty_like(q)
-        t_paro = bench(lambda: rt.attention(plan, q, k, v, out=out), iters)  # INT8 PV (the plan's default)
-        rt.plan_set_pv_format(plan, "fp16")
-        t_paro16 = bench(lambda: rt.attention(plan, q, k, v, out=out), iters)
+        t_paro = bench(lambda: plan.run(q, k, v, out, 0, 0), iters)  # INT8 PV (the plan's default)
+        plan.set_pv_format("fp16")
+        t_paro16 = bench(lambda: plan.run(q, k, v, out, 0, 0), iters)
         # Flex with the same 64x64 tile masks, on inputs already permuted (Flex cannot fuse it).
         mc = m.cuda()
         idx = torch.argsort(mc.int(), dim=-1, descending=True, stable=True).int()[None]
@@ -131,7 +149,7 @@ def speed(rt, D, densities, rows, iters):
         t_flex128 = bench(lambda: flex(q, k, v, block_mask=bm2), iters)
         # Flex as in shared/bench/attention_anchors.py: its own random 128x128 masks at the same density.
         g3 = torch.Generator().manual_seed(1)
-        m3 = pt.random_masks(H, nb2, dens, g3).cuda()
+        m3 = random_masks(H, nb2, dens, g3).cuda()
         idx3 = torch.argsort(m3.int(), dim=-1, descending=True, stable=True).int()[None]
         bm3 = BlockMask.from_kv_blocks(m3.sum(-1).int()[None], idx3, BLOCK_SIZE=128, seq_lengths=(N, N))
         t_flexeq = bench(lambda: flex(q, k, v, block_mask=bm3), iters)
@@ -146,7 +164,7 @@ def speed(rt, D, densities, rows, iters):
         rows.append(dict(kind="speed", D=D, method="flex64_same_masks", density=real, ms=t_flex64))
         rows.append(dict(kind="speed", D=D, method="flex128_covering_masks",
                          density=m2.float().mean().item(), ms=t_flex128))
-        rt.destroy(plan)
+        plan.close()
 
 
 def main():
@@ -159,17 +177,17 @@ def main():
     ap.add_argument("--skip-correctness", action="store_true")
     ap.add_argument("--no-speed", action="store_true")
     a = ap.parse_args()
-    rt = pt.Runtime(a.lib)
-    print("device:", torch.cuda.get_device_name(), "torch", torch.__version__, "paro kernel:", rt.kernel_name())
+    os.environ["PARO_RUNTIME_LIBRARY"] = a.lib
+    print("device:", torch.cuda.get_device_name(), "torch", torch.__version__, "paro kernel:", paro.kernel_name())
     rows = []
     if not a.skip_correctness:
-        correctness(rt, rows)
+        correctness(rows)
     dens = [1.0, 0.5, 0.3, 0.2]
     for D in ([] if a.no_speed else [int(x) for x in a.head_dims.split(",")]):
-        speed(rt, D, dens, rows, a.iters)
+        speed(D, dens, rows, a.iters)
     if a.out:
         with open(a.out, "w") as f:
-            json.dump(dict(device=torch.cuda.get_device_name(), kernel=rt.kernel_name(), rows=rows), f, indent=1)
+            json.dump(dict(device=torch.cuda.get_device_name(), kernel=paro.kernel_name(), rows=rows), f, indent=1)
 
 
 if __name__ == "__main__":

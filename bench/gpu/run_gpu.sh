@@ -99,13 +99,13 @@ if has test; then
     timeout 60 $B/paro bench --pattern $p --iters 10 > "$OUT/bench_pattern$D.log" 2>&1
     note "paro bench --pattern (synthetic pattern, D$D): rc=$?"; tail -3 "$OUT/bench_pattern$D.log" | head -2 | tee -a "$summary"
     PYTHONUNBUFFERED=1 timeout 60 python3 - "$B/libparo_runtime.so" "$p" $D <<'PY' >> "$summary" 2>&1
-import sys, torch
-sys.path.insert(0, "bench/gpu")
-import paro_torch as pt
-rt = pt.Runtime(sys.argv[1]); plan = rt.plan_load(sys.argv[2]); i = rt.plan_info(plan); D = int(sys.argv[3])
+import os, sys, torch
+sys.path.insert(0, "python"); os.environ["PARO_RUNTIME_LIBRARY"] = sys.argv[1]
+import paro
+plan = paro.Plan(sys.argv[2]); i = plan.info(); D = int(sys.argv[3])
 q, k, v = [torch.randn(1, i.heads, i.tokens, D, device="cuda", dtype=torch.bfloat16) for _ in range(3)]
-o = rt.attention(plan, q, k, v, layer=1, slot=0); torch.cuda.synchronize()
-print(f"ctypes paro_plan_load + paro_attention: {i.layers} layers x {i.heads} heads, N {i.tokens}, density {i.density:.3f},"
+o = paro.attention(q, k, v, plan, 1, slot=0); torch.cuda.synchronize()
+print(f"paro package (ctypes) Plan + attention: {i.layers} layers x {i.heads} heads, N {i.tokens}, density {i.density:.3f},"
       f" plan {i.device_bytes} bytes on device; output finite: {bool(torch.isfinite(o).all())}")
 PY
     rm -f $d $p

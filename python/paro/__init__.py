@@ -9,7 +9,7 @@ CUDA runtime; `paro.FlexPattern` runs it with FlexAttention (these need torch).
 from ._library import LibraryNotFound, library_candidates, load_runtime, load_stats
 
 
-_LAZY = {"Capture": "capture", "Plan": "runtime", "attention": "runtime", "apply": "runtime",
+_LAZY = {"Capture": "capture", "Plan": "runtime", "attention": "runtime", "apply": "runtime", "kernel_name": "runtime",
          "FlexPattern": "flex"}
 
 

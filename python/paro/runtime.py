@@ -45,13 +45,55 @@ class Plan:
         with torch.cuda.device(self.device):
             self._check(self.lib.paro_plan_load_heads(str(pattern_path).encode(), h0, h1, C.byref(handle)),
                         "paro_plan_load_heads")
+        self._adopt(handle)
+
+    @classmethod
+    def from_arrays(cls, grid, text_tokens, orders, masks_bits, text_suffix=False, layers=1, slots=1, device=None):
+        """A plan from memory (paro_plan_create): orders [layers * heads] (paro's numbering),
+        masks_bits [slots * layers * heads * ceil(nb * nb / 8)] packed as in the pattern file, or
+        None for dense. Without a pattern file, give slots to attention() directly."""
+        import numpy as np
+        self = cls.__new__(cls)
+        self.lib, self.pattern = load_runtime(), None
+        self.device = torch.device("cuda", torch.cuda.current_device() if device is None else device)
+        orders = np.ascontiguousarray(orders, dtype=np.uint8)
+        d = capi.plan_desc()
+        d.grid[:] = [int(g) for g in grid]
+        d.text_tokens, d.text_suffix, d.block = int(text_tokens), int(bool(text_suffix)), 64
+        d.layers, d.slots, d.heads = layers, slots, len(orders) // layers
+        d.orders = orders.ctypes.data_as(C.POINTER(C.c_uint8))
+        if masks_bits is not None:
+            masks_bits = np.ascontiguousarray(masks_bits, dtype=np.uint8)
+            d.masks = masks_bits.ctypes.data_as(C.POINTER(C.c_uint8))
+        handle = C.c_void_p()
+        with torch.cuda.device(self.device):
+            self._check(self.lib.paro_plan_create(C.byref(d), C.byref(handle)), "paro_plan_create")
+        self._adopt(handle)
+        return self
+
+    def _adopt(self, handle):
         self.handle = handle
-        info = capi.plan_info()
-        self._check(self.lib.paro_plan_get_info(handle, C.byref(info)), "paro_plan_get_info")
+        info = self.info()
         self.tokens, self.layers, self.slots, self.heads = info.tokens, info.layers, info.slots, info.heads
         self._workspace = None
         self.id = next(_IDS)
         _PLANS[self.id] = self
+
+    def info(self):
+        """paro_plan_get_info: tokens, tiles per side, layers, slots, heads, density, device bytes."""
+        info = capi.plan_info()
+        self._check(self.lib.paro_plan_get_info(self.handle, C.byref(info)), "paro_plan_get_info")
+        return info
+
+    def set_pv_format(self, formats):
+        """One PV format for every head ("int8", "fp16", "fp8_e4m3"), or one per head [layers * heads]."""
+        codes = {"int8": capi.PV_INT8, "fp16": capi.PV_FP16, "fp8_e4m3": capi.PV_FP8_E4M3}
+        if isinstance(formats, str):
+            status = self.lib.paro_plan_set_pv_format(self.handle, None, codes[formats])
+        else:
+            per_head = (C.c_uint8 * len(formats))(*[codes[f] for f in formats])
+            status = self.lib.paro_plan_set_pv_format(self.handle, per_head, capi.PV_INT8)
+        self._check(status, "paro_plan_set_pv_format")
 
     def close(self):
         if self.handle:
@@ -67,6 +109,8 @@ class Plan:
 
     def slot(self, step, num_steps):
         """The timestep slot of sampling step `step` of `num_steps` (as paro calibrate assigns)."""
+        if self.pattern is None:
+            raise ValueError("a plan made from arrays has no slot boundaries: pass slot= instead of step=")
         return self.pattern.slot_of_step(step, num_steps)
 
     def _check(self, status, what):
@@ -100,6 +144,11 @@ class Plan:
         self._check(self.lib.paro_attention(self.handle, C.byref(a), C.c_void_p(self._workspace.data_ptr()),
                                             size.value, C.c_void_p(stream)), "paro_attention")
         return out
+
+
+def kernel_name():
+    """The attention kernel the runtime runs on the current device ("wgmma (sm_90a)", ...)."""
+    return load_runtime().paro_attention_kernel_name().decode()
 
 
 def _attention_impl(q, k, v, plan_id, layer, slot, scale):
