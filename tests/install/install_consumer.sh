@@ -21,9 +21,20 @@ need "$libdir/cmake/paro/paroConfigVersion.cmake"
 need "$libdir/pkgconfig/paro-runtime.pc"
 need "$libdir/pkgconfig/paro-stats.pc"
 for s in paro-dump-v1 paro-pattern-v1 paro-pattern-v2 inspect-pattern.schema; do need "$prefix/share/paro/schemas/$s.json"; done
+for m in __init__ export pattern capture runtime flex capi _library _sdpa_hook; do need "$prefix/share/paro/python/paro/$m.py"; done
 [ "$fail" -eq 0 ] || { cat "$work/install.log"; exit 1; }
 
 "$prefix/bin/paro" --version
+
+# The installed paro export runs the installed Python package (where a Python with torch is).
+if [ -n "${PYTHON:-}" ] && "$PYTHON" -c "import torch, h5py" 2>/dev/null; then
+    "$prefix/bin/paro" synth -q -o "$work/d.h5" --grid 2x4x8 --text 0 --layers 1 --heads 2 --samples 1 --no-v
+    "$prefix/bin/paro" calibrate -q "$work/d.h5" -o "$work/p.h5" --density 0.5
+    PARO_PYTHON="$PYTHON" PYTHONVERBOSE=1 "$prefix/bin/paro" export "$work/p.h5" --flex "$work/p.pt" 2>"$work/export.log" ||
+        { cat "$work/export.log"; exit 1; }
+    grep -q "$prefix/share/paro/python/paro/export.py" "$work/export.log" ||
+        { echo "FAIL: the installed paro export did not run the installed package"; exit 1; }
+fi
 
 # CMake consumer: configured from a copy, so nothing of paro's tree is on its paths.
 cp -r "$SOURCE_DIR/tests/install/consumer" "$work/consumer"
