@@ -94,7 +94,9 @@ void PinnedBuffer::reserve(size_t bytes) {
     if (ptr_) cudaFreeHost(ptr_);
     ptr_ = nullptr;
     bytes_ = 0;
-    cuda_check(cudaMallocHost(&ptr_, bytes), "cudaMallocHost");
+    // Portable: pinned for every device's context, as the buffers of a multi-GPU calibration are
+    // filled on one thread and copied by another device's.
+    cuda_check(cudaHostAlloc(&ptr_, bytes, cudaHostAllocPortable), "cudaHostAlloc");
     bytes_ = bytes;
 }
 DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& o) noexcept {

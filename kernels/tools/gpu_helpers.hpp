@@ -51,8 +51,8 @@ private:
     size_t bytes_ = 0;
 };
 
-// Page-locked host memory (cudaMallocHost): copies from and to it run at the link's full rate and
-// asynchronously. Grows on demand; growing drops the contents.
+// Page-locked host memory (cudaHostAlloc, portable across devices): copies from and to it run at
+// the link's full rate and asynchronously. Grows on demand; growing drops the contents.
 class PinnedBuffer {
 public:
     PinnedBuffer() = default;
