@@ -441,8 +441,8 @@ TEST_CASE("tile stats gpu: overflowing scores are an input error, as on the CPU"
 
 TEST_CASE("tile stats gpu: calibration spread over two engines equals one engine's, bit for bit", "[.gpu][tile_stats]") {
     // Two CudaTileStatsBackends on device 0 stand in for two GPUs: the workers, the shared reader
-    // and the per-unit results are what a multi-GPU run exercises (tests/gpu/multi_gpu.sh checks
-    // real devices on a 2-GPU machine).
+    // and the per-unit results are what a multi-GPU run exercises (bench/gpu/calibrate_e2e.sh
+    // compares the pattern files of real devices on a machine with several GPUs).
     REQUIRE(have_gpu());
     test::TempDir dir;
     // N = 397 (ragged); 20 heads: groups of 16 and 4 per layer.
