@@ -49,7 +49,7 @@ TileRanking::TileRanking(const TileStats& stats, const BlockMask& forced, std::v
     for (int64_t t = 0; t < n; ++t) {
         const double m = stats.mass[t];
         total_mass_ += m;
-        if (forced.get(t / nb, t % nb)) {
+        if (forced.get_tile(t)) {
             forced_mass_ += m;
             ++forced_count_;
         } else {
@@ -119,7 +119,7 @@ BlockMask build_mask(TileRanking& ranking, const BlockMask& forced, const MaskOp
                    : target;
     BlockMask m = forced;
     const TileRanking::Tile* best = ranking.heaviest(keep - n_forced);
-    for (int64_t i = 0; i < keep - n_forced; ++i) m.set(best[i].index / nb, best[i].index % nb);
+    for (int64_t i = 0; i < keep - n_forced; ++i) m.set_tile(best[i].index);
     return m;
 }
 
@@ -128,7 +128,7 @@ double mask_recall(const BlockMask& mask, const std::vector<double>& mass) {
     double kept = 0, total = 0;
     for (int64_t t = 0; t < nb * nb; ++t) {
         total += mass[t];
-        if (mask.get(t / nb, t % nb)) kept += mass[t];
+        if (mask.get_tile(t)) kept += mass[t];
     }
     return total > 0 ? kept / total : 1.0;
 }

@@ -18,14 +18,11 @@ public:
 
     int64_t tiles_per_side() const { return nb_; }
     int64_t tiles() const { return nb_ * nb_; }
-    bool get(int64_t r, int64_t c) const {
-        const int64_t t = r * nb_ + c;
-        return (bytes_[static_cast<size_t>(t >> 3)] >> (t & 7)) & 1u;
-    }
-    void set(int64_t r, int64_t c) {
-        const int64_t t = r * nb_ + c;
-        bytes_[static_cast<size_t>(t >> 3)] |= static_cast<uint8_t>(1u << (t & 7));
-    }
+    bool get(int64_t r, int64_t c) const { return get_tile(r * nb_ + c); }
+    void set(int64_t r, int64_t c) { set_tile(r * nb_ + c); }
+    // By row-major tile index t = r * nb + c (loops over all tiles avoid a division per tile).
+    bool get_tile(int64_t t) const { return (bytes_[static_cast<size_t>(t >> 3)] >> (t & 7)) & 1u; }
+    void set_tile(int64_t t) { bytes_[static_cast<size_t>(t >> 3)] |= static_cast<uint8_t>(1u << (t & 7)); }
     int64_t count() const;
     double density() const { return nb_ ? static_cast<double>(count()) / static_cast<double>(tiles()) : 0.0; }
     const std::vector<uint8_t>& bytes() const { return bytes_; }
