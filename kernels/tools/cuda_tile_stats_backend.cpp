@@ -52,6 +52,7 @@ std::vector<SixOrderStats> CudaTileStatsBackend::compute_batch(const std::vector
                              "heads of one batch differ in head dim or scale");
     }
     // q of every head, then k of every head, as [heads][n][d] each: fp16 when all are exact.
+    cuda_check(cudaSetDevice(device_), "cudaSetDevice");  // before any CUDA call: no context on GPU 0
     const size_t per_tensor = size_t(n * d), tensors = 2 * heads.size();
     staging_.reserve(tensors * per_tensor * sizeof(float));
     const auto source = [&](size_t t) -> const float* {
@@ -69,7 +70,6 @@ std::vector<SixOrderStats> CudaTileStatsBackend::compute_batch(const std::vector
             std::memcpy(static_cast<float*>(staging_.get()) + t * per_tensor, source(t), per_tensor * sizeof(float));
     }
     const size_t elem = half ? 2 : 4, count = heads.size() * per_tensor, bytes = tensors * per_tensor * elem;
-    cuda_check(cudaSetDevice(device_), "cudaSetDevice");
     if (inputs_.bytes() < bytes) inputs_ = DeviceBuffer(bytes);
     inputs_.upload(staging_.get(), bytes);
     DeviceHeads in;

@@ -211,3 +211,28 @@ TEST_CASE("an error on one device stops the calibration with that error", "[back
         }
     }
 }
+
+TEST_CASE("an error while scoring (the output-error scorer) is reported, not fatal", "[backend]") {
+    // Scoring runs in OpenMP loops, which an exception may not leave: it must be carried out.
+    class ThrowingScorer : public CountingBackend {
+    public:
+        using CountingBackend::CountingBackend;
+        std::array<double, kNumOrders> output_error(const HeadSlice& s,
+                                                    const std::array<BlockMask, kNumOrders>&) const override {
+            throw InputError(s.file, "/layers/0/v", "planted scorer failure");
+        }
+    };
+    test::TempDir tmp;
+    const std::string path = synth_for_devices(tmp, true);
+    DumpReader reader(path);
+    CalibrateOptions co;
+    co.tiles.block = 16;
+    co.objective.kind = ObjectiveKind::output_error;
+    ThrowingScorer a(reader.info().layout, co.tiles, 2);
+    try {
+        (void)calibrate(reader, co, a);
+        FAIL("expected the planted InputError");
+    } catch (const InputError& e) {
+        CHECK(std::string(e.what()).find("planted scorer failure") != std::string::npos);
+    }
+}

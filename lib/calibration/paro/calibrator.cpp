@@ -15,7 +15,10 @@
 #include <optional>
 #include <thread>
 
+#include <omp.h>
+
 #include "paro/error.hpp"
+#include "paro/parallel.hpp"
 #include "paro/slice_feed.hpp"
 #include "paro/tile_stats.hpp"
 #include "paro/version.hpp"
@@ -278,7 +281,7 @@ private:
 // statistics on the device, and the previous one's scoring (masks and metrics of six orders per
 // head) on the host. A unit's heads are finished by the scoring of its last sample.
 void run_device(const CalibrationContext& ctx, SharedWork& work, SliceFeed& feed, std::array<SliceBatch, 3>& buffers,
-                int64_t samples, CalibrationTimes::Device& times) {
+                int64_t samples, int threads, CalibrationTimes::Device& times) {
     // The output-error scorer goes through the backend, which serves one call at a time: its
     // scoring cannot overlap the next statistics, nor run in parallel across heads.
     const bool need_v = HeadCalibration::needs_v(ctx.opt);
@@ -305,15 +308,14 @@ void run_device(const CalibrationContext& ctx, SharedWork& work, SliceFeed& feed
             group = std::make_shared<std::vector<HeadCalibration>>(static_cast<size_t>(step->unit.count),
                                                                   HeadCalibration(ctx));
         auto score = [&work, &times, &batch, group, stats = std::move(stats), unit = step->unit,
-                      last = step->sample + 1 == samples, need_v]() mutable {
+                      last = step->sample + 1 == samples, need_v, threads]() mutable {
             const auto t1 = std::chrono::steady_clock::now();
             std::vector<HeadCalibration>& g = *group;
-#pragma omp parallel for schedule(dynamic) if (unit.count > 1 && !need_v)
-            for (int64_t h = 0; h < unit.count; ++h) g[h].add_sample(batch.slices[h], std::move(stats[h]));
+            parallel_for(unit.count, need_v ? 1 : threads,
+                         [&](int64_t h) { g[h].add_sample(batch.slices[h], std::move(stats[h])); });
             if (last) {
                 std::vector<HeadPattern> finished(static_cast<size_t>(unit.count));
-#pragma omp parallel for schedule(dynamic) if (unit.count > 1)
-                for (int64_t h = 0; h < unit.count; ++h) finished[h] = g[h].finish();
+                parallel_for(unit.count, threads, [&](int64_t h) { finished[h] = g[h].finish(); });
                 work.finished(unit, finished);
             }
             times.score_seconds += seconds_since(t1);
@@ -363,21 +365,25 @@ Pattern calibrate(DumpReader& reader, const CalibrateOptions& opt, const std::ve
     CalibrationTimes t;
     t.devices.resize(backends.size());
     std::vector<std::array<SliceBatch, 3>> buffers(backends.size());  // outlive the feed
+    // New threads start from OpenMP's default thread count: hand them the caller's (--threads).
+    const int threads = omp_get_max_threads();
     {
-        SliceFeed feed(reader, HeadCalibration::needs_v(opt));
-        std::vector<std::thread> threads;
+        SliceFeed feed(reader, HeadCalibration::needs_v(opt), threads);
+        std::vector<std::thread> workers;
         for (size_t w = 0; w < backends.size(); ++w) {
             t.devices[w].name = backends[w]->describe();
-            threads.emplace_back([&, w] {
+            workers.emplace_back([&, w] {
+                omp_set_num_threads(threads);  // the backend's own parallel regions
                 const CalibrationContext ctx{*backends[w], forced, slot_of_sample, plan.count(), opt};
                 try {
-                    run_device(ctx, work, feed, buffers[w], static_cast<int64_t>(dump.samples.size()), t.devices[w]);
+                    run_device(ctx, work, feed, buffers[w], static_cast<int64_t>(dump.samples.size()), threads,
+                               t.devices[w]);
                 } catch (...) {
                     work.fail(std::current_exception());
                 }
             });
         }
-        for (std::thread& th : threads) th.join();
+        for (std::thread& th : workers) th.join();
         t.read_seconds = feed.busy_seconds();
         t.stored_bytes = feed.stored_bytes();
     }

@@ -1,14 +1,16 @@
 #include "paro/slice_feed.hpp"
 
 #include <chrono>
-#include <exception>
+
+#include <hdf5.h>
 
 #include "paro/error.hpp"
+#include "paro/parallel.hpp"
 
 namespace paro {
 
-SliceFeed::SliceFeed(const DumpReader& reader, bool with_v)
-    : reader_(reader), with_v_(with_v), thread_([this] { serve(); }) {}
+SliceFeed::SliceFeed(const DumpReader& reader, bool with_v, int threads)
+    : reader_(reader), with_v_(with_v), threads_(threads), thread_([this] { serve(); }) {}
 
 SliceFeed::~SliceFeed() {
     {
@@ -42,6 +44,9 @@ int64_t SliceFeed::stored_bytes() const {
 }
 
 void SliceFeed::serve() {
+    // libhdf5's automatic error printing is per thread in thread-safe builds: paro reports errors
+    // itself, in one line.
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
     for (;;) {
         Request r;
         {
@@ -72,19 +77,7 @@ void SliceFeed::fill(const Request& r) {
     SliceBatch& b = *r.into;
     reader_.read_raw(r.sample, r.layer, r.h0, r.count, with_v_, b.raw);
     b.slices.resize(static_cast<size_t>(r.count));
-    // Decoding is per head and independent; an exception may not leave the parallel region, so
-    // the first one (by head) is kept and rethrown.
-    std::vector<std::exception_ptr> failed(static_cast<size_t>(r.count));
-#pragma omp parallel for schedule(static) if (r.count > 1)
-    for (int64_t i = 0; i < r.count; ++i) {
-        try {
-            reader_.decode(b.raw, i, b.slices[i]);
-        } catch (...) {
-            failed[i] = std::current_exception();
-        }
-    }
-    for (const std::exception_ptr& e : failed)
-        if (e) std::rethrow_exception(e);
+    parallel_for(r.count, threads_, [&](int64_t i) { reader_.decode(b.raw, i, b.slices[i]); });
 }
 
 }  // namespace paro

@@ -24,7 +24,8 @@ struct SliceBatch {
 
 class SliceFeed {
 public:
-    SliceFeed(const DumpReader& reader, bool with_v);
+    // threads: decoding threads per request (the caller's OpenMP setting, e.g. --threads).
+    SliceFeed(const DumpReader& reader, bool with_v, int threads);
     // Drops queued requests (their futures see broken promises) and joins the thread after the
     // read in progress: destroy the feed before the SliceBatches it may be writing.
     ~SliceFeed();
@@ -51,6 +52,7 @@ private:
 
     const DumpReader& reader_;
     const bool with_v_;
+    const int threads_;
     mutable std::mutex mutex_;
     std::condition_variable wake_;
     std::deque<Request> queue_;
