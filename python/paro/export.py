@@ -138,8 +138,8 @@ def main(argv=None):
                 print(f"  note: their uniform slots differ from this pattern's; {len(steps)} of {a.num_steps} "
                       f"steps get another slot's mask than paro would use (steps {steps[0]}..{steps[-1]}; "
                       f"the list is in 'lost')")
-    except (pattern_mod.PatternError, ValueError, OSError) as e:
-        print(f"paro export: {e}", file=sys.stderr)
+    except (pattern_mod.PatternError, ValueError, OSError, RuntimeError) as e:  # torch.save raises RuntimeError
+        print(f"paro export: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
         return 2
     return 0
 

@@ -84,43 +84,51 @@ def _attr(f, path, name):
 
 
 def load(path):
-    """Reads a paro-pattern file (version 1 or 2)."""
+    """Reads a paro-pattern file (version 1 or 2). Throws PatternError naming the file and what is
+    missing or malformed."""
     try:
         f = h5py.File(path, "r")
     except OSError as e:
         raise PatternError(f"{path}: not an HDF5 file ({e})") from None
-    with f:
-        if _attr(f, "/", "paro_format") != "paro-pattern":
-            raise PatternError(f"{path}: attribute paro_format: not a paro-pattern")
-        version = int(_attr(f, "/", "paro_version"))
-        if version not in (1, 2):
-            raise PatternError(f"{path}: attribute paro_version: {version} is not 1 or 2")
-        names = [n.decode() if isinstance(n, bytes) else str(n) for n in _attr(f, "/", "order_names")]
-        if sorted(names) != sorted(ORDER_NAMES):
-            raise PatternError(f"{path}: attribute order_names: {names} are not the six orders")
-        pv_names = (["int8", "fp16", "fp8_e4m3"] if version == 1 else
-                    [n.decode() if isinstance(n, bytes) else str(n) for n in _attr(f, "/", "pv_format_names")])
-        block = int(_attr(f, "/", "block_q"))
-        nb = int(_attr(f, "/", "tiles_per_side"))
-        grid = tuple(int(x) for x in _attr(f, "/", "grid"))
-        text = int(_attr(f, "/", "text_tokens"))
-        if nb != -(-(text + grid[0] * grid[1] * grid[2]) // block):
-            raise PatternError(f"{path}: attribute tiles_per_side: {nb} does not match the grid and block")
-        orders, pv, masks = [], [], []
-        count = int(_attr(f, "/layers", "count"))
-        for l in range(count):
-            g = f"layers/{l}"
-            if g not in f:
-                raise PatternError(f"{path}: /{g}: missing")
-            orders.append([names[i] for i in f[g]["orders"][()]])
-            if version == 2:
-                pv.append([pv_names[i] for i in f[g]["pv_format"][()]])
-            else:  # v1: pv_bits, as the runtime ran them
-                pv.append(["fp16" if b == 16 else "int8" for b in f[g]["pv_bits"][()]])
-            masks.append(f[g]["masks"][()])
-            if masks[-1].shape[-1] != (nb * nb + 7) // 8:
-                raise PatternError(f"{path}: /{g}/masks: rows of {masks[-1].shape[-1]} bytes, expected {(nb * nb + 7) // 8}")
-        return Pattern(path=str(path), grid=grid, text_tokens=text,
-                       text_position=str(_attr(f, "/", "text_position")), block=block, tiles_per_side=nb,
-                       slot_boundaries=f["slots/boundaries"][()], orders=orders, pv_formats=pv, masks_bits=masks,
-                       options=json.loads(_attr(f, "/", "options")))
+    try:
+        with f:
+            return _read(f, path)
+    except (KeyError, IndexError, TypeError) as e:
+        raise PatternError(f"{path}: malformed pattern ({e})") from None
+
+
+def _read(f, path):
+    if _attr(f, "/", "paro_format") != "paro-pattern":
+        raise PatternError(f"{path}: attribute paro_format: not a paro-pattern")
+    version = int(_attr(f, "/", "paro_version"))
+    if version not in (1, 2):
+        raise PatternError(f"{path}: attribute paro_version: {version} is not 1 or 2")
+    names = [n.decode() if isinstance(n, bytes) else str(n) for n in _attr(f, "/", "order_names")]
+    if sorted(names) != sorted(ORDER_NAMES):
+        raise PatternError(f"{path}: attribute order_names: {names} are not the six orders")
+    pv_names = (["int8", "fp16", "fp8_e4m3"] if version == 1 else
+                [n.decode() if isinstance(n, bytes) else str(n) for n in _attr(f, "/", "pv_format_names")])
+    block = int(_attr(f, "/", "block_q"))
+    nb = int(_attr(f, "/", "tiles_per_side"))
+    grid = tuple(int(x) for x in _attr(f, "/", "grid"))
+    text = int(_attr(f, "/", "text_tokens"))
+    if nb != -(-(text + grid[0] * grid[1] * grid[2]) // block):
+        raise PatternError(f"{path}: attribute tiles_per_side: {nb} does not match the grid and block")
+    orders, pv, masks = [], [], []
+    count = int(_attr(f, "/layers", "count"))
+    for l in range(count):
+        g = f"layers/{l}"
+        if g not in f:
+            raise PatternError(f"{path}: /{g}: missing")
+        orders.append([names[i] for i in f[g]["orders"][()]])
+        if version == 2:
+            pv.append([pv_names[i] for i in f[g]["pv_format"][()]])
+        else:  # v1: pv_bits, as the runtime ran them
+            pv.append(["fp16" if b == 16 else "int8" for b in f[g]["pv_bits"][()]])
+        masks.append(f[g]["masks"][()])
+        if masks[-1].shape[-1] != (nb * nb + 7) // 8:
+            raise PatternError(f"{path}: /{g}/masks: rows of {masks[-1].shape[-1]} bytes, expected {(nb * nb + 7) // 8}")
+    return Pattern(path=str(path), grid=grid, text_tokens=text,
+                   text_position=str(_attr(f, "/", "text_position")), block=block, tiles_per_side=nb,
+                   slot_boundaries=f["slots/boundaries"][()], orders=orders, pv_formats=pv, masks_bits=masks,
+                   options=json.loads(_attr(f, "/", "options")))

@@ -13,6 +13,7 @@ current stream with no host synchronization, can be captured in a CUDA graph, an
 import ctypes as C
 import itertools
 import warnings
+import weakref
 
 import torch
 
@@ -22,7 +23,7 @@ from ._library import load_runtime
 from ._sdpa_hook import SdpaHook
 
 _DTYPES = {torch.float32: capi.FLOAT32, torch.float16: capi.FLOAT16, torch.bfloat16: capi.BFLOAT16}
-_PLANS = {}  # plan id -> Plan (custom ops take numbers, not Python objects)
+_PLANS = weakref.WeakValueDictionary()  # plan id -> Plan (custom ops take numbers); the caller keeps it alive
 _IDS = itertools.count(1)
 
 
@@ -56,11 +57,20 @@ class Plan:
         self = cls.__new__(cls)
         self.lib, self.pattern = load_runtime(), None
         self.device = torch.device("cuda", torch.cuda.current_device() if device is None else device)
-        orders = np.ascontiguousarray(orders, dtype=np.uint8)
+        orders = np.ascontiguousarray(orders, dtype=np.uint8).reshape(-1)
+        if len(orders) == 0 or len(orders) % layers:
+            raise ValueError(f"{len(orders)} orders are not layers ({layers}) x heads")
+        heads = len(orders) // layers
+        tokens = int(text_tokens) + int(grid[0]) * int(grid[1]) * int(grid[2])
+        nb = -(-tokens // 64)
+        want = slots * layers * heads * ((nb * nb + 7) // 8)
+        if masks_bits is not None and np.asarray(masks_bits).size != want:
+            raise ValueError(f"masks_bits holds {np.asarray(masks_bits).size} bytes; {slots} slots x {layers} layers x "
+                             f"{heads} heads of {(nb * nb + 7) // 8} bytes are {want}")
         d = capi.plan_desc()
         d.grid[:] = [int(g) for g in grid]
         d.text_tokens, d.text_suffix, d.block = int(text_tokens), int(bool(text_suffix)), 64
-        d.layers, d.slots, d.heads = layers, slots, len(orders) // layers
+        d.layers, d.slots, d.heads = layers, slots, heads
         d.orders = orders.ctypes.data_as(C.POINTER(C.c_uint8))
         if masks_bits is not None:
             masks_bits = np.ascontiguousarray(masks_bits, dtype=np.uint8)
@@ -127,7 +137,8 @@ class Plan:
 
     def can_run(self, q, k, v, layer, slot):
         """Whether the runtime takes these tensors (shapes, dtype, strides, indices), without launching."""
-        if not (q.is_cuda and q.dtype in _DTYPES and q.dim() == 4 and k.shape == q.shape == v.shape
+        if not (q.is_cuda and q.device == self.device and q.dtype in _DTYPES and q.dim() == 4
+                and k.shape == q.shape == v.shape
                 and q.dtype == k.dtype == v.dtype and all(t.stride(3) == 1 for t in (q, k, v))):
             return False
         a = self._args(q, k, v, q, layer, slot, None)
@@ -140,7 +151,14 @@ class Plan:
         self._check(self.lib.paro_workspace_size(C.byref(a), C.byref(size)), "paro_workspace_size")
         if self._workspace is None or self._workspace.numel() < size.value or self._workspace.device != q.device:
             self._workspace = torch.empty(size.value, dtype=torch.uint8, device=q.device)
+        if q.device != self.device:
+            raise ValueError(f"the plan lives on {self.device}, the tensors on {q.device}")
         stream = torch.cuda.current_stream(q.device).cuda_stream
+        if torch.cuda.current_device() != self.device.index:
+            with torch.cuda.device(self.device):
+                self._check(self.lib.paro_attention(self.handle, C.byref(a), C.c_void_p(self._workspace.data_ptr()),
+                                                    size.value, C.c_void_p(stream)), "paro_attention")
+            return out
         self._check(self.lib.paro_attention(self.handle, C.byref(a), C.c_void_p(self._workspace.data_ptr()),
                                             size.value, C.c_void_p(stream)), "paro_attention")
         return out

@@ -99,4 +99,12 @@ r = run("export", str(dump), "--flex", str(tmp / "bad.pt"), expect=2)
 assert r.stderr.count("\n") == 1 and "paro_format" in r.stderr and not (tmp / "bad.pt").exists(), r.stderr
 r = run("export", str(pattern), "--authors", str(tmp / "bad.pth"), "--num-steps", "0", expect=2)
 assert "--num-steps" in r.stderr and not (tmp / "bad.pth").exists()
+r = run("export", str(pattern), "--flex", str(tmp / "no" / "such" / "dir.pt"), expect=2)
+assert r.stderr.count("\n") == 1 and "does not exist" in r.stderr, r.stderr
+broken = tmp / "broken.h5"
+broken.write_bytes(pattern.read_bytes())
+with h5py.File(broken, "r+") as f:
+    del f["layers/1/orders"]
+r = run("export", str(broken), "--authors", str(tmp / "b.pth"), expect=2)
+assert r.stderr.count("\n") == 1 and "malformed pattern" in r.stderr and not (tmp / "b.pth").exists(), r.stderr
 print("exports ok")
