@@ -18,6 +18,7 @@
 #include <omp.h>
 
 #include "paro/error.hpp"
+#include "paro/head_scoring.hpp"
 #include "paro/parallel.hpp"
 #include "paro/slice_feed.hpp"
 #include "paro/tile_stats.hpp"
@@ -27,36 +28,11 @@ namespace paro {
 
 namespace {
 
-// Every sample's slot; validate_calibration made sure each is known.
-std::vector<int> sample_slots(const DumpInfo& dump, const SlotPlan& plan) {
-    std::vector<int> slot(dump.samples.size());
-    for (size_t s = 0; s < slot.size(); ++s) {
-        slot[s] = sample_slot(dump, plan, static_cast<int64_t>(s));
-        PARO_ASSERT(slot[s] != kUnknownSlot);
-    }
-    return slot;
-}
-
 std::string utc_now() {
     const std::time_t t = std::time(nullptr);
     char buf[32];
     std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
     return buf;
-}
-
-// Mean of each metric over the samples (output_rel_l1 stays -1 when it was not computed).
-std::array<OrderMetrics, kNumOrders> mean_metrics(const std::vector<std::array<OrderMetrics, kNumOrders>>& per_sample) {
-    std::array<OrderMetrics, kNumOrders> mean{};
-    const double S = static_cast<double>(per_sample.size());
-    for (int o = 0; o < kNumOrders; ++o) {
-        auto fields = metric_fields(mean[o]);
-        for (double* f : fields) *f = 0.0;  // OrderMetrics defaults output_rel_l1 to -1
-        for (const auto& sample : per_sample) {
-            const auto values = metric_values(sample[o]);
-            for (int k = 0; k < kNumMetrics; ++k) *fields[k] += values[k] / S;
-        }
-    }
-    return mean;
 }
 
 // What every head's calibration shares.
@@ -69,78 +45,36 @@ struct CalibrationContext {
 };
 
 // Calibrates one (layer, head): fed every sample's statistics in turn (add_sample), it scores the
-// six orders on each, then (finish) chooses one and builds a mask per slot from the tile masses
-// of that slot's samples under the chosen order.
+// six orders on each and keeps their tile masses, then (finish) chooses one and builds a mask per
+// slot from that order's masses (head_scoring.hpp).
 class HeadCalibration {
 public:
-    explicit HeadCalibration(const CalibrationContext& ctx)
-        : ctx_(ctx), slot_stats_(ctx.slots), slot_seen_(static_cast<size_t>(ctx.slots), false) {}
+    explicit HeadCalibration(const CalibrationContext& ctx) : ctx_(ctx) {}
 
-    // Takes the sample's statistics: the first sample of a slot becomes the slot's sums.
-    void add_sample(const HeadSlice& slice, SixOrderStats&& stats) {
-        const CalibrateOptions& opt = ctx_.opt;
-        const size_t sample = per_sample_.size();  // samples come in order
-        PARO_ASSERT(slice.sample == static_cast<int64_t>(sample));
-        std::array<OrderMetrics, kNumOrders>& metrics = per_sample_.emplace_back();
-        std::array<BlockMask, kNumOrders> masks;
-        // The rankings' storage is reused across orders, heads and samples of a thread (each is
-        // as large as the statistics; fresh ones cost page faults that serialize the threads).
-        thread_local std::vector<TileRanking::Tile> scratch;
-        for (int o = 0; o < kNumOrders; ++o) {
-            TileRanking ranking(stats[o], ctx_.forced, std::move(scratch));
-            masks[o] = build_mask(ranking, ctx_.forced, opt.mask);
-            metrics[o] = order_metrics(stats[o], masks[o], ranking, opt.mask, opt.objective);
-            scratch = std::move(ranking).release();
+    void add_sample(const HeadSlice& slice, const SixOrderStats& stats) {
+        PARO_ASSERT(slice.sample == static_cast<int64_t>(per_sample_.size()));  // samples come in order
+        ScoredSample scored = score_sample(stats, ctx_.forced, ctx_.opt);
+        if (needs_v(ctx_.opt)) {
+            const auto err = ctx_.tiles.output_error(slice, scored.masks);
+            for (int o = 0; o < kNumOrders; ++o) scored.metrics[o].output_rel_l1 = err[o];
         }
-        if (needs_v(opt)) {
-            const auto err = ctx_.tiles.output_error(slice, masks);
-            for (int o = 0; o < kNumOrders; ++o) metrics[o].output_rel_l1 = err[o];
-        }
-        std::array<std::vector<double>, kNumOrders>& mass = sample_mass_.emplace_back();
-        const size_t slot = static_cast<size_t>(ctx_.slot_of_sample[sample]);
-        for (int o = 0; o < kNumOrders; ++o) {
-            mass[o] = stats[o].mass;
-            if (slot_seen_[slot])
-                slot_stats_[slot][o].accumulate(stats[o]);
-            else
-                slot_stats_[slot][o] = std::move(stats[o]);
-        }
-        slot_seen_[slot] = true;
-        apply_objective(metrics, opt.objective);
-        hp_.sample_order.push_back(static_cast<uint8_t>(index_of(choose_order(metrics, opt.objective.kind))));
+        per_sample_.push_back(scored.metrics);
+        mass_.push_back(std::move(scored.mass));
     }
 
     HeadPattern finish() {
-        const CalibrateOptions& opt = ctx_.opt;
-        PARO_ASSERT(per_sample_.size() == ctx_.slot_of_sample.size());
-        hp_.scores = mean_metrics(per_sample_);
-        apply_objective(hp_.scores, opt.objective);
-        hp_.order = choose_order(hp_.scores, opt.objective.kind);
-        const int chosen = index_of(hp_.order);
-        for (int t = 0; t < ctx_.slots; ++t) {
-            PARO_ASSERT(slot_seen_[t]);  // validate_calibration: every slot has a sample
-            const TileStats& st = slot_stats_[t][chosen];
-            BlockMask m = build_mask(st, ctx_.forced, opt.mask);
-            hp_.density.push_back(m.density());
-            hp_.recall.push_back(mask_recall(m, st.mass));
-            hp_.masks.push_back(std::move(m));
-        }
-        for (size_t s = 0; s < sample_mass_.size(); ++s)
-            hp_.sample_recall.push_back(mask_recall(hp_.masks[ctx_.slot_of_sample[s]], sample_mass_[s][chosen]));
-        hp_.qk_bits = opt.qk_bits;
-        hp_.pv_format = opt.pv_format;
-        return std::move(hp_);
+        const HeadChoice choice = choose_head_order(per_sample_, ctx_.opt);
+        const int chosen = index_of(choice.order);
+        return finish_head(per_sample_, choice, [&](size_t s) { return mass_[s][chosen].data(); },
+                           ctx_.slot_of_sample, ctx_.slots, ctx_.tiles.grid(), ctx_.forced, ctx_.opt);
     }
 
     static bool needs_v(const CalibrateOptions& opt) { return opt.objective.kind == ObjectiveKind::output_error; }
 
 private:
     const CalibrationContext& ctx_;
-    HeadPattern hp_;
-    std::vector<std::array<OrderMetrics, kNumOrders>> per_sample_;
-    std::vector<std::array<std::vector<double>, kNumOrders>> sample_mass_;
-    std::vector<std::array<TileStats, kNumOrders>> slot_stats_;  // sums over each slot's samples
-    std::vector<bool> slot_seen_;
+    std::vector<SampleMetrics> per_sample_;
+    std::vector<std::array<std::vector<float>, kNumOrders>> mass_;  // per sample, each order's
 };
 
 }  // namespace
@@ -312,7 +246,10 @@ void run_device(const CalibrationContext& ctx, SharedWork& work, SliceFeed& feed
             const auto t1 = std::chrono::steady_clock::now();
             std::vector<HeadCalibration>& g = *group;
             parallel_for(unit.count, need_v ? 1 : threads,
-                         [&](int64_t h) { g[h].add_sample(batch.slices[h], std::move(stats[h])); });
+                         [&](int64_t h) {
+                             const SixOrderStats st = std::move(stats[h]);  // freed here: the kept masses stay
+                             g[h].add_sample(batch.slices[h], st);
+                         });
             if (last) {
                 std::vector<HeadPattern> finished(static_cast<size_t>(unit.count));
                 parallel_for(unit.count, threads, [&](int64_t h) { finished[h] = g[h].finish(); });

@@ -1,0 +1,52 @@
+#pragma once
+// One head's calibration in two halves, shared by the dump path (calibrator.cpp) and the
+// statistics path (stats_recorder.hpp, then calibrate_stats.cpp):
+//   score_sample  a sample's six-order tile statistics -> each order's metrics, mask, and the tile
+//                 masses kept for later (float32); the statistics themselves are dropped after it;
+//   finish_head   every sample's metrics and the chosen order's kept masses -> the HeadPattern.
+// Kept masses are float32 in both paths and a slot's sum adds them in float32 in sample order, so a
+// statistics file, which stores the chosen order's kept masses, gives the pattern the dump gives.
+#include <array>
+#include <functional>
+#include <vector>
+
+#include "paro/block_mask.hpp"
+#include "paro/calibrator.hpp"
+#include "paro/objective.hpp"
+#include "paro/pattern.hpp"
+#include "paro/tile_stats.hpp"
+
+namespace paro {
+
+using SampleMetrics = std::array<OrderMetrics, kNumOrders>;
+
+struct ScoredSample {
+    SampleMetrics metrics;  // objective applied to this sample alone (output_rel_l1 left at -1)
+    std::array<BlockMask, kNumOrders> masks;        // each order's mask from this sample alone
+    std::array<std::vector<float>, kNumOrders> mass;  // each order's tile masses, float32
+};
+
+// Scores the six orders of one sample. Thread-safe (per-thread scratch).
+ScoredSample score_sample(const SixOrderStats& stats, const BlockMask& forced, const CalibrateOptions& opt);
+
+// The order a sample alone would choose (the pattern's sample_order).
+AxisOrder sample_choice(const SampleMetrics& metrics, const CalibrateOptions& opt);
+
+// The head's scores (every metric averaged over the samples, objective applied) and its order.
+struct HeadChoice {
+    SampleMetrics scores;
+    AxisOrder order = AxisOrder::FHW;
+};
+HeadChoice choose_head_order(const std::vector<SampleMetrics>& per_sample, const CalibrateOptions& opt);
+
+// The head's pattern: choice, one mask per slot from the sum of its samples' kept masses under
+// the chosen order (chosen_mass(s): sample s's, nb * nb floats), per-sample orders and recalls.
+HeadPattern finish_head(const std::vector<SampleMetrics>& per_sample, const HeadChoice& choice,
+                        const std::function<const float*(size_t sample)>& chosen_mass,
+                        const std::vector<int>& slot_of_sample, int slots, const TileGrid& grid,
+                        const BlockMask& forced, const CalibrateOptions& opt);
+
+// Every sample's slot under the plan; validate_calibration made sure each is known.
+std::vector<int> sample_slots(const DumpInfo& dump, const SlotPlan& plan);
+
+}  // namespace paro
