@@ -7,6 +7,7 @@
 #include <chrono>
 #include <memory>
 #include <optional>
+#include <set>
 #include <filesystem>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -18,6 +19,7 @@
 #include "paro/error.hpp"
 #include "paro/progress.hpp"
 #include "paro/runtime_limits.hpp"
+#include "paro/stats_file.hpp"
 #include "paro/summary.hpp"
 #include "paro/tile_stats.hpp"
 
@@ -40,6 +42,7 @@ struct CalibrateArgs {
     int pv_bits = 0;  // deprecated spelling of pv_format (16: fp16, 8: int8); 0 = not given
     bool uniform_slots = false, no_force_text = false, no_force_ragged = false;
     std::string device = "auto";
+    std::set<std::string> given;  // the scoring options given on the command line
 };
 
 // --device: auto (every usable GPU, else the CPU), cpu, cuda (every usable GPU), cuda:I,J,...
@@ -82,46 +85,80 @@ std::vector<std::unique_ptr<TileStatsBackend>> make_backends(const std::string& 
     return out;
 }
 
-int run_calibrate(const CalibrateArgs& a, const GlobalOptions& g) {
-    const auto t0 = std::chrono::steady_clock::now();
+CalibrateOptions options_from(const CalibrateArgs& a) {
     CalibrateOptions opt;
     opt.tiles = {a.block, a.eps};
     opt.objective = {parse_objective(a.objective), a.alpha, a.sigma};
-    const double density = a.density.value_or(a.recall ? 1.0 : 0.5);
-    opt.mask = {density, !a.no_force_text, !a.no_force_ragged, a.recall, a.min_density};
+    opt.mask = {a.density.value_or(a.recall ? 1.0 : 0.5), !a.no_force_text, !a.no_force_ragged, a.recall, a.min_density};
     opt.slots = a.slots;
     opt.share_later_half = !a.uniform_slots;
     opt.qk_bits = a.qk_bits;
     opt.pv_format = a.pv_bits ? pv_format_from_v1_bits(a.pv_bits, "", "option --pv-bits")
                               : parse_pv_format(a.pv_format, "", "option --pv-format");
-    nlohmann::json options{{"density", density},
-                           {"objective", a.objective},
-                           {"alpha", a.alpha},
-                           {"sigma", a.sigma},
-                           {"eps", a.eps},
-                           {"block", a.block},
-                           {"slots", a.slots},
-                           {"share_later_half", !a.uniform_slots},
-                           {"force_text", !a.no_force_text},
-                           {"force_ragged", !a.no_force_ragged},
-                           {"qk_bits", a.qk_bits},
-                           {"pv_format", to_string(opt.pv_format)}};
-    if (a.recall) options["recall"] = *a.recall, options["min_density"] = a.min_density;
-    opt.options_json = options.dump();
+    return opt;
+}
+
+// The options as the pattern's provenance records them.
+std::string options_json(const CalibrateOptions& opt) {
+    nlohmann::json j{{"density", opt.mask.density},
+                     {"objective", to_string(opt.objective.kind)},
+                     {"alpha", opt.objective.alpha},
+                     {"sigma", opt.objective.sigma},
+                     {"eps", opt.tiles.eps},
+                     {"block", opt.tiles.block},
+                     {"slots", opt.slots},
+                     {"share_later_half", opt.share_later_half},
+                     {"force_text", opt.mask.force_text},
+                     {"force_ragged", opt.mask.force_ragged},
+                     {"qk_bits", opt.qk_bits},
+                     {"pv_format", to_string(opt.pv_format)}};
+    if (opt.mask.recall) j["recall"] = *opt.mask.recall, j["min_density"] = opt.mask.min_density;
+    return j.dump();
+}
+
+// A statistics file was scored at capture with its own options: those not given on the command
+// line are taken from it (given ones must agree; calibrate() says which does not).
+void adopt_scoring(const StatsScoring& s, const std::set<std::string>& given, CalibrateOptions& opt) {
+    const auto take = [&](const char* flag) { return !given.count(flag); };
+    if (take("--block")) opt.tiles.block = s.tiles.block;
+    if (take("--eps")) opt.tiles.eps = s.tiles.eps;
+    if (take("--recall")) opt.mask.recall = s.mask.recall;
+    if (take("--density")) opt.mask.density = s.mask.density;
+    if (take("--min-density")) opt.mask.min_density = s.mask.min_density;
+    if (take("--no-force-text")) opt.mask.force_text = s.mask.force_text;
+    if (take("--no-force-ragged")) opt.mask.force_ragged = s.mask.force_ragged;
+    if (take("--objective")) opt.objective.kind = s.objective.kind;
+    if (take("--alpha")) opt.objective.alpha = s.objective.alpha;
+    if (take("--sigma")) opt.objective.sigma = s.objective.sigma;
+}
+
+int run_calibrate(const CalibrateArgs& a, const GlobalOptions& g) {
+    const auto t0 = std::chrono::steady_clock::now();
+    CalibrateOptions opt = options_from(a);
     // Fail on a bad output path now, not after the calibration; never overwrite the input.
     AtomicOutput::check(a.output);
     std::error_code ec;
     if (std::filesystem::equivalent(a.dump, a.output, ec))
-        throw InputError(a.output, "option -o", "is the input dump; name another file");
-    DumpReader reader(a.dump);
-    validate_calibration(reader.info(), opt);
-    const auto devices = make_backends(a.device, reader.info().layout, opt.tiles);
-    std::vector<TileStatsBackend*> backends;
-    for (const auto& d : devices) backends.push_back(d.get());
+        throw InputError(a.output, "option -o", "is the input file; name another file");
     ProgressLine progress("calibrate", "heads", !g.quiet);
     opt.progress = [&](int64_t done, int64_t total) { progress.update(done, total); };
-    CalibrationTimes times;
-    const Pattern pattern = calibrate(reader, opt, backends, &times);
+    Pattern pattern;
+    std::optional<CalibrationTimes> times;
+    if (looks_like_stats(a.dump)) {
+        const StatsReader reader(a.dump);
+        adopt_scoring(reader.info().scoring, a.given, opt);
+        opt.options_json = options_json(opt);
+        pattern = calibrate(reader, opt);
+    } else {
+        opt.options_json = options_json(opt);
+        DumpReader reader(a.dump);
+        validate_calibration(reader.info(), opt);
+        const auto devices = make_backends(a.device, reader.info().layout, opt.tiles);
+        std::vector<TileStatsBackend*> backends;
+        for (const auto& d : devices) backends.push_back(d.get());
+        times.emplace();
+        pattern = calibrate(reader, opt, backends, &*times);
+    }
     progress.finish();
     const auto t_write = std::chrono::steady_clock::now();
     const int64_t bytes = write_pattern_file(pattern, a.output);
@@ -129,7 +166,8 @@ int run_calibrate(const CalibrateArgs& a, const GlobalOptions& g) {
     const double secs = std::chrono::duration<double>(t_end - t0).count();
     if (!g.quiet) {
         std::fputs(calibration_summary(pattern, bytes, secs, ::isatty(STDOUT_FILENO)).c_str(), stdout);
-        std::fputs(calibration_timing(times, std::chrono::duration<double>(t_end - t_write).count()).c_str(), stdout);
+        if (times)
+            std::fputs(calibration_timing(*times, std::chrono::duration<double>(t_end - t_write).count()).c_str(), stdout);
         std::printf("  wrote %s\n", a.output.c_str());
     }
     return 0;
@@ -138,8 +176,8 @@ int run_calibrate(const CalibrateArgs& a, const GlobalOptions& g) {
 
 void add_calibrate(CLI::App& app, Runner& run, const GlobalOptions& g) {
     auto a = std::make_shared<CalibrateArgs>();
-    auto* sub = app.add_subcommand("calibrate", "Choose an axis order per head and build block masks from a dump");
-    sub->add_option("dump", a->dump, "paro-dump file (HDF5)")->required();
+    auto* sub = app.add_subcommand("calibrate", "Choose an axis order per head and build block masks from a dump or statistics file");
+    sub->add_option("input", a->dump, "paro-dump or paro-stats file (HDF5)")->required();
     sub->add_option("-o,--output", a->output, "pattern file to write")->required();
     sub->add_option("--density", a->density,
                     "fraction of all tiles computed, forced tiles included (default 0.5); with --recall the most "
@@ -165,7 +203,10 @@ void add_calibrate(CLI::App& app, Runner& run, const GlobalOptions& g) {
     auto* pv_format = sub->add_option("--pv-format", a->pv_format, "quantization plan: PV format (int8, fp16, fp8_e4m3)")
                           ->capture_default_str();
     sub->add_option("--pv-bits", a->pv_bits, "deprecated: --pv-format (16 = fp16, 8 = int8)")->excludes(pv_format);
-    sub->callback([a, &run, &g] {
+    sub->callback([a, sub, &run, &g] {
+        for (const char* flag : {"--block", "--eps", "--recall", "--density", "--min-density", "--no-force-text",
+                                 "--no-force-ragged", "--objective", "--alpha", "--sigma"})
+            if (sub->get_option(flag)->count() > 0) a->given.insert(flag);
         run = with_option_names({{"density", "--density"},
                                  {"recall", "--recall"},
                                  {"min_density", "--min-density"},
@@ -176,6 +217,8 @@ void add_calibrate(CLI::App& app, Runner& run, const GlobalOptions& g) {
                                  {"block", "--block"},
                                  {"slots", "--slots"},
                                  {"qk_bits", "--qk-bits"},
+                                 {"force_text", "--no-force-text"},
+                                 {"force_ragged", "--no-force-ragged"},
                                  {"path", "-o"}},
                                 [a, &g] { return run_calibrate(*a, g); });
     });

@@ -28,12 +28,6 @@ namespace paro {
 
 namespace {
 
-std::string utc_now() {
-    const std::time_t t = std::time(nullptr);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-    return buf;
-}
 
 // What every head's calibration shares.
 struct CalibrationContext {
@@ -286,13 +280,7 @@ Pattern calibrate(DumpReader& reader, const CalibrateOptions& opt, const std::ve
     const std::vector<int> slot_of_sample = sample_slots(dump, plan);
     const BlockMask forced = forced_tiles(dump.layout, backends.front()->grid(), opt.mask);
 
-    Pattern pat;
-    pat.layout = dump.layout;
-    pat.block_q = pat.block_k = static_cast<int>(opt.tiles.block);
-    pat.slots = plan;
-    pat.objective = to_string(opt.objective.kind);
-    pat.higher_is_better = higher_is_better(opt.objective.kind);
-    pat.provenance = {kVersion, opt.options_json, std::filesystem::path(dump.path).filename().string(), "", utc_now()};
+    Pattern pat = pattern_shell(dump, opt, plan);
 
     // Work units are the same whatever the number of devices, so each head meets the same
     // computation and the result does not depend on how the units were spread.

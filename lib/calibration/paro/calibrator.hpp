@@ -60,4 +60,12 @@ Pattern calibrate(DumpReader& dump, const CalibrateOptions& opt, TileStatsBacken
 Pattern calibrate(DumpReader& dump, const CalibrateOptions& opt, const std::vector<TileStatsBackend*>& backends,
                   CalibrationTimes* times = nullptr);
 
+class StatsReader;
+// From a statistics file (stats_file.hpp) instead of a dump: the pattern the dump of the same run
+// gives with the same options (all but the provenance's source and checksum, which name the
+// statistics file). The options the metrics were scored with at capture (opt.tiles, opt.mask,
+// opt.objective) must be the file's: ParameterError names the first that differs. Slots and the
+// quantization plan are free.
+Pattern calibrate(const StatsReader& stats, const CalibrateOptions& opt);
+
 }  // namespace paro

@@ -1,7 +1,11 @@
 #include "paro/head_scoring.hpp"
 
+#include <ctime>
+#include <filesystem>
+
 #include "paro/error.hpp"
 #include "paro/mask_builder.hpp"
+#include "paro/version.hpp"
 
 namespace paro {
 
@@ -98,6 +102,20 @@ HeadPattern finish_head(const std::vector<SampleMetrics>& per_sample, const Head
     hp.qk_bits = opt.qk_bits;
     hp.pv_format = opt.pv_format;
     return hp;
+}
+
+Pattern pattern_shell(const DumpInfo& source, const CalibrateOptions& opt, const SlotPlan& plan) {
+    const std::time_t now = std::time(nullptr);
+    char created[32];
+    std::strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+    Pattern pat;
+    pat.layout = source.layout;
+    pat.block_q = pat.block_k = static_cast<int>(opt.tiles.block);
+    pat.slots = plan;
+    pat.objective = to_string(opt.objective.kind);
+    pat.higher_is_better = higher_is_better(opt.objective.kind);
+    pat.provenance = {kVersion, opt.options_json, std::filesystem::path(source.path).filename().string(), "", created};
+    return pat;
 }
 
 std::vector<int> sample_slots(const DumpInfo& dump, const SlotPlan& plan) {

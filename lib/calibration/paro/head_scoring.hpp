@@ -46,6 +46,10 @@ HeadPattern finish_head(const std::vector<SampleMetrics>& per_sample, const Head
                         const std::vector<int>& slot_of_sample, int slots, const TileGrid& grid,
                         const BlockMask& forced, const CalibrateOptions& opt);
 
+// A pattern with no layers yet: the source's layout, the options' tiles, slots and objective, and
+// the provenance (tool version, options, source file name, creation time; no checksum).
+Pattern pattern_shell(const DumpInfo& source, const CalibrateOptions& opt, const SlotPlan& plan);
+
 // Every sample's slot under the plan; validate_calibration made sure each is known.
 std::vector<int> sample_slots(const DumpInfo& dump, const SlotPlan& plan);
 

@@ -172,23 +172,15 @@ void write_synthetic_dump(const SynthOptions& opt, const std::string& path) {
         const hid_t root = f.id();
         h5::write_attr(root, "paro_format", std::string("paro-dump"));
         h5::write_attr(root, "paro_version", int64_t{1});
-        h5::write_attr(root, "grid", std::vector<int64_t>(opt.layout.grid.begin(), opt.layout.grid.end()));
-        h5::write_attr(root, "text_tokens", opt.layout.text_tokens);
-        h5::write_attr(root, "text_position", to_string(opt.layout.text_position));
-        h5::write_attr(root, "model", opt.model);
-
-        h5::Handle samples = h5::create_group(root, "samples");
-        h5::write_attr(samples.get(), "num_steps", int64_t{opt.num_steps});
-        std::vector<double> timestep(S);
-        std::vector<int64_t> step(S), prompt(S);
+        DumpInfo header;
+        header.layout = opt.layout;
+        header.model = opt.model;
+        header.num_steps = opt.num_steps;
         for (int s = 0; s < S; ++s) {
-            step[s] = static_cast<int64_t>(s) * opt.num_steps / S;
-            prompt[s] = s % opt.prompts;
-            timestep[s] = 1000.0 * (1.0 - static_cast<double>(step[s]) / opt.num_steps);
+            const int64_t step = static_cast<int64_t>(s) * opt.num_steps / S;
+            header.samples.push_back({1000.0 * (1.0 - static_cast<double>(step) / opt.num_steps), step, s % opt.prompts});
         }
-        h5::write_dataset(samples.get(), "timestep", {S}, h5::StoreType::f64, timestep.data(), h5::StoreType::f64);
-        h5::write_dataset(samples.get(), "step", {S}, h5::StoreType::i64, step.data(), h5::StoreType::i64);
-        h5::write_dataset(samples.get(), "prompt", {S}, h5::StoreType::i64, prompt.data(), h5::StoreType::i64);
+        write_dump_header(root, header);
 
         h5::Handle layers = h5::create_group(root, "layers");
         std::map<HeadKind, std::vector<double>> features;

@@ -54,64 +54,92 @@ std::vector<int64_t> tensor_shape(const h5::File& f, const std::string& path) {
 
 }  // namespace
 
-DumpReader::DumpReader(const std::string& path) : file_(h5::File::open_read(path)) {
-    info_.path = path;
-    const hid_t root = file_.id();
-    h5::expect_format(file_, "paro-dump", 1, 1);
+void read_dump_header(const h5::File& f, DumpInfo& info) {
+    info.path = f.path();
+    const hid_t root = f.id();
 
-    const auto grid = h5::read_int_attr(file_, root, "/", "grid");
-    if (grid.size() != 3) throw InputError(path, "attribute grid", "must hold 3 integers (F, H, W)");
-    std::copy(grid.begin(), grid.end(), info_.layout.grid.begin());
-    info_.layout.text_tokens = h5::has_attr(root, "text_tokens") ? h5::read_scalar_int_attr(file_, root, "/", "text_tokens") : 0;
+    const auto grid = h5::read_int_attr(f, root, "/", "grid");
+    if (grid.size() != 3) throw InputError(f.path(), "attribute grid", "must hold 3 integers (F, H, W)");
+    std::copy(grid.begin(), grid.end(), info.layout.grid.begin());
+    info.layout.text_tokens = h5::has_attr(root, "text_tokens") ? h5::read_scalar_int_attr(f, root, "/", "text_tokens") : 0;
     if (h5::has_attr(root, "text_position"))
-        info_.layout.text_position =
-            parse_text_position(h5::read_string_attr(file_, root, "/", "text_position"), path, "attribute text_position");
-    info_.layout.validate(path);
-    if (h5::has_attr(root, "model")) info_.model = h5::read_string_attr(file_, root, "/", "model");
+        info.layout.text_position =
+            parse_text_position(h5::read_string_attr(f, root, "/", "text_position"), f.path(),
+                                "attribute text_position");
+    info.layout.validate(f.path());
+    if (h5::has_attr(root, "model")) info.model = h5::read_string_attr(f, root, "/", "model");
 
     // Samples.
-    h5::Handle samples = h5::open_group(file_, "/samples");
+    h5::Handle samples = h5::open_group(f, "/samples");
     for (const char* name : {"/samples/prompt", "/samples/step"}) {
-        if (!h5::link_exists(file_.id(), name)) continue;
-        h5::Handle d = h5::open_dataset(file_, name);
-        if (h5::dataset_info(file_, d.get(), name).type != h5::TypeClass::integer)
-            throw InputError(path, name, "must hold integers");
+        if (!h5::link_exists(f.id(), name)) continue;
+        h5::Handle d = h5::open_dataset(f, name);
+        if (h5::dataset_info(f, d.get(), name).type != h5::TypeClass::integer)
+            throw InputError(f.path(), name, "must hold integers");
     }
-    const auto timestep = h5::read_all_double(file_, "/samples/timestep");
-    const auto prompt = h5::read_all_int(file_, "/samples/prompt");
+    const auto timestep = h5::read_all_double(f, "/samples/timestep");
+    const auto prompt = h5::read_all_int(f, "/samples/prompt");
     const int64_t S = static_cast<int64_t>(timestep.size());
-    if (S == 0) throw InputError(path, "/samples/timestep", "holds no samples");
+    if (S == 0) throw InputError(f.path(), "/samples/timestep", "holds no samples");
     if (static_cast<int64_t>(prompt.size()) != S)
-        throw InputError(path, "/samples/prompt", fmt::format("has {} entries, /samples/timestep has {}", prompt.size(), S));
+        throw InputError(f.path(), "/samples/prompt", fmt::format("has {} entries, /samples/timestep has {}", prompt.size(), S));
     std::vector<int64_t> step(S, -1);
-    if (h5::link_exists(file_.id(), "/samples/step")) {
-        step = h5::read_all_int(file_, "/samples/step");
+    if (h5::link_exists(f.id(), "/samples/step")) {
+        step = h5::read_all_int(f, "/samples/step");
         if (static_cast<int64_t>(step.size()) != S)
-            throw InputError(path, "/samples/step", fmt::format("has {} entries, expected {}", step.size(), S));
+            throw InputError(f.path(), "/samples/step", fmt::format("has {} entries, expected {}", step.size(), S));
         for (auto s : step)
-            if (s < 0) throw InputError(path, "/samples/step", fmt::format("negative step {}", s));
+            if (s < 0) throw InputError(f.path(), "/samples/step", fmt::format("negative step {}", s));
     }
     if (h5::has_attr(samples.get(), "num_steps")) {
-        info_.num_steps = h5::read_scalar_int_attr(file_, samples.get(), "/samples", "num_steps");
-        if (info_.num_steps <= 0)
-            throw InputError(path, "/samples attribute num_steps", fmt::format("must be positive, is {}", info_.num_steps));
+        info.num_steps = h5::read_scalar_int_attr(f, samples.get(), "/samples", "num_steps");
+        if (info.num_steps <= 0)
+            throw InputError(f.path(), "/samples attribute num_steps", fmt::format("must be positive, is {}", info.num_steps));
         for (auto s : step)
-            if (s >= info_.num_steps)
-                throw InputError(path, "/samples/step",
-                                 fmt::format("step {} is not below num_steps {}", s, info_.num_steps));
+            if (s >= info.num_steps)
+                throw InputError(f.path(), "/samples/step",
+                                 fmt::format("step {} is not below num_steps {}", s, info.num_steps));
     }
     if (h5::has_attr(samples.get(), "prompt_names")) {
-        info_.prompt_names = h5::read_string_array_attr(file_, samples.get(), "/samples", "prompt_names");
+        info.prompt_names = h5::read_string_array_attr(f, samples.get(), "/samples", "prompt_names");
         for (int64_t s = 0; s < S; ++s)
-            if (prompt[s] < 0 || prompt[s] >= static_cast<int64_t>(info_.prompt_names.size()))
-                throw InputError(path, "/samples/prompt",
+            if (prompt[s] < 0 || prompt[s] >= static_cast<int64_t>(info.prompt_names.size()))
+                throw InputError(f.path(), "/samples/prompt",
                                  fmt::format("prompt {} of sample {} has no entry in the {} prompt_names", prompt[s], s,
-                                             info_.prompt_names.size()));
+                                             info.prompt_names.size()));
     }
     for (int64_t s = 0; s < S; ++s) {
-        if (!std::isfinite(timestep[s])) throw InputError(path, "/samples/timestep", "holds NaN or Inf");
-        info_.samples.push_back({timestep[s], step[s], prompt[s]});
+        if (!std::isfinite(timestep[s])) throw InputError(f.path(), "/samples/timestep", "holds NaN or Inf");
+        info.samples.push_back({timestep[s], step[s], prompt[s]});
     }
+}
+
+void write_dump_header(hid_t root, const DumpInfo& info) {
+    h5::write_attr(root, "grid", std::vector<int64_t>(info.layout.grid.begin(), info.layout.grid.end()));
+    h5::write_attr(root, "text_tokens", info.layout.text_tokens);
+    h5::write_attr(root, "text_position", to_string(info.layout.text_position));
+    h5::write_attr(root, "model", info.model);
+    h5::Handle samples = h5::create_group(root, "samples");
+    if (info.num_steps > 0) h5::write_attr(samples.get(), "num_steps", info.num_steps);
+    if (!info.prompt_names.empty()) h5::write_attr(samples.get(), "prompt_names", info.prompt_names);
+    const int64_t S = static_cast<int64_t>(info.samples.size());
+    std::vector<double> timestep;
+    std::vector<int64_t> step, prompt;
+    for (const DumpSample& s : info.samples) {
+        timestep.push_back(s.timestep);
+        step.push_back(s.step);
+        prompt.push_back(s.prompt);
+    }
+    h5::write_dataset(samples.get(), "timestep", {S}, h5::StoreType::f64, timestep.data(), h5::StoreType::f64);
+    if (std::all_of(step.begin(), step.end(), [](int64_t x) { return x >= 0; }))
+        h5::write_dataset(samples.get(), "step", {S}, h5::StoreType::i64, step.data(), h5::StoreType::i64);
+    h5::write_dataset(samples.get(), "prompt", {S}, h5::StoreType::i64, prompt.data(), h5::StoreType::i64);
+}
+
+DumpReader::DumpReader(const std::string& path) : file_(h5::File::open_read(path)) {
+    h5::expect_format(file_, "paro-dump", 1, 1);
+    read_dump_header(file_, info_);
+    const int64_t S = static_cast<int64_t>(info_.samples.size());
 
     // Layers: named 0..L-1, each with q/k (+v) or attn.
     if (!h5::is_group(file_.id(), "/layers")) throw InputError(path, "/layers", "missing group");

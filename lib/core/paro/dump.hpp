@@ -99,6 +99,11 @@ private:
     mutable std::vector<int64_t> slice_bytes_;
 };
 
+// The root layout attributes (grid, text_tokens, text_position, model) and /samples, as paro-dump
+// v1 lays them out; paro-stats files share them. The reader validates as DumpReader does (InputError).
+void read_dump_header(const h5::File& f, DumpInfo& info);
+void write_dump_header(hid_t root, const DumpInfo& info);
+
 // True when the file's root says paro_format = "paro-dump" (no other validation).
 bool looks_like_dump(const std::string& path);
 

@@ -1,0 +1,221 @@
+#include "paro/stats_file.hpp"
+
+#include <fmt/format.h>
+#include <zlib.h>
+
+#include <cmath>
+
+#include "paro/error.hpp"
+#include "paro/version.hpp"
+
+namespace paro {
+
+namespace {
+
+constexpr const char* kFormat = "paro-stats";
+
+double scalar_float(const h5::File& f, const char* name) {
+    const auto v = h5::read_float_attr(f, f.id(), "/", name);
+    if (v.size() != 1 || !std::isfinite(v[0]))
+        throw InputError(f.path(), fmt::format("attribute {}", name), "must be one finite number");
+    return v[0];
+}
+
+bool flag(const h5::File& f, const char* name) {
+    const int64_t v = h5::read_scalar_int_attr(f, f.id(), "/", name);
+    if (v != 0 && v != 1) throw InputError(f.path(), fmt::format("attribute {}", name), "must be 0 or 1");
+    return v == 1;
+}
+
+// The scoring options as recorded, checked as calibrate would check them.
+StatsScoring read_scoring(const h5::File& f) {
+    StatsScoring s;
+    s.tiles.block = h5::read_scalar_int_attr(f, f.id(), "/", "block");
+    if (s.tiles.block != kRuntimeTile)
+        throw InputError(f.path(), "attribute block", fmt::format("is {}; statistics are made with {}-token tiles",
+                                                                  s.tiles.block, kRuntimeTile));
+    s.tiles.eps = static_cast<float>(scalar_float(f, "eps"));
+    s.mask.density = scalar_float(f, "density");
+    if (h5::has_attr(f.id(), "recall")) s.mask.recall = scalar_float(f, "recall");
+    s.mask.min_density = scalar_float(f, "min_density");
+    s.mask.force_text = flag(f, "force_text");
+    s.mask.force_ragged = flag(f, "force_ragged");
+    try {
+        s.objective.kind = parse_objective(h5::read_string_attr(f, f.id(), "/", "objective"));
+    } catch (const ParameterError& e) {
+        throw InputError(f.path(), "attribute objective", e.what());
+    }
+    if (s.objective.kind == ObjectiveKind::output_error)
+        throw InputError(f.path(), "attribute objective", "output-error needs v, which statistics files do not keep");
+    s.objective.alpha = scalar_float(f, "alpha");
+    s.objective.sigma = scalar_float(f, "sigma");
+    const bool ok = s.tiles.eps > 0 && s.mask.density > 0 && s.mask.density <= 1 && s.mask.min_density >= 0 &&
+                    s.mask.min_density <= s.mask.density && (!s.mask.recall || (*s.mask.recall > 0 && *s.mask.recall <= 1)) &&
+                    s.objective.alpha >= 0 && s.objective.alpha <= 1 && s.objective.sigma > 0 && s.objective.sigma <= 1;
+    if (!ok)
+        throw InputError(f.path(), "attributes eps, density, recall, min_density, alpha, sigma",
+                         "hold a value outside what calibrate accepts");
+    return s;
+}
+
+std::string layer_path(int64_t l) { return fmt::format("/layers/{}", l); }
+
+std::vector<int64_t> dataset_shape(const h5::File& f, const std::string& path, h5::TypeClass type) {
+    h5::Handle d = h5::open_dataset(f, path);
+    const auto info = h5::dataset_info(f, d.get(), path);
+    if (info.type != type)
+        throw InputError(f.path(), path, type == h5::TypeClass::integer ? "must hold integers" : "must hold floats");
+    return info.shape;
+}
+
+void expect_shape(const h5::File& f, const std::string& path, const std::vector<int64_t>& got,
+                  const std::vector<int64_t>& want) {
+    if (got != want)
+        throw InputError(f.path(), path, fmt::format("has shape [{}], expected [{}]", fmt::join(got, ", "),
+                                                     fmt::join(want, ", ")));
+}
+
+}  // namespace
+
+int64_t StatsInfo::tiles_per_side() const { return paro::tiles_per_side(dump.tokens(), scoring.tiles.block); }
+
+StatsReader::StatsReader(const std::string& path) : file_(h5::File::open_read(path)) {
+    h5::expect_format(file_, kFormat, 1, 1);
+    read_dump_header(file_, info_.dump);
+    info_.scoring = read_scoring(file_);
+    if (h5::has_attr(file_.id(), "tile_statistics"))
+        info_.tile_statistics = h5::read_string_attr(file_, file_.id(), "/", "tile_statistics");
+    const int64_t S = static_cast<int64_t>(info_.dump.samples.size());
+    const int64_t nb = info_.tiles_per_side();
+    const auto names = h5::list_members(file_, "/layers");
+    const int64_t L = static_cast<int64_t>(names.size());
+    if (L == 0) throw InputError(path, "/layers", "holds no layers");
+    for (int64_t l = 0; l < L; ++l) {
+        const std::string base = layer_path(l);
+        if (!h5::is_group(file_.id(), base))
+            throw InputError(path, base, fmt::format("missing group (layers must be named 0..{})", L - 1));
+        h5::Handle g = h5::open_group(file_, base);
+        const auto order = dataset_shape(file_, base + "/order", h5::TypeClass::integer);
+        if (order.size() != 1 || order[0] < 1) throw InputError(path, base + "/order", "must be [heads], heads >= 1");
+        const int64_t H = order[0];
+        expect_shape(file_, base + "/metrics", dataset_shape(file_, base + "/metrics", h5::TypeClass::floating),
+                     {H, S, kNumOrders, kNumMetrics});
+        expect_shape(file_, base + "/mass", dataset_shape(file_, base + "/mass", h5::TypeClass::floating), {H, S, nb, nb});
+        DumpLayer layer;
+        layer.heads = H;
+        layer.head_dim = h5::read_scalar_int_attr(file_, g.get(), base, "head_dim");
+        if (layer.head_dim <= 0) throw InputError(path, base + " attribute head_dim", "must be positive");
+        const auto scale = h5::read_float_attr(file_, g.get(), base, "scale");
+        if (scale.size() != 1 || !std::isfinite(scale[0]) || scale[0] <= 0)
+            throw InputError(path, base + " attribute scale", "must be one positive finite number");
+        layer.scale = scale[0];
+        info_.dump.layers.push_back(layer);
+        info_.model_layer.push_back(h5::has_attr(g.get(), "model_layer")
+                                        ? h5::read_scalar_int_attr(file_, g.get(), base, "model_layer")
+                                        : -1);
+    }
+}
+
+StatsLayerScores StatsReader::read_scores(int64_t layer) const {
+    const std::string base = layer_path(layer);
+    const int64_t H = info_.dump.layers[layer].heads, S = static_cast<int64_t>(info_.dump.samples.size());
+    const std::vector<double> m = h5::read_all_double(file_, base + "/metrics");
+    const std::vector<uint8_t> order = h5::read_all_u8(file_, base + "/order");
+    crc_ = static_cast<uint32_t>(crc32_z(crc_, reinterpret_cast<const Bytef*>(m.data()), m.size() * sizeof(double)));
+    StatsLayerScores out;
+    size_t i = 0;
+    for (int64_t h = 0; h < H; ++h) {
+        if (order[h] >= kNumOrders)
+            throw InputError(file_.path(), base + "/order", fmt::format("head {}: {} is not an order (0..5)", h, order[h]));
+        out.order.push_back(kAllOrders[order[h]]);
+        auto& head = out.metrics.emplace_back(static_cast<size_t>(S));
+        for (int64_t s = 0; s < S; ++s)
+            for (int o = 0; o < kNumOrders; ++o)
+                for (double* f : metric_fields(head[s][o])) {
+                    const double v = m[i++];
+                    if (!std::isfinite(v))
+                        throw InputError(file_.path(), base + "/metrics",
+                                         fmt::format("head {} sample {}: NaN or infinite metric", h, s));
+                    *f = v;
+                }
+    }
+    return out;
+}
+
+std::vector<float> StatsReader::read_mass(int64_t layer, int64_t h0, int64_t count) const {
+    const std::string path = layer_path(layer) + "/mass";
+    const int64_t S = static_cast<int64_t>(info_.dump.samples.size()), nb = info_.tiles_per_side();
+    h5::Handle d = h5::open_dataset(file_, path);
+    std::vector<float> out(static_cast<size_t>(count * S * nb * nb));
+    h5::read_box(file_, d.get(), path, {h0, 0, 0, 0}, {count, S, nb, nb}, out.data());
+    for (size_t i = 0; i < out.size(); ++i)
+        if (!(out[i] >= 0) || std::isinf(out[i]))
+            throw InputError(file_.path(), path,
+                             fmt::format("head {} holds a negative, NaN or infinite mass", h0 + static_cast<int64_t>(i / (S * nb * nb))));
+    crc_ = static_cast<uint32_t>(crc32_z(crc_, reinterpret_cast<const Bytef*>(out.data()), out.size() * sizeof(float)));
+    return out;
+}
+
+StatsWriter::StatsWriter(const std::string& path, const StatsInfo& info)
+    : file_(h5::File::create(path)), info_(info) {
+    const hid_t root = file_.id();
+    h5::write_attr(root, "paro_format", std::string(kFormat));
+    h5::write_attr(root, "paro_version", int64_t{1});
+    write_dump_header(root, info.dump);
+    const StatsScoring& s = info.scoring;
+    h5::write_attr(root, "block", s.tiles.block);
+    h5::write_attr(root, "eps", static_cast<double>(s.tiles.eps));
+    h5::write_attr(root, "density", s.mask.density);
+    if (s.mask.recall) h5::write_attr(root, "recall", *s.mask.recall);
+    h5::write_attr(root, "min_density", s.mask.min_density);
+    h5::write_attr(root, "force_text", int64_t{s.mask.force_text});
+    h5::write_attr(root, "force_ragged", int64_t{s.mask.force_ragged});
+    h5::write_attr(root, "objective", to_string(s.objective.kind));
+    h5::write_attr(root, "alpha", s.objective.alpha);
+    h5::write_attr(root, "sigma", s.objective.sigma);
+    h5::write_attr(root, "tile_statistics", info.tile_statistics);
+    h5::write_attr(root, "tool_version", std::string(kVersion));
+    h5::create_group(root, "layers");
+}
+
+void StatsWriter::write_layer(int64_t layer, const StatsLayerScores& scores,
+                              const std::function<void(int64_t, int64_t, float*)>& masses) {
+    const DumpLayer& info = info_.dump.layers[layer];
+    const int64_t H = info.heads, S = static_cast<int64_t>(info_.dump.samples.size());
+    const int64_t nb = info_.tiles_per_side();
+    PARO_ASSERT(static_cast<int64_t>(scores.order.size()) == H && static_cast<int64_t>(scores.metrics.size()) == H);
+    h5::Handle layers = h5::open_group(file_, "/layers");
+    h5::Handle g = h5::create_group(layers.get(), std::to_string(layer));
+    h5::write_attr(g.get(), "head_dim", info.head_dim);
+    h5::write_attr(g.get(), "scale", info.scale);
+    if (info_.model_layer.size() > static_cast<size_t>(layer) && info_.model_layer[layer] >= 0)
+        h5::write_attr(g.get(), "model_layer", info_.model_layer[layer]);
+    std::vector<double> m;
+    std::vector<uint8_t> order;
+    for (int64_t h = 0; h < H; ++h) {
+        order.push_back(static_cast<uint8_t>(index_of(scores.order[h])));
+        PARO_ASSERT(static_cast<int64_t>(scores.metrics[h].size()) == S);
+        for (const SampleMetrics& sm : scores.metrics[h])
+            for (const OrderMetrics& om : sm)
+                for (double v : metric_values(om)) m.push_back(v);
+    }
+    h5::Handle dm = h5::write_dataset(g.get(), "metrics", {H, S, kNumOrders, kNumMetrics}, h5::StoreType::f64, m.data(),
+                                      h5::StoreType::f64);
+    h5::write_attr(dm.get(), "metrics", std::vector<std::string>(kMetricNames.begin(), kMetricNames.end()));
+    h5::write_dataset(g.get(), "order", {H}, h5::StoreType::u8, order.data(), h5::StoreType::u8);
+    h5::Handle dmass = h5::create_dataset(g.get(), "mass", {H, S, nb, nb}, h5::StoreType::f32, {{1, 1, nb, nb}, 0});
+    // Groups of heads up to 256 MiB of masses.
+    const int64_t per_head = S * nb * nb;
+    const int64_t group = std::max<int64_t>(1, (int64_t(256) << 20) / (per_head * int64_t(sizeof(float))));
+    std::vector<float> buf;
+    for (int64_t h0 = 0; h0 < H; h0 += group) {
+        const int64_t count = std::min(group, H - h0);
+        buf.resize(static_cast<size_t>(count * per_head));
+        masses(h0, count, buf.data());
+        h5::write_box(dmass.get(), {h0, 0, 0, 0}, {count, S, nb, nb}, buf.data());
+    }
+}
+
+bool looks_like_stats(const std::string& path) { return h5::probe_format_name(path) == kFormat; }
+
+}  // namespace paro

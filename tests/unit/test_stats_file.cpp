@@ -1,0 +1,145 @@
+// Statistics files (stats_file.hpp, stats_recorder.hpp): recorded sample by sample, in any order,
+// they calibrate into exactly the pattern the dump gives; wrong use and altered files are refused.
+#include <algorithm>
+#include <filesystem>
+#include <random>
+
+#include "catch.hpp"
+#include "paro/calibrator.hpp"
+#include "paro/error.hpp"
+#include "paro/stats_file.hpp"
+#include "paro/stats_recorder.hpp"
+#include "paro/tile_stats.hpp"
+#include "test_helpers.hpp"
+
+using namespace paro;
+
+namespace {
+
+StatsScoring scoring_of(const CalibrateOptions& opt) { return {opt.tiles, opt.mask, opt.objective}; }
+
+// Records every (layer, sample) of the dump, in a shuffled order, with the CPU engine.
+void record(const DumpReader& reader, const CalibrateOptions& opt, const std::string& path, uint64_t seed) {
+    const DumpInfo& info = reader.info();
+    StatsRecorder recorder(info.layout, scoring_of(opt), std::filesystem::path(path).parent_path().string(), 2);
+    TileStatsEngine engine(info.layout, opt.tiles);
+    std::vector<std::pair<int64_t, int64_t>> groups;
+    for (int64_t l = 0; l < static_cast<int64_t>(info.layers.size()); ++l)
+        for (int64_t s = 0; s < static_cast<int64_t>(info.samples.size()); ++s) groups.emplace_back(l, s);
+    std::shuffle(groups.begin(), groups.end(), std::mt19937_64(seed));
+    for (const auto& [l, s] : groups) {
+        std::vector<SixOrderStats> stats;
+        for (int64_t h = 0; h < info.layers[l].heads; ++h) stats.push_back(engine.compute(reader.read(s, l, h, false)));
+        recorder.add(l, s, info.layers[l].head_dim, info.layers[l].scale, std::move(stats));
+    }
+    recorder.write(path, info, {}, "CPU streaming (OpenMP)");
+}
+
+void require_same_pattern(const Pattern& a, const Pattern& b) {
+    REQUIRE(a.layers.size() == b.layers.size());
+    CHECK(a.slots.boundaries == b.slots.boundaries);
+    for (size_t l = 0; l < a.layers.size(); ++l) {
+        REQUIRE(a.layers[l].heads.size() == b.layers[l].heads.size());
+        for (size_t h = 0; h < a.layers[l].heads.size(); ++h) {
+            INFO("layer " << l << " head " << h);
+            const HeadPattern &x = a.layers[l].heads[h], &y = b.layers[l].heads[h];
+            CHECK(x.order == y.order);
+            CHECK(x.masks == y.masks);
+            CHECK(x.density == y.density);
+            CHECK(x.recall == y.recall);
+            CHECK(x.sample_order == y.sample_order);
+            CHECK(x.sample_recall == y.sample_recall);
+            for (int o = 0; o < kNumOrders; ++o) CHECK(metric_values(x.scores[o]) == metric_values(y.scores[o]));
+        }
+    }
+}
+
+}  // namespace
+
+TEST_CASE("a statistics file calibrates into the pattern its dump gives", "[stats]") {
+    test::TempDir tmp;
+    SynthOptions so = test::synth_options({{3, 10, 13}, 20, TextPosition::suffix}, 2, 3, 6, 41);
+    so.prompts = 2;
+    so.with_v = false;
+    const std::string dump = tmp.file("d.h5");
+    write_synthetic_dump(so, dump);
+    DumpReader reader(dump);
+
+    CalibrateOptions opt;
+    opt.slots = 3;
+    SECTION("recall objective, fixed density") { opt.mask.density = 0.4; }
+    SECTION("paper objective") { opt.objective.kind = ObjectiveKind::paper; }
+    SECTION("recall target") {
+        opt.mask.recall = 0.9;
+        opt.mask.density = 1.0;
+        opt.mask.min_density = 0.1;
+    }
+    const std::string stats = tmp.file("s.h5");
+    record(reader, opt, stats, 7);
+    const Pattern from_dump = calibrate(reader, opt);
+    const StatsReader sr(stats);
+    CHECK(sr.info().dump.samples.size() == 6);
+    const Pattern from_stats = calibrate(sr, opt);
+    require_same_pattern(from_dump, from_stats);
+    CHECK(from_stats.provenance.source_dump == "s.h5");
+
+    // Slots are free at calibrate time: the statistics keep every sample's masses.
+    CalibrateOptions one = opt;
+    one.slots = 1;
+    require_same_pattern(calibrate(reader, one), calibrate(sr, one));
+}
+
+TEST_CASE("statistics are refused where they would mislead", "[stats]") {
+    test::TempDir tmp;
+    SynthOptions so = test::synth_options({{2, 8, 8}, 0, TextPosition::prefix}, 1, 2, 2, 5);
+    so.with_v = false;
+    const std::string dump = tmp.file("d.h5");
+    write_synthetic_dump(so, dump);
+    DumpReader reader(dump);
+    const DumpInfo& info = reader.info();
+    CalibrateOptions opt;
+    TileStatsEngine engine(info.layout, opt.tiles);
+    const auto heads = [&](int64_t s) {
+        std::vector<SixOrderStats> v;
+        for (int64_t h = 0; h < 2; ++h) v.push_back(engine.compute(reader.read(s, 0, h, false)));
+        return v;
+    };
+
+    SECTION("options the metrics were not scored with") {
+        const std::string path = tmp.file("s.h5");
+        record(reader, opt, path, 1);
+        const StatsReader sr(path);
+        CalibrateOptions other = opt;
+        other.mask.density = 0.3;
+        try {
+            calibrate(sr, other);
+            FAIL("accepted another density");
+        } catch (const ParameterError& e) {
+            CHECK(e.parameter() == "density");
+            CHECK(e.file() == path);
+        }
+        other = opt;
+        other.objective.kind = ObjectiveKind::paper;
+        CHECK_THROWS_AS(calibrate(sr, other), ParameterError);
+    }
+    SECTION("a sample missing, added twice, or a layer of another shape") {
+        StatsRecorder rec(info.layout, scoring_of(opt), tmp.path(), 1);
+        rec.add(0, 0, 64, 0.125, heads(0));
+        CHECK_THROWS_AS(rec.add(0, 0, 64, 0.125, heads(0)), ParameterError);
+        CHECK_THROWS_AS(rec.add(0, 1, 64, 0.5, heads(1)), ParameterError);
+        CHECK_THROWS_AS(rec.write(tmp.file("s.h5"), info, {}, "CPU"), ParameterError);
+        CHECK_FALSE(std::filesystem::exists(tmp.file("s.h5")));
+    }
+    SECTION("output-error, which needs v") {
+        CalibrateOptions oe = opt;
+        oe.objective.kind = ObjectiveKind::output_error;
+        CHECK_THROWS_AS(StatsRecorder(info.layout, scoring_of(oe), tmp.path(), 1), ParameterError);
+    }
+    SECTION("a spool directory that does not exist") {
+        CHECK_THROWS_AS(StatsRecorder(info.layout, scoring_of(opt), tmp.file("nowhere"), 1), InputError);
+    }
+    SECTION("statistics of another layout") {
+        StatsRecorder rec({{2, 8, 9}, 0, TextPosition::prefix}, scoring_of(opt), tmp.path(), 1);
+        CHECK_THROWS_AS(rec.add(0, 0, 64, 0.125, heads(0)), ParameterError);
+    }
+}
