@@ -23,7 +23,7 @@
 extern "C" {
 #endif
 
-#define PARO_STATS_API_VERSION 1
+#define PARO_STATS_API_VERSION 2
 
 typedef struct paro_stats_engine paro_stats_engine;
 
@@ -81,6 +81,73 @@ PARO_API paro_status paro_stats_accumulate(paro_stats_engine* engine, const paro
 /* Synchronizes the device; *seen = 1 when an accumulate since the last call met scores that
  * overflow float32 (its statistics are then NaN/inf), else 0. */
 PARO_API paro_status paro_stats_overflow_seen(paro_stats_engine* engine, int* seen);
+
+/* ---- Recording a statistics file (API version 2) ----------------------------------------------
+ * The recorder is calibration inside the forward pass: each (layer, sample) call computes the six
+ * orders' tile statistics of the given heads on the GPU, and scores them on host threads while the
+ * model goes on; paro_stats_recorder_write then writes a paro-stats file (docs/formats.md), which
+ * `paro calibrate` turns into the pattern a dump of the same run would give. The options the
+ * metrics are scored with are fixed here (those of paro calibrate of the same names). */
+
+typedef struct paro_stats_recorder paro_stats_recorder;
+
+typedef struct paro_stats_scoring {
+    float eps;           /* --eps: an entry of P below it counts as negligible */
+    double density;      /* --density */
+    double recall;       /* --recall; 0: none (fixed density) */
+    double min_density;  /* --min-density */
+    int force_text;      /* 1: text rows and columns stay dense (--no-force-text: 0) */
+    int force_ragged;    /* 1: the ragged last tile row and column stay dense */
+    int objective;       /* 0: recall, 1: paper (output-error needs v: use a dump) */
+    double alpha, sigma; /* --alpha, --sigma */
+} paro_stats_scoring;
+
+typedef struct paro_stats_recorder_desc {
+    int64_t grid[3];
+    int64_t text_tokens;
+    int text_suffix;
+    paro_stats_scoring scoring;
+    int device;               /* CUDA device ordinal of the heads passed to add */
+    const char* spool_dir;    /* directory for the spool (about 6x the file's masses; unlinked at
+                                 once); NULL: the current directory */
+    int threads;              /* host threads scoring; 0: every core */
+    size_t memory_budget;     /* device bytes for the statistics workspace; 0: 1 GiB */
+} paro_stats_recorder_desc;
+
+/* What the file says about the samples (numbered 0..count-1 in add) and layers. */
+typedef struct paro_stats_samples {
+    int64_t count;
+    const double* timestep;      /* [count] */
+    const int64_t* step;         /* [count] sampling step of each sample; NULL: not recorded */
+    const int64_t* prompt;       /* [count] prompt ids */
+    int64_t num_steps;           /* steps of the sampling run; 0: unknown */
+    int64_t prompt_name_count;
+    const char* const* prompt_names; /* [prompt_name_count] prompt texts, or NULL */
+    const char* model;           /* or NULL */
+    int64_t layer_count;         /* 0, or the number of layers with: */
+    const int64_t* model_layer;  /* [layer_count] the model's index of each layer */
+} paro_stats_samples;
+
+typedef struct paro_stats_recorder_times {
+    double gpu_seconds;    /* in add: waiting for the caller's stream and computing statistics */
+    double wait_seconds;   /* in add: waiting for the host scoring to catch up */
+    double score_seconds;  /* host threads: scoring and spooling */
+    double write_seconds;  /* paro_stats_recorder_write */
+} paro_stats_recorder_times;
+
+PARO_API paro_status paro_stats_recorder_create(const paro_stats_recorder_desc* desc, paro_stats_recorder** recorder);
+PARO_API void paro_stats_recorder_destroy(paro_stats_recorder* recorder);
+/* The statistics of heads->heads heads of `layer` on `sample` (both numbered by the caller from
+ * 0; each layer always with the same heads). Waits for the work queued on `stream`, computes on the
+ * GPU, and returns once q and k may change; scoring goes on in the background. Each (layer,
+ * sample) exactly once. Errors of the background scoring are reported by a later call. */
+PARO_API paro_status paro_stats_recorder_add(paro_stats_recorder* recorder, int64_t layer, int64_t sample,
+                                             const paro_stats_heads* heads, void* stream);
+/* Finishes the scoring and writes the statistics file (atomically: a temporary, then renamed). */
+PARO_API paro_status paro_stats_recorder_write(paro_stats_recorder* recorder, const paro_stats_samples* samples,
+                                               const char* path);
+PARO_API paro_status paro_stats_recorder_get_times(const paro_stats_recorder* recorder,
+                                                   paro_stats_recorder_times* times);
 
 #ifdef __cplusplus
 }

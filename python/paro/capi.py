@@ -7,7 +7,7 @@ two cannot drift. Names follow the headers without their paro_ prefix.
 import ctypes as C
 
 RUNTIME_API_VERSION = 3  # PARO_RUNTIME_API_VERSION this mirror was written for
-STATS_API_VERSION = 1    # PARO_STATS_API_VERSION
+STATS_API_VERSION = 2    # PARO_STATS_API_VERSION
 
 # enum paro_status
 OK, ERROR_INVALID_ARGUMENT, ERROR_UNSUPPORTED, ERROR_NO_GPU, ERROR_CUDA, ERROR_OUT_OF_MEMORY, ERROR_FILE = range(7)
@@ -66,10 +66,36 @@ class stats_buffers(C.Structure):
                 ("below_eps", C.POINTER(C.c_uint32))]
 
 
+class stats_scoring(C.Structure):
+    _fields_ = [("eps", C.c_float), ("density", C.c_double), ("recall", C.c_double), ("min_density", C.c_double),
+                ("force_text", C.c_int), ("force_ragged", C.c_int), ("objective", C.c_int), ("alpha", C.c_double),
+                ("sigma", C.c_double)]
+
+
+class stats_recorder_desc(C.Structure):
+    _fields_ = [("grid", C.c_int64 * 3), ("text_tokens", C.c_int64), ("text_suffix", C.c_int),
+                ("scoring", stats_scoring), ("device", C.c_int), ("spool_dir", C.c_char_p), ("threads", C.c_int),
+                ("memory_budget", C.c_size_t)]
+
+
+class stats_samples(C.Structure):
+    _fields_ = [("count", C.c_int64), ("timestep", C.POINTER(C.c_double)), ("step", C.POINTER(C.c_int64)),
+                ("prompt", C.POINTER(C.c_int64)), ("num_steps", C.c_int64), ("prompt_name_count", C.c_int64),
+                ("prompt_names", C.POINTER(C.c_char_p)), ("model", C.c_char_p), ("layer_count", C.c_int64),
+                ("model_layer", C.POINTER(C.c_int64))]
+
+
+class stats_recorder_times(C.Structure):
+    _fields_ = [("gpu_seconds", C.c_double), ("wait_seconds", C.c_double), ("score_seconds", C.c_double),
+                ("write_seconds", C.c_double)]
+
+
 STRUCTS = {"paro_plan_desc": plan_desc, "paro_plan_info": plan_info, "paro_tensor": tensor,
            "paro_attention_args": attention_args, "paro_stats_engine_desc": stats_engine_desc,
            "paro_stats_engine_info": stats_engine_info, "paro_stats_heads": stats_heads,
-           "paro_stats_buffers": stats_buffers}
+           "paro_stats_buffers": stats_buffers, "paro_stats_scoring": stats_scoring,
+           "paro_stats_recorder_desc": stats_recorder_desc, "paro_stats_samples": stats_samples,
+           "paro_stats_recorder_times": stats_recorder_times}
 
 _p = C.c_void_p  # opaque handles (paro_plan*, paro_stats_engine*) and CUDA streams
 _status = C.c_int
@@ -107,6 +133,11 @@ STATS_FUNCTIONS = {
     "paro_stats_can_implement": (_status, [_p, C.POINTER(stats_heads)]),
     "paro_stats_accumulate": (_status, [_p, C.POINTER(stats_heads), stats_buffers, _p]),
     "paro_stats_overflow_seen": (_status, [_p, C.POINTER(C.c_int)]),
+    "paro_stats_recorder_create": (_status, [C.POINTER(stats_recorder_desc), C.POINTER(_p)]),
+    "paro_stats_recorder_destroy": (None, [_p]),
+    "paro_stats_recorder_add": (_status, [_p, C.c_int64, C.c_int64, C.POINTER(stats_heads), _p]),
+    "paro_stats_recorder_write": (_status, [_p, C.POINTER(stats_samples), C.c_char_p]),
+    "paro_stats_recorder_get_times": (_status, [_p, C.POINTER(stats_recorder_times)]),
 }
 
 

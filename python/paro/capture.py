@@ -1,9 +1,21 @@
-"""Recording a model's attention inputs into a paro-dump v1 file (docs/formats.md), unchanged model.
+"""Recording a model's attention inputs, unchanged model: q/k(/v) into a paro-dump v1 file, or, in
+statistics mode, only what calibration keeps of them into a paro-stats v1 file (docs/formats.md).
 
     with paro.Capture("dump.h5", grid=(13, 30, 45), text_tokens=226, num_steps=50,
                       steps=range(0, 50, 5)) as cap:
         cap.set_prompts(["a cat on a skateboard"])
         pipe(prompt, num_inference_steps=50, callback_on_step_end=cap.diffusers_callback())
+
+    with paro.Capture(stats="stats.h5", grid=..., density=0.5) as cap:   # statistics mode
+        ...                                                               # (CUDA tensors)
+
+Statistics mode computes the six orders' tile statistics of each recorded call on the GPU, from
+the tensors in place (libparo_stats), scores them on host threads while the model goes on, and
+writes per (layer, head, sample) the orders' metrics and the chosen order's tile masses: about
+1/15 of the q/k dump at the CogVideoX-5B shape. `paro calibrate stats.h5` gives the pattern the
+dump of the same run gives; the scoring options (eps, density, recall, min_density, objective,
+alpha, sigma, force_text, force_ragged: those of paro calibrate) are fixed here. Both `path` and
+`stats` may be given: one run, both files.
 
 Inside the `with`, torch.nn.functional.scaled_dot_product_attention is wrapped: every call whose
 q, k, v are [batch, heads, N, D] with N = text_tokens + F*H*W for both q and k (joint
@@ -18,6 +30,7 @@ half of the batch, diffusers' [uncond, cond] order; "uncond": the first half; "a
 entry). Each (layer, step) slice is written as it arrives (chunks of [1, 1, N, D]), so memory
 stays at one layer's q/k. The file appears under its name only when the `with` ends cleanly.
 """
+import ctypes as C
 import math
 import os
 
@@ -25,6 +38,8 @@ import h5py
 import numpy as np
 import torch
 
+from . import capi
+from ._library import load_stats
 from ._sdpa_hook import SdpaHook
 
 _GUIDANCE = ("cond", "uncond", "all")
@@ -38,10 +53,20 @@ class Capture(SdpaHook):
     layers / steps / heads: what to record (None: all); layers are renumbered 0.. in the dump,
     each group keeping its model index in the attribute model_layer. with_v also records v
     (output-error objective, validation). dtype: "float16" or "float32" on disk.
+    stats: the statistics file to write (statistics mode), with the scoring options (as paro
+    calibrate's), spool_dir (where the scoring spool goes; default: the statistics file's folder)
+    and threads (host threads scoring; 0: all).
     """
 
-    def __init__(self, path, *, grid, text_tokens=0, text_position="prefix", num_steps=None, layers=None,
-                 steps=None, heads=None, guidance="cond", with_v=False, dtype="float16", model=""):
+    def __init__(self, path=None, *, grid, text_tokens=0, text_position="prefix", num_steps=None, layers=None,
+                 steps=None, heads=None, guidance="cond", with_v=False, dtype="float16", model="",
+                 stats=None, eps=1e-3, density=None, recall=None, min_density=0.0, objective="recall", alpha=0.5,
+                 sigma=0.9, force_text=True, force_ragged=True, spool_dir=None, threads=0):
+        if path is None and stats is None:
+            raise ValueError("Capture needs a dump path, stats=PATH, or both")
+        if objective not in ("recall", "paper"):
+            raise ValueError(f"objective must be 'recall' or 'paper' in statistics mode, got {objective!r} "
+                             "(output-error needs v: capture a dump)")
         if len(grid) != 3 or any(int(g) < 1 for g in grid):
             raise ValueError(f"grid must be three positive sizes (F, H, W), got {grid}")
         if text_position not in ("prefix", "suffix"):
@@ -50,7 +75,14 @@ class Capture(SdpaHook):
             raise ValueError(f"guidance must be one of {_GUIDANCE}, got {guidance!r}")
         if dtype not in ("float16", "float32"):
             raise ValueError(f"dtype must be 'float16' or 'float32', got {dtype!r}")
-        self.path = os.fspath(path)
+        self.path = None if path is None else os.fspath(path)
+        self.stats_path = None if stats is None else os.fspath(stats)
+        self._scoring = dict(eps=float(eps), density=float(density if density is not None else (1.0 if recall else 0.5)),
+                             recall=float(recall or 0.0), min_density=float(min_density), force_text=int(bool(force_text)),
+                             force_ragged=int(bool(force_ragged)), objective=0 if objective == "recall" else 1,
+                             alpha=float(alpha), sigma=float(sigma))
+        self._spool_dir = spool_dir
+        self._threads = int(threads)
         self.grid = tuple(int(g) for g in grid)
         self.text_tokens = int(text_tokens)
         super().__init__(self.text_tokens + self.grid[0] * self.grid[1] * self.grid[2])
@@ -67,15 +99,18 @@ class Capture(SdpaHook):
 
     # ---- the with-block ----------------------------------------------------------------------
     def __enter__(self):
-        self._tmp = f"{self.path}.tmp{os.getpid()}"
-        self._file = h5py.File(self._tmp, "w")
-        f = self._file
-        f.attrs["paro_format"] = "paro-dump"
-        f.attrs["paro_version"] = 1
-        f.attrs["grid"] = np.array(self.grid, dtype=np.int64)
-        f.attrs["text_tokens"] = self.text_tokens
-        f.attrs["text_position"] = self.text_position
-        f.attrs["model"] = self.model
+        self._file = None
+        if self.path is not None:
+            self._tmp = f"{self.path}.tmp{os.getpid()}"
+            self._file = h5py.File(self._tmp, "w")
+            f = self._file
+            f.attrs["paro_format"] = "paro-dump"
+            f.attrs["paro_version"] = 1
+            f.attrs["grid"] = np.array(self.grid, dtype=np.int64)
+            f.attrs["text_tokens"] = self.text_tokens
+            f.attrs["text_position"] = self.text_position
+            f.attrs["model"] = self.model
+        self._recorder = None  # statistics mode: made at the first recorded call (its device)
         self._prompt_names, self._prompts = [], None
         self._sample_step, self._sample_timestep, self._sample_prompt = [], [], []
         self._step_samples = None  # first sample index and count of the current step, once allocated
@@ -92,12 +127,15 @@ class Capture(SdpaHook):
                 self._finish()
                 done = True
         finally:
-            self._file.close()
-            self._file = None
-            if done:
-                os.replace(self._tmp, self.path)
-            elif os.path.exists(self._tmp):
-                os.remove(self._tmp)
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+                if done:
+                    os.replace(self._tmp, self.path)
+                elif os.path.exists(self._tmp):
+                    os.remove(self._tmp)
+            if self._recorder is not None:
+                self._recorder.close()
         return False
 
     # ---- what the caller tells -----------------------------------------------------------------
@@ -150,6 +188,18 @@ class Capture(SdpaHook):
         if heads[-1] >= q.shape[1]:
             raise ValueError(f"head {heads[-1]} asked for, but layer {layer} has {q.shape[1]} heads")
         l = self._dump_layer.setdefault(layer, len(self._dump_layer))
+        if self._file is not None:
+            self._write_dump(layer, l, q, k, v, scale, rows, first, count, heads)
+        if self.stats_path is not None:
+            if self._recorder is None:
+                self._recorder = _Recorder(self, q.device)
+            index = None if self.heads is None else torch.tensor(heads, device=q.device)
+            for i, b in enumerate(rows):
+                qb, kb = (q[b], k[b]) if index is None else (q[b].index_select(0, index), k[b].index_select(0, index))
+                self._recorder.add(l, first + i, qb, kb, scale)
+        self._written.setdefault(l, set()).add(first)
+
+    def _write_dump(self, layer, l, q, k, v, scale, rows, first, count, heads):
         g = self._file.require_group(f"layers/{l}")
         g.attrs["model_layer"] = layer
         if scale is not None and abs(scale - 1 / math.sqrt(q.shape[-1])) > 1e-12 * scale:
@@ -167,25 +217,107 @@ class Capture(SdpaHook):
                 d.resize(first + count, axis=0)
             for i, b in enumerate(rows):  # one [heads, N, D] slice at a time
                 d[first + i] = t[b, heads].to(torch.float32).cpu().numpy().astype(self.dtype)
-        self._written.setdefault(l, set()).add(first)
 
     def _finish(self):
         if not self._sample_step:
-            raise RuntimeError(f"{self.path}: no attention call of {self.tokens} tokens was recorded "
+            raise RuntimeError(f"{self.path or self.stats_path}: no attention call of {self.tokens} tokens was recorded "
                                f"(grid {self.grid}, {self.text_tokens} text tokens)")
         firsts = sorted({first for written in self._written.values() for first in written})
         for l, written in self._written.items():
             missing = [f for f in firsts if f not in written]
             if missing:
-                raise RuntimeError(f"{self.path}: model layer {self._model_layer(l)} was not called in the step of "
+                raise RuntimeError(f"{self.path or self.stats_path}: model layer {self._model_layer(l)} was not called in the step of "
                                    f"sample {missing[0]} (step {self._sample_step[missing[0]]})")
-        f = self._file
-        f["samples/timestep"] = np.array(self._sample_timestep, dtype=np.float64)
-        f["samples/step"] = np.array(self._sample_step, dtype=np.int64)
-        f["samples/prompt"] = np.array(self._sample_prompt, dtype=np.int64)
-        f["samples"].attrs["prompt_names"] = self._prompt_names
-        if self.num_steps is not None:
-            f["samples"].attrs["num_steps"] = int(self.num_steps)
+        if self._file is not None:
+            f = self._file
+            f["samples/timestep"] = np.array(self._sample_timestep, dtype=np.float64)
+            f["samples/step"] = np.array(self._sample_step, dtype=np.int64)
+            f["samples/prompt"] = np.array(self._sample_prompt, dtype=np.int64)
+            f["samples"].attrs["prompt_names"] = self._prompt_names
+            if self.num_steps is not None:
+                f["samples"].attrs["num_steps"] = int(self.num_steps)
+        if self._recorder is not None:
+            self._recorder.write(self.stats_path)
+
+    @property
+    def stats_times(self):
+        """Statistics mode: seconds spent in the GPU statistics, waiting for the host scoring,
+        scoring (host threads) and writing; None before the first recorded call."""
+        return None if self._recorder is None else self._recorder.times()
 
     def _model_layer(self, l):
         return next(m for m, d in self._dump_layer.items() if d == l)
+
+
+_DTYPES = {torch.float16: capi.FLOAT16, torch.bfloat16: capi.BFLOAT16, torch.float32: capi.FLOAT32}
+
+
+class _Recorder:
+    """Statistics mode's handle on libparo_stats' recorder (paro_stats.h)."""
+
+    def __init__(self, cap, device):
+        if device.type != "cuda":
+            raise RuntimeError(f"{cap.stats_path}: statistics mode computes on the GPU and needs CUDA tensors "
+                               f"(attention runs on {device}); capture a dump instead")
+        self.lib = load_stats()
+        self.cap, self.device = cap, device
+        d = capi.stats_recorder_desc()
+        d.grid[:] = cap.grid
+        d.text_tokens = cap.text_tokens
+        d.text_suffix = int(cap.text_position == "suffix")
+        for name, value in cap._scoring.items():
+            setattr(d.scoring, name, value)
+        d.device = device.index if device.index is not None else torch.cuda.current_device()
+        spool = cap._spool_dir if cap._spool_dir is not None else (os.path.dirname(os.path.abspath(cap.stats_path)))
+        d.spool_dir = os.fsencode(spool)
+        d.threads = cap._threads
+        handle = C.c_void_p()
+        self._check(self.lib.paro_stats_recorder_create(C.byref(d), C.byref(handle)), "creating the recorder")
+        self.handle = handle
+
+    def _check(self, status, what):
+        if status != capi.OK:
+            raise RuntimeError(f"{self.cap.stats_path}: {what}: {self.lib.paro_stats_last_error().decode()}")
+
+    def add(self, layer, sample, q, k, scale):
+        """q, k: [heads, N, D] of one sample, on the recorder's device."""
+        if q.dtype not in _DTYPES or k.dtype != q.dtype:
+            raise TypeError(f"statistics mode takes float16, bfloat16 or float32 q/k, got {q.dtype}/{k.dtype}")
+        if q.device != self.device or k.device != self.device:
+            raise RuntimeError(f"layer {layer}: q/k on {q.device}/{k.device}, the recorder on {self.device}")
+        q = q if q.stride(-1) == 1 else q.contiguous()
+        k = k if k.stride(-1) == 1 else k.contiguous()
+        h = capi.stats_heads(q=q.data_ptr(), k=k.data_ptr(), q_stride_head=q.stride(0), q_stride_token=q.stride(1),
+                             k_stride_head=k.stride(0), k_stride_token=k.stride(1), heads=q.shape[0],
+                             head_dim=q.shape[2], dtype=_DTYPES[q.dtype], scale=float(scale or 0.0))
+        stream = torch.cuda.current_stream(self.device).cuda_stream
+        self._check(self.lib.paro_stats_recorder_add(self.handle, layer, sample, C.byref(h), C.c_void_p(stream)),
+                    f"layer {layer} sample {sample}")
+
+    def write(self, path):
+        cap = self.cap
+        S = len(cap._sample_step)
+        timestep = (C.c_double * S)(*cap._sample_timestep)
+        step = (C.c_int64 * S)(*cap._sample_step)
+        prompt = (C.c_int64 * S)(*cap._sample_prompt)
+        names = (C.c_char_p * len(cap._prompt_names))(*[n.encode() for n in cap._prompt_names])
+        layers = sorted(cap._dump_layer.items(), key=lambda kv: kv[1])
+        model_layer = (C.c_int64 * len(layers))(*[m for m, _ in layers])
+        s = capi.stats_samples(count=S, timestep=timestep, step=step, prompt=prompt,
+                               num_steps=int(cap.num_steps or 0), prompt_name_count=len(cap._prompt_names),
+                               prompt_names=names, model=cap.model.encode(), layer_count=len(layers),
+                               model_layer=model_layer)
+        self._check(self.lib.paro_stats_recorder_write(self.handle, C.byref(s), os.fsencode(path)), "writing")
+
+    def times(self):
+        if not self.handle:
+            return self._last_times
+        t = capi.stats_recorder_times()
+        self._check(self.lib.paro_stats_recorder_get_times(self.handle, C.byref(t)), "reading the times")
+        return {"gpu": t.gpu_seconds, "wait": t.wait_seconds, "score": t.score_seconds, "write": t.write_seconds}
+
+    def close(self):
+        if self.handle:
+            self._last_times = self.times()
+            self.lib.paro_stats_recorder_destroy(self.handle)
+            self.handle = None

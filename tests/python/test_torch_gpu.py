@@ -178,6 +178,53 @@ assert run.routed == NUM_STEPS * len(model.blocks) and run.fallbacks == 0, (run.
 apply_cos = min(compare(g, w)[0] for g, w in zip(got, want))
 assert apply_cos >= 0.999, apply_cos
 
+# Statistics mode: one fp16 run captured both ways (dump and statistics, the same tensors); the
+# dump calibrated on the GPU and the statistics give the same pattern file, all but the provenance.
+import copy  # noqa: E402
+import h5py  # noqa: E402
+import numpy as np  # noqa: E402
+
+hmodel, xh = copy.deepcopy(model).half(), x.half()
+dump2, stats2 = tmp / "d2.h5", tmp / "s2.h5"
+with torch.no_grad(), paro.Capture(dump2, stats=stats2, grid=model.grid, text_tokens=model.text,
+                                   num_steps=NUM_STEPS, guidance="all", density=0.4) as cap:
+    cap.set_prompts("a toy")
+    for s in range(NUM_STEPS):
+        cap.step(s)
+        hmodel(xh)
+stats_times = cap.stats_times
+patterns = {}
+for name, src, extra in (("dump", dump2, ["--device", "cuda", "--density", "0.4"]), ("stats", stats2, [])):
+    patterns[name] = tmp / f"p_{name}.h5"
+    r = subprocess.run([paro_bin, "calibrate", "-q", str(src), "-o", str(patterns[name]), "--slots", "2"] + extra,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, (name, r.stderr)
+r = subprocess.run([paro_bin, "calibrate", "-q", str(stats2), "-o", str(tmp / "x.h5"), "--density", "0.3"],
+                   capture_output=True, text=True)
+assert r.returncode == 2 and "--density" in r.stderr and "0.4" in r.stderr, r.stderr
+PROVENANCE = {"source_dump", "source_checksum", "created"}
+
+
+def pattern_items(path):
+    out = {}
+    with h5py.File(path, "r") as f:
+        def visit(name, obj):
+            for key, value in obj.attrs.items():
+                if key not in PROVENANCE:
+                    out[f"{name}@{key}"] = np.asarray(value)
+            if isinstance(obj, h5py.Dataset):
+                out[name] = obj[()]
+        visit("/", f)
+        f.visititems(visit)
+    return out
+
+
+a, b = pattern_items(patterns["dump"]), pattern_items(patterns["stats"])
+assert a.keys() == b.keys(), sorted(set(a) ^ set(b))
+differ = [k for k in a if not np.array_equal(a[k], b[k])]
+assert not differ, f"statistics and dump patterns differ in {differ}"
+stats_ratio = os.path.getsize(stats2) / os.path.getsize(dump2)
+
 # Host overhead of the op over the bare C call, CogVideoX-5B attention shape (B 1, H 48, D 64).
 big = tmp / "big.h5"
 subprocess.run([paro_bin, "synth", "-q", "-o", str(tmp / "bigd.h5"), "--grid", "13x30x45", "--text", "226",
@@ -211,6 +258,9 @@ print("head slices: heads [1, 3) alone match the full plan's; empty and out-of-r
 print(f"paro.apply over the toy model (12 layer calls routed, 0 fallbacks): min cosine {apply_cos:.6f}")
 print(f"torch.compile(fullgraph=True) and CUDA graph replay: within the runtime's run-to-run spread of eager "
       f"(two eager calls bitwise equal this time: {deterministic})")
+print(f"statistics mode: the fp16 run's statistics and its dump calibrate into the same pattern "
+      f"({len(a)} datasets and attributes, provenance aside); statistics file / dump {stats_ratio:.3f} at this "
+      f"toy size; times {stats_times}")
 print(f"host time per call at B1 H48 N{bplan.tokens} D64 (median of 5 x 50 calls, GPU queue not waited): "
       f"paro.attention {op_us:.1f} us (through the op dispatcher, as compiled code calls it: {dispatch_us:.1f} us), "
       f"bare C call (Plan.run) {c_us:.1f} us, overhead {op_us - c_us:.1f} us; "
