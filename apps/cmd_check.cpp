@@ -1,4 +1,4 @@
-// paro check FILE: verify a dump or a pattern against its schema; exit 1 listing violations.
+// paro check FILE: verify a dump, a pattern or a statistics file against its schema; exit 1 listing violations.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
@@ -9,8 +9,8 @@ namespace paro::cli {
 
 void add_check(CLI::App& app, Runner& run, const GlobalOptions& g) {
     auto file = std::make_shared<std::string>();
-    auto* sub = app.add_subcommand("check", "Verify a dump or pattern file against its schema (schemas/)");
-    sub->add_option("file", *file, "paro-dump or paro-pattern file")->required();
+    auto* sub = app.add_subcommand("check", "Verify a dump, pattern or statistics file against its schema (schemas/)");
+    sub->add_option("file", *file, "paro-dump, paro-pattern or paro-stats file")->required();
     sub->callback([file, &run, &g] {
         run = [file, &g] {
             const CheckResult r = check_file(*file);

@@ -1,8 +1,11 @@
 """paro end to end on a small video transformer (examples/toy_video_dit.py), as a user would run it
 on a real pipeline:
 
-  1. capture q/k/v of a few sampling steps into a paro-dump (paro.Capture),
-  2. calibrate it (`paro calibrate`: an order per head, masks per timestep slot),
+  1. capture q/k/v of a few sampling steps into a paro-dump (paro.Capture), and on a GPU, in the
+     same run, the statistics-mode file (Capture(stats=...): the tile statistics scored in the
+     forward pass, no q/k written),
+  2. calibrate both (`paro calibrate`: an order per head, masks per timestep slot) and check they
+     give the same orders and masks,
   3. export the pattern for FlexAttention and for the authors' runtime (`paro export`),
   4. on a GPU: run the model with the pattern through paro's runtime (paro.apply) and through
      FlexAttention, and print each path's output error against dense SDPA and its speed.
@@ -79,8 +82,9 @@ def main():
     # 1. Capture.
     dump = out / "dump.h5"
     t0 = time.time()
+    stats = out / "stats.h5" if cuda else None
     with torch.no_grad(), paro.Capture(dump, grid=grid, text_tokens=a.text, num_steps=a.steps, guidance="all",
-                                       with_v=True, model="toy_video_dit") as cap:
+                                       with_v=True, model="toy_video_dit", stats=stats, density=a.density) as cap:
         cap.set_prompts("a toy prompt")
         for s in range(a.steps):
             cap.step(s)
@@ -92,6 +96,16 @@ def main():
     paro_bin = paro_command()
     subprocess.run([paro_bin, "calibrate", str(dump), "-o", str(pattern), "--density", str(a.density),
                     "--slots", "2"], check=True)
+    if stats:
+        from_stats = out / "pattern.from_stats.h5"
+        subprocess.run([paro_bin, "calibrate", "-q", str(stats), "-o", str(from_stats), "--slots", "2"], check=True)
+        p_dump, p_stats = pattern_mod.load(pattern), pattern_mod.load(from_stats)
+        same = p_dump.orders == p_stats.orders and all(
+            (a == b).all() for a, b in zip(p_dump.masks_bits, p_stats.masks_bits))
+        print(f"2. statistics mode: {stats.name} ({stats.stat().st_size / 2**20:.2f} MiB) calibrates into "
+              f"{'the same' if same else 'DIFFERENT'} orders and masks as the dump")
+        if not same:
+            return 1
     env = dict(os.environ, PARO_PYTHON=sys.executable)
     subprocess.run([paro_bin, "export", str(pattern), "--flex", str(out / "pattern.flex.pt"), "--authors",
                     str(out / "pattern.authors.pth"), "--num-steps", str(a.steps)], check=True, env=env)

@@ -1,6 +1,9 @@
 // Statistics files (stats_file.hpp, stats_recorder.hpp): recorded sample by sample, in any order,
 // they calibrate into exactly the pattern the dump gives; wrong use and altered files are refused.
+#include <sys/wait.h>
+
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <random>
 
@@ -87,6 +90,31 @@ TEST_CASE("a statistics file calibrates into the pattern its dump gives", "[stat
     CalibrateOptions one = opt;
     one.slots = 1;
     require_same_pattern(calibrate(reader, one), calibrate(sr, one));
+}
+
+TEST_CASE("paro check and paro calibrate take statistics files", "[stats]") {
+    test::TempDir tmp;
+    SynthOptions so = test::synth_options({{4, 12, 16}, 32, TextPosition::prefix}, 2, 2, 4, 3);
+    so.with_v = false;
+    const std::string dump = tmp.file("d.h5"), stats = tmp.file("s.h5");
+    write_synthetic_dump(so, dump);
+    DumpReader reader(dump);
+    CalibrateOptions opt;
+    opt.mask.density = 0.45;
+    opt.slots = 2;
+    record(reader, opt, stats, 3);
+    const auto paro = [&](const std::string& args) {
+        const int rc = std::system((std::string(PARO_BINARY) + " " + args + " >/dev/null 2>&1").c_str());
+        return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+    };
+    CHECK(paro("check " + stats) == 0);
+    REQUIRE(paro("calibrate -q --device cpu --density 0.45 --slots 2 " + dump + " -o " + tmp.file("a.h5")) == 0);
+    // The scoring options come from the file; the slots are the caller's.
+    REQUIRE(paro("calibrate -q --slots 2 " + stats + " -o " + tmp.file("b.h5")) == 0);
+    require_same_pattern(read_pattern_file(tmp.file("a.h5")), read_pattern_file(tmp.file("b.h5")));
+    CHECK(paro("calibrate -q --density 0.6 " + stats + " -o " + tmp.file("c.h5")) == 2);
+    CHECK(paro("calibrate -q --objective paper " + stats + " -o " + tmp.file("c.h5")) == 2);
+    CHECK_FALSE(std::filesystem::exists(tmp.file("c.h5")));
 }
 
 TEST_CASE("statistics are refused where they would mislead", "[stats]") {

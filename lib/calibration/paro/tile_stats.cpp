@@ -72,7 +72,9 @@ SixOrderStats TileStatsEngine::compute(const HeadSlice& slice) const {
     }
 
     // The runtime may give the team fewer threads than asked: every partial starts empty, so
-    // unused ones add nothing.
+    // unused ones add nothing. Blocks go to threads round robin (static) and partials are merged
+    // in thread order, so the sums, and all that follows, are the same bits on every run with
+    // the same thread count (a dynamic schedule made them depend on timing).
     const int threads = omp_get_max_threads();
     std::vector<SixOrderStats> partial(static_cast<size_t>(threads));
     for (auto& p : partial) p.fill(TileStats(grid));
@@ -83,7 +85,7 @@ SixOrderStats TileStatsEngine::compute(const HeadSlice& slice) const {
     {
         SixOrderStats& acc = partial[static_cast<size_t>(omp_get_thread_num())];
         std::vector<float> p(static_cast<size_t>(kRowsPerBlock * n)), permuted(static_cast<size_t>(n));
-#pragma omp for schedule(dynamic)
+#pragma omp for schedule(static, 1)
         for (int64_t blk = 0; blk < blocks; ++blk) {
             const int64_t row0 = blk * kRowsPerBlock, count = std::min(kRowsPerBlock, n - row0);
             if (!source.rows(row0, count, p.data())) {

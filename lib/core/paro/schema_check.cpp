@@ -313,14 +313,15 @@ CheckResult check_file_against(const std::string& path, const std::string& schem
 CheckResult check_file(const std::string& path) {
     const std::string format = h5::format_name(h5::File::open_read(path));
     if (format == "paro-dump") return check_file_against(path, kDumpSchemaJson);
+    if (format == "paro-stats") return check_file_against(path, kStatsSchemaJson);
     if (format == "paro-pattern") {
         const h5::File f = h5::File::open_read(path);
         const bool v1 = h5::read_scalar_int_attr(f, f.id(), "/", "paro_version") == 1;
         return check_file_against(path, v1 ? kPatternV1SchemaJson : kPatternSchemaJson);
     }
     throw InputError(path, "attribute paro_format",
-                     format.empty() ? "missing: neither a paro-dump nor a paro-pattern file"
-                                    : fmt::format("'{}' is neither paro-dump nor paro-pattern", format));
+                     format.empty() ? "missing: not a paro-dump, paro-pattern or paro-stats file"
+                                    : fmt::format("'{}' is not paro-dump, paro-pattern or paro-stats", format));
 }
 
 }  // namespace paro

@@ -1,6 +1,7 @@
 #pragma once
 // `paro check`: verifies an HDF5 file against the machine-readable layout in schemas/
-// (paro-dump-v1.json, paro-pattern-v2.json or -v1.json by the file's paro_version, built into the library; the vocabulary is in
+// (paro-dump-v1.json, paro-pattern-v2.json or -v1.json by the file's paro_version, paro-stats-v1.json,
+// built into the library; the vocabulary is in
 // schemas/README.md). Returns every violation found, not just the first.
 #include <string>
 #include <vector>
@@ -10,9 +11,10 @@ namespace paro {
 extern const char* const kDumpSchemaJson;
 extern const char* const kPatternSchemaJson;    // the version paro writes
 extern const char* const kPatternV1SchemaJson;  // version 1, still read
+extern const char* const kStatsSchemaJson;
 
 struct CheckResult {
-    std::string format;  // "paro-dump" or "paro-pattern"
+    std::string format;  // "paro-dump", "paro-pattern" or "paro-stats"
     std::vector<std::string> violations;
     bool ok() const { return violations.empty(); }
 };
