@@ -2,9 +2,12 @@
 //
 // Same plan, workspace and math as the sm_80 kernel (attention_sm80.cu), sharing its per-tile
 // arithmetic (softmax.cuh, epilogue.cuh). One CTA = one warpgroup = one 64-row query tile of one head.
-// QK^T is wgmma.mma_async m64n64k32 s8 (int32 accumulators); PV is either
+// QK^T is wgmma.mma_async m64n64k32 s8 (int32 accumulators); PV is one of
 //   INT8 (PvFormat::int8): m64n64k32 u8 x s8 on P'_u8 (per row and tile scale) and V_i8 (per tile and channel),
-//       int32 accumulators folded into fp32 O after each tile, or
+//       int32 accumulators folded into fp32 O after each tile;
+//   FP8 (PvFormat::fp8_e4m3): m64n64k32 e4m3 x e4m3 on P'_e4m3 (the same per-tile reference) and V_e4m3
+//       (per tile and channel), fp32 accumulators of the tile folded into O after each tile: two-level
+//       accumulation, so the tensor cores' reduced-precision FP8 accumulation spans one tile only;
 //   fp16 (PvFormat::fp16): m64n64k16 f16 with fp32 accumulators: the tensor cores accumulate straight
 //       into O, which is rescaled only when the lazily updated row max moves.
 // A (Q, then P) comes from registers in the mma.m16n8 fragment layout, B (K, then V^T) from shared
@@ -21,14 +24,17 @@
 #include "ptx_sm90.cuh"
 #include "softmax.cuh"
 
+#include <type_traits>
+
 namespace paro::gpu {
 
 namespace {
 
 constexpr int kStages90 = 4;
 
-template <int D, bool PV16>
+template <int D, PvFormat F>
 struct Smem90 {
+    static constexpr bool PV16 = F == PvFormat::fp16;
     // Stage s holds tile K (kTile rows of D bytes) then V^T (D rows of 64 int8 or fp16 keys), both
     // SwizzledRows at s * stage; the scales of stage s (INT8 PV: the tile's v scales as in
     // Quantized::v_scale; then its k scale) sit apart at scaleBase + s * scaleStride.
@@ -46,9 +52,11 @@ struct Smem90 {
 
 #ifdef PARO_SM90_DEVICE
 // The state of one warpgroup's walk over its row of kept key tiles.
-template <int D, bool PV16>
+template <int D, PvFormat F>
 struct Sm90Row {
-    using L = Smem90<D, PV16>;
+    static constexpr bool PV16 = F == PvFormat::fp16, FP8 = F == PvFormat::fp8_e4m3;
+    using PvAcc = std::conditional_t<FP8, float, int>;  // a tile's 8-bit PV product
+    using L = Smem90<D, F>;
     static constexpr int KCH = D / 16;                      // 16-byte chunks per K row
     static constexpr int KIT = kTile * KCH / kAttnThreads;  // K chunks per thread (2 or 4)
     static constexpr int KROWS = kAttnThreads / KCH;        // keys covered per step (a multiple of 8)
@@ -73,7 +81,7 @@ struct Sm90Row {
     float qscale;
     float o[D / 8][4];
     int s[8][4];                           // S of the current tile
-    int pv[PV16 ? 1 : D / 64][8][4];       // INT8: P'V of the previous tile
+    PvAcc pv[PV16 ? 1 : D / 64][8][4];     // 8-bit PV: P'V of the previous tile
     uint32_t pa[PV16 ? 4 : 2][4];          // P of the previous tile (A fragments)
     RowState rs;
     float beta0 = 0.f, beta1 = 0.f;        // INT8: of the previous tile
@@ -132,7 +140,7 @@ struct Sm90Row {
         for (int kk = 1; kk < D / 32; ++kk) wgmma_s8_n64<true>(s, qa[kk], wgmma_desc<L::kRowBytes>(k0 + kk * 2));
     }
 
-    // PV of the tile in stage st with the P in pa, issued: INT8 into pv, fp16 accumulating into o.
+    // PV of the tile in stage st with the P in pa, issued: 8-bit formats into pv, fp16 accumulating into o.
     __device__ __forceinline__ void issue_pv(uint32_t st) {
         wgmma_fence();
         constexpr int RB = L::vRowBytes;
@@ -144,6 +152,9 @@ struct Sm90Row {
 #pragma unroll
                 for (int kc = 0; kc < 4; ++kc)
                     wgmma_f16_n64(oh, pa[kc], wgmma_desc<RB>(v0 + hn * 4 * RB + kc * 2));
+            } else if constexpr (FP8) {
+                wgmma_e4m3_n64<false>(pv[hn], pa[0], wgmma_desc<RB>(v0 + hn * 4 * RB));
+                wgmma_e4m3_n64<true>(pv[hn], pa[1], wgmma_desc<RB>(v0 + hn * 4 * RB + 2));
             } else {
                 wgmma_s8_n64<false, true>(pv[hn], pa[0], wgmma_desc<RB>(v0 + hn * 4 * RB));
                 wgmma_s8_n64<true, true>(pv[hn], pa[1], wgmma_desc<RB>(v0 + hn * 4 * RB + 2));
@@ -151,7 +162,7 @@ struct Sm90Row {
         }
     }
 
-    // After PV(i - 1) completed. INT8: O = O * beta + PV * v_scale (the tile in stage st). fp16: O is
+    // After PV(i - 1) completed. 8-bit: O = O * beta + PV * v_scale (the tile in stage st). fp16: O is
     // current; rescale it when this tile moved a row's max (b = 2^(m_prev - m); rare).
     __device__ __forceinline__ void fold_pv(uint32_t st, float b0, float b1) {
         if constexpr (PV16) {
@@ -214,9 +225,9 @@ struct Sm90Row {
                 softmax_tile_fp16<false, kMagic>(s, sc, valid, t, rs, b0, b1, p);
         } else {
             if (valid < kTile)
-                softmax_tile_int8<true, kMagic>(s, sc, valid, t, rs, b0, b1, p);
+                softmax_tile_8bit<true, kMagic, FP8>(s, sc, valid, t, rs, b0, b1, p);
             else
-                softmax_tile_int8<false, kMagic>(s, sc, valid, t, rs, b0, b1, p);
+                softmax_tile_8bit<false, kMagic, FP8>(s, sc, valid, t, rs, b0, b1, p);
         }
         if (!FIRST) {
             wgmma_wait<0>();  // PV(i - 1)
@@ -240,20 +251,21 @@ struct Sm90Row {
 };
 #endif  // PARO_SM90_DEVICE
 
-// CTAs per SM the register budget is capped for: INT8 D 64 needs ~160 registers (3), fp16 D 64 fits
+// CTAs per SM the register budget is capped for: 8-bit D 64 needs ~160 registers (3), fp16 D 64 fits
 // 128 with a 4-byte spill (4), D 128 2 (~233 and 178 registers; ptxas, CUDA 13.0).
-template <int D, bool PV16>
-constexpr int kSm90MinBlocks = D == 64 ? (PV16 ? 4 : 3) : 2;
+template <int D, PvFormat F>
+constexpr int kSm90MinBlocks = D == 64 ? (F == PvFormat::fp16 ? 4 : 3) : 2;
 
-template <int D, typename TOut, bool PV16>
-__global__ void __launch_bounds__(kAttnThreads, kSm90MinBlocks<D, PV16>)
+template <int D, typename TOut, PvFormat F>
+__global__ void __launch_bounds__(kAttnThreads, kSm90MinBlocks<D, F>)
     attention_sm90_kernel(Shape s, PlanView plan, Quantized w, float sm_scale_log2, MutView out) {
 #ifdef PARO_SM90_DEVICE
     extern __shared__ __align__(128) uint8_t smem[];
     const int r = blockIdx.x, b = blockIdx.z;
-    // INT8 launch: every head, other formats' heads return; fp16 launch: only the fp16-PV heads (head map).
-    const int h = PV16 ? plan.head_map[blockIdx.y] : int(blockIdx.y);
-    if (!PV16 && plan.formats && plan.formats[h] != PvFormat::int8) return;
+    // INT8 launch: every head, other formats' heads return; other formats: only their heads (head map).
+    constexpr bool kAllHeads = F == PvFormat::int8;
+    const int h = kAllHeads ? int(blockIdx.y) : plan.head_map[blockIdx.y];
+    if (kAllHeads && plan.formats && plan.formats[h] != PvFormat::int8) return;
     const size_t bh = size_t(b) * s.heads + h;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
 
@@ -264,7 +276,7 @@ __global__ void __launch_bounds__(kAttnThreads, kSm90MinBlocks<D, PV16>)
         store_rows<D, TOut>(s, plan, out, b, h, r * kTile + warp * 16 + g, t, zero, 0.f, 0.f);
         return;
     }
-    Sm90Row<D, PV16> row;
+    Sm90Row<D, F> row;
     row.init(tid, s.tokens, static_cast<uint32_t>(__cvta_generic_to_shared(smem)), w.k + bh * s.npad * D,
              reinterpret_cast<const uint8_t*>(w.vt + bh * vt_head_bytes(s.nb, D)), w.v_scale + bh * s.nb * D * 2,
              w.k_scale + bh * s.nb, plan.cols + beg, n);
@@ -287,11 +299,11 @@ __global__ void __launch_bounds__(kAttnThreads, kSm90MinBlocks<D, PV16>)
 #endif
 }
 
-template <int D, typename TOut, bool PV16>
+template <int D, typename TOut, PvFormat F>
 cudaError_t attention_sm90_t(const Shape& s, const PlanView& plan, const Quantized& w, float sm_scale, MutView out,
                              int heads, cudaStream_t st) {
-    constexpr int bytes = Smem90<D, PV16>::total;
-    return launch_row_tiles(attention_sm90_kernel<D, TOut, PV16>, bytes, s, heads, plan, w, sm_scale, out, st);
+    constexpr int bytes = Smem90<D, F>::total;
+    return launch_row_tiles(attention_sm90_kernel<D, TOut, F>, bytes, s, heads, plan, w, sm_scale, out, st);
 }
 
 }  // namespace
@@ -300,8 +312,7 @@ template <int D, typename TOut, PvFormat F>
 cudaError_t AttentionSm90<D, TOut, F>::launch(const Shape& s, const PlanView& plan, const Quantized& w,
                                               float sm_scale, MutView out, int heads, cudaStream_t st) {
 #ifdef PARO_HAVE_SM90A
-    static_assert(F == PvFormat::int8 || F == PvFormat::fp16, "no Hopper kernel for this PV format");
-    return attention_sm90_t<D, TOut, F == PvFormat::fp16>(s, plan, w, sm_scale, out, heads, st);
+    return attention_sm90_t<D, TOut, F>(s, plan, w, sm_scale, out, heads, st);
 #else
     (void)s, (void)plan, (void)w, (void)sm_scale, (void)out, (void)heads, (void)st;
     return cudaErrorInvalidDeviceFunction;
@@ -310,5 +321,6 @@ cudaError_t AttentionSm90<D, TOut, F>::launch(const Shape& s, const PlanView& pl
 
 PARO_ATTENTION_INSTANCES(AttentionSm90, PvFormat::fp16);
 PARO_ATTENTION_INSTANCES(AttentionSm90, PvFormat::int8);
+PARO_ATTENTION_INSTANCES(AttentionSm90, PvFormat::fp8_e4m3);
 
 }  // namespace paro::gpu

@@ -1,6 +1,6 @@
 // Which attention kernel instance runs: the one place that maps (architecture, head dim, output
 // type, PV format) to a kernel (attention_kernels.hpp lists the instances, the kernel files compile
-// them). A new PV format is one policy in pv_sm80.cuh (and its Hopper variant) plus one case in
+// them). A new PV format is one policy in pv_sm80.cuh and/or its Hopper variant plus one case in
 // launch_format below.
 #include <atomic>
 #include <cstdlib>
@@ -30,20 +30,31 @@ cudaError_t launch_out_type(DType out_dt, const Shape& s, const PlanView& plan, 
     return cudaErrorInvalidValue;
 }
 
+// FP8 PV exists on Hopper only (e4m3 tensor-core MMA: sm_89 and later; the sm_80 path has none).
+template <template <int, typename, PvFormat> class Kernel>
+constexpr bool kHasFp8Pv = false;
+template <>
+constexpr bool kHasFp8Pv<AttentionSm90> = true;
+
 template <template <int, typename, PvFormat> class Kernel>
 cudaError_t launch_format(PvFormat f, DType out_dt, const Shape& s, const PlanView& plan, const Quantized& w,
                           float sm_scale, MutView out, int heads, cudaStream_t st) {
     switch (f) {
         case PvFormat::int8: return launch_out_type<Kernel, PvFormat::int8>(out_dt, s, plan, w, sm_scale, out, heads, st);
         case PvFormat::fp16: return launch_out_type<Kernel, PvFormat::fp16>(out_dt, s, plan, w, sm_scale, out, heads, st);
-        case PvFormat::fp8_e4m3: break;  // no kernel yet (attention_has_pv_kernel; paro_can_implement refuses)
+        case PvFormat::fp8_e4m3:
+            if constexpr (kHasFp8Pv<Kernel>)
+                return launch_out_type<Kernel, PvFormat::fp8_e4m3>(out_dt, s, plan, w, sm_scale, out, heads, st);
+            break;  // attention_has_pv_kernel says no: paro_can_implement refuses such heads
     }
     return cudaErrorNotSupported;
 }
 
 }  // namespace
 
-bool attention_has_pv_kernel(PvFormat f) { return f == PvFormat::int8 || f == PvFormat::fp16; }
+bool attention_has_pv_kernel(PvFormat f) {
+    return f != PvFormat::fp8_e4m3 || attention_kernel_for_current_device() == AttentionKernel::wgmma;
+}
 
 AttentionKernel attention_kernel_for_current_device() {
 #ifdef PARO_HAVE_SM90A

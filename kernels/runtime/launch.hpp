@@ -31,13 +31,14 @@ struct Quantized {
     int8_t* k;        // [BH][Npad][D]      permuted order, mean-subtracted when smooth_k
     // V, [BH] regions of 2 * nb * D * 64 bytes each (vt_head_bytes), one layout per head:
     //  INT8-PV heads: [nb][D][64] int8 per tile transposed, keys shuffled within 16 (see prep.cu),
-    //                 in the first half of the region;
+    //                 in the first half of the region; FP8-PV heads: the same layout, e4m3;
     //  fp16-PV heads: [nb][D][64] fp16 per tile transposed, keys in permuted order, not quantized.
     int8_t* vt;
     float* q_scale;   // [BH][nb][4]
     float* k_scale;   // [BH][nb]
     // [BH][nb][D / 2][4] per tile and channel pair: {vs[2i], vs[2i + 1], -1.5 * 2^23 * vs[2i],
-    // -1.5 * 2^23 * vs[2i + 1]}: the O update's FFMA operands, one 16-byte shared load per thread.
+    // -1.5 * 2^23 * vs[2i + 1]}: the O update's FFMA operands, one 16-byte shared load per thread
+    // (FP8 heads: the last two are 0).
     float* v_scale;
     float* k_mean;    // [BH][D]
 };
@@ -78,7 +79,7 @@ cudaError_t launch_quantize(DType dt, const Shape& s, const PlanView& plan, View
 // PARO_ATTENTION_KERNEL=mma.sync forces the sm_80 kernels (for comparisons).
 enum class AttentionKernel : int { mma_sync = 0, wgmma = 1 };
 AttentionKernel attention_kernel_for_current_device();
-// Whether there is an attention kernel for heads of PV format f (both architectures).
+// Whether the current device has an attention kernel for heads of PV format f (FP8: Hopper only).
 bool attention_has_pv_kernel(PvFormat f);
 // Block-sparse attention: one launch per PV format present in the plan's layer (dispatch.cu).
 cudaError_t launch_attention(DType out_dt, const Shape& s, const PlanView& plan, const Quantized& w,

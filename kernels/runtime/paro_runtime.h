@@ -36,8 +36,8 @@ extern "C" {
 #endif
 
 /* Version 2: per-head PV formats (paro_pv_format, paro_plan_set_pv_format) replace PV bit widths;
- * paro_plan_set_pv_bits stays as a deprecated wrapper. A plan may carry fp8_e4m3 heads (a pattern
- * may); paro_can_implement and paro_attention refuse their layers with PARO_ERROR_UNSUPPORTED. */
+ * paro_plan_set_pv_bits stays as a deprecated wrapper. fp8_e4m3 heads run on Hopper; elsewhere
+ * paro_can_implement and paro_attention refuse their layers with PARO_ERROR_UNSUPPORTED. */
 #define PARO_RUNTIME_API_VERSION 3
 
 typedef enum paro_status {
@@ -57,7 +57,8 @@ typedef enum paro_dtype { PARO_FLOAT32 = 0, PARO_FLOAT16 = 1, PARO_BFLOAT16 = 2 
 typedef enum paro_pv_format {
     PARO_PV_INT8 = 0,     /* P u8 per tile and row, V s8 per tile and channel, int32 MMA (the default) */
     PARO_PV_FP16 = 1,     /* P and V in fp16, fp32 accumulation; |v| must stay below 65504 */
-    PARO_PV_FP8_E4M3 = 2  /* reserved: accepted in a plan, but no kernel yet (PARO_ERROR_UNSUPPORTED) */
+    PARO_PV_FP8_E4M3 = 2  /* Hopper kernels only (compute capability 9.0, sm_90a code); elsewhere
+                             paro_can_implement and paro_attention refuse such layers: PARO_ERROR_UNSUPPORTED */
 } paro_pv_format;
 
 /* Axis orders, by name. NOTE: the same numbering as paro's AxisOrder, NOT the authors' runtime

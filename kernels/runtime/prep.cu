@@ -11,9 +11,12 @@
 //    group of 16 shuffled so that the attention kernel can feed its 8-bit P' accumulator fragments
 //    straight into mma.m16n8k32 as the A operand: logical position L holds key
 //    k = 8 * ((L >> 1) & 1) + 2 * (L >> 2) + (L & 1), i.e. L(k) = ((k >> 1) & 3) << 2 | (k >> 3) << 1 | (k & 1).
+//    FP8-PV heads get the same layout in e4m3 (scale: max |v| / 448).
 //    Heads of PV format fp16 (PlanView::formats) get V as fp16 instead: transposed to [D][64] per
 //    tile, keys in permuted order, no scale (the fp16-PV attention kernels).
 // The permutation costs only the address of each row read (gather[p]).
+
+#include <cuda_fp8.h>
 
 #include "common.cuh"
 
@@ -166,7 +169,10 @@ __global__ void __launch_bounds__(kPrepThreads) quantize_kernel(Shape s, PlanVie
         return;
     }
 
-    // ---- V, INT8-PV heads: one scale per (tile, channel); transposed and shuffled through shared memory.
+    // ---- V, 8-bit PV heads (INT8, FP8 e4m3): one scale per (tile, channel) mapping its max |v| to
+    // 127 or 448; transposed and shuffled through shared memory.
+    const bool fp8 = plan.formats && plan.formats[h] == PvFormat::fp8_e4m3;
+    const float vmax8 = fp8 ? 448.f : 127.f;
 #pragma unroll
     for (int i = 0; i < NC; ++i) {
         float m[8];
@@ -190,15 +196,16 @@ __global__ void __launch_bounds__(kPrepThreads) quantize_kernel(Shape s, PlanVie
         const int pos = shuffled_key(row);
 #pragma unroll
         for (int j = 0; j < 8; ++j) {
-            const float m = __int_as_float(s_vmax[col + j]);
-            s_vt[(col + j) * SVT + pos] = static_cast<int8_t>(quant_s8(m > 0.f ? x[i][j] * (127.f / m) : 0.f));
+            const float m = __int_as_float(s_vmax[col + j]), y = m > 0.f ? x[i][j] * (vmax8 / m) : 0.f;
+            s_vt[(col + j) * SVT + pos] =
+                fp8 ? static_cast<int8_t>(__nv_cvt_float_to_fp8(y, __NV_SATFINITE, __NV_E4M3)) : static_cast<int8_t>(quant_s8(y));
         }
     }
     for (int c = tid; c < D; c += kPrepThreads) {
-        const float m = __int_as_float(s_vmax[c]), vs = m > 0.f ? m / 127.f : 1.f;
+        const float m = __int_as_float(s_vmax[c]), vs = m > 0.f ? m / vmax8 : 1.f;
         float* pair = w.v_scale + ((bh * s.nb + tile) * D + (c & ~1)) * 2 + (c & 1);
         pair[0] = vs;
-        pair[2] = -kMagicF * vs;
+        pair[2] = fp8 ? 0.f : -kMagicF * vs;
     }
     __syncthreads();
     int8_t* vt = w.vt + bh * vt_head_bytes(s.nb, D) + size_t(tile) * D * kTile;

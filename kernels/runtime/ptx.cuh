@@ -28,6 +28,26 @@ __device__ __forceinline__ uint32_t pack4(float a, float b, float c, float d) {
     return __byte_perm(*reinterpret_cast<const uint32_t*>(&ab), *reinterpret_cast<const uint32_t*>(&cd), 0x6420);
 }
 
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
+// FP8 (e4m3) on sm_89 and later: four floats rounded to e4m3 (saturating at +-448), packed as bytes
+// a, b, c, d from the low byte up; and d += a * b on e4m3 inputs with fp32 accumulators.
+__device__ __forceinline__ uint32_t pack4_e4m3(float a, float b, float c, float d) {
+    uint32_t packed;  // cvt's first source lands in the upper byte
+    asm("{\n.reg .b16 l, h;\ncvt.rn.satfinite.e4m3x2.f32 l, %2, %1;\ncvt.rn.satfinite.e4m3x2.f32 h, %4, %3;\n"
+        "mov.b32 %0, {l, h};\n}\n"
+        : "=r"(packed)
+        : "f"(a), "f"(b), "f"(c), "f"(d));
+    return packed;
+}
+__device__ __forceinline__ void mma_e4m3(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+#endif
+
 // c += a * b, int8 inputs (A unsigned when AU8: P'), int32 accumulators.
 #define PARO_MMA_I8(TYPES)                                                                                  \
     asm volatile("mma.sync.aligned.m16n8k32.row.col.s32." TYPES ".s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, " \

@@ -120,6 +120,35 @@ __device__ __forceinline__ void wgmma_f16_n64(float (&d)[8][4], const uint32_t (
           "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc));
 }
+// d[64 x 64] (+)= a[64 x 32] (registers, e4m3) * B[32 x 64] (shared memory, e4m3, K-major), fp32
+// accumulators in the mma.m16n8 C layout; ACC = false: d = a * b (d an output only).
+#define PARO_WGMMA_E4M3_N64(D_CONSTRAINT, SCALE_D)                                                                  \
+    asm volatile(                                                                                                   \
+        "wgmma.mma_async.sync.aligned.m64n64k32.f32.e4m3.e4m3 "                                                     \
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                                  \
+        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "                         \
+        "{%32, %33, %34, %35}, %36, " SCALE_D ", 1, 1;\n"                                                           \
+        : D_CONSTRAINT(d[0][0]), D_CONSTRAINT(d[0][1]), D_CONSTRAINT(d[0][2]), D_CONSTRAINT(d[0][3]),               \
+          D_CONSTRAINT(d[1][0]), D_CONSTRAINT(d[1][1]), D_CONSTRAINT(d[1][2]), D_CONSTRAINT(d[1][3]),               \
+          D_CONSTRAINT(d[2][0]), D_CONSTRAINT(d[2][1]), D_CONSTRAINT(d[2][2]), D_CONSTRAINT(d[2][3]),               \
+          D_CONSTRAINT(d[3][0]), D_CONSTRAINT(d[3][1]), D_CONSTRAINT(d[3][2]), D_CONSTRAINT(d[3][3]),               \
+          D_CONSTRAINT(d[4][0]), D_CONSTRAINT(d[4][1]), D_CONSTRAINT(d[4][2]), D_CONSTRAINT(d[4][3]),               \
+          D_CONSTRAINT(d[5][0]), D_CONSTRAINT(d[5][1]), D_CONSTRAINT(d[5][2]), D_CONSTRAINT(d[5][3]),               \
+          D_CONSTRAINT(d[6][0]), D_CONSTRAINT(d[6][1]), D_CONSTRAINT(d[6][2]), D_CONSTRAINT(d[6][3]),               \
+          D_CONSTRAINT(d[7][0]), D_CONSTRAINT(d[7][1]), D_CONSTRAINT(d[7][2]), D_CONSTRAINT(d[7][3])                \
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc))
+template <bool ACC>
+__device__ __forceinline__ void wgmma_e4m3_n64(float (&d)[8][4], const uint32_t (&a)[4], uint64_t desc) {
+#define PARO_OUT(x) "=f"(x)
+#define PARO_INOUT(x) "+f"(x)
+    if constexpr (ACC)
+        PARO_WGMMA_E4M3_N64(PARO_INOUT, "1");
+    else
+        PARO_WGMMA_E4M3_N64(PARO_OUT, "0");
+#undef PARO_OUT
+#undef PARO_INOUT
+}
+#undef PARO_WGMMA_E4M3_N64
 __device__ __forceinline__ float lds_f32(uint32_t a) {
     float x;
     asm volatile("ld.shared.f32 %0, [%1];\n" : "=f"(x) : "r"(a));

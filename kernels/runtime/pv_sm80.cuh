@@ -61,7 +61,7 @@ struct PvInt8Sm80 {
         const int t = lane & 3;
         float beta0, beta1;
         uint32_t pa[2][4];
-        softmax_tile_int8<RAGGED, 0>(acc, sc, valid, t, rs, beta0, beta1, pa);
+        softmax_tile_8bit<RAGGED, 0>(acc, sc, valid, t, rs, beta0, beta1, pa);
         const uint8_t* sv = sk + kBytes;
         const float* ss = reinterpret_cast<const float*>(sv + vBytes);
 #pragma unroll

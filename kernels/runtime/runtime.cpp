@@ -313,8 +313,8 @@ paro_status can_implement(const paro_plan* plan, const paro_attention_args* a) {
     for (const PvFormat f : paro::kAllPvFormats)
         if (plan->heads_of(a->layer, f) > 0 && !paro::gpu::attention_has_pv_kernel(f))
             return fail(PARO_ERROR_UNSUPPORTED, "layer " + std::to_string(a->layer) + " has " + paro::to_string(f) +
-                                                    " PV heads; this runtime has no " + kernel_label(f) +
-                                                    " PV kernel yet");
+                                                    " PV heads; " + kernel_label(f) +
+                                                    " PV needs the Hopper kernels (compute capability 9.0, sm_90a code)");
     const int eb = elem_bytes(a->dtype);
     const int stages = a->stages ? a->stages : PARO_STAGE_ALL;
     paro_status st;

@@ -1,6 +1,7 @@
 #pragma once
 // The online softmax of one 64-key tile, from the QK^T accumulators to the A fragments of P for the
-// PV product, in each P format: INT8 P' (u8 per tile and row, with the exponent guard) and fp16 P.
+// PV product, in each P format: INT8 P' (u8 per tile and row, with the exponent guard), FP8 P'
+// (e4m3, the same per-tile reference) and fp16 P.
 // Shared by the sm_80 main loop (pv_sm80.cuh) and the Hopper kernel (attention_sm90.cu). Both hold
 // a warp's 16 query rows x 64 keys of S in the mma.m16n8 accumulator layout: thread (g = lane / 4,
 // t = lane % 4) owns rows g and g + 8, keys 8j + 2t and 8j + 2t + 1 of n-block j (acc[j][0..1] and
@@ -15,7 +16,8 @@
 
 namespace paro::gpu {
 
-constexpr uint32_t kOnes = 0x01010101u; // int8 ones: P' . 1 = row sums on the tensor core
+constexpr uint32_t kOnes = 0x01010101u;      // int8 ones: P' . 1 = row sums on the tensor core
+constexpr uint32_t kOnesE4M3 = 0x38383838u;  // e4m3 ones
 
 // Per query row (thread: rows g and g + 8): running max m of the scores (log2 domain), the
 // reference rho of the last tile (INT8 PV: O and l are kept in units of 2^rho / 255) and the row sum l.
@@ -69,18 +71,21 @@ __device__ __forceinline__ void tile_exp2(const int (&acc)[8][4], float sc, floa
     }
 }
 
-// The softmax of one tile, from S to the unsigned 8-bit A fragments of P' for the PV product:
+// The softmax of one tile, from S to the 8-bit A fragments of P' for the PV product (FP8: e4m3,
+// else unsigned integers):
 //   rho = the tile's row max rounded up to an integer (log2 domain; bounded below by the running
-//   max - 64); p' = 255 * 2^(s - rho) in [0, 255], so the tile's largest P quantizes to 128..255;
-//   l = l * beta + sum(P'_u8) (on the tensor core: the same rounded values the PV product uses),
+//   max - 64); INT8: p' = 255 * 2^(s - rho) in [0, 255], so the tile's largest P quantizes to
+//   128..255; FP8: p' = 256 * 2^(s - rho) in [0, 256], e4m3 keeping 3 mantissa bits down to
+//   2^-6 and subnormals to 2^-9 (relative to the tile max: 2^-14 and 2^-17);
+//   l = l * beta + sum(P') (on the tensor core: the same rounded values the PV product uses),
 // with beta = 2^(rho_prev - rho), an exact power of two, returned for the caller's O update. (Against
 // 127 * 2^(s - tile max) in int8: 26-29% less error from P, bench/p_quant_error.py.) BIAS is what to
 // add to the accumulators to get the biased integers (0 when they started at kMagic, kMagic when
 // they are raw sums). RAGGED: keys at or past `valid` are masked (the last key tile of a ragged
 // sequence).
-template <bool RAGGED, int BIAS>
-__device__ __forceinline__ void softmax_tile_int8(const int (&acc)[8][4], float sc, int valid, int t, RowState& rs,
-                                             float& beta0, float& beta1, uint32_t (&pa)[2][4]) {
+template <bool RAGGED, int BIAS, bool FP8 = false>
+__device__ __forceinline__ void softmax_tile_8bit(const int (&acc)[8][4], float sc, int valid, int t, RowState& rs,
+                                                  float& beta0, float& beta1, uint32_t (&pa)[2][4]) {
     float mx0, mx1;
     tile_row_max<RAGGED, BIAS>(acc, sc, valid, t, mx0, mx1);
     rs.m0 = fmaxf(rs.m0, mx0);
@@ -101,27 +106,43 @@ __device__ __forceinline__ void softmax_tile_int8(const int (&acc)[8][4], float 
     // tile (sc carries the tile's k scale), so tiles' weights differ by up to ln2 * 2 * |sc_a - sc_b|:
     // ~0.03% at sc 2e-4, ~0.7% at sc 5e-3, where INT8 QK's own error is several times larger.
     // (Exponentials in half2 were tried: ex2.approx.f16x2 is two MUFU operations on sm_90, so they
-    // saved nothing.)
+    // saved nothing.) FP8 needs no guard: its conversion saturates at 448, far above 256.
     const float kLog2_255 = 7.994353436858858f;
-    const float guard = fmaf(2.f, sc, 1e-4f) - kLog2_255;
+    const float guard = FP8 ? -8.f : fmaf(2.f, sc, 1e-4f) - kLog2_255;
     const float bias0 = fmaf(kMagicF, sc, r0 + guard), bias1 = fmaf(kMagicF, sc, r1 + guard);
     float f[8][4];
     tile_exp2<RAGGED, BIAS>(acc, sc, bias0, bias1, valid, t, f);
-    // P' as u8 A fragments of m16n8k32 (the wgmma register-A layout is the same); keys within each
-    // 16 are in the order V^T was shuffled into (prep.cu).
+    // P' as 8-bit A fragments of m16n8k32 (the wgmma register-A layout is the same); keys within
+    // each 16 are in the order V^T was shuffled into (prep.cu).
+    const auto pack = [](float a, float b, float c, float d) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
+        if constexpr (FP8) return pack4_e4m3(a, b, c, d);
+#endif
+        return pack4(a, b, c, d);
+    };
 #pragma unroll
     for (int kc = 0; kc < 2; ++kc) {
         const int j = 4 * kc;
-        pa[kc][0] = pack4(f[j][0], f[j][1], f[j + 1][0], f[j + 1][1]);
-        pa[kc][1] = pack4(f[j][2], f[j][3], f[j + 1][2], f[j + 1][3]);
-        pa[kc][2] = pack4(f[j + 2][0], f[j + 2][1], f[j + 3][0], f[j + 3][1]);
-        pa[kc][3] = pack4(f[j + 2][2], f[j + 2][3], f[j + 3][2], f[j + 3][3]);
+        pa[kc][0] = pack(f[j][0], f[j][1], f[j + 1][0], f[j + 1][1]);
+        pa[kc][1] = pack(f[j][2], f[j][3], f[j + 1][2], f[j + 1][3]);
+        pa[kc][2] = pack(f[j + 2][0], f[j + 2][1], f[j + 3][0], f[j + 3][1]);
+        pa[kc][3] = pack(f[j + 2][2], f[j + 2][3], f[j + 3][2], f[j + 3][3]);
     }
-    int sums[4] = {0, 0, 0, 0};  // from zero (no constants to load); two conversions per tile are cheap
-    mma_i8<true>(sums, pa[0], kOnes, kOnes);
-    mma_i8<true>(sums, pa[1], kOnes, kOnes);
-    rs.l0 = fmaf(rs.l0, beta0, __int2float_rn(sums[0]));
-    rs.l1 = fmaf(rs.l1, beta1, __int2float_rn(sums[2]));
+    if constexpr (FP8) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
+        float sums[4] = {0.f, 0.f, 0.f, 0.f};
+        mma_e4m3(sums, pa[0], kOnesE4M3, kOnesE4M3);
+        mma_e4m3(sums, pa[1], kOnesE4M3, kOnesE4M3);
+        rs.l0 = fmaf(rs.l0, beta0, sums[0]);
+        rs.l1 = fmaf(rs.l1, beta1, sums[2]);
+#endif
+    } else {
+        int sums[4] = {0, 0, 0, 0};  // from zero (no constants to load); two conversions per tile are cheap
+        mma_i8<true>(sums, pa[0], kOnes, kOnes);
+        mma_i8<true>(sums, pa[1], kOnes, kOnes);
+        rs.l0 = fmaf(rs.l0, beta0, __int2float_rn(sums[0]));
+        rs.l1 = fmaf(rs.l1, beta1, __int2float_rn(sums[2]));
+    }
 }
 
 constexpr uint32_t kOnesH2 = 0x3C003C00u;  // two fp16 ones

@@ -35,7 +35,8 @@ struct Config {
     paro_dtype dtype = PARO_FLOAT16;
     float q_sigma = 1.f, k_sigma = 1.f;
     paro_pv_format pv = PARO_PV_INT8;  // every head's (paro_plan_set_pv_format)
-    bool mixed_pv = false;  // odd heads fp16 PV, even heads INT8 PV (per-head array)
+    bool mixed_pv = false;  // odd heads mixed_with, even heads INT8 PV (per-head array)
+    paro_pv_format mixed_with = PARO_PV_FP16;
     int legacy_pv_bits = 0;  // nonzero: every head set by the deprecated paro_plan_set_pv_bits, not pv
     // Adversarial V: one token (a third of the way in) x v_outlier in every channel, and the text
     // tokens x v_text_scale (attention sinks and text tokens of another norm); 1 = plain N(0, 1).
@@ -48,7 +49,7 @@ std::string describe(const Config& c) {
     return c.layout.describe() + " D" + std::to_string(c.head_dim) + " B" + std::to_string(c.batch) + " " +
            mk[int(c.mask)] + " " + dt[int(c.dtype)] + " qsigma " + std::to_string(c.q_sigma) +
            " ksigma " + std::to_string(c.k_sigma) +
-           (c.mixed_pv ? " PV int8/fp16 by head"
+           (c.mixed_pv ? std::string(" PV int8/") + to_string(static_cast<PvFormat>(c.mixed_with)) + " by head"
             : c.legacy_pv_bits ? " pv_bits " + std::to_string(c.legacy_pv_bits)
                                : std::string(" PV ") + to_string(static_cast<PvFormat>(c.pv))) +
            (c.v_outlier != 1.f || c.v_text_scale != 1.f
@@ -124,7 +125,7 @@ RunResult run_config(const Config& c, unsigned seed, bool bnhd = false) {
     auto plan = upload(hp);
     if (c.mixed_pv) {
         std::vector<uint8_t> formats(size_t(c.heads));
-        for (int h = 0; h < c.heads; ++h) formats[size_t(h)] = h % 2 ? PARO_PV_FP16 : PARO_PV_INT8;
+        for (int h = 0; h < c.heads; ++h) formats[size_t(h)] = h % 2 ? c.mixed_with : PARO_PV_INT8;
         gpu::check(paro_plan_set_pv_format(plan.get(), formats.data(), PARO_PV_INT8), "paro_plan_set_pv_format");
     } else if (c.legacy_pv_bits) {
         gpu::check(paro_plan_set_pv_bits(plan.get(), nullptr, c.legacy_pv_bits), "paro_plan_set_pv_bits");
@@ -220,8 +221,15 @@ RunResult run_config(const Config& c, unsigned seed, bool bnhd = false) {
     return r;
 }
 
-void check_accuracy(const Config& c, const RunResult& r, double min_cos = 0.9995, double max_l1 = 0.03) {
+// The worst errors check_accuracy has seen, for the tests that report them.
+struct WorstError {
+    double cosine = 1, rel_l1 = 0;
+    void add(double cos, double l1) { cosine = std::min(cosine, cos), rel_l1 = std::max(rel_l1, l1); }
+};
+
+WorstError check_accuracy(const Config& c, const RunResult& r, double min_cos = 0.9995, double max_l1 = 0.03) {
     const int64_t n = c.layout.tokens(), D = c.head_dim;
+    WorstError worst;
     for (int b = 0; b < c.batch; ++b)
         for (int h = 0; h < c.heads; ++h) {
             const size_t off = (size_t(b) * c.heads + h) * n * D, cnt = size_t(n * D);
@@ -235,7 +243,9 @@ void check_accuracy(const Config& c, const RunResult& r, double min_cos = 0.9995
             }
             CHECK(e.cosine >= min_cos);
             CHECK(e.rel_l1 <= max_l1);
+            worst.add(e.cosine, e.rel_l1);
         }
+    return worst;
 }
 
 }  // namespace
@@ -457,8 +467,9 @@ const std::vector<SweepLayout> kSweepLayouts = {{{3, 5, 7}, 13, TextPosition::pr
                                                 {{1, 1, 64}, 0, TextPosition::prefix}};    // one tile
 
 // Every layout x head dim x mask kind x dtype against the fp32 masked reference.
-void accuracy_sweep(const std::vector<SweepLayout>& layouts, std::initializer_list<paro_dtype> dtypes,
-                    paro_pv_format pv, unsigned seed) {
+WorstError accuracy_sweep(const std::vector<SweepLayout>& layouts, std::initializer_list<paro_dtype> dtypes,
+                          paro_pv_format pv, unsigned seed) {
+    WorstError worst;
     for (const auto& l : layouts)
         for (int D : {64, 128})
             for (MaskKind mk : {MaskKind::full, MaskKind::empty, MaskKind::random50, MaskKind::random20})
@@ -471,8 +482,10 @@ void accuracy_sweep(const std::vector<SweepLayout>& layouts, std::initializer_li
                     c.mask = mk;
                     c.dtype = dt;
                     c.pv = pv;
-                    check_accuracy(c, run_config(c, seed++));
+                    const WorstError w = check_accuracy(c, run_config(c, seed++));
+                    worst.add(w.cosine, w.rel_l1);
                 }
+    return worst;
 }
 
 }  // namespace
@@ -587,10 +600,12 @@ TEST_CASE("gpu: plan PV formats are checked", "[.gpu][small]") {
     CHECK(std::string(paro_last_error()).find("layer 0 head 2") != std::string::npos);
 }
 
-// Plans may carry FP8 heads (a pattern may), but there is no FP8 PV kernel: the layers that have
-// them are refused, never run with another format; the plan's other layers still run.
-TEST_CASE("gpu: fp8_e4m3 PV heads are refused as unsupported", "[.gpu][small]") {
+// FP8 (e4m3) PV runs on Hopper (the wgmma kernels); elsewhere, and under the mma.sync override,
+// the layers with FP8 heads are refused, never run with another format, and the plan's other
+// layers still run.
+TEST_CASE("gpu: fp8_e4m3 PV heads run on Hopper, are refused elsewhere", "[.gpu][small]") {
     REQUIRE(have_gpu());
+    const bool hopper = std::string(paro_attention_kernel_name()).rfind("wgmma", 0) == 0;
     const int heads = 4, tokens = 100;
     std::vector<uint8_t> orders(2 * heads, 0);
     paro_plan_desc d{};
@@ -614,12 +629,81 @@ TEST_CASE("gpu: fp8_e4m3 PV heads are refused as unsupported", "[.gpu][small]") 
     a.head_dim = 64;
     a.dtype = PARO_FLOAT16;
     a.q = a.k = a.v = a.out = {buf.get(), 0, tokens * 64, 64};
-    CHECK(paro_can_implement(plan.get(), &a) == PARO_ERROR_UNSUPPORTED);
-    CHECK(std::string(paro_last_error()) ==
-          "layer 0 has fp8_e4m3 PV heads; this runtime has no FP8 PV kernel yet");
-    CHECK(paro_attention(plan.get(), &a, buf.get(), buf.bytes(), nullptr) == PARO_ERROR_UNSUPPORTED);
+    if (hopper) {
+        CHECK(paro_can_implement(plan.get(), &a) == PARO_OK);
+    } else {
+        CHECK(paro_can_implement(plan.get(), &a) == PARO_ERROR_UNSUPPORTED);
+        CHECK(std::string(paro_last_error()) ==
+              "layer 0 has fp8_e4m3 PV heads; FP8 PV needs the Hopper kernels (compute capability 9.0, sm_90a code)");
+        CHECK(paro_attention(plan.get(), &a, buf.get(), buf.bytes(), nullptr) == PARO_ERROR_UNSUPPORTED);
+    }
     a.layer = 1;
     CHECK(paro_can_implement(plan.get(), &a) == PARO_OK);
+}
+
+// FP8 PV against the fp32 masked reference: every layout, head dim, mask and dtype; peaked
+// attention, [B, N, H, D] strides, heads mixed with INT8; outlier V tokens; large Q and K. Prints
+// the worst errors (bench/RESULTS.md).
+TEST_CASE("gpu: fp8-PV runtime vs fp32 masked reference, sweeps and adversarial inputs", "[.gpu][sweep]") {
+    REQUIRE(have_gpu());
+    if (std::string(paro_attention_kernel_name()).rfind("wgmma", 0) != 0) {
+        WARN("FP8 PV runs on Hopper only: skipped here");
+        return;
+    }
+    WorstError sweep = accuracy_sweep(kSweepLayouts, {PARO_FLOAT16, PARO_BFLOAT16, PARO_FLOAT32}, PARO_PV_FP8_E4M3, 500);
+    WorstError peaked, outlier, large;
+    Config c;
+    c.layout.grid = {4, 12, 16};
+    c.layout.text_tokens = 32;
+    c.batch = 2;
+    for (bool mixed : {false, true}) {
+        c.mixed_pv = mixed;
+        c.mixed_with = PARO_PV_FP8_E4M3;
+        c.pv = mixed ? PARO_PV_INT8 : PARO_PV_FP8_E4M3;
+        for (float sigma : {1.f, 3.f})
+            for (int D : {64, 128}) {
+                c.q_sigma = sigma;
+                c.head_dim = D;
+                for (bool bnhd : {false, true}) {
+                    const WorstError w = check_accuracy(c, run_config(c, 2500 + D + (bnhd ? 50 : 0), bnhd));
+                    peaked.add(w.cosine, w.rel_l1);
+                }
+            }
+    }
+    for (int D : {64, 128}) {
+        Config o;
+        o.layout.grid = {4, 12, 16};
+        o.layout.text_tokens = 32;
+        o.head_dim = D;
+        o.pv = PARO_PV_FP8_E4M3;
+        o.mask = MaskKind::full;
+        o.v_outlier = 50.f;
+        o.v_text_scale = 8.f;
+        const WorstError w = check_accuracy(o, run_config(o, 2600 + D));
+        outlier.add(w.cosine, w.rel_l1);
+        // Large Q and K: held to fp16 PV on the same inputs, as INT8 PV is (the INT8 QK error dominates).
+        Config l = o;
+        l.v_outlier = l.v_text_scale = 1.f;
+        l.q_sigma = l.k_sigma = 6.f;
+        Config l16 = l;
+        l16.pv = PARO_PV_FP16;
+        const RunResult r8 = run_config(l, 2700 + D), r16 = run_config(l16, 2700 + D);
+        const int64_t cnt = l.layout.tokens() * D;
+        for (int h = 0; h < l.heads; ++h) {
+            const size_t off = size_t(h * cnt);
+            const auto e8 = compare_outputs(r8.kernel.data() + off, r8.masked_ref.data() + off, size_t(cnt));
+            const auto e16 = compare_outputs(r16.kernel.data() + off, r16.masked_ref.data() + off, size_t(cnt));
+            REQUIRE(e8.finite);
+            CHECK(e8.rel_l1 <= 1.5 * e16.rel_l1 + 0.005);
+            large.add(e8.cosine, e8.rel_l1);
+        }
+    }
+    WARN("FP8 PV worst vs fp32 masked reference: sweep cosine " << sweep.cosine << " rel L1 " << sweep.rel_l1
+                                                                << "; peaked/strided/mixed cosine " << peaked.cosine
+                                                                << " rel L1 " << peaked.rel_l1 << "; outlier V cosine "
+                                                                << outlier.cosine << " rel L1 " << outlier.rel_l1
+                                                                << "; large Q/K cosine " << large.cosine << " rel L1 "
+                                                                << large.rel_l1);
 }
 
 // The deprecated bit-width entry point: 16 runs fp16 PV, 8 and 4 INT8 (bitwise the same outputs as

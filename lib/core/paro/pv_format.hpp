@@ -12,7 +12,7 @@ namespace paro {
 enum class PvFormat : uint8_t {
     int8 = 0,      // P as u8 per tile and row, V as s8 per tile and channel; int32 MMA
     fp16 = 1,      // P and V in fp16, fp32 accumulation
-    fp8_e4m3 = 2,  // P and V in FP8 e4m3 (reserved: no kernel yet; the runtime refuses such heads)
+    fp8_e4m3 = 2,  // P and V in FP8 e4m3, fp32 accumulation per tile (Hopper only; elsewhere the runtime refuses such heads)
 };
 
 constexpr int kNumPvFormats = 3;
