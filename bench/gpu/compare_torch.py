@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """paro runtime vs PyTorch on the same GPU in the same call:
-  1. correctness: paro (bf16 and fp16 in; INT8 QK with INT8 PV, and with fp16 PV) vs SDPA (math backend,
+  1. correctness: paro (bf16 and fp16 in; INT8 QK with INT8, fp16 and, on Hopper, FP8 PV) vs SDPA (math backend,
      fp32) with the equivalent boolean mask in original token order, at small N with text tokens, every
      order, D 64 and 128;
   2. speed at the CogVideoX-5B shape (B1 H48 N17776, D 64 and 128): SDPA cuDNN and FlashAttention-2
@@ -22,6 +22,10 @@ import numpy as np  # noqa: E402
 
 import paro  # noqa: E402
 from paro.pattern import ORDER_NAMES, order_gather  # noqa: E402
+
+
+# PV formats timed and checked (main adds FP8 where the runtime has it: Hopper).
+FORMATS = ("int8", "fp16")
 
 
 def random_masks(heads, nb, density, gen):
@@ -70,7 +74,7 @@ def correctness(rows):
             plan = paro.Plan.from_arrays(grid, text, orders, pack_bits(m), text_suffix=suffix)
             q, k, v = [torch.randn(2, H, N, D, device="cuda") for _ in range(3)]
             outs = {}
-            for pv in ("int8", "fp16"):
+            for pv in FORMATS:
                 plan.set_pv_format(pv)
                 outs[pv] = paro.attention(q.to(dt), k.to(dt), v.to(dt), plan, 0, slot=0).float()
             # dense boolean mask in original order
@@ -116,8 +120,8 @@ def speed(D, densities, rows, iters):
     rows.append(dict(kind="speed", D=D, method="sdpa_cudnn", density=1.0, ms=t_cudnn))
     rows.append(dict(kind="speed", D=D, method="sdpa_fa2", density=1.0, ms=t_fa2))
     flex = torch.compile(flex_attention)
-    print(f"{'density':>8} {'paro ms':>9} {'x cuDNN':>8} {'flex64 ms':>10} {'flex128cov':>11} {'flex128 same':>12} "
-          f"{'vs flex64':>9} {'vs flex128':>9} | {'paro fp16PV':>11} {'x cuDNN':>8} {'vs flex64':>9} {'vs flex128':>9}")
+    print(f"{'density':>8} {'flex64 ms':>10} {'flex128cov':>11} {'flex128 same':>12} | " +
+          " | ".join(f"{'paro ' + pv:>14} {'x cuDNN':>8} {'vs flex64':>9}" for pv in FORMATS))
     for dens in densities:
         g = torch.Generator().manual_seed(1)
         m = random_masks(H, nb, dens, g)
@@ -125,9 +129,10 @@ def speed(D, densities, rows, iters):
         plan = paro.Plan.from_arrays(grid, text, orders, pack_bits(m))
         real = plan.info().density
         out = torch.empty_like(q)
-        t_paro = bench(lambda: plan.run(q, k, v, out, 0, 0), iters)  # INT8 PV (the plan's default)
-        plan.set_pv_format("fp16")
-        t_paro16 = bench(lambda: plan.run(q, k, v, out, 0, 0), iters)
+        t_pv = {}
+        for pv in FORMATS:
+            plan.set_pv_format(pv)
+            t_pv[pv] = bench(lambda: plan.run(q, k, v, out, 0, 0), iters)
         # Flex with the same 64x64 tile masks, on inputs already permuted (Flex cannot fuse it).
         mc = m.cuda()
         idx = torch.argsort(mc.int(), dim=-1, descending=True, stable=True).int()[None]
@@ -153,14 +158,13 @@ def speed(D, densities, rows, iters):
         idx3 = torch.argsort(m3.int(), dim=-1, descending=True, stable=True).int()[None]
         bm3 = BlockMask.from_kv_blocks(m3.sum(-1).int()[None], idx3, BLOCK_SIZE=128, seq_lengths=(N, N))
         t_flexeq = bench(lambda: flex(q, k, v, block_mask=bm3), iters)
-        print(f"{real:8.3f} {t_paro:9.3f} {t_cudnn / t_paro:7.2f}x {t_flex64:10.3f} {t_flex128:11.3f} "
-              f"{t_flexeq:12.3f} {t_flex64 / t_paro:9.2f}x {t_flexeq / t_paro:9.2f}x | {t_paro16:11.3f} "
-              f"{t_cudnn / t_paro16:7.2f}x {t_flex64 / t_paro16:9.2f}x {t_flexeq / t_paro16:9.2f}x")
+        print(f"{real:8.3f} {t_flex64:10.3f} {t_flex128:11.3f} {t_flexeq:12.3f} | " +
+              " | ".join(f"{t_pv[pv]:14.3f} {t_cudnn / t_pv[pv]:7.2f}x {t_flex64 / t_pv[pv]:8.2f}x" for pv in FORMATS))
         rows.append(dict(kind="speed", D=D, method="flex128_random_same_density", density=m3.float().mean().item(),
                          ms=t_flexeq))
-        rows.append(dict(kind="speed", D=D, method="paro", density=real, ms=t_paro, speedup_vs_cudnn=t_cudnn / t_paro))
-        rows.append(dict(kind="speed", D=D, method="paro_fp16_pv", density=real, ms=t_paro16,
-                         speedup_vs_cudnn=t_cudnn / t_paro16))
+        for pv in FORMATS:
+            rows.append(dict(kind="speed", D=D, method=f"paro_{pv}_pv", density=real, ms=t_pv[pv],
+                             speedup_vs_cudnn=t_cudnn / t_pv[pv]))
         rows.append(dict(kind="speed", D=D, method="flex64_same_masks", density=real, ms=t_flex64))
         rows.append(dict(kind="speed", D=D, method="flex128_covering_masks",
                          density=m2.float().mean().item(), ms=t_flex128))
@@ -178,6 +182,9 @@ def main():
     ap.add_argument("--no-speed", action="store_true")
     a = ap.parse_args()
     os.environ["PARO_RUNTIME_LIBRARY"] = a.lib
+    global FORMATS
+    if paro.kernel_name().startswith("wgmma"):
+        FORMATS += ("fp8_e4m3",)
     print("device:", torch.cuda.get_device_name(), "torch", torch.__version__, "paro kernel:", paro.kernel_name())
     rows = []
     if not a.skip_correctness:

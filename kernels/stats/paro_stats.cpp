@@ -171,7 +171,7 @@ paro_status paro_stats_recorder_add(paro_stats_recorder* r, int64_t layer, int64
         const auto t0 = std::chrono::steady_clock::now();
         const paro::gpu::DeviceHeads in = device_heads(*h);
         paro::gpu::can_implement(r->engine->layout(), r->engine->options(), in);
-        paro::gpu::cuda_check(cudaSetDevice(r->device), "cudaSetDevice");
+        const paro::gpu::DeviceGuard guard(r->device);  // the caller's current device is left as it was
         paro::gpu::cuda_check(cudaStreamSynchronize(static_cast<cudaStream_t>(stream)), "cudaStreamSynchronize");
         std::vector<paro::SixOrderStats> stats = r->engine->compute(in);
         if (r->kernels.empty())

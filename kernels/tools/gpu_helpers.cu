@@ -119,6 +119,18 @@ void DeviceBuffer::download(void* host, size_t bytes, size_t offset) const {
 }
 void DeviceBuffer::fill_byte(int value) { cuda_check(cudaMemset(ptr_, value, bytes_), "cudaMemset"); }
 
+DeviceGuard::DeviceGuard(int device) {
+    cuda_check(cudaGetDevice(&prev_), "cudaGetDevice");
+    if (prev_ == device)
+        prev_ = -1;
+    else
+        cuda_check(cudaSetDevice(device), "cudaSetDevice");
+}
+
+DeviceGuard::~DeviceGuard() {
+    if (prev_ >= 0) cudaSetDevice(prev_);
+}
+
 std::string device_name() {
     int dev = 0, n = 0;
     if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) {

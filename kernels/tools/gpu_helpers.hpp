@@ -69,6 +69,19 @@ private:
     size_t bytes_ = 0;
 };
 
+// Makes `device` current for a scope and restores the caller's device (the engines run inside
+// other people's code, PyTorch's among them).
+class DeviceGuard {
+public:
+    explicit DeviceGuard(int device);
+    ~DeviceGuard();
+    DeviceGuard(const DeviceGuard&) = delete;
+    DeviceGuard& operator=(const DeviceGuard&) = delete;
+
+private:
+    int prev_ = -1;
+};
+
 // Name of the current device ("NVIDIA H100 80GB HBM3"), or "" when none.
 std::string device_name();
 // Fills n values of dtype at dst with deterministic pseudo-random N(0, sigma) numbers (device side).

@@ -28,26 +28,6 @@ constexpr size_t kMaxPinnedBytes = size_t(256) << 20;  // compute(heads): both h
 size_t elem_bytes(paro_dtype d) { return d == PARO_FLOAT32 ? 4 : 2; }
 size_t round16(size_t x) { return (x + 15) / 16 * 16; }
 
-// Makes `device` current for a scope and restores the caller's device (accumulate runs inside
-// other people's code).
-class DeviceGuard {
-public:
-    explicit DeviceGuard(int device) {
-        cuda_check(cudaGetDevice(&prev_), "cudaGetDevice");
-        if (prev_ == device)
-            prev_ = -1;
-        else
-            cuda_check(cudaSetDevice(device), "cudaSetDevice");
-    }
-    ~DeviceGuard() {
-        if (prev_ >= 0) cudaSetDevice(prev_);
-    }
-    DeviceGuard(const DeviceGuard&) = delete;
-    DeviceGuard& operator=(const DeviceGuard&) = delete;
-
-private:
-    int prev_ = -1;
-};
 
 void check_layout(const TokenLayout& layout, const TileStatsOptions& options) {
     layout.validate();

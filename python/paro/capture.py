@@ -111,6 +111,7 @@ class Capture(SdpaHook):
             f.attrs["text_position"] = self.text_position
             f.attrs["model"] = self.model
         self._recorder = None  # statistics mode: made at the first recorded call (its device)
+        self._stats_tmp = None if self.stats_path is None else f"{self.stats_path}.tmp{os.getpid()}"
         self._prompt_names, self._prompts = [], None
         self._sample_step, self._sample_timestep, self._sample_prompt = [], [], []
         self._step_samples = None  # first sample index and count of the current step, once allocated
@@ -127,15 +128,22 @@ class Capture(SdpaHook):
                 self._finish()
                 done = True
         finally:
-            if self._file is not None:
-                self._file.close()
-                self._file = None
-                if done:
-                    os.replace(self._tmp, self.path)
-                elif os.path.exists(self._tmp):
-                    os.remove(self._tmp)
-            if self._recorder is not None:
-                self._recorder.close()
+            # The files appear under their names only when everything succeeded, the dump first.
+            try:
+                if self._file is not None:
+                    self._file.close()
+                    self._file = None
+                    if done:
+                        os.replace(self._tmp, self.path)
+                    elif os.path.exists(self._tmp):
+                        os.remove(self._tmp)
+                if done and self._recorder is not None:
+                    os.replace(self._stats_tmp, self.stats_path)
+            finally:
+                if self._recorder is not None:
+                    if os.path.exists(self._stats_tmp):
+                        os.remove(self._stats_tmp)
+                    self._recorder.close()
         return False
 
     # ---- what the caller tells -----------------------------------------------------------------
@@ -237,7 +245,7 @@ class Capture(SdpaHook):
             if self.num_steps is not None:
                 f["samples"].attrs["num_steps"] = int(self.num_steps)
         if self._recorder is not None:
-            self._recorder.write(self.stats_path)
+            self._recorder.write(self._stats_tmp)
 
     @property
     def stats_times(self):

@@ -468,7 +468,7 @@ const std::vector<SweepLayout> kSweepLayouts = {{{3, 5, 7}, 13, TextPosition::pr
 
 // Every layout x head dim x mask kind x dtype against the fp32 masked reference.
 WorstError accuracy_sweep(const std::vector<SweepLayout>& layouts, std::initializer_list<paro_dtype> dtypes,
-                          paro_pv_format pv, unsigned seed) {
+                          paro_pv_format pv, unsigned seed, double min_cos = 0.9995, double max_l1 = 0.03) {
     WorstError worst;
     for (const auto& l : layouts)
         for (int D : {64, 128})
@@ -482,7 +482,7 @@ WorstError accuracy_sweep(const std::vector<SweepLayout>& layouts, std::initiali
                     c.mask = mk;
                     c.dtype = dt;
                     c.pv = pv;
-                    const WorstError w = check_accuracy(c, run_config(c, seed++));
+                    const WorstError w = check_accuracy(c, run_config(c, seed++), min_cos, max_l1);
                     worst.add(w.cosine, w.rel_l1);
                 }
     return worst;
@@ -643,14 +643,18 @@ TEST_CASE("gpu: fp8_e4m3 PV heads run on Hopper, are refused elsewhere", "[.gpu]
 
 // FP8 PV against the fp32 masked reference: every layout, head dim, mask and dtype; peaked
 // attention, [B, N, H, D] strides, heads mixed with INT8; outlier V tokens; large Q and K. Prints
-// the worst errors (bench/RESULTS.md).
+// the worst errors (bench/RESULTS.md). e4m3 keeps 4 significant bits of P' and V where INT8 P'
+// keeps 8 of the large P that dominate a row: measured on H200, cosine >= 0.9991 and rel L1 <=
+// 4.2% (INT8 PV: 0.9998, 1.7%), so FP8 is held to cosine 0.999 and rel L1 5%.
+constexpr double kFp8MinCos = 0.999, kFp8MaxL1 = 0.05;
 TEST_CASE("gpu: fp8-PV runtime vs fp32 masked reference, sweeps and adversarial inputs", "[.gpu][sweep]") {
     REQUIRE(have_gpu());
     if (std::string(paro_attention_kernel_name()).rfind("wgmma", 0) != 0) {
         WARN("FP8 PV runs on Hopper only: skipped here");
         return;
     }
-    WorstError sweep = accuracy_sweep(kSweepLayouts, {PARO_FLOAT16, PARO_BFLOAT16, PARO_FLOAT32}, PARO_PV_FP8_E4M3, 500);
+    WorstError sweep = accuracy_sweep(kSweepLayouts, {PARO_FLOAT16, PARO_BFLOAT16, PARO_FLOAT32}, PARO_PV_FP8_E4M3, 500,
+                                      kFp8MinCos, kFp8MaxL1);
     WorstError peaked, outlier, large;
     Config c;
     c.layout.grid = {4, 12, 16};
@@ -665,7 +669,8 @@ TEST_CASE("gpu: fp8-PV runtime vs fp32 masked reference, sweeps and adversarial 
                 c.q_sigma = sigma;
                 c.head_dim = D;
                 for (bool bnhd : {false, true}) {
-                    const WorstError w = check_accuracy(c, run_config(c, 2500 + D + (bnhd ? 50 : 0), bnhd));
+                    const WorstError w =
+                        check_accuracy(c, run_config(c, 2500 + D + (bnhd ? 50 : 0), bnhd), kFp8MinCos, kFp8MaxL1);
                     peaked.add(w.cosine, w.rel_l1);
                 }
             }
@@ -679,7 +684,7 @@ TEST_CASE("gpu: fp8-PV runtime vs fp32 masked reference, sweeps and adversarial 
         o.mask = MaskKind::full;
         o.v_outlier = 50.f;
         o.v_text_scale = 8.f;
-        const WorstError w = check_accuracy(o, run_config(o, 2600 + D));
+        const WorstError w = check_accuracy(o, run_config(o, 2600 + D), kFp8MinCos, kFp8MaxL1);
         outlier.add(w.cosine, w.rel_l1);
         // Large Q and K: held to fp16 PV on the same inputs, as INT8 PV is (the INT8 QK error dominates).
         Config l = o;

@@ -204,3 +204,23 @@ TEST_CASE("pattern file round trip, slots and atomic writes", "[pattern]") {
     co.slots = 8;
     CHECK_THROWS_AS(calibrate(reader, co), InputError);
 }
+
+// With one sample, the order that sample alone would choose is the head's order, for every
+// objective (the per-sample objective sees the same metrics as the head's mean).
+TEST_CASE("one sample: each head's sample_order is its order, whatever the objective", "[calibrate]") {
+    test::TempDir tmp;
+    SynthOptions so = test::synth_options({{3, 8, 10}, 16, TextPosition::prefix}, 1, 4, 1, 17);
+    const std::string dump = tmp.file("d.h5");
+    write_synthetic_dump(so, dump);
+    DumpReader reader(dump);
+    for (ObjectiveKind kind : {ObjectiveKind::recall, ObjectiveKind::paper, ObjectiveKind::output_error}) {
+        CalibrateOptions opt;
+        opt.objective.kind = kind;
+        const Pattern p = calibrate(reader, opt);
+        for (const HeadPattern& hp : p.layers[0].heads) {
+            INFO("objective " << to_string(kind));
+            REQUIRE(hp.sample_order.size() == 1);
+            CHECK(hp.sample_order[0] == index_of(hp.order));
+        }
+    }
+}

@@ -5,11 +5,14 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <functional>
 #include <random>
 
 #include "catch.hpp"
 #include "paro/calibrator.hpp"
 #include "paro/error.hpp"
+#include "paro/hdf5_io.hpp"
 #include "paro/stats_file.hpp"
 #include "paro/stats_recorder.hpp"
 #include "paro/tile_stats.hpp"
@@ -115,6 +118,68 @@ TEST_CASE("paro check and paro calibrate take statistics files", "[stats]") {
     CHECK(paro("calibrate -q --density 0.6 " + stats + " -o " + tmp.file("c.h5")) == 2);
     CHECK(paro("calibrate -q --objective paper " + stats + " -o " + tmp.file("c.h5")) == 2);
     CHECK_FALSE(std::filesystem::exists(tmp.file("c.h5")));
+}
+
+// Altered files: each a one-line error naming the dataset, exit 2, no pattern written.
+TEST_CASE("paro calibrate refuses altered statistics files", "[stats]") {
+    test::TempDir tmp;
+    SynthOptions so = test::synth_options({{2, 8, 8}, 0, TextPosition::prefix}, 1, 3, 2, 9);
+    so.with_v = false;
+    const std::string dump = tmp.file("d.h5");
+    write_synthetic_dump(so, dump);
+    DumpReader reader(dump);
+    const CalibrateOptions opt;
+    const auto calibrate_cli = [&](const std::string& stats) {
+        const std::string log = tmp.file("log.txt");
+        const int rc = std::system((std::string(PARO_BINARY) + " calibrate -q " + stats + " -o " + tmp.file("p.h5") +
+                                    " 2>" + log).c_str());
+        std::ifstream in(log);
+        std::string err((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        return std::make_pair(WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, err);
+    };
+    const auto altered = [&](const std::string& name, const std::function<void(hid_t layer)>& edit) {
+        const std::string path = tmp.file(name);
+        record(reader, opt, path, 5);
+        const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+        const hid_t g = H5Gopen2(f, "/layers/0", H5P_DEFAULT);
+        edit(g);
+        H5Gclose(g);
+        H5Fclose(f);
+        return path;
+    };
+    SECTION("an order that does not fit a byte (-1 would wrap to FHW)") {
+        const std::string path = altered("order.h5", [](hid_t g) {
+            H5Ldelete(g, "order", H5P_DEFAULT);
+            const std::vector<int64_t> order = {-1, 3, -1};
+            h5::write_dataset(g, "order", {3}, h5::StoreType::i64, order.data(), h5::StoreType::i64);
+        });
+        const auto [rc, err] = calibrate_cli(path);
+        CHECK(rc == 2);
+        CHECK(err.find("/layers/0/order: head 0: -1 is not an order") != std::string::npos);
+    }
+    SECTION("masses never written (a few bytes claiming gigabytes)") {
+        const std::string path = altered("mass.h5", [](hid_t g) {
+            H5Ldelete(g, "mass", H5P_DEFAULT);
+            h5::create_dataset(g, "mass", {3, 2, 2, 2}, h5::StoreType::f32, {{1, 1, 2, 2}, 0});
+        });
+        const auto [rc, err] = calibrate_cli(path);
+        CHECK(rc == 2);
+        CHECK(err.find("/layers/0/mass") != std::string::npos);
+    }
+    SECTION("metrics that choose another order than the masses are stored under") {
+        const std::string path = altered("swap.h5", [](hid_t g) {
+            const hid_t d = H5Dopen2(g, "order", H5P_DEFAULT);
+            std::vector<uint8_t> order(3);
+            H5Dread(d, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, order.data());
+            order[1] = static_cast<uint8_t>((order[1] + 1) % kNumOrders);
+            H5Dwrite(d, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, order.data());
+            H5Dclose(d);
+        });
+        const auto [rc, err] = calibrate_cli(path);
+        CHECK(rc == 2);
+        CHECK(err.find("head 1: its metrics choose") != std::string::npos);
+    }
+    CHECK_FALSE(std::filesystem::exists(tmp.file("p.h5")));
 }
 
 TEST_CASE("statistics are refused where they would mislead", "[stats]") {

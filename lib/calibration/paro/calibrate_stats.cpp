@@ -4,7 +4,10 @@
 #include <fmt/format.h>
 #include <omp.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cmath>
 
 #include "paro/calibrator.hpp"
 #include "paro/error.hpp"
@@ -43,6 +46,22 @@ void check_scoring(const StatsInfo& info, const CalibrateOptions& opt) {
     expect_same(f, "sigma", s.objective.sigma, opt.objective.sigma);
 }
 
+// Refuses statistics this machine cannot calibrate: a file claiming a huge grid (hostile or
+// mistaken) would otherwise grow until the system kills the process.
+void check_memory(const StatsInfo& info, int slots) {
+    const double tiles = std::pow(static_cast<double>(info.tiles_per_side()), 2);
+    const double samples = static_cast<double>(info.dump.samples.size());
+    // One head: its masses, the slot sums, a TileStats and a ranking of one order.
+    const double per_head = tiles * (4.0 * samples + 4.0 * slots + 40.0);
+    const double machine = static_cast<double>(::sysconf(_SC_PHYS_PAGES)) * static_cast<double>(::sysconf(_SC_PAGE_SIZE));
+    if (per_head > 0.5 * machine)
+        throw InputError(info.dump.path, "/layers/0/mass",
+                         fmt::format("calibrating one head of these statistics needs about {:.1f} GiB ({} tokens: {} x {} "
+                                     "tiles, {} samples); this machine has {:.1f} GiB",
+                                     per_head / 1073741824.0, info.dump.tokens(), info.tiles_per_side(),
+                                     info.tiles_per_side(), info.dump.samples.size(), machine / 1073741824.0));
+}
+
 }  // namespace
 
 Pattern calibrate(const StatsReader& reader, const CalibrateOptions& opt) {
@@ -50,6 +69,7 @@ Pattern calibrate(const StatsReader& reader, const CalibrateOptions& opt) {
     check_scoring(info, opt);
     validate_calibration(info.dump, opt);
     const SlotPlan plan = SlotPlan::make(opt.slots, opt.share_later_half);
+    check_memory(info, plan.count());
     const std::vector<int> slot_of_sample = sample_slots(info.dump, plan);
     const TileGrid grid{info.dump.tokens(), opt.tiles.block};
     const BlockMask forced = forced_tiles(info.dump.layout, grid, opt.mask);

@@ -47,11 +47,10 @@ public:
 
     void add_sample(const HeadSlice& slice, const SixOrderStats& stats) {
         PARO_ASSERT(slice.sample == static_cast<int64_t>(per_sample_.size()));  // samples come in order
-        ScoredSample scored = score_sample(stats, ctx_.forced, ctx_.opt);
-        if (needs_v(ctx_.opt)) {
-            const auto err = ctx_.tiles.output_error(slice, scored.masks);
-            for (int o = 0; o < kNumOrders; ++o) scored.metrics[o].output_rel_l1 = err[o];
-        }
+        OutputErrorFn output_error;
+        if (needs_v(ctx_.opt))
+            output_error = [&](const std::array<BlockMask, kNumOrders>& masks) { return ctx_.tiles.output_error(slice, masks); };
+        ScoredSample scored = score_sample(stats, ctx_.forced, ctx_.opt, output_error);
         per_sample_.push_back(scored.metrics);
         mass_.push_back(std::move(scored.mass));
     }

@@ -38,7 +38,8 @@ double mask_recall(const BlockMask& mask, const float* mass) {
 
 }  // namespace
 
-ScoredSample score_sample(const SixOrderStats& stats, const BlockMask& forced, const CalibrateOptions& opt) {
+ScoredSample score_sample(const SixOrderStats& stats, const BlockMask& forced, const CalibrateOptions& opt,
+                          const OutputErrorFn& output_error) {
     ScoredSample out;
     // The rankings' storage is reused across orders, heads and samples of a thread (each is as
     // large as the statistics; fresh ones cost page faults that serialize the threads).
@@ -49,6 +50,10 @@ ScoredSample score_sample(const SixOrderStats& stats, const BlockMask& forced, c
         out.metrics[o] = order_metrics(stats[o], out.masks[o], ranking, opt.mask, opt.objective);
         scratch = std::move(ranking).release();
         out.mass[o].assign(stats[o].mass.begin(), stats[o].mass.end());
+    }
+    if (output_error) {
+        const auto err = output_error(out.masks);
+        for (int o = 0; o < kNumOrders; ++o) out.metrics[o].output_rel_l1 = err[o];
     }
     apply_objective(out.metrics, opt.objective);
     return out;

@@ -21,13 +21,18 @@ namespace paro {
 using SampleMetrics = std::array<OrderMetrics, kNumOrders>;
 
 struct ScoredSample {
-    SampleMetrics metrics;  // objective applied to this sample alone (output_rel_l1 left at -1)
+    SampleMetrics metrics;  // objective applied to this sample alone (output_rel_l1 -1 unless computed)
     std::array<BlockMask, kNumOrders> masks;        // each order's mask from this sample alone
     std::array<std::vector<float>, kNumOrders> mass;  // each order's tile masses, float32
 };
 
-// Scores the six orders of one sample. Thread-safe (per-thread scratch).
-ScoredSample score_sample(const SixOrderStats& stats, const BlockMask& forced, const CalibrateOptions& opt);
+// Each order's relative L1 output error under its mask (the output-error objective, which needs v).
+using OutputErrorFn = std::function<std::array<double, kNumOrders>(const std::array<BlockMask, kNumOrders>&)>;
+
+// Scores the six orders of one sample; output_error, when given, fills output_rel_l1 before the
+// objective is applied. Thread-safe (per-thread scratch) if output_error is.
+ScoredSample score_sample(const SixOrderStats& stats, const BlockMask& forced, const CalibrateOptions& opt,
+                          const OutputErrorFn& output_error = {});
 
 // The order a sample alone would choose (the pattern's sample_order).
 AxisOrder sample_choice(const SampleMetrics& metrics, const CalibrateOptions& opt);

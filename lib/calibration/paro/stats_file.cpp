@@ -60,11 +60,18 @@ StatsScoring read_scoring(const h5::File& f) {
 
 std::string layer_path(int64_t l) { return fmt::format("/layers/{}", l); }
 
-std::vector<int64_t> dataset_shape(const h5::File& f, const std::string& path, h5::TypeClass type) {
+// The shape of a dataset of the given class (and element size, when nonzero) whose data was
+// written: a dataset never written would read as fill values.
+std::vector<int64_t> dataset_shape(const h5::File& f, const std::string& path, h5::TypeClass type, size_t bytes = 0) {
     h5::Handle d = h5::open_dataset(f, path);
     const auto info = h5::dataset_info(f, d.get(), path);
     if (info.type != type)
         throw InputError(f.path(), path, type == h5::TypeClass::integer ? "must hold integers" : "must hold floats");
+    if (bytes && info.type_size != bytes)
+        throw InputError(f.path(), path, fmt::format("must hold {}-byte values, holds {}-byte ones", bytes, info.type_size));
+    int64_t elements = 1;
+    for (int64_t n : info.shape) elements *= n;
+    if (elements > 0 && h5::stored_bytes(d.get()) == 0) throw InputError(f.path(), path, "holds no data (never written)");
     return info.shape;
 }
 
@@ -98,9 +105,10 @@ StatsReader::StatsReader(const std::string& path) : file_(h5::File::open_read(pa
         const auto order = dataset_shape(file_, base + "/order", h5::TypeClass::integer);
         if (order.size() != 1 || order[0] < 1) throw InputError(path, base + "/order", "must be [heads], heads >= 1");
         const int64_t H = order[0];
-        expect_shape(file_, base + "/metrics", dataset_shape(file_, base + "/metrics", h5::TypeClass::floating),
+        expect_shape(file_, base + "/metrics", dataset_shape(file_, base + "/metrics", h5::TypeClass::floating, 8),
                      {H, S, kNumOrders, kNumMetrics});
-        expect_shape(file_, base + "/mass", dataset_shape(file_, base + "/mass", h5::TypeClass::floating), {H, S, nb, nb});
+        expect_shape(file_, base + "/mass", dataset_shape(file_, base + "/mass", h5::TypeClass::floating, 4),
+                     {H, S, nb, nb});
         DumpLayer layer;
         layer.heads = H;
         layer.head_dim = h5::read_scalar_int_attr(file_, g.get(), base, "head_dim");
@@ -110,9 +118,11 @@ StatsReader::StatsReader(const std::string& path) : file_(h5::File::open_read(pa
             throw InputError(path, base + " attribute scale", "must be one positive finite number");
         layer.scale = scale[0];
         info_.dump.layers.push_back(layer);
-        info_.model_layer.push_back(h5::has_attr(g.get(), "model_layer")
-                                        ? h5::read_scalar_int_attr(file_, g.get(), base, "model_layer")
-                                        : -1);
+        const int64_t model_layer =
+            h5::has_attr(g.get(), "model_layer") ? h5::read_scalar_int_attr(file_, g.get(), base, "model_layer") : -1;
+        if (model_layer < -1 || (model_layer == -1 && h5::has_attr(g.get(), "model_layer")))
+            throw InputError(path, base + " attribute model_layer", "must be >= 0");
+        info_.model_layer.push_back(model_layer);
     }
 }
 
@@ -120,12 +130,12 @@ StatsLayerScores StatsReader::read_scores(int64_t layer) const {
     const std::string base = layer_path(layer);
     const int64_t H = info_.dump.layers[layer].heads, S = static_cast<int64_t>(info_.dump.samples.size());
     const std::vector<double> m = h5::read_all_double(file_, base + "/metrics");
-    const std::vector<uint8_t> order = h5::read_all_u8(file_, base + "/order");
+    const std::vector<int64_t> order = h5::read_all_int(file_, base + "/order");
     crc_ = static_cast<uint32_t>(crc32_z(crc_, reinterpret_cast<const Bytef*>(m.data()), m.size() * sizeof(double)));
     StatsLayerScores out;
     size_t i = 0;
     for (int64_t h = 0; h < H; ++h) {
-        if (order[h] >= kNumOrders)
+        if (order[h] < 0 || order[h] >= kNumOrders)
             throw InputError(file_.path(), base + "/order", fmt::format("head {}: {} is not an order (0..5)", h, order[h]));
         out.order.push_back(kAllOrders[order[h]]);
         auto& head = out.metrics.emplace_back(static_cast<size_t>(S));

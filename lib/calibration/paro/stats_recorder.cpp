@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <cerrno>
+#include <cmath>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
@@ -43,7 +44,9 @@ public:
         for (size_t done = 0; done < bytes;) {
             const ssize_t n = ::pwrite(fd_, static_cast<const char*>(data) + done, bytes - done, at + static_cast<int64_t>(done));
             if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) throw InputError(where_, "spool", fmt::format("cannot write the spool file: {}", std::strerror(errno)));
+            if (n <= 0)
+                throw InputError(where_, "spool", fmt::format("cannot write the spool file: {}",
+                                                              n < 0 ? std::strerror(errno) : "no space written"));
             done += static_cast<size_t>(n);
         }
         end_ += static_cast<int64_t>(bytes);
@@ -53,7 +56,9 @@ public:
         for (size_t done = 0; done < bytes;) {
             const ssize_t n = ::pread(fd_, static_cast<char*>(out) + done, bytes - done, at + static_cast<int64_t>(done));
             if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) throw InputError(where_, "spool", fmt::format("cannot read the spool file: {}", std::strerror(errno)));
+            if (n <= 0)
+                throw InputError(where_, "spool", fmt::format("cannot read the spool file: {}",
+                                                              n < 0 ? std::strerror(errno) : "it ends early"));
             done += static_cast<size_t>(n);
         }
     }
@@ -156,6 +161,12 @@ struct StatsRecorder::Impl {
         parallel_for(H, threads, [&](int64_t h) {
             const SixOrderStats st = std::move(job.stats[h]);  // freed when scored
             ScoredSample scored = score_sample(st, forced, opt);
+            for (const std::vector<float>& mass : scored.mass)
+                for (float m : mass)
+                    if (!(m >= 0) || std::isinf(m))
+                        throw ParameterError("stats", fmt::format("layer {} sample {} head {}: a tile mass is negative, "
+                                                                  "NaN or infinite (scores overflowing float32?)",
+                                                                  job.layer, job.sample, h));
             metrics[h] = scored.metrics;
             for (int o = 0; o < kNumOrders; ++o)
                 std::copy(scored.mass[o].begin(), scored.mass[o].end(),
@@ -199,6 +210,8 @@ void StatsRecorder::add(int64_t layer, int64_t sample, int64_t head_dim, double 
     if (layer < 0) throw ParameterError("layer", fmt::format("must be >= 0, got {}", layer));
     if (sample < 0) throw ParameterError("sample", fmt::format("must be >= 0, got {}", sample));
     if (stats.empty()) throw ParameterError("stats", "holds no heads");
+    if (head_dim <= 0) throw ParameterError("head_dim", fmt::format("must be positive, got {}", head_dim));
+    if (!(std::isfinite(scale) && scale > 0)) throw ParameterError("scale", fmt::format("must be positive, got {}", scale));
     for (const SixOrderStats& st : stats)
         for (const TileStats& t : st)
             if (t.grid.tokens != m.grid.tokens || t.grid.block != m.grid.block ||
@@ -236,6 +249,11 @@ void StatsRecorder::write(const std::string& path, const DumpInfo& header, const
     }
     const int64_t S = static_cast<int64_t>(header.samples.size());
     if (S == 0) throw ParameterError("samples", "no sample was recorded");
+    {
+        DumpInfo named = header;
+        named.path = path;
+        check_samples(named);  // what the reader will check, before the file exists
+    }
     if (m.layers.empty()) throw ParameterError("layers", "no layer was recorded");
     const int64_t L = static_cast<int64_t>(m.layers.size());
     StatsInfo info;

@@ -6,7 +6,8 @@
 // each head's six kept masses to a spool file (created in spool_dir and unlinked at once, so a
 // crash leaves nothing behind); write() chooses each head's order from all its samples' metrics
 // and copies that order's masses from the spool into the statistics file.
-// Memory: at most two queued groups' statistics plus every head's metrics. Disk: the spool holds
+// Memory: up to four groups' statistics (the caller's, two queued, the one being scored) plus
+// every head's metrics. Disk: the spool holds
 // six orders' masses per (head, sample), six times what the statistics file keeps, until write().
 #include <cstdint>
 #include <memory>

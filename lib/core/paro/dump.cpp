@@ -95,22 +95,32 @@ void read_dump_header(const h5::File& f, DumpInfo& info) {
         info.num_steps = h5::read_scalar_int_attr(f, samples.get(), "/samples", "num_steps");
         if (info.num_steps <= 0)
             throw InputError(f.path(), "/samples attribute num_steps", fmt::format("must be positive, is {}", info.num_steps));
-        for (auto s : step)
-            if (s >= info.num_steps)
-                throw InputError(f.path(), "/samples/step",
-                                 fmt::format("step {} is not below num_steps {}", s, info.num_steps));
     }
-    if (h5::has_attr(samples.get(), "prompt_names")) {
+    if (h5::has_attr(samples.get(), "prompt_names"))
         info.prompt_names = h5::read_string_array_attr(f, samples.get(), "/samples", "prompt_names");
-        for (int64_t s = 0; s < S; ++s)
-            if (prompt[s] < 0 || prompt[s] >= static_cast<int64_t>(info.prompt_names.size()))
-                throw InputError(f.path(), "/samples/prompt",
-                                 fmt::format("prompt {} of sample {} has no entry in the {} prompt_names", prompt[s], s,
-                                             info.prompt_names.size()));
-    }
-    for (int64_t s = 0; s < S; ++s) {
-        if (!std::isfinite(timestep[s])) throw InputError(f.path(), "/samples/timestep", "holds NaN or Inf");
-        info.samples.push_back({timestep[s], step[s], prompt[s]});
+    for (int64_t s = 0; s < S; ++s) info.samples.push_back({timestep[s], step[s], prompt[s]});
+    check_samples(info);
+}
+
+void check_samples(const DumpInfo& info) {
+    const std::string& path = info.path;
+    if (info.samples.empty()) throw InputError(path, "/samples/timestep", "holds no samples");
+    if (info.num_steps != -1 && info.num_steps <= 0)
+        throw InputError(path, "/samples attribute num_steps", fmt::format("must be positive, is {}", info.num_steps));
+    const bool steps = info.samples[0].step >= 0;
+    for (size_t s = 0; s < info.samples.size(); ++s) {
+        const DumpSample& d = info.samples[s];
+        if (!std::isfinite(d.timestep)) throw InputError(path, "/samples/timestep", "holds NaN or Inf");
+        if ((d.step >= 0) != steps)
+            throw InputError(path, "/samples/step", fmt::format("sample {} has no step where others have one", s));
+        if (info.num_steps > 0 && d.step >= info.num_steps)
+            throw InputError(path, "/samples/step",
+                             fmt::format("step {} is not below num_steps {}", d.step, info.num_steps));
+        if (!info.prompt_names.empty() &&
+            (d.prompt < 0 || d.prompt >= static_cast<int64_t>(info.prompt_names.size())))
+            throw InputError(path, "/samples/prompt",
+                             fmt::format("prompt {} of sample {} has no entry in the {} prompt_names", d.prompt, s,
+                                         info.prompt_names.size()));
     }
 }
 

@@ -103,6 +103,9 @@ private:
 // v1 lays them out; paro-stats files share them. The reader validates as DumpReader does (InputError).
 void read_dump_header(const h5::File& f, DumpInfo& info);
 void write_dump_header(hid_t root, const DumpInfo& info);
+// The checks on the samples' values read_dump_header makes (InputError naming info.path and the
+// dataset): timesteps finite, steps below num_steps (and all or none recorded), prompt ids named.
+void check_samples(const DumpInfo& info);
 
 // True when the file's root says paro_format = "paro-dump" (no other validation).
 bool looks_like_dump(const std::string& path);

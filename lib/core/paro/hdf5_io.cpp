@@ -389,6 +389,8 @@ void read_box(const File& f, hid_t dset, const std::string& path, const std::vec
 std::vector<double> read_all_double(const File& f, const std::string& path) {
     return read_all<double>(f, path, H5T_NATIVE_DOUBLE);
 }
+uint64_t stored_bytes(hid_t dset) { return static_cast<uint64_t>(H5Dget_storage_size(dset)); }
+
 std::vector<int64_t> read_all_int(const File& f, const std::string& path) {
     return read_all<int64_t>(f, path, H5T_NATIVE_INT64);
 }

@@ -79,6 +79,8 @@ void write_attr(hid_t obj, const std::string& name, const std::vector<std::strin
 
 // Datasets.
 DatasetInfo dataset_info(const File& f, hid_t dset, const std::string& path);
+// Bytes the dataset's data takes in the file (0: never written, every read would give fill values).
+uint64_t stored_bytes(hid_t dset);
 // Reads the box [start, start+count) of an n-d float/integer dataset, converted to float.
 void read_box(const File& f, hid_t dset, const std::string& path, const std::vector<int64_t>& start,
               const std::vector<int64_t>& count, float* out);
