@@ -242,7 +242,7 @@ void add_bench(CLI::App& app, Runner& run, const GlobalOptions& g) {
     sub->add_option("--warmup", o->warmup, "Untimed runs first");
     sub->add_option("--seed", o->seed, "Seed for inputs, masks and orders");
     sub->add_option("--pv-format", o->pv_formats,
-                    "PV format forced on every head: int8, fp16, or int8,fp16 to time both in one run "
+                    "PV format forced on every head: int8, fp16, fp8_e4m3 (Hopper), or a list (int8,fp16) to time each in one run "
                     "(default: the plan's own per-head formats)")
         ->delimiter(',');
     sub->add_flag("--json", o->json, "One JSON object instead of the table");
