@@ -26,7 +26,7 @@ bool have_gpu() {
     return paro_device_check(&n) == PARO_OK && n > 0;
 }
 
-enum class MaskKind { full, empty, random50, random20 };
+enum class MaskKind { full, empty, random50, random20, one_per_row };
 
 struct Config {
     TokenLayout layout;
@@ -41,10 +41,11 @@ struct Config {
     // Adversarial V: one token (a third of the way in) x v_outlier in every channel, and the text
     // tokens x v_text_scale (attention sinks and text tokens of another norm); 1 = plain N(0, 1).
     float v_outlier = 1.f, v_text_scale = 1.f;
+    float qk_text_scale = 1.f;  // text tokens' q and k x this (text of another norm than the video)
 };
 
 std::string describe(const Config& c) {
-    const char* mk[] = {"full", "empty", "random50", "random20"};
+    const char* mk[] = {"full", "empty", "random50", "random20", "one per row"};
     const char* dt[] = {"fp32", "fp16", "bf16"};
     return c.layout.describe() + " D" + std::to_string(c.head_dim) + " B" + std::to_string(c.batch) + " " +
            mk[int(c.mask)] + " " + dt[int(c.dtype)] + " qsigma " + std::to_string(c.q_sigma) +
@@ -54,7 +55,8 @@ std::string describe(const Config& c) {
                                : std::string(" PV ") + to_string(static_cast<PvFormat>(c.pv))) +
            (c.v_outlier != 1.f || c.v_text_scale != 1.f
                 ? " V outlier x" + std::to_string(c.v_outlier) + " text x" + std::to_string(c.v_text_scale)
-                : "");
+                : "") +
+           (c.qk_text_scale != 1.f ? " qk text x" + std::to_string(c.qk_text_scale) : "");
 }
 
 // Host-side plan data: every head gets order (head % 6), masks per head.
@@ -87,11 +89,18 @@ HostPlan make_host_plan(const Config& c, unsigned seed) {
                     case MaskKind::empty: keep = false; break;
                     case MaskKind::random50: keep = r == col || U(rng) < 0.5; break;
                     case MaskKind::random20: keep = (r != 1) && U(rng) < 0.2; break;  // row 1 empty, others may be
+                    case MaskKind::one_per_row: keep = false; break;  // below
                 }
                 if (keep) {
                     const int64_t t = r * p.nb + col;
                     p.masks[size_t(h) * p.mask_bytes + size_t(t >> 3)] |= uint8_t(1u << (t & 7));
                 }
+            }
+    if (c.mask == MaskKind::one_per_row)  // one kept tile per row, anywhere in it
+        for (int h = 0; h < c.heads; ++h)
+            for (int64_t r = 0; r < p.nb; ++r) {
+                const int64_t t = r * p.nb + std::uniform_int_distribution<int64_t>(0, p.nb - 1)(rng);
+                p.masks[size_t(h) * p.mask_bytes + size_t(t >> 3)] |= uint8_t(1u << (t & 7));
             }
     p.desc.grid[0] = c.layout.grid[0];
     p.desc.grid[1] = c.layout.grid[1];
@@ -132,9 +141,17 @@ RunResult run_config(const Config& c, unsigned seed, bool bnhd = false) {
     } else if (c.pv != PARO_PV_INT8) {
         gpu::check(paro_plan_set_pv_format(plan.get(), nullptr, c.pv), "paro_plan_set_pv_format");
     }
-    const auto q = test::random_normal(count, seed + 1, c.q_sigma),
-               k = test::random_normal(count, seed + 2, c.k_sigma);
+    auto q = test::random_normal(count, seed + 1, c.q_sigma), k = test::random_normal(count, seed + 2, c.k_sigma);
     auto v = test::random_normal(count, seed + 3);
+    if (c.qk_text_scale != 1.f) {
+        const int64_t text0 = c.layout.text_position == TextPosition::suffix ? n - c.layout.text_tokens : 0;
+        for (int64_t bh = 0; bh < int64_t(c.batch) * c.heads; ++bh)
+            for (int64_t t = text0; t < text0 + c.layout.text_tokens; ++t)
+                for (int64_t d = 0; d < D; ++d) {
+                    q[size_t((bh * n + t) * D + d)] *= c.qk_text_scale;
+                    k[size_t((bh * n + t) * D + d)] *= c.qk_text_scale;
+                }
+    }
     if (c.v_outlier != 1.f || c.v_text_scale != 1.f) {
         const int64_t text0 = c.layout.text_position == TextPosition::suffix ? n - c.layout.text_tokens : 0;
         for (int64_t bh = 0; bh < int64_t(c.batch) * c.heads; ++bh)
@@ -709,6 +726,47 @@ TEST_CASE("gpu: fp8-PV runtime vs fp32 masked reference, sweeps and adversarial 
                                                                 << outlier.cosine << " rel L1 " << outlier.rel_l1
                                                                 << "; large Q/K cosine " << large.cosine << " rel L1 "
                                                                 << large.rel_l1);
+}
+
+// The adversarial suite, for every PV format this device runs: one kept tile per row (anywhere in
+// it), fully masked rows, text tokens whose q/k and v have another norm than the video's, outlier V
+// tokens, peaked rows, and sequence lengths that are no multiple of 64 or 128. (Large-norm Q/K is
+// held to fp16 PV on the same inputs in its own tests above.) Each format at its own tolerance:
+// INT8 and fp16 at the runtime's target, FP8 at kFp8MinCos / kFp8MaxL1.
+TEST_CASE("gpu: adversarial inputs for every PV format", "[.gpu][sweep]") {
+    REQUIRE(have_gpu());
+    std::vector<paro_pv_format> formats = {PARO_PV_INT8, PARO_PV_FP16};
+    if (std::string(paro_attention_kernel_name()).rfind("wgmma", 0) == 0) formats.push_back(PARO_PV_FP8_E4M3);
+    const std::vector<SweepLayout> layouts = {{{3, 5, 7}, 13, TextPosition::prefix},    // 118
+                                              {{3, 7, 11}, 2, TextPosition::suffix},    // 233
+                                              {{4, 12, 16}, 32, TextPosition::suffix}}; // 800
+    unsigned seed = 3100;
+    for (paro_pv_format pv : formats) {
+        const bool fp8 = pv == PARO_PV_FP8_E4M3;
+        WorstError worst;
+        for (const auto& l : layouts)
+            for (int D : {64, 128})
+                for (int variant = 0; variant < 4; ++variant) {
+                    Config c;
+                    c.layout.grid = l.grid;
+                    c.layout.text_tokens = l.text;
+                    c.layout.text_position = l.pos;
+                    c.head_dim = D;
+                    c.pv = pv;
+                    c.dtype = variant % 2 ? PARO_BFLOAT16 : PARO_FLOAT16;
+                    switch (variant) {
+                        case 0: c.mask = MaskKind::one_per_row; break;
+                        case 1: c.mask = MaskKind::random20, c.qk_text_scale = 4.f, c.v_text_scale = 8.f; break;
+                        case 2: c.mask = MaskKind::random50, c.q_sigma = 3.f, c.v_outlier = 50.f; break;
+                        case 3: c.mask = MaskKind::one_per_row, c.qk_text_scale = 0.25f, c.v_outlier = 50.f; break;
+                    }
+                    const WorstError w = check_accuracy(c, run_config(c, seed++), fp8 ? kFp8MinCos : 0.9995,
+                                                        fp8 ? kFp8MaxL1 : 0.03);
+                    worst.add(w.cosine, w.rel_l1);
+                }
+        WARN("adversarial suite, PV " << to_string(static_cast<PvFormat>(pv)) << ": worst cosine " << worst.cosine
+                                      << ", rel L1 " << worst.rel_l1);
+    }
 }
 
 // The deprecated bit-width entry point: 16 runs fp16 PV, 8 and 4 INT8 (bitwise the same outputs as

@@ -1,0 +1,57 @@
+#!/usr/bin/python3
+"""Mask geometry for 128-row query blocks (issue 12, part 3): what 64 x 64 masks cost a kernel whose
+warpgroups share 128-row query blocks. For each calibrated mask, two ways:
+  union:        both 64-row halves walk the union of their two tile rows (K/V loaded once for both,
+                but tiles one half does not need are computed and masked): work = 2 |r0 or r1| tiles
+                per pair of rows against |r0| + |r1|;
+  per-half:     each half walks its own list (no extra work); the K/V tiles both halves need,
+                |r0 and r1|, are the loads a shared ring could serve once.
+Patterns come from `paro calibrate` of planted dumps (`paro synth`, fresh seeds) at several
+densities and with a recall target. Usage: bench/mask_geometry.py [--paro build/paro] [--cases 4]
+"""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+from paro import pattern as pattern_mod  # noqa: E402
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--paro", default="build/paro")
+ap.add_argument("--cases", type=int, default=4)
+a = ap.parse_args()
+rng = np.random.default_rng(12)
+tmp = tempfile.mkdtemp(prefix="paro-geometry-")
+print(f"{'calibration':>16} {'masks':>6} {'density 64x64':>14} {'union work x':>13} {'shared loads':>13}")
+for label, args in (("--density 0.5", ["--density", "0.5"]), ("--density 0.3", ["--density", "0.3"]),
+                    ("--density 0.2", ["--density", "0.2"]), ("--recall 0.9", ["--recall", "0.9"])):
+    dens, work, shared, count = [], [], [], 0
+    for c in range(a.cases):
+        F, H, W = (int(x) for x in rng.integers([6, 16, 20], [10, 28, 36]))
+        text = int(rng.integers(0, 120))
+        dump, pat = os.path.join(tmp, f"d{c}.h5"), os.path.join(tmp, f"p{c}.h5")
+        if not os.path.exists(dump):
+            subprocess.run([a.paro, "synth", "-q", "-o", dump, "--grid", f"{F}x{H}x{W}", "--text", str(text),
+                            "--layers", "2", "--heads", "4", "--samples", "2", "--no-v", "--seed", str(100 + c)],
+                           check=True)
+        subprocess.run([a.paro, "calibrate", "-q", dump, "-o", pat] + args, check=True)
+        p = pattern_mod.load(pat)
+        nb = p.tiles_per_side
+        for layer in range(p.layers):
+            for slot in range(p.slots):
+                for h in range(p.heads(layer)):
+                    m = p.mask(slot, layer, h)
+                    if nb % 2:
+                        m = np.vstack([m, np.zeros((1, nb), bool)])  # the last row pairs with nothing
+                    r0, r1 = m[0::2], m[1::2]
+                    kept = m.sum()
+                    union = (r0 | r1).sum()
+                    dens.append(kept / (nb * nb))
+                    work.append(2 * union / kept)
+                    shared.append((r0 & r1).sum() / union)
+                    count += 1
+    print(f"{label:>16} {count:6d} {np.mean(dens):14.3f} {np.mean(work):12.3f}x {np.mean(shared):12.1%}")
