@@ -1,7 +1,7 @@
 #pragma once
 // What every attention kernel shares with its launch: one CTA = one warpgroup (4 warps x 16 query
-// rows) over one 64-row query tile of one (batch, head), the grid over (query tile, head, batch),
-// and the Q fragments each warp keeps in registers for the whole row of key tiles.
+// rows) over one 64-row query tile of one (batch, head), the grid over (work item of the plan's
+// schedule, batch), and the Q fragments each warp keeps in registers for the whole row of key tiles.
 #include "common.cuh"
 
 namespace paro::gpu {
@@ -20,8 +20,18 @@ __device__ __forceinline__ void load_q_fragments(const int8_t* qw, int g, int t,
     }
 }
 
-// Launches an attention kernel over (query tile, head, batch) with `bytes` of dynamic shared memory
-// (opting in above 48 KB; per device, cheap enough to set on every call); the launch's error.
+// The (head, query tile row) of this CTA: its item of the schedule (PlanView::schedule).
+struct RowTile {
+    int head, row;
+};
+__device__ __forceinline__ RowTile row_tile(const uint32_t* schedule) {
+    const uint32_t item = schedule[blockIdx.x];
+    return {int(item >> 16), int(item & 0xffffu)};
+}
+
+// Launches an attention kernel over `heads` heads' rows (their schedule items) and the batch, with
+// `bytes` of dynamic shared memory (opting in above 48 KB; per device, cheap enough to set on every
+// call); the launch's error.
 template <typename Kernel>
 cudaError_t launch_row_tiles(Kernel kernel, int bytes, const Shape& s, int heads, const PlanView& plan,
                              const Quantized& w, float sm_scale, MutView out, cudaStream_t st) {
@@ -29,7 +39,7 @@ cudaError_t launch_row_tiles(Kernel kernel, int bytes, const Shape& s, int heads
         const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
         if (e != cudaSuccess) return e;
     }
-    const dim3 grid(s.nb, heads, s.batch);
+    const dim3 grid(unsigned(heads) * unsigned(s.nb), 1, s.batch);
     kernel<<<grid, kAttnThreads, bytes, st>>>(s, plan, w, sm_scale * 1.4426950408889634f, out);  // log2(e)
     return cudaGetLastError();
 }

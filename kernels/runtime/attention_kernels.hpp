@@ -8,8 +8,8 @@
 
 namespace paro::gpu {
 
-// launch() runs the kernel over `heads` heads of plan: for INT8, a grid over every head whose
-// other-format heads return at once; for another format, the heads plan.head_map[0 .. heads).
+// launch() runs the kernel over the rows of `heads` heads of plan: the first heads * nb items of
+// plan.schedule (dispatch.cu points it at the format's own).
 template <int D, typename TOut, PvFormat F>
 struct AttentionSm80 {  // mma.sync: attention_sm80.cu
     static cudaError_t launch(const Shape& s, const PlanView& plan, const Quantized& w, float sm_scale, MutView out,

@@ -63,13 +63,8 @@ __global__ void __launch_bounds__(kAttnThreads, PV::kMinBlocks)
     attention_sm80_kernel(Shape s, PlanView plan, Quantized w, float sm_scale_log2, MutView out) {
     using L = StageSm80<D, PV>;
     extern __shared__ __align__(16) uint8_t smem[];
-    // INT8: a grid over every head, other formats' heads return; other formats: their heads (head map,
-    // never null for them: the test stays because without it ptxas spills one more register in the
-    // fp16 D 64 kernel, CUDA 13.0).
-    constexpr bool kAllHeads = PV::kFormat == PvFormat::int8;
-    const int r = blockIdx.x, b = blockIdx.z;
-    const int h = kAllHeads || !plan.head_map ? int(blockIdx.y) : plan.head_map[blockIdx.y];
-    if (kAllHeads && plan.formats && plan.formats[h] != PvFormat::int8) return;
+    const RowTile rt = row_tile(plan.schedule);  // a row of one of this format's heads
+    const int r = rt.row, h = rt.head, b = blockIdx.z;
     const size_t bh = size_t(b) * s.heads + h;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
 

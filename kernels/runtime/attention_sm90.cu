@@ -261,11 +261,8 @@ __global__ void __launch_bounds__(kAttnThreads, kSm90MinBlocks<D, F>)
     attention_sm90_kernel(Shape s, PlanView plan, Quantized w, float sm_scale_log2, MutView out) {
 #ifdef PARO_SM90_DEVICE
     extern __shared__ __align__(128) uint8_t smem[];
-    const int r = blockIdx.x, b = blockIdx.z;
-    // INT8 launch: every head, other formats' heads return; other formats: only their heads (head map).
-    constexpr bool kAllHeads = F == PvFormat::int8;
-    const int h = kAllHeads ? int(blockIdx.y) : plan.head_map[blockIdx.y];
-    if (kAllHeads && plan.formats && plan.formats[h] != PvFormat::int8) return;
+    const RowTile rt = row_tile(plan.schedule);  // a row of one of this format's heads
+    const int r = rt.row, h = rt.head, b = blockIdx.z;
     const size_t bh = size_t(b) * s.heads + h;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
 

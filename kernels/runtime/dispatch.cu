@@ -84,20 +84,18 @@ AttentionKernel attention_kernel_for_current_device() {
 
 cudaError_t launch_attention(DType out_dt, const Shape& s, const PlanView& plan, const Quantized& w, float sm_scale,
                              MutView out, cudaStream_t st) {
-    // One launch per PV format present. INT8's grid covers every head (its CTAs of other formats'
-    // heads return at once): with no head map, that is the whole layer.
+    // One launch per PV format present, each over its own heads' rows (the schedule's run of them);
+    // with no per-head formats, INT8 over every head.
     const bool hopper = attention_kernel_for_current_device() == AttentionKernel::wgmma;
     for (const PvFormat f : kAllPvFormats) {
         const int fi = index_of(f);
-        const int heads = !plan.head_map ? (f == PvFormat::int8 ? s.heads : 0)
-                                         : plan.format_begin[fi + 1] - plan.format_begin[fi];
+        const int heads = !plan.formats ? (f == PvFormat::int8 ? s.heads : 0)
+                                        : plan.format_begin[fi + 1] - plan.format_begin[fi];
         if (heads == 0) continue;
         PlanView p = plan;
-        if (plan.head_map) p.head_map += plan.format_begin[fi];
-        const int grid_heads = f == PvFormat::int8 ? s.heads : heads;
-        const cudaError_t e =
-            hopper ? launch_format<AttentionSm90>(f, out_dt, s, p, w, sm_scale, out, grid_heads, st)
-                   : launch_format<AttentionSm80>(f, out_dt, s, p, w, sm_scale, out, grid_heads, st);
+        if (plan.formats) p.schedule += size_t(plan.format_begin[fi]) * size_t(s.nb);
+        const cudaError_t e = hopper ? launch_format<AttentionSm90>(f, out_dt, s, p, w, sm_scale, out, heads, st)
+                                     : launch_format<AttentionSm80>(f, out_dt, s, p, w, sm_scale, out, heads, st);
         if (e != cudaSuccess) return e;
     }
     return cudaSuccess;

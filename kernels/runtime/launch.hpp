@@ -48,13 +48,14 @@ struct PlanView {
     const uint8_t* orders;   // [heads] of this layer (nullptr: identity for all heads)
     const uint32_t* row_ptr; // [heads][nb + 1] for this (slot, layer), offsets into cols
     const uint16_t* cols;    // kept key tiles, ascending within a row
-    // Per-head PV format of this layer, and the heads grouped by format: nullptr when every head is
-    // INT8 (the INT8 kernel then runs over all heads, no head map). The INT8 kernel's grid always
-    // covers every head (other formats' heads return at once); every other format's grid covers
-    // its heads only, head_map[format_begin[f] .. format_begin[f + 1]).
+    // Per-head PV format of this layer: nullptr when every head is INT8. One launch per format
+    // present; format f's heads are format_begin[f] .. format_begin[f + 1] in the schedule's order.
     const PvFormat* formats;  // [heads]
-    const int32_t* head_map;  // [heads]: the heads sorted by format (stable)
-    // 16 bits: heads are a grid dimension (< 65536), and PlanView, a kernel parameter, stays 56 bytes.
+    // The launch's work, one CTA per item: item = head << 16 | query tile row, the rows of this
+    // format's heads longest first (the plan's schedule for this (slot, layer), offset by dispatch),
+    // so the long rows start first and short ones fill the end of the grid.
+    const uint32_t* schedule;
+    // 16 bits: heads < 65536 (items pack the head in 16 bits).
     uint16_t format_begin[kNumPvFormats + 1];
 };
 

@@ -1,6 +1,7 @@
 // Host side of the paro CUDA runtime: plans (pattern -> device CSR), argument checks, the C API.
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdio>
@@ -88,10 +89,15 @@ struct paro_plan {
     uint32_t* row_ptr = nullptr;  // [slots][layers][heads][nb+1], relative to col_base
     uint16_t* cols = nullptr;
     PvFormat* formats = nullptr;  // [layers][heads]; nullptr while every head is INT8
-    int32_t* head_map = nullptr;  // [layers][heads]: each layer's heads sorted by PV format
+    // [slots][layers][heads * nb]: per (slot, layer), each format's (head << 16 | row) items, rows
+    // longest first (build_schedule); one launch per format takes its run of them.
+    uint32_t* schedule = nullptr;
     std::vector<size_t> col_base;  // [slots * layers]
     std::vector<uint8_t> host_orders;
-    // [layers]: heads of format f are head_map[l][begin[f] .. begin[f + 1]); empty while every head is INT8
+    std::vector<uint16_t> row_len;  // [slots][layers][heads][nb]: kept tiles per row (host, for the schedule)
+    std::vector<PvFormat> host_formats;  // [layers][heads]; empty while every head is INT8
+    // [layers]: format f's heads come at begin[f] .. begin[f + 1] of the schedule's order; empty
+    // while every head is INT8
     std::vector<std::array<uint16_t, paro::kNumPvFormats + 1>> format_begin;
 
     ~paro_plan() {
@@ -100,7 +106,7 @@ struct paro_plan {
         cudaFree(row_ptr);
         cudaFree(cols);
         cudaFree(formats);
-        cudaFree(head_map);
+        cudaFree(schedule);
     }
     paro::gpu::PlanView view(int layer, int slot, bool identity) const {
         paro::gpu::PlanView v{};
@@ -108,9 +114,9 @@ struct paro_plan {
         v.orders = identity ? nullptr : orders + size_t(layer) * heads;
         v.row_ptr = row_ptr + (size_t(slot) * layers + layer) * size_t(heads) * size_t(nb + 1);
         v.cols = cols + col_base[size_t(slot) * layers + layer];
+        v.schedule = schedule + (size_t(slot) * layers + layer) * size_t(heads) * size_t(nb);
         if (!format_begin.empty() && heads_of(layer, PvFormat::int8) < heads) {  // else the INT8-only path
             v.formats = formats + size_t(layer) * heads;
-            v.head_map = head_map + size_t(layer) * heads;
             for (int f = 0; f <= paro::kNumPvFormats; ++f) v.format_begin[f] = format_begin[size_t(layer)][f];
         }
         return v;
@@ -145,6 +151,8 @@ paro_status check_plan_dims(int layers, int slots, int heads) {
     return PARO_OK;
 }
 
+paro_status build_schedule(paro_plan* plan);
+
 // Builds the device plan from host data. masks may be null (dense).
 paro_status build_plan(const paro::TokenLayout& layout, int layers, int slots, int heads, const uint8_t* orders,
                        const std::vector<const uint8_t*>& masks /* [slots][layers][heads] or empty */,
@@ -158,6 +166,8 @@ paro_status build_plan(const paro::TokenLayout& layout, int layers, int slots, i
     if (n < 1 || n > (int64_t(1) << 30))
         return fail(PARO_ERROR_INVALID_ARGUMENT, std::to_string(n) + " tokens (supported: 1 to 2^30)");
     if (nb > 65535) return fail(PARO_ERROR_UNSUPPORTED, "more than 65535 tiles per side");
+    if (int64_t(heads) * nb > INT32_MAX)
+        return fail(PARO_ERROR_UNSUPPORTED, "heads x tiles per side above 2^31 (the rows of one launch)");
     plan->tokens = n;
     plan->nb = nb;
     plan->layers = layers;
@@ -180,6 +190,7 @@ paro_status build_plan(const paro::TokenLayout& layout, int layers, int slots, i
     std::vector<uint32_t> row_ptr(size_t(slots) * layers * heads * rows_per_head);
     std::vector<uint16_t> cols;
     plan->col_base.resize(size_t(slots) * layers);
+    plan->row_len.resize(size_t(slots) * layers * heads * size_t(nb));
     const size_t mask_bytes = size_t((nb * nb + 7) / 8);
     int64_t kept = 0;
     for (int s = 0; s < slots; ++s)
@@ -190,12 +201,14 @@ paro_status build_plan(const paro::TokenLayout& layout, int layers, int slots, i
                 const size_t idx = (size_t(s) * layers + l) * heads + h;
                 const uint8_t* bits = masks.empty() ? nullptr : masks[idx];
                 uint32_t* rp = row_ptr.data() + idx * rows_per_head;
+                uint16_t* len = plan->row_len.data() + idx * size_t(nb);
                 for (int64_t r = 0; r < nb; ++r) {
                     rp[r] = uint32_t(cols.size() - base);
                     for (int64_t c = 0; c < nb; ++c) {
                         const int64_t t = r * nb + c;
                         if (!bits || ((bits[t >> 3] >> (t & 7)) & 1u)) cols.push_back(uint16_t(c));
                     }
+                    len[r] = uint16_t(cols.size() - base - rp[r]);
                 }
                 rp[nb] = uint32_t(cols.size() - base);
                 if (cols.size() - base > 0xffffffffull)
@@ -217,7 +230,49 @@ paro_status build_plan(const paro::TokenLayout& layout, int layers, int slots, i
     PARO_CUDA_TRY(cudaMemcpy(plan->cols, cols.data(), sizeof(uint16_t) * cols.size(), cudaMemcpyHostToDevice));
     plan->device_bytes = sizeof(int32_t) * gathers.size() + plan->host_orders.size() +
                          sizeof(uint32_t) * row_ptr.size() + sizeof(uint16_t) * cols.size();
+    if (paro_status st = build_schedule(plan.get()); st != PARO_OK) return st;
     *out = plan.release();
+    return PARO_OK;
+}
+
+// The plan's schedule: per (slot, layer), the rows of each PV format's heads (formats in their
+// order, heads of a format in index order), each format's rows sorted longest first by a counting
+// sort (ties: head, then row). A grid walks its items in order, so the rows that take longest start
+// first and short ones fill the end: the tail of a launch no longer waits on dense heads that
+// happened to come last (adaptive masks mix densities 0.05 and 1 in one layer).
+paro_status build_schedule(paro_plan* plan) {
+    const size_t nb = size_t(plan->nb), H = size_t(plan->heads), per = H * nb;
+    std::vector<uint32_t> items(size_t(plan->slots) * plan->layers * per);
+    std::vector<uint32_t> start(nb + 2);
+    for (int s = 0; s < plan->slots; ++s)
+        for (int l = 0; l < plan->layers; ++l) {
+            const size_t sl = size_t(s) * plan->layers + l;
+            const uint16_t* len = plan->row_len.data() + sl * per;
+            uint32_t* out = items.data() + sl * per;
+            size_t done = 0;
+            for (const PvFormat f : paro::kAllPvFormats) {
+                const auto of_format = [&](size_t h) {
+                    return plan->host_formats.empty() ? f == PvFormat::int8
+                                                      : plan->host_formats[size_t(l) * H + h] == f;
+                };
+                std::fill(start.begin(), start.end(), 0u);
+                size_t count = 0;
+                for (size_t h = 0; h < H; ++h)
+                    if (of_format(h))
+                        for (size_t r = 0; r < nb; ++r) ++start[nb - len[h * nb + r] + 1], ++count;
+                for (size_t k = 1; k <= nb + 1; ++k) start[k] += start[k - 1];  // longest (len nb) first
+                for (size_t h = 0; h < H; ++h)
+                    if (of_format(h))
+                        for (size_t r = 0; r < nb; ++r)
+                            out[done + start[nb - len[h * nb + r]]++] = uint32_t(h << 16 | r);
+                done += count;
+            }
+        }
+    if (!plan->schedule) {
+        PARO_CUDA_TRY(cudaMalloc(&plan->schedule, sizeof(uint32_t) * items.size()));
+        plan->device_bytes += sizeof(uint32_t) * items.size();
+    }
+    PARO_CUDA_TRY(cudaMemcpy(plan->schedule, items.data(), sizeof(uint32_t) * items.size(), cudaMemcpyHostToDevice));
     return PARO_OK;
 }
 
@@ -235,29 +290,25 @@ paro_status set_pv_formats(paro_plan* plan, const uint8_t* formats, int all) {
                                        std::to_string(i % plan->heads));
     std::vector<PvFormat> fmt(count);
     for (size_t i = 0; i < count; ++i) fmt[i] = static_cast<PvFormat>(formats ? formats[i] : all);
-    // Per layer, the heads sorted by format (stable) and where each format's run begins.
-    std::vector<int32_t> map(count);
+    // Per layer, where each format's run of heads begins in the schedule's order.
     std::vector<std::array<uint16_t, paro::kNumPvFormats + 1>> begin(size_t(plan->layers));
     for (int l = 0; l < plan->layers; ++l) {
         const PvFormat* lf = fmt.data() + size_t(l) * plan->heads;
-        int32_t* m = map.data() + size_t(l) * plan->heads;
         int k = 0;
         for (const PvFormat f : paro::kAllPvFormats) {
             begin[size_t(l)][paro::index_of(f)] = uint16_t(k);
-            for (int h = 0; h < plan->heads; ++h)
-                if (lf[h] == f) m[k++] = h;
+            k += int(std::count(lf, lf + plan->heads, f));
         }
         begin[size_t(l)][paro::kNumPvFormats] = uint16_t(k);
     }
     if (!plan->formats) {
         PARO_CUDA_TRY(cudaMalloc(&plan->formats, sizeof(PvFormat) * count));
-        PARO_CUDA_TRY(cudaMalloc(&plan->head_map, sizeof(int32_t) * count));
-        plan->device_bytes += count * (sizeof(PvFormat) + sizeof(int32_t));
+        plan->device_bytes += count * sizeof(PvFormat);
     }
     PARO_CUDA_TRY(cudaMemcpy(plan->formats, fmt.data(), sizeof(PvFormat) * count, cudaMemcpyHostToDevice));
-    PARO_CUDA_TRY(cudaMemcpy(plan->head_map, map.data(), sizeof(int32_t) * count, cudaMemcpyHostToDevice));
+    plan->host_formats = std::move(fmt);
     plan->format_begin = std::move(begin);
-    return PARO_OK;
+    return build_schedule(plan);
 }
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
