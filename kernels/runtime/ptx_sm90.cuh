@@ -71,15 +71,17 @@ __device__ __forceinline__ void copy_after_wait(uint32_t (&dst)[N][4], const uin
         for (int e = 0; e < 4; ++e) asm volatile("mov.b32 %0, %1;\n" : "=r"(dst[k][e]) : "r"(src[k][e]));
 }
 
-// d[64 x 64] (+)= a[64 x 32] (registers, s8, or u8 when AU8: P') * B[32 x 64] (shared memory, s8);
-// d[j][e] is the mma.m16n8 C fragment of n-block j. ACC = false: d = a * b, and d is an output only,
-// so its old values are not kept alive until the issue.
-#define PARO_WGMMA_S8_N64(D_CONSTRAINT, SCALE_D, TYPES)                                                             \
+// One warpgroup MMA with A from registers (a, four 32-bit fragments) and B from shared memory (desc):
+// d[64 x 64] of 32 registers per thread in the mma.m16n8 C layout (d[j][e]: n-block j). SHAPE names
+// the shape and types, TAIL the operands after the descriptor (scale-d, and the input scales and
+// transpose where the types have them). D_CONSTRAINT "=r"/"=f" when d is an output only (scale-d
+// 0: its old values are not kept alive until the issue), "+r"/"+f" when it accumulates.
+#define PARO_WGMMA_RA_N64(D_CONSTRAINT, SHAPE, TAIL)                                                                \
     asm volatile(                                                                                                   \
-        "wgmma.mma_async.sync.aligned.m64n64k32.s32." TYPES " "                                                     \
+        "wgmma.mma_async.sync.aligned." SHAPE " "                                                                   \
         "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                                  \
         "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "                         \
-        "{%32, %33, %34, %35}, %36, " SCALE_D ";\n"                                                                 \
+        "{%32, %33, %34, %35}, %36, " TAIL ";\n"                                                                    \
         : D_CONSTRAINT(d[0][0]), D_CONSTRAINT(d[0][1]), D_CONSTRAINT(d[0][2]), D_CONSTRAINT(d[0][3]),               \
           D_CONSTRAINT(d[1][0]), D_CONSTRAINT(d[1][1]), D_CONSTRAINT(d[1][2]), D_CONSTRAINT(d[1][3]),               \
           D_CONSTRAINT(d[2][0]), D_CONSTRAINT(d[2][1]), D_CONSTRAINT(d[2][2]), D_CONSTRAINT(d[2][3]),               \
@@ -89,66 +91,39 @@ __device__ __forceinline__ void copy_after_wait(uint32_t (&dst)[N][4], const uin
           D_CONSTRAINT(d[6][0]), D_CONSTRAINT(d[6][1]), D_CONSTRAINT(d[6][2]), D_CONSTRAINT(d[6][3]),               \
           D_CONSTRAINT(d[7][0]), D_CONSTRAINT(d[7][1]), D_CONSTRAINT(d[7][2]), D_CONSTRAINT(d[7][3])                \
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc))
-#define PARO_OUT(x) "=r"(x)
-#define PARO_INOUT(x) "+r"(x)
+#define PARO_OUT_R(x) "=r"(x)
+#define PARO_INOUT_R(x) "+r"(x)
+#define PARO_OUT_F(x) "=f"(x)
+#define PARO_INOUT_F(x) "+f"(x)
+// d (+)= a[64 x 32] (s8, or u8 when AU8: P') * B[32 x 64] (s8), int32 accumulators; ACC = false: d = a * b.
 template <bool ACC, bool AU8 = false>
 __device__ __forceinline__ void wgmma_s8_n64(int (&d)[8][4], const uint32_t (&a)[4], uint64_t desc) {
     if constexpr (ACC && AU8)
-        PARO_WGMMA_S8_N64(PARO_INOUT, "1", "u8.s8");
+        PARO_WGMMA_RA_N64(PARO_INOUT_R, "m64n64k32.s32.u8.s8", "1");
     else if constexpr (ACC)
-        PARO_WGMMA_S8_N64(PARO_INOUT, "1", "s8.s8");
+        PARO_WGMMA_RA_N64(PARO_INOUT_R, "m64n64k32.s32.s8.s8", "1");
     else if constexpr (AU8)
-        PARO_WGMMA_S8_N64(PARO_OUT, "0", "u8.s8");
+        PARO_WGMMA_RA_N64(PARO_OUT_R, "m64n64k32.s32.u8.s8", "0");
     else
-        PARO_WGMMA_S8_N64(PARO_OUT, "0", "s8.s8");
+        PARO_WGMMA_RA_N64(PARO_OUT_R, "m64n64k32.s32.s8.s8", "0");
 }
-#undef PARO_OUT
-#undef PARO_INOUT
-#undef PARO_WGMMA_S8_N64
-// d[64 x 64] += a[64 x 16] (registers, f16) * B[16 x 64] (shared memory, f16, K-major), fp32
-// accumulators in the mma.m16n8 C layout.
+// d += a[64 x 16] (f16) * B[16 x 64] (f16, K-major), fp32 accumulators.
 __device__ __forceinline__ void wgmma_f16_n64(float (&d)[8][4], const uint32_t (&a)[4], uint64_t desc) {
-    asm volatile(
-        "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "
-        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
-        "{%32, %33, %34, %35}, %36, 1, 1, 1, 0;\n"
-        : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]),
-          "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]),
-          "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]),
-          "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),
-          "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc));
+    PARO_WGMMA_RA_N64(PARO_INOUT_F, "m64n64k16.f32.f16.f16", "1, 1, 1, 0");
 }
-// d[64 x 64] (+)= a[64 x 32] (registers, e4m3) * B[32 x 64] (shared memory, e4m3, K-major), fp32
-// accumulators in the mma.m16n8 C layout; ACC = false: d = a * b (d an output only).
-#define PARO_WGMMA_E4M3_N64(D_CONSTRAINT, SCALE_D)                                                                  \
-    asm volatile(                                                                                                   \
-        "wgmma.mma_async.sync.aligned.m64n64k32.f32.e4m3.e4m3 "                                                     \
-        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                                  \
-        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "                         \
-        "{%32, %33, %34, %35}, %36, " SCALE_D ", 1, 1;\n"                                                           \
-        : D_CONSTRAINT(d[0][0]), D_CONSTRAINT(d[0][1]), D_CONSTRAINT(d[0][2]), D_CONSTRAINT(d[0][3]),               \
-          D_CONSTRAINT(d[1][0]), D_CONSTRAINT(d[1][1]), D_CONSTRAINT(d[1][2]), D_CONSTRAINT(d[1][3]),               \
-          D_CONSTRAINT(d[2][0]), D_CONSTRAINT(d[2][1]), D_CONSTRAINT(d[2][2]), D_CONSTRAINT(d[2][3]),               \
-          D_CONSTRAINT(d[3][0]), D_CONSTRAINT(d[3][1]), D_CONSTRAINT(d[3][2]), D_CONSTRAINT(d[3][3]),               \
-          D_CONSTRAINT(d[4][0]), D_CONSTRAINT(d[4][1]), D_CONSTRAINT(d[4][2]), D_CONSTRAINT(d[4][3]),               \
-          D_CONSTRAINT(d[5][0]), D_CONSTRAINT(d[5][1]), D_CONSTRAINT(d[5][2]), D_CONSTRAINT(d[5][3]),               \
-          D_CONSTRAINT(d[6][0]), D_CONSTRAINT(d[6][1]), D_CONSTRAINT(d[6][2]), D_CONSTRAINT(d[6][3]),               \
-          D_CONSTRAINT(d[7][0]), D_CONSTRAINT(d[7][1]), D_CONSTRAINT(d[7][2]), D_CONSTRAINT(d[7][3])                \
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc))
+// d (+)= a[64 x 32] (e4m3) * B[32 x 64] (e4m3, K-major), fp32 accumulators; ACC = false: d = a * b.
 template <bool ACC>
 __device__ __forceinline__ void wgmma_e4m3_n64(float (&d)[8][4], const uint32_t (&a)[4], uint64_t desc) {
-#define PARO_OUT(x) "=f"(x)
-#define PARO_INOUT(x) "+f"(x)
     if constexpr (ACC)
-        PARO_WGMMA_E4M3_N64(PARO_INOUT, "1");
+        PARO_WGMMA_RA_N64(PARO_INOUT_F, "m64n64k32.f32.e4m3.e4m3", "1, 1, 1");
     else
-        PARO_WGMMA_E4M3_N64(PARO_OUT, "0");
-#undef PARO_OUT
-#undef PARO_INOUT
+        PARO_WGMMA_RA_N64(PARO_OUT_F, "m64n64k32.f32.e4m3.e4m3", "0, 1, 1");
 }
-#undef PARO_WGMMA_E4M3_N64
+#undef PARO_OUT_R
+#undef PARO_INOUT_R
+#undef PARO_OUT_F
+#undef PARO_INOUT_F
+#undef PARO_WGMMA_RA_N64
 __device__ __forceinline__ float lds_f32(uint32_t a) {
     float x;
     asm volatile("ld.shared.f32 %0, [%1];\n" : "=f"(x) : "r"(a));

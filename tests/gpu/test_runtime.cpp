@@ -534,6 +534,33 @@ TEST_CASE("gpu: runtime with peaked attention, batch 2 and [B, N, H, D] strides"
 // D 64, full mask). At such steps the INT8 QK product itself costs accuracy (cosine ~0.997 against
 // fp32 with either PV), so the INT8-PV result is held to the fp16-PV one on the same inputs: P' and V
 // may add little to the QK error.
+namespace {
+
+// c against the same inputs with fp16 PV: every head finite, cosine >= 0.99, and rel L1 within 1.5x
+// the fp16-PV one plus 0.005. Returns c's worst error.
+WorstError held_to_fp16_pv(const Config& c, unsigned seed) {
+    Config c16 = c;
+    c16.pv = PARO_PV_FP16;
+    const RunResult r = run_config(c, seed), r16 = run_config(c16, seed);
+    const int64_t cnt = c.layout.tokens() * c.head_dim;
+    WorstError worst;
+    for (int h = 0; h < c.heads; ++h) {
+        const size_t off = size_t(h * cnt);
+        const auto e = compare_outputs(r.kernel.data() + off, r.masked_ref.data() + off, size_t(cnt));
+        const auto e16 = compare_outputs(r16.kernel.data() + off, r16.masked_ref.data() + off, size_t(cnt));
+        INFO(describe(c) << " seed " << seed << " head " << h << ": cosine " << e.cosine << " rel L1 " << e.rel_l1
+                         << ", fp16 PV cosine " << e16.cosine << " rel L1 " << e16.rel_l1);
+        REQUIRE(e.finite);
+        REQUIRE(e16.finite);
+        CHECK(e.cosine >= 0.99);
+        CHECK(e.rel_l1 <= 1.5 * e16.rel_l1 + 0.005);
+        worst.add(e.cosine, e.rel_l1);
+    }
+    return worst;
+}
+
+}  // namespace
+
 TEST_CASE("gpu: runtime with large-magnitude Q and K", "[.gpu][sweep]") {
     REQUIRE(have_gpu());
     for (int D : {64, 128})
@@ -545,22 +572,7 @@ TEST_CASE("gpu: runtime with large-magnitude Q and K", "[.gpu][sweep]") {
                 c.head_dim = D;
                 c.mask = mk;
                 c.q_sigma = c.k_sigma = 6.f;
-                Config c16 = c;
-                c16.pv = PARO_PV_FP16;
-                const RunResult r8 = run_config(c, seed), r16 = run_config(c16, seed);
-                const int64_t cnt = c.layout.tokens() * D;
-                for (int h = 0; h < c.heads; ++h) {
-                    const size_t off = size_t(h * cnt);
-                    const auto e8 = compare_outputs(r8.kernel.data() + off, r8.masked_ref.data() + off, size_t(cnt));
-                    const auto e16 = compare_outputs(r16.kernel.data() + off, r16.masked_ref.data() + off, size_t(cnt));
-                    INFO(describe(c) << " seed " << seed << " head " << h << ": INT8 PV cosine " << e8.cosine
-                                     << " rel L1 " << e8.rel_l1 << ", fp16 PV cosine " << e16.cosine << " rel L1 "
-                                     << e16.rel_l1);
-                    REQUIRE(e8.finite);
-                    REQUIRE(e16.finite);
-                    CHECK(e8.cosine >= 0.99);
-                    CHECK(e8.rel_l1 <= 1.5 * e16.rel_l1 + 0.005);
-                }
+                held_to_fp16_pv(c, seed);
             }
 }
 
@@ -568,18 +580,23 @@ TEST_CASE("gpu: runtime with large-magnitude Q and K", "[.gpu][sweep]") {
 
 // Token-localized V outliers must cost only their own tiles' precision (a quantization whose V scale
 // is shared across tiles, e.g. a per-channel abs max over all tokens, fails this).
+static Config outlier_v_config(int D, paro_pv_format pv) {
+    Config c;
+    c.layout.grid = {4, 12, 16};
+    c.layout.text_tokens = 32;
+    c.head_dim = D;
+    c.pv = pv;
+    c.mask = MaskKind::full;
+    c.v_outlier = 50.f;
+    c.v_text_scale = 8.f;
+    return c;
+}
+
 TEST_CASE("gpu: runtime with outlier V tokens", "[.gpu][sweep]") {
     REQUIRE(have_gpu());
     for (int D : {64, 128})
         for (paro_pv_format pv : {PARO_PV_INT8, PARO_PV_FP16}) {
-            Config c;
-            c.layout.grid = {4, 12, 16};
-            c.layout.text_tokens = 32;
-            c.head_dim = D;
-            c.pv = pv;
-            c.mask = MaskKind::full;
-            c.v_outlier = 50.f;
-            c.v_text_scale = 8.f;
+            const Config c = outlier_v_config(D, pv);
             INFO(describe(c));
             check_accuracy(c, run_config(c, 2100 + D + (pv == PARO_PV_FP16 ? 16 : 8)));
         }
@@ -693,32 +710,15 @@ TEST_CASE("gpu: fp8-PV runtime vs fp32 masked reference, sweeps and adversarial 
             }
     }
     for (int D : {64, 128}) {
-        Config o;
-        o.layout.grid = {4, 12, 16};
-        o.layout.text_tokens = 32;
-        o.head_dim = D;
-        o.pv = PARO_PV_FP8_E4M3;
-        o.mask = MaskKind::full;
-        o.v_outlier = 50.f;
-        o.v_text_scale = 8.f;
+        const Config o = outlier_v_config(D, PARO_PV_FP8_E4M3);
         const WorstError w = check_accuracy(o, run_config(o, 2600 + D), kFp8MinCos, kFp8MaxL1);
         outlier.add(w.cosine, w.rel_l1);
         // Large Q and K: held to fp16 PV on the same inputs, as INT8 PV is (the INT8 QK error dominates).
         Config l = o;
         l.v_outlier = l.v_text_scale = 1.f;
         l.q_sigma = l.k_sigma = 6.f;
-        Config l16 = l;
-        l16.pv = PARO_PV_FP16;
-        const RunResult r8 = run_config(l, 2700 + D), r16 = run_config(l16, 2700 + D);
-        const int64_t cnt = l.layout.tokens() * D;
-        for (int h = 0; h < l.heads; ++h) {
-            const size_t off = size_t(h * cnt);
-            const auto e8 = compare_outputs(r8.kernel.data() + off, r8.masked_ref.data() + off, size_t(cnt));
-            const auto e16 = compare_outputs(r16.kernel.data() + off, r16.masked_ref.data() + off, size_t(cnt));
-            REQUIRE(e8.finite);
-            CHECK(e8.rel_l1 <= 1.5 * e16.rel_l1 + 0.005);
-            large.add(e8.cosine, e8.rel_l1);
-        }
+        const WorstError wl = held_to_fp16_pv(l, 2700 + D);
+        large.add(wl.cosine, wl.rel_l1);
     }
     WARN("FP8 PV worst vs fp32 masked reference: sweep cosine " << sweep.cosine << " rel L1 " << sweep.rel_l1
                                                                 << "; peaked/strided/mixed cosine " << peaked.cosine
