@@ -7,7 +7,10 @@ warpgroups share 128-row query blocks. For each calibrated mask, two ways:
   per-half:     each half walks its own list (no extra work); the K/V tiles both halves need,
                 |r0 and r1|, are the loads a shared ring could serve once.
 Patterns come from `paro calibrate` of planted dumps (`paro synth`, fresh seeds) at several
-densities and with a recall target. Usage: bench/mask_geometry.py [--paro build/paro] [--cases 4]
+densities and with a recall target. Then the other choice, masks calibrated at 128 x 64: from each
+head's exact attention (numpy, under the head's chosen order, mean over its samples), the share of
+the attention mass the best masks keep at the same computed area, 64 x 64 tiles against 128 x 64.
+Usage: bench/mask_geometry.py [--paro build/paro] [--cases 4]
 """
 import argparse
 import os
@@ -15,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 
+import h5py
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
@@ -55,3 +59,45 @@ for label, args in (("--density 0.5", ["--density", "0.5"]), ("--density 0.3", [
                     shared.append((r0 & r1).sum() / union)
                     count += 1
     print(f"{label:>16} {count:6d} {np.mean(dens):14.3f} {np.mean(work):12.3f}x {np.mean(shared):12.1%}")
+
+
+def tile_mass(p, rows, cols):
+    """Sums of p [N, N] over tiles of rows x cols (ragged at the end)."""
+    n = p.shape[0]
+    r, c = -(-n // rows), -(-n // cols)
+    padded = np.zeros((r * rows, c * cols))
+    padded[:n, :n] = p
+    return padded.reshape(r, rows, c, cols).sum(axis=(1, 3))
+
+
+def best_recall(mass, area):
+    """Share of the mass the `area` heaviest tiles keep."""
+    flat = np.sort(mass.ravel())[::-1]
+    return flat[:max(1, int(round(area)))].sum() / flat.sum()
+
+
+print()
+print(f"{'density (area)':>15} {'heads':>6} {'recall 64x64':>13} {'recall 128x64':>14} {'lost':>7}")
+for density in (0.5, 0.3, 0.2, 0.1):
+    r64, r128 = [], []
+    for c in range(a.cases):
+        dump, pat = os.path.join(tmp, f"d{c}.h5"), os.path.join(tmp, f"p{c}.h5")
+        p = pattern_mod.load(pat)
+        with h5py.File(dump, "r") as f:
+            for layer in range(p.layers):
+                g = f[f"layers/{layer}"]
+                scale = g.attrs.get("scale", 1 / np.sqrt(g["q"].shape[-1]))
+                for h in range(p.heads(layer)):
+                    gather = pattern_mod.order_gather(p.orders[layer][h], p.grid, p.text_tokens, p.text_position)
+                    att = 0
+                    for s in range(g["q"].shape[0]):
+                        q = g["q"][s, h].astype(np.float64)[gather]
+                        k = g["k"][s, h].astype(np.float64)[gather]
+                        z = q @ k.T * scale
+                        z = np.exp(z - z.max(axis=1, keepdims=True))
+                        att = att + z / z.sum(axis=1, keepdims=True)
+                    m64, m128 = tile_mass(att, 64, 64), tile_mass(att, 128, 64)
+                    r64.append(best_recall(m64, density * m64.size))
+                    r128.append(best_recall(m128, density * m64.size / 2))
+    print(f"{density:15.2f} {len(r64):6d} {np.mean(r64):13.4f} {np.mean(r128):14.4f} "
+          f"{np.mean(r64) - np.mean(r128):7.4f}")

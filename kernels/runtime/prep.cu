@@ -18,6 +18,8 @@
 
 #include <cuda_fp8.h>
 
+#include <cfloat>
+
 #include "common.cuh"
 
 namespace paro::gpu {
@@ -196,7 +198,7 @@ __global__ void __launch_bounds__(kPrepThreads) quantize_kernel(Shape s, PlanVie
         const int pos = shuffled_key(row);
 #pragma unroll
         for (int j = 0; j < 8; ++j) {
-            const float m = __int_as_float(s_vmax[col + j]), y = m > 0.f ? x[i][j] * (vmax8 / m) : 0.f;
+            const float m = __int_as_float(s_vmax[col + j]), y = m > 0.f ? x[i][j] * fminf(vmax8 / m, FLT_MAX) : 0.f;  // tiny m: no inf (0 * inf)
             s_vt[(col + j) * SVT + pos] =
                 fp8 ? static_cast<int8_t>(__nv_cvt_float_to_fp8(y, __NV_SATFINITE, __NV_E4M3)) : static_cast<int8_t>(quant_s8(y));
         }

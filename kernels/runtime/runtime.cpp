@@ -90,11 +90,11 @@ struct paro_plan {
     uint16_t* cols = nullptr;
     PvFormat* formats = nullptr;  // [layers][heads]; nullptr while every head is INT8
     // [slots][layers][heads * nb]: per (slot, layer), each format's (head << 16 | row) items, rows
-    // longest first (build_schedule); one launch per format takes its run of them.
+    // longest first (schedule_items); one launch per format takes its run of them.
     uint32_t* schedule = nullptr;
     std::vector<size_t> col_base;  // [slots * layers]
     std::vector<uint8_t> host_orders;
-    std::vector<uint16_t> row_len;  // [slots][layers][heads][nb]: kept tiles per row (host, for the schedule)
+    std::vector<uint16_t> row_len;  // [slots][layers][heads][nb]: kept tiles per row (host, to rebuild the schedule)
     std::vector<PvFormat> host_formats;  // [layers][heads]; empty while every head is INT8
     // [layers]: format f's heads come at begin[f] .. begin[f + 1] of the schedule's order; empty
     // while every head is INT8
@@ -151,7 +151,8 @@ paro_status check_plan_dims(int layers, int slots, int heads) {
     return PARO_OK;
 }
 
-paro_status build_schedule(paro_plan* plan);
+std::vector<uint32_t> schedule_items(const paro_plan& plan, const std::vector<PvFormat>& formats);
+paro_status upload_schedule(paro_plan* plan, const std::vector<uint32_t>& items);
 
 // Builds the device plan from host data. masks may be null (dense).
 paro_status build_plan(const paro::TokenLayout& layout, int layers, int slots, int heads, const uint8_t* orders,
@@ -230,34 +231,33 @@ paro_status build_plan(const paro::TokenLayout& layout, int layers, int slots, i
     PARO_CUDA_TRY(cudaMemcpy(plan->cols, cols.data(), sizeof(uint16_t) * cols.size(), cudaMemcpyHostToDevice));
     plan->device_bytes = sizeof(int32_t) * gathers.size() + plan->host_orders.size() +
                          sizeof(uint32_t) * row_ptr.size() + sizeof(uint16_t) * cols.size();
-    if (paro_status st = build_schedule(plan.get()); st != PARO_OK) return st;
+    if (paro_status st = upload_schedule(plan.get(), schedule_items(*plan, {})); st != PARO_OK) return st;
     *out = plan.release();
     return PARO_OK;
 }
 
 // The plan's schedule: per (slot, layer), the rows of each PV format's heads (formats in their
-// order), longest first by a stable counting sort on the row length in 16 coarse buckets (of
-// nb / 16 tiles), heads and rows in index order within a bucket. A grid walks its items in order,
+// order; `formats` [layers][heads], empty: all INT8), longest first by a stable counting sort on the
+// row length in coarse buckets of ceil(nb / 16) tiles (16 or 17 buckets), heads and rows in index order within a bucket. A grid walks its items in order,
 // so the rows that take longest start first and short ones fill the end: the tail of a launch no
 // longer waits on dense heads that came last (adaptive masks mix densities 0.05 and 1 in a layer).
 // The coarse buckets keep a head's rows of similar length together, and with them the head's K and
 // V in L2 (sorting by exact length cost fp16 PV 4-11% on fixed-density masks, H200).
-paro_status build_schedule(paro_plan* plan) {
-    const size_t nb = size_t(plan->nb), H = size_t(plan->heads), per = H * nb;
+std::vector<uint32_t> schedule_items(const paro_plan& plan, const std::vector<PvFormat>& formats) {
+    const size_t nb = size_t(plan.nb), H = size_t(plan.heads), per = H * nb;
     const size_t width = std::max<size_t>(1, (nb + 15) / 16), buckets = nb / width + 1;
-    std::vector<uint32_t> items(size_t(plan->slots) * plan->layers * per);
+    std::vector<uint32_t> items(size_t(plan.slots) * plan.layers * per);
     std::vector<uint32_t> start(buckets + 1);
-    for (int s = 0; s < plan->slots; ++s)
-        for (int l = 0; l < plan->layers; ++l) {
-            const size_t sl = size_t(s) * plan->layers + l;
-            const uint16_t* len = plan->row_len.data() + sl * per;
+    for (int s = 0; s < plan.slots; ++s)
+        for (int l = 0; l < plan.layers; ++l) {
+            const size_t sl = size_t(s) * plan.layers + l;
+            const uint16_t* len = plan.row_len.data() + sl * per;
             uint32_t* out = items.data() + sl * per;
             const auto slot_of = [&](size_t h, size_t r) { return buckets - 1 - len[h * nb + r] / width; };
             size_t done = 0;
             for (const PvFormat f : paro::kAllPvFormats) {
                 const auto of_format = [&](size_t h) {
-                    return plan->host_formats.empty() ? f == PvFormat::int8
-                                                      : plan->host_formats[size_t(l) * H + h] == f;
+                    return formats.empty() ? f == PvFormat::int8 : formats[size_t(l) * H + h] == f;
                 };
                 std::fill(start.begin(), start.end(), 0u);
                 size_t count = 0;
@@ -271,6 +271,10 @@ paro_status build_schedule(paro_plan* plan) {
                 done += count;
             }
         }
+    return items;
+}
+
+paro_status upload_schedule(paro_plan* plan, const std::vector<uint32_t>& items) {
     if (!plan->schedule) {
         PARO_CUDA_TRY(cudaMalloc(&plan->schedule, sizeof(uint32_t) * items.size()));
         plan->device_bytes += sizeof(uint32_t) * items.size();
@@ -304,14 +308,17 @@ paro_status set_pv_formats(paro_plan* plan, const uint8_t* formats, int all) {
         }
         begin[size_t(l)][paro::kNumPvFormats] = uint16_t(k);
     }
+    // Everything that can fail on the host first; the plan's state changes only after the uploads.
+    const std::vector<uint32_t> items = schedule_items(*plan, fmt);
     if (!plan->formats) {
         PARO_CUDA_TRY(cudaMalloc(&plan->formats, sizeof(PvFormat) * count));
         plan->device_bytes += count * sizeof(PvFormat);
     }
     PARO_CUDA_TRY(cudaMemcpy(plan->formats, fmt.data(), sizeof(PvFormat) * count, cudaMemcpyHostToDevice));
+    if (paro_status st = upload_schedule(plan, items); st != PARO_OK) return st;
     plan->host_formats = std::move(fmt);
     plan->format_begin = std::move(begin);
-    return build_schedule(plan);
+    return PARO_OK;
 }
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }

@@ -114,6 +114,9 @@ __device__ __forceinline__ void softmax_tile_8bit(const int (&acc)[8][4], float 
     tile_exp2<RAGGED, BIAS>(acc, sc, bias0, bias1, valid, t, f);
     // P' as 8-bit A fragments of m16n8k32 (the wgmma register-A layout is the same); keys within
     // each 16 are in the order V^T was shuffled into (prep.cu).
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 890
+    static_assert(!FP8, "FP8 P' needs e4m3 conversions and MMA: sm_89 or later");
+#endif
     const auto pack = [](float a, float b, float c, float d) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
         if constexpr (FP8) return pack4_e4m3(a, b, c, d);
