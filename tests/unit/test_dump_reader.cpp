@@ -2,6 +2,7 @@
 // checksum against a CRC of the slices concatenated in (layer, head, sample) order, and NaN/Inf
 // in fp16 and float32 dumps.
 #include <hdf5.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -119,4 +120,46 @@ TEST_CASE("NaN and Inf in a stored head are named when it is decoded", "[dump]")
         CHECK(what.find("layer 1, sample 1, head 2") != std::string::npos);
     }
     if (half) CHECK_THROWS_AS(reader.read(0, 0, 0, false), InputError);
+}
+
+namespace {
+
+// Replaces a root string attribute by a fixed-length one of exactly the value's length, padded as
+// given (h5py writes np.bytes_ values null-padded).
+void set_fixed_string_attr(const std::string& path, const char* name, const std::string& value, H5T_str_t pad) {
+    const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    H5Adelete(f, name);
+    const hid_t type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(type, value.size());
+    H5Tset_strpad(type, pad);
+    const hid_t space = H5Screate(H5S_SCALAR);
+    const hid_t a = H5Acreate2(f, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
+    REQUIRE(H5Awrite(a, type, value.data()) >= 0);
+    H5Aclose(a), H5Sclose(space), H5Tclose(type), H5Fclose(f);
+}
+
+}  // namespace
+
+TEST_CASE("fixed-length string attributes keep every character", "[dump]") {
+    test::TempDir tmp;
+    const std::string path = synth(tmp, true);
+    for (H5T_str_t pad : {H5T_STR_NULLPAD, H5T_STR_NULLTERM, H5T_STR_SPACEPAD}) {
+        INFO("padding " << int(pad));
+        set_fixed_string_attr(path, "text_position", "suffix", pad);
+        set_fixed_string_attr(path, "model", "CogVideoX-5B", pad);
+        const DumpReader r(path);
+        if (pad != H5T_STR_NULLTERM) {  // a null-terminated type of the value's length holds one less
+            CHECK(r.info().layout.text_position == TextPosition::suffix);
+            CHECK(r.info().model == "CogVideoX-5B");
+        }
+    }
+    set_fixed_string_attr(path, "model", std::string(20000, 'x'), H5T_STR_NULLPAD);
+    CHECK_THROWS_WITH(DumpReader(path), Catch::Contains("attribute model") && Catch::Contains("at most 16384"));
+}
+
+TEST_CASE("special files are refused before HDF5 opens them", "[dump]") {
+    test::TempDir tmp;
+    const std::string fifo = tmp.file("fifo.h5");
+    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    CHECK_THROWS_WITH(DumpReader(fifo), Catch::Contains("is not a regular file"));
 }

@@ -133,6 +133,8 @@ File File::open_read(const std::string& path) {
     std::error_code ec;
     if (!std::filesystem::exists(path, ec)) throw InputError(path, "", "no such file");
     if (std::filesystem::is_directory(path, ec)) throw InputError(path, "", "is a directory, not a file");
+    // A FIFO or device would block or stream forever inside HDF5's signature probe.
+    if (!std::filesystem::is_regular_file(path, ec)) throw InputError(path, "", "is not a regular file");
     const htri_t is_h5 = H5Fis_hdf5(path.c_str());
     if (is_h5 <= 0) throw InputError(path, "", "not an HDF5 file");
     File f;
@@ -223,6 +225,9 @@ TypeClass attr_type(hid_t obj, const std::string& name) {
     return classify(t.get());
 }
 
+// Longer strings are refused rather than echoed into error lines and reports.
+constexpr size_t kMaxStringBytes = 16384;
+
 std::string read_string_attr(const File& f, hid_t obj, const std::string& obj_path, const std::string& name) {
     Handle a = open_attr(f, obj, obj_path, name);
     const std::string where = attr_where(obj_path, name);
@@ -238,14 +243,21 @@ std::string read_string_attr(const File& f, hid_t obj, const std::string& obj_pa
         check(H5Aread(a.get(), mtype.get(), &s), f, where, "cannot be read");
         std::string out = s ? s : "";
         H5free_memory(s);
+        if (out.size() > kMaxStringBytes)
+            throw InputError(f.path(), where,
+                             fmt::format("is a string of {} bytes (at most {})", out.size(), kMaxStringBytes));
         return out;
     }
     const size_t size = H5Tget_size(ftype.get());
-    std::string buf(size, '\0');
+    if (size > kMaxStringBytes)
+        throw InputError(f.path(), where, fmt::format("is a string of {} bytes (at most {})", size, kMaxStringBytes));
+    // One byte more than stored: a null-terminated memory type of the stored size would drop the
+    // last character of a full-length null-padded string (h5py's np.bytes_ attributes).
+    std::string buf(size + 1, '\0');
     Handle mtype(H5Tcopy(H5T_C_S1));
-    H5Tset_size(mtype.get(), size);
+    H5Tset_size(mtype.get(), size + 1);
     check(H5Aread(a.get(), mtype.get(), buf.data()), f, where, "cannot be read");
-    buf.resize(buf.find('\0') == std::string::npos ? size : buf.find('\0'));
+    buf.resize(buf.find('\0'));
     return buf;
 }
 
