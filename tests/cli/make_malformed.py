@@ -59,6 +59,12 @@ write("overflowing_scores", layer={"q": huge, "k": huge})
 write("grid_overflow", root={"grid": np.array([2**32, 2**32, 1], np.int64), "text_tokens": 64},
       layer={"q": q[:, :, :64], "k": q[:, :, :64]})
 write("wrong_sample_count", layer={"q": q[:1], "k": q[:1]})
+# A few kilobytes declaring enormous tensors, and tensors declared but never written.
+for name, shape in (("huge_claim", (2**40, NH, N, D)), ("never_written", (S, NH, N, D))):
+    write(name, layer={"q": None, "k": None})
+    with h5py.File(os.path.join(out, name + ".h5"), "a") as f:
+        for t in ("q", "k"):
+            f.create_dataset(f"layers/0/{t}", shape=shape, dtype=np.float16, chunks=(1, 1, N, D))
 with open(os.path.join(out, "not_hdf5.h5"), "w") as f:
     f.write("this is not an HDF5 file\n" * 40)
 print("not_hdf5")

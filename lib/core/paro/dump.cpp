@@ -49,6 +49,9 @@ std::vector<int64_t> tensor_shape(const h5::File& f, const std::string& path) {
         throw InputError(f.path(), path, "must be float16 or float32");
     if (info.shape.size() != 4)
         throw InputError(f.path(), path, fmt::format("must have 4 dimensions, has shape {}", shape_str(info.shape)));
+    if (h5::stored_bytes(d.get()) == 0 &&
+        std::none_of(info.shape.begin(), info.shape.end(), [](int64_t n) { return n == 0; }))
+        throw InputError(f.path(), path, "holds no data (never written)");
     return info.shape;
 }
 

@@ -39,7 +39,11 @@ private:
         for (skip(); pos_ < s_.size() && (s_[pos_] == '+' || s_[pos_] == '-'); skip()) {
             const char op = s_[pos_++];
             auto r = product();
-            if (!v || !r) v = std::nullopt; else v = op == '+' ? *v + *r : *v - *r;
+            int64_t out = 0;  // overflow (hostile grids): no value, like a missing symbol
+            if (!v || !r || (op == '+' ? __builtin_add_overflow(*v, *r, &out) : __builtin_sub_overflow(*v, *r, &out)))
+                v = std::nullopt;
+            else
+                v = out;
         }
         return v;
     }
@@ -48,8 +52,12 @@ private:
         for (skip(); pos_ < s_.size() && (s_[pos_] == '*' || s_[pos_] == '/'); skip()) {
             const char op = s_[pos_++];
             auto r = atom();
-            if (!v || !r || (op == '/' && *r == 0)) v = std::nullopt;
-            else v = op == '*' ? *v * *r : (*v + *r - 1) / *r;
+            int64_t out = 0;
+            if (!v || !r || (op == '/' && *r <= 0) || (op == '*' && __builtin_mul_overflow(*v, *r, &out)) ||
+                (op == '/' && __builtin_add_overflow(*v, *r - 1, &out)))
+                v = std::nullopt;
+            else
+                v = op == '*' ? out : out / *r;
         }
         return v;
     }
@@ -218,25 +226,39 @@ private:
         }
     }
 
+    static constexpr int64_t kBoxValues = int64_t(1) << 24;  // 64 MiB of floats per read
+
     void check_dataset_values(const std::string& path, const json& spec, const h5::DatasetInfo& info) {
         if (!spec.value("finite", false) && !spec.contains("minimum") && !spec.contains("maximum") && !spec.contains("enum"))
             return;
         h5::Handle d = h5::open_dataset(f_, path);
         // Stream big tensors one [1, 1, ...] box at a time; never load a whole layer.
         if (info.shape.empty()) return;  // a scalar where an array belongs: the shape check says so
+        // Boxes of the leading dimensions by index and a run of the next one, at most kBoxValues values.
+        const size_t lead = info.shape.size() >= 3 ? 2 : 0, run_dim = lead;
+        int64_t inner = 1;  // values per index of run_dim
+        for (size_t i = run_dim + 1; i < info.shape.size(); ++i) inner *= info.shape[i];
+        if (inner > kBoxValues)
+            return violation(path, fmt::format("rows of {} values are more than `paro check` reads at once ({})", inner,
+                                               kBoxValues));
+        const int64_t run = std::max<int64_t>(1, std::min(info.shape[run_dim], kBoxValues / std::max<int64_t>(1, inner)));
         std::vector<int64_t> count = info.shape, start(info.shape.size(), 0);
-        const size_t outer = info.shape.size() >= 3 ? 2 : 0;
-        for (size_t i = 0; i < outer; ++i) count[i] = 1;
-        int64_t boxes = 1, box = 1;
-        for (size_t i = 0; i < outer; ++i) boxes *= info.shape[i];
-        for (auto c : count) box *= c;
-        std::vector<float> buf(static_cast<size_t>(box));
+        for (size_t i = 0; i < lead; ++i) count[i] = 1;
+        int64_t boxes = 1;
+        for (size_t i = 0; i < lead; ++i) boxes *= info.shape[i];
+        std::vector<float> buf;
         const size_t before = violations_.size();
         for (int64_t b = 0; b < boxes && violations_.size() == before; ++b) {
-            if (outer == 2) start[0] = b / info.shape[1], start[1] = b % info.shape[1];
-            if (box == 0) break;
-            h5::read_box(f_, d.get(), path, start, count, buf.data());
-            check_values(path, spec, std::vector<double>(buf.begin(), buf.end()));
+            if (lead == 2) start[0] = b / info.shape[1], start[1] = b % info.shape[1];
+            for (int64_t r0 = 0; r0 < info.shape[run_dim] && violations_.size() == before; r0 += run) {
+                start[run_dim] = r0;
+                count[run_dim] = std::min(run, info.shape[run_dim] - r0);
+                int64_t box = inner * count[run_dim];
+                if (box == 0) break;
+                buf.resize(static_cast<size_t>(box));
+                h5::read_box(f_, d.get(), path, start, count, buf.data());
+                check_values(path, spec, std::vector<double>(buf.begin(), buf.end()));
+            }
         }
     }
 
@@ -281,7 +303,14 @@ private:
             for (const auto& b : obj["bytes"]) ok = ok || b.get<size_t>() == info.type_size;
             if (!ok) violation(path, fmt::format("has {}-byte elements, expected {}", info.type_size, obj["bytes"].dump()));
         }
+        const size_t before = violations_.size();
         if (obj.contains("shape")) check_shape(path, obj["shape"], info.shape, layer);
+        // Values are scanned only in a dataset of the right shape whose data exists: a wrong or
+        // absurd declared shape (a few bytes claiming 2^40 rows) would otherwise be read for ever.
+        if (violations_.size() != before) return;
+        if (h5::stored_bytes(d.get()) == 0 && !info.shape.empty() &&
+            std::none_of(info.shape.begin(), info.shape.end(), [](int64_t n) { return n == 0; }))
+            return violation(path, "holds no data (never written)");
         check_dataset_values(path, obj, info);
     }
 
