@@ -1,11 +1,14 @@
 // Calibration end to end on synthetic dumps: planted heads recovered, masks on target, pattern
 // file round trip, the paper formula as documented, output error against brute force.
+#include <hdf5.h>
+
 #include <cmath>
 #include <filesystem>
 
 #include "catch.hpp"
 #include "paro/calibrator.hpp"
 #include "paro/error.hpp"
+#include "paro/hdf5_io.hpp"
 #include "paro/output_error.hpp"
 #include "paro/reference_stats.hpp"
 #include "paro/synth.hpp"
@@ -222,5 +225,29 @@ TEST_CASE("one sample: each head's sample_order is its order, whatever the objec
             REQUIRE(hp.sample_order.size() == 1);
             CHECK(hp.sample_order[0] == index_of(hp.order));
         }
+    }
+}
+
+// The provenance's options must be one JSON object of bounded depth: anything else is refused when
+// the pattern is read (inspect --json printed "<discarded>" for it; a 100k-deep one overflowed the stack).
+TEST_CASE("a pattern's options attribute is checked when read", "[calibrate]") {
+    test::TempDir tmp;
+    const std::string dump = tmp.file("d.h5"), pattern = tmp.file("p.h5");
+    write_synthetic_dump(test::synth_options({{2, 8, 8}, 0, TextPosition::prefix}, 1, 2, 1, 3), dump);
+    DumpReader reader(dump);
+    CalibrateOptions opt;
+    opt.options_json = "{\"density\": 0.5}";
+    write_pattern_file(calibrate(reader, opt), pattern);
+    REQUIRE_NOTHROW(read_pattern_file(pattern));
+    std::string deep;
+    for (int i = 0; i < 40; ++i) deep += "{\"a\":";
+    deep += "1" + std::string(40, '}');
+    for (const std::string& bad : {std::string("not json"), std::string("[1, 2]"), deep}) {
+        const hid_t f = H5Fopen(pattern.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+        H5Adelete(f, "options");
+        h5::write_attr(f, "options", bad);
+        H5Fclose(f);
+        INFO(bad.substr(0, 20));
+        CHECK_THROWS_WITH(read_pattern_file(pattern), Catch::Contains("attribute options"));
     }
 }

@@ -1,6 +1,7 @@
 #include "paro/pattern.hpp"
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -147,6 +148,25 @@ int64_t write_pattern_file(const Pattern& p, const std::string& path) {
     return static_cast<int64_t>(std::filesystem::file_size(path));
 }
 
+namespace {
+
+// The provenance's options: one JSON object, nested at most 16 deep (every printer of it recurses).
+void check_options_json(const std::string& path, const std::string& text) {
+    constexpr int kMaxDepth = 16;
+    bool too_deep = false;
+    const auto j = nlohmann::json::parse(
+        text,
+        [&](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
+            too_deep = too_deep || depth > kMaxDepth;
+            return !too_deep;
+        },
+        false);
+    if (too_deep) throw InputError(path, "attribute options", fmt::format("nests deeper than {} levels", kMaxDepth));
+    if (j.is_discarded() || !j.is_object()) throw InputError(path, "attribute options", "is not a JSON object");
+}
+
+}  // namespace
+
 Pattern read_pattern_file(const std::string& path) {
     h5::File f = h5::File::open_read(path);
     const hid_t root = f.id();
@@ -155,6 +175,7 @@ Pattern read_pattern_file(const std::string& path) {
     Pattern p;
     p.provenance.tool_version = h5::read_string_attr(f, root, "/", "tool_version");
     p.provenance.options_json = h5::read_string_attr(f, root, "/", "options");
+    check_options_json(path, p.provenance.options_json);
     p.provenance.source_dump = h5::read_string_attr(f, root, "/", "source_dump");
     p.provenance.source_checksum = h5::read_string_attr(f, root, "/", "source_checksum");
     p.provenance.created = h5::read_string_attr(f, root, "/", "created");
