@@ -150,9 +150,11 @@ int64_t write_pattern_file(const Pattern& p, const std::string& path) {
 
 namespace {
 
-// The provenance's options: one JSON object, nested at most 16 deep (every printer of it recurses).
+// The provenance's options: one JSON object, nested at most 16 deep (every printer of it recurses),
+// or empty (a pattern the library wrote without options).
 void check_options_json(const std::string& path, const std::string& text) {
     constexpr int kMaxDepth = 16;
+    if (text.empty()) return;
     bool too_deep = false;
     const auto j = nlohmann::json::parse(
         text,
