@@ -1,8 +1,12 @@
 #include "paro/atomic_output.hpp"
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <filesystem>
 
 #include "paro/error.hpp"
@@ -13,7 +17,33 @@ namespace fs = std::filesystem;
 
 namespace {
 fs::path parent_of(const fs::path& p) { return p.has_parent_path() ? p.parent_path() : fs::path("."); }
+
+void fsync_path(const fs::path& p) {
+    const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;  // nothing to flush we could open: the rename still orders the result
+    ::fsync(fd);
+    ::close(fd);
+}
 }  // namespace
+
+std::string temporary_path(const std::string& final_path) {
+    const fs::path p(final_path);
+    return (parent_of(p) / fmt::format(".{}.tmp{}", p.filename().string(), ::getpid())).string();
+}
+
+void remove_stale_temporaries(const std::string& final_path) {
+    const fs::path p(final_path);
+    const std::string prefix = fmt::format(".{}.tmp", p.filename().string());
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(parent_of(p), ec)) {
+        const std::string name = e.path().filename().string();
+        if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
+        const std::string digits = name.substr(prefix.size());
+        if (digits.size() > 9 || !std::all_of(digits.begin(), digits.end(), ::isdigit)) continue;
+        const pid_t pid = static_cast<pid_t>(std::stol(digits));
+        if (pid > 0 && pid != ::getpid() && ::kill(pid, 0) != 0 && errno == ESRCH) fs::remove_all(e.path(), ec);
+    }
+}
 
 void AtomicOutput::check(const std::string& path) {
     std::error_code ec;
@@ -25,8 +55,8 @@ void AtomicOutput::check(const std::string& path) {
 
 AtomicOutput::AtomicOutput(const std::string& path) : final_(path) {
     check(path);
-    const fs::path p(path);
-    temp_ = (parent_of(p) / fmt::format(".{}.tmp{}", p.filename().string(), ::getpid())).string();
+    remove_stale_temporaries(path);
+    temp_ = temporary_path(path);
 }
 
 AtomicOutput::~AtomicOutput() {
@@ -36,10 +66,12 @@ AtomicOutput::~AtomicOutput() {
 }
 
 void AtomicOutput::commit() {
+    fsync_path(temp_);
     std::error_code ec;
     fs::rename(temp_, final_, ec);
     if (ec) throw ParameterError("path", "cannot be written: " + ec.message(), final_);
     committed_ = true;
+    fsync_path(parent_of(fs::path(final_)));
 }
 
 }  // namespace paro

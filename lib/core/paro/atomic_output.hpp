@@ -1,10 +1,16 @@
 #pragma once
 // An output file written under a temporary name beside its final path and renamed over it by
 // commit(), so a failed run never leaves a partial output. Destroyed uncommitted (an exception on
-// the way), the temporary is removed.
+// the way), the temporary is removed; the temporaries of killed runs are removed by the next one.
 #include <string>
 
 namespace paro {
+
+// The temporary name beside final_path for this process: .NAME.tmpPID in the same directory.
+std::string temporary_path(const std::string& final_path);
+// Removes the temporaries beside final_path (files or directories .NAME.tmpPID) whose process no
+// longer runs: what a killed run left behind.
+void remove_stale_temporaries(const std::string& final_path);
 
 class AtomicOutput {
 public:
@@ -19,7 +25,8 @@ public:
 
     const std::string& temp_path() const { return temp_; }
     const std::string& final_path() const { return final_; }
-    // Renames the temporary over the final path (replacing a previous file).
+    // Flushes the temporary to disk, renames it over the final path (replacing a previous file) and
+    // flushes the directory: after a crash, the old file or the complete new one.
     void commit();
 
 private:

@@ -22,6 +22,7 @@
 #include "paro/colormap.hpp"
 #include "paro/dump.hpp"
 #include "paro/dump_fits_pattern.hpp"
+#include "paro/atomic_output.hpp"
 #include "paro/error.hpp"
 #include "paro/pattern.hpp"
 #include "paro/png_image.hpp"
@@ -982,8 +983,8 @@ ReportResult write_report(const ReportOptions& opt) {
 
     // ---- the temporary directory
     TempDir tmp;
-    tmp.path = (dir.has_parent_path() ? dir.parent_path() : fs::path(".")) /
-               fmt::format(".{}.tmp{}", dir.filename().string(), ::getpid());
+    remove_stale_temporaries(dir.string());
+    tmp.path = temporary_path(dir.string());
     {
         std::error_code ec;
         fs::remove_all(tmp.path, ec);
