@@ -64,3 +64,12 @@ TEST_CASE("library errors name the parameter and no flag", "[errors]") {
     });
     check_names_parameter("path", [&] { AtomicOutput::check(tmp.file("missing/p.h5")); });
 }
+
+TEST_CASE("error lines stay one bounded line whatever they echo", "[errors]") {
+    const InputError e("f.h5", "attribute model", "unknown model '" + std::string(5000, 'x') + "\nsecond line'");
+    const std::string line = e.what();
+    CHECK(line.find('\n') == std::string::npos);
+    CHECK(line.size() < 1100);
+    CHECK(line.rfind("f.h5: attribute model: unknown model 'xxx", 0) == 0);
+    CHECK(line.find("more bytes)") != std::string::npos);
+}

@@ -26,12 +26,19 @@ public:
     const std::string& message() const { return message_; }  // without file and where
 
 private:
+    // One line of bounded length whatever the input echoed into it (attribute values, names).
     static std::string compose(const std::string& file, const std::string& where,
                                const std::string& message) {
         std::string s;
         if (!file.empty()) s += file + ": ";
         if (!where.empty()) s += where + ": ";
-        return s + message;
+        s += message;
+        constexpr size_t kMaxLine = 1000;
+        if (s.size() > kMaxLine)
+            s = s.substr(0, kMaxLine) + "... (" + std::to_string(s.size() - kMaxLine) + " more bytes)";
+        for (char& c : s)
+            if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+        return s;
     }
     std::string file_, where_, message_;
 };
