@@ -5,6 +5,8 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
+#include <new>
+#include <string>
 
 #include "commands.hpp"
 #include "paro/error.hpp"
@@ -41,7 +43,13 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "paro: %s\n", e.what());
         return 2;
     } catch (const std::bad_alloc&) {
-        std::fprintf(stderr, "paro: out of memory\n");
+        // Name what was being read: the subcommand's first argument that is not an option.
+        const CLI::App* sub = app.get_subcommands().empty() ? nullptr : app.get_subcommands().front();
+        std::string input;
+        for (int i = 1; i < argc && input.empty(); ++i)
+            if (argv[i][0] != '-' && (!sub || sub->get_name() != argv[i])) input = argv[i];
+        std::fprintf(stderr, "paro: %sout of memory in paro %s (declared sizes beyond this machine's memory?)\n",
+                     input.empty() ? "" : (input + ": ").c_str(), sub ? sub->get_name().c_str() : "");
         return 2;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "paro: %s\n", e.what());
