@@ -25,6 +25,30 @@ template <typename T>
 void expect_size(const h5::File& f, const std::string& path, const std::vector<T>& v, size_t n) {
     if (v.size() != n) throw InputError(f.path(), path, fmt::format("has {} values, expected {}", v.size(), n));
 }
+
+// A dataset's exact shape, checked before it is read (a few bytes may declare gigabytes).
+void expect_shape(const h5::File& f, const std::string& path, const std::vector<int64_t>& want) {
+    h5::Handle d = h5::open_dataset(f, path);
+    const auto got = h5::dataset_info(f, d.get(), path).shape;
+    if (got != want)
+        throw InputError(f.path(), path, fmt::format("has shape [{}], expected [{}]", fmt::join(got, ", "),
+                                                     fmt::join(want, ", ")));
+}
+
+// a * b, or InputError when it does not fit (hostile sizes).
+int64_t checked_product(const h5::File& f, const std::string& where, int64_t a, int64_t b) {
+    int64_t out = 0;
+    if (a < 0 || b < 0 || __builtin_mul_overflow(a, b, &out))
+        throw InputError(f.path(), where, fmt::format("sizes {} x {} do not fit", a, b));
+    return out;
+}
+
+template <typename T>
+void expect_range(const h5::File& f, const std::string& path, const std::vector<T>& v, double lo, double hi) {
+    for (const T x : v)
+        if (!(x >= lo && x <= hi))
+            throw InputError(f.path(), path, fmt::format("holds {}, outside [{}, {}]", double(x), lo, hi));
+}
 }  // namespace
 
 const std::array<const char*, kNumOrders>& pattern_order_names() { return kFileOrderNames; }
@@ -182,7 +206,13 @@ Pattern read_pattern_file(const std::string& path) {
     p.provenance.source_checksum = h5::read_string_attr(f, root, "/", "source_checksum");
     p.provenance.created = h5::read_string_attr(f, root, "/", "created");
     p.objective = h5::read_string_attr(f, root, "/", "objective");
-    p.higher_is_better = h5::read_scalar_int_attr(f, root, "", "objective_higher_is_better") != 0;
+    if (p.objective != "recall" && p.objective != "paper" && p.objective != "output-error")
+        throw InputError(path, "attribute objective", "must be recall, paper or output-error");
+    const int64_t higher = h5::read_scalar_int_attr(f, root, "", "objective_higher_is_better");
+    if (higher != 0 && higher != 1) throw InputError(path, "attribute objective_higher_is_better", "must be 0 or 1");
+    p.higher_is_better = higher == 1;
+    if (h5::read_string_attr(f, root, "/", "mask_encoding") != "bits-row-major-lsb-first")
+        throw InputError(path, "attribute mask_encoding", "must be bits-row-major-lsb-first");
     const auto grid = h5::read_int_attr(f, root, "/", "grid");
     if (grid.size() != 3) throw InputError(path, "attribute grid", "must hold 3 integers");
     std::copy(grid.begin(), grid.end(), p.layout.grid.begin());
@@ -223,20 +253,43 @@ Pattern read_pattern_file(const std::string& path) {
             throw InputError(path, "/slots/boundaries", "must increase strictly");
 
     const int64_t T = p.slots.count();
+    if (h5::read_scalar_int_attr(f, slots.get(), "/slots", "count") != T)
+        throw InputError(path, "/slots attribute count", fmt::format("must be {} (the boundaries' slots)", T));
     const int64_t S = h5::read_scalar_int_attr(f, root, "", "num_samples");
+    if (S < 0) throw InputError(path, "attribute num_samples", "must not be negative");
     const int64_t nb = p.tiles_per_side();
-    const int64_t nbytes = (nb * nb + 7) / 8;
+    if (h5::read_scalar_int_attr(f, root, "", "tiles_per_side") != nb)
+        throw InputError(path, "attribute tiles_per_side",
+                         fmt::format("must be {} (ceil of {} tokens / {})", nb, p.layout.tokens(), p.block_q));
+    const int64_t nbytes = (checked_product(f, "attribute tiles_per_side", nb, nb) + 7) / 8;
     h5::Handle layers = h5::open_group(f, "/layers");
     const int64_t L = h5::read_scalar_int_attr(f, layers.get(), "/layers", "count");
     if (L <= 0) throw InputError(path, "/layers attribute count", "the pattern has no layers");
+    if (static_cast<int64_t>(h5::list_members(f, "/layers").size()) != L)
+        throw InputError(path, "/layers attribute count",
+                         fmt::format("is {} but /layers holds {} members", L, h5::list_members(f, "/layers").size()));
     for (int64_t l = 0; l < L; ++l) {
         const std::string base = fmt::format("/layers/{}", l);
         h5::Handle g = h5::open_group(f, base);
         const int64_t H = h5::read_scalar_int_attr(f, g.get(), base, "heads");
-        if (H <= 0) throw InputError(path, base + " attribute heads", "must be positive");
-        const auto orders = h5::read_all_u8(f, base + "/orders");
-        const auto qk = h5::read_all_u8(f, base + "/qk_bits");
-        const auto pv = h5::read_all_u8(f, base + "/" + pv_dataset);
+        if (H <= 0 || H > 65535) throw InputError(path, base + " attribute heads", "must be 1 to 65535");
+        h5::Handle scores_probe = h5::open_dataset(f, base + "/scores");
+        const int64_t M0 = static_cast<int64_t>(
+            h5::read_string_array_attr(f, scores_probe.get(), base + "/scores", "metrics").size());
+        checked_product(f, base, checked_product(f, base, T, H), nbytes);
+        checked_product(f, base, H, S);
+        for (const char* name : {"/orders", "/qk_bits"}) expect_shape(f, base + name, {H});
+        expect_shape(f, base + "/" + pv_dataset, {H});
+        expect_shape(f, base + "/masks", {T, H, nbytes});
+        expect_shape(f, base + "/density", {T, H});
+        expect_shape(f, base + "/recall", {T, H});
+        expect_shape(f, base + "/scores", {H, kNumOrders, M0});
+        expect_shape(f, base + "/sample_order", {H, S});
+        expect_shape(f, base + "/sample_recall", {H, S});
+        // Small integers read wide: a narrowing read would clamp -1 to a valid 0.
+        const auto orders = h5::read_all_int(f, base + "/orders");
+        const auto qk = h5::read_all_int(f, base + "/qk_bits");
+        const auto pv = h5::read_all_int(f, base + "/" + pv_dataset);
         const auto masks = h5::read_all_u8(f, base + "/masks");
         const auto density = h5::read_all_double(f, base + "/density");
         const auto recall = h5::read_all_double(f, base + "/recall");
@@ -245,7 +298,7 @@ Pattern read_pattern_file(const std::string& path) {
         h5::Handle scores_ds = h5::open_dataset(f, base + "/scores");
         const auto metric_names = h5::read_string_array_attr(f, scores_ds.get(), base + "/scores", "metrics");
         const int64_t M = static_cast<int64_t>(metric_names.size());
-        const auto sample_order = h5::read_all_u8(f, base + "/sample_order");
+        const auto sample_order = h5::read_all_int(f, base + "/sample_order");
         const auto sample_recall = h5::read_all_double(f, base + "/sample_recall");
         expect_size(f, base + "/orders", orders, H);
         expect_size(f, base + "/qk_bits", qk, H);
@@ -256,19 +309,27 @@ Pattern read_pattern_file(const std::string& path) {
         expect_size(f, base + "/scores", scores, H * kNumOrders * M);
         expect_size(f, base + "/sample_order", sample_order, H * S);
         expect_size(f, base + "/sample_recall", sample_recall, H * S);
+        expect_range(f, base + "/density", density, 0, 1);
+        expect_range(f, base + "/recall", recall, 0, 1);
+        expect_range(f, base + "/sample_recall", sample_recall, 0, 1);
+        for (double x : scores)
+            if (!std::isfinite(x)) throw InputError(path, base + "/scores", "holds NaN or Inf");
         LayerPattern lp;
         lp.heads.resize(H);
         for (int64_t h = 0; h < H; ++h) {
             HeadPattern& hp = lp.heads[h];
-            if (orders[h] >= kNumOrders) throw InputError(path, base + "/orders", fmt::format("bad order index {}", orders[h]));
+            if (orders[h] < 0 || orders[h] >= kNumOrders)
+                throw InputError(path, base + "/orders", fmt::format("bad order index {}", orders[h]));
             hp.order = file_order[orders[h]];
-            hp.qk_bits = qk[h];
+            if (qk[h] != 4 && qk[h] != 8 && qk[h] != 16)
+                throw InputError(path, base + "/qk_bits", fmt::format("holds {}; QK bits are 4, 8 or 16", qk[h]));
+            hp.qk_bits = static_cast<int>(qk[h]);
             if (version >= 2) {
-                if (pv[h] >= file_pv_format.size())
+                if (pv[h] < 0 || pv[h] >= static_cast<int64_t>(file_pv_format.size()))
                     throw InputError(path, base + "/pv_format", fmt::format("bad PV format code {}", pv[h]));
                 hp.pv_format = file_pv_format[pv[h]];
             } else {
-                hp.pv_format = pv_format_from_v1_bits(pv[h], path, base + "/pv_bits");
+                hp.pv_format = pv_format_from_v1_bits(static_cast<int>(pv[h]), path, base + "/pv_bits");
             }
             for (int64_t t = 0; t < T; ++t) {
                 BlockMask m;
@@ -285,8 +346,8 @@ Pattern read_pattern_file(const std::string& path) {
                         if (metric_names[c] == kMetricNames[k]) *fields[k] = scores[(h * kNumOrders + i) * M + c];
             }
             for (int64_t s = 0; s < S; ++s) {
-                const uint8_t so = sample_order[h * S + s];
-                if (so >= kNumOrders) throw InputError(path, base + "/sample_order", "bad order index");
+                const int64_t so = sample_order[h * S + s];
+                if (so < 0 || so >= kNumOrders) throw InputError(path, base + "/sample_order", "bad order index");
                 hp.sample_order.push_back(static_cast<uint8_t>(index_of(file_order[so])));
                 hp.sample_recall.push_back(sample_recall[h * S + s]);
             }

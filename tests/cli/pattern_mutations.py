@@ -1,0 +1,46 @@
+"""Writes mutants of a valid pattern file (argument 1) into a folder (argument 2), one per case, with
+h5py; prints the case names. Each mutant breaks one rule of the pattern format that the reader must
+refuse (exit 2) and `paro check` must report."""
+import os
+import shutil
+import sys
+
+import h5py
+import numpy as np
+
+src, out = sys.argv[1], sys.argv[2]
+
+
+def mutant(name, edit):
+    path = os.path.join(out, name + ".h5")
+    shutil.copy(src, path)
+    with h5py.File(path, "r+") as f:
+        edit(f)
+    print(name)
+
+
+def replace(f, path, data):
+    del f[path]
+    f[path] = data
+
+
+mutant("mask_encoding", lambda f: f.attrs.__setitem__("mask_encoding", "bits-column-major"))
+for v in (0, -1, 2**62):
+    mutant(f"tiles_per_side_{v}".replace("-", "m"), lambda f, v=v: f.attrs.__setitem__("tiles_per_side", np.int64(v)))
+mutant("slots_count", lambda f: f["slots"].attrs.__setitem__("count", np.int64(5)))
+mutant("objective", lambda f: f.attrs.__setitem__("objective", "best"))
+mutant("layers_count_short", lambda f: f["layers"].attrs.__setitem__("count", np.int64(1)))
+for name, v in (("density_2", 2.0), ("density_neg", -0.5), ("density_nan", np.nan)):
+    mutant(name, lambda f, v=v: replace(f, "layers/0/density", np.full(f["layers/0/density"].shape, v)))
+for v in (0, 3):
+    mutant(f"qk_bits_{v}", lambda f, v=v: replace(f, "layers/0/qk_bits", np.full(f["layers/0/qk_bits"].shape, v, np.uint8)))
+def nan_scores(f):
+    f["layers/0/scores"][0, 0, 0] = np.nan
+
+
+mutant("scores_nan", nan_scores)
+mutant("orders_negative", lambda f: replace(f, "layers/0/orders", -np.ones(f["layers/0/orders"].shape, np.int8)))
+mutant("orders_rank2", lambda f: replace(f, "layers/0/orders", f["layers/0/orders"][()].reshape(1, -1)))
+mutant("masks_huge_claim", lambda f: (f.__delitem__("layers/0/masks"),
+                                      f.create_dataset("layers/0/masks", shape=(2**20, 2**20, 2**10), dtype=np.uint8,
+                                                       chunks=(1, 1, 1024))))

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Mutated pattern files (tests/cli/pattern_mutations.py): inspect and report refuse each with exit 2
+# and one line naming the file, within seconds; check does not pass any of them.
+set -uo pipefail
+"$PYTHON" -c "import h5py, numpy" 2>/dev/null || { echo "h5py/numpy missing: skipped"; exit 77; }
+dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
+"$PARO" synth -q -o "$dir/d.h5" --grid 3x8x10 --text 16 --layers 2 --heads 3 --samples 2 --no-v || exit 1
+"$PARO" calibrate -q "$dir/d.h5" -o "$dir/p.h5" --slots 2 || exit 1
+mkdir "$dir/m"
+cases=$("$PYTHON" "$(dirname "$0")/pattern_mutations.py" "$dir/p.h5" "$dir/m") || exit 1
+fail=0
+for c in $cases; do
+    f="$dir/m/$c.h5"
+    timeout 20 "$PARO" inspect "$f" >/dev/null 2>"$dir/err.txt"; rc=$?
+    lines=$(wc -l <"$dir/err.txt")
+    if [ $rc -ne 2 ] || [ "$lines" -ne 1 ] || ! grep -q "$c.h5" "$dir/err.txt"; then
+        echo "FAIL inspect $c: exit $rc"; cat "$dir/err.txt"; fail=1
+    else
+        echo "ok   inspect $c: $(cat "$dir/err.txt")"
+    fi
+    timeout 20 "$PARO" check -q "$f" >/dev/null 2>&1; rc=$?
+    [ $rc -eq 1 ] || [ $rc -eq 2 ] || { echo "FAIL check $c: exit $rc"; fail=1; }
+done
+exit $fail
