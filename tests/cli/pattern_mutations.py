@@ -44,3 +44,6 @@ mutant("orders_rank2", lambda f: replace(f, "layers/0/orders", f["layers/0/order
 mutant("masks_huge_claim", lambda f: (f.__delitem__("layers/0/masks"),
                                       f.create_dataset("layers/0/masks", shape=(2**20, 2**20, 2**10), dtype=np.uint8,
                                                        chunks=(1, 1, 1024))))
+mutant("masks_never_written", lambda f: (shape := f["layers/0/masks"].shape, f.__delitem__("layers/0/masks"),
+                                         f.create_dataset("layers/0/masks", shape=shape, dtype=np.uint8,
+                                                          chunks=(1,) + shape[1:])))

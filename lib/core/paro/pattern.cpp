@@ -33,6 +33,8 @@ void expect_shape(const h5::File& f, const std::string& path, const std::vector<
     if (got != want)
         throw InputError(f.path(), path, fmt::format("has shape [{}], expected [{}]", fmt::join(got, ", "),
                                                      fmt::join(want, ", ")));
+    if (h5::stored_bytes(d.get()) == 0 && std::none_of(got.begin(), got.end(), [](int64_t n) { return n == 0; }))
+        throw InputError(f.path(), path, "holds no data (never written)");
 }
 
 // a * b, or InputError when it does not fit (hostile sizes).
