@@ -3,6 +3,7 @@
 #include <hdf5.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 
 #include "catch.hpp"
@@ -250,4 +251,27 @@ TEST_CASE("a pattern's options attribute is checked when read", "[calibrate]") {
         INFO(bad.substr(0, 20));
         CHECK_THROWS_WITH(read_pattern_file(pattern), Catch::Contains("attribute options"));
     }
+}
+
+// The memory budget: a calibration whose declared sizes exceed the limit is refused before any work,
+// naming the file; the limit comes from PARO_MEMORY_LIMIT (sizes with K/M/G/T) or the machine.
+TEST_CASE("calibrate refuses work beyond the memory budget", "[calibrate]") {
+    test::TempDir tmp;
+    const std::string dump = tmp.file("d.h5");
+    write_synthetic_dump(test::synth_options({{4, 12, 16}, 32, TextPosition::prefix}, 1, 2, 2, 3), dump);
+    DumpReader reader(dump);
+    const CalibrateOptions opt;
+    ::setenv("PARO_MEMORY_LIMIT", "64K", 1);
+    try {
+        calibrate(reader, opt);
+        FAIL("calibrated within a 64 KiB budget");
+    } catch (const InputError& e) {
+        CHECK(e.file() == dump);
+        CHECK(std::string(e.what()).find("set PARO_MEMORY_LIMIT") != std::string::npos);
+    }
+    ::setenv("PARO_MEMORY_LIMIT", "12X", 1);
+    CHECK_THROWS_AS(calibrate(reader, opt), ParameterError);
+    ::setenv("PARO_MEMORY_LIMIT", "1G", 1);
+    CHECK_NOTHROW(calibrate(reader, opt));
+    ::unsetenv("PARO_MEMORY_LIMIT");
 }

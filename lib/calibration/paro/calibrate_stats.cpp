@@ -4,14 +4,13 @@
 #include <fmt/format.h>
 #include <omp.h>
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cmath>
 
 #include "paro/calibrator.hpp"
 #include "paro/error.hpp"
 #include "paro/head_scoring.hpp"
+#include "paro/memory_budget.hpp"
 #include "paro/parallel.hpp"
 #include "paro/stats_file.hpp"
 
@@ -46,20 +45,16 @@ void check_scoring(const StatsInfo& info, const CalibrateOptions& opt) {
     expect_same(f, "sigma", s.objective.sigma, opt.objective.sigma);
 }
 
-// Refuses statistics this machine cannot calibrate: a file claiming a huge grid (hostile or
-// mistaken) would otherwise grow until the system kills the process.
-void check_memory(const StatsInfo& info, int slots) {
+// The working set of one head (its masses, the slot sums, a TileStats and a ranking of one order)
+// times the heads finished at once, against the memory budget.
+void check_memory(const StatsInfo& info, int slots, int64_t heads_at_once) {
     const double tiles = std::pow(static_cast<double>(info.tiles_per_side()), 2);
     const double samples = static_cast<double>(info.dump.samples.size());
-    // One head: its masses, the slot sums, a TileStats and a ranking of one order.
     const double per_head = tiles * (4.0 * samples + 4.0 * slots + 40.0);
-    const double machine = static_cast<double>(::sysconf(_SC_PHYS_PAGES)) * static_cast<double>(::sysconf(_SC_PAGE_SIZE));
-    if (per_head > 0.5 * machine)
-        throw InputError(info.dump.path, "/layers/0/mass",
-                         fmt::format("calibrating one head of these statistics needs about {:.1f} GiB ({} tokens: {} x {} "
-                                     "tiles, {} samples); this machine has {:.1f} GiB",
-                                     per_head / 1073741824.0, info.dump.tokens(), info.tiles_per_side(),
-                                     info.tiles_per_side(), info.dump.samples.size(), machine / 1073741824.0));
+    require_memory(per_head * static_cast<double>(heads_at_once),
+                   fmt::format("{} heads at once ({} tokens: {} x {} tiles, {} samples)", heads_at_once,
+                               info.dump.tokens(), info.tiles_per_side(), info.tiles_per_side(), info.dump.samples.size()),
+                   info.dump.path, "/layers/0/mass");
 }
 
 }  // namespace
@@ -69,7 +64,7 @@ Pattern calibrate(const StatsReader& reader, const CalibrateOptions& opt) {
     check_scoring(info, opt);
     validate_calibration(info.dump, opt);
     const SlotPlan plan = SlotPlan::make(opt.slots, opt.share_later_half);
-    check_memory(info, plan.count());
+    check_memory(info, plan.count(), std::max(1, omp_get_max_threads()));
     const std::vector<int> slot_of_sample = sample_slots(info.dump, plan);
     const TileGrid grid{info.dump.tokens(), opt.tiles.block};
     const BlockMask forced = forced_tiles(info.dump.layout, grid, opt.mask);

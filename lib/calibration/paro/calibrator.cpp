@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <ctime>
 #include <exception>
 #include <filesystem>
@@ -19,6 +20,7 @@
 
 #include "paro/error.hpp"
 #include "paro/head_scoring.hpp"
+#include "paro/memory_budget.hpp"
 #include "paro/parallel.hpp"
 #include "paro/slice_feed.hpp"
 #include "paro/tile_stats.hpp"
@@ -119,6 +121,22 @@ Pattern calibrate(DumpReader& reader, const CalibrateOptions& opt, TileStatsBack
 }
 
 namespace {
+
+// The calibration's peak host memory, from the declared sizes: per device, three groups of `batch`
+// slices in flight and two groups of heads keeping every sample's six orders of tile masses and
+// one sample's statistics; per thread, a ranking of one order.
+double peak_bytes(const DumpInfo& dump, const CalibrateOptions& opt, int64_t batch, int64_t devices, int threads) {
+    const double n = static_cast<double>(dump.tokens());
+    const double tiles = std::pow(static_cast<double>(tiles_per_side(dump.tokens(), opt.tiles.block)), 2);
+    double slice = 0;
+    for (const DumpLayer& l : dump.layers)
+        slice = std::max(slice, 4.0 * (l.kind == DumpKind::attention ? n * n
+                                                                     : n * static_cast<double>(2 * l.head_dim + l.value_dim)));
+    const double samples = static_cast<double>(dump.samples.size());
+    const double head = tiles * kNumOrders * (4.0 * samples + 20.0);
+    const double b = static_cast<double>(batch), d = static_cast<double>(devices);
+    return d * (3.0 * b * slice + 2.0 * b * head) + static_cast<double>(threads) * tiles * 16.0;
+}
 
 // Heads [h0, h0 + count) of one layer: what one device takes through every sample.
 struct WorkUnit {
@@ -285,6 +303,11 @@ Pattern calibrate(DumpReader& reader, const CalibrateOptions& opt, const std::ve
     // computation and the result does not depend on how the units were spread.
     int64_t batch = std::numeric_limits<int64_t>::max();
     for (const TileStatsBackend* tiles : backends) batch = std::min(batch, std::max<int64_t>(1, tiles->batch_heads()));
+    require_memory(peak_bytes(dump, opt, batch, static_cast<int64_t>(backends.size()), omp_get_max_threads()),
+                   fmt::format("calibrating {} tokens ({} x {} tiles per order, {} samples)", dump.tokens(),
+                               backends.front()->grid().tiles_per_side(), backends.front()->grid().tiles_per_side(),
+                               dump.samples.size()),
+                   dump.path, "/layers");
     SharedWork work(dump, batch, opt);
     CalibrationTimes t;
     t.devices.resize(backends.size());
