@@ -21,4 +21,12 @@ for c in $cases; do
     timeout 20 "$PARO" check -q "$f" >/dev/null 2>&1; rc=$?
     [ $rc -eq 1 ] || [ $rc -eq 2 ] || { echo "FAIL check $c: exit $rc"; fail=1; }
 done
+# The memory budget: a valid pattern whose masks exceed PARO_MEMORY_LIMIT is refused in one line.
+PARO_MEMORY_LIMIT=8 "$PARO" inspect "$dir/p.h5" >/dev/null 2>"$dir/err.txt"; rc=$?
+if [ $rc -ne 2 ] || [ "$(wc -l <"$dir/err.txt")" -ne 1 ] || ! grep -q "PARO_MEMORY_LIMIT" "$dir/err.txt"; then
+    echo "FAIL inspect under PARO_MEMORY_LIMIT=8: exit $rc"; cat "$dir/err.txt"; fail=1
+else
+    echo "ok   inspect under PARO_MEMORY_LIMIT=8: $(cat "$dir/err.txt")"
+fi
+"$PARO" inspect "$dir/p.h5" >/dev/null || { echo "FAIL: inspect of the valid pattern"; fail=1; }
 exit $fail

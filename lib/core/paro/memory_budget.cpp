@@ -32,14 +32,22 @@ double memory_limit() {
     return v * scale;
 }
 
+namespace {
+std::string human_bytes(double b) {
+    const char* units[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB"};
+    int u = 0;
+    while (b >= 1024.0 && u < 5) b /= 1024.0, ++u;
+    return u == 0 ? fmt::format("{:.0f} bytes", b) : fmt::format("{:.1f} {}", b, units[u]);
+}
+}  // namespace
+
 void require_memory(double bytes, const std::string& what, const std::string& file, const std::string& where) {
     const double limit = memory_limit();
     if (bytes <= limit) return;
     const bool set = std::getenv("PARO_MEMORY_LIMIT") && *std::getenv("PARO_MEMORY_LIMIT");
     throw InputError(file, where,
-                     fmt::format("needs about {:.1f} GiB for {}; the limit is {:.1f} GiB ({}; set PARO_MEMORY_LIMIT "
-                                 "to change it)",
-                                 bytes / 1073741824.0, what, limit / 1073741824.0,
+                     fmt::format("needs about {} for {}; the limit is {} ({}; set PARO_MEMORY_LIMIT to change it)",
+                                 human_bytes(bytes), what, human_bytes(limit),
                                  set ? "PARO_MEMORY_LIMIT" : "80% of this machine's memory"));
 }
 

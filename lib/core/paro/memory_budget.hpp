@@ -10,7 +10,7 @@ namespace paro {
 // The limit in bytes. Throws ParameterError ("PARO_MEMORY_LIMIT") for a malformed value.
 double memory_limit();
 
-// Throws InputError(file, where, "needs about X GiB for WHAT; the limit is Y GiB (...)") when
+// Throws InputError(file, where, "needs about X for WHAT; the limit is Y (...)") when
 // bytes exceed memory_limit().
 void require_memory(double bytes, const std::string& what, const std::string& file, const std::string& where);
 

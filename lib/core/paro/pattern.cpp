@@ -11,6 +11,7 @@
 #include "paro/atomic_output.hpp"
 #include "paro/error.hpp"
 #include "paro/hdf5_io.hpp"
+#include "paro/memory_budget.hpp"
 
 namespace paro {
 
@@ -270,6 +271,7 @@ Pattern read_pattern_file(const std::string& path) {
     if (static_cast<int64_t>(h5::list_members(f, "/layers").size()) != L)
         throw InputError(path, "/layers attribute count",
                          fmt::format("is {} but /layers holds {} members", L, h5::list_members(f, "/layers").size()));
+    double mask_bytes = 0;
     for (int64_t l = 0; l < L; ++l) {
         const std::string base = fmt::format("/layers/{}", l);
         h5::Handle g = h5::open_group(f, base);
@@ -280,6 +282,10 @@ Pattern read_pattern_file(const std::string& path) {
             h5::read_string_array_attr(f, scores_probe.get(), base + "/scores", "metrics").size());
         checked_product(f, base, checked_product(f, base, T, H), nbytes);
         checked_product(f, base, H, S);
+        // This layer's masks twice (as read, then as BlockMasks) on top of the layers read so far.
+        mask_bytes += 2.0 * static_cast<double>(T) * static_cast<double>(H) * static_cast<double>(nbytes);
+        require_memory(mask_bytes, fmt::format("the masks of {} layers ({} x {} tiles, {} slots)", l + 1, nb, nb, T), path,
+                       base + "/masks");
         for (const char* name : {"/orders", "/qk_bits"}) expect_shape(f, base + name, {H});
         expect_shape(f, base + "/" + pv_dataset, {H});
         expect_shape(f, base + "/masks", {T, H, nbytes});
