@@ -41,6 +41,26 @@ void record(const DumpReader& reader, const CalibrateOptions& opt, const std::st
     recorder.write(path, info, {}, "CPU streaming (OpenMP)");
 }
 
+// A q/k-only synthetic dump in tmp.
+std::string qk_dump(const test::TempDir& tmp, const TokenLayout& layout, int layers, int heads, int samples,
+                    uint64_t seed, int prompts = 1) {
+    SynthOptions so = test::synth_options(layout, layers, heads, samples, seed);
+    so.prompts = prompts;
+    so.with_v = false;
+    const std::string path = tmp.file("d.h5");
+    write_synthetic_dump(so, path);
+    return path;
+}
+
+// Runs the paro command with args: its exit status and what it wrote to stderr.
+std::pair<int, std::string> run_paro(const test::TempDir& tmp, const std::string& args) {
+    const std::string log = tmp.file("stderr.txt");
+    const int rc = std::system((std::string(PARO_BINARY) + " " + args + " >/dev/null 2>" + log).c_str());
+    std::ifstream in(log);
+    return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1,
+            std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>())};
+}
+
 void require_same_pattern(const Pattern& a, const Pattern& b) {
     REQUIRE(a.layers.size() == b.layers.size());
     CHECK(a.slots.boundaries == b.slots.boundaries);
@@ -64,11 +84,7 @@ void require_same_pattern(const Pattern& a, const Pattern& b) {
 
 TEST_CASE("a statistics file calibrates into the pattern its dump gives", "[stats]") {
     test::TempDir tmp;
-    SynthOptions so = test::synth_options({{3, 10, 13}, 20, TextPosition::suffix}, 2, 3, 6, 41);
-    so.prompts = 2;
-    so.with_v = false;
-    const std::string dump = tmp.file("d.h5");
-    write_synthetic_dump(so, dump);
+    const std::string dump = qk_dump(tmp, {{3, 10, 13}, 20, TextPosition::suffix}, 2, 3, 6, 41, 2);
     DumpReader reader(dump);
 
     CalibrateOptions opt;
@@ -97,19 +113,13 @@ TEST_CASE("a statistics file calibrates into the pattern its dump gives", "[stat
 
 TEST_CASE("paro check and paro calibrate take statistics files", "[stats]") {
     test::TempDir tmp;
-    SynthOptions so = test::synth_options({{4, 12, 16}, 32, TextPosition::prefix}, 2, 2, 4, 3);
-    so.with_v = false;
-    const std::string dump = tmp.file("d.h5"), stats = tmp.file("s.h5");
-    write_synthetic_dump(so, dump);
+    const std::string dump = qk_dump(tmp, {{4, 12, 16}, 32, TextPosition::prefix}, 2, 2, 4, 3), stats = tmp.file("s.h5");
     DumpReader reader(dump);
     CalibrateOptions opt;
     opt.mask.density = 0.45;
     opt.slots = 2;
     record(reader, opt, stats, 3);
-    const auto paro = [&](const std::string& args) {
-        const int rc = std::system((std::string(PARO_BINARY) + " " + args + " >/dev/null 2>&1").c_str());
-        return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-    };
+    const auto paro = [&](const std::string& args) { return run_paro(tmp, args).first; };
     CHECK(paro("check " + stats) == 0);
     REQUIRE(paro("calibrate -q --device cpu --density 0.45 --slots 2 " + dump + " -o " + tmp.file("a.h5")) == 0);
     // The scoring options come from the file; the slots are the caller's.
@@ -123,19 +133,11 @@ TEST_CASE("paro check and paro calibrate take statistics files", "[stats]") {
 // Altered files: each a one-line error naming the dataset, exit 2, no pattern written.
 TEST_CASE("paro calibrate refuses altered statistics files", "[stats]") {
     test::TempDir tmp;
-    SynthOptions so = test::synth_options({{2, 8, 8}, 0, TextPosition::prefix}, 1, 3, 2, 9);
-    so.with_v = false;
-    const std::string dump = tmp.file("d.h5");
-    write_synthetic_dump(so, dump);
+    const std::string dump = qk_dump(tmp, {{2, 8, 8}, 0, TextPosition::prefix}, 1, 3, 2, 9);
     DumpReader reader(dump);
     const CalibrateOptions opt;
     const auto calibrate_cli = [&](const std::string& stats) {
-        const std::string log = tmp.file("log.txt");
-        const int rc = std::system((std::string(PARO_BINARY) + " calibrate -q " + stats + " -o " + tmp.file("p.h5") +
-                                    " 2>" + log).c_str());
-        std::ifstream in(log);
-        std::string err((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-        return std::make_pair(WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, err);
+        return run_paro(tmp, "calibrate -q " + stats + " -o " + tmp.file("p.h5"));
     };
     const auto altered = [&](const std::string& name, const std::function<void(hid_t layer)>& edit) {
         const std::string path = tmp.file(name);
@@ -184,10 +186,7 @@ TEST_CASE("paro calibrate refuses altered statistics files", "[stats]") {
 
 TEST_CASE("statistics are refused where they would mislead", "[stats]") {
     test::TempDir tmp;
-    SynthOptions so = test::synth_options({{2, 8, 8}, 0, TextPosition::prefix}, 1, 2, 2, 5);
-    so.with_v = false;
-    const std::string dump = tmp.file("d.h5");
-    write_synthetic_dump(so, dump);
+    const std::string dump = qk_dump(tmp, {{2, 8, 8}, 0, TextPosition::prefix}, 1, 2, 2, 5);
     DumpReader reader(dump);
     const DumpInfo& info = reader.info();
     CalibrateOptions opt;
