@@ -3,13 +3,13 @@
   1. correctness: paro (bf16 and fp16 in; INT8 QK with INT8, fp16 and, on Hopper, FP8 PV) vs SDPA (math backend,
      fp32) with the equivalent boolean mask in original token order, at small N with text tokens, every
      order, D 64 and 128;
-  2. speed at the CogVideoX-5B shape (B1 H48 N17776, D 64 and 128): SDPA cuDNN and FlashAttention-2
-     dense, FlexAttention with the SAME 64x64 tile masks (on pre-permuted inputs, i.e. the
-     permutation given to Flex for free), and paro's whole op (permutation + quantization included).
-Usage: python3 compare_torch.py LIB [--quick] [--out results.json]"""
+  2. speed at the CogVideoX-5B shape (B1 H48 N17776, D 64 and 128) and, with --wan, the Wan 2.1 720p
+     shape (B1 H40 N75600 = 21x45x80, no text, D 128): SDPA cuDNN and FlashAttention-2 dense,
+     FlexAttention with the SAME 64x64 tile masks (on pre-permuted inputs, i.e. the permutation
+     given to Flex for free), and paro's whole op (permutation + quantization included).
+Usage: python3 compare_torch.py LIB [--quick] [--wan] [--out results.json]"""
 import argparse
 import json
-import math
 import os
 import sys
 
@@ -105,20 +105,24 @@ def correctness(rows):
     return worst
 
 
-def speed(D, densities, rows, iters):
+COGVIDEOX = dict(name="CogVideoX-5B", B=1, H=48, grid=(13, 30, 45), text=226)
+WAN = dict(name="Wan 2.1 720p", B=1, H=40, grid=(21, 45, 80), text=0)
+
+
+def speed(D, densities, rows, iters, shape=COGVIDEOX):
     from torch.nn.attention.flex_attention import BlockMask, flex_attention
-    B, H, grid, text = 1, 48, (13, 30, 45), 226
+    B, H, grid, text = shape["B"], shape["H"], shape["grid"], shape["text"]
     N = text + grid[0] * grid[1] * grid[2]
     nb = (N + 63) // 64
-    print(f"== speed B{B} H{H} N{N} D{D} bf16, median of {iters}")
+    print(f"== speed {shape['name']}: B{B} H{H} N{N} D{D} bf16, median of {iters}")
     q, k, v = [torch.randn(B, H, N, D, device="cuda", dtype=torch.bfloat16) for _ in range(3)]
     with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
         t_cudnn = bench(lambda: sdpa(q, k, v), iters)
     with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
         t_fa2 = bench(lambda: sdpa(q, k, v), iters)
     print(f"SDPA cuDNN {t_cudnn:.3f} ms, FlashAttention-2 {t_fa2:.3f} ms")
-    rows.append(dict(kind="speed", D=D, method="sdpa_cudnn", density=1.0, ms=t_cudnn))
-    rows.append(dict(kind="speed", D=D, method="sdpa_fa2", density=1.0, ms=t_fa2))
+    rows.append(dict(kind="speed", shape=shape["name"], D=D, method="sdpa_cudnn", density=1.0, ms=t_cudnn))
+    rows.append(dict(kind="speed", shape=shape["name"], D=D, method="sdpa_fa2", density=1.0, ms=t_fa2))
     flex = torch.compile(flex_attention)
     print(f"{'density':>8} {'flex64 ms':>10} {'flex128cov':>11} {'flex128 same':>12} | " +
           " | ".join(f"{'paro ' + pv:>14} {'x cuDNN':>8} {'vs flex64':>9}" for pv in FORMATS))
@@ -160,13 +164,13 @@ def speed(D, densities, rows, iters):
         t_flexeq = bench(lambda: flex(q, k, v, block_mask=bm3), iters)
         print(f"{real:8.3f} {t_flex64:10.3f} {t_flex128:11.3f} {t_flexeq:12.3f} | " +
               " | ".join(f"{t_pv[pv]:14.3f} {t_cudnn / t_pv[pv]:7.2f}x {t_flex64 / t_pv[pv]:8.2f}x" for pv in FORMATS))
-        rows.append(dict(kind="speed", D=D, method="flex128_random_same_density", density=m3.float().mean().item(),
+        rows.append(dict(kind="speed", shape=shape["name"], D=D, method="flex128_random_same_density", density=m3.float().mean().item(),
                          ms=t_flexeq))
         for pv in FORMATS:
-            rows.append(dict(kind="speed", D=D, method=f"paro_{pv}_pv", density=real, ms=t_pv[pv],
+            rows.append(dict(kind="speed", shape=shape["name"], D=D, method=f"paro_{pv}_pv", density=real, ms=t_pv[pv],
                              speedup_vs_cudnn=t_cudnn / t_pv[pv]))
-        rows.append(dict(kind="speed", D=D, method="flex64_same_masks", density=real, ms=t_flex64))
-        rows.append(dict(kind="speed", D=D, method="flex128_covering_masks",
+        rows.append(dict(kind="speed", shape=shape["name"], D=D, method="flex64_same_masks", density=real, ms=t_flex64))
+        rows.append(dict(kind="speed", shape=shape["name"], D=D, method="flex128_covering_masks",
                          density=m2.float().mean().item(), ms=t_flex128))
         plan.close()
 
@@ -180,6 +184,7 @@ def main():
     ap.add_argument("--head-dims", default="64,128")
     ap.add_argument("--skip-correctness", action="store_true")
     ap.add_argument("--no-speed", action="store_true")
+    ap.add_argument("--wan", action="store_true", help="also the Wan 2.1 720p shape (D 128, densities 1.0 and 0.2)")
     a = ap.parse_args()
     os.environ["PARO_RUNTIME_LIBRARY"] = a.lib
     global FORMATS
@@ -192,6 +197,8 @@ def main():
     dens = [1.0, 0.5, 0.3, 0.2]
     for D in ([] if a.no_speed else [int(x) for x in a.head_dims.split(",")]):
         speed(D, dens, rows, a.iters)
+    if a.wan and not a.no_speed:
+        speed(128, [1.0, 0.2], rows, max(3, a.iters // 4), WAN)
     if a.out:
         with open(a.out, "w") as f:
             json.dump(dict(device=torch.cuda.get_device_name(), kernel=paro.kernel_name(), rows=rows), f, indent=1)

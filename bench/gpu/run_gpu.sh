@@ -133,15 +133,15 @@ fi
 
 if has ncu; then  # the Hopper kernel, INT8 and fp16 PV, D 64, density 0.2: where the warps wait
   NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
-  for pv in int8 fp16; do
+  for pv in ${NCU_PV:-int8 fp16}; do
     timeout 240 $NCU --clock-control none --kernel-name regex:attention_ --launch-skip 3 --launch-count 1 \
       --section SpeedOfLight --section Occupancy --section WarpStateStats --section SchedulerStats \
       --section ComputeWorkloadAnalysis --section InstructionStats --section MemoryWorkloadAnalysis \
-      --metrics regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio \
+      --metrics sm__pipe_tensor_op_gmma_cycles_active.avg.pct_of_peak_sustained_active,sm__inst_executed_pipe_xu.avg.pct_of_peak_sustained_active,smsp__issue_active.avg.pct_of_peak_sustained_active \
       $B/paro bench --densities 0.2 --pv-format $pv --iters 1 --warmup 1 > "$OUT/ncu_pv$pv.txt" 2>&1
     note "ncu attention kernel (D64, density 0.2, PV $pv): rc=$?"
-    grep -E "attention_|Duration|Achieved Occupancy|Issued Warp|No Eligible|Executed Instructions  |Warp Cycles Per Issued|highest-utilized" "$OUT/ncu_pv$pv.txt" | head -12 | tee -a "$summary"
-    grep -E "issue_stalled" "$OUT/ncu_pv$pv.txt" | awk '$NF+0 > 0.05' | sort -k3 -g -r | head -12 | tee -a "$summary"
+    grep -E "attention_|Duration|Achieved Occupancy|Issued Warp|No Eligible|Executed Instructions  |Warp Cycles Per Issued|highest-utilized|gmma_cycles|pipe_xu|issue_active" "$OUT/ncu_pv$pv.txt" | head -16 | tee -a "$summary"
+    grep -E "^ +Stall|stall" "$OUT/ncu_pv$pv.txt" | head -12 | tee -a "$summary"
   done
   cp "$OUT"/ncu_pv*.txt "$FINAL/" 2>/dev/null
 fi

@@ -1,7 +1,8 @@
 #pragma once
-// What every attention kernel shares with its launch: one CTA = one warpgroup (4 warps x 16 query
-// rows) over one 64-row query tile of one (batch, head), the grid over (work item of the plan's
-// schedule, batch), and the Q fragments each warp keeps in registers for the whole row of key tiles.
+// What the attention kernels share with their launch: a warpgroup (4 warps x 16 query rows)
+// computes one 64-row query tile of one (batch, head) at a time, keeping Q in registers for the
+// whole row of key tiles; the sm_80 grid has one CTA per (item of the plan's schedule, batch), the
+// Hopper kernel a persistent grid that takes items from a RowQueue.
 #include "common.cuh"
 
 namespace paro::gpu {
@@ -28,6 +29,21 @@ __device__ __forceinline__ RowTile row_tile(const uint32_t* schedule) {
     const uint32_t item = schedule[blockIdx.x];
     return {int(item >> 16), int(item & 0xffffu)};
 }
+
+// The persistent kernels' work: the schedule's items (longest rows first) for every batch entry,
+// item index i = b * rows + j for schedule entry j, handed out in index order from a counter that
+// the launch zeroes, so the longest rows start first and whichever warpgroup is free takes the next.
+struct RowQueue {
+    const uint32_t* schedule;
+    uint32_t rows, total;  // items per batch entry (heads * nb), and in all
+    uint32_t* counter;
+    __device__ __forceinline__ uint32_t fetch() const { return atomicAdd(counter, 1u); }
+    __device__ __forceinline__ RowTile at(uint32_t i, int& b) const {
+        b = int(i / rows);
+        const uint32_t item = schedule[i - uint32_t(b) * rows];
+        return {int(item >> 16), int(item & 0xffffu)};
+    }
+};
 
 // Launches an attention kernel over `heads` heads' rows (their schedule items) and the batch, with
 // `bytes` of dynamic shared memory (opting in above 48 KB; per device, cheap enough to set on every

@@ -1,7 +1,18 @@
-// Block-sparse attention on Hopper (sm_90a): warpgroup MMA, overlapped with the softmax.
+// Block-sparse attention on Hopper (sm_90a): warp-specialized, persistent, warpgroup MMA overlapped
+// with the softmax.
 //
 // Same plan, workspace and math as the sm_80 kernel (attention_sm80.cu), sharing its per-tile
-// arithmetic (softmax.cuh, epilogue.cuh). One CTA = one warpgroup = one 64-row query tile of one head.
+// arithmetic (softmax.cuh, epilogue.cuh). One CTA per SM (a persistent grid) of 1 + C warpgroups
+// (C = 3 at D 64, 2 at D 128):
+//  - the producer warpgroup gives up its registers (setmaxnreg) and runs one thread per consumer:
+//    it takes the consumer's next row from the RowQueue (longest rows first, whichever consumer is
+//    free takes the next), hands it over (RowHandoff), and feeds that row's kept K and V^T tiles and
+//    their scales into the consumer's stage ring with bulk copies (TMA), S stages ahead: the prep
+//    kernel stored each tile in the swizzled layout wgmma reads (SwizzledRows), so a tile is one
+//    contiguous copy and the consumers issue no load and no address arithmetic;
+//  - each consumer warpgroup computes a 64-row query tile of its own row at a time (its own list of
+//    kept tiles: no union of two rows' masks, bench/mask_geometry.py), waiting on the stage's
+//    mbarrier instead of a CTA-wide barrier.
 // QK^T is wgmma.mma_async m64n64k32 s8 (int32 accumulators); PV is one of
 //   INT8 (PvFormat::int8): m64n64k32 u8 x s8 on P'_u8 (per row and tile scale) and V_i8 (per tile and channel),
 //       int32 accumulators folded into fp32 O after each tile;
@@ -11,140 +22,184 @@
 //   fp16 (PvFormat::fp16): m64n64k16 f16 with fp32 accumulators: the tensor cores accumulate straight
 //       into O, which is rescaled only when the lazily updated row max moves.
 // A (Q, then P) comes from registers in the mma.m16n8 fragment layout, B (K, then V^T) from shared
-// memory in 64B/128B-swizzled rows (SwizzledRows). The overlap (FlashAttention-3's intra-warpgroup
-// pipelining), for kept key tile i:
+// memory in 64B/128B-swizzled rows. The overlap (FlashAttention-3's intra-warpgroup pipelining), for
+// kept key tile i:
 //     issue QK(i), issue PV(i-1) -> wait QK(i) -> softmax(i) -> wait PV(i-1) -> O update
 // so the tensor cores compute the previous tile's PV while the warps run this tile's softmax, and
-// the other CTAs on the SM fill the waits. Nothing stays in flight from one tile to the next: with
-// wgmma groups in flight across iterations ptxas cannot prove the waits exact and serializes every
-// wgmma (C7514). Tiles stream through a 4-stage cp.async ring, loaded two tiles ahead.
+// the other consumer warpgroups fill the waits. Nothing stays in flight from one tile to the next:
+// with wgmma groups in flight across iterations ptxas cannot prove the waits exact and serializes
+// every wgmma (C7514).
 #include "attention_cta.cuh"
 #include "attention_kernels.hpp"
 #include "epilogue.cuh"
-#include "ptx_sm90.cuh"
+#include "pipeline_sm90.cuh"
 #include "softmax.cuh"
 
+#include <algorithm>
 #include <type_traits>
 
 namespace paro::gpu {
 
 namespace {
 
-constexpr int kStages90 = 4;
-
+// The kernel's shape for (D, PV format): warpgroups, register split, stages, shared-memory layout.
 template <int D, PvFormat F>
-struct Smem90 {
+struct Sm90Config {
     static constexpr bool PV16 = F == PvFormat::fp16;
-    // Stage s holds tile K (kTile rows of D bytes) then V^T (D rows of 64 int8 or fp16 keys), both
-    // SwizzledRows at s * stage; the scales of stage s (INT8 PV: the tile's v scales as in
-    // Quantized::v_scale; then its k scale) sit apart at scaleBase + s * scaleStride.
-    static constexpr int kRowBytes = D;
+    static constexpr int kConsumers = D == 64 ? 3 : 2;
+    static constexpr int kThreads = (kConsumers + 1) * kAttnThreads;
+    // Registers: every thread starts with the launch's even share of the 64K file (128 at D 64, 168 at
+    // D 128); the producer warpgroup drops to what its thread needs without spilling (48; at 32 it
+    // spills 40 bytes), and setmaxnreg.inc hands the consumers only what it released (the pool is the
+    // CTA's; asking for more blocks forever): 152 at D 64, 224 at D 128, where every PV format
+    // compiles without spills (ptxas, CUDA 13.0).
+    static constexpr int kEntryRegs = (65536 / kThreads) & ~7;
+    static constexpr int kProducerRegs = 48;
+    static constexpr int kConsumerRegs = (kEntryRegs + (kEntryRegs - kProducerRegs) / kConsumers) & ~7;
+    // A stage: the K tile (kTile keys of D bytes) then V^T (D channels of 64 int8 / fp16 keys), both
+    // SwizzledRows, at a 1024-byte boundary; its scales apart: the tile's v scales (8-bit PV:
+    // Quantized::v_scale), then the 16-byte chunk of Quantized::k_scale that holds the tile's.
     static constexpr int vRowBytes = kTile * (PV16 ? 2 : 1);
-    static constexpr int kBytes = kTile * kRowBytes;
+    static constexpr int kBytes = kTile * D;
     static constexpr int vBytes = D * vRowBytes;
-    static constexpr int stage = kBytes + vBytes;  // a multiple of 1024
-    static constexpr int vsOffset = 0;
-    static constexpr int ksOffset = vsOffset + (PV16 ? 0 : D * 8);
-    static constexpr int scaleStride = ksOffset + 16;
-    static constexpr int scaleBase = kStages90 * stage;
-    static constexpr int total = scaleBase + kStages90 * scaleStride + 1024;  // + 1024: alignment of the base
+    static constexpr int tileBytes = kBytes + vBytes;  // a multiple of 1024
+    static constexpr int vsBytes = PV16 ? 0 : D * 8;
+    static constexpr int scaleBytes = vsBytes + 16;
+    static constexpr int copyBytes = tileBytes + scaleBytes;  // what lands on a stage's full barrier
+    // As many stages (a power of two, at most 8) as fit in the 227 KB a CTA may have.
+    static constexpr int fit(int st) {
+        return st <= 2 || kConsumers * st * (copyBytes + kTileRingBytes<8>) + 4096 <= 227 * 1024 ? st : fit(st / 2);
+    }
+    static constexpr int kStages = fit(8);
+    static constexpr int scalesAt = kConsumers * kStages * tileBytes;
+    static constexpr int ringsAt = scalesAt + kConsumers * kStages * scaleBytes;
+    static constexpr int handoffsAt = ringsAt + kConsumers * kTileRingBytes<kStages>;
+    static constexpr int total = handoffsAt + kConsumers * kRowHandoffBytes + 1024;  // + 1024: alignment of the base
+    static_assert(kConsumers * (kConsumerRegs - kEntryRegs) <= kEntryRegs - kProducerRegs, "registers released >= taken");
+    static_assert(total <= 227 * 1024);
 };
 
 #ifdef PARO_SM90_DEVICE
-// The state of one warpgroup's walk over its row of kept key tiles.
+// Consumer c's part of shared memory.
+template <int D, PvFormat F>
+struct ConsumerSmem {
+    using C = Sm90Config<D, F>;
+    uint32_t tiles, scales;  // stage 0 of its tiles and of its scales
+    TileRing<C::kStages> ring;
+    RowHandoff handoff;
+    __device__ __forceinline__ ConsumerSmem(uint32_t base, int c)
+        : tiles(base + c * C::kStages * C::tileBytes),
+          scales(base + C::scalesAt + c * C::kStages * C::scaleBytes),
+          ring(base + C::ringsAt + c * kTileRingBytes<C::kStages>),
+          handoff(base + C::handoffsAt + c * kRowHandoffBytes) {}
+    __device__ __forceinline__ uint32_t tile_at(uint32_t st) const { return tiles + st * C::tileBytes; }
+    __device__ __forceinline__ uint32_t scales_at(uint32_t st) const { return scales + st * C::scaleBytes; }
+};
+
+// A row's place in the workspace and the plan.
+struct RowRef {
+    int b, h, r;
+    size_t bh;
+    uint32_t beg, n;  // its kept tiles: plan.cols[beg .. beg + n)
+    __device__ __forceinline__ RowRef(const RowQueue& q, uint32_t i, const Shape& s, const PlanView& plan) {
+        const RowTile rt = q.at(i, b);
+        h = rt.head;
+        r = rt.row;
+        bh = size_t(b) * s.heads + h;
+        const uint32_t* rp = plan.row_ptr + size_t(h) * (s.nb + 1);
+        beg = rp[r];
+        n = rp[r + 1] - beg;
+    }
+};
+
+// The producer thread of one consumer: rows from the queue, handed over, then their tiles copied.
+template <int D, PvFormat F>
+__device__ __forceinline__ void produce(const ConsumerSmem<D, F>& sm, const RowQueue& queue, const Shape& s,
+                                        const PlanView& plan, const Quantized& w) {
+    using C = Sm90Config<D, F>;
+    uint32_t pos = 0;  // ring position of the next tile
+    for (uint32_t k = 0;; ++k) {
+        const uint32_t i = queue.fetch();
+        const bool done = i >= queue.total;
+        sm.handoff.put(k, done ? RowHandoff::kEnd : i);
+        if (done) return;
+        const RowRef row(queue, i, s, plan);
+        const int8_t* gk = w.k + row.bh * s.npad * D;
+        const int8_t* gv = w.vt + row.bh * vt_head_bytes(s.nb, D);
+        const float* gvs = w.v_scale + row.bh * s.nb * D * 2;
+        const uint32_t ks0 = uint32_t(row.bh * s.nb);
+        const uint16_t* cols = plan.cols + row.beg;
+        int c = row.n > 0 ? cols[0] : 0;
+        for (uint32_t t = 0; t < row.n; ++t, ++pos) {
+            const int next = t + 1 < row.n ? cols[t + 1] : 0;  // its latency hides under the wait
+            sm.ring.acquire(pos, C::copyBytes);
+            const uint32_t st = sm.ring.stage(pos), bar = sm.ring.full_bar(pos);
+            bulk_copy_g2s(sm.tile_at(st), gk + size_t(c) * C::kBytes, C::kBytes, bar);
+            bulk_copy_g2s(sm.tile_at(st) + C::kBytes, gv + size_t(c) * C::vBytes, C::vBytes, bar);
+            if constexpr (!C::PV16) bulk_copy_g2s(sm.scales_at(st), gvs + size_t(c) * D * 2, C::vsBytes, bar);
+            bulk_copy_g2s(sm.scales_at(st) + C::vsBytes, w.k_scale + ((ks0 + uint32_t(c)) & ~3u), 16, bar);
+            c = next;
+        }
+    }
+}
+
+// One consumer warpgroup's walk over the kept key tiles of its current row.
 template <int D, PvFormat F>
 struct Sm90Row {
-    static constexpr bool PV16 = F == PvFormat::fp16, FP8 = F == PvFormat::fp8_e4m3;
+    using C = Sm90Config<D, F>;
+    static constexpr bool PV16 = C::PV16, FP8 = F == PvFormat::fp8_e4m3;
     using PvAcc = std::conditional_t<FP8, float, int>;  // a tile's 8-bit PV product
-    using L = Smem90<D, F>;
-    static constexpr int KCH = D / 16;                      // 16-byte chunks per K row
-    static constexpr int KIT = kTile * KCH / kAttnThreads;  // K chunks per thread (2 or 4)
-    static constexpr int KROWS = kAttnThreads / KCH;        // keys covered per step (a multiple of 8)
-    static constexpr int VCH = L::vRowBytes / 16;           // 16-byte chunks per V^T row (4 or 8)
-    using KRows = SwizzledRows<L::kRowBytes>;
-    using VRows = SwizzledRows<L::vRowBytes>;
-    static constexpr int VIT = D * VCH / kAttnThreads;      // V^T chunks per thread
-    static constexpr int VROWS = kAttnThreads / VCH;        // channels covered per step (a multiple of 8)
 
-    // Loads: each thread copies fixed 16-byte chunks, its offsets computed once.
-    uint32_t smem_base, desc_base, k_so, v_so;
-    const int8_t* k_head;
-    const uint8_t* v_head;
-    const float* vs_head;
-    const float* ks_head;
-    int tid, lane, tokens;
+    const ConsumerSmem<D, F> sm;
+    uint32_t desc_base;  // descriptor low word of the consumer's stage 0
+    int lane, tokens;
     const uint16_t* cols;
-    uint32_t n;
-    int c0, c1, c2;  // key-tile columns of tiles i .. i + 2
+    uint32_t n, pos;     // the row's kept tiles, and the ring position of its first
+    uint32_t ks0;        // the row's (batch, head) in Quantized::k_scale
+    int c0, c1;          // key-tile columns of tiles i and i + 1
 
     uint32_t qa[D / 32][4];
     float qscale;
     float o[D / 8][4];
-    int s[8][4];                           // S of the current tile
-    PvAcc pv[PV16 ? 1 : D / 64][8][4];     // 8-bit PV: P'V of the previous tile
-    uint32_t pa[PV16 ? 4 : 2][4];          // P of the previous tile (A fragments)
+    int s[8][4];                        // S of the current tile
+    PvAcc pv[PV16 ? 1 : D / 64][8][4];  // 8-bit PV: P'V of the previous tile
+    uint32_t pa[PV16 ? 4 : 2][4];       // P of the previous tile (A fragments)
     RowState rs;
-    float beta0 = 0.f, beta1 = 0.f;        // INT8: of the previous tile
+    float beta0, beta1;                 // INT8: of the previous tile
 
-    __device__ __forceinline__ void init(int tid_, int tokens_, uint32_t smem, const int8_t* k, const uint8_t* v,
-                                         const float* vs, const float* ks, const uint16_t* cols_, uint32_t n_) {
-        tid = tid_;
-        lane = tid_ & 31;
-        tokens = tokens_;
-        smem_base = (smem + 1023) & ~1023u;
-        desc_base = desc_lo(smem_base);
-        // Global memory holds K and V^T row by row; a thread's rows advance by multiples of 8 per
-        // step, so its swizzle is the same at every step.
-        k_so = KRows::offset(tid / KCH, tid % KCH);
-        v_so = L::kBytes + VRows::offset(tid / VCH, tid % VCH);
-        k_head = k + (tid / KCH) * D + (tid % KCH) * 16;
-        v_head = v + tid * 16;
-        vs_head = vs;
-        ks_head = ks;
+    __device__ __forceinline__ Sm90Row(const ConsumerSmem<D, F>& sm_, int lane_, int tokens_)
+        : sm(sm_), desc_base(desc_lo(sm_.tiles)), lane(lane_), tokens(tokens_) {}
+
+    __device__ __forceinline__ void start(const uint16_t* cols_, uint32_t n_, uint32_t pos_, uint32_t ks0_) {
         cols = cols_;
         n = n_;
+        pos = pos_;
+        ks0 = ks0_;
         c0 = col(0);
         c1 = col(1);
-        c2 = col(2);
+        rs = RowState{};
+        beta0 = beta1 = 0.f;
 #pragma unroll
         for (int j = 0; j < D / 8; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
     }
 
     __device__ __forceinline__ int col(uint32_t i) const { return i < n ? int(cols[i]) : 0; }
-    __device__ __forceinline__ uint32_t stage(uint32_t i) const { return i % kStages90; }
-    __device__ __forceinline__ uint32_t tile_at(uint32_t st) const { return smem_base + st * L::stage; }
-    __device__ __forceinline__ uint32_t scales_at(uint32_t st) const {
-        return smem_base + L::scaleBase + st * L::scaleStride;
-    }
-
-    __device__ __forceinline__ void load_tile(int c, uint32_t st) const {
-        const uint32_t s0 = tile_at(st), ss = scales_at(st);
-        const int8_t* gk = k_head + c * (kTile * D);
-        const uint8_t* gv = v_head + size_t(c) * L::vBytes;
-#pragma unroll
-        for (int it = 0; it < KIT; ++it) cp_async16(s0 + k_so + it * (KROWS * D), gk + it * KROWS * D);
-#pragma unroll
-        for (int it = 0; it < VIT; ++it)
-            cp_async16(s0 + v_so + it * (VROWS * L::vRowBytes), gv + it * (VROWS * L::vRowBytes));
-        // Predicated, not branched: a branch around one lane's copy costs its whole warp a divergent region.
-        if (!PV16) cp_async16_if(tid < D / 2, ss + L::vsOffset + tid * 16, vs_head + c * D * 2 + tid * 4);
-        cp_async4_if(tid == 32, ss + L::ksOffset, ks_head + c);
-    }
+    __device__ __forceinline__ uint32_t stage(uint32_t i) const { return sm.ring.stage(pos + i); }
 
     // S = Q K^T of the tile in stage st, issued (not waited for).
     __device__ __forceinline__ void issue_qk(uint32_t st) {
-        const uint32_t k0 = desc_base + st * (L::stage >> 4);
+        const uint32_t k0 = desc_base + st * (C::tileBytes >> 4);
         wgmma_fence();
-        wgmma_s8_n64<false>(s, qa[0], wgmma_desc<L::kRowBytes>(k0));
+        wgmma_s8_n64<false>(s, qa[0], wgmma_desc<D>(k0));
 #pragma unroll
-        for (int kk = 1; kk < D / 32; ++kk) wgmma_s8_n64<true>(s, qa[kk], wgmma_desc<L::kRowBytes>(k0 + kk * 2));
+        for (int kk = 1; kk < D / 32; ++kk) wgmma_s8_n64<true>(s, qa[kk], wgmma_desc<D>(k0 + kk * 2));
     }
 
     // PV of the tile in stage st with the P in pa, issued: 8-bit formats into pv, fp16 accumulating into o.
     __device__ __forceinline__ void issue_pv(uint32_t st) {
         wgmma_fence();
-        constexpr int RB = L::vRowBytes;
-        const uint32_t v0 = desc_base + st * (L::stage >> 4) + (L::kBytes >> 4);
+        constexpr int RB = C::vRowBytes;
+        const uint32_t v0 = desc_base + st * (C::tileBytes >> 4) + (C::kBytes >> 4);
 #pragma unroll
         for (int hn = 0; hn < D / 64; ++hn) {  // 64 channels per warpgroup MMA
             if constexpr (PV16) {
@@ -178,7 +233,7 @@ struct Sm90Row {
             }
         } else {
             (void)b0, (void)b1;
-            const uint32_t ss = scales_at(st) + L::vsOffset + (lane & 3) * 16;
+            const uint32_t ss = sm.scales_at(st) + (lane & 3) * 16;
 #pragma unroll
             for (int hn = 0; hn < D / 64; ++hn) {
                 fence_operand(pv[hn]);
@@ -195,14 +250,10 @@ struct Sm90Row {
     //   issue QK(i), issue PV(i - 1) -> wait QK(i) -> softmax(i) -> wait PV(i - 1) -> O update
     template <bool FIRST>
     __device__ __forceinline__ void step(uint32_t i) {
-        cp_async_wait<1>();  // tile i has landed (tile i + 1 may be in flight)
-        fence_proxy_async(); // the cp.async writes, visible to the tensor cores (async proxy)
-        __syncthreads();     // ... of every thread; every thread is past iteration i - 1
-        if (i + 2 < n) load_tile(c2, stage(i + 2));  // the stage of tile i - 2, no longer read
-        cp_async_commit();
-        const int c3 = col(i + 3);
         const uint32_t si = stage(i);
-        const float ks = lds_f32(scales_at(si) + L::ksOffset);  // early: its latency hides under the MMAs
+        sm.ring.wait(pos + i);  // tile i has landed
+        const float ks = lds_f32(sm.scales_at(si) + C::vsBytes + 4 * ((ks0 + uint32_t(c0)) & 3u));
+        const int c2 = col(i + 2);
         issue_qk(si);
         wgmma_commit();
         if (!FIRST) {
@@ -232,13 +283,13 @@ struct Sm90Row {
         if (!FIRST) {
             wgmma_wait<0>();  // PV(i - 1)
             fold_pv(stage(i - 1), b0, b1);
+            sm.ring.release(pos + i - 1);
         }
         copy_after_wait(pa, p);
         beta0 = b0;
         beta1 = b1;
         c0 = c1;
         c1 = c2;
-        c2 = c3;
     }
 
     // After the last tile: its PV and O update.
@@ -247,51 +298,66 @@ struct Sm90Row {
         wgmma_commit();
         wgmma_wait<0>();
         fold_pv(stage(n - 1), 1.f, 1.f);
+        sm.ring.release(pos + n - 1);
     }
 };
+
+// A consumer warpgroup: the rows its producer hands over, one after the other.
+template <int D, typename TOut, PvFormat F>
+__device__ __forceinline__ void consume(const ConsumerSmem<D, F>& sm, const RowQueue& queue, const Shape& s,
+                                        const PlanView& plan, const Quantized& w, float sm_scale_log2,
+                                        const MutView& out, int tid) {
+    const int warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+    Sm90Row<D, F> walk(sm, lane, s.tokens);
+    uint32_t pos = 0;
+    for (uint32_t k = 0;; ++k) {
+        const uint32_t i = sm.handoff.take(k);
+        if (i == RowHandoff::kEnd) return;
+        const RowRef row(queue, i, s, plan);
+        const int p0 = row.r * kTile + warp * 16 + g;  // the thread's first query row (permuted position)
+        if (row.n == 0) {  // no kept key tile: zeros
+            const float zero[D / 8][4] = {};
+            store_rows<D, TOut>(s, plan, out, row.b, row.h, p0, t, zero, 0.f, 0.f);
+            continue;
+        }
+        walk.start(plan.cols + row.beg, row.n, pos, uint32_t(row.bh * s.nb));
+        load_q_fragments<D>(w.q + (row.bh * s.npad + size_t(row.r) * kTile + warp * 16) * D, g, t, walk.qa);
+        walk.qscale = w.q_scale[(row.bh * s.nb + row.r) * kQGroupsPerTile + warp] * sm_scale_log2;
+        walk.template step<true>(0);
+        for (uint32_t j = 1; j < row.n; ++j) walk.template step<false>(j);
+        walk.finish();
+        store_rows<D, TOut>(s, plan, out, row.b, row.h, p0, t, walk.o, walk.rs.l0, walk.rs.l1);
+        pos += row.n;
+    }
+}
 #endif  // PARO_SM90_DEVICE
 
-// CTAs per SM the register budget is capped for: 8-bit D 64 needs ~160 registers (3), fp16 D 64 fits
-// 128 with a 4-byte spill (4), D 128 2 (~233 and 178 registers; ptxas, CUDA 13.0).
-template <int D, PvFormat F>
-constexpr int kSm90MinBlocks = D == 64 ? (F == PvFormat::fp16 ? 4 : 3) : 2;
-
 template <int D, typename TOut, PvFormat F>
-__global__ void __launch_bounds__(kAttnThreads, kSm90MinBlocks<D, F>)
-    attention_sm90_kernel(Shape s, PlanView plan, Quantized w, float sm_scale_log2, MutView out) {
+__global__ void __launch_bounds__(Sm90Config<D, F>::kThreads, 1)
+    attention_sm90_kernel(Shape s, PlanView plan, Quantized w, RowQueue queue, float sm_scale_log2, MutView out) {
 #ifdef PARO_SM90_DEVICE
+    using C = Sm90Config<D, F>;
     extern __shared__ __align__(128) uint8_t smem[];
-    const RowTile rt = row_tile(plan.schedule);  // a row of one of this format's heads
-    const int r = rt.row, h = rt.head, b = blockIdx.z;
-    const size_t bh = size_t(b) * s.heads + h;
-    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
-
-    const uint32_t* rp = plan.row_ptr + size_t(h) * (s.nb + 1);
-    const uint32_t beg = rp[r], n = rp[r + 1] - beg;
-    if (n == 0) {  // no kept key tile: zeros
-        const float zero[D / 8][4] = {};
-        store_rows<D, TOut>(s, plan, out, b, h, r * kTile + warp * 16 + g, t, zero, 0.f, 0.f);
-        return;
+    const uint32_t base = (static_cast<uint32_t>(__cvta_generic_to_shared(smem)) + 1023) & ~1023u;
+    const int wg = threadIdx.x / kAttnThreads, tid = threadIdx.x % kAttnThreads;
+    if (threadIdx.x < C::kConsumers) {
+        const ConsumerSmem<D, F> sm(base, threadIdx.x);
+        sm.ring.init();
+        sm.handoff.init();
+        mbar_init_fence();
     }
-    Sm90Row<D, F> row;
-    row.init(tid, s.tokens, static_cast<uint32_t>(__cvta_generic_to_shared(smem)), w.k + bh * s.npad * D,
-             reinterpret_cast<const uint8_t*>(w.vt + bh * vt_head_bytes(s.nb, D)), w.v_scale + bh * s.nb * D * 2,
-             w.k_scale + bh * s.nb, plan.cols + beg, n);
-    // Prologue: tiles 0 and 1 in flight (one cp.async group each, empty past the end).
-    row.load_tile(row.c0, row.stage(0));
-    cp_async_commit();
-    if (n > 1) row.load_tile(row.c1, row.stage(1));
-    cp_async_commit();
-    load_q_fragments<D>(w.q + (bh * s.npad + size_t(r) * kTile + warp * 16) * D, g, t, row.qa);
-    row.qscale = w.q_scale[(bh * s.nb + r) * kQGroupsPerTile + warp] * sm_scale_log2;
-
-    row.template step<true>(0);
-    for (uint32_t i = 1; i < n; ++i) row.template step<false>(i);
-    row.finish();
-    cp_async_wait<0>();
-    store_rows<D, TOut>(s, plan, out, b, h, r * kTile + warp * 16 + g, t, row.o, row.rs.l0, row.rs.l1);
+    __syncthreads();
+    // Roles: one branch each (setmaxnreg applies per warpgroup).
+    if (wg == 0) {
+        setmaxnreg_dec<C::kProducerRegs>();
+        if (tid % 32 == 0 && tid / 32 < C::kConsumers)
+            produce<D, F>(ConsumerSmem<D, F>(base, tid / 32), queue, s, plan, w);
+    } else {
+        setmaxnreg_inc<C::kConsumerRegs>();
+        consume<D, TOut, F>(ConsumerSmem<D, F>(base, wg - 1), queue, s, plan, w, sm_scale_log2, out, tid);
+    }
 #else
-    (void)s, (void)plan, (void)w, (void)sm_scale_log2, (void)out;
+    (void)s, (void)plan, (void)w, (void)queue, (void)sm_scale_log2, (void)out;
     __trap();  // never launched: the host side runs this kernel only on sm_90a builds and devices
 #endif
 }
@@ -299,8 +365,19 @@ __global__ void __launch_bounds__(kAttnThreads, kSm90MinBlocks<D, F>)
 template <int D, typename TOut, PvFormat F>
 cudaError_t attention_sm90_t(const Shape& s, const PlanView& plan, const Quantized& w, float sm_scale, MutView out,
                              int heads, cudaStream_t st) {
-    constexpr int bytes = Smem90<D, F>::total;
-    return launch_row_tiles(attention_sm90_kernel<D, TOut, F>, bytes, s, heads, plan, w, sm_scale, out, st);
+    using C = Sm90Config<D, F>;
+    const auto kernel = attention_sm90_kernel<D, TOut, F>;
+    cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::total);
+    int dev = 0, sms = 0;
+    if (e == cudaSuccess) e = cudaGetDevice(&dev);
+    if (e == cudaSuccess) e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+    if (e == cudaSuccess) e = cudaMemsetAsync(w.row_counter, 0, sizeof(uint32_t), st);
+    if (e != cudaSuccess) return e;
+    const uint32_t rows = uint32_t(heads) * uint32_t(s.nb);
+    const RowQueue queue{plan.schedule, rows, rows * uint32_t(s.batch), w.row_counter};
+    const uint32_t ctas = std::min<uint32_t>(uint32_t(sms), (queue.total + C::kConsumers - 1) / C::kConsumers);
+    kernel<<<ctas, C::kThreads, C::total, st>>>(s, plan, w, queue, sm_scale * 1.4426950408889634f, out);  // log2(e)
+    return cudaGetLastError();
 }
 
 }  // namespace

@@ -99,6 +99,22 @@ struct Elem<__nv_bfloat16> {
     }
 };
 
+// A tile of rows of RB = 64 or 128 bytes (one key of K, or one channel of V^T), swizzled the way
+// wgmma's 64B / 128B K-major modes read it from shared memory: 16-byte chunk c of row r sits
+// at chunk c ^ (bits 7.. of the row's address), so the eight rows a core matrix spans fall in
+// different banks. (The unswizzled core-matrix layout reads at about 15% of the tensor cores' rate
+// here: every core matrix starts on bank 0.) The tile must start on a 1024-byte boundary. The prep
+// kernel stores the K and V^T tiles of the workspace in this layout (Quantized), so a tile is one
+// contiguous bulk copy into shared memory on Hopper; the sm_80 kernels un-swizzle as they copy.
+template <int RB>
+struct SwizzledRows {
+    static_assert(RB == 64 || RB == 128, "64B or 128B swizzle");
+    static constexpr uint64_t kMode = RB == 128 ? 1 : 2;  // descriptor bits 62-63
+    __host__ __device__ static constexpr uint32_t offset(uint32_t r, uint32_t c) {
+        return r * RB + ((c ^ (RB == 128 ? (r & 7) : ((r >> 1) & 3))) << 4);
+    }
+};
+
 __device__ inline float warp_max(float v) {
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));

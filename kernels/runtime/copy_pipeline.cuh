@@ -25,8 +25,9 @@ struct KTileCopy {
     const int8_t* head;   // ... and in the head's K
     __device__ __forceinline__ KTileCopy(int tid, const int8_t* k_head) {
         so = (tid / KCH) * SK + (tid % KCH) * 16;
-        const uint32_t go = (tid / KCH) * D + (tid % KCH) * 16;
-        head = k_head + go;
+        // The workspace tile is swizzled (Quantized); the thread's rows step by multiples of 8, so
+        // its swizzle is the same at every step.
+        head = k_head + SwizzledRows<D>::offset(tid / KCH, tid % KCH);
     }
     __device__ __forceinline__ void load(uint32_t s0, int c) const {
         const int8_t* gk = head + c * (kTile * D);

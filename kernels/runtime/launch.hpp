@@ -25,10 +25,11 @@ struct MutView {
     int64_t sb, sh, st;
 };
 
-// Where the int8 operands live (the workspace).
+// Where the int8 operands live (the workspace). K and V^T are stored tile by tile, each tile's rows
+// in the swizzled layout wgmma reads from shared memory (SwizzledRows, common.cuh).
 struct Quantized {
-    int8_t* q;        // [BH][Npad][D]      permuted order
-    int8_t* k;        // [BH][Npad][D]      permuted order, mean-subtracted when smooth_k
+    int8_t* q;        // [BH][Npad][D]      permuted order, row-major
+    int8_t* k;        // [BH][Npad][D]      permuted order, mean-subtracted when smooth_k; 64-key tiles swizzled
     // V, [BH] regions of 2 * nb * D * 64 bytes each (vt_head_bytes), one layout per head:
     //  INT8-PV heads: [nb][D][64] int8 per tile transposed, keys shuffled within 16 (see prep.cu),
     //                 in the first half of the region; FP8-PV heads: the same layout, e4m3;
@@ -41,6 +42,7 @@ struct Quantized {
     // (FP8 heads: the last two are 0).
     float* v_scale;
     float* k_mean;    // [BH][D]
+    uint32_t* row_counter;  // [1] the persistent Hopper kernel's work counter, zeroed by each launch
 };
 
 struct PlanView {

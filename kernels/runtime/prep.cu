@@ -14,11 +14,14 @@
 //    FP8-PV heads get the same layout in e4m3 (scale: max |v| / 448).
 //    Heads of PV format fp16 (PlanView::formats) get V as fp16 instead: transposed to [D][64] per
 //    tile, keys in permuted order, no scale (the fp16-PV attention kernels).
-// The permutation costs only the address of each row read (gather[p]).
+// K and both V^T layouts are stored as SwizzledRows tiles (common.cuh): the layout the Hopper
+// kernel's shared memory needs, so each tile is one bulk copy; the sm_80 kernels un-swizzle as they
+// copy. The permutation costs only the address of each row read (gather[p]).
 
 #include <cuda_fp8.h>
 
 #include <cfloat>
+#include <type_traits>
 
 #include "common.cuh"
 
@@ -83,7 +86,8 @@ __global__ void __launch_bounds__(kPrepThreads) quantize_kernel(Shape s, PlanVie
 #pragma unroll
         for (int i = 0; i < NC; ++i) Elem<T>::to_float(r[i], x[i]);
     };
-    auto store = [&](int8_t* dst_tile, float inv_of_row_group[4], bool per_group, float inv) {
+    // swizzled: the tile's rows in the SwizzledRows<D> layout (K), else row-major (Q).
+    auto store = [&](auto swizzled, int8_t* dst_tile, float inv_of_row_group[4], bool per_group, float inv) {
 #pragma unroll
         for (int i = 0; i < NC; ++i) {
             const int c = tid + i * kPrepThreads, row = c / CH, col = (c % CH) * 8;
@@ -94,7 +98,9 @@ __global__ void __launch_bounds__(kPrepThreads) quantize_kernel(Shape s, PlanVie
             uint2 packed;
             packed.x = pack_s8x4(qv8[0], qv8[1], qv8[2], qv8[3]);
             packed.y = pack_s8x4(qv8[4], qv8[5], qv8[6], qv8[7]);
-            *reinterpret_cast<uint2*>(dst_tile + size_t(row) * D + col) = packed;
+            const uint32_t at = decltype(swizzled)::value ? SwizzledRows<D>::offset(row, col >> 4) + (col & 8)
+                                                          : uint32_t(row * D + col);
+            *reinterpret_cast<uint2*>(dst_tile + at) = packed;
         }
     };
 
@@ -117,7 +123,7 @@ __global__ void __launch_bounds__(kPrepThreads) quantize_kernel(Shape s, PlanVie
             const float m = __int_as_float(s_qmax[g]);
             inv[g] = m > 0.f ? 127.f / m : 0.f;
         }
-        store(w.q + (bh * s.npad + size_t(tile) * kTile) * D, inv, true, 0.f);
+        store(std::false_type{}, w.q + (bh * s.npad + size_t(tile) * kTile) * D, inv, true, 0.f);
         if (tid < kQGroupsPerTile) {
             const float m = __int_as_float(s_qmax[tid]);
             w.q_scale[(bh * s.nb + tile) * kQGroupsPerTile + tid] = m > 0.f ? m / 127.f : 1.f;
@@ -145,7 +151,7 @@ __global__ void __launch_bounds__(kPrepThreads) quantize_kernel(Shape s, PlanVie
     {
         const float m = __int_as_float(s_kmax);
         float dummy[4] = {0, 0, 0, 0};
-        store(w.k + (bh * s.npad + size_t(tile) * kTile) * D, dummy, false, m > 0.f ? 127.f / m : 0.f);
+        store(std::true_type{}, w.k + (bh * s.npad + size_t(tile) * kTile) * D, dummy, false, m > 0.f ? 127.f / m : 0.f);
         if (tid == 0) w.k_scale[bh * s.nb + tile] = m > 0.f ? m / 127.f : 1.f;
     }
 
@@ -165,7 +171,7 @@ __global__ void __launch_bounds__(kPrepThreads) quantize_kernel(Shape s, PlanVie
         uint8_t* vt = reinterpret_cast<uint8_t*>(w.vt + bh * vt_head_bytes(s.nb, D)) + size_t(tile) * D * kTile * 2;
         for (int c = tid; c < D * 8; c += kPrepThreads) {
             const int row = c / 8, part = c % 8;
-            *reinterpret_cast<uint4*>(vt + row * kTile * 2 + part * 16) =
+            *reinterpret_cast<uint4*>(vt + SwizzledRows<kTile * 2>::offset(row, part)) =
                 *reinterpret_cast<const uint4*>(s_vt + row * SVT16 + part * 16);
         }
         return;
@@ -213,7 +219,7 @@ __global__ void __launch_bounds__(kPrepThreads) quantize_kernel(Shape s, PlanVie
     int8_t* vt = w.vt + bh * vt_head_bytes(s.nb, D) + size_t(tile) * D * kTile;
     for (int c = tid; c < D * kTile / 16; c += kPrepThreads) {
         const int row = c / (kTile / 16), part = c % (kTile / 16);
-        *reinterpret_cast<uint4*>(vt + row * kTile + part * 16) =
+        *reinterpret_cast<uint4*>(vt + SwizzledRows<kTile>::offset(row, part)) =
             *reinterpret_cast<const uint4*>(s_vt + row * SVT + part * 16);
     }
 }

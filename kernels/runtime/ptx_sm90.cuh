@@ -1,9 +1,11 @@
 #pragma once
-// PTX wrappers of Hopper's warpgroup MMA (sm_90a) for the attention kernel (attention_sm90.cu): the
-// swizzled K-major operand layout and its descriptors, wgmma issue / commit / wait and the operand
-// fences around them, and the shared-memory loads and predicated cp.async the kernel uses.
+// PTX wrappers of Hopper (sm_90a) for the attention kernel (attention_sm90.cu): warpgroup MMA with
+// descriptors of the swizzled K-major operand layout (SwizzledRows, common.cuh), wgmma issue /
+// commit / wait and the operand fences around them; mbarriers and the bulk copy engine (TMA) that
+// feed the tiles; setmaxnreg; shared-memory loads.
 #include <cstdint>
 
+#include "common.cuh"
 #include "ptx.cuh"
 
 // The sm_90a device pass: the only one where wgmma exists.
@@ -12,20 +14,6 @@
 #endif
 
 namespace paro::gpu {
-
-// A K-major operand tile in shared memory: rows of RB = 64 or 128 bytes (one key of K, or one
-// channel of V^T), swizzled the way wgmma's 64B / 128B modes read it: 16-byte chunk c of row r sits
-// at chunk c ^ (bits 7.. of the row's address), so the eight rows a core matrix spans fall in
-// different banks. (The unswizzled core-matrix layout reads at about 15% of the tensor cores' rate
-// here: every core matrix starts on bank 0.) The tile must start on a 1024-byte boundary.
-template <int RB>
-struct SwizzledRows {
-    static_assert(RB == 64 || RB == 128, "64B or 128B swizzle");
-    static constexpr uint64_t kMode = RB == 128 ? 1 : 2;  // descriptor bits 62-63
-    __host__ __device__ static constexpr uint32_t offset(uint32_t r, uint32_t c) {
-        return r * RB + ((c ^ (RB == 128 ? (r & 7) : ((r >> 1) & 3))) << 4);
-    }
-};
 
 #ifdef PARO_SM90_DEVICE
 // Descriptor of a K-major SwizzledRows<RB> operand, from the low word (start address >> 4, and the
@@ -134,13 +122,57 @@ __device__ __forceinline__ float4 lds_f32x4(uint32_t a) {
     asm volatile("ld.shared.v4.f32 {%0, %1, %2, %3}, [%4];\n" : "=f"(x.x), "=f"(x.y), "=f"(x.z), "=f"(x.w) : "r"(a));
     return x;
 }
-__device__ __forceinline__ void cp_async4_if(bool pred, uint32_t smem_addr, const void* gmem) {
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %2, 0;\n@p cp.async.ca.shared.global [%0], [%1], 4;\n}\n" ::"r"(smem_addr),
-                 "l"(gmem), "r"(int(pred)));
+__device__ __forceinline__ uint32_t lds_u32(uint32_t a) {
+    uint32_t x;
+    asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(x) : "r"(a) : "memory");
+    return x;
 }
-__device__ __forceinline__ void cp_async16_if(bool pred, uint32_t smem_addr, const void* gmem) {
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %2, 0;\n@p cp.async.cg.shared.global [%0], [%1], 16;\n}\n" ::"r"(smem_addr),
-                 "l"(gmem), "r"(int(pred)));
+__device__ __forceinline__ void sts_u32(uint32_t a, uint32_t x) {
+    asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(a), "r"(x) : "memory");
+}
+
+// mbarriers (shared::cta, 8 bytes): init, arrive (release), arrive announcing the bytes a bulk copy
+// will complete on it, and a non-blocking test of a phase (acquire): a phase of parity P has
+// completed when try_wait.parity(P) succeeds, so a fresh barrier passes a wait on parity 1 at once.
+__device__ __forceinline__ void mbar_init(uint32_t bar, uint32_t count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+}
+// The barriers' initialization, visible to the other threads and the copy engine (before a __syncthreads).
+__device__ __forceinline__ void mbar_init_fence() { asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory"); }
+__device__ __forceinline__ void mbar_arrive(uint32_t bar) {
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive_expect_tx(uint32_t bar, uint32_t bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ bool mbar_try_wait(uint32_t bar, uint32_t parity) {
+    uint32_t done;
+    asm volatile(
+        "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(done)
+        : "r"(bar), "r"(parity)
+        : "memory");
+    return done != 0;
+}
+__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
+    while (!mbar_try_wait(bar, parity)) {
+    }
+}
+// Bulk copy (the TMA engine, no tensor map) of `bytes` (a multiple of 16; both addresses 16-byte
+// aligned) from global to shared memory, completing its bytes on mbarrier bar.
+__device__ __forceinline__ void bulk_copy_g2s(uint32_t dst, const void* src, uint32_t bytes, uint32_t bar) {
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(dst),
+                 "l"(src), "r"(bytes), "r"(bar)
+                 : "memory");
+}
+// A warpgroup's register budget, changed at run time (the producer gives registers to the consumers).
+template <int N>
+__device__ __forceinline__ void setmaxnreg_dec() {
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N));
+}
+template <int N>
+__device__ __forceinline__ void setmaxnreg_inc() {
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N));
 }
 #endif  // PARO_SM90_DEVICE
 

@@ -44,7 +44,7 @@ struct PvInt8Sm80 {
                                           size_t bh, int nb)
         : tid(tid_) {
         v_so = kBytes + (tid >> 2) * SV + (tid & 3) * 16;
-        const uint32_t v_go = (tid >> 2) * kTile + (tid & 3) * 16;
+        const uint32_t v_go = SwizzledRows<kTile>::offset(tid >> 2, tid & 3);  // swizzled in the workspace
         v_head = w.vt + bh * vt_head_bytes(nb, D) + v_go;
         vs_head = w.v_scale + bh * nb * D * 2 + tid * 4;
     }
@@ -110,8 +110,8 @@ struct PvFp16Sm80 {
     __device__ __forceinline__ PvFp16Sm80(int tid, int lane, uint32_t smem_base_, const Quantized& w, size_t bh,
                                           int nb)
         : smem_base(smem_base_) {
-        const int vrow = tid / 8, vch = tid % 8;
-        v_so = kBytes + vrow * RV + ((vch ^ (vrow & 7)) * 16);
+        // The workspace holds V^T in the same swizzled rows as this stage (SwizzledRows<RV>): a linear copy.
+        v_so = kBytes + tid * 16;
         v_head = reinterpret_cast<const uint8_t*>(w.vt + bh * vt_head_bytes(nb, D)) + tid * 16;
     }
     __device__ __forceinline__ void load(uint32_t s0, int c) const {

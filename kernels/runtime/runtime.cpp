@@ -55,7 +55,7 @@ paro_status cuda_fail(cudaError_t e, const char* what) {
 size_t align256(size_t x) { return (x + 255) & ~size_t(255); }
 
 struct Workspace {
-    size_t q, k, vt, qs, ks, vs, km, total;
+    size_t q, k, vt, qs, ks, vs, km, ctr, total;
 };
 Workspace workspace_layout(int64_t bh, int64_t npad, int64_t nb, int64_t d) {
     Workspace w{};
@@ -72,6 +72,7 @@ Workspace workspace_layout(int64_t bh, int64_t npad, int64_t nb, int64_t d) {
     w.ks = take(sizeof(float) * size_t(bh * nb));
     w.vs = take(sizeof(float) * size_t(bh * nb * d * 2));
     w.km = take(sizeof(float) * size_t(bh * d));
+    w.ctr = take(sizeof(uint32_t));
     w.total = off;
     return w;
 }
@@ -603,6 +604,7 @@ paro_status paro_attention(const paro_plan* plan, const paro_attention_args* a, 
     w.k_scale = reinterpret_cast<float*>(ws + lay.ks);
     w.v_scale = reinterpret_cast<float*>(ws + lay.vs);
     w.k_mean = reinterpret_cast<float*>(ws + lay.km);
+    w.row_counter = reinterpret_cast<uint32_t*>(ws + lay.ctr);
     const auto pv = plan->view(a->layer, a->slot, a->identity_order != 0);
     const auto dt = static_cast<DType>(a->dtype);
     const cudaStream_t st = static_cast<cudaStream_t>(stream);

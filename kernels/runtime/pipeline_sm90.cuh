@@ -1,0 +1,76 @@
+#pragma once
+// The producer / consumer pipeline of the Hopper attention kernel (attention_sm90.cu): each consumer
+// warpgroup owns a ring of key-tile stages in shared memory that one producer thread fills with
+// bulk copies, and a two-entry hand-off through which the producer passes it the rows to compute.
+// A stage's "full" barrier completes when its bytes have landed (the producer's arrive.expect_tx plus
+// the copies' complete_tx), its "empty" barrier when all 128 consumer threads are done reading it.
+// Both sides walk the same sequence of tiles, numbered by a running position p: stage p % S, phase
+// parity (p / S) & 1, so nothing but the barriers passes between them.
+#include "ptx_sm90.cuh"
+
+namespace paro::gpu {
+
+// Shared-memory bytes of a TileRing<S> and of a RowHandoff (kept outside the device pass: the
+// launch sizes shared memory from them).
+template <int S>
+constexpr int kTileRingBytes = 2 * S * 8;
+constexpr int kRowHandoffBytes = 2 * 8 + 2 * 8 + 2 * 4;
+
+#ifdef PARO_SM90_DEVICE
+template <int S>
+struct TileRing {
+    static_assert(S > 1 && (S & (S - 1)) == 0, "a power of two: stage and phase by bit operations");
+    static constexpr uint32_t kConsumerThreads = 128;
+    uint32_t full, empty;  // shared addresses of S mbarriers each
+
+    __device__ __forceinline__ TileRing(uint32_t bars) : full(bars), empty(bars + S * 8) {}
+    __device__ __forceinline__ void init() const {
+        for (int i = 0; i < S; ++i) {
+            mbar_init(full + 8 * i, 1);  // the producer's arrive.expect_tx (the bytes complete it)
+            mbar_init(empty + 8 * i, kConsumerThreads);
+        }
+    }
+    __device__ __forceinline__ static uint32_t stage(uint32_t p) { return p & (S - 1); }
+    __device__ __forceinline__ static uint32_t parity(uint32_t p) { return (p / S) & 1; }
+
+    // Producer: wait until stage p % S is free (the consumers released position p - S; the first
+    // S positions pass at once), then announce `bytes` on its full barrier.
+    __device__ __forceinline__ void acquire(uint32_t p, uint32_t bytes) const {
+        mbar_wait(empty + 8 * stage(p), parity(p) ^ 1);
+        mbar_arrive_expect_tx(full + 8 * stage(p), bytes);
+    }
+    __device__ __forceinline__ uint32_t full_bar(uint32_t p) const { return full + 8 * stage(p); }
+    // Consumers: wait for position p's bytes; release it once every read of it (wgmma included) is done.
+    __device__ __forceinline__ void wait(uint32_t p) const { mbar_wait(full + 8 * stage(p), parity(p)); }
+    __device__ __forceinline__ void release(uint32_t p) const { mbar_arrive(empty + 8 * stage(p)); }
+};
+
+// The rows a producer hands its consumer warpgroup: the k-th value goes through entry k % 2.
+struct RowHandoff {
+    static constexpr uint32_t kEnd = 0xffffffffu;  // no more rows
+    uint32_t full, empty, slots;  // 2 mbarriers, 2 mbarriers, 2 words
+
+    __device__ __forceinline__ RowHandoff(uint32_t at) : full(at), empty(at + 16), slots(at + 32) {}
+    __device__ __forceinline__ void init() const {
+        for (int e = 0; e < 2; ++e) {
+            mbar_init(full + 8 * e, 1);
+            mbar_init(empty + 8 * e, TileRing<2>::kConsumerThreads);
+        }
+    }
+    __device__ __forceinline__ void put(uint32_t k, uint32_t value) const {  // the producer thread
+        const uint32_t e = k & 1;
+        mbar_wait(empty + 8 * e, ((k >> 1) & 1) ^ 1);
+        sts_u32(slots + 4 * e, value);
+        mbar_arrive(full + 8 * e);  // release: the value is visible to whoever acquires this phase
+    }
+    __device__ __forceinline__ uint32_t take(uint32_t k) const {  // every consumer thread
+        const uint32_t e = k & 1;
+        mbar_wait(full + 8 * e, (k >> 1) & 1);
+        const uint32_t value = lds_u32(slots + 4 * e);
+        mbar_arrive(empty + 8 * e);
+        return value;
+    }
+};
+#endif  // PARO_SM90_DEVICE
+
+}  // namespace paro::gpu
