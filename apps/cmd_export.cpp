@@ -16,6 +16,7 @@
 
 #include "commands.hpp"
 #include "paro/error.hpp"
+#include "paro/pattern.hpp"
 
 extern char** environ;
 
@@ -38,6 +39,10 @@ std::string python_package_dir() {
 }
 
 int run_export(const ExportArgs& a) {
+    // The pattern passes paro's own reader first (the HDF5 probe, every structural and range check),
+    // so export accepts exactly what calibrate, inspect and the runtime accept; the Python side then
+    // reads a file known to be sound.
+    (void)read_pattern_file(a.pattern);
     const char* env_python = std::getenv("PARO_PYTHON");
     const std::string python = env_python && *env_python ? env_python : "python3";
     const std::string dir = python_package_dir();

@@ -12,7 +12,9 @@ Checks:
   3. every image file is a PNG that is not blank (pixel standard deviation > 0);
   4. the numbers in the rendered DOM match `paro inspect PATTERN --json`: grid, text tokens, tile size,
      overall density, and each head's order and per-slot density;
-  5. a full-page screenshot is taken and is not blank.
+  5. a full-page screenshot is taken and is not blank;
+  6. with --hostile TEXT (strings of the files set to markup that would run script: see
+     report_browser.sh): no script of theirs ran (window.__pwned unset) and TEXT shows as text.
 Exit status 0 when all pass, 1 otherwise (each failure printed), 77 when Chromium is missing.
 """
 import argparse
@@ -68,7 +70,8 @@ window.addEventListener('load', function () {
   }
   var pre = document.createElement('pre');
   pre.id = 'paro-probe';
-  pre.textContent = JSON.stringify({images: imgs.length, bad: bad, errors: window.__paroErrors, sorted: sorted, tip: tip});
+  pre.textContent = JSON.stringify({images: imgs.length, bad: bad, errors: window.__paroErrors, sorted: sorted, tip: tip,
+                                    pwned: window.__pwned === undefined ? null : String(window.__pwned)});
   document.body.appendChild(pre);
 });
 </script>"""
@@ -80,6 +83,7 @@ class Dom(html.parser.HTMLParser):
     def __init__(self):
         super().__init__(convert_charrefs=True)
         self.by_id, self.rows, self.imgs = {}, [], []
+        self.shown = []  # text outside <script> and <style>
         self._stack = []  # (tag, id, cls, textbuf)
         self._row = None
 
@@ -114,6 +118,8 @@ class Dom(html.parser.HTMLParser):
     def handle_data(self, data):
         if self._stack:
             self._stack[-1][3].append(data)
+        if not self._stack or self._stack[-1][0] not in ("script", "style"):
+            self.shown.append(data)
 
 
 def run_chromium(chromium, args, timeout=120):
@@ -140,6 +146,7 @@ def main():
     ap.add_argument("--screenshot")
     ap.add_argument("--window", default="1400,3000")
     ap.add_argument("--min-images", type=int, default=1)
+    ap.add_argument("--hostile", help="text that must show literally on the page, never run")
     args = ap.parse_args()
 
     if not (os.path.isfile(args.chromium) and os.access(args.chromium, os.X_OK)) and not shutil.which(args.chromium):
@@ -193,6 +200,9 @@ def main():
         check(probe["images"] >= args.min_images, f"{probe['images']} images on the page, expected >= {args.min_images}")
         check(not probe["bad"], f"images that did not load: {probe['bad']}")
         check(not probe["errors"], f"errors while loading: {probe['errors']}")
+        check(probe.get("pwned") is None, f"a string from the files ran as script (window.__pwned = {probe.get('pwned')})")
+        if args.hostile:
+            check(args.hostile in "".join(dom.shown), f"the hostile string {args.hostile!r} is not shown as text")
         check(probe["sorted"] is True, "clicking the 'recall per slot' or 'order' header did not sort the table")
         want = f"layer 0  head 0\norder {ins['layers'][0]['heads'][0]['order']}"
         check((probe.get("tip") or "").startswith(want),

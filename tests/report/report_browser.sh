@@ -28,4 +28,32 @@ need_python_modules h5py
 "$PARO" inspect "$WORK/hand.h5" --json > "$WORK/inspect2.json"
 "$PYTHON" "$HERE/browser_check.py" "$WORK/rep2" "$WORK/inspect2.json" --chromium "$CHROMIUM" \
     --screenshot "$ART/report_no_dump.png" --min-images 20
+
+# Hostile strings in every free-text field a report shows (the pattern's provenance and options, the
+# dump's model and prompt names, the dump's file name): shown as text, never run.
+EVIL='<img src=x onerror="window.__pwned=1"></script><script>window.__pwned=2</script>"'"'"'><svg onload="window.__pwned=3">'
+mkdir -p "$WORK/evil"
+EVIL_DUMP="$WORK/evil/x<img src=y onerror=window.__pwned=4>.h5"
+cp "$WORK/small_dump.h5" "$EVIL_DUMP"
+"$PYTHON" - "$WORK/small_pattern.h5" "$EVIL_DUMP" "$EVIL" <<'PY'
+import json, sys
+import h5py, numpy as np
+pattern, dump, evil = sys.argv[1:4]
+with h5py.File(pattern, "r+") as f:
+    for name in ("tool_version", "created", "source_dump", "source_checksum"):
+        f.attrs[name] = evil
+    options = json.loads(f.attrs["options"])
+    options["note"] = evil
+    options[evil] = 1
+    f.attrs["options"] = json.dumps(options)
+with h5py.File(dump, "r+") as f:
+    f.attrs["model"] = evil
+    if "prompt_names" in f["samples"].attrs:
+        n = len(f["samples"].attrs["prompt_names"])
+        f["samples"].attrs["prompt_names"] = np.array([evil] * n, dtype=h5py.string_dtype())
+PY
+"$PARO" report -q "$WORK/small_pattern.h5" --dump "$EVIL_DUMP" -o "$WORK/rep_evil" || fail "report of hostile strings"
+"$PARO" inspect "$WORK/small_pattern.h5" --json > "$WORK/inspect_evil.json"
+"$PYTHON" "$HERE/browser_check.py" "$WORK/rep_evil" "$WORK/inspect_evil.json" --chromium "$CHROMIUM" \
+    --screenshot "$ART/report_hostile.png" --min-images 20 --hostile 'onerror="window.__pwned=1"'
 echo "report_browser: ok (screenshots in $ART)"

@@ -12,6 +12,7 @@
 
 #include "paro/error.hpp"
 #include "paro/half.hpp"
+#include "paro/hdf5_probe.hpp"
 
 namespace paro::h5 {
 
@@ -40,13 +41,49 @@ Handle open_attr(const File& f, hid_t obj, const std::string& obj_path, const st
 }
 
 
+// A string the probe's child read, refused past kMaxStringBytes.
+std::string checked_string(const File& f, const std::string& where, const WalkedString& v) {
+    if (v.length > kMaxStringBytes)
+        throw InputError(f.path(), where, fmt::format("is a string of {} bytes (at most {})", v.length, kMaxStringBytes));
+    return v.bytes;
+}
+
+// Whether a numeric type's fields fit inside its size: a corrupted file can declare, say, a 1-byte
+// integer of 200 bits, and libhdf5's conversion then reads past its buffers. Such types classify
+// as `other`, which every reader refuses before any read.
+bool numeric_fields_fit(hid_t type, H5T_class_t cls) {
+    const size_t size = H5Tget_size(type), bits = 8 * size;
+    const size_t precision = H5Tget_precision(type);
+    const int offset = H5Tget_offset(type);
+    if (size == 0 || size > 16 || precision == 0 || offset < 0 || size_t(offset) + precision > bits) return false;
+    if (cls == H5T_FLOAT) {
+        size_t spos = 0, epos = 0, esize = 0, mpos = 0, msize = 0;
+        if (H5Tget_fields(type, &spos, &epos, &esize, &mpos, &msize) < 0) return false;
+        if (spos >= bits || esize == 0 || esize > 32 || epos + esize > bits || mpos + msize > bits) return false;
+    }
+    return true;
+}
+
 TypeClass classify(hid_t type) {
-    switch (H5Tget_class(type)) {
-        case H5T_INTEGER: return TypeClass::integer;
-        case H5T_FLOAT: return TypeClass::floating;
+    const H5T_class_t cls = H5Tget_class(type);
+    switch (cls) {
+        case H5T_INTEGER: return numeric_fields_fit(type, cls) ? TypeClass::integer : TypeClass::other;
+        case H5T_FLOAT: return numeric_fields_fit(type, cls) ? TypeClass::floating : TypeClass::other;
         case H5T_STRING: return TypeClass::string;
         default: return TypeClass::other;
     }
+}
+
+// Values an attribute may hold: attributes are metadata (HDF5 keeps small ones in the object
+// header); a larger claim comes from a corrupted or hostile file.
+constexpr int64_t kMaxAttrValues = int64_t(1) << 20;
+
+int64_t attr_values(const File& f, hid_t space, const std::string& where) {
+    const int64_t n = static_cast<int64_t>(H5Sget_simple_extent_npoints(space));
+    if (n < 0) throw InputError(f.path(), where, "has an unreadable shape");
+    if (n > kMaxAttrValues)
+        throw InputError(f.path(), where, fmt::format("holds {} values (at most {})", n, kMaxAttrValues));
+    return n;
 }
 
 int64_t npoints(hid_t space) { return static_cast<int64_t>(H5Sget_simple_extent_npoints(space)); }
@@ -137,6 +174,7 @@ File File::open_read(const std::string& path) {
     if (!std::filesystem::is_regular_file(path, ec)) throw InputError(path, "", "is not a regular file");
     const htri_t is_h5 = H5Fis_hdf5(path.c_str());
     if (is_h5 <= 0) throw InputError(path, "", "not an HDF5 file");
+    probe_in_child(path);  // corrupted metadata that crashes or hangs libhdf5: refused here
     File f;
     f.path_ = path;
     f.handle_ = Handle(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
@@ -225,9 +263,6 @@ TypeClass attr_type(hid_t obj, const std::string& name) {
     return classify(t.get());
 }
 
-// Longer strings are refused rather than echoed into error lines and reports.
-constexpr size_t kMaxStringBytes = 16384;
-
 std::string read_string_attr(const File& f, hid_t obj, const std::string& obj_path, const std::string& name) {
     Handle a = open_attr(f, obj, obj_path, name);
     const std::string where = attr_where(obj_path, name);
@@ -236,6 +271,10 @@ std::string read_string_attr(const File& f, hid_t obj, const std::string& obj_pa
     Handle space(H5Aget_space(a.get()));
     if (npoints(space.get()) != 1) throw InputError(f.path(), where, "must be a single string");
     if (H5Tis_variable_str(ftype.get()) > 0) {
+        if (const auto w = walked_strings(f.path(), obj_path, name)) {  // read safely by the probe's child
+            if (!w->readable || w->values.size() != 1) throw InputError(f.path(), where, "cannot be read");
+            return checked_string(f, where, w->values[0]);
+        }
         Handle mtype(H5Tcopy(H5T_C_S1));
         H5Tset_size(mtype.get(), H5T_VARIABLE);
         H5Tset_cset(mtype.get(), H5Tget_cset(ftype.get()));
@@ -269,7 +308,14 @@ std::vector<std::string> read_string_array_attr(const File& f, hid_t obj, const 
     if (classify(ftype.get()) != TypeClass::string || H5Tis_variable_str(ftype.get()) <= 0)
         throw InputError(f.path(), where, "must be an array of variable-length strings");
     Handle space(H5Aget_space(a.get()));
-    std::vector<char*> ptrs(static_cast<size_t>(npoints(space.get())), nullptr);
+    const int64_t n = attr_values(f, space.get(), where);
+    if (const auto w = walked_strings(f.path(), obj_path, name)) {  // read safely by the probe's child
+        if (!w->readable || int64_t(w->values.size()) != n) throw InputError(f.path(), where, "cannot be read");
+        std::vector<std::string> out;
+        for (const WalkedString& v : w->values) out.push_back(checked_string(f, where, v));
+        return out;
+    }
+    std::vector<char*> ptrs(static_cast<size_t>(n), nullptr);
     Handle mtype(H5Tcopy(H5T_C_S1));
     H5Tset_size(mtype.get(), H5T_VARIABLE);
     H5Tset_cset(mtype.get(), H5Tget_cset(ftype.get()));
@@ -288,7 +334,7 @@ std::vector<int64_t> read_int_attr(const File& f, hid_t obj, const std::string& 
     if (classify(ftype.get()) != TypeClass::integer)
         throw InputError(f.path(), attr_where(obj_path, name), "must be an integer");
     Handle space(H5Aget_space(a.get()));
-    std::vector<int64_t> out(static_cast<size_t>(npoints(space.get())));
+    std::vector<int64_t> out(static_cast<size_t>(attr_values(f, space.get(), attr_where(obj_path, name))));
     check(H5Aread(a.get(), H5T_NATIVE_INT64, out.data()), f, attr_where(obj_path, name), "cannot be read");
     return out;
 }
@@ -306,7 +352,7 @@ std::vector<double> read_float_attr(const File& f, hid_t obj, const std::string&
     if (c != TypeClass::integer && c != TypeClass::floating)
         throw InputError(f.path(), attr_where(obj_path, name), "must be a number");
     Handle space(H5Aget_space(a.get()));
-    std::vector<double> out(static_cast<size_t>(npoints(space.get())));
+    std::vector<double> out(static_cast<size_t>(attr_values(f, space.get(), attr_where(obj_path, name))));
     check(H5Aread(a.get(), H5T_NATIVE_DOUBLE, out.data()), f, attr_where(obj_path, name), "cannot be read");
     return out;
 }

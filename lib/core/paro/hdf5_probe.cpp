@@ -1,0 +1,320 @@
+#include "paro/hdf5_probe.hpp"
+
+#include <fmt/format.h>
+#include <hdf5.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "paro/error.hpp"
+
+namespace paro::h5 {
+
+namespace {
+
+// Large enough for any metadata paro reads; a larger claim is left to the readers to refuse.
+constexpr hssize_t kMaxAttrPoints = 1 << 20;
+constexpr size_t kMaxAttrBytes = size_t(64) << 20;
+constexpr size_t kMaxVlenBytes = kMaxStringBytes;
+constexpr uint64_t kUnreadable = ~uint64_t(0);  // a record's count: HDF5 failed to read the values
+
+// The child's report to the parent: every variable-length string attribute's values, as records
+// (object, attribute, count, then count x (length, bytes)); longer values send their length only.
+struct Report {
+    int fd;
+    std::string object;  // the object being walked ("" = the root group)
+    void write_all(const void* p, size_t n) const {
+        const char* c = static_cast<const char*>(p);
+        while (n > 0) {
+            const ssize_t w = ::write(fd, c, n);
+            if (w <= 0) _exit(0);  // the parent is gone
+            c += w;
+            n -= size_t(w);
+        }
+    }
+    void string(const std::string& s) const {
+        const uint64_t n = s.size();
+        write_all(&n, sizeof n);
+        write_all(s.data(), s.size());
+    }
+    void values(const char* name, char* const* v, uint64_t n) const {
+        string(object);
+        string(name);
+        write_all(&n, sizeof n);
+        for (uint64_t i = 0; i < n && v; ++i) {
+            const uint64_t len = v[i] ? std::strlen(v[i]) : 0;
+            write_all(&len, sizeof len);
+            if (len <= kMaxVlenBytes) write_all(v[i], len);
+        }
+    }
+    void unreadable(const char* name) const { values(name, nullptr, kUnreadable); }
+};
+
+herr_t read_attribute(hid_t obj, const char* name, const H5A_info_t*, void* report) {
+    const hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    if (a < 0) return 0;
+    const hid_t type = H5Aget_type(a), space = H5Aget_space(a);
+    const hssize_t n = space >= 0 ? H5Sget_simple_extent_npoints(space) : -1;
+    if (type >= 0 && n >= 0 && n <= kMaxAttrPoints) {
+        if (H5Tget_class(type) == H5T_STRING && H5Tis_variable_str(type) > 0) {
+            const hid_t mem = H5Tcopy(H5T_C_S1);
+            H5Tset_size(mem, H5T_VARIABLE);
+            H5Tset_cset(mem, H5Tget_cset(type));  // else the read stops at the conversion, before the heap
+            std::vector<char*> values(size_t(n) + 1, nullptr);
+            if (H5Aread(a, mem, values.data()) >= 0) {
+                static_cast<const Report*>(report)->values(name, values.data(), uint64_t(n));
+#if H5_VERSION_GE(1, 12, 0)
+                H5Treclaim(mem, space, H5P_DEFAULT, values.data());
+#else
+                H5Dvlen_reclaim(mem, space, H5P_DEFAULT, values.data());
+#endif
+            } else {
+                static_cast<const Report*>(report)->unreadable(name);
+            }
+            H5Tclose(mem);
+        } else {
+            const size_t bytes = H5Tget_size(type) * size_t(n);
+            if (bytes <= kMaxAttrBytes) {
+                std::vector<char> buf(bytes + 16);
+                H5Aread(a, type, buf.data());
+            }
+        }
+    }
+    if (space >= 0) H5Sclose(space);
+    if (type >= 0) H5Tclose(type);
+    H5Aclose(a);
+    return 0;
+}
+
+void walk_object(hid_t obj, Report& report) {
+    hsize_t idx = 0;
+    H5Aiterate2(obj, H5_INDEX_NAME, H5_ITER_NATIVE, &idx, read_attribute, &report);
+}
+
+void walk_dataset(hid_t d) {
+    const hid_t type = H5Dget_type(d), space = H5Dget_space(d), dcpl = H5Dget_create_plist(d);
+    if (space >= 0) H5Sget_simple_extent_npoints(space);
+    if (type >= 0) H5Tget_size(type);
+    H5Dget_storage_size(d);
+    if (dcpl >= 0 && space >= 0 && H5Pget_layout(dcpl) == H5D_CHUNKED) {
+        // The chunk index (a B-tree), where corrupted files also fail.
+        hsize_t chunks = 0;
+        if (H5Dget_num_chunks(d, space, &chunks) >= 0) {
+            std::vector<hsize_t> offset(32);
+            unsigned mask = 0;
+            haddr_t addr = 0;
+            hsize_t size = 0;
+            for (hsize_t i : {hsize_t(0), chunks / 2, chunks - 1})
+                if (i < chunks) H5Dget_chunk_info(d, space, i, offset.data(), &mask, &addr, &size);
+        }
+    }
+    // One element through the type conversion the readers use (corrupted type fields crash there).
+    if (type >= 0 && space >= 0 && H5Sget_simple_extent_npoints(space) > 0 && H5Tget_size(type) <= 64) {
+        const H5T_class_t cls = H5Tget_class(type);
+        if (cls == H5T_INTEGER || cls == H5T_FLOAT) {
+            const int rank = H5Sget_simple_extent_ndims(space);
+            if (rank >= 0 && rank <= 32) {
+                std::vector<hsize_t> start(size_t(rank), 0), count(size_t(rank), 1);
+                const hid_t file_sel = H5Scopy(space);
+                const hsize_t one = 1;
+                const hid_t mem_sel = H5Screate_simple(1, &one, nullptr);
+                if (rank == 0 || H5Sselect_hyperslab(file_sel, H5S_SELECT_SET, start.data(), nullptr, count.data(),
+                                                     nullptr) >= 0) {
+                    double value[8];
+                    for (const hid_t mem : {H5T_NATIVE_DOUBLE, H5T_NATIVE_FLOAT, H5T_NATIVE_INT64, H5T_NATIVE_UINT8})
+                        H5Dread(d, mem, rank == 0 ? H5S_ALL : mem_sel, rank == 0 ? H5S_ALL : file_sel, H5P_DEFAULT,
+                                value);
+                }
+                H5Sclose(mem_sel);
+                H5Sclose(file_sel);
+            }
+        }
+    }
+    if (dcpl >= 0) H5Pclose(dcpl);
+    if (space >= 0) H5Sclose(space);
+    if (type >= 0) H5Tclose(type);
+}
+
+// H5Lvisit's callback; its info type differs between HDF5 1.10 and 1.12+, hence the template.
+template <typename LinkInfo>
+herr_t visit_link(hid_t group, const char* name, const LinkInfo*, void* report) {
+    const hid_t obj = H5Oopen(group, name, H5P_DEFAULT);
+    if (obj < 0) return 0;
+    Report& r = *static_cast<Report*>(report);
+    r.object = name;
+    walk_object(obj, r);
+    if (H5Iget_type(obj) == H5I_DATASET) walk_dataset(obj);
+    H5Oclose(obj);
+    return 0;
+}
+
+// The child's whole job; its exit status is not used (errors are the readers' to report).
+[[noreturn]] void walk_file(const char* path, int fd) {
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+    Report report{fd, ""};
+    const hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f >= 0) {
+        walk_object(f, report);
+        H5Lvisit(f, H5_INDEX_NAME, H5_ITER_NATIVE, visit_link, &report);
+        H5Fclose(f);
+    }
+    _exit(0);
+}
+
+bool probe_enabled() {
+    const char* e = std::getenv("PARO_HDF5_PROBE");
+    return !(e && std::strcmp(e, "0") == 0);
+}
+
+int probe_seconds() {
+    const char* e = std::getenv("PARO_HDF5_PROBE_SECONDS");
+    const int s = e ? std::atoi(e) : 20;
+    return s > 0 ? s : 20;
+}
+
+// Whether this process runs a single thread (Linux: /proc/self/status).
+bool single_threaded() {
+    std::ifstream status("/proc/self/status");
+    std::string line;
+    while (std::getline(status, line))
+        if (line.rfind("Threads:", 0) == 0) return std::atoi(line.c_str() + 8) == 1;
+    return false;
+}
+
+// The strings of the walked files, by path, then (object, attribute).
+using Strings = std::map<std::pair<std::string, std::string>, WalkedStrings>;
+std::mutex walked_mutex;
+std::map<std::string, Strings> walked;
+std::map<std::string, std::string> failed;  // path -> why (a second open fails at once)
+
+std::string object_key(const std::string& object) {
+    size_t b = 0;
+    while (b < object.size() && object[b] == '/') ++b;
+    return object.substr(b);
+}
+
+// Parses the child's records (a truncated tail, from a crashed child, is ignored).
+Strings parse_report(const std::string& data) {
+    Strings out;
+    size_t at = 0;
+    auto u64 = [&](uint64_t& v) {
+        if (data.size() - at < sizeof v) return false;
+        std::memcpy(&v, data.data() + at, sizeof v);
+        at += sizeof v;
+        return true;
+    };
+    auto str = [&](std::string& s, uint64_t n) {
+        if (data.size() - at < n) return false;
+        s.assign(data, at, n);
+        at += n;
+        return true;
+    };
+    for (;;) {
+        uint64_t n = 0, count = 0;
+        std::string object, name;
+        if (!u64(n) || !str(object, n) || !u64(n) || !str(name, n) || !u64(count)) break;
+        WalkedStrings w;
+        w.readable = count != kUnreadable;
+        bool complete = true;
+        for (uint64_t i = 0; w.readable && i < count && complete; ++i) {
+            WalkedString v;
+            complete = u64(v.length) && (v.length > kMaxVlenBytes || str(v.bytes, v.length));
+            if (complete) w.values.push_back(std::move(v));
+        }
+        if (!complete) break;
+        out[{object_key(object), name}] = std::move(w);
+    }
+    return out;
+}
+
+}  // namespace
+
+void probe_in_child(const std::string& path) {
+    std::lock_guard<std::mutex> lock(walked_mutex);
+    if (const auto f = failed.find(path); f != failed.end()) throw InputError(path, "", f->second);
+    if (!probe_enabled() || walked.count(path) || !single_threaded()) return;
+    int fds[2];
+    if (pipe(fds) != 0) return;  // no descriptors to spare: read without the walk
+    std::fflush(nullptr);        // nothing buffered is written twice
+    const pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return;
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        // Quiet, and a crash kills the child: handlers inherited from the parent (a test framework's,
+        // a sanitizer's) would report it and exit normally instead (the parent says what happened).
+        for (const int sig : {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL}) std::signal(sig, SIG_DFL);
+        if (!std::freopen("/dev/null", "w", stdout) || !std::freopen("/dev/null", "w", stderr)) _exit(3);
+        walk_file(path.c_str(), fds[1]);
+    }
+    close(fds[1]);
+    const int limit = probe_seconds();
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(limit);
+    std::string report;
+    char buf[65536];
+    bool eof = false;
+    int status = 0;
+    for (;;) {
+        if (!eof) {
+            pollfd p{fds[0], POLLIN, 0};
+            if (poll(&p, 1, 20) > 0) {
+                const ssize_t r = read(fds[0], buf, sizeof buf);
+                if (r > 0) report.append(buf, size_t(r));
+                else eof = true;
+            }
+        } else {
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        const pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid && eof) break;
+        if (r == pid) eof = true;  // exited; what it wrote is read below
+        if (r < 0) break;
+        if (std::chrono::steady_clock::now() >= deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            close(fds[0]);
+            failed[path] = fmt::format("HDF5 metadata could not be read within {} s (corrupt file: the library "
+                                       "loops on it; limit: PARO_HDF5_PROBE_SECONDS)",
+                                       limit);
+            throw InputError(path, "", failed[path]);
+        }
+    }
+    for (ssize_t r; (r = read(fds[0], buf, sizeof buf)) > 0;) report.append(buf, size_t(r));
+    close(fds[0]);
+    // The child exits 0 once its walk is done; anything else is a crash (or a handler's exit after one).
+    if (WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0)) {
+        const std::string how = WIFSIGNALED(status) ? std::string(strsignal(WTERMSIG(status)))
+                                                    : fmt::format("exit status {}", WEXITSTATUS(status));
+        failed[path] = fmt::format("corrupt HDF5 metadata: the HDF5 library crashed reading it ({}, in a child "
+                                   "process; nothing was read)",
+                                   how);
+        throw InputError(path, "", failed[path]);
+    }
+    walked[path] = parse_report(report);
+}
+
+std::optional<WalkedStrings> walked_strings(const std::string& path, const std::string& object,
+                                            const std::string& name) {
+    std::lock_guard<std::mutex> lock(walked_mutex);
+    const auto file = walked.find(path);
+    if (file == walked.end()) return std::nullopt;
+    const auto it = file->second.find({object_key(object), name});
+    if (it == file->second.end()) return WalkedStrings{false, {}};  // the walk did not get there
+    return it->second;
+}
+
+}  // namespace paro::h5

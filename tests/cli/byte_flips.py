@@ -1,0 +1,126 @@
+"""Mutation campaign over the commands, as a test: byte-flipped and truncated dumps and patterns,
+special files, and committed files that once crashed or hung libhdf5 (tests/data/corrupt), each
+through every command that reads it. Fails on a crash (signal), a hang, an exit status outside
+0/1/2, an error that is not one bounded line naming the file, output left behind by a failed run,
+or `inspect --json` output that is not JSON.
+Usage: byte_flips.py PARO SOURCE_DIR WORKDIR [MUTANTS_PER_FILE]"""
+import glob
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+
+paro, source_dir, work = sys.argv[1], sys.argv[2], sys.argv[3]
+per_file = int(sys.argv[4]) if len(sys.argv) > 4 else 40
+rng = random.Random(20261129)
+env = dict(os.environ, PARO_HDF5_PROBE_SECONDS="5", OMP_NUM_THREADS="2", PARO_PYTHON=sys.executable)
+failures = []
+runs = 0
+
+
+def run(args, target, out_paths=()):
+    global runs
+    runs += 1
+    for p in out_paths:  # what an earlier run wrote
+        shutil.rmtree(p) if os.path.isdir(p) else os.remove(p) if os.path.exists(p) else None
+    try:
+        r = subprocess.run([paro] + args, capture_output=True, timeout=60, env=env)
+    except subprocess.TimeoutExpired:
+        return failures.append(f"hang (60 s): paro {' '.join(args)}")
+    what = f"paro {' '.join(args)}"
+    err = r.stderr.decode(errors="replace")
+    if r.returncode < 0 or r.returncode not in (0, 1, 2):
+        return failures.append(f"exit {r.returncode}: {what}: {err[-300:]}")
+    if r.returncode == 2:
+        lines = err.splitlines()
+        if len(lines) != 1 or len(lines[0]) > 1000 or not lines[0].startswith("paro"):
+            failures.append(f"not one bounded error line: {what}: {err[:300]!r}")
+        elif target not in lines[0]:
+            failures.append(f"error line does not name the file: {what}: {lines[0][:200]}")
+    if r.returncode != 0:
+        for p in out_paths:
+            if os.path.exists(p):
+                failures.append(f"output left behind after exit {r.returncode}: {what}: {p}")
+    leftovers = [p for p in glob.glob(os.path.join(work, "out", ".*")) if ".tmp" in p]
+    if leftovers:
+        failures.append(f"temporaries left behind: {what}: {leftovers}")
+        for p in leftovers:
+            shutil.rmtree(p, ignore_errors=True) if os.path.isdir(p) else os.remove(p)
+    if r.returncode == 0 and "--json" in args:
+        try:
+            json.loads(r.stdout)
+        except ValueError as e:
+            failures.append(f"invalid JSON: {what}: {e}")
+
+
+def mutate(data):
+    b = bytearray(data)
+    if rng.random() < 0.15:  # truncation
+        return bytes(b[:rng.randrange(len(b))])
+    limit = min(len(b), 8192) if rng.random() < 0.7 else len(b)  # metadata sits near the front
+    for _ in range(rng.choice((1, 2, 4, 8))):
+        b[rng.randrange(limit)] = rng.randrange(256)
+    return bytes(b)
+
+
+def commands_for_pattern(p, dump):
+    out = os.path.join(work, "out")
+    run(["check", p], p)
+    run(["inspect", "--json", p], p)
+    run(["report", "-q", p, "-o", os.path.join(out, "report")], p, [os.path.join(out, "report")])
+    run(["validate", "--cpu", p, "--dump", dump], p)
+    run(["export", p, "--flex", os.path.join(out, "flex.pt")], p, [os.path.join(out, "flex.pt")])
+
+
+def commands_for_dump(d, pattern):
+    out = os.path.join(work, "out")
+    run(["check", d], d)
+    run(["inspect", "--json", d], d)
+    run(["calibrate", "-q", d, "-o", os.path.join(out, "p.h5"), "--density", "0.5"], d, [os.path.join(out, "p.h5")])
+    run(["report", "-q", pattern, "--dump", d, "-o", os.path.join(out, "report")], d, [os.path.join(out, "report")])
+    run(["validate", "--cpu", pattern, "--dump", d], d)
+
+
+os.makedirs(os.path.join(work, "out"), exist_ok=True)
+dump, pattern = os.path.join(work, "dump.h5"), os.path.join(work, "pattern.h5")
+subprocess.run([paro, "synth", "-q", "-o", dump, "--grid", "2x4x4", "--text", "8", "--layers", "1", "--heads", "2",
+                "--samples", "1", "--head-dim", "64"], check=True)
+subprocess.run([paro, "calibrate", "-q", dump, "-o", pattern, "--density", "0.5"], check=True)
+
+for src, commands in ((pattern, commands_for_pattern), (dump, commands_for_dump)):
+    data = open(src, "rb").read()
+    for i in range(per_file):
+        m = os.path.join(work, f"mutant_{i}.h5")
+        open(m, "wb").write(mutate(data))
+        if commands is commands_for_pattern:
+            commands(m, dump)
+        else:
+            commands(m, pattern)
+        os.remove(m)
+        for p in glob.glob(os.path.join(work, "out", "*")):
+            shutil.rmtree(p) if os.path.isdir(p) else os.remove(p)
+
+for f in sorted(glob.glob(os.path.join(source_dir, "tests", "data", "corrupt", "*.h5"))):
+    if os.path.basename(f).startswith("pattern"):
+        commands_for_pattern(f, dump)
+    else:
+        commands_for_dump(f, pattern)
+
+# Special files: a FIFO (would block HDF5's probe forever), a directory, a character device, an
+# empty file, a symlink loop.
+fifo, loop = os.path.join(work, "fifo.h5"), os.path.join(work, "loop.h5")
+os.mkfifo(fifo)
+os.symlink(loop, loop)
+empty = os.path.join(work, "empty.h5")
+open(empty, "wb").close()
+for special in (fifo, os.path.join(work, "out"), "/dev/zero", empty, loop):
+    for args in (["check", special], ["inspect", "--json", special],
+                 ["calibrate", "-q", special, "-o", os.path.join(work, "out", "p.h5")]):
+        run(args, special, [os.path.join(work, "out", "p.h5")])
+
+print(f"{runs} runs over {2 * per_file} mutants, the corrupt files and 5 special files: {len(failures)} failure(s)")
+for f in failures[:40]:
+    print("FAIL", f)
+sys.exit(1 if failures else 0)
