@@ -29,4 +29,17 @@ else
     echo "ok   inspect under PARO_MEMORY_LIMIT=8: $(cat "$dir/err.txt")"
 fi
 "$PARO" inspect "$dir/p.h5" >/dev/null || { echo "FAIL: inspect of the valid pattern"; fail=1; }
+# ... and so is work on a dump beyond it: validate (a layer's q, k, v and outputs) and report --dump
+# (a head's maps), with a limit the pattern itself fits in; neither leaves output.
+"$PARO" synth -q -o "$dir/dv.h5" --grid 2x4x4 --text 8 --layers 1 --heads 2 --samples 1 || exit 1
+"$PARO" calibrate -q "$dir/dv.h5" -o "$dir/pv.h5" --density 0.5 || exit 1
+for cmd in "validate --cpu $dir/pv.h5 --dump $dir/dv.h5" "report -q $dir/pv.h5 --dump $dir/dv.h5 -o $dir/rep"; do
+    PARO_MEMORY_LIMIT=2K "$PARO" $cmd >/dev/null 2>"$dir/err.txt"; rc=$?
+    if [ $rc -ne 2 ] || [ "$(wc -l <"$dir/err.txt")" -ne 1 ] || ! grep -q "dv.h5: /layers/0: needs about" "$dir/err.txt" ||
+        [ -e "$dir/rep" ]; then
+        echo "FAIL ${cmd%% *} under PARO_MEMORY_LIMIT=2K: exit $rc"; cat "$dir/err.txt"; fail=1
+    else
+        echo "ok   ${cmd%% *} under PARO_MEMORY_LIMIT=2K: $(cat "$dir/err.txt")"
+    fi
+done
 exit $fail

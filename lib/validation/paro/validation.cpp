@@ -9,6 +9,7 @@
 
 #include "paro/dump_fits_pattern.hpp"
 #include "paro/error.hpp"
+#include "paro/memory_budget.hpp"
 
 namespace paro {
 
@@ -61,6 +62,16 @@ std::vector<HeadValidation> validate_pattern(const Pattern& pat, DumpReader& rea
     const DumpInfo& info = reader.info();
     check_validation_inputs(pat, info, scope);
     const int64_t n = info.tokens();
+    // The peak: one layer's q, k, v and the dense, masked and kernel outputs in fp32, plus one head
+    // as read (fp32 q, k, v).
+    for (int l = 0; l < static_cast<int>(info.layers.size()); ++l) {
+        if (!selected(scope.layers, l)) continue;
+        const DumpLayer& L = info.layers[l];
+        const double per_head = static_cast<double>(n) * static_cast<double>(L.head_dim) * sizeof(float);
+        require_memory(per_head * (6.0 * static_cast<double>(L.heads) + 3.0),
+                       fmt::format("the q, k, v and outputs of layer {} ({} heads)", l, L.heads), info.path,
+                       fmt::format("/layers/{}", l));
+    }
     int64_t total = 0, done = 0;
     for (int s = 0; s < static_cast<int>(info.samples.size()); ++s)
         for (int l = 0; l < static_cast<int>(info.layers.size()); ++l)
