@@ -9,6 +9,7 @@ PKGS=(
   python3-h5py python3-numpy python3-matplotlib python3-jsonschema python3-pil python3-pip python3-torch
   jupyter-nbconvert python3-nbclient python3-ipykernel python3-nbformat
   chromium
+  clang libclang-rt-dev libomp-dev
 )
 missing=()
 for p in "${PKGS[@]}"; do

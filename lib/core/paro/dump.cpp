@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "paro/error.hpp"
+#include "paro/memory_budget.hpp"
 #include "paro/half.hpp"
 
 namespace paro {
@@ -247,6 +248,11 @@ void DumpReader::read_raw(int64_t sample, int64_t layer, int64_t h0, int64_t cou
     else
         wanted = {{"attn", n}};
     if (with_v && L.has_v()) wanted.emplace_back("v", L.value_dim);
+    // The read and its decoded floats (at most 4 + 4 bytes per value), before any allocation.
+    double values = 0;
+    for (const auto& w : wanted) values += static_cast<double>(count) * static_cast<double>(n) * static_cast<double>(w.second);
+    require_memory(8.0 * values, fmt::format("{} head(s) of layer {}, sample {}", count, layer, sample), info_.path,
+                   fmt::format("/layers/{}", layer));
     raw.tensors.resize(wanted.size());
     for (size_t t = 0; t < wanted.size(); ++t) {
         RawHeads::Tensor& out = raw.tensors[t];

@@ -4,6 +4,8 @@
 #include <hdf5.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -192,11 +194,37 @@ bool single_threaded() {
     return false;
 }
 
-// The strings of the walked files, by path, then (object, attribute).
+// The strings of a walked file, by (object, attribute).
 using Strings = std::map<std::pair<std::string, std::string>, WalkedStrings>;
+
+// A file as it is now: its path and identity (device, inode, size, modification and change
+// times), so a file rewritten in place (a pattern recalibrated while a process runs) is walked again.
+std::string identity(const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return path;
+    return fmt::format("{}\n{}:{}:{}:{}.{}:{}.{}", path, st.st_dev, st.st_ino, st.st_size, st.st_mtim.tv_sec,
+                       st.st_mtim.tv_nsec, st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
+}
+
+// The last walks, newest last: a result (the strings, or why the walk failed) per file identity.
+// Bounded, for processes that read many files (a fuzzer, a long-running service).
+struct Walk {
+    std::string key, failure;  // failure: the error line's text; empty when the walk succeeded
+    Strings strings;
+};
+constexpr size_t kRememberedWalks = 64;
 std::mutex walked_mutex;
-std::map<std::string, Strings> walked;
-std::map<std::string, std::string> failed;  // path -> why (a second open fails at once)
+std::vector<Walk> walks;
+
+Walk* find_walk(const std::string& key) {
+    for (Walk& w : walks)
+        if (w.key == key) return &w;
+    return nullptr;
+}
+void remember(Walk w) {
+    if (walks.size() >= kRememberedWalks) walks.erase(walks.begin());
+    walks.push_back(std::move(w));
+}
 
 std::string object_key(const std::string& object) {
     size_t b = 0;
@@ -242,8 +270,12 @@ Strings parse_report(const std::string& data) {
 
 void probe_in_child(const std::string& path) {
     std::lock_guard<std::mutex> lock(walked_mutex);
-    if (const auto f = failed.find(path); f != failed.end()) throw InputError(path, "", f->second);
-    if (!probe_enabled() || walked.count(path) || !single_threaded()) return;
+    const std::string key = identity(path);
+    if (const Walk* w = find_walk(key)) {
+        if (!w->failure.empty()) throw InputError(path, "", w->failure);  // the same file fails at once
+        return;
+    }
+    if (!probe_enabled() || !single_threaded()) return;
     int fds[2];
     if (pipe(fds) != 0) return;  // no descriptors to spare: read without the walk
     std::fflush(nullptr);        // nothing buffered is written twice
@@ -258,6 +290,8 @@ void probe_in_child(const std::string& path) {
         // Quiet, and a crash kills the child: handlers inherited from the parent (a test framework's,
         // a sanitizer's) would report it and exit normally instead (the parent says what happened).
         for (const int sig : {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL}) std::signal(sig, SIG_DFL);
+        const rlimit no_core{0, 0};  // an expected crash writes no core file
+        setrlimit(RLIMIT_CORE, &no_core);
         if (!std::freopen("/dev/null", "w", stdout) || !std::freopen("/dev/null", "w", stderr)) _exit(3);
         walk_file(path.c_str(), fds[1]);
     }
@@ -287,10 +321,10 @@ void probe_in_child(const std::string& path) {
             kill(pid, SIGKILL);
             waitpid(pid, &status, 0);
             close(fds[0]);
-            failed[path] = fmt::format("HDF5 metadata could not be read within {} s (corrupt file: the library "
+            remember({key, fmt::format("HDF5 metadata could not be read within {} s (corrupt file: the library "
                                        "loops on it; limit: PARO_HDF5_PROBE_SECONDS)",
-                                       limit);
-            throw InputError(path, "", failed[path]);
+                                       limit), {}});
+            throw InputError(path, "", walks.back().failure);
         }
     }
     for (ssize_t r; (r = read(fds[0], buf, sizeof buf)) > 0;) report.append(buf, size_t(r));
@@ -299,21 +333,21 @@ void probe_in_child(const std::string& path) {
     if (WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0)) {
         const std::string how = WIFSIGNALED(status) ? std::string(strsignal(WTERMSIG(status)))
                                                     : fmt::format("exit status {}", WEXITSTATUS(status));
-        failed[path] = fmt::format("corrupt HDF5 metadata: the HDF5 library crashed reading it ({}, in a child "
+        remember({key, fmt::format("corrupt HDF5 metadata: the HDF5 library crashed reading it ({}, in a child "
                                    "process; nothing was read)",
-                                   how);
-        throw InputError(path, "", failed[path]);
+                                   how), {}});
+        throw InputError(path, "", walks.back().failure);
     }
-    walked[path] = parse_report(report);
+    remember({key, "", parse_report(report)});
 }
 
 std::optional<WalkedStrings> walked_strings(const std::string& path, const std::string& object,
                                             const std::string& name) {
     std::lock_guard<std::mutex> lock(walked_mutex);
-    const auto file = walked.find(path);
-    if (file == walked.end()) return std::nullopt;
-    const auto it = file->second.find({object_key(object), name});
-    if (it == file->second.end()) return WalkedStrings{false, {}};  // the walk did not get there
+    const Walk* w = find_walk(identity(path));
+    if (!w || !w->failure.empty()) return std::nullopt;
+    const auto it = w->strings.find({object_key(object), name});
+    if (it == w->strings.end()) return WalkedStrings{false, {}};  // the walk did not get there
     return it->second;
 }
 

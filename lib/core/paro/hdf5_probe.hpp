@@ -23,7 +23,8 @@ constexpr size_t kMaxStringBytes = 16384;
 
 // Walks `path` in a child process; throws InputError if the walk crashed or timed out. HDF5 errors
 // (missing objects, wrong types) are not reported here: the readers name them precisely. Each path
-// is walked once per process. Skipped where a fork is not safe or wanted: when the process already
+// is walked once per process while it stays the same file (device, inode, size and times); the
+// last 64 walks are remembered. Skipped where a fork is not safe or wanted: when the process already
 // runs other threads (a lock held by one of them at the fork would stall the child), or
 // PARO_HDF5_PROBE=0. The time limit is PARO_HDF5_PROBE_SECONDS (default 20: a sound file's
 // walk takes milliseconds, a corrupted one that libhdf5 does not loop on, seconds at most).
