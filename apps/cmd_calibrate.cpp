@@ -4,19 +4,24 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <optional>
 #include <set>
+#include <thread>
 #include <filesystem>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "cluster.hpp"
 #include "commands.hpp"
 #include "option_names.hpp"
 #include "paro/atomic_output.hpp"
 #include "paro/calibrator.hpp"
 #include "paro/error.hpp"
+#include "paro/head_scoring.hpp"
+#include "paro/layer_shards.hpp"
 #include "paro/progress.hpp"
 #include "paro/runtime_limits.hpp"
 #include "paro/stats_file.hpp"
@@ -42,8 +47,25 @@ struct CalibrateArgs {
     int pv_bits = 0;  // deprecated spelling of pv_format (16: fp16, 8: int8); 0 = not given
     bool uniform_slots = false, no_force_text = false, no_force_ragged = false;
     std::string device = "auto";
+    std::string layers;  // --layers A:B: write a partial of layers [A, B)
+    bool fresh = false;  // discard the checkpoint of an earlier run
     std::set<std::string> given;  // the scoring options given on the command line
 };
+
+// --layers A:B, A: or :B (end exclusive, as Python slices) against the dump's L layers.
+std::pair<int64_t, int64_t> parse_layer_range(const std::string& spec, int64_t L) {
+    const auto bad = [&](const std::string& why) { return InputError("", "option --layers", "'" + spec + "': " + why); };
+    const size_t colon = spec.find(':');
+    if (colon == std::string::npos || spec.find(':', colon + 1) != std::string::npos) throw bad("expected A:B, A: or :B");
+    const auto number = [&](const std::string& t, int64_t fallback) {
+        if (t.empty()) return fallback;
+        if (t.size() > 9 || !std::all_of(t.begin(), t.end(), ::isdigit)) throw bad("layer indices are whole numbers");
+        return static_cast<int64_t>(std::stoll(t));
+    };
+    const int64_t first = number(spec.substr(0, colon), 0), end = number(spec.substr(colon + 1), L);
+    if (first >= end || end > L) throw bad(fmt::format("must name at least one of the dump's layers 0..{}", L - 1));
+    return {first, end};
+}
 
 // --device: auto (every usable GPU, else the CPU), cpu, cuda (every usable GPU), cuda:I,J,...
 std::vector<std::unique_ptr<TileStatsBackend>> make_backends(const std::string& spec, const TokenLayout& layout,
@@ -132,6 +154,122 @@ void adopt_scoring(const StatsScoring& s, const std::set<std::string>& given, Ca
     if (take("--sigma")) opt.objective.sigma = s.objective.sigma;
 }
 
+// The backends of this process: under mpirun, --device auto means the GPU of the rank's place on
+// its machine (ranks beyond the GPUs share them), or the CPU where there is none.
+std::vector<std::unique_ptr<TileStatsBackend>> rank_backends(const std::string& spec, const Cluster& cluster,
+                                                             const TokenLayout& layout, const TileStatsOptions& tiles) {
+#ifdef PARO_HAVE_CUDA
+    if (cluster.size() > 1 && spec == "auto" && gpu::cuda_device_count() > 0)
+        return make_backends(fmt::format("cuda:{}", cluster.local_rank() % gpu::cuda_device_count()), layout, tiles);
+#endif
+    return make_backends(cluster.size() > 1 && spec == "auto" ? "cpu" : spec, layout, tiles);
+}
+
+// Calibration of a dump in layers: each finished layer is kept in the checkpoint beside the output
+// (by rank 0; other ranks send theirs to it), layers an earlier run of the same job finished are
+// taken from there, and the output is stitched from the checkpoint, which is then removed.
+int run_dump_calibration(const CalibrateArgs& a, const GlobalOptions& g, CalibrateOptions& opt,
+                         std::chrono::steady_clock::time_point t0) {
+    DumpReader reader(a.dump);  // before MPI starts threads: the file's child-process walk needs one
+    Cluster cluster;
+    const bool root = cluster.rank() == 0;
+    const DumpInfo& dump = reader.info();
+    validate_calibration(dump, opt);
+    const int64_t L = static_cast<int64_t>(dump.layers.size());
+    const auto [first, end] = a.layers.empty() ? std::make_pair(int64_t{0}, L) : parse_layer_range(a.layers, L);
+    LayerCheckpoint checkpoint(a.output, pattern_shell(dump, opt, SlotPlan::make(opt.slots, opt.share_later_half)), L,
+                               file_identity(a.dump));
+    std::vector<int64_t> resumed;
+    if (root) {
+        if (a.fresh) checkpoint.discard();
+        for (const auto& [layer, part] : checkpoint.load())
+            if (layer >= first && layer < end) resumed.push_back(layer);
+    }
+    resumed = cluster.broadcast(resumed);
+    std::vector<int64_t> todo, mine;
+    for (int64_t l = first; l < end; ++l)
+        if (!std::binary_search(resumed.begin(), resumed.end(), l)) todo.push_back(l);
+    for (size_t i = 0; i < todo.size(); ++i)
+        if (static_cast<int>(i % static_cast<size_t>(cluster.size())) == cluster.rank()) mine.push_back(todo[i]);
+
+    ProgressLine progress("calibrate", "heads", !g.quiet && root);
+    opt.progress = [&](int64_t done, int64_t total) { progress.update(done, total); };
+    opt.layers = mine;
+    std::atomic<int64_t> sent_bytes{0}, received_bytes{0};
+    opt.layer_done = [&](int64_t layer, const LayerPattern& heads) {
+        const LayerChecksum checksum = reader.layer_checksum(layer);
+        if (root) return checkpoint.save(layer, heads, checksum);
+        const std::string bytes = checkpoint.encode(layer, heads, checksum);
+        sent_bytes += static_cast<int64_t>(bytes.size());
+        cluster.send_layer(layer, bytes);
+    };
+    std::exception_ptr receive_error;
+    std::thread receiver;
+    if (root && cluster.size() > 1)
+        receiver = std::thread([&, count = static_cast<int64_t>(todo.size() - mine.size())] {
+            try {
+                cluster.receive_layers(count, [&](int64_t layer, const std::string& bytes) {
+                    received_bytes += static_cast<int64_t>(bytes.size());
+                    checkpoint.save_encoded(layer, bytes);
+                });
+            } catch (...) {
+                receive_error = std::current_exception();
+            }
+        });
+    std::optional<CalibrationTimes> times;
+    try {
+        if (!mine.empty()) {
+            const auto devices = rank_backends(a.device, cluster, dump.layout, opt.tiles);
+            std::vector<TileStatsBackend*> backends;
+            for (const auto& d : devices) backends.push_back(d.get());
+            times.emplace();
+            calibrate(reader, opt, backends, &*times);
+        }
+    } catch (...) {
+        if (cluster.size() == 1) throw;
+        try {
+            throw;
+        } catch (const std::exception& e) {  // the other ranks would wait for this one's layers
+            std::fprintf(stderr, "paro: %s (rank %d of %d)\n", e.what(), cluster.rank(), cluster.size());
+        }
+        cluster.abort(2);
+    }
+    if (receiver.joinable()) receiver.join();
+    if (receive_error) std::rethrow_exception(receive_error);
+    progress.finish();
+    if (!root) return 0;
+
+    std::vector<PartialPattern> parts;
+    std::vector<std::string> names;
+    for (auto& [layer, part] : checkpoint.load())
+        if (layer >= first && layer < end) {
+            parts.push_back(std::move(part));
+            names.push_back(fmt::format("{}/layer-{:06}.h5", checkpoint.directory(), layer));
+        }
+    PartialPattern whole = stitch_layers(parts, names, first, end);
+    const auto t_write = std::chrono::steady_clock::now();
+    const int64_t bytes = a.layers.empty() ? write_pattern_file(whole.pattern, a.output) : write_partial_file(whole, a.output);
+    checkpoint.discard();
+    const auto t_end = std::chrono::steady_clock::now();
+    if (!g.quiet) {
+        std::fputs(calibration_summary(whole.pattern, bytes, std::chrono::duration<double>(t_end - t0).count(),
+                                       ::isatty(STDOUT_FILENO))
+                       .c_str(),
+                   stdout);
+        if (times)
+            std::fputs(calibration_timing(*times, std::chrono::duration<double>(t_end - t_write).count()).c_str(), stdout);
+        if (!resumed.empty())
+            std::printf("  resumed %zu of %lld layers from the checkpoint of an earlier run\n", resumed.size(),
+                        static_cast<long long>(end - first));
+        if (cluster.size() > 1)
+            std::printf("  %d ranks: rank 0 received %zu layers, %lld bytes (%lld per layer)\n", cluster.size(),
+                        todo.size() - mine.size(), static_cast<long long>(received_bytes.load()),
+                        static_cast<long long>(received_bytes.load() / std::max<int64_t>(1, int64_t(todo.size() - mine.size()))));
+        std::printf("  wrote %s%s\n", a.output.c_str(), a.layers.empty() ? "" : " (a partial: paro merge stitches the parts)");
+    }
+    return 0;
+}
+
 int run_calibrate(const CalibrateArgs& a, const GlobalOptions& g) {
     const auto t0 = std::chrono::steady_clock::now();
     CalibrateOptions opt = options_from(a);
@@ -140,34 +278,23 @@ int run_calibrate(const CalibrateArgs& a, const GlobalOptions& g) {
     std::error_code ec;
     if (std::filesystem::equivalent(a.dump, a.output, ec))
         throw InputError(a.output, "option -o", "is the input file; name another file");
+    if (!looks_like_stats(a.dump)) {
+        opt.options_json = options_json(opt);
+        return run_dump_calibration(a, g, opt, t0);
+    }
+    if (!a.layers.empty())
+        throw InputError(a.dump, "option --layers", "applies to dumps; a statistics file is calibrated whole");
     ProgressLine progress("calibrate", "heads", !g.quiet);
     opt.progress = [&](int64_t done, int64_t total) { progress.update(done, total); };
-    Pattern pattern;
-    std::optional<CalibrationTimes> times;
-    if (looks_like_stats(a.dump)) {
-        const StatsReader reader(a.dump);
-        adopt_scoring(reader.info().scoring, a.given, opt);
-        opt.options_json = options_json(opt);
-        pattern = calibrate(reader, opt);
-    } else {
-        opt.options_json = options_json(opt);
-        DumpReader reader(a.dump);
-        validate_calibration(reader.info(), opt);
-        const auto devices = make_backends(a.device, reader.info().layout, opt.tiles);
-        std::vector<TileStatsBackend*> backends;
-        for (const auto& d : devices) backends.push_back(d.get());
-        times.emplace();
-        pattern = calibrate(reader, opt, backends, &*times);
-    }
+    const StatsReader reader(a.dump);
+    adopt_scoring(reader.info().scoring, a.given, opt);
+    opt.options_json = options_json(opt);
+    const Pattern pattern = calibrate(reader, opt);
     progress.finish();
-    const auto t_write = std::chrono::steady_clock::now();
     const int64_t bytes = write_pattern_file(pattern, a.output);
-    const auto t_end = std::chrono::steady_clock::now();
-    const double secs = std::chrono::duration<double>(t_end - t0).count();
     if (!g.quiet) {
+        const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         std::fputs(calibration_summary(pattern, bytes, secs, ::isatty(STDOUT_FILENO)).c_str(), stdout);
-        if (times)
-            std::fputs(calibration_timing(*times, std::chrono::duration<double>(t_end - t_write).count()).c_str(), stdout);
         std::printf("  wrote %s\n", a.output.c_str());
     }
     return 0;
@@ -199,6 +326,9 @@ void add_calibrate(CLI::App& app, Runner& run, const GlobalOptions& g) {
     sub->add_option("--device", a->device,
                     "where tile statistics run: auto (every GPU, else the CPU), cpu, cuda (every GPU), cuda:I[,J...]")
         ->capture_default_str();
+    sub->add_option("--layers", a->layers,
+                    "only layers A:B (A: or :B; end excluded): writes a partial that paro merge stitches with the others");
+    sub->add_flag("--fresh", a->fresh, "discard the checkpoint an interrupted run left beside the output");
     sub->add_option("--qk-bits", a->qk_bits, "quantization plan: bits for QK (4, 8, 16)")->capture_default_str();
     auto* pv_format = sub->add_option("--pv-format", a->pv_format, "quantization plan: PV format (int8, fp16, fp8_e4m3)")
                           ->capture_default_str();

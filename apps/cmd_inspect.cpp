@@ -9,6 +9,7 @@
 #include "commands.hpp"
 #include "paro/dump.hpp"
 #include "paro/error.hpp"
+#include "paro/json_text.hpp"
 #include "paro/pattern.hpp"
 #include "paro/summary.hpp"
 
@@ -29,13 +30,13 @@ void add_inspect(CLI::App& app, Runner& run, const GlobalOptions&) {
             if (looks_like_pattern(a->file)) {
                 const Pattern p = read_pattern_file(a->file);
                 const auto bytes = static_cast<int64_t>(std::filesystem::file_size(a->file));
-                std::fputs(a->json ? (pattern_json(p, bytes).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n").c_str() : pattern_text(p, bytes, color).c_str(),
+                std::fputs(a->json ? (json_text(pattern_json(p, bytes), 2) + "\n").c_str() : pattern_text(p, bytes, color).c_str(),
                            stdout);
                 return 0;
             }
             // Not a pattern: read as a dump, which names what is wrong if it is neither.
             const DumpReader d(a->file);
-            std::fputs(a->json ? (dump_json(d.info()).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n").c_str() : dump_text(d.info(), color).c_str(), stdout);
+            std::fputs(a->json ? (json_text(dump_json(d.info()), 2) + "\n").c_str() : dump_text(d.info(), color).c_str(), stdout);
             return 0;
         };
     });

@@ -81,7 +81,7 @@ int run_validate(const ValidateOptions& o, const GlobalOptions& g) {
         throw InputError("", "option --against",
                          "'masked' checks the quantization error, which needs the GPU runtime (--cpu has none)");
     const ValidationScope scope{o.samples, o.layers, o.slot};
-    check_validation_inputs(pat, reader.info(), scope);
+    check_validation_inputs(pat, reader.info(), scope, o.pattern);
 
     std::unique_ptr<ValidationBackend> backend;
     if (o.cpu) {

@@ -25,5 +25,6 @@ void add_validate(CLI::App& app, Runner& run, const GlobalOptions& g);
 void add_bench(CLI::App& app, Runner& run, const GlobalOptions& g);
 void add_report(CLI::App& app, Runner& run, const GlobalOptions& g);
 void add_export(CLI::App& app, Runner& run, const GlobalOptions& g);
+void add_merge(CLI::App& app, Runner& run, const GlobalOptions& g);
 
 }  // namespace paro::cli

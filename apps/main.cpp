@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
     paro::cli::add_validate(app, run, g);
     paro::cli::add_bench(app, run, g);
     paro::cli::add_report(app, run, g);
+    paro::cli::add_merge(app, run, g);
     paro::cli::add_export(app, run, g);
     for (CLI::App* sub : app.get_subcommands({})) {
         sub->add_flag("-q,--quiet", g.quiet, "No progress line or summary chatter");

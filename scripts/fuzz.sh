@@ -3,10 +3,15 @@
 # target, CPU only), makes a seed corpus with the normal build's paro (a dump, a pattern, and the
 # committed files that once crashed libhdf5), and runs each harness for FUZZ_SECONDS (default 30).
 # Any crash, sanitizer report, leak of a non-paro exception or timeout is a finding: exit 1, the
-# input saved under build-fuzz/findings/. FUZZ_RUNS=N runs N executions per harness instead.
+# input saved under build-fuzz/findings/. FUZZ_RUNS=N runs N executions per harness instead;
+# FUZZ_HARNESSES="fuzz_dump_reader ..." picks harnesses (a campaign runs one per core this way).
+# The child-process walk gets 0.05 s (PARO_HDF5_PROBE_SECONDS): the walk of an input this small takes
+# a few ms, and about one mutant in twelve makes libhdf5 loop, so the limit sets the pace.
 # No RSS thread (-rss_limit_mb=0; -malloc_limit_mb caps allocations instead): the harness process
 # must stay single-threaded for paro's child-process walk of each input (lib/core/paro/hdf5_probe.hpp),
-# the way the paro command runs.
+# the way the paro command runs. allow_user_segv_handler=1 lets that child restore the default
+# action of SIGSEGV, so a libhdf5 crash in it ends it quietly, not in ASan's report and libFuzzer's
+# crash artifact (a known libhdf5 bug, which paro already turns into one error line).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc 2>/dev/null || echo 2)
@@ -24,10 +29,10 @@ rm -rf "$seeds" && mkdir -p "$seeds" build-fuzz/findings
 "$paro" synth -q -o "$seeds/dump.h5" --grid 2x4x4 --text 8 --layers 1 --heads 2 --samples 2 --head-dim 64
 "$paro" calibrate -q "$seeds/dump.h5" -o "$seeds/pattern.h5" --density 0.5 --slots 2
 cp tests/data/corrupt/pattern_*.h5 "$seeds/"  # crashers; not the looper (each run of it costs the time limit)
-export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-export PARO_HDF5_PROBE_SECONDS=2 PARO_MEMORY_LIMIT=1G  # the budget refuses below -malloc_limit_mb
+export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:quarantine_size_mb=16:allow_user_segv_handler=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+export PARO_HDF5_PROBE_SECONDS=${PARO_HDF5_PROBE_SECONDS:-0.05} PARO_MEMORY_LIMIT=1G  # the budget refuses below -malloc_limit_mb
 fail=0
-for h in fuzz_dump_reader fuzz_pattern_reader fuzz_schema_check; do
+for h in ${FUZZ_HARNESSES:-fuzz_dump_reader fuzz_pattern_reader fuzz_schema_check}; do
     corpus=build-fuzz/corpus/$h
     mkdir -p "$corpus"
     budget=${FUZZ_RUNS:+-runs=$FUZZ_RUNS}

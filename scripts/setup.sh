@@ -10,6 +10,7 @@ PKGS=(
   jupyter-nbconvert python3-nbclient python3-ipykernel python3-nbformat
   chromium
   clang libclang-rt-dev libomp-dev
+  libopenmpi-dev openmpi-bin
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -2,8 +2,11 @@
 special files, and committed files that once crashed or hung libhdf5 (tests/data/corrupt), each
 through every command that reads it. Fails on a crash (signal), a hang, an exit status outside
 0/1/2, an error that is not one bounded line naming the file, output left behind by a failed run,
-or `inspect --json` output that is not JSON.
-Usage: byte_flips.py PARO SOURCE_DIR WORKDIR [MUTANTS_PER_FILE]"""
+`inspect --json` output that is not JSON, and on invalid input accepted: every mutant is also read
+with h5py against schemas/ by an independent checker (schema_ref.py), and `paro check` must agree
+with it both ways, and `inspect` must read whatever `check` passes.
+Usage: byte_flips.py PARO SOURCE_DIR WORKDIR [MUTANTS_PER_FILE]; BYTE_FLIPS_SEED picks other mutants,
+BYTE_FLIPS_KEEP=DIR keeps a copy of each mutant paro and the reference disagree on."""
 import glob
 import json
 import os
@@ -14,7 +17,7 @@ import sys
 
 paro, source_dir, work = sys.argv[1], sys.argv[2], sys.argv[3]
 per_file = int(sys.argv[4]) if len(sys.argv) > 4 else 40
-rng = random.Random(20261129)
+rng = random.Random(int(os.environ.get("BYTE_FLIPS_SEED", "20261129")))
 env = dict(os.environ, PARO_HDF5_PROBE_SECONDS="5", OMP_NUM_THREADS="2", PARO_PYTHON=sys.executable)
 failures = []
 runs = 0
@@ -28,11 +31,13 @@ def run(args, target, out_paths=()):
     try:
         r = subprocess.run([paro] + args, capture_output=True, timeout=60, env=env)
     except subprocess.TimeoutExpired:
-        return failures.append(f"hang (60 s): paro {' '.join(args)}")
+        failures.append(f"hang (60 s): paro {' '.join(args)}")
+        return None
     what = f"paro {' '.join(args)}"
     err = r.stderr.decode(errors="replace")
     if r.returncode < 0 or r.returncode not in (0, 1, 2):
-        return failures.append(f"exit {r.returncode}: {what}: {err[-300:]}")
+        failures.append(f"exit {r.returncode}: {what}: {err[-300:]}")
+        return r.returncode
     if r.returncode == 2:
         lines = err.splitlines()
         if len(lines) != 1 or len(lines[0]) > 1000 or not lines[0].startswith("paro"):
@@ -53,6 +58,38 @@ def run(args, target, out_paths=()):
             json.loads(r.stdout)
         except ValueError as e:
             failures.append(f"invalid JSON: {what}: {e}")
+    return r.returncode
+
+
+def reference_violations(path):
+    """schema_ref.py's violations, in a child process: libhdf5 crashes under h5py too."""
+    ref = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schema_ref.py")
+    try:
+        r = subprocess.run([sys.executable, ref, os.path.join(source_dir, "schemas"), path], capture_output=True,
+                           timeout=60)
+    except subprocess.TimeoutExpired:
+        return ["h5py does not finish reading it"]
+    if r.returncode == 0:
+        return []
+    if r.returncode == 1:
+        return r.stdout.decode(errors="replace").splitlines()[1:]
+    return [f"h5py crashed reading it (exit {r.returncode})"]
+
+
+def agree(path, check_rc, inspect_rc):
+    """paro's verdict on a file against the independent reading of the schema."""
+    ref = reference_violations(path)
+    before = len(failures)
+    if check_rc == 0 and ref:
+        failures.append(f"invalid input accepted: paro check passes {path}; the reference finds {ref[:3]}")
+    # Exit 2 (the file cannot be read) may come from corruption outside what the schema covers,
+    # which libhdf5 meets in paro's walk of every object; a violation (exit 1) must be real.
+    if check_rc == 1 and not ref:
+        failures.append(f"paro check reports violations in {path}, which the reference finds valid")
+    if check_rc == 0 and inspect_rc != 0:
+        failures.append(f"paro check passes {path} but inspect refuses it (exit {inspect_rc})")
+    if len(failures) > before and os.environ.get("BYTE_FLIPS_KEEP"):  # for a closer look
+        shutil.copy(path, os.path.join(os.environ["BYTE_FLIPS_KEEP"], f"{len(failures)}_{os.path.basename(path)}"))
 
 
 def mutate(data):
@@ -67,8 +104,7 @@ def mutate(data):
 
 def commands_for_pattern(p, dump):
     out = os.path.join(work, "out")
-    run(["check", p], p)
-    run(["inspect", "--json", p], p)
+    agree(p, run(["check", p], p), run(["inspect", "--json", p], p))
     run(["report", "-q", p, "-o", os.path.join(out, "report")], p, [os.path.join(out, "report")])
     run(["validate", "--cpu", p, "--dump", dump], p)
     run(["export", p, "--flex", os.path.join(out, "flex.pt")], p, [os.path.join(out, "flex.pt")])
@@ -76,8 +112,7 @@ def commands_for_pattern(p, dump):
 
 def commands_for_dump(d, pattern):
     out = os.path.join(work, "out")
-    run(["check", d], d)
-    run(["inspect", "--json", d], d)
+    agree(d, run(["check", d], d), run(["inspect", "--json", d], d))
     run(["calibrate", "-q", d, "-o", os.path.join(out, "p.h5"), "--density", "0.5"], d, [os.path.join(out, "p.h5")])
     run(["report", "-q", pattern, "--dump", d, "-o", os.path.join(out, "report")], d, [os.path.join(out, "report")])
     run(["validate", "--cpu", pattern, "--dump", d], d)

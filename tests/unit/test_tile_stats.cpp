@@ -73,8 +73,8 @@ TEST_CASE("streaming tile stats equal brute force on attention maps", "[tiles]")
     compare(TileStatsEngine(layout, opt).compute(s), reference_tile_stats(layout, s, opt));
 }
 
-TEST_CASE("tile stats do not depend on the thread count beyond rounding", "[tiles]") {
-    const TokenLayout layout{{3, 7, 9}, 10, TextPosition::prefix};
+TEST_CASE("tile stats are the same bits for any thread count", "[tiles]") {
+    const TokenLayout layout{{5, 12, 17}, 10, TextPosition::prefix};  // many row blocks
     const HeadSlice s = test::random_slice(layout.tokens(), 64, 5, 2.0);
     const TileStatsEngine engine(layout, {16, 1e-3f});
     const int saved = omp_get_max_threads();
@@ -82,12 +82,14 @@ TEST_CASE("tile stats do not depend on the thread count beyond rounding", "[tile
     const auto one = engine.compute(s);
     omp_set_num_threads(3);
     const auto three = engine.compute(s);
+    omp_set_num_threads(7);
+    const auto seven = engine.compute(s);
     omp_set_num_threads(saved);
-    // The GEMM may block differently under another thread count: equal up to float rounding.
-    for (int o = 0; o < kNumOrders; ++o)
-        for (size_t t = 0; t < one[o].mass.size(); ++t) {
-            CHECK(std::llabs(one[o].below_eps[t] - three[o].below_eps[t]) <= 1);
-            CHECK(one[o].max[t] == Approx(three[o].max[t]).epsilon(1e-5));
-            CHECK(one[o].mass[t] == Approx(three[o].mass[t]).epsilon(1e-6));
-        }
+    // Sharded, resumed and MPI runs with other thread counts must give the pattern of one run.
+    for (int o = 0; o < kNumOrders; ++o) {
+        CHECK(one[o].mass == three[o].mass);
+        CHECK(one[o].max == three[o].max);
+        CHECK(one[o].below_eps == three[o].below_eps);
+        CHECK(one[o].mass == seven[o].mass);
+    }
 }

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <future>
 #include <limits>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -82,6 +83,12 @@ void validate_calibration(const DumpInfo& dump, const CalibrateOptions& opt) {
     if (!(opt.tiles.eps > 0)) throw ParameterError("eps", "must be positive");
     if (!(opt.objective.sigma > 0 && opt.objective.sigma <= 1)) throw ParameterError("sigma", "must be in (0, 1]");
     if (!(opt.objective.alpha >= 0 && opt.objective.alpha <= 1)) throw ParameterError("alpha", "must be in [0, 1]");
+    for (size_t i = 0; i < opt.layers.size(); ++i)
+        if (opt.layers[i] < 0 || opt.layers[i] >= static_cast<int64_t>(dump.layers.size()) ||
+            (i > 0 && opt.layers[i] <= opt.layers[i - 1]))
+            throw ParameterError("layers", fmt::format("must be increasing layer indices below {} (the dump's layers)",
+                                                       dump.layers.size()),
+                                 dump.path);
     if (opt.qk_bits != 4 && opt.qk_bits != 8 && opt.qk_bits != 16)
         throw ParameterError("qk_bits", fmt::format("must be 4, 8 or 16, got {}", opt.qk_bits));
     if (opt.objective.kind == ObjectiveKind::output_error && !dump.has_v())
@@ -148,12 +155,17 @@ struct WorkUnit {
 class SharedWork {
 public:
     SharedWork(const DumpInfo& dump, int64_t batch, const CalibrateOptions& opt) : opt_(opt) {
-        for (int64_t l = 0; l < static_cast<int64_t>(dump.layers.size()); ++l) {
-            heads_.emplace_back(static_cast<size_t>(dump.layers[l].heads));
-            for (int64_t h0 = 0; h0 < dump.layers[l].heads; h0 += batch)
-                units_.push_back({l, h0, std::min(batch, dump.layers[l].heads - h0)});
+        std::vector<int64_t> layers = opt.layers;
+        if (layers.empty())
+            for (int64_t l = 0; l < static_cast<int64_t>(dump.layers.size()); ++l) layers.push_back(l);
+        for (size_t i = 0; i < layers.size(); ++i) {
+            const int64_t l = layers[i], H = dump.layers[l].heads;
+            slot_of_layer_[l] = i;
+            heads_.emplace_back(static_cast<size_t>(H));
+            heads_left_.push_back(H);
+            for (int64_t h0 = 0; h0 < H; h0 += batch) units_.push_back({l, h0, std::min(batch, H - h0)});
+            total_ += H;
         }
-        total_ = dump.total_heads();
     }
 
     std::optional<WorkUnit> claim() {
@@ -164,10 +176,15 @@ public:
     bool failed() const { return failed_; }
 
     void finished(const WorkUnit& u, std::vector<HeadPattern>& heads) {
-        for (int64_t i = 0; i < u.count; ++i) heads_[u.layer][u.h0 + i] = std::move(heads[i]);
+        const size_t slot = slot_of_layer_.at(u.layer);
+        for (int64_t i = 0; i < u.count; ++i) heads_[slot][u.h0 + i] = std::move(heads[i]);
         std::lock_guard<std::mutex> lock(mutex_);
         done_ += u.count;
         if (opt_.progress) opt_.progress(done_, total_);
+        if ((heads_left_[slot] -= u.count) == 0 && opt_.layer_done) {
+            LayerPattern layer{heads_[slot]};
+            opt_.layer_done(u.layer, layer);
+        }
     }
     void fail(std::exception_ptr e) {
         std::lock_guard<std::mutex> lock(mutex_);
@@ -182,7 +199,9 @@ public:
 private:
     const CalibrateOptions& opt_;
     std::vector<WorkUnit> units_;
+    std::map<int64_t, size_t> slot_of_layer_;  // the dump's layer -> its place in heads_
     std::vector<std::vector<HeadPattern>> heads_;
+    std::vector<int64_t> heads_left_;          // per place in heads_: heads not finished yet
     std::atomic<size_t> next_{0};
     std::atomic<bool> failed_{false};
     std::mutex mutex_;

@@ -9,6 +9,7 @@
 // orders' tile masses.
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "paro/dump.hpp"
 #include "paro/mask_builder.hpp"
@@ -30,6 +31,11 @@ struct CalibrateOptions {
     std::string options_json;      // recorded in the pattern's provenance
     // Called after each (layer, head) with (heads done, heads total).
     std::function<void(int64_t, int64_t)> progress;
+    // The dump's layers to calibrate, increasing (empty: all). The pattern holds these, in order.
+    std::vector<int64_t> layers;
+    // Called when a layer's last head is finished (from a worker thread, one call at a time):
+    // where a long run checkpoints it. An exception it throws stops the calibration.
+    std::function<void(int64_t layer, const LayerPattern&)> layer_done;
 };
 
 // Checks options against the dump before any work (slots without samples, missing v, bits).

@@ -3,6 +3,9 @@
 #include <fmt/format.h>
 #include <omp.h>
 
+// Our threads split the rows; Eigen's own threading would block the product by thread count and
+// change the rounding (results must be the same bits for any --threads).
+#define EIGEN_DONT_PARALLELIZE
 #include <Eigen/Dense>
 #include <algorithm>
 #include <cmath>
@@ -71,53 +74,56 @@ SixOrderStats TileStatsEngine::compute(const HeadSlice& slice) const {
         tile_of_row[o] = tile_of(kAllOrders[o]).data();
     }
 
-    // The runtime may give the team fewer threads than asked: every partial starts empty, so
-    // unused ones add nothing. Blocks go to threads round robin (static) and partials are merged
-    // in thread order, so the sums, and all that follows, are the same bits on every run with
-    // the same thread count (a dynamic schedule made them depend on timing).
-    const int threads = omp_get_max_threads();
-    std::vector<SixOrderStats> partial(static_cast<size_t>(threads));
-    for (auto& p : partial) p.fill(TileStats(grid));
+    // Blocks go to a fixed number of partial sums (lanes) round robin; each lane adds its blocks
+    // in order and the lanes are merged in lane order. So the sums, and all that follows, are the
+    // same bits for any number of threads: a run resumed, sharded or spread over MPI ranks with
+    // other thread counts gives the pattern of one run.
+    constexpr int64_t kLanes = 32;
     const int64_t blocks = (n + kRowsPerBlock - 1) / kRowsPerBlock;
+    const int64_t lanes = std::min(kLanes, blocks);
+    std::vector<SixOrderStats> partial(static_cast<size_t>(lanes));
+    for (auto& p : partial) p.fill(TileStats(grid));
     bool overflow = false;
 
-#pragma omp parallel num_threads(threads) reduction(|| : overflow)
+#pragma omp parallel reduction(|| : overflow)
     {
-        SixOrderStats& acc = partial[static_cast<size_t>(omp_get_thread_num())];
         std::vector<float> p(static_cast<size_t>(kRowsPerBlock * n)), permuted(static_cast<size_t>(n));
-#pragma omp for schedule(static, 1)
-        for (int64_t blk = 0; blk < blocks; ++blk) {
-            const int64_t row0 = blk * kRowsPerBlock, count = std::min(kRowsPerBlock, n - row0);
-            if (!source.rows(row0, count, p.data())) {
-                overflow = true;
-                continue;
-            }
-            for (int64_t i = 0; i < count; ++i) {
-                const float* row = p.data() + i * n;
-                for (int o = 0; o < kNumOrders; ++o) {
-                    const float* src = row;
-                    if (!identity[o]) {
-                        const int32_t* g = perms[o].gather.data();
-                        for (int64_t j = 0; j < n; ++j) permuted[j] = row[g[j]];
-                        src = permuted.data();
-                    }
-                    TileStats& st = acc[o];
-                    const int64_t base = static_cast<int64_t>(tile_of_row[o][row0 + i]) * nb;
-                    for (int64_t c = 0; c < nb; ++c) {
-                        const float* t = src + c * b;
-                        const int64_t len = std::min(b, n - c * b);
-                        float sum = 0.0f, mx = 0.0f;
-                        int32_t below = 0;
-#pragma omp simd reduction(+ : sum, below) reduction(max : mx)
-                        for (int64_t j = 0; j < len; ++j) {
-                            const float x = t[j];
-                            sum += x;
-                            mx = mx > x ? mx : x;
-                            below += x < eps;
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t lane = 0; lane < lanes; ++lane) {
+            SixOrderStats& acc = partial[static_cast<size_t>(lane)];
+            for (int64_t blk = lane; blk < blocks; blk += lanes) {
+                const int64_t row0 = blk * kRowsPerBlock, count = std::min(kRowsPerBlock, n - row0);
+                if (!source.rows(row0, count, p.data())) {
+                    overflow = true;
+                    break;
+                }
+                for (int64_t i = 0; i < count; ++i) {
+                    const float* row = p.data() + i * n;
+                    for (int o = 0; o < kNumOrders; ++o) {
+                        const float* src = row;
+                        if (!identity[o]) {
+                            const int32_t* g = perms[o].gather.data();
+                            for (int64_t j = 0; j < n; ++j) permuted[j] = row[g[j]];
+                            src = permuted.data();
                         }
-                        st.mass[base + c] += sum;
-                        st.max[base + c] = std::max(st.max[base + c], mx);
-                        st.below_eps[base + c] += below;
+                        TileStats& st = acc[o];
+                        const int64_t base = static_cast<int64_t>(tile_of_row[o][row0 + i]) * nb;
+                        for (int64_t c = 0; c < nb; ++c) {
+                            const float* t = src + c * b;
+                            const int64_t len = std::min(b, n - c * b);
+                            float sum = 0.0f, mx = 0.0f;
+                            int32_t below = 0;
+#pragma omp simd reduction(+ : sum, below) reduction(max : mx)
+                            for (int64_t j = 0; j < len; ++j) {
+                                const float x = t[j];
+                                sum += x;
+                                mx = mx > x ? mx : x;
+                                below += x < eps;
+                            }
+                            st.mass[base + c] += sum;
+                            st.max[base + c] = std::max(st.max[base + c], mx);
+                            st.below_eps[base + c] += below;
+                        }
                     }
                 }
             }

@@ -322,6 +322,25 @@ HeadSlice DumpReader::read(int64_t sample, int64_t layer, int64_t head, bool wit
     return s;
 }
 
+LayerChecksum DumpReader::layer_checksum(int64_t layer) const {
+    PARO_ASSERT(layer >= 0 && layer < static_cast<int64_t>(info_.layers.size()));
+    const size_t S = info_.samples.size();
+    const size_t first = static_cast<size_t>(first_slice_[layer]) * S;
+    const size_t end = first + static_cast<size_t>(info_.layers[layer].heads) * S;
+    uLong crc = crc32(0, nullptr, 0);
+    int64_t bytes = 0;
+    for (size_t i = first; i < end; ++i)
+        if (slice_bytes_[i] > 0) crc = crc32_combine64(crc, slice_crc_[i], slice_bytes_[i]), bytes += slice_bytes_[i];
+    return {static_cast<uint32_t>(crc), bytes};
+}
+
+uint32_t combine_checksums(const std::vector<LayerChecksum>& layers) {
+    uLong crc = crc32(0, nullptr, 0);
+    for (const LayerChecksum& l : layers)
+        if (l.bytes > 0) crc = crc32_combine64(crc, l.crc, l.bytes);
+    return static_cast<uint32_t>(crc);
+}
+
 uint32_t DumpReader::checksum() const {
     uLong crc = crc32(0, nullptr, 0);
     for (size_t i = 0; i < slice_crc_.size(); ++i)

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "paro/hdf5_io.hpp"
+#include "paro/pattern.hpp"
 #include "paro/token_layout.hpp"
 
 namespace paro {
@@ -89,6 +90,8 @@ public:
     // order and q, k, v within a slice, whatever order they were read in (the pattern file's
     // provenance; a calibration spread over devices reads in another order than one on the CPU).
     uint32_t checksum() const;
+    // The same over one layer's slices: the pieces a sharded or resumed calibration combines.
+    LayerChecksum layer_checksum(int64_t layer) const;
 
 private:
     h5::File file_;
@@ -109,5 +112,8 @@ void check_samples(const DumpInfo& info);
 
 // True when the file's root says paro_format = "paro-dump" (no other validation).
 bool looks_like_dump(const std::string& path);
+
+// The CRC-32 of the layers' pieces one after another: DumpReader::checksum() of a run that read them all.
+uint32_t combine_checksums(const std::vector<LayerChecksum>& layers);
 
 }  // namespace paro

@@ -60,8 +60,23 @@ bool numeric_fields_fit(hid_t type, H5T_class_t cls) {
         size_t spos = 0, epos = 0, esize = 0, mpos = 0, msize = 0;
         if (H5Tget_fields(type, &spos, &epos, &esize, &mpos, &msize) < 0) return false;
         if (spos >= bits || esize == 0 || esize > 32 || epos + esize > bits || mpos + msize > bits) return false;
+        // IEEE's exponent bias and implied leading bit (every writer's, bfloat16's too): another
+        // bias converts every value into a different number without any error.
+        if (H5Tget_ebias(type) != (size_t(1) << (esize - 1)) - 1 || H5Tget_norm(type) != H5T_NORM_IMPLIED) return false;
     }
     return true;
+}
+
+// Whether a string type is C's one-byte character string, as every HDF5 writer makes it, apart from
+// its size, character set and padding. A corrupted file can change the character type underneath
+// (h5dump: "unknown_one_character_type"); libhdf5 then converts its bytes into other text.
+bool plain_string(hid_t type) {
+    const hid_t plain = H5Tcopy(H5T_C_S1);
+    const bool same = plain >= 0 && H5Tset_size(plain, H5Tis_variable_str(type) > 0 ? H5T_VARIABLE : H5Tget_size(type)) >= 0 &&
+                      H5Tset_cset(plain, H5Tget_cset(type)) >= 0 && H5Tset_strpad(plain, H5Tget_strpad(type)) >= 0 &&
+                      H5Tequal(plain, type) > 0;
+    if (plain >= 0) H5Tclose(plain);
+    return same;
 }
 
 TypeClass classify(hid_t type) {
@@ -69,7 +84,7 @@ TypeClass classify(hid_t type) {
     switch (cls) {
         case H5T_INTEGER: return numeric_fields_fit(type, cls) ? TypeClass::integer : TypeClass::other;
         case H5T_FLOAT: return numeric_fields_fit(type, cls) ? TypeClass::floating : TypeClass::other;
-        case H5T_STRING: return TypeClass::string;
+        case H5T_STRING: return plain_string(type) ? TypeClass::string : TypeClass::other;
         default: return TypeClass::other;
     }
 }
@@ -128,9 +143,18 @@ Handle make_dcpl(const WriteOptions& opt) {
     return dcpl;
 }
 
+// Before any read that converts: libhdf5's conversion of a corrupt type overruns its buffers.
+void expect_numbers(const File& f, hid_t dset, const std::string& path) {
+    Handle type(H5Dget_type(dset));
+    const TypeClass c = type ? classify(type.get()) : TypeClass::other;
+    if (c != TypeClass::integer && c != TypeClass::floating)
+        throw InputError(f.path(), path, "does not hold numbers of a readable type");
+}
+
 template <typename T>
 std::vector<T> read_all(const File& f, const std::string& path, hid_t mem_type) {
     Handle d = open_dataset(f, path);
+    expect_numbers(f, d.get(), path);
     Handle space(H5Dget_space(d.get()));
     std::vector<T> out(static_cast<size_t>(npoints(space.get())));
     if (!out.empty())
@@ -227,6 +251,20 @@ Handle open_dataset(const File& f, const std::string& path) {
     if (!link_exists(f.id(), path)) throw InputError(f.path(), path, "missing dataset");
     Handle d(H5Dopen2(f.id(), path.c_str(), H5P_DEFAULT));
     if (!d) throw InputError(f.path(), path, "not a dataset or cannot be opened");
+    // Compact and contiguous data hold the whole extent: less storage than the shape declares is
+    // a corrupt layout message, which libhdf5 1.10 reads past (a heap overflow inside H5Dread).
+    Handle dcpl(H5Dget_create_plist(d.get())), space(H5Dget_space(d.get())), type(H5Dget_type(d.get()));
+    const H5D_layout_t layout = dcpl ? H5Pget_layout(dcpl.get()) : H5D_LAYOUT_ERROR;
+    if (layout == H5D_COMPACT || layout == H5D_CONTIGUOUS) {
+        const uint64_t stored = stored_bytes(d.get());
+        const hssize_t points = space ? H5Sget_simple_extent_npoints(space.get()) : -1;
+        const size_t size = type ? H5Tget_size(type.get()) : 0;
+        uint64_t declared = 0;
+        if (points < 0 || size == 0 || __builtin_mul_overflow(static_cast<uint64_t>(points), size, &declared) ||
+            ((layout == H5D_COMPACT || stored > 0) && stored < declared))
+            throw InputError(f.path(), path,
+                             fmt::format("declares {} bytes of data but stores {} (corrupt layout)", declared, stored));
+    }
     return d;
 }
 
@@ -254,7 +292,15 @@ std::vector<std::string> list_members(const File& f, const std::string& group_pa
 
 bool has_attr(hid_t obj, const std::string& name) {
     silence();
-    return H5Aexists(obj, name.c_str()) > 0;
+    const htri_t exists = H5Aexists(obj, name.c_str());
+    if (exists < 0) {  // a corrupt attribute table: not the same as no such attribute
+        char file[4096] = "", object[1024] = "";
+        H5Fget_name(obj, file, sizeof file);
+        H5Iget_name(obj, object, sizeof object);
+        const std::string where = std::strcmp(object, "/") == 0 || !object[0] ? "" : std::string(object) + " ";
+        throw InputError(file, where + "attribute " + name, "cannot be read (corrupt attribute table)");
+    }
+    return exists > 0;
 }
 
 TypeClass attr_type(hid_t obj, const std::string& name) {
@@ -418,6 +464,7 @@ DatasetInfo dataset_info(const File& f, hid_t dset, const std::string& path) {
 
 bool read_box_raw(const File& f, hid_t dset, const std::string& path, const std::vector<int64_t>& start,
                   const std::vector<int64_t>& count, std::vector<uint8_t>& out) {
+    expect_numbers(f, dset, path);
     Handle fspace(H5Dget_space(dset));
     std::vector<hsize_t> s(start.begin(), start.end()), c(count.begin(), count.end());
     check(H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, s.data(), nullptr, c.data(), nullptr), f, path,

@@ -9,8 +9,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -21,6 +23,9 @@
 
 #include "paro/error.hpp"
 
+// A sanitizer's hook, present only in sanitized builds (weak: null otherwise).
+extern "C" void __sanitizer_set_death_callback(void (*callback)()) __attribute__((weak));
+
 namespace paro::h5 {
 
 namespace {
@@ -30,6 +35,7 @@ constexpr hssize_t kMaxAttrPoints = 1 << 20;
 constexpr size_t kMaxAttrBytes = size_t(64) << 20;
 constexpr size_t kMaxVlenBytes = kMaxStringBytes;
 constexpr uint64_t kUnreadable = ~uint64_t(0);  // a record's count: HDF5 failed to read the values
+constexpr int kSanitizerExit = 86;                // the child's exit status after a sanitizer's report
 
 // The child's report to the parent: every variable-length string attribute's values, as records
 // (object, attribute, count, then count x (length, bytes)); longer values send their length only.
@@ -179,10 +185,11 @@ bool probe_enabled() {
     return !(e && std::strcmp(e, "0") == 0);
 }
 
-int probe_seconds() {
+// Fractions allowed: the fuzzers walk thousands of small files a second and give each 0.25 s.
+double probe_seconds() {
     const char* e = std::getenv("PARO_HDF5_PROBE_SECONDS");
-    const int s = e ? std::atoi(e) : 20;
-    return s > 0 ? s : 20;
+    const double s = e ? std::strtod(e, nullptr) : 20.0;
+    return s > 0 && std::isfinite(s) ? s : 20.0;
 }
 
 // Whether this process runs a single thread (Linux: /proc/self/status).
@@ -290,28 +297,34 @@ void probe_in_child(const std::string& path) {
         // Quiet, and a crash kills the child: handlers inherited from the parent (a test framework's,
         // a sanitizer's) would report it and exit normally instead (the parent says what happened).
         for (const int sig : {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL}) std::signal(sig, SIG_DFL);
+        // Likewise a memory error a sanitizer catches inside libhdf5 ends the child at once: a
+        // fuzzer's death callback would otherwise save the input as a finding of its own.
+        if (__sanitizer_set_death_callback) __sanitizer_set_death_callback([] { _exit(kSanitizerExit); });
         const rlimit no_core{0, 0};  // an expected crash writes no core file
         setrlimit(RLIMIT_CORE, &no_core);
         if (!std::freopen("/dev/null", "w", stdout) || !std::freopen("/dev/null", "w", stderr)) _exit(3);
         walk_file(path.c_str(), fds[1]);
     }
     close(fds[1]);
-    const int limit = probe_seconds();
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(limit);
+    const double limit = probe_seconds();
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(limit);
     std::string report;
     char buf[65536];
     bool eof = false;
     int status = 0;
     for (;;) {
+        // Wake on the child's output or end, or at the deadline: no fixed tick (the fuzzers walk
+        // hundreds of files a second, and a tick per file would be most of their time).
+        const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
         if (!eof) {
             pollfd p{fds[0], POLLIN, 0};
-            if (poll(&p, 1, 20) > 0) {
+            if (poll(&p, 1, int(std::max<long long>(1, left.count()))) > 0) {
                 const ssize_t r = read(fds[0], buf, sizeof buf);
                 if (r > 0) report.append(buf, size_t(r));
                 else eof = true;
             }
         } else {
-            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+            std::this_thread::sleep_for(std::chrono::microseconds(200));  // the child's exit, after its output
         }
         const pid_t r = waitpid(pid, &status, WNOHANG);
         if (r == pid && eof) break;
@@ -321,7 +334,7 @@ void probe_in_child(const std::string& path) {
             kill(pid, SIGKILL);
             waitpid(pid, &status, 0);
             close(fds[0]);
-            remember({key, fmt::format("HDF5 metadata could not be read within {} s (corrupt file: the library "
+            remember({key, fmt::format("HDF5 metadata could not be read within {:g} s (corrupt file: the library "
                                        "loops on it; limit: PARO_HDF5_PROBE_SECONDS)",
                                        limit), {}});
             throw InputError(path, "", walks.back().failure);
@@ -331,8 +344,9 @@ void probe_in_child(const std::string& path) {
     close(fds[0]);
     // The child exits 0 once its walk is done; anything else is a crash (or a handler's exit after one).
     if (WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0)) {
-        const std::string how = WIFSIGNALED(status) ? std::string(strsignal(WTERMSIG(status)))
-                                                    : fmt::format("exit status {}", WEXITSTATUS(status));
+        const std::string how = WIFSIGNALED(status)                    ? std::string(strsignal(WTERMSIG(status)))
+                                : WEXITSTATUS(status) == kSanitizerExit ? std::string("a memory error")
+                                                                        : fmt::format("exit status {}", WEXITSTATUS(status));
         remember({key, fmt::format("corrupt HDF5 metadata: the HDF5 library crashed reading it ({}, in a child "
                                    "process; nothing was read)",
                                    how), {}});

@@ -86,91 +86,120 @@ DensityDistribution Pattern::density_distribution() const {
     return {d.front(), at(0.1), at(0.5), at(0.9), d.back()};
 }
 
+namespace {
+
+// The pattern's attributes and layers, under the format name given (a pattern or a partial).
+void write_pattern_body(h5::File& f, const Pattern& p, const char* format) {
+    const hid_t root = f.id();
+    h5::write_attr(root, "paro_format", std::string(format));
+    h5::write_attr(root, "paro_version", int64_t{kPatternVersion});
+    h5::write_attr(root, "tool_version", p.provenance.tool_version);
+    h5::write_attr(root, "options", p.provenance.options_json);
+    h5::write_attr(root, "source_dump", p.provenance.source_dump);
+    h5::write_attr(root, "source_checksum", p.provenance.source_checksum);
+    h5::write_attr(root, "created", p.provenance.created);
+    h5::write_attr(root, "objective", p.objective);
+    h5::write_attr(root, "objective_higher_is_better", int64_t{p.higher_is_better ? 1 : 0});
+    h5::write_attr(root, "grid", std::vector<int64_t>(p.layout.grid.begin(), p.layout.grid.end()));
+    h5::write_attr(root, "text_tokens", p.layout.text_tokens);
+    h5::write_attr(root, "text_position", to_string(p.layout.text_position));
+    h5::write_attr(root, "block_q", int64_t{p.block_q});
+    h5::write_attr(root, "block_k", int64_t{p.block_k});
+    h5::write_attr(root, "tiles_per_side", p.tiles_per_side());
+    h5::write_attr(root, "num_samples", p.num_samples());
+    h5::write_attr(root, "order_names",
+                   std::vector<std::string>(kFileOrderNames.begin(), kFileOrderNames.end()));
+    h5::write_attr(root, "mask_encoding", std::string("bits-row-major-lsb-first"));
+    std::vector<std::string> pv_names;
+    for (PvFormat pf : kAllPvFormats) pv_names.push_back(to_string(pf));
+    h5::write_attr(root, "pv_format_names", pv_names);
+
+    h5::Handle slots = h5::create_group(root, "slots");
+    h5::write_attr(slots.get(), "count", int64_t{p.slots.count()});
+    h5::write_dataset(slots.get(), "boundaries", {static_cast<int64_t>(p.slots.boundaries.size())},
+                      h5::StoreType::f64, p.slots.boundaries.data(), h5::StoreType::f64);
+
+    h5::Handle layers = h5::create_group(root, "layers");
+    h5::write_attr(layers.get(), "count", static_cast<int64_t>(p.layers.size()));
+    const int64_t T = p.slots.count(), S = p.num_samples();
+    const int64_t nbytes = (p.tiles_per_side() * p.tiles_per_side() + 7) / 8;
+    for (size_t l = 0; l < p.layers.size(); ++l) {
+        const auto& heads = p.layers[l].heads;
+        const int64_t H = static_cast<int64_t>(heads.size());
+        h5::Handle g = h5::create_group(layers.get(), std::to_string(l));
+        h5::write_attr(g.get(), "heads", H);
+        std::vector<uint8_t> orders(H), qk(H), pv(H), masks(static_cast<size_t>(T * H * nbytes)),
+            sample_order(static_cast<size_t>(H * S));
+        std::vector<double> density(T * H), recall(T * H), scores(H * kNumOrders * kNumMetrics),
+            sample_recall(H * S);
+        for (int64_t h = 0; h < H; ++h) {
+            const HeadPattern& hp = heads[h];
+            PARO_ASSERT(static_cast<int64_t>(hp.masks.size()) == T);
+            PARO_ASSERT(static_cast<int64_t>(hp.sample_order.size()) == S);
+            orders[h] = static_cast<uint8_t>(index_of(hp.order));
+            qk[h] = static_cast<uint8_t>(hp.qk_bits);
+            pv[h] = static_cast<uint8_t>(index_of(hp.pv_format));
+            for (int64_t t = 0; t < T; ++t) {
+                const auto& b = hp.masks[t].bytes();
+                PARO_ASSERT(static_cast<int64_t>(b.size()) == nbytes);
+                std::copy(b.begin(), b.end(), masks.begin() + (t * H + h) * nbytes);
+                density[t * H + h] = hp.density[t];
+                recall[t * H + h] = hp.recall[t];
+            }
+            for (int o = 0; o < kNumOrders; ++o) {
+                const auto vals = metric_values(hp.scores[o]);
+                std::copy(vals.begin(), vals.end(), scores.begin() + (h * kNumOrders + o) * kNumMetrics);
+            }
+            for (int64_t s = 0; s < S; ++s) {
+                sample_order[h * S + s] = hp.sample_order[s];
+                sample_recall[h * S + s] = hp.sample_recall[s];
+            }
+        }
+        h5::write_dataset(g.get(), "orders", {H}, h5::StoreType::u8, orders.data(), h5::StoreType::u8);
+        h5::write_dataset(g.get(), "qk_bits", {H}, h5::StoreType::u8, qk.data(), h5::StoreType::u8);
+        h5::write_dataset(g.get(), "pv_format", {H}, h5::StoreType::u8, pv.data(), h5::StoreType::u8);
+        h5::write_dataset(g.get(), "masks", {T, H, nbytes}, h5::StoreType::u8, masks.data(), h5::StoreType::u8,
+                          {{1, 1, nbytes}, kDeflate});
+        h5::write_dataset(g.get(), "density", {T, H}, h5::StoreType::f64, density.data(), h5::StoreType::f64);
+        h5::write_dataset(g.get(), "recall", {T, H}, h5::StoreType::f64, recall.data(), h5::StoreType::f64);
+        h5::Handle sd = h5::write_dataset(g.get(), "scores", {H, kNumOrders, kNumMetrics}, h5::StoreType::f64,
+                                          scores.data(), h5::StoreType::f64);
+        h5::write_attr(sd.get(), "metrics", std::vector<std::string>(kMetricNames.begin(), kMetricNames.end()));
+        h5::write_dataset(g.get(), "sample_order", {H, S}, h5::StoreType::u8, sample_order.data(),
+                          h5::StoreType::u8);
+        h5::write_dataset(g.get(), "sample_recall", {H, S}, h5::StoreType::f64, sample_recall.data(),
+                          h5::StoreType::f64);
+    }
+}
+
+}  // namespace
+
 int64_t write_pattern_file(const Pattern& p, const std::string& path) {
     AtomicOutput out(path);
     {
         h5::File f = h5::File::create(out.temp_path());
-        const hid_t root = f.id();
-        h5::write_attr(root, "paro_format", std::string("paro-pattern"));
-        h5::write_attr(root, "paro_version", int64_t{kPatternVersion});
-        h5::write_attr(root, "tool_version", p.provenance.tool_version);
-        h5::write_attr(root, "options", p.provenance.options_json);
-        h5::write_attr(root, "source_dump", p.provenance.source_dump);
-        h5::write_attr(root, "source_checksum", p.provenance.source_checksum);
-        h5::write_attr(root, "created", p.provenance.created);
-        h5::write_attr(root, "objective", p.objective);
-        h5::write_attr(root, "objective_higher_is_better", int64_t{p.higher_is_better ? 1 : 0});
-        h5::write_attr(root, "grid", std::vector<int64_t>(p.layout.grid.begin(), p.layout.grid.end()));
-        h5::write_attr(root, "text_tokens", p.layout.text_tokens);
-        h5::write_attr(root, "text_position", to_string(p.layout.text_position));
-        h5::write_attr(root, "block_q", int64_t{p.block_q});
-        h5::write_attr(root, "block_k", int64_t{p.block_k});
-        h5::write_attr(root, "tiles_per_side", p.tiles_per_side());
-        h5::write_attr(root, "num_samples", p.num_samples());
-        h5::write_attr(root, "order_names",
-                       std::vector<std::string>(kFileOrderNames.begin(), kFileOrderNames.end()));
-        h5::write_attr(root, "mask_encoding", std::string("bits-row-major-lsb-first"));
-        std::vector<std::string> pv_names;
-        for (PvFormat pf : kAllPvFormats) pv_names.push_back(to_string(pf));
-        h5::write_attr(root, "pv_format_names", pv_names);
-
-        h5::Handle slots = h5::create_group(root, "slots");
-        h5::write_attr(slots.get(), "count", int64_t{p.slots.count()});
-        h5::write_dataset(slots.get(), "boundaries", {static_cast<int64_t>(p.slots.boundaries.size())},
-                          h5::StoreType::f64, p.slots.boundaries.data(), h5::StoreType::f64);
-
-        h5::Handle layers = h5::create_group(root, "layers");
-        h5::write_attr(layers.get(), "count", static_cast<int64_t>(p.layers.size()));
-        const int64_t T = p.slots.count(), S = p.num_samples();
-        const int64_t nbytes = (p.tiles_per_side() * p.tiles_per_side() + 7) / 8;
-        for (size_t l = 0; l < p.layers.size(); ++l) {
-            const auto& heads = p.layers[l].heads;
-            const int64_t H = static_cast<int64_t>(heads.size());
-            h5::Handle g = h5::create_group(layers.get(), std::to_string(l));
-            h5::write_attr(g.get(), "heads", H);
-            std::vector<uint8_t> orders(H), qk(H), pv(H), masks(static_cast<size_t>(T * H * nbytes)),
-                sample_order(static_cast<size_t>(H * S));
-            std::vector<double> density(T * H), recall(T * H), scores(H * kNumOrders * kNumMetrics),
-                sample_recall(H * S);
-            for (int64_t h = 0; h < H; ++h) {
-                const HeadPattern& hp = heads[h];
-                PARO_ASSERT(static_cast<int64_t>(hp.masks.size()) == T);
-                PARO_ASSERT(static_cast<int64_t>(hp.sample_order.size()) == S);
-                orders[h] = static_cast<uint8_t>(index_of(hp.order));
-                qk[h] = static_cast<uint8_t>(hp.qk_bits);
-                pv[h] = static_cast<uint8_t>(index_of(hp.pv_format));
-                for (int64_t t = 0; t < T; ++t) {
-                    const auto& b = hp.masks[t].bytes();
-                    PARO_ASSERT(static_cast<int64_t>(b.size()) == nbytes);
-                    std::copy(b.begin(), b.end(), masks.begin() + (t * H + h) * nbytes);
-                    density[t * H + h] = hp.density[t];
-                    recall[t * H + h] = hp.recall[t];
-                }
-                for (int o = 0; o < kNumOrders; ++o) {
-                    const auto vals = metric_values(hp.scores[o]);
-                    std::copy(vals.begin(), vals.end(), scores.begin() + (h * kNumOrders + o) * kNumMetrics);
-                }
-                for (int64_t s = 0; s < S; ++s) {
-                    sample_order[h * S + s] = hp.sample_order[s];
-                    sample_recall[h * S + s] = hp.sample_recall[s];
-                }
-            }
-            h5::write_dataset(g.get(), "orders", {H}, h5::StoreType::u8, orders.data(), h5::StoreType::u8);
-            h5::write_dataset(g.get(), "qk_bits", {H}, h5::StoreType::u8, qk.data(), h5::StoreType::u8);
-            h5::write_dataset(g.get(), "pv_format", {H}, h5::StoreType::u8, pv.data(), h5::StoreType::u8);
-            h5::write_dataset(g.get(), "masks", {T, H, nbytes}, h5::StoreType::u8, masks.data(), h5::StoreType::u8,
-                              {{1, 1, nbytes}, kDeflate});
-            h5::write_dataset(g.get(), "density", {T, H}, h5::StoreType::f64, density.data(), h5::StoreType::f64);
-            h5::write_dataset(g.get(), "recall", {T, H}, h5::StoreType::f64, recall.data(), h5::StoreType::f64);
-            h5::Handle sd = h5::write_dataset(g.get(), "scores", {H, kNumOrders, kNumMetrics}, h5::StoreType::f64,
-                                              scores.data(), h5::StoreType::f64);
-            h5::write_attr(sd.get(), "metrics", std::vector<std::string>(kMetricNames.begin(), kMetricNames.end()));
-            h5::write_dataset(g.get(), "sample_order", {H, S}, h5::StoreType::u8, sample_order.data(),
-                              h5::StoreType::u8);
-            h5::write_dataset(g.get(), "sample_recall", {H, S}, h5::StoreType::f64, sample_recall.data(),
-                              h5::StoreType::f64);
-        }
+        write_pattern_body(f, p, "paro-pattern");
     }  // closes the file before the rename
+    out.commit();
+    return static_cast<int64_t>(std::filesystem::file_size(path));
+}
+
+int64_t write_partial_file(const PartialPattern& part, const std::string& path) {
+    PARO_ASSERT(part.checksums.size() == part.pattern.layers.size());
+    PARO_ASSERT(part.first_layer >= 0 && part.first_layer + static_cast<int64_t>(part.pattern.layers.size()) <= part.total_layers);
+    AtomicOutput out(path);
+    {
+        h5::File f = h5::File::create(out.temp_path());
+        write_pattern_body(f, part.pattern, "paro-partial");
+        h5::write_attr(f.id(), "first_layer", part.first_layer);
+        h5::write_attr(f.id(), "total_layers", part.total_layers);
+        h5::write_attr(f.id(), "source_identity", part.source_identity);
+        for (size_t i = 0; i < part.checksums.size(); ++i) {
+            h5::Handle g = h5::open_group(f, fmt::format("/layers/{}", i));
+            h5::write_attr(g.get(), "read_crc32", static_cast<int64_t>(part.checksums[i].crc));
+            h5::write_attr(g.get(), "read_bytes", part.checksums[i].bytes);
+        }
+    }
     out.commit();
     return static_cast<int64_t>(std::filesystem::file_size(path));
 }
@@ -196,10 +225,11 @@ void check_options_json(const std::string& path, const std::string& text) {
 
 }  // namespace
 
-Pattern read_pattern_file(const std::string& path) {
-    h5::File f = h5::File::open_read(path);
+namespace {
+
+Pattern read_pattern_body(const h5::File& f, int64_t version) {
+    const std::string& path = f.path();
     const hid_t root = f.id();
-    const int64_t version = h5::expect_format(f, "paro-pattern", 1, kPatternVersion);
 
     Pattern p;
     p.provenance.tool_version = h5::read_string_attr(f, root, "/", "tool_version");
@@ -318,8 +348,9 @@ Pattern read_pattern_file(const std::string& path) {
         expect_size(f, base + "/sample_order", sample_order, H * S);
         expect_size(f, base + "/sample_recall", sample_recall, H * S);
         expect_range(f, base + "/density", density, 0, 1);
-        expect_range(f, base + "/recall", recall, 0, 1);
-        expect_range(f, base + "/sample_recall", sample_recall, 0, 1);
+        // Kept mass over total mass, both float sums: a hair above 1 by rounding (the schema's bound).
+        expect_range(f, base + "/recall", recall, 0, 1.000001);
+        expect_range(f, base + "/sample_recall", sample_recall, 0, 1.000001);
         for (double x : scores)
             if (!std::isfinite(x)) throw InputError(path, base + "/scores", "holds NaN or Inf");
         LayerPattern lp;
@@ -363,6 +394,38 @@ Pattern read_pattern_file(const std::string& path) {
         p.layers.push_back(std::move(lp));
     }
     return p;
+}
+
+}  // namespace
+
+Pattern read_pattern_file(const std::string& path) {
+    h5::File f = h5::File::open_read(path);
+    return read_pattern_body(f, h5::expect_format(f, "paro-pattern", 1, kPatternVersion));
+}
+
+PartialPattern read_partial_file(const std::string& path) {
+    h5::File f = h5::File::open_read(path);
+    PartialPattern part;
+    part.pattern = read_pattern_body(f, h5::expect_format(f, "paro-partial", kPatternVersion, kPatternVersion));
+    const int64_t L = static_cast<int64_t>(part.pattern.layers.size());
+    part.first_layer = h5::read_scalar_int_attr(f, f.id(), "", "first_layer");
+    part.total_layers = h5::read_scalar_int_attr(f, f.id(), "", "total_layers");
+    if (part.total_layers < 1 || part.total_layers > (int64_t(1) << 20))
+        throw InputError(path, "attribute total_layers", "must be 1 to 2^20");
+    if (part.first_layer < 0 || part.first_layer > part.total_layers - L)
+        throw InputError(path, "attribute first_layer",
+                         fmt::format("{} with {} layers does not fit in {}", part.first_layer, L, part.total_layers));
+    part.source_identity = h5::read_string_attr(f, f.id(), "/", "source_identity");
+    for (int64_t i = 0; i < L; ++i) {
+        const std::string base = fmt::format("/layers/{}", i);
+        h5::Handle g = h5::open_group(f, base);
+        const int64_t crc = h5::read_scalar_int_attr(f, g.get(), base, "read_crc32");
+        const int64_t bytes = h5::read_scalar_int_attr(f, g.get(), base, "read_bytes");
+        if (crc < 0 || crc > int64_t(0xffffffff)) throw InputError(path, base + " attribute read_crc32", "must be a CRC-32");
+        if (bytes < 0) throw InputError(path, base + " attribute read_bytes", "must not be negative");
+        part.checksums.push_back({static_cast<uint32_t>(crc), bytes});
+    }
+    return part;
 }
 
 bool looks_like_pattern(const std::string& path) { return h5::probe_format_name(path) == "paro-pattern"; }

@@ -87,11 +87,34 @@ struct Pattern {
     DensityDistribution density_distribution() const;
 };
 
+// The CRC-32 of the values calibration read for one layer, and how many bytes it covers: the pieces
+// combine (zlib's crc32_combine) into the pattern's source_checksum, whichever process read them.
+struct LayerChecksum {
+    uint32_t crc = 0;
+    int64_t bytes = 0;
+};
+
+// Part of a calibration: layers [first_layer, first_layer + pattern.layers.size()) of a dump with
+// total_layers layers, finished (orders, masks, scores), with the checksum of what each read.
+// Written by `paro calibrate --layers` and as the checkpoints of a run; `paro merge` and a resumed
+// run stitch them into the pattern one run makes. File format "paro-partial": a pattern file's
+// layout (docs/formats.md) plus first_layer, total_layers, source_identity and per layer
+// read_crc32 and read_bytes; pattern readers refuse it by its format name.
+struct PartialPattern {
+    Pattern pattern;
+    int64_t first_layer = 0;
+    int64_t total_layers = 0;
+    std::vector<LayerChecksum> checksums;  // per layer of `pattern`
+    std::string source_identity;           // the dump's size and modification time when read
+};
+
 // Writes atomically: a temporary file beside `path`, renamed over it when complete.
 // Returns the size of the file in bytes.
 int64_t write_pattern_file(const Pattern& p, const std::string& path);
 // Reads and validates. Throws InputError naming the file and the object at fault.
 Pattern read_pattern_file(const std::string& path);
+int64_t write_partial_file(const PartialPattern& part, const std::string& path);
+PartialPattern read_partial_file(const std::string& path);
 bool looks_like_pattern(const std::string& path);
 
 // The order names in the file's own index order (written as /attribute order_names).

@@ -22,13 +22,14 @@ using Symbols = std::map<std::string, int64_t>;
 class Expr {
 public:
     Expr(const std::string& text, const Symbols& sym) : s_(text), sym_(sym) {}
-    // nullopt when a symbol is unbound.
+    // nullopt when a symbol is unbound or the arithmetic overflows (then overflowed() says so).
     std::optional<int64_t> eval() {
         auto v = sum();
         skip();
         if (pos_ != s_.size()) throw std::runtime_error("bad schema expression '" + s_ + "'");
         return v;
     }
+    bool overflowed() const { return overflow_; }
 
 private:
     void skip() {
@@ -39,11 +40,15 @@ private:
         for (skip(); pos_ < s_.size() && (s_[pos_] == '+' || s_[pos_] == '-'); skip()) {
             const char op = s_[pos_++];
             auto r = product();
-            int64_t out = 0;  // overflow (hostile grids): no value, like a missing symbol
-            if (!v || !r || (op == '+' ? __builtin_add_overflow(*v, *r, &out) : __builtin_sub_overflow(*v, *r, &out)))
+            int64_t out = 0;  // overflow (hostile grids): no value, and a violation for the caller
+            if (!v || !r) {
                 v = std::nullopt;
-            else
+            } else if (op == '+' ? __builtin_add_overflow(*v, *r, &out) : __builtin_sub_overflow(*v, *r, &out)) {
+                v = std::nullopt;
+                overflow_ = true;
+            } else {
                 v = out;
+            }
         }
         return v;
     }
@@ -53,11 +58,15 @@ private:
             const char op = s_[pos_++];
             auto r = atom();
             int64_t out = 0;
-            if (!v || !r || (op == '/' && *r <= 0) || (op == '*' && __builtin_mul_overflow(*v, *r, &out)) ||
-                (op == '/' && __builtin_add_overflow(*v, *r - 1, &out)))
+            if (!v || !r) {
                 v = std::nullopt;
-            else
+            } else if ((op == '/' && *r <= 0) || (op == '*' && __builtin_mul_overflow(*v, *r, &out)) ||
+                       (op == '/' && __builtin_add_overflow(*v, *r - 1, &out))) {
+                v = std::nullopt;
+                overflow_ = true;
+            } else {
                 v = op == '*' ? out : out / *r;
+            }
         }
         return v;
     }
@@ -86,6 +95,7 @@ private:
     std::string s_;
     const Symbols& sym_;
     size_t pos_ = 0;
+    bool overflow_ = false;
 };
 
 bool is_identifier(const std::string& s) {
@@ -132,7 +142,9 @@ private:
             violation(where, fmt::format("{} = {} disagrees with {} = {} found earlier", name, value, name, it->second));
     }
     void bind_expr(const std::string& name, const std::string& text, const std::string& where) {
-        if (auto v = Expr(text, sym_).eval()) bind(name, *v, where + " (" + text + ")");
+        Expr e(text, sym_);
+        if (auto v = e.eval()) bind(name, *v, where + " (" + text + ")");
+        else if (e.overflowed()) violation(where + " (" + text + ")", "overflows 64-bit integers");
     }
 
     void check_values(const std::string& where, const json& spec, const std::vector<double>& values) {
@@ -165,8 +177,13 @@ private:
             const std::string e = substitute(shape[i].get<std::string>(), layer);
             if (is_identifier(e)) {
                 bind(e, actual[i], where);
-            } else if (auto v = Expr(e, sym_).eval(); v && *v != actual[i]) {
-                violation(where, fmt::format("dimension {} is {}, expected {} = {}", i, actual[i], e, *v));
+            } else {
+                Expr expr(e, sym_);
+                const auto v = expr.eval();
+                if (v && *v != actual[i])
+                    violation(where, fmt::format("dimension {} is {}, expected {} = {}", i, actual[i], e, *v));
+                else if (expr.overflowed())
+                    violation(where, fmt::format("dimension {}: {} overflows 64-bit integers", i, e));
             }
         }
     }
@@ -228,9 +245,9 @@ private:
 
     static constexpr int64_t kBoxValues = int64_t(1) << 24;  // 64 MiB of floats per read
 
+    // Every value is read, also where the schema checks none: what a command cannot read, check
+    // reports (a corrupt chunk, a type libhdf5 cannot convert).
     void check_dataset_values(const std::string& path, const json& spec, const h5::DatasetInfo& info) {
-        if (!spec.value("finite", false) && !spec.contains("minimum") && !spec.contains("maximum") && !spec.contains("enum"))
-            return;
         h5::Handle d = h5::open_dataset(f_, path);
         // Stream big tensors one [1, 1, ...] box at a time; never load a whole layer.
         if (info.shape.empty()) return;  // a scalar where an array belongs: the shape check says so

@@ -19,11 +19,12 @@
 #include <stdexcept>
 #include <system_error>
 
+#include "paro/atomic_output.hpp"
 #include "paro/colormap.hpp"
 #include "paro/dump.hpp"
 #include "paro/dump_fits_pattern.hpp"
-#include "paro/atomic_output.hpp"
 #include "paro/error.hpp"
+#include "paro/json_text.hpp"
 #include "paro/memory_budget.hpp"
 #include "paro/pattern.hpp"
 #include "paro/png_image.hpp"
@@ -734,7 +735,7 @@ public:
             layers.push_back(std::move(lh));
         }
         j["layers"] = std::move(layers);
-        std::string data = j.dump();
+        std::string data = json_text(j);
         // Keep "</" out of the script element.
         for (size_t pos = 0; (pos = data.find("</", pos)) != std::string::npos; pos += 3) data.replace(pos, 2, "<\\/");
         return data;

@@ -36,8 +36,9 @@ void CpuValidationBackend::run(const Pattern& pat, const LayerInputs& in, LayerO
     }
 }
 
-void check_validation_inputs(const Pattern& pat, const DumpInfo& info, const ValidationScope& scope) {
-    check_dump_fits_pattern(info, pat);
+void check_validation_inputs(const Pattern& pat, const DumpInfo& info, const ValidationScope& scope,
+                             const std::string& pattern_file) {
+    check_dump_fits_pattern(info, pat, pattern_file);
     if (!info.has_v()) throw InputError(info.path, "/layers/*/v", "validation needs v in every layer of the dump");
     const int slots = pat.slots.count();
     if (scope.slot >= slots)

@@ -58,8 +58,9 @@ struct ValidationScope {
 
 // Checks that the dump fits the pattern (check_dump_fits_pattern) and validation (v, q/k, a slot
 // for every sample) before any work. Throws InputError naming the file and dataset at fault, or
-// ParameterError ("slot").
-void check_validation_inputs(const Pattern& pattern, const DumpInfo& dump, const ValidationScope& scope);
+// ParameterError ("slot"). pattern_file, when given, is named in a mismatch.
+void check_validation_inputs(const Pattern& pattern, const DumpInfo& dump, const ValidationScope& scope,
+                             const std::string& pattern_file = "");
 
 // Runs every selected (sample, layer) through the backend; progress(done, total) after each.
 std::vector<HeadValidation> validate_pattern(const Pattern& pattern, DumpReader& dump, const ValidationScope& scope,

@@ -1,0 +1,176 @@
+#include "paro/layer_shards.hpp"
+
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <sstream>
+
+#include "paro/atomic_output.hpp"
+#include "paro/dump.hpp"
+#include "paro/error.hpp"
+
+namespace paro {
+
+namespace fs = std::filesystem;
+
+std::optional<std::string> job_difference(const Pattern& a, const Pattern& b) {
+    const auto differs = [](const char* what, const std::string& x, const std::string& y) -> std::optional<std::string> {
+        if (x == y) return std::nullopt;
+        return fmt::format("its {} ({}) differs from {}", what, y, x);
+    };
+    const auto grid = [](const Pattern& p) {
+        return fmt::format("{}, tile {}", p.layout.describe(), p.block_q);
+    };
+    const auto slots = [](const Pattern& p) { return fmt::format("{}", fmt::join(p.slots.boundaries, ", ")); };
+    for (const auto& d : {differs("layout", grid(a), grid(b)), differs("slot boundaries", slots(a), slots(b)),
+                          differs("objective", a.objective, b.objective),
+                          differs("options", a.provenance.options_json, b.provenance.options_json),
+                          differs("paro version", a.provenance.tool_version, b.provenance.tool_version),
+                          differs("source dump", a.provenance.source_dump, b.provenance.source_dump)})
+        if (d) return d;
+    if (!a.layers.empty() && !b.layers.empty() && a.num_samples() != b.num_samples())
+        return fmt::format("its samples ({}) differ from {}", b.num_samples(), a.num_samples());
+    return std::nullopt;
+}
+
+PartialPattern stitch_layers(const std::vector<PartialPattern>& parts, const std::vector<std::string>& names,
+                             int64_t first, int64_t end) {
+    PARO_ASSERT(!parts.empty() && parts.size() == names.size() && first < end);
+    const PartialPattern& head = parts.front();
+    // Which part holds each layer of the range.
+    std::vector<std::optional<std::pair<size_t, size_t>>> where(static_cast<size_t>(end - first));
+    for (size_t i = 0; i < parts.size(); ++i) {
+        const PartialPattern& p = parts[i];
+        if (p.total_layers != head.total_layers)
+            throw InputError(names[i], "attribute total_layers",
+                             fmt::format("is {}, but {} has {}: parts of different models", p.total_layers, names[0],
+                                         head.total_layers));
+        if (const auto d = job_difference(head.pattern, p.pattern))
+            throw InputError(names[i], "attribute options", fmt::format("not the same calibration as {}: {}", names[0], *d));
+        for (size_t k = 0; k < p.pattern.layers.size(); ++k) {
+            const int64_t layer = p.first_layer + static_cast<int64_t>(k);
+            if (layer < first || layer >= end)
+                throw InputError(names[i], fmt::format("/layers/{}", k),
+                                 fmt::format("holds layer {}, outside the layers {}..{} asked for", layer, first, end - 1));
+            auto& slot = where[static_cast<size_t>(layer - first)];
+            if (slot)
+                throw InputError(names[i], fmt::format("/layers/{}", k),
+                                 fmt::format("holds layer {}, which {} holds too", layer, names[slot->first]));
+            slot = std::make_pair(i, k);
+        }
+    }
+    for (size_t l = 0; l < where.size(); ++l)
+        if (!where[l])
+            throw InputError(names[0], "attribute first_layer",
+                             fmt::format("no part holds layer {} (of layers {}..{})", first + int64_t(l), first, end - 1));
+    PartialPattern out;
+    out.pattern = head.pattern;
+    out.pattern.layers.clear();
+    out.first_layer = first;
+    out.total_layers = head.total_layers;
+    out.source_identity = head.source_identity;
+    for (const auto& w : where) {
+        out.pattern.layers.push_back(parts[w->first].pattern.layers[w->second]);
+        out.checksums.push_back(parts[w->first].checksums[w->second]);
+    }
+    out.pattern.provenance.source_checksum = fmt::format("crc32:{:08x}", combine_checksums(out.checksums));
+    return out;
+}
+
+Pattern merge_partials(const std::vector<PartialPattern>& parts, const std::vector<std::string>& names) {
+    return stitch_layers(parts, names, 0, parts.front().total_layers).pattern;
+}
+
+std::string file_identity(const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return "";
+    return fmt::format("{} bytes, modified {}.{:09}", st.st_size, st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+}
+
+LayerCheckpoint::LayerCheckpoint(const std::string& output, const Pattern& job, int64_t total_layers,
+                                 std::string identity)
+    : job_(job), total_layers_(total_layers), identity_(std::move(identity)) {
+    const fs::path out(output);
+    dir_ = (out.parent_path() / ("." + out.filename().string() + ".checkpoint")).string();
+    job_.layers.clear();
+}
+
+std::string LayerCheckpoint::layer_path(int64_t layer) const {
+    return (fs::path(dir_) / fmt::format("layer-{:06}.h5", layer)).string();
+}
+
+PartialPattern LayerCheckpoint::one_layer(int64_t layer, const LayerPattern& heads, LayerChecksum checksum) const {
+    PartialPattern p;
+    p.pattern = job_;
+    p.pattern.layers.push_back(heads);
+    p.first_layer = layer;
+    p.total_layers = total_layers_;
+    p.checksums.push_back(checksum);
+    p.source_identity = identity_;
+    return p;
+}
+
+std::map<int64_t, PartialPattern> LayerCheckpoint::load() const {
+    std::map<int64_t, PartialPattern> done;
+    std::error_code ec;
+    if (!fs::is_directory(dir_, ec)) return done;
+    for (const auto& entry : fs::directory_iterator(dir_)) {
+        const std::string name = entry.path().filename().string();
+        if (name.rfind("layer-", 0) != 0 || entry.path().extension() != ".h5") continue;  // temporaries
+        const std::string path = entry.path().string();
+        PartialPattern p = read_partial_file(path);
+        const auto refuse = [&](const std::string& why) {
+            return InputError(path, "checkpoint",
+                              why + "; remove it with --fresh to calibrate from the start");
+        };
+        if (p.pattern.layers.size() != 1) throw refuse("holds more than one layer");
+        if (p.total_layers != total_layers_)
+            throw refuse(fmt::format("is of a dump with {} layers, not {}", p.total_layers, total_layers_));
+        if (const auto d = job_difference(job_, p.pattern)) throw refuse("is of another calibration: " + *d);
+        if (p.source_identity != identity_)
+            throw refuse(fmt::format("was made from the dump as it was then ({}), not as it is now ({})",
+                                     p.source_identity, identity_));
+        const int64_t layer = p.first_layer;
+        done.emplace(layer, std::move(p));
+    }
+    return done;
+}
+
+void LayerCheckpoint::save(int64_t layer, const LayerPattern& heads, LayerChecksum checksum) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    fs::create_directories(dir_);
+    write_partial_file(one_layer(layer, heads, checksum), layer_path(layer));
+}
+
+std::string LayerCheckpoint::encode(int64_t layer, const LayerPattern& heads, LayerChecksum checksum) const {
+    // Through a file: HDF5 writes files, and the bytes are then the checkpoint file itself.
+    const std::string tmp = (fs::temp_directory_path() / fmt::format("paro-layer-{}-{}.h5", ::getpid(), layer)).string();
+    write_partial_file(one_layer(layer, heads, checksum), tmp);
+    std::ifstream in(tmp, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    fs::remove(tmp);
+    return bytes;
+}
+
+void LayerCheckpoint::save_encoded(int64_t layer, const std::string& bytes) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    fs::create_directories(dir_);
+    AtomicOutput out(layer_path(layer));
+    {
+        std::ofstream f(out.temp_path(), std::ios::binary);
+        f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+        if (!f) throw InputError(out.temp_path(), "", "cannot be written");
+    }
+    out.commit();
+}
+
+void LayerCheckpoint::discard() {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+}
+
+}  // namespace paro
