@@ -12,6 +12,9 @@
 # the way the paro command runs. allow_user_segv_handler=1 lets that child restore the default
 # action of SIGSEGV, so a libhdf5 crash in it ends it quietly, not in ASan's report and libFuzzer's
 # crash artifact (a known libhdf5 bug, which paro already turns into one error line).
+# allocator_may_return_null=1: a corrupt size makes libhdf5 ask malloc for petabytes, which fails
+# (NULL) and libhdf5 reports as an error, as in a normal build; ASan would abort instead. Requests
+# above 4 GiB that could succeed still count as findings (-malloc_limit_mb).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc 2>/dev/null || echo 2)
@@ -29,7 +32,7 @@ rm -rf "$seeds" && mkdir -p "$seeds" build-fuzz/findings
 "$paro" synth -q -o "$seeds/dump.h5" --grid 2x4x4 --text 8 --layers 1 --heads 2 --samples 2 --head-dim 64
 "$paro" calibrate -q "$seeds/dump.h5" -o "$seeds/pattern.h5" --density 0.5 --slots 2
 cp tests/data/corrupt/pattern_*.h5 "$seeds/"  # crashers; not the looper (each run of it costs the time limit)
-export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:quarantine_size_mb=16:allow_user_segv_handler=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:quarantine_size_mb=16:allow_user_segv_handler=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export PARO_HDF5_PROBE_SECONDS=${PARO_HDF5_PROBE_SECONDS:-0.05} PARO_MEMORY_LIMIT=1G  # the budget refuses below -malloc_limit_mb
 fail=0
 for h in ${FUZZ_HARNESSES:-fuzz_dump_reader fuzz_pattern_reader fuzz_schema_check}; do
