@@ -2,16 +2,10 @@
 # The command line end to end: --version/--help, synth variants -> calibrate -> check -> inspect,
 # inspect --json against its JSON Schema, and check catching a corrupted pattern.
 set -uo pipefail
-dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
-fail=0
-run() {  # expected-exit command...
-    local want=$1; shift
-    "$@" >"$dir/out.txt" 2>"$dir/err.txt"; local rc=$?
-    if [ "$rc" -ne "$want" ]; then echo "FAIL (exit $rc, wanted $want): $*"; cat "$dir/out.txt" "$dir/err.txt"; fail=1; fi
-}
+source "$(dirname "$0")/common.bash"
 run 0 "$PARO" --version
 grep -q "^paro [0-9]" "$dir/out.txt" || { echo "FAIL: --version prints '$(cat "$dir/out.txt")'"; fail=1; }
-for sub in calibrate inspect check synth validate bench report; do run 0 "$PARO" "$sub" --help; done
+for sub in calibrate merge inspect check synth validate bench report; do run 0 "$PARO" "$sub" --help; done
 run 2 "$PARO"
 run 2 "$PARO" frobnicate
 run 2 "$PARO" synth -o "$dir/x.h5" --grid 3x3

@@ -3,13 +3,7 @@
 # killed with SIGKILL and run again (it resumes from its checkpoint), and `mpirun -n 2`. Merge and
 # resume refuse parts and checkpoints of another job with exit 2 and one line naming the file.
 set -uo pipefail
-dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
-fail=0
-run() {  # expected-exit command...
-    local want=$1; shift
-    "$@" >"$dir/out.txt" 2>"$dir/err.txt"; local rc=$?
-    if [ "$rc" -ne "$want" ]; then echo "FAIL (exit $rc, wanted $want): $*"; cat "$dir/out.txt" "$dir/err.txt"; fail=1; fi
-}
+source "$(dirname "$0")/common.bash"
 one_line_naming() {  # the error of the last run: one line naming $1
     if [ "$(wc -l <"$dir/err.txt")" -ne 1 ] || ! grep -q -- "$1" "$dir/err.txt"; then
         echo "FAIL: expected one error line naming $1, got:"; cat "$dir/err.txt"; fail=1

@@ -36,12 +36,14 @@ constexpr size_t kMaxAttrBytes = size_t(64) << 20;
 constexpr size_t kMaxVlenBytes = kMaxStringBytes;
 constexpr uint64_t kUnreadable = ~uint64_t(0);  // a record's count: HDF5 failed to read the values
 constexpr int kSanitizerExit = 86;                // the child's exit status after a sanitizer's report
+constexpr int kIncompleteExit = 87;               // ... when part of the file could not be walked
 
 // The child's report to the parent: every variable-length string attribute's values, as records
 // (object, attribute, count, then count x (length, bytes)); longer values send their length only.
 struct Report {
     int fd;
     std::string object;  // the object being walked ("" = the root group)
+    bool incomplete = false;  // an object, link or attribute table could not be walked
     void write_all(const void* p, size_t n) const {
         const char* c = static_cast<const char*>(p);
         while (n > 0) {
@@ -107,7 +109,10 @@ herr_t read_attribute(hid_t obj, const char* name, const H5A_info_t*, void* repo
 
 void walk_object(hid_t obj, Report& report) {
     hsize_t idx = 0;
-    H5Aiterate2(obj, H5_INDEX_NAME, H5_ITER_NATIVE, &idx, read_attribute, &report);
+    if (H5Aiterate2(obj, H5_INDEX_NAME, H5_ITER_NATIVE, &idx, read_attribute, &report) < 0) report.incomplete = true;
+    // The readers look attributes up by name, which decodes every attribute message on another
+    // path than the iteration: a name no file has takes that path over all of them.
+    if (H5Aexists(obj, "paro: no such attribute") < 0) report.incomplete = true;
 }
 
 void walk_dataset(hid_t d) {
@@ -157,9 +162,12 @@ void walk_dataset(hid_t d) {
 // H5Lvisit's callback; its info type differs between HDF5 1.10 and 1.12+, hence the template.
 template <typename LinkInfo>
 herr_t visit_link(hid_t group, const char* name, const LinkInfo*, void* report) {
-    const hid_t obj = H5Oopen(group, name, H5P_DEFAULT);
-    if (obj < 0) return 0;
     Report& r = *static_cast<Report*>(report);
+    const hid_t obj = H5Oopen(group, name, H5P_DEFAULT);
+    if (obj < 0) {
+        r.incomplete = true;
+        return 0;
+    }
     r.object = name;
     walk_object(obj, r);
     if (H5Iget_type(obj) == H5I_DATASET) walk_dataset(obj);
@@ -174,10 +182,11 @@ herr_t visit_link(hid_t group, const char* name, const LinkInfo*, void* report) 
     const hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f >= 0) {
         walk_object(f, report);
-        H5Lvisit(f, H5_INDEX_NAME, H5_ITER_NATIVE, visit_link, &report);
+        if (H5Lvisit(f, H5_INDEX_NAME, H5_ITER_NATIVE, visit_link, &report) < 0) report.incomplete = true;
         H5Fclose(f);
     }
-    _exit(0);
+    // Objects the walk could not reach are not known to be safe to read.
+    _exit(report.incomplete ? kIncompleteExit : 0);
 }
 
 bool probe_enabled() {
@@ -343,6 +352,11 @@ void probe_in_child(const std::string& path) {
     for (ssize_t r; (r = read(fds[0], buf, sizeof buf)) > 0;) report.append(buf, size_t(r));
     close(fds[0]);
     // The child exits 0 once its walk is done; anything else is a crash (or a handler's exit after one).
+    if (WIFEXITED(status) && WEXITSTATUS(status) == kIncompleteExit) {
+        remember({key, "corrupt HDF5 metadata: some of its objects, links or attributes cannot be listed or opened "
+                       "(nothing was read)", {}});
+        throw InputError(path, "", walks.back().failure);
+    }
     if (WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0)) {
         const std::string how = WIFSIGNALED(status)                    ? std::string(strsignal(WTERMSIG(status)))
                                 : WEXITSTATUS(status) == kSanitizerExit ? std::string("a memory error")
