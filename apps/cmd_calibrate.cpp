@@ -168,10 +168,8 @@ std::vector<std::unique_ptr<TileStatsBackend>> rank_backends(const std::string& 
 // Calibration of a dump in layers: each finished layer is kept in the checkpoint beside the output
 // (by rank 0; other ranks send theirs to it), layers an earlier run of the same job finished are
 // taken from there, and the output is stitched from the checkpoint, which is then removed.
-int run_dump_calibration(const CalibrateArgs& a, const GlobalOptions& g, CalibrateOptions& opt,
-                         std::chrono::steady_clock::time_point t0) {
-    DumpReader reader(a.dump);  // before MPI starts threads: the file's child-process walk needs one
-    Cluster cluster;
+int calibrate_in_layers(const CalibrateArgs& a, const GlobalOptions& g, CalibrateOptions& opt,
+                        std::chrono::steady_clock::time_point t0, DumpReader& reader, const Cluster& cluster) {
     const bool root = cluster.rank() == 0;
     const DumpInfo& dump = reader.info();
     validate_calibration(dump, opt);
@@ -216,23 +214,20 @@ int run_dump_calibration(const CalibrateArgs& a, const GlobalOptions& g, Calibra
                 receive_error = std::current_exception();
             }
         });
+    // On an error the receiver may still wait for layers: left to the abort that follows.
+    struct DetachOnUnwind {
+        std::thread& t;
+        ~DetachOnUnwind() {
+            if (t.joinable()) t.detach();
+        }
+    } detach_on_unwind{receiver};
     std::optional<CalibrationTimes> times;
-    try {
-        if (!mine.empty()) {
-            const auto devices = rank_backends(a.device, cluster, dump.layout, opt.tiles);
-            std::vector<TileStatsBackend*> backends;
-            for (const auto& d : devices) backends.push_back(d.get());
-            times.emplace();
-            calibrate(reader, opt, backends, &*times);
-        }
-    } catch (...) {
-        if (cluster.size() == 1) throw;
-        try {
-            throw;
-        } catch (const std::exception& e) {  // the other ranks would wait for this one's layers
-            std::fprintf(stderr, "paro: %s (rank %d of %d)\n", e.what(), cluster.rank(), cluster.size());
-        }
-        cluster.abort(2);
+    if (!mine.empty()) {
+        const auto devices = rank_backends(a.device, cluster, dump.layout, opt.tiles);
+        std::vector<TileStatsBackend*> backends;
+        for (const auto& d : devices) backends.push_back(d.get());
+        times.emplace();
+        calibrate(reader, opt, backends, &*times);
     }
     if (receiver.joinable()) receiver.join();
     if (receive_error) std::rethrow_exception(receive_error);
@@ -268,6 +263,20 @@ int run_dump_calibration(const CalibrateArgs& a, const GlobalOptions& g, Calibra
         std::printf("  wrote %s%s\n", a.output.c_str(), a.layers.empty() ? "" : " (a partial: paro merge stitches the parts)");
     }
     return 0;
+}
+
+int run_dump_calibration(const CalibrateArgs& a, const GlobalOptions& g, CalibrateOptions& opt,
+                         std::chrono::steady_clock::time_point t0) {
+    DumpReader reader(a.dump);  // before MPI starts threads: the file's child-process walk needs one
+    Cluster cluster;
+    try {
+        return calibrate_in_layers(a, g, opt, t0, reader, cluster);
+    } catch (const std::exception& e) {
+        if (cluster.size() == 1) throw;
+        // The other ranks would wait for this one (its layers, a broadcast): end them all.
+        std::fprintf(stderr, "paro: %s (rank %d of %d)\n", e.what(), cluster.rank(), cluster.size());
+        cluster.abort(2);
+    }
 }
 
 int run_calibrate(const CalibrateArgs& a, const GlobalOptions& g) {

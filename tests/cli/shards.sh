@@ -104,6 +104,14 @@ if command -v mpirun >/dev/null; then
     else
         grep -q "2 ranks: rank 0 received 6 layers" "$dir/out.txt" || { echo "FAIL: no rank summary"; cat "$dir/out.txt"; fail=1; }
         same_pattern "$dir/whole.h5" "$dir/mpi.h5"
+        # An error on one rank (rank 0 refusing a foreign checkpoint) ends every rank: exit 2, no hang.
+        mkdir -p "$dir/.mpi_bad.h5.checkpoint"
+        cp "$dir/part_one.h5" "$dir/.mpi_bad.h5.checkpoint/layer-000000.h5"
+        timeout 120 mpirun -n 2 --oversubscribe "$PARO" calibrate -q "$dir/d.h5" -o "$dir/mpi_bad.h5" "${opts[@]}" \
+            >"$dir/out.txt" 2>"$dir/err.txt"
+        rc=$?
+        [ "$rc" -eq 2 ] && grep -q "layer-000000.h5.*--fresh" "$dir/err.txt" ||
+            { echo "FAIL: an error on rank 0 gave exit $rc:"; cat "$dir/err.txt"; fail=1; }
     fi
 else
     echo "note: no mpirun on this machine; the MPI case is not run"
