@@ -7,9 +7,10 @@
 //  - the producer warpgroup gives up its registers (setmaxnreg) and runs one thread per consumer:
 //    it takes the consumer's next row from the RowQueue (longest rows first, whichever consumer is
 //    free takes the next), hands it over (RowHandoff), and feeds that row's kept K and V^T tiles and
-//    their scales into the consumer's stage ring with bulk copies (TMA), S stages ahead: the prep
-//    kernel stored each tile in the swizzled layout wgmma reads (SwizzledRows), so a tile is one
-//    contiguous copy and the consumers issue no load and no address arithmetic;
+//    their v scales into the consumer's stage ring with bulk copies (TMA), S stages ahead, and
+//    stores the tile's k scale and count of valid keys beside them (TileMeta): the prep kernel stored
+//    each tile in the swizzled layout wgmma reads (SwizzledRows), so a tile is one contiguous copy
+//    and the consumers issue no global load and no per-tile index arithmetic;
 //  - each consumer warpgroup computes a 64-row query tile of its own row at a time (its own list of
 //    kept tiles: no union of two rows' masks, bench/mask_geometry.py), waiting on the stage's
 //    mbarrier instead of a CTA-wide barrier.
@@ -58,17 +59,19 @@ struct Sm90Config {
     static constexpr int kConsumerRegs = (kEntryRegs + (kEntryRegs - kProducerRegs) / kConsumers) & ~7;
     // A stage: the K tile (kTile keys of D bytes) then V^T (D channels of 64 int8 / fp16 keys), both
     // SwizzledRows, at a 1024-byte boundary; its scales apart: the tile's v scales (8-bit PV:
-    // Quantized::v_scale), then the 16-byte chunk of Quantized::k_scale that holds the tile's.
+    // Quantized::v_scale), then its TileMeta.
     static constexpr int vRowBytes = kTile * (PV16 ? 2 : 1);
     static constexpr int kBytes = kTile * D;
     static constexpr int vBytes = D * vRowBytes;
     static constexpr int tileBytes = kBytes + vBytes;  // a multiple of 1024
     static constexpr int vsBytes = PV16 ? 0 : D * 8;
-    static constexpr int scaleBytes = vsBytes + 16;
-    static constexpr int copyBytes = tileBytes + scaleBytes;  // what lands on a stage's full barrier
+    static constexpr int metaBytes = 16;
+    static constexpr int scaleBytes = vsBytes + metaBytes;
+    static constexpr int copyBytes = tileBytes + vsBytes;  // what the bulk copies land on a stage's full barrier
     // As many stages (a power of two, at most 8) as fit in the 227 KB a CTA may have.
     static constexpr int fit(int st) {
-        return st <= 2 || kConsumers * st * (copyBytes + kTileRingBytes<8>) + 4096 <= 227 * 1024 ? st : fit(st / 2);
+        const int bytes = kConsumers * st * (copyBytes + metaBytes + kTileRingBytes<8>) + 4096;
+        return st <= 2 || bytes <= 227 * 1024 ? st : fit(st / 2);
     }
     static constexpr int kStages = fit(8);
     static constexpr int scalesAt = kConsumers * kStages * tileBytes;
@@ -80,6 +83,15 @@ struct Sm90Config {
 };
 
 #ifdef PARO_SM90_DEVICE
+// What the producer thread stores into a stage beside the copies (st.shared before its arrive, which
+// releases it): the tile's k scale (Quantized::k_scale) and the keys from its first to the sequence
+// end (below kTile only in a ragged last tile). Each consumer thread reads both with one load where
+// it would otherwise fetch the tile's column from the plan and index the scale itself.
+struct TileMeta {
+    float k_scale;
+    int valid;
+};
+
 // Consumer c's part of shared memory.
 template <int D, PvFormat F>
 struct ConsumerSmem {
@@ -94,6 +106,14 @@ struct ConsumerSmem {
           handoff(base + C::handoffsAt + c * kRowHandoffBytes) {}
     __device__ __forceinline__ uint32_t tile_at(uint32_t st) const { return tiles + st * C::tileBytes; }
     __device__ __forceinline__ uint32_t scales_at(uint32_t st) const { return scales + st * C::scaleBytes; }
+    __device__ __forceinline__ uint32_t meta_at(uint32_t st) const { return scales_at(st) + C::vsBytes; }
+    __device__ __forceinline__ void put_meta(uint32_t st, TileMeta m) const {
+        sts_u32x2(meta_at(st), __float_as_uint(m.k_scale), uint32_t(m.valid));
+    }
+    __device__ __forceinline__ TileMeta meta(uint32_t st) const {
+        const uint2 m = lds_u32x2(meta_at(st));
+        return {__uint_as_float(m.x), int(m.y)};
+    }
 };
 
 // A row's place in the workspace and the plan.
@@ -127,17 +147,19 @@ __device__ __forceinline__ void produce(const ConsumerSmem<D, F>& sm, const RowQ
         const int8_t* gk = w.k + row.bh * s.npad * D;
         const int8_t* gv = w.vt + row.bh * vt_head_bytes(s.nb, D);
         const float* gvs = w.v_scale + row.bh * s.nb * D * 2;
-        const uint32_t ks0 = uint32_t(row.bh * s.nb);
+        const float* gks = w.k_scale + row.bh * s.nb;
         const uint16_t* cols = plan.cols + row.beg;
         int c = row.n > 0 ? cols[0] : 0;
         for (uint32_t t = 0; t < row.n; ++t, ++pos) {
-            const int next = t + 1 < row.n ? cols[t + 1] : 0;  // its latency hides under the wait
-            sm.ring.acquire(pos, C::copyBytes);
+            const int next = t + 1 < row.n ? cols[t + 1] : 0;  // their latency hides under the wait
+            const float ks = gks[c];
+            sm.ring.acquire(pos);
             const uint32_t st = sm.ring.stage(pos), bar = sm.ring.full_bar(pos);
+            sm.put_meta(st, TileMeta{ks, s.tokens - c * kTile});
+            sm.ring.expect(pos, C::copyBytes);
             bulk_copy_g2s(sm.tile_at(st), gk + size_t(c) * C::kBytes, C::kBytes, bar);
             bulk_copy_g2s(sm.tile_at(st) + C::kBytes, gv + size_t(c) * C::vBytes, C::vBytes, bar);
             if constexpr (!C::PV16) bulk_copy_g2s(sm.scales_at(st), gvs + size_t(c) * D * 2, C::vsBytes, bar);
-            bulk_copy_g2s(sm.scales_at(st) + C::vsBytes, w.k_scale + ((ks0 + uint32_t(c)) & ~3u), 16, bar);
             c = next;
         }
     }
@@ -152,11 +174,8 @@ struct Sm90Row {
 
     const ConsumerSmem<D, F> sm;
     uint32_t desc_base;  // descriptor low word of the consumer's stage 0
-    int lane, tokens;
-    const uint16_t* cols;
+    int lane;
     uint32_t n, pos;     // the row's kept tiles, and the ring position of its first
-    uint32_t ks0;        // the row's (batch, head) in Quantized::k_scale
-    int c0, c1;          // key-tile columns of tiles i and i + 1
 
     uint32_t qa[D / 32][4];
     float qscale;
@@ -167,23 +186,18 @@ struct Sm90Row {
     RowState rs;
     float beta0, beta1;                 // INT8: of the previous tile
 
-    __device__ __forceinline__ Sm90Row(const ConsumerSmem<D, F>& sm_, int lane_, int tokens_)
-        : sm(sm_), desc_base(desc_lo(sm_.tiles)), lane(lane_), tokens(tokens_) {}
+    __device__ __forceinline__ Sm90Row(const ConsumerSmem<D, F>& sm_, int lane_)
+        : sm(sm_), desc_base(desc_lo(sm_.tiles)), lane(lane_) {}
 
-    __device__ __forceinline__ void start(const uint16_t* cols_, uint32_t n_, uint32_t pos_, uint32_t ks0_) {
-        cols = cols_;
+    __device__ __forceinline__ void start(uint32_t n_, uint32_t pos_) {
         n = n_;
         pos = pos_;
-        ks0 = ks0_;
-        c0 = col(0);
-        c1 = col(1);
         rs = RowState{};
         beta0 = beta1 = 0.f;
 #pragma unroll
         for (int j = 0; j < D / 8; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
     }
 
-    __device__ __forceinline__ int col(uint32_t i) const { return i < n ? int(cols[i]) : 0; }
     __device__ __forceinline__ uint32_t stage(uint32_t i) const { return sm.ring.stage(pos + i); }
 
     // S = Q K^T of the tile in stage st, issued (not waited for).
@@ -247,13 +261,12 @@ struct Sm90Row {
     }
 
     // Kept key tile i (FIRST: i = 0, no PV in flight yet); on entry pa (and beta) belong to tile i - 1.
-    //   issue QK(i), issue PV(i - 1) -> wait QK(i) -> softmax(i) -> wait PV(i - 1) -> O update
+    //   issue QK(i), issue PV(i - 1) -> wait QK(i) -> softmax(i) -> wait PV(i - 1) -> pack P(i), O update
     template <bool FIRST>
     __device__ __forceinline__ void step(uint32_t i) {
         const uint32_t si = stage(i);
         sm.ring.wait(pos + i);  // tile i has landed
-        const float ks = lds_f32(sm.scales_at(si) + C::vsBytes + 4 * ((ks0 + uint32_t(c0)) & 3u));
-        const int c2 = col(i + 2);
+        const TileMeta tm = sm.meta(si);
         issue_qk(si);
         wgmma_commit();
         if (!FIRST) {
@@ -264,32 +277,34 @@ struct Sm90Row {
             wgmma_wait<0>();
         }
         fence_operand(s);
-        const float sc = qscale * ks;
-        const int valid = tokens - c0 * kTile;
-        uint32_t p[PV16 ? 4 : 2][4];
+        const float sc = qscale * tm.k_scale;
+        const int valid = tm.valid;
+        float f[8][4];  // the values of P (i)
         float b0, b1;
         const int t = lane & 3;
         if constexpr (PV16) {
             if (valid < kTile)
-                softmax_tile_fp16<true, kMagic>(s, sc, valid, t, rs, b0, b1, p);
+                softmax_tile_fp16_exp<true, kMagic>(s, sc, valid, t, rs, b0, b1, f);
             else
-                softmax_tile_fp16<false, kMagic>(s, sc, valid, t, rs, b0, b1, p);
+                softmax_tile_fp16_exp<false, kMagic>(s, sc, valid, t, rs, b0, b1, f);
         } else {
             if (valid < kTile)
-                softmax_tile_8bit<true, kMagic, FP8>(s, sc, valid, t, rs, b0, b1, p);
+                softmax_tile_8bit_exp<true, kMagic, FP8>(s, sc, valid, t, rs, b0, b1, f);
             else
-                softmax_tile_8bit<false, kMagic, FP8>(s, sc, valid, t, rs, b0, b1, p);
+                softmax_tile_8bit_exp<false, kMagic, FP8>(s, sc, valid, t, rs, b0, b1, f);
         }
+        if (!FIRST) wgmma_wait<0>();  // PV(i - 1): pa is free
+        // P (i) packed straight into pa, each fragment by a volatile instruction below the wait (no copy).
+        if constexpr (PV16)
+            pack_p16<true>(f, b0, b1, rs, pa);
+        else
+            pack_p8<FP8, true>(f, b0, b1, rs, pa);
         if (!FIRST) {
-            wgmma_wait<0>();  // PV(i - 1)
             fold_pv(stage(i - 1), b0, b1);
             sm.ring.release(pos + i - 1);
         }
-        copy_after_wait(pa, p);
         beta0 = b0;
         beta1 = b1;
-        c0 = c1;
-        c1 = c2;
     }
 
     // After the last tile: its PV and O update.
@@ -308,7 +323,7 @@ __device__ __forceinline__ void consume(const ConsumerSmem<D, F>& sm, const RowQ
                                         const PlanView& plan, const Quantized& w, float sm_scale_log2,
                                         const MutView& out, int tid) {
     const int warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
-    Sm90Row<D, F> walk(sm, lane, s.tokens);
+    Sm90Row<D, F> walk(sm, lane);
     uint32_t pos = 0;
     for (uint32_t k = 0;; ++k) {
         const uint32_t i = sm.handoff.take(k);
@@ -320,7 +335,7 @@ __device__ __forceinline__ void consume(const ConsumerSmem<D, F>& sm, const RowQ
             store_rows<D, TOut>(s, plan, out, row.b, row.h, p0, t, zero, 0.f, 0.f);
             continue;
         }
-        walk.start(plan.cols + row.beg, row.n, pos, uint32_t(row.bh * s.nb));
+        walk.start(row.n, pos);
         load_q_fragments<D>(w.q + (row.bh * s.npad + size_t(row.r) * kTile + warp * 16) * D, g, t, walk.qa);
         walk.qscale = w.q_scale[(row.bh * s.nb + row.r) * kQGroupsPerTile + warp] * sm_scale_log2;
         walk.template step<true>(0);

@@ -34,9 +34,10 @@ struct TileRing {
     __device__ __forceinline__ static uint32_t parity(uint32_t p) { return (p / S) & 1; }
 
     // Producer: wait until stage p % S is free (the consumers released position p - S; the first
-    // S positions pass at once), then announce `bytes` on its full barrier.
-    __device__ __forceinline__ void acquire(uint32_t p, uint32_t bytes) const {
-        mbar_wait(empty + 8 * stage(p), parity(p) ^ 1);
+    // S positions pass at once); then, once it has written what it stores into the stage itself,
+    // announce the copies' `bytes` on its full barrier (the arrive releases those stores).
+    __device__ __forceinline__ void acquire(uint32_t p) const { mbar_wait(empty + 8 * stage(p), parity(p) ^ 1); }
+    __device__ __forceinline__ void expect(uint32_t p, uint32_t bytes) const {
         mbar_arrive_expect_tx(full + 8 * stage(p), bytes);
     }
     __device__ __forceinline__ uint32_t full_bar(uint32_t p) const { return full + 8 * stage(p); }

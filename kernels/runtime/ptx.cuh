@@ -13,7 +13,15 @@ __device__ __forceinline__ float ex2(float x) {
     asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
     return y;
 }
+// ORDERED (here and in pack4, pack4_e4m3): the instruction that writes the result is volatile, so it
+// stays below a preceding volatile wait (the Hopper kernel's wgmma wait, softmax.cuh pack_p8).
+template <bool ORDERED = false>
 __device__ __forceinline__ uint32_t f2h2(float lo, float hi) {  // one cvt.rn.f16x2.f32
+    if constexpr (ORDERED) {
+        uint32_t v;
+        asm volatile("cvt.rn.f16x2.f32 %0, %1, %2;\n" : "=r"(v) : "f"(hi), "f"(lo));
+        return v;
+    }
     const __half2 v = __floats2half2_rn(lo, hi);
     return *reinterpret_cast<const uint32_t*>(&v);
 }
@@ -22,23 +30,37 @@ __device__ __forceinline__ uint32_t f2h2(float lo, float hi) {  // one cvt.rn.f1
 // [1024, 2048) an fp16 step is 1, so the integer lands in the low byte of each half), one byte
 // permute: five instructions where four float magic-number adds and three permutes took seven (no
 // faster on H100: the Hopper kernel is not bound by issue alone; see bench/RESULTS.md).
+template <bool ORDERED = false>
 __device__ __forceinline__ uint32_t pack4(float a, float b, float c, float d) {
     const __half2 k1024 = __half2half2(__ushort_as_half(0x6400));
     const __half2 ab = __hadd2(__floats2half2_rn(a, b), k1024), cd = __hadd2(__floats2half2_rn(c, d), k1024);
-    return __byte_perm(*reinterpret_cast<const uint32_t*>(&ab), *reinterpret_cast<const uint32_t*>(&cd), 0x6420);
+    const uint32_t lo = *reinterpret_cast<const uint32_t*>(&ab), hi = *reinterpret_cast<const uint32_t*>(&cd);
+    if constexpr (ORDERED) {
+        uint32_t packed;
+        asm volatile("prmt.b32 %0, %1, %2, 0x6420;\n" : "=r"(packed) : "r"(lo), "r"(hi));
+        return packed;
+    }
+    return __byte_perm(lo, hi, 0x6420);
 }
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
 // FP8 (e4m3) on sm_89 and later: four floats rounded to e4m3 (saturating at +-448), packed as bytes
 // a, b, c, d from the low byte up; and d += a * b on e4m3 inputs with fp32 accumulators.
+#define PARO_PACK4_E4M3                                                                                        \
+    "{\n.reg .b16 l, h;\ncvt.rn.satfinite.e4m3x2.f32 l, %2, %1;\ncvt.rn.satfinite.e4m3x2.f32 h, %4, %3;\n" \
+    "mov.b32 %0, {l, h};\n}\n"                                                                            \
+        : "=r"(packed)                                                                                     \
+        : "f"(a), "f"(b), "f"(c), "f"(d)
+template <bool ORDERED = false>
 __device__ __forceinline__ uint32_t pack4_e4m3(float a, float b, float c, float d) {
     uint32_t packed;  // cvt's first source lands in the upper byte
-    asm("{\n.reg .b16 l, h;\ncvt.rn.satfinite.e4m3x2.f32 l, %2, %1;\ncvt.rn.satfinite.e4m3x2.f32 h, %4, %3;\n"
-        "mov.b32 %0, {l, h};\n}\n"
-        : "=r"(packed)
-        : "f"(a), "f"(b), "f"(c), "f"(d));
+    if constexpr (ORDERED)
+        asm volatile(PARO_PACK4_E4M3);
+    else
+        asm(PARO_PACK4_E4M3);
     return packed;
 }
+#undef PARO_PACK4_E4M3
 __device__ __forceinline__ void mma_e4m3(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
     asm volatile(
         "mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "

@@ -49,15 +49,6 @@ __device__ __forceinline__ void fence_operand(float (&d)[N][4]) {
 #pragma unroll
         for (int e = 0; e < 4; ++e) asm volatile("" : "+f"(d[j][e])::"memory");
 }
-// The next P, copied into the registers the in-flight PV still reads only after its wait: a
-// volatile copy stays below the (volatile) wait.
-template <int N>
-__device__ __forceinline__ void copy_after_wait(uint32_t (&dst)[N][4], const uint32_t (&src)[N][4]) {
-#pragma unroll
-    for (int k = 0; k < N; ++k)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) asm volatile("mov.b32 %0, %1;\n" : "=r"(dst[k][e]) : "r"(src[k][e]));
-}
 
 // One warpgroup MMA with A from registers (a, four 32-bit fragments) and B from shared memory (desc):
 // d[64 x 64] of 32 registers per thread in the mma.m16n8 C layout (d[j][e]: n-block j). SHAPE names
@@ -112,11 +103,6 @@ __device__ __forceinline__ void wgmma_e4m3_n64(float (&d)[8][4], const uint32_t 
 #undef PARO_OUT_F
 #undef PARO_INOUT_F
 #undef PARO_WGMMA_RA_N64
-__device__ __forceinline__ float lds_f32(uint32_t a) {
-    float x;
-    asm volatile("ld.shared.f32 %0, [%1];\n" : "=f"(x) : "r"(a));
-    return x;
-}
 __device__ __forceinline__ float4 lds_f32x4(uint32_t a) {
     float4 x;
     asm volatile("ld.shared.v4.f32 {%0, %1, %2, %3}, [%4];\n" : "=f"(x.x), "=f"(x.y), "=f"(x.z), "=f"(x.w) : "r"(a));
@@ -129,6 +115,14 @@ __device__ __forceinline__ uint32_t lds_u32(uint32_t a) {
 }
 __device__ __forceinline__ void sts_u32(uint32_t a, uint32_t x) {
     asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(a), "r"(x) : "memory");
+}
+__device__ __forceinline__ uint2 lds_u32x2(uint32_t a) {
+    uint2 x;
+    asm volatile("ld.shared.v2.u32 {%0, %1}, [%2];\n" : "=r"(x.x), "=r"(x.y) : "r"(a) : "memory");
+    return x;
+}
+__device__ __forceinline__ void sts_u32x2(uint32_t a, uint32_t x, uint32_t y) {
+    asm volatile("st.shared.v2.u32 [%0], {%1, %2};\n" ::"r"(a), "r"(x), "r"(y) : "memory");
 }
 
 // mbarriers (shared::cta, 8 bytes): init, arrive (release), arrive announcing the bytes a bulk copy

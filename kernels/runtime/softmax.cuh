@@ -83,10 +83,11 @@ __device__ __forceinline__ void tile_exp2(const int (&acc)[8][4], float sc, floa
 // 127 * 2^(s - tile max) in int8: 26-29% less error from P, bench/p_quant_error.py.) BIAS is what to
 // add to the accumulators to get the biased integers (0 when they started at kMagic, kMagic when
 // they are raw sums). RAGGED: keys at or past `valid` are masked (the last key tile of a ragged
-// sequence).
+// sequence). In two halves, so that a caller can wait in between: softmax_tile_8bit_exp up to the
+// values of P' (f, fp32), then pack_p8; softmax_tile_8bit runs both.
 template <bool RAGGED, int BIAS, bool FP8 = false>
-__device__ __forceinline__ void softmax_tile_8bit(const int (&acc)[8][4], float sc, int valid, int t, RowState& rs,
-                                                  float& beta0, float& beta1, uint32_t (&pa)[2][4]) {
+__device__ __forceinline__ void softmax_tile_8bit_exp(const int (&acc)[8][4], float sc, int valid, int t,
+                                                      RowState& rs, float& beta0, float& beta1, float (&f)[8][4]) {
     float mx0, mx1;
     tile_row_max<RAGGED, BIAS>(acc, sc, valid, t, mx0, mx1);
     rs.m0 = fmaxf(rs.m0, mx0);
@@ -111,18 +112,24 @@ __device__ __forceinline__ void softmax_tile_8bit(const int (&acc)[8][4], float 
     const float kLog2_255 = 7.994353436858858f;
     const float guard = FP8 ? -8.f : fmaf(2.f, sc, 1e-4f) - kLog2_255;
     const float bias0 = fmaf(kMagicF, sc, r0 + guard), bias1 = fmaf(kMagicF, sc, r1 + guard);
-    float f[8][4];
     tile_exp2<RAGGED, BIAS>(acc, sc, bias0, bias1, valid, t, f);
-    // P' as 8-bit A fragments of m16n8k32 (the wgmma register-A layout is the same); keys within
-    // each 16 are in the order V^T was shuffled into (prep.cu).
+}
+
+// P' as 8-bit A fragments of m16n8k32 (the wgmma register-A layout is the same; keys within each 16
+// are in the order V^T was shuffled into, prep.cu), and l = l * beta + sum(P'). ORDERED: each
+// fragment written by a volatile instruction (pack4), so none moves above a preceding wgmma wait:
+// the Hopper kernel writes them straight into the registers the previous tile's PV read.
+template <bool FP8 = false, bool ORDERED = false>
+__device__ __forceinline__ void pack_p8(const float (&f)[8][4], float beta0, float beta1, RowState& rs,
+                                        uint32_t (&pa)[2][4]) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 890
     static_assert(!FP8, "FP8 P' needs e4m3 conversions and MMA: sm_89 or later");
 #endif
     const auto pack = [](float a, float b, float c, float d) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
-        if constexpr (FP8) return pack4_e4m3(a, b, c, d);
+        if constexpr (FP8) return pack4_e4m3<ORDERED>(a, b, c, d);
 #endif
-        return pack4(a, b, c, d);
+        return pack4<ORDERED>(a, b, c, d);
     };
 #pragma unroll
     for (int kc = 0; kc < 2; ++kc) {
@@ -149,6 +156,14 @@ __device__ __forceinline__ void softmax_tile_8bit(const int (&acc)[8][4], float 
     }
 }
 
+template <bool RAGGED, int BIAS, bool FP8 = false>
+__device__ __forceinline__ void softmax_tile_8bit(const int (&acc)[8][4], float sc, int valid, int t, RowState& rs,
+                                                  float& beta0, float& beta1, uint32_t (&pa)[2][4]) {
+    float f[8][4];
+    softmax_tile_8bit_exp<RAGGED, BIAS, FP8>(acc, sc, valid, t, rs, beta0, beta1, f);
+    pack_p8<FP8>(f, beta0, beta1, rs, pa);
+}
+
 constexpr uint32_t kOnesH2 = 0x3C003C00u;  // two fp16 ones
 // The fp16-PV softmax keeps O and l in units of 2^m with m a lazily updated row maximum: m moves
 // only when a tile's maximum exceeds it by more than kLazyMax (log2 units), so p <= 2^kLazyMax
@@ -159,10 +174,11 @@ constexpr float kLazyMax = 8.f;
 // fragments of n-blocks 2kc and 2kc + 1 are exactly the A fragment of keys 16kc .. 16kc + 15: no
 // shuffle, no per-tile scale), l = l * beta + sum(p) (on the tensor core, of the rounded values), and
 // beta = 2^(m_prev - m) returned for the caller's O rescale (1 when m did not move, 0 on the first
-// tile). BIAS and RAGGED as in softmax_tile_int8.
+// tile). BIAS and RAGGED as in softmax_tile_8bit, and so are the halves: softmax_tile_fp16_exp, then
+// pack_p16.
 template <bool RAGGED, int BIAS>
-__device__ __forceinline__ void softmax_tile_fp16(const int (&acc)[8][4], float sc, int valid, int t, RowState& rs,
-                                               float& beta0, float& beta1, uint32_t (&pa)[4][4]) {
+__device__ __forceinline__ void softmax_tile_fp16_exp(const int (&acc)[8][4], float sc, int valid, int t,
+                                                      RowState& rs, float& beta0, float& beta1, float (&f)[8][4]) {
     float mx0, mx1;
     tile_row_max<RAGGED, BIAS>(acc, sc, valid, t, mx0, mx1);
     const float n0 = mx0 > rs.m0 + kLazyMax ? mx0 : rs.m0, n1 = mx1 > rs.m1 + kLazyMax ? mx1 : rs.m1;
@@ -172,20 +188,33 @@ __device__ __forceinline__ void softmax_tile_fp16(const int (&acc)[8][4], float 
     rs.m1 = n1;
     // p = 2^(F * sc - bias), F the biased score, bias = 1.5 * 2^23 * sc + m.
     const float bias0 = fmaf(kMagicF, sc, n0), bias1 = fmaf(kMagicF, sc, n1);
-    float f[8][4];
     tile_exp2<RAGGED, BIAS>(acc, sc, bias0, bias1, valid, t, f);
+}
+
+// p as fp16 A fragments, l = l * beta + sum(p); ORDERED as in pack_p8.
+template <bool ORDERED = false>
+__device__ __forceinline__ void pack_p16(const float (&f)[8][4], float beta0, float beta1, RowState& rs,
+                                         uint32_t (&pa)[4][4]) {
 #pragma unroll
     for (int kc = 0; kc < 4; ++kc) {
-        pa[kc][0] = f2h2(f[2 * kc][0], f[2 * kc][1]);
-        pa[kc][1] = f2h2(f[2 * kc][2], f[2 * kc][3]);
-        pa[kc][2] = f2h2(f[2 * kc + 1][0], f[2 * kc + 1][1]);
-        pa[kc][3] = f2h2(f[2 * kc + 1][2], f[2 * kc + 1][3]);
+        pa[kc][0] = f2h2<ORDERED>(f[2 * kc][0], f[2 * kc][1]);
+        pa[kc][1] = f2h2<ORDERED>(f[2 * kc][2], f[2 * kc][3]);
+        pa[kc][2] = f2h2<ORDERED>(f[2 * kc + 1][0], f[2 * kc + 1][1]);
+        pa[kc][3] = f2h2<ORDERED>(f[2 * kc + 1][2], f[2 * kc + 1][3]);
     }
     float sums[4] = {0.f, 0.f, 0.f, 0.f};
 #pragma unroll
     for (int kc = 0; kc < 4; ++kc) mma_f16(sums, pa[kc], kOnesH2, kOnesH2);
     rs.l0 = fmaf(rs.l0, beta0, sums[0]);
     rs.l1 = fmaf(rs.l1, beta1, sums[2]);
+}
+
+template <bool RAGGED, int BIAS>
+__device__ __forceinline__ void softmax_tile_fp16(const int (&acc)[8][4], float sc, int valid, int t, RowState& rs,
+                                                  float& beta0, float& beta1, uint32_t (&pa)[4][4]) {
+    float f[8][4];
+    softmax_tile_fp16_exp<RAGGED, BIAS>(acc, sc, valid, t, rs, beta0, beta1, f);
+    pack_p16(f, beta0, beta1, rs, pa);
 }
 
 }  // namespace paro::gpu
