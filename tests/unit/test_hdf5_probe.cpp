@@ -1,6 +1,9 @@
 // Files that crash or hang libhdf5 1.10 (found by byte flips; tests/data/corrupt) are refused with
 // one line naming the file, through the readers and `check`; a sound file reads the same with the
 // child-process walk as without it.
+#include <unistd.h>
+
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -8,6 +11,7 @@
 #include "catch.hpp"
 #include "paro/dump.hpp"
 #include "paro/error.hpp"
+#include "paro/hdf5_probe.hpp"
 #include "paro/pattern.hpp"
 #include "paro/schema_check.hpp"
 #include "paro/synth.hpp"
@@ -74,4 +78,32 @@ TEST_CASE("a sound file reads the same with and without the child-process walk",
     CHECK(walked.info().layout.text_position == direct.info().layout.text_position);
     CHECK(walked.info().layers.size() == direct.info().layers.size());
     CHECK(walked.info().tokens() == direct.info().tokens());
+}
+
+TEST_CASE("a layer group named other than a number is a violation, not an expression", "[probe]") {
+    // Found by the schema-check fuzzer: the name went into the layer's shape expressions.
+    const std::string path = kCorrupt + "pattern_layer_name.h5";
+    CheckResult r;
+    REQUIRE_NOTHROW(r = check_file(path));
+    REQUIRE(r.violations.size() == 1);
+    CHECK(r.violations[0].find("unexpected member") != std::string::npos);
+}
+
+TEST_CASE("a read rehearsed in a child that crashes there is refused in the parent", "[probe]") {
+    test::TempDir tmp;
+    const std::string path = tmp.file("any.h5");
+    const std::string crash = input_error_of([&] { h5::rehearse_in_child(path, [] { std::raise(SIGSEGV); }); });
+    CHECK(crash.find(path) != std::string::npos);
+    CHECK(crash.find("crashed") != std::string::npos);
+    // A read that throws is the parent's to report: the rehearsal passes.
+    CHECK(input_error_of([&] {
+              h5::rehearse_in_child(path, [&] { throw InputError(path, "", "refused"); });
+          }).empty());
+    ::setenv("PARO_HDF5_PROBE_SECONDS", "0.5", 1);
+    const std::string loop = input_error_of([&] { h5::rehearse_in_child(path, [] { for (;;) pause(); }); });
+    ::unsetenv("PARO_HDF5_PROBE_SECONDS");
+    CHECK(loop.find("could not be read within 0.5 s") != std::string::npos);
+    // The pattern the pattern-reader fuzzer crashed on is refused too (by the walk or the rehearsal).
+    const std::string lookup = kCorrupt + "pattern_attribute_lookup.h5";
+    CHECK(input_error_of([&] { (void)read_pattern_file(lookup); }).find(lookup) != std::string::npos);
 }

@@ -86,7 +86,7 @@ void expect_shape(const h5::File& f, const std::string& path, const std::vector<
 
 int64_t StatsInfo::tiles_per_side() const { return paro::tiles_per_side(dump.tokens(), scoring.tiles.block); }
 
-StatsReader::StatsReader(const std::string& path) : file_(h5::File::open_read(path)) {
+StatsReader::StatsReader(const std::string& path) : file_(h5::open_for<StatsReader>(path)) {
     h5::expect_format(file_, kFormat, 1, 1);
     read_dump_header(file_, info_.dump);
     info_.scoring = read_scoring(file_);

@@ -150,7 +150,7 @@ void write_dump_header(hid_t root, const DumpInfo& info) {
     h5::write_dataset(samples.get(), "prompt", {S}, h5::StoreType::i64, prompt.data(), h5::StoreType::i64);
 }
 
-DumpReader::DumpReader(const std::string& path) : file_(h5::File::open_read(path)) {
+DumpReader::DumpReader(const std::string& path) : file_(h5::open_for<DumpReader>(path)) {
     h5::expect_format(file_, "paro-dump", 1, 1);
     read_dump_header(file_, info_);
     const int64_t S = static_cast<int64_t>(info_.samples.size());

@@ -6,6 +6,8 @@
 //    library's API spells it (a field of an options struct or an argument: "density", "slots"),
 //    never as a command-line flag: the library is also called from C and Python. The `paro`
 //    command maps these names to its own options (apps/option_names.hpp).
+//  - NoDeviceError: the work needs a CUDA GPU and this machine (or this build) has none usable.
+//    Not bad input: exit status 3, so scripts can tell "no GPU here" from a broken file.
 //  - PARO_ASSERT: a broken internal invariant (a bug in paro, not in the input).
 #include <cstdio>
 #include <cstdlib>
@@ -49,6 +51,19 @@ public:
     ParameterError(std::string parameter, std::string message, std::string file = "")
         : InputError(std::move(file), std::move(parameter), std::move(message)) {}
     const std::string& parameter() const { return where(); }
+};
+
+// An InputError for metadata the HDF5 library cannot read reliably (it crashed, looped or read past
+// a corrupt message): the file as a whole is unreadable, so `paro check` refuses it (exit 2) rather
+// than listing it as a rule the file breaks.
+class CorruptMetadataError : public InputError {
+public:
+    using InputError::InputError;
+};
+
+class NoDeviceError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
 };
 
 [[noreturn]] inline void assertion_failed(const char* expr, const char* file, int line) {

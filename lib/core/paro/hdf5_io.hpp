@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "paro/hdf5_probe.hpp"
+
 namespace paro::h5 {
 
 // Owns one hid_t and closes it with the matching H5*close.
@@ -53,6 +55,15 @@ private:
     std::string path_;
 };
 
+// Opens `path` for a reader whose constructor reads it: open_read (a regular file, walked in a
+// child), then Reader(path) rehearsed in another child (rehearse_in_child) before the real read.
+template <typename Reader>
+File open_for(const std::string& path) {
+    File f = File::open_read(path);
+    rehearse_in_child(path, [&] { const Reader rehearsal(path); });
+    return f;
+}
+
 // Object access. `where` strings in errors are HDF5 paths such as "/layers/3/q".
 bool link_exists(hid_t loc, const std::string& path);
 Handle open_group(const File& f, const std::string& path);
@@ -64,6 +75,9 @@ bool is_group(hid_t loc, const std::string& path);
 // Attributes. obj_path is used only for error messages.
 bool has_attr(hid_t obj, const std::string& name);
 TypeClass attr_type(hid_t obj, const std::string& name);
+// The class of a type as the readers accept it: integer and floating only where the fields fit
+// the size (and floats are IEEE-like), string only for C's one-byte strings; other for the rest.
+TypeClass type_class(hid_t type);
 std::string read_string_attr(const File& f, hid_t obj, const std::string& obj_path, const std::string& name);
 std::vector<int64_t> read_int_attr(const File& f, hid_t obj, const std::string& obj_path, const std::string& name);
 std::vector<double> read_float_attr(const File& f, hid_t obj, const std::string& obj_path, const std::string& name);

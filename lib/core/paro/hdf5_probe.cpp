@@ -16,12 +16,14 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <thread>
 #include <vector>
 
 #include "paro/error.hpp"
+#include "paro/hdf5_io.hpp"
 
 // A sanitizer's hook, present only in sanitized builds (weak: null otherwise).
 extern "C" void __sanitizer_set_death_callback(void (*callback)()) __attribute__((weak));
@@ -35,11 +37,15 @@ constexpr hssize_t kMaxAttrPoints = 1 << 20;
 constexpr size_t kMaxAttrBytes = size_t(64) << 20;
 constexpr size_t kMaxVlenBytes = kMaxStringBytes;
 constexpr uint64_t kUnreadable = ~uint64_t(0);  // a record's count: HDF5 failed to read the values
+constexpr uint64_t kStringsRecord = 0, kNumbersRecord = 1;
+constexpr hssize_t kMaxReportedNumbers = 4096;  // numeric attributes the walk reports (the readers' are small)
 constexpr int kSanitizerExit = 86;                // the child's exit status after a sanitizer's report
 constexpr int kIncompleteExit = 87;               // ... when part of the file could not be walked
 
-// The child's report to the parent: every variable-length string attribute's values, as records
-// (object, attribute, count, then count x (length, bytes)); longer values send their length only.
+// The child's report to the parent, as records (kind, object, attribute, payload): every
+// variable-length string attribute's values (count, then count x (length, bytes); longer values
+// send their length only), and every small numeric attribute's values as the readers convert them
+// (whether each read succeeded, count, the doubles, the int64s).
 struct Report {
     int fd;
     std::string object;  // the object being walked ("" = the root group)
@@ -58,9 +64,13 @@ struct Report {
         write_all(&n, sizeof n);
         write_all(s.data(), s.size());
     }
-    void values(const char* name, char* const* v, uint64_t n) const {
+    void header(uint64_t kind, const char* name) const {
+        write_all(&kind, sizeof kind);
         string(object);
         string(name);
+    }
+    void values(const char* name, char* const* v, uint64_t n) const {
+        header(kStringsRecord, name);
         write_all(&n, sizeof n);
         for (uint64_t i = 0; i < n && v; ++i) {
             const uint64_t len = v[i] ? std::strlen(v[i]) : 0;
@@ -69,9 +79,25 @@ struct Report {
         }
     }
     void unreadable(const char* name) const { values(name, nullptr, kUnreadable); }
+    void numbers(const char* name, const WalkedNumbers& w) const {
+        header(kNumbersRecord, name);
+        const uint64_t ok[2] = {w.doubles_read, w.ints_read}, n = w.doubles.size();
+        write_all(ok, sizeof ok);
+        write_all(&n, sizeof n);
+        write_all(w.doubles.data(), n * sizeof(double));
+        write_all(w.ints.data(), n * sizeof(int64_t));
+    }
 };
 
-herr_t read_attribute(hid_t obj, const char* name, const H5A_info_t*, void* report) {
+// H5Aiterate's state: the report, and the names seen (looked up again by name below).
+struct AttributeWalk {
+    const Report* report;
+    std::vector<std::string> names;
+};
+
+herr_t read_attribute(hid_t obj, const char* name, const H5A_info_t*, void* walk) {
+    static_cast<AttributeWalk*>(walk)->names.emplace_back(name);
+    const Report* report = static_cast<AttributeWalk*>(walk)->report;
     const hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
     if (a < 0) return 0;
     const hid_t type = H5Aget_type(a), space = H5Aget_space(a);
@@ -83,14 +109,14 @@ herr_t read_attribute(hid_t obj, const char* name, const H5A_info_t*, void* repo
             H5Tset_cset(mem, H5Tget_cset(type));  // else the read stops at the conversion, before the heap
             std::vector<char*> values(size_t(n) + 1, nullptr);
             if (H5Aread(a, mem, values.data()) >= 0) {
-                static_cast<const Report*>(report)->values(name, values.data(), uint64_t(n));
+                report->values(name, values.data(), uint64_t(n));
 #if H5_VERSION_GE(1, 12, 0)
                 H5Treclaim(mem, space, H5P_DEFAULT, values.data());
 #else
                 H5Dvlen_reclaim(mem, space, H5P_DEFAULT, values.data());
 #endif
             } else {
-                static_cast<const Report*>(report)->unreadable(name);
+                report->unreadable(name);
             }
             H5Tclose(mem);
         } else {
@@ -98,6 +124,16 @@ herr_t read_attribute(hid_t obj, const char* name, const H5A_info_t*, void* repo
             if (bytes <= kMaxAttrBytes) {
                 std::vector<char> buf(bytes + 16);
                 H5Aread(a, type, buf.data());
+            }
+            // Converted only where the readers convert: a corrupt type's conversion reads past buffers.
+            const TypeClass cls = type_class(type);
+            if ((cls == TypeClass::integer || cls == TypeClass::floating) && n <= kMaxReportedNumbers) {
+                WalkedNumbers w;
+                w.doubles.resize(size_t(n));
+                w.ints.resize(size_t(n));
+                w.doubles_read = H5Aread(a, H5T_NATIVE_DOUBLE, w.doubles.data()) >= 0;
+                w.ints_read = H5Aread(a, H5T_NATIVE_INT64, w.ints.data()) >= 0;
+                report->numbers(name, w);
             }
         }
     }
@@ -108,11 +144,17 @@ herr_t read_attribute(hid_t obj, const char* name, const H5A_info_t*, void* repo
 }
 
 void walk_object(hid_t obj, Report& report) {
-    hsize_t idx = 0;
-    if (H5Aiterate2(obj, H5_INDEX_NAME, H5_ITER_NATIVE, &idx, read_attribute, &report) < 0) report.incomplete = true;
-    // The readers look attributes up by name, which decodes every attribute message on another
-    // path than the iteration: a name no file has takes that path over all of them.
+    // The readers' first touch of an object's attributes is a lookup by name, which decodes the
+    // attribute messages on another path than the iteration, and a message is decoded once (then
+    // cached): so the walk looks up first, a name no file has taking that path over all of them
+    // (corrupt headers that overflow there would pass an iteration-first walk and crash the reader;
+    // the fuzzers found such files), then iterates, then looks up each name present.
     if (H5Aexists(obj, "paro: no such attribute") < 0) report.incomplete = true;
+    hsize_t idx = 0;
+    AttributeWalk walk{&report, {}};
+    if (H5Aiterate2(obj, H5_INDEX_NAME, H5_ITER_NATIVE, &idx, read_attribute, &walk) < 0) report.incomplete = true;
+    for (const std::string& name : walk.names)
+        if (H5Aexists(obj, name.c_str()) < 0) report.incomplete = true;
 }
 
 void walk_dataset(hid_t d) {
@@ -176,7 +218,7 @@ herr_t visit_link(hid_t group, const char* name, const LinkInfo*, void* report) 
 }
 
 // The child's whole job; its exit status is not used (errors are the readers' to report).
-[[noreturn]] void walk_file(const char* path, int fd) {
+void walk_file(const char* path, int fd) {
     H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
     Report report{fd, ""};
     const hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -186,7 +228,7 @@ herr_t visit_link(hid_t group, const char* name, const LinkInfo*, void* report) 
         H5Fclose(f);
     }
     // Objects the walk could not reach are not known to be safe to read.
-    _exit(report.incomplete ? kIncompleteExit : 0);
+    if (report.incomplete) _exit(kIncompleteExit);
 }
 
 bool probe_enabled() {
@@ -212,6 +254,7 @@ bool single_threaded() {
 
 // The strings of a walked file, by (object, attribute).
 using Strings = std::map<std::pair<std::string, std::string>, WalkedStrings>;
+using Numbers = std::map<std::pair<std::string, std::string>, WalkedNumbers>;
 
 // A file as it is now: its path and identity (device, inode, size, modification and change
 // times), so a file rewritten in place (a pattern recalibrated while a process runs) is walked again.
@@ -227,6 +270,7 @@ std::string identity(const std::string& path) {
 struct Walk {
     std::string key, failure;  // failure: the error line's text; empty when the walk succeeded
     Strings strings;
+    Numbers numbers;
 };
 constexpr size_t kRememberedWalks = 64;
 std::mutex walked_mutex;
@@ -248,9 +292,8 @@ std::string object_key(const std::string& object) {
     return object.substr(b);
 }
 
-// Parses the child's records (a truncated tail, from a crashed child, is ignored).
-Strings parse_report(const std::string& data) {
-    Strings out;
+// Parses the child's records into w (a truncated tail, from a crashed child, is ignored).
+void parse_report(const std::string& data, Walk& w) {
     size_t at = 0;
     auto u64 = [&](uint64_t& v) {
         if (data.size() - at < sizeof v) return false;
@@ -264,42 +307,66 @@ Strings parse_report(const std::string& data) {
         at += n;
         return true;
     };
+    auto raw = [&](void* p, uint64_t n) {
+        if (data.size() - at < n) return false;
+        std::memcpy(p, data.data() + at, n);
+        at += n;
+        return true;
+    };
     for (;;) {
-        uint64_t n = 0, count = 0;
+        uint64_t kind = 0, n = 0, count = 0;
         std::string object, name;
-        if (!u64(n) || !str(object, n) || !u64(n) || !str(name, n) || !u64(count)) break;
-        WalkedStrings w;
-        w.readable = count != kUnreadable;
+        if (!u64(kind) || !u64(n) || !str(object, n) || !u64(n) || !str(name, n)) break;
+        if (kind == kNumbersRecord) {
+            WalkedNumbers v;
+            uint64_t doubles_read = 0, ints_read = 0;
+            if (!u64(doubles_read) || !u64(ints_read) || !u64(count) || count > uint64_t(kMaxReportedNumbers)) break;
+            v.doubles_read = doubles_read != 0;
+            v.ints_read = ints_read != 0;
+            v.doubles.resize(count);
+            v.ints.resize(count);
+            if (!raw(v.doubles.data(), count * sizeof(double)) || !raw(v.ints.data(), count * sizeof(int64_t))) break;
+            w.numbers[{object_key(object), name}] = std::move(v);
+            continue;
+        }
+        if (!u64(count)) break;
+        WalkedStrings v;
+        v.readable = count != kUnreadable;
         bool complete = true;
-        for (uint64_t i = 0; w.readable && i < count && complete; ++i) {
-            WalkedString v;
-            complete = u64(v.length) && (v.length > kMaxVlenBytes || str(v.bytes, v.length));
-            if (complete) w.values.push_back(std::move(v));
+        for (uint64_t i = 0; v.readable && i < count && complete; ++i) {
+            WalkedString e;
+            complete = u64(e.length) && (e.length > kMaxVlenBytes || str(e.bytes, e.length));
+            if (complete) v.values.push_back(std::move(e));
         }
         if (!complete) break;
-        out[{object_key(object), name}] = std::move(w);
+        w.strings[{object_key(object), name}] = std::move(v);
     }
-    return out;
 }
 
 }  // namespace
 
-void probe_in_child(const std::string& path) {
-    std::lock_guard<std::mutex> lock(walked_mutex);
-    const std::string key = identity(path);
-    if (const Walk* w = find_walk(key)) {
-        if (!w->failure.empty()) throw InputError(path, "", w->failure);  // the same file fails at once
-        return;
-    }
-    if (!probe_enabled() || !single_threaded()) return;
+namespace {
+
+// How a child ended: its exit, what it wrote to the pipe, and whether the time limit killed it.
+struct ChildRun {
+    bool started = false;  // false: no pipe or fork to spare (the caller reads without the child)
+    bool timed_out = false;
+    int status = 0;
+    std::string output;
+};
+
+// Runs work(fd) in a forked child, quiet, whose crash kills only itself, collecting what it writes
+// to fd until it exits or `limit` seconds pass (then it is killed).
+ChildRun run_in_child(const std::function<void(int)>& work, double limit) {
+    ChildRun run;
     int fds[2];
-    if (pipe(fds) != 0) return;  // no descriptors to spare: read without the walk
-    std::fflush(nullptr);        // nothing buffered is written twice
+    if (pipe(fds) != 0) return run;
+    std::fflush(nullptr);  // nothing buffered is written twice
     const pid_t pid = fork();
     if (pid < 0) {
         close(fds[0]);
         close(fds[1]);
-        return;
+        return run;
     }
     if (pid == 0) {
         close(fds[0]);
@@ -312,15 +379,14 @@ void probe_in_child(const std::string& path) {
         const rlimit no_core{0, 0};  // an expected crash writes no core file
         setrlimit(RLIMIT_CORE, &no_core);
         if (!std::freopen("/dev/null", "w", stdout) || !std::freopen("/dev/null", "w", stderr)) _exit(3);
-        walk_file(path.c_str(), fds[1]);
+        work(fds[1]);
+        _exit(0);
     }
+    run.started = true;
     close(fds[1]);
-    const double limit = probe_seconds();
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(limit);
-    std::string report;
     char buf[65536];
     bool eof = false;
-    int status = 0;
     for (;;) {
         // Wake on the child's output or end, or at the deadline: no fixed tick (the fuzzers walk
         // hundreds of files a second, and a tick per file would be most of their time).
@@ -329,44 +395,85 @@ void probe_in_child(const std::string& path) {
             pollfd p{fds[0], POLLIN, 0};
             if (poll(&p, 1, int(std::max<long long>(1, left.count()))) > 0) {
                 const ssize_t r = read(fds[0], buf, sizeof buf);
-                if (r > 0) report.append(buf, size_t(r));
+                if (r > 0) run.output.append(buf, size_t(r));
                 else eof = true;
             }
         } else {
             std::this_thread::sleep_for(std::chrono::microseconds(200));  // the child's exit, after its output
         }
-        const pid_t r = waitpid(pid, &status, WNOHANG);
+        const pid_t r = waitpid(pid, &run.status, WNOHANG);
         if (r == pid && eof) break;
         if (r == pid) eof = true;  // exited; what it wrote is read below
         if (r < 0) break;
         if (std::chrono::steady_clock::now() >= deadline) {
             kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            close(fds[0]);
-            remember({key, fmt::format("HDF5 metadata could not be read within {:g} s (corrupt file: the library "
-                                       "loops on it; limit: PARO_HDF5_PROBE_SECONDS)",
-                                       limit), {}});
-            throw InputError(path, "", walks.back().failure);
+            waitpid(pid, &run.status, 0);
+            run.timed_out = true;
+            break;
         }
     }
-    for (ssize_t r; (r = read(fds[0], buf, sizeof buf)) > 0;) report.append(buf, size_t(r));
+    for (ssize_t r; !run.timed_out && (r = read(fds[0], buf, sizeof buf)) > 0;) run.output.append(buf, size_t(r));
     close(fds[0]);
-    // The child exits 0 once its walk is done; anything else is a crash (or a handler's exit after one).
-    if (WIFEXITED(status) && WEXITSTATUS(status) == kIncompleteExit) {
-        remember({key, "corrupt HDF5 metadata: some of its objects, links or attributes cannot be listed or opened "
-                       "(nothing was read)", {}});
-        throw InputError(path, "", walks.back().failure);
-    }
+    return run;
+}
+
+// The error line for a child that did not exit 0 (empty when it did).
+std::string child_failure(const ChildRun& run, double limit) {
+    if (run.timed_out)
+        return fmt::format("HDF5 metadata could not be read within {:g} s (corrupt file: the library loops on it; "
+                           "limit: PARO_HDF5_PROBE_SECONDS)",
+                           limit);
+    const int status = run.status;
+    if (WIFEXITED(status) && WEXITSTATUS(status) == kIncompleteExit)
+        return "corrupt HDF5 metadata: some of its objects, links or attributes cannot be listed or opened "
+               "(nothing was read)";
     if (WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0)) {
         const std::string how = WIFSIGNALED(status)                    ? std::string(strsignal(WTERMSIG(status)))
                                 : WEXITSTATUS(status) == kSanitizerExit ? std::string("a memory error")
                                                                         : fmt::format("exit status {}", WEXITSTATUS(status));
-        remember({key, fmt::format("corrupt HDF5 metadata: the HDF5 library crashed reading it ({}, in a child "
-                                   "process; nothing was read)",
-                                   how), {}});
-        throw InputError(path, "", walks.back().failure);
+        return fmt::format("corrupt HDF5 metadata: the HDF5 library crashed reading it ({}, in a child process; "
+                           "nothing was read)",
+                           how);
     }
-    remember({key, "", parse_report(report)});
+    return "";
+}
+
+bool rehearsing = false;  // in a rehearsal's child: the reader runs for real there
+
+}  // namespace
+
+void probe_in_child(const std::string& path) {
+    std::lock_guard<std::mutex> lock(walked_mutex);
+    const std::string key = identity(path);
+    if (const Walk* w = find_walk(key)) {
+        if (!w->failure.empty()) throw InputError(path, "", w->failure);  // the same file fails at once
+        return;
+    }
+    if (!probe_enabled() || !single_threaded()) return;
+    const double limit = probe_seconds();
+    const ChildRun run = run_in_child([&](int fd) { walk_file(path.c_str(), fd); }, limit);
+    if (!run.started) return;  // read without the walk
+    const std::string failure = child_failure(run, limit);
+    Walk walk{key, failure, {}, {}};
+    if (failure.empty()) parse_report(run.output, walk);
+    remember(std::move(walk));
+    if (!failure.empty()) throw InputError(path, "", failure);
+}
+
+void rehearse_in_child(const std::string& path, const std::function<void()>& read) {
+    if (rehearsing || !probe_enabled() || !single_threaded()) return;
+    const double limit = probe_seconds();
+    const ChildRun run = run_in_child(
+        [&](int) {
+            rehearsing = true;
+            try {
+                read();
+            } catch (...) {  // the parent's read throws the same, with its message
+            }
+        },
+        limit);
+    const std::string failure = run.started ? child_failure(run, limit) : "";
+    if (!failure.empty()) throw InputError(path, "", failure);
 }
 
 std::optional<WalkedStrings> walked_strings(const std::string& path, const std::string& object,
@@ -379,4 +486,15 @@ std::optional<WalkedStrings> walked_strings(const std::string& path, const std::
     return it->second;
 }
 
+std::optional<WalkedNumbers> walked_numbers(const std::string& path, const std::string& object,
+                                            const std::string& name) {
+    std::lock_guard<std::mutex> lock(walked_mutex);
+    const Walk* w = find_walk(identity(path));
+    if (!w || !w->failure.empty()) return std::nullopt;
+    const auto it = w->numbers.find({object_key(object), name});
+    if (it == w->numbers.end()) return std::nullopt;
+    return it->second;
+}
+
 }  // namespace paro::h5
+

@@ -12,6 +12,7 @@
 // child instead of being read again (walked_string).
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -30,6 +31,15 @@ constexpr size_t kMaxStringBytes = 16384;
 // walk takes milliseconds, a corrupted one that libhdf5 does not loop on, seconds at most).
 void probe_in_child(const std::string& path);
 
+// Runs `read` (a reader's whole pass over `path`) in a forked child first and throws InputError, as
+// probe_in_child does, when it crashed or timed out there; the caller then reads for real. The
+// child starts from this process's state and makes the same calls in the same order, so libhdf5
+// meets there the metadata cache and (nearly) the heap the real read will: the walk alone misses
+// crashes that depend on the order of the reads (one found by the pattern-reader fuzzer). For
+// readers of small files or of metadata only: the read runs twice. Skipped where probe_in_child
+// is, and inside the child itself.
+void rehearse_in_child(const std::string& path, const std::function<void()>& read);
+
 // A variable-length string attribute's values as the child read them: paro takes these from the
 // child's report instead of running libhdf5's global-heap read (where corrupted files crash it) a
 // second time. A value's `bytes` are empty when its `length` exceeds kMaxStringBytes. std::nullopt
@@ -43,6 +53,20 @@ struct WalkedStrings {
     std::vector<WalkedString> values;
 };
 std::optional<WalkedStrings> walked_strings(const std::string& path, const std::string& object,
+                                            const std::string& name);
+
+// A small numeric attribute's values as the child read them (converted to double and to int64,
+// as the readers convert them). libhdf5 1.10 decodes an attribute message whose field sizes are
+// corrupt by reading past it, without an error: the value is whatever memory lies there, so it
+// differs between the child and the parent (valgrind: uninitialised; found by the byte flips).
+// The readers compare their read with the child's and refuse a value that is not the same twice.
+// std::nullopt when the walk did not read it (not walked, or more than 4096 values).
+struct WalkedNumbers {
+    bool doubles_read = false, ints_read = false;
+    std::vector<double> doubles;
+    std::vector<int64_t> ints;
+};
+std::optional<WalkedNumbers> walked_numbers(const std::string& path, const std::string& object,
                                             const std::string& name);
 
 }  // namespace paro::h5

@@ -11,6 +11,7 @@
 #include "paro/atomic_output.hpp"
 #include "paro/error.hpp"
 #include "paro/hdf5_io.hpp"
+#include "paro/hdf5_probe.hpp"
 #include "paro/memory_budget.hpp"
 
 namespace paro {
@@ -400,11 +401,13 @@ Pattern read_pattern_body(const h5::File& f, int64_t version) {
 
 Pattern read_pattern_file(const std::string& path) {
     h5::File f = h5::File::open_read(path);
+    h5::rehearse_in_child(path, [&] { (void)read_pattern_file(path); });
     return read_pattern_body(f, h5::expect_format(f, "paro-pattern", 1, kPatternVersion));
 }
 
 PartialPattern read_partial_file(const std::string& path) {
     h5::File f = h5::File::open_read(path);
+    h5::rehearse_in_child(path, [&] { (void)read_partial_file(path); });
     PartialPattern part;
     part.pattern = read_pattern_body(f, h5::expect_format(f, "paro-partial", kPatternVersion, kPatternVersion));
     const int64_t L = static_cast<int64_t>(part.pattern.layers.size());

@@ -10,6 +10,7 @@
 
 #include "paro/error.hpp"
 #include "paro/hdf5_io.hpp"
+#include "paro/hdf5_probe.hpp"
 
 namespace paro {
 
@@ -97,6 +98,11 @@ private:
     size_t pos_ = 0;
     bool overflow_ = false;
 };
+
+// A member name of a "decimal" group: 0, 1, ... without leading zeros.
+bool decimal_name(const std::string& n) {
+    return !n.empty() && n.size() <= 9 && std::all_of(n.begin(), n.end(), ::isdigit) && (n == "0" || n[0] != '0');
+}
 
 bool is_identifier(const std::string& s) {
     if (s.empty() || std::isdigit(static_cast<unsigned char>(s[0]))) return false;
@@ -237,6 +243,8 @@ private:
                 if (spec.contains("bind"))
                     for (size_t i = 0; i < spec["bind"].size() && i < values.size(); ++i)
                         bind(substitute(spec["bind"][i].get<std::string>(), layer), static_cast<int64_t>(values[i]), where);
+            } catch (const CorruptMetadataError&) {
+                throw;  // the file, not a rule: exit 2
             } catch (const InputError& e) {
                 violation(where, e.what());
             }
@@ -299,8 +307,7 @@ private:
                 const auto names = h5::list_members(f_, path);
                 if (static_cast<int64_t>(names.size()) < obj.value("min_members", 0)) violation(path, "holds no members");
                 for (const auto& n : names) {
-                    const bool ok = !n.empty() && n.size() <= 9 && std::all_of(n.begin(), n.end(), ::isdigit) &&
-                                    (n == "0" || n[0] != '0') && std::stoll(n) < static_cast<int64_t>(names.size());
+                    const bool ok = decimal_name(n) && std::stoll(n) < static_cast<int64_t>(names.size());
                     if (!ok) violation(path + "/" + n, fmt::format("unexpected member (expected 0..{})", names.size() - 1));
                 }
                 if (obj.contains("member_count"))
@@ -336,7 +343,10 @@ private:
         if (!obj.contains("each")) return check_one(obj, path, "");
         const std::string parent = obj["each"].get<std::string>();
         if (!h5::is_group(f_.id(), parent)) return;
-        for (const auto& member : h5::list_members(f_, parent)) check_one(obj, substitute(path, member), member);
+        // Members named otherwise are violations of the parent group; their names must not reach the
+        // shape expressions they would be substituted into.
+        for (const auto& member : h5::list_members(f_, parent))
+            if (decimal_name(member)) check_one(obj, substitute(path, member), member);
     }
 
     const h5::File& f_;
@@ -357,7 +367,11 @@ CheckResult check_file_against(const std::string& path, const std::string& schem
 }
 
 CheckResult check_file(const std::string& path) {
-    const std::string format = h5::format_name(h5::File::open_read(path));
+    const h5::File file = h5::File::open_read(path);
+    // The whole check once in a child first, as the readers do (it reads every value: a large
+    // dump's check takes twice as long, which a command run once per file can afford).
+    h5::rehearse_in_child(path, [&] { (void)check_file(path); });
+    const std::string format = h5::format_name(file);
     if (format == "paro-dump") return check_file_against(path, kDumpSchemaJson);
     if (format == "paro-stats") return check_file_against(path, kStatsSchemaJson);
     if (format == "paro-pattern") {
