@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "cli_docs.hpp"
 #include "commands.hpp"
 #include "option_names.hpp"
 #include "paro/block_mask.hpp"
@@ -56,7 +57,7 @@ struct Case {
 int run_bench(const BenchOptions& o, const GlobalOptions& g) {
     int devices = 0;
     if (paro_device_check(&devices) != PARO_OK)
-        throw InputError("", "GPU", std::string(paro_last_error()) + "; paro bench needs a CUDA GPU");
+        throw NoDeviceError("GPU: " + std::string(paro_last_error()) + "; paro bench needs a CUDA GPU");
     const paro_dtype dtype = gpu::parse_dtype(o.dtype);
     if (!runtime_supports_head_dim(o.head_dim))
         throw InputError("", "--head-dim", fmt::format("{} is not supported by the runtime (64, 128)", o.head_dim));
@@ -237,7 +238,7 @@ void add_bench(CLI::App& app, Runner& run, const GlobalOptions& g) {
     sub->add_option("--text", o->text, "Text tokens (default 226 at 17776 tokens, else 0)");
     sub->add_option("--head-dim", o->head_dim, "Head dim: 64 (default) or 128");
     sub->add_option("--densities", o->densities, "Random mask densities (default 1,0.5,0.3,0.2)")->delimiter(',');
-    sub->add_option("--dtype", o->dtype, "Input dtype: bf16 (default), fp16, fp32");
+    sub->add_option("--dtype", o->dtype, "Input dtype (default bf16)")->type_name(choice_type({"bf16", "fp16", "fp32"}));
     sub->add_option("--iters", o->iters, "Timed runs (median reported)");
     sub->add_option("--warmup", o->warmup, "Untimed runs first");
     sub->add_option("--seed", o->seed, "Seed for inputs, masks and orders");

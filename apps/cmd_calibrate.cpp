@@ -1,6 +1,5 @@
 // paro calibrate DUMP -o PATTERN: choose an order per head, build masks, write the pattern file.
 #include <fmt/format.h>
-#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -14,7 +13,9 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "calibration_output.hpp"
 #include "cluster.hpp"
+#include "cli_docs.hpp"
 #include "commands.hpp"
 #include "option_names.hpp"
 #include "paro/atomic_output.hpp"
@@ -49,6 +50,7 @@ struct CalibrateArgs {
     std::string device = "auto";
     std::string layers;  // --layers A:B: write a partial of layers [A, B)
     bool fresh = false;  // discard the checkpoint of an earlier run
+    SummaryOptions summary;
     std::set<std::string> given;  // the scoring options given on the command line
 };
 
@@ -73,26 +75,28 @@ std::vector<std::unique_ptr<TileStatsBackend>> make_backends(const std::string& 
     const auto bad = [&](const std::string& why) { return InputError("", "option --device", "'" + spec + "': " + why); };
     if (spec != "auto" && spec != "cpu" && spec != "cuda" && spec.rfind("cuda:", 0) != 0)
         throw bad("expected auto, cpu, cuda or cuda:I[,J...]");
+    // The spec's syntax first: a malformed one is bad input whatever the machine has.
+    std::vector<int> ids;
+    if (spec.rfind("cuda:", 0) == 0) {
+        std::string list = spec.substr(5);
+        for (size_t pos = 0;;) {
+            const size_t comma = list.find(',', pos);
+            const std::string id = list.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+            if (id.empty() || id.size() > 3 || !std::all_of(id.begin(), id.end(), ::isdigit))
+                throw bad("devices are numbers, as in cuda:0 or cuda:0,1");
+            if (std::find(ids.begin(), ids.end(), std::stoi(id)) != ids.end())
+                throw bad("device " + id + " is named twice");
+            ids.push_back(std::stoi(id));
+            if (comma == std::string::npos) break;
+            pos = comma + 1;
+        }
+    }
     std::vector<std::unique_ptr<TileStatsBackend>> out;
 #ifdef PARO_HAVE_CUDA
     const int devices = gpu::cuda_device_count();
     if (spec != "cpu" && (spec != "auto" || devices > 0)) {
-        std::vector<int> ids;
-        if (spec.rfind("cuda:", 0) == 0) {
-            std::string list = spec.substr(5);
-            for (size_t pos = 0;;) {
-                const size_t comma = list.find(',', pos);
-                const std::string id = list.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
-                if (id.empty() || id.size() > 3 || !std::all_of(id.begin(), id.end(), ::isdigit))
-                    throw bad("devices are numbers, as in cuda:0 or cuda:0,1");
-                if (std::find(ids.begin(), ids.end(), std::stoi(id)) != ids.end())
-                    throw bad("device " + id + " is named twice");
-                ids.push_back(std::stoi(id));
-                if (comma == std::string::npos) break;
-                pos = comma + 1;
-            }
-        }
-        if (devices == 0) throw bad("no CUDA device is usable on this machine (use --device cpu)");
+        if (devices == 0)
+            throw NoDeviceError("option --device: '" + spec + "': no CUDA device is usable on this machine (use --device cpu)");
         for (int id : ids)
             if (id >= devices) throw bad(fmt::format("this machine has {} CUDA device(s)", devices));
         if (ids.empty())
@@ -101,7 +105,8 @@ std::vector<std::unique_ptr<TileStatsBackend>> make_backends(const std::string& 
         return out;
     }
 #else
-    if (spec != "auto" && spec != "cpu") throw bad("this paro was built without CUDA (use --device cpu)");
+    if (spec != "auto" && spec != "cpu")
+        throw NoDeviceError("option --device: '" + spec + "': this paro was built without CUDA (use --device cpu)");
 #endif
     out.push_back(std::make_unique<TileStatsEngine>(layout, tiles));
     return out;
@@ -190,7 +195,7 @@ int calibrate_in_layers(const CalibrateArgs& a, const GlobalOptions& g, Calibrat
     for (size_t i = 0; i < todo.size(); ++i)
         if (static_cast<int>(i % static_cast<size_t>(cluster.size())) == cluster.rank()) mine.push_back(todo[i]);
 
-    ProgressLine progress("calibrate", "heads", !g.quiet && root);
+    ProgressLine progress("calibrate", "heads", !g.quiet && !a.summary.json && root);
     opt.progress = [&](int64_t done, int64_t total) { progress.update(done, total); };
     opt.layers = mine;
     std::atomic<int64_t> sent_bytes{0}, received_bytes{0};
@@ -246,22 +251,28 @@ int calibrate_in_layers(const CalibrateArgs& a, const GlobalOptions& g, Calibrat
     const int64_t bytes = a.layers.empty() ? write_pattern_file(whole.pattern, a.output) : write_partial_file(whole, a.output);
     checkpoint.discard();
     const auto t_end = std::chrono::steady_clock::now();
-    if (!g.quiet) {
-        std::fputs(calibration_summary(whole.pattern, bytes, std::chrono::duration<double>(t_end - t0).count(),
-                                       ::isatty(STDOUT_FILENO))
-                       .c_str(),
-                   stdout);
-        if (times)
-            std::fputs(calibration_timing(*times, std::chrono::duration<double>(t_end - t_write).count()).c_str(), stdout);
-        if (!resumed.empty())
-            std::printf("  resumed %zu of %lld layers from the checkpoint of an earlier run\n", resumed.size(),
-                        static_cast<long long>(end - first));
-        if (cluster.size() > 1)
-            std::printf("  %d ranks: rank 0 received %zu layers, %lld bytes (%lld per layer)\n", cluster.size(),
-                        todo.size() - mine.size(), static_cast<long long>(received_bytes.load()),
-                        static_cast<long long>(received_bytes.load() / std::max<int64_t>(1, int64_t(todo.size() - mine.size()))));
-        std::printf("  wrote %s%s\n", a.output.c_str(), a.layers.empty() ? "" : " (a partial: paro merge stitches the parts)");
+    CalibrationOutput out;
+    out.pattern = &whole.pattern;
+    out.output = a.output;
+    out.partial = !a.layers.empty();
+    out.bytes = bytes;
+    out.seconds = std::chrono::duration<double>(t_end - t0).count();
+    out.times = times ? &*times : nullptr;
+    out.write_seconds = std::chrono::duration<double>(t_end - t_write).count();
+    out.extra["layers_calibrated"] = {first, end};
+    out.extra["resumed_layers"] = resumed.size();
+    if (!resumed.empty())
+        out.notes.push_back(fmt::format("resumed {} of {} layers from the checkpoint of an earlier run", resumed.size(),
+                                        end - first));
+    if (cluster.size() > 1) {
+        const int64_t received = static_cast<int64_t>(todo.size() - mine.size());
+        out.extra["ranks"] = {{"count", cluster.size()}, {"layers_received", received},
+                              {"bytes_received", received_bytes.load()}};
+        out.notes.push_back(fmt::format("{} ranks: rank 0 received {} layers, {} bytes ({} per layer)", cluster.size(),
+                                        received, received_bytes.load(),
+                                        received_bytes.load() / std::max<int64_t>(1, received)));
     }
+    print_calibration(out, a.summary, g);
     return 0;
 }
 
@@ -293,19 +304,19 @@ int run_calibrate(const CalibrateArgs& a, const GlobalOptions& g) {
     }
     if (!a.layers.empty())
         throw InputError(a.dump, "option --layers", "applies to dumps; a statistics file is calibrated whole");
-    ProgressLine progress("calibrate", "heads", !g.quiet);
+    ProgressLine progress("calibrate", "heads", !g.quiet && !a.summary.json);
     opt.progress = [&](int64_t done, int64_t total) { progress.update(done, total); };
     const StatsReader reader(a.dump);
     adopt_scoring(reader.info().scoring, a.given, opt);
     opt.options_json = options_json(opt);
     const Pattern pattern = calibrate(reader, opt);
     progress.finish();
-    const int64_t bytes = write_pattern_file(pattern, a.output);
-    if (!g.quiet) {
-        const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        std::fputs(calibration_summary(pattern, bytes, secs, ::isatty(STDOUT_FILENO)).c_str(), stdout);
-        std::printf("  wrote %s\n", a.output.c_str());
-    }
+    CalibrationOutput out;
+    out.pattern = &pattern;
+    out.output = a.output;
+    out.bytes = write_pattern_file(pattern, a.output);
+    out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    print_calibration(out, a.summary, g);
     return 0;
 }
 }  // namespace
@@ -322,7 +333,9 @@ void add_calibrate(CLI::App& app, Runner& run, const GlobalOptions& g) {
                     "per-mask adaptive density: keep the fewest tiles holding this share of the attention mass");
     sub->add_option("--min-density", a->min_density, "with --recall: the fewest tiles a mask keeps (fraction)")
         ->capture_default_str();
-    sub->add_option("--objective", a->objective, "recall | paper | output-error (see docs/method.md)")->capture_default_str();
+    sub->add_option("--objective", a->objective, "how orders are scored (see docs/method.md)")
+        ->type_name(choice_type({"recall", "paper", "output-error"}))
+        ->capture_default_str();
     sub->add_option("--alpha", a->alpha, "paper objective: weight of incoherence vs sparsity")->capture_default_str();
     sub->add_option("--sigma", a->sigma, "paper sparsity: share of entries below eps")->capture_default_str();
     sub->add_option("--eps", a->eps, "threshold of a negligible attention entry")->capture_default_str();
@@ -334,12 +347,15 @@ void add_calibrate(CLI::App& app, Runner& run, const GlobalOptions& g) {
     sub->add_flag("--no-force-ragged", a->no_force_ragged, "do not keep the ragged last tile row/column dense");
     sub->add_option("--device", a->device,
                     "where tile statistics run: auto (every GPU, else the CPU), cpu, cuda (every GPU), cuda:I[,J...]")
+        ->type_name(choice_type({"auto", "cpu", "cuda"}))
         ->capture_default_str();
     sub->add_option("--layers", a->layers,
                     "only layers A:B (A: or :B; end excluded): writes a partial that paro merge stitches with the others");
     sub->add_flag("--fresh", a->fresh, "discard the checkpoint an interrupted run left beside the output");
+    a->summary.add_to(*sub);
     sub->add_option("--qk-bits", a->qk_bits, "quantization plan: bits for QK (4, 8, 16)")->capture_default_str();
-    auto* pv_format = sub->add_option("--pv-format", a->pv_format, "quantization plan: PV format (int8, fp16, fp8_e4m3)")
+    auto* pv_format = sub->add_option("--pv-format", a->pv_format, "quantization plan: PV format")
+                          ->type_name(choice_type({"int8", "fp16", "fp8_e4m3"}))
                           ->capture_default_str();
     sub->add_option("--pv-bits", a->pv_bits, "deprecated: --pv-format (16 = fp16, 8 = int8)")->excludes(pv_format);
     sub->callback([a, sub, &run, &g] {

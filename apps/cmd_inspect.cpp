@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "calibration_output.hpp"
 #include "commands.hpp"
 #include "paro/dump.hpp"
 #include "paro/error.hpp"
@@ -15,23 +16,31 @@
 
 namespace paro::cli {
 
-void add_inspect(CLI::App& app, Runner& run, const GlobalOptions&) {
+void add_inspect(CLI::App& app, Runner& run, const GlobalOptions& g) {
     struct Args {
         std::string file;
         bool json = false;
+        double warn_recall = kDefaultWarnRecall;
     };
     auto a = std::make_shared<Args>();
     auto* sub = app.add_subcommand("inspect", "Summarize a dump or a pattern file");
     sub->add_option("file", a->file, "paro-dump or paro-pattern file")->required();
     sub->add_flag("--json", a->json, "print one JSON object (keys documented in docs/formats.md)");
-    sub->callback([a, &run] {
-        run = [a] {
-            const bool color = ::isatty(STDOUT_FILENO);
+    sub->add_option("--warn-recall", a->warn_recall,
+                    "patterns: warn when a mask keeps less than this share of the attention mass (0: never)")
+        ->check(CLI::Range(0.0, 1.0))
+        ->capture_default_str();
+    sub->callback([a, &run, &g] {
+        run = [a, &g] {
+            const bool color = g.color_on(STDOUT_FILENO);
             if (looks_like_pattern(a->file)) {
                 const Pattern p = read_pattern_file(a->file);
                 const auto bytes = static_cast<int64_t>(std::filesystem::file_size(a->file));
                 std::fputs(a->json ? (json_text(pattern_json(p, bytes), 2) + "\n").c_str() : pattern_text(p, bytes, color).c_str(),
                            stdout);
+                std::fflush(stdout);
+                const RecallWarning w = recall_warning(p, a->warn_recall);
+                if (w.any()) warn(g, a->file + ": " + w.text());
                 return 0;
             }
             // Not a pattern: read as a dump, which names what is wrong if it is neither.

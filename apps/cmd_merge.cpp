@@ -1,6 +1,6 @@
 // paro merge PART... -o PATTERN: stitch partial calibrations (calibrate --layers) into the pattern
 // one run over every layer makes.
-#include <unistd.h>
+#include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
 #include <chrono>
@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <memory>
 
+#include "calibration_output.hpp"
 #include "commands.hpp"
 #include "paro/atomic_output.hpp"
 #include "paro/error.hpp"
@@ -20,6 +21,7 @@ namespace {
 struct MergeArgs {
     std::vector<std::string> parts;
     std::string output;
+    SummaryOptions summary;
 };
 }  // namespace
 
@@ -28,6 +30,7 @@ void add_merge(CLI::App& app, Runner& run, const GlobalOptions& g) {
     auto* sub = app.add_subcommand("merge", "Stitch partial calibrations (calibrate --layers) into one pattern file");
     sub->add_option("parts", a->parts, "paro-partial files, together holding every layer once")->required();
     sub->add_option("-o,--output", a->output, "pattern file to write")->required();
+    a->summary.add_to(*sub);
     sub->callback([a, &run, &g] {
         run = [a, &g] {
             const auto t0 = std::chrono::steady_clock::now();
@@ -40,12 +43,14 @@ void add_merge(CLI::App& app, Runner& run, const GlobalOptions& g) {
                 parts.push_back(read_partial_file(p));
             }
             const Pattern pattern = merge_partials(parts, a->parts);
-            const int64_t bytes = write_pattern_file(pattern, a->output);
-            if (!g.quiet) {
-                const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-                std::fputs(calibration_summary(pattern, bytes, secs, ::isatty(STDOUT_FILENO)).c_str(), stdout);
-                std::printf("  merged %zu parts; wrote %s\n", parts.size(), a->output.c_str());
-            }
+            CalibrationOutput out;
+            out.pattern = &pattern;
+            out.output = a->output;
+            out.bytes = write_pattern_file(pattern, a->output);
+            out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            out.notes.push_back(fmt::format("merged {} parts", parts.size()));
+            out.extra["parts"] = parts.size();
+            print_calibration(out, a->summary, g);
             return 0;
         };
     });

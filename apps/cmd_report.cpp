@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 
+#include "calibration_output.hpp"
 #include "commands.hpp"
 #include "option_names.hpp"
 #include "paro/report.hpp"
@@ -16,6 +17,7 @@ struct ReportArgs {
     std::string pattern, dump, out, heads;
     int each = 3;
     long long full_max = 1024;
+    double warn_recall = kDefaultWarnRecall, cost = 1e-3;
 };
 
 int run_report(const ReportArgs& a, const GlobalOptions& g) {
@@ -27,12 +29,16 @@ int run_report(const ReportArgs& a, const GlobalOptions& g) {
     if (!a.heads.empty()) o.heads = parse_head_list(a.heads);
     o.default_heads_each = a.each;
     o.full_res_max_tokens = a.full_max;
+    o.warn_recall = a.warn_recall;
+    o.disagreement_cost = a.cost;
     if (!g.quiet) o.progress = [](const std::string& s) { std::fprintf(stderr, "report: %s\n", s.c_str()); };
     const ReportResult r = write_report(o);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (!g.quiet)
         std::printf("wrote %s (%d images, %.0f KiB in all) in %.1f s\n", r.index_path.c_str(), r.images,
                     static_cast<double>(r.total_bytes) / 1024.0, secs);
+    std::fflush(stdout);
+    if (r.low_recall.any()) warn(g, a.pattern + ": " + r.low_recall.text());
     return 0;
 }
 
@@ -51,6 +57,15 @@ void add_report(CLI::App& app, Runner& run, const GlobalOptions& g) {
     sub->add_option("--full-max-tokens", args->full_max,
                     "Token-level attention maps when the sequence has at most this many tokens")
         ->check(CLI::NonNegativeNumber);
+    sub->add_option("--warn-recall", args->warn_recall,
+                    "Warn at the top when a mask keeps less than this share of the attention mass (0: never)")
+        ->check(CLI::Range(0.0, 1.0))
+        ->capture_default_str();
+    sub->add_option("--disagreement-cost", args->cost,
+                    "List a head whose samples disagree when the shared mask keeps at least this much less of a "
+                    "disagreeing sample's attention mass")
+        ->check(CLI::Range(0.0, 1.0))
+        ->capture_default_str();
     sub->callback([&run, &g, args] {
         run = with_option_names({{"heads", "--heads"}, {"out_dir", "-o"}},
                                 [&g, args] { return run_report(*args, g); });

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <sstream>
 
+#include "cli_docs.hpp"
 #include "commands.hpp"
 #include "option_names.hpp"
 #include "paro/error.hpp"
@@ -59,7 +60,9 @@ void add_synth(CLI::App& app, Runner& run, const GlobalOptions& g) {
     sub->add_option("-o,--output", a->output, "dump file to write")->required();
     sub->add_option("--grid", a->grid, "video token grid FxHxW")->capture_default_str();
     sub->add_option("--text", a->text, "text tokens")->capture_default_str();
-    sub->add_option("--text-position", a->text_position, "prefix | suffix")->capture_default_str();
+    sub->add_option("--text-position", a->text_position, "where the text tokens are")
+        ->type_name(choice_type({"prefix", "suffix"}))
+        ->capture_default_str();
     sub->add_option("--layers", a->opt.layers, "layers")->capture_default_str();
     sub->add_option("--heads", a->opt.heads, "heads per layer")->capture_default_str();
     sub->add_option("--samples", a->opt.samples, "calibration samples (spread over the steps)")->capture_default_str();
@@ -68,7 +71,7 @@ void add_synth(CLI::App& app, Runner& run, const GlobalOptions& g) {
     sub->add_option("--head-dim", a->opt.head_dim,
                     fmt::format("head dimension, one the runtime serves: {}", fmt::join(kRuntimeHeadDims, " or ")))
         ->capture_default_str();
-    sub->add_option("--dtype", a->dtype, "float16 | float32")->capture_default_str();
+    sub->add_option("--dtype", a->dtype, "q/k/v element type")->type_name(choice_type({"float16", "float32"}))->capture_default_str();
     sub->add_option("--kinds", a->kinds, "head kinds to cycle through")->capture_default_str();
     sub->add_option("--sharpness", a->opt.sharpness, "logit gap of a matching key")->capture_default_str();
     sub->add_option("--noise", a->opt.noise, "per-sample noise on q/k")->capture_default_str();

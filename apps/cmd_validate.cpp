@@ -19,12 +19,16 @@
 #include <string>
 #include <vector>
 
+#include "calibration_output.hpp"
+#include "cli_docs.hpp"
 #include "commands.hpp"
 #include "option_names.hpp"
 #include "paro/dump.hpp"
 #include "paro/error.hpp"
+#include "paro/json_text.hpp"
 #include "paro/pattern.hpp"
 #include "paro/progress.hpp"
+#include "paro/summary.hpp"
 #include "paro/validation.hpp"
 
 #ifdef PARO_HAVE_CUDA
@@ -40,6 +44,7 @@ struct ValidateOptions {
     bool json = false, cpu = false;
     double min_cosine = -1, max_rel_l1 = -1, min_psnr = -1e300;
     bool min_psnr_set = false;
+    double warn_recall = kDefaultWarnRecall, warn_cosine = 0.99;
     std::string against = "dense";
     std::string dtype = "fp16";
     int slot = -1;
@@ -90,7 +95,7 @@ int run_validate(const ValidateOptions& o, const GlobalOptions& g) {
 #ifdef PARO_HAVE_CUDA
         backend = std::make_unique<gpu::GpuValidationBackend>(pat, gpu::parse_dtype(o.dtype));
 #else
-        throw InputError("", "GPU", "this paro was built without the CUDA runtime; run with --cpu for the CPU reference");
+        throw NoDeviceError("GPU: this paro was built without the CUDA runtime; run with --cpu for the CPU reference");
 #endif
     }
     ProgressLine progress("validate", "layers", !g.quiet && !o.json);
@@ -101,6 +106,27 @@ int run_validate(const ValidateOptions& o, const GlobalOptions& g) {
     for (const auto& v : validations) results.push_back({v, passes(o, o.against == "masked" ? v.quant : v.total)});
 
     const bool all_pass = std::all_of(results.begin(), results.end(), [](const HeadResult& r) { return r.pass; });
+    // Warnings: not failures (thresholds are), but a pattern that visibly changes the output must
+    // not pass in silence.
+    std::vector<std::string> warnings;
+    const RecallWarning low_recall = recall_warning(pat, o.warn_recall);
+    if (low_recall.any()) warnings.push_back(o.pattern + ": " + low_recall.text());
+    const HeadValidation* worst = nullptr;
+    int64_t low_cosine = 0;
+    for (const auto& r : results)
+        if (!(r.v.total.cosine >= o.warn_cosine)) {
+            ++low_cosine;
+            if (!worst || !(r.v.total.cosine >= worst->total.cosine)) worst = &r.v;
+        }
+    if (worst)
+        warnings.push_back(fmt::format("{}: {} of {} (sample, layer, head) have an output cosine below {} against dense "
+                                       "attention (worst {:.4f}: sample {}, layer {}, head {}); this warning: --warn-cosine",
+                                       o.pattern, low_cosine, results.size(), o.warn_cosine, worst->total.cosine,
+                                       worst->sample, worst->layer, worst->head));
+    const auto print_warnings = [&] {
+        std::fflush(stdout);
+        for (const auto& w : warnings) warn(g, w);
+    };
     if (o.json) {
         nlohmann::json j;
         j["pattern"] = o.pattern;
@@ -115,6 +141,7 @@ int run_validate(const ValidateOptions& o, const GlobalOptions& g) {
         if (o.min_psnr_set) th["min_psnr"] = o.min_psnr;
         j["thresholds"] = th;
         j["pass"] = all_pass;
+        j["warnings"] = warnings;
         auto& arr = j["heads"] = nlohmann::json::array();
         for (const auto& [v, pass] : results) {
             nlohmann::json x = {{"sample", v.sample}, {"layer", v.layer},   {"head", v.head},
@@ -123,7 +150,8 @@ int run_validate(const ValidateOptions& o, const GlobalOptions& g) {
             x["quantization"] = v.has_quant ? stats_json(v.quant) : nlohmann::json(nullptr);
             arr.push_back(x);
         }
-        std::printf("%s\n", j.dump(2).c_str());
+        std::printf("%s\n", json_text(j, 2).c_str());
+        print_warnings();
         return all_pass ? 0 : 1;
     }
 
@@ -152,6 +180,7 @@ int run_validate(const ValidateOptions& o, const GlobalOptions& g) {
     const auto failed = std::count_if(results.begin(), results.end(), [](const HeadResult& r) { return !r.pass; });
     std::printf("\n%zu (sample, layer, head) checked, %lld failed the thresholds (checked: %s)\n", results.size(),
                 static_cast<long long>(failed), o.against.c_str());
+    print_warnings();
     return all_pass ? 0 : 1;
 }
 
@@ -168,9 +197,19 @@ void add_validate(CLI::App& app, Runner& run, const GlobalOptions& g) {
     sub->add_option("--min-cosine", o->min_cosine, "Fail (exit 1) when a head's cosine similarity is below this");
     sub->add_option("--max-rel-l1", o->max_rel_l1, "Fail (exit 1) when a head's relative L1 error is above this");
     sub->add_option("--min-psnr", o->min_psnr, "Fail (exit 1) when a head's PSNR (dB) is below this");
+    sub->add_option("--warn-recall", o->warn_recall,
+                    "Warn when a mask of the pattern keeps less than this share of the attention mass (0: never)")
+        ->check(CLI::Range(0.0, 1.0))
+        ->capture_default_str();
+    sub->add_option("--warn-cosine", o->warn_cosine,
+                    "Warn when a head's output cosine against dense attention is below this (0: never)")
+        ->check(CLI::Range(-1.0, 1.0))
+        ->capture_default_str();
     sub->add_option("--against", o->against,
-                    "What the thresholds check: 'dense' (total error, default) or 'masked' (quantization error only)");
-    sub->add_option("--dtype", o->dtype, "Input dtype fed to the runtime: fp16 (default), bf16, fp32");
+                    "What the thresholds check: 'dense' (total error, default) or 'masked' (quantization error only)")
+        ->type_name(choice_type({"dense", "masked"}));
+    sub->add_option("--dtype", o->dtype, "Input dtype fed to the runtime (default fp16)")
+        ->type_name(choice_type({"fp16", "bf16", "fp32"}));
     sub->add_option("--slot", o->slot, "Use this timestep slot for every sample (default: from each sample's step)");
     sub->add_option("--samples", o->samples, "Only these samples (0-based)")->delimiter(',');
     sub->add_option("--layers", o->layers, "Only these layers (0-based)")->delimiter(',');

@@ -1,48 +1,83 @@
-// `paro`: one program, git-style subcommands. Exit status: 0 success, 1 a check failed,
-// 2 bad input or usage (one line on stderr naming the file and what is at fault).
+// `paro`: one program, git-style subcommands. Exit status (commands.hpp, `paro help exit-status`):
+// 0 success, 1 a check failed, 2 bad input or usage (one line on stderr naming the file and what is
+// at fault), 3 no usable GPU.
 #include <omp.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <new>
 #include <string>
+#include <vector>
 
+#include "cli_docs.hpp"
 #include "commands.hpp"
 #include "paro/error.hpp"
 #include "paro/version.hpp"
 
+namespace paro::cli {
+
+bool GlobalOptions::color_on(int fd) const {
+    if (color == "always") return true;
+    if (color == "never") return false;
+    const char* no_color = std::getenv("NO_COLOR");
+    const char* term = std::getenv("TERM");
+    return ::isatty(fd) && !(no_color && *no_color) && !(term && std::strcmp(term, "dumb") == 0);
+}
+
+}  // namespace paro::cli
+
 int main(int argc, char** argv) {
+    using namespace paro::cli;
     CLI::App app{"paro: pattern-aware token reordering for sparse, quantized attention in video DiTs"};
     app.require_subcommand(1);
     app.set_version_flag("--version", std::string("paro ") + paro::kVersion);
-    paro::cli::GlobalOptions g;
-    paro::cli::Runner run;
-    paro::cli::add_calibrate(app, run, g);
-    paro::cli::add_inspect(app, run, g);
-    paro::cli::add_check(app, run, g);
-    paro::cli::add_synth(app, run, g);
-    paro::cli::add_validate(app, run, g);
-    paro::cli::add_bench(app, run, g);
-    paro::cli::add_report(app, run, g);
-    paro::cli::add_merge(app, run, g);
-    paro::cli::add_export(app, run, g);
+    GlobalOptions g;
+    Runner run;
+    add_calibrate(app, run, g);
+    add_inspect(app, run, g);
+    add_check(app, run, g);
+    add_synth(app, run, g);
+    add_validate(app, run, g);
+    add_bench(app, run, g);
+    add_report(app, run, g);
+    add_merge(app, run, g);
+    add_export(app, run, g);
     for (CLI::App* sub : app.get_subcommands({})) {
         sub->add_flag("-q,--quiet", g.quiet, "No progress line or summary chatter");
         sub->add_option("--threads", g.threads, "Worker threads (default: all cores)")->check(CLI::NonNegativeNumber);
+        sub->add_option("--color", g.color, "ANSI colors: auto (on a terminal, unless NO_COLOR is set), always, never")
+            ->check(CLI::IsMember({"auto", "always", "never"}))
+            ->capture_default_str();
+    }
+    add_help(app, run, g);
+    add_completion(app, run, g);
+    // `paro frobnicate`: CLI11 would say only that an argument was not expected.
+    const std::vector<std::string> commands = subcommand_names(app);
+    if (argc > 1 && argv[1][0] != '-' && std::find(commands.begin(), commands.end(), argv[1]) == commands.end()) {
+        std::fprintf(stderr, "paro: unknown command '%s'%s; paro --help lists the commands\n", argv[1],
+                     suggestion(commands, argv[1]).c_str());
+        return kExitBadInput;
     }
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
         const int code = app.exit(e);
-        return code == 0 ? 0 : 2;  // usage errors are bad input
+        return code == 0 ? kExitOk : kExitBadInput;  // usage errors are bad input
     }
     if (g.threads > 0) omp_set_num_threads(g.threads);
     try {
-        return run ? run() : 2;
+        return run ? run() : kExitBadInput;
     } catch (const paro::InputError& e) {
         std::fprintf(stderr, "paro: %s\n", e.what());
-        return 2;
+        return kExitBadInput;
+    } catch (const paro::NoDeviceError& e) {
+        std::fprintf(stderr, "paro: %s\n", e.what());
+        return kExitNoDevice;
     } catch (const std::bad_alloc&) {
         // Name what was being read: the subcommand's first argument that is not an option.
         const CLI::App* sub = app.get_subcommands().empty() ? nullptr : app.get_subcommands().front();
@@ -51,9 +86,9 @@ int main(int argc, char** argv) {
             if (argv[i][0] != '-' && (!sub || sub->get_name() != argv[i])) input = argv[i];
         std::fprintf(stderr, "paro: %sout of memory in paro %s (declared sizes beyond this machine's memory?)\n",
                      input.empty() ? "" : (input + ": ").c_str(), sub ? sub->get_name().c_str() : "");
-        return 2;
+        return kExitBadInput;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "paro: %s\n", e.what());
-        return 2;
+        return kExitBadInput;
     }
 }

@@ -11,6 +11,7 @@ PKGS=(
   chromium
   clang libclang-rt-dev libomp-dev
   libopenmpi-dev openmpi-bin
+  zsh groff-base man-db
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -11,7 +11,7 @@ namespace paro::gpu {
 GpuValidationBackend::GpuValidationBackend(const Pattern& pattern, paro_dtype dtype) : dtype_(dtype) {
     int count = 0;
     if (paro_device_check(&count) != PARO_OK)
-        throw InputError("", "GPU", std::string(paro_last_error()) + "; run with --cpu for the (slow) CPU reference");
+        throw NoDeviceError("GPU: " + std::string(paro_last_error()) + "; run with --cpu for the (slow) CPU reference");
     paro_plan* plan = nullptr;
     check(plan_from_pattern(pattern, &plan), "loading the pattern onto the GPU");
     plan_.reset(plan);

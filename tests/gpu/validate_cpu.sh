@@ -1,6 +1,6 @@
 #!/bin/bash
 # `paro validate --cpu` end to end (no GPU needed): exit 0 within thresholds, 1 when missed,
-# 2 for bad usage; without --cpu, exit 2 with a clear message when there is no GPU. The same for
+# 2 for bad usage; without --cpu, exit 3 (no GPU) with a clear message when there is no GPU. The same for
 # `paro calibrate --device`.
 set -u
 : "${PARO:?PARO must point at the paro binary}"
@@ -20,13 +20,13 @@ grep -q '"backend": "cpu"' "$dir/out.json" || { echo "bad json"; exit 1; }
 rc=$?; [ $rc -eq 2 ] || { echo "--cpu --against masked: expected 2, got $rc"; exit 1; }
 if ! command -v nvidia-smi > /dev/null || ! nvidia-smi > /dev/null 2>&1; then
   "$PARO" validate -q "$dir/p.h5" --dump "$dir/d.h5" 2> "$dir/err.txt"
-  rc=$?; [ $rc -eq 2 ] || { echo "no GPU: expected 2, got $rc"; exit 1; }
+  rc=$?; [ $rc -eq 3 ] || { echo "no GPU: expected 3, got $rc"; exit 1; }
   grep -q "no CUDA device\|without the CUDA runtime" "$dir/err.txt" || { echo "unclear message:"; cat "$dir/err.txt"; exit 1; }
   "$PARO" bench > /dev/null 2> "$dir/err.txt"
-  rc=$?; [ $rc -eq 2 ] || { echo "bench without GPU: expected 2, got $rc"; exit 1; }
+  rc=$?; [ $rc -eq 3 ] || { echo "bench without GPU: expected 3, got $rc"; exit 1; }
   "$PARO" calibrate -q "$dir/d.h5" -o "$dir/c.h5" --density 0.5 --device cuda 2> "$dir/err.txt"
-  rc=$?; [ $rc -eq 2 ] && [ "$(wc -l < "$dir/err.txt")" -eq 1 ] && grep -q "option --device.*no CUDA device" "$dir/err.txt" ||
-    { echo "calibrate --device cuda without GPU: expected 2 and one line, got $rc:"; cat "$dir/err.txt"; exit 1; }
+  rc=$?; [ $rc -eq 3 ] && [ "$(wc -l < "$dir/err.txt")" -eq 1 ] && grep -q "option --device.*no CUDA device" "$dir/err.txt" ||
+    { echo "calibrate --device cuda without GPU: expected 3 and one line, got $rc:"; cat "$dir/err.txt"; exit 1; }
   [ ! -e "$dir/c.h5" ] || { echo "calibrate --device cuda without GPU left an output"; exit 1; }
 fi
 for spec in tpu cuda: cuda:x cuda:0, cuda:0,0 cuda:1,-1; do

@@ -20,11 +20,22 @@ need "$libdir/cmake/paro/paroConfig.cmake"
 need "$libdir/cmake/paro/paroConfigVersion.cmake"
 need "$libdir/pkgconfig/paro-runtime.pc"
 need "$libdir/pkgconfig/paro-stats.pc"
-for s in paro-dump-v1 paro-pattern-v1 paro-pattern-v2 inspect-pattern.schema; do need "$prefix/share/paro/schemas/$s.json"; done
+for s in paro-dump-v1 paro-pattern-v1 paro-pattern-v2 paro-stats-v1 inspect-pattern.schema calibrate-summary.schema \
+         check.schema; do need "$prefix/share/paro/schemas/$s.json"; done
+need "$prefix/share/bash-completion/completions/paro"
+need "$prefix/share/zsh/site-functions/_paro"
+need "$prefix/share/man/man1/paro.1"
 for m in __init__ export pattern capture runtime flex capi _library _sdpa_hook; do need "$prefix/share/paro/python/paro/$m.py"; done
 [ "$fail" -eq 0 ] || { cat "$work/install.log"; exit 1; }
 
 "$prefix/bin/paro" --version
+# The installed completions and man page are the installed paro's own.
+cmp -s <("$prefix/bin/paro" completion bash) "$prefix/share/bash-completion/completions/paro" ||
+    { echo "FAIL: the installed bash completion differs from paro completion bash"; exit 1; }
+cmp -s <("$prefix/bin/paro" completion zsh) "$prefix/share/zsh/site-functions/_paro" ||
+    { echo "FAIL: the installed zsh completion differs from paro completion zsh"; exit 1; }
+! command -v man >/dev/null || MANWIDTH=100 man -l "$prefix/share/man/man1/paro.1" 2>/dev/null | grep -q "EXIT STATUS" ||
+    { echo "FAIL: the installed man page does not render (man -l)"; exit 1; }
 
 # The installed paro export runs the installed Python package (where a Python with torch is).
 if [ -n "${PYTHON:-}" ] && "$PYTHON" -c "import torch, h5py" 2>/dev/null; then

@@ -14,7 +14,11 @@ Checks:
      overall density, and each head's order and per-slot density;
   5. a full-page screenshot is taken and is not blank;
   6. with --hostile TEXT (strings of the files set to markup that would run script: see
-     report_browser.sh): no script of theirs ran (window.__pwned unset) and TEXT shows as text.
+     report_browser.sh): no script of theirs ran (window.__pwned unset) and TEXT shows as text;
+  7. layout and scales as rendered: each head's panels (tile mass maps, a mask per slot) fill rows of
+     equal panels, all on one row up to six; the recall scales start at 0.9 or lower and below the
+     lowest recall, end at 1; the density scale spans 0 to at least the largest density; the
+     low-recall warning shows exactly when a mask's recall is below --warn-recall (default 0.9).
 Exit status 0 when all pass, 1 otherwise (each failure printed), 77 when Chromium is missing.
 """
 import argparse
@@ -68,9 +72,21 @@ window.addEventListener('load', function () {
     hm.dispatchEvent(new MouseEvent('mousemove', {clientX: r.left + 1, clientY: r.top + 1, bubbles: true}));
     tip = document.getElementById('tip').textContent;
   }
+  // Panel rows of each head: distinct tops of its figures; colour scales: end values and label.
+  var panels = Array.prototype.map.call(document.querySelectorAll('.figs.panels'), function (d) {
+    var tops = Array.prototype.map.call(d.children, function (f) { return Math.round(f.getBoundingClientRect().top); });
+    return {n: d.children.length, rows: tops.filter(function (t, i) { return tops.indexOf(t) === i; }).length,
+            cols: parseInt(getComputedStyle(d).getPropertyValue('--cols'), 10)};
+  });
+  var scales = Array.prototype.map.call(document.querySelectorAll('.cb'), function (c) {
+    var s = c.querySelectorAll('span');
+    return [s[0].textContent, s[1].textContent, s[2].textContent];
+  });
+  var low = document.getElementById('low-recall');
   var pre = document.createElement('pre');
   pre.id = 'paro-probe';
   pre.textContent = JSON.stringify({images: imgs.length, bad: bad, errors: window.__paroErrors, sorted: sorted, tip: tip,
+                                    panels: panels, scales: scales, low_recall: low ? low.textContent : null,
                                     pwned: window.__pwned === undefined ? null : String(window.__pwned)});
   document.body.appendChild(pre);
 });
@@ -147,6 +163,7 @@ def main():
     ap.add_argument("--window", default="1400,3000")
     ap.add_argument("--min-images", type=int, default=1)
     ap.add_argument("--hostile", help="text that must show literally on the page, never run")
+    ap.add_argument("--warn-recall", type=float, default=0.9, help="the report's --warn-recall")
     args = ap.parse_args()
 
     if not (os.path.isfile(args.chromium) and os.access(args.chromium, os.X_OK)) and not shutil.which(args.chromium):
@@ -207,6 +224,23 @@ def main():
         want = f"layer 0  head 0\norder {ins['layers'][0]['heads'][0]['order']}"
         check((probe.get("tip") or "").startswith(want),
               f"hovering the order map shows {probe.get('tip')!r}, expected it to start with {want!r}")
+        recalls = [r for layer in ins["layers"] for head in layer["heads"] for r in head["recall"]]
+        densities = [d for layer in ins["layers"] for head in layer["heads"] for d in head["density"]]
+        for p in probe["panels"]:
+            want_rows = -(-p["n"] // p["cols"])
+            check(p["cols"] <= 6 and p["rows"] == want_rows and (p["n"] > 6 or p["cols"] == p["n"]),
+                  f"a head's {p['n']} panels lie on {p['rows']} rows of {p['cols']} columns")
+        for lo, hi, label in probe["scales"]:
+            if label == "attention mass kept":  # the per-slot recall the JSON holds
+                check(float(lo) <= min(0.9, min(recalls)) + 1e-9 and hi == "1", f"recall scale {lo}..{hi}")
+            if label == "min sample recall":  # per sample: not in the JSON
+                check(float(lo) <= 0.9 and hi == "1", f"min sample recall scale {lo}..{hi}")
+            if label == "fraction of tiles kept":
+                check(float(lo) == 0 and float(hi) >= max(densities) - 1e-9, f"density scale {lo}..{hi}")
+        check(any(s[2] == "attention mass kept" for s in probe["scales"]), "no recall colour scale")
+        low = any(r < args.warn_recall for r in recalls)
+        check((probe["low_recall"] is not None) == low,
+              f"low-recall warning {'missing' if low else 'shown'} (lowest recall {min(recalls):.4f})")
         n_fail = len(failures)
         print(f"browser: {probe['images']} images on the page" +
               (", all loaded, no errors, table sorts, hover read-out works" if n_fail == 0 else ""))

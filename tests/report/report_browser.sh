@@ -28,6 +28,21 @@ need_python_modules h5py
 "$PARO" inspect "$WORK/hand.h5" --json > "$WORK/inspect2.json"
 "$PYTHON" "$HERE/browser_check.py" "$WORK/rep2" "$WORK/inspect2.json" --chromium "$CHROMIUM" \
     --screenshot "$ART/report_no_dump.png" --min-images 20
+"$PYTHON" "$HERE/check_disagreements.py" "$WORK/hand.h5" "$WORK/rep2/index.html" || fail "disagreement table"
+
+# A pattern of low recall (synth's defaults at density 0.3, recall about 0.3): the warning on top,
+# the recall scale reaching below its lowest value; and with --warn-recall 0, no warning.
+"$PARO" synth -q -o "$WORK/low_dump.h5" --samples 3
+"$PARO" calibrate -q "$WORK/low_dump.h5" -o "$WORK/low.h5" --density 0.3 --slots 3 2>/dev/null
+"$PARO" report -q "$WORK/low.h5" --dump "$WORK/low_dump.h5" -o "$WORK/rep_low" 2>"$WORK/low_err.txt"
+grep -q "warning: .*masks keep less than 0.9" "$WORK/low_err.txt" || fail "report of a low-recall pattern: no warning on stderr"
+"$PARO" inspect "$WORK/low.h5" --json > "$WORK/inspect_low.json" 2>/dev/null
+"$PYTHON" "$HERE/browser_check.py" "$WORK/rep_low" "$WORK/inspect_low.json" --chromium "$CHROMIUM" \
+    --screenshot "$ART/report_low_recall.png" --min-images 10
+"$PARO" report -q "$WORK/low.h5" -o "$WORK/rep_low0" --warn-recall 0 2>"$WORK/low_err.txt"
+[ ! -s "$WORK/low_err.txt" ] || fail "--warn-recall 0 still warns: $(cat "$WORK/low_err.txt")"
+"$PYTHON" "$HERE/browser_check.py" "$WORK/rep_low0" "$WORK/inspect_low.json" --chromium "$CHROMIUM" \
+    --min-images 10 --warn-recall 0
 
 # Hostile strings in every free-text field a report shows (the pattern's provenance and options, the
 # dump's model and prompt names, the dump's file name): shown as text, never run.

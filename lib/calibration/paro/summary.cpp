@@ -16,6 +16,7 @@ struct Style {
     bool on;
     std::string bold(const std::string& s) const { return on ? "\033[1m" + s + "\033[0m" : s; }
     std::string dim(const std::string& s) const { return on ? "\033[2m" + s + "\033[0m" : s; }
+    std::string alarm(const std::string& s) const { return on ? "\033[1;31m" + s + "\033[0m" : s; }
     // One color per order; text is whatever stands for it (its name, a count).
     std::string paint(AxisOrder o, const std::string& text) const {
         static const char* codes[kNumOrders] = {"34", "36", "32", "33", "35", "31"};
@@ -70,6 +71,14 @@ std::string human_bytes(int64_t b) {
     if (b < 1024 * 1024) return fmt::format("{:.1f} KiB", b / 1024.0);
     if (b < 1024LL * 1024 * 1024) return fmt::format("{:.1f} MiB", b / (1024.0 * 1024));
     return fmt::format("{:.2f} GiB", b / (1024.0 * 1024 * 1024));
+}
+
+nlohmann::json calibration_timing_json(const CalibrationTimes& t, double write_seconds) {
+    nlohmann::json devices = nlohmann::json::array();
+    for (const CalibrationTimes::Device& d : t.devices)
+        devices.push_back({{"name", d.name}, {"statistics_seconds", d.compute_seconds}, {"scoring_seconds", d.score_seconds}});
+    return {{"read_seconds", t.read_seconds}, {"read_bytes", t.stored_bytes}, {"write_seconds", write_seconds},
+            {"wall_seconds", t.wall_seconds + write_seconds}, {"devices", devices}};
 }
 
 std::string calibration_timing(const CalibrationTimes& t, double write_seconds) {
@@ -221,7 +230,32 @@ std::string density_spread(const Pattern& p) {
 }
 }  // namespace
 
-std::string calibration_summary(const Pattern& p, int64_t file_bytes, double seconds, bool color) {
+RecallWarning recall_warning(const Pattern& p, double threshold) {
+    RecallWarning w;
+    w.threshold = threshold;
+    for (const auto& L : p.layers)
+        for (const auto& h : L.heads)
+            for (double r : h.recall) {
+                ++w.masks;
+                w.below += r < threshold;
+                w.lowest = std::min(w.lowest, r);
+            }
+    return w;
+}
+
+std::string RecallWarning::text() const {
+    return fmt::format("{} of {} masks keep less than {} of the attention mass (lowest {:.4f}): the pattern will "
+                       "change the model's attention output; raise --density or calibrate with --recall, and check "
+                       "it with paro validate (this warning: --warn-recall)",
+                       below, masks, threshold, lowest);
+}
+
+nlohmann::json RecallWarning::json() const {
+    return {{"threshold", threshold}, {"masks", masks}, {"below", below}, {"lowest", lowest}};
+}
+
+std::string calibration_summary(const Pattern& p, int64_t file_bytes, double seconds, bool color,
+                                const RecallWarning& warning) {
     const Style st{color};
     int64_t heads = 0;
     std::array<int, kNumOrders> total{};
@@ -236,11 +270,56 @@ std::string calibration_summary(const Pattern& p, int64_t file_bytes, double sec
     std::string out = layer_table(p, st);
     out += fmt::format("\n{} {} heads in {} layers in {:.1f} s; orders: {}\n", st.bold("calibrated"), heads,
                        p.layers.size(), seconds, orders);
-    out += fmt::format("  mean density {:.4f} (of all tiles), mean recall {:.4f}, {} slot(s), objective {}\n",
-                       p.mean_density(), p.mean_recall(), p.slots.count(), p.objective);
+    const std::string low = warning.any() ? " " + st.alarm(fmt::format("(LOW: {} of {} masks below {})", warning.below,
+                                                                       warning.masks, warning.threshold))
+                                          : "";
+    out += fmt::format("  mean density {:.4f} (of all tiles), mean recall {:.4f}{}, {} slot(s), objective {}\n",
+                       p.mean_density(), p.mean_recall(), low, p.slots.count(), p.objective);
     out += density_spread(p);
     out += fmt::format("  pattern file {}\n", human_bytes(file_bytes));
     return out;
+}
+
+nlohmann::json calibration_summary_json(const Pattern& p, int64_t file_bytes, double seconds,
+                                        const RecallWarning& warning) {
+    using nlohmann::json;
+    json orders = json::object();
+    for (AxisOrder o : kAllOrders) orders[to_string(o)] = 0;
+    json layers = json::array();
+    int64_t heads = 0;
+    for (const auto& L : p.layers) {
+        const auto c = order_counts(L);
+        json counts = json::object();
+        double dens = 0, rec = 0;
+        int64_t n = 0;
+        for (int o = 0; o < kNumOrders; ++o) {
+            counts[to_string(kAllOrders[o])] = c[o];
+            orders[to_string(kAllOrders[o])] = orders[to_string(kAllOrders[o])].get<int64_t>() + c[o];
+        }
+        for (const auto& h : L.heads)
+            for (size_t t = 0; t < h.density.size(); ++t) dens += h.density[t], rec += h.recall[t], ++n;
+        heads += static_cast<int64_t>(L.heads.size());
+        layers.push_back({{"heads", L.heads.size()},
+                          {"orders", counts},
+                          {"mean_density", n ? dens / static_cast<double>(n) : 0.0},
+                          {"mean_recall", n ? rec / static_cast<double>(n) : 0.0}});
+    }
+    const DensityDistribution d = p.density_distribution();
+    json j{{"format", "paro-calibrate-summary"},
+           {"version", 1},
+           {"seconds", seconds},
+           {"heads", heads},
+           {"orders", orders},
+           {"mean_density", p.mean_density()},
+           {"mean_recall", p.mean_recall()},
+           {"density_per_mask", {{"min", d.min}, {"p10", d.p10}, {"median", d.median}, {"p90", d.p90}, {"max", d.max}}},
+           {"slots", p.slots.count()},
+           {"objective", p.objective},
+           {"file_bytes", file_bytes},
+           {"low_recall", warning.json()},
+           {"warnings", warning.any() ? json::array({warning.text()}) : json::array()},
+           {"layers", layers}};
+    return j;
 }
 
 }  // namespace paro

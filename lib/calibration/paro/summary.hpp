@@ -17,12 +17,34 @@ nlohmann::json dump_json(const DumpInfo& d);
 // Aligned text; color adds ANSI colors (callers pass isatty(stdout)).
 std::string pattern_text(const Pattern& p, int64_t file_bytes, bool color);
 std::string dump_text(const DumpInfo& d, bool color);
-// The few lines calibrate ends with: orders per layer, mean density and recall, file size.
-std::string calibration_summary(const Pattern& p, int64_t file_bytes, double seconds, bool color);
+// Masks that keep less of the attention mass than a threshold: such a pattern changes the model's
+// attention output visibly (synth's defaults at density 0.3: recall 0.3, output cosine 0.3), so
+// calibrate, report, validate and inspect say so. The threshold is the commands' --warn-recall.
+inline constexpr double kDefaultWarnRecall = 0.9;
+struct RecallWarning {
+    double threshold = kDefaultWarnRecall;
+    int64_t masks = 0, below = 0;  // every (slot, layer, head) mask; those under the threshold
+    double lowest = 1;             // the lowest recall of any mask
+    bool any() const { return below > 0; }
+    // One line, no trailing newline: "N of M masks keep less than T of the attention mass (lowest L)...".
+    std::string text() const;
+    nlohmann::json json() const;
+};
+RecallWarning recall_warning(const Pattern& p, double threshold);
+
+// The few lines calibrate ends with: orders per layer, mean density and recall (marked when masks
+// fall below the warning threshold), file size.
+std::string calibration_summary(const Pattern& p, int64_t file_bytes, double seconds, bool color,
+                                const RecallWarning& warning);
+// The same as one JSON object (calibrate --json; schemas/calibrate-summary.schema.json); the
+// caller adds what only it knows (output, timing, resumed layers, ranks).
+nlohmann::json calibration_summary_json(const Pattern& p, int64_t file_bytes, double seconds,
+                                        const RecallWarning& warning);
 
 // Where statistics ran and where the time went: read (with its rate), tile statistics, scoring,
 // write; the stages overlap, so they may add up to more than the wall time.
 std::string calibration_timing(const CalibrationTimes& t, double write_seconds);
+nlohmann::json calibration_timing_json(const CalibrationTimes& t, double write_seconds);
 
 std::string human_bytes(int64_t bytes);
 

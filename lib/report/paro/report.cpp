@@ -105,7 +105,34 @@ struct HeadRow {
     double agree = std::numeric_limits<double>::quiet_NaN();  // fraction of samples choosing the plan's order
     int agree_count = 0;
     double min_sample_recall = std::numeric_limits<double>::quiet_NaN();
+    // What disagreement costs: how much less of its attention mass the shared mask keeps on the worst
+    // disagreeing sample than on average on the samples agreeing with the plan (all samples when none
+    // agree); 0 when every sample agrees.
+    double disagreement_cost = 0;
 };
+
+double disagreement_cost(const HeadPattern& hp) {
+    if (hp.sample_order.size() != hp.sample_recall.size()) return 0;
+    std::vector<double> agreeing, disagreeing;
+    for (size_t s = 0; s < hp.sample_order.size(); ++s)
+        (hp.sample_order[s] == index_of(hp.order) ? agreeing : disagreeing).push_back(hp.sample_recall[s]);
+    if (disagreeing.empty()) return 0;
+    const double reference = mean_of(agreeing.empty() ? hp.sample_recall : agreeing);
+    return std::max(0.0, reference - min_of(disagreeing));
+}
+
+// Color scales that say something whatever the spread. Recall from 0.9 (or the tenth below the
+// lowest value) to 1: 0.997 reads as near-perfect, not as the low end of a 0.997-1 scale. Density
+// from 0 to a round value above the largest, so one density everywhere is one mid-scale color.
+ColorScale recall_scale(double lowest) {
+    const double lo = lowest >= 0.9 ? 0.9 : std::max(0.0, std::floor(lowest * 10) / 10);
+    return {lo, 1.0, false};
+}
+ColorScale density_scale(double highest) {
+    for (double top : {0.05, 0.1, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.8})
+        if (top >= 1.25 * highest) return {0, top, false};
+    return {0, 1, false};
+}
 
 std::vector<HeadRow> head_rows(const Pattern& p) {
     std::vector<HeadRow> rows;
@@ -123,6 +150,7 @@ std::vector<HeadRow> head_rows(const Pattern& p) {
                 r.agree = static_cast<double>(r.agree_count) / static_cast<double>(hp.sample_order.size());
             }
             r.min_sample_recall = min_of(hp.sample_recall);
+            r.disagreement_cost = disagreement_cost(hp);
             rows.push_back(r);
         }
     return rows;
@@ -543,6 +571,7 @@ public:
                                     {"mean_recall", num(mean_of(r))},
                                     {"min_recall", num(min_of(r))}};
         }
+        const RecallWarning low_recall = recall_warning(p_, opt_.warn_recall);
         // Warnings when the dump given is not the one the pattern was calibrated on.
         std::string other_dump, dump_samples;
         if (reader_) {
@@ -578,6 +607,7 @@ public:
             {"order_counts", counts},
             {"other_dump", text_or_false(other_dump)},
             {"dump_samples", text_or_false(dump_samples)},
+            {"low_recall", text_or_false(low_recall.any() ? low_recall.text() : "")},
             {"slot_rows", slot_rows}};
     }
 
@@ -600,19 +630,23 @@ public:
     }
 
     mu::data density() {
-        double dlo = 1, dhi = 0, rlo = 1;
+        double dlo = 1, dhi = 0, rlo = 1, rhi = 0;
         for (const auto& r : rows_)
             for (int t = 0; t < T(); ++t) {
                 dlo = std::min(dlo, r.hp->density[t]);
                 dhi = std::max(dhi, r.hp->density[t]);
                 rlo = std::min(rlo, r.hp->recall[t]);
+                rhi = std::max(rhi, r.hp->recall[t]);
             }
         if (dlo > dhi) dlo = dhi = 0;
-        rlo = std::min(rlo, 1.0);
-        mu::data density = slot_maps(&HeadPattern::density, {dlo, dhi, false}, "density");
-        density["scale"] = color_scale(num(dlo, 3), num(dhi, 3), "fraction of tiles kept");
-        mu::data recall = slot_maps(&HeadPattern::recall, {rlo, 1.0, false}, "recall");
-        recall["scale"] = color_scale(num(rlo, 3), "1", "attention mass kept");
+        const ColorScale ds = density_scale(dhi), rs = recall_scale(rlo);
+        mu::data density = slot_maps(&HeadPattern::density, ds, "density");
+        density["scale"] = color_scale(num(ds.lo, 2), num(ds.hi, 2), "fraction of tiles kept");
+        density["range"] = dlo == dhi ? fmt::format("Every mask keeps {} of its tiles.", num(dlo, 3))
+                                      : fmt::format("From {} to {}.", num(dlo, 3), num(dhi, 3));
+        mu::data recall = slot_maps(&HeadPattern::recall, rs, "recall");
+        recall["scale"] = color_scale(num(rs.lo, 2), "1", "attention mass kept");
+        recall["range"] = fmt::format("From {} to {}.", num(rlo), num(rhi));
         return mu::object{{"density_slots", density}, {"recall_slots", recall}};
     }
 
@@ -626,7 +660,7 @@ public:
             min_rec = std::min(min_rec, r.min_sample_recall);
             minrecs.push_back(r.min_sample_recall);
         }
-        const ColorScale as{0, 1, false}, ms{std::min(min_rec, 1.0), 1.0, false};
+        const ColorScale as{0, 1, false}, ms = recall_scale(min_rec);
         const RgbImage agree_map = head_grid(p_, max_heads_, [&](int64_t l, int64_t h) {
             const auto& hp = p_.layers[l].heads[h];
             int a = 0;
@@ -639,11 +673,17 @@ public:
         // The dump's sample columns only when its samples are the pattern's.
         const DumpInfo* info =
             reader_ && static_cast<int64_t>(reader_->info().samples.size()) == S() ? &reader_->info() : nullptr;
+        // Disagreements that cost recall, the costliest first; the others are only counted.
         std::vector<const HeadRow*> disagreeing;
+        int64_t free_disagreements = 0;
         for (const auto& r : rows_)
-            if (r.agree_count < S()) disagreeing.push_back(&r);
-        std::stable_sort(disagreeing.begin(), disagreeing.end(),
-                         [](const HeadRow* a, const HeadRow* b) { return a->agree < b->agree; });
+            if (r.agree_count < S()) {
+                if (r.disagreement_cost >= opt_.disagreement_cost) disagreeing.push_back(&r);
+                else ++free_disagreements;
+            }
+        std::stable_sort(disagreeing.begin(), disagreeing.end(), [](const HeadRow* a, const HeadRow* b) {
+            return a->disagreement_cost > b->disagreement_cost;
+        });
         const mu::data judged = mu::object{
             {"all_agree", as_text(all_agree)},
             {"all_agree_percent",
@@ -654,10 +694,12 @@ public:
             {"agree_scale", color_scale("0", "1", "agreeing")},
             {"min_recall_map",
              w_.image(min_recall_map, "stability_min_recall", "lowest per-sample recall of the shared mask", "hm")},
-            {"min_recall_scale", color_scale(num(std::min(min_rec, 1.0), 3), "1", "min sample recall")},
+            {"min_recall_scale", color_scale(num(ms.lo, 2), "1", "min sample recall")},
             {"dump_columns", info != nullptr},
             {"sample_rows", stability_samples(info)},
             {"disagree_count", as_text(disagreeing.size())},
+            {"cost_threshold", num(opt_.disagreement_cost, 4)},
+            {"free_disagreements", free_disagreements > 0 ? mu::data(as_text(free_disagreements)) : mu::data(false)},
             {"disagree", disagree_table(disagreeing)}};
         return mu::object{{"judged", judged}};
     }
@@ -801,7 +843,8 @@ private:
                                {"agree", as_text(r.agree)},
                                {"agree_count", as_text(r.agree_count)},
                                {"sample_orders", sample_orders},
-                               {"min_sample_recall", num(r.min_sample_recall)}};
+                               {"min_sample_recall", num(r.min_sample_recall)},
+                               {"cost", num(r.disagreement_cost)}};
         }
         return mu::object{{"truncated", shown < disagreeing.size()}, {"shown", as_text(shown)}, {"rows", rows}};
     }
@@ -818,6 +861,10 @@ private:
                                   {"recall", num(mean_of(hp.recall))}};
         out["tile_mass"] = tile_mass(d, id);
         out["masks"] = masks(hp, id);
+        // One row of equal panels (tile mass maps, then a mask per slot), at most 6 to a row and the
+        // rows balanced: no panel left alone on a row of its own.
+        const int panels = (d.has_dump ? 2 : 0) + T(), rows = (panels + 5) / 6;
+        out["panel_columns"] = as_text((panels + rows - 1) / rows);
         out["attention"] = attention(d, id);
         out["scores"] = score_rows(hp);
         out["sample_table"] = head_samples(hp, d);
@@ -1035,6 +1082,7 @@ ReportResult write_report(const ReportOptions& opt) {
     ReportResult res;
     res.images = w.images;
     res.heads = heads;
+    res.low_recall = recall_warning(p, opt.warn_recall);
     res.html_bytes = static_cast<int64_t>(html.size());
     res.total_bytes = dir_bytes(tmp.path);
     install_dir(tmp.path, dir);

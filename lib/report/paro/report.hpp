@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "paro/summary.hpp"
+
 namespace paro {
 
 struct HeadRef {
@@ -33,6 +35,10 @@ struct ReportOptions {
     std::vector<HeadRef> heads;      // empty: the worst and best `default_heads_each` by recall
     int default_heads_each = 3;
     int64_t full_res_max_tokens = 1024;  // token-level maps when N <= this (and a dump is given)
+    double warn_recall = kDefaultWarnRecall;  // a warning at the top when a mask keeps less (0: never)
+    // A head is listed under "samples disagree" when the shared mask keeps at least this much less
+    // of a disagreeing sample's attention mass than of the agreeing samples'.
+    double disagreement_cost = 1e-3;
     std::function<void(const std::string&)> progress;  // optional, one line per step
 };
 
@@ -42,6 +48,7 @@ struct ReportResult {
     int64_t total_bytes = 0;         // everything in DIR
     int images = 0;
     std::vector<HeadRef> heads;      // the heads shown in detail
+    RecallWarning low_recall;        // what the page warns about (options.warn_recall)
 };
 
 ReportResult write_report(const ReportOptions& options);
