@@ -252,9 +252,8 @@ void add_bench(CLI::App& app, Runner& run, const GlobalOptions& g) {
         run = with_option_names({{"dtype", "--dtype"}}, [o, &g] { return run_bench(*o, g); });
 #else
         (void)g;
-        run = [] {
-            std::fprintf(stderr, "paro: bench: this paro was built without the CUDA runtime (no nvcc at build time)\n");
-            return 2;
+        run = []() -> int {
+            throw NoDeviceError("GPU: this paro was built without the CUDA runtime (no nvcc at build time); paro bench needs a CUDA GPU");
         };
 #endif
     });
