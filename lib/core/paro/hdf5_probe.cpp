@@ -309,7 +309,7 @@ void parse_report(const std::string& data, Walk& w) {
     };
     auto raw = [&](void* p, uint64_t n) {
         if (data.size() - at < n) return false;
-        std::memcpy(p, data.data() + at, n);
+        if (n > 0) std::memcpy(p, data.data() + at, n);  // an empty attribute's vectors have no storage
         at += n;
         return true;
     };
