@@ -50,6 +50,7 @@ struct CalibrateArgs {
     std::string device = "auto";
     std::string layers;  // --layers A:B: write a partial of layers [A, B)
     bool fresh = false;  // discard the checkpoint of an earlier run
+    std::string stats_out, stats_orders = "all";  // --stats-out: also keep the statistics (paro-stats)
     SummaryOptions summary;
     std::set<std::string> given;  // the scoring options given on the command line
 };
@@ -176,6 +177,8 @@ std::vector<std::unique_ptr<TileStatsBackend>> rank_backends(const std::string& 
 int calibrate_in_layers(const CalibrateArgs& a, const GlobalOptions& g, CalibrateOptions& opt,
                         std::chrono::steady_clock::time_point t0, DumpReader& reader, const Cluster& cluster) {
     const bool root = cluster.rank() == 0;
+    if (!a.stats_out.empty() && cluster.size() > 1)
+        throw InputError("", "option --stats-out", "is for one process; under mpirun each rank sees only its layers");
     const DumpInfo& dump = reader.info();
     validate_calibration(dump, opt);
     const int64_t L = static_cast<int64_t>(dump.layers.size());
@@ -189,6 +192,11 @@ int calibrate_in_layers(const CalibrateArgs& a, const GlobalOptions& g, Calibrat
             if (layer >= first && layer < end) resumed.push_back(layer);
     }
     resumed = cluster.broadcast(resumed);
+    if (!a.stats_out.empty() && !resumed.empty())
+        throw InputError(a.output, "option --stats-out",
+                         fmt::format("the checkpoint of an earlier run holds {} finished layers, whose statistics were "
+                                     "not kept: add --fresh to calibrate every layer again",
+                                     resumed.size()));
     std::vector<int64_t> todo, mine;
     for (int64_t l = first; l < end; ++l)
         if (!std::binary_search(resumed.begin(), resumed.end(), l)) todo.push_back(l);
@@ -227,12 +235,26 @@ int calibrate_in_layers(const CalibrateArgs& a, const GlobalOptions& g, Calibrat
         }
     } detach_on_unwind{receiver};
     std::optional<CalibrationTimes> times;
+    std::unique_ptr<StatsFileSink> stats;
     if (!mine.empty()) {
         const auto devices = rank_backends(a.device, cluster, dump.layout, opt.tiles);
         std::vector<TileStatsBackend*> backends;
         for (const auto& d : devices) backends.push_back(d.get());
+        if (!a.stats_out.empty()) {
+            StatsInfo info;
+            info.dump = dump;
+            info.scoring = {opt.tiles, opt.mask, opt.objective};
+            for (const TileStatsBackend* b : backends)
+                info.tile_statistics += (info.tile_statistics.empty() ? "" : " + ") + b->describe();
+            stats = std::make_unique<StatsFileSink>(a.stats_out, info, a.stats_orders == "all");
+            opt.head_scored = [&](int64_t layer, int64_t head, const std::vector<SampleMetrics>& metrics,
+                                  AxisOrder order, const std::vector<SampleMasses>& mass) {
+                stats->head(layer, head, metrics, order, mass);
+            };
+        }
         times.emplace();
         calibrate(reader, opt, backends, &*times);
+        if (stats) stats->commit();
     }
     if (receiver.joinable()) receiver.join();
     if (receive_error) std::rethrow_exception(receive_error);
@@ -261,6 +283,11 @@ int calibrate_in_layers(const CalibrateArgs& a, const GlobalOptions& g, Calibrat
     out.write_seconds = std::chrono::duration<double>(t_end - t_write).count();
     out.extra["layers_calibrated"] = {first, end};
     out.extra["resumed_layers"] = resumed.size();
+    if (stats) {
+        out.extra["stats_out"] = a.stats_out;
+        out.notes.push_back(fmt::format("statistics: {} ({} masses)", a.stats_out,
+                                        a.stats_orders == "all" ? "all six orders'" : "the chosen order's"));
+    }
     if (!resumed.empty())
         out.notes.push_back(fmt::format("resumed {} of {} layers from the checkpoint of an earlier run", resumed.size(),
                                         end - first));
@@ -290,6 +317,23 @@ int run_dump_calibration(const CalibrateArgs& a, const GlobalOptions& g, Calibra
     }
 }
 
+// What --stats-out cannot go with, refused before any work.
+void check_stats_out(const CalibrateArgs& a, const CalibrateOptions& opt) {
+    const auto refuse = [](const std::string& why) { return InputError("", "option --stats-out", why); };
+    if (a.stats_orders != "all" && a.stats_orders != "chosen")
+        throw InputError("", "option --stats-orders", "'" + a.stats_orders + "': expected all or chosen");
+    AtomicOutput::check(a.stats_out);
+    std::error_code ec;
+    if (std::filesystem::equivalent(a.stats_out, a.dump, ec) || a.stats_out == a.output)
+        throw refuse("names the input or the pattern file; name another file");
+    if (looks_like_stats(a.dump)) throw refuse("keeps the statistics of a dump; the input is already a statistics file");
+    if (!a.layers.empty()) throw refuse("keeps every layer's statistics; it does not combine with --layers");
+    if (opt.objective.kind == ObjectiveKind::output_error)
+        throw refuse("statistics files do not keep v, which the objective output-error needs");
+    if (opt.tiles.block != kRuntimeTile)
+        throw refuse(fmt::format("statistics files are made with {}-token tiles (--block)", kRuntimeTile));
+}
+
 int run_calibrate(const CalibrateArgs& a, const GlobalOptions& g) {
     const auto t0 = std::chrono::steady_clock::now();
     CalibrateOptions opt = options_from(a);
@@ -298,6 +342,7 @@ int run_calibrate(const CalibrateArgs& a, const GlobalOptions& g) {
     std::error_code ec;
     if (std::filesystem::equivalent(a.dump, a.output, ec))
         throw InputError(a.output, "option -o", "is the input file; name another file");
+    if (!a.stats_out.empty()) check_stats_out(a, opt);
     if (!looks_like_stats(a.dump)) {
         opt.options_json = options_json(opt);
         return run_dump_calibration(a, g, opt, t0);
@@ -352,6 +397,14 @@ void add_calibrate(CLI::App& app, Runner& run, const GlobalOptions& g) {
     sub->add_option("--layers", a->layers,
                     "only layers A:B (A: or :B; end excluded): writes a partial that paro merge stitches with the others");
     sub->add_flag("--fresh", a->fresh, "discard the checkpoint an interrupted run left beside the output");
+    sub->add_option("--stats-out", a->stats_out,
+                    "also write the statistics (paro-stats): paro merge grows them with statistics of more prompts, "
+                    "paro calibrate turns them into patterns");
+    sub->add_option("--stats-orders", a->stats_orders,
+                    "masses --stats-out keeps: all (six orders: merges exactly whatever order the merged samples "
+                    "choose) or chosen (one sixth of the size)")
+        ->type_name(choice_type({"all", "chosen"}))
+        ->capture_default_str();
     a->summary.add_to(*sub);
     sub->add_option("--qk-bits", a->qk_bits, "quantization plan: bits for QK (4, 8, 16)")->capture_default_str();
     auto* pv_format = sub->add_option("--pv-format", a->pv_format, "quantization plan: PV format")

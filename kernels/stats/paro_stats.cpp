@@ -29,6 +29,7 @@ struct paro_stats_recorder {
     std::unique_ptr<paro::gpu::GpuTileStatsEngine> engine;
     std::unique_ptr<paro::StatsRecorder> recorder;
     int device = 0;
+    bool all_orders = false;  // the file keeps all six orders' masses
     std::string kernels;  // what computed the statistics, for the file
     paro_stats_recorder_times times{};
 };
@@ -157,6 +158,7 @@ paro_status paro_stats_recorder_create(const paro_stats_recorder_desc* d, paro_s
         r->engine = std::make_unique<paro::gpu::GpuTileStatsEngine>(layout, scoring.tiles, d->device,
                                                                     d->memory_budget ? d->memory_budget : size_t(1) << 30);
         r->device = d->device;
+        r->all_orders = d->all_orders != 0;
         *recorder = r.release();
         return PARO_OK;
     });
@@ -200,7 +202,7 @@ paro_status paro_stats_recorder_write(paro_stats_recorder* r, const paro_stats_s
             header.samples.push_back({s->timestep[i], s->step ? s->step[i] : -1, s->prompt[i]});
         for (int64_t i = 0; i < s->prompt_name_count; ++i) header.prompt_names.emplace_back(s->prompt_names[i]);
         const std::vector<int64_t> model_layer(s->model_layer, s->model_layer + std::max<int64_t>(0, s->layer_count));
-        r->recorder->write(path, header, model_layer, r->kernels);
+        r->recorder->write(path, header, model_layer, r->kernels, r->all_orders);
         r->times.score_seconds = r->recorder->busy_seconds();
         r->times.write_seconds += seconds_since(t0);
         return PARO_OK;

@@ -112,6 +112,8 @@ typedef struct paro_stats_recorder_desc {
                                  once); NULL: the current directory */
     int threads;              /* host threads scoring; 0: every core */
     size_t memory_budget;     /* device bytes for the statistics workspace; 0: 1 GiB */
+    int all_orders;           /* 1: the file keeps every head's masses under all six orders (six times
+                                 the size), so it merges exactly with files of more samples (paro merge) */
 } paro_stats_recorder_desc;
 
 /* What the file says about the samples (numbered 0..count-1 in add) and layers. */

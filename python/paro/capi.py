@@ -75,7 +75,7 @@ class stats_scoring(C.Structure):
 class stats_recorder_desc(C.Structure):
     _fields_ = [("grid", C.c_int64 * 3), ("text_tokens", C.c_int64), ("text_suffix", C.c_int),
                 ("scoring", stats_scoring), ("device", C.c_int), ("spool_dir", C.c_char_p), ("threads", C.c_int),
-                ("memory_budget", C.c_size_t)]
+                ("memory_budget", C.c_size_t), ("all_orders", C.c_int)]
 
 
 class stats_samples(C.Structure):

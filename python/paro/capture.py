@@ -55,13 +55,16 @@ class Capture(SdpaHook):
     (output-error objective, validation). dtype: "float16" or "float32" on disk.
     stats: the statistics file to write (statistics mode), with the scoring options (as paro
     calibrate's), spool_dir (where the scoring spool goes; default: the statistics file's folder)
-    and threads (host threads scoring; 0: all).
+    and threads (host threads scoring; 0: all). all_orders keeps every head's masses under all six
+    orders (six times the size), so that `paro merge` combines the file exactly with statistics of
+    more prompts captured later, whatever order the merged samples choose.
     """
 
     def __init__(self, path=None, *, grid, text_tokens=0, text_position="prefix", num_steps=None, layers=None,
                  steps=None, heads=None, guidance="cond", with_v=False, dtype="float16", model="",
                  stats=None, eps=1e-3, density=None, recall=None, min_density=0.0, objective="recall", alpha=0.5,
-                 sigma=0.9, force_text=True, force_ragged=True, spool_dir=None, threads=0):
+                 sigma=0.9, force_text=True, force_ragged=True, spool_dir=None, threads=0,
+                 all_orders=False):
         if path is None and stats is None:
             raise ValueError("Capture needs a dump path, stats=PATH, or both")
         if objective not in ("recall", "paper"):
@@ -83,6 +86,7 @@ class Capture(SdpaHook):
                              alpha=float(alpha), sigma=float(sigma))
         self._spool_dir = spool_dir
         self._threads = int(threads)
+        self._all_orders = bool(all_orders)
         self.grid = tuple(int(g) for g in grid)
         self.text_tokens = int(text_tokens)
         super().__init__(self.text_tokens + self.grid[0] * self.grid[1] * self.grid[2])
@@ -279,6 +283,7 @@ class _Recorder:
         spool = cap._spool_dir if cap._spool_dir is not None else (os.path.dirname(os.path.abspath(cap.stats_path)))
         d.spool_dir = os.fsencode(spool)
         d.threads = cap._threads
+        d.all_orders = int(cap._all_orders)
         handle = C.c_void_p()
         self._check(self.lib.paro_stats_recorder_create(C.byref(d), C.byref(handle)), "creating the recorder")
         self.handle = handle

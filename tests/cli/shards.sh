@@ -4,29 +4,6 @@
 # resume refuse parts and checkpoints of another job with exit 2 and one line naming the file.
 set -uo pipefail
 source "$(dirname "$0")/common.bash"
-one_line_naming() {  # the error of the last run: one line naming $1
-    if [ "$(wc -l <"$dir/err.txt")" -ne 1 ] || ! grep -q -- "$1" "$dir/err.txt"; then
-        echo "FAIL: expected one error line naming $1, got:"; cat "$dir/err.txt"; fail=1
-    fi
-}
-same_pattern() {  # every dataset and attribute equal, bit for bit, but the creation time
-    "$PYTHON" - "$1" "$2" <<'PY' || { echo "FAIL: $1 and $2 differ"; fail=1; }
-import sys, h5py, numpy as np
-a, b = h5py.File(sys.argv[1], "r"), h5py.File(sys.argv[2], "r")
-def attrs(o):  # values with their types: strings as text, numbers as bytes
-    return {k: (np.asarray(v).dtype.str, np.asarray(v).tobytes() if np.asarray(v).dtype.kind in "iuf" else np.asarray(v).tolist())
-            for k, v in o.attrs.items() if k != "created"}
-def walk(f):
-    out = {"/": attrs(f)}
-    f.visititems(lambda n, o: out.__setitem__(n, (attrs(o), o[()].tobytes() if isinstance(o, h5py.Dataset) else None)))
-    return out
-wa, wb = walk(a), walk(b)
-bad = [k for k in set(wa) | set(wb) if wa.get(k) != wb.get(k)]
-if bad:
-    sys.exit(f"differ at {sorted(bad)[:5]}")
-PY
-}
-
 # Enough layers and tokens that a one-thread run takes a few seconds (the kill lands mid-run).
 "$PARO" synth -q -o "$dir/d.h5" --grid 4x16x16 --text 32 --layers 12 --heads 4 --samples 4 --head-dim 64 --seed 3
 opts=(--density 0.4 --slots 2 --device cpu)
@@ -38,7 +15,7 @@ run 0 "$PARO" calibrate -q "$dir/d.h5" -o "$dir/part_a.h5" --layers :5 "${opts[@
 run 0 "$PARO" calibrate -q "$dir/d.h5" -o "$dir/part_b.h5" --layers 5:9 "${opts[@]}"
 run 0 "$PARO" calibrate -q "$dir/d.h5" -o "$dir/part_c.h5" --layers 9: "${opts[@]}"
 run 0 "$PARO" merge -q "$dir/part_c.h5" "$dir/part_a.h5" "$dir/part_b.h5" -o "$dir/merged.h5"
-same_pattern "$dir/whole.h5" "$dir/merged.h5"
+same_hdf5 "$dir/whole.h5" "$dir/merged.h5"
 run 0 "$PARO" check "$dir/merged.h5"
 # A partial is not a pattern: the pattern readers refuse it by name.
 run 2 "$PARO" inspect "$dir/part_a.h5"
@@ -72,7 +49,7 @@ for attempt in 1 2 3; do
     run 0 "$PARO" calibrate "$dir/d.h5" -o "$dir/killed.h5" "${opts[@]}"
     grep -q "resumed $kept of 12 layers" "$dir/out.txt" ||
         { echo "FAIL: the second run did not resume the $kept checkpointed layers:"; cat "$dir/out.txt"; fail=1; }
-    same_pattern "$dir/whole.h5" "$dir/killed.h5"
+    same_hdf5 "$dir/whole.h5" "$dir/killed.h5"
     resumed_ok=1
     break
 done
@@ -89,7 +66,7 @@ PY
 run 2 "$PARO" calibrate -q "$dir/d.h5" -o "$dir/fresh.h5" "${opts[@]}"
 one_line_naming "layer-000000.h5.*--fresh"
 run 0 "$PARO" calibrate -q "$dir/d.h5" -o "$dir/fresh.h5" "${opts[@]}" --fresh
-same_pattern "$dir/whole.h5" "$dir/fresh.h5"
+same_hdf5 "$dir/whole.h5" "$dir/fresh.h5"
 
 # MPI: two ranks give the one-process pattern (or, without MPI built in, one clear line).
 if command -v mpirun >/dev/null; then
@@ -103,7 +80,7 @@ if command -v mpirun >/dev/null; then
         echo "FAIL: mpirun -n 2 exit $rc"; cat "$dir/out.txt" "$dir/err.txt"; fail=1
     else
         grep -q "2 ranks: rank 0 received 6 layers" "$dir/out.txt" || { echo "FAIL: no rank summary"; cat "$dir/out.txt"; fail=1; }
-        same_pattern "$dir/whole.h5" "$dir/mpi.h5"
+        same_hdf5 "$dir/whole.h5" "$dir/mpi.h5"
         # An error on one rank (rank 0 refusing a foreign checkpoint) ends every rank: exit 2, no hang.
         mkdir -p "$dir/.mpi_bad.h5.checkpoint"
         cp "$dir/part_one.h5" "$dir/.mpi_bad.h5.checkpoint/layer-000000.h5"

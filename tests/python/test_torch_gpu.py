@@ -225,6 +225,24 @@ differ = [k for k in a if not np.array_equal(a[k], b[k])]
 assert not differ, f"statistics and dump patterns differ in {differ}"
 stats_ratio = os.path.getsize(stats2) / os.path.getsize(dump2)
 
+# all_orders=True also keeps the other five orders' masses (what paro merge needs when merged samples
+# choose another order); what the file keeps of the chosen order is unchanged.
+stats3 = tmp / "s3.h5"
+with torch.no_grad(), paro.Capture(stats=stats3, grid=model.grid, text_tokens=model.text, num_steps=NUM_STEPS,
+                                   guidance="all", density=0.4, all_orders=True) as cap3:
+    cap3.set_prompts("a toy")
+    for s in range(NUM_STEPS):
+        cap3.step(s)
+        hmodel(xh)
+with h5py.File(stats2, "r") as f2, h5py.File(stats3, "r") as f3:
+    for name in f2["layers"]:
+        g2, g3 = f2["layers"][name], f3["layers"][name]
+        assert "other_mass" not in g2 and g3["other_mass"].shape == g3["mass"].shape[:2] + (5,) + g3["mass"].shape[2:]
+        assert np.array_equal(g2["order"][()], g3["order"][()])
+        for d in ("metrics", "mass"):
+            assert np.allclose(g2[d][()], g3[d][()], rtol=1e-6, atol=1e-9), (name, d)
+        assert (g3["other_mass"][()] > 0).any()
+
 # Host overhead of the op over the bare C call, CogVideoX-5B attention shape (B 1, H 48, D 64).
 big = tmp / "big.h5"
 subprocess.run([paro_bin, "synth", "-q", "-o", str(tmp / "bigd.h5"), "--grid", "13x30x45", "--text", "226",

@@ -25,7 +25,8 @@ namespace {
 StatsScoring scoring_of(const CalibrateOptions& opt) { return {opt.tiles, opt.mask, opt.objective}; }
 
 // Records every (layer, sample) of the dump, in a shuffled order, with the CPU engine.
-void record(const DumpReader& reader, const CalibrateOptions& opt, const std::string& path, uint64_t seed) {
+void record(const DumpReader& reader, const CalibrateOptions& opt, const std::string& path, uint64_t seed,
+            bool all_orders = false) {
     const DumpInfo& info = reader.info();
     StatsRecorder recorder(info.layout, scoring_of(opt), std::filesystem::path(path).parent_path().string(), 2);
     TileStatsEngine engine(info.layout, opt.tiles);
@@ -38,7 +39,7 @@ void record(const DumpReader& reader, const CalibrateOptions& opt, const std::st
         for (int64_t h = 0; h < info.layers[l].heads; ++h) stats.push_back(engine.compute(reader.read(s, l, h, false)));
         recorder.add(l, s, info.layers[l].head_dim, info.layers[l].scale, std::move(stats));
     }
-    recorder.write(path, info, {}, "CPU streaming (OpenMP)");
+    recorder.write(path, info, {}, "CPU streaming (OpenMP)", all_orders);
 }
 
 // A q/k-only synthetic dump in tmp.
@@ -109,6 +110,50 @@ TEST_CASE("a statistics file calibrates into the pattern its dump gives", "[stat
     CalibrateOptions one = opt;
     one.slots = 1;
     require_same_pattern(calibrate(reader, one), calibrate(sr, one));
+}
+
+// The two makers of statistics files, the recorder (capture) and a calibration (--stats-out), write
+// the same values; a file without the other orders' masses says so when asked for them.
+TEST_CASE("a calibration keeps the statistics the recorder makes, all orders included", "[stats]") {
+    test::TempDir tmp;
+    const std::string dump = qk_dump(tmp, {{3, 10, 13}, 20, TextPosition::suffix}, 2, 3, 4, 17, 2);
+    DumpReader reader(dump);
+    CalibrateOptions opt;
+    opt.mask.density = 0.4;
+    const bool all = GENERATE(true, false);
+    record(reader, opt, tmp.file("rec.h5"), 5, all);
+    {
+        StatsInfo info;
+        info.dump = reader.info();
+        info.scoring = scoring_of(opt);
+        StatsFileSink sink(tmp.file("cal.h5"), info, all);
+        opt.head_scored = [&](int64_t l, int64_t h, const std::vector<SampleMetrics>& m, AxisOrder o,
+                              const std::vector<SampleMasses>& mass) { sink.head(l, h, m, o, mass); };
+        calibrate(reader, opt);
+        sink.commit();
+    }
+    const StatsReader a(tmp.file("rec.h5")), b(tmp.file("cal.h5"));
+    CHECK(a.all_orders() == all);
+    CHECK(b.all_orders() == all);
+    for (int64_t l = 0; l < 2; ++l) {
+        const StatsLayerScores x = a.read_scores(l), y = b.read_scores(l);
+        REQUIRE(x.order == y.order);
+        for (int64_t h = 0; h < 3; ++h) {
+            INFO("layer " << l << " head " << h);
+            for (size_t s = 0; s < 4; ++s)
+                for (int o = 0; o < kNumOrders; ++o)
+                    CHECK(metric_values(x.metrics[h][s][o]) == metric_values(y.metrics[h][s][o]));
+            for (AxisOrder o : kAllOrders) {
+                if (!all && o != x.order[h]) {
+                    CHECK_THROWS_AS(a.read_head_mass(l, h, x.order[h], o), InputError);
+                    continue;
+                }
+                const std::vector<float> ma = a.read_head_mass(l, h, x.order[h], o);
+                CHECK(ma == b.read_head_mass(l, h, y.order[h], o));
+                CHECK(std::any_of(ma.begin(), ma.end(), [](float v) { return v > 0; }));
+            }
+        }
+    }
 }
 
 TEST_CASE("paro check and paro calibrate take statistics files", "[stats]") {

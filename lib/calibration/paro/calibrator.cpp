@@ -58,8 +58,9 @@ public:
         mass_.push_back(std::move(scored.mass));
     }
 
-    HeadPattern finish() {
+    HeadPattern finish(int64_t layer, int64_t head) {
         const HeadChoice choice = choose_head_order(per_sample_, ctx_.opt);
+        if (ctx_.opt.head_scored) ctx_.opt.head_scored(layer, head, per_sample_, choice.order, mass_);
         const int chosen = index_of(choice.order);
         return finish_head(per_sample_, choice, [&](size_t s) { return mass_[s][chosen].data(); },
                            ctx_.slot_of_sample, ctx_.slots, ctx_.tiles.grid(), ctx_.forced, ctx_.opt);
@@ -70,7 +71,7 @@ public:
 private:
     const CalibrationContext& ctx_;
     std::vector<SampleMetrics> per_sample_;
-    std::vector<std::array<std::vector<float>, kNumOrders>> mass_;  // per sample, each order's
+    std::vector<SampleMasses> mass_;  // per sample, each order's
 };
 
 }  // namespace
@@ -282,7 +283,7 @@ void run_device(const CalibrationContext& ctx, SharedWork& work, SliceFeed& feed
                          });
             if (last) {
                 std::vector<HeadPattern> finished(static_cast<size_t>(unit.count));
-                parallel_for(unit.count, threads, [&](int64_t h) { finished[h] = g[h].finish(); });
+                parallel_for(unit.count, threads, [&](int64_t h) { finished[h] = g[h].finish(unit.layer, unit.h0 + h); });
                 work.finished(unit, finished);
             }
             times.score_seconds += seconds_since(t1);

@@ -7,6 +7,7 @@
 // are read while the current one's statistics are computed and the previous one is scored.
 // Memory: per backend three groups' slices plus, per head of its groups and sample, the six
 // orders' tile masses.
+#include <array>
 #include <functional>
 #include <string>
 #include <vector>
@@ -19,6 +20,10 @@
 #include "paro/timestep_slots.hpp"
 
 namespace paro {
+
+// One sample's metrics of the six orders, and its tile masses (float32, nb * nb) under each order.
+using SampleMetrics = std::array<OrderMetrics, kNumOrders>;
+using SampleMasses = std::array<std::vector<float>, kNumOrders>;
 
 struct CalibrateOptions {
     TileStatsOptions tiles;
@@ -36,6 +41,12 @@ struct CalibrateOptions {
     // Called when a layer's last head is finished (from a worker thread, one call at a time):
     // where a long run checkpoints it. An exception it throws stops the calibration.
     std::function<void(int64_t layer, const LayerPattern&)> layer_done;
+    // Called as each (layer, head) is finished, before layer_done, with every sample's metrics, the
+    // chosen order and every sample's masses under the six orders (from worker threads, perhaps
+    // several at once): where calibrate --stats-out keeps the statistics (StatsFileSink).
+    std::function<void(int64_t layer, int64_t head, const std::vector<SampleMetrics>& metrics, AxisOrder order,
+                       const std::vector<SampleMasses>& mass)>
+        head_scored;
 };
 
 // Checks options against the dump before any work (slots without samples, missing v, bits).

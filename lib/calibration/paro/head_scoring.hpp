@@ -18,12 +18,10 @@
 
 namespace paro {
 
-using SampleMetrics = std::array<OrderMetrics, kNumOrders>;
-
 struct ScoredSample {
     SampleMetrics metrics;  // objective applied to this sample alone (output_rel_l1 -1 unless computed)
     std::array<BlockMask, kNumOrders> masks;        // each order's mask from this sample alone
-    std::array<std::vector<float>, kNumOrders> mass;  // each order's tile masses, float32
+    SampleMasses mass;                              // each order's tile masses, float32
 };
 
 // Each order's relative L1 output error under its mask (the output-error objective, which needs v).

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "paro/error.hpp"
@@ -109,6 +110,12 @@ StatsReader::StatsReader(const std::string& path) : file_(h5::open_for<StatsRead
                      {H, S, kNumOrders, kNumMetrics});
         expect_shape(file_, base + "/mass", dataset_shape(file_, base + "/mass", h5::TypeClass::floating, 4),
                      {H, S, nb, nb});
+        const bool others = h5::link_exists(file_.id(), base + "/other_mass");
+        has_others_.push_back(others);
+        if (others)
+            expect_shape(file_, base + "/other_mass",
+                         dataset_shape(file_, base + "/other_mass", h5::TypeClass::floating, 4),
+                         {H, S, kNumOrders - 1, nb, nb});
         DumpLayer layer;
         layer.heads = H;
         layer.head_dim = h5::read_scalar_int_attr(file_, g.get(), base, "head_dim");
@@ -152,22 +159,52 @@ StatsLayerScores StatsReader::read_scores(int64_t layer) const {
     return out;
 }
 
-std::vector<float> StatsReader::read_mass(int64_t layer, int64_t h0, int64_t count) const {
-    const std::string path = layer_path(layer) + "/mass";
-    const int64_t S = static_cast<int64_t>(info_.dump.samples.size()), nb = info_.tiles_per_side();
+std::vector<float> StatsReader::checked_masses(const std::string& path, const std::vector<int64_t>& start,
+                                              const std::vector<int64_t>& count, int64_t first_head) const {
     h5::Handle d = h5::open_dataset(file_, path);
-    std::vector<float> out(static_cast<size_t>(count * S * nb * nb));
-    h5::read_box(file_, d.get(), path, {h0, 0, 0, 0}, {count, S, nb, nb}, out.data());
+    size_t n = 1;
+    for (int64_t c : count) n *= static_cast<size_t>(c);
+    std::vector<float> out(n);
+    h5::read_box(file_, d.get(), path, start, count, out.data());
+    const size_t per_head = n / static_cast<size_t>(count[0]);
     for (size_t i = 0; i < out.size(); ++i)
         if (!(out[i] >= 0) || std::isinf(out[i]))
             throw InputError(file_.path(), path,
-                             fmt::format("head {} holds a negative, NaN or infinite mass", h0 + static_cast<int64_t>(i / (S * nb * nb))));
+                             fmt::format("head {} holds a negative, NaN or infinite mass",
+                                         first_head + static_cast<int64_t>(i / per_head)));
     crc_ = static_cast<uint32_t>(crc32_z(crc_, reinterpret_cast<const Bytef*>(out.data()), out.size() * sizeof(float)));
     return out;
 }
 
-StatsWriter::StatsWriter(const std::string& path, const StatsInfo& info)
-    : file_(h5::File::create(path)), info_(info) {
+std::vector<float> StatsReader::read_mass(int64_t layer, int64_t h0, int64_t count) const {
+    const int64_t S = static_cast<int64_t>(info_.dump.samples.size()), nb = info_.tiles_per_side();
+    return checked_masses(layer_path(layer) + "/mass", {h0, 0, 0, 0}, {count, S, nb, nb}, h0);
+}
+
+std::vector<float> StatsReader::read_head_mass(int64_t layer, int64_t head, AxisOrder stored, AxisOrder order) const {
+    if (order == stored) return read_mass(layer, head, 1);
+    const std::string path = layer_path(layer) + "/other_mass";
+    if (!has_others_[layer])
+        throw InputError(file_.path(), layer_path(layer) + "/mass",
+                         fmt::format("head {} keeps masses under {} only and {} is needed: write the statistics with "
+                                     "all orders (paro calibrate --stats-orders all, paro.Capture(all_orders=True))",
+                                     head, to_string(stored), to_string(order)));
+    const auto others = other_orders(stored);
+    const int64_t j = std::find(others.begin(), others.end(), order) - others.begin();
+    const int64_t S = static_cast<int64_t>(info_.dump.samples.size()), nb = info_.tiles_per_side();
+    return checked_masses(path, {head, 0, j, 0, 0}, {1, S, 1, nb, nb}, head);
+}
+
+std::array<AxisOrder, kNumOrders - 1> other_orders(AxisOrder stored) {
+    std::array<AxisOrder, kNumOrders - 1> out{};
+    size_t j = 0;
+    for (AxisOrder o : kAllOrders)
+        if (o != stored) out[j++] = o;
+    return out;
+}
+
+StatsWriter::StatsWriter(const std::string& path, const StatsInfo& info, bool all_orders)
+    : file_(h5::File::create(path)), info_(info), all_orders_(all_orders), written_(info.dump.layers.size()) {
     const hid_t root = file_.id();
     h5::write_attr(root, "paro_format", std::string(kFormat));
     h5::write_attr(root, "paro_version", int64_t{1});
@@ -188,42 +225,101 @@ StatsWriter::StatsWriter(const std::string& path, const StatsInfo& info)
     h5::create_group(root, "layers");
 }
 
-void StatsWriter::write_layer(int64_t layer, const StatsLayerScores& scores,
-                              const std::function<void(int64_t, int64_t, float*)>& masses) {
+void StatsWriter::begin_layer(int64_t layer) {
     const DumpLayer& info = info_.dump.layers[layer];
     const int64_t H = info.heads, S = static_cast<int64_t>(info_.dump.samples.size());
     const int64_t nb = info_.tiles_per_side();
-    PARO_ASSERT(static_cast<int64_t>(scores.order.size()) == H && static_cast<int64_t>(scores.metrics.size()) == H);
+    PARO_ASSERT(written_[layer].empty());  // each layer once
+    written_[layer].assign(static_cast<size_t>(H), -1);
     h5::Handle layers = h5::open_group(file_, "/layers");
     h5::Handle g = h5::create_group(layers.get(), std::to_string(layer));
     h5::write_attr(g.get(), "head_dim", info.head_dim);
     h5::write_attr(g.get(), "scale", info.scale);
     if (info_.model_layer.size() > static_cast<size_t>(layer) && info_.model_layer[layer] >= 0)
         h5::write_attr(g.get(), "model_layer", info_.model_layer[layer]);
+    h5::create_dataset(g.get(), "mass", {H, S, nb, nb}, h5::StoreType::f32, {{1, 1, nb, nb}, 0});
+    if (all_orders_)
+        h5::create_dataset(g.get(), "other_mass", {H, S, kNumOrders - 1, nb, nb}, h5::StoreType::f32,
+                           {{1, 1, 1, nb, nb}, 0});
+}
+
+void StatsWriter::write_head(int64_t layer, int64_t head, AxisOrder order, const HeadMassFn& mass) {
+    const int64_t S = static_cast<int64_t>(info_.dump.samples.size()), nb = info_.tiles_per_side();
+    const size_t tiles = static_cast<size_t>(nb * nb);
+    PARO_ASSERT(static_cast<size_t>(head) < written_[layer].size() && written_[layer][head] < 0);
+    written_[layer][head] = index_of(order);
+    const std::string base = layer_path(layer);
+    std::vector<float> buf(static_cast<size_t>(S) * tiles);
+    for (int64_t s = 0; s < S; ++s) mass(s, order, buf.data() + s * tiles);
+    h5::Handle d = h5::open_dataset(file_, base + "/mass");
+    h5::write_box(d.get(), {head, 0, 0, 0}, {1, S, nb, nb}, buf.data());
+    if (!all_orders_) return;
+    const auto others = other_orders(order);
+    buf.resize(static_cast<size_t>(S) * others.size() * tiles);
+    for (int64_t s = 0; s < S; ++s)
+        for (size_t j = 0; j < others.size(); ++j) mass(s, others[j], buf.data() + (s * others.size() + j) * tiles);
+    h5::Handle o = h5::open_dataset(file_, base + "/other_mass");
+    h5::write_box(o.get(), {head, 0, 0, 0, 0}, {1, S, kNumOrders - 1, nb, nb}, buf.data());
+}
+
+void StatsWriter::end_layer(int64_t layer, const StatsLayerScores& scores) {
+    const int64_t H = info_.dump.layers[layer].heads, S = static_cast<int64_t>(info_.dump.samples.size());
+    PARO_ASSERT(static_cast<int64_t>(scores.order.size()) == H && static_cast<int64_t>(scores.metrics.size()) == H);
     std::vector<double> m;
     std::vector<uint8_t> order;
     for (int64_t h = 0; h < H; ++h) {
+        PARO_ASSERT(written_[layer][h] == index_of(scores.order[h]));  // masses stored under the order named
         order.push_back(static_cast<uint8_t>(index_of(scores.order[h])));
         PARO_ASSERT(static_cast<int64_t>(scores.metrics[h].size()) == S);
         for (const SampleMetrics& sm : scores.metrics[h])
             for (const OrderMetrics& om : sm)
                 for (double v : metric_values(om)) m.push_back(v);
     }
+    h5::Handle g = h5::open_group(file_, layer_path(layer));
     h5::Handle dm = h5::write_dataset(g.get(), "metrics", {H, S, kNumOrders, kNumMetrics}, h5::StoreType::f64, m.data(),
                                       h5::StoreType::f64);
     h5::write_attr(dm.get(), "metrics", std::vector<std::string>(kMetricNames.begin(), kMetricNames.end()));
     h5::write_dataset(g.get(), "order", {H}, h5::StoreType::u8, order.data(), h5::StoreType::u8);
-    h5::Handle dmass = h5::create_dataset(g.get(), "mass", {H, S, nb, nb}, h5::StoreType::f32, {{1, 1, nb, nb}, 0});
-    // Groups of heads up to 256 MiB of masses.
-    const int64_t per_head = S * nb * nb;
-    const int64_t group = std::max<int64_t>(1, (int64_t(256) << 20) / (per_head * int64_t(sizeof(float))));
-    std::vector<float> buf;
-    for (int64_t h0 = 0; h0 < H; h0 += group) {
-        const int64_t count = std::min(group, H - h0);
-        buf.resize(static_cast<size_t>(count * per_head));
-        masses(h0, count, buf.data());
-        h5::write_box(dmass.get(), {h0, 0, 0, 0}, {count, S, nb, nb}, buf.data());
+}
+
+void StatsWriter::write_layer(int64_t layer, const StatsLayerScores& scores,
+                              const std::function<void(int64_t, int64_t, AxisOrder, float*)>& mass) {
+    begin_layer(layer);
+    for (int64_t h = 0; h < static_cast<int64_t>(scores.order.size()); ++h)
+        write_head(layer, h, scores.order[h], [&](int64_t s, AxisOrder o, float* out) { mass(h, s, o, out); });
+    end_layer(layer, scores);
+}
+
+StatsFileSink::StatsFileSink(const std::string& path, const StatsInfo& info, bool all_orders)
+    : out_(path), info_(info), writer_(out_.temp_path(), info, all_orders), pending_(info.dump.layers.size()) {
+    for (const DumpLayer& l : info.dump.layers) heads_left_.push_back(l.heads);
+}
+
+void StatsFileSink::head(int64_t layer, int64_t head, const std::vector<SampleMetrics>& metrics, AxisOrder order,
+                         const std::vector<SampleMasses>& mass) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    StatsLayerScores& scores = pending_[layer];
+    if (scores.order.empty()) {
+        writer_.begin_layer(layer);
+        scores.order.resize(static_cast<size_t>(info_.dump.layers[layer].heads));
+        scores.metrics.resize(scores.order.size());
     }
+    writer_.write_head(layer, head, order, [&](int64_t s, AxisOrder o, float* out) {
+        const std::vector<float>& m = mass[s][index_of(o)];
+        std::copy(m.begin(), m.end(), out);
+    });
+    scores.order[head] = order;
+    scores.metrics[head] = metrics;
+    if (--heads_left_[layer] == 0) {
+        writer_.end_layer(layer, scores);
+        scores = StatsLayerScores{};
+    }
+}
+
+void StatsFileSink::commit() {
+    for (int64_t left : heads_left_) PARO_ASSERT(left == 0);  // the calibration finished every head
+    writer_.close();
+    out_.commit();
 }
 
 bool looks_like_stats(const std::string& path) { return h5::probe_format_name(path) == kFormat; }

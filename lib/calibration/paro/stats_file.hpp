@@ -1,15 +1,22 @@
 #pragma once
 // Statistics files, format "paro-stats" version 1 (docs/formats.md, schemas/paro-stats-v1.json):
-// what calibration keeps of each sample when the tile statistics are computed inside the model's
-// forward pass (paro.Capture(stats=...), StatsRecorder) instead of from a dump of q/k. Per (layer,
-// head, sample): the six orders' metrics, scored at capture with the options recorded in the file,
-// and the tile masses (float32) under the order those metrics choose for the head. `paro
-// calibrate` turns one into the pattern the dump of the same run gives (calibrate_stats.cpp). The
-// layout attributes and /samples are a paro-dump's (dump.hpp).
+// what calibration keeps of each sample, made inside the model's forward pass (paro.Capture(stats=...),
+// StatsRecorder) or from a dump (paro calibrate --stats-out). Per (layer, head, sample): the six
+// orders' metrics, scored with the options recorded in the file, and the tile masses (float32)
+// under the order those metrics choose for the head; optionally (all orders) under the other five
+// orders too, so that files of more samples merge exactly whatever order the merged samples choose
+// (stats_merge.hpp). `paro calibrate` turns one into the pattern the dump of the same run gives
+// (calibrate_stats.cpp). The layout attributes and /samples are a paro-dump's (dump.hpp).
+#include <algorithm>
+#include <array>
 #include <cstdint>
+#include <functional>
+#include <mutex>
 #include <string>
 #include <vector>
 
+#include "paro/atomic_output.hpp"
+#include "paro/calibrator.hpp"
 #include "paro/dump.hpp"
 #include "paro/hdf5_io.hpp"
 #include "paro/head_scoring.hpp"
@@ -43,34 +50,75 @@ public:
     // naming the file and the attribute or dataset at fault.
     explicit StatsReader(const std::string& path);
     const StatsInfo& info() const { return info_; }
+    // Whether the file keeps every head's masses under all six orders (every layer has other_mass).
+    bool all_orders() const { return std::find(has_others_.begin(), has_others_.end(), false) == has_others_.end(); }
     StatsLayerScores read_scores(int64_t layer) const;
     // Heads [h0, h0 + count) of a layer: [count][samples][nb * nb] masses. Throws InputError on
     // a negative, NaN or infinite mass.
     std::vector<float> read_mass(int64_t layer, int64_t h0, int64_t count) const;
+    // One head's masses under `order`, [samples][nb * nb]: its stored order's (`stored`, from
+    // read_scores), or another's from a file with all orders (else InputError).
+    std::vector<float> read_head_mass(int64_t layer, int64_t head, AxisOrder stored, AxisOrder order) const;
     // CRC-32 of every value read so far (metrics, then masses), in the order read.
     uint32_t checksum() const { return crc_; }
 
 private:
+    std::vector<float> checked_masses(const std::string& path, const std::vector<int64_t>& start,
+                                      const std::vector<int64_t>& count, int64_t first_head) const;
+
     h5::File file_;
     StatsInfo info_;
+    std::vector<bool> has_others_;  // per layer: other_mass present
     mutable uint32_t crc_ = 0;
 };
 
+// Where one (head, sample)'s masses under an order come from: nb * nb floats into out.
+using HeadMassFn = std::function<void(int64_t sample, AxisOrder order, float* out)>;
+
 // Writes a statistics file at `path` (the caller renames it into place: AtomicOutput). Layers are
-// written one at a time, in any order; each must be written once.
+// written in any order, each once: begin_layer, each head once (write_head, from any thread one
+// at a time), then end_layer with the metrics and the orders the heads were written under; or all
+// at once, write_layer. all_orders: each head's masses under the other five orders too.
 class StatsWriter {
 public:
-    StatsWriter(const std::string& path, const StatsInfo& info);
-    // masses(h0, count, out): heads [h0, h0 + count) of the layer under their order, laid out as
-    // read_mass returns them; called for groups of heads so memory stays at a group's masses.
+    StatsWriter(const std::string& path, const StatsInfo& info, bool all_orders);
+    void begin_layer(int64_t layer);
+    void write_head(int64_t layer, int64_t head, AxisOrder order, const HeadMassFn& mass);
+    void end_layer(int64_t layer, const StatsLayerScores& scores);
+    // mass(head, sample, order, out), every head under scores.order.
     void write_layer(int64_t layer, const StatsLayerScores& scores,
-                     const std::function<void(int64_t h0, int64_t count, float* out)>& masses);
+                     const std::function<void(int64_t head, int64_t sample, AxisOrder order, float* out)>& mass);
     void close() { file_.close(); }
 
 private:
     h5::File file_;
     StatsInfo info_;
+    bool all_orders_;
+    std::vector<std::vector<int>> written_;  // per layer begun: each head's order index (-1: not yet)
 };
+
+// A calibration's statistics written as its heads are finished (calibrate --stats-out, through
+// CalibrateOptions::head_scored): each head's masses go to the file at once, a layer's metrics and
+// orders with its last head; commit() renames the file into place once every head is in.
+// Thread-safe. Memory: one head's masses at a time.
+class StatsFileSink {
+public:
+    StatsFileSink(const std::string& path, const StatsInfo& info, bool all_orders);
+    void head(int64_t layer, int64_t head, const std::vector<SampleMetrics>& metrics, AxisOrder order,
+              const std::vector<SampleMasses>& mass);
+    void commit();
+
+private:
+    std::mutex mutex_;
+    AtomicOutput out_;
+    StatsInfo info_;
+    StatsWriter writer_;
+    std::vector<StatsLayerScores> pending_;  // per layer: the scores of the heads in so far
+    std::vector<int64_t> heads_left_;
+};
+
+// The five orders other than `stored`, in paro's numbering: the order of other_mass's third axis.
+std::array<AxisOrder, kNumOrders - 1> other_orders(AxisOrder stored);
 
 // True when the file's root says paro_format = "paro-stats" (no other validation).
 bool looks_like_stats(const std::string& path);

@@ -240,7 +240,7 @@ void StatsRecorder::add(int64_t layer, int64_t sample, int64_t head_dim, double 
 }
 
 void StatsRecorder::write(const std::string& path, const DumpInfo& header, const std::vector<int64_t>& model_layer,
-                          const std::string& tile_statistics) {
+                          const std::string& tile_statistics, bool all_orders) {
     Impl& m = *impl_;
     {
         std::unique_lock<std::mutex> lock(m.mu);
@@ -279,7 +279,7 @@ void StatsRecorder::write(const std::string& path, const DumpInfo& header, const
         info.dump.layers.push_back(dl);
     }
     AtomicOutput out(path);
-    StatsWriter writer(out.temp_path(), info);
+    StatsWriter writer(out.temp_path(), info, all_orders);
     const size_t tiles = static_cast<size_t>(m.grid.tiles());
     for (int64_t l = 0; l < L; ++l) {
         const LayerRecord& rec = m.layers.at(l);
@@ -289,14 +289,10 @@ void StatsRecorder::write(const std::string& path, const DumpInfo& header, const
             for (const auto& [s, g] : rec.samples) scores.metrics[h].push_back(g.metrics[h]);
             scores.order.push_back(choose_head_order(scores.metrics[h], m.opt).order);
         }
-        writer.write_layer(l, scores, [&](int64_t h0, int64_t count, float* dst) {
-            for (int64_t h = h0; h < h0 + count; ++h)
-                for (const auto& [s, g] : rec.samples) {
-                    const int64_t at = g.offset + static_cast<int64_t>(
-                        (static_cast<size_t>(h) * kNumOrders + index_of(scores.order[h])) * tiles * sizeof(float));
-                    m.spool.read(at, dst, tiles * sizeof(float));
-                    dst += tiles;
-                }
+        writer.write_layer(l, scores, [&](int64_t h, int64_t s, AxisOrder o, float* dst) {
+            const int64_t at = rec.samples.at(s).offset +
+                               static_cast<int64_t>((static_cast<size_t>(h) * kNumOrders + index_of(o)) * tiles * sizeof(float));
+            m.spool.read(at, dst, tiles * sizeof(float));
         });
     }
     writer.close();

@@ -35,8 +35,10 @@ public:
     // Finishes the queued work and writes the statistics file to `path` (atomically). header gives
     // the layout (the recorder's), the samples (one per sample number, every layer having had each),
     // model, num_steps and prompt names; model_layer the model's index of each layer (or empty).
+    // all_orders: keep every head's masses under all six orders (six times the size), so that the
+    // file merges exactly with files of more samples whatever order they choose (stats_merge.hpp).
     void write(const std::string& path, const DumpInfo& header, const std::vector<int64_t>& model_layer,
-               const std::string& tile_statistics);
+               const std::string& tile_statistics, bool all_orders = false);
 
     // Seconds the worker has spent scoring and spooling.
     double busy_seconds() const;
