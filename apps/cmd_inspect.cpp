@@ -1,4 +1,4 @@
-// paro inspect FILE [--json]: summary of a dump or a pattern file.
+// paro inspect FILE [--json]: summary of a dump, statistics or pattern file.
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -12,6 +12,7 @@
 #include "paro/error.hpp"
 #include "paro/json_text.hpp"
 #include "paro/pattern.hpp"
+#include "paro/stats_file.hpp"
 #include "paro/summary.hpp"
 
 namespace paro::cli {
@@ -23,8 +24,8 @@ void add_inspect(CLI::App& app, Runner& run, const GlobalOptions& g) {
         double warn_recall = kDefaultWarnRecall;
     };
     auto a = std::make_shared<Args>();
-    auto* sub = app.add_subcommand("inspect", "Summarize a dump or a pattern file");
-    sub->add_option("file", a->file, "paro-dump or paro-pattern file")->required();
+    auto* sub = app.add_subcommand("inspect", "Summarize a dump, statistics or pattern file");
+    sub->add_option("file", a->file, "paro-dump, paro-stats or paro-pattern file")->required();
     sub->add_flag("--json", a->json, "print one JSON object (keys documented in docs/formats.md)");
     sub->add_option("--warn-recall", a->warn_recall,
                     "patterns: warn when a mask keeps less than this share of the attention mass (0: never)")
@@ -43,7 +44,14 @@ void add_inspect(CLI::App& app, Runner& run, const GlobalOptions& g) {
                 if (w.any()) warn(g, a->file + ": " + w.text());
                 return 0;
             }
-            // Not a pattern: read as a dump, which names what is wrong if it is neither.
+            if (looks_like_stats(a->file)) {
+                const StatsReader r(a->file);
+                const auto bytes = static_cast<int64_t>(std::filesystem::file_size(a->file));
+                std::fputs(a->json ? (json_text(stats_json(r, bytes), 2) + "\n").c_str() : stats_text(r, bytes, color).c_str(),
+                           stdout);
+                return 0;
+            }
+            // Neither a pattern nor statistics: read as a dump, which names what is wrong if it is none.
             const DumpReader d(a->file);
             std::fputs(a->json ? (json_text(dump_json(d.info()), 2) + "\n").c_str() : dump_text(d.info(), color).c_str(), stdout);
             return 0;

@@ -42,6 +42,21 @@ assert j["samples"] == 8 and j["heads"] == 12 and j["all_orders"] and not j["pro
 assert j["reordered_heads"] > 0, "the test needs heads whose merged order differs from a file's"
 PY
 run 0 "$PARO" check "$dir/m.h5"
+# inspect reads it: samples, prompts, masses kept, and each layer's stored orders as h5py reads them.
+run 0 "$PARO" inspect "$dir/m.h5"
+grep -q "all six orders" "$dir/out.txt" || { echo "FAIL: inspect does not say the masses of all orders are kept"; fail=1; }
+run 0 "$PARO" inspect --json "$dir/m.h5"
+"$PYTHON" - "$dir/out.txt" "$dir/m.h5" <<'PY' || { echo "FAIL: inspect --json of statistics"; fail=1; }
+import json, sys, h5py, numpy as np
+j, f = json.load(open(sys.argv[1])), h5py.File(sys.argv[2], "r")
+names = ["FHW", "FWH", "HFW", "HWF", "WFH", "WHF"]
+assert j["format"] == "paro-stats" and j["all_orders"] is True and len(j["samples"]) == 8, j
+assert [s["prompt"] for s in j["samples"]] == list(f["samples/prompt"][()])
+assert j["scoring"]["density"] == f.attrs["density"]
+for l, layer in enumerate(j["layers"]):
+    counts = np.bincount(f[f"layers/{l}/order"][()], minlength=6)
+    assert layer["orders"] == {n: int(c) for n, c in zip(names, counts)}, (l, layer["orders"], counts)
+PY
 # Its pattern is the dump's, but for the provenance that names the source.
 for slots in 1 2; do
     run 0 "$PARO" calibrate -q "$dir/m.h5" -o "$dir/pm.h5" --slots $slots

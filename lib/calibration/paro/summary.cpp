@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <filesystem>
 #include <numeric>
+#include <set>
 
 #include "paro/mask_builder.hpp"
+#include "paro/stats_file.hpp"
 
 namespace paro {
 
@@ -158,6 +160,73 @@ nlohmann::json dump_json(const DumpInfo& d) {
                           {"scale", l.scale}});
     j["layers"] = layers;
     return j;
+}
+
+namespace {
+// Per layer of a statistics file: how many heads keep their masses under each order.
+std::vector<std::array<int64_t, kNumOrders>> stored_orders(const StatsReader& r) {
+    std::vector<std::array<int64_t, kNumOrders>> out;
+    for (int64_t l = 0; l < static_cast<int64_t>(r.info().dump.layers.size()); ++l) {
+        auto& counts = out.emplace_back();
+        counts.fill(0);
+        for (AxisOrder o : r.read_scores(l).order) ++counts[index_of(o)];
+    }
+    return out;
+}
+}  // namespace
+
+nlohmann::json stats_json(const StatsReader& r, int64_t file_bytes) {
+    const StatsInfo& info = r.info();
+    nlohmann::json j = dump_json(info.dump);
+    j["format"] = "paro-stats";
+    j["file_bytes"] = file_bytes;
+    j["tile_statistics"] = info.tile_statistics;
+    j["all_orders"] = r.all_orders();
+    const StatsScoring& s = info.scoring;
+    j["scoring"] = {{"block", s.tiles.block},           {"eps", s.tiles.eps},
+                    {"density", s.mask.density},         {"min_density", s.mask.min_density},
+                    {"force_text", s.mask.force_text},   {"force_ragged", s.mask.force_ragged},
+                    {"objective", to_string(s.objective.kind)}, {"alpha", s.objective.alpha},
+                    {"sigma", s.objective.sigma}};
+    if (s.mask.recall) j["scoring"]["recall"] = *s.mask.recall;
+    const auto orders = stored_orders(r);
+    for (size_t l = 0; l < orders.size(); ++l) {
+        nlohmann::json& layer = j["layers"][l];
+        layer.erase("kind");
+        layer.erase("value_dim");
+        for (AxisOrder o : kAllOrders) layer["orders"][to_string(o)] = orders[l][index_of(o)];
+    }
+    return j;
+}
+
+std::string stats_text(const StatsReader& r, int64_t file_bytes, bool color) {
+    const Style st{color};
+    const StatsInfo& info = r.info();
+    const DumpInfo& d = info.dump;
+    std::string out = st.bold("paro-stats v1") + fmt::format("  ({}, {})\n", human_bytes(file_bytes), d.path);
+    auto row = [&](const char* k, const std::string& v) { out += fmt::format("  {:<14} {}\n", k, v); };
+    row("model", d.model.empty() ? "-" : d.model);
+    row("layout", fmt::format("{} = {} tokens", d.layout.describe(), d.layout.tokens()));
+    std::set<int64_t> prompts;
+    for (const DumpSample& x : d.samples) prompts.insert(x.prompt);
+    row("samples", fmt::format("{} of {} prompt(s) (num_steps {})", d.samples.size(), prompts.size(),
+                               d.num_steps > 0 ? std::to_string(d.num_steps) : "-"));
+    row("heads", fmt::format("{} in {} layers", d.total_heads(), d.layers.size()));
+    const StatsScoring& s = info.scoring;
+    row("scoring", fmt::format("objective {}, density {}{}", to_string(s.objective.kind), s.mask.density,
+                               s.mask.recall ? fmt::format(", recall {}", *s.mask.recall) : std::string()));
+    row("masses", r.all_orders() ? "all six orders (merges exactly with more samples)" : "the chosen order only");
+    row("computed by", info.tile_statistics.empty() ? "-" : info.tile_statistics);
+    out += fmt::format("\n  {:>5}  {:>5}  {:>4}", "layer", "heads", "D");
+    for (AxisOrder o : kAllOrders) out += fmt::format("  {:>4}", to_string(o));
+    out += "\n";
+    const auto orders = stored_orders(r);
+    for (size_t l = 0; l < orders.size(); ++l) {
+        out += fmt::format("  {:>5}  {:>5}  {:>4}", l, d.layers[l].heads, d.layers[l].head_dim);
+        for (int64_t n : orders[l]) out += fmt::format("  {:>4}", n ? std::to_string(n) : "-");
+        out += "\n";
+    }
+    return out;
 }
 
 std::string pattern_text(const Pattern& p, int64_t file_bytes, bool color) {

@@ -13,10 +13,15 @@ namespace paro {
 
 nlohmann::json pattern_json(const Pattern& p, int64_t file_bytes);
 nlohmann::json dump_json(const DumpInfo& d);
+class StatsReader;
+// A statistics file: the dump's keys (format "paro-stats") plus the scoring options, what computed
+// the statistics, whether all six orders' masses are kept, and per layer the heads' stored orders.
+nlohmann::json stats_json(const StatsReader& r, int64_t file_bytes);
 
 // Aligned text; color adds ANSI colors (callers pass isatty(stdout)).
 std::string pattern_text(const Pattern& p, int64_t file_bytes, bool color);
 std::string dump_text(const DumpInfo& d, bool color);
+std::string stats_text(const StatsReader& r, int64_t file_bytes, bool color);
 // Masks that keep less of the attention mass than a threshold: such a pattern changes the model's
 // attention output visibly (synth's defaults at density 0.3: recall 0.3, output cosine 0.3), so
 // calibrate, report, validate and inspect say so. The threshold is the commands' --warn-recall.
