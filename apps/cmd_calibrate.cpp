@@ -26,6 +26,7 @@
 #include "paro/progress.hpp"
 #include "paro/runtime_limits.hpp"
 #include "paro/stats_file.hpp"
+#include "paro/stats_sink.hpp"
 #include "paro/summary.hpp"
 #include "paro/tile_stats.hpp"
 
@@ -51,6 +52,7 @@ struct CalibrateArgs {
     std::string layers;  // --layers A:B: write a partial of layers [A, B)
     bool fresh = false;  // discard the checkpoint of an earlier run
     std::string stats_out, stats_orders = "all";  // --stats-out: also keep the statistics (paro-stats)
+    bool stats_orders_given = false;
     SummaryOptions summary;
     std::set<std::string> given;  // the scoring options given on the command line
 };
@@ -245,7 +247,7 @@ int calibrate_in_layers(const CalibrateArgs& a, const GlobalOptions& g, Calibrat
             info.dump = dump;
             info.scoring = {opt.tiles, opt.mask, opt.objective};
             for (const TileStatsBackend* b : backends)
-                info.tile_statistics += (info.tile_statistics.empty() ? "" : " + ") + b->describe();
+                info.tile_statistics += (info.tile_statistics.empty() ? "" : "; ") + b->describe();
             stats = std::make_unique<StatsFileSink>(a.stats_out, info, a.stats_orders == "all");
             opt.head_scored = [&](int64_t layer, int64_t head, const std::vector<SampleMetrics>& metrics,
                                   AxisOrder order, const std::vector<SampleMasses>& mass) {
@@ -254,6 +256,7 @@ int calibrate_in_layers(const CalibrateArgs& a, const GlobalOptions& g, Calibrat
         }
         times.emplace();
         calibrate(reader, opt, backends, &*times);
+        opt.head_scored = nullptr;  // it refers to this frame's sink
         if (stats) stats->commit();
     }
     if (receiver.joinable()) receiver.join();
@@ -323,8 +326,10 @@ void check_stats_out(const CalibrateArgs& a, const CalibrateOptions& opt) {
     if (a.stats_orders != "all" && a.stats_orders != "chosen")
         throw InputError("", "option --stats-orders", "'" + a.stats_orders + "': expected all or chosen");
     AtomicOutput::check(a.stats_out);
+    namespace fs = std::filesystem;
     std::error_code ec;
-    if (std::filesystem::equivalent(a.stats_out, a.dump, ec) || a.stats_out == a.output)
+    const fs::path stats = fs::weakly_canonical(a.stats_out, ec);
+    if (stats == fs::weakly_canonical(a.dump, ec) || stats == fs::weakly_canonical(a.output, ec))
         throw refuse("names the input or the pattern file; name another file");
     if (looks_like_stats(a.dump)) throw refuse("keeps the statistics of a dump; the input is already a statistics file");
     if (!a.layers.empty()) throw refuse("keeps every layer's statistics; it does not combine with --layers");
@@ -343,6 +348,8 @@ int run_calibrate(const CalibrateArgs& a, const GlobalOptions& g) {
     if (std::filesystem::equivalent(a.dump, a.output, ec))
         throw InputError(a.output, "option -o", "is the input file; name another file");
     if (!a.stats_out.empty()) check_stats_out(a, opt);
+    else if (a.stats_orders_given)
+        throw InputError("", "option --stats-orders", "says which masses --stats-out keeps; it needs --stats-out");
     if (!looks_like_stats(a.dump)) {
         opt.options_json = options_json(opt);
         return run_dump_calibration(a, g, opt, t0);
@@ -415,6 +422,7 @@ void add_calibrate(CLI::App& app, Runner& run, const GlobalOptions& g) {
         for (const char* flag : {"--block", "--eps", "--recall", "--density", "--min-density", "--no-force-text",
                                  "--no-force-ragged", "--objective", "--alpha", "--sigma"})
             if (sub->get_option(flag)->count() > 0) a->given.insert(flag);
+        a->stats_orders_given = sub->get_option("--stats-orders")->count() > 0;
         run = with_option_names({{"density", "--density"},
                                  {"recall", "--recall"},
                                  {"min_density", "--min-density"},

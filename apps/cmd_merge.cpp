@@ -40,7 +40,8 @@ int merge_statistics(const MergeArgs& a, const GlobalOptions& g, std::chrono::st
     const StatsMergeResult r = merge_stats(a.parts, a.output);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (a.summary.json) {
-        nlohmann::json j{{"output", a.output},       {"format", "paro-stats"},   {"inputs", a.parts.size()},
+        nlohmann::json j{{"format", "paro-merge-stats-summary"}, {"version", 1},      {"output", a.output},
+                         {"inputs", a.parts.size()},
                          {"samples", r.samples},     {"layers", r.layers},       {"heads", r.heads},
                          {"reordered_heads", r.reordered}, {"all_orders", r.all_orders},
                          {"prompts_by_name", r.prompt_names}, {"seconds", seconds}};

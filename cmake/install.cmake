@@ -21,6 +21,7 @@ install(FILES ${PROJECT_SOURCE_DIR}/schemas/paro-dump-v1.json ${PROJECT_SOURCE_D
               ${PROJECT_SOURCE_DIR}/schemas/paro-pattern-v2.json ${PROJECT_SOURCE_DIR}/schemas/inspect-pattern.schema.json
               ${PROJECT_SOURCE_DIR}/schemas/paro-stats-v1.json
               ${PROJECT_SOURCE_DIR}/schemas/calibrate-summary.schema.json ${PROJECT_SOURCE_DIR}/schemas/check.schema.json
+              ${PROJECT_SOURCE_DIR}/schemas/merge-stats-summary.schema.json
               ${PROJECT_SOURCE_DIR}/schemas/README.md
         DESTINATION ${PARO_INSTALL_SCHEMADIR})
 

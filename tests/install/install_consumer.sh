@@ -21,7 +21,7 @@ need "$libdir/cmake/paro/paroConfigVersion.cmake"
 need "$libdir/pkgconfig/paro-runtime.pc"
 need "$libdir/pkgconfig/paro-stats.pc"
 for s in paro-dump-v1 paro-pattern-v1 paro-pattern-v2 paro-stats-v1 inspect-pattern.schema calibrate-summary.schema \
-         check.schema; do need "$prefix/share/paro/schemas/$s.json"; done
+         check.schema merge-stats-summary.schema; do need "$prefix/share/paro/schemas/$s.json"; done
 need "$prefix/share/bash-completion/completions/paro"
 need "$prefix/share/zsh/site-functions/_paro"
 need "$prefix/share/man/man1/paro.1"

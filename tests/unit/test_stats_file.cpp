@@ -14,6 +14,7 @@
 #include "paro/error.hpp"
 #include "paro/hdf5_io.hpp"
 #include "paro/stats_file.hpp"
+#include "paro/stats_sink.hpp"
 #include "paro/stats_recorder.hpp"
 #include "paro/tile_stats.hpp"
 #include "test_helpers.hpp"

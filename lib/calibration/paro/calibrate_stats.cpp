@@ -18,31 +18,17 @@ namespace paro {
 
 namespace {
 
-template <typename T>
-void expect_same(const std::string& file, const char* option, const T& file_value, const T& asked) {
-    if (!(file_value == asked))
-        throw ParameterError(option,
-                             fmt::format("is {} but the statistics were scored with {} at capture: calibrate them with "
-                                         "the same value (the default when the option is not given), or capture again",
-                                         asked, file_value),
-                             file);
-}
-
-std::string recall_str(const std::optional<double>& r) { return r ? fmt::format("{}", *r) : std::string("none"); }
-
+// The options calibrate was given must be those the metrics were scored with (the file's).
 void check_scoring(const StatsInfo& info, const CalibrateOptions& opt) {
-    const StatsScoring& s = info.scoring;
-    const std::string& f = info.dump.path;
-    expect_same(f, "block", s.tiles.block, opt.tiles.block);
-    expect_same(f, "eps", s.tiles.eps, opt.tiles.eps);
-    expect_same(f, "density", s.mask.density, opt.mask.density);
-    expect_same(f, "recall", recall_str(s.mask.recall), recall_str(opt.mask.recall));
-    expect_same(f, "min_density", s.mask.min_density, opt.mask.min_density);
-    expect_same(f, "force_text", s.mask.force_text, opt.mask.force_text);
-    expect_same(f, "force_ragged", s.mask.force_ragged, opt.mask.force_ragged);
-    expect_same(f, "objective", to_string(s.objective.kind), to_string(opt.objective.kind));
-    expect_same(f, "alpha", s.objective.alpha, opt.objective.alpha);
-    expect_same(f, "sigma", s.objective.sigma, opt.objective.sigma);
+    const auto file = scoring_fields(info.scoring), asked = scoring_fields({opt.tiles, opt.mask, opt.objective});
+    for (size_t i = 0; i < file.size(); ++i)
+        if (file[i].second != asked[i].second)
+            throw ParameterError(file[i].first,
+                                 fmt::format("is {} but the statistics were scored with {} at capture: calibrate them "
+                                             "with the same value (the default when the option is not given), or "
+                                             "capture again",
+                                             asked[i].second, file[i].second),
+                                 info.dump.path);
 }
 
 // The working set of one head (its masses, the slot sums, a TileStats and a ranking of one order)

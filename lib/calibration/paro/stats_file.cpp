@@ -249,7 +249,9 @@ void StatsWriter::write_head(int64_t layer, int64_t head, AxisOrder order, const
     PARO_ASSERT(static_cast<size_t>(head) < written_[layer].size() && written_[layer][head] < 0);
     written_[layer][head] = index_of(order);
     const std::string base = layer_path(layer);
-    std::vector<float> buf(static_cast<size_t>(S) * tiles);
+    std::vector<float> buf;
+    buf.reserve(static_cast<size_t>(S) * tiles * (all_orders_ ? kNumOrders - 1 : 1));  // one allocation
+    buf.resize(static_cast<size_t>(S) * tiles);
     for (int64_t s = 0; s < S; ++s) mass(s, order, buf.data() + s * tiles);
     h5::Handle d = h5::open_dataset(file_, base + "/mass");
     h5::write_box(d.get(), {head, 0, 0, 0}, {1, S, nb, nb}, buf.data());
@@ -290,36 +292,18 @@ void StatsWriter::write_layer(int64_t layer, const StatsLayerScores& scores,
     end_layer(layer, scores);
 }
 
-StatsFileSink::StatsFileSink(const std::string& path, const StatsInfo& info, bool all_orders)
-    : out_(path), info_(info), writer_(out_.temp_path(), info, all_orders), pending_(info.dump.layers.size()) {
-    for (const DumpLayer& l : info.dump.layers) heads_left_.push_back(l.heads);
-}
-
-void StatsFileSink::head(int64_t layer, int64_t head, const std::vector<SampleMetrics>& metrics, AxisOrder order,
-                         const std::vector<SampleMasses>& mass) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    StatsLayerScores& scores = pending_[layer];
-    if (scores.order.empty()) {
-        writer_.begin_layer(layer);
-        scores.order.resize(static_cast<size_t>(info_.dump.layers[layer].heads));
-        scores.metrics.resize(scores.order.size());
-    }
-    writer_.write_head(layer, head, order, [&](int64_t s, AxisOrder o, float* out) {
-        const std::vector<float>& m = mass[s][index_of(o)];
-        std::copy(m.begin(), m.end(), out);
-    });
-    scores.order[head] = order;
-    scores.metrics[head] = metrics;
-    if (--heads_left_[layer] == 0) {
-        writer_.end_layer(layer, scores);
-        scores = StatsLayerScores{};
-    }
-}
-
-void StatsFileSink::commit() {
-    for (int64_t left : heads_left_) PARO_ASSERT(left == 0);  // the calibration finished every head
-    writer_.close();
-    out_.commit();
+std::vector<std::pair<std::string, std::string>> scoring_fields(const StatsScoring& s) {
+    const auto flag = [](bool b) { return std::string(b ? "1" : "0"); };
+    return {{"block", std::to_string(s.tiles.block)},
+            {"eps", fmt::format("{}", s.tiles.eps)},
+            {"density", fmt::format("{}", s.mask.density)},
+            {"recall", s.mask.recall ? fmt::format("{}", *s.mask.recall) : std::string("none")},
+            {"min_density", fmt::format("{}", s.mask.min_density)},
+            {"force_text", flag(s.mask.force_text)},
+            {"force_ragged", flag(s.mask.force_ragged)},
+            {"objective", to_string(s.objective.kind)},
+            {"alpha", fmt::format("{}", s.objective.alpha)},
+            {"sigma", fmt::format("{}", s.objective.sigma)}};
 }
 
 bool looks_like_stats(const std::string& path) { return h5::probe_format_name(path) == kFormat; }

@@ -11,12 +11,10 @@
 #include <array>
 #include <cstdint>
 #include <functional>
-#include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
-#include "paro/atomic_output.hpp"
-#include "paro/calibrator.hpp"
 #include "paro/dump.hpp"
 #include "paro/hdf5_io.hpp"
 #include "paro/head_scoring.hpp"
@@ -97,28 +95,12 @@ private:
     std::vector<std::vector<int>> written_;  // per layer begun: each head's order index (-1: not yet)
 };
 
-// A calibration's statistics written as its heads are finished (calibrate --stats-out, through
-// CalibrateOptions::head_scored): each head's masses go to the file at once, a layer's metrics and
-// orders with its last head; commit() renames the file into place once every head is in.
-// Thread-safe. Memory: one head's masses at a time.
-class StatsFileSink {
-public:
-    StatsFileSink(const std::string& path, const StatsInfo& info, bool all_orders);
-    void head(int64_t layer, int64_t head, const std::vector<SampleMetrics>& metrics, AxisOrder order,
-              const std::vector<SampleMasses>& mass);
-    void commit();
-
-private:
-    std::mutex mutex_;
-    AtomicOutput out_;
-    StatsInfo info_;
-    StatsWriter writer_;
-    std::vector<StatsLayerScores> pending_;  // per layer: the scores of the heads in so far
-    std::vector<int64_t> heads_left_;
-};
-
 // The five orders other than `stored`, in paro's numbering: the order of other_mass's third axis.
 std::array<AxisOrder, kNumOrders - 1> other_orders(AxisOrder stored);
+
+// The scoring options as (name, value) texts in a fixed order, named as the file's attributes and
+// calibrate's option fields: what statistics must share to be calibrated with given options, or merged.
+std::vector<std::pair<std::string, std::string>> scoring_fields(const StatsScoring& s);
 
 // True when the file's root says paro_format = "paro-stats" (no other validation).
 bool looks_like_stats(const std::string& path);

@@ -7,7 +7,6 @@
 #include <map>
 #include <memory>
 #include <set>
-#include <tuple>
 
 #include "paro/atomic_output.hpp"
 #include "paro/error.hpp"
@@ -18,8 +17,6 @@
 namespace paro {
 
 namespace {
-
-std::string recall_str(const std::optional<double>& r) { return r ? fmt::format("{}", *r) : std::string("none"); }
 
 // Refuses `other` where it is not the same model, layout, layers and scoring as `first`.
 void expect_compatible(const StatsInfo& first, const StatsInfo& other) {
@@ -36,67 +33,79 @@ void expect_compatible(const StatsInfo& first, const StatsInfo& other) {
     differ("attribute text_tokens", a.text_tokens, b.text_tokens);
     differ("attribute text_position", to_string(a.text_position), to_string(b.text_position));
     differ("attribute model", "'" + other.dump.model + "'", "'" + first.dump.model + "'");
-    const StatsScoring &s = other.scoring, &t = first.scoring;
-    differ("attribute eps", s.tiles.eps, t.tiles.eps);
-    differ("attribute density", s.mask.density, t.mask.density);
-    differ("attribute recall", recall_str(s.mask.recall), recall_str(t.mask.recall));
-    differ("attribute min_density", s.mask.min_density, t.mask.min_density);
-    differ("attribute force_text", s.mask.force_text, t.mask.force_text);
-    differ("attribute force_ragged", s.mask.force_ragged, t.mask.force_ragged);
-    differ("attribute objective", to_string(s.objective.kind), to_string(t.objective.kind));
-    differ("attribute alpha", s.objective.alpha, t.objective.alpha);
-    differ("attribute sigma", s.objective.sigma, t.objective.sigma);
+    const auto mine = scoring_fields(other.scoring), theirs = scoring_fields(first.scoring);
+    for (size_t i = 0; i < mine.size(); ++i) differ("attribute " + mine[i].first, mine[i].second, theirs[i].second);
     differ("/samples/step", other.dump.has_steps() ? "recorded" : "not recorded",
            first.dump.has_steps() ? "recorded" : "not recorded");
     if (first.dump.has_steps()) differ("/samples attribute num_steps", other.dump.num_steps, first.dump.num_steps);
     differ("/layers", fmt::format("{} layers", other.dump.layers.size()), fmt::format("{} layers", first.dump.layers.size()));
+    const auto model_layer = [](int64_t v) { return v < 0 ? std::string("absent") : std::to_string(v); };
     for (size_t l = 0; l < first.dump.layers.size(); ++l) {
         const DumpLayer &x = other.dump.layers[l], &y = first.dump.layers[l];
         const std::string at = fmt::format("/layers/{}", l);
         differ(at + "/order", fmt::format("{} heads", x.heads), fmt::format("{} heads", y.heads));
         differ(at + " attribute head_dim", x.head_dim, y.head_dim);
         differ(at + " attribute scale", x.scale, y.scale);
-        differ(at + " attribute model_layer", other.model_layer[l], first.model_layer[l]);
+        differ(at + " attribute model_layer", model_layer(other.model_layer[l]), model_layer(first.model_layer[l]));
     }
 }
 
-// The merged /samples: every input's samples in order. Prompts are matched by name when every input
-// names its prompts (a sample of one name, step and timestep in two inputs is refused), else each
-// input's prompt ids are moved past the previous inputs' ids.
+// Whether a file's prompt names can map its prompts to the merged ones: present and distinct.
+bool names_prompts(const DumpInfo& d) {
+    return !d.prompt_names.empty() &&
+           std::set<std::string>(d.prompt_names.begin(), d.prompt_names.end()).size() == d.prompt_names.size();
+}
+
+// The merged /samples: every input's samples in order. When every input names its prompts, the
+// merged names are the first file's, then each other file's names not seen yet, and each sample's
+// prompt is its name's place (so the first file's ids stay); else each input's ids are moved past
+// the previous inputs' (the first file's stay).
 DumpInfo merged_samples(const std::vector<std::unique_ptr<StatsReader>>& in, bool& by_name) {
     DumpInfo out = in.front()->info().dump;
     out.samples.clear();
     out.prompt_names.clear();
-    by_name = std::all_of(in.begin(), in.end(), [](const auto& r) { return !r->info().dump.prompt_names.empty(); });
+    by_name = std::all_of(in.begin(), in.end(), [](const auto& r) { return names_prompts(r->info().dump); });
     std::map<std::string, int64_t> id_of_name;
-    std::map<std::tuple<std::string, int64_t, double>, std::string> seen;  // (name, step, timestep) -> file
-    int64_t offset = 0;
+    int64_t next = 0;  // renumbering: the first id free for the next input
     for (const auto& r : in) {
         const DumpInfo& d = r->info().dump;
-        int64_t top = -1;
-        for (size_t i = 0; i < d.samples.size(); ++i) {
-            DumpSample s = d.samples[i];
-            top = std::max(top, s.prompt);
-            if (by_name) {
-                const std::string& name = d.prompt_names[static_cast<size_t>(s.prompt)];
-                const auto [it, added] = id_of_name.emplace(name, static_cast<int64_t>(out.prompt_names.size()));
-                if (added) out.prompt_names.push_back(name);
-                const auto [at, fresh] = seen.emplace(std::make_tuple(name, s.step, s.timestep), d.path);
-                if (!fresh)
-                    throw InputError(d.path, "/samples",
-                                     fmt::format("sample {} (prompt '{}', step {}, timestep {}) is also in {}: merge "
-                                                 "statistics of different samples",
-                                                 i, name.size() > 80 ? name.substr(0, 80) + "..." : name, s.step,
-                                                 s.timestep, at->second));
-                s.prompt = it->second;
-            } else {
-                s.prompt += offset;
-            }
+        if (by_name)
+            for (const std::string& name : d.prompt_names)
+                if (id_of_name.emplace(name, static_cast<int64_t>(out.prompt_names.size())).second)
+                    out.prompt_names.push_back(name);
+        int64_t low = 0, high = -1;  // the input's prompt ids (ids may be any integers without names)
+        for (const DumpSample& s : d.samples) low = std::min(low, s.prompt), high = std::max(high, s.prompt);
+        const int64_t shift = &r == &in.front() ? 0 : next - low;
+        for (DumpSample s : d.samples) {
+            s.prompt = by_name ? id_of_name.at(d.prompt_names[static_cast<size_t>(s.prompt)]) : s.prompt + shift;
             out.samples.push_back(s);
         }
-        offset += top + 1;
+        next = std::max(next, high + shift + 1);
     }
     return out;
+}
+
+// The same samples merged twice would weigh double: a sample whose step, timestep and metrics (of
+// every head of the first layer, bit for bit) equal a sample of another input is refused. Samples
+// of different runs never share all their metrics.
+void refuse_duplicates(const std::vector<std::unique_ptr<StatsReader>>& in) {
+    std::map<std::string, std::pair<size_t, size_t>> seen;  // fingerprint -> (input, sample)
+    for (size_t k = 0; k < in.size(); ++k) {
+        const DumpInfo& d = in[k]->info().dump;
+        const StatsLayerScores scores = in[k]->read_scores(0);
+        for (size_t s = 0; s < d.samples.size(); ++s) {
+            std::string key = fmt::format("{}/{}", d.samples[s].step, d.samples[s].timestep);
+            for (const auto& head : scores.metrics)
+                for (const OrderMetrics& m : head[s])
+                    for (double v : metric_values(m)) key.append(reinterpret_cast<const char*>(&v), sizeof v);
+            const auto [it, fresh] = seen.emplace(std::move(key), std::make_pair(k, s));
+            if (!fresh && it->second.first != k)
+                throw InputError(d.path, "/samples",
+                                 fmt::format("sample {} is sample {} of {} (the same step, timestep and metrics): "
+                                             "merge statistics of different samples",
+                                             s, it->second.second, in[it->second.first]->info().dump.path));
+        }
+    }
 }
 
 }  // namespace
@@ -113,6 +122,7 @@ StatsMergeResult merge_stats(const std::vector<std::string>& inputs, const std::
         in.push_back(std::make_unique<StatsReader>(inputs[i]));
         if (i > 0) expect_compatible(in.front()->info(), in.back()->info());
     }
+    refuse_duplicates(in);
     StatsMergeResult result;
     StatsInfo info = in.front()->info();
     info.dump = merged_samples(in, result.prompt_names);
@@ -124,8 +134,10 @@ StatsMergeResult merge_stats(const std::vector<std::string>& inputs, const std::
     result.all_orders = std::all_of(in.begin(), in.end(), [](const auto& r) { return r->all_orders(); });
     const int64_t S = static_cast<int64_t>(info.dump.samples.size());
     const size_t tiles = static_cast<size_t>(info.tiles_per_side() * info.tiles_per_side());
-    // One head at a time: its masses under the orders kept, and the writer's copy of them.
-    require_memory(2.0 * (result.all_orders ? kNumOrders : 1) * static_cast<double>(S) * tiles * sizeof(float),
+    // One head at a time: its masses under the orders kept, the writer's buffer (the other five
+    // orders' at most) and one input's read.
+    const double orders_held = result.all_orders ? 2 * kNumOrders : 3;
+    require_memory(orders_held * static_cast<double>(S) * tiles * sizeof(float),
                    fmt::format("merging the masses of one head ({} samples, {} tiles)", S, tiles), output, "/layers");
 
     CalibrateOptions opt;
@@ -147,6 +159,7 @@ StatsMergeResult merge_stats(const std::vector<std::string>& inputs, const std::
             std::array<std::vector<float>, kNumOrders> mass;  // the merged samples' masses per order kept
             for (AxisOrder o : kAllOrders) {
                 if (o != order && !result.all_orders) continue;
+                mass[index_of(o)].reserve(static_cast<size_t>(S) * tiles);
                 for (size_t k = 0; k < in.size(); ++k) {
                     const std::vector<float> m = in[k]->read_head_mass(l, h, parts[k].order[h], o);
                     mass[index_of(o)].insert(mass[index_of(o)].end(), m.begin(), m.end());
