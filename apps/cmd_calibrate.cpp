@@ -248,7 +248,12 @@ int calibrate_in_layers(const CalibrateArgs& a, const GlobalOptions& g, Calibrat
             info.scoring = {opt.tiles, opt.mask, opt.objective};
             for (const TileStatsBackend* b : backends)
                 info.tile_statistics += (info.tile_statistics.empty() ? "" : "; ") + b->describe();
-            stats = std::make_unique<StatsFileSink>(a.stats_out, info, a.stats_orders == "all");
+            const bool all = a.stats_orders == "all";
+            require_free_space(a.stats_out, stats_file_bytes(info, all), "option --stats-out",
+                               all ? fmt::format("--stats-orders chosen keeps one order's masses: {:.1f} GB",
+                                                 stats_file_bytes(info, false) / 1e9)
+                                   : "");
+            stats = std::make_unique<StatsFileSink>(a.stats_out, info, all);
             opt.head_scored = [&](int64_t layer, int64_t head, const std::vector<SampleMetrics>& metrics,
                                   AxisOrder order, const std::vector<SampleMasses>& mass) {
                 stats->head(layer, head, metrics, order, mass);

@@ -14,6 +14,7 @@
 #include "paro/atomic_output.hpp"
 #include "paro/error.hpp"
 #include "paro/layer_shards.hpp"
+#include "paro/progress.hpp"
 #include "paro/stats_file.hpp"
 #include "paro/stats_merge.hpp"
 #include "paro/summary.hpp"
@@ -37,7 +38,10 @@ int merge_statistics(const MergeArgs& a, const GlobalOptions& g, std::chrono::st
                                                                      "files or partial patterns, not both",
                                                                      a.parts.front()));
         }
-    const StatsMergeResult r = merge_stats(a.parts, a.output);
+    ProgressLine line("merge", "heads", !g.quiet && !a.summary.json);
+    const StatsMergeResult r =
+        merge_stats(a.parts, a.output, [&](int64_t done, int64_t total) { line.update(done, total); });
+    line.finish();
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (a.summary.json) {
         nlohmann::json j{{"format", "paro-merge-stats-summary"}, {"version", 1},      {"output", a.output},
@@ -54,7 +58,8 @@ int merge_statistics(const MergeArgs& a, const GlobalOptions& g, std::chrono::st
         std::printf("  prompts %s\n", r.prompt_names ? "matched by name" : "renumbered (not every input names its prompts)");
         std::printf("  %s\n", r.all_orders ? "all six orders' masses kept: the file merges again exactly"
                                            : "the chosen order's masses only (an input has no other orders')");
-        std::printf("  wrote %s (paro calibrate %s -o PATTERN makes the pattern)\n", a.output.c_str(), a.output.c_str());
+        std::printf("  wrote %s, %s (paro calibrate %s -o PATTERN makes the pattern)\n", a.output.c_str(),
+                    human_bytes(static_cast<int64_t>(std::filesystem::file_size(a.output))).c_str(), a.output.c_str());
     }
     return 0;
 }

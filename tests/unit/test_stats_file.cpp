@@ -134,6 +134,11 @@ TEST_CASE("a calibration keeps the statistics the recorder makes, all orders inc
         sink.commit();
     }
     const StatsReader a(tmp.file("rec.h5")), b(tmp.file("cal.h5"));
+    // The size estimate the free-space check uses: the masses and metrics, plus HDF5's overhead.
+    const double estimate = stats_file_bytes(a.info(), all);
+    const auto size = static_cast<double>(std::filesystem::file_size(tmp.file("rec.h5")));
+    CHECK(size >= 0.9 * estimate);
+    CHECK(size <= estimate + 64 * 1024);
     CHECK(a.all_orders() == all);
     CHECK(b.all_orders() == all);
     for (int64_t l = 0; l < 2; ++l) {
@@ -155,6 +160,23 @@ TEST_CASE("a calibration keeps the statistics the recorder makes, all orders inc
             }
         }
     }
+}
+
+TEST_CASE("statistics outputs refuse to start without room for them", "[stats]") {
+    test::TempDir tmp;
+    const std::string out = tmp.file("s.h5");
+    CHECK_NOTHROW(require_free_space(out, 1, "option -o", ""));
+    try {
+        require_free_space(out, 1e18, "option --stats-out", "a smaller variant");
+        FAIL("no error for an exabyte");
+    } catch (const InputError& e) {
+        const std::string what = e.what();
+        CHECK(what.find(out) != std::string::npos);
+        CHECK(what.find("--stats-out") != std::string::npos);
+        CHECK(what.find("1000000000.0 GB") != std::string::npos);
+        CHECK(what.find("a smaller variant") != std::string::npos);
+    }
+    CHECK_FALSE(std::filesystem::exists(out));
 }
 
 TEST_CASE("paro check and paro calibrate take statistics files", "[stats]") {

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 
 #include "paro/error.hpp"
 #include "paro/version.hpp"
@@ -304,6 +305,28 @@ std::vector<std::pair<std::string, std::string>> scoring_fields(const StatsScori
             {"objective", to_string(s.objective.kind)},
             {"alpha", fmt::format("{}", s.objective.alpha)},
             {"sigma", fmt::format("{}", s.objective.sigma)}};
+}
+
+double stats_file_bytes(const StatsInfo& info, bool all_orders) {
+    const double tiles = static_cast<double>(info.tiles_per_side()) * static_cast<double>(info.tiles_per_side());
+    const double S = static_cast<double>(info.dump.samples.size());
+    double bytes = 0;
+    for (const DumpLayer& l : info.dump.layers)
+        bytes += static_cast<double>(l.heads) * S * (tiles * sizeof(float) * (all_orders ? kNumOrders : 1) +
+                                                      kNumOrders * kNumMetrics * sizeof(double));
+    return bytes;
+}
+
+void require_free_space(const std::string& output, double bytes, const std::string& option, const std::string& hint) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    const fs::path dir = fs::absolute(output, ec).parent_path();
+    const fs::space_info space = fs::space(dir, ec);
+    if (ec || static_cast<double>(space.available) >= bytes) return;  // unknown: let the write tell
+    const auto gb = [](double b) { return fmt::format("{:.1f} GB", b / 1e9); };
+    throw InputError(output, option,
+                     fmt::format("needs about {} and {} has {} free{}", gb(bytes), dir.string(),
+                                 gb(static_cast<double>(space.available)), hint.empty() ? "" : "; " + hint));
 }
 
 bool looks_like_stats(const std::string& path) { return h5::probe_format_name(path) == kFormat; }

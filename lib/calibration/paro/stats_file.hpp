@@ -102,6 +102,14 @@ std::array<AxisOrder, kNumOrders - 1> other_orders(AxisOrder stored);
 // calibrate's option fields: what statistics must share to be calibrated with given options, or merged.
 std::vector<std::pair<std::string, std::string>> scoring_fields(const StatsScoring& s);
 
+// The bytes a statistics file of `info` takes: its masses (with all_orders, six orders'), plus the
+// metrics; deflate does not shrink float masses much, so this is close to the file's size.
+double stats_file_bytes(const StatsInfo& info, bool all_orders);
+// Refuses (InputError naming the path and `option`) to start writing `bytes` where the output's
+// file system has less free space, with a hint (e.g. the smaller variant); a full disk would
+// otherwise end a long run at its last write.
+void require_free_space(const std::string& output, double bytes, const std::string& option, const std::string& hint);
+
 // True when the file's root says paro_format = "paro-stats" (no other validation).
 bool looks_like_stats(const std::string& path);
 

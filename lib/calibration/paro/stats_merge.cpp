@@ -110,7 +110,8 @@ void refuse_duplicates(const std::vector<std::unique_ptr<StatsReader>>& in) {
 
 }  // namespace
 
-StatsMergeResult merge_stats(const std::vector<std::string>& inputs, const std::string& output) {
+StatsMergeResult merge_stats(const std::vector<std::string>& inputs, const std::string& output,
+                             const std::function<void(int64_t, int64_t)>& progress) {
     if (inputs.size() < 2) throw InputError("", "inputs", "merging statistics needs at least two files");
     std::vector<std::unique_ptr<StatsReader>> in;
     for (size_t i = 0; i < inputs.size(); ++i) {
@@ -140,6 +141,9 @@ StatsMergeResult merge_stats(const std::vector<std::string>& inputs, const std::
     require_memory(orders_held * static_cast<double>(S) * tiles * sizeof(float),
                    fmt::format("merging the masses of one head ({} samples, {} tiles)", S, tiles), output, "/layers");
 
+    require_free_space(output, stats_file_bytes(info, result.all_orders), "option -o", "");
+    int64_t total_heads = 0;
+    for (const DumpLayer& l : info.dump.layers) total_heads += l.heads;
     CalibrateOptions opt;
     opt.tiles = info.scoring.tiles;
     opt.mask = info.scoring.mask;
@@ -173,6 +177,7 @@ StatsMergeResult merge_stats(const std::vector<std::string>& inputs, const std::
             });
             merged.metrics.push_back(std::move(metrics));
             merged.order.push_back(order);
+            if (progress) progress(result.heads + h + 1, total_heads);
         }
         writer.end_layer(l, merged);
         result.heads += H;

@@ -8,6 +8,7 @@
 // masses a file stores under its own choice, or, where the merged samples choose another order,
 // from the file's other orders' masses (written with all orders), else the merge is refused.
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,9 @@ struct StatsMergeResult {
 // InputError naming the input and the attribute or dataset at fault: another layout, model, layer
 // shape or scoring option than the first input, a file given twice, a sample (prompt name, step,
 // timestep) in two inputs, or masses missing under a head's merged order.
-StatsMergeResult merge_stats(const std::vector<std::string>& inputs, const std::string& output);
+// progress(heads done, heads in all), when given, after each head. Refuses to start when the
+// output's file system has too little space for the merged file.
+StatsMergeResult merge_stats(const std::vector<std::string>& inputs, const std::string& output,
+                             const std::function<void(int64_t, int64_t)>& progress = {});
 
 }  // namespace paro
