@@ -1,4 +1,4 @@
-"""Mutation campaign over the commands, as a test: byte-flipped and truncated dumps and patterns,
+"""Mutation campaign over the commands, as a test: byte-flipped and truncated dumps, patterns and statistics,
 special files, and committed files that once crashed or hung libhdf5 (tests/data/corrupt), each
 through every command that reads it. Fails on a crash (signal), a hang, an exit status outside
 0/1/2, an error that is not one bounded line naming the file, output left behind by a failed run,
@@ -129,21 +129,30 @@ def commands_for_dump(d, pattern):
     run(["validate", "--cpu", pattern, "--dump", d], d)
 
 
+def commands_for_stats(s, other):
+    out = os.path.join(work, "out")
+    agree(s, run(["check", s], s), run(["inspect", "--json", s], s))
+    run(["calibrate", "-q", s, "-o", os.path.join(out, "p.h5")], s, [os.path.join(out, "p.h5")])
+    run(["merge", "-q", s, other, "-o", os.path.join(out, "s.h5")], s, [os.path.join(out, "s.h5")])
+
+
 os.makedirs(os.path.join(work, "out"), exist_ok=True)
 dump, pattern = os.path.join(work, "dump.h5"), os.path.join(work, "pattern.h5")
-subprocess.run([paro, "synth", "-q", "-o", dump, "--grid", "2x4x4", "--text", "8", "--layers", "1", "--heads", "2",
-                "--samples", "1", "--head-dim", "64"], check=True)
-subprocess.run([paro, "calibrate", "-q", dump, "-o", pattern, "--density", "0.5"], check=True)
+stats, stats2 = os.path.join(work, "stats.h5"), os.path.join(work, "stats2.h5")
+for seed, d, p, s in ((1, dump, pattern, stats), (2, os.path.join(work, "dump2.h5"), os.path.join(work, "p2.h5"), stats2)):
+    subprocess.run([paro, "synth", "-q", "-o", d, "--grid", "2x4x4", "--text", "8", "--layers", "1", "--heads", "2",
+                    "--samples", "1", "--head-dim", "64", "--seed", str(seed)], check=True)
+    subprocess.run([paro, "calibrate", "-q", d, "-o", p, "--density", "0.5", "--stats-out", s], check=True)
 
-for src, commands in ((pattern, commands_for_pattern), (dump, commands_for_dump)):
+# Each kind with what else its commands read: the pattern's dump, the dump's pattern, a statistics
+# file to merge with.
+for src, commands, partner in ((pattern, commands_for_pattern, dump), (dump, commands_for_dump, pattern),
+                               (stats, commands_for_stats, stats2)):
     data = open(src, "rb").read()
     for i in range(per_file):
         m = os.path.join(work, f"mutant_{i}.h5")
         open(m, "wb").write(mutate(data))
-        if commands is commands_for_pattern:
-            commands(m, dump)
-        else:
-            commands(m, pattern)
+        commands(m, partner)
         os.remove(m)
         for p in glob.glob(os.path.join(work, "out", "*")):
             shutil.rmtree(p) if os.path.isdir(p) else os.remove(p)
@@ -166,7 +175,7 @@ for special in (fifo, os.path.join(work, "out"), "/dev/zero", empty, loop):
                  ["calibrate", "-q", special, "-o", os.path.join(work, "out", "p.h5")]):
         run(args, special, [os.path.join(work, "out", "p.h5")])
 
-print(f"{runs} runs over {2 * per_file} mutants, the corrupt files and 5 special files: {len(failures)} failure(s)")
+print(f"{runs} runs over {3 * per_file} mutants, the corrupt files and 5 special files: {len(failures)} failure(s)")
 for f in undefined:
     print("accepted, but libhdf5 reads it differently from run to run (stray bytes past a corrupt message):", f)
 for f in failures[:40]:

@@ -514,6 +514,26 @@ void read_box(const File& f, hid_t dset, const std::string& path, const std::vec
     std::transform(bits, bits + raw.size() / 2, out, half_to_float);
 }
 
+void read_box(const File& f, hid_t dset, const std::string& path, const std::vector<int64_t>& start,
+              const std::vector<int64_t>& count, double* out) {
+    Handle ftype(H5Dget_type(dset));
+    if (H5Tequal(ftype.get(), half_type()) > 0) {  // widened here: HDF5's own half conversion is slow
+        std::vector<uint8_t> raw;
+        read_box_raw(f, dset, path, start, count, raw);
+        const auto* bits = reinterpret_cast<const uint16_t*>(raw.data());
+        std::transform(bits, bits + raw.size() / 2, out, [](uint16_t h) { return double(half_to_float(h)); });
+        return;
+    }
+    expect_numbers(f, dset, path);
+    Handle fspace(H5Dget_space(dset));
+    std::vector<hsize_t> s(start.begin(), start.end()), c(count.begin(), count.end());
+    check(H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, s.data(), nullptr, c.data(), nullptr), f, path,
+          "selection out of range");
+    Handle mspace = make_space(count);
+    check(H5Dread(dset, H5T_NATIVE_DOUBLE, mspace.get(), fspace.get(), H5P_DEFAULT, out), f, path,
+          "cannot be read (corrupt or truncated file?)");
+}
+
 std::vector<double> read_all_double(const File& f, const std::string& path) {
     return read_all<double>(f, path, H5T_NATIVE_DOUBLE);
 }

@@ -98,6 +98,10 @@ uint64_t stored_bytes(hid_t dset);
 // Reads the box [start, start+count) of an n-d float/integer dataset, converted to float.
 void read_box(const File& f, hid_t dset, const std::string& path, const std::vector<int64_t>& start,
               const std::vector<int64_t>& count, float* out);
+// The same converted to double: every value as the readers of doubles and int64 see it (up to
+// 2^53), where float would round 1 + 1e-11 to 1 or 2^24 + 1 to 2^24.
+void read_box(const File& f, hid_t dset, const std::string& path, const std::vector<int64_t>& start,
+              const std::vector<int64_t>& count, double* out);
 // The same box as stored when the dataset is IEEE half (raw bits, 2 bytes a value; returns true),
 // else converted to float (4 bytes a value; returns false). out is resized, its capacity reused.
 // Widening halves in the caller is what makes fp16 reads fast (HDF5's conversion is a soft path).
