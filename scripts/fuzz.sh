@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # libFuzzer over the readers: builds build-fuzz/ with clang (coverage + ASan + UBSan on every
-# target, CPU only), makes a seed corpus with the normal build's paro (a dump, a pattern, and the
-# committed files that once crashed libhdf5), and runs each harness for FUZZ_SECONDS (default 30).
+# target, CPU only), makes a seed corpus with the normal build's paro (a dump, a pattern, a statistics
+# file, and the committed files that once crashed libhdf5), and runs each harness for FUZZ_SECONDS (default 30).
 # Any crash, sanitizer report, leak of a non-paro exception or timeout is a finding: exit 1, the
 # input saved under build-fuzz/findings/. FUZZ_RUNS=N runs N executions per harness instead;
 # FUZZ_HARNESSES="fuzz_dump_reader ..." picks harnesses (a campaign runs one per core this way).
@@ -30,7 +30,7 @@ paro=build-fuzz/paro
 seeds=build-fuzz/seeds
 rm -rf "$seeds" && mkdir -p "$seeds" build-fuzz/findings
 "$paro" synth -q -o "$seeds/dump.h5" --grid 2x4x4 --text 8 --layers 1 --heads 2 --samples 2 --head-dim 64
-"$paro" calibrate -q "$seeds/dump.h5" -o "$seeds/pattern.h5" --density 0.5 --slots 2
+"$paro" calibrate -q "$seeds/dump.h5" -o "$seeds/pattern.h5" --density 0.5 --slots 2 --stats-out "$seeds/stats.h5"
 cp tests/data/corrupt/pattern_*.h5 "$seeds/"  # crashers; not the looper (each run of it costs the time limit)
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:quarantine_size_mb=16:allow_user_segv_handler=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export PARO_HDF5_PROBE_SECONDS=${PARO_HDF5_PROBE_SECONDS:-0.05} PARO_MEMORY_LIMIT=1G  # the budget refuses below -malloc_limit_mb

@@ -485,21 +485,33 @@ DatasetInfo dataset_info(const File& f, hid_t dset, const std::string& path) {
     return info;
 }
 
-bool read_box_raw(const File& f, hid_t dset, const std::string& path, const std::vector<int64_t>& start,
-                  const std::vector<int64_t>& count, std::vector<uint8_t>& out) {
+namespace {
+// The box [start, start + count) of a numeric dataset read into `out` as `memory_type`.
+void read_box_as(const File& f, hid_t dset, const std::string& path, const std::vector<int64_t>& start,
+                 const std::vector<int64_t>& count, hid_t memory_type, void* out) {
     expect_numbers(f, dset, path);
     Handle fspace(H5Dget_space(dset));
     std::vector<hsize_t> s(start.begin(), start.end()), c(count.begin(), count.end());
     check(H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, s.data(), nullptr, c.data(), nullptr), f, path,
           "selection out of range");
     Handle mspace = make_space(count);
+    check(H5Dread(dset, memory_type, mspace.get(), fspace.get(), H5P_DEFAULT, out), f, path,
+          "cannot be read (corrupt or truncated file?)");
+}
+
+bool is_half(hid_t dset) {
+    Handle ftype(H5Dget_type(dset));
+    return H5Tequal(ftype.get(), half_type()) > 0;
+}
+}  // namespace
+
+bool read_box_raw(const File& f, hid_t dset, const std::string& path, const std::vector<int64_t>& start,
+                  const std::vector<int64_t>& count, std::vector<uint8_t>& out) {
     size_t n = 1;
     for (int64_t x : count) n *= static_cast<size_t>(x);
-    Handle ftype(H5Dget_type(dset));
-    const bool half = H5Tequal(ftype.get(), half_type()) > 0;
+    const bool half = is_half(dset);
     out.resize(n * (half ? sizeof(uint16_t) : sizeof(float)));
-    check(H5Dread(dset, half ? half_type() : H5T_NATIVE_FLOAT, mspace.get(), fspace.get(), H5P_DEFAULT, out.data()),
-          f, path, "cannot be read (corrupt or truncated file?)");
+    read_box_as(f, dset, path, start, count, half ? half_type() : H5T_NATIVE_FLOAT, out.data());
     return half;
 }
 
@@ -516,22 +528,11 @@ void read_box(const File& f, hid_t dset, const std::string& path, const std::vec
 
 void read_box(const File& f, hid_t dset, const std::string& path, const std::vector<int64_t>& start,
               const std::vector<int64_t>& count, double* out) {
-    Handle ftype(H5Dget_type(dset));
-    if (H5Tequal(ftype.get(), half_type()) > 0) {  // widened here: HDF5's own half conversion is slow
-        std::vector<uint8_t> raw;
-        read_box_raw(f, dset, path, start, count, raw);
-        const auto* bits = reinterpret_cast<const uint16_t*>(raw.data());
-        std::transform(bits, bits + raw.size() / 2, out, [](uint16_t h) { return double(half_to_float(h)); });
-        return;
-    }
-    expect_numbers(f, dset, path);
-    Handle fspace(H5Dget_space(dset));
-    std::vector<hsize_t> s(start.begin(), start.end()), c(count.begin(), count.end());
-    check(H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, s.data(), nullptr, c.data(), nullptr), f, path,
-          "selection out of range");
-    Handle mspace = make_space(count);
-    check(H5Dread(dset, H5T_NATIVE_DOUBLE, mspace.get(), fspace.get(), H5P_DEFAULT, out), f, path,
-          "cannot be read (corrupt or truncated file?)");
+    if (!is_half(dset)) return read_box_as(f, dset, path, start, count, H5T_NATIVE_DOUBLE, out);
+    std::vector<uint8_t> raw;  // halves widened here: HDF5's own half conversion is slow
+    read_box_raw(f, dset, path, start, count, raw);
+    const auto* bits = reinterpret_cast<const uint16_t*>(raw.data());
+    std::transform(bits, bits + raw.size() / 2, out, [](uint16_t h) { return double(half_to_float(h)); });
 }
 
 std::vector<double> read_all_double(const File& f, const std::string& path) {
