@@ -13,7 +13,9 @@ namespace paro::cli {
 
 void SummaryOptions::add_to(CLI::App& sub) {
     warn_recall = kDefaultWarnRecall;
-    sub.add_flag("--json", json, "print the summary as one JSON object (schemas/calibrate-summary.schema.json)");
+    sub.add_flag("--json", json,
+                 "print the summary as one JSON object (schemas/calibrate-summary.schema.json; merged statistics: "
+                 "merge-stats-summary.schema.json)");
     sub.add_option("--warn-recall", warn_recall,
                    "warn when a mask keeps less than this share of the attention mass (0 turns the warning off)")
         ->check(CLI::Range(0.0, 1.0))

@@ -250,8 +250,8 @@ int calibrate_in_layers(const CalibrateArgs& a, const GlobalOptions& g, Calibrat
                 info.tile_statistics += (info.tile_statistics.empty() ? "" : "; ") + b->describe();
             const bool all = a.stats_orders == "all";
             require_free_space(a.stats_out, stats_file_bytes(info, all), "option --stats-out",
-                               all ? fmt::format("--stats-orders chosen keeps one order's masses: {:.1f} GB",
-                                                 stats_file_bytes(info, false) / 1e9)
+                               all ? "--stats-orders chosen keeps one order's masses: " +
+                                         readable_bytes(stats_file_bytes(info, false))
                                    : "");
             stats = std::make_unique<StatsFileSink>(a.stats_out, info, all);
             opt.head_scored = [&](int64_t layer, int64_t head, const std::vector<SampleMetrics>& metrics,
@@ -332,9 +332,13 @@ void check_stats_out(const CalibrateArgs& a, const CalibrateOptions& opt) {
         throw InputError("", "option --stats-orders", "'" + a.stats_orders + "': expected all or chosen");
     AtomicOutput::check(a.stats_out);
     namespace fs = std::filesystem;
-    std::error_code ec;
-    const fs::path stats = fs::weakly_canonical(a.stats_out, ec);
-    if (stats == fs::weakly_canonical(a.dump, ec) || stats == fs::weakly_canonical(a.output, ec))
+    const auto canonical = [](const std::string& p) {  // as spelled when it cannot be resolved
+        std::error_code ec;
+        const fs::path c = fs::weakly_canonical(p, ec);
+        return ec ? fs::path(p) : c;
+    };
+    const fs::path stats = canonical(a.stats_out);
+    if (stats == canonical(a.dump) || stats == canonical(a.output))
         throw refuse("names the input or the pattern file; name another file");
     if (looks_like_stats(a.dump)) throw refuse("keeps the statistics of a dump; the input is already a statistics file");
     if (!a.layers.empty()) throw refuse("keeps every layer's statistics; it does not combine with --layers");

@@ -1,6 +1,7 @@
 // `paro`: one program, git-style subcommands. Exit status (commands.hpp, `paro help exit-status`):
 // 0 success, 1 a check failed, 2 bad input or usage (one line on stderr naming the file and what is
 // at fault), 3 no usable GPU.
+#include <hdf5.h>
 #include <omp.h>
 #include <unistd.h>
 
@@ -33,6 +34,10 @@ bool GlobalOptions::color_on(int fd) const {
 
 int main(int argc, char** argv) {
     using namespace paro::cli;
+    // Every file paro opens is closed by its owner before exit. libhdf5 1.10's own exit handler
+    // would close again a file whose writing failed (a full disk) and crash there (H5F__close_cb),
+    // turning the one-line error and exit status 2 into a segmentation fault.
+    H5dont_atexit();
     CLI::App app{"paro: pattern-aware token reordering for sparse, quantized attention in video DiTs"};
     app.require_subcommand(1);
     app.set_version_flag("--version", std::string("paro ") + paro::kVersion);

@@ -65,6 +65,17 @@ for name, shape in (("huge_claim", (2**40, NH, N, D)), ("never_written", (S, NH,
     with h5py.File(os.path.join(out, name + ".h5"), "a") as f:
         for t in ("q", "k"):
             f.create_dataset(f"layers/0/{t}", shape=shape, dtype=np.float16, chunks=(1, 1, N, D))
+# q as a 4-byte float with a wider exponent (fields 31, 21, 10, 0, 21) holding 1e100: finite as a
+# double, infinite as the float32 paro reads tensors as.
+write("wide_exponent_q", layer={"q": None})
+with h5py.File(os.path.join(out, "wide_exponent_q.h5"), "a") as f:
+    wide = h5py.h5t.IEEE_F32LE.copy()
+    wide.set_fields(31, 21, 10, 0, 21)
+    wide.set_ebias(511)
+    values = q.astype(np.float64)
+    values[0, 0, 0, 0] = 1e100
+    ds = h5py.h5d.create(f["layers/0"].id, b"q", wide, h5py.h5s.create_simple(values.shape))
+    ds.write(h5py.h5s.ALL, h5py.h5s.ALL, values, mtype=h5py.h5t.NATIVE_DOUBLE)
 with open(os.path.join(out, "not_hdf5.h5"), "w") as f:
     f.write("this is not an HDF5 file\n" * 40)
 print("not_hdf5")

@@ -22,10 +22,10 @@ for c in $cases missing_file; do
     [ "$c" = valid ] && continue
     expect_bad "calibrate $c" "$f" "$PARO" calibrate "$f" -o "$dir/outdir/p.h5"
     # inspect reads metadata only; the tensor values are checked by calibrate and check.
-    case $c in nan_in_q|inf_in_k|overflowing_scores|negative_attention) ;; *) expect_bad "inspect $c" "$f" "$PARO" inspect "$f" ;; esac
+    case $c in nan_in_q|inf_in_k|wide_exponent_q|overflowing_scores|negative_attention) ;; *) expect_bad "inspect $c" "$f" "$PARO" inspect "$f" ;; esac
 done
 # check: a readable file with violations exits 1 and lists them; an unreadable one exits 2.
-for c in nan_in_q inf_in_k grid_mismatch qk_shape_mismatch integer_tensors no_layers missing_k zero_grid \
+for c in nan_in_q inf_in_k wide_exponent_q grid_mismatch qk_shape_mismatch integer_tensors no_layers missing_k zero_grid \
          huge_claim never_written; do
     timeout 20 "$PARO" check "$dir/$c.h5" >"$dir/out.txt" 2>"$dir/err.txt"; rc=$?
     if [ $rc -ne 1 ] || ! grep -q "$c.h5: " "$dir/out.txt"; then

@@ -1,5 +1,6 @@
 // AtomicOutput: temporaries of killed runs are removed by the next run for the same output, and
 // only those (live processes' temporaries and other outputs' stay); commit replaces the file.
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -8,6 +9,7 @@
 
 #include "catch.hpp"
 #include "paro/atomic_output.hpp"
+#include "paro/error.hpp"
 #include "test_helpers.hpp"
 
 using namespace paro;
@@ -54,4 +56,28 @@ TEST_CASE("stale temporaries of dead runs are removed, others kept", "[atomic_ou
     in >> text;
     CHECK(text == "complete");
     CHECK(temporary_path(out) == tmp.file(".out.h5.tmp" + std::to_string(::getpid())));
+}
+
+TEST_CASE("outputs that are not regular files are refused; symbolic links are followed", "[atomic_output]") {
+    test::TempDir tmp;
+    // A FIFO (as a device would be): refused before anything is written, and left as it was.
+    const std::string fifo = tmp.file("fifo.h5");
+    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    CHECK_THROWS_AS(AtomicOutput(fifo), ParameterError);
+    CHECK(fs::is_fifo(fifo));
+    if (fs::exists("/dev/null")) CHECK_THROWS_AS(AtomicOutput::check("/dev/null"), ParameterError);
+    // A link to a file: the file is replaced, the link stays a link to it.
+    const std::string target = tmp.file("target.h5"), link = tmp.file("link.h5");
+    touch(target);
+    fs::create_symlink(target, link);
+    {
+        AtomicOutput out(link);
+        std::ofstream(out.temp_path()) << "complete";
+        out.commit();
+    }
+    CHECK(fs::is_symlink(link));
+    std::ifstream in(target);
+    std::string text;
+    in >> text;
+    CHECK(text == "complete");
 }

@@ -307,6 +307,12 @@ std::vector<std::pair<std::string, std::string>> scoring_fields(const StatsScori
             {"sigma", fmt::format("{}", s.objective.sigma)}};
 }
 
+std::string readable_bytes(double b) {
+    if (b >= 1e9) return fmt::format("{:.1f} GB", b / 1e9);
+    if (b >= 1e6) return fmt::format("{:.1f} MB", b / 1e6);
+    return fmt::format("{:.0f} KB", std::ceil(b / 1e3));
+}
+
 double stats_file_bytes(const StatsInfo& info, bool all_orders) {
     const double tiles = static_cast<double>(info.tiles_per_side()) * static_cast<double>(info.tiles_per_side());
     const double S = static_cast<double>(info.dump.samples.size());
@@ -322,11 +328,13 @@ void require_free_space(const std::string& output, double bytes, const std::stri
     std::error_code ec;
     const fs::path dir = fs::absolute(output, ec).parent_path();
     const fs::space_info space = fs::space(dir, ec);
-    if (ec || static_cast<double>(space.available) >= bytes) return;  // unknown: let the write tell
-    const auto gb = [](double b) { return fmt::format("{:.1f} GB", b / 1e9); };
+    // HDF5's own structures (chunk indexes, headers) come on top: 5% and 1 MB of margin.
+    const double needed = bytes * 1.05 + (1 << 20);
+    if (ec || static_cast<double>(space.available) >= needed) return;  // unknown: let the write tell
     throw InputError(output, option,
-                     fmt::format("needs about {} and {} has {} free{}", gb(bytes), dir.string(),
-                                 gb(static_cast<double>(space.available)), hint.empty() ? "" : "; " + hint));
+                     fmt::format("needs about {} and {} has {} free{}", readable_bytes(needed), dir.string(),
+                                 readable_bytes(static_cast<double>(space.available)),
+                                 hint.empty() ? "" : "; " + hint));
 }
 
 bool looks_like_stats(const std::string& path) { return h5::probe_format_name(path) == kFormat; }

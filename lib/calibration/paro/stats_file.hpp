@@ -105,6 +105,8 @@ std::vector<std::pair<std::string, std::string>> scoring_fields(const StatsScori
 // The bytes a statistics file of `info` takes: its masses (with all_orders, six orders'), plus the
 // metrics; deflate does not shrink float masses much, so this is close to the file's size.
 double stats_file_bytes(const StatsInfo& info, bool all_orders);
+// "1.2 GB", "3.4 MB", "56 KB".
+std::string readable_bytes(double bytes);
 // Refuses (InputError naming the path and `option`) to start writing `bytes` where the output's
 // file system has less free space, with a hint (e.g. the smaller variant); a full disk would
 // otherwise end a long run at its last write.

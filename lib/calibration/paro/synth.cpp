@@ -237,7 +237,8 @@ void write_synthetic_dump(const SynthOptions& opt, const std::string& path) {
                     }
                 }
         }
-    }  // closes the file before the rename
+        f.close();
+    }
     out.commit();
 }
 

@@ -49,14 +49,29 @@ void AtomicOutput::check(const std::string& path) {
     std::error_code ec;
     if (path.empty()) throw ParameterError("path", "empty output path");
     if (fs::is_directory(path, ec)) throw ParameterError("path", "is a directory; name a file to write", path);
+    // The rename would replace a device, FIFO or socket with a regular file (as root: /dev/null).
+    const fs::file_status st = fs::status(path, ec);
+    if (fs::exists(st) && !fs::is_regular_file(st))
+        throw ParameterError("path", "is not a regular file (a device, FIFO or socket); name a file to write", path);
     if (!fs::is_directory(parent_of(path), ec))
         throw ParameterError("path", "the output directory does not exist", path);
 }
 
-AtomicOutput::AtomicOutput(const std::string& path) : final_(path) {
-    check(path);
-    remove_stale_temporaries(path);
-    temp_ = temporary_path(path);
+namespace {
+// A symbolic link is followed: the file it names is replaced, the link stays (the rename would
+// otherwise replace the link itself and leave its target as it was).
+std::string followed(const std::string& path) {
+    std::error_code ec;
+    if (!fs::is_symlink(fs::symlink_status(path, ec))) return path;
+    const fs::path target = fs::weakly_canonical(path, ec);
+    return ec ? path : target.string();
+}
+}  // namespace
+
+AtomicOutput::AtomicOutput(const std::string& path) : final_(followed(path)) {
+    check(final_);
+    remove_stale_temporaries(final_);
+    temp_ = temporary_path(final_);
 }
 
 AtomicOutput::~AtomicOutput() {

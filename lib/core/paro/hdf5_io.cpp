@@ -18,11 +18,12 @@ namespace paro::h5 {
 
 namespace {
 
-// HDF5 prints its whole error stack to stderr by default; paro reports one line instead.
+// HDF5 prints its whole error stack to stderr by default; paro reports one line instead. The
+// setting is per thread in a thread-safe libhdf5 (workers write checkpoints and statistics).
 struct SilenceOnce {
     SilenceOnce() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
 };
-void silence() { static SilenceOnce once; }
+void silence() { thread_local SilenceOnce once; }
 
 std::string attr_where(const std::string& obj_path, const std::string& name) {
     return obj_path.empty() || obj_path == "/" ? "attribute " + name : obj_path + " attribute " + name;
@@ -176,6 +177,7 @@ Handle& Handle::operator=(Handle&& o) noexcept {
 
 void Handle::reset() {
     if (id_ < 0) return;
+    silence();  // a close that fails (after a failed write) must not print HDF5's stack either
     switch (H5Iget_type(id_)) {
         case H5I_FILE: H5Fclose(id_); break;
         case H5I_GROUP: H5Gclose(id_); break;
@@ -213,6 +215,13 @@ File File::create(const std::string& path) {
     f.handle_ = Handle(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT));
     if (!f.handle_) throw InputError(path, "", "cannot be created");
     return f;
+}
+
+void File::close() {
+    if (!handle_) return;
+    const bool flushed = H5Fflush(handle_.get(), H5F_SCOPE_LOCAL) >= 0;
+    handle_.reset();
+    if (!flushed) throw InputError(path_, "", "cannot be written completely (is the disk full?)");
 }
 
 bool link_exists(hid_t loc, const std::string& path) {
@@ -268,10 +277,22 @@ Handle open_dataset(const File& f, const std::string& path) {
     return d;
 }
 
+namespace {
+// A write that fails is the file system's doing (a full disk, an I/O error), not a broken
+// invariant: one line naming the file and the object, and the caller's AtomicOutput removes it.
+void check_written(bool ok, hid_t obj, const std::string& what) {
+    if (ok) return;
+    std::string file(256, '\0');
+    const ssize_t n = H5Fget_name(obj, file.data(), file.size());
+    file.resize(n > 0 ? std::min(static_cast<size_t>(n), file.size() - 1) : 0);
+    throw InputError(file, what, "cannot be written (is the disk full?)");
+}
+}  // namespace
+
 Handle create_group(hid_t loc, const std::string& name) {
     silence();
     Handle g(H5Gcreate2(loc, name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
-    PARO_ASSERT(g);
+    check_written(bool(g), loc, "group " + name);
     return g;
 }
 
@@ -430,8 +451,7 @@ namespace {
 void write_attr_raw(hid_t obj, const std::string& name, hid_t ftype, hid_t mtype, hid_t space, const void* data) {
     if (H5Aexists(obj, name.c_str()) > 0) H5Adelete(obj, name.c_str());
     Handle a(H5Acreate2(obj, name.c_str(), ftype, space, H5P_DEFAULT, H5P_DEFAULT));
-    PARO_ASSERT(a);
-    PARO_ASSERT(H5Awrite(a.get(), mtype, data) >= 0);
+    check_written(a && H5Awrite(a.get(), mtype, data) >= 0, obj, "attribute " + name);
 }
 Handle vlen_utf8() {
     Handle t(H5Tcopy(H5T_C_S1));
@@ -556,7 +576,7 @@ Handle create_dataset(hid_t loc, const std::string& name, const std::vector<int6
     Handle space = make_space(shape);
     Handle dcpl = make_dcpl(opt);
     Handle d(H5Dcreate2(loc, name.c_str(), file_type(store), space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT));
-    PARO_ASSERT(d);
+    check_written(bool(d), loc, "dataset " + name);
     return d;
 }
 
@@ -608,7 +628,8 @@ bool write_deflated_bytes(hid_t dset, const std::vector<int64_t>& shape, const s
             offset[i] = rest % static_cast<size_t>(shape[i]);
             rest /= static_cast<size_t>(shape[i]);
         }
-        PARO_ASSERT(H5Dwrite_chunk(dset, H5P_DEFAULT, 0, offset.data(), packed[c].size(), packed[c].data()) >= 0);
+        check_written(H5Dwrite_chunk(dset, H5P_DEFAULT, 0, offset.data(), packed[c].size(), packed[c].data()) >= 0,
+                      dset, "a dataset chunk");
     }
     return true;
 }
@@ -623,7 +644,7 @@ Handle write_dataset(hid_t loc, const std::string& name, const std::vector<int64
     if (store == StoreType::u8 && memory == StoreType::u8 && opt.deflate > 0 &&
         write_deflated_bytes(d.get(), shape, opt.chunk, static_cast<const uint8_t*>(data), opt.deflate))
         return d;
-    PARO_ASSERT(H5Dwrite(d.get(), memory_type(memory), H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0);
+    check_written(H5Dwrite(d.get(), memory_type(memory), H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0, loc, "dataset " + name);
     return d;
 }
 
@@ -634,7 +655,7 @@ void write_box_as(hid_t dset, const std::vector<int64_t>& start, const std::vect
     std::vector<hsize_t> s(start.begin(), start.end()), c(count.begin(), count.end());
     PARO_ASSERT(H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, s.data(), nullptr, c.data(), nullptr) >= 0);
     Handle mspace = make_space(count);
-    PARO_ASSERT(H5Dwrite(dset, memory, mspace.get(), fspace.get(), H5P_DEFAULT, data) >= 0);
+    check_written(H5Dwrite(dset, memory, mspace.get(), fspace.get(), H5P_DEFAULT, data) >= 0, dset, "a dataset box");
 }
 }  // namespace
 

@@ -48,7 +48,10 @@ public:
 
     hid_t id() const { return handle_.get(); }
     const std::string& path() const { return path_; }
-    void close() { handle_.reset(); }
+    // Flushes and closes a file written: InputError when the data cannot all be written (a full
+    // disk shows here, where HDF5 writes what it cached), so that no caller renames a partial file
+    // into place. Destruction closes without that check.
+    void close();
 
 private:
     Handle handle_;

@@ -180,7 +180,8 @@ int64_t write_pattern_file(const Pattern& p, const std::string& path) {
     {
         h5::File f = h5::File::create(out.temp_path());
         write_pattern_body(f, p, "paro-pattern");
-    }  // closes the file before the rename
+        f.close();
+    }
     out.commit();
     return static_cast<int64_t>(std::filesystem::file_size(path));
 }
@@ -200,6 +201,7 @@ int64_t write_partial_file(const PartialPattern& part, const std::string& path) 
             h5::write_attr(g.get(), "read_crc32", static_cast<int64_t>(part.checksums[i].crc));
             h5::write_attr(g.get(), "read_bytes", part.checksums[i].bytes);
         }
+        f.close();
     }
     out.commit();
     return static_cast<int64_t>(std::filesystem::file_size(path));

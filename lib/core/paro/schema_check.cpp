@@ -4,6 +4,7 @@
 
 #include <cctype>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -153,9 +154,14 @@ private:
         else if (e.overflowed()) violation(where + " (" + text + ")", "overflows 64-bit integers");
     }
 
-    void check_values(const std::string& where, const json& spec, const std::vector<double>& values) {
+    // narrow: a float type of at most 4 bytes, which the readers take as float32, where a value
+    // past its range (a custom type with a wider exponent) is infinite.
+    void check_values(const std::string& where, const json& spec, const std::vector<double>& values,
+                      bool narrow = false) {
+        const double largest = narrow ? std::numeric_limits<float>::max() : std::numeric_limits<double>::max();
         for (double x : values) {
-            if (spec.value("finite", false) && !std::isfinite(x)) return violation(where, "holds NaN or Inf");
+            if (spec.value("finite", false) && !(std::isfinite(x) && std::abs(x) <= largest))
+                return violation(where, "holds NaN or Inf");
             if (spec.contains("minimum") && x < spec["minimum"].get<double>())
                 return violation(where, fmt::format("value {} is below the minimum {}", x, spec["minimum"].get<double>()));
             if (spec.contains("exclusive_minimum") && !(x > spec["exclusive_minimum"].get<double>()))
@@ -282,7 +288,7 @@ private:
                 if (box == 0) break;
                 buf.resize(static_cast<size_t>(box));
                 h5::read_box(f_, d.get(), path, start, count, buf.data());
-                check_values(path, spec, buf);
+                check_values(path, spec, buf, info.type == h5::TypeClass::floating && info.type_size <= 4);
             }
         }
     }
