@@ -109,9 +109,21 @@ PY
 # The same samples twice, under other names or as a copy: refused.
 run 2 "$PARO" merge -q "$dir/s1n.h5" "$dir/s1d.h5" -o "$dir/x.h5"
 one_line_naming "s1d.h5"
+# One equal sample (the unconditional half of two prompts' first step, with a fixed seed) is kept.
+"$PYTHON" - "$dir" <<'PY'
+import sys, shutil, h5py
+d = sys.argv[1]
+shutil.copy(f"{d}/s2.h5", f"{d}/s2one.h5")
+with h5py.File(f"{d}/s1.h5", "r") as a, h5py.File(f"{d}/s2one.h5", "a") as b:
+    for name in ("step", "timestep"):
+        b[f"samples/{name}"][0] = a[f"samples/{name}"][0]
+    b["layers/0/metrics"][:, 0] = a["layers/0/metrics"][:, 0]
+PY
+run 0 "$PARO" merge -q "$dir/s1.h5" "$dir/s2one.h5" -o "$dir/x.h5"
+rm -f "$dir/x.h5"
 cp "$dir/s1.h5" "$dir/s1copy.h5"
 run 2 "$PARO" merge -q "$dir/s1.h5" "$dir/s2.h5" "$dir/s1copy.h5" -o "$dir/x.h5"
-one_line_naming "s1copy.h5: /samples: sample 0 is sample 0 of"
+one_line_naming "s1copy.h5: /samples: every sample is also in an earlier input"
 
 # Files kept with the chosen order's masses only: refused where the merged order needs another.
 for d in 1 2; do

@@ -75,6 +75,12 @@ DumpInfo merged_samples(const std::vector<std::unique_ptr<StatsReader>>& in, boo
                     out.prompt_names.push_back(name);
         int64_t low = 0, high = -1;  // the input's prompt ids (ids may be any integers without names)
         for (const DumpSample& s : d.samples) low = std::min(low, s.prompt), high = std::max(high, s.prompt);
+        constexpr int64_t kFar = int64_t(1) << 40;  // ids past this cannot be renumbered without overflow
+        if (!by_name && (low < -kFar || high > kFar || next > kFar))
+            throw InputError(d.path, "/samples/prompt",
+                             fmt::format("prompt ids from {} to {} are too far apart to renumber; name the prompts "
+                                         "(prompt_names) to merge by name",
+                                         low, high));
         const int64_t shift = &r == &in.front() ? 0 : next - low;
         for (DumpSample s : d.samples) {
             s.prompt = by_name ? id_of_name.at(d.prompt_names[static_cast<size_t>(s.prompt)]) : s.prompt + shift;
@@ -85,26 +91,33 @@ DumpInfo merged_samples(const std::vector<std::unique_ptr<StatsReader>>& in, boo
     return out;
 }
 
-// The same samples merged twice would weigh double: a sample whose step, timestep and metrics (of
-// every head of the first layer, bit for bit) equal a sample of another input is refused. Samples
-// of different runs never share all their metrics.
+// The same file merged twice (a copy, or renamed prompts) would weigh its samples double: an input
+// every sample of which equals a sample of an earlier input (step, timestep and the metrics of
+// every head of the first layer, bit for bit) is refused. Single equal samples are kept, as one
+// run over both would keep them: with a fixed seed, the unconditional halves of two prompts' first
+// step are the same tensors.
 void refuse_duplicates(const std::vector<std::unique_ptr<StatsReader>>& in) {
     std::map<std::string, std::pair<size_t, size_t>> seen;  // fingerprint -> (input, sample)
     for (size_t k = 0; k < in.size(); ++k) {
         const DumpInfo& d = in[k]->info().dump;
         const StatsLayerScores scores = in[k]->read_scores(0);
+        std::vector<std::pair<size_t, size_t>> earlier;  // (input, sample) each sample of k equals
+        std::vector<std::string> keys;
         for (size_t s = 0; s < d.samples.size(); ++s) {
             std::string key = fmt::format("{}/{}", d.samples[s].step, d.samples[s].timestep);
             for (const auto& head : scores.metrics)
                 for (const OrderMetrics& m : head[s])
                     for (double v : metric_values(m)) key.append(reinterpret_cast<const char*>(&v), sizeof v);
-            const auto [it, fresh] = seen.emplace(std::move(key), std::make_pair(k, s));
-            if (!fresh && it->second.first != k)
-                throw InputError(d.path, "/samples",
-                                 fmt::format("sample {} is sample {} of {} (the same step, timestep and metrics): "
-                                             "merge statistics of different samples",
-                                             s, it->second.second, in[it->second.first]->info().dump.path));
+            const auto it = seen.find(key);
+            if (it != seen.end()) earlier.push_back(it->second);
+            keys.push_back(std::move(key));
         }
+        if (!earlier.empty() && earlier.size() == d.samples.size())
+            throw InputError(d.path, "/samples",
+                             fmt::format("every sample is also in an earlier input (sample 0 is sample {} of {}: the "
+                                         "same step, timestep and metrics): the file was given twice",
+                                         earlier.front().second, in[earlier.front().first]->info().dump.path));
+        for (size_t s = 0; s < keys.size(); ++s) seen.emplace(std::move(keys[s]), std::make_pair(k, s));
     }
 }
 
