@@ -8,9 +8,9 @@ GRID, TEXT, S, NH, D = (2, 3, 5), 4, 2, 2, 64
 N = TEXT + 2 * 3 * 5
 
 
-def write(name, root=None, layer=None, skip_layers=False, samples=True, step=None):
+def write(name, root=None, layer=None, skip_layers=False, samples=True, step=None, file_options=None):
     path = os.path.join(out, name + ".h5")
-    with h5py.File(path, "w") as f:
+    with h5py.File(path, "w", **(file_options or {})) as f:
         attrs = {"paro_format": "paro-dump", "paro_version": 1, "grid": np.array(GRID), "text_tokens": TEXT,
                  "text_position": "prefix"}
         attrs.update(root or {})
@@ -83,3 +83,77 @@ write("valid")
 data = open(os.path.join(out, "valid.h5"), "rb").read()
 open(os.path.join(out, "truncated.h5"), "wb").write(data[: len(data) // 2])
 print("truncated")
+
+
+# Valid files in the other layouts libhdf5 writes: object headers of version 2 (with checksums),
+# attributes in dense storage and with creation order, a user block before the superblock (paro's
+# raw reading of attribute messages must accept them all).
+notes = {f"note_{i}": i for i in range(12)}  # more than 8 attributes: dense storage in the latest format
+write("valid_latest_format", root=notes, file_options={"libver": "latest", "track_order": True})
+write("valid_latest_compact", file_options={"libver": "latest"})
+write("valid_user_block", root=notes, file_options={"userblock_size": 512})
+
+
+def lookup3(data, initval=0):
+    """Bob Jenkins' lookup3 hashlittle, the checksum of HDF5's version 2 metadata."""
+    m = 0xFFFFFFFF
+    rot = lambda x, k: ((x << k) | (x >> (32 - k))) & m
+    a = b = c = (0xDEADBEEF + len(data) + initval) & m
+    word = lambda i: int.from_bytes(data[i:i + 4].ljust(4, b"\0"), "little")
+    i, n = 0, len(data)
+    while n > 12:
+        a, b, c = (a + word(i)) & m, (b + word(i + 4)) & m, (c + word(i + 8)) & m
+        a = (a - c) & m; a ^= rot(c, 4); c = (c + b) & m
+        b = (b - a) & m; b ^= rot(a, 6); a = (a + c) & m
+        c = (c - b) & m; c ^= rot(b, 8); b = (b + a) & m
+        a = (a - c) & m; a ^= rot(c, 16); c = (c + b) & m
+        b = (b - a) & m; b ^= rot(a, 19); a = (a + c) & m
+        c = (c - b) & m; c ^= rot(b, 4); b = (b + a) & m
+        i, n = i + 12, n - 12
+    if n == 0:
+        return c
+    tail = data[i:i + n].ljust(12, b"\0")
+    a = (a + int.from_bytes(tail[0:4], "little")) & m
+    b = (b + int.from_bytes(tail[4:8], "little")) & m
+    c = (c + int.from_bytes(tail[8:12], "little")) & m
+    c ^= b; c = (c - rot(b, 14)) & m
+    a ^= c; a = (a - rot(c, 11)) & m
+    b ^= a; b = (b - rot(a, 25)) & m
+    c ^= b; c = (c - rot(b, 16)) & m
+    a ^= c; a = (a - rot(c, 4)) & m
+    b ^= a; b = (b - rot(a, 14)) & m
+    c ^= b; c = (c - rot(b, 24)) & m
+    return c
+
+
+def overrun_attribute(name, version2):
+    """A dump whose text_tokens attribute message claims a 32,264-byte dataspace in a message of
+    about 50 bytes: libhdf5 1.10 reads the value from past the message without an error. In the
+    latest format the header's checksum is recomputed, as a hostile file would."""
+    write(name, file_options={"libver": "latest"} if version2 else None)
+    path = os.path.join(out, name + ".h5")
+    b = bytearray(open(path, "rb").read())
+    at = b.index(b"text_tokens\0")
+    fields = at - (9 if version2 else 8)  # version, flags, name/type/space sizes (2 each), [encoding]
+    assert b[fields] == (3 if version2 else 1), "not an attribute message"
+    b[fields + 6:fields + 8] = (32264).to_bytes(2, "little")
+    if version2:
+        start = b.rindex(b"OHDR", 0, at)
+        flags = b[start + 5]
+        size_at = start + 6 + (16 if flags & 0x20 else 0) + (4 if flags & 0x10 else 0)
+        width = 1 << (flags & 3)
+        end = size_at + width + int.from_bytes(b[size_at:size_at + width], "little")
+        assert end > at, "text_tokens is not in chunk 0 of the root's header"
+        b[end:end + 4] = lookup3(bytes(b[start:end])).to_bytes(4, "little")
+    open(path, "wb").write(bytes(b))
+
+
+write("valid_latest_checksum", file_options={"libver": "latest"})  # lookup3 against libhdf5's own checksum
+check = bytearray(open(os.path.join(out, "valid_latest_checksum.h5"), "rb").read())
+start = check.index(b"OHDR")
+flags = check[start + 5]
+size_at = start + 6 + (16 if flags & 0x20 else 0) + (4 if flags & 0x10 else 0)
+end = size_at + (1 << (flags & 3)) + int.from_bytes(check[size_at:size_at + (1 << (flags & 3))], "little")
+assert lookup3(bytes(check[start:end])) == int.from_bytes(check[end:end + 4], "little"), "lookup3 is wrong"
+overrun_attribute("attribute_overrun", False)
+overrun_attribute("attribute_overrun_latest_format", True)

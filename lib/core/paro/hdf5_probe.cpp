@@ -1,6 +1,7 @@
 #include "paro/hdf5_probe.hpp"
 
 #include <fmt/format.h>
+#include <fcntl.h>
 #include <hdf5.h>
 #include <poll.h>
 #include <signal.h>
@@ -17,12 +18,14 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <thread>
 #include <vector>
 
 #include "paro/error.hpp"
+#include "paro/hdf5_header_check.hpp"
 #include "paro/hdf5_io.hpp"
 
 // A sanitizer's hook, present only in sanitized builds (weak: null otherwise).
@@ -37,10 +40,11 @@ constexpr hssize_t kMaxAttrPoints = 1 << 20;
 constexpr size_t kMaxAttrBytes = size_t(64) << 20;
 constexpr size_t kMaxVlenBytes = kMaxStringBytes;
 constexpr uint64_t kUnreadable = ~uint64_t(0);  // a record's count: HDF5 failed to read the values
-constexpr uint64_t kStringsRecord = 0, kNumbersRecord = 1;
+constexpr uint64_t kStringsRecord = 0, kNumbersRecord = 1, kOverrunRecord = 2;
 constexpr hssize_t kMaxReportedNumbers = 4096;  // numeric attributes the walk reports (the readers' are small)
 constexpr int kSanitizerExit = 86;                // the child's exit status after a sanitizer's report
 constexpr int kIncompleteExit = 87;               // ... when part of the file could not be walked
+constexpr int kOverrunExit = 88;                  // ... when an attribute message claims more than it holds
 
 // The child's report to the parent, as records (kind, object, attribute, payload): every
 // variable-length string attribute's values (count, then count x (length, bytes); longer values
@@ -48,6 +52,7 @@ constexpr int kIncompleteExit = 87;               // ... when part of the file c
 // (whether each read succeeded, count, the doubles, the int64s).
 struct Report {
     int fd;
+    const RawFile* raw;  // the file's bytes, for the attribute messages' bounds (null: not checked)
     std::string object;  // the object being walked ("" = the root group)
     bool incomplete = false;  // an object, link or attribute table could not be walked
     void write_all(const void* p, size_t n) const {
@@ -143,7 +148,35 @@ herr_t read_attribute(hid_t obj, const char* name, const H5A_info_t*, void* walk
     return 0;
 }
 
+// The object's header address in the file (HADDR_UNDEF where it cannot be told).
+haddr_t header_address(hid_t obj) {
+#if H5_VERSION_GE(1, 12, 0)
+    H5O_info2_t info;
+    haddr_t addr = HADDR_UNDEF;
+    if (H5Oget_info3(obj, &info, H5O_INFO_BASIC) < 0 || H5VLnative_token_to_addr(obj, info.token, &addr) < 0)
+        return HADDR_UNDEF;
+    return addr;
+#else
+    H5O_info_t info;
+    return H5Oget_info2(obj, &info, H5O_INFO_BASIC) < 0 ? HADDR_UNDEF : info.addr;
+#endif
+}
+
 void walk_object(hid_t obj, Report& report) {
+    // First the bounds libhdf5 1.10 does not check, before any attribute is decoded; the child
+    // ends there (the parent turns the record into the error line).
+    const haddr_t header = report.raw ? header_address(obj) : HADDR_UNDEF;
+    if (header != HADDR_UNDEF) {
+        if (const auto overrun = attribute_message_overrun(*report.raw, header)) {
+            const std::string claims =
+                overrun->claims == ~uint64_t(0) ? std::string("past 2^64") : fmt::to_string(overrun->claims);
+            const std::string what =
+                fmt::format("attribute '{}' of {}: its message holds {} bytes, its fields claim {}", overrun->name,
+                            report.object.empty() ? "/" : report.object, overrun->holds, claims);
+            report.header(kOverrunRecord, what.c_str());
+            _exit(kOverrunExit);
+        }
+    }
     // The readers' first touch of an object's attributes is a lookup by name, which decodes the
     // attribute messages on another path than the iteration, and a message is decoded once (then
     // cached): so the walk looks up first, a name no file has taking that path over all of them
@@ -220,13 +253,40 @@ herr_t visit_link(hid_t group, const char* name, const LinkInfo*, void* report) 
 // The child's whole job; its exit status is not used (errors are the readers' to report).
 void walk_file(const char* path, int fd) {
     H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
-    Report report{fd, ""};
+    Report report{fd, nullptr, ""};
     const hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    const int bytes = ::open(path, O_RDONLY | O_CLOEXEC);
+    RawFile raw;
+    if (f >= 0 && bytes >= 0) {
+        // Addresses count from the base address, which is the user block's size in files libhdf5 makes.
+        const hid_t fcpl = H5Fget_create_plist(f);
+        hsize_t base = 0;
+        size_t sizeof_addr = 0, sizeof_size = 0;
+        if (fcpl >= 0 && H5Pget_userblock(fcpl, &base) >= 0 && H5Pget_sizes(fcpl, &sizeof_addr, &sizeof_size) >= 0 &&
+            sizeof_addr >= 1 && sizeof_addr <= 8 && sizeof_size >= 1 && sizeof_size <= 8) {
+            raw.sizeof_addr = unsigned(sizeof_addr);
+            raw.sizeof_size = unsigned(sizeof_size);
+            raw.read = [bytes, base](uint64_t addr, void* out, size_t n) {
+                const uint64_t at = addr + base;
+                if (at < addr || at > uint64_t(std::numeric_limits<off_t>::max())) return false;
+                size_t got = 0;
+                while (got < n) {
+                    const ssize_t r = ::pread(bytes, static_cast<char*>(out) + got, n - got, off_t(at + got));
+                    if (r <= 0) return false;
+                    got += size_t(r);
+                }
+                return true;
+            };
+            report.raw = &raw;
+        }
+        if (fcpl >= 0) H5Pclose(fcpl);
+    }
     if (f >= 0) {
         walk_object(f, report);
         if (H5Lvisit(f, H5_INDEX_NAME, H5_ITER_NATIVE, visit_link, &report) < 0) report.incomplete = true;
         H5Fclose(f);
     }
+    if (bytes >= 0) ::close(bytes);
     // Objects the walk could not reach are not known to be safe to read.
     if (report.incomplete) _exit(kIncompleteExit);
 }
@@ -317,6 +377,12 @@ void parse_report(const std::string& data, Walk& w) {
         uint64_t kind = 0, n = 0, count = 0;
         std::string object, name;
         if (!u64(kind) || !u64(n) || !str(object, n) || !u64(n) || !str(name, n)) break;
+        if (kind == kOverrunRecord) {
+            w.failure = fmt::format("corrupt HDF5 metadata: {} (libhdf5 1.10 would read the value from past the "
+                                    "message; nothing was read)",
+                                    name);
+            break;
+        }
         if (kind == kNumbersRecord) {
             WalkedNumbers v;
             uint64_t doubles_read = 0, ints_read = 0;
@@ -424,6 +490,8 @@ std::string child_failure(const ChildRun& run, double limit) {
                            "limit: PARO_HDF5_PROBE_SECONDS)",
                            limit);
     const int status = run.status;
+    if (WIFEXITED(status) && WEXITSTATUS(status) == kOverrunExit)  // parse_report says which attribute
+        return "corrupt HDF5 metadata: an attribute message claims more bytes than it holds (nothing was read)";
     if (WIFEXITED(status) && WEXITSTATUS(status) == kIncompleteExit)
         return "corrupt HDF5 metadata: some of its objects, links or attributes cannot be listed or opened "
                "(nothing was read)";
@@ -453,9 +521,10 @@ void probe_in_child(const std::string& path) {
     const double limit = probe_seconds();
     const ChildRun run = run_in_child([&](int fd) { walk_file(path.c_str(), fd); }, limit);
     if (!run.started) return;  // read without the walk
-    const std::string failure = child_failure(run, limit);
-    Walk walk{key, failure, {}, {}};
-    if (failure.empty()) parse_report(run.output, walk);
+    Walk walk{key, child_failure(run, limit), {}, {}};
+    const bool overrun = !run.timed_out && WIFEXITED(run.status) && WEXITSTATUS(run.status) == kOverrunExit;
+    if (walk.failure.empty() || overrun) parse_report(run.output, walk);
+    const std::string failure = walk.failure;
     remember(std::move(walk));
     if (!failure.empty()) throw InputError(path, "", failure);
 }
