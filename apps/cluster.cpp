@@ -23,8 +23,8 @@ int launched_size() {
 }
 
 #ifdef PARO_HAVE_MPI
-constexpr int kLayerTag = 7;
-std::mutex send_mutex;  // layers finish on worker threads; MPI is used by one thread at a time
+constexpr int kBlockTag = 7;
+std::mutex send_mutex;  // blocks finish on worker threads; MPI is used by one thread at a time
 
 void check(int status, const char* what) {
     if (status != MPI_SUCCESS) throw std::runtime_error(fmt::format("MPI: {} failed (status {})", what, status));
@@ -72,27 +72,28 @@ std::vector<int64_t> Cluster::broadcast(std::vector<int64_t> values) const {
     return values;
 }
 
-void Cluster::send_layer([[maybe_unused]] int64_t layer, [[maybe_unused]] const std::string& bytes) const {
+void Cluster::send_block([[maybe_unused]] const HeadBlock& block, [[maybe_unused]] const std::string& bytes) const {
 #ifdef PARO_HAVE_MPI
     std::lock_guard<std::mutex> lock(send_mutex);
-    const int64_t header[2] = {layer, static_cast<int64_t>(bytes.size())};
-    check(MPI_Send(header, 2, MPI_INT64_T, 0, kLayerTag, MPI_COMM_WORLD), "MPI_Send");
-    check(MPI_Send(bytes.data(), static_cast<int>(bytes.size()), MPI_BYTE, 0, kLayerTag + 1, MPI_COMM_WORLD), "MPI_Send");
+    const int64_t header[4] = {block.layer, block.h0, block.count, static_cast<int64_t>(bytes.size())};
+    check(MPI_Send(header, 4, MPI_INT64_T, 0, kBlockTag, MPI_COMM_WORLD), "MPI_Send");
+    check(MPI_Send(bytes.data(), static_cast<int>(bytes.size()), MPI_BYTE, 0, kBlockTag + 1, MPI_COMM_WORLD), "MPI_Send");
 #endif
 }
 
-void Cluster::receive_layers([[maybe_unused]] int64_t count,
-                             [[maybe_unused]] const std::function<void(int64_t, const std::string&)>& on_layer) const {
+void Cluster::receive_blocks(
+    [[maybe_unused]] int64_t count,
+    [[maybe_unused]] const std::function<void(const HeadBlock&, const std::string&)>& on_block) const {
 #ifdef PARO_HAVE_MPI
     for (int64_t i = 0; i < count; ++i) {
-        int64_t header[2] = {0, 0};
+        int64_t header[4] = {0, 0, 0, 0};
         MPI_Status st;
-        check(MPI_Recv(header, 2, MPI_INT64_T, MPI_ANY_SOURCE, kLayerTag, MPI_COMM_WORLD, &st), "MPI_Recv");
-        std::string bytes(static_cast<size_t>(header[1]), '\0');
-        check(MPI_Recv(bytes.data(), static_cast<int>(header[1]), MPI_BYTE, st.MPI_SOURCE, kLayerTag + 1, MPI_COMM_WORLD,
+        check(MPI_Recv(header, 4, MPI_INT64_T, MPI_ANY_SOURCE, kBlockTag, MPI_COMM_WORLD, &st), "MPI_Recv");
+        std::string bytes(static_cast<size_t>(header[3]), '\0');
+        check(MPI_Recv(bytes.data(), static_cast<int>(header[3]), MPI_BYTE, st.MPI_SOURCE, kBlockTag + 1, MPI_COMM_WORLD,
                        MPI_STATUS_IGNORE),
               "MPI_Recv");
-        on_layer(header[0], bytes);
+        on_block(HeadBlock{header[0], header[1], header[2]}, bytes);
     }
 #endif
 }

@@ -1,11 +1,13 @@
 #pragma once
 // The processes of one `paro calibrate` started by an MPI launcher (mpirun -n K), or this process
 // alone. Rank 0 keeps the checkpoint and writes the output; the other ranks send it their
-// finished layers. MPI is an optional dependency: without it, a launch by mpirun is refused.
+// finished blocks of heads. MPI is an optional dependency: without it, a launch by mpirun is refused.
 #include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
+
+#include "paro/pattern.hpp"
 
 namespace paro::cli {
 
@@ -24,10 +26,11 @@ public:
 
     // Rank 0's values, on every rank.
     std::vector<int64_t> broadcast(std::vector<int64_t> values) const;
-    // A finished layer (its checkpoint file's bytes) to rank 0; thread-safe.
-    void send_layer(int64_t layer, const std::string& bytes) const;
-    // On rank 0: `count` layers from the other ranks, each handed to on_layer as it comes.
-    void receive_layers(int64_t count, const std::function<void(int64_t layer, const std::string& bytes)>& on_layer) const;
+    // A finished block of heads (LayerCheckpoint::encode's bytes) to rank 0; thread-safe.
+    void send_block(const HeadBlock& block, const std::string& bytes) const;
+    // On rank 0: `count` blocks from the other ranks, each handed to on_block as it comes.
+    void receive_blocks(int64_t count,
+                        const std::function<void(const HeadBlock& block, const std::string& bytes)>& on_block) const;
     // Every rank waits for the others.
     void barrier() const;
     // Ends every rank with this status (an error on one rank would leave the others waiting).

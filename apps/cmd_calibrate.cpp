@@ -173,6 +173,25 @@ std::vector<std::unique_ptr<TileStatsBackend>> rank_backends(const std::string& 
     return make_backends(cluster.size() > 1 && spec == "auto" ? "cpu" : spec, layout, tiles);
 }
 
+// The work ranks share: whole layers while there are at least kBlocksPerRank of them per rank (one
+// process: always), else each layer cut into blocks of equal numbers of heads until there are (a
+// dump with fewer layers than ranks, or too few to even out the ranks' loads). A head's samples
+// stay on one rank, so each block is finished where it is computed and a rank sends rank 0 only
+// its heads' results (orders, masks, scores), never statistics.
+std::vector<HeadBlock> shared_blocks(const DumpInfo& dump, const std::vector<int64_t>& layers, int ranks) {
+    constexpr int64_t kBlocksPerRank = 4;
+    std::vector<HeadBlock> blocks;
+    if (layers.empty()) return blocks;
+    const int64_t L = static_cast<int64_t>(layers.size());
+    const int64_t per_layer = ranks > 1 ? (kBlocksPerRank * ranks + L - 1) / L : 1;
+    for (const int64_t l : layers) {
+        const int64_t H = dump.layers[static_cast<size_t>(l)].heads;
+        const int64_t size = (H + std::min(per_layer, H) - 1) / std::min(per_layer, H);
+        for (int64_t h0 = 0; h0 < H; h0 += size) blocks.push_back({l, h0, std::min(size, H - h0)});
+    }
+    return blocks;
+}
+
 // Calibration of a dump in layers: each finished layer is kept in the checkpoint beside the output
 // (by rank 0; other ranks send theirs to it), layers an earlier run of the same job finished are
 // taken from there, and the output is stitched from the checkpoint, which is then removed.
@@ -199,31 +218,40 @@ int calibrate_in_layers(const CalibrateArgs& a, const GlobalOptions& g, Calibrat
                          fmt::format("the checkpoint of an earlier run holds {} finished layers, whose statistics were "
                                      "not kept: add --fresh to calibrate every layer again",
                                      resumed.size()));
-    std::vector<int64_t> todo, mine;
+    std::vector<int64_t> todo;
     for (int64_t l = first; l < end; ++l)
         if (!std::binary_search(resumed.begin(), resumed.end(), l)) todo.push_back(l);
-    for (size_t i = 0; i < todo.size(); ++i)
-        if (static_cast<int>(i % static_cast<size_t>(cluster.size())) == cluster.rank()) mine.push_back(todo[i]);
+    const std::vector<HeadBlock> blocks = shared_blocks(dump, todo, cluster.size());
+    std::vector<HeadBlock> mine;
+    const auto layer_heads = [&](const HeadBlock& b) { return dump.layers[static_cast<size_t>(b.layer)].heads; };
+    int64_t received_heads = 0, received_layers = 0;
+    for (size_t i = 0; i < blocks.size(); ++i) {
+        if (static_cast<int>(i % static_cast<size_t>(cluster.size())) == cluster.rank()) {
+            mine.push_back(blocks[i]);
+        } else {
+            received_heads += blocks[i].count;
+            received_layers += blocks[i].count == layer_heads(blocks[i]);
+        }
+    }
 
     ProgressLine progress("calibrate", "heads", !g.quiet && !a.summary.json && root);
     opt.progress = [&](int64_t done, int64_t total) { progress.update(done, total); };
-    opt.layers = mine;
-    std::atomic<int64_t> sent_bytes{0}, received_bytes{0};
-    opt.layer_done = [&](int64_t layer, const LayerPattern& heads) {
-        const LayerChecksum checksum = reader.layer_checksum(layer);
-        if (root) return checkpoint.save(layer, heads, checksum);
-        const std::string bytes = checkpoint.encode(layer, heads, checksum);
-        sent_bytes += static_cast<int64_t>(bytes.size());
-        cluster.send_layer(layer, bytes);
+    opt.blocks = mine;
+    std::atomic<int64_t> received_bytes{0};
+    opt.block_done = [&](const HeadBlock& block, const std::vector<HeadPattern>& heads) {
+        const LayerChecksum checksum = reader.layer_checksum(block.layer, block.h0, block.count);
+        if (root) return checkpoint.save(block, layer_heads(block), heads, checksum);
+        cluster.send_block(block, checkpoint.encode(block, heads, checksum));
     };
     std::exception_ptr receive_error;
     std::thread receiver;
+    const int64_t received_blocks = static_cast<int64_t>(blocks.size() - mine.size());
     if (root && cluster.size() > 1)
-        receiver = std::thread([&, count = static_cast<int64_t>(todo.size() - mine.size())] {
+        receiver = std::thread([&] {
             try {
-                cluster.receive_layers(count, [&](int64_t layer, const std::string& bytes) {
+                cluster.receive_blocks(received_blocks, [&](const HeadBlock& block, const std::string& bytes) {
                     received_bytes += static_cast<int64_t>(bytes.size());
-                    checkpoint.save_encoded(layer, bytes);
+                    checkpoint.save_encoded(block, layer_heads(block), bytes);
                 });
             } catch (...) {
                 receive_error = std::current_exception();
@@ -300,12 +328,16 @@ int calibrate_in_layers(const CalibrateArgs& a, const GlobalOptions& g, Calibrat
         out.notes.push_back(fmt::format("resumed {} of {} layers from the checkpoint of an earlier run", resumed.size(),
                                         end - first));
     if (cluster.size() > 1) {
-        const int64_t received = static_cast<int64_t>(todo.size() - mine.size());
-        out.extra["ranks"] = {{"count", cluster.size()}, {"layers_received", received},
+        out.extra["ranks"] = {{"count", cluster.size()},
+                              {"layers_received", received_layers},
+                              {"blocks", blocks.size()},
+                              {"blocks_received", received_blocks},
+                              {"heads_received", received_heads},
                               {"bytes_received", received_bytes.load()}};
-        out.notes.push_back(fmt::format("{} ranks: rank 0 received {} layers, {} bytes ({} per layer)", cluster.size(),
-                                        received, received_bytes.load(),
-                                        received_bytes.load() / std::max<int64_t>(1, received)));
+        out.notes.push_back(fmt::format("{} ranks, {} blocks of heads: rank 0 received {} blocks ({} heads), {} bytes "
+                                        "({} per head)",
+                                        cluster.size(), blocks.size(), received_blocks, received_heads,
+                                        received_bytes.load(), received_bytes.load() / std::max<int64_t>(1, received_heads)));
     }
     print_calibration(out, a.summary, g);
     return 0;

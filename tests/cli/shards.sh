@@ -79,8 +79,17 @@ if command -v mpirun >/dev/null; then
     elif [ "$rc" -ne 0 ]; then
         echo "FAIL: mpirun -n 2 exit $rc"; cat "$dir/out.txt" "$dir/err.txt"; fail=1
     else
-        grep -q "2 ranks: rank 0 received 6 layers" "$dir/out.txt" || { echo "FAIL: no rank summary"; cat "$dir/out.txt"; fail=1; }
+        grep -q "2 ranks, 12 blocks of heads: rank 0 received 6 blocks (24 heads)" "$dir/out.txt" ||
+            { echo "FAIL: no rank summary"; cat "$dir/out.txt"; fail=1; }
         same_hdf5 "$dir/whole.h5" "$dir/mpi.h5"
+        # More ranks than layers: the layers are cut into blocks of heads (3 ranks, 2 layers of 4
+        # heads: 8 blocks of one head), each finished where it was computed and assembled on rank 0.
+        "$PARO" calibrate -q "$dir/d.h5" -o "$dir/two_layers.h5" "${opts[@]}" --layers 4:6 --threads 1
+        mpirun -n 3 --oversubscribe "$PARO" calibrate "$dir/d.h5" -o "$dir/mpi_blocks.h5" "${opts[@]}" --layers 4:6 \
+            --threads 1 >"$dir/out.txt" 2>"$dir/err.txt" || { echo "FAIL: mpirun -n 3 on 2 layers"; cat "$dir/err.txt"; fail=1; }
+        grep -q "3 ranks, 8 blocks of heads: rank 0 received 5 blocks (5 heads)" "$dir/out.txt" ||
+            { echo "FAIL: no block summary"; cat "$dir/out.txt"; fail=1; }
+        same_hdf5 "$dir/two_layers.h5" "$dir/mpi_blocks.h5"
         # An error on one rank (rank 0 refusing a foreign checkpoint) ends every rank: exit 2, no hang.
         mkdir -p "$dir/.mpi_bad.h5.checkpoint"
         cp "$dir/part_one.h5" "$dir/.mpi_bad.h5.checkpoint/layer-000000.h5"

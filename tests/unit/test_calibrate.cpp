@@ -275,3 +275,49 @@ TEST_CASE("calibrate refuses work beyond the memory budget", "[calibrate]") {
     CHECK_NOTHROW(calibrate(reader, opt));
     ::unsetenv("PARO_MEMORY_LIMIT");
 }
+
+// Work shared between processes: blocks of heads that split layers give each head what a run over
+// whole layers gives it, each block is handed to block_done once, and only whole layers are returned.
+TEST_CASE("blocks of heads calibrate each head as whole layers do", "[calibrate]") {
+    test::TempDir tmp;
+    SynthOptions so = test::synth_options({{3, 8, 10}, 16, TextPosition::prefix}, 3, 5, 2, 29);
+    const std::string dump = tmp.file("d.h5");
+    write_synthetic_dump(so, dump);
+    DumpReader reader(dump);
+    CalibrateOptions opt;
+    opt.mask.density = 0.5;
+    const Pattern whole = calibrate(reader, opt);
+
+    // Layer 0 in three uneven blocks, layer 1 whole, layer 2 only partly.
+    opt.blocks = {{0, 0, 2}, {0, 2, 1}, {0, 3, 2}, {1, 0, 5}, {2, 1, 3}};
+    std::vector<std::pair<HeadBlock, std::vector<HeadPattern>>> done;
+    opt.block_done = [&](const HeadBlock& b, const std::vector<HeadPattern>& heads) { done.push_back({b, heads}); };
+    const Pattern blocks = calibrate(reader, opt);
+    REQUIRE(done.size() == opt.blocks.size());
+    for (const auto& [b, heads] : done) {
+        REQUIRE(static_cast<int64_t>(heads.size()) == b.count);
+        for (int64_t i = 0; i < b.count; ++i) {
+            const HeadPattern& want = whole.layers[static_cast<size_t>(b.layer)].heads[static_cast<size_t>(b.h0 + i)];
+            INFO("layer " << b.layer << " head " << b.h0 + i);
+            CHECK(heads[static_cast<size_t>(i)].order == want.order);
+            CHECK(heads[static_cast<size_t>(i)].recall == want.recall);
+            REQUIRE(heads[static_cast<size_t>(i)].masks.size() == want.masks.size());
+            for (size_t m = 0; m < want.masks.size(); ++m)
+                CHECK(heads[static_cast<size_t>(i)].masks[m].bytes() == want.masks[m].bytes());
+        }
+    }
+    REQUIRE(blocks.layers.size() == 2);  // layers 0 and 1; layer 2 is not complete
+    CHECK(blocks.layers[1].heads[4].recall == whole.layers[1].heads[4].recall);
+
+    // The checksum pieces of a layer's blocks combine into the layer's.
+    CHECK(concatenate_checksums({reader.layer_checksum(0, 0, 2), reader.layer_checksum(0, 2, 1),
+                                 reader.layer_checksum(0, 3, 2)})
+              .crc == reader.layer_checksum(0).crc);
+
+    for (const std::vector<HeadBlock>& bad :
+         {std::vector<HeadBlock>{{0, 0, 3}, {0, 2, 2}}, std::vector<HeadBlock>{{1, 0, 1}, {0, 0, 1}},
+          std::vector<HeadBlock>{{0, 4, 2}}, std::vector<HeadBlock>{{3, 0, 1}}, std::vector<HeadBlock>{{0, 0, 0}}}) {
+        opt.blocks = bad;
+        CHECK_THROWS_AS(calibrate(reader, opt), ParameterError);
+    }
+}

@@ -90,6 +90,19 @@ void validate_calibration(const DumpInfo& dump, const CalibrateOptions& opt) {
             throw ParameterError("layers", fmt::format("must be increasing layer indices below {} (the dump's layers)",
                                                        dump.layers.size()),
                                  dump.path);
+    if (!opt.blocks.empty() && !opt.layers.empty())
+        throw ParameterError("blocks", "are an alternative to layers: give one of them");
+    for (size_t i = 0; i < opt.blocks.size(); ++i) {
+        const HeadBlock& b = opt.blocks[i];
+        const bool inside = b.layer >= 0 && b.layer < static_cast<int64_t>(dump.layers.size()) && b.h0 >= 0 &&
+                            b.count > 0 && b.h0 + b.count <= dump.layers[static_cast<size_t>(b.layer)].heads;
+        const HeadBlock* prev = i > 0 ? &opt.blocks[i - 1] : nullptr;
+        if (!inside || (prev && (b.layer < prev->layer || (b.layer == prev->layer && b.h0 < prev->h0 + prev->count))))
+            throw ParameterError("blocks", fmt::format("block {} (layer {}, heads {}..{}) is outside the dump's layers "
+                                                       "and heads or overlaps or precedes the block before it",
+                                                       i, b.layer, b.h0, b.h0 + b.count - 1),
+                                 dump.path);
+    }
     if (opt.qk_bits != 4 && opt.qk_bits != 8 && opt.qk_bits != 16)
         throw ParameterError("qk_bits", fmt::format("must be 4, 8 or 16, got {}", opt.qk_bits));
     if (opt.objective.kind == ObjectiveKind::output_error && !dump.has_v())
@@ -146,26 +159,41 @@ double peak_bytes(const DumpInfo& dump, const CalibrateOptions& opt, int64_t bat
     return d * (3.0 * b * slice + 2.0 * b * head) + static_cast<double>(threads) * tiles * 16.0;
 }
 
-// Heads [h0, h0 + count) of one layer: what one device takes through every sample.
+// Heads [h0, h0 + count) of one layer: what one device takes through every sample; of block `block`.
 struct WorkUnit {
     int64_t layer = 0, h0 = 0, count = 0;
+    size_t block = 0;
 };
+
+// The blocks a calibration covers: opt.blocks, or every head of opt.layers (all layers by default).
+std::vector<HeadBlock> blocks_of(const DumpInfo& dump, const CalibrateOptions& opt) {
+    if (!opt.blocks.empty()) return opt.blocks;
+    std::vector<HeadBlock> blocks;
+    const auto whole = [&](int64_t l) { blocks.push_back({l, 0, dump.layers[static_cast<size_t>(l)].heads}); };
+    if (opt.layers.empty())
+        for (int64_t l = 0; l < static_cast<int64_t>(dump.layers.size()); ++l) whole(l);
+    for (int64_t l : opt.layers) whole(l);
+    return blocks;
+}
 
 // What the devices' workers share: the units in (layer, head) order, handed out one by one, the
 // finished heads by (layer, head), and the first error, which stops everyone.
 class SharedWork {
 public:
-    SharedWork(const DumpInfo& dump, int64_t batch, const CalibrateOptions& opt) : opt_(opt) {
-        std::vector<int64_t> layers = opt.layers;
-        if (layers.empty())
-            for (int64_t l = 0; l < static_cast<int64_t>(dump.layers.size()); ++l) layers.push_back(l);
-        for (size_t i = 0; i < layers.size(); ++i) {
-            const int64_t l = layers[i], H = dump.layers[l].heads;
-            slot_of_layer_[l] = i;
-            heads_.emplace_back(static_cast<size_t>(H));
-            heads_left_.push_back(H);
-            for (int64_t h0 = 0; h0 < H; h0 += batch) units_.push_back({l, h0, std::min(batch, H - h0)});
-            total_ += H;
+    SharedWork(const DumpInfo& dump, int64_t batch, const CalibrateOptions& opt)
+        : opt_(opt), blocks_(blocks_of(dump, opt)) {
+        for (size_t b = 0; b < blocks_.size(); ++b) {
+            const HeadBlock& block = blocks_[b];
+            if (!slot_of_layer_.count(block.layer)) {
+                slot_of_layer_[block.layer] = heads_.size();
+                heads_.emplace_back(static_cast<size_t>(dump.layers[static_cast<size_t>(block.layer)].heads));
+                covered_.push_back(0);
+            }
+            covered_[slot_of_layer_[block.layer]] += block.count;
+            heads_left_.push_back(block.count);
+            for (int64_t h0 = block.h0; h0 < block.h0 + block.count; h0 += batch)
+                units_.push_back({block.layer, h0, std::min(batch, block.h0 + block.count - h0), b});
+            total_ += block.count;
         }
     }
 
@@ -177,14 +205,14 @@ public:
     bool failed() const { return failed_; }
 
     void finished(const WorkUnit& u, std::vector<HeadPattern>& heads) {
-        const size_t slot = slot_of_layer_.at(u.layer);
-        for (int64_t i = 0; i < u.count; ++i) heads_[slot][u.h0 + i] = std::move(heads[i]);
+        std::vector<HeadPattern>& layer = heads_[slot_of_layer_.at(u.layer)];
+        for (int64_t i = 0; i < u.count; ++i) layer[u.h0 + i] = std::move(heads[i]);
         std::lock_guard<std::mutex> lock(mutex_);
         done_ += u.count;
         if (opt_.progress) opt_.progress(done_, total_);
-        if ((heads_left_[slot] -= u.count) == 0 && opt_.layer_done) {
-            LayerPattern layer{heads_[slot]};
-            opt_.layer_done(u.layer, layer);
+        if ((heads_left_[u.block] -= u.count) == 0 && opt_.block_done) {
+            const HeadBlock& b = blocks_[u.block];
+            opt_.block_done(b, std::vector<HeadPattern>(layer.begin() + b.h0, layer.begin() + b.h0 + b.count));
         }
     }
     void fail(std::exception_ptr e) {
@@ -195,14 +223,22 @@ public:
     void rethrow_error() const {
         if (error_) std::rethrow_exception(error_);
     }
-    std::vector<std::vector<HeadPattern>>& heads() { return heads_; }
+    // The layers every head of which was calibrated, in order.
+    std::vector<LayerPattern> whole_layers() {
+        std::vector<LayerPattern> layers;
+        for (const auto& [layer, slot] : slot_of_layer_)
+            if (covered_[slot] == static_cast<int64_t>(heads_[slot].size())) layers.push_back({std::move(heads_[slot])});
+        return layers;
+    }
 
 private:
     const CalibrateOptions& opt_;
+    std::vector<HeadBlock> blocks_;
     std::vector<WorkUnit> units_;
     std::map<int64_t, size_t> slot_of_layer_;  // the dump's layer -> its place in heads_
     std::vector<std::vector<HeadPattern>> heads_;
-    std::vector<int64_t> heads_left_;          // per place in heads_: heads not finished yet
+    std::vector<int64_t> covered_;             // per place in heads_: heads in blocks
+    std::vector<int64_t> heads_left_;          // per block: heads not finished yet
     std::atomic<size_t> next_{0};
     std::atomic<bool> failed_{false};
     std::mutex mutex_;
@@ -355,7 +391,7 @@ Pattern calibrate(DumpReader& reader, const CalibrateOptions& opt, const std::ve
         t.stored_bytes = feed.stored_bytes();
     }
     work.rethrow_error();
-    for (std::vector<HeadPattern>& layer : work.heads()) pat.layers.push_back({std::move(layer)});
+    pat.layers = work.whole_layers();
     pat.provenance.source_checksum = fmt::format("crc32:{:08x}", reader.checksum());
     t.wall_seconds = seconds_since(start);
     if (times) *times = std::move(t);

@@ -38,10 +38,16 @@ struct CalibrateOptions {
     std::function<void(int64_t, int64_t)> progress;
     // The dump's layers to calibrate, increasing (empty: all). The pattern holds these, in order.
     std::vector<int64_t> layers;
-    // Called when a layer's last head is finished (from a worker thread, one call at a time):
-    // where a long run checkpoints it. An exception it throws stops the calibration.
-    std::function<void(int64_t layer, const LayerPattern&)> layer_done;
-    // Called as each (layer, head) is finished, before layer_done, with every sample's metrics, the
+    // Or the heads to calibrate, in blocks of one layer each, in (layer, head) order, not
+    // overlapping (`layers` empty then). Blocks that split a layer share its work between processes
+    // (mpirun): the pattern returned holds only the layers whose every head is in a block, and the
+    // blocks' results reach the caller through block_done.
+    std::vector<HeadBlock> blocks;
+    // Called when a block's last head is finished (every layer is one block unless `blocks` says
+    // otherwise; from a worker thread, one call at a time): where a long run checkpoints a layer, or
+    // a rank sends its heads to rank 0. An exception it throws stops the calibration.
+    std::function<void(const HeadBlock&, const std::vector<HeadPattern>&)> block_done;
+    // Called as each (layer, head) is finished, before block_done, with every sample's metrics, the
     // chosen order and every sample's masses under the six orders (from worker threads, perhaps
     // several at once): where calibrate --stats-out keeps the statistics (StatsFileSink).
     std::function<void(int64_t layer, int64_t head, const std::vector<SampleMetrics>& metrics, AxisOrder order,

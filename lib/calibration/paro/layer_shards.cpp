@@ -103,10 +103,10 @@ std::string LayerCheckpoint::layer_path(int64_t layer) const {
     return (fs::path(dir_) / fmt::format("layer-{:06}.h5", layer)).string();
 }
 
-PartialPattern LayerCheckpoint::one_layer(int64_t layer, const LayerPattern& heads, LayerChecksum checksum) const {
+PartialPattern LayerCheckpoint::one_layer(int64_t layer, std::vector<HeadPattern> heads, LayerChecksum checksum) const {
     PartialPattern p;
     p.pattern = job_;
-    p.pattern.layers.push_back(heads);
+    p.pattern.layers.push_back({std::move(heads)});
     p.first_layer = layer;
     p.total_layers = total_layers_;
     p.checksums.push_back(checksum);
@@ -140,32 +140,68 @@ std::map<int64_t, PartialPattern> LayerCheckpoint::load() const {
     return done;
 }
 
-void LayerCheckpoint::save(int64_t layer, const LayerPattern& heads, LayerChecksum checksum) {
-    std::lock_guard<std::mutex> lock(mutex_);
+void LayerCheckpoint::write_layer(int64_t layer, std::vector<HeadPattern> heads, LayerChecksum checksum) {
     fs::create_directories(dir_);
-    write_partial_file(one_layer(layer, heads, checksum), layer_path(layer));
+    write_partial_file(one_layer(layer, std::move(heads), checksum), layer_path(layer));
 }
 
-std::string LayerCheckpoint::encode(int64_t layer, const LayerPattern& heads, LayerChecksum checksum) const {
-    // Through a file: HDF5 writes files, and the bytes are then the checkpoint file itself.
-    const std::string tmp = (fs::temp_directory_path() / fmt::format("paro-layer-{}-{}.h5", ::getpid(), layer)).string();
-    write_partial_file(one_layer(layer, heads, checksum), tmp);
+void LayerCheckpoint::save(const HeadBlock& block, int64_t layer_heads, std::vector<HeadPattern> heads,
+                           LayerChecksum checksum) {
+    PARO_ASSERT(static_cast<int64_t>(heads.size()) == block.count && block.h0 + block.count <= layer_heads);
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (block.count == layer_heads) return write_layer(block.layer, std::move(heads), checksum);
+    auto [it, fresh] = pending_.try_emplace(block.layer);
+    Pending& p = it->second;
+    if (fresh) {
+        p.heads.resize(static_cast<size_t>(layer_heads));
+        p.left = layer_heads;
+    }
+    PARO_ASSERT(p.pieces.count(block.h0) == 0);
+    std::move(heads.begin(), heads.end(), p.heads.begin() + block.h0);
+    p.pieces[block.h0] = checksum;
+    if ((p.left -= block.count) > 0) return;
+    // The blocks' checksums in head order: the layer's, as one process reading it would have it.
+    std::vector<LayerChecksum> pieces;
+    for (const auto& [h0, c] : p.pieces) pieces.push_back(c);
+    Pending done = std::move(p);
+    pending_.erase(it);
+    write_layer(block.layer, std::move(done.heads), concatenate_checksums(pieces));
+}
+
+std::string LayerCheckpoint::encode(const HeadBlock& block, std::vector<HeadPattern> heads, LayerChecksum checksum) const {
+    // Through a file: HDF5 writes files, and the bytes of a whole layer are then its checkpoint file.
+    const std::string tmp =
+        (fs::temp_directory_path() / fmt::format("paro-block-{}-{}-{}.h5", ::getpid(), block.layer, block.h0)).string();
+    write_partial_file(one_layer(block.layer, std::move(heads), checksum), tmp);
     std::ifstream in(tmp, std::ios::binary);
     std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     fs::remove(tmp);
     return bytes;
 }
 
-void LayerCheckpoint::save_encoded(int64_t layer, const std::string& bytes) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    fs::create_directories(dir_);
-    AtomicOutput out(layer_path(layer));
+void LayerCheckpoint::save_encoded(const HeadBlock& block, int64_t layer_heads, const std::string& bytes) {
+    const bool whole = block.count == layer_heads;
+    if (whole) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        fs::create_directories(dir_);
+    }
+    // A whole layer's bytes are its checkpoint file; a block's are read back to be assembled.
+    AtomicOutput out(whole ? layer_path(block.layer)
+                           : (fs::temp_directory_path() /
+                              fmt::format("paro-block-{}-{}-{}.h5", ::getpid(), block.layer, block.h0))
+                                 .string());
     {
         std::ofstream f(out.temp_path(), std::ios::binary);
         f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
         if (!f) throw InputError(out.temp_path(), "", "cannot be written");
     }
-    out.commit();
+    if (whole) return out.commit();
+    PartialPattern p = read_partial_file(out.temp_path());
+    if (p.first_layer != block.layer || p.pattern.layers.size() != 1 ||
+        static_cast<int64_t>(p.pattern.layers[0].heads.size()) != block.count)
+        throw InputError(out.temp_path(), "", fmt::format("is not the block of layer {}, heads {}..{} it was sent as",
+                                                          block.layer, block.h0, block.h0 + block.count - 1));
+    save(block, layer_heads, std::move(p.pattern.layers[0].heads), p.checksums[0]);
 }
 
 void LayerCheckpoint::discard() {

@@ -40,22 +40,31 @@ public:
     // The layers an earlier run of the same job finished. Throws InputError naming the checkpoint
     // (and saying to pass --fresh) when they come from another job or another state of the dump.
     std::map<int64_t, PartialPattern> load() const;
-    // Keeps one finished layer; thread-safe.
-    void save(int64_t layer, const LayerPattern& heads, LayerChecksum checksum);
-    // A finished layer as file bytes (what another process sends) and back.
-    std::string encode(int64_t layer, const LayerPattern& heads, LayerChecksum checksum) const;
-    void save_encoded(int64_t layer, const std::string& bytes);
+    // Keeps a finished block of a layer's heads (of `layer_heads` in all): the layer is saved when
+    // the last of its blocks comes in, at once for a block of every head. Thread-safe.
+    void save(const HeadBlock& block, int64_t layer_heads, std::vector<HeadPattern> heads, LayerChecksum checksum);
+    // A finished block as file bytes (what another process sends), and the same from those bytes.
+    std::string encode(const HeadBlock& block, std::vector<HeadPattern> heads, LayerChecksum checksum) const;
+    void save_encoded(const HeadBlock& block, int64_t layer_heads, const std::string& bytes);
     // Removes the directory: after the output is written, or for --fresh.
     void discard();
 
 private:
-    PartialPattern one_layer(int64_t layer, const LayerPattern& heads, LayerChecksum checksum) const;
+    PartialPattern one_layer(int64_t layer, std::vector<HeadPattern> heads, LayerChecksum checksum) const;
+    void write_layer(int64_t layer, std::vector<HeadPattern> heads, LayerChecksum checksum);  // under mutex_
     std::string layer_path(int64_t layer) const;
 
     std::string dir_;
     Pattern job_;  // no layers
     int64_t total_layers_;
     std::string identity_;
+    // Layers whose blocks are coming in: their heads so far, and each block's checksum by h0.
+    struct Pending {
+        std::vector<HeadPattern> heads;
+        std::map<int64_t, LayerChecksum> pieces;
+        int64_t left = 0;
+    };
+    std::map<int64_t, Pending> pending_;
     std::mutex mutex_;
 };
 

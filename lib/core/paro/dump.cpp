@@ -322,11 +322,13 @@ HeadSlice DumpReader::read(int64_t sample, int64_t layer, int64_t head, bool wit
     return s;
 }
 
-LayerChecksum DumpReader::layer_checksum(int64_t layer) const {
+LayerChecksum DumpReader::layer_checksum(int64_t layer, int64_t h0, int64_t count) const {
     PARO_ASSERT(layer >= 0 && layer < static_cast<int64_t>(info_.layers.size()));
+    if (count < 0) count = info_.layers[layer].heads - h0;
+    PARO_ASSERT(h0 >= 0 && h0 + count <= info_.layers[layer].heads);
     const size_t S = info_.samples.size();
-    const size_t first = static_cast<size_t>(first_slice_[layer]) * S;
-    const size_t end = first + static_cast<size_t>(info_.layers[layer].heads) * S;
+    const size_t first = static_cast<size_t>(first_slice_[layer] + h0) * S;
+    const size_t end = first + static_cast<size_t>(count) * S;
     uLong crc = crc32(0, nullptr, 0);
     int64_t bytes = 0;
     for (size_t i = first; i < end; ++i)
@@ -334,12 +336,15 @@ LayerChecksum DumpReader::layer_checksum(int64_t layer) const {
     return {static_cast<uint32_t>(crc), bytes};
 }
 
-uint32_t combine_checksums(const std::vector<LayerChecksum>& layers) {
+LayerChecksum concatenate_checksums(const std::vector<LayerChecksum>& pieces) {
     uLong crc = crc32(0, nullptr, 0);
-    for (const LayerChecksum& l : layers)
-        if (l.bytes > 0) crc = crc32_combine64(crc, l.crc, l.bytes);
-    return static_cast<uint32_t>(crc);
+    int64_t bytes = 0;
+    for (const LayerChecksum& l : pieces)
+        if (l.bytes > 0) crc = crc32_combine64(crc, l.crc, l.bytes), bytes += l.bytes;
+    return {static_cast<uint32_t>(crc), bytes};
 }
+
+uint32_t combine_checksums(const std::vector<LayerChecksum>& layers) { return concatenate_checksums(layers).crc; }
 
 uint32_t DumpReader::checksum() const {
     uLong crc = crc32(0, nullptr, 0);

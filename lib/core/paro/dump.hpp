@@ -90,8 +90,9 @@ public:
     // order and q, k, v within a slice, whatever order they were read in (the pattern file's
     // provenance; a calibration spread over devices reads in another order than one on the CPU).
     uint32_t checksum() const;
-    // The same over one layer's slices: the pieces a sharded or resumed calibration combines.
-    LayerChecksum layer_checksum(int64_t layer) const;
+    // The same over heads [h0, h0 + count) of one layer (by default all of them): the pieces a
+    // sharded or resumed calibration combines (concatenate_checksums).
+    LayerChecksum layer_checksum(int64_t layer, int64_t h0 = 0, int64_t count = -1) const;
 
 private:
     h5::File file_;
@@ -113,7 +114,9 @@ void check_samples(const DumpInfo& info);
 // True when the file's root says paro_format = "paro-dump" (no other validation).
 bool looks_like_dump(const std::string& path);
 
-// The CRC-32 of the layers' pieces one after another: DumpReader::checksum() of a run that read them all.
+// The pieces one after another (layers, or a layer's head blocks in order) as one piece.
+LayerChecksum concatenate_checksums(const std::vector<LayerChecksum>& pieces);
+// Their CRC-32: DumpReader::checksum() of a run that read them all.
 uint32_t combine_checksums(const std::vector<LayerChecksum>& layers);
 
 }  // namespace paro

@@ -87,6 +87,11 @@ struct Pattern {
     DensityDistribution density_distribution() const;
 };
 
+// Heads [h0, h0 + count) of one layer of a dump: a piece of calibration work.
+struct HeadBlock {
+    int64_t layer = 0, h0 = 0, count = 0;
+};
+
 // The CRC-32 of the values calibration read for one layer, and how many bytes it covers: the pieces
 // combine (zlib's crc32_combine) into the pattern's source_checksum, whichever process read them.
 struct LayerChecksum {
