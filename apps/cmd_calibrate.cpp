@@ -173,6 +173,12 @@ std::vector<std::unique_ptr<TileStatsBackend>> rank_backends(const std::string& 
     return make_backends(cluster.size() > 1 && spec == "auto" ? "cpu" : spec, layout, tiles);
 }
 
+// Ends every rank of the job after an error on this one, which it names (exit 2).
+[[noreturn]] void abort_ranks(const Cluster& cluster, const std::exception& e) {
+    std::fprintf(stderr, "paro: %s (rank %d of %d)\n", e.what(), cluster.rank(), cluster.size());
+    cluster.abort(2);
+}
+
 // The work ranks share: whole layers while there are at least kBlocksPerRank of them per rank (one
 // process: always), else each layer cut into blocks of equal numbers of heads until there are (a
 // dump with fewer layers than ranks, or too few to even out the ranks' loads). A head's samples
@@ -250,6 +256,12 @@ int calibrate_in_layers(const CalibrateArgs& a, const GlobalOptions& g, Calibrat
         receiver = std::thread([&] {
             try {
                 cluster.receive_blocks(received_blocks, [&](const HeadBlock& block, const std::string& bytes) {
+                    if (block.layer < first || block.layer >= end || block.h0 < 0 || block.count <= 0 ||
+                        block.h0 + block.count > layer_heads(block))
+                        throw InputError("", "mpirun",
+                                         fmt::format("a rank sent heads {}..{} of layer {}, which this job does not "
+                                                     "have (ranks of different jobs or paro versions?)",
+                                                     block.h0, block.h0 + block.count - 1, block.layer));
                     received_bytes += static_cast<int64_t>(bytes.size());
                     checkpoint.save_encoded(block, layer_heads(block), bytes);
                 });
@@ -257,16 +269,10 @@ int calibrate_in_layers(const CalibrateArgs& a, const GlobalOptions& g, Calibrat
                 receive_error = std::current_exception();
             }
         });
-    // On an error the receiver may still wait for layers: left to the abort that follows.
-    struct DetachOnUnwind {
-        std::thread& t;
-        ~DetachOnUnwind() {
-            if (t.joinable()) t.detach();
-        }
-    } detach_on_unwind{receiver};
     std::optional<CalibrationTimes> times;
     std::unique_ptr<StatsFileSink> stats;
-    if (!mine.empty()) {
+    try {
+        if (!mine.empty()) {
         const auto devices = rank_backends(a.device, cluster, dump.layout, opt.tiles);
         std::vector<TileStatsBackend*> backends;
         for (const auto& d : devices) backends.push_back(d.get());
@@ -291,6 +297,12 @@ int calibrate_in_layers(const CalibrateArgs& a, const GlobalOptions& g, Calibrat
         calibrate(reader, opt, backends, &*times);
         opt.head_scored = nullptr;  // it refers to this frame's sink
         if (stats) stats->commit();
+        }
+    } catch (const std::exception& e) {
+        // The receiver may still wait for blocks, writing into this frame's checkpoint: every rank
+        // ends here, before that unwinds.
+        if (receiver.joinable()) abort_ranks(cluster, e);
+        throw;
     }
     if (receiver.joinable()) receiver.join();
     if (receive_error) std::rethrow_exception(receive_error);
@@ -351,9 +363,7 @@ int run_dump_calibration(const CalibrateArgs& a, const GlobalOptions& g, Calibra
         return calibrate_in_layers(a, g, opt, t0, reader, cluster);
     } catch (const std::exception& e) {
         if (cluster.size() == 1) throw;
-        // The other ranks would wait for this one (its layers, a broadcast): end them all.
-        std::fprintf(stderr, "paro: %s (rank %d of %d)\n", e.what(), cluster.rank(), cluster.size());
-        cluster.abort(2);
+        abort_ranks(cluster, e);  // the other ranks would wait for this one (its blocks, a broadcast)
     }
 }
 

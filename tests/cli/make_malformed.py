@@ -92,6 +92,14 @@ notes = {f"note_{i}": i for i in range(12)}  # more than 8 attributes: dense sto
 write("valid_latest_format", root=notes, file_options={"libver": "latest", "track_order": True})
 write("valid_latest_compact", file_options={"libver": "latest"})
 write("valid_user_block", root=notes, file_options={"userblock_size": 512})
+# An external link: the walk follows it into another file, whose header addresses are not this one's.
+write("valid_external_link")
+with h5py.File(os.path.join(out, "linked.h5"), "w", libver="latest") as f:
+    g = f.create_group("notes/deeper/still")
+    for i in range(20):
+        g.attrs[f"a{i}"] = np.arange(i + 1)
+with h5py.File(os.path.join(out, "valid_external_link.h5"), "a") as f:
+    f["notes"] = h5py.ExternalLink("linked.h5", "/notes/deeper/still")
 
 
 def lookup3(data, initval=0):

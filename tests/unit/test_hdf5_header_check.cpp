@@ -108,7 +108,55 @@ Bytes header_v2(const Bytes& body) {
     return file;
 }
 
+// A version 2 header at 0 with the times and attribute phase fields present (flags 0x20 | 0x10)
+// and a 1-byte chunk size, whose chunk 0 continues into an "OCHK" chunk holding `second`; `shared`
+// marks chunk 0's attribute message as a shared one (its body a reference, not checked).
+Bytes header_v2_continued(const Bytes& first, const Bytes& second, bool shared = false) {
+    const auto message = [](Bytes& chunk, unsigned type, const Bytes& body, unsigned flags = 0) {
+        chunk.push_back(uint8_t(type));
+        put(chunk, body.size(), 2);
+        chunk.push_back(uint8_t(flags));
+        chunk.insert(chunk.end(), body.begin(), body.end());
+    };
+    Bytes chunk0;
+    message(chunk0, 0x0C, first, shared ? 0x02 : 0);
+    const size_t prefix = 6 + 16 + 4 + 1;
+    const uint64_t ochk = prefix + chunk0.size() + 4 + 16 + 4;  // after chunk 0's continuation and checksum
+    Bytes cont_body;
+    put(cont_body, ochk, 8);
+    Bytes ochk_chunk = {'O', 'C', 'H', 'K'};
+    message(ochk_chunk, 0x0C, second);
+    put(ochk_chunk, 0, 4);  // checksum
+    put(cont_body, ochk_chunk.size(), 8);
+    message(chunk0, 0x10, cont_body);
+    Bytes file = {'O', 'H', 'D', 'R', 2, 0x20 | 0x10};
+    put(file, 0, 16);  // times
+    put(file, 8, 2);   // max compact
+    put(file, 6, 2);   // min dense
+    file.push_back(uint8_t(chunk0.size()));
+    file.insert(file.end(), chunk0.begin(), chunk0.end());
+    put(file, 0, 4);
+    REQUIRE(file.size() == ochk);
+    file.insert(file.end(), ochk_chunk.begin(), ochk_chunk.end());
+    return file;
+}
+
 }  // namespace
+
+TEST_CASE("version 2 headers: optional prefix fields, OCHK continuations, shared messages", "[header_check]") {
+    const Bytes good = attribute(3, "grid", {3}, 24), bad = attribute(3, "text_tokens", {}, 8, 32000);
+    CHECK_FALSE(attribute_message_overrun(raw(header_v2_continued(good, good)), 0));
+    const auto found = attribute_message_overrun(raw(header_v2_continued(good, bad)), 0);
+    REQUIRE(found);
+    CHECK(found->name == "text_tokens");
+    CHECK(attribute_message_overrun(raw(header_v2_continued(bad, good)), 0));
+    // A shared attribute message's body is a reference to the shared one: not an attribute message.
+    CHECK_FALSE(attribute_message_overrun(raw(header_v2_continued(bad, good, true)), 0));
+    // A continuation whose chunk does not start with OCHK is not followed.
+    Bytes wrong = header_v2_continued(good, bad);
+    wrong[wrong.size() - bad.size() - 4 - 4 - 4] = 'X';
+    CHECK_FALSE(attribute_message_overrun(raw(wrong), 0));
+}
 
 TEST_CASE("sound attribute messages of every version pass", "[header_check]") {
     for (unsigned v : {1u, 2u, 3u}) {

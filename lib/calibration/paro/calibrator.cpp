@@ -207,13 +207,16 @@ public:
     void finished(const WorkUnit& u, std::vector<HeadPattern>& heads) {
         std::vector<HeadPattern>& layer = heads_[slot_of_layer_.at(u.layer)];
         for (int64_t i = 0; i < u.count; ++i) layer[u.h0 + i] = std::move(heads[i]);
-        std::lock_guard<std::mutex> lock(mutex_);
-        done_ += u.count;
-        if (opt_.progress) opt_.progress(done_, total_);
-        if ((heads_left_[u.block] -= u.count) == 0 && opt_.block_done) {
-            const HeadBlock& b = blocks_[u.block];
-            opt_.block_done(b, std::vector<HeadPattern>(layer.begin() + b.h0, layer.begin() + b.h0 + b.count));
+        const HeadBlock& b = blocks_[u.block];
+        std::vector<HeadPattern> block;  // a copy taken under the lock, handed over outside it
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            done_ += u.count;
+            if (opt_.progress) opt_.progress(done_, total_);
+            if ((heads_left_[u.block] -= u.count) > 0 || !opt_.block_done) return;
+            block.assign(layer.begin() + b.h0, layer.begin() + b.h0 + b.count);
         }
+        opt_.block_done(b, block);  // a checkpoint write or an MPI send: the other workers go on
     }
     void fail(std::exception_ptr e) {
         std::lock_guard<std::mutex> lock(mutex_);

@@ -44,8 +44,8 @@ struct CalibrateOptions {
     // blocks' results reach the caller through block_done.
     std::vector<HeadBlock> blocks;
     // Called when a block's last head is finished (every layer is one block unless `blocks` says
-    // otherwise; from a worker thread, one call at a time): where a long run checkpoints a layer, or
-    // a rank sends its heads to rank 0. An exception it throws stops the calibration.
+    // otherwise; from worker threads, perhaps several at once): where a long run checkpoints a
+    // layer, or a rank sends its heads to rank 0. An exception it throws stops the calibration.
     std::function<void(const HeadBlock&, const std::vector<HeadPattern>&)> block_done;
     // Called as each (layer, head) is finished, before block_done, with every sample's metrics, the
     // chosen order and every sample's masses under the six orders (from worker threads, perhaps

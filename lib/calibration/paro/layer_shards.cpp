@@ -154,9 +154,15 @@ void LayerCheckpoint::save(const HeadBlock& block, int64_t layer_heads, std::vec
     Pending& p = it->second;
     if (fresh) {
         p.heads.resize(static_cast<size_t>(layer_heads));
+        p.have.assign(static_cast<size_t>(layer_heads), false);
         p.left = layer_heads;
     }
-    PARO_ASSERT(p.pieces.count(block.h0) == 0);
+    for (int64_t h = block.h0; h < block.h0 + block.count; ++h) {
+        if (p.have[static_cast<size_t>(h)])
+            throw InputError(dir_, "checkpoint",
+                             fmt::format("head {} of layer {} came twice (ranks of different jobs?)", h, block.layer));
+        p.have[static_cast<size_t>(h)] = true;
+    }
     std::move(heads.begin(), heads.end(), p.heads.begin() + block.h0);
     p.pieces[block.h0] = checksum;
     if ((p.left -= block.count) > 0) return;

@@ -51,7 +51,8 @@ public:
 
 private:
     PartialPattern one_layer(int64_t layer, std::vector<HeadPattern> heads, LayerChecksum checksum) const;
-    void write_layer(int64_t layer, std::vector<HeadPattern> heads, LayerChecksum checksum);  // under mutex_
+    // Writes a complete layer's checkpoint file (under mutex_).
+    void write_layer(int64_t layer, std::vector<HeadPattern> heads, LayerChecksum checksum);
     std::string layer_path(int64_t layer) const;
 
     std::string dir_;
@@ -61,6 +62,7 @@ private:
     // Layers whose blocks are coming in: their heads so far, and each block's checksum by h0.
     struct Pending {
         std::vector<HeadPattern> heads;
+        std::vector<bool> have;  // per head: its block came in
         std::map<int64_t, LayerChecksum> pieces;
         int64_t left = 0;
     };

@@ -14,8 +14,10 @@ namespace {
 
 constexpr unsigned kAttributeMessage = 0x000C, kContinuationMessage = 0x0010;
 constexpr unsigned kSharedMessageFlag = 0x02;  // the body is a reference to a shared message
+// Bounds on what one header may make the check read (a hostile chain of continuations): past
+// them the check ends quietly, and libhdf5 has its own limits.
 constexpr size_t kMaxChunks = 4096;
-constexpr uint64_t kMaxChunkBytes = uint64_t(256) << 20;
+constexpr uint64_t kMaxHeaderBytes = uint64_t(64) << 20;
 constexpr uint64_t kClaimsEverything = ~uint64_t(0);
 
 uint64_t little_endian(const uint8_t* p, unsigned n) {
@@ -74,6 +76,8 @@ std::optional<AttributeOverrun> check_attribute(const uint8_t* b, uint64_t size,
     std::string name(reinterpret_cast<const char*>(b + std::min(name_at, size)),
                      size_t(std::min(name_len, size - std::min(name_at, size))));
     name = name.substr(0, std::min(name.find('\0'), size_t(64)));
+    for (char& c : name)  // raw bytes go into an error line
+        if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) c = '?';
     return AttributeOverrun{name, size, claim};
 }
 
@@ -104,9 +108,11 @@ std::optional<AttributeOverrun> attribute_message_overrun(const RawFile& file, u
         return std::nullopt;
     }
     std::set<uint64_t> seen{header};
-    for (size_t c = 0; c < chunks.size() && c < kMaxChunks; ++c) {
+    uint64_t read = 0;
+    for (size_t c = 0; c < chunks.size(); ++c) {
         const Chunk chunk = chunks[c];
-        if (chunk.size > kMaxChunkBytes) return std::nullopt;
+        if (chunk.size > kMaxHeaderBytes - read) return std::nullopt;
+        read += chunk.size;
         std::vector<uint8_t> bytes(chunk.size);
         if (!file.read(chunk.addr, bytes.data(), bytes.size())) return std::nullopt;
         for (uint64_t at = 0; at + message_header <= chunk.size;) {
@@ -121,7 +127,7 @@ std::optional<AttributeOverrun> attribute_message_overrun(const RawFile& file, u
             if (type == kContinuationMessage && size >= file.sizeof_addr + file.sizeof_size) {
                 const uint64_t addr = little_endian(bytes.data() + body, file.sizeof_addr),
                                length = little_endian(bytes.data() + body + file.sizeof_addr, file.sizeof_size);
-                if (seen.insert(addr).second) {
+                if (chunks.size() < kMaxChunks && seen.insert(addr).second) {
                     char signature[4] = {};
                     // Version 2 continuation chunks: "OCHK", the messages, a checksum.
                     if (!v2) chunks.push_back({addr, length});

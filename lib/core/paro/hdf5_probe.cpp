@@ -55,6 +55,7 @@ struct Report {
     const RawFile* raw;  // the file's bytes, for the attribute messages' bounds (null: not checked)
     std::string object;  // the object being walked ("" = the root group)
     bool incomplete = false;  // an object, link or attribute table could not be walked
+    unsigned long fileno = 0;  // the walked file's number (HDF5's), whose objects `raw` holds
     void write_all(const void* p, size_t n) const {
         const char* c = static_cast<const char*>(p);
         while (n > 0) {
@@ -148,25 +149,31 @@ herr_t read_attribute(hid_t obj, const char* name, const H5A_info_t*, void* walk
     return 0;
 }
 
-// The object's header address in the file (HADDR_UNDEF where it cannot be told).
-haddr_t header_address(hid_t obj) {
+// The object's header address, and the number of the file that holds it (an external link leads
+// to another file, whose addresses say nothing about this one's bytes); HADDR_UNDEF where they
+// cannot be told.
+haddr_t header_address(hid_t obj, unsigned long& fileno) {
 #if H5_VERSION_GE(1, 12, 0)
     H5O_info2_t info;
     haddr_t addr = HADDR_UNDEF;
     if (H5Oget_info3(obj, &info, H5O_INFO_BASIC) < 0 || H5VLnative_token_to_addr(obj, info.token, &addr) < 0)
         return HADDR_UNDEF;
+    fileno = info.fileno;
     return addr;
 #else
     H5O_info_t info;
-    return H5Oget_info2(obj, &info, H5O_INFO_BASIC) < 0 ? HADDR_UNDEF : info.addr;
+    if (H5Oget_info2(obj, &info, H5O_INFO_BASIC) < 0) return HADDR_UNDEF;
+    fileno = info.fileno;
+    return info.addr;
 #endif
 }
 
 void walk_object(hid_t obj, Report& report) {
     // First the bounds libhdf5 1.10 does not check, before any attribute is decoded; the child
     // ends there (the parent turns the record into the error line).
-    const haddr_t header = report.raw ? header_address(obj) : HADDR_UNDEF;
-    if (header != HADDR_UNDEF) {
+    unsigned long fileno = 0;
+    const haddr_t header = report.raw ? header_address(obj, fileno) : HADDR_UNDEF;
+    if (header != HADDR_UNDEF && fileno == report.fileno) {
         if (const auto overrun = attribute_message_overrun(*report.raw, header)) {
             const std::string claims =
                 overrun->claims == ~uint64_t(0) ? std::string("past 2^64") : fmt::to_string(overrun->claims);
@@ -277,7 +284,7 @@ void walk_file(const char* path, int fd) {
                 }
                 return true;
             };
-            report.raw = &raw;
+            if (header_address(f, report.fileno) != HADDR_UNDEF) report.raw = &raw;
         }
         if (fcpl >= 0) H5Pclose(fcpl);
     }
