@@ -5,7 +5,7 @@ set -euo pipefail
 PKGS=(
   build-essential cmake pkg-config
   libhdf5-dev hdf5-tools libeigen3-dev libcli11-dev catch2 libfmt-dev
-  nlohmann-json3-dev libpng-dev zlib1g-dev libkainjow-mustache-dev
+  nlohmann-json3-dev libpng-dev zlib1g-dev libdeflate-dev libkainjow-mustache-dev
   python3-h5py python3-numpy python3-matplotlib python3-jsonschema python3-pil python3-pip python3-torch
   jupyter-nbconvert python3-nbclient python3-ipykernel python3-nbformat
   chromium

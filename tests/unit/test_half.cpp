@@ -145,3 +145,28 @@ TEST_CASE("fp16 datasets read through paro's own widening, bit for bit", "[half]
     }
     CHECK(bad == 0);
 }
+
+TEST_CASE("widen_halves: every half pattern as half_to_float gives it, bit for bit; Inf and NaN found", "[half]") {
+    // All 65,536 patterns, at every offset from an 8-value boundary (the F16C loop and its tail).
+    std::vector<uint16_t> all(65536);
+    for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<uint16_t>(i);
+    std::vector<float> out(all.size());
+    CHECK_FALSE(paro::widen_halves(all.data(), out.data(), all.size()));  // Inf and NaN are in there
+    for (size_t i = 0; i < all.size(); ++i) {
+        const float want = paro::half_to_float(all[i]);
+        if ((all[i] & 0x7c00u) == 0x7c00u) continue;  // their float bits are not needed: the caller refuses them
+        REQUIRE(std::memcmp(&out[i], &want, sizeof want) == 0);
+    }
+    std::vector<uint16_t> finite;
+    for (uint16_t h : all)
+        if ((h & 0x7c00u) != 0x7c00u) finite.push_back(h);
+    for (size_t offset = 0; offset < 9; ++offset) {
+        const size_t n = finite.size() - offset;
+        CHECK(paro::widen_halves(finite.data() + offset, out.data(), n));
+        for (const size_t at : {size_t(0), n / 2, n - 1}) {  // an Inf at the start, the middle, the tail
+            std::vector<uint16_t> bad(finite.begin() + static_cast<std::ptrdiff_t>(offset), finite.end());
+            bad[at] = 0x7c00u;
+            CHECK_FALSE(paro::widen_halves(bad.data(), out.data(), n));
+        }
+    }
+}

@@ -60,24 +60,35 @@ void SliceFeed::serve() {
             queue_.pop_front();
         }
         const auto t0 = std::chrono::steady_clock::now();
+        std::exception_ptr error;
         try {
             fill(r);
-            r.done.set_value();
         } catch (...) {
-            r.done.set_exception(std::current_exception());
+            error = std::current_exception();
         }
-        const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        std::lock_guard<std::mutex> lock(mutex_);
-        busy_seconds_ += secs;
-        stored_bytes_ += r.into->raw.stored_bytes();
+        {  // counted before the caller hears of it: it may read the totals as soon as its last read is done
+            const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            std::lock_guard<std::mutex> lock(mutex_);
+            busy_seconds_ += secs;
+            stored_bytes_ += r.into->raw.stored_bytes();
+        }
+        if (error)
+            r.done.set_exception(error);
+        else
+            r.done.set_value();
     }
 }
 
 void SliceFeed::fill(const Request& r) {
     SliceBatch& b = *r.into;
-    reader_.read_raw(r.sample, r.layer, r.h0, r.count, with_v_, b.raw);
+    reader_.prepare_raw(r.sample, r.layer, r.h0, r.count, with_v_, b.raw);
     b.slices.resize(static_cast<size_t>(r.count));
-    parallel_for(r.count, threads_, [&](int64_t i) { reader_.decode(b.raw, i, b.slices[i]); });
+    // Head by head: a thread reads one (libhdf5 serves one thread at a time) and decodes it while
+    // the others read and decode theirs, so the reads overlap the decoding instead of preceding it.
+    parallel_for(r.count, threads_, [&](int64_t i) {
+        reader_.read_raw_heads(b.raw, i, 1);
+        reader_.decode(b.raw, i, b.slices[i]);
+    });
 }
 
 }  // namespace paro

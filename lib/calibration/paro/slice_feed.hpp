@@ -1,9 +1,9 @@
 #pragma once
-// SliceFeed: the dump reader of a calibration as a pipeline stage. One thread owns the HDF5 file
-// (the library is not thread-safe) and serves read requests in the order they were made: it reads
-// the stored values of a group of heads with one HDF5 call per tensor, then decodes the heads
-// (fp16 widening, NaN/Inf checks, checksums) in parallel. A caller asks for its next group before
-// it works on the current one, so reads overlap tile statistics and scoring.
+// SliceFeed: the dump reader of a calibration as a pipeline stage. One thread serves read requests
+// in the order they were made: for a group of heads, its decoding threads each read a head's stored
+// values (libhdf5, thread-safe, serves one call at a time) and decode it (fp16 widening, NaN/Inf
+// checks, checksums), so one head's read overlaps the others' decoding. A caller asks for its next
+// group before it works on the current one, so reads overlap tile statistics and scoring.
 #include <condition_variable>
 #include <cstdint>
 #include <deque>

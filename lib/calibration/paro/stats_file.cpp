@@ -1,12 +1,12 @@
 #include "paro/stats_file.hpp"
 
 #include <fmt/format.h>
-#include <zlib.h>
 
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
 
+#include "paro/checksum.hpp"
 #include "paro/error.hpp"
 #include "paro/version.hpp"
 
@@ -139,7 +139,7 @@ StatsLayerScores StatsReader::read_scores(int64_t layer) const {
     const int64_t H = info_.dump.layers[layer].heads, S = static_cast<int64_t>(info_.dump.samples.size());
     const std::vector<double> m = h5::read_all_double(file_, base + "/metrics");
     const std::vector<int64_t> order = h5::read_all_int(file_, base + "/order");
-    crc_ = static_cast<uint32_t>(crc32_z(crc_, reinterpret_cast<const Bytef*>(m.data()), m.size() * sizeof(double)));
+    crc_ = crc32_update(crc_, m.data(), m.size() * sizeof(double));
     StatsLayerScores out;
     size_t i = 0;
     for (int64_t h = 0; h < H; ++h) {
@@ -173,7 +173,7 @@ std::vector<float> StatsReader::checked_masses(const std::string& path, const st
             throw InputError(file_.path(), path,
                              fmt::format("head {} holds a negative, NaN or infinite mass",
                                          first_head + static_cast<int64_t>(i / per_head)));
-    crc_ = static_cast<uint32_t>(crc32_z(crc_, reinterpret_cast<const Bytef*>(out.data()), out.size() * sizeof(float)));
+    crc_ = crc32_update(crc_, out.data(), out.size() * sizeof(float));
     return out;
 }
 

@@ -83,6 +83,10 @@ public:
     HeadSlice read(int64_t sample, int64_t layer, int64_t head, bool with_v) const;
     // Reads heads [h0, h0 + count) of one (sample, layer) as stored into raw (buffers reused).
     void read_raw(int64_t sample, int64_t layer, int64_t h0, int64_t count, bool with_v, RawHeads& raw) const;
+    // The same in two steps: raw sized for those heads (nothing read), then heads [i0, i0 + n) of
+    // raw read into place, so that a caller can decode a head while the next one is read.
+    void prepare_raw(int64_t sample, int64_t layer, int64_t h0, int64_t count, bool with_v, RawHeads& raw) const;
+    void read_raw_heads(RawHeads& raw, int64_t i0, int64_t n) const;
     // Head h0 + i of raw as a slice (out's buffers reused); records its checksum. Throws
     // InputError on NaN/Inf. Safe to call concurrently for distinct i (and distinct raws).
     void decode(const RawHeads& raw, int64_t i, HeadSlice& out) const;

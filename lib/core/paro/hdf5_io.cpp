@@ -519,19 +519,27 @@ void read_box_as(const File& f, hid_t dset, const std::string& path, const std::
           "cannot be read (corrupt or truncated file?)");
 }
 
-bool is_half(hid_t dset) {
+}  // namespace
+
+bool stored_as_half(hid_t dset) {
+    silence();
     Handle ftype(H5Dget_type(dset));
     return H5Tequal(ftype.get(), half_type()) > 0;
 }
-}  // namespace
+
+void read_box_raw(const File& f, hid_t dset, const std::string& path, const std::vector<int64_t>& start,
+                  const std::vector<int64_t>& count, bool half, void* out) {
+    silence();
+    read_box_as(f, dset, path, start, count, half ? half_type() : H5T_NATIVE_FLOAT, out);
+}
 
 bool read_box_raw(const File& f, hid_t dset, const std::string& path, const std::vector<int64_t>& start,
                   const std::vector<int64_t>& count, std::vector<uint8_t>& out) {
     size_t n = 1;
     for (int64_t x : count) n *= static_cast<size_t>(x);
-    const bool half = is_half(dset);
+    const bool half = stored_as_half(dset);
     out.resize(n * (half ? sizeof(uint16_t) : sizeof(float)));
-    read_box_as(f, dset, path, start, count, half ? half_type() : H5T_NATIVE_FLOAT, out.data());
+    read_box_raw(f, dset, path, start, count, half, out.data());
     return half;
 }
 
@@ -542,13 +550,12 @@ void read_box(const File& f, hid_t dset, const std::string& path, const std::vec
         std::memcpy(out, raw.data(), raw.size());
         return;
     }
-    const auto* bits = reinterpret_cast<const uint16_t*>(raw.data());
-    std::transform(bits, bits + raw.size() / 2, out, half_to_float);
+    widen_halves(reinterpret_cast<const uint16_t*>(raw.data()), out, raw.size() / 2);
 }
 
 void read_box(const File& f, hid_t dset, const std::string& path, const std::vector<int64_t>& start,
               const std::vector<int64_t>& count, double* out) {
-    if (!is_half(dset)) return read_box_as(f, dset, path, start, count, H5T_NATIVE_DOUBLE, out);
+    if (!stored_as_half(dset)) return read_box_as(f, dset, path, start, count, H5T_NATIVE_DOUBLE, out);
     std::vector<uint8_t> raw;  // halves widened here: HDF5's own half conversion is slow
     read_box_raw(f, dset, path, start, count, raw);
     const auto* bits = reinterpret_cast<const uint16_t*>(raw.data());

@@ -110,6 +110,11 @@ void read_box(const File& f, hid_t dset, const std::string& path, const std::vec
 // Widening halves in the caller is what makes fp16 reads fast (HDF5's conversion is a soft path).
 bool read_box_raw(const File& f, hid_t dset, const std::string& path, const std::vector<int64_t>& start,
                   const std::vector<int64_t>& count, std::vector<uint8_t>& out);
+// Whether read_box_raw reads the dataset as IEEE halves; and the same read into memory the caller
+// sized (2 bytes a value for halves, else 4).
+bool stored_as_half(hid_t dset);
+void read_box_raw(const File& f, hid_t dset, const std::string& path, const std::vector<int64_t>& start,
+                  const std::vector<int64_t>& count, bool half, void* out);
 // Reads a whole dataset converted to the requested native type.
 std::vector<double> read_all_double(const File& f, const std::string& path);
 std::vector<int64_t> read_all_int(const File& f, const std::string& path);
