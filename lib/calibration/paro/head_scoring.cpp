@@ -26,16 +26,6 @@ SampleMetrics mean_metrics(const std::vector<SampleMetrics>& per_sample) {
     return mean;
 }
 
-double mask_recall(const BlockMask& mask, const float* mass) {
-    const int64_t tiles = mask.tiles_per_side() * mask.tiles_per_side();
-    double kept = 0, total = 0;
-    for (int64_t t = 0; t < tiles; ++t) {
-        total += mass[t];
-        if (mask.get_tile(t)) kept += mass[t];
-    }
-    return total > 0 ? kept / total : 1.0;
-}
-
 }  // namespace
 
 ScoredSample score_sample(const SixOrderStats& stats, const BlockMask& forced, const CalibrateOptions& opt,

@@ -72,7 +72,10 @@ BlockMask build_mask(const TileStats& stats, const BlockMask& forced, const Mask
 // The same from a ranking of those statistics (which it partitions or sorts).
 BlockMask build_mask(TileRanking& ranking, const BlockMask& forced, const MaskOptions& opt);
 
-// Fraction of the attention mass that the mask keeps.
-double mask_recall(const BlockMask& mask, const std::vector<double>& mass);
+// Fraction of the attention mass that the mask keeps (masses of its tiles, row-major; summed in
+// that order, in double).
+double mask_recall(const BlockMask& mask, const double* mass);
+double mask_recall(const BlockMask& mask, const float* mass);
+inline double mask_recall(const BlockMask& mask, const std::vector<double>& mass) { return mask_recall(mask, mass.data()); }
 
 }  // namespace paro
