@@ -113,10 +113,21 @@ TEST_CASE("narrow_exact: every finite half round-trips; values off the half grid
     const float off[] = {1.0f + 1.0f / 4096, 3e-8f, 7e-6f, 65536.0f, 1e30f, -2049.0f, 1e-9f,
                          std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()};
     for (float x : off) {
-        std::vector<float> t = exact;
-        t[std::uniform_int_distribution<size_t>(0, t.size() - 1)(rng)] = x;
-        CHECK_FALSE(paro::narrow_exact(t.data(), out.data(), t.size()));
+        // At random, first and last (the F16C path's vectors and its scalar tail), and alone.
+        for (const size_t at : {std::uniform_int_distribution<size_t>(0, exact.size() - 1)(rng), size_t(0),
+                                exact.size() - 1}) {
+            std::vector<float> t = exact;
+            t[at] = x;
+            CHECK_FALSE(paro::narrow_exact(t.data(), out.data(), t.size()));
+            CHECK_FALSE(paro::narrow_exact_portable(t.data(), out.data(), t.size()));
+        }
+        CHECK_FALSE(paro::narrow_exact(&x, out.data(), 1));
     }
+    // Both paths write the same halves.
+    std::vector<uint16_t> portable(exact.size());
+    REQUIRE(paro::narrow_exact(exact.data(), out.data(), exact.size()));
+    REQUIRE(paro::narrow_exact_portable(exact.data(), portable.data(), exact.size()));
+    CHECK(portable == out);
 }
 
 TEST_CASE("fp16 datasets read through paro's own widening, bit for bit", "[half]") {

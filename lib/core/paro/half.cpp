@@ -1,5 +1,7 @@
 #include "paro/half.hpp"
 
+#include <limits>
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 #define PARO_HALF_F16C 1
@@ -33,14 +35,45 @@ __attribute__((target("avx,f16c"))) bool widen_f16c(const uint16_t* in, float* o
     const bool finite_tail = widen_portable(in + i, out + i, n - i);
     return _mm_movemask_epi8(special) == 0 && finite_tail;
 }
+
+// Eight at a time: vcvtps2ph (round to nearest) and back; a value is a half exactly when it comes
+// back equal (NaN never does) and is finite (Inf does come back).
+__attribute__((target("avx,f16c"))) bool narrow_f16c(const float* in, uint16_t* out, size_t n) {
+    const __m256 sign = _mm256_set1_ps(-0.0f), inf = _mm256_set1_ps(std::numeric_limits<float>::infinity());
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 x = _mm256_loadu_ps(in + i);
+        const __m128i h = _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        const __m256 exact = _mm256_and_ps(_mm256_cmp_ps(_mm256_cvtph_ps(h), x, _CMP_EQ_OQ),
+                                           _mm256_cmp_ps(_mm256_andnot_ps(sign, x), inf, _CMP_LT_OQ));
+        if (_mm256_movemask_ps(exact) != 0xff) return false;
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), h);
+    }
+    return narrow_exact_portable(in + i, out + i, n - i);
+}
 #endif
+
+bool has_f16c() {
+#ifdef PARO_HALF_F16C
+    static const bool f16c = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
+    return f16c;
+#else
+    return false;
+#endif
+}
 
 }  // namespace
 
+bool narrow_exact(const float* in, uint16_t* out, size_t n) {
+#ifdef PARO_HALF_F16C
+    if (has_f16c()) return narrow_f16c(in, out, n);
+#endif
+    return narrow_exact_portable(in, out, n);
+}
+
 bool widen_halves(const uint16_t* in, float* out, size_t n) {
 #ifdef PARO_HALF_F16C
-    static const bool f16c = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
-    if (f16c) return widen_f16c(in, out, n);
+    if (has_f16c()) return widen_f16c(in, out, n);
 #endif
     return widen_portable(in, out, n);
 }

@@ -59,10 +59,13 @@ inline float half_to_float(uint16_t h) {
 bool widen_halves(const uint16_t* in, float* out, size_t n);
 
 // Narrows n floats to halves when every one of them is exactly a half (returns true); returns
-// false (out partly written) when one is not, NaN and Inf included. Branch-free per value:
-// normal halves by rebiasing, subnormals as their integer multiple of 2^-24, then decoded back
-// and compared bit for bit.
-inline bool narrow_exact(const float* in, uint16_t* out, size_t n) {
+// false (out partly written) when one is not, NaN and Inf included. With F16C conversions where the
+// CPU has them (half.cpp), else narrow_exact_portable.
+bool narrow_exact(const float* in, uint16_t* out, size_t n);
+
+// The same without F16C. Branch-free per value: normal halves by rebiasing, subnormals as their
+// integer multiple of 2^-24, then decoded back and compared bit for bit.
+inline bool narrow_exact_portable(const float* in, uint16_t* out, size_t n) {
     constexpr size_t kBlock = 1024;  // check per block, so a float tensor fails fast
     for (size_t b = 0; b < n; b += kBlock) {
         const size_t e = b + kBlock < n ? b + kBlock : n;
