@@ -2,6 +2,7 @@
 // 0 success, 1 a check failed, 2 bad input or usage (one line on stderr naming the file and what is
 // at fault), 3 no usable GPU.
 #include <hdf5.h>
+#include <malloc.h>
 #include <omp.h>
 #include <unistd.h>
 
@@ -38,6 +39,13 @@ int main(int argc, char** argv) {
     // would close again a file whose writing failed (a full disk) and crash there (H5F__close_cb),
     // turning the one-line error and exit status 2 into a segmentation fault.
     H5dont_atexit();
+    // Calibration allocates and frees a batch's statistics over and over (9 MB per head at the
+    // CogVideoX shape) from several threads. glibc returned that memory to the kernel (mmap for
+    // blocks above its threshold, trimming the heaps' tops), and every next batch page-faulted it
+    // in again, the threads' faults serializing in the kernel: kept in the process instead (the
+    // peak is the same; bench/RESULTS.md, "Freed memory kept").
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 512 << 20);
     CLI::App app{"paro: pattern-aware token reordering for sparse, quantized attention in video DiTs"};
     app.require_subcommand(1);
     app.set_version_flag("--version", std::string("paro ") + paro::kVersion);
