@@ -91,5 +91,51 @@ for case, (grid, text, pos, dtype, D) in enumerate([((3, 7, 9), 21, "prefix", np
                 check(abs(rec - g["recall"][0, h]) < 1e-5, f"recall of the stored mask {rec} vs {g['recall'][0, h]}")
                 check(info["layers"][l]["heads"][h]["order"] == chosen, "inspect order equals file order")
 
+# The same values in the storage layouts h5py writes: paro reads per-head chunks and contiguous
+# data of its own types without libhdf5 (direct reads, checked once against libhdf5) and everything
+# else through it. Every layout must give the same floats (the pattern's source checksum is the
+# CRC-32 of the floats read) and the same pattern.
+grid, text, S, L, NH, D = (2, 12, 16), 8, 2, 2, 3, 64
+N = text + 2 * 12 * 16
+values = {t: rng.standard_normal((S, NH, N, D)).astype(np.float16) for t in ("q", "k")}
+layouts = {
+    "contiguous": dict(),
+    "per-head chunks": dict(chunks=(1, 1, N, D)),
+    "two-head chunks": dict(chunks=(1, 2, N, D)),
+    "half-row chunks": dict(chunks=(1, 1, N // 2, D)),
+    "gzip": dict(chunks=(1, 1, N, D), compression="gzip"),
+    "shuffle": dict(chunks=(1, 1, N, D), shuffle=True),
+    "big-endian float32": dict(dtype=">f4"),
+    "float32 per-head chunks": dict(dtype="<f4", chunks=(1, 1, N, D)),
+    "float64": dict(dtype="<f8"),
+    "user block, latest format": dict(chunks=(1, 1, N, D), file=dict(userblock_size=1024, libver="latest")),
+}
+results = {}
+for name, opts in layouts.items():
+    opts = dict(opts)
+    file_opts = opts.pop("file", {})
+    path = os.path.join(tmp, "layout.h5")
+    with h5py.File(path, "w", **file_opts) as f:
+        f.attrs.update({"paro_format": "paro-dump", "paro_version": 1, "grid": np.array(grid, np.int64),
+                        "text_tokens": text, "text_position": "prefix"})
+        f["samples/timestep"] = np.array([900.0, 500.0])
+        f["samples/prompt"] = np.array([0, 1])
+        for l in range(L):
+            for t, v in values.items():
+                dtype = opts.get("dtype", np.float16)
+                f.create_dataset(f"layers/{l}/{t}", data=v.astype(dtype), **{k: x for k, x in opts.items() if k != "dtype"})
+    out = os.path.join(tmp, "layout_pattern.h5")
+    r = subprocess.run([PARO, "calibrate", path, "-o", out, "--block", "32", "--density", "0.5", "-q"],
+                       capture_output=True, text=True)
+    check(r.returncode == 0, f"layout {name}: calibrate exit {r.returncode}: {r.stderr}")
+    if r.returncode == 0:
+        with h5py.File(out, "r") as pf:
+            results[name] = (pf.attrs["source_checksum"], pf["layers/0/orders"][...].tolist(),
+                             pf["layers/1/masks"][...].tobytes())
+first = next(iter(results.values()), None)
+for name, got in results.items():
+    check(got[0] == first[0], f"layout {name}: source checksum {got[0]}, the contiguous dump's {first[0]}")
+    check(got[1:] == first[1:], f"layout {name}: another pattern than the contiguous dump's")
+
 print(f"{len(failures)} failed" if failures else "h5py interop: all checks passed")
 sys.exit(1 if failures else 0)

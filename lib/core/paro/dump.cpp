@@ -151,7 +151,8 @@ void write_dump_header(hid_t root, const DumpInfo& info) {
     h5::write_dataset(samples.get(), "prompt", {S}, h5::StoreType::i64, prompt.data(), h5::StoreType::i64);
 }
 
-DumpReader::DumpReader(const std::string& path) : file_(h5::open_for<DumpReader>(path)) {
+DumpReader::DumpReader(const std::string& path)
+    : file_(h5::open_for<DumpReader>(path)), direct_(std::make_unique<DirectReads>(path)) {
     h5::expect_format(file_, "paro-dump", 1, 1);
     read_dump_header(file_, info_);
     const int64_t S = static_cast<int64_t>(info_.samples.size());
@@ -276,9 +277,15 @@ void DumpReader::read_raw_heads(RawHeads& raw, int64_t i0, int64_t n) const {
     const int64_t tokens = info_.tokens();
     for (RawHeads::Tensor& t : raw.tensors) {
         const size_t per_head = static_cast<size_t>(tokens * t.cols) * (t.half ? sizeof(uint16_t) : sizeof(float));
+        int64_t direct = 0;  // heads read without libhdf5, from i0 on
+        while (direct < n && direct_->read(file_, t.path, t.half, raw.sample, raw.h0 + i0 + direct, tokens, t.cols,
+                                           t.bytes.data() + static_cast<size_t>(i0 + direct) * per_head))
+            ++direct;
+        if (direct == n) continue;
         h5::Handle d = h5::open_dataset(file_, t.path);
-        h5::read_box_raw(file_, d.get(), t.path, {raw.sample, raw.h0 + i0, 0, 0}, {1, n, tokens, t.cols}, t.half,
-                         t.bytes.data() + static_cast<size_t>(i0) * per_head);
+        h5::read_box_raw(file_, d.get(), t.path, {raw.sample, raw.h0 + i0 + direct, 0, 0},
+                         {1, n - direct, tokens, t.cols}, t.half,
+                         t.bytes.data() + static_cast<size_t>(i0 + direct) * per_head);
     }
 }
 

@@ -3,10 +3,12 @@
 // Opening validates every attribute and shape before any work starts; slices are then read one
 // (sample, layer, head) at a time, so memory stays O(N*D) for q/k dumps.
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "paro/direct_reads.hpp"
 #include "paro/hdf5_io.hpp"
 #include "paro/pattern.hpp"
 #include "paro/token_layout.hpp"
@@ -100,6 +102,7 @@ public:
 
 private:
     h5::File file_;
+    std::unique_ptr<DirectReads> direct_;  // q, k, v of common layouts read without libhdf5
     DumpInfo info_;
     std::vector<int64_t> first_slice_;  // per layer: index of its (head 0, sample 0) slice
     // Per slice (canonical index): CRC-32 of its floats and their byte count (0: not read).
