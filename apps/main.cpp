@@ -2,7 +2,9 @@
 // 0 success, 1 a check failed, 2 bad input or usage (one line on stderr naming the file and what is
 // at fault), 3 no usable GPU.
 #include <hdf5.h>
+#ifdef __GLIBC__
 #include <malloc.h>
+#endif
 #include <omp.h>
 #include <unistd.h>
 
@@ -44,8 +46,10 @@ int main(int argc, char** argv) {
     // blocks above its threshold, trimming the heaps' tops), and every next batch page-faulted it
     // in again, the threads' faults serializing in the kernel: kept in the process instead (the
     // peak is the same; bench/RESULTS.md, "Freed memory kept").
+#ifdef __GLIBC__
     mallopt(M_MMAP_THRESHOLD, 32 << 20);
     mallopt(M_TRIM_THRESHOLD, 512 << 20);
+#endif
     CLI::App app{"paro: pattern-aware token reordering for sparse, quantized attention in video DiTs"};
     app.require_subcommand(1);
     app.set_version_flag("--version", std::string("paro ") + paro::kVersion);

@@ -181,3 +181,23 @@ TEST_CASE("widen_halves: every half pattern as half_to_float gives it, bit for b
         }
     }
 }
+
+#if defined(__x86_64__)
+#include <xmmintrin.h>
+// PyTorch's set_flush_denormal turns on MXCSR.DAZ in the process that loads paro: a subnormal float
+// is then zero to float arithmetic, and must still not pass as a half (nor widen differently).
+TEST_CASE("narrow_exact and widen_halves under MXCSR.DAZ and FTZ", "[half]") {
+    const unsigned saved = _mm_getcsr();
+    _mm_setcsr(saved | 0x8040u);  // DAZ (bit 6) and FTZ (bit 15)
+    std::vector<float> x(16, 1.0f);
+    x[3] = 1e-40f;  // a subnormal float, far below the smallest half
+    std::vector<uint16_t> out(x.size());
+    const bool narrowed = paro::narrow_exact(x.data(), out.data(), x.size());
+    std::vector<uint16_t> h(16, 0x0001);  // the smallest subnormal half, 2^-24
+    std::vector<float> w(h.size());
+    paro::widen_halves(h.data(), w.data(), h.size());
+    _mm_setcsr(saved);
+    CHECK_FALSE(narrowed);
+    for (float v : w) CHECK(v == 5.9604644775390625e-08f);
+}
+#endif

@@ -60,9 +60,9 @@ struct HeadSlice {
     bool is_attention() const { return !attention.empty(); }
 };
 
-// The stored values of heads [h0, h0 + count) of one (sample, layer): one HDF5 read per tensor
-// (read_raw), turned into HeadSlices by decode. The split lets callers decode heads in parallel
-// while HDF5, which is not thread-safe, is called from one thread.
+// The stored values of heads [h0, h0 + count) of one (sample, layer) (read_raw, or prepare_raw
+// and read_raw_heads), turned into HeadSlices by decode. The split lets callers read a head while
+// they decode others.
 struct RawHeads {
     struct Tensor {
         std::string path;  // dataset, e.g. "/layers/3/q"

@@ -1,7 +1,5 @@
 #include "paro/half.hpp"
 
-#include <limits>
-
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 #define PARO_HALF_F16C 1
@@ -21,8 +19,9 @@ bool widen_portable(const uint16_t* in, float* out, size_t n) {
 }
 
 #ifdef PARO_HALF_F16C
-// Eight at a time with vcvtph2ps, which is exact for every half (subnormals included), so the
-// floats are bit for bit those of half_to_float, and so are the checksums over them.
+// Eight at a time with vcvtph2ps, which is exact for every finite half (subnormals included, and
+// MXCSR.DAZ does not apply to halves), so the floats are bit for bit those of half_to_float, and so
+// are the checksums over them (NaN may come back quieted: the callers refuse it anyway).
 __attribute__((target("avx,f16c"))) bool widen_f16c(const uint16_t* in, float* out, size_t n) {
     const __m128i exponent = _mm_set1_epi16(0x7c00);
     __m128i special = _mm_setzero_si128();
@@ -37,30 +36,34 @@ __attribute__((target("avx,f16c"))) bool widen_f16c(const uint16_t* in, float* o
 }
 
 // Eight at a time: vcvtps2ph (round to nearest) and back; a value is a half exactly when it comes
-// back equal (NaN never does) and is finite (Inf does come back).
+// back with the same bits and is finite (Inf comes back). Bits are compared as integers: a float
+// comparison would take a subnormal float flushed to zero under MXCSR.DAZ (which PyTorch's
+// set_flush_denormal sets in the processes that load paro) as equal to that zero.
 __attribute__((target("avx,f16c"))) bool narrow_f16c(const float* in, uint16_t* out, size_t n) {
-    const __m256 sign = _mm256_set1_ps(-0.0f), inf = _mm256_set1_ps(std::numeric_limits<float>::infinity());
+    const __m128i exponent = _mm_set1_epi32(0x7f800000);
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         const __m256 x = _mm256_loadu_ps(in + i);
         const __m128i h = _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        const __m256 exact = _mm256_and_ps(_mm256_cmp_ps(_mm256_cvtph_ps(h), x, _CMP_EQ_OQ),
-                                           _mm256_cmp_ps(_mm256_andnot_ps(sign, x), inf, _CMP_LT_OQ));
-        if (_mm256_movemask_ps(exact) != 0xff) return false;
+        const __m256i xi = _mm256_castps_si256(x), bi = _mm256_castps_si256(_mm256_cvtph_ps(h));
+        const __m128i lo = _mm256_castsi256_si128(xi), hi = _mm256_extractf128_si256(xi, 1);
+        const __m128i same = _mm_and_si128(_mm_cmpeq_epi32(lo, _mm256_castsi256_si128(bi)),
+                                           _mm_cmpeq_epi32(hi, _mm256_extractf128_si256(bi, 1)));
+        const __m128i special = _mm_or_si128(_mm_cmpeq_epi32(_mm_and_si128(lo, exponent), exponent),
+                                             _mm_cmpeq_epi32(_mm_and_si128(hi, exponent), exponent));
+        if (_mm_movemask_epi8(same) != 0xffff || _mm_movemask_epi8(special) != 0) return false;
         _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), h);
     }
     return narrow_exact_portable(in + i, out + i, n - i);
 }
 #endif
 
-bool has_f16c() {
 #ifdef PARO_HALF_F16C
+bool has_f16c() {
     static const bool f16c = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
     return f16c;
-#else
-    return false;
-#endif
 }
+#endif
 
 }  // namespace
 

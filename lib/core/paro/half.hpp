@@ -54,8 +54,8 @@ inline float half_to_float(uint16_t h) {
     return out;
 }
 
-// Widens n halves to floats (exactly, as half_to_float) and returns whether all of them are
-// finite (out is written either way). With F16C conversions where the CPU has them (half.cpp).
+// Widens n halves to floats (exactly, as half_to_float for every finite half) and returns whether
+// all of them are finite (out is written either way). With F16C conversions where the CPU has them (half.cpp).
 bool widen_halves(const uint16_t* in, float* out, size_t n);
 
 // Narrows n floats to halves when every one of them is exactly a half (returns true); returns

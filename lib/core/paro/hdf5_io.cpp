@@ -17,13 +17,18 @@
 namespace paro::h5 {
 
 namespace {
-
-// HDF5 prints its whole error stack to stderr by default; paro reports one line instead. The
-// setting is per thread in a thread-safe libhdf5 (workers write checkpoints and statistics).
 struct SilenceOnce {
     SilenceOnce() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
 };
+}  // namespace
+
 void silence() { thread_local SilenceOnce once; }
+
+
+namespace {
+
+// HDF5 prints its whole error stack to stderr by default; paro reports one line instead. The
+// setting is per thread in a thread-safe libhdf5 (workers write checkpoints and statistics).
 
 std::string attr_where(const std::string& obj_path, const std::string& name) {
     return obj_path.empty() || obj_path == "/" ? "attribute " + name : obj_path + " attribute " + name;

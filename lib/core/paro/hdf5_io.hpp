@@ -1,8 +1,8 @@
 #pragma once
 // Thin RAII layer over the HDF5 C API, shared by the dump reader, the pattern file and `paro check`.
 // Every failure becomes an InputError naming the file and the object at fault; HDF5's own error
-// stack printing is silenced (we say one line, not forty).
-// HDF5 (serial build) is not thread-safe: call this layer from one thread only.
+// stack printing is silenced (we say one line, not forty). paro requires a thread-safe libhdf5
+// (CMakeLists.txt checks): it serves one call at a time, from any thread.
 #include <hdf5.h>
 
 #include <cstdint>
@@ -12,6 +12,10 @@
 #include "paro/hdf5_probe.hpp"
 
 namespace paro::h5 {
+
+// Turns off libhdf5's printing of its error stack for the calling thread (the setting is per
+// thread); every entry point of this layer calls it, and so must code calling libhdf5 directly.
+void silence();
 
 // Owns one hid_t and closes it with the matching H5*close.
 class Handle {
