@@ -43,9 +43,11 @@ bool DirectReads::same_file(const h5::File& file) {
     checked_file_ = true;
     void* handle = nullptr;
     struct stat mine {}, theirs {};
-    const h5::Handle fcpl(H5Fget_create_plist(file.id()));
+    const h5::Handle fcpl(H5Fget_create_plist(file.id())), fapl(H5Fget_access_plist(file.id()));
     hsize_t userblock = 0;
-    const bool same = fd_ >= 0 && H5Fget_vfd_handle(file.id(), H5P_DEFAULT, &handle) >= 0 && handle &&
+    // The POSIX driver's handle is its file descriptor (other drivers' handles are not).
+    const bool same = fd_ >= 0 && fapl && H5Pget_driver(fapl.get()) == H5FD_SEC2 &&
+                      H5Fget_vfd_handle(file.id(), H5P_DEFAULT, &handle) >= 0 && handle &&
                       ::fstat(fd_, &mine) == 0 && ::fstat(*static_cast<int*>(handle), &theirs) == 0 &&
                       mine.st_dev == theirs.st_dev && mine.st_ino == theirs.st_ino && fcpl &&
                       H5Pget_userblock(fcpl.get(), &userblock) >= 0;
