@@ -16,6 +16,7 @@ namespace {
 using Bytes = std::vector<uint8_t>;
 
 void put(Bytes& b, uint64_t v, unsigned n) {
+    REQUIRE(n <= 8);
     for (unsigned i = 0; i < n; ++i) b.push_back(uint8_t(v >> (8 * i)));
 }
 void pad_to(Bytes& b, size_t multiple) {
@@ -130,7 +131,8 @@ Bytes header_v2_continued(const Bytes& first, const Bytes& second, bool shared =
     put(cont_body, ochk_chunk.size(), 8);
     message(chunk0, 0x10, cont_body);
     Bytes file = {'O', 'H', 'D', 'R', 2, 0x20 | 0x10};
-    put(file, 0, 16);  // times
+    put(file, 0, 8);  // times (four of 4 bytes)
+    put(file, 0, 8);
     put(file, 8, 2);   // max compact
     put(file, 6, 2);   // min dense
     file.push_back(uint8_t(chunk0.size()));
