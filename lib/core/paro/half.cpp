@@ -1,6 +1,7 @@
 #include "paro/half.hpp"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
 #include <immintrin.h>
 #define PARO_HALF_F16C 1
 #endif
@@ -59,8 +60,13 @@ __attribute__((target("avx,f16c"))) bool narrow_f16c(const float* in, uint16_t* 
 #endif
 
 #ifdef PARO_HALF_F16C
+// AVX with the OS's support for its registers, and CPUID's F16C bit (clang 14 has no "f16c" for
+// __builtin_cpu_supports).
 bool has_f16c() {
-    static const bool f16c = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
+    static const bool f16c = [] {
+        unsigned a = 0, b = 0, c = 0, d = 0;
+        return __builtin_cpu_supports("avx") && __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C) != 0;
+    }();
     return f16c;
 }
 #endif
