@@ -252,11 +252,12 @@ int calibrate_in_layers(const CalibrateArgs& a, const GlobalOptions& g, Calibrat
     std::exception_ptr receive_error;
     std::thread receiver;
     const int64_t received_blocks = static_cast<int64_t>(blocks.size() - mine.size());
+    const int64_t first_layer = first, end_layer = end;  // lambdas cannot capture structured bindings before C++20
     if (root && cluster.size() > 1)
         receiver = std::thread([&] {
             try {
                 cluster.receive_blocks(received_blocks, [&](const HeadBlock& block, const std::string& bytes) {
-                    if (block.layer < first || block.layer >= end || block.h0 < 0 || block.count <= 0 ||
+                    if (block.layer < first_layer || block.layer >= end_layer || block.h0 < 0 || block.count <= 0 ||
                         block.h0 + block.count > layer_heads(block))
                         throw InputError("", "mpirun",
                                          fmt::format("a rank sent heads {}..{} of layer {}, which this job does not "
