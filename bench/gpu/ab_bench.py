@@ -4,7 +4,8 @@ Usage: python3 bench/gpu/ab_bench.py --a PARO_A --a-args "--pv-bits 8,16" --b PA
            [--rounds 3] [--head-dims 64,128] [--iters 20] [--out results.json]
 Each round runs A then B (then B then A in the next round, so neither always goes first) for every
 head dim, `paro bench --json`; the table gives, per (head dim, PV, density), the median over rounds
-of each build's median total and attention-kernel milliseconds, and B / A.
+of each build's median total, attention-kernel and quantization (K mean + permute/quantize)
+milliseconds, and B / A.
 """
 import argparse
 import json
@@ -33,7 +34,8 @@ def main():
     ap.add_argument("--iters", type=int, default=20)
     ap.add_argument("--out")
     o = ap.parse_args()
-    runs = {"A": {}, "B": {}}  # build -> (D, pv, density) -> {"total": [...], "attn": [...]}
+    parts = {"total": "total_ms", "attn": "attention_ms", "quant": "quantize_ms"}
+    runs = {"A": {}, "B": {}}  # build -> (D, pv, density) -> {"total": [...], "attn": [...], "quant": [...]}
     device = kernel = None
     for r in range(o.rounds):
         for d in map(int, o.head_dims.split(",")):
@@ -44,23 +46,23 @@ def main():
                 device, kernel = doc["device"], doc["kernel"]
                 for row in doc["rows"]:
                     key = (d, row["pv"], round(row["density"], 3))
-                    slot = runs[which].setdefault(key, {"total": [], "attn": []})
-                    slot["total"].append(row["total_ms"])
-                    slot["attn"].append(row["attention_ms"])
+                    slot = runs[which].setdefault(key, {p: [] for p in parts})
+                    for p, field in parts.items():
+                        slot[p].append(row[field])
     print(f"{device}, kernel {kernel}; medians over {o.rounds} rounds of paro bench medians ({o.iters} iters)")
-    print(f"{'D':>4} {'PV':>5} {'density':>8} {'A total':>9} {'B total':>9} {'B/A':>6} {'A attn':>9} {'B attn':>9} {'B/A':>6}")
+    print(f"{'D':>4} {'PV':>5} {'density':>8}" + "".join(f" {'A ' + p:>9} {'B ' + p:>9} {'B/A':>6}" for p in parts))
     table = []
     for key in sorted(runs["A"]):
         if key not in runs["B"]:
             continue
         a, b = runs["A"][key], runs["B"][key]
-        row = dict(head_dim=key[0], pv=key[1], density=key[2],
-                   a_total=statistics.median(a["total"]), b_total=statistics.median(b["total"]),
-                   a_attn=statistics.median(a["attn"]), b_attn=statistics.median(b["attn"]))
+        row = dict(head_dim=key[0], pv=key[1], density=key[2])
+        line = f"{key[0]:>4} {key[1]:>5} {key[2]:>8.3f}"
+        for p in parts:
+            row["a_" + p], row["b_" + p] = statistics.median(a[p]), statistics.median(b[p])
+            line += f" {row['a_' + p]:>9.3f} {row['b_' + p]:>9.3f} {row['b_' + p] / row['a_' + p]:>6.3f}"
         table.append(row)
-        print(f"{key[0]:>4} {key[1]:>5} {key[2]:>8.3f} {row['a_total']:>9.3f} {row['b_total']:>9.3f} "
-              f"{row['b_total'] / row['a_total']:>6.3f} {row['a_attn']:>9.3f} {row['b_attn']:>9.3f} "
-              f"{row['b_attn'] / row['a_attn']:>6.3f}")
+        print(line)
     if o.out:
         with open(o.out, "w") as f:
             json.dump(dict(device=device, kernel=kernel, rounds=o.rounds, rows=table, raw={k: {str(kk): vv for kk, vv in v.items()} for k, v in runs.items()}), f, indent=1)

@@ -1,7 +1,8 @@
 // Preparation kernels: K channel mean, fused permute + INT8 quantization of Q, K, V, and the
 // standalone permute / inverse-permute.
 //
-// Quantization (one launch, one CTA per (64-token permuted tile, head, batch)):
+// Quantization (one launch; SPLIT: three CTAs per (64-token permuted tile, head, batch), one each for
+// Q, K and V, else one CTA for all three; measured per head dim, quantize_t):
 //  - Q: one scale per 16-row warp slice (the attention kernel's warp owns 16 query rows), symmetric,
 //    max |q| / 127.
 //  - K: one scale per 64-token tile, after subtracting the head's per-channel mean (smooth_k; softmax
@@ -36,19 +37,31 @@ __device__ inline int shuffled_key(int row) {  // row in [0, 64): storage positi
     return (row & ~15) | (((k >> 1) & 3) << 2) | ((k >> 3) << 1) | (k & 1);
 }
 
-template <int D, typename T>
+enum class PrepPart { q, k, v };
+
+// SPLIT = true: CTA blockIdx.x quantizes part blockIdx.x % 3 of tile blockIdx.x / 3, holding one
+// tensor's rows in registers; false: CTA blockIdx.x quantizes all three parts of tile blockIdx.x,
+// their loads in flight together.
+template <int D, typename T, bool SPLIT>
 __global__ void __launch_bounds__(kPrepThreads) quantize_kernel(Shape s, PlanView plan, View qv, View kv, View vv,
                                                                 int smooth_k, Quantized w) {
     constexpr int CH = D / 8;                     // 8-element chunks per row
     constexpr int NC = kTile * CH / kPrepThreads; // chunks per thread
     constexpr int SVT = kTile + 16;               // smem row stride of int8 V^T (bytes)
     constexpr int SVT16 = kTile * 2 + 16;         // smem row stride of fp16 V^T (bytes)
-    const int tile = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+    // The lanes of one store into V^T write channels 8 apart (the same bank at either stride), so each
+    // channel row's 16-byte chunks are stored XOR-permuted by bits 3.. of the channel: 8 (fp16) or
+    // 4 (8-bit) banks instead of one. The copy-out reads chunk `part` of row `ch` from vt_chunk.
+    constexpr int kChunks16 = kTile * 2 / 16, kChunks8 = kTile / 16;
+    auto vt_chunk = [](int ch, int part, int chunks) { return part ^ ((ch >> 3) & (chunks - 1)); };
+    constexpr int kParts = SPLIT ? 1 : 3;  // parts of this CTA
+    const int tile = SPLIT ? blockIdx.x / 3 : blockIdx.x, h = blockIdx.y, b = blockIdx.z;
     const size_t bh = size_t(b) * s.heads + h;
     const int tid = threadIdx.x, lane = tid & 31;
+    auto part_of = [&](int i) { return SPLIT ? PrepPart(blockIdx.x % 3) : PrepPart(i); };
 
     __shared__ int s_src[kTile];
-    __shared__ int s_qmax[kQGroupsPerTile];
+    __shared__ int s_qmax[kQGroupsPerTile];  // abs maxima as int bits
     __shared__ int s_kmax;
     __shared__ int s_vmax[D];
     __shared__ __align__(16) int8_t s_vt[D * SVT16];  // V^T of the tile, int8 or fp16
@@ -64,30 +77,26 @@ __global__ void __launch_bounds__(kPrepThreads) quantize_kernel(Shape s, PlanVie
     for (int c = tid; c < D; c += kPrepThreads) s_vmax[c] = 0;
     __syncthreads();
 
-    // All of Q, K and V for this tile are loaded up front (raw 16-byte chunks): the three loads are
-    // in flight together instead of one after the other.
+    // The tile's rows of this CTA's parts, loaded up front (raw 16-byte chunks, all in flight
+    // together), then widened part by part into x.
     using Raw = typename Elem<T>::Raw;
-    Raw rq[NC], rk[NC], rv[NC];
-    auto load_raw = [&](const View& v, Raw (&r)[NC]) {
-        const T* base = static_cast<const T*>(v.data) + b * v.sb + h * v.sh;
+    Raw r[kParts][NC];
 #pragma unroll
-        for (int i = 0; i < NC; ++i) {
-            const int c = tid + i * kPrepThreads, row = c / CH, col = (c % CH) * 8;
+    for (int i = 0; i < kParts; ++i) {
+        const PrepPart part = part_of(i);
+        const View in = part == PrepPart::q ? qv : part == PrepPart::k ? kv : vv;  // by value: no local copy of the parameters
+        const T* base = static_cast<const T*>(in.data) + b * in.sb + h * in.sh;
+#pragma unroll
+        for (int n = 0; n < NC; ++n) {
+            const int c = tid + n * kPrepThreads, row = c / CH, col = (c % CH) * 8;
             const int src = s_src[row];
-            if (src >= 0) r[i] = Elem<T>::load_raw(base + src * v.st + col);
-            else r[i] = Raw{};
+            r[i][n] = src >= 0 ? Elem<T>::load_raw(base + src * in.st + col) : Raw{};
         }
-    };
-    load_raw(qv, rq);
-    load_raw(kv, rk);
-    load_raw(vv, rv);
+    }
     float x[NC][8];
-    auto load = [&](const Raw (&r)[NC]) {
-#pragma unroll
-        for (int i = 0; i < NC; ++i) Elem<T>::to_float(r[i], x[i]);
-    };
+
     // swizzled: the tile's rows in the SwizzledRows<D> layout (K), else row-major (Q).
-    auto store = [&](auto swizzled, int8_t* dst_tile, float inv_of_row_group[4], bool per_group, float inv) {
+    auto store = [&](auto swizzled, int8_t* dst_tile, const float (&inv_of_row_group)[4], bool per_group, float inv) {
 #pragma unroll
         for (int i = 0; i < NC; ++i) {
             const int c = tid + i * kPrepThreads, row = c / CH, col = (c % CH) * 8;
@@ -105,18 +114,17 @@ __global__ void __launch_bounds__(kPrepThreads) quantize_kernel(Shape s, PlanVie
     };
 
     // ---- Q: per 16-row group. A warp's chunks always fall in one group (D <= 128).
-    load(rq);
+    auto quantize_q = [&] {
 #pragma unroll
-    for (int i = 0; i < NC; ++i) {
-        float m = 0.f;
+        for (int i = 0; i < NC; ++i) {
+            float m = 0.f;
 #pragma unroll
-        for (int j = 0; j < 8; ++j) m = fmaxf(m, fabsf(x[i][j]));
-        m = warp_max(m);
-        const int row = (tid + i * kPrepThreads) / CH;
-        if (lane == 0) atomicMax(&s_qmax[row / 16], __float_as_int(m));
-    }
-    __syncthreads();
-    {
+            for (int j = 0; j < 8; ++j) m = fmaxf(m, fabsf(x[i][j]));
+            m = warp_max(m);
+            const int row = (tid + i * kPrepThreads) / CH;
+            if (lane == 0) atomicMax(&s_qmax[row / 16], __float_as_int(m));
+        }
+        __syncthreads();
         float inv[4];
 #pragma unroll
         for (int g = 0; g < 4; ++g) {
@@ -128,11 +136,10 @@ __global__ void __launch_bounds__(kPrepThreads) quantize_kernel(Shape s, PlanVie
             const float m = __int_as_float(s_qmax[tid]);
             w.q_scale[(bh * s.nb + tile) * kQGroupsPerTile + tid] = m > 0.f ? m / 127.f : 1.f;
         }
-    }
+    };
 
     // ---- K: one scale per tile, mean-subtracted.
-    load(rk);
-    {
+    auto quantize_k = [&] {
         float m = 0.f;
 #pragma unroll
         for (int i = 0; i < NC; ++i) {
@@ -146,81 +153,95 @@ __global__ void __launch_bounds__(kPrepThreads) quantize_kernel(Shape s, PlanVie
         }
         m = warp_max(m);
         if (lane == 0) atomicMax(&s_kmax, __float_as_int(m));
-    }
-    __syncthreads();
-    {
-        const float m = __int_as_float(s_kmax);
-        float dummy[4] = {0, 0, 0, 0};
-        store(std::true_type{}, w.k + (bh * s.npad + size_t(tile) * kTile) * D, dummy, false, m > 0.f ? 127.f / m : 0.f);
-        if (tid == 0) w.k_scale[bh * s.nb + tile] = m > 0.f ? m / 127.f : 1.f;
-    }
+        __syncthreads();
+        const float km = __int_as_float(s_kmax);
+        const float none[4] = {0, 0, 0, 0};
+        store(std::true_type{}, w.k + (bh * s.npad + size_t(tile) * kTile) * D, none, false, km > 0.f ? 127.f / km : 0.f);
+        if (tid == 0) w.k_scale[bh * s.nb + tile] = km > 0.f ? km / 127.f : 1.f;
+    };
 
     // ---- V, fp16-PV heads (PvFormat::fp16): fp16, transposed to [D][64] per tile (keys in
-    // permuted order), not quantized. Keys past the end of the sequence are zeros. The branch is
-    // uniform over the CTA (one head).
-    load(rv);
-    if (plan.formats && plan.formats[h] == PvFormat::fp16) {
+    // permuted order), not quantized. Keys past the end of the sequence are zeros.
+    auto transpose_v16 = [&] {
         __half* s_vt16 = reinterpret_cast<__half*>(s_vt);  // [D][SVT16 / 2]
 #pragma unroll
         for (int i = 0; i < NC; ++i) {
             const int c = tid + i * kPrepThreads, row = c / CH, col = (c % CH) * 8;
 #pragma unroll
-            for (int j = 0; j < 8; ++j) s_vt16[(col + j) * (SVT16 / 2) + row] = __float2half_rn(x[i][j]);
+            for (int j = 0; j < 8; ++j)
+                s_vt16[(col + j) * (SVT16 / 2) + vt_chunk(col + j, row >> 3, kChunks16) * 8 + (row & 7)] =
+                    __float2half_rn(x[i][j]);
         }
         __syncthreads();
         uint8_t* vt = reinterpret_cast<uint8_t*>(w.vt + bh * vt_head_bytes(s.nb, D)) + size_t(tile) * D * kTile * 2;
         for (int c = tid; c < D * 8; c += kPrepThreads) {
-            const int row = c / 8, part = c % 8;
-            *reinterpret_cast<uint4*>(vt + SwizzledRows<kTile * 2>::offset(row, part)) =
-                *reinterpret_cast<const uint4*>(s_vt + row * SVT16 + part * 16);
+            const int row = c / 8, part16 = c % 8;
+            *reinterpret_cast<uint4*>(vt + SwizzledRows<kTile * 2>::offset(row, part16)) =
+                *reinterpret_cast<const uint4*>(s_vt + row * SVT16 + vt_chunk(row, part16, kChunks16) * 16);
         }
-        return;
-    }
+    };
 
     // ---- V, 8-bit PV heads (INT8, FP8 e4m3): one scale per (tile, channel) mapping its max |v| to
     // 127 or 448; transposed and shuffled through shared memory.
-    const bool fp8 = plan.formats && plan.formats[h] == PvFormat::fp8_e4m3;
-    const float vmax8 = fp8 ? 448.f : 127.f;
+    auto quantize_v8 = [&](bool fp8) {
+        const float vmax8 = fp8 ? 448.f : 127.f;
 #pragma unroll
-    for (int i = 0; i < NC; ++i) {
-        float m[8];
+        for (int i = 0; i < NC; ++i) {
+            float m[8];
 #pragma unroll
-        for (int j = 0; j < 8; ++j) m[j] = fabsf(x[i][j]);
-        // Lanes CH, 2CH, ... apart hold the same columns of other rows.
+            for (int j = 0; j < 8; ++j) m[j] = fabsf(x[i][j]);
+            // Lanes CH, 2CH, ... apart hold the same columns of other rows.
 #pragma unroll
-        for (int o = CH; o < 32; o <<= 1)
+            for (int o = CH; o < 32; o <<= 1)
 #pragma unroll
-            for (int j = 0; j < 8; ++j) m[j] = fmaxf(m[j], __shfl_xor_sync(0xffffffffu, m[j], o));
-        if (lane < CH) {
-            const int col = ((tid + i * kPrepThreads) % CH) * 8;
+                for (int j = 0; j < 8; ++j) m[j] = fmaxf(m[j], __shfl_xor_sync(0xffffffffu, m[j], o));
+            if (lane < CH) {
+                const int col = ((tid + i * kPrepThreads) % CH) * 8;
 #pragma unroll
-            for (int j = 0; j < 8; ++j) atomicMax(&s_vmax[col + j], __float_as_int(m[j]));
+                for (int j = 0; j < 8; ++j) atomicMax(&s_vmax[col + j], __float_as_int(m[j]));
+            }
         }
-    }
-    __syncthreads();
+        __syncthreads();
 #pragma unroll
-    for (int i = 0; i < NC; ++i) {
-        const int c = tid + i * kPrepThreads, row = c / CH, col = (c % CH) * 8;
-        const int pos = shuffled_key(row);
+        for (int i = 0; i < NC; ++i) {
+            const int c = tid + i * kPrepThreads, row = c / CH, col = (c % CH) * 8;
+            const int pos = shuffled_key(row);
 #pragma unroll
-        for (int j = 0; j < 8; ++j) {
-            const float m = __int_as_float(s_vmax[col + j]), y = m > 0.f ? x[i][j] * fminf(vmax8 / m, FLT_MAX) : 0.f;  // tiny m: no inf (0 * inf)
-            s_vt[(col + j) * SVT + pos] =
-                fp8 ? static_cast<int8_t>(__nv_cvt_float_to_fp8(y, __NV_SATFINITE, __NV_E4M3)) : static_cast<int8_t>(quant_s8(y));
+            for (int j = 0; j < 8; ++j) {
+                const float m = __int_as_float(s_vmax[col + j]), y = m > 0.f ? x[i][j] * fminf(vmax8 / m, FLT_MAX) : 0.f;  // tiny m: no inf (0 * inf)
+                s_vt[(col + j) * SVT + vt_chunk(col + j, pos >> 4, kChunks8) * 16 + (pos & 15)] =
+                    fp8 ? static_cast<int8_t>(__nv_cvt_float_to_fp8(y, __NV_SATFINITE, __NV_E4M3)) : static_cast<int8_t>(quant_s8(y));
+            }
         }
-    }
-    for (int c = tid; c < D; c += kPrepThreads) {
-        const float m = __int_as_float(s_vmax[c]), vs = m > 0.f ? m / vmax8 : 1.f;
-        float* pair = w.v_scale + ((bh * s.nb + tile) * D + (c & ~1)) * 2 + (c & 1);
-        pair[0] = vs;
-        pair[2] = fp8 ? 0.f : -kMagicF * vs;
-    }
-    __syncthreads();
-    int8_t* vt = w.vt + bh * vt_head_bytes(s.nb, D) + size_t(tile) * D * kTile;
-    for (int c = tid; c < D * kTile / 16; c += kPrepThreads) {
-        const int row = c / (kTile / 16), part = c % (kTile / 16);
-        *reinterpret_cast<uint4*>(vt + SwizzledRows<kTile>::offset(row, part)) =
-            *reinterpret_cast<const uint4*>(s_vt + row * SVT + part * 16);
+        for (int c = tid; c < D; c += kPrepThreads) {
+            const float m = __int_as_float(s_vmax[c]), vs = m > 0.f ? m / vmax8 : 1.f;
+            float* pair = w.v_scale + ((bh * s.nb + tile) * D + (c & ~1)) * 2 + (c & 1);
+            pair[0] = vs;
+            pair[2] = fp8 ? 0.f : -kMagicF * vs;
+        }
+        __syncthreads();
+        int8_t* vt = w.vt + bh * vt_head_bytes(s.nb, D) + size_t(tile) * D * kTile;
+        for (int c = tid; c < D * kTile / 16; c += kPrepThreads) {
+            const int row = c / (kTile / 16), part16 = c % (kTile / 16);
+            *reinterpret_cast<uint4*>(vt + SwizzledRows<kTile>::offset(row, part16)) =
+                *reinterpret_cast<const uint4*>(s_vt + row * SVT + vt_chunk(row, part16, kChunks8) * 16);
+        }
+    };
+
+#pragma unroll
+    for (int i = 0; i < kParts; ++i) {
+#pragma unroll
+        for (int n = 0; n < NC; ++n) Elem<T>::to_float(r[i][n], x[n]);
+        switch (part_of(i)) {
+            case PrepPart::q: quantize_q(); break;
+            case PrepPart::k: quantize_k(); break;
+            case PrepPart::v:  // the head's PV format: uniform over the CTA (one head)
+                if (plan.formats && plan.formats[h] == PvFormat::fp16)
+                    transpose_v16();
+                else
+                    quantize_v8(plan.formats && plan.formats[h] == PvFormat::fp8_e4m3);
+                break;
+        }
     }
 }
 
@@ -271,11 +292,13 @@ __global__ void permute_kernel(Shape s, int elem_bytes, const int32_t* gathers, 
 template <typename T>
 cudaError_t quantize_t(const Shape& s, const PlanView& plan, View q, View k, View v, bool smooth_k,
                        const Quantized& w, cudaStream_t st) {
-    const dim3 grid(s.nb, s.heads, s.batch);
+    // D 128: a CTA per tensor (a fused CTA's 94 registers allowed 2 per SM, whose load, reduce and
+    // store phases left DRAM idle: 45% of its bandwidth, 64 registers and 71% split, H200). D 64: fused
+    // (52 registers, 4 CTAs per SM; split measured 5-11% slower there).
     if (s.head_dim == 64)
-        quantize_kernel<64, T><<<grid, kPrepThreads, 0, st>>>(s, plan, q, k, v, smooth_k, w);
+        quantize_kernel<64, T, false><<<dim3(s.nb, s.heads, s.batch), kPrepThreads, 0, st>>>(s, plan, q, k, v, smooth_k, w);
     else
-        quantize_kernel<128, T><<<grid, kPrepThreads, 0, st>>>(s, plan, q, k, v, smooth_k, w);
+        quantize_kernel<128, T, true><<<dim3(3 * s.nb, s.heads, s.batch), kPrepThreads, 0, st>>>(s, plan, q, k, v, smooth_k, w);
     return cudaGetLastError();
 }
 
