@@ -300,9 +300,12 @@ TEST_CASE("slot plans", "[slots]") {
 // growing and shrinking as an order's mask and metrics ask, on masses made to trip it: exact ties,
 // zeros of both signs, neighbours one ulp apart, a range of 2^600, one mass everywhere.
 TEST_CASE("heaviest(k) is the k heaviest free tiles for any sequence of k", "[mask]") {
-    const TileGrid grid{1000, 16};
+    // A small grid (below 4096 free tiles: nth_element) and a large one (the radix select).
+    const auto [grid, layout] = GENERATE(table<TileGrid, TokenLayout>(
+        {{TileGrid{1000, 16}, TokenLayout{{2, 20, 20}, 200, TextPosition::prefix}},
+         {TileGrid{4000, 16}, TokenLayout{{4, 30, 30}, 400, TextPosition::prefix}}}));
     const int64_t nb = grid.tiles_per_side(), tiles = nb * nb;
-    const TokenLayout layout{{2, 20, 20}, 200, TextPosition::prefix};
+    INFO("tiles " << tiles);
     const BlockMask forced = forced_tiles(layout, grid, MaskOptions{0.9, true, true});
     std::mt19937_64 rng(11);
     for (int kind = 0; kind < 5; ++kind) {

@@ -2,9 +2,8 @@
 
 #include <chrono>
 
-#include <hdf5.h>
-
 #include "paro/error.hpp"
+#include "paro/hdf5_io.hpp"
 #include "paro/parallel.hpp"
 
 namespace paro {
@@ -44,9 +43,7 @@ int64_t SliceFeed::stored_bytes() const {
 }
 
 void SliceFeed::serve() {
-    // libhdf5's automatic error printing is per thread in thread-safe builds: paro reports errors
-    // itself, in one line.
-    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+    h5::silence();  // libhdf5's error printing is per thread: paro reports errors itself, in one line
     for (;;) {
         Request r;
         {

@@ -259,7 +259,7 @@ herr_t visit_link(hid_t group, const char* name, const LinkInfo*, void* report) 
 
 // The child's whole job; its exit status is not used (errors are the readers' to report).
 void walk_file(const char* path, int fd) {
-    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+    h5::silence();
     Report report{fd, nullptr, ""};
     const hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     const int bytes = ::open(path, O_RDONLY | O_CLOEXEC);
