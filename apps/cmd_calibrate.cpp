@@ -104,7 +104,9 @@ std::vector<std::unique_ptr<TileStatsBackend>> make_backends(const std::string& 
             if (id >= devices) throw bad(fmt::format("this machine has {} CUDA device(s)", devices));
         if (ids.empty())
             for (int id = 0; id < devices; ++id) ids.push_back(id);
-        for (int id : ids) out.push_back(std::make_unique<gpu::CudaTileStatsBackend>(layout, tiles, id));
+        for (int id : ids)
+            for (int b = 0; b < gpu::kBackendsPerDevice; ++b)
+                out.push_back(std::make_unique<gpu::CudaTileStatsBackend>(layout, tiles, id, gpu::kBackendsPerDevice));
         return out;
     }
 #else

@@ -15,10 +15,12 @@ namespace paro::gpu {
 
 namespace {
 
-// Heads per batch: enough to fill the GPU at the shapes that matter (a layer of 48 heads is
-// two or three batches), few enough that the host copies of a batch's statistics (6 orders x
-// nb^2 tiles x 20 bytes a head: 168 MB at N = 75,600) stay small.
+// Heads per batch of a device: enough to fill the GPU at the shapes that matter (a layer of 48
+// heads is two or three batches), few enough that the host copies of a batch's statistics (6
+// orders x nb^2 tiles x 20 bytes a head: 168 MB at N = 75,600) stay small. Backends sharing a
+// device split it, and the engine's memory budget.
 constexpr int64_t kBatchHeads = 16;
+constexpr size_t kEngineBudget = size_t(1) << 30;
 
 }  // namespace
 
@@ -27,10 +29,14 @@ int cuda_device_count() {
     return cudaGetDeviceCount(&n) == cudaSuccess ? n : 0;
 }
 
-CudaTileStatsBackend::CudaTileStatsBackend(const TokenLayout& layout, TileStatsOptions options, int device)
+CudaTileStatsBackend::CudaTileStatsBackend(const TokenLayout& layout, TileStatsOptions options, int device,
+                                           int sharers)
     : TileStatsBackend(layout, options),
       device_(device),
-      engine_(std::make_unique<GpuTileStatsEngine>(layout, options, device)) {}
+      batch_heads_(std::max<int64_t>(1, kBatchHeads / sharers)),
+      engine_(std::make_unique<GpuTileStatsEngine>(layout, options, device, kEngineBudget / size_t(sharers))) {
+    PARO_ASSERT(sharers >= 1);
+}
 
 CudaTileStatsBackend::~CudaTileStatsBackend() = default;
 
@@ -40,7 +46,7 @@ std::string CudaTileStatsBackend::describe() const {
     return fmt::format("CUDA device {} ({})", device_, name);
 }
 
-int64_t CudaTileStatsBackend::batch_heads() const { return kBatchHeads; }
+int64_t CudaTileStatsBackend::batch_heads() const { return batch_heads_; }
 
 std::vector<SixOrderStats> CudaTileStatsBackend::compute_batch(const std::vector<HeadSlice>& heads) {
     if (heads.empty()) return {};

@@ -16,8 +16,9 @@ class GpuTileStatsEngine;
 
 class CudaTileStatsBackend : public TileStatsBackend {
 public:
-    // Throws RuntimeError(PARO_ERROR_NO_GPU) without a usable device `device`.
-    CudaTileStatsBackend(const TokenLayout& layout, TileStatsOptions options, int device);
+    // Throws RuntimeError(PARO_ERROR_NO_GPU) without a usable device `device`. `sharers`: backends
+    // on the same device, which split one backend's batch and memory budget between them.
+    CudaTileStatsBackend(const TokenLayout& layout, TileStatsOptions options, int device, int sharers = 1);
     ~CudaTileStatsBackend() override;
 
     std::string describe() const override;
@@ -28,6 +29,7 @@ public:
 
 private:
     int device_;
+    int64_t batch_heads_;
     std::unique_ptr<GpuTileStatsEngine> engine_;
     PinnedBuffer staging_;  // a batch's q and k as uploaded
     DeviceBuffer inputs_;
@@ -35,5 +37,10 @@ private:
 
 // Number of CUDA devices this process can use (0 without a driver or device).
 int cuda_device_count();
+
+// Backends per device the calibration runs: each one's host work (narrowing a batch, the upload,
+// the statistics' download and conversion) overlaps another's kernels, where one backend left the
+// GPU idle for it (bench/RESULTS.md, "Two backends per GPU").
+constexpr int kBackendsPerDevice = 2;
 
 }  // namespace paro::gpu

@@ -8,6 +8,7 @@
 #include "catch.hpp"
 #include "paro/calibrator.hpp"
 #include "paro/error.hpp"
+#include "paro/summary.hpp"
 #include "paro/synth.hpp"
 #include "paro/tile_stats.hpp"
 #include "test_helpers.hpp"
@@ -235,4 +236,17 @@ TEST_CASE("an error while scoring (the output-error scorer) is reported, not fat
     } catch (const InputError& e) {
         CHECK(std::string(e.what()).find("planted scorer failure") != std::string::npos);
     }
+}
+
+TEST_CASE("the timing line names each backend once, with its workers, and sums their times", "[summary]") {
+    CalibrationTimes t;
+    t.devices = {{"CUDA device 0 (H)", 1.5, 0.25}, {"CUDA device 1 (H)", 2.0, 0.5}, {"CUDA device 0 (H)", 1.0, 0.75}};
+    t.read_seconds = 1;
+    t.stored_bytes = 1 << 30;
+    t.wall_seconds = 3;
+    const std::string line = calibration_timing(t, 0.5);
+    INFO(line);
+    REQUIRE(line.find("tile statistics on CUDA device 0 (H) (2 workers), CUDA device 1 (H)\n") != std::string::npos);
+    REQUIRE(line.find("tile statistics 4.50 s, scoring 1.50 s (summed over workers)") != std::string::npos);
+    REQUIRE(calibration_timing_json(t, 0.5)["devices"].size() == 3);
 }

@@ -84,18 +84,24 @@ nlohmann::json calibration_timing_json(const CalibrationTimes& t, double write_s
 }
 
 std::string calibration_timing(const CalibrationTimes& t, double write_seconds) {
-    std::string names, compute, score;
+    // Backends in order of first appearance, each with how many ran on it (a GPU runs two).
+    std::vector<std::pair<std::string, int>> backends;
     double compute_total = 0, score_total = 0;
     for (const CalibrationTimes::Device& d : t.devices) {
-        names += (names.empty() ? "" : ", ") + d.name;
+        const auto it = std::find_if(backends.begin(), backends.end(), [&](const auto& b) { return b.first == d.name; });
+        if (it == backends.end()) backends.emplace_back(d.name, 1);
+        else ++it->second;
         compute_total += d.compute_seconds, score_total += d.score_seconds;
     }
+    std::string names;
+    for (const auto& [name, count] : backends)
+        names += (names.empty() ? "" : ", ") + name + (count > 1 ? fmt::format(" ({} workers)", count) : "");
     const double rate = t.read_seconds > 0 ? static_cast<double>(t.stored_bytes) / t.read_seconds / 1e9 : 0.0;
     std::string out = fmt::format("  tile statistics on {}\n", names);
     out += fmt::format("  time: read {:.2f} s ({}, {:.2f} GB/s), tile statistics {:.2f} s, scoring {:.2f} s{}, "
                        "write {:.2f} s; {:.2f} s from dump to pattern, stages overlapping\n",
                        t.read_seconds, human_bytes(t.stored_bytes), rate, compute_total, score_total,
-                       t.devices.size() > 1 ? " (summed over devices)" : "", write_seconds,
+                       t.devices.size() > 1 ? " (summed over workers)" : "", write_seconds,
                        t.wall_seconds + write_seconds);
     return out;
 }
