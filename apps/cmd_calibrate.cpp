@@ -217,7 +217,7 @@ int calibrate_in_layers(const CalibrateArgs& a, const GlobalOptions& g, Calibrat
     std::vector<int64_t> resumed;
     if (root) {
         if (a.fresh) checkpoint.discard();
-        for (const auto& [layer, part] : checkpoint.load())
+        for (const int64_t layer : checkpoint.resume())
             if (layer >= first && layer < end) resumed.push_back(layer);
     }
     resumed = cluster.broadcast(resumed);
@@ -276,7 +276,9 @@ int calibrate_in_layers(const CalibrateArgs& a, const GlobalOptions& g, Calibrat
     std::unique_ptr<StatsFileSink> stats;
     try {
         if (!mine.empty()) {
+        const auto t_devices = std::chrono::steady_clock::now();
         const auto devices = rank_backends(a.device, cluster, dump.layout, opt.tiles);
+        const auto t_pipeline = std::chrono::steady_clock::now();
         std::vector<TileStatsBackend*> backends;
         for (const auto& d : devices) backends.push_back(d.get());
         if (!a.stats_out.empty()) {
@@ -298,6 +300,8 @@ int calibrate_in_layers(const CalibrateArgs& a, const GlobalOptions& g, Calibrat
         }
         times.emplace();
         calibrate(reader, opt, backends, &*times);
+        times->setup_seconds = std::chrono::duration<double>(t_pipeline - t0).count();
+        times->device_setup_seconds = std::chrono::duration<double>(t_pipeline - t_devices).count();
         opt.head_scored = nullptr;  // it refers to this frame's sink
         if (stats) stats->commit();
         }
@@ -312,15 +316,17 @@ int calibrate_in_layers(const CalibrateArgs& a, const GlobalOptions& g, Calibrat
     progress.finish();
     if (!root) return 0;
 
+    const auto t_assemble = std::chrono::steady_clock::now();
     std::vector<PartialPattern> parts;
     std::vector<std::string> names;
-    for (auto& [layer, part] : checkpoint.load())
+    for (auto& [layer, part] : checkpoint.take())
         if (layer >= first && layer < end) {
             parts.push_back(std::move(part));
             names.push_back(fmt::format("{}/layer-{:06}.h5", checkpoint.directory(), layer));
         }
     PartialPattern whole = stitch_layers(parts, names, first, end);
     const auto t_write = std::chrono::steady_clock::now();
+    if (times) times->assemble_seconds = std::chrono::duration<double>(t_write - t_assemble).count();
     const int64_t bytes = a.layers.empty() ? write_pattern_file(whole.pattern, a.output) : write_partial_file(whole, a.output);
     checkpoint.discard();
     const auto t_end = std::chrono::steady_clock::now();

@@ -72,6 +72,10 @@ struct CalibrationTimes {
     double read_seconds = 0;  // the reader thread: HDF5 reads and decoding
     int64_t stored_bytes = 0;  // read from the dump, as stored
     double wall_seconds = 0;
+    // Around the pipeline, set by the caller when it knows them (0: not measured): from the start
+    // of the command to the pipeline's (opening the dump, MPI, the devices), the devices' part of
+    // that, and after it, assembling the finished layers before the write.
+    double setup_seconds = 0, device_setup_seconds = 0, assemble_seconds = 0;
 };
 
 // With the CPU TileStatsEngine.

@@ -4,10 +4,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <sstream>
+#include <utility>
 
 #include "paro/atomic_output.hpp"
 #include "paro/dump.hpp"
@@ -114,35 +116,48 @@ PartialPattern LayerCheckpoint::one_layer(int64_t layer, std::vector<HeadPattern
     return p;
 }
 
-std::map<int64_t, PartialPattern> LayerCheckpoint::load() const {
-    std::map<int64_t, PartialPattern> done;
+PartialPattern LayerCheckpoint::read_layer(const std::string& path) const {
+    PartialPattern p = read_partial_file(path);
+    const auto refuse = [&](const std::string& why) {
+        return InputError(path, "checkpoint", why + "; remove it with --fresh to calibrate from the start");
+    };
+    if (p.pattern.layers.size() != 1) throw refuse("holds more than one layer");
+    if (p.total_layers != total_layers_)
+        throw refuse(fmt::format("is of a dump with {} layers, not {}", p.total_layers, total_layers_));
+    if (const auto d = job_difference(job_, p.pattern)) throw refuse("is of another calibration: " + *d);
+    if (p.source_identity != identity_)
+        throw refuse(fmt::format("was made from the dump as it was then ({}), not as it is now ({})",
+                                 p.source_identity, identity_));
+    return p;
+}
+
+std::vector<int64_t> LayerCheckpoint::resume() {
+    std::vector<int64_t> layers;
     std::error_code ec;
-    if (!fs::is_directory(dir_, ec)) return done;
+    if (!fs::is_directory(dir_, ec)) return layers;
+    std::lock_guard<std::mutex> lock(mutex_);
     for (const auto& entry : fs::directory_iterator(dir_)) {
         const std::string name = entry.path().filename().string();
         if (name.rfind("layer-", 0) != 0 || entry.path().extension() != ".h5") continue;  // temporaries
-        const std::string path = entry.path().string();
-        PartialPattern p = read_partial_file(path);
-        const auto refuse = [&](const std::string& why) {
-            return InputError(path, "checkpoint",
-                              why + "; remove it with --fresh to calibrate from the start");
-        };
-        if (p.pattern.layers.size() != 1) throw refuse("holds more than one layer");
-        if (p.total_layers != total_layers_)
-            throw refuse(fmt::format("is of a dump with {} layers, not {}", p.total_layers, total_layers_));
-        if (const auto d = job_difference(job_, p.pattern)) throw refuse("is of another calibration: " + *d);
-        if (p.source_identity != identity_)
-            throw refuse(fmt::format("was made from the dump as it was then ({}), not as it is now ({})",
-                                     p.source_identity, identity_));
+        PartialPattern p = read_layer(entry.path().string());
         const int64_t layer = p.first_layer;
-        done.emplace(layer, std::move(p));
+        layers.push_back(layer);
+        kept_.insert_or_assign(layer, std::move(p));
     }
-    return done;
+    std::sort(layers.begin(), layers.end());
+    return layers;
+}
+
+std::map<int64_t, PartialPattern> LayerCheckpoint::take() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return std::exchange(kept_, {});
 }
 
 void LayerCheckpoint::write_layer(int64_t layer, std::vector<HeadPattern> heads, LayerChecksum checksum) {
     fs::create_directories(dir_);
-    write_partial_file(one_layer(layer, std::move(heads), checksum), layer_path(layer));
+    PartialPattern p = one_layer(layer, std::move(heads), checksum);
+    write_partial_file(p, layer_path(layer));
+    kept_.insert_or_assign(layer, std::move(p));
 }
 
 void LayerCheckpoint::save(const HeadBlock& block, int64_t layer_heads, std::vector<HeadPattern> heads,
@@ -201,7 +216,16 @@ void LayerCheckpoint::save_encoded(const HeadBlock& block, int64_t layer_heads, 
         f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
         if (!f) throw InputError(out.temp_path(), "", "cannot be written");
     }
-    if (whole) return out.commit();
+    if (whole) {
+        // Read back here, in the receiver, while the pipeline runs: not at the end.
+        PartialPattern p = read_layer(out.temp_path());
+        if (p.first_layer != block.layer)
+            throw InputError(out.temp_path(), "", fmt::format("is not layer {}, which it was sent as", block.layer));
+        out.commit();
+        std::lock_guard<std::mutex> lock(mutex_);
+        kept_.insert_or_assign(block.layer, std::move(p));
+        return;
+    }
     PartialPattern p = read_partial_file(out.temp_path());
     if (p.first_layer != block.layer || p.pattern.layers.size() != 1 ||
         static_cast<int64_t>(p.pattern.layers[0].heads.size()) != block.count)

@@ -37,9 +37,13 @@ public:
     LayerCheckpoint(const std::string& output, const Pattern& job, int64_t total_layers, std::string identity);
     const std::string& directory() const { return dir_; }
 
-    // The layers an earlier run of the same job finished. Throws InputError naming the checkpoint
-    // (and saying to pass --fresh) when they come from another job or another state of the dump.
-    std::map<int64_t, PartialPattern> load() const;
+    // The layers an earlier run of the same job finished, read now and kept for take(). Throws
+    // InputError naming the checkpoint (and saying to pass --fresh) when they come from another job
+    // or another state of the dump.
+    std::vector<int64_t> resume();
+    // Every layer resumed, saved or received so far, from memory (reading the files back cost a
+    // second per 40 layers: each is opened as untrusted input). Moves them out.
+    std::map<int64_t, PartialPattern> take();
     // Keeps a finished block of a layer's heads (of `layer_heads` in all): the layer is saved when
     // the last of its blocks comes in, at once for a block of every head. Thread-safe.
     void save(const HeadBlock& block, int64_t layer_heads, std::vector<HeadPattern> heads, LayerChecksum checksum);
@@ -51,6 +55,8 @@ public:
 
 private:
     PartialPattern one_layer(int64_t layer, std::vector<HeadPattern> heads, LayerChecksum checksum) const;
+    // A layer file of this job, read and checked (else InputError naming it).
+    PartialPattern read_layer(const std::string& path) const;
     // Writes a complete layer's checkpoint file (under mutex_).
     void write_layer(int64_t layer, std::vector<HeadPattern> heads, LayerChecksum checksum);
     std::string layer_path(int64_t layer) const;
@@ -67,6 +73,7 @@ private:
         int64_t left = 0;
     };
     std::map<int64_t, Pending> pending_;
+    std::map<int64_t, PartialPattern> kept_;  // finished layers, as written
     std::mutex mutex_;
 };
 

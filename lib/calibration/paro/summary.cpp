@@ -79,8 +79,15 @@ nlohmann::json calibration_timing_json(const CalibrationTimes& t, double write_s
     nlohmann::json devices = nlohmann::json::array();
     for (const CalibrationTimes::Device& d : t.devices)
         devices.push_back({{"name", d.name}, {"statistics_seconds", d.compute_seconds}, {"scoring_seconds", d.score_seconds}});
-    return {{"read_seconds", t.read_seconds}, {"read_bytes", t.stored_bytes}, {"write_seconds", write_seconds},
-            {"wall_seconds", t.wall_seconds + write_seconds}, {"devices", devices}};
+    nlohmann::json j = {{"read_seconds", t.read_seconds}, {"read_bytes", t.stored_bytes},
+                        {"write_seconds", write_seconds}, {"wall_seconds", t.wall_seconds + write_seconds},
+                        {"devices", devices}};
+    if (t.setup_seconds > 0) {
+        j["setup_seconds"] = t.setup_seconds;
+        j["device_setup_seconds"] = t.device_setup_seconds;
+        j["assemble_seconds"] = t.assemble_seconds;
+    }
+    return j;
 }
 
 std::string calibration_timing(const CalibrationTimes& t, double write_seconds) {
@@ -103,6 +110,9 @@ std::string calibration_timing(const CalibrationTimes& t, double write_seconds) 
                        t.read_seconds, human_bytes(t.stored_bytes), rate, compute_total, score_total,
                        t.devices.size() > 1 ? " (summed over workers)" : "", write_seconds,
                        t.wall_seconds + write_seconds);
+    if (t.setup_seconds > 0)
+        out += fmt::format("  around it: set-up {:.2f} s (devices {:.2f} s), assembling the layers {:.2f} s\n",
+                           t.setup_seconds, t.device_setup_seconds, t.assemble_seconds);
     return out;
 }
 
