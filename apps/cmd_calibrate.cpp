@@ -104,9 +104,10 @@ std::vector<std::unique_ptr<TileStatsBackend>> make_backends(const std::string& 
             if (id >= devices) throw bad(fmt::format("this machine has {} CUDA device(s)", devices));
         if (ids.empty())
             for (int id = 0; id < devices; ++id) ids.push_back(id);
+        const int sharers = gpu::CudaTileStatsBackend::sharers(layout, tiles);
         for (int id : ids)
-            for (int b = 0; b < gpu::kBackendsPerDevice; ++b)
-                out.push_back(std::make_unique<gpu::CudaTileStatsBackend>(layout, tiles, id, gpu::kBackendsPerDevice));
+            for (int b = 0; b < sharers; ++b)
+                out.push_back(std::make_unique<gpu::CudaTileStatsBackend>(layout, tiles, id, sharers));
         return out;
     }
 #else
@@ -285,8 +286,12 @@ int calibrate_in_layers(const CalibrateArgs& a, const GlobalOptions& g, Calibrat
             StatsInfo info;
             info.dump = dump;
             info.scoring = {opt.tiles, opt.mask, opt.objective};
-            for (const TileStatsBackend* b : backends)
-                info.tile_statistics += (info.tile_statistics.empty() ? "" : "; ") + b->describe();
+            for (size_t i = 0; i < backends.size(); ++i) {  // a GPU's backends once
+                const std::string name = backends[i]->describe();
+                bool seen = false;
+                for (size_t j = 0; j < i; ++j) seen = seen || backends[j]->describe() == name;
+                if (!seen) info.tile_statistics += (info.tile_statistics.empty() ? "" : "; ") + name;
+            }
             const bool all = a.stats_orders == "all";
             require_free_space(a.stats_out, stats_file_bytes(info, all), "option --stats-out",
                                all ? "--stats-orders chosen keeps one order's masses: " +

@@ -20,7 +20,6 @@ namespace {
 // orders x nb^2 tiles x 20 bytes a head: 168 MB at N = 75,600) stay small. Backends sharing a
 // device split it, and the engine's memory budget.
 constexpr int64_t kBatchHeads = 16;
-constexpr size_t kEngineBudget = size_t(1) << 30;
 
 }  // namespace
 
@@ -34,8 +33,16 @@ CudaTileStatsBackend::CudaTileStatsBackend(const TokenLayout& layout, TileStatsO
     : TileStatsBackend(layout, options),
       device_(device),
       batch_heads_(std::max<int64_t>(1, kBatchHeads / sharers)),
-      engine_(std::make_unique<GpuTileStatsEngine>(layout, options, device, kEngineBudget / size_t(sharers))) {
+      engine_(std::make_unique<GpuTileStatsEngine>(layout, options, device,
+                                                   GpuTileStatsEngine::kDefaultMemoryBudget / size_t(sharers))) {
     PARO_ASSERT(sharers >= 1);
+}
+
+int CudaTileStatsBackend::sharers(const TokenLayout& layout, const TileStatsOptions& options) {
+    return GpuTileStatsEngine::one_head_fits(TileGrid{layout.tokens(), options.block},
+                                             GpuTileStatsEngine::kDefaultMemoryBudget / kBackendsPerDevice)
+               ? kBackendsPerDevice
+               : 1;
 }
 
 CudaTileStatsBackend::~CudaTileStatsBackend() = default;

@@ -17,8 +17,13 @@ class GpuTileStatsEngine;
 class CudaTileStatsBackend : public TileStatsBackend {
 public:
     // Throws RuntimeError(PARO_ERROR_NO_GPU) without a usable device `device`. `sharers`: backends
-    // on the same device, which split one backend's batch and memory budget between them.
+    // on the same device, which split one backend's batch and device memory budget between them.
     CudaTileStatsBackend(const TokenLayout& layout, TileStatsOptions options, int device, int sharers = 1);
+    // How many backends a device runs for this layout: kBackendsPerDevice while each one's share of
+    // the device budget holds a chunk of one head's statistics, so that the device's statistics
+    // workspace stays within one backend's budget; else 1 (from about N = 100k tokens: two slots
+    // of a head's six orders of statistics take 268 MB at N = 75,600, 662 MB at N = 118,800).
+    static int sharers(const TokenLayout& layout, const TileStatsOptions& options);
     ~CudaTileStatsBackend() override;
 
     std::string describe() const override;
@@ -38,9 +43,10 @@ private:
 // Number of CUDA devices this process can use (0 without a driver or device).
 int cuda_device_count();
 
-// Backends per device the calibration runs: each one's host work (narrowing a batch, the upload,
-// the statistics' download and conversion) overlaps another's kernels, where one backend left the
-// GPU idle for it (bench/RESULTS.md, "Two backends per GPU").
+// Backends per device the calibration runs where they fit (CudaTileStatsBackend::sharers): each
+// one's host work (narrowing a batch, the upload, the statistics' download and conversion)
+// overlaps another's kernels, where one backend left the GPU idle for it (bench/RESULTS.md, "Two
+// backends per GPU").
 constexpr int kBackendsPerDevice = 2;
 
 }  // namespace paro::gpu

@@ -159,6 +159,11 @@ void GpuTileStatsEngine::ensure(DeviceBuffer& buf, size_t bytes) {
     }
 }
 
+bool GpuTileStatsEngine::one_head_fits(const TileGrid& grid, size_t memory_budget) {
+    const size_t per_head = size_t(kNumOrders) * size_t(grid.tiles()) * kTileStatBytes;  // as compute(heads)
+    return 2 * per_head + kRowStatBytes * size_t(grid.tokens) <= memory_budget && 2 * per_head <= kMaxPinnedBytes;
+}
+
 int GpuTileStatsEngine::max_chunk_heads(size_t bytes_per_head) const {
     return int(std::clamp<size_t>(budget_ / bytes_per_head, 1, kMaxLaunchHeads));
 }

@@ -66,8 +66,12 @@ public:
     // engine's own device memory (workspace and, for compute(heads), a chunk of per-head
     // statistics). Throws RuntimeError(PARO_ERROR_NO_GPU, "no CUDA device ...") without a usable
     // device, InputError for a layout or options the kernels do not implement.
+    static constexpr size_t kDefaultMemoryBudget = size_t(1) << 30;
     GpuTileStatsEngine(const TokenLayout& layout, TileStatsOptions options, int device = 0,
-                       size_t memory_budget = size_t(1) << 30);
+                       size_t memory_budget = kDefaultMemoryBudget);
+    // Whether compute(heads) holds a chunk of one head within memory_budget and its pinned host
+    // buffers (past them it takes one head anyway).
+    static bool one_head_fits(const TileGrid& grid, size_t memory_budget);
 
     const TileGrid& grid() const { return grid_; }
     // The kernels that run for inputs of dtype on this engine's device.

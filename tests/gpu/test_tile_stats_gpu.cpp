@@ -240,6 +240,25 @@ TEST_CASE("tile stats gpu: without a device the engine says so", "[tile_stats_gp
     }
 }
 
+TEST_CASE("tile stats gpu: a device runs two backends while half the budget holds a head's statistics",
+          "[tile_stats_gpu]") {
+    // Two slots of a head's six orders of statistics (16 bytes a tile) plus its row statistics,
+    // against half the 1 GiB budget and the 256 MiB pinned cap: CogVideoX (278 tiles a side: 15 MB)
+    // and Wan 720p (1,182: 268 MB) fit; 1,238 (294 MB) passes the first and not the second, 1,857
+    // (N = 118,800: 662 MB) neither.
+    const auto sharers = [](std::array<int64_t, 3> grid, int64_t text) {
+        return gpu::CudaTileStatsBackend::sharers(TokenLayout{grid, text, TextPosition::prefix}, TileStatsOptions{});
+    };
+    CHECK(sharers({13, 30, 45}, 226) == gpu::kBackendsPerDevice);
+    CHECK(sharers({21, 45, 80}, 0) == gpu::kBackendsPerDevice);
+    CHECK(sharers({22, 45, 80}, 0) == 1);  // 79,200 tokens: 1,238 tiles a side, 294 MB, past the pinned cap
+    CHECK(sharers({33, 45, 80}, 0) == 1);
+    const auto fits = [](int64_t tokens, size_t budget) { return GpuTileStatsEngine::one_head_fits(TileGrid{tokens, 64}, budget); };
+    const size_t cog = 2 * size_t(6) * 278 * 278 * 16 + 8 * 17776;  // bytes of one head's chunk
+    CHECK(fits(17776, cog));
+    CHECK_FALSE(fits(17776, cog - 1));
+}
+
 TEST_CASE("tile stats gpu: matches the CPU engine on random heads", "[.gpu][tile_stats]") {
     REQUIRE(have_gpu());
     struct Case {

@@ -143,9 +143,11 @@ Pattern calibrate(DumpReader& reader, const CalibrateOptions& opt, TileStatsBack
 
 namespace {
 
-// The calibration's peak host memory, from the declared sizes: per device, three groups of `batch`
-// slices in flight and two groups of heads keeping every sample's six orders of tile masses and
-// one sample's statistics; per thread, a ranking of one order.
+// The calibration's peak host memory, from the declared sizes: per device (backend), three groups of
+// `batch` slices in flight and two groups of heads keeping every sample's six orders of tile masses
+// and one sample's statistics; per ranking in flight (each backend's scoring team ranks up to
+// min(batch, threads) heads at once, and every thread may have ranked), a ranking of one order
+// and the selection's keys.
 double peak_bytes(const DumpInfo& dump, const CalibrateOptions& opt, int64_t batch, int64_t devices, int threads) {
     const double n = static_cast<double>(dump.tokens());
     const double tiles = std::pow(static_cast<double>(tiles_per_side(dump.tokens(), opt.tiles.block)), 2);
@@ -156,7 +158,8 @@ double peak_bytes(const DumpInfo& dump, const CalibrateOptions& opt, int64_t bat
     const double samples = static_cast<double>(dump.samples.size());
     const double head = tiles * kNumOrders * (4.0 * samples + 20.0);
     const double b = static_cast<double>(batch), d = static_cast<double>(devices);
-    return d * (3.0 * b * slice + 2.0 * b * head) + static_cast<double>(threads) * tiles * 16.0;
+    const double rankings = std::max(static_cast<double>(threads), d * std::min(b, static_cast<double>(threads)));
+    return d * (3.0 * b * slice + 2.0 * b * head) + rankings * tiles * 24.0;
 }
 
 // Heads [h0, h0 + count) of one layer: what one device takes through every sample; of block `block`.
