@@ -50,21 +50,22 @@ uint64_t mass_key(double m) {
     return k;
 }
 
-// Moves the k heaviest of [first, last) (by `heavier`) to its front, in any order: the set
+// Moves the k heaviest of [first, last) (by `heavier`) to its front, in the order they had: the set
 // std::nth_element would, found by a most-significant-digit radix select on the masses' bits
-// (16-bit digits, each pass counting only the keys that agree with the digits found so far),
-// then one partition. nth_element's comparisons branch unpredictably on masses: this made the
-// scoring of a head 20% faster at 77k tiles (six orders, two selections each). Below kRadixMin
-// tiles nth_element is the cheaper: each radix pass clears a 256 KiB histogram.
-constexpr int64_t kRadixMin = 4096;
+// (each pass counting only the keys that agree with the digits found so far), then one partition
+// that keeps the chosen in their order, so the front (and sums over it) is the same on every
+// platform.
+// nth_element's comparisons branch unpredictably on masses: this made the scoring of a head 20%
+// faster at 77k tiles (six orders, two selections each). Digits are 16 bits, or 8 below
+// kWideDigitsMin tiles, where clearing a 256 KiB histogram each pass would cost more than the keys.
+constexpr int64_t kWideDigitsMin = 4096;
 void select_heaviest(TileRanking::Tile* first, int64_t k, TileRanking::Tile* last) {
     const int64_t n = last - first;
     if (k <= 0 || k >= n) return;
-    if (n < kRadixMin) {
-        std::nth_element(first, first + k, last, heavier);
-        return;
-    }
-    thread_local std::vector<uint32_t> count(size_t(1) << 16);
+    const int bits = n < kWideDigitsMin ? 8 : 16;
+    const uint64_t digit_mask = (uint64_t(1) << bits) - 1;
+    thread_local std::vector<uint32_t> count;
+    count.resize(size_t(1) << bits);
     thread_local std::vector<uint64_t> keys;
     keys.resize(static_cast<size_t>(n));
     for (int64_t i = 0; i < n; ++i) keys[static_cast<size_t>(i)] = mass_key(first[i].mass);
@@ -75,11 +76,11 @@ void select_heaviest(TileRanking::Tile* first, int64_t k, TileRanking::Tile* las
     int64_t need = k, equal = n;
     while (shift > 0 && need < equal) {
         const int high = shift;  // digits above this bit are fixed
-        shift -= 16;
+        shift -= bits;
         std::fill(count.begin(), count.end(), 0u);
         for (const uint64_t key : keys)
-            if (high == 64 || key >> high == prefix >> high) ++count[(key >> shift) & 0xffff];
-        int64_t digit = 0xffff, above = 0;
+            if (high == 64 || key >> high == prefix >> high) ++count[(key >> shift) & digit_mask];
+        int64_t digit = static_cast<int64_t>(digit_mask), above = 0;
         while (above + count[static_cast<size_t>(digit)] < need) above += count[static_cast<size_t>(digit--)];
         need -= above;
         equal = count[static_cast<size_t>(digit)];
