@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -116,19 +117,15 @@ PartialPattern LayerCheckpoint::one_layer(int64_t layer, std::vector<HeadPattern
     return p;
 }
 
-PartialPattern LayerCheckpoint::read_layer(const std::string& path) const {
-    PartialPattern p = read_partial_file(path);
-    const auto refuse = [&](const std::string& why) {
-        return InputError(path, "checkpoint", why + "; remove it with --fresh to calibrate from the start");
-    };
-    if (p.pattern.layers.size() != 1) throw refuse("holds more than one layer");
+std::optional<std::string> LayerCheckpoint::mismatch(const PartialPattern& p) const {
+    if (p.pattern.layers.size() != 1) return "holds more than one layer";
     if (p.total_layers != total_layers_)
-        throw refuse(fmt::format("is of a dump with {} layers, not {}", p.total_layers, total_layers_));
-    if (const auto d = job_difference(job_, p.pattern)) throw refuse("is of another calibration: " + *d);
+        return fmt::format("is of a dump with {} layers, not {}", p.total_layers, total_layers_);
+    if (const auto d = job_difference(job_, p.pattern)) return "is of another calibration: " + *d;
     if (p.source_identity != identity_)
-        throw refuse(fmt::format("was made from the dump as it was then ({}), not as it is now ({})",
-                                 p.source_identity, identity_));
-    return p;
+        return fmt::format("was made from the dump as it was then ({}), not as it is now ({})", p.source_identity,
+                           identity_);
+    return std::nullopt;
 }
 
 std::vector<int64_t> LayerCheckpoint::resume() {
@@ -139,7 +136,10 @@ std::vector<int64_t> LayerCheckpoint::resume() {
     for (const auto& entry : fs::directory_iterator(dir_)) {
         const std::string name = entry.path().filename().string();
         if (name.rfind("layer-", 0) != 0 || entry.path().extension() != ".h5") continue;  // temporaries
-        PartialPattern p = read_layer(entry.path().string());
+        const std::string path = entry.path().string();
+        PartialPattern p = read_partial_file(path);
+        if (const auto why = mismatch(p))
+            throw InputError(path, "checkpoint", *why + "; remove it with --fresh to calibrate from the start");
         const int64_t layer = p.first_layer;
         layers.push_back(layer);
         kept_.insert_or_assign(layer, std::move(p));
@@ -153,7 +153,28 @@ std::map<int64_t, PartialPattern> LayerCheckpoint::take() {
     return std::exchange(kept_, {});
 }
 
+namespace {
+// What the pattern readers refuse in a layer's values (pattern.cpp), checked on a layer computed
+// here: the output is stitched from memory, so no read of the layer's file would catch it.
+void check_values(const std::vector<HeadPattern>& heads, int64_t layer, const std::string& file) {
+    const auto refuse = [&](const char* dataset, const char* why) {
+        return InputError(file, fmt::format("/layers/{}/{}", layer, dataset), why);
+    };
+    for (const HeadPattern& h : heads) {
+        for (const double d : h.density)
+            if (!(d >= 0 && d <= 1)) throw refuse("density", "a computed density is outside [0, 1]");
+        for (const auto* values : {&h.recall, &h.sample_recall})
+            for (const double r : *values)
+                if (!(r >= 0 && r <= 1.000001)) throw refuse("recall", "a computed recall is outside [0, 1]");
+        for (const OrderMetrics& m : h.scores)
+            for (const double x : metric_values(m))
+                if (!std::isfinite(x)) throw refuse("scores", "a computed score is NaN or Inf");
+    }
+}
+}  // namespace
+
 void LayerCheckpoint::write_layer(int64_t layer, std::vector<HeadPattern> heads, LayerChecksum checksum) {
+    check_values(heads, layer, job_.provenance.source_dump);
     fs::create_directories(dir_);
     PartialPattern p = one_layer(layer, std::move(heads), checksum);
     write_partial_file(p, layer_path(layer));
@@ -217,10 +238,16 @@ void LayerCheckpoint::save_encoded(const HeadBlock& block, int64_t layer_heads, 
         if (!f) throw InputError(out.temp_path(), "", "cannot be written");
     }
     if (whole) {
-        // Read back here, in the receiver, while the pipeline runs: not at the end.
-        PartialPattern p = read_layer(out.temp_path());
-        if (p.first_layer != block.layer)
-            throw InputError(out.temp_path(), "", fmt::format("is not layer {}, which it was sent as", block.layer));
+        // Read here, in the receiver thread, while the pipeline runs (not at the end), as blocks
+        // always were: the ranks of one mpirun are one job, and what they send is checked as a
+        // layer of it, not opened as an untrusted file would be (no child-process rehearsal).
+        PartialPattern p = read_partial_file(out.temp_path());
+        std::optional<std::string> why = mismatch(p);
+        if (!why && p.first_layer != block.layer) why = fmt::format("holds layer {}", p.first_layer);
+        if (why)
+            throw InputError("", "mpirun",
+                             fmt::format("a rank sent layer {} that {} (ranks of different jobs or paro versions?)",
+                                         block.layer, *why));
         out.commit();
         std::lock_guard<std::mutex> lock(mutex_);
         kept_.insert_or_assign(block.layer, std::move(p));

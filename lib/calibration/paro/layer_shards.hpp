@@ -55,8 +55,8 @@ public:
 
 private:
     PartialPattern one_layer(int64_t layer, std::vector<HeadPattern> heads, LayerChecksum checksum) const;
-    // A layer file of this job, read and checked (else InputError naming it).
-    PartialPattern read_layer(const std::string& path) const;
+    // How a one-layer part differs from this job's layers (layer count, calibration, dump state), or nullopt.
+    std::optional<std::string> mismatch(const PartialPattern& p) const;
     // Writes a complete layer's checkpoint file (under mutex_).
     void write_layer(int64_t layer, std::vector<HeadPattern> heads, LayerChecksum checksum);
     std::string layer_path(int64_t layer) const;
