@@ -21,8 +21,9 @@ public:
     CudaTileStatsBackend(const TokenLayout& layout, TileStatsOptions options, int device, int sharers = 1);
     // How many backends a device runs for this layout: kBackendsPerDevice while each one's share of
     // the device budget holds a chunk of one head's statistics, so that the device's statistics
-    // workspace stays within one backend's budget; else 1 (from about N = 100k tokens: two slots
-    // of a head's six orders of statistics take 268 MB at N = 75,600, 662 MB at N = 118,800).
+    // workspace stays within one backend's budget; else 1 (past about N = 76k tokens, where two
+    // slots of a head's six orders of statistics outgrow the 256 MiB pinned cap: 268 MB at N = 75,600,
+    // 662 MB at N = 118,800).
     static int sharers(const TokenLayout& layout, const TileStatsOptions& options);
     ~CudaTileStatsBackend() override;
 
