@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
@@ -40,6 +41,7 @@ struct BenchOptions {
     std::vector<int64_t> grid;  // F,H,W; default 13,30,45 for 17776 tokens
     int64_t text = -1;
     std::vector<double> densities{1.0, 0.5, 0.3, 0.2};
+    int mask_rows = 1;  // random masks drawn per group of this many tile rows (2: 128 x 64 masks)
     std::string dtype = "bf16";
     int iters = 20, warmup = 5;
     uint64_t seed = 1;
@@ -103,15 +105,18 @@ int run_bench(const BenchOptions& o, const GlobalOptions& g) {
         std::mt19937_64 rng(o.seed);
         for (double d : o.densities) {
             if (!(d > 0 && d <= 1)) throw InputError("", "--densities", "each density must be in (0, 1]");
+            if (o.mask_rows < 1 || o.mask_rows > 16) throw InputError("", "--mask-rows", "must be 1 to 16");
             Case c;
             c.orders.resize(size_t(heads));
             for (auto& x : c.orders) x = uint8_t(rng() % 6);
             std::uniform_real_distribution<double> U(0, 1);
+            const int64_t g = o.mask_rows;
             for (int h = 0; h < heads; ++h) {
                 BlockMask m(nb);
-                for (int64_t r = 0; r < nb; ++r)
+                for (int64_t r0 = 0; r0 < nb; r0 += g)  // one draw per group of tile rows, with their diagonals
                     for (int64_t cc = 0; cc < nb; ++cc)
-                        if (r == cc || d >= 1.0 || U(rng) < d) m.set(r, cc);
+                        if ((cc >= r0 && cc < r0 + g) || d >= 1.0 || U(rng) < d)
+                            for (int64_t r = r0; r < std::min(r0 + g, nb); ++r) m.set(r, cc);
                 c.masks.insert(c.masks.end(), m.bytes().begin(), m.bytes().end());  // the desc's layout
             }
             c.desc.grid[0] = grid[0], c.desc.grid[1] = grid[1], c.desc.grid[2] = grid[2];
@@ -123,7 +128,8 @@ int run_bench(const BenchOptions& o, const GlobalOptions& g) {
             c.desc.masks = c.masks.data();
             paro_plan* pl = nullptr;
             gpu::check(paro_plan_create(&c.desc, &pl), "creating a random plan");
-            plans.emplace_back(fmt::format("random {:.2f}", d), gpu::PlanPtr(pl));
+            plans.emplace_back(fmt::format("random {:.2f}{}", d, o.mask_rows > 1 ? fmt::format(" {}x64", 64 * o.mask_rows) : ""),
+                               gpu::PlanPtr(pl));
         }
     }
 
@@ -162,7 +168,7 @@ int run_bench(const BenchOptions& o, const GlobalOptions& g) {
                     "kernel %s\n",
                     dev.c_str(), date, o.batch, heads, static_cast<long long>(tokens), layout_desc.c_str(),
                     o.head_dim, o.dtype.c_str(), o.iters, paro_attention_kernel_name());
-        std::printf("%-14s %4s %7s %9s %9s %9s %9s %9s %8s %10s %10s\n", "masks", "PV", "density", "total ms", "quant ms",
+        std::printf("%-18s %4s %7s %9s %9s %9s %9s %9s %8s %10s %10s\n", "masks", "PV", "density", "total ms", "quant ms",
                     "attn ms", "q id ms", "a id ms", "perm %", "TFLOP/s eq", "TFLOP/s");
     }
     const bool plan_formats = pv_list.empty();  // as the plan says
@@ -204,7 +210,7 @@ int run_bench(const BenchOptions& o, const GlobalOptions& g) {
                                 {"permutation_cost_pct_of_attention", perm}, {"tflops_dense_equivalent", tf_eq},
                                 {"tflops_effective", tf}});
             } else {
-                std::printf("%-14s %4s %7.3f %9.3f %9.3f %9.3f %9.3f %9.3f %7.2f%% %10.1f %10.1f\n", label.c_str(),
+                std::printf("%-18s %4s %7.3f %9.3f %9.3f %9.3f %9.3f %9.3f %7.2f%% %10.1f %10.1f\n", label.c_str(),
                             pv_name.c_str(), density, t_all, t_q, t_a, t_qid, t_aid, perm, tf_eq, tf);
             }
             std::fflush(stdout);
@@ -238,6 +244,8 @@ void add_bench(CLI::App& app, Runner& run, const GlobalOptions& g) {
     sub->add_option("--text", o->text, "Text tokens (default 226 at 17776 tokens, else 0)");
     sub->add_option("--head-dim", o->head_dim, "Head dim: 64 (default) or 128");
     sub->add_option("--densities", o->densities, "Random mask densities (default 1,0.5,0.3,0.2)")->delimiter(',');
+    sub->add_option("--mask-rows", o->mask_rows,
+                    "Random masks: one draw per group of this many 64-row tile rows (default 1; 2 gives 128 x 64 masks)");
     sub->add_option("--dtype", o->dtype, "Input dtype (default bf16)")->type_name(choice_type({"bf16", "fp16", "fp32"}));
     sub->add_option("--iters", o->iters, "Timed runs (median reported)");
     sub->add_option("--warmup", o->warmup, "Untimed runs first");
