@@ -26,7 +26,11 @@ bool have_gpu() {
     return paro_device_check(&n) == PARO_OK && n > 0;
 }
 
-enum class MaskKind { full, empty, random50, random20, one_per_row };
+// split_pairs: the two tile rows of each 128-row block (the Hopper kernel's, at D 128) keep disjoint
+// tiles: rows 4i and 4i + 1 the first and second half of the columns (a warpgroup passes runs of its
+// partner's tiles longer than the stage ring), rows 4i + 2 and 4i + 3 alternate columns (every tile
+// passes one of them).
+enum class MaskKind { full, empty, random50, random20, one_per_row, split_pairs };
 
 struct Config {
     TokenLayout layout;
@@ -45,7 +49,8 @@ struct Config {
 };
 
 std::string describe(const Config& c) {
-    const char* mk[] = {"full", "empty", "random50", "random20", "one per row"};
+    const char* mk[] = {"full", "empty", "random50", "random20", "one per row", "split pairs"};
+    static_assert(std::size(mk) == size_t(MaskKind::split_pairs) + 1);
     const char* dt[] = {"fp32", "fp16", "bf16"};
     return c.layout.describe() + " D" + std::to_string(c.head_dim) + " B" + std::to_string(c.batch) + " " +
            mk[int(c.mask)] + " " + dt[int(c.dtype)] + " qsigma " + std::to_string(c.q_sigma) +
@@ -90,6 +95,9 @@ HostPlan make_host_plan(const Config& c, unsigned seed) {
                     case MaskKind::random50: keep = r == col || U(rng) < 0.5; break;
                     case MaskKind::random20: keep = (r != 1) && U(rng) < 0.2; break;  // row 1 empty, others may be
                     case MaskKind::one_per_row: keep = false; break;  // below
+                    case MaskKind::split_pairs:
+                        keep = r % 4 < 2 ? (2 * col < p.nb) == (r % 2 == 0) : col % 2 == r % 2;
+                        break;
                 }
                 if (keep) {
                     const int64_t t = r * p.nb + col;
@@ -489,7 +497,8 @@ WorstError accuracy_sweep(const std::vector<SweepLayout>& layouts, std::initiali
     WorstError worst;
     for (const auto& l : layouts)
         for (int D : {64, 128})
-            for (MaskKind mk : {MaskKind::full, MaskKind::empty, MaskKind::random50, MaskKind::random20})
+            for (MaskKind mk :
+                 {MaskKind::full, MaskKind::empty, MaskKind::random50, MaskKind::random20, MaskKind::split_pairs})
                 for (paro_dtype dt : dtypes) {
                     Config c;
                     c.layout.grid = l.grid;
