@@ -93,10 +93,7 @@ cudaError_t launch_attention(DType out_dt, const Shape& s, const PlanView& plan,
                                         : plan.format_begin[fi + 1] - plan.format_begin[fi];
         if (heads == 0) continue;
         PlanView p = plan;
-        if (plan.formats) {
-            p.schedule += size_t(plan.format_begin[fi]) * size_t(s.nb);
-            p.block_schedule += size_t(plan.format_begin[fi]) * size_t(sm90_blocks(s.nb));
-        }
+        if (plan.formats) p.schedule += size_t(plan.format_begin[fi]) * size_t(s.nb);
         const cudaError_t e = hopper ? launch_format<AttentionSm90>(f, out_dt, s, p, w, sm_scale, out, heads, st)
                                      : launch_format<AttentionSm80>(f, out_dt, s, p, w, sm_scale, out, heads, st);
         if (e != cudaSuccess) return e;

@@ -57,17 +57,9 @@ struct PlanView {
     // format's heads longest first (the plan's schedule for this (slot, layer), offset by dispatch),
     // so the long rows start first and short ones fill the end of the grid.
     const uint32_t* schedule;
-    // The same for the Hopper kernel's query blocks of kSm90BlockRows tile rows: item = head << 16 |
-    // block, a format's heads' blocks longest first (by their longest row).
-    const uint32_t* block_schedule;
     // 16 bits: heads < 65536 (items pack the head in 16 bits).
     uint16_t format_begin[kNumPvFormats + 1];
 };
-
-// The Hopper kernel computes query blocks of this many 64-row tile rows, one consumer warpgroup per
-// row, the block's K and V loaded once for all of them; a head has sm90_blocks(nb) blocks.
-constexpr int kSm90BlockRows = 2;
-constexpr int sm90_blocks(int nb) { return (nb + kSm90BlockRows - 1) / kSm90BlockRows; }
 
 // Bytes of the V workspace region per (batch, head): room for fp16 V (2 bytes per element); INT8
 // heads use the first half.

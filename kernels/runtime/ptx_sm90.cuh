@@ -159,14 +159,6 @@ __device__ __forceinline__ void bulk_copy_g2s(uint32_t dst, const void* src, uin
                  "l"(src), "r"(bytes), "r"(bar)
                  : "memory");
 }
-// Named barriers (ids 1..15; 0 is __syncthreads) over `threads` threads, a multiple of 32: sync waits
-// for the phase, arrive counts towards it without waiting.
-__device__ __forceinline__ void named_bar_sync(uint32_t id, uint32_t threads) {
-    asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
-}
-__device__ __forceinline__ void named_bar_arrive(uint32_t id, uint32_t threads) {
-    asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
-}
 // A warpgroup's register budget, changed at run time (the producer gives registers to the consumers).
 template <int N>
 __device__ __forceinline__ void setmaxnreg_dec() {

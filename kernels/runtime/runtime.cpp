@@ -93,8 +93,6 @@ struct paro_plan {
     // [slots][layers][heads * nb]: per (slot, layer), each format's (head << 16 | row) items, rows
     // longest first (schedule_items); one launch per format takes its run of them.
     uint32_t* schedule = nullptr;
-    // [slots][layers][heads * sm90_blocks(nb)]: the same for the Hopper kernel's query blocks
-    uint32_t* block_schedule = nullptr;
     std::vector<size_t> col_base;  // [slots * layers]
     std::vector<uint8_t> host_orders;
     std::vector<uint16_t> row_len;  // [slots][layers][heads][nb]: kept tiles per row (host, to rebuild the schedule)
@@ -110,7 +108,6 @@ struct paro_plan {
         cudaFree(cols);
         cudaFree(formats);
         cudaFree(schedule);
-        cudaFree(block_schedule);
     }
     paro::gpu::PlanView view(int layer, int slot, bool identity) const {
         paro::gpu::PlanView v{};
@@ -119,7 +116,6 @@ struct paro_plan {
         v.row_ptr = row_ptr + (size_t(slot) * layers + layer) * size_t(heads) * size_t(nb + 1);
         v.cols = cols + col_base[size_t(slot) * layers + layer];
         v.schedule = schedule + (size_t(slot) * layers + layer) * size_t(heads) * size_t(nb);
-        v.block_schedule = block_schedule + (size_t(slot) * layers + layer) * size_t(heads) * size_t(paro::gpu::sm90_blocks(nb));
         if (!format_begin.empty() && heads_of(layer, PvFormat::int8) < heads) {  // else the INT8-only path
             v.formats = formats + size_t(layer) * heads;
             for (int f = 0; f <= paro::kNumPvFormats; ++f) v.format_begin[f] = format_begin[size_t(layer)][f];
@@ -156,7 +152,8 @@ paro_status check_plan_dims(int layers, int slots, int heads) {
     return PARO_OK;
 }
 
-paro_status upload_schedules(paro_plan* plan, const std::vector<PvFormat>& formats);
+std::vector<uint32_t> schedule_items(const paro_plan& plan, const std::vector<PvFormat>& formats);
+paro_status upload_schedule(paro_plan* plan, const std::vector<uint32_t>& items);
 
 // Builds the device plan from host data. masks may be null (dense).
 paro_status build_plan(const paro::TokenLayout& layout, int layers, int slots, int heads, const uint8_t* orders,
@@ -235,35 +232,29 @@ paro_status build_plan(const paro::TokenLayout& layout, int layers, int slots, i
     PARO_CUDA_TRY(cudaMemcpy(plan->cols, cols.data(), sizeof(uint16_t) * cols.size(), cudaMemcpyHostToDevice));
     plan->device_bytes = sizeof(int32_t) * gathers.size() + plan->host_orders.size() +
                          sizeof(uint32_t) * row_ptr.size() + sizeof(uint16_t) * cols.size();
-    if (paro_status st = upload_schedules(plan.get(), {}); st != PARO_OK) return st;
+    if (paro_status st = upload_schedule(plan.get(), schedule_items(*plan, {})); st != PARO_OK) return st;
     *out = plan.release();
     return PARO_OK;
 }
 
-// A plan's schedule: per (slot, layer), items of `group` consecutive tile rows (one row for the sm_80
-// kernel, a query block for the Hopper kernel) of each PV format's heads (formats in their order;
-// `formats` [layers][heads], empty: all INT8), longest first by a stable counting sort on the item's
-// longest row in coarse buckets of ceil(nb / 16) tiles (16 or 17 buckets), heads and items in index
-// order within a bucket. A grid walks its items in order, so the items that take longest start first
-// and short ones fill the end: the tail of a launch no longer waits on dense heads that came last
-// (adaptive masks mix densities 0.05 and 1 in a layer). The coarse buckets keep a head's rows of
-// similar length together, and with them the head's K and V in L2 (sorting by exact length cost fp16
-// PV 4-11% on fixed-density masks, H200).
-std::vector<uint32_t> schedule_items(const paro_plan& plan, const std::vector<PvFormat>& formats, size_t group) {
-    const size_t nb = size_t(plan.nb), H = size_t(plan.heads), per = H * nb, ni = (nb + group - 1) / group;
+// The plan's schedule: per (slot, layer), the rows of each PV format's heads (formats in their
+// order; `formats` [layers][heads], empty: all INT8), longest first by a stable counting sort on the
+// row length in coarse buckets of ceil(nb / 16) tiles (16 or 17 buckets), heads and rows in index order within a bucket. A grid walks its items in order,
+// so the rows that take longest start first and short ones fill the end: the tail of a launch no
+// longer waits on dense heads that came last (adaptive masks mix densities 0.05 and 1 in a layer).
+// The coarse buckets keep a head's rows of similar length together, and with them the head's K and
+// V in L2 (sorting by exact length cost fp16 PV 4-11% on fixed-density masks, H200).
+std::vector<uint32_t> schedule_items(const paro_plan& plan, const std::vector<PvFormat>& formats) {
+    const size_t nb = size_t(plan.nb), H = size_t(plan.heads), per = H * nb;
     const size_t width = std::max<size_t>(1, (nb + 15) / 16), buckets = nb / width + 1;
-    std::vector<uint32_t> items(size_t(plan.slots) * plan.layers * H * ni);
+    std::vector<uint32_t> items(size_t(plan.slots) * plan.layers * per);
     std::vector<uint32_t> start(buckets + 1);
     for (int s = 0; s < plan.slots; ++s)
         for (int l = 0; l < plan.layers; ++l) {
             const size_t sl = size_t(s) * plan.layers + l;
             const uint16_t* len = plan.row_len.data() + sl * per;
-            uint32_t* out = items.data() + sl * H * ni;
-            const auto slot_of = [&](size_t h, size_t i) {
-                size_t longest = 0;
-                for (size_t r = i * group; r < std::min(nb, (i + 1) * group); ++r) longest = std::max<size_t>(longest, len[h * nb + r]);
-                return buckets - 1 - longest / width;
-            };
+            uint32_t* out = items.data() + sl * per;
+            const auto slot_of = [&](size_t h, size_t r) { return buckets - 1 - len[h * nb + r] / width; };
             size_t done = 0;
             for (const PvFormat f : paro::kAllPvFormats) {
                 const auto of_format = [&](size_t h) {
@@ -273,28 +264,23 @@ std::vector<uint32_t> schedule_items(const paro_plan& plan, const std::vector<Pv
                 size_t count = 0;
                 for (size_t h = 0; h < H; ++h)
                     if (of_format(h))
-                        for (size_t i = 0; i < ni; ++i) ++start[slot_of(h, i) + 1], ++count;
+                        for (size_t r = 0; r < nb; ++r) ++start[slot_of(h, r) + 1], ++count;
                 for (size_t k = 1; k <= buckets; ++k) start[k] += start[k - 1];  // longest bucket first
                 for (size_t h = 0; h < H; ++h)
                     if (of_format(h))
-                        for (size_t i = 0; i < ni; ++i) out[done + start[slot_of(h, i)]++] = uint32_t(h << 16 | i);
+                        for (size_t r = 0; r < nb; ++r) out[done + start[slot_of(h, r)]++] = uint32_t(h << 16 | r);
                 done += count;
             }
         }
     return items;
 }
 
-// Both schedules, built on the host first (nothing changes on a failure there), then uploaded.
-paro_status upload_schedules(paro_plan* plan, const std::vector<PvFormat>& formats) {
-    const std::vector<uint32_t> rows = schedule_items(*plan, formats, 1);
-    const std::vector<uint32_t> blocks = schedule_items(*plan, formats, paro::gpu::kSm90BlockRows);
-    for (auto [to, items] : {std::pair{&plan->schedule, &rows}, std::pair{&plan->block_schedule, &blocks}}) {
-        if (!*to) {
-            PARO_CUDA_TRY(cudaMalloc(to, sizeof(uint32_t) * items->size()));
-            plan->device_bytes += sizeof(uint32_t) * items->size();
-        }
-        PARO_CUDA_TRY(cudaMemcpy(*to, items->data(), sizeof(uint32_t) * items->size(), cudaMemcpyHostToDevice));
+paro_status upload_schedule(paro_plan* plan, const std::vector<uint32_t>& items) {
+    if (!plan->schedule) {
+        PARO_CUDA_TRY(cudaMalloc(&plan->schedule, sizeof(uint32_t) * items.size()));
+        plan->device_bytes += sizeof(uint32_t) * items.size();
     }
+    PARO_CUDA_TRY(cudaMemcpy(plan->schedule, items.data(), sizeof(uint32_t) * items.size(), cudaMemcpyHostToDevice));
     return PARO_OK;
 }
 
@@ -323,13 +309,14 @@ paro_status set_pv_formats(paro_plan* plan, const uint8_t* formats, int all) {
         }
         begin[size_t(l)][paro::kNumPvFormats] = uint16_t(k);
     }
-    // The plan's state changes only after the uploads.
+    // Everything that can fail on the host first; the plan's state changes only after the uploads.
+    const std::vector<uint32_t> items = schedule_items(*plan, fmt);
     if (!plan->formats) {
         PARO_CUDA_TRY(cudaMalloc(&plan->formats, sizeof(PvFormat) * count));
         plan->device_bytes += count * sizeof(PvFormat);
     }
     PARO_CUDA_TRY(cudaMemcpy(plan->formats, fmt.data(), sizeof(PvFormat) * count, cudaMemcpyHostToDevice));
-    if (paro_status st = upload_schedules(plan, fmt); st != PARO_OK) return st;
+    if (paro_status st = upload_schedule(plan, items); st != PARO_OK) return st;
     plan->host_formats = std::move(fmt);
     plan->format_begin = std::move(begin);
     return PARO_OK;

@@ -26,10 +26,9 @@ bool have_gpu() {
     return paro_device_check(&n) == PARO_OK && n > 0;
 }
 
-// split_pairs: the two tile rows of each 128-row block (the Hopper kernel's, at D 128) keep disjoint
-// tiles: rows 4i and 4i + 1 the first and second half of the columns (a warpgroup passes runs of its
-// partner's tiles longer than the stage ring), rows 4i + 2 and 4i + 3 alternate columns (every tile
-// passes one of them).
+// split_pairs: adjacent tile rows keep disjoint tiles: rows 4i and 4i + 1 the first and second half
+// of the columns, rows 4i + 2 and 4i + 3 alternate columns (what a kernel that shares K/V between
+// rows must get right: bench/gpu/NOTES.md, v19).
 enum class MaskKind { full, empty, random50, random20, one_per_row, split_pairs };
 
 struct Config {
