@@ -286,12 +286,10 @@ int calibrate_in_layers(const CalibrateArgs& a, const GlobalOptions& g, Calibrat
             StatsInfo info;
             info.dump = dump;
             info.scoring = {opt.tiles, opt.mask, opt.objective};
-            for (size_t i = 0; i < backends.size(); ++i) {  // a GPU's backends once
-                const std::string name = backends[i]->describe();
-                bool seen = false;
-                for (size_t j = 0; j < i; ++j) seen = seen || backends[j]->describe() == name;
-                if (!seen) info.tile_statistics += (info.tile_statistics.empty() ? "" : "; ") + name;
-            }
+            std::vector<std::string> names;
+            for (const TileStatsBackend* b : backends) names.push_back(b->describe());
+            for (const auto& [name, count] : distinct_names(names))  // a GPU's backends once
+                info.tile_statistics += (info.tile_statistics.empty() ? "" : "; ") + name;
             const bool all = a.stats_orders == "all";
             require_free_space(a.stats_out, stats_file_bytes(info, all), "option --stats-out",
                                all ? "--stats-orders chosen keeps one order's masses: " +

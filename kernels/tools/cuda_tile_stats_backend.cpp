@@ -17,7 +17,7 @@ namespace {
 
 // Heads per batch of a device: enough to fill the GPU at the shapes that matter (a layer of 48
 // heads is two or three batches), few enough that the host copies of a batch's statistics (6
-// orders x nb^2 tiles x 20 bytes a head: 168 MB at N = 75,600) stay small. Backends sharing a
+// orders x nb^2 tiles x 16 bytes a head: 134 MB at N = 75,600) stay small. Backends sharing a
 // device split it, and the engine's memory budget.
 constexpr int64_t kBatchHeads = 16;
 

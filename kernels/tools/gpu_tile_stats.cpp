@@ -195,6 +195,7 @@ void GpuTileStatsEngine::accumulate(const DeviceHeads& in, const DeviceTileStats
     if (!stats.mass || !stats.max || !stats.below_eps) throw InputError("", "stats", "null pointer");
     DeviceGuard guard(device_);
     const auto st = static_cast<cudaStream_t>(stream);
+    if (!pipe_ || st != pipe_->stream) foreign_accumulate_ = true;
     const size_t n = size_t(grid_.tokens), tph = tiles_per_head();
     const int chunk = std::min(in.heads, max_chunk_heads(kRowStatBytes * n));
     ensure(row_stats_, size_t(chunk) * n * kRowStatBytes);
@@ -209,9 +210,15 @@ void GpuTileStatsEngine::accumulate(const DeviceHeads& in, const DeviceTileStats
     }
 }
 
-bool GpuTileStatsEngine::overflow_seen() {
+bool GpuTileStatsEngine::overflow_seen() { return take_overflow(nullptr); }
+
+bool GpuTileStatsEngine::take_overflow(void* stream) {
     DeviceGuard guard(device_);
-    cuda_check(cudaDeviceSynchronize(), "tile statistics");
+    const auto st = static_cast<cudaStream_t>(stream);
+    cuda_check(st ? cudaStreamSynchronize(st) : cudaDeviceSynchronize(), "tile statistics");
+    if (!st) foreign_accumulate_ = false;
+    // On the legacy stream, which does not wait for non-blocking streams: another engine's kernels
+    // on the same device (a second backend) keep running.
     int flag = 0;
     overflow_.download(&flag, sizeof(flag));
     if (flag) overflow_.fill_byte(0);
@@ -238,7 +245,10 @@ std::vector<SixOrderStats> GpuTileStatsEngine::compute(const DeviceHeads& in) {
         return DeviceTileStats{reinterpret_cast<double*>(b), reinterpret_cast<float*>(b + size_t(chunk) * tph * 8),
                                reinterpret_cast<uint32_t*>(b + size_t(chunk) * tph * 12)};
     };
-    overflow_seen();  // clears a flag left by earlier accumulate calls (and waits for the caller's work)
+    // Clears a flag left by earlier accumulate calls: after the device's work if a caller's stream
+    // may still raise it, else after this engine's stream only (a second engine on the device, the
+    // other statistics backend, keeps its kernels running).
+    take_overflow(foreign_accumulate_ ? nullptr : hp.stream);
 
     std::vector<SixOrderStats> out(size_t(in.heads));
     const size_t per_order = size_t(grid_.tiles());
@@ -281,7 +291,7 @@ std::vector<SixOrderStats> GpuTileStatsEngine::compute(const DeviceHeads& in) {
         prev_count = count;
     }
     convert(prev_h0, prev_count, ((in.heads - 1) / chunk) & 1);
-    if (overflow_seen()) throw_overflow_generic();
+    if (take_overflow(hp.stream)) throw_overflow_generic();
     return out;
 }
 

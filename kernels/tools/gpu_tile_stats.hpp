@@ -124,6 +124,10 @@ private:
     DeviceBuffer output_;     // masked_output_error: dense O and partial sums
     bool wgmma_ = false;           // sm_90a machine code and a compute capability 9.0 device
     bool force_mma_sync_ = false;  // force_mma_sync_for_testing
+    bool foreign_accumulate_ = false;  // accumulate() ran on a stream not compute()'s since the flag was read
+
+    // The overflow flag after the work of stream st (nullptr: of the whole device), then cleared.
+    bool take_overflow(void* st);
 
     struct HostPipeline;      // compute(heads): pinned buffers, stream, events
     std::shared_ptr<HostPipeline> pipe_;

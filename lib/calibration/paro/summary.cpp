@@ -90,18 +90,25 @@ nlohmann::json calibration_timing_json(const CalibrationTimes& t, double write_s
     return j;
 }
 
+std::vector<std::pair<std::string, int>> distinct_names(const std::vector<std::string>& names) {
+    std::vector<std::pair<std::string, int>> out;
+    for (const std::string& n : names) {
+        const auto it = std::find_if(out.begin(), out.end(), [&](const auto& o) { return o.first == n; });
+        if (it == out.end()) out.emplace_back(n, 1);
+        else ++it->second;
+    }
+    return out;
+}
+
 std::string calibration_timing(const CalibrationTimes& t, double write_seconds) {
-    // Backends in order of first appearance, each with how many ran on it (a GPU runs two).
-    std::vector<std::pair<std::string, int>> backends;
+    std::vector<std::string> device_names;
     double compute_total = 0, score_total = 0;
     for (const CalibrationTimes::Device& d : t.devices) {
-        const auto it = std::find_if(backends.begin(), backends.end(), [&](const auto& b) { return b.first == d.name; });
-        if (it == backends.end()) backends.emplace_back(d.name, 1);
-        else ++it->second;
+        device_names.push_back(d.name);
         compute_total += d.compute_seconds, score_total += d.score_seconds;
     }
     std::string names;
-    for (const auto& [name, count] : backends)
+    for (const auto& [name, count] : distinct_names(device_names))
         names += (names.empty() ? "" : ", ") + name + (count > 1 ? fmt::format(" ({} workers)", count) : "");
     const double rate = t.read_seconds > 0 ? static_cast<double>(t.stored_bytes) / t.read_seconds / 1e9 : 0.0;
     std::string out = fmt::format("  tile statistics on {}\n", names);

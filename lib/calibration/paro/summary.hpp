@@ -4,6 +4,8 @@
 // block_size, layers[].heads[].order, layers[].heads[].density (one value per slot).
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "paro/calibrator.hpp"
 #include "paro/dump.hpp"
@@ -52,5 +54,9 @@ std::string calibration_timing(const CalibrationTimes& t, double write_seconds);
 nlohmann::json calibration_timing_json(const CalibrationTimes& t, double write_seconds);
 
 std::string human_bytes(int64_t bytes);
+
+// Names in the order they first appear, each with how many times it does (the statistics backends
+// of a run: a GPU runs two).
+std::vector<std::pair<std::string, int>> distinct_names(const std::vector<std::string>& names);
 
 }  // namespace paro
