@@ -64,25 +64,48 @@ std::vector<SixOrderStats> CudaTileStatsBackend::compute_batch(const std::vector
             throw InputError(s.file, fmt::format("/layers/{}/q", s.layer),
                              "heads of one batch differ in head dim or scale");
     }
-    // q of every head, then k of every head, as [heads][n][d] each: fp16 when all are exact.
+    // Each head's q and k go up in fp16 when both are exact in it, else in fp32: the kernel a head
+    // gets (fp16 MMA or fp32 as 3 x tf32) then depends on its own values only, not on its
+    // batch-mates', so its statistics are the same bits however heads are batched (shards, ranks,
+    // backends). The narrowing, into staging in passing, is the test.
     cuda_check(cudaSetDevice(device_), "cudaSetDevice");  // before any CUDA call: no context on GPU 0
-    const size_t per_tensor = size_t(n * d), tensors = 2 * heads.size();
-    staging_.reserve(tensors * per_tensor * sizeof(float));
-    const auto source = [&](size_t t) -> const float* {
-        const HeadSlice& h = heads[t % heads.size()];
-        return t < heads.size() ? h.q.data() : h.k.data();
+    const size_t per_tensor = size_t(n * d), count = heads.size();
+    staging_.reserve(2 * count * per_tensor * sizeof(float));
+    const auto source = [&](size_t t) -> const float* {  // q of every head, then k of every head
+        const HeadSlice& h = heads[t % count];
+        return t < count ? h.q.data() : h.k.data();
     };
-    std::atomic<bool> half{true};
+    std::vector<char> exact(2 * count);
 #pragma omp parallel for schedule(static)
-    for (int64_t t = 0; t < int64_t(tensors); ++t)
-        if (half && !narrow_exact(source(t), static_cast<uint16_t*>(staging_.get()) + t * per_tensor, per_tensor))
-            half = false;
-    if (!half) {
+    for (int64_t t = 0; t < int64_t(2 * count); ++t)
+        exact[t] = narrow_exact(source(t), static_cast<uint16_t*>(staging_.get()) + t * per_tensor, per_tensor);
+    std::vector<size_t> half, full;
+    for (size_t i = 0; i < count; ++i) (exact[i] && exact[count + i] ? half : full).push_back(i);
+    if (full.empty()) return compute_staged(heads, half, true);  // staged as it stands
+    std::vector<SixOrderStats> out(count);
+    for (const bool in_half : {true, false}) {
+        const std::vector<size_t>& group = in_half ? half : full;
+        if (group.empty()) continue;
+        const size_t g = group.size();
 #pragma omp parallel for schedule(static)
-        for (int64_t t = 0; t < int64_t(tensors); ++t)
-            std::memcpy(static_cast<float*>(staging_.get()) + t * per_tensor, source(t), per_tensor * sizeof(float));
+        for (int64_t t = 0; t < int64_t(2 * g); ++t) {
+            const float* src = source(size_t(t) / g * count + group[size_t(t) % g]);
+            if (in_half)
+                (void)narrow_exact(src, static_cast<uint16_t*>(staging_.get()) + t * per_tensor, per_tensor);
+            else
+                std::memcpy(static_cast<float*>(staging_.get()) + t * per_tensor, src, per_tensor * sizeof(float));
+        }
+        std::vector<SixOrderStats> part = compute_staged(heads, group, in_half);
+        for (size_t j = 0; j < g; ++j) out[group[j]] = std::move(part[j]);
     }
-    const size_t elem = half ? 2 : 4, count = heads.size() * per_tensor, bytes = tensors * per_tensor * elem;
+    return out;
+}
+
+std::vector<SixOrderStats> CudaTileStatsBackend::compute_staged(const std::vector<HeadSlice>& heads,
+                                                                const std::vector<size_t>& group, bool half) {
+    const int64_t n = grid().tokens, d = heads.front().head_dim;
+    const size_t per_tensor = size_t(n * d), elem = half ? 2 : 4, count = group.size() * per_tensor;
+    const size_t bytes = 2 * count * elem;
     if (inputs_.bytes() < bytes) inputs_ = DeviceBuffer(bytes);
     inputs_.upload(staging_.get(), bytes);
     DeviceHeads in;
@@ -90,7 +113,7 @@ std::vector<SixOrderStats> CudaTileStatsBackend::compute_batch(const std::vector
     in.k = static_cast<const uint8_t*>(inputs_.get()) + count * elem;
     in.q_stride_head = in.k_stride_head = int64_t(per_tensor);
     in.q_stride_token = in.k_stride_token = d;
-    in.heads = static_cast<int>(heads.size());
+    in.heads = static_cast<int>(group.size());
     in.head_dim = static_cast<int>(d);
     in.dtype = half ? PARO_FLOAT16 : PARO_FLOAT32;
     in.scale = heads.front().scale;
@@ -98,7 +121,7 @@ std::vector<SixOrderStats> CudaTileStatsBackend::compute_batch(const std::vector
         return engine_->compute(in);
     } catch (const InputError&) {
         // Overflowing scores: name the first head whose CPU rows overflow, as the CPU engine does.
-        for (const HeadSlice& s : heads) (void)engine_->compute(s, PARO_FLOAT32);
+        for (const size_t i : group) (void)engine_->compute(heads[i], PARO_FLOAT32);
         throw;
     }
 }

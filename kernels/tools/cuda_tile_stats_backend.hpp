@@ -37,7 +37,11 @@ private:
     int device_;
     int64_t batch_heads_;
     std::unique_ptr<GpuTileStatsEngine> engine_;
-    PinnedBuffer staging_;  // a batch's q and k as uploaded
+    // Uploads the staged q then k of heads[group[..]] (fp16 if half, else fp32) and computes them.
+    std::vector<SixOrderStats> compute_staged(const std::vector<HeadSlice>& heads, const std::vector<size_t>& group,
+                                              bool half);
+
+    PinnedBuffer staging_;  // q and k of a batch (or of its heads of one upload format) as uploaded
     DeviceBuffer inputs_;
 };
 

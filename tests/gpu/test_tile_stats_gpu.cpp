@@ -458,6 +458,33 @@ TEST_CASE("tile stats gpu: overflowing scores are an input error, as on the CPU"
     compare(layout, ok, engine.compute(ok, PARO_FLOAT32), TileStatsEngine(layout, TileStatsOptions{}), 1e-3f, Tolerance{});
 }
 
+TEST_CASE("tile stats gpu: a head's statistics do not depend on its batch-mates' upload format", "[.gpu][tile_stats]") {
+    // fp16-exact heads go up in fp16 (the fp16 MMA kernel), the others in fp32 (3 x tf32): per head,
+    // so a batch that mixes them gives each head the bits it gets alone, however shards, ranks or
+    // backends batch it.
+    REQUIRE(have_gpu());
+    const TokenLayout layout{{3, 10, 13}, 7, TextPosition::suffix};
+    const HeadSlice e1 = make_slice(layout, 64, 31, 1.f, PARO_FLOAT16, false);
+    const HeadSlice f = make_slice(layout, 64, 32, 1.f, PARO_FLOAT32, false);
+    const HeadSlice e2 = make_slice(layout, 64, 33, 1.f, PARO_FLOAT16, false);
+    gpu::CudaTileStatsBackend backend(layout, TileStatsOptions{}, 0);
+    const std::vector<SixOrderStats> mixed = backend.compute_batch({e1, f, e2});
+    const std::vector<HeadSlice> alone[] = {{e1}, {f}, {e2}};
+    REQUIRE(mixed.size() == 3);
+    const auto same = [](const SixOrderStats& a, const SixOrderStats& b) {
+        for (int o = 0; o < kNumOrders; ++o)
+            if (a[o].mass != b[o].mass || a[o].max != b[o].max || a[o].below_eps != b[o].below_eps) return false;
+        return true;
+    };
+    for (int i = 0; i < 3; ++i) {
+        INFO("head " << i);
+        CHECK(same(mixed[i], backend.compute_batch(alone[i]).front()));
+    }
+    // What the test guards against: the fp32 kernel gives an fp16-exact head other bits.
+    GpuTileStatsEngine engine(layout, TileStatsOptions{});
+    CHECK_FALSE(same(mixed[0], engine.compute(e1, PARO_FLOAT32)));
+}
+
 TEST_CASE("tile stats gpu: calibration spread over two engines equals one engine's, bit for bit", "[.gpu][tile_stats]") {
     // Two CudaTileStatsBackends on device 0 stand in for two GPUs: the workers, the shared reader
     // and the per-unit results are what a multi-GPU run exercises (bench/gpu/calibrate_e2e.sh
