@@ -1,8 +1,9 @@
 #pragma once
 // CudaTileStatsBackend: the calibrator's TileStatsBackend on a GPU (GpuTileStatsEngine), taking
-// host slices from the dump reader. q and k go to the device as fp16 when every value is exactly
-// an fp16 (dumps stored as fp16: the tensor-core path sees the same numbers as the CPU), else as
-// fp32 (3xTF32 path), narrowed on all cores into pinned memory that the engine keeps. Results agree with the CPU engine within docs/gpu_calibration.md's tolerances.
+// host slices from the dump reader. A head's q and k go to the device as fp16 when every value is
+// exactly an fp16 (dumps stored as fp16: the tensor-core path sees the same numbers as the CPU), else
+// as fp32 (3xTF32 path), decided per head, narrowed on all cores into pinned memory that the
+// engine keeps. Results agree with the CPU engine within docs/gpu_calibration.md's tolerances.
 #include <memory>
 #include <string>
 #include <vector>
