@@ -4,7 +4,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstring>
 
 #include "gpu_helpers.hpp"
@@ -20,6 +19,12 @@ namespace {
 // orders x nb^2 tiles x 16 bytes a head: 134 MB at N = 75,600) stay small. Backends sharing a
 // device split it, and the engine's memory budget.
 constexpr int64_t kBatchHeads = 16;
+
+// Tensor t of a batch as staged: q of every head, then k of every head.
+const float* tensor_of(const std::vector<HeadSlice>& heads, size_t t) {
+    const HeadSlice& h = heads[t % heads.size()];
+    return t < heads.size() ? h.q.data() : h.k.data();
+}
 
 }  // namespace
 
@@ -71,17 +76,27 @@ std::vector<SixOrderStats> CudaTileStatsBackend::compute_batch(const std::vector
     cuda_check(cudaSetDevice(device_), "cudaSetDevice");  // before any CUDA call: no context on GPU 0
     const size_t per_tensor = size_t(n * d), count = heads.size();
     staging_.reserve(2 * count * per_tensor * sizeof(float));
-    const auto source = [&](size_t t) -> const float* {  // q of every head, then k of every head
-        const HeadSlice& h = heads[t % count];
-        return t < count ? h.q.data() : h.k.data();
-    };
     std::vector<char> exact(2 * count);
 #pragma omp parallel for schedule(static)
     for (int64_t t = 0; t < int64_t(2 * count); ++t)
-        exact[t] = narrow_exact(source(t), static_cast<uint16_t*>(staging_.get()) + t * per_tensor, per_tensor);
+        exact[t] = narrow_exact(tensor_of(heads, size_t(t)), static_cast<uint16_t*>(staging_.get()) + t * per_tensor,
+                                per_tensor);
     std::vector<size_t> half, full;
     for (size_t i = 0; i < count; ++i) (exact[i] && exact[count + i] ? half : full).push_back(i);
-    if (full.empty()) return compute_staged(heads, half, true);  // staged as it stands
+    try {
+        if (full.empty()) return compute_staged(heads, half, true);  // staged as it stands
+        return compute_groups(heads, half, full);
+    } catch (const InputError&) {
+        // Overflowing scores: name the first head whose CPU rows overflow, as the CPU engine does.
+        for (const HeadSlice& s : heads) (void)engine_->compute(s, PARO_FLOAT32);
+        throw;
+    }
+}
+
+std::vector<SixOrderStats> CudaTileStatsBackend::compute_groups(const std::vector<HeadSlice>& heads,
+                                                                const std::vector<size_t>& half,
+                                                                const std::vector<size_t>& full) {
+    const size_t per_tensor = size_t(grid().tokens * heads.front().head_dim), count = heads.size();
     std::vector<SixOrderStats> out(count);
     for (const bool in_half : {true, false}) {
         const std::vector<size_t>& group = in_half ? half : full;
@@ -89,7 +104,7 @@ std::vector<SixOrderStats> CudaTileStatsBackend::compute_batch(const std::vector
         const size_t g = group.size();
 #pragma omp parallel for schedule(static)
         for (int64_t t = 0; t < int64_t(2 * g); ++t) {
-            const float* src = source(size_t(t) / g * count + group[size_t(t) % g]);
+            const float* src = tensor_of(heads, size_t(t) / g * count + group[size_t(t) % g]);
             if (in_half)
                 (void)narrow_exact(src, static_cast<uint16_t*>(staging_.get()) + t * per_tensor, per_tensor);
             else
@@ -117,13 +132,7 @@ std::vector<SixOrderStats> CudaTileStatsBackend::compute_staged(const std::vecto
     in.head_dim = static_cast<int>(d);
     in.dtype = half ? PARO_FLOAT16 : PARO_FLOAT32;
     in.scale = heads.front().scale;
-    try {
-        return engine_->compute(in);
-    } catch (const InputError&) {
-        // Overflowing scores: name the first head whose CPU rows overflow, as the CPU engine does.
-        for (const size_t i : group) (void)engine_->compute(heads[i], PARO_FLOAT32);
-        throw;
-    }
+    return engine_->compute(in);
 }
 
 std::array<double, kNumOrders> CudaTileStatsBackend::output_error(

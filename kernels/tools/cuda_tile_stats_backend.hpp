@@ -41,6 +41,9 @@ private:
     // Uploads the staged q then k of heads[group[..]] (fp16 if half, else fp32) and computes them.
     std::vector<SixOrderStats> compute_staged(const std::vector<HeadSlice>& heads, const std::vector<size_t>& group,
                                               bool half);
+    // A batch of both: each group staged in its format and computed, the results in the heads' order.
+    std::vector<SixOrderStats> compute_groups(const std::vector<HeadSlice>& heads, const std::vector<size_t>& half,
+                                              const std::vector<size_t>& full);
 
     PinnedBuffer staging_;  // q and k of a batch (or of its heads of one upload format) as uploaded
     DeviceBuffer inputs_;

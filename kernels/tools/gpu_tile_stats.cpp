@@ -221,7 +221,10 @@ bool GpuTileStatsEngine::take_overflow(void* stream) {
     // on the same device (a second backend) keep running.
     int flag = 0;
     overflow_.download(&flag, sizeof(flag));
-    if (flag) overflow_.fill_byte(0);
+    if (flag) {  // cleared before any later kernel, on whatever stream, can raise it again (rare: no cost)
+        overflow_.fill_byte(0);
+        cuda_check(cudaDeviceSynchronize(), "tile statistics");
+    }
     return flag != 0;
 }
 

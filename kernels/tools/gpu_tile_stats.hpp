@@ -95,6 +95,8 @@ public:
     // Host statistics per head (throws InputError when the scores overflow). Pipelined: chunks of
     // heads run on the engine's stream while the previous chunk's statistics come back through
     // pinned host buffers (at most 256 MiB, kept by the engine) and are converted on all cores.
+    // The inputs must be complete when it is called: it waits for the whole device only after an
+    // accumulate() on another stream, else for its own stream (another engine's work goes on).
     std::vector<SixOrderStats> compute(const DeviceHeads& in);
     // One host head: q, k uploaded and converted to dtype (fp32 keeps the CPU's inputs exactly;
     // fp16 / bf16 round them first). Throws the CPU engine's overflow InputError.
