@@ -102,10 +102,10 @@ int run_bench(const BenchOptions& o, const GlobalOptions& g) {
         }
         const int64_t nb = tiles_per_side(tokens);
         layout_desc = fmt::format("{}x{}x{} + {} text", grid[0], grid[1], grid[2], text);
+        if (o.mask_rows < 1 || o.mask_rows > 16) throw InputError("", "--mask-rows", "must be 1 to 16");
         std::mt19937_64 rng(o.seed);
         for (double d : o.densities) {
             if (!(d > 0 && d <= 1)) throw InputError("", "--densities", "each density must be in (0, 1]");
-            if (o.mask_rows < 1 || o.mask_rows > 16) throw InputError("", "--mask-rows", "must be 1 to 16");
             Case c;
             c.orders.resize(size_t(heads));
             for (auto& x : c.orders) x = uint8_t(rng() % 6);
