@@ -1,11 +1,13 @@
 // The calibration's read stage alone: SliceFeed over every (sample, layer, group of heads) of a
 // dump, one request ahead as a device's loop makes them, with the decoding threads given.
-// Usage: paro_read_bench DUMP [THREADS] [GROUP] [RUNS]; prints the median wall time and rate.
+// Usage: paro_read_bench DUMP [THREADS] [GROUP] [RUNS] [keep]; prints the median wall time and
+// rate. `keep`: q and k stored as halves stay halves (HalfQK::keep, as for the GPU statistics).
 // The dump's first pass fills the page cache and is not counted.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "paro/dump.hpp"
@@ -13,12 +15,13 @@
 
 int main(int argc, char** argv) {
     if (argc < 2) {
-        std::fprintf(stderr, "usage: %s DUMP [THREADS] [GROUP] [RUNS]\n", argv[0]);
+        std::fprintf(stderr, "usage: %s DUMP [THREADS] [GROUP] [RUNS] [keep]\n", argv[0]);
         return 2;
     }
     const int threads = argc > 2 ? std::atoi(argv[2]) : 2;
     const int64_t group = argc > 3 ? std::atoll(argv[3]) : 16;
     const int runs = argc > 4 ? std::atoi(argv[4]) : 5;
+    const paro::HalfQK halves = argc > 5 && std::string(argv[5]) == "keep" ? paro::HalfQK::keep : paro::HalfQK::widen;
     paro::DumpReader reader(argv[1]);
     const paro::DumpInfo& info = reader.info();
     struct Request {
@@ -32,7 +35,7 @@ int main(int argc, char** argv) {
     std::vector<double> walls;
     int64_t bytes = 0;
     for (int run = 0; run <= runs; ++run) {
-        paro::SliceFeed feed(reader, false, threads);
+        paro::SliceFeed feed(reader, false, halves, threads);
         std::vector<paro::SliceBatch> buffers(2);
         const auto t0 = std::chrono::steady_clock::now();
         std::future<void> next = feed.request(requests[0].sample, requests[0].layer, requests[0].h0,
@@ -50,8 +53,9 @@ int main(int argc, char** argv) {
     }
     std::sort(walls.begin(), walls.end());
     const double median = walls[walls.size() / 2];
-    std::printf("read stage: %zu requests, %.1f MiB stored, %d threads: median %.3f s of %d runs (%.2f GB/s)\n",
-                requests.size(), static_cast<double>(bytes) / (1 << 20), threads, median, runs,
+    std::printf("read stage: %zu requests, %.1f MiB stored, %d threads%s: median %.3f s of %d runs (%.2f GB/s)\n",
+                requests.size(), static_cast<double>(bytes) / (1 << 20), threads,
+                halves == paro::HalfQK::keep ? ", halves kept" : "", median, runs,
                 static_cast<double>(bytes) / median / 1e9);
     return 0;
 }

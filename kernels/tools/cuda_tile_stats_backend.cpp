@@ -20,10 +20,18 @@ namespace {
 // device split it, and the engine's memory budget.
 constexpr int64_t kBatchHeads = 16;
 
-// Tensor t of a batch as staged: q of every head, then k of every head.
-const float* tensor_of(const std::vector<HeadSlice>& heads, size_t t) {
+// Stages tensor t of a batch (q of every head, then k of every head) as halves at out, and returns
+// whether it is exact in them: a slice's kept halves are, its floats when they narrow exactly.
+bool stage_half(const std::vector<HeadSlice>& heads, size_t t, uint16_t* out) {
     const HeadSlice& h = heads[t % heads.size()];
-    return t < heads.size() ? h.q.data() : h.k.data();
+    const bool q = t < heads.size();
+    if (h.has_halves()) {
+        const std::vector<uint16_t>& src = q ? h.q_half : h.k_half;
+        std::memcpy(out, src.data(), src.size() * sizeof(uint16_t));
+        return true;
+    }
+    const std::vector<float>& src = q ? h.q : h.k;
+    return narrow_exact(src.data(), out, src.size());
 }
 
 }  // namespace
@@ -79,8 +87,7 @@ std::vector<SixOrderStats> CudaTileStatsBackend::compute_batch(const std::vector
     std::vector<char> exact(2 * count);
 #pragma omp parallel for schedule(static)
     for (int64_t t = 0; t < int64_t(2 * count); ++t)
-        exact[t] = narrow_exact(tensor_of(heads, size_t(t)), static_cast<uint16_t*>(staging_.get()) + t * per_tensor,
-                                per_tensor);
+        exact[t] = stage_half(heads, size_t(t), static_cast<uint16_t*>(staging_.get()) + t * per_tensor);
     std::vector<size_t> half, full;
     for (size_t i = 0; i < count; ++i) (exact[i] && exact[count + i] ? half : full).push_back(i);
     try {
@@ -88,7 +95,7 @@ std::vector<SixOrderStats> CudaTileStatsBackend::compute_batch(const std::vector
         return compute_groups(heads, half, full);
     } catch (const InputError&) {
         // Overflowing scores: name the first head whose CPU rows overflow, as the CPU engine does.
-        for (const HeadSlice& s : heads) (void)engine_->compute(s, PARO_FLOAT32);
+        for (const HeadSlice& s : heads) (void)engine_->compute(with_floats(s), PARO_FLOAT32);
         throw;
     }
 }
@@ -104,11 +111,14 @@ std::vector<SixOrderStats> CudaTileStatsBackend::compute_groups(const std::vecto
         const size_t g = group.size();
 #pragma omp parallel for schedule(static)
         for (int64_t t = 0; t < int64_t(2 * g); ++t) {
-            const float* src = tensor_of(heads, size_t(t) / g * count + group[size_t(t) % g]);
-            if (in_half)
-                (void)narrow_exact(src, static_cast<uint16_t*>(staging_.get()) + t * per_tensor, per_tensor);
-            else
+            const size_t in_batch = size_t(t) / g * count + group[size_t(t) % g];
+            if (in_half) {
+                (void)stage_half(heads, in_batch, static_cast<uint16_t*>(staging_.get()) + t * per_tensor);
+            } else {  // inexact in halves: floats, never kept halves
+                const HeadSlice& h = heads[in_batch % count];
+                const float* src = (in_batch < count ? h.q : h.k).data();
                 std::memcpy(static_cast<float*>(staging_.get()) + t * per_tensor, src, per_tensor * sizeof(float));
+            }
         }
         std::vector<SixOrderStats> part = compute_staged(heads, group, in_half);
         for (size_t j = 0; j < g; ++j) out[group[j]] = std::move(part[j]);

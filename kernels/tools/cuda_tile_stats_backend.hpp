@@ -31,6 +31,7 @@ public:
     std::string describe() const override;
     int64_t batch_heads() const override;
     std::vector<SixOrderStats> compute_batch(const std::vector<HeadSlice>& heads) override;
+    bool takes_halves() const override { return true; }  // fp16 is what exact heads go up in
     std::array<double, kNumOrders> output_error(const HeadSlice& slice,
                                                 const std::array<BlockMask, kNumOrders>& masks) const override;
 

@@ -22,6 +22,7 @@
 #include "paro/axis_order.hpp"
 #include "paro/calibrator.hpp"
 #include "paro/dump.hpp"
+#include "paro/half.hpp"
 #include "paro/error.hpp"
 #include "paro/mask_builder.hpp"
 #include "paro/objective.hpp"
@@ -479,6 +480,20 @@ TEST_CASE("tile stats gpu: a head's statistics do not depend on its batch-mates'
     for (int i = 0; i < 3; ++i) {
         INFO("head " << i);
         CHECK(same(mixed[i], backend.compute_batch(alone[i]).front()));
+    }
+    // The reader's kept halves (HalfQK::keep) are the same heads: the same bits, beside floats too.
+    const auto kept = [](const HeadSlice& s) {
+        HeadSlice h = s;
+        for (float x : s.q) h.q_half.push_back(float_to_half(x));
+        for (float x : s.k) h.k_half.push_back(float_to_half(x));
+        h.q.clear(), h.k.clear();
+        return h;
+    };
+    REQUIRE(backend.takes_halves());
+    const std::vector<SixOrderStats> with_kept = backend.compute_batch({kept(e1), f, kept(e2)});
+    for (int i = 0; i < 3; ++i) {
+        INFO("head " << i << ", halves kept");
+        CHECK(same(with_kept[i], mixed[i]));
     }
     // What the test guards against: the fp32 kernel gives an fp16-exact head other bits.
     GpuTileStatsEngine engine(layout, TileStatsOptions{});

@@ -68,6 +68,61 @@ TEST_CASE("group reads decode to the per-head slices", "[dump]") {
     }
 }
 
+namespace {
+
+// Head h of sample s of a [S, H, N, D] dataset as its stored 16-bit patterns, read by libhdf5 in
+// the file's own type (no conversion).
+std::vector<uint16_t> stored_bits(const std::string& path, const std::string& dataset, hsize_t s, hsize_t h) {
+    const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+    const hid_t ds = H5Dopen2(f, dataset.c_str(), H5P_DEFAULT);
+    const hid_t type = H5Dget_type(ds), space = H5Dget_space(ds);
+    REQUIRE(H5Tget_size(type) == 2);
+    hsize_t dims[4];
+    H5Sget_simple_extent_dims(space, dims, nullptr);
+    const hsize_t start[4] = {s, h, 0, 0}, count[4] = {1, 1, dims[2], dims[3]};
+    H5Sselect_hyperslab(space, H5S_SELECT_SET, start, nullptr, count, nullptr);
+    const hid_t mem = H5Screate_simple(4, count, nullptr);
+    std::vector<uint16_t> out(dims[2] * dims[3]);
+    REQUIRE(H5Dread(ds, type, mem, space, H5P_DEFAULT, out.data()) >= 0);
+    H5Sclose(mem), H5Sclose(space), H5Tclose(type), H5Dclose(ds), H5Fclose(f);
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("halves kept by decode are the stored bits, checksummed as their floats", "[dump]") {
+    test::TempDir tmp;
+    const bool half = GENERATE(true, false);
+    const std::string path = synth(tmp, half);
+    DumpReader widening(path), keeping(path);
+    RawHeads raw;
+    widening.read_raw(1, 1, 0, 3, true, raw);
+    for (int64_t i = 0; i < 3; ++i) {
+        HeadSlice floats, kept;
+        kept.q.assign(5, 2.f);  // stale buffers of the other form are dropped
+        widening.decode(raw, i, floats);
+        keeping.decode(raw, i, kept, HalfQK::keep);
+        CHECK(same_floats(kept.v, floats.v));  // v is never kept as halves
+        if (half) {
+            CHECK(kept.has_halves());
+            CHECK((kept.q.empty() && kept.k.empty()));
+            CHECK(kept.q_half == stored_bits(path, "/layers/1/q", 1, uint64_t(i)));
+            CHECK(kept.k_half == stored_bits(path, "/layers/1/k", 1, uint64_t(i)));
+            const HeadSlice wide = with_floats(kept);
+            CHECK((same_floats(wide.q, floats.q) && same_floats(wide.k, floats.k) && !wide.has_halves()));
+        } else {  // float32 dumps have no halves to keep
+            CHECK(!kept.has_halves());
+            CHECK((same_floats(kept.q, floats.q) && same_floats(kept.k, floats.k)));
+        }
+        // The same slice decoded again to floats holds no stale halves.
+        if (half) {
+            widening.decode(raw, i, kept);
+            CHECK((!kept.has_halves() && same_floats(kept.q, floats.q)));
+        }
+    }
+    CHECK(keeping.checksum() == widening.checksum());
+}
+
 TEST_CASE("the dump checksum does not depend on the read order", "[dump]") {
     test::TempDir tmp;
     const std::string path = synth(tmp, true);
@@ -111,9 +166,10 @@ TEST_CASE("NaN and Inf in a stored head are named when it is decoded", "[dump]")
     RawHeads raw;
     reader.read_raw(1, 1, 0, 3, false, raw);
     HeadSlice s;
-    reader.decode(raw, 1, s);  // the other heads of the group are fine
+    const HalfQK halves = GENERATE(HalfQK::widen, HalfQK::keep);
+    reader.decode(raw, 1, s, halves);  // the other heads of the group are fine
     try {
-        reader.decode(raw, 2, s);
+        reader.decode(raw, 2, s, halves);
         FAIL("expected an InputError");
     } catch (const InputError& e) {
         const std::string what = e.what();

@@ -377,7 +377,12 @@ Pattern calibrate(DumpReader& reader, const CalibrateOptions& opt, const std::ve
     // New threads start from OpenMP's default thread count: hand them the caller's (--threads).
     const int threads = omp_get_max_threads();
     {
-        SliceFeed feed(reader, HeadCalibration::needs_v(opt), threads);
+        // Halves stay halves only when no consumer needs floats: the output-error scorer reads
+        // q and k on the host.
+        const bool need_v = HeadCalibration::needs_v(opt);
+        const bool halves = !need_v && std::all_of(backends.begin(), backends.end(),
+                                                   [](const TileStatsBackend* b) { return b->takes_halves(); });
+        SliceFeed feed(reader, need_v, halves ? HalfQK::keep : HalfQK::widen, threads);
         std::vector<std::thread> workers;
         for (size_t w = 0; w < backends.size(); ++w) {
             t.devices[w].name = backends[w]->describe();

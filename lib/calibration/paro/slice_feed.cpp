@@ -1,6 +1,7 @@
 #include "paro/slice_feed.hpp"
 
 #include <chrono>
+#include <utility>
 
 #include "paro/error.hpp"
 #include "paro/hdf5_io.hpp"
@@ -8,8 +9,8 @@
 
 namespace paro {
 
-SliceFeed::SliceFeed(const DumpReader& reader, bool with_v, int threads)
-    : reader_(reader), with_v_(with_v), threads_(threads), thread_([this] { serve(); }) {}
+SliceFeed::SliceFeed(const DumpReader& reader, bool with_v, HalfQK halves, int threads)
+    : reader_(reader), with_v_(with_v), halves_(halves), threads_(threads), thread_([this] { serve(); }) {}
 
 SliceFeed::~SliceFeed() {
     {
@@ -45,7 +46,7 @@ int64_t SliceFeed::stored_bytes() const {
 void SliceFeed::serve() {
     h5::silence();  // libhdf5's error printing is per thread: paro reports errors itself, in one line
     for (;;) {
-        Request r;
+        std::vector<Request> taken;
         {
             std::unique_lock<std::mutex> lock(mutex_);
             wake_.wait(lock, [this] { return stop_ || !queue_.empty(); });
@@ -53,39 +54,54 @@ void SliceFeed::serve() {
                 queue_.clear();  // their futures see broken promises
                 return;
             }
-            r = std::move(queue_.front());
-            queue_.pop_front();
+            for (Request& r : queue_) taken.push_back(std::move(r));
+            queue_.clear();
         }
         const auto t0 = std::chrono::steady_clock::now();
-        std::exception_ptr error;
-        try {
-            fill(r);
-        } catch (...) {
-            error = std::current_exception();
-        }
-        {  // counted before the caller hears of it: it may read the totals as soon as its last read is done
+        const std::vector<std::exception_ptr> errors = fill(taken);
+        {  // counted before the callers hear of it: one may read the totals as soon as its last read is done
             const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
             std::lock_guard<std::mutex> lock(mutex_);
             busy_seconds_ += secs;
-            stored_bytes_ += r.into->raw.stored_bytes();
+            for (const Request& r : taken) stored_bytes_ += r.into->raw.stored_bytes();
         }
-        if (error)
-            r.done.set_exception(error);
-        else
-            r.done.set_value();
+        for (size_t j = 0; j < taken.size(); ++j)
+            if (errors[j])
+                taken[j].done.set_exception(errors[j]);
+            else
+                taken[j].done.set_value();
     }
 }
 
-void SliceFeed::fill(const Request& r) {
-    SliceBatch& b = *r.into;
-    reader_.prepare_raw(r.sample, r.layer, r.h0, r.count, with_v_, b.raw);
-    b.slices.resize(static_cast<size_t>(r.count));
-    // Head by head: a thread reads one (libhdf5 serves one thread at a time) and decodes it while
-    // the others read and decode theirs, so the reads overlap the decoding instead of preceding it.
-    parallel_for(r.count, threads_, [&](int64_t i) {
-        reader_.read_raw_heads(b.raw, i, 1);
-        reader_.decode(b.raw, i, b.slices[i]);
+std::vector<std::exception_ptr> SliceFeed::fill(const std::vector<Request>& requests) const {
+    std::vector<std::exception_ptr> errors(requests.size());
+    std::vector<std::pair<size_t, int64_t>> heads;  // (request, head in it)
+    for (size_t j = 0; j < requests.size(); ++j) {
+        const Request& r = requests[j];
+        try {
+            reader_.prepare_raw(r.sample, r.layer, r.h0, r.count, with_v_, r.into->raw);
+            r.into->slices.resize(static_cast<size_t>(r.count));
+            for (int64_t i = 0; i < r.count; ++i) heads.emplace_back(j, i);
+        } catch (...) {
+            errors[j] = std::current_exception();
+        }
+    }
+    // Head by head: a thread reads one and decodes it while the others read and decode theirs, so
+    // the reads overlap the decoding instead of preceding it. A request's error is its first head's.
+    std::vector<std::exception_ptr> failed(heads.size());
+    parallel_for(static_cast<int64_t>(heads.size()), threads_, [&](int64_t x) {
+        const auto [j, i] = heads[static_cast<size_t>(x)];
+        SliceBatch& b = *requests[j].into;
+        try {
+            reader_.read_raw_heads(b.raw, i, 1);
+            reader_.decode(b.raw, i, b.slices[static_cast<size_t>(i)], halves_);
+        } catch (...) {
+            failed[static_cast<size_t>(x)] = std::current_exception();
+        }
     });
+    for (size_t x = 0; x < heads.size(); ++x)
+        if (failed[x] && !errors[heads[x].first]) errors[heads[x].first] = failed[x];
+    return errors;
 }
 
 }  // namespace paro

@@ -1,9 +1,12 @@
 #pragma once
 // SliceFeed: the dump reader of a calibration as a pipeline stage. One thread serves read requests
-// in the order they were made: for a group of heads, its decoding threads each read a head's stored
-// values (libhdf5, thread-safe, serves one call at a time) and decode it (fp16 widening, NaN/Inf
-// checks, checksums), so one head's read overlaps the others' decoding. A caller asks for its next
-// group before it works on the current one, so reads overlap tile statistics and scoring.
+// in the order they were made: for the groups of heads queued, its decoding threads each read a
+// head's stored values (direct reads, or libhdf5, which serves one call at a time) and decode it
+// (fp16 widening, NaN/Inf checks, checksums), so one head's read overlaps the others' decoding.
+// Every request queued when the thread turns to the queue is served in one parallel loop: the
+// devices' groups are smaller than the thread count (8 heads for 16 threads), and one group at a
+// time left half the threads idle while several devices waited. A caller asks for its next group
+// before it works on the current one, so reads overlap tile statistics and scoring.
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -24,8 +27,9 @@ struct SliceBatch {
 
 class SliceFeed {
 public:
-    // threads: decoding threads per request (the caller's OpenMP setting, e.g. --threads).
-    SliceFeed(const DumpReader& reader, bool with_v, int threads);
+    // threads: decoding threads (the caller's OpenMP setting, e.g. --threads); halves: what
+    // DumpReader::decode makes of q and k stored as halves.
+    SliceFeed(const DumpReader& reader, bool with_v, HalfQK halves, int threads);
     // Drops queued requests (their futures see broken promises) and joins the thread after the
     // read in progress: destroy the feed before the SliceBatches it may be writing.
     ~SliceFeed();
@@ -48,10 +52,12 @@ private:
         std::promise<void> done;
     };
     void serve();
-    void fill(const Request& r);
+    // Reads and decodes the requests' heads; the error of each request that failed, by index.
+    std::vector<std::exception_ptr> fill(const std::vector<Request>& requests) const;
 
     const DumpReader& reader_;
     const bool with_v_;
+    const HalfQK halves_;
     const int threads_;
     mutable std::mutex mutex_;
     std::condition_variable wake_;

@@ -71,8 +71,11 @@ public:
     // Heads per compute_batch call that keep the backend busy (at least 1).
     virtual int64_t batch_heads() const = 0;
     // The statistics of each slice, in order. Every slice has grid().tokens tokens; callers pass
-    // at most batch_heads() of them. Throws InputError for scores that overflow float32.
+    // at most batch_heads() of them, with q and k as floats, or as halves where takes_halves().
+    // Throws InputError for scores that overflow float32.
     virtual std::vector<SixOrderStats> compute_batch(const std::vector<HeadSlice>& heads) = 0;
+    // Whether compute_batch takes slices that kept q and k as the dump's halves (HalfQK::keep).
+    virtual bool takes_halves() const { return false; }
     // Relative L1 error of each order's masked output against dense (output_error.hpp); the slice
     // carries v. The CPU scorer masked_output_error unless a backend has a faster one.
     virtual std::array<double, kNumOrders> output_error(const HeadSlice& slice,

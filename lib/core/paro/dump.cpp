@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "paro/error.hpp"
 #include "paro/memory_budget.hpp"
@@ -289,7 +290,7 @@ void DumpReader::read_raw_heads(RawHeads& raw, int64_t i0, int64_t n) const {
     }
 }
 
-void DumpReader::decode(const RawHeads& raw, int64_t i, HeadSlice& s) const {
+void DumpReader::decode(const RawHeads& raw, int64_t i, HeadSlice& s, HalfQK halves) const {
     PARO_ASSERT(i >= 0 && i < raw.count);
     const DumpLayer& L = info_.layers[raw.layer];
     s.file = info_.path;
@@ -300,30 +301,43 @@ void DumpReader::decode(const RawHeads& raw, int64_t i, HeadSlice& s) const {
     s.head_dim = L.head_dim;
     s.value_dim = 0;
     s.scale = L.scale;
-    // Tensors this dump does not hold are emptied; the others keep their storage (a resize to the
-    // same size writes nothing: zero-filling 9 MB per head was a tenth of decoding it).
-    bool held[4] = {false, false, false, false};  // q, k, v, attention
+    // Tensors this dump does not hold, or holds in the other form, are emptied; the others keep
+    // their storage (a resize to the same size writes nothing: zero-filling 9 MB per head was a
+    // tenth of decoding it).
+    std::vector<float>* floats[4] = {&s.q, &s.k, &s.v, &s.attention};
+    std::vector<uint16_t>* kept[2] = {&s.q_half, &s.k_half};
+    bool held_floats[4] = {false, false, false, false}, held_halves[2] = {false, false};
+    constexpr size_t kBlock = size_t(1) << 14;
+    std::vector<float> widened;  // a block of kept halves as floats, for the checksum
     uint32_t crc = 0;
     int64_t bytes = 0;
     for (const RawHeads::Tensor& t : raw.tensors) {
         const char* name = t.path.c_str() + t.path.rfind('/') + 1;
         const int which = name[0] == 'q' ? 0 : name[0] == 'k' ? 1 : name[0] == 'v' ? 2 : 3;
-        std::vector<float>& out = which == 0 ? s.q : which == 1 ? s.k : which == 2 ? s.v : s.attention;
-        held[which] = true;
         if (which == 2) s.value_dim = L.value_dim;
         const size_t per_head = static_cast<size_t>(s.tokens * t.cols);
-        out.resize(per_head);
+        const bool keep = t.half && which < 2 && halves == HalfQK::keep;
+        (keep ? held_halves : held_floats)[which] = true;
+        if (keep) {
+            kept[which]->resize(per_head);
+            widened.resize(std::min(kBlock, per_head));
+        } else {
+            floats[which]->resize(per_head);
+        }
         // In blocks, each checksummed while it is in cache.
-        constexpr size_t kBlock = size_t(1) << 14;
         bool finite = true;
         for (size_t b = 0; b < per_head; b += kBlock) {
             const size_t n = std::min(kBlock, per_head - b);
-            float* o = out.data() + b;
-            if (t.half) {
-                finite &= widen_halves(reinterpret_cast<const uint16_t*>(t.bytes.data()) + i * per_head + b, o, n);
+            const uint8_t* in = t.bytes.data() + (i * per_head + b) * (t.half ? sizeof(uint16_t) : sizeof(float));
+            float* o = keep ? widened.data() : floats[which]->data() + b;
+            if (keep) {
+                uint16_t* h = kept[which]->data() + b;
+                std::memcpy(h, in, n * sizeof(uint16_t));
+                finite &= widen_halves(h, o, n);
+            } else if (t.half) {
+                finite &= widen_halves(reinterpret_cast<const uint16_t*>(in), o, n);
             } else {
-                const float* f = reinterpret_cast<const float*>(t.bytes.data()) + i * per_head + b;
-                std::copy(f, f + n, o);
+                std::memcpy(o, in, n * sizeof(float));
                 finite &= std::all_of(o, o + n, [](float x) { return std::isfinite(x); });
             }
             crc = crc32_update(crc, o, n * sizeof(float));
@@ -332,8 +346,8 @@ void DumpReader::decode(const RawHeads& raw, int64_t i, HeadSlice& s) const {
         if (!finite)
             throw InputError(info_.path, t.path,
                              fmt::format("NaN or Inf in layer {}, sample {}, head {}", s.layer, s.sample, s.head));
-        if (&out == &s.attention)
-            for (float x : out)
+        if (which == 3)
+            for (float x : s.attention)
                 if (!(x >= 0.0f && x <= 1.001f))
                     throw InputError(info_.path, t.path,
                                      fmt::format("value {} in layer {}, sample {}, head {} is not a post-softmax "
@@ -341,11 +355,25 @@ void DumpReader::decode(const RawHeads& raw, int64_t i, HeadSlice& s) const {
                                                  x, s.layer, s.sample, s.head));
     }
     for (int w = 0; w < 4; ++w)
-        if (!held[w]) (w == 0 ? s.q : w == 1 ? s.k : w == 2 ? s.v : s.attention).clear();
+        if (!held_floats[w]) floats[w]->clear();
+    for (int w = 0; w < 2; ++w)
+        if (!held_halves[w]) kept[w]->clear();
     const size_t slot = static_cast<size_t>((first_slice_[raw.layer] + s.head) * static_cast<int64_t>(info_.samples.size()) +
                                             s.sample);
     slice_crc_[slot] = crc;
     slice_bytes_[slot] = bytes;
+}
+
+HeadSlice with_floats(const HeadSlice& s) {
+    HeadSlice out = s;
+    if (!s.has_halves()) return out;
+    out.q.resize(s.q_half.size());
+    out.k.resize(s.k_half.size());
+    (void)widen_halves(s.q_half.data(), out.q.data(), s.q_half.size());  // finite: decode checked
+    (void)widen_halves(s.k_half.data(), out.k.data(), s.k_half.size());
+    out.q_half.clear();
+    out.k_half.clear();
+    return out;
 }
 
 HeadSlice DumpReader::read(int64_t sample, int64_t layer, int64_t head, bool with_v) const {

@@ -57,8 +57,20 @@ struct HeadSlice {
     double scale = 0;
     std::vector<float> q, k, v;  // [N, D], [N, D], [N, Dv] (v empty when absent)
     std::vector<float> attention;  // [N, N] for attention-map dumps, else empty
+    // q and k as the dump stored them, IEEE halves, when they were decoded with HalfQK::keep
+    // (q and k are then empty).
+    std::vector<uint16_t> q_half, k_half;
     bool is_attention() const { return !attention.empty(); }
+    bool has_halves() const { return !q_half.empty(); }
 };
+
+// What decoding makes of q and k stored as halves: floats, which every consumer takes, or the
+// halves themselves, for a consumer that computes in fp16 anyway (the GPU statistics) and would
+// otherwise narrow the floats back: the round trip was most of the host's work per head there.
+enum class HalfQK { widen, keep };
+
+// A copy of s with q and k as floats (widened from its kept halves, if it has them).
+HeadSlice with_floats(const HeadSlice& s);
 
 // The stored values of heads [h0, h0 + count) of one (sample, layer) (read_raw, or prepare_raw
 // and read_raw_heads), turned into HeadSlices by decode. The split lets callers read a head while
@@ -89,9 +101,10 @@ public:
     // raw read into place, so that a caller can decode a head while the next one is read.
     void prepare_raw(int64_t sample, int64_t layer, int64_t h0, int64_t count, bool with_v, RawHeads& raw) const;
     void read_raw_heads(RawHeads& raw, int64_t i0, int64_t n) const;
-    // Head h0 + i of raw as a slice (out's buffers reused); records its checksum. Throws
-    // InputError on NaN/Inf. Safe to call concurrently for distinct i (and distinct raws).
-    void decode(const RawHeads& raw, int64_t i, HeadSlice& out) const;
+    // Head h0 + i of raw as a slice (out's buffers reused); records its checksum (of the values
+    // as floats, whatever `halves` says). Throws InputError on NaN/Inf. Safe to call concurrently
+    // for distinct i (and distinct raws).
+    void decode(const RawHeads& raw, int64_t i, HeadSlice& out, HalfQK halves = HalfQK::widen) const;
     // CRC-32 of the floats of every slice read so far, slice by slice in (layer, head, sample)
     // order and q, k, v within a slice, whatever order they were read in (the pattern file's
     // provenance; a calibration spread over devices reads in another order than one on the CPU).
