@@ -21,13 +21,13 @@ namespace {
 constexpr int64_t kBatchHeads = 16;
 
 // Stages tensor t of a batch (q of every head, then k of every head) as halves at out, and returns
-// whether it is exact in them: a slice's kept halves are, its floats when they narrow exactly.
+// whether it is exact in them: kept halves are, floats when they narrow exactly. Per tensor: a dump
+// may store q as halves and k as floats.
 bool stage_half(const std::vector<HeadSlice>& heads, size_t t, uint16_t* out) {
     const HeadSlice& h = heads[t % heads.size()];
     const bool q = t < heads.size();
-    if (h.has_halves()) {
-        const std::vector<uint16_t>& src = q ? h.q_half : h.k_half;
-        std::memcpy(out, src.data(), src.size() * sizeof(uint16_t));
+    if (const std::vector<uint16_t>& kept = q ? h.q_half : h.k_half; !kept.empty()) {
+        std::memcpy(out, kept.data(), kept.size() * sizeof(uint16_t));
         return true;
     }
     const std::vector<float>& src = q ? h.q : h.k;

@@ -123,6 +123,35 @@ TEST_CASE("halves kept by decode are the stored bits, checksummed as their float
     CHECK(keeping.checksum() == widening.checksum());
 }
 
+TEST_CASE("a dump of half q and float k keeps only q as halves", "[dump]") {
+    test::TempDir tmp;
+    const std::string path = synth(tmp, true);
+    {  // /layers/0/k rewritten as float32, the same values
+        const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+        const hid_t ds = H5Dopen2(f, "/layers/0/k", H5P_DEFAULT);
+        const hid_t space = H5Dget_space(ds);
+        hsize_t dims[4];
+        REQUIRE(H5Sget_simple_extent_dims(space, dims, nullptr) == 4);
+        std::vector<float> values(dims[0] * dims[1] * dims[2] * dims[3]);
+        REQUIRE(H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()) >= 0);
+        H5Dclose(ds);
+        REQUIRE(H5Ldelete(f, "/layers/0/k", H5P_DEFAULT) >= 0);
+        const hid_t out = H5Dcreate2(f, "/layers/0/k", H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        REQUIRE(H5Dwrite(out, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()) >= 0);
+        H5Dclose(out), H5Sclose(space), H5Fclose(f);
+    }
+    DumpReader reader(path);
+    RawHeads raw;
+    reader.read_raw(0, 0, 0, 2, false, raw);
+    HeadSlice kept, floats;
+    reader.decode(raw, 1, kept, HalfQK::keep);
+    reader.decode(raw, 1, floats);
+    CHECK((!kept.q_half.empty() && kept.q.empty()));
+    CHECK((kept.k_half.empty() && same_floats(kept.k, floats.k)));
+    const HeadSlice wide = with_floats(kept);
+    CHECK((same_floats(wide.q, floats.q) && same_floats(wide.k, floats.k) && !wide.has_halves()));
+}
+
 TEST_CASE("the dump checksum does not depend on the read order", "[dump]") {
     test::TempDir tmp;
     const std::string path = synth(tmp, true);

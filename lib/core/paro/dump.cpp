@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <utility>
 
 #include "paro/error.hpp"
 #include "paro/memory_budget.hpp"
@@ -366,13 +367,12 @@ void DumpReader::decode(const RawHeads& raw, int64_t i, HeadSlice& s, HalfQK hal
 
 HeadSlice with_floats(const HeadSlice& s) {
     HeadSlice out = s;
-    if (!s.has_halves()) return out;
-    out.q.resize(s.q_half.size());
-    out.k.resize(s.k_half.size());
-    (void)widen_halves(s.q_half.data(), out.q.data(), s.q_half.size());  // finite: decode checked
-    (void)widen_halves(s.k_half.data(), out.k.data(), s.k_half.size());
-    out.q_half.clear();
-    out.k_half.clear();
+    for (auto [halves, floats] : {std::pair{&out.q_half, &out.q}, std::pair{&out.k_half, &out.k}}) {
+        if (halves->empty()) continue;
+        floats->resize(halves->size());
+        (void)widen_halves(halves->data(), floats->data(), halves->size());  // finite: decode checked
+        halves->clear();
+    }
     return out;
 }
 

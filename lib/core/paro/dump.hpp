@@ -57,11 +57,11 @@ struct HeadSlice {
     double scale = 0;
     std::vector<float> q, k, v;  // [N, D], [N, D], [N, Dv] (v empty when absent)
     std::vector<float> attention;  // [N, N] for attention-map dumps, else empty
-    // q and k as the dump stored them, IEEE halves, when they were decoded with HalfQK::keep
-    // (q and k are then empty).
+    // q or k as the dump stored it, IEEE halves, when decoded with HalfQK::keep from a half dataset
+    // (that tensor's floats are then empty; a dump may store one of q, k as halves, the other not).
     std::vector<uint16_t> q_half, k_half;
     bool is_attention() const { return !attention.empty(); }
-    bool has_halves() const { return !q_half.empty(); }
+    bool has_halves() const { return !q_half.empty() || !k_half.empty(); }
 };
 
 // What decoding makes of q and k stored as halves: floats, which every consumer takes, or the
