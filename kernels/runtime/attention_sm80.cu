@@ -51,7 +51,7 @@ struct StageSm80 {
 
 // One 64-key tile for a warp's 16 query rows: S = Q K^T, then the policy's softmax and PV.
 template <int D, bool RAGGED, typename PV>
-__device__ __forceinline__ void tile_step(const uint8_t* sk, uint32_t so, float sc, int valid, int lane, const PV& pv,
+__device__ __forceinline__ void tile_step(const uint8_t* sk, uint32_t so, ScoreStep sc, int valid, int lane, const PV& pv,
                                           const uint32_t (&qa)[D / 32][4], float (&o)[D / 8][4], RowState& rs) {
     int acc[8][4];
     qk_tile<D, KTileCopy<D>::SK>(sk, lane, qa, acc);
@@ -84,7 +84,8 @@ __global__ void __launch_bounds__(kAttnThreads, PV::kMinBlocks)
 
     uint32_t qa[D / 32][4];
     load_q_fragments<D>(w.q + (bh * s.npad + size_t(r) * kTile + warp * 16) * D, g, t, qa);
-    const float qscale = w.q_scale[(bh * s.nb + r) * kQGroupsPerTile + warp] * sm_scale_log2;
+    const float* qs = w.q_scale + bh * s.npad + size_t(r) * kTile + warp * 16 + g;  // the thread's rows
+    const float qscale0 = qs[0] * sm_scale_log2, qscale1 = qs[8] * sm_scale_log2;
 
     float o[D / 8][4];
 #pragma unroll
@@ -94,7 +95,7 @@ __global__ void __launch_bounds__(kAttnThreads, PV::kMinBlocks)
     for (uint32_t i = 0; i < n; ++i) {
         ring.next(i, load_tile);
         const uint32_t so = (i % kStages) * L::bytes;
-        const float sc = qscale * ring.ks0;
+        const ScoreStep sc{qscale0 * ring.ks0, qscale1 * ring.ks0};
         const int valid = s.tokens - ring.c0 * kTile;  // keys of this tile inside the sequence
         // Two copies of the tile step: the ragged one (last key tile only) masks keys past the end.
         // A uniform branch instead of predicated selects on every element of every tile.

@@ -178,7 +178,7 @@ struct Sm90Row {
     uint32_t n, pos;     // the row's kept tiles, and the ring position of its first
 
     uint32_t qa[D / 32][4];
-    float qscale;
+    ScoreStep qscale;  // the thread's two rows' Q scales x softmax scale x log2 e
     float o[D / 8][4];
     int s[8][4];                        // S of the current tile
     PvAcc pv[PV16 ? 1 : D / 64][8][4];  // 8-bit PV: P'V of the previous tile
@@ -277,7 +277,7 @@ struct Sm90Row {
             wgmma_wait<0>();
         }
         fence_operand(s);
-        const float sc = qscale * tm.k_scale;
+        const ScoreStep sc{qscale.row0 * tm.k_scale, qscale.row1 * tm.k_scale};
         const int valid = tm.valid;
         float f[8][4];  // the values of P (i)
         float b0, b1;
@@ -337,7 +337,8 @@ __device__ __forceinline__ void consume(const ConsumerSmem<D, F>& sm, const RowQ
         }
         walk.start(row.n, pos);
         load_q_fragments<D>(w.q + (row.bh * s.npad + size_t(row.r) * kTile + warp * 16) * D, g, t, walk.qa);
-        walk.qscale = w.q_scale[(row.bh * s.nb + row.r) * kQGroupsPerTile + warp] * sm_scale_log2;
+        const float* qs = w.q_scale + row.bh * s.npad + p0;  // rows p0 and p0 + 8
+        walk.qscale = {qs[0] * sm_scale_log2, qs[8] * sm_scale_log2};
         walk.template step<true>(0);
         for (uint32_t j = 1; j < row.n; ++j) walk.template step<false>(j);
         walk.finish();

@@ -12,7 +12,6 @@
 namespace paro::gpu {
 
 constexpr int kTile = paro::kRuntimeTile;  // tokens per tile (query and key)
-constexpr int kQGroupsPerTile = 4; // one Q scale per 16-row warp slice of a 64-row tile
 
 enum class DType : int { f32 = 0, f16 = 1, bf16 = 2 };
 
@@ -35,7 +34,7 @@ struct Quantized {
     //                 in the first half of the region; FP8-PV heads: the same layout, e4m3;
     //  fp16-PV heads: [nb][D][64] fp16 per tile transposed, keys in permuted order, not quantized.
     int8_t* vt;
-    float* q_scale;   // [BH][nb][4]
+    float* q_scale;   // [BH][Npad]         one per query row, permuted order
     float* k_scale;   // [BH][nb]
     // [BH][nb][D / 2][4] per tile and channel pair: {vs[2i], vs[2i + 1], -1.5 * 2^23 * vs[2i],
     // -1.5 * 2^23 * vs[2i + 1]}: the O update's FFMA operands, one 16-byte shared load per thread

@@ -3,8 +3,9 @@
 //
 // Quantization (one launch; SPLIT: three CTAs per (64-token permuted tile, head, batch), one each for
 // Q, K and V, else one CTA for all three; measured per head dim, quantize_t):
-//  - Q: one scale per 16-row warp slice (the attention kernel's warp owns 16 query rows), symmetric,
-//    max |q| / 127.
+//  - Q: one scale per row, symmetric, max |q| / 127 (bench/qk_quant_error.py: against one per 16 rows,
+//    less QK error on rows of unequal norms, e.g. text beside video tokens; the attention kernels
+//    fold it into each row's score step at no cost).
 //  - K: one scale per 64-token tile, after subtracting the head's per-channel mean (smooth_k; softmax
 //    is invariant to it since q . mean is constant along a query row).
 //  - V: one scale per (tile, channel), stored beside its product with -1.5 * 2^23 (Quantized::v_scale);
@@ -61,8 +62,7 @@ __global__ void __launch_bounds__(kPrepThreads) quantize_kernel(Shape s, PlanVie
     auto part_of = [&](int i) { return SPLIT ? PrepPart(blockIdx.x % 3) : PrepPart(i); };
 
     __shared__ int s_src[kTile];
-    __shared__ int s_qmax[kQGroupsPerTile];  // abs maxima as int bits
-    __shared__ int s_kmax;
+    __shared__ int s_kmax;  // abs maximum as int bits
     __shared__ int s_vmax[D];
     __shared__ __align__(16) int8_t s_vt[D * SVT16];  // V^T of the tile, int8 or fp16
 
@@ -72,7 +72,6 @@ __global__ void __launch_bounds__(kPrepThreads) quantize_kernel(Shape s, PlanVie
         if (p < s.tokens) src = plan.orders ? plan.gathers[size_t(plan.orders[h]) * s.tokens + p] : p;
         s_src[tid] = src;
     }
-    if (tid < kQGroupsPerTile) s_qmax[tid] = 0;
     if (tid == 0) s_kmax = 0;
     for (int c = tid; c < D; c += kPrepThreads) s_vmax[c] = 0;
     __syncthreads();
@@ -95,15 +94,15 @@ __global__ void __launch_bounds__(kPrepThreads) quantize_kernel(Shape s, PlanVie
     }
     float x[NC][8];
 
-    // swizzled: the tile's rows in the SwizzledRows<D> layout (K), else row-major (Q).
-    auto store = [&](auto swizzled, int8_t* dst_tile, const float (&inv_of_row_group)[4], bool per_group, float inv) {
+    // swizzled: the tile's rows in the SwizzledRows<D> layout (K), else row-major (Q). inv[NC]: the
+    // factor of each of the thread's chunks (a pointer: an array reference here crashes cudafe++ 13).
+    auto store = [&](auto swizzled, int8_t* dst_tile, const float* inv) {
 #pragma unroll
         for (int i = 0; i < NC; ++i) {
             const int c = tid + i * kPrepThreads, row = c / CH, col = (c % CH) * 8;
-            const float f = per_group ? inv_of_row_group[row / 16] : inv;
             int qv8[8];
 #pragma unroll
-            for (int j = 0; j < 8; ++j) qv8[j] = quant_s8(x[i][j] * f);
+            for (int j = 0; j < 8; ++j) qv8[j] = quant_s8(x[i][j] * inv[i]);
             uint2 packed;
             packed.x = pack_s8x4(qv8[0], qv8[1], qv8[2], qv8[3]);
             packed.y = pack_s8x4(qv8[4], qv8[5], qv8[6], qv8[7]);
@@ -113,29 +112,21 @@ __global__ void __launch_bounds__(kPrepThreads) quantize_kernel(Shape s, PlanVie
         }
     };
 
-    // ---- Q: per 16-row group. A warp's chunks always fall in one group (D <= 128).
+    // ---- Q: per row. A row's CH chunks are CH consecutive lanes of one warp (CH = D / 8 divides 32).
     auto quantize_q = [&] {
+        float inv[NC];
 #pragma unroll
         for (int i = 0; i < NC; ++i) {
             float m = 0.f;
 #pragma unroll
             for (int j = 0; j < 8; ++j) m = fmaxf(m, fabsf(x[i][j]));
-            m = warp_max(m);
-            const int row = (tid + i * kPrepThreads) / CH;
-            if (lane == 0) atomicMax(&s_qmax[row / 16], __float_as_int(m));
-        }
-        __syncthreads();
-        float inv[4];
 #pragma unroll
-        for (int g = 0; g < 4; ++g) {
-            const float m = __int_as_float(s_qmax[g]);
-            inv[g] = m > 0.f ? 127.f / m : 0.f;
+            for (int o = CH / 2; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+            inv[i] = m > 0.f ? 127.f / m : 0.f;
+            const int c = tid + i * kPrepThreads;
+            if (c % CH == 0) w.q_scale[bh * s.npad + size_t(tile) * kTile + c / CH] = m > 0.f ? m / 127.f : 1.f;
         }
-        store(std::false_type{}, w.q + (bh * s.npad + size_t(tile) * kTile) * D, inv, true, 0.f);
-        if (tid < kQGroupsPerTile) {
-            const float m = __int_as_float(s_qmax[tid]);
-            w.q_scale[(bh * s.nb + tile) * kQGroupsPerTile + tid] = m > 0.f ? m / 127.f : 1.f;
-        }
+        store(std::false_type{}, w.q + (bh * s.npad + size_t(tile) * kTile) * D, inv);
     };
 
     // ---- K: one scale per tile, mean-subtracted.
@@ -155,8 +146,10 @@ __global__ void __launch_bounds__(kPrepThreads) quantize_kernel(Shape s, PlanVie
         if (lane == 0) atomicMax(&s_kmax, __float_as_int(m));
         __syncthreads();
         const float km = __int_as_float(s_kmax);
-        const float none[4] = {0, 0, 0, 0};
-        store(std::true_type{}, w.k + (bh * s.npad + size_t(tile) * kTile) * D, none, false, km > 0.f ? 127.f / km : 0.f);
+        float inv[NC];
+#pragma unroll
+        for (int i = 0; i < NC; ++i) inv[i] = km > 0.f ? 127.f / km : 0.f;
+        store(std::true_type{}, w.k + (bh * s.npad + size_t(tile) * kTile) * D, inv);
         if (tid == 0) w.k_scale[bh * s.nb + tile] = km > 0.f ? km / 127.f : 1.f;
     };
 

@@ -56,7 +56,7 @@ struct PvInt8Sm80 {
     }
     // sk: the stage (generic address), so: its offset in shared memory.
     template <bool RAGGED>
-    __device__ __forceinline__ void tile(const int (&acc)[8][4], const uint8_t* sk, uint32_t /*so*/, float sc,
+    __device__ __forceinline__ void tile(const int (&acc)[8][4], const uint8_t* sk, uint32_t /*so*/, ScoreStep sc,
                                          int valid, int lane, float (&o)[D / 8][4], RowState& rs) const {
         const int t = lane & 3;
         float beta0, beta1;
@@ -120,7 +120,7 @@ struct PvFp16Sm80 {
         for (int it = 0; it < VIT; ++it) cp_async16(s0 + v_so + it * VSTEP, gv + it * kAttnThreads * 16);
     }
     template <bool RAGGED>
-    __device__ __forceinline__ void tile(const int (&acc)[8][4], const uint8_t* /*sk*/, uint32_t so, float sc,
+    __device__ __forceinline__ void tile(const int (&acc)[8][4], const uint8_t* /*sk*/, uint32_t so, ScoreStep sc,
                                          int valid, int lane, float (&o)[D / 8][4], RowState& rs) const {
         const int t = lane & 3;
         float beta0, beta1;

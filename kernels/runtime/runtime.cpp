@@ -68,7 +68,7 @@ Workspace workspace_layout(int64_t bh, int64_t npad, int64_t nb, int64_t d) {
     w.q = take(size_t(bh * npad * d));
     w.k = take(size_t(bh * npad * d));
     w.vt = take(size_t(bh) * paro::gpu::vt_head_bytes(int(nb), int(d)));  // fp16 V fits (fp16-PV heads)
-    w.qs = take(sizeof(float) * size_t(bh * nb * paro::gpu::kQGroupsPerTile));
+    w.qs = take(sizeof(float) * size_t(bh * npad));
     w.ks = take(sizeof(float) * size_t(bh * nb));
     w.vs = take(sizeof(float) * size_t(bh * nb * d * 2));
     w.km = take(sizeof(float) * size_t(bh * d));

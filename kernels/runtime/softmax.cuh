@@ -25,12 +25,18 @@ struct RowState {
     float m0 = -INFINITY, m1 = -INFINITY, rho0 = -INFINITY, rho1 = -INFINITY, l0 = 0.f, l1 = 0.f;
 };
 
+// The score step of a tile for the thread's two rows: the log2-domain score of one unit of the int32
+// accumulator (the row's Q scale x the tile's K scale x softmax scale x log2 e; positive).
+struct ScoreStep {
+    float row0, row1;
+};
+
 // The two halves of a tile's softmax that every P format shares (thread: rows g and g + 8).
 // Row maxima of the scores (log2 domain), from the accumulators (plus BIAS: the biased integers)
-// compared as integers: monotonic in the score since sc > 0. RAGGED: keys at or past `valid` get a
+// compared as integers: monotonic in the score since each row's step is positive. RAGGED: keys at or past `valid` get a
 // value far below any real score (and p = 0 in tile_exp2).
 template <bool RAGGED, int BIAS>
-__device__ __forceinline__ void tile_row_max(const int (&acc)[8][4], float sc, int valid, int t, float& mx0,
+__device__ __forceinline__ void tile_row_max(const int (&acc)[8][4], ScoreStep sc, int valid, int t, float& mx0,
                                              float& mx1) {
     constexpr int kMasked = kMagic - (1 << 22) - BIAS;
     auto key_value = [&](int j, int e) {
@@ -48,20 +54,20 @@ __device__ __forceinline__ void tile_row_max(const int (&acc)[8][4], float sc, i
         im0 = max(im0, __shfl_xor_sync(0xffffffffu, im0, o2));
         im1 = max(im1, __shfl_xor_sync(0xffffffffu, im1, o2));
     }
-    mx0 = (__int_as_float(im0 + BIAS) - kMagicF) * sc;
-    mx1 = (__int_as_float(im1 + BIAS) - kMagicF) * sc;
+    mx0 = (__int_as_float(im0 + BIAS) - kMagicF) * sc.row0;
+    mx1 = (__int_as_float(im1 + BIAS) - kMagicF) * sc.row1;
 }
 
 // f = 2^(F * sc - bias) per score, F the biased score (one FFMA + EX2); masked keys give 0.
 template <bool RAGGED, int BIAS>
-__device__ __forceinline__ void tile_exp2(const int (&acc)[8][4], float sc, float bias0, float bias1, int valid,
+__device__ __forceinline__ void tile_exp2(const int (&acc)[8][4], ScoreStep sc, float bias0, float bias1, int valid,
                                           int t, float (&f)[8][4]) {
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
-        f[j][0] = ex2(fmaf(__int_as_float(acc[j][0] + BIAS), sc, -bias0));
-        f[j][1] = ex2(fmaf(__int_as_float(acc[j][1] + BIAS), sc, -bias0));
-        f[j][2] = ex2(fmaf(__int_as_float(acc[j][2] + BIAS), sc, -bias1));
-        f[j][3] = ex2(fmaf(__int_as_float(acc[j][3] + BIAS), sc, -bias1));
+        f[j][0] = ex2(fmaf(__int_as_float(acc[j][0] + BIAS), sc.row0, -bias0));
+        f[j][1] = ex2(fmaf(__int_as_float(acc[j][1] + BIAS), sc.row0, -bias0));
+        f[j][2] = ex2(fmaf(__int_as_float(acc[j][2] + BIAS), sc.row1, -bias1));
+        f[j][3] = ex2(fmaf(__int_as_float(acc[j][3] + BIAS), sc.row1, -bias1));
     }
     if (RAGGED) {
 #pragma unroll
@@ -86,7 +92,7 @@ __device__ __forceinline__ void tile_exp2(const int (&acc)[8][4], float sc, floa
 // sequence). In two halves, so that a caller can wait in between: softmax_tile_8bit_exp up to the
 // values of P' (f, fp32), then pack_p8; softmax_tile_8bit runs both.
 template <bool RAGGED, int BIAS, bool FP8 = false>
-__device__ __forceinline__ void softmax_tile_8bit_exp(const int (&acc)[8][4], float sc, int valid, int t,
+__device__ __forceinline__ void softmax_tile_8bit_exp(const int (&acc)[8][4], ScoreStep sc, int valid, int t,
                                                       RowState& rs, float& beta0, float& beta1, float (&f)[8][4]) {
     float mx0, mx1;
     tile_row_max<RAGGED, BIAS>(acc, sc, valid, t, mx0, mx1);
@@ -105,13 +111,15 @@ __device__ __forceinline__ void softmax_tile_8bit_exp(const int (&acc)[8][4], fl
     // step) exceeds ~0.003, i.e. for large Q and K. guard = 2 * sc + 1e-4 covers that and the row
     // max's own rounding (|rho| grows with sc, so the 2 * sc term covers it too); at ordinary scales
     // the largest P' still rounds to 255 (254.95 at sc 1e-4). The guard differs a little from tile to
-    // tile (sc carries the tile's k scale), so tiles' weights differ by up to ln2 * 2 * |sc_a - sc_b|:
-    // ~0.03% at sc 2e-4, ~0.7% at sc 5e-3, where INT8 QK's own error is several times larger.
+    // tile (sc carries the tile's k scale), so a row's tiles' weights differ by up to
+    // ln2 * 2 * |sc_a - sc_b|: ~0.03% at sc 2e-4, ~0.7% at sc 5e-3, where INT8 QK's own error is
+    // several times larger.
     // (Exponentials in half2 were tried: ex2.approx.f16x2 is two MUFU operations on sm_90, so they
     // saved nothing.) FP8 needs no guard: its conversion saturates at 448, far above 256.
     const float kLog2_255 = 7.994353436858858f;
-    const float guard = FP8 ? -8.f : fmaf(2.f, sc, 1e-4f) - kLog2_255;
-    const float bias0 = fmaf(kMagicF, sc, r0 + guard), bias1 = fmaf(kMagicF, sc, r1 + guard);
+    const float guard0 = FP8 ? -8.f : fmaf(2.f, sc.row0, 1e-4f) - kLog2_255;
+    const float guard1 = FP8 ? -8.f : fmaf(2.f, sc.row1, 1e-4f) - kLog2_255;
+    const float bias0 = fmaf(kMagicF, sc.row0, r0 + guard0), bias1 = fmaf(kMagicF, sc.row1, r1 + guard1);
     tile_exp2<RAGGED, BIAS>(acc, sc, bias0, bias1, valid, t, f);
 }
 
@@ -157,7 +165,7 @@ __device__ __forceinline__ void pack_p8(const float (&f)[8][4], float beta0, flo
 }
 
 template <bool RAGGED, int BIAS, bool FP8 = false>
-__device__ __forceinline__ void softmax_tile_8bit(const int (&acc)[8][4], float sc, int valid, int t, RowState& rs,
+__device__ __forceinline__ void softmax_tile_8bit(const int (&acc)[8][4], ScoreStep sc, int valid, int t, RowState& rs,
                                                   float& beta0, float& beta1, uint32_t (&pa)[2][4]) {
     float f[8][4];
     softmax_tile_8bit_exp<RAGGED, BIAS, FP8>(acc, sc, valid, t, rs, beta0, beta1, f);
@@ -177,7 +185,7 @@ constexpr float kLazyMax = 8.f;
 // tile). BIAS and RAGGED as in softmax_tile_8bit, and so are the halves: softmax_tile_fp16_exp, then
 // pack_p16.
 template <bool RAGGED, int BIAS>
-__device__ __forceinline__ void softmax_tile_fp16_exp(const int (&acc)[8][4], float sc, int valid, int t,
+__device__ __forceinline__ void softmax_tile_fp16_exp(const int (&acc)[8][4], ScoreStep sc, int valid, int t,
                                                       RowState& rs, float& beta0, float& beta1, float (&f)[8][4]) {
     float mx0, mx1;
     tile_row_max<RAGGED, BIAS>(acc, sc, valid, t, mx0, mx1);
@@ -187,7 +195,7 @@ __device__ __forceinline__ void softmax_tile_fp16_exp(const int (&acc)[8][4], fl
     rs.m0 = n0;
     rs.m1 = n1;
     // p = 2^(F * sc - bias), F the biased score, bias = 1.5 * 2^23 * sc + m.
-    const float bias0 = fmaf(kMagicF, sc, n0), bias1 = fmaf(kMagicF, sc, n1);
+    const float bias0 = fmaf(kMagicF, sc.row0, n0), bias1 = fmaf(kMagicF, sc.row1, n1);
     tile_exp2<RAGGED, BIAS>(acc, sc, bias0, bias1, valid, t, f);
 }
 
@@ -210,7 +218,7 @@ __device__ __forceinline__ void pack_p16(const float (&f)[8][4], float beta0, fl
 }
 
 template <bool RAGGED, int BIAS>
-__device__ __forceinline__ void softmax_tile_fp16(const int (&acc)[8][4], float sc, int valid, int t, RowState& rs,
+__device__ __forceinline__ void softmax_tile_fp16(const int (&acc)[8][4], ScoreStep sc, int valid, int t, RowState& rs,
                                                   float& beta0, float& beta1, uint32_t (&pa)[4][4]) {
     float f[8][4];
     softmax_tile_fp16_exp<RAGGED, BIAS>(acc, sc, valid, t, rs, beta0, beta1, f);

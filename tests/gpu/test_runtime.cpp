@@ -545,8 +545,11 @@ TEST_CASE("gpu: runtime with peaked attention, batch 2 and [B, N, H, D] strides"
 namespace {
 
 // c against the same inputs with fp16 PV: every head finite, cosine >= 0.99, and rel L1 within 1.5x
-// the fp16-PV one plus 0.005. Returns c's worst error.
-WorstError held_to_fp16_pv(const Config& c, unsigned seed) {
+// the fp16-PV one plus 0.005, with `own_l1` added in quadrature: the PV format's own rounding error,
+// independent of the QK error (0 for INT8 PV; FP8's e4m3 P' and V cost up to ~4% rel L1 on ordinary
+// inputs, which a bound relative to fp16 PV must allow once fp16 PV's error is small). Returns c's
+// worst error.
+WorstError held_to_fp16_pv(const Config& c, unsigned seed, double own_l1 = 0) {
     Config c16 = c;
     c16.pv = PARO_PV_FP16;
     const RunResult r = run_config(c, seed), r16 = run_config(c16, seed);
@@ -561,7 +564,7 @@ WorstError held_to_fp16_pv(const Config& c, unsigned seed) {
         REQUIRE(e.finite);
         REQUIRE(e16.finite);
         CHECK(e.cosine >= 0.99);
-        CHECK(e.rel_l1 <= 1.5 * e16.rel_l1 + 0.005);
+        CHECK(e.rel_l1 <= std::hypot(1.5 * e16.rel_l1, own_l1) + 0.005);
         worst.add(e.cosine, e.rel_l1);
     }
     return worst;
@@ -688,7 +691,7 @@ TEST_CASE("gpu: fp8_e4m3 PV heads run on Hopper, are refused elsewhere", "[.gpu]
 // the worst errors (bench/RESULTS.md). e4m3 keeps 4 significant bits of P' and V where INT8 P'
 // keeps 8 of the large P that dominate a row: measured on H200, cosine >= 0.9991 and rel L1 <=
 // 4.2% (INT8 PV: 0.9998, 1.7%), so FP8 is held to cosine 0.999 and rel L1 5%.
-constexpr double kFp8MinCos = 0.999, kFp8MaxL1 = 0.05;
+constexpr double kFp8MinCos = 0.999, kFp8MaxL1 = 0.05, kFp8OwnL1 = 0.042;
 TEST_CASE("gpu: fp8-PV runtime vs fp32 masked reference, sweeps and adversarial inputs", "[.gpu][sweep]") {
     REQUIRE(have_gpu());
     if (std::string(paro_attention_kernel_name()).rfind("wgmma", 0) != 0) {
@@ -721,11 +724,11 @@ TEST_CASE("gpu: fp8-PV runtime vs fp32 masked reference, sweeps and adversarial 
         const Config o = outlier_v_config(D, PARO_PV_FP8_E4M3);
         const WorstError w = check_accuracy(o, run_config(o, 2600 + D), kFp8MinCos, kFp8MaxL1);
         outlier.add(w.cosine, w.rel_l1);
-        // Large Q and K: held to fp16 PV on the same inputs, as INT8 PV is (the INT8 QK error dominates).
+        // Large Q and K: held to fp16 PV on the same inputs, as INT8 PV is, plus e4m3's own rounding.
         Config l = o;
         l.v_outlier = l.v_text_scale = 1.f;
         l.q_sigma = l.k_sigma = 6.f;
-        const WorstError wl = held_to_fp16_pv(l, 2700 + D);
+        const WorstError wl = held_to_fp16_pv(l, 2700 + D, kFp8OwnL1);
         large.add(wl.cosine, wl.rel_l1);
     }
     WARN("FP8 PV worst vs fp32 masked reference: sweep cosine " << sweep.cosine << " rel L1 " << sweep.rel_l1
@@ -741,17 +744,20 @@ TEST_CASE("gpu: fp8-PV runtime vs fp32 masked reference, sweeps and adversarial 
 // L1 3%; FP8: kFp8MinCos / kFp8MaxL1):
 //   0 one kept tile per row (anywhere in it), fp16 in                       target
 //   1 text q/k x4 and v x8 (another norm than the video), a fully masked row a known gap: cosine
-//                                                                            0.998 (measured 0.99900
-//                                                                            fp16 PV, 0.99937 INT8)
+//                                                                            0.999 (measured on H200
+//                                                                            0.99950 fp16 PV, 0.99944
+//                                                                            INT8)
 //   2 peaked rows (q sigma 3) with an outlier V token x50                    a known gap, held as
 //                                                                            measured: cosine 0.995,
 //                                                                            rel L1 8% (INT8 worst
-//                                                                            0.9973 / 6.2% on H200)
+//                                                                            0.9973 / 6.1%, fp16
+//                                                                            0.99934 / 2.4%)
 //   3 one kept tile per row, text q/k x0.25, outlier V token x50, bf16 in   target
-// (Large-norm Q/K is held to fp16 PV on the same inputs in its own tests above.) Variants 1 and 2 are
-// the cases to fix: in 2 an outlier's per-(tile, channel) V scale coarsens its tile's other tokens,
-// and with peaked rows INT8 QK's error lands on the outlier's weight; in 1 (every PV format) the
-// INT8 QK scales of the text tiles.
+// (Large-norm Q/K is held to fp16 PV on the same inputs in its own tests above.) What is left of the
+// gaps: in 2, INT8 PV's per-(tile, channel) V scale set by the outlier coarsens its tile's other
+// tokens; in 1 and 2, INT8 QK's own error on rows of large scores (one Q scale per row since the
+// session of 2026-11-30: 0.99900 -> 0.99950 fp16 PV in 1; bench/qk_quant_error.py simulates INT8
+// QK alone on these inputs: even a scale per row and per key leaves worst cosines of 0.9994-0.9996).
 TEST_CASE("gpu: adversarial inputs for every PV format", "[.gpu][sweep]") {
     REQUIRE(have_gpu());
     std::vector<paro_pv_format> formats = {PARO_PV_INT8, PARO_PV_FP16};
@@ -778,7 +784,7 @@ TEST_CASE("gpu: adversarial inputs for every PV format", "[.gpu][sweep]") {
                         case 0: c.mask = MaskKind::one_per_row; break;
                         case 1:
                             c.mask = MaskKind::random20, c.qk_text_scale = 4.f, c.v_text_scale = 8.f;
-                            min_cos = std::min(min_cos, 0.998);
+                            min_cos = std::min(min_cos, 0.999);
                             break;
                         case 2:
                             c.mask = MaskKind::random50, c.q_sigma = 3.f, c.v_outlier = 50.f;
