@@ -4,8 +4,8 @@ attention output's error against fp64 with the same block mask, every other step
 full precision), so what is left is the QK quantization alone. Backs the reading of the runtime's
 adversarial gaps (tests/gpu/test_runtime.cpp, "adversarial inputs for every PV format"):
   q/16 k/64   one Q scale per 16 rows, one K scale per 64-token tile after the head's per-channel K
-              mean is subtracted (what kernels/runtime/prep.cu does),
-  q/1 k/64    one Q scale per row,
+              mean is subtracted (what kernels/runtime/prep.cu did before 2026-11-30),
+  q/1 k/64    one Q scale per row (what it does now),
   q/16 k/16   one K scale per 16 keys,
   q/1 k/1     one scale per row of Q and per key (the finest symmetric INT8 there is).
 Variants (as in the GPU suite; N = 118, 233, 800 with 13, 2, 32 text tokens as a suffix):

@@ -112,7 +112,8 @@ __global__ void __launch_bounds__(kPrepThreads) quantize_kernel(Shape s, PlanVie
         }
     };
 
-    // ---- Q: per row. A row's CH chunks are CH consecutive lanes of one warp (CH = D / 8 divides 32).
+    // ---- Q: per row. A row's CH chunks are CH consecutive lanes of one warp.
+    static_assert(32 % CH == 0, "a row's chunks must fall in one warp");
     auto quantize_q = [&] {
         float inv[NC];
 #pragma unroll

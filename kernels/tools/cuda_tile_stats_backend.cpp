@@ -20,18 +20,23 @@ namespace {
 // device split it, and the engine's memory budget.
 constexpr int64_t kBatchHeads = 16;
 
-// Stages tensor t of a batch (q of every head, then k of every head) as halves at out, and returns
-// whether it is exact in them: kept halves are, floats when they narrow exactly. Per tensor: a dump
-// may store q as halves and k as floats.
-bool stage_half(const std::vector<HeadSlice>& heads, size_t t, uint16_t* out) {
+// Stages tensor t of a batch (q of every head, then k of every head) at out, as halves (returns
+// whether the tensor is exact in them: kept halves are, floats when they narrow exactly) or as
+// floats (kept halves widened; returns true). Per tensor: a dump may store q as halves and k as
+// floats, and such a head goes up in fp32 when its k is not exact in fp16.
+bool stage(const std::vector<HeadSlice>& heads, size_t t, void* out, bool half) {
     const HeadSlice& h = heads[t % heads.size()];
     const bool q = t < heads.size();
-    if (const std::vector<uint16_t>& kept = q ? h.q_half : h.k_half; !kept.empty()) {
+    const std::vector<uint16_t>& kept = q ? h.q_half : h.k_half;
+    const std::vector<float>& floats = q ? h.q : h.k;
+    if (half && kept.empty()) return narrow_exact(floats.data(), static_cast<uint16_t*>(out), floats.size());
+    if (half)
         std::memcpy(out, kept.data(), kept.size() * sizeof(uint16_t));
-        return true;
-    }
-    const std::vector<float>& src = q ? h.q : h.k;
-    return narrow_exact(src.data(), out, src.size());
+    else if (kept.empty())
+        std::memcpy(out, floats.data(), floats.size() * sizeof(float));
+    else
+        (void)widen_halves(kept.data(), static_cast<float*>(out), kept.size());  // finite: decode checked
+    return true;
 }
 
 }  // namespace
@@ -72,7 +77,10 @@ std::vector<SixOrderStats> CudaTileStatsBackend::compute_batch(const std::vector
     if (heads.empty()) return {};
     const int64_t n = grid().tokens, d = heads.front().head_dim;
     for (const HeadSlice& s : heads) {
-        PARO_ASSERT(s.tokens == n && !s.is_attention());
+        PARO_ASSERT(s.tokens == n);
+        if (s.is_attention())
+            throw InputError(s.file, fmt::format("/layers/{}/attn", s.layer),
+                             "the GPU tile statistics need q and k, not attention maps (use --device cpu)");
         if (s.head_dim != d || s.scale != heads.front().scale)
             throw InputError(s.file, fmt::format("/layers/{}/q", s.layer),
                              "heads of one batch differ in head dim or scale");
@@ -87,7 +95,7 @@ std::vector<SixOrderStats> CudaTileStatsBackend::compute_batch(const std::vector
     std::vector<char> exact(2 * count);
 #pragma omp parallel for schedule(static)
     for (int64_t t = 0; t < int64_t(2 * count); ++t)
-        exact[t] = stage_half(heads, size_t(t), static_cast<uint16_t*>(staging_.get()) + t * per_tensor);
+        exact[t] = stage(heads, size_t(t), static_cast<uint16_t*>(staging_.get()) + t * per_tensor, true);
     std::vector<size_t> half, full;
     for (size_t i = 0; i < count; ++i) (exact[i] && exact[count + i] ? half : full).push_back(i);
     try {
@@ -110,16 +118,9 @@ std::vector<SixOrderStats> CudaTileStatsBackend::compute_groups(const std::vecto
         if (group.empty()) continue;
         const size_t g = group.size();
 #pragma omp parallel for schedule(static)
-        for (int64_t t = 0; t < int64_t(2 * g); ++t) {
-            const size_t in_batch = size_t(t) / g * count + group[size_t(t) % g];
-            if (in_half) {
-                (void)stage_half(heads, in_batch, static_cast<uint16_t*>(staging_.get()) + t * per_tensor);
-            } else {  // inexact in halves: floats, never kept halves
-                const HeadSlice& h = heads[in_batch % count];
-                const float* src = (in_batch < count ? h.q : h.k).data();
-                std::memcpy(static_cast<float*>(staging_.get()) + t * per_tensor, src, per_tensor * sizeof(float));
-            }
-        }
+        for (int64_t t = 0; t < int64_t(2 * g); ++t)
+            (void)stage(heads, size_t(t) / g * count + group[size_t(t) % g],
+                        static_cast<char*>(staging_.get()) + t * per_tensor * (in_half ? 2 : 4), in_half);
         std::vector<SixOrderStats> part = compute_staged(heads, group, in_half);
         for (size_t j = 0; j < g; ++j) out[group[j]] = std::move(part[j]);
     }

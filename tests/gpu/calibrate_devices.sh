@@ -1,6 +1,8 @@
 #!/bin/bash
 # `paro calibrate --device cuda` against `--device cpu` on planted fp16 dumps (text prefix and
 # suffix, a ragged last tile, D 64 and 128, three objectives): the same orders and the same masks.
+# And attention-map dumps, which the GPU engine does not take: the CPU's under --device auto, an error
+# with --device cuda.
 # Needs a GPU and a Python with h5py (the GPU machine's python3); skipped (77) otherwise.
 set -u
 : "${PARO:?PARO must point at the paro binary}"
@@ -38,4 +40,13 @@ print(("FAIL: " + ", ".join(bad) if bad else "same orders and masks") + f" ({wha
 sys.exit(1 if bad else 0)
 PY
 done
+# Attention-map dumps: the CPU engine under --device auto, a one-line error (exit 2) with --device cuda.
+"$PARO" synth -q -o "$dir/maps.h5" --maps --grid 2x4x6 --text 8 --layers 1 --heads 2 || { echo "synth --maps failed"; exit 1; }
+"$PARO" calibrate "$dir/maps.h5" -o "$dir/maps_auto.h5" --density 0.6 > "$dir/maps_auto.txt" 2>&1 ||
+  { echo "FAIL: an attention-map dump under --device auto"; cat "$dir/maps_auto.txt"; fail=1; }
+"$PARO" calibrate "$dir/maps.h5" -o "$dir/maps_cuda.h5" --density 0.6 --device cuda > "$dir/maps_cuda.txt" 2>&1
+rc=$?
+if [ $rc -ne 2 ] || [ -e "$dir/maps_cuda.h5" ] || ! grep -q "attention maps" "$dir/maps_cuda.txt"; then
+  echo "FAIL: an attention-map dump with --device cuda gave exit $rc:"; cat "$dir/maps_cuda.txt"; fail=1
+fi
 exit $fail

@@ -691,7 +691,9 @@ TEST_CASE("gpu: fp8_e4m3 PV heads run on Hopper, are refused elsewhere", "[.gpu]
 // the worst errors (bench/RESULTS.md). e4m3 keeps 4 significant bits of P' and V where INT8 P'
 // keeps 8 of the large P that dominate a row: measured on H200, cosine >= 0.9991 and rel L1 <=
 // 4.2% (INT8 PV: 0.9998, 1.7%), so FP8 is held to cosine 0.999 and rel L1 5%.
-constexpr double kFp8MinCos = 0.999, kFp8MaxL1 = 0.05, kFp8OwnL1 = 0.042;
+// kFp8OwnL1: e4m3's own rounding of P' and V, the sweep's worst rel L1 on ordinary inputs (4.01% on
+// H200), which adds in quadrature to the QK error where that is large (held_to_fp16_pv).
+constexpr double kFp8MinCos = 0.999, kFp8MaxL1 = 0.05, kFp8OwnL1 = 0.04;
 TEST_CASE("gpu: fp8-PV runtime vs fp32 masked reference, sweeps and adversarial inputs", "[.gpu][sweep]") {
     REQUIRE(have_gpu());
     if (std::string(paro_attention_kernel_name()).rfind("wgmma", 0) != 0) {
@@ -744,7 +746,7 @@ TEST_CASE("gpu: fp8-PV runtime vs fp32 masked reference, sweeps and adversarial 
 // L1 3%; FP8: kFp8MinCos / kFp8MaxL1):
 //   0 one kept tile per row (anywhere in it), fp16 in                       target
 //   1 text q/k x4 and v x8 (another norm than the video), a fully masked row a known gap: cosine
-//                                                                            0.999 (measured on H200
+//                                                                            0.9993 (measured on H200
 //                                                                            0.99950 fp16 PV, 0.99944
 //                                                                            INT8)
 //   2 peaked rows (q sigma 3) with an outlier V token x50                    a known gap, held as
@@ -784,7 +786,7 @@ TEST_CASE("gpu: adversarial inputs for every PV format", "[.gpu][sweep]") {
                         case 0: c.mask = MaskKind::one_per_row; break;
                         case 1:
                             c.mask = MaskKind::random20, c.qk_text_scale = 4.f, c.v_text_scale = 8.f;
-                            min_cos = std::min(min_cos, 0.999);
+                            min_cos = std::min(min_cos, 0.9993);  // one Q scale per 16 rows gave 0.99900
                             break;
                         case 2:
                             c.mask = MaskKind::random50, c.q_sigma = 3.f, c.v_outlier = 50.f;

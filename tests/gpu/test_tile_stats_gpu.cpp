@@ -499,9 +499,33 @@ TEST_CASE("tile stats gpu: a head's statistics do not depend on its batch-mates'
         INFO("head " << i << ", halves kept");
         CHECK(same(with_kept[i], mixed[i]));
     }
+    // A head whose q is kept as halves and whose k is not exact in fp16 goes up in fp32, its q widened.
+    HeadSlice qe_kf = e1;
+    qe_kf.k = f.k;
+    const SixOrderStats as_floats = backend.compute_batch({qe_kf}).front();
+    const std::vector<SixOrderStats> mixed_kept = backend.compute_batch({kept(e2, true), kept(qe_kf, false)});
+    CHECK(same(mixed_kept[0], mixed[2]));
+    CHECK(same(mixed_kept[1], as_floats));
     // What the test guards against: the fp32 kernel gives an fp16-exact head other bits.
     GpuTileStatsEngine engine(layout, TileStatsOptions{});
     CHECK_FALSE(same(mixed[0], engine.compute(e1, PARO_FLOAT32)));
+}
+
+TEST_CASE("tile stats gpu: an attention-map slice is an input error, not an abort", "[.gpu][tile_stats]") {
+    REQUIRE(have_gpu());
+    const TokenLayout layout{{2, 4, 6}, 5, TextPosition::prefix};
+    gpu::CudaTileStatsBackend backend(layout, TileStatsOptions{}, 0);
+    HeadSlice s;
+    s.file = "maps.h5";
+    s.layer = 2;
+    s.tokens = layout.tokens();
+    s.attention.assign(size_t(s.tokens * s.tokens), 1.f / float(s.tokens));
+    try {
+        (void)backend.compute_batch({s});
+        FAIL("expected an InputError");
+    } catch (const InputError& e) {
+        CHECK(std::string(e.what()).find("/layers/2/attn") != std::string::npos);
+    }
 }
 
 TEST_CASE("tile stats gpu: calibration spread over two engines equals one engine's, bit for bit", "[.gpu][tile_stats]") {

@@ -93,10 +93,20 @@ std::vector<uint16_t> stored_bits(const std::string& path, const std::string& da
 TEST_CASE("halves kept by decode are the stored bits, checksummed as their floats", "[dump]") {
     test::TempDir tmp;
     const bool half = GENERATE(true, false);
-    const std::string path = synth(tmp, half);
+    // The small dump's heads fit one of decode's 16,384-value blocks; 800 tokens x 64 take four,
+    // the last one partial.
+    const bool blocks = GENERATE(false, true);
+    std::string path = synth(tmp, half);
+    if (blocks) {
+        SynthOptions so = test::synth_options({{4, 12, 16}, 32, TextPosition::prefix}, 2, 3, 2, 5);
+        so.float16 = half;
+        path = tmp.file("blocks.h5");
+        write_synthetic_dump(so, path);
+    }
     DumpReader widening(path), keeping(path);
     RawHeads raw;
     widening.read_raw(1, 1, 0, 3, true, raw);
+    REQUIRE(size_t(widening.info().tokens() * widening.info().layers[1].head_dim) > (blocks ? 3 * 16384 : 0));
     for (int64_t i = 0; i < 3; ++i) {
         HeadSlice floats, kept;
         kept.q.assign(5, 2.f);  // stale buffers of the other form are dropped

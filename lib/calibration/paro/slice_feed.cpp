@@ -46,7 +46,7 @@ int64_t SliceFeed::stored_bytes() const {
 void SliceFeed::serve() {
     h5::silence();  // libhdf5's error printing is per thread: paro reports errors itself, in one line
     for (;;) {
-        std::vector<Request> taken;
+        std::deque<Request> taken;  // swapped out of the queue: nothing to allocate under the lock
         {
             std::unique_lock<std::mutex> lock(mutex_);
             wake_.wait(lock, [this] { return stop_ || !queue_.empty(); });
@@ -54,11 +54,15 @@ void SliceFeed::serve() {
                 queue_.clear();  // their futures see broken promises
                 return;
             }
-            for (Request& r : queue_) taken.push_back(std::move(r));
-            queue_.clear();
+            taken.swap(queue_);
         }
         const auto t0 = std::chrono::steady_clock::now();
-        const std::vector<std::exception_ptr> errors = fill(taken);
+        std::vector<std::exception_ptr> errors;
+        try {
+            errors = fill(taken);
+        } catch (...) {  // out of memory for the bookkeeping: every request of the batch fails with it
+            errors.assign(taken.size(), std::current_exception());
+        }
         {  // counted before the callers hear of it: one may read the totals as soon as its last read is done
             const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
             std::lock_guard<std::mutex> lock(mutex_);
@@ -73,7 +77,7 @@ void SliceFeed::serve() {
     }
 }
 
-std::vector<std::exception_ptr> SliceFeed::fill(const std::vector<Request>& requests) const {
+std::vector<std::exception_ptr> SliceFeed::fill(const std::deque<Request>& requests) const {
     std::vector<std::exception_ptr> errors(requests.size());
     std::vector<std::pair<size_t, int64_t>> heads;  // (request, head in it)
     for (size_t j = 0; j < requests.size(); ++j) {

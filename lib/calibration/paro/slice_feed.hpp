@@ -1,12 +1,12 @@
 #pragma once
-// SliceFeed: the dump reader of a calibration as a pipeline stage. One thread serves read requests
-// in the order they were made: for the groups of heads queued, its decoding threads each read a
-// head's stored values (direct reads, or libhdf5, which serves one call at a time) and decode it
-// (fp16 widening, NaN/Inf checks, checksums), so one head's read overlaps the others' decoding.
-// Every request queued when the thread turns to the queue is served in one parallel loop: the
-// devices' groups are smaller than the thread count (8 heads for 16 threads), and one group at a
-// time left half the threads idle while several devices waited. A caller asks for its next group
-// before it works on the current one, so reads overlap tile statistics and scoring.
+// SliceFeed: the dump reader of a calibration as a pipeline stage. One thread serves read requests:
+// every request queued when it turns to the queue, together, in one parallel loop over their heads
+// (the devices' groups are smaller than the thread count, 8 heads for 16 threads, and one group at a
+// time left half the threads idle while other devices waited; the price is that each request of a
+// batch is ready only when the whole batch is). Its decoding threads each read a head's stored
+// values (direct reads, or libhdf5, which serves one call at a time) and decode it (fp16 widening,
+// NaN/Inf checks, checksums), so one head's read overlaps the others' decoding. A caller asks for
+// its next group before it works on the current one, so reads overlap tile statistics and scoring.
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -31,7 +31,7 @@ public:
     // DumpReader::decode makes of q and k stored as halves.
     SliceFeed(const DumpReader& reader, bool with_v, HalfQK halves, int threads);
     // Drops queued requests (their futures see broken promises) and joins the thread after the
-    // read in progress: destroy the feed before the SliceBatches it may be writing.
+    // batch of reads in progress: destroy the feed before the SliceBatches it may be writing.
     ~SliceFeed();
     SliceFeed(const SliceFeed&) = delete;
     SliceFeed& operator=(const SliceFeed&) = delete;
@@ -53,7 +53,7 @@ private:
     };
     void serve();
     // Reads and decodes the requests' heads; the error of each request that failed, by index.
-    std::vector<std::exception_ptr> fill(const std::vector<Request>& requests) const;
+    std::vector<std::exception_ptr> fill(const std::deque<Request>& requests) const;
 
     const DumpReader& reader_;
     const bool with_v_;
