@@ -240,7 +240,9 @@ TEST_CASE("an error while scoring (the output-error scorer) is reported, not fat
 
 TEST_CASE("the timing line names each backend once, with its workers, and sums their times", "[summary]") {
     CalibrationTimes t;
-    t.devices = {{"CUDA device 0 (H)", 1.5, 0.25}, {"CUDA device 1 (H)", 2.0, 0.5}, {"CUDA device 0 (H)", 1.0, 0.75}};
+    t.devices = {{"CUDA device 0 (H)", 1.5, 0.25, 0.125, 0.5},
+                 {"CUDA device 1 (H)", 2.0, 0.5, 0.25, 0},
+                 {"CUDA device 0 (H)", 1.0, 0.75, 1.0, 0.25}};
     t.read_seconds = 1;
     t.stored_bytes = 1 << 30;
     t.wall_seconds = 3;
@@ -248,5 +250,27 @@ TEST_CASE("the timing line names each backend once, with its workers, and sums t
     INFO(line);
     REQUIRE(line.find("tile statistics on CUDA device 0 (H) (2 workers), CUDA device 1 (H)\n") != std::string::npos);
     REQUIRE(line.find("tile statistics 4.50 s, scoring 1.50 s (summed over workers)") != std::string::npos);
-    REQUIRE(calibration_timing_json(t, 0.5)["devices"].size() == 3);
+    REQUIRE(line.find("waiting: tile statistics idle 1.38 s for the reads, 0.75 s for the scoring (summed over workers)") !=
+            std::string::npos);
+    const nlohmann::json j = calibration_timing_json(t, 0.5);
+    REQUIRE(j["devices"].size() == 3);
+    CHECK(j["devices"][2]["read_wait_seconds"] == 1.0);
+    CHECK(j["devices"][0]["scoring_wait_seconds"] == 0.5);
+}
+
+TEST_CASE("a calibration counts its workers' waits for reads and scoring", "[summary]") {
+    test::TempDir tmp;
+    const std::string path = synth_for_devices(tmp, false);
+    DumpReader reader(path);
+    CalibrateOptions co;
+    co.tiles.block = 16;
+    CountingBackend a(reader.info().layout, co.tiles, 2), b(reader.info().layout, co.tiles, 3);
+    CalibrationTimes times;
+    (void)calibrate(reader, co, std::vector<TileStatsBackend*>{&a, &b}, &times);
+    REQUIRE(times.devices.size() == 2);
+    for (const CalibrationTimes::Device& d : times.devices) {
+        // Each worker waits at least for its first read; no wait is longer than the whole run.
+        CHECK(d.read_wait_seconds > 0);
+        CHECK(d.read_wait_seconds + d.score_wait_seconds <= times.wall_seconds);
+    }
 }

@@ -299,7 +299,9 @@ void run_device(const CalibrationContext& ctx, SharedWork& work, SliceFeed& feed
     std::future<void> scoring;
     std::shared_ptr<std::vector<HeadCalibration>> group;
     for (size_t i = 0; step; ++i) {
+        const auto t_wait = std::chrono::steady_clock::now();
         read.get();  // rethrows what stopped the read
+        times.read_wait_seconds += seconds_since(t_wait);
         if (work.failed()) break;
         SliceBatch& batch = buffers[i % buffers.size()];
         const std::optional<DeviceSteps::Step> next = steps.take();
@@ -310,7 +312,9 @@ void run_device(const CalibrationContext& ctx, SharedWork& work, SliceFeed& feed
         std::vector<SixOrderStats> stats = ctx.tiles.compute_batch(batch.slices);
         PARO_ASSERT(static_cast<int64_t>(stats.size()) == step->unit.count);
         times.compute_seconds += seconds_since(t0);
+        const auto t_score_wait = std::chrono::steady_clock::now();
         if (scoring.valid()) scoring.get();
+        times.score_wait_seconds += seconds_since(t_score_wait);
         if (step->sample == 0)
             group = std::make_shared<std::vector<HeadCalibration>>(static_cast<size_t>(step->unit.count),
                                                                   HeadCalibration(ctx));

@@ -67,6 +67,9 @@ struct CalibrationTimes {
         std::string name;            // the backend's describe()
         double compute_seconds = 0;  // tile statistics of its batches
         double score_seconds = 0;    // its heads' objectives and masks (host)
+        // Idle, waiting: for its next batch's read, and for its previous batch's scoring. Which one
+        // a worker waits for says which stage bounds the pipeline (neither: its own statistics).
+        double read_wait_seconds = 0, score_wait_seconds = 0;
     };
     std::vector<Device> devices;
     double read_seconds = 0;  // the reader thread: HDF5 reads and decoding

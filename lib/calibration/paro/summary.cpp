@@ -78,7 +78,11 @@ std::string human_bytes(int64_t b) {
 nlohmann::json calibration_timing_json(const CalibrationTimes& t, double write_seconds) {
     nlohmann::json devices = nlohmann::json::array();
     for (const CalibrationTimes::Device& d : t.devices)
-        devices.push_back({{"name", d.name}, {"statistics_seconds", d.compute_seconds}, {"scoring_seconds", d.score_seconds}});
+        devices.push_back({{"name", d.name},
+                           {"statistics_seconds", d.compute_seconds},
+                           {"scoring_seconds", d.score_seconds},
+                           {"read_wait_seconds", d.read_wait_seconds},
+                           {"scoring_wait_seconds", d.score_wait_seconds}});
     nlohmann::json j = {{"read_seconds", t.read_seconds}, {"read_bytes", t.stored_bytes},
                         {"write_seconds", write_seconds}, {"wall_seconds", t.wall_seconds + write_seconds},
                         {"devices", devices}};
@@ -102,10 +106,11 @@ std::vector<std::pair<std::string, int>> distinct_names(const std::vector<std::s
 
 std::string calibration_timing(const CalibrationTimes& t, double write_seconds) {
     std::vector<std::string> device_names;
-    double compute_total = 0, score_total = 0;
+    double compute_total = 0, score_total = 0, read_wait = 0, score_wait = 0;
     for (const CalibrationTimes::Device& d : t.devices) {
         device_names.push_back(d.name);
         compute_total += d.compute_seconds, score_total += d.score_seconds;
+        read_wait += d.read_wait_seconds, score_wait += d.score_wait_seconds;
     }
     std::string names;
     for (const auto& [name, count] : distinct_names(device_names))
@@ -117,6 +122,10 @@ std::string calibration_timing(const CalibrationTimes& t, double write_seconds) 
                        t.read_seconds, human_bytes(t.stored_bytes), rate, compute_total, score_total,
                        t.devices.size() > 1 ? " (summed over workers)" : "", write_seconds,
                        t.wall_seconds + write_seconds);
+    // Which stage the workers waited for: the one that bounds the pipeline (the read: the dump's
+    // storage and decoding; scoring: the host's cores; neither: the statistics themselves).
+    out += fmt::format("  waiting: tile statistics idle {:.2f} s for the reads, {:.2f} s for the scoring{}\n",
+                       read_wait, score_wait, t.devices.size() > 1 ? " (summed over workers)" : "");
     if (t.setup_seconds > 0)
         out += fmt::format("  around it: set-up {:.2f} s (devices {:.2f} s), assembling the layers {:.2f} s\n",
                            t.setup_seconds, t.device_setup_seconds, t.assemble_seconds);
