@@ -281,7 +281,8 @@ int calibrate_in_layers(const CalibrateArgs& a, const GlobalOptions& g, Calibrat
         // Attention-map dumps go to the CPU engine unless a GPU was asked for by name (which refuses them).
         const bool maps = std::any_of(dump.layers.begin(), dump.layers.end(),
                                       [](const DumpLayer& l) { return l.kind == DumpKind::attention; });
-        const auto devices = rank_backends(maps && a.device == "auto" ? "cpu" : a.device, cluster, dump.layout, opt.tiles);
+        const auto devices =
+            rank_backends(maps && a.device == "auto" ? "cpu" : a.device, cluster, dump.layout, opt.tiles);
         const auto t_pipeline = std::chrono::steady_clock::now();
         std::vector<TileStatsBackend*> backends;
         for (const auto& d : devices) backends.push_back(d.get());

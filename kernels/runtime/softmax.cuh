@@ -33,8 +33,8 @@ struct ScoreStep {
 
 // The two halves of a tile's softmax that every P format shares (thread: rows g and g + 8).
 // Row maxima of the scores (log2 domain), from the accumulators (plus BIAS: the biased integers)
-// compared as integers: monotonic in the score since each row's step is positive. RAGGED: keys at or past `valid` get a
-// value far below any real score (and p = 0 in tile_exp2).
+// compared as integers: monotonic in the score since each row's step is positive. RAGGED: keys at
+// or past `valid` get a value far below any real score (and p = 0 in tile_exp2).
 template <bool RAGGED, int BIAS>
 __device__ __forceinline__ void tile_row_max(const int (&acc)[8][4], ScoreStep sc, int valid, int t, float& mx0,
                                              float& mx1) {
