@@ -1,6 +1,7 @@
 // `paro bench`: time the whole runtime op (K mean + fused permute/quantize + block-sparse INT8
 // attention + scatter to original order) on random inputs, with masks from a pattern file or random
-// at given densities; --pv-format int8,fp16 times INT8 PV and fp16 PV on the same plans. Median of
+// at given densities; --pv-format int8,fp16 times INT8 PV and fp16 PV on the same plans (and
+// --qk-bits 8,16 INT8 and 16-bit QK). Median of
 // CUDA-event timings after warm-up; also each stage alone and the op with the permutation switched off
 // (the permutation's cost).
 #include <fmt/format.h>
@@ -47,6 +48,7 @@ struct BenchOptions {
     uint64_t seed = 1;
     bool json = false;
     std::vector<std::string> pv_formats;  // empty: the plan's own (int8 for random masks, the pattern's per head)
+    std::vector<int> qk_bits;             // the same for QK bit widths
 };
 
 #ifdef PARO_HAVE_CUDA
@@ -65,6 +67,9 @@ int run_bench(const BenchOptions& o, const GlobalOptions& g) {
         throw InputError("", "--head-dim", fmt::format("{} is not supported by the runtime (64, 128)", o.head_dim));
     std::vector<PvFormat> pv_list;
     for (const auto& name : o.pv_formats) pv_list.push_back(parse_pv_format(name, "", "option --pv-format"));
+    for (int bits : o.qk_bits)
+        if (bits != 4 && bits != 8 && bits != 16)
+            throw InputError("", "--qk-bits", fmt::format("{} is not a QK bit width (4, 8, 16)", bits));
 
     // Plans: one per density (random masks, random orders), or the pattern's (layer, slot).
     std::vector<std::pair<std::string, gpu::PlanPtr>> plans;
@@ -168,59 +173,65 @@ int run_bench(const BenchOptions& o, const GlobalOptions& g) {
                     "kernel %s\n",
                     dev.c_str(), date, o.batch, heads, static_cast<long long>(tokens), layout_desc.c_str(),
                     o.head_dim, o.dtype.c_str(), o.iters, paro_attention_kernel_name());
-        std::printf("%-18s %4s %7s %9s %9s %9s %9s %9s %8s %10s %10s\n", "masks", "PV", "density", "total ms", "quant ms",
-                    "attn ms", "q id ms", "a id ms", "perm %", "TFLOP/s eq", "TFLOP/s");
+        std::printf("%-18s %4s %4s %7s %9s %9s %9s %9s %9s %8s %10s %10s\n", "masks", "QK", "PV", "density",
+                    "total ms", "quant ms", "attn ms", "q id ms", "a id ms", "perm %", "TFLOP/s eq", "TFLOP/s");
     }
-    const bool plan_formats = pv_list.empty();  // as the plan says
+    const bool plan_formats = pv_list.empty(), plan_qk = o.qk_bits.empty();  // as the plan says
     if (plan_formats) pv_list.push_back(PvFormat::int8);
+    const std::vector<int> qk_list = plan_qk ? std::vector<int>{0} : o.qk_bits;
     for (auto& [label, plan] : plans)
-        for (const PvFormat pv : pv_list) {
-            if (!plan_formats)
-                gpu::check(paro_plan_set_pv_format(plan.get(), nullptr, static_cast<paro_pv_format>(index_of(pv))),
-                           "paro_plan_set_pv_format");
-            const std::string pv_name = plan_formats ? "plan" : to_string(pv);
-            paro_plan_info info{};
-            gpu::check(paro_plan_get_info(plan.get(), &info), "plan info");
-            const double density = info.density;
-            auto run_with = [&](int stages, int identity) {
-                a.stages = stages;
-                a.identity_order = identity;
-                return [&, stages, identity] {
-                    paro_attention_args b = a;
-                    b.stages = stages;
-                    b.identity_order = identity;
-                    gpu::check(paro_attention(plan.get(), &b, ws.get(), ws_bytes, nullptr), "paro_attention");
+        for (const int qk : qk_list)
+            for (const PvFormat pv : pv_list) {
+                if (!plan_qk) gpu::check(paro_plan_set_qk_bits(plan.get(), nullptr, qk), "paro_plan_set_qk_bits");
+                if (!plan_formats)
+                    gpu::check(paro_plan_set_pv_format(plan.get(), nullptr, static_cast<paro_pv_format>(index_of(pv))),
+                               "paro_plan_set_pv_format");
+                const std::string pv_name = plan_formats ? "plan" : to_string(pv);
+                const std::string qk_name = plan_qk ? "plan" : std::to_string(qk);
+                paro_plan_info info{};
+                gpu::check(paro_plan_get_info(plan.get(), &info), "plan info");
+                const double density = info.density;
+                auto run_with = [&](int stages, int identity) {
+                    a.stages = stages;
+                    a.identity_order = identity;
+                    return [&, stages, identity] {
+                        paro_attention_args b = a;
+                        b.stages = stages;
+                        b.identity_order = identity;
+                        gpu::check(paro_attention(plan.get(), &b, ws.get(), ws_bytes, nullptr), "paro_attention");
+                    };
                 };
-            };
-            const double t_all = gpu::median_ms(run_with(PARO_STAGE_ALL, 0), o.warmup, o.iters);
-            const double t_q = gpu::median_ms(run_with(PARO_STAGE_QUANTIZE, 0), o.warmup, o.iters);
-            const double t_a = gpu::median_ms(run_with(PARO_STAGE_ATTENTION, 0), o.warmup, o.iters);
-            const double t_id = gpu::median_ms(run_with(PARO_STAGE_ALL, 1), o.warmup, o.iters);
-            const double t_qid = gpu::median_ms(run_with(PARO_STAGE_QUANTIZE, 1), o.warmup, o.iters);
-            const double t_aid = gpu::median_ms(run_with(PARO_STAGE_ATTENTION, 1), o.warmup, o.iters);
-            // Cost of the permutation = what the gather (quantize) and the scatter (epilogue) add over the
-            // same kernels in identity order, relative to the attention time.
-            const double perm = 100.0 * ((t_q - t_qid) + (t_a - t_aid)) / t_a;
-            const double tf_eq = dense_flops / (t_all * 1e-3) / 1e12;
-            const double tf = tf_eq * density;
-            if (o.json) {
-                rows.push_back({{"masks", label}, {"pv", pv_name}, {"density", density}, {"total_ms", t_all},
-                                {"quantize_ms", t_q}, {"attention_ms", t_a}, {"identity_order_total_ms", t_id},
-                                {"identity_order_quantize_ms", t_qid}, {"identity_order_attention_ms", t_aid},
-                                {"permutation_cost_pct_of_attention", perm}, {"tflops_dense_equivalent", tf_eq},
-                                {"tflops_effective", tf}});
-            } else {
-                std::printf("%-18s %4s %7.3f %9.3f %9.3f %9.3f %9.3f %9.3f %7.2f%% %10.1f %10.1f\n", label.c_str(),
-                            pv_name.c_str(), density, t_all, t_q, t_a, t_qid, t_aid, perm, tf_eq, tf);
+                const double t_all = gpu::median_ms(run_with(PARO_STAGE_ALL, 0), o.warmup, o.iters);
+                const double t_q = gpu::median_ms(run_with(PARO_STAGE_QUANTIZE, 0), o.warmup, o.iters);
+                const double t_a = gpu::median_ms(run_with(PARO_STAGE_ATTENTION, 0), o.warmup, o.iters);
+                const double t_id = gpu::median_ms(run_with(PARO_STAGE_ALL, 1), o.warmup, o.iters);
+                const double t_qid = gpu::median_ms(run_with(PARO_STAGE_QUANTIZE, 1), o.warmup, o.iters);
+                const double t_aid = gpu::median_ms(run_with(PARO_STAGE_ATTENTION, 1), o.warmup, o.iters);
+                // Cost of the permutation = what the gather (quantize) and the scatter (epilogue) add over the
+                // same kernels in identity order, relative to the attention time.
+                const double perm = 100.0 * ((t_q - t_qid) + (t_a - t_aid)) / t_a;
+                const double tf_eq = dense_flops / (t_all * 1e-3) / 1e12;
+                const double tf = tf_eq * density;
+                if (o.json) {
+                    rows.push_back({{"masks", label}, {"qk", qk_name}, {"pv", pv_name}, {"density", density},
+                                    {"total_ms", t_all},
+                                    {"quantize_ms", t_q}, {"attention_ms", t_a}, {"identity_order_total_ms", t_id},
+                                    {"identity_order_quantize_ms", t_qid}, {"identity_order_attention_ms", t_aid},
+                                    {"permutation_cost_pct_of_attention", perm}, {"tflops_dense_equivalent", tf_eq},
+                                    {"tflops_effective", tf}});
+                } else {
+                    std::printf("%-18s %4s %4s %7.3f %9.3f %9.3f %9.3f %9.3f %9.3f %7.2f%% %10.1f %10.1f\n", label.c_str(),
+                                qk_name.c_str(), pv_name.c_str(), density, t_all, t_q, t_a, t_qid, t_aid, perm, tf_eq, tf);
+                }
+                std::fflush(stdout);
             }
-            std::fflush(stdout);
-        }
     if (o.json) {
         nlohmann::json j = {{"device", dev}, {"kernel", paro_attention_kernel_name()}, {"batch", o.batch}, {"heads", heads}, {"tokens", tokens},
                             {"head_dim", o.head_dim}, {"dtype", o.dtype}, {"iters", o.iters}, {"rows", rows}};
         std::printf("%s\n", j.dump(2).c_str());
     } else if (!g.quiet) {
-        std::printf("PV = the PV product's format (--pv-format; plan: as the pattern / plan says); "
+        std::printf("QK / PV = the QK bit width and the PV product's format (--qk-bits, --pv-format; plan: as the "
+                    "pattern / plan says); "
                     "total = whole op (K mean, fused permute+quantize, attention, scatter to original order); "
                     "q/a id = the quantize / attention stage with identity orders (no permutation); perm %% = (quant - q id + "
                     "attn - a id) / attn; TFLOP/s eq = 4*B*H*N^2*D / total\n");
@@ -253,6 +264,10 @@ void add_bench(CLI::App& app, Runner& run, const GlobalOptions& g) {
     sub->add_option("--pv-format", o->pv_formats,
                     "PV format forced on every head: int8, fp16, fp8_e4m3 (Hopper), or a list (int8,fp16) to time each in one run "
                     "(default: the plan's own per-head formats)")
+        ->delimiter(',');
+    sub->add_option("--qk-bits", o->qk_bits,
+                    "QK bit width forced on every head: 8 (INT8), 16 (16-bit QK, Hopper), or a list (8,16) to time each "
+                    "(default: the plan's own per-head widths)")
         ->delimiter(',');
     sub->add_flag("--json", o->json, "One JSON object instead of the table");
     sub->callback([&run, &g, o] {

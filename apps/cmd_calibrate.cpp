@@ -480,7 +480,7 @@ void add_calibrate(CLI::App& app, Runner& run, const GlobalOptions& g) {
         ->type_name(choice_type({"all", "chosen"}))
         ->capture_default_str();
     a->summary.add_to(*sub);
-    sub->add_option("--qk-bits", a->qk_bits, "quantization plan: bits for QK (4, 8, 16)")->capture_default_str();
+    sub->add_option("--qk-bits", a->qk_bits, "quantization plan: bits for QK (4, 8, 16; the runtime runs 16 as 16-bit QK on Hopper, 8 and 4 as INT8)")->capture_default_str();
     auto* pv_format = sub->add_option("--pv-format", a->pv_format, "quantization plan: PV format")
                           ->type_name(choice_type({"int8", "fp16", "fp8_e4m3"}))
                           ->capture_default_str();

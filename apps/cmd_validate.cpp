@@ -1,7 +1,7 @@
 // `paro validate PATTERN --dump DUMP`: run the pattern through the runtime and compare with dense
 // fp32 attention, per (sample, layer, head). The error is split in two:
 //   mask error          fp32 attention with the pattern's tile mask  vs  dense fp32 attention
-//   quantization error  the runtime (INT8 QK, INT8 or fp16 PV)       vs  fp32 with the same mask
+//   quantization error  the runtime (QK and PV formats per the pattern) vs fp32 with the same mask
 //   total               the runtime                                  vs  dense fp32
 // The work lives in lib/validation/paro/validation (walk, statistics) and its backends: GPU
 // (kernels/tools/gpu_validation) or CPU (--cpu: exact, slow, no quantization error). This file parses

@@ -45,7 +45,8 @@ def main():
                 doc = bench(paro, extra, d, o.iters)
                 device, kernel = doc["device"], doc["kernel"]
                 for row in doc["rows"]:
-                    key = (d, row["pv"], round(row["density"], 3))
+                    qk = row.get("qk", "plan")
+                    key = (d, row["pv"] if qk == "plan" else f'{row["pv"]} qk{qk}', round(row["density"], 3))
                     slot = runs[which].setdefault(key, {p: [] for p in parts})
                     for p, field in parts.items():
                         slot[p].append(row[field])

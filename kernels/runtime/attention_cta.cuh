@@ -21,6 +21,18 @@ __device__ __forceinline__ void load_q_fragments(const int8_t* qw, int g, int t,
     }
 }
 
+// The same for 16-bit QK: fp16 Q, m16n8k16 A fragments (the wgmma register-A layout too).
+template <int D>
+__device__ __forceinline__ void load_q_fragments(const __half* qw, int g, int t, uint32_t (&qa)[D / 16][4]) {
+#pragma unroll
+    for (int kc = 0; kc < D / 16; ++kc) {
+        qa[kc][0] = *reinterpret_cast<const uint32_t*>(qw + g * D + kc * 16 + t * 2);
+        qa[kc][1] = *reinterpret_cast<const uint32_t*>(qw + (g + 8) * D + kc * 16 + t * 2);
+        qa[kc][2] = *reinterpret_cast<const uint32_t*>(qw + g * D + kc * 16 + 8 + t * 2);
+        qa[kc][3] = *reinterpret_cast<const uint32_t*>(qw + (g + 8) * D + kc * 16 + 8 + t * 2);
+    }
+}
+
 // The (head, query tile row) of this CTA: its item of the schedule (PlanView::schedule).
 struct RowTile {
     int head, row;

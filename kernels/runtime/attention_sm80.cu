@@ -72,7 +72,7 @@ __global__ void __launch_bounds__(kAttnThreads, PV::kMinBlocks)
     const uint32_t beg = rp[r], n = rp[r + 1] - beg;
 
     const uint32_t smem_base = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
-    const KTileCopy<D> k_copy(tid, w.k + bh * s.npad * D);
+    const KTileCopy<D> k_copy(tid, w.k + bh * qk_head_bytes(s.npad, D));
     const PV pv(tid, lane, smem_base, w, bh, s.nb);
     auto load_tile = [&](int c, int stage) {
         const uint32_t s0 = smem_base + stage * L::bytes;
@@ -83,7 +83,7 @@ __global__ void __launch_bounds__(kAttnThreads, PV::kMinBlocks)
     ring.start(load_tile);
 
     uint32_t qa[D / 32][4];
-    load_q_fragments<D>(w.q + (bh * s.npad + size_t(r) * kTile + warp * 16) * D, g, t, qa);
+    load_q_fragments<D>(w.q + bh * qk_head_bytes(s.npad, D) + (size_t(r) * kTile + warp * 16) * D, g, t, qa);
     const float* qs = w.q_scale + bh * s.npad + size_t(r) * kTile + warp * 16 + g;  // the thread's rows
     const float qscale0 = qs[0] * sm_scale_log2, qscale1 = qs[8] * sm_scale_log2;
 

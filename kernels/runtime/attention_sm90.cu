@@ -14,7 +14,8 @@
 //  - each consumer warpgroup computes a 64-row query tile of its own row at a time (its own list of
 //    kept tiles: no union of two rows' masks, bench/mask_geometry.py), waiting on the stage's
 //    mbarrier instead of a CTA-wide barrier.
-// QK^T is wgmma.mma_async m64n64k32 s8 (int32 accumulators); PV is one of
+// QK^T is wgmma.mma_async m64n64k32 s8 (int32 accumulators), or for 16-bit-QK heads (QkFormat::fp16)
+// m64n64k16 f16 (fp32 accumulators; K tiles of twice the bytes, so fewer stages fit); PV is one of
 //   INT8 (PvFormat::int8): m64n64k32 u8 x s8 on P'_u8 (per row and tile scale) and V_i8 (per tile and channel),
 //       int32 accumulators folded into fp32 O after each tile;
 //   FP8 (PvFormat::fp8_e4m3): m64n64k32 e4m3 x e4m3 on P'_e4m3 (the same per-tile reference) and V_e4m3
@@ -43,11 +44,13 @@ namespace paro::gpu {
 
 namespace {
 
-// The kernel's shape for (D, PV format): warpgroups, register split, stages, shared-memory layout.
-template <int D, PvFormat F>
+// The kernel's shape for (D, PV format, QK format): warpgroups, register split, stages, shared-memory layout.
+template <int D, PvFormat F, QkFormat Q>
 struct Sm90Config {
-    static constexpr bool PV16 = F == PvFormat::fp16;
-    static constexpr int kConsumers = D == 64 ? 3 : 2;
+    static constexpr bool PV16 = F == PvFormat::fp16, QK16 = Q == QkFormat::fp16;
+    // Three consumers at D 64 but with 16-bit QK and 8-bit PV, whose doubled Q fragments beside the PV
+    // products spill at 152 registers.
+    static constexpr int kConsumers = D == 64 && !(QK16 && !PV16) ? 3 : 2;
     static constexpr int kThreads = (kConsumers + 1) * kAttnThreads;
     // Registers: every thread starts with the launch's even share of the 64K file (128 at D 64, 168 at
     // D 128); the producer warpgroup drops to what its thread needs without spilling (48; at 32 it
@@ -57,21 +60,22 @@ struct Sm90Config {
     static constexpr int kEntryRegs = (65536 / kThreads) & ~7;
     static constexpr int kProducerRegs = 48;
     static constexpr int kConsumerRegs = (kEntryRegs + (kEntryRegs - kProducerRegs) / kConsumers) & ~7;
-    // A stage: the K tile (kTile keys of D bytes) then V^T (D channels of 64 int8 / fp16 keys), both
-    // SwizzledRows, at a 1024-byte boundary; its scales apart: the tile's v scales (8-bit PV:
-    // Quantized::v_scale), then its TileMeta.
+    // A stage: the K tile (kTile keys of D int8 / fp16 channels) then V^T (D channels of 64 int8 /
+    // fp16 keys), both SwizzledRows (Quantized), at a 1024-byte boundary; its scales apart: the
+    // tile's v scales (8-bit PV: Quantized::v_scale), then its TileMeta.
     static constexpr int vRowBytes = kTile * (PV16 ? 2 : 1);
-    static constexpr int kBytes = kTile * D;
+    static constexpr int kBytes = kTile * D * (QK16 ? 2 : 1);
     static constexpr int vBytes = D * vRowBytes;
     static constexpr int tileBytes = kBytes + vBytes;  // a multiple of 1024
     static constexpr int vsBytes = PV16 ? 0 : D * 8;
     static constexpr int metaBytes = 16;
     static constexpr int scaleBytes = vsBytes + metaBytes;
     static constexpr int copyBytes = tileBytes + vsBytes;  // what the bulk copies land on a stage's full barrier
-    // As many stages (a power of two, at most 8) as fit in the 227 KB a CTA may have.
+    // As many stages (8, 4, 3 or 2) as fit in the 227 KB a CTA may have: 3 only for 16-bit QK with
+    // fp16 PV at D 128 (32 KB a stage), where 2 left the tensor cores waiting for tiles.
     static constexpr int fit(int st) {
         const int bytes = kConsumers * st * (copyBytes + metaBytes + kTileRingBytes<8>) + 4096;
-        return st <= 2 || bytes <= 227 * 1024 ? st : fit(st / 2);
+        return st <= 2 || bytes <= 227 * 1024 ? st : fit(st == 4 ? 3 : st == 3 ? 2 : st / 2);
     }
     static constexpr int kStages = fit(8);
     static constexpr int scalesAt = kConsumers * kStages * tileBytes;
@@ -93,9 +97,9 @@ struct TileMeta {
 };
 
 // Consumer c's part of shared memory.
-template <int D, PvFormat F>
+template <int D, PvFormat F, QkFormat Q>
 struct ConsumerSmem {
-    using C = Sm90Config<D, F>;
+    using C = Sm90Config<D, F, Q>;
     uint32_t tiles, scales;  // stage 0 of its tiles and of its scales
     TileRing<C::kStages> ring;
     RowHandoff handoff;
@@ -133,10 +137,10 @@ struct RowRef {
 };
 
 // The producer thread of one consumer: rows from the queue, handed over, then their tiles copied.
-template <int D, PvFormat F>
-__device__ __forceinline__ void produce(const ConsumerSmem<D, F>& sm, const RowQueue& queue, const Shape& s,
+template <int D, PvFormat F, QkFormat Q>
+__device__ __forceinline__ void produce(const ConsumerSmem<D, F, Q>& sm, const RowQueue& queue, const Shape& s,
                                         const PlanView& plan, const Quantized& w) {
-    using C = Sm90Config<D, F>;
+    using C = Sm90Config<D, F, Q>;
     uint32_t pos = 0;  // ring position of the next tile
     for (uint32_t k = 0;; ++k) {
         const uint32_t i = queue.fetch();
@@ -144,7 +148,7 @@ __device__ __forceinline__ void produce(const ConsumerSmem<D, F>& sm, const RowQ
         sm.handoff.put(k, done ? RowHandoff::kEnd : i);
         if (done) return;
         const RowRef row(queue, i, s, plan);
-        const int8_t* gk = w.k + row.bh * s.npad * D;
+        const int8_t* gk = w.k + row.bh * qk_head_bytes(s.npad, D);
         const int8_t* gv = w.vt + row.bh * vt_head_bytes(s.nb, D);
         const float* gvs = w.v_scale + row.bh * s.nb * D * 2;
         const float* gks = w.k_scale + row.bh * s.nb;
@@ -166,27 +170,28 @@ __device__ __forceinline__ void produce(const ConsumerSmem<D, F>& sm, const RowQ
 }
 
 // One consumer warpgroup's walk over the kept key tiles of its current row.
-template <int D, PvFormat F>
+template <int D, PvFormat F, QkFormat Q>
 struct Sm90Row {
-    using C = Sm90Config<D, F>;
-    static constexpr bool PV16 = C::PV16, FP8 = F == PvFormat::fp8_e4m3;
+    using C = Sm90Config<D, F, Q>;
+    static constexpr bool PV16 = C::PV16, QK16 = C::QK16, FP8 = F == PvFormat::fp8_e4m3;
     using PvAcc = std::conditional_t<FP8, float, int>;  // a tile's 8-bit PV product
+    using SAcc = std::conditional_t<QK16, float, int>;  // S: int32 sums of INT8 QK, fp32 of 16-bit QK
 
-    const ConsumerSmem<D, F> sm;
+    const ConsumerSmem<D, F, Q> sm;
     uint32_t desc_base;  // descriptor low word of the consumer's stage 0
     int lane;
     uint32_t n, pos;     // the row's kept tiles, and the ring position of its first
 
-    uint32_t qa[D / 32][4];
+    uint32_t qa[D / (QK16 ? 16 : 32)][4];  // Q fragments: per 32 int8 or 16 fp16 channels
     ScoreStep qscale;  // the thread's two rows' Q scales x softmax scale x log2 e
     float o[D / 8][4];
-    int s[8][4];                        // S of the current tile
+    SAcc s[8][4];                       // S of the current tile
     PvAcc pv[PV16 ? 1 : D / 64][8][4];  // 8-bit PV: P'V of the previous tile
     uint32_t pa[PV16 ? 4 : 2][4];       // P of the previous tile (A fragments)
     RowState rs;
     float beta0, beta1;                 // INT8: of the previous tile
 
-    __device__ __forceinline__ Sm90Row(const ConsumerSmem<D, F>& sm_, int lane_)
+    __device__ __forceinline__ Sm90Row(const ConsumerSmem<D, F, Q>& sm_, int lane_)
         : sm(sm_), desc_base(desc_lo(sm_.tiles)), lane(lane_) {}
 
     __device__ __forceinline__ void start(uint32_t n_, uint32_t pos_) {
@@ -200,13 +205,20 @@ struct Sm90Row {
 
     __device__ __forceinline__ uint32_t stage(uint32_t i) const { return sm.ring.stage(pos + i); }
 
-    // S = Q K^T of the tile in stage st, issued (not waited for).
+    // S = Q K^T of the tile in stage st, issued (not waited for). 16-bit: the K tile is D / 64 blocks
+    // of 64 keys x 128 bytes (8192 bytes each), four k16 steps of 32 bytes per block.
     __device__ __forceinline__ void issue_qk(uint32_t st) {
         const uint32_t k0 = desc_base + st * (C::tileBytes >> 4);
         wgmma_fence();
-        wgmma_s8_n64<false>(s, qa[0], wgmma_desc<D>(k0));
+        if constexpr (QK16) {
+            wgmma_f16_n64<false>(s, qa[0], wgmma_desc<128>(k0));
 #pragma unroll
-        for (int kk = 1; kk < D / 32; ++kk) wgmma_s8_n64<true>(s, qa[kk], wgmma_desc<D>(k0 + kk * 2));
+            for (int kc = 1; kc < D / 16; ++kc) wgmma_f16_n64<true>(s, qa[kc], wgmma_desc<128>(k0 + (kc / 4) * 512 + (kc % 4) * 2));
+        } else {
+            wgmma_s8_n64<false>(s, qa[0], wgmma_desc<D>(k0));
+#pragma unroll
+            for (int kk = 1; kk < D / 32; ++kk) wgmma_s8_n64<true>(s, qa[kk], wgmma_desc<D>(k0 + kk * 2));
+        }
     }
 
     // PV of the tile in stage st with the P in pa, issued: 8-bit formats into pv, fp16 accumulating into o.
@@ -220,7 +232,7 @@ struct Sm90Row {
                 float(&oh)[8][4] = *reinterpret_cast<float(*)[8][4]>(&o[8 * hn]);
 #pragma unroll
                 for (int kc = 0; kc < 4; ++kc)
-                    wgmma_f16_n64(oh, pa[kc], wgmma_desc<RB>(v0 + hn * 4 * RB + kc * 2));
+                    wgmma_f16_n64<true>(oh, pa[kc], wgmma_desc<RB>(v0 + hn * 4 * RB + kc * 2));
             } else if constexpr (FP8) {
                 wgmma_e4m3_n64<false>(pv[hn], pa[0], wgmma_desc<RB>(v0 + hn * 4 * RB));
                 wgmma_e4m3_n64<true>(pv[hn], pa[1], wgmma_desc<RB>(v0 + hn * 4 * RB + 2));
@@ -318,12 +330,12 @@ struct Sm90Row {
 };
 
 // A consumer warpgroup: the rows its producer hands over, one after the other.
-template <int D, typename TOut, PvFormat F>
-__device__ __forceinline__ void consume(const ConsumerSmem<D, F>& sm, const RowQueue& queue, const Shape& s,
+template <int D, typename TOut, PvFormat F, QkFormat Q>
+__device__ __forceinline__ void consume(const ConsumerSmem<D, F, Q>& sm, const RowQueue& queue, const Shape& s,
                                         const PlanView& plan, const Quantized& w, float sm_scale_log2,
                                         const MutView& out, int tid) {
     const int warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
-    Sm90Row<D, F> walk(sm, lane);
+    Sm90Row<D, F, Q> walk(sm, lane);
     uint32_t pos = 0;
     for (uint32_t k = 0;; ++k) {
         const uint32_t i = sm.handoff.take(k);
@@ -336,7 +348,12 @@ __device__ __forceinline__ void consume(const ConsumerSmem<D, F>& sm, const RowQ
             continue;
         }
         walk.start(row.n, pos);
-        load_q_fragments<D>(w.q + (row.bh * s.npad + size_t(row.r) * kTile + warp * 16) * D, g, t, walk.qa);
+        const int8_t* qw = w.q + row.bh * qk_head_bytes(s.npad, D);
+        const size_t q_row = size_t(row.r) * kTile + warp * 16;  // the warp's first row
+        if constexpr (Q == QkFormat::fp16)
+            load_q_fragments<D>(reinterpret_cast<const __half*>(qw) + q_row * D, g, t, walk.qa);
+        else
+            load_q_fragments<D>(qw + q_row * D, g, t, walk.qa);
         const float* qs = w.q_scale + row.bh * s.npad + p0;  // rows p0 and p0 + 8
         walk.qscale = {qs[0] * sm_scale_log2, qs[8] * sm_scale_log2};
         walk.template step<true>(0);
@@ -348,16 +365,17 @@ __device__ __forceinline__ void consume(const ConsumerSmem<D, F>& sm, const RowQ
 }
 #endif  // PARO_SM90_DEVICE
 
-template <int D, typename TOut, PvFormat F>
-__global__ void __launch_bounds__(Sm90Config<D, F>::kThreads, 1)
+template <int D, typename TOut, PvFormat F, QkFormat Q>
+__global__ void __launch_bounds__(Sm90Config<D, F, Q>::kThreads, 1)
     attention_sm90_kernel(Shape s, PlanView plan, Quantized w, RowQueue queue, float sm_scale_log2, MutView out) {
 #ifdef PARO_SM90_DEVICE
-    using C = Sm90Config<D, F>;
+    using C = Sm90Config<D, F, Q>;
+    using Smem = ConsumerSmem<D, F, Q>;
     extern __shared__ __align__(128) uint8_t smem[];
     const uint32_t base = (static_cast<uint32_t>(__cvta_generic_to_shared(smem)) + 1023) & ~1023u;
     const int wg = threadIdx.x / kAttnThreads, tid = threadIdx.x % kAttnThreads;
     if (threadIdx.x < C::kConsumers) {
-        const ConsumerSmem<D, F> sm(base, threadIdx.x);
+        const Smem sm(base, threadIdx.x);
         sm.ring.init();
         sm.handoff.init();
         mbar_init_fence();
@@ -367,10 +385,10 @@ __global__ void __launch_bounds__(Sm90Config<D, F>::kThreads, 1)
     if (wg == 0) {
         setmaxnreg_dec<C::kProducerRegs>();
         if (tid % 32 == 0 && tid / 32 < C::kConsumers)
-            produce<D, F>(ConsumerSmem<D, F>(base, tid / 32), queue, s, plan, w);
+            produce<D, F, Q>(Smem(base, tid / 32), queue, s, plan, w);
     } else {
         setmaxnreg_inc<C::kConsumerRegs>();
-        consume<D, TOut, F>(ConsumerSmem<D, F>(base, wg - 1), queue, s, plan, w, sm_scale_log2, out, tid);
+        consume<D, TOut, F, Q>(Smem(base, wg - 1), queue, s, plan, w, sm_scale_log2, out, tid);
     }
 #else
     (void)s, (void)plan, (void)w, (void)queue, (void)sm_scale_log2, (void)out;
@@ -378,11 +396,11 @@ __global__ void __launch_bounds__(Sm90Config<D, F>::kThreads, 1)
 #endif
 }
 
-template <int D, typename TOut, PvFormat F>
+template <int D, typename TOut, PvFormat F, QkFormat Q>
 cudaError_t attention_sm90_t(const Shape& s, const PlanView& plan, const Quantized& w, float sm_scale, MutView out,
                              int heads, cudaStream_t st) {
-    using C = Sm90Config<D, F>;
-    const auto kernel = attention_sm90_kernel<D, TOut, F>;
+    using C = Sm90Config<D, F, Q>;
+    const auto kernel = attention_sm90_kernel<D, TOut, F, Q>;
     cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::total);
     int dev = 0, sms = 0;
     if (e == cudaSuccess) e = cudaGetDevice(&dev);
@@ -398,19 +416,22 @@ cudaError_t attention_sm90_t(const Shape& s, const PlanView& plan, const Quantiz
 
 }  // namespace
 
-template <int D, typename TOut, PvFormat F>
-cudaError_t AttentionSm90<D, TOut, F>::launch(const Shape& s, const PlanView& plan, const Quantized& w,
-                                              float sm_scale, MutView out, int heads, cudaStream_t st) {
+template <int D, typename TOut, PvFormat F, QkFormat Q>
+cudaError_t AttentionSm90<D, TOut, F, Q>::launch(const Shape& s, const PlanView& plan, const Quantized& w,
+                                                 float sm_scale, MutView out, int heads, cudaStream_t st) {
 #ifdef PARO_HAVE_SM90A
-    return attention_sm90_t<D, TOut, F>(s, plan, w, sm_scale, out, heads, st);
+    return attention_sm90_t<D, TOut, F, Q>(s, plan, w, sm_scale, out, heads, st);
 #else
     (void)s, (void)plan, (void)w, (void)sm_scale, (void)out, (void)heads, (void)st;
     return cudaErrorInvalidDeviceFunction;
 #endif
 }
 
-PARO_ATTENTION_INSTANCES(AttentionSm90, PvFormat::fp16);
-PARO_ATTENTION_INSTANCES(AttentionSm90, PvFormat::int8);
-PARO_ATTENTION_INSTANCES(AttentionSm90, PvFormat::fp8_e4m3);
+PARO_ATTENTION_INSTANCES(AttentionSm90, PvFormat::fp16, QkFormat::int8);
+PARO_ATTENTION_INSTANCES(AttentionSm90, PvFormat::int8, QkFormat::int8);
+PARO_ATTENTION_INSTANCES(AttentionSm90, PvFormat::fp8_e4m3, QkFormat::int8);
+PARO_ATTENTION_INSTANCES(AttentionSm90, PvFormat::fp16, QkFormat::fp16);
+PARO_ATTENTION_INSTANCES(AttentionSm90, PvFormat::int8, QkFormat::fp16);
+PARO_ATTENTION_INSTANCES(AttentionSm90, PvFormat::fp8_e4m3, QkFormat::fp16);
 
 }  // namespace paro::gpu

@@ -1,10 +1,11 @@
 // Which attention kernel instance runs: the one place that maps (architecture, head dim, output
-// type, PV format) to a kernel (attention_kernels.hpp lists the instances, the kernel files compile
-// them). A new PV format is one policy in pv_sm80.cuh and/or its Hopper variant plus one case in
-// launch_format below.
+// type, QK and PV formats) to a kernel (attention_kernels.hpp lists the instances, the kernel files
+// compile them). A new PV format is one policy in pv_sm80.cuh and/or its Hopper variant plus one
+// case in launch_format below.
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 
 #include "attention_kernels.hpp"
 
@@ -32,9 +33,7 @@ cudaError_t launch_out_type(DType out_dt, const Shape& s, const PlanView& plan, 
 
 // FP8 PV exists on Hopper only (e4m3 tensor-core MMA: sm_89 and later; the sm_80 path has none).
 template <template <int, typename, PvFormat> class Kernel>
-constexpr bool kHasFp8Pv = false;
-template <>
-constexpr bool kHasFp8Pv<AttentionSm90> = true;
+constexpr bool kHasFp8Pv = !std::is_same_v<Kernel<64, float, PvFormat::int8>, AttentionSm80<64, float, PvFormat::int8>>;
 
 template <template <int, typename, PvFormat> class Kernel>
 cudaError_t launch_format(PvFormat f, DType out_dt, const Shape& s, const PlanView& plan, const Quantized& w,
@@ -45,15 +44,16 @@ cudaError_t launch_format(PvFormat f, DType out_dt, const Shape& s, const PlanVi
         case PvFormat::fp8_e4m3:
             if constexpr (kHasFp8Pv<Kernel>)
                 return launch_out_type<Kernel, PvFormat::fp8_e4m3>(out_dt, s, plan, w, sm_scale, out, heads, st);
-            break;  // attention_has_pv_kernel says no: paro_can_implement refuses such heads
+            break;  // attention_has_kernel says no: paro_can_implement refuses such heads
     }
     return cudaErrorNotSupported;
 }
 
 }  // namespace
 
-bool attention_has_pv_kernel(PvFormat f) {
-    return f != PvFormat::fp8_e4m3 || attention_kernel_for_current_device() == AttentionKernel::wgmma;
+bool attention_has_kernel(int kernel) {
+    const bool hopper_only = pv_format_of(kernel) == PvFormat::fp8_e4m3 || qk_format_of(kernel) == QkFormat::fp16;
+    return !hopper_only || attention_kernel_for_current_device() == AttentionKernel::wgmma;
 }
 
 AttentionKernel attention_kernel_for_current_device() {
@@ -84,18 +84,23 @@ AttentionKernel attention_kernel_for_current_device() {
 
 cudaError_t launch_attention(DType out_dt, const Shape& s, const PlanView& plan, const Quantized& w, float sm_scale,
                              MutView out, cudaStream_t st) {
-    // One launch per PV format present, each over its own heads' rows (the schedule's run of them);
-    // with no per-head formats, INT8 over every head.
+    // One launch per kernel variant present, each over its own heads' rows (the schedule's run of
+    // them); with no per-head variants, INT8 QK and PV over every head.
     const bool hopper = attention_kernel_for_current_device() == AttentionKernel::wgmma;
-    for (const PvFormat f : kAllPvFormats) {
-        const int fi = index_of(f);
-        const int heads = !plan.formats ? (f == PvFormat::int8 ? s.heads : 0)
-                                        : plan.format_begin[fi + 1] - plan.format_begin[fi];
+    for (int v = 0; v < kNumHeadKernels; ++v) {
+        const int heads = !plan.kernels ? (v == head_kernel(QkFormat::int8, PvFormat::int8) ? s.heads : 0)
+                                        : plan.kernel_begin[v + 1] - plan.kernel_begin[v];
         if (heads == 0) continue;
         PlanView p = plan;
-        if (plan.formats) p.schedule += size_t(plan.format_begin[fi]) * size_t(s.nb);
-        const cudaError_t e = hopper ? launch_format<AttentionSm90>(f, out_dt, s, p, w, sm_scale, out, heads, st)
-                                     : launch_format<AttentionSm80>(f, out_dt, s, p, w, sm_scale, out, heads, st);
+        if (plan.kernels) p.schedule += size_t(plan.kernel_begin[v]) * size_t(s.nb);
+        const PvFormat f = pv_format_of(v);
+        cudaError_t e = cudaErrorNotSupported;  // 16-bit QK off Hopper: attention_has_kernel says no
+        if (qk_format_of(v) == QkFormat::fp16) {
+            if (hopper) e = launch_format<AttentionSm90Fp16Qk>(f, out_dt, s, p, w, sm_scale, out, heads, st);
+        } else {
+            e = hopper ? launch_format<AttentionSm90Int8Qk>(f, out_dt, s, p, w, sm_scale, out, heads, st)
+                       : launch_format<AttentionSm80>(f, out_dt, s, p, w, sm_scale, out, heads, st);
+        }
         if (e != cudaSuccess) return e;
     }
     return cudaSuccess;

@@ -37,8 +37,10 @@ extern "C" {
 
 /* Version 2: per-head PV formats (paro_pv_format, paro_plan_set_pv_format) replace PV bit widths;
  * paro_plan_set_pv_bits stays as a deprecated wrapper. fp8_e4m3 heads run on Hopper; elsewhere
- * paro_can_implement and paro_attention refuse their layers with PARO_ERROR_UNSUPPORTED. */
-#define PARO_RUNTIME_API_VERSION 3
+ * paro_can_implement and paro_attention refuse their layers with PARO_ERROR_UNSUPPORTED.
+ * Version 4: per-head QK bit widths (paro_plan_set_qk_bits; paro_plan_load takes the pattern's
+ * qk_bits): 16-bit QK on Hopper; the workspace holds room for it. */
+#define PARO_RUNTIME_API_VERSION 4
 
 typedef enum paro_status {
     PARO_OK = 0,
@@ -140,19 +142,27 @@ PARO_API void paro_plan_destroy(paro_plan* plan);
  * PARO_PV_INT8. PARO_ERROR_INVALID_ARGUMENT for a code that is no paro_pv_format. Not to be called
  * while attention calls with this plan are in flight. */
 PARO_API paro_status paro_plan_set_pv_format(paro_plan* plan, const uint8_t* formats, paro_pv_format all);
+/* Per-head QK bit width: qk_bits is [layers][heads] (what paro_plan_load takes from the pattern), or
+ * NULL to give every head all_bits. 16: Q and K in fp16 with power-of-two scales (exact for fp16
+ * and bf16 inputs but for values below 2^-20 of their row's or tile's maximum), fp32 accumulation:
+ * the Hopper kernels only, elsewhere paro_can_implement and paro_attention refuse such layers with
+ * PARO_ERROR_UNSUPPORTED. 8 and 4: INT8 (there is no INT4 path; plans start there). Anything else:
+ * PARO_ERROR_INVALID_ARGUMENT. Not to be called while attention calls with this plan are in flight. */
+PARO_API paro_status paro_plan_set_qk_bits(paro_plan* plan, const uint8_t* qk_bits, int all_bits);
 /* Deprecated (API version 1): paro_plan_set_pv_format with bit widths, pv_bits [layers][heads] or
  * NULL for all_bits: 16 -> PARO_PV_FP16, 8 and 4 -> PARO_PV_INT8 (there never was an INT4 path),
  * anything else PARO_ERROR_INVALID_ARGUMENT. */
 PARO_API paro_status paro_plan_set_pv_bits(paro_plan* plan, const uint8_t* pv_bits, int all_bits);
 
 /* Checks everything paro_attention would check (shapes, dtype, alignment, plan indices, a kernel for
- * every PV format of the layer) without launching: PARO_OK, PARO_ERROR_INVALID_ARGUMENT or
+ * every QK and PV format of the layer) without launching: PARO_OK, PARO_ERROR_INVALID_ARGUMENT or
  * PARO_ERROR_UNSUPPORTED. */
 PARO_API paro_status paro_can_implement(const paro_plan* plan, const paro_attention_args* args);
-/* Device workspace paro_attention needs for these shapes (int8 Q, K, V^T (room for fp16 V) and scales). */
+/* Device workspace paro_attention needs for these shapes (Q, K and V^T with room for their 16-bit
+ * formats, and scales). */
 PARO_API paro_status paro_workspace_size(const paro_attention_args* args, size_t* bytes);
 
-/* The whole op: permute + quantize Q/K/V (fused), block-sparse INT8 QK^T, fp32 online softmax,
+/* The whole op: permute + quantize Q/K/V (fused), block-sparse INT8 (or 16-bit) QK^T, fp32 online softmax,
  * per head INT8 PV (P quantized per tile and row) or fp16 PV (paro_pv_format); output scattered
  * back to original token order. */
 PARO_API paro_status paro_attention(const paro_plan* plan, const paro_attention_args* args, void* workspace,

@@ -19,7 +19,7 @@ constexpr int kRowHandoffBytes = 2 * 8 + 2 * 8 + 2 * 4;
 #ifdef PARO_SM90_DEVICE
 template <int S>
 struct TileRing {
-    static_assert(S > 1 && (S & (S - 1)) == 0, "a power of two: stage and phase by bit operations");
+    static_assert(S > 1, "two stages at least");
     static constexpr uint32_t kConsumerThreads = 128;
     uint32_t full, empty;  // shared addresses of S mbarriers each
 
@@ -30,7 +30,7 @@ struct TileRing {
             mbar_init(empty + 8 * i, kConsumerThreads);
         }
     }
-    __device__ __forceinline__ static uint32_t stage(uint32_t p) { return p & (S - 1); }
+    __device__ __forceinline__ static uint32_t stage(uint32_t p) { return p % S; }  // a mask for powers of two
     __device__ __forceinline__ static uint32_t parity(uint32_t p) { return (p / S) & 1; }
 
     // Producer: wait until stage p % S is free (the consumers released position p - S; the first

@@ -2,19 +2,23 @@
 // standalone permute / inverse-permute.
 //
 // Quantization (one launch; SPLIT: three CTAs per (64-token permuted tile, head, batch), one each for
-// Q, K and V, else one CTA for all three; measured per head dim, quantize_t):
+// Q, K and V, else one CTA for all three; measured per head dim, quantize_t), per head by its QK and
+// PV formats (PlanView::kernels):
 //  - Q: one scale per row, symmetric, max |q| / 127 (bench/qk_quant_error.py: against one per 16 rows,
 //    less QK error on rows of unequal norms, e.g. text beside video tokens; the attention kernels
 //    fold it into each row's score step at no cost).
 //  - K: one scale per 64-token tile, after subtracting the head's per-channel mean (smooth_k; softmax
 //    is invariant to it since q . mean is constant along a query row).
+//  - 16-bit-QK heads: Q and K in fp16 with the same granularity, but power-of-two scales putting the
+//    maximum in [64, 128) (pow2_scale): exact for fp16 and bf16 inputs (but values below 2^-20 of the
+//    maximum), fp32 inputs rounded to 11 bits, and never an fp16 overflow.
 //  - V: one scale per (tile, channel), stored beside its product with -1.5 * 2^23 (Quantized::v_scale);
 //    written transposed, [D][64] per tile, with the keys of each
 //    group of 16 shuffled so that the attention kernel can feed its 8-bit P' accumulator fragments
 //    straight into mma.m16n8k32 as the A operand: logical position L holds key
 //    k = 8 * ((L >> 1) & 1) + 2 * (L >> 2) + (L & 1), i.e. L(k) = ((k >> 1) & 3) << 2 | (k >> 3) << 1 | (k & 1).
 //    FP8-PV heads get the same layout in e4m3 (scale: max |v| / 448).
-//    Heads of PV format fp16 (PlanView::formats) get V as fp16 instead: transposed to [D][64] per
+//    Heads of PV format fp16 get V as fp16 instead: transposed to [D][64] per
 //    tile, keys in permuted order, no scale (the fp16-PV attention kernels).
 // K and both V^T layouts are stored as SwizzledRows tiles (common.cuh): the layout the Hopper
 // kernel's shared memory needs, so each tile is one bulk copy; the sm_80 kernels un-swizzle as they
@@ -40,6 +44,20 @@ __device__ inline int shuffled_key(int row) {  // row in [0, 64): storage positi
 
 enum class PrepPart { q, k, v };
 
+// 16-bit QK's scale for a row or tile of maximum |x| m: a power of two putting m in [64, 128), so
+// x / scale is x with its exponent moved (inv: 1 / scale, exact; 0 when m is 0).
+__device__ inline float pow2_scale(float m, float& inv) {
+    if (!(m > 0.f)) {
+        inv = 0.f;
+        return 1.f;
+    }
+    int e;
+    frexpf(m, &e);     // m = f * 2^e, f in [0.5, 1)
+    e = max(e, -118);  // inv stays finite (<= 2^125)
+    inv = ldexpf(1.f, 7 - e);
+    return ldexpf(1.f, e - 7);
+}
+
 // SPLIT = true: CTA blockIdx.x quantizes part blockIdx.x % 3 of tile blockIdx.x / 3, holding one
 // tensor's rows in registers; false: CTA blockIdx.x quantizes all three parts of tile blockIdx.x,
 // their loads in flight together.
@@ -60,6 +78,10 @@ __global__ void __launch_bounds__(kPrepThreads) quantize_kernel(Shape s, PlanVie
     const size_t bh = size_t(b) * s.heads + h;
     const int tid = threadIdx.x, lane = tid & 31;
     auto part_of = [&](int i) { return SPLIT ? PrepPart(blockIdx.x % 3) : PrepPart(i); };
+    const bool qk16 = plan.qk_format(h) == QkFormat::fp16;  // the head's formats: uniform over the CTA
+    const PvFormat pv = plan.pv_format(h);
+    // This tile's Q and K in their head's regions (Quantized): int8 or fp16 elements.
+    const size_t qk_at = bh * qk_head_bytes(s.npad, D) + size_t(tile) * kTile * D * (qk16 ? 2 : 1);
 
     __shared__ int s_src[kTile];
     __shared__ int s_kmax;  // abs maximum as int bits
@@ -111,6 +133,22 @@ __global__ void __launch_bounds__(kPrepThreads) quantize_kernel(Shape s, PlanVie
             *reinterpret_cast<uint2*>(dst_tile + at) = packed;
         }
     };
+    // The same in fp16 (16-bit QK; inv a power of two): swizzled, the K tile's D / 64 blocks of 64 keys
+    // x 128 bytes, each SwizzledRows<128>; else row-major (Q).
+    auto store16 = [&](auto swizzled, int8_t* dst_tile, const float* inv) {
+#pragma unroll
+        for (int i = 0; i < NC; ++i) {
+            const int c = tid + i * kPrepThreads, row = c / CH, col = (c % CH) * 8;
+            uint4 packed;
+            __half2* h2 = reinterpret_cast<__half2*>(&packed);
+#pragma unroll
+            for (int j = 0; j < 4; ++j) h2[j] = __floats2half2_rn(x[i][2 * j] * inv[i], x[i][2 * j + 1] * inv[i]);
+            const uint32_t at = decltype(swizzled)::value
+                                    ? uint32_t(col / 64) * kTile * 128 + SwizzledRows<128>::offset(row, (col % 64) / 8)
+                                    : uint32_t(row * D + col) * 2;
+            *reinterpret_cast<uint4*>(dst_tile + at) = packed;
+        }
+    };
 
     // ---- Q: per row. A row's CH chunks are CH consecutive lanes of one warp.
     static_assert(32 % CH == 0, "a row's chunks must fall in one warp");
@@ -123,11 +161,20 @@ __global__ void __launch_bounds__(kPrepThreads) quantize_kernel(Shape s, PlanVie
             for (int j = 0; j < 8; ++j) m = fmaxf(m, fabsf(x[i][j]));
 #pragma unroll
             for (int o = CH / 2; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
-            inv[i] = m > 0.f ? 127.f / m : 0.f;
+            float scale;
+            if (qk16) {
+                scale = pow2_scale(m, inv[i]);
+            } else {
+                inv[i] = m > 0.f ? 127.f / m : 0.f;
+                scale = m > 0.f ? m / 127.f : 1.f;
+            }
             const int c = tid + i * kPrepThreads;
-            if (c % CH == 0) w.q_scale[bh * s.npad + size_t(tile) * kTile + c / CH] = m > 0.f ? m / 127.f : 1.f;
+            if (c % CH == 0) w.q_scale[bh * s.npad + size_t(tile) * kTile + c / CH] = scale;
         }
-        store(std::false_type{}, w.q + (bh * s.npad + size_t(tile) * kTile) * D, inv);
+        if (qk16)
+            store16(std::false_type{}, w.q + qk_at, inv);
+        else
+            store(std::false_type{}, w.q + qk_at, inv);
     };
 
     // ---- K: one scale per tile, mean-subtracted.
@@ -147,11 +194,16 @@ __global__ void __launch_bounds__(kPrepThreads) quantize_kernel(Shape s, PlanVie
         if (lane == 0) atomicMax(&s_kmax, __float_as_int(m));
         __syncthreads();
         const float km = __int_as_float(s_kmax);
-        float inv[NC];
+        float inv1, inv[NC];
+        const float scale = qk16 ? pow2_scale(km, inv1) : km > 0.f ? km / 127.f : 1.f;
+        if (!qk16) inv1 = km > 0.f ? 127.f / km : 0.f;
 #pragma unroll
-        for (int i = 0; i < NC; ++i) inv[i] = km > 0.f ? 127.f / km : 0.f;
-        store(std::true_type{}, w.k + (bh * s.npad + size_t(tile) * kTile) * D, inv);
-        if (tid == 0) w.k_scale[bh * s.nb + tile] = km > 0.f ? km / 127.f : 1.f;
+        for (int i = 0; i < NC; ++i) inv[i] = inv1;
+        if (qk16)
+            store16(std::true_type{}, w.k + qk_at, inv);
+        else
+            store(std::true_type{}, w.k + qk_at, inv);
+        if (tid == 0) w.k_scale[bh * s.nb + tile] = scale;
     };
 
     // ---- V, fp16-PV heads (PvFormat::fp16): fp16, transposed to [D][64] per tile (keys in
@@ -230,10 +282,10 @@ __global__ void __launch_bounds__(kPrepThreads) quantize_kernel(Shape s, PlanVie
             case PrepPart::q: quantize_q(); break;
             case PrepPart::k: quantize_k(); break;
             case PrepPart::v:  // the head's PV format: uniform over the CTA (one head)
-                if (plan.formats && plan.formats[h] == PvFormat::fp16)
+                if (pv == PvFormat::fp16)
                     transpose_v16();
                 else
-                    quantize_v8(plan.formats && plan.formats[h] == PvFormat::fp8_e4m3);
+                    quantize_v8(pv == PvFormat::fp8_e4m3);
                 break;
         }
     }

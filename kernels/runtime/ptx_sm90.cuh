@@ -86,9 +86,13 @@ __device__ __forceinline__ void wgmma_s8_n64(int (&d)[8][4], const uint32_t (&a)
     else
         PARO_WGMMA_RA_N64(PARO_OUT_R, "m64n64k32.s32.s8.s8", "0");
 }
-// d += a[64 x 16] (f16) * B[16 x 64] (f16, K-major), fp32 accumulators.
+// d (+)= a[64 x 16] (f16) * B[16 x 64] (f16, K-major), fp32 accumulators; ACC = false: d = a * b.
+template <bool ACC>
 __device__ __forceinline__ void wgmma_f16_n64(float (&d)[8][4], const uint32_t (&a)[4], uint64_t desc) {
-    PARO_WGMMA_RA_N64(PARO_INOUT_F, "m64n64k16.f32.f16.f16", "1, 1, 1, 0");
+    if constexpr (ACC)
+        PARO_WGMMA_RA_N64(PARO_INOUT_F, "m64n64k16.f32.f16.f16", "1, 1, 1, 0");
+    else
+        PARO_WGMMA_RA_N64(PARO_OUT_F, "m64n64k16.f32.f16.f16", "0, 1, 1, 0");
 }
 // d (+)= a[64 x 32] (e4m3) * B[32 x 64] (e4m3, K-major), fp32 accumulators; ACC = false: d = a * b.
 template <bool ACC>

@@ -26,6 +26,7 @@
 
 using paro::PvFormat;
 using paro::gpu::DType;
+using paro::gpu::QkFormat;
 
 static_assert(PARO_PV_INT8 == int(PvFormat::int8) && PARO_PV_FP16 == int(PvFormat::fp16) &&
                   PARO_PV_FP8_E4M3 == int(PvFormat::fp8_e4m3) && paro::kNumPvFormats == 3,
@@ -65,8 +66,8 @@ Workspace workspace_layout(int64_t bh, int64_t npad, int64_t nb, int64_t d) {
         off += align256(bytes);
         return at;
     };
-    w.q = take(size_t(bh * npad * d));
-    w.k = take(size_t(bh * npad * d));
+    w.q = take(size_t(bh) * paro::gpu::qk_head_bytes(int(npad), int(d)));  // fp16 Q and K fit (16-bit-QK heads)
+    w.k = take(size_t(bh) * paro::gpu::qk_head_bytes(int(npad), int(d)));
     w.vt = take(size_t(bh) * paro::gpu::vt_head_bytes(int(nb), int(d)));  // fp16 V fits (fp16-PV heads)
     w.qs = take(sizeof(float) * size_t(bh * npad));
     w.ks = take(sizeof(float) * size_t(bh * nb));
@@ -89,24 +90,26 @@ struct paro_plan {
     uint8_t* orders = nullptr;    // [layers][heads]
     uint32_t* row_ptr = nullptr;  // [slots][layers][heads][nb+1], relative to col_base
     uint16_t* cols = nullptr;
-    PvFormat* formats = nullptr;  // [layers][heads]; nullptr while every head is INT8
-    // [slots][layers][heads * nb]: per (slot, layer), each format's (head << 16 | row) items, rows
-    // longest first (schedule_items); one launch per format takes its run of them.
+    uint8_t* kernels = nullptr;  // [layers][heads] head_kernel codes; nullptr while every head is INT8 QK and PV
+    // [slots][layers][heads * nb]: per (slot, layer), each kernel variant's (head << 16 | row) items,
+    // rows longest first (schedule_items); one launch per variant takes its run of them.
     uint32_t* schedule = nullptr;
     std::vector<size_t> col_base;  // [slots * layers]
     std::vector<uint8_t> host_orders;
     std::vector<uint16_t> row_len;  // [slots][layers][heads][nb]: kept tiles per row (host, to rebuild the schedule)
-    std::vector<PvFormat> host_formats;  // [layers][heads]; empty while every head is INT8
-    // [layers]: format f's heads come at begin[f] .. begin[f + 1] of the schedule's order; empty
-    // while every head is INT8
-    std::vector<std::array<uint16_t, paro::kNumPvFormats + 1>> format_begin;
+    // [layers][heads], the formats set so far (set_head_formats); empty while every head is INT8
+    std::vector<PvFormat> host_pv;
+    std::vector<QkFormat> host_qk;
+    // [layers]: variant v's heads come at begin[v] .. begin[v + 1] of the schedule's order; empty
+    // while every head is INT8 QK and PV
+    std::vector<std::array<uint16_t, paro::gpu::kNumHeadKernels + 1>> kernel_begin;
 
     ~paro_plan() {
         cudaFree(gathers);
         cudaFree(orders);
         cudaFree(row_ptr);
         cudaFree(cols);
-        cudaFree(formats);
+        cudaFree(kernels);
         cudaFree(schedule);
     }
     paro::gpu::PlanView view(int layer, int slot, bool identity) const {
@@ -116,16 +119,17 @@ struct paro_plan {
         v.row_ptr = row_ptr + (size_t(slot) * layers + layer) * size_t(heads) * size_t(nb + 1);
         v.cols = cols + col_base[size_t(slot) * layers + layer];
         v.schedule = schedule + (size_t(slot) * layers + layer) * size_t(heads) * size_t(nb);
-        if (!format_begin.empty() && heads_of(layer, PvFormat::int8) < heads) {  // else the INT8-only path
-            v.formats = formats + size_t(layer) * heads;
-            for (int f = 0; f <= paro::kNumPvFormats; ++f) v.format_begin[f] = format_begin[size_t(layer)][f];
+        if (!kernel_begin.empty() && heads_of(layer, kInt8) < heads) {  // else the INT8-only path
+            v.kernels = kernels + size_t(layer) * heads;
+            for (int k = 0; k <= paro::gpu::kNumHeadKernels; ++k) v.kernel_begin[k] = kernel_begin[size_t(layer)][k];
         }
         return v;
     }
-    int heads_of(int layer, PvFormat f) const {
-        if (format_begin.empty()) return f == PvFormat::int8 ? heads : 0;
-        const auto& b = format_begin[size_t(layer)];
-        return b[paro::index_of(f) + 1] - b[paro::index_of(f)];
+    static constexpr int kInt8 = paro::gpu::head_kernel(QkFormat::int8, PvFormat::int8);
+    int heads_of(int layer, int kernel) const {  // of variant `kernel` (head_kernel)
+        if (kernel_begin.empty()) return kernel == kInt8 ? heads : 0;
+        const auto& b = kernel_begin[size_t(layer)];
+        return b[kernel + 1] - b[kernel];
     }
 };
 
@@ -152,7 +156,7 @@ paro_status check_plan_dims(int layers, int slots, int heads) {
     return PARO_OK;
 }
 
-std::vector<uint32_t> schedule_items(const paro_plan& plan, const std::vector<PvFormat>& formats);
+std::vector<uint32_t> schedule_items(const paro_plan& plan, const std::vector<uint8_t>& kernels);
 paro_status upload_schedule(paro_plan* plan, const std::vector<uint32_t>& items);
 
 // Builds the device plan from host data. masks may be null (dense).
@@ -237,14 +241,14 @@ paro_status build_plan(const paro::TokenLayout& layout, int layers, int slots, i
     return PARO_OK;
 }
 
-// The plan's schedule: per (slot, layer), the rows of each PV format's heads (formats in their
-// order; `formats` [layers][heads], empty: all INT8), longest first by a stable counting sort on the
-// row length in coarse buckets of ceil(nb / 16) tiles (16 or 17 buckets), heads and rows in index order within a bucket. A grid walks its items in order,
+// The plan's schedule: per (slot, layer), the rows of each kernel variant's heads (variants in their
+// order; `kernels` [layers][heads] head_kernel codes, empty: all INT8), longest first by a stable
+// counting sort on the row length in coarse buckets of ceil(nb / 16) tiles (16 or 17 buckets), heads and rows in index order within a bucket. A grid walks its items in order,
 // so the rows that take longest start first and short ones fill the end: the tail of a launch no
 // longer waits on dense heads that came last (adaptive masks mix densities 0.05 and 1 in a layer).
 // The coarse buckets keep a head's rows of similar length together, and with them the head's K and
 // V in L2 (sorting by exact length cost fp16 PV 4-11% on fixed-density masks, H200).
-std::vector<uint32_t> schedule_items(const paro_plan& plan, const std::vector<PvFormat>& formats) {
+std::vector<uint32_t> schedule_items(const paro_plan& plan, const std::vector<uint8_t>& kernels) {
     const size_t nb = size_t(plan.nb), H = size_t(plan.heads), per = H * nb;
     const size_t width = std::max<size_t>(1, (nb + 15) / 16), buckets = nb / width + 1;
     std::vector<uint32_t> items(size_t(plan.slots) * plan.layers * per);
@@ -256,18 +260,18 @@ std::vector<uint32_t> schedule_items(const paro_plan& plan, const std::vector<Pv
             uint32_t* out = items.data() + sl * per;
             const auto slot_of = [&](size_t h, size_t r) { return buckets - 1 - len[h * nb + r] / width; };
             size_t done = 0;
-            for (const PvFormat f : paro::kAllPvFormats) {
-                const auto of_format = [&](size_t h) {
-                    return formats.empty() ? f == PvFormat::int8 : formats[size_t(l) * H + h] == f;
+            for (int v = 0; v < paro::gpu::kNumHeadKernels; ++v) {
+                const auto of_variant = [&](size_t h) {
+                    return kernels.empty() ? v == paro_plan::kInt8 : kernels[size_t(l) * H + h] == v;
                 };
                 std::fill(start.begin(), start.end(), 0u);
                 size_t count = 0;
                 for (size_t h = 0; h < H; ++h)
-                    if (of_format(h))
+                    if (of_variant(h))
                         for (size_t r = 0; r < nb; ++r) ++start[slot_of(h, r) + 1], ++count;
                 for (size_t k = 1; k <= buckets; ++k) start[k] += start[k - 1];  // longest bucket first
                 for (size_t h = 0; h < H; ++h)
-                    if (of_format(h))
+                    if (of_variant(h))
                         for (size_t r = 0; r < nb; ++r) out[done + start[slot_of(h, r)]++] = uint32_t(h << 16 | r);
                 done += count;
             }
@@ -284,6 +288,44 @@ paro_status upload_schedule(paro_plan* plan, const std::vector<uint32_t>& items)
     return PARO_OK;
 }
 
+// Sets the plan's per-head QK and PV formats ([layers][heads] each): the kernel variant of every
+// head, each layer's run of heads per variant, and the schedule that orders rows by variant.
+paro_status set_head_formats(paro_plan* plan, std::vector<QkFormat> qk, std::vector<PvFormat> pv) {
+    const size_t count = size_t(plan->layers) * plan->heads;
+    PARO_ASSERT(qk.size() == count && pv.size() == count);
+    std::vector<uint8_t> kernels(count);
+    for (size_t i = 0; i < count; ++i) kernels[i] = uint8_t(paro::gpu::head_kernel(qk[i], pv[i]));
+    std::vector<std::array<uint16_t, paro::gpu::kNumHeadKernels + 1>> begin(size_t(plan->layers));
+    for (int l = 0; l < plan->layers; ++l) {
+        const uint8_t* lk = kernels.data() + size_t(l) * plan->heads;
+        int k = 0;
+        for (int v = 0; v < paro::gpu::kNumHeadKernels; ++v) {
+            begin[size_t(l)][size_t(v)] = uint16_t(k);
+            k += int(std::count(lk, lk + plan->heads, uint8_t(v)));
+        }
+        begin[size_t(l)][paro::gpu::kNumHeadKernels] = uint16_t(k);
+    }
+    // Everything that can fail on the host first; the plan's state changes only after the uploads.
+    const std::vector<uint32_t> items = schedule_items(*plan, kernels);
+    if (!plan->kernels) {
+        PARO_CUDA_TRY(cudaMalloc(&plan->kernels, count));
+        plan->device_bytes += count;
+    }
+    PARO_CUDA_TRY(cudaMemcpy(plan->kernels, kernels.data(), count, cudaMemcpyHostToDevice));
+    if (paro_status st = upload_schedule(plan, items); st != PARO_OK) return st;
+    plan->host_qk = std::move(qk);
+    plan->host_pv = std::move(pv);
+    plan->kernel_begin = std::move(begin);
+    return PARO_OK;
+}
+
+// The plan's formats so far: QK (first) and PV per head, INT8 where none was set.
+std::pair<std::vector<QkFormat>, std::vector<PvFormat>> head_formats(const paro_plan* plan) {
+    const size_t count = size_t(plan->layers) * plan->heads;
+    if (plan->host_pv.empty()) return {std::vector<QkFormat>(count, QkFormat::int8), std::vector<PvFormat>(count, PvFormat::int8)};
+    return {plan->host_qk, plan->host_pv};
+}
+
 // formats [layers][heads] (NULL: every head gets `all`), paro_pv_format codes.
 paro_status set_pv_formats(paro_plan* plan, const uint8_t* formats, int all) {
     auto bad = [](int f, const std::string& which) {
@@ -296,30 +338,26 @@ paro_status set_pv_formats(paro_plan* plan, const uint8_t* formats, int all) {
         if (formats[i] >= paro::kNumPvFormats)
             return bad(formats[i], " of layer " + std::to_string(i / plan->heads) + " head " +
                                        std::to_string(i % plan->heads));
-    std::vector<PvFormat> fmt(count);
-    for (size_t i = 0; i < count; ++i) fmt[i] = static_cast<PvFormat>(formats ? formats[i] : all);
-    // Per layer, where each format's run of heads begins in the schedule's order.
-    std::vector<std::array<uint16_t, paro::kNumPvFormats + 1>> begin(size_t(plan->layers));
-    for (int l = 0; l < plan->layers; ++l) {
-        const PvFormat* lf = fmt.data() + size_t(l) * plan->heads;
-        int k = 0;
-        for (const PvFormat f : paro::kAllPvFormats) {
-            begin[size_t(l)][paro::index_of(f)] = uint16_t(k);
-            k += int(std::count(lf, lf + plan->heads, f));
-        }
-        begin[size_t(l)][paro::kNumPvFormats] = uint16_t(k);
-    }
-    // Everything that can fail on the host first; the plan's state changes only after the uploads.
-    const std::vector<uint32_t> items = schedule_items(*plan, fmt);
-    if (!plan->formats) {
-        PARO_CUDA_TRY(cudaMalloc(&plan->formats, sizeof(PvFormat) * count));
-        plan->device_bytes += count * sizeof(PvFormat);
-    }
-    PARO_CUDA_TRY(cudaMemcpy(plan->formats, fmt.data(), sizeof(PvFormat) * count, cudaMemcpyHostToDevice));
-    if (paro_status st = upload_schedule(plan, items); st != PARO_OK) return st;
-    plan->host_formats = std::move(fmt);
-    plan->format_begin = std::move(begin);
-    return PARO_OK;
+    auto [qk, pv] = head_formats(plan);
+    for (size_t i = 0; i < count; ++i) pv[i] = static_cast<PvFormat>(formats ? formats[i] : all);
+    return set_head_formats(plan, std::move(qk), std::move(pv));
+}
+
+// QK bit widths [layers][heads] (NULL: every head gets `all`): 16 runs 16-bit QK, 8 and 4 INT8 (there
+// is no INT4 path), as the pattern's qk_bits.
+paro_status set_qk_bits(paro_plan* plan, const uint8_t* bits, int all) {
+    auto format_of = [](int b) { return b == 16 ? 1 : b == 8 || b == 4 ? 0 : -1; };
+    auto bad = [](int b, const std::string& which) {
+        return fail(PARO_ERROR_INVALID_ARGUMENT, "qk_bits " + std::to_string(b) + which + " (supported: 4, 8, 16)");
+    };
+    const size_t count = size_t(plan->layers) * plan->heads;
+    if (!bits && format_of(all) < 0) return bad(all, "");
+    for (size_t i = 0; bits && i < count; ++i)
+        if (format_of(bits[i]) < 0)
+            return bad(bits[i], " of layer " + std::to_string(i / plan->heads) + " head " + std::to_string(i % plan->heads));
+    auto [qk, pv] = head_formats(plan);
+    for (size_t i = 0; i < count; ++i) qk[i] = QkFormat(format_of(bits ? bits[i] : all));
+    return set_head_formats(plan, std::move(qk), std::move(pv));
 }
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
@@ -372,11 +410,15 @@ paro_status can_implement(const paro_plan* plan, const paro_attention_args* a) {
         return fail(PARO_ERROR_INVALID_ARGUMENT, "slot " + std::to_string(a->slot) + " out of range");
     if (a->stages < 0 || a->stages > PARO_STAGE_ALL) return fail(PARO_ERROR_INVALID_ARGUMENT, "bad stages");
     if (!(std::isfinite(a->scale) && a->scale >= 0)) return fail(PARO_ERROR_INVALID_ARGUMENT, "bad scale");
-    for (const PvFormat f : paro::kAllPvFormats)
-        if (plan->heads_of(a->layer, f) > 0 && !paro::gpu::attention_has_pv_kernel(f))
-            return fail(PARO_ERROR_UNSUPPORTED, "layer " + std::to_string(a->layer) + " has " + paro::to_string(f) +
-                                                    " PV heads; " + kernel_label(f) +
-                                                    " PV needs the Hopper kernels (compute capability 9.0, sm_90a code)");
+    for (int v = 0; v < paro::gpu::kNumHeadKernels; ++v) {
+        if (plan->heads_of(a->layer, v) == 0 || paro::gpu::attention_has_kernel(v)) continue;
+        const PvFormat f = paro::gpu::pv_format_of(v);
+        const std::string what = paro::gpu::qk_format_of(v) == QkFormat::fp16
+                                     ? "16-bit QK heads; 16-bit QK"
+                                     : paro::to_string(f) + std::string(" PV heads; ") + kernel_label(f) + " PV";
+        return fail(PARO_ERROR_UNSUPPORTED, "layer " + std::to_string(a->layer) + " has " + what +
+                                                " needs the Hopper kernels (compute capability 9.0, sm_90a code)");
+    }
     const int eb = elem_bytes(a->dtype);
     const int stages = a->stages ? a->stages : PARO_STAGE_ALL;
     paro_status st;
@@ -426,7 +468,9 @@ paro_status plan_from_pattern(const paro::Pattern& p, paro_plan** out, int head_
         if (p.block_q != paro::kRuntimeTile || p.block_k != paro::kRuntimeTile)
             return fail(PARO_ERROR_UNSUPPORTED, "the runtime needs 64 x 64 tiles, the pattern has " +
                                                     std::to_string(p.block_q) + " x " + std::to_string(p.block_k));
-        std::vector<uint8_t> orders(size_t(layers) * heads), formats(size_t(layers) * heads);
+        std::vector<uint8_t> orders(size_t(layers) * heads);
+        std::vector<QkFormat> qk(size_t(layers) * heads);
+        std::vector<PvFormat> pv(size_t(layers) * heads);
         std::vector<const uint8_t*> masks(size_t(slots) * layers * heads);
         const int64_t nb = p.tiles_per_side();
         for (int l = 0; l < layers; ++l) {
@@ -435,7 +479,8 @@ paro_status plan_from_pattern(const paro::Pattern& p, paro_plan** out, int head_
             for (int h = 0; h < heads; ++h) {
                 const auto& hp = p.layers[l].heads[head_begin + h];
                 orders[size_t(l) * heads + h] = uint8_t(paro::index_of(hp.order));
-                formats[size_t(l) * heads + h] = uint8_t(paro::index_of(hp.pv_format));
+                pv[size_t(l) * heads + h] = hp.pv_format;
+                qk[size_t(l) * heads + h] = hp.qk_bits == 16 ? QkFormat::fp16 : QkFormat::int8;  // 4 and 8: INT8 (no INT4 path)
                 if (int(hp.masks.size()) != slots)
                     return fail(PARO_ERROR_FILE, "head has " + std::to_string(hp.masks.size()) + " masks for " +
                                                      std::to_string(slots) + " slots");
@@ -448,11 +493,12 @@ paro_status plan_from_pattern(const paro::Pattern& p, paro_plan** out, int head_
         paro_plan* plan = nullptr;
         if (paro_status st = build_plan(p.layout, layers, slots, heads, orders.data(), masks, &plan); st != PARO_OK)
             return st;
-        // Per-head PV formats from the pattern; uploaded only when some head is not INT8 (the plan's default).
-        bool all_int8 = true;
-        for (uint8_t f : formats) all_int8 = all_int8 && f == uint8_t(PvFormat::int8);
+        // Per-head QK and PV formats from the pattern; uploaded only when some head is not INT8 in both
+        // (the plan's default).
+        const bool all_int8 = std::all_of(qk.begin(), qk.end(), [](QkFormat f) { return f == QkFormat::int8; }) &&
+                              std::all_of(pv.begin(), pv.end(), [](PvFormat f) { return f == PvFormat::int8; });
         if (!all_int8) {
-            if (paro_status st = set_pv_formats(plan, formats.data(), PARO_PV_INT8); st != PARO_OK) {
+            if (paro_status st = set_head_formats(plan, std::move(qk), std::move(pv)); st != PARO_OK) {
                 paro_plan_destroy(plan);
                 return st;
             }
@@ -548,6 +594,11 @@ void paro_plan_destroy(paro_plan* plan) { delete plan; }
 paro_status paro_plan_set_pv_format(paro_plan* plan, const uint8_t* formats, paro_pv_format all) {
     if (!plan) return fail(PARO_ERROR_INVALID_ARGUMENT, "paro_plan_set_pv_format: null plan");
     return guarded([&] { return set_pv_formats(plan, formats, int(all)); });
+}
+
+paro_status paro_plan_set_qk_bits(paro_plan* plan, const uint8_t* qk_bits, int all_bits) {
+    if (!plan) return fail(PARO_ERROR_INVALID_ARGUMENT, "paro_plan_set_qk_bits: null plan");
+    return guarded([&] { return set_qk_bits(plan, qk_bits, all_bits); });
 }
 
 paro_status paro_plan_set_pv_bits(paro_plan* plan, const uint8_t* pv_bits, int all_bits) {

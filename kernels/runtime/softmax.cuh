@@ -8,8 +8,10 @@
 // acc[j][2..3]).
 //
 // Integers become floats through the 1.5 * 2^23 magic number: as_float(kMagic + x) = 1.5 * 2^23 + x
-// for |x| < 2^22, so a biased int32 accumulator reads as a float with one FFMA to scale and unbias.
+// for |x| < 2^22, so a biased int32 accumulator (INT8 QK) reads as a float with one FFMA to scale
+// and unbias; 16-bit QK's fp32 accumulators are read as they are (the same functions, by type).
 #include <cfloat>
+#include <type_traits>
 
 #include "common.cuh"
 #include "ptx.cuh"
@@ -30,6 +32,20 @@ struct RowState {
 struct ScoreStep {
     float row0, row1;
 };
+
+// A score accumulator as the float the exponentials' FFMA reads, and that float's offset in
+// accumulator units: INT8 QK's int32 sums biased through kMagic (BIAS: what to add to get the biased
+// integers), 16-bit QK's fp32 sums as they are.
+template <int BIAS>
+__device__ __forceinline__ float score_float(int a) {
+    return __int_as_float(a + BIAS);
+}
+template <int BIAS>
+__device__ __forceinline__ float score_float(float a) {
+    return a;
+}
+template <typename Acc>
+constexpr float kScoreOffset = std::is_same_v<Acc, int> ? kMagicF : 0.f;
 
 // The two halves of a tile's softmax that every P format shares (thread: rows g and g + 8).
 // Row maxima of the scores (log2 domain), from the accumulators (plus BIAS: the biased integers)
@@ -57,17 +73,36 @@ __device__ __forceinline__ void tile_row_max(const int (&acc)[8][4], ScoreStep s
     mx0 = (__int_as_float(im0 + BIAS) - kMagicF) * sc.row0;
     mx1 = (__int_as_float(im1 + BIAS) - kMagicF) * sc.row1;
 }
-
-// f = 2^(F * sc - bias) per score, F the biased score (one FFMA + EX2); masked keys give 0.
+// The same from fp32 accumulators (16-bit QK).
 template <bool RAGGED, int BIAS>
-__device__ __forceinline__ void tile_exp2(const int (&acc)[8][4], ScoreStep sc, float bias0, float bias1, int valid,
+__device__ __forceinline__ void tile_row_max(const float (&acc)[8][4], ScoreStep sc, int valid, int t, float& mx0,
+                                             float& mx1) {
+    auto key_value = [&](int j, int e) { return RAGGED && 8 * j + 2 * t + (e & 1) >= valid ? -INFINITY : acc[j][e]; };
+    float m0 = fmaxf(key_value(0, 0), key_value(0, 1)), m1 = fmaxf(key_value(0, 2), key_value(0, 3));
+#pragma unroll
+    for (int j = 1; j < 8; ++j) {
+        m0 = fmaxf(m0, fmaxf(key_value(j, 0), key_value(j, 1)));
+        m1 = fmaxf(m1, fmaxf(key_value(j, 2), key_value(j, 3)));
+    }
+#pragma unroll
+    for (int o2 = 1; o2 <= 2; o2 <<= 1) {
+        m0 = fmaxf(m0, __shfl_xor_sync(0xffffffffu, m0, o2));
+        m1 = fmaxf(m1, __shfl_xor_sync(0xffffffffu, m1, o2));
+    }
+    mx0 = m0 * sc.row0;
+    mx1 = m1 * sc.row1;
+}
+
+// f = 2^(F * sc - bias) per score, F the score as a float (score_float; one FFMA + EX2); masked keys give 0.
+template <bool RAGGED, int BIAS, typename Acc>
+__device__ __forceinline__ void tile_exp2(const Acc (&acc)[8][4], ScoreStep sc, float bias0, float bias1, int valid,
                                           int t, float (&f)[8][4]) {
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
-        f[j][0] = ex2(fmaf(__int_as_float(acc[j][0] + BIAS), sc.row0, -bias0));
-        f[j][1] = ex2(fmaf(__int_as_float(acc[j][1] + BIAS), sc.row0, -bias0));
-        f[j][2] = ex2(fmaf(__int_as_float(acc[j][2] + BIAS), sc.row1, -bias1));
-        f[j][3] = ex2(fmaf(__int_as_float(acc[j][3] + BIAS), sc.row1, -bias1));
+        f[j][0] = ex2(fmaf(score_float<BIAS>(acc[j][0]), sc.row0, -bias0));
+        f[j][1] = ex2(fmaf(score_float<BIAS>(acc[j][1]), sc.row0, -bias0));
+        f[j][2] = ex2(fmaf(score_float<BIAS>(acc[j][2]), sc.row1, -bias1));
+        f[j][3] = ex2(fmaf(score_float<BIAS>(acc[j][3]), sc.row1, -bias1));
     }
     if (RAGGED) {
 #pragma unroll
@@ -88,11 +123,11 @@ __device__ __forceinline__ void tile_exp2(const int (&acc)[8][4], ScoreStep sc, 
 // with beta = 2^(rho_prev - rho), an exact power of two, returned for the caller's O update. (Against
 // 127 * 2^(s - tile max) in int8: 26-29% less error from P, bench/p_quant_error.py.) BIAS is what to
 // add to the accumulators to get the biased integers (0 when they started at kMagic, kMagic when
-// they are raw sums). RAGGED: keys at or past `valid` are masked (the last key tile of a ragged
-// sequence). In two halves, so that a caller can wait in between: softmax_tile_8bit_exp up to the
-// values of P' (f, fp32), then pack_p8; softmax_tile_8bit runs both.
-template <bool RAGGED, int BIAS, bool FP8 = false>
-__device__ __forceinline__ void softmax_tile_8bit_exp(const int (&acc)[8][4], ScoreStep sc, int valid, int t,
+// they are raw sums; unused for fp32 accumulators). RAGGED: keys at or past `valid` are masked (the
+// last key tile of a ragged sequence). In two halves, so that a caller can wait in between:
+// softmax_tile_8bit_exp up to the values of P' (f, fp32), then pack_p8; softmax_tile_8bit runs both.
+template <bool RAGGED, int BIAS, bool FP8 = false, typename Acc>
+__device__ __forceinline__ void softmax_tile_8bit_exp(const Acc (&acc)[8][4], ScoreStep sc, int valid, int t,
                                                       RowState& rs, float& beta0, float& beta1, float (&f)[8][4]) {
     float mx0, mx1;
     tile_row_max<RAGGED, BIAS>(acc, sc, valid, t, mx0, mx1);
@@ -105,7 +140,8 @@ __device__ __forceinline__ void softmax_tile_8bit_exp(const int (&acc)[8][4], Sc
     beta1 = ex2(rs.rho1 - r1);
     rs.rho0 = r0;
     rs.rho1 = r1;
-    // p' = 2^(F * sc - bias) with F the biased score, bias = 1.5 * 2^23 * sc + rho - log2(255) + guard.
+    // p' = 2^(F * sc - bias) with F the score as a float, bias = offset * sc + rho - log2(255) + guard
+    // (offset: kScoreOffset, 1.5 * 2^23 for the biased integers).
     // The bias is rounded once, by up to 2^-24 of its magnitude, ~0.75 * sc: without the guard the
     // tile's largest P' could round past 255.4375 (see pack4) and wrap as a byte once sc (the score
     // step) exceeds ~0.003, i.e. for large Q and K. guard = 2 * sc + 1e-4 covers that and the row
@@ -119,7 +155,7 @@ __device__ __forceinline__ void softmax_tile_8bit_exp(const int (&acc)[8][4], Sc
     const float kLog2_255 = 7.994353436858858f;
     const float guard0 = FP8 ? -8.f : fmaf(2.f, sc.row0, 1e-4f) - kLog2_255;
     const float guard1 = FP8 ? -8.f : fmaf(2.f, sc.row1, 1e-4f) - kLog2_255;
-    const float bias0 = fmaf(kMagicF, sc.row0, r0 + guard0), bias1 = fmaf(kMagicF, sc.row1, r1 + guard1);
+    const float bias0 = fmaf(kScoreOffset<Acc>, sc.row0, r0 + guard0), bias1 = fmaf(kScoreOffset<Acc>, sc.row1, r1 + guard1);
     tile_exp2<RAGGED, BIAS>(acc, sc, bias0, bias1, valid, t, f);
 }
 
@@ -184,8 +220,8 @@ constexpr float kLazyMax = 8.f;
 // beta = 2^(m_prev - m) returned for the caller's O rescale (1 when m did not move, 0 on the first
 // tile). BIAS and RAGGED as in softmax_tile_8bit, and so are the halves: softmax_tile_fp16_exp, then
 // pack_p16.
-template <bool RAGGED, int BIAS>
-__device__ __forceinline__ void softmax_tile_fp16_exp(const int (&acc)[8][4], ScoreStep sc, int valid, int t,
+template <bool RAGGED, int BIAS, typename Acc>
+__device__ __forceinline__ void softmax_tile_fp16_exp(const Acc (&acc)[8][4], ScoreStep sc, int valid, int t,
                                                       RowState& rs, float& beta0, float& beta1, float (&f)[8][4]) {
     float mx0, mx1;
     tile_row_max<RAGGED, BIAS>(acc, sc, valid, t, mx0, mx1);
@@ -194,8 +230,8 @@ __device__ __forceinline__ void softmax_tile_fp16_exp(const int (&acc)[8][4], Sc
     beta1 = n1 == rs.m1 ? 1.f : ex2(rs.m1 - n1);
     rs.m0 = n0;
     rs.m1 = n1;
-    // p = 2^(F * sc - bias), F the biased score, bias = 1.5 * 2^23 * sc + m.
-    const float bias0 = fmaf(kMagicF, sc.row0, n0), bias1 = fmaf(kMagicF, sc.row1, n1);
+    // p = 2^(F * sc - bias), F the score as a float, bias = offset * sc + m.
+    const float bias0 = fmaf(kScoreOffset<Acc>, sc.row0, n0), bias1 = fmaf(kScoreOffset<Acc>, sc.row1, n1);
     tile_exp2<RAGGED, BIAS>(acc, sc, bias0, bias1, valid, t, f);
 }
 

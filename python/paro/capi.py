@@ -6,7 +6,7 @@ two cannot drift. Names follow the headers without their paro_ prefix.
 """
 import ctypes as C
 
-RUNTIME_API_VERSION = 3  # PARO_RUNTIME_API_VERSION this mirror was written for
+RUNTIME_API_VERSION = 4  # PARO_RUNTIME_API_VERSION this mirror was written for
 STATS_API_VERSION = 2    # PARO_STATS_API_VERSION
 
 # enum paro_status
@@ -113,6 +113,7 @@ RUNTIME_FUNCTIONS = {
     "paro_plan_get_info": (_status, [_p, C.POINTER(plan_info)]),
     "paro_plan_destroy": (None, [_p]),
     "paro_plan_set_pv_format": (_status, [_p, C.POINTER(C.c_uint8), C.c_int]),
+    "paro_plan_set_qk_bits": (_status, [_p, C.POINTER(C.c_uint8), C.c_int]),
     "paro_plan_set_pv_bits": (_status, [_p, C.POINTER(C.c_uint8), C.c_int]),
     "paro_can_implement": (_status, [_p, C.POINTER(attention_args)]),
     "paro_workspace_size": (_status, [C.POINTER(attention_args), C.POINTER(C.c_size_t)]),

@@ -105,6 +105,17 @@ class Plan:
             status = self.lib.paro_plan_set_pv_format(self.handle, per_head, capi.PV_INT8)
         self._check(status, "paro_plan_set_pv_format")
 
+    def set_qk_bits(self, bits):
+        """One QK bit width for every head (16: 16-bit QK, Hopper only; 8: INT8), or one per head [layers * heads]."""
+        if isinstance(bits, int):
+            status = self.lib.paro_plan_set_qk_bits(self.handle, None, bits)
+        else:
+            if len(bits) != self.layers * self.heads:
+                raise ValueError(f"set_qk_bits: {len(bits)} widths for {self.layers} layers x {self.heads} heads")
+            per_head = (C.c_uint8 * len(bits))(*bits)
+            status = self.lib.paro_plan_set_qk_bits(self.handle, per_head, 0)
+        self._check(status, "paro_plan_set_qk_bits")
+
     def close(self):
         if self.handle:
             _PLANS.pop(self.id, None)

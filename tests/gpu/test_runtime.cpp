@@ -11,10 +11,12 @@
 #include "paro/attention_reference.hpp"
 #include "paro/axis_order.hpp"
 #include "paro/block_mask.hpp"
+#include "paro/pattern.hpp"
 #include "paro/pv_format.hpp"
 #include "paro/token_layout.hpp"
 #include "gpu_helpers.hpp"
 #include "paro_runtime.h"
+#include "plan_from_pattern.hpp"
 
 using namespace paro;
 using paro::gpu::DeviceBuffer;
@@ -25,6 +27,9 @@ bool have_gpu() {
     int n = 0;
     return paro_device_check(&n) == PARO_OK && n > 0;
 }
+
+// Whether the runtime runs the Hopper kernels here (FP8 PV and 16-bit QK exist only there).
+bool hopper_kernels() { return std::string(paro_attention_kernel_name()).rfind("wgmma", 0) == 0; }
 
 // split_pairs: adjacent tile rows keep disjoint tiles: rows 4i and 4i + 1 the first and second half
 // of the columns, rows 4i + 2 and 4i + 3 alternate columns (what a kernel that shares K/V between
@@ -41,6 +46,9 @@ struct Config {
     bool mixed_pv = false;  // odd heads mixed_with, even heads INT8 PV (per-head array)
     paro_pv_format mixed_with = PARO_PV_FP16;
     int legacy_pv_bits = 0;  // nonzero: every head set by the deprecated paro_plan_set_pv_bits, not pv
+    int qk_bits = 8;         // every head's (paro_plan_set_qk_bits; 16: 16-bit QK, Hopper only)
+    bool mixed_qk = false;   // odd heads qk_bits 16, even heads 8 (per-head array)
+    bool via_pattern = false;  // the plan from an in-memory pattern file's data (plan_from_pattern), not the C API
     // Adversarial V: one token (a third of the way in) x v_outlier in every channel, and the text
     // tokens x v_text_scale (attention sinks and text tokens of another norm); 1 = plain N(0, 1).
     float v_outlier = 1.f, v_text_scale = 1.f;
@@ -60,7 +68,9 @@ std::string describe(const Config& c) {
            (c.v_outlier != 1.f || c.v_text_scale != 1.f
                 ? " V outlier x" + std::to_string(c.v_outlier) + " text x" + std::to_string(c.v_text_scale)
                 : "") +
-           (c.qk_text_scale != 1.f ? " qk text x" + std::to_string(c.qk_text_scale) : "");
+           (c.qk_text_scale != 1.f ? " qk text x" + std::to_string(c.qk_text_scale) : "") +
+           (c.mixed_qk ? " QK 8/16 by head" : c.qk_bits != 8 ? " QK " + std::to_string(c.qk_bits) + " bits" : "") +
+           (c.via_pattern ? " (plan from a pattern)" : "");
 }
 
 // Host-side plan data: every head gets order (head % 6), masks per head.
@@ -129,6 +139,49 @@ gpu::PlanPtr upload(const HostPlan& hp) {
     return gpu::PlanPtr(p);
 }
 
+// Head h's PV format and QK bits under c (not legacy_pv_bits).
+paro_pv_format head_pv(const Config& c, int h) { return c.mixed_pv && h % 2 ? c.mixed_with : c.mixed_pv ? PARO_PV_INT8 : c.pv; }
+int head_qk_bits(const Config& c, int h) { return c.mixed_qk ? (h % 2 ? 16 : 8) : c.qk_bits; }
+
+// The plan of c: through the C API (paro_plan_create, then the per-head formats), or from a pattern
+// holding the same orders, masks and formats (paro_plan_load's path).
+gpu::PlanPtr make_plan(const Config& c, const HostPlan& hp) {
+    if (c.via_pattern) {
+        Pattern p;
+        p.layout = c.layout;
+        p.layers.resize(1);
+        for (int h = 0; h < c.heads; ++h) {
+            HeadPattern head;
+            head.order = kAllOrders[hp.orders[size_t(h)]];
+            BlockMask m(hp.nb);
+            for (int64_t r = 0; r < hp.nb; ++r)
+                for (int64_t col = 0; col < hp.nb; ++col)
+                    if (hp.get(h, r, col)) m.set(r, col);
+            head.masks.push_back(std::move(m));
+            head.qk_bits = head_qk_bits(c, h);
+            head.pv_format = static_cast<PvFormat>(head_pv(c, h));
+            p.layers[0].heads.push_back(std::move(head));
+        }
+        paro_plan* plan = nullptr;
+        gpu::check(gpu::plan_from_pattern(p, &plan), "plan_from_pattern");
+        return gpu::PlanPtr(plan);
+    }
+    auto plan = upload(hp);
+    std::vector<uint8_t> pv(size_t(c.heads)), qk(size_t(c.heads));
+    for (int h = 0; h < c.heads; ++h) pv[size_t(h)] = uint8_t(head_pv(c, h)), qk[size_t(h)] = uint8_t(head_qk_bits(c, h));
+    if (c.legacy_pv_bits)
+        gpu::check(paro_plan_set_pv_bits(plan.get(), nullptr, c.legacy_pv_bits), "paro_plan_set_pv_bits");
+    else if (c.mixed_pv)
+        gpu::check(paro_plan_set_pv_format(plan.get(), pv.data(), PARO_PV_INT8), "paro_plan_set_pv_format");
+    else if (c.pv != PARO_PV_INT8)
+        gpu::check(paro_plan_set_pv_format(plan.get(), nullptr, c.pv), "paro_plan_set_pv_format");
+    if (c.mixed_qk)
+        gpu::check(paro_plan_set_qk_bits(plan.get(), qk.data(), 8), "paro_plan_set_qk_bits");
+    else if (c.qk_bits != 8)
+        gpu::check(paro_plan_set_qk_bits(plan.get(), nullptr, c.qk_bits), "paro_plan_set_qk_bits");
+    return plan;
+}
+
 struct RunResult {
     std::vector<float> kernel, masked_ref;
 };
@@ -138,16 +191,7 @@ RunResult run_config(const Config& c, unsigned seed, bool bnhd = false) {
     const int64_t n = c.layout.tokens(), D = c.head_dim;
     const size_t count = size_t(c.batch) * c.heads * n * D;
     const auto hp = make_host_plan(c, seed);
-    auto plan = upload(hp);
-    if (c.mixed_pv) {
-        std::vector<uint8_t> formats(size_t(c.heads));
-        for (int h = 0; h < c.heads; ++h) formats[size_t(h)] = h % 2 ? c.mixed_with : PARO_PV_INT8;
-        gpu::check(paro_plan_set_pv_format(plan.get(), formats.data(), PARO_PV_INT8), "paro_plan_set_pv_format");
-    } else if (c.legacy_pv_bits) {
-        gpu::check(paro_plan_set_pv_bits(plan.get(), nullptr, c.legacy_pv_bits), "paro_plan_set_pv_bits");
-    } else if (c.pv != PARO_PV_INT8) {
-        gpu::check(paro_plan_set_pv_format(plan.get(), nullptr, c.pv), "paro_plan_set_pv_format");
-    }
+    auto plan = make_plan(c, hp);
     auto q = test::random_normal(count, seed + 1, c.q_sigma), k = test::random_normal(count, seed + 2, c.k_sigma);
     auto v = test::random_normal(count, seed + 3);
     if (c.qk_text_scale != 1.f) {
@@ -492,7 +536,8 @@ const std::vector<SweepLayout> kSweepLayouts = {{{3, 5, 7}, 13, TextPosition::pr
 
 // Every layout x head dim x mask kind x dtype against the fp32 masked reference.
 WorstError accuracy_sweep(const std::vector<SweepLayout>& layouts, std::initializer_list<paro_dtype> dtypes,
-                          paro_pv_format pv, unsigned seed, double min_cos = 0.9995, double max_l1 = 0.03) {
+                          paro_pv_format pv, unsigned seed, double min_cos = 0.9995, double max_l1 = 0.03,
+                          int qk_bits = 8) {
     WorstError worst;
     for (const auto& l : layouts)
         for (int D : {64, 128})
@@ -507,6 +552,7 @@ WorstError accuracy_sweep(const std::vector<SweepLayout>& layouts, std::initiali
                     c.mask = mk;
                     c.dtype = dt;
                     c.pv = pv;
+                    c.qk_bits = qk_bits;
                     const WorstError w = check_accuracy(c, run_config(c, seed++), min_cos, max_l1);
                     worst.add(w.cosine, w.rel_l1);
                 }
@@ -647,10 +693,10 @@ TEST_CASE("gpu: plan PV formats are checked", "[.gpu][small]") {
 
 // FP8 (e4m3) PV runs on Hopper (the wgmma kernels); elsewhere, and under the mma.sync override,
 // the layers with FP8 heads are refused, never run with another format, and the plan's other
-// layers still run.
-TEST_CASE("gpu: fp8_e4m3 PV heads run on Hopper, are refused elsewhere", "[.gpu][small]") {
+// layers still run. The same for 16-bit QK heads; setting QK bits keeps the PV formats and back.
+TEST_CASE("gpu: fp8_e4m3 PV and 16-bit QK heads run on Hopper, are refused elsewhere", "[.gpu][small]") {
     REQUIRE(have_gpu());
-    const bool hopper = std::string(paro_attention_kernel_name()).rfind("wgmma", 0) == 0;
+    const bool hopper = hopper_kernels();
     const int heads = 4, tokens = 100;
     std::vector<uint8_t> orders(2 * heads, 0);
     paro_plan_desc d{};
@@ -684,6 +730,40 @@ TEST_CASE("gpu: fp8_e4m3 PV heads run on Hopper, are refused elsewhere", "[.gpu]
     }
     a.layer = 1;
     CHECK(paro_can_implement(plan.get(), &a) == PARO_OK);
+    std::vector<uint8_t> bits(2 * heads, 8);
+    bits[heads + 2] = 16;  // layer 1, head 2
+    REQUIRE(paro_plan_set_qk_bits(plan.get(), bits.data(), 8) == PARO_OK);
+    for (int layer : {0, 1}) {
+        a.layer = layer;
+        INFO("layer " << layer);
+        if (hopper) {
+            CHECK(paro_can_implement(plan.get(), &a) == PARO_OK);
+        } else {
+            CHECK(paro_can_implement(plan.get(), &a) == PARO_ERROR_UNSUPPORTED);
+            CHECK(std::string(paro_last_error()) ==
+                  (layer == 0 ? "layer 0 has fp8_e4m3 PV heads; FP8 PV needs the Hopper kernels (compute capability 9.0, sm_90a code)"
+                              : "layer 1 has 16-bit QK heads; 16-bit QK needs the Hopper kernels (compute capability 9.0, sm_90a code)"));
+        }
+    }
+    REQUIRE(paro_plan_set_pv_format(plan.get(), nullptr, PARO_PV_INT8) == PARO_OK);  // the QK bits stay
+    a.layer = 0;
+    CHECK(paro_can_implement(plan.get(), &a) == PARO_OK);
+    a.layer = 1;
+    CHECK(paro_can_implement(plan.get(), &a) == (hopper ? PARO_OK : PARO_ERROR_UNSUPPORTED));
+}
+
+TEST_CASE("gpu: plan QK bits are checked", "[.gpu][small]") {
+    REQUIRE(have_gpu());
+    Config c;
+    c.layout.grid = {1, 1, 100};
+    auto plan = upload(make_host_plan(c, 1));
+    for (int bits : {16, 4, 8}) CHECK(paro_plan_set_qk_bits(plan.get(), nullptr, bits) == PARO_OK);
+    for (int bits : {0, 12, 32, -8}) CHECK(paro_plan_set_qk_bits(plan.get(), nullptr, bits) == PARO_ERROR_INVALID_ARGUMENT);
+    std::vector<uint8_t> bits(size_t(c.heads), 16);
+    bits[3] = 7;
+    CHECK(paro_plan_set_qk_bits(plan.get(), bits.data(), 8) == PARO_ERROR_INVALID_ARGUMENT);
+    CHECK(std::string(paro_last_error()) == "qk_bits 7 of layer 0 head 3 (supported: 4, 8, 16)");
+    CHECK(paro_plan_set_qk_bits(nullptr, nullptr, 16) == PARO_ERROR_INVALID_ARGUMENT);
 }
 
 // FP8 PV against the fp32 masked reference: every layout, head dim, mask and dtype; peaked
@@ -696,7 +776,7 @@ TEST_CASE("gpu: fp8_e4m3 PV heads run on Hopper, are refused elsewhere", "[.gpu]
 constexpr double kFp8MinCos = 0.999, kFp8MaxL1 = 0.05, kFp8OwnL1 = 0.04;
 TEST_CASE("gpu: fp8-PV runtime vs fp32 masked reference, sweeps and adversarial inputs", "[.gpu][sweep]") {
     REQUIRE(have_gpu());
-    if (std::string(paro_attention_kernel_name()).rfind("wgmma", 0) != 0) {
+    if (!hopper_kernels()) {
         WARN("FP8 PV runs on Hopper only: skipped here");
         return;
     }
@@ -760,10 +840,12 @@ TEST_CASE("gpu: fp8-PV runtime vs fp32 masked reference, sweeps and adversarial 
 // tokens; in 1 and 2, INT8 QK's own error on rows of large scores (one Q scale per row since the
 // session of 2026-11-30: 0.99900 -> 0.99950 fp16 PV in 1; bench/qk_quant_error.py simulates INT8
 // QK alone on these inputs: even a scale per row and per key leaves worst cosines of 0.9994-0.9996).
+// 16-bit QK (qk_bits 16) with fp16 PV meets the target on 1, 2 and large Q/K: "gpu: 16-bit QK meets
+// the accuracy target on large scores".
 TEST_CASE("gpu: adversarial inputs for every PV format", "[.gpu][sweep]") {
     REQUIRE(have_gpu());
     std::vector<paro_pv_format> formats = {PARO_PV_INT8, PARO_PV_FP16};
-    if (std::string(paro_attention_kernel_name()).rfind("wgmma", 0) == 0) formats.push_back(PARO_PV_FP8_E4M3);
+    if (hopper_kernels()) formats.push_back(PARO_PV_FP8_E4M3);
     const std::vector<SweepLayout> layouts = {{{3, 5, 7}, 13, TextPosition::prefix},    // 118
                                               {{3, 7, 11}, 2, TextPosition::suffix},    // 233
                                               {{4, 12, 16}, 32, TextPosition::suffix}}; // 800
@@ -850,4 +932,93 @@ TEST_CASE("gpu: fp16-PV and mixed per-head PV with peaked attention, batch 2, [B
             }
         }
     }
+}
+
+// ---------------------------------------------------------------- 16-bit QK (qk_bits 16, Hopper)
+
+// 16-bit QK against the fp32 masked reference, every layout, mask, dtype and PV format: Q and K in
+// fp16 with power-of-two scales are exact for fp16 and bf16 inputs, so only P and V (and fp32 inputs'
+// rounding) are left: fp16 PV is held to cosine 0.9999 and rel L1 1%, the 8-bit PV formats to their
+// own bounds. Then layers whose heads mix both QK formats with two PV formats (four launches), and a
+// plan from a pattern's qk_bits runs bit for bit what paro_plan_set_qk_bits gives.
+constexpr double kQk16Fp16PvMinCos = 0.9999, kQk16Fp16PvMaxL1 = 0.01;
+TEST_CASE("gpu: 16-bit QK vs fp32 masked reference, every layout/mask/dtype/PV format", "[.gpu][sweep]") {
+    REQUIRE(have_gpu());
+    if (!hopper_kernels()) {
+        WARN("16-bit QK runs on Hopper only: skipped here");
+        return;
+    }
+    const auto dtypes = {PARO_FLOAT16, PARO_BFLOAT16, PARO_FLOAT32};
+    const WorstError fp16 = accuracy_sweep(kSweepLayouts, dtypes, PARO_PV_FP16, 4000, kQk16Fp16PvMinCos,
+                                           kQk16Fp16PvMaxL1, 16);
+    const WorstError int8 = accuracy_sweep(kSweepLayouts, dtypes, PARO_PV_INT8, 4200, 0.9995, 0.03, 16);
+    const WorstError fp8 = accuracy_sweep(kSweepLayouts, dtypes, PARO_PV_FP8_E4M3, 4400, kFp8MinCos, kFp8MaxL1, 16);
+    WARN("16-bit QK worst vs fp32 masked reference: fp16 PV cosine " << fp16.cosine << " rel L1 " << fp16.rel_l1
+                                                                    << "; INT8 PV cosine " << int8.cosine << " rel L1 "
+                                                                    << int8.rel_l1 << "; FP8 PV cosine " << fp8.cosine
+                                                                    << " rel L1 " << fp8.rel_l1);
+    Config c;
+    c.layout.grid = {4, 12, 16};
+    c.layout.text_tokens = 32;
+    c.batch = 2;
+    c.heads = 8;
+    c.mixed_qk = true;
+    c.mixed_pv = true;  // heads 0, 4: INT8 QK + INT8 PV; 1, 5: 16-bit QK + fp16 PV; and so on
+    for (int D : {64, 128})
+        for (bool bnhd : {false, true}) {
+            c.head_dim = D;
+            check_accuracy(c, run_config(c, 4600 + D + (bnhd ? 1 : 0), bnhd));
+        }
+    // At most 256 tokens: the K mean is one CTA's sum per channel, so two runs agree bit for bit (above,
+    // its CTAs' partial sums meet in float atomics in any order).
+    c.layout.grid = {3, 7, 11};
+    c.layout.text_tokens = 2;
+    c.layout.text_position = TextPosition::suffix;
+    c.batch = 1;
+    c.mixed_pv = true;
+    for (int D : {64, 128}) {
+        c.head_dim = D;
+        Config from_pattern = c;
+        from_pattern.via_pattern = true;
+        INFO(describe(c));
+        CHECK(run_config(c, 4700 + D).kernel == run_config(from_pattern, 4700 + D).kernel);
+    }
+}
+
+// Where INT8 QK cannot reach the target (cosine 0.9995, rel L1 3%) whatever its scales (rows of
+// large scores: bench/qk_quant_error.py), 16-bit QK with fp16 PV does: large-norm Q and K, and the
+// adversarial suite's variants 1 and 2 (text q/k x4 beside v x8; peaked rows with an outlier V token).
+TEST_CASE("gpu: 16-bit QK meets the accuracy target on large scores", "[.gpu][sweep]") {
+    REQUIRE(have_gpu());
+    if (!hopper_kernels()) {
+        WARN("16-bit QK runs on Hopper only: skipped here");
+        return;
+    }
+    const std::vector<SweepLayout> layouts = {{{3, 5, 7}, 13, TextPosition::prefix},    // 118
+                                              {{3, 7, 11}, 2, TextPosition::suffix},    // 233
+                                              {{4, 12, 16}, 32, TextPosition::suffix}}; // 800
+    std::array<WorstError, 3> worst;
+    unsigned seed = 4800;
+    for (const auto& l : layouts)
+        for (int D : {64, 128})
+            for (int variant = 0; variant < 3; ++variant) {
+                Config c;
+                c.layout.grid = l.grid;
+                c.layout.text_tokens = l.text;
+                c.layout.text_position = l.pos;
+                c.head_dim = D;
+                c.pv = PARO_PV_FP16;
+                c.qk_bits = 16;
+                switch (variant) {
+                    case 0: c.mask = MaskKind::full, c.q_sigma = c.k_sigma = 6.f; break;
+                    case 1: c.mask = MaskKind::random20, c.qk_text_scale = 4.f, c.v_text_scale = 8.f; break;
+                    case 2: c.mask = MaskKind::random50, c.q_sigma = 3.f, c.v_outlier = 50.f; break;
+                }
+                const WorstError w = check_accuracy(c, run_config(c, seed++));
+                worst[size_t(variant)].add(w.cosine, w.rel_l1);
+            }
+    const char* names[] = {"large Q/K (sigma 6)", "text q/k x4, v x8", "peaked rows + V outlier x50"};
+    for (int v = 0; v < 3; ++v)
+        WARN("16-bit QK, fp16 PV, " << names[v] << ": worst cosine " << worst[size_t(v)].cosine << ", rel L1 "
+                                    << worst[size_t(v)].rel_l1);
 }

@@ -29,7 +29,7 @@ except paro.LibraryNotFound as e:
     assert "/nonexistent/libparo_runtime.so (no such file)" in str(e) and "PARO_RUNTIME_LIBRARY" in str(e), e
 del os.environ["PARO_RUNTIME_LIBRARY"]
 if os.path.isfile(f"{build}/libparo_runtime.so"):
-    assert paro.load_runtime().paro_runtime_api_version() == 3
+    assert paro.load_runtime().paro_runtime_api_version() == 4
 print("installed package ok")
 PY
 if [ -f "$BUILD_DIR/libparo_runtime.so" ]; then  # a wheel with the libraries inside
