@@ -222,10 +222,17 @@ struct Sm90Row {
     }
 
     // PV of the tile in stage st with the P in pa, issued: 8-bit formats into pv, fp16 accumulating into o.
+    // fp16 PV at D 128: one n128 MMA per k step over all channels (V^T's 128 rows are contiguous), half
+    // the instructions of two n64 ones: 1-3% faster (the 8-bit formats measured no gain, FP8 a loss).
     __device__ __forceinline__ void issue_pv(uint32_t st) {
         wgmma_fence();
         constexpr int RB = C::vRowBytes;
         const uint32_t v0 = desc_base + st * (C::tileBytes >> 4) + (C::kBytes >> 4);
+        if constexpr (PV16 && D == 128) {
+#pragma unroll
+            for (int kc = 0; kc < 4; ++kc) wgmma_f16_n128(o, pa[kc], wgmma_desc<RB>(v0 + kc * 2));
+            return;
+        }
 #pragma unroll
         for (int hn = 0; hn < D / 64; ++hn) {  // 64 channels per warpgroup MMA
             if constexpr (PV16) {
