@@ -55,47 +55,28 @@ __device__ __forceinline__ void fence_operand(float (&d)[N][4]) {
 // the shape and types, TAIL the operands after the descriptor (scale-d, and the input scales and
 // transpose where the types have them). D_CONSTRAINT "=r"/"=f" when d is an output only (scale-d
 // 0: its old values are not kept alive until the issue), "+r"/"+f" when it accumulates.
-#define PARO_WGMMA_RA_N64(D_CONSTRAINT, SHAPE, TAIL)                                                                \
-    asm volatile(                                                                                                   \
-        "wgmma.mma_async.sync.aligned." SHAPE " "                                                                   \
-        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                                  \
-        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "                         \
-        "{%32, %33, %34, %35}, %36, " TAIL ";\n"                                                                    \
-        : D_CONSTRAINT(d[0][0]), D_CONSTRAINT(d[0][1]), D_CONSTRAINT(d[0][2]), D_CONSTRAINT(d[0][3]),               \
-          D_CONSTRAINT(d[1][0]), D_CONSTRAINT(d[1][1]), D_CONSTRAINT(d[1][2]), D_CONSTRAINT(d[1][3]),               \
-          D_CONSTRAINT(d[2][0]), D_CONSTRAINT(d[2][1]), D_CONSTRAINT(d[2][2]), D_CONSTRAINT(d[2][3]),               \
-          D_CONSTRAINT(d[3][0]), D_CONSTRAINT(d[3][1]), D_CONSTRAINT(d[3][2]), D_CONSTRAINT(d[3][3]),               \
-          D_CONSTRAINT(d[4][0]), D_CONSTRAINT(d[4][1]), D_CONSTRAINT(d[4][2]), D_CONSTRAINT(d[4][3]),               \
-          D_CONSTRAINT(d[5][0]), D_CONSTRAINT(d[5][1]), D_CONSTRAINT(d[5][2]), D_CONSTRAINT(d[5][3]),               \
-          D_CONSTRAINT(d[6][0]), D_CONSTRAINT(d[6][1]), D_CONSTRAINT(d[6][2]), D_CONSTRAINT(d[6][3]),               \
-          D_CONSTRAINT(d[7][0]), D_CONSTRAINT(d[7][1]), D_CONSTRAINT(d[7][2]), D_CONSTRAINT(d[7][3])                \
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc))
+// PARO_ACC8(C, j): the constraints of n-blocks j .. j + 7 (32 registers).
+#define PARO_ACC1(C, j) C(d[j][0]), C(d[j][1]), C(d[j][2]), C(d[j][3])
+#define PARO_ACC8(C, j)                                                                                        \
+    PARO_ACC1(C, j), PARO_ACC1(C, j + 1), PARO_ACC1(C, j + 2), PARO_ACC1(C, j + 3), PARO_ACC1(C, j + 4),      \
+        PARO_ACC1(C, j + 5), PARO_ACC1(C, j + 6), PARO_ACC1(C, j + 7)
+#define PARO_WGMMA_RA_N64(D_CONSTRAINT, SHAPE, TAIL)                                                          \
+    asm volatile("wgmma.mma_async.sync.aligned." SHAPE " "                                                    \
+                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                    \
+                 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "           \
+                 "{%32, %33, %34, %35}, %36, " TAIL ";\n"                                                      \
+                 : PARO_ACC8(D_CONSTRAINT, 0)                                                                  \
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc))
 // The same with n128: d[64 x 128] of 64 registers per thread (d[j][e]: n-block j of 16).
-#define PARO_WGMMA_RA_N128(D_CONSTRAINT, SHAPE, TAIL)                                                      \
-    asm volatile(                                                                                          \
-        "wgmma.mma_async.sync.aligned." SHAPE " "                                                          \
-        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                          \
-        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "                 \
-        "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "                 \
-        "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "                \
-        "{%64, %65, %66, %67}, %68, " TAIL ";\n"                                                           \
-        : D_CONSTRAINT(d[0][0]), D_CONSTRAINT(d[0][1]), D_CONSTRAINT(d[0][2]), D_CONSTRAINT(d[0][3]),      \
-          D_CONSTRAINT(d[1][0]), D_CONSTRAINT(d[1][1]), D_CONSTRAINT(d[1][2]), D_CONSTRAINT(d[1][3]),      \
-          D_CONSTRAINT(d[2][0]), D_CONSTRAINT(d[2][1]), D_CONSTRAINT(d[2][2]), D_CONSTRAINT(d[2][3]),      \
-          D_CONSTRAINT(d[3][0]), D_CONSTRAINT(d[3][1]), D_CONSTRAINT(d[3][2]), D_CONSTRAINT(d[3][3]),      \
-          D_CONSTRAINT(d[4][0]), D_CONSTRAINT(d[4][1]), D_CONSTRAINT(d[4][2]), D_CONSTRAINT(d[4][3]),      \
-          D_CONSTRAINT(d[5][0]), D_CONSTRAINT(d[5][1]), D_CONSTRAINT(d[5][2]), D_CONSTRAINT(d[5][3]),      \
-          D_CONSTRAINT(d[6][0]), D_CONSTRAINT(d[6][1]), D_CONSTRAINT(d[6][2]), D_CONSTRAINT(d[6][3]),      \
-          D_CONSTRAINT(d[7][0]), D_CONSTRAINT(d[7][1]), D_CONSTRAINT(d[7][2]), D_CONSTRAINT(d[7][3]),      \
-          D_CONSTRAINT(d[8][0]), D_CONSTRAINT(d[8][1]), D_CONSTRAINT(d[8][2]), D_CONSTRAINT(d[8][3]),      \
-          D_CONSTRAINT(d[9][0]), D_CONSTRAINT(d[9][1]), D_CONSTRAINT(d[9][2]), D_CONSTRAINT(d[9][3]),      \
-          D_CONSTRAINT(d[10][0]), D_CONSTRAINT(d[10][1]), D_CONSTRAINT(d[10][2]), D_CONSTRAINT(d[10][3]),  \
-          D_CONSTRAINT(d[11][0]), D_CONSTRAINT(d[11][1]), D_CONSTRAINT(d[11][2]), D_CONSTRAINT(d[11][3]),  \
-          D_CONSTRAINT(d[12][0]), D_CONSTRAINT(d[12][1]), D_CONSTRAINT(d[12][2]), D_CONSTRAINT(d[12][3]),  \
-          D_CONSTRAINT(d[13][0]), D_CONSTRAINT(d[13][1]), D_CONSTRAINT(d[13][2]), D_CONSTRAINT(d[13][3]),  \
-          D_CONSTRAINT(d[14][0]), D_CONSTRAINT(d[14][1]), D_CONSTRAINT(d[14][2]), D_CONSTRAINT(d[14][3]),  \
-          D_CONSTRAINT(d[15][0]), D_CONSTRAINT(d[15][1]), D_CONSTRAINT(d[15][2]), D_CONSTRAINT(d[15][3])   \
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc))
+#define PARO_WGMMA_RA_N128(D_CONSTRAINT, SHAPE, TAIL)                                                         \
+    asm volatile("wgmma.mma_async.sync.aligned." SHAPE " "                                                    \
+                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                    \
+                 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "            \
+                 "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "            \
+                 "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "           \
+                 "{%64, %65, %66, %67}, %68, " TAIL ";\n"                                                      \
+                 : PARO_ACC8(D_CONSTRAINT, 0), PARO_ACC8(D_CONSTRAINT, 8)                                      \
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc))
 #define PARO_OUT_R(x) "=r"(x)
 #define PARO_INOUT_R(x) "+r"(x)
 #define PARO_OUT_F(x) "=f"(x)
@@ -138,6 +119,8 @@ __device__ __forceinline__ void wgmma_f16_n128(float (&d)[16][4], const uint32_t
 #undef PARO_INOUT_F
 #undef PARO_WGMMA_RA_N64
 #undef PARO_WGMMA_RA_N128
+#undef PARO_ACC8
+#undef PARO_ACC1
 __device__ __forceinline__ float4 lds_f32x4(uint32_t a) {
     float4 x;
     asm volatile("ld.shared.v4.f32 {%0, %1, %2, %3}, [%4];\n" : "=f"(x.x), "=f"(x.y), "=f"(x.z), "=f"(x.w) : "r"(a));

@@ -842,40 +842,48 @@ TEST_CASE("gpu: fp8-PV runtime vs fp32 masked reference, sweeps and adversarial 
 // QK alone on these inputs: even a scale per row and per key leaves worst cosines of 0.9994-0.9996).
 // 16-bit QK (qk_bits 16) with fp16 PV meets the target on 1, 2 and large Q/K: "gpu: 16-bit QK meets
 // the accuracy target on large scores".
+namespace {
+
+const std::vector<SweepLayout> kAdversarialLayouts = {{{3, 5, 7}, 13, TextPosition::prefix},    // 118
+                                                      {{3, 7, 11}, 2, TextPosition::suffix},    // 233
+                                                      {{4, 12, 16}, 32, TextPosition::suffix}}; // 800
+
+// Adversarial variant v (0-3 as listed above; 4: large-norm Q and K, sigma 6, full mask) on layout l.
+Config adversarial_config(const SweepLayout& l, int D, int variant) {
+    Config c;
+    c.layout.grid = l.grid;
+    c.layout.text_tokens = l.text;
+    c.layout.text_position = l.pos;
+    c.head_dim = D;
+    c.dtype = variant == 3 ? PARO_BFLOAT16 : PARO_FLOAT16;
+    switch (variant) {
+        case 0: c.mask = MaskKind::one_per_row; break;
+        case 1: c.mask = MaskKind::random20, c.qk_text_scale = 4.f, c.v_text_scale = 8.f; break;
+        case 2: c.mask = MaskKind::random50, c.q_sigma = 3.f, c.v_outlier = 50.f; break;
+        case 3: c.mask = MaskKind::one_per_row, c.qk_text_scale = 0.25f, c.v_outlier = 50.f; break;
+        case 4: c.mask = MaskKind::full, c.q_sigma = c.k_sigma = 6.f; break;
+    }
+    return c;
+}
+
+}  // namespace
+
 TEST_CASE("gpu: adversarial inputs for every PV format", "[.gpu][sweep]") {
     REQUIRE(have_gpu());
     std::vector<paro_pv_format> formats = {PARO_PV_INT8, PARO_PV_FP16};
     if (hopper_kernels()) formats.push_back(PARO_PV_FP8_E4M3);
-    const std::vector<SweepLayout> layouts = {{{3, 5, 7}, 13, TextPosition::prefix},    // 118
-                                              {{3, 7, 11}, 2, TextPosition::suffix},    // 233
-                                              {{4, 12, 16}, 32, TextPosition::suffix}}; // 800
     unsigned seed = 3100;
     for (paro_pv_format pv : formats) {
         const bool fp8 = pv == PARO_PV_FP8_E4M3;
         std::array<WorstError, 4> worst;
-        for (const auto& l : layouts)
+        for (const auto& l : kAdversarialLayouts)
             for (int D : {64, 128})
                 for (int variant = 0; variant < 4; ++variant) {
-                    Config c;
-                    c.layout.grid = l.grid;
-                    c.layout.text_tokens = l.text;
-                    c.layout.text_position = l.pos;
-                    c.head_dim = D;
+                    Config c = adversarial_config(l, D, variant);
                     c.pv = pv;
-                    c.dtype = variant == 3 ? PARO_BFLOAT16 : PARO_FLOAT16;
                     double min_cos = fp8 ? kFp8MinCos : 0.9995, max_l1 = fp8 ? kFp8MaxL1 : 0.03;
-                    switch (variant) {
-                        case 0: c.mask = MaskKind::one_per_row; break;
-                        case 1:
-                            c.mask = MaskKind::random20, c.qk_text_scale = 4.f, c.v_text_scale = 8.f;
-                            min_cos = std::min(min_cos, 0.9993);  // one Q scale per 16 rows gave 0.99900
-                            break;
-                        case 2:
-                            c.mask = MaskKind::random50, c.q_sigma = 3.f, c.v_outlier = 50.f;
-                            min_cos = 0.995, max_l1 = 0.08;
-                            break;
-                        case 3: c.mask = MaskKind::one_per_row, c.qk_text_scale = 0.25f, c.v_outlier = 50.f; break;
-                    }
+                    if (variant == 1) min_cos = std::min(min_cos, 0.9993);  // one Q scale per 16 rows gave 0.99900
+                    if (variant == 2) min_cos = 0.995, max_l1 = 0.08;
                     const WorstError w = check_accuracy(c, run_config(c, seed++), min_cos, max_l1);
                     worst[size_t(variant)].add(w.cosine, w.rel_l1);
                 }
@@ -994,31 +1002,19 @@ TEST_CASE("gpu: 16-bit QK meets the accuracy target on large scores", "[.gpu][sw
         WARN("16-bit QK runs on Hopper only: skipped here");
         return;
     }
-    const std::vector<SweepLayout> layouts = {{{3, 5, 7}, 13, TextPosition::prefix},    // 118
-                                              {{3, 7, 11}, 2, TextPosition::suffix},    // 233
-                                              {{4, 12, 16}, 32, TextPosition::suffix}}; // 800
+    const std::array<int, 3> variants = {4, 1, 2};
+    const char* names[] = {"large Q/K (sigma 6)", "text q/k x4, v x8", "peaked rows + V outlier x50"};
     std::array<WorstError, 3> worst;
     unsigned seed = 4800;
-    for (const auto& l : layouts)
+    for (const auto& l : kAdversarialLayouts)
         for (int D : {64, 128})
-            for (int variant = 0; variant < 3; ++variant) {
-                Config c;
-                c.layout.grid = l.grid;
-                c.layout.text_tokens = l.text;
-                c.layout.text_position = l.pos;
-                c.head_dim = D;
+            for (size_t i = 0; i < variants.size(); ++i) {
+                Config c = adversarial_config(l, D, variants[i]);
                 c.pv = PARO_PV_FP16;
                 c.qk_bits = 16;
-                switch (variant) {
-                    case 0: c.mask = MaskKind::full, c.q_sigma = c.k_sigma = 6.f; break;
-                    case 1: c.mask = MaskKind::random20, c.qk_text_scale = 4.f, c.v_text_scale = 8.f; break;
-                    case 2: c.mask = MaskKind::random50, c.q_sigma = 3.f, c.v_outlier = 50.f; break;
-                }
                 const WorstError w = check_accuracy(c, run_config(c, seed++));
-                worst[size_t(variant)].add(w.cosine, w.rel_l1);
+                worst[i].add(w.cosine, w.rel_l1);
             }
-    const char* names[] = {"large Q/K (sigma 6)", "text q/k x4, v x8", "peaked rows + V outlier x50"};
-    for (int v = 0; v < 3; ++v)
-        WARN("16-bit QK, fp16 PV, " << names[v] << ": worst cosine " << worst[size_t(v)].cosine << ", rel L1 "
-                                    << worst[size_t(v)].rel_l1);
+    for (size_t i = 0; i < variants.size(); ++i)
+        WARN("16-bit QK, fp16 PV, " << names[i] << ": worst cosine " << worst[i].cosine << ", rel L1 " << worst[i].rel_l1);
 }
