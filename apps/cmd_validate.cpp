@@ -5,7 +5,8 @@
 //   total               the runtime                                  vs  dense fp32
 // The work lives in lib/validation/paro/validation (walk, statistics) and its backends: GPU
 // (kernels/tools/gpu_validation) or CPU (--cpu: exact, slow, no quantization error). This file parses
-// options and prints.
+// options and prints, and with --upgrade-qk writes the pattern with 16-bit QK for the heads whose
+// quantization error missed the target (the quantization plan from measured errors).
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
@@ -23,6 +24,7 @@
 #include "cli_docs.hpp"
 #include "commands.hpp"
 #include "option_names.hpp"
+#include "paro/atomic_output.hpp"
 #include "paro/dump.hpp"
 #include "paro/error.hpp"
 #include "paro/json_text.hpp"
@@ -49,6 +51,8 @@ struct ValidateOptions {
     std::string dtype = "fp16";
     int slot = -1;
     std::vector<int> samples, layers;
+    std::string upgrade_qk;  // output pattern ("": none)
+    double upgrade_cosine = 0.9995, upgrade_rel_l1 = 0.03;
 };
 
 nlohmann::json stats_json(const ErrorStats& e) {
@@ -77,6 +81,38 @@ struct HeadResult {
     bool pass = true;
 };
 
+// --upgrade-qk: the (layer, head)s whose quantization error misses the upgrade target on some
+// sample, split into those that 16-bit QK can still help (INT8 QK now) and those already at 16.
+struct QkUpgrade {
+    std::vector<std::pair<int, int>> upgraded, already_16;
+};
+
+QkUpgrade plan_qk_upgrade(const ValidateOptions& o, const Pattern& pat, const std::vector<HeadValidation>& vs) {
+    std::vector<std::pair<int, int>> missed;
+    for (const HeadValidation& v : vs)
+        if (v.has_quant && !(v.quant.finite && v.quant.cosine >= o.upgrade_cosine && v.quant.rel_l1 <= o.upgrade_rel_l1))
+            missed.emplace_back(v.layer, v.head);
+    std::sort(missed.begin(), missed.end());
+    missed.erase(std::unique(missed.begin(), missed.end()), missed.end());
+    QkUpgrade u;
+    for (const auto& [l, h] : missed)
+        (pat.layers[size_t(l)].heads[size_t(h)].qk_bits == 16 ? u.already_16 : u.upgraded).emplace_back(l, h);
+    return u;
+}
+
+// Writes the pattern with qk_bits 16 for the upgraded heads (atomically), and says what it did.
+void write_qk_upgrade(const ValidateOptions& o, Pattern pat, const QkUpgrade& u, const GlobalOptions& g) {
+    for (const auto& [l, h] : u.upgraded) pat.layers[size_t(l)].heads[size_t(h)].qk_bits = 16;
+    write_pattern_file(pat, o.upgrade_qk);
+    if (o.json || g.quiet) return;
+    std::printf("16-bit QK: %zu head(s) missed the quantization target (cosine >= %g, rel L1 <= %g) with INT8 QK; "
+                "%s written with qk_bits 16 for them (the runtime runs 16-bit QK on Hopper only)\n",
+                u.upgraded.size(), o.upgrade_cosine, o.upgrade_rel_l1, o.upgrade_qk.c_str());
+    if (!u.already_16.empty())
+        std::printf("16-bit QK: %zu head(s) already at 16-bit QK miss it too (their PV format or inputs)\n",
+                    u.already_16.size());
+}
+
 int run_validate(const ValidateOptions& o, const GlobalOptions& g) {
     const Pattern pat = read_pattern_file(o.pattern);
     DumpReader reader(o.dump);
@@ -85,6 +121,10 @@ int run_validate(const ValidateOptions& o, const GlobalOptions& g) {
     if (o.cpu && o.against == "masked")
         throw InputError("", "option --against",
                          "'masked' checks the quantization error, which needs the GPU runtime (--cpu has none)");
+    if (o.cpu && !o.upgrade_qk.empty())
+        throw InputError("", "option --upgrade-qk",
+                         "chooses by the quantization error, which needs the GPU runtime (--cpu has none)");
+    if (!o.upgrade_qk.empty()) AtomicOutput::check(o.upgrade_qk);  // a typo fails before the work
     const ValidationScope scope{o.samples, o.layers, o.slot};
     check_validation_inputs(pat, reader.info(), scope, o.pattern);
 
@@ -104,6 +144,8 @@ int run_validate(const ValidateOptions& o, const GlobalOptions& g) {
     progress.finish();
     std::vector<HeadResult> results;
     for (const auto& v : validations) results.push_back({v, passes(o, o.against == "masked" ? v.quant : v.total)});
+    QkUpgrade upgrade;
+    if (!o.upgrade_qk.empty()) upgrade = plan_qk_upgrade(o, pat, validations);
 
     const bool all_pass = std::all_of(results.begin(), results.end(), [](const HeadResult& r) { return r.pass; });
     // Warnings: not failures (thresholds are), but a pattern that visibly changes the output must
@@ -142,6 +184,18 @@ int run_validate(const ValidateOptions& o, const GlobalOptions& g) {
         j["thresholds"] = th;
         j["pass"] = all_pass;
         j["warnings"] = warnings;
+        if (!o.upgrade_qk.empty()) {
+            auto heads = [](const std::vector<std::pair<int, int>>& v) {
+                nlohmann::json a = nlohmann::json::array();
+                for (const auto& [l, h] : v) a.push_back({{"layer", l}, {"head", h}});
+                return a;
+            };
+            j["qk_upgrade"] = {{"output", o.upgrade_qk},
+                               {"min_cosine", o.upgrade_cosine},
+                               {"max_rel_l1", o.upgrade_rel_l1},
+                               {"upgraded", heads(upgrade.upgraded)},
+                               {"already_16", heads(upgrade.already_16)}};
+        }
         auto& arr = j["heads"] = nlohmann::json::array();
         for (const auto& [v, pass] : results) {
             nlohmann::json x = {{"sample", v.sample}, {"layer", v.layer},   {"head", v.head},
@@ -150,6 +204,7 @@ int run_validate(const ValidateOptions& o, const GlobalOptions& g) {
             x["quantization"] = v.has_quant ? stats_json(v.quant) : nlohmann::json(nullptr);
             arr.push_back(x);
         }
+        if (!o.upgrade_qk.empty()) write_qk_upgrade(o, pat, upgrade, g);
         std::printf("%s\n", json_text(j, 2).c_str());
         print_warnings();
         return all_pass ? 0 : 1;
@@ -180,6 +235,7 @@ int run_validate(const ValidateOptions& o, const GlobalOptions& g) {
     const auto failed = std::count_if(results.begin(), results.end(), [](const HeadResult& r) { return !r.pass; });
     std::printf("\n%zu (sample, layer, head) checked, %lld failed the thresholds (checked: %s)\n", results.size(),
                 static_cast<long long>(failed), o.against.c_str());
+    if (!o.upgrade_qk.empty()) write_qk_upgrade(o, pat, upgrade, g);
     print_warnings();
     return all_pass ? 0 : 1;
 }
@@ -213,9 +269,19 @@ void add_validate(CLI::App& app, Runner& run, const GlobalOptions& g) {
     sub->add_option("--slot", o->slot, "Use this timestep slot for every sample (default: from each sample's step)");
     sub->add_option("--samples", o->samples, "Only these samples (0-based)")->delimiter(',');
     sub->add_option("--layers", o->layers, "Only these layers (0-based)")->delimiter(',');
+    sub->add_option("--upgrade-qk", o->upgrade_qk,
+                    "Write this pattern: the input with qk_bits 16 (16-bit QK, Hopper) for every head whose "
+                    "quantization error misses --upgrade-cosine / --upgrade-rel-l1 on some sample (GPU only)");
+    sub->add_option("--upgrade-cosine", o->upgrade_cosine, "--upgrade-qk: the quantization error's minimum cosine")
+        ->check(CLI::Range(-1.0, 1.0))
+        ->capture_default_str();
+    sub->add_option("--upgrade-rel-l1", o->upgrade_rel_l1, "--upgrade-qk: the quantization error's maximum relative L1")
+        ->check(CLI::NonNegativeNumber)
+        ->capture_default_str();
     sub->callback([&run, &g, o, sub] {
         o->min_psnr_set = sub->count("--min-psnr") > 0;
-        run = with_option_names({{"slot", "--slot"}, {"dtype", "--dtype"}}, [o, &g] { return run_validate(*o, g); });
+        run = with_option_names({{"slot", "--slot"}, {"dtype", "--dtype"}, {"path", "--upgrade-qk"}},
+                                [o, &g] { return run_validate(*o, g); });
     });
 }
 

@@ -18,6 +18,12 @@ grep -q '"backend": "cpu"' "$dir/out.json" || { echo "bad json"; exit 1; }
 [ "$(grep -c '"layer": 0' "$dir/out.json")" -eq 2 ] || { echo "expected 2 head records"; exit 1; }
 "$PARO" validate -q "$dir/p.h5" --dump "$dir/d.h5" --cpu --against masked > /dev/null 2>&1
 rc=$?; [ $rc -eq 2 ] || { echo "--cpu --against masked: expected 2, got $rc"; exit 1; }
+"$PARO" validate -q "$dir/p.h5" --dump "$dir/d.h5" --cpu --upgrade-qk "$dir/u.h5" 2> "$dir/err.txt"
+rc=$?; [ $rc -eq 2 ] && [ "$(wc -l < "$dir/err.txt")" -eq 1 ] && grep -q "option --upgrade-qk" "$dir/err.txt" && [ ! -e "$dir/u.h5" ] ||
+  { echo "--cpu --upgrade-qk: expected 2 and one line, no output; got $rc:"; cat "$dir/err.txt"; exit 1; }
+"$PARO" validate -q "$dir/p.h5" --dump "$dir/d.h5" --upgrade-qk "$dir/missing/u.h5" 2> "$dir/err.txt"
+rc=$?; [ $rc -eq 2 ] && grep -q "missing/u.h5: option --upgrade-qk" "$dir/err.txt" ||
+  { echo "--upgrade-qk into a missing directory: expected 2 naming the option, got $rc:"; cat "$dir/err.txt"; exit 1; }
 if ! command -v nvidia-smi > /dev/null || ! nvidia-smi > /dev/null 2>&1; then
   "$PARO" validate -q "$dir/p.h5" --dump "$dir/d.h5" 2> "$dir/err.txt"
   rc=$?; [ $rc -eq 3 ] || { echo "no GPU: expected 3, got $rc"; exit 1; }

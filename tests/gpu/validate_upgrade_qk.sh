@@ -1,0 +1,47 @@
+#!/bin/bash
+# `paro validate --upgrade-qk` on the GPU: the heads whose measured quantization error misses the
+# upgrade target get qk_bits 16 in the written pattern (nothing else changes), and the upgraded
+# pattern then meets that target where the input did not (16-bit QK runs on Hopper only: there the
+# second half is checked).
+# Needs a GPU and a Python with h5py (the GPU machine's python3); skipped (77) otherwise.
+set -u
+: "${PARO:?PARO must point at the paro binary}"
+PY=${GPU_PYTHON:-python3}
+nvidia-smi > /dev/null 2>&1 || { echo "no GPU: skipped"; exit 77; }
+"$PY" -c "import h5py, numpy" 2>/dev/null || { echo "no h5py: skipped"; exit 77; }
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+target=0.99995  # INT8 QK with fp16 PV misses it on these planted heads; 16-bit QK meets it
+"$PARO" synth -q -o "$dir/d.h5" --grid 4x12x16 --text 32 --layers 2 --heads 4 --samples 2 || exit 1
+"$PARO" calibrate -q "$dir/d.h5" -o "$dir/p.h5" --density 0.6 --pv-format fp16 || exit 1
+"$PARO" validate -q "$dir/p.h5" --dump "$dir/d.h5" --against masked --min-cosine $target > "$dir/before.txt"
+rc=$?; [ $rc -eq 1 ] || { echo "FAIL: INT8 QK was expected to miss cosine $target (exit 1), got $rc"; cat "$dir/before.txt"; exit 1; }
+"$PARO" validate -q "$dir/p.h5" --dump "$dir/d.h5" --upgrade-qk "$dir/u.h5" --upgrade-cosine $target --json > "$dir/u.json" ||
+  { echo "FAIL: validate --upgrade-qk"; cat "$dir/u.json"; exit 1; }
+"$PY" - "$dir/p.h5" "$dir/u.h5" "$dir/u.json" <<'PY' || exit 1
+import json, sys, h5py, numpy as np
+p, u, report = h5py.File(sys.argv[1]), h5py.File(sys.argv[2]), json.load(open(sys.argv[3]))
+up = {(x["layer"], x["head"]) for x in report["qk_upgrade"]["upgraded"]}
+assert up, "no head upgraded"
+missed = {(h["layer"], h["head"]) for h in report["heads"] if h["quantization"]["cosine"] < report["qk_upgrade"]["min_cosine"]}
+assert up == missed, (up, missed)
+bad = []
+def walk(name, obj):
+    if not isinstance(obj, h5py.Dataset):
+        return
+    a, b = p[name][()], u[name][()]
+    if name.endswith("/qk_bits"):
+        layer = int(name.split("/")[1])
+        want = np.array([16 if (layer, h) in up else v for h, v in enumerate(a)], a.dtype)
+        if not np.array_equal(b, want):
+            bad.append(f"{name}: {b} != {want}")
+    elif not np.array_equal(a, b):
+        bad.append(name)
+p.visititems(walk)
+assert not bad, bad
+print(f"{len(up)} head(s) upgraded to 16-bit QK; nothing else changed")
+PY
+[ "$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1)" = "9.0" ] || { echo "not Hopper: the upgraded pattern is not run"; exit 0; }
+"$PARO" validate -q "$dir/u.h5" --dump "$dir/d.h5" --against masked --min-cosine $target > "$dir/after.txt" ||
+  { echo "FAIL: the upgraded pattern misses cosine $target"; cat "$dir/after.txt"; exit 1; }
+echo "the upgraded pattern meets cosine $target"
