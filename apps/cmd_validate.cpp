@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -82,32 +83,69 @@ struct HeadResult {
 };
 
 // --upgrade-qk: the (layer, head)s whose quantization error misses the upgrade target on some
-// sample, split into those that 16-bit QK can still help (INT8 QK now) and those already at 16.
+// sample: those 16-bit QK brings within it (upgraded), those it does not (not_helped: their PV
+// format or inputs limit them), and those already at 16 bits. Off Hopper 16-bit QK cannot run here:
+// every INT8-QK head that missed is upgraded, unverified.
 struct QkUpgrade {
-    std::vector<std::pair<int, int>> upgraded, already_16;
+    std::vector<std::pair<int, int>> upgraded, not_helped, already_16;
+    bool verified = false;
 };
 
-QkUpgrade plan_qk_upgrade(const ValidateOptions& o, const Pattern& pat, const std::vector<HeadValidation>& vs) {
-    std::vector<std::pair<int, int>> missed;
-    for (const HeadValidation& v : vs)
-        if (v.has_quant && !(v.quant.finite && v.quant.cosine >= o.upgrade_cosine && v.quant.rel_l1 <= o.upgrade_rel_l1))
-            missed.emplace_back(v.layer, v.head);
-    std::sort(missed.begin(), missed.end());
-    missed.erase(std::unique(missed.begin(), missed.end()), missed.end());
+bool meets_upgrade_target(const ValidateOptions& o, const ErrorStats& e) {
+    return e.finite && e.cosine >= o.upgrade_cosine && e.rel_l1 <= o.upgrade_rel_l1;
+}
+
+Pattern with_qk16(Pattern p, const std::vector<std::pair<int, int>>& heads) {
+    for (const auto& [l, h] : heads) p.layers[size_t(l)].heads[size_t(h)].qk_bits = 16;
+    return p;
+}
+
+// rerun(trial, layers): the validation of a pattern over those layers; empty when 16-bit QK cannot run.
+using Rerun = std::function<std::vector<HeadValidation>(const Pattern&, const std::vector<int>&)>;
+
+QkUpgrade plan_qk_upgrade(const ValidateOptions& o, const Pattern& pat, const std::vector<HeadValidation>& vs,
+                          const Rerun& rerun) {
     QkUpgrade u;
-    for (const auto& [l, h] : missed)
-        (pat.layers[size_t(l)].heads[size_t(h)].qk_bits == 16 ? u.already_16 : u.upgraded).emplace_back(l, h);
+    std::vector<std::pair<int, int>> candidates;
+    std::vector<int> layers;
+    for (const HeadWorst& w : worst_over_samples(vs)) {
+        if (!w.has_quant || meets_upgrade_target(o, w.quant)) continue;
+        if (pat.layers[size_t(w.layer)].heads[size_t(w.head)].qk_bits == 16) {
+            u.already_16.emplace_back(w.layer, w.head);
+        } else {
+            candidates.emplace_back(w.layer, w.head);
+            if (layers.empty() || layers.back() != w.layer) layers.push_back(w.layer);
+        }
+    }
+    if (candidates.empty() || !rerun) {
+        u.upgraded = candidates;
+        return u;
+    }
+    u.verified = true;
+    const std::vector<HeadWorst> trial = worst_over_samples(rerun(with_qk16(pat, candidates), layers));
+    for (const auto& c : candidates) {
+        const auto w = std::find_if(trial.begin(), trial.end(),
+                                    [&](const HeadWorst& t) { return t.layer == c.first && t.head == c.second; });
+        PARO_ASSERT(w != trial.end());
+        (meets_upgrade_target(o, w->quant) ? u.upgraded : u.not_helped).push_back(c);
+    }
     return u;
 }
 
 // Writes the pattern with qk_bits 16 for the upgraded heads (atomically), and says what it did.
-void write_qk_upgrade(const ValidateOptions& o, Pattern pat, const QkUpgrade& u, const GlobalOptions& g) {
-    for (const auto& [l, h] : u.upgraded) pat.layers[size_t(l)].heads[size_t(h)].qk_bits = 16;
-    write_pattern_file(pat, o.upgrade_qk);
+void write_qk_upgrade(const ValidateOptions& o, const Pattern& pat, const QkUpgrade& u, const GlobalOptions& g) {
+    write_pattern_file(with_qk16(pat, u.upgraded), o.upgrade_qk);
     if (o.json || g.quiet) return;
-    std::printf("16-bit QK: %zu head(s) missed the quantization target (cosine >= %g, rel L1 <= %g) with INT8 QK; "
-                "%s written with qk_bits 16 for them (the runtime runs 16-bit QK on Hopper only)\n",
-                u.upgraded.size(), o.upgrade_cosine, o.upgrade_rel_l1, o.upgrade_qk.c_str());
+    const size_t missed = u.upgraded.size() + u.not_helped.size();
+    std::printf("16-bit QK: %zu INT8-QK head(s) missed the quantization target (cosine >= %g, rel L1 <= %g); ", missed,
+                o.upgrade_cosine, o.upgrade_rel_l1);
+    if (u.verified)
+        std::printf("%zu meet it with 16-bit QK and get qk_bits 16 in %s, %zu do not (their PV format or inputs "
+                    "limit them) and keep INT8 QK\n",
+                    u.upgraded.size(), o.upgrade_qk.c_str(), u.not_helped.size());
+    else
+        std::printf("%s has qk_bits 16 for them, not run here (16-bit QK runs on Hopper only: validate it there)\n",
+                    o.upgrade_qk.c_str());
     if (!u.already_16.empty())
         std::printf("16-bit QK: %zu head(s) already at 16-bit QK miss it too (their PV format or inputs)\n",
                     u.already_16.size());
@@ -145,7 +183,23 @@ int run_validate(const ValidateOptions& o, const GlobalOptions& g) {
     std::vector<HeadResult> results;
     for (const auto& v : validations) results.push_back({v, passes(o, o.against == "masked" ? v.quant : v.total)});
     QkUpgrade upgrade;
-    if (!o.upgrade_qk.empty()) upgrade = plan_qk_upgrade(o, pat, validations);
+    if (!o.upgrade_qk.empty()) {
+        Rerun rerun;
+#ifdef PARO_HAVE_CUDA
+        if (std::string(paro_attention_kernel_name()).rfind("wgmma", 0) == 0)
+            rerun = [&](const Pattern& trial, const std::vector<int>& layers) {
+                gpu::GpuValidationBackend with_16(trial, gpu::parse_dtype(o.dtype));
+                ValidationScope s = scope;
+                s.layers = layers;
+                ProgressLine again("validate with 16-bit QK", "layers", !g.quiet && !o.json);
+                auto r = validate_pattern(trial, reader, s, with_16,
+                                          [&](int64_t done, int64_t total) { again.update(done, total); });
+                again.finish();
+                return r;
+            };
+#endif
+        upgrade = plan_qk_upgrade(o, pat, validations, rerun);
+    }
 
     const bool all_pass = std::all_of(results.begin(), results.end(), [](const HeadResult& r) { return r.pass; });
     // Warnings: not failures (thresholds are), but a pattern that visibly changes the output must
@@ -193,7 +247,9 @@ int run_validate(const ValidateOptions& o, const GlobalOptions& g) {
             j["qk_upgrade"] = {{"output", o.upgrade_qk},
                                {"min_cosine", o.upgrade_cosine},
                                {"max_rel_l1", o.upgrade_rel_l1},
+                               {"verified", upgrade.verified},
                                {"upgraded", heads(upgrade.upgraded)},
+                               {"not_helped", heads(upgrade.not_helped)},
                                {"already_16", heads(upgrade.already_16)}};
         }
         auto& arr = j["heads"] = nlohmann::json::array();
@@ -269,13 +325,16 @@ void add_validate(CLI::App& app, Runner& run, const GlobalOptions& g) {
     sub->add_option("--slot", o->slot, "Use this timestep slot for every sample (default: from each sample's step)");
     sub->add_option("--samples", o->samples, "Only these samples (0-based)")->delimiter(',');
     sub->add_option("--layers", o->layers, "Only these layers (0-based)")->delimiter(',');
-    sub->add_option("--upgrade-qk", o->upgrade_qk,
+    auto* upgrade = sub->add_option("--upgrade-qk", o->upgrade_qk,
                     "Write this pattern: the input with qk_bits 16 (16-bit QK, Hopper) for every head whose "
-                    "quantization error misses --upgrade-cosine / --upgrade-rel-l1 on some sample (GPU only)");
+                    "quantization error misses --upgrade-cosine / --upgrade-rel-l1 on some sample and meets them with "
+                    "16-bit QK (GPU only; verified on Hopper)");
     sub->add_option("--upgrade-cosine", o->upgrade_cosine, "--upgrade-qk: the quantization error's minimum cosine")
+        ->needs(upgrade)
         ->check(CLI::Range(-1.0, 1.0))
         ->capture_default_str();
     sub->add_option("--upgrade-rel-l1", o->upgrade_rel_l1, "--upgrade-qk: the quantization error's maximum relative L1")
+        ->needs(upgrade)
         ->check(CLI::NonNegativeNumber)
         ->capture_default_str();
     sub->callback([&run, &g, o, sub] {

@@ -22,7 +22,7 @@ constexpr int kTile = paro::kRuntimeTile;  // tokens per tile (query and key)
 enum class DType : int { f32 = 0, f16 = 1, bf16 = 2 };
 
 // How a head's Q and K enter the QK^T product: INT8 (the default), or 16-bit (the pattern's qk_bits
-// 16): fp16 with power-of-two scales, exact for fp16 and bf16 inputs, fp32 accumulation (Hopper only).
+// 16): fp16 with power-of-two scales (prep.cu), fp32 accumulation (Hopper only).
 enum class QkFormat : uint8_t { int8 = 0, fp16 = 1 };
 constexpr int kNumQkFormats = 2;
 

@@ -143,8 +143,9 @@ PARO_API void paro_plan_destroy(paro_plan* plan);
  * while attention calls with this plan are in flight. */
 PARO_API paro_status paro_plan_set_pv_format(paro_plan* plan, const uint8_t* formats, paro_pv_format all);
 /* Per-head QK bit width: qk_bits is [layers][heads] (what paro_plan_load takes from the pattern), or
- * NULL to give every head all_bits. 16: Q and K in fp16 with power-of-two scales (exact for fp16
- * and bf16 inputs but for values below 2^-20 of their row's or tile's maximum), fp32 accumulation:
+ * NULL to give every head all_bits. 16: Q and K in fp16 with power-of-two scales (Q exact for fp16
+ * and bf16 inputs but for values below 2^-20 of its row's maximum; K after the smooth_k mean
+ * subtraction rounded to 11 bits), fp32 accumulation:
  * the Hopper kernels only, elsewhere paro_can_implement and paro_attention refuse such layers with
  * PARO_ERROR_UNSUPPORTED. 8 and 4: INT8 (there is no INT4 path; plans start there). Anything else:
  * PARO_ERROR_INVALID_ARGUMENT. Not to be called while attention calls with this plan are in flight. */

@@ -10,8 +10,9 @@
 //  - K: one scale per 64-token tile, after subtracting the head's per-channel mean (smooth_k; softmax
 //    is invariant to it since q . mean is constant along a query row).
 //  - 16-bit-QK heads: Q and K in fp16 with the same granularity, but power-of-two scales putting the
-//    maximum in [64, 128) (pow2_scale): exact for fp16 and bf16 inputs (but values below 2^-20 of the
-//    maximum), fp32 inputs rounded to 11 bits, and never an fp16 overflow.
+//    maximum in [64, 128) (pow2_scale): Q exact for fp16 and bf16 inputs (but values below 2^-20 of the
+//    maximum), K too without smooth_k (with it, the fp32 difference is rounded to 11 bits), fp32
+//    inputs rounded to 11 bits, and never an fp16 overflow.
 //  - V: one scale per (tile, channel), stored beside its product with -1.5 * 2^23 (Quantized::v_scale);
 //    written transposed, [D][64] per tile, with the keys of each
 //    group of 16 shuffled so that the attention kernel can feed its 8-bit P' accumulator fragments
@@ -45,9 +46,9 @@ __device__ inline int shuffled_key(int row) {  // row in [0, 64): storage positi
 enum class PrepPart { q, k, v };
 
 // 16-bit QK's scale for a row or tile of maximum |x| m: a power of two putting m in [64, 128), so
-// x / scale is x with its exponent moved (inv: 1 / scale, exact; 0 when m is 0).
+// x / scale is x with its exponent moved (inv: 1 / scale, exact; 0 when m is 0 or not finite).
 __device__ inline float pow2_scale(float m, float& inv) {
-    if (!(m > 0.f)) {
+    if (!(m > 0.f) || isinf(m)) {
         inv = 0.f;
         return 1.f;
     }

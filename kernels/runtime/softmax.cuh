@@ -151,10 +151,13 @@ __device__ __forceinline__ void softmax_tile_8bit_exp(const Acc (&acc)[8][4], Sc
     // ln2 * 2 * |sc_a - sc_b|: ~0.03% at sc 2e-4, ~0.7% at sc 5e-3, where INT8 QK's own error is
     // several times larger.
     // (Exponentials in half2 were tried: ex2.approx.f16x2 is two MUFU operations on sm_90, so they
-    // saved nothing.) FP8 needs no guard: its conversion saturates at 448, far above 256.
+    // saved nothing.) FP8 needs no guard: its conversion saturates at 448, far above 256. fp32
+    // accumulators (16-bit QK) have no biased term: their guard covers the rounding of rho and of the
+    // row max only (2^-22 |rho|), so the tiles' weights are not skewed by their k scales.
     const float kLog2_255 = 7.994353436858858f;
-    const float guard0 = FP8 ? -8.f : fmaf(2.f, sc.row0, 1e-4f) - kLog2_255;
-    const float guard1 = FP8 ? -8.f : fmaf(2.f, sc.row1, 1e-4f) - kLog2_255;
+    constexpr bool kBiased = std::is_same_v<Acc, int>;
+    const float guard0 = FP8 ? -8.f : (kBiased ? fmaf(2.f, sc.row0, 1e-4f) : fmaf(0x1p-22f, fabsf(r0), 1e-4f)) - kLog2_255;
+    const float guard1 = FP8 ? -8.f : (kBiased ? fmaf(2.f, sc.row1, 1e-4f) : fmaf(0x1p-22f, fabsf(r1), 1e-4f)) - kLog2_255;
     const float bias0 = fmaf(kScoreOffset<Acc>, sc.row0, r0 + guard0), bias1 = fmaf(kScoreOffset<Acc>, sc.row1, r1 + guard1);
     tile_exp2<RAGGED, BIAS>(acc, sc, bias0, bias1, valid, t, f);
 }

@@ -3,6 +3,10 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
+#include <string>
+#include <vector>
+
 #include "paro/error.hpp"
 #include "paro/runtime_limits.hpp"
 
@@ -16,21 +20,29 @@ GpuValidationBackend::GpuValidationBackend(const Pattern& pattern, paro_dtype dt
     check(plan_from_pattern(pattern, &plan), "loading the pattern onto the GPU");
     plan_.reset(plan);
     device_ = device_name();
-    // The runtime honours each head's PV format (and refuses layers with formats it has no kernel for).
-    bool present[kNumPvFormats] = {};
-    for (const auto& l : pattern.layers)
-        for (const auto& h : l.heads) present[index_of(h.pv_format)] = true;
-    int n = 0;
+    // The runtime honours each head's QK and PV formats (and refuses layers with formats it has no
+    // kernel for). Named as the docs name them, "/"-joined when the heads differ.
+    auto names = [](const std::vector<std::string>& present) {
+        return fmt::format("{}{}", fmt::join(present, "/"), present.size() > 1 ? " (per head)" : "");
+    };
+    auto any_head = [&](auto pred) {
+        for (const auto& l : pattern.layers)
+            if (std::any_of(l.heads.begin(), l.heads.end(), pred)) return true;
+        return false;
+    };
+    std::vector<std::string> qk, pv;
+    if (any_head([](const HeadPattern& h) { return h.qk_bits != 16; })) qk.push_back("INT8");
+    if (any_head([](const HeadPattern& h) { return h.qk_bits == 16; })) qk.push_back("16-bit");
     for (const PvFormat f : kAllPvFormats)
-        if (present[index_of(f)]) {
-            pv_ += (n++ ? "/" : "") + std::string(f == PvFormat::int8 ? "INT8" : to_string(f));
-        }
-    if (n > 1) pv_ += " (per head)";
+        if (any_head([f](const HeadPattern& h) { return h.pv_format == f; }))
+            pv.push_back(f == PvFormat::int8 ? "INT8" : to_string(f));
+    qk_ = names(qk);
+    pv_ = names(pv);
 }
 
 std::string GpuValidationBackend::describe() const {
     const char* dt = dtype_name(dtype_);
-    return fmt::format("GPU runtime INT8 QK + {} PV on {} ({} kernel), input {}", pv_, device_,
+    return fmt::format("GPU runtime {} QK + {} PV on {} ({} kernel), input {}", qk_, pv_, device_,
                        paro_attention_kernel_name(), dt);
 }
 

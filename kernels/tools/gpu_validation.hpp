@@ -1,6 +1,7 @@
 #pragma once
 // The GPU backend of `paro validate`: both fp32 references on the device (kernels/reference.cu)
-// and the runtime itself (INT8 QK; PV in INT8 or fp16 per head) on inputs converted to the chosen dtype.
+// and the runtime itself (QK and PV formats per head, as the pattern says) on inputs converted to the
+// chosen dtype.
 #include <string>
 
 #include "paro/validation.hpp"
@@ -21,7 +22,7 @@ private:
     PlanPtr plan_;
     paro_dtype dtype_;
     std::string device_;
-    std::string pv_;  // how PV runs: "INT8", "fp16" or mixed per head
+    std::string qk_, pv_;  // how QK and PV run: "INT8", "16-bit", "fp16"..., or "A/B (per head)"
 };
 
 

@@ -12,6 +12,7 @@ current stream with no host synchronization, can be captured in a CUDA graph, an
 """
 import ctypes as C
 import itertools
+import numbers
 import warnings
 import weakref
 
@@ -107,12 +108,15 @@ class Plan:
 
     def set_qk_bits(self, bits):
         """One QK bit width for every head (16: 16-bit QK, Hopper only; 8: INT8), or one per head [layers * heads]."""
-        if isinstance(bits, int):
-            status = self.lib.paro_plan_set_qk_bits(self.handle, None, bits)
+        if isinstance(bits, numbers.Integral):
+            status = self.lib.paro_plan_set_qk_bits(self.handle, None, int(bits))
         else:
             if len(bits) != self.layers * self.heads:
                 raise ValueError(f"set_qk_bits: {len(bits)} widths for {self.layers} layers x {self.heads} heads")
-            per_head = (C.c_uint8 * len(bits))(*bits)
+            widths = [int(b) for b in bits]
+            if any(not 0 <= b <= 255 for b in widths):
+                raise ValueError(f"set_qk_bits: widths must be 4, 8 or 16, got {sorted(set(widths))}")
+            per_head = (C.c_uint8 * len(widths))(*widths)
             status = self.lib.paro_plan_set_qk_bits(self.handle, per_head, 0)
         self._check(status, "paro_plan_set_qk_bits")
 

@@ -47,7 +47,7 @@ struct Config {
     paro_pv_format mixed_with = PARO_PV_FP16;
     int legacy_pv_bits = 0;  // nonzero: every head set by the deprecated paro_plan_set_pv_bits, not pv
     int qk_bits = 8;         // every head's (paro_plan_set_qk_bits; 16: 16-bit QK, Hopper only)
-    bool mixed_qk = false;   // odd heads qk_bits 16, even heads 8 (per-head array)
+    bool mixed_qk = false;   // heads 2, 3 (mod 4) qk_bits 16, the others 8 (per-head array; with mixed_pv: 4 variants)
     bool via_pattern = false;  // the plan from an in-memory pattern file's data (plan_from_pattern), not the C API
     // Adversarial V: one token (a third of the way in) x v_outlier in every channel, and the text
     // tokens x v_text_scale (attention sinks and text tokens of another norm); 1 = plain N(0, 1).
@@ -141,7 +141,7 @@ gpu::PlanPtr upload(const HostPlan& hp) {
 
 // Head h's PV format and QK bits under c (not legacy_pv_bits).
 paro_pv_format head_pv(const Config& c, int h) { return c.mixed_pv && h % 2 ? c.mixed_with : c.mixed_pv ? PARO_PV_INT8 : c.pv; }
-int head_qk_bits(const Config& c, int h) { return c.mixed_qk ? (h % 2 ? 16 : 8) : c.qk_bits; }
+int head_qk_bits(const Config& c, int h) { return c.mixed_qk ? ((h / 2) % 2 ? 16 : 8) : c.qk_bits; }
 
 // The plan of c: through the C API (paro_plan_create, then the per-head formats), or from a pattern
 // holding the same orders, masks and formats (paro_plan_load's path).
@@ -971,7 +971,7 @@ TEST_CASE("gpu: 16-bit QK vs fp32 masked reference, every layout/mask/dtype/PV f
     c.batch = 2;
     c.heads = 8;
     c.mixed_qk = true;
-    c.mixed_pv = true;  // heads 0, 4: INT8 QK + INT8 PV; 1, 5: 16-bit QK + fp16 PV; and so on
+    c.mixed_pv = true;  // heads 0, 4: INT8 QK + INT8 PV; 1, 5: INT8 QK + fp16 PV; 2, 6: 16-bit QK + INT8 PV; 3, 7
     for (int D : {64, 128})
         for (bool bnhd : {false, true}) {
             c.head_dim = D;
@@ -1017,4 +1017,16 @@ TEST_CASE("gpu: 16-bit QK meets the accuracy target on large scores", "[.gpu][sw
             }
     for (size_t i = 0; i < variants.size(); ++i)
         WARN("16-bit QK, fp16 PV, " << names[i] << ": worst cosine " << worst[i].cosine << ", rel L1 " << worst[i].rel_l1);
+    // INT8 PV beside 16-bit QK on large scores: P' per tile and row from fp32 scores, whose tiles must
+    // keep their relative weights (no guard scaled by the tile's k scale, softmax.cuh).
+    WorstError int8;
+    for (const auto& l : kAdversarialLayouts)
+        for (int D : {64, 128})
+            for (int variant : {4, 1}) {
+                Config c = adversarial_config(l, D, variant);
+                c.qk_bits = 16;
+                const WorstError w = check_accuracy(c, run_config(c, seed++));
+                int8.add(w.cosine, w.rel_l1);
+            }
+    WARN("16-bit QK, INT8 PV, large Q/K and text q/k x4: worst cosine " << int8.cosine << ", rel L1 " << int8.rel_l1);
 }
