@@ -4,13 +4,8 @@
 # And attention-map dumps, which the GPU engine does not take: the CPU's under --device auto, an error
 # with --device cuda.
 # Needs a GPU and a Python with h5py (the GPU machine's python3); skipped (77) otherwise.
-set -u
-: "${PARO:?PARO must point at the paro binary}"
-PY=${GPU_PYTHON:-python3}
-nvidia-smi > /dev/null 2>&1 || { echo "no GPU: skipped"; exit 77; }
-"$PY" -c "import h5py, numpy" 2>/dev/null || { echo "no h5py: skipped"; exit 77; }
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
+# shellcheck source=gpu_h5py_prelude.sh
+. "$(dirname "$0")/gpu_h5py_prelude.sh"
 fail=0
 cases=("--grid 4x12x18 --text 40 --head-dim 64|recall"
        "--grid 3x10x13 --text 7 --text-position suffix --head-dim 128|paper"
