@@ -46,6 +46,10 @@ for obj in recall paper output-error; do
     run 0 "$PARO" calibrate "$dir/s.h5" -o "$dir/s-$obj.h5" --objective "$obj" --slots 3 --density 0.5
     grep -q "pattern file" "$dir/out.txt" || { echo "FAIL: no summary for $obj"; fail=1; }
 done
+# The quantization plan in inspect's summary: heads per QK width and PV format.
+run 0 "$PARO" calibrate "$dir/s.h5" -o "$dir/q.h5" --density 0.5 --qk-bits 16 --pv-format fp16 -q
+run 0 "$PARO" inspect "$dir/q.h5"
+grep -q "quantization   QK 16-bit x 8, PV fp16 x 8 heads" "$dir/out.txt" || { echo "FAIL: inspect's quantization line"; fail=1; }
 run 2 "$PARO" calibrate "$dir/d3.h5" -o "$dir/x.h5" --objective output-error   # d3 has no v
 [ -e "$dir/x.h5" ] && { echo "FAIL: output left behind"; fail=1; }
 # Progress line: on a terminal only, and not with --quiet.

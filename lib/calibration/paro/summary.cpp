@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <numeric>
 #include <set>
 
@@ -64,6 +65,19 @@ nlohmann::json header_json(const char* format, int version, const TokenLayout& l
             {"text_tokens", layout.text_tokens},
             {"text_position", to_string(layout.text_position)},
             {"tokens", layout.tokens()}};
+}
+
+// The quantization plan in a line: how many heads run each QK width and each PV format.
+std::string quantization_plan(const Pattern& p) {
+    std::map<int, int64_t> qk;
+    std::map<PvFormat, int64_t> pv;
+    for (const LayerPattern& l : p.layers)
+        for (const HeadPattern& h : l.heads) ++qk[h.qk_bits], ++pv[h.pv_format];
+    std::string out = "QK";
+    for (const auto& [bits, n] : qk) out += fmt::format(" {}-bit x {}", bits, n);
+    out += ", PV";
+    for (const auto& [f, n] : pv) out += fmt::format(" {} x {}", to_string(f), n);
+    return out + " heads";
 }
 
 }  // namespace
@@ -276,6 +290,7 @@ std::string pattern_text(const Pattern& p, int64_t file_bytes, bool color) {
     row("density", fmt::format("{:.4f} mean", p.mean_density()));
     row("recall", fmt::format("{:.4f} mean", p.mean_recall()));
     row("checksum", p.provenance.source_checksum);
+    row("quantization", quantization_plan(p));
     out += "\n" + layer_table(p, st);
     return out;
 }
