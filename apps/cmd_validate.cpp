@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <functional>
 #include <limits>
 #include <memory>
@@ -162,7 +163,13 @@ int run_validate(const ValidateOptions& o, const GlobalOptions& g) {
     if (o.cpu && !o.upgrade_qk.empty())
         throw InputError("", "option --upgrade-qk",
                          "chooses by the quantization error, which needs the GPU runtime (--cpu has none)");
-    if (!o.upgrade_qk.empty()) AtomicOutput::check(o.upgrade_qk);  // a typo fails before the work
+    if (!o.upgrade_qk.empty()) {  // a typo fails before the work; never overwrite an input
+        AtomicOutput::check(o.upgrade_qk);
+        std::error_code ec;
+        for (const std::string& in : {o.pattern, o.dump})
+            if (std::filesystem::equivalent(in, o.upgrade_qk, ec))
+                throw InputError(o.upgrade_qk, "option --upgrade-qk", "is an input file; name another file");
+    }
     const ValidationScope scope{o.samples, o.layers, o.slot};
     check_validation_inputs(pat, reader.info(), scope, o.pattern);
 

@@ -21,6 +21,12 @@ rc=$?; [ $rc -eq 2 ] || { echo "--cpu --against masked: expected 2, got $rc"; ex
 "$PARO" validate -q "$dir/p.h5" --dump "$dir/d.h5" --cpu --upgrade-qk "$dir/u.h5" 2> "$dir/err.txt"
 rc=$?; [ $rc -eq 2 ] && [ "$(wc -l < "$dir/err.txt")" -eq 1 ] && grep -q "option --upgrade-qk" "$dir/err.txt" && [ ! -e "$dir/u.h5" ] ||
   { echo "--cpu --upgrade-qk: expected 2 and one line, no output; got $rc:"; cat "$dir/err.txt"; exit 1; }
+for input in p.h5 d.h5; do
+  cp "$dir/$input" "$dir/before.h5"
+  "$PARO" validate -q "$dir/p.h5" --dump "$dir/d.h5" --upgrade-qk "$dir/$input" 2> "$dir/err.txt"
+  rc=$?; [ $rc -eq 2 ] && grep -q "is an input file" "$dir/err.txt" && cmp -s "$dir/$input" "$dir/before.h5" ||
+    { echo "--upgrade-qk over the input $input: expected 2 and the file untouched, got $rc:"; cat "$dir/err.txt"; exit 1; }
+done
 "$PARO" validate -q "$dir/p.h5" --dump "$dir/d.h5" --upgrade-qk "$dir/missing/u.h5" 2> "$dir/err.txt"
 rc=$?; [ $rc -eq 2 ] && grep -q "missing/u.h5: option --upgrade-qk" "$dir/err.txt" ||
   { echo "--upgrade-qk into a missing directory: expected 2 naming the option, got $rc:"; cat "$dir/err.txt"; exit 1; }
