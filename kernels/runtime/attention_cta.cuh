@@ -9,27 +9,20 @@ namespace paro::gpu {
 
 constexpr int kAttnThreads = 128;  // one warpgroup: 4 warps x 16 query rows
 
-// Q fragments of the warp's 16 rows (m16n8k32 A operand, row-major), straight from global memory.
-template <int D>
-__device__ __forceinline__ void load_q_fragments(const int8_t* qw, int g, int t, uint32_t (&qa)[D / 32][4]) {
+// Q fragments of the warp's 16 rows, straight from global memory (row-major): the A operand of
+// mma.m16n8k32 for int8 Q, of mma.m16n8k16 for fp16 Q (16-bit QK); the wgmma register-A layout too.
+// A 32-bit fragment holds E consecutive channels; fragment set kk covers 8 E channels.
+template <int D, typename T>
+__device__ __forceinline__ void load_q_fragments(const T* qw, int g, int t, uint32_t (&qa)[D * sizeof(T) / 32][4]) {
+    constexpr int E = 4 / sizeof(T);
 #pragma unroll
-    for (int kk = 0; kk < D / 32; ++kk) {
-        qa[kk][0] = *reinterpret_cast<const uint32_t*>(qw + g * D + kk * 32 + t * 4);
-        qa[kk][1] = *reinterpret_cast<const uint32_t*>(qw + (g + 8) * D + kk * 32 + t * 4);
-        qa[kk][2] = *reinterpret_cast<const uint32_t*>(qw + g * D + kk * 32 + 16 + t * 4);
-        qa[kk][3] = *reinterpret_cast<const uint32_t*>(qw + (g + 8) * D + kk * 32 + 16 + t * 4);
-    }
-}
-
-// The same for 16-bit QK: fp16 Q, m16n8k16 A fragments (the wgmma register-A layout too).
-template <int D>
-__device__ __forceinline__ void load_q_fragments(const __half* qw, int g, int t, uint32_t (&qa)[D / 16][4]) {
-#pragma unroll
-    for (int kc = 0; kc < D / 16; ++kc) {
-        qa[kc][0] = *reinterpret_cast<const uint32_t*>(qw + g * D + kc * 16 + t * 2);
-        qa[kc][1] = *reinterpret_cast<const uint32_t*>(qw + (g + 8) * D + kc * 16 + t * 2);
-        qa[kc][2] = *reinterpret_cast<const uint32_t*>(qw + g * D + kc * 16 + 8 + t * 2);
-        qa[kc][3] = *reinterpret_cast<const uint32_t*>(qw + (g + 8) * D + kc * 16 + 8 + t * 2);
+    for (int kk = 0; kk < D * int(sizeof(T)) / 32; ++kk) {
+        const T* row0 = qw + g * D + kk * 8 * E + t * E;
+        const T* row8 = row0 + 8 * D;
+        qa[kk][0] = *reinterpret_cast<const uint32_t*>(row0);
+        qa[kk][1] = *reinterpret_cast<const uint32_t*>(row8);
+        qa[kk][2] = *reinterpret_cast<const uint32_t*>(row0 + 4 * E);
+        qa[kk][3] = *reinterpret_cast<const uint32_t*>(row8 + 4 * E);
     }
 }
 

@@ -355,12 +355,9 @@ __device__ __forceinline__ void consume(const ConsumerSmem<D, F, Q>& sm, const R
             continue;
         }
         walk.start(row.n, pos);
-        const int8_t* qw = w.q + row.bh * qk_head_bytes(s.npad, D);
-        const size_t q_row = size_t(row.r) * kTile + warp * 16;  // the warp's first row
-        if constexpr (Q == QkFormat::fp16)
-            load_q_fragments<D>(reinterpret_cast<const __half*>(qw) + q_row * D, g, t, walk.qa);
-        else
-            load_q_fragments<D>(qw + q_row * D, g, t, walk.qa);
+        using QElem = std::conditional_t<Q == QkFormat::fp16, __half, int8_t>;
+        const auto* qw = reinterpret_cast<const QElem*>(w.q + row.bh * qk_head_bytes(s.npad, D));
+        load_q_fragments<D>(qw + (size_t(row.r) * kTile + warp * 16) * D, g, t, walk.qa);  // the warp's rows
         const float* qs = w.q_scale + row.bh * s.npad + p0;  // rows p0 and p0 + 8
         walk.qscale = {qs[0] * sm_scale_log2, qs[8] * sm_scale_log2};
         walk.template step<true>(0);
