@@ -231,21 +231,21 @@ struct Sm90Row {
         if constexpr (PV16 && D == 128) {
 #pragma unroll
             for (int kc = 0; kc < 4; ++kc) wgmma_f16_n128(o, pa[kc], wgmma_desc<RB>(v0 + kc * 2));
-            return;
-        }
+        } else {
 #pragma unroll
-        for (int hn = 0; hn < D / 64; ++hn) {  // 64 channels per warpgroup MMA
-            if constexpr (PV16) {
-                float(&oh)[8][4] = *reinterpret_cast<float(*)[8][4]>(&o[8 * hn]);
+            for (int hn = 0; hn < D / 64; ++hn) {  // 64 channels per warpgroup MMA
+                if constexpr (PV16) {
+                    float(&oh)[8][4] = *reinterpret_cast<float(*)[8][4]>(&o[8 * hn]);
 #pragma unroll
-                for (int kc = 0; kc < 4; ++kc)
-                    wgmma_f16_n64<true>(oh, pa[kc], wgmma_desc<RB>(v0 + hn * 4 * RB + kc * 2));
-            } else if constexpr (FP8) {
-                wgmma_e4m3_n64<false>(pv[hn], pa[0], wgmma_desc<RB>(v0 + hn * 4 * RB));
-                wgmma_e4m3_n64<true>(pv[hn], pa[1], wgmma_desc<RB>(v0 + hn * 4 * RB + 2));
-            } else {
-                wgmma_s8_n64<false, true>(pv[hn], pa[0], wgmma_desc<RB>(v0 + hn * 4 * RB));
-                wgmma_s8_n64<true, true>(pv[hn], pa[1], wgmma_desc<RB>(v0 + hn * 4 * RB + 2));
+                    for (int kc = 0; kc < 4; ++kc)
+                        wgmma_f16_n64<true>(oh, pa[kc], wgmma_desc<RB>(v0 + hn * 4 * RB + kc * 2));
+                } else if constexpr (FP8) {
+                    wgmma_e4m3_n64<false>(pv[hn], pa[0], wgmma_desc<RB>(v0 + hn * 4 * RB));
+                    wgmma_e4m3_n64<true>(pv[hn], pa[1], wgmma_desc<RB>(v0 + hn * 4 * RB + 2));
+                } else {
+                    wgmma_s8_n64<false, true>(pv[hn], pa[0], wgmma_desc<RB>(v0 + hn * 4 * RB));
+                    wgmma_s8_n64<true, true>(pv[hn], pa[1], wgmma_desc<RB>(v0 + hn * 4 * RB + 2));
+                }
             }
         }
     }
