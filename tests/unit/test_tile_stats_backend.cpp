@@ -149,6 +149,15 @@ std::string synth_for_devices(const test::TempDir& tmp, bool with_v) {
     return path;
 }
 
+// That dump, open, and the options the tests below calibrate it with (16-token tiles).
+struct DevicesDump {
+    test::TempDir tmp;
+    std::string path;
+    DumpReader reader;
+    CalibrateOptions co;
+    explicit DevicesDump(bool with_v) : path(synth_for_devices(tmp, with_v)), reader(path) { co.tiles.block = 16; }
+};
+
 }  // namespace
 
 TEST_CASE("spread over several backends: the one-backend pattern, checksum and statistics", "[backend]") {
@@ -195,11 +204,9 @@ TEST_CASE("spread over several backends: the one-backend pattern, checksum and s
 }
 
 TEST_CASE("an error on one device stops the calibration with that error", "[backend]") {
-    test::TempDir tmp;
-    const std::string path = synth_for_devices(tmp, false);
-    DumpReader reader(path);
-    CalibrateOptions co;
-    co.tiles.block = 16;
+    DevicesDump dd(false);
+    DumpReader& reader = dd.reader;
+    const CalibrateOptions& co = dd.co;
     // Both devices fail on that head (whichever claims it); the other must stop, not hang.
     FailingBackend a(reader.info().layout, co.tiles, 1, 3), b(reader.info().layout, co.tiles, 1, 3);
     for (const std::vector<TileStatsBackend*>& backends :
@@ -223,11 +230,9 @@ TEST_CASE("an error while scoring (the output-error scorer) is reported, not fat
             throw InputError(s.file, "/layers/0/v", "planted scorer failure");
         }
     };
-    test::TempDir tmp;
-    const std::string path = synth_for_devices(tmp, true);
-    DumpReader reader(path);
-    CalibrateOptions co;
-    co.tiles.block = 16;
+    DevicesDump dd(true);
+    DumpReader& reader = dd.reader;
+    CalibrateOptions& co = dd.co;
     co.objective.kind = ObjectiveKind::output_error;
     ThrowingScorer a(reader.info().layout, co.tiles, 2);
     try {
@@ -259,11 +264,9 @@ TEST_CASE("the timing line names each backend once, with its workers, and sums t
 }
 
 TEST_CASE("a calibration counts its workers' waits for reads and scoring", "[summary]") {
-    test::TempDir tmp;
-    const std::string path = synth_for_devices(tmp, false);
-    DumpReader reader(path);
-    CalibrateOptions co;
-    co.tiles.block = 16;
+    DevicesDump dd(false);
+    DumpReader& reader = dd.reader;
+    const CalibrateOptions& co = dd.co;
     CountingBackend a(reader.info().layout, co.tiles, 2), b(reader.info().layout, co.tiles, 3);
     CalibrationTimes times;
     (void)calibrate(reader, co, std::vector<TileStatsBackend*>{&a, &b}, &times);
