@@ -53,10 +53,7 @@ public:
         OutputErrorFn output_error;
         if (needs_v(ctx_.opt))
             output_error = [&](const std::array<BlockMask, kNumOrders>& masks) { return ctx_.tiles.output_error(slice, masks); };
-        add_scored(score_sample(stats, ctx_.forced, ctx_.opt, output_error));
-    }
-    // A sample scored elsewhere (finish_sample run), the next in order.
-    void add_scored(ScoredSample&& scored) {
+        ScoredSample scored = score_sample(stats, ctx_.forced, ctx_.opt, output_error);
         per_sample_.push_back(scored.metrics);
         mass_.push_back(std::move(scored.mass));
     }
@@ -321,26 +318,12 @@ void run_device(const CalibrationContext& ctx, SharedWork& work, SliceFeed& feed
         if (step->sample == 0)
             group = std::make_shared<std::vector<HeadCalibration>>(static_cast<size_t>(step->unit.count),
                                                                   HeadCalibration(ctx));
-        auto score = [&ctx, &work, &times, &batch, group, stats = std::move(stats), unit = step->unit,
+        auto score = [&work, &times, &batch, group, stats = std::move(stats), unit = step->unit,
                       last = step->sample + 1 == samples, need_v, threads]() mutable {
             const auto t1 = std::chrono::steady_clock::now();
             std::vector<HeadCalibration>& g = *group;
-            if (need_v) {
-                for (int64_t h = 0; h < unit.count; ++h) g[h].add_sample(batch.slices[h], stats[size_t(h)]);
-            } else {
-                // (head, order) pairs on the threads: six times the work items of heads alone, where a
-                // batch of 8 heads kept at most 8 threads busy.
-                std::vector<ScoredSample> scored(static_cast<size_t>(unit.count));
-                parallel_for(unit.count * kNumOrders, threads, [&](int64_t i) {
-                    const size_t h = static_cast<size_t>(i / kNumOrders);
-                    const int o = static_cast<int>(i % kNumOrders);
-                    score_order(stats[h][size_t(o)], ctx.forced, ctx.opt, o, scored[h]);
-                });
-                for (size_t h = 0; h < scored.size(); ++h) {
-                    finish_sample(scored[h], ctx.opt);
-                    g[h].add_scored(std::move(scored[h]));
-                }
-            }
+            parallel_for(unit.count, need_v ? 1 : threads,
+                         [&](int64_t h) { g[h].add_sample(batch.slices[h], stats[size_t(h)]); });
             stats = {};  // its storage goes back now, not when the future is replaced
             if (last) {
                 std::vector<HeadPattern> finished(static_cast<size_t>(unit.count));

@@ -28,32 +28,25 @@ SampleMetrics mean_metrics(const std::vector<SampleMetrics>& per_sample) {
 
 }  // namespace
 
-void score_order(const TileStatsView& stats, const BlockMask& forced, const CalibrateOptions& opt, int o,
-                 ScoredSample& out) {
-    // The rankings' storage is reused across orders, heads and samples of a thread (each is as
-    // large as the statistics; fresh ones cost page faults that serialize the threads).
-    thread_local std::vector<TileRanking::Tile> scratch;
-    TileRanking ranking(stats, forced, std::move(scratch));
-    out.masks[o] = build_mask(ranking, forced, opt.mask);
-    out.metrics[o] = order_metrics(stats, out.masks[o], ranking, opt.mask, opt.objective);
-    scratch = std::move(ranking).release();
-    out.mass[o].assign(stats.mass, stats.mass + stats.grid.tiles());
-}
-
 ScoredSample score_sample(const SixOrderView& stats, const BlockMask& forced, const CalibrateOptions& opt,
                           const OutputErrorFn& output_error) {
     ScoredSample out;
-    for (int o = 0; o < kNumOrders; ++o) score_order(stats[o], forced, opt, o, out);
-    finish_sample(out, opt, output_error);
-    return out;
-}
-
-void finish_sample(ScoredSample& out, const CalibrateOptions& opt, const OutputErrorFn& output_error) {
+    // The rankings' storage is reused across orders, heads and samples of a thread (each is as
+    // large as the statistics; fresh ones cost page faults that serialize the threads).
+    thread_local std::vector<TileRanking::Tile> scratch;
+    for (int o = 0; o < kNumOrders; ++o) {
+        TileRanking ranking(stats[o], forced, std::move(scratch));
+        out.masks[o] = build_mask(ranking, forced, opt.mask);
+        out.metrics[o] = order_metrics(stats[o], out.masks[o], ranking, opt.mask, opt.objective);
+        scratch = std::move(ranking).release();
+        out.mass[o].assign(stats[o].mass, stats[o].mass + stats[o].grid.tiles());
+    }
     if (output_error) {
         const auto err = output_error(out.masks);
         for (int o = 0; o < kNumOrders; ++o) out.metrics[o].output_rel_l1 = err[o];
     }
     apply_objective(out.metrics, opt.objective);
+    return out;
 }
 
 AxisOrder sample_choice(const SampleMetrics& metrics, const CalibrateOptions& opt) {

@@ -31,12 +31,6 @@ using OutputErrorFn = std::function<std::array<double, kNumOrders>(const std::ar
 // objective is applied. Thread-safe (per-thread scratch) if output_error is.
 ScoredSample score_sample(const SixOrderView& stats, const BlockMask& forced, const CalibrateOptions& opt,
                           const OutputErrorFn& output_error = {});
-// score_sample in parts, for callers that spread a batch's (head, order) pairs over threads:
-// score_order fills order o of `out` (its mask, metrics and masses; the orders of one sample may be
-// scored on different threads at once), finish_sample then the output error and the objective.
-void score_order(const TileStatsView& stats, const BlockMask& forced, const CalibrateOptions& opt, int o,
-                 ScoredSample& out);
-void finish_sample(ScoredSample& out, const CalibrateOptions& opt, const OutputErrorFn& output_error = {});
 
 // The order a sample alone would choose (the pattern's sample_order).
 AxisOrder sample_choice(const SampleMetrics& metrics, const CalibrateOptions& opt);
