@@ -35,7 +35,7 @@ int main(int argc, char** argv) {
     double check = 0;
     for (int r = 0; r <= runs; ++r) {
         const auto t0 = std::chrono::steady_clock::now();
-        const ScoredSample s = score_sample(view_of(stats), forced, opt);
+        const ScoredSample s = score_sample(stats, forced, opt);
         const double t = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
         if (r > 0) ms.push_back(t);  // the first allocates the thread's scratch
         check += s.metrics[0].recall;

@@ -73,7 +73,7 @@ std::string CudaTileStatsBackend::describe() const {
 
 int64_t CudaTileStatsBackend::batch_heads() const { return batch_heads_; }
 
-StatsBatch CudaTileStatsBackend::compute_batch(const std::vector<HeadSlice>& heads) {
+std::vector<SixOrderStats> CudaTileStatsBackend::compute_batch(const std::vector<HeadSlice>& heads) {
     if (heads.empty()) return {};
     const int64_t n = grid().tokens, d = heads.front().head_dim;
     for (const HeadSlice& s : heads) {
@@ -108,11 +108,11 @@ StatsBatch CudaTileStatsBackend::compute_batch(const std::vector<HeadSlice>& hea
     }
 }
 
-StatsBatch CudaTileStatsBackend::compute_groups(const std::vector<HeadSlice>& heads, const std::vector<size_t>& half,
-                                                const std::vector<size_t>& full) {
+std::vector<SixOrderStats> CudaTileStatsBackend::compute_groups(const std::vector<HeadSlice>& heads,
+                                                                const std::vector<size_t>& half,
+                                                                const std::vector<size_t>& full) {
     const size_t per_tensor = size_t(grid().tokens * heads.front().head_dim), count = heads.size();
-    StatsBatch out;
-    out.heads.resize(count);
+    std::vector<SixOrderStats> out(count);
     for (const bool in_half : {true, false}) {
         const std::vector<size_t>& group = in_half ? half : full;
         if (group.empty()) continue;
@@ -121,15 +121,14 @@ StatsBatch CudaTileStatsBackend::compute_groups(const std::vector<HeadSlice>& he
         for (int64_t t = 0; t < int64_t(2 * g); ++t)
             (void)stage(heads, size_t(t) / g * count + group[size_t(t) % g],
                         static_cast<char*>(staging_.get()) + t * per_tensor * (in_half ? 2 : 4), in_half);
-        StatsBatch part = compute_staged(heads, group, in_half);
-        for (size_t j = 0; j < g; ++j) out.heads[group[j]] = part[j];
-        for (std::shared_ptr<const void>& s : part.storage) out.storage.push_back(std::move(s));
+        std::vector<SixOrderStats> part = compute_staged(heads, group, in_half);
+        for (size_t j = 0; j < g; ++j) out[group[j]] = std::move(part[j]);
     }
     return out;
 }
 
-StatsBatch CudaTileStatsBackend::compute_staged(const std::vector<HeadSlice>& heads, const std::vector<size_t>& group,
-                                                bool half) {
+std::vector<SixOrderStats> CudaTileStatsBackend::compute_staged(const std::vector<HeadSlice>& heads,
+                                                                const std::vector<size_t>& group, bool half) {
     const int64_t n = grid().tokens, d = heads.front().head_dim;
     const size_t per_tensor = size_t(n * d), elem = half ? 2 : 4, count = group.size() * per_tensor;
     const size_t bytes = 2 * count * elem;
@@ -144,7 +143,7 @@ StatsBatch CudaTileStatsBackend::compute_staged(const std::vector<HeadSlice>& he
     in.head_dim = static_cast<int>(d);
     in.dtype = half ? PARO_FLOAT16 : PARO_FLOAT32;
     in.scale = heads.front().scale;
-    return engine_->compute_views(in);
+    return engine_->compute(in);
 }
 
 std::array<double, kNumOrders> CudaTileStatsBackend::output_error(

@@ -23,14 +23,14 @@ public:
     // How many backends a device runs for this layout: kBackendsPerDevice while each one's share of
     // the device budget holds a chunk of one head's statistics, so that the device's statistics
     // workspace stays within one backend's budget; else 1 (past about N = 76k tokens, where two
-    // batches of one head's six orders of statistics outgrow the 256 MiB of page-locked host blocks:
-    // 268 MB at N = 75,600, 662 MB at N = 118,800).
+    // slots of a head's six orders of statistics outgrow the 256 MiB pinned cap: 268 MB at N = 75,600,
+    // 662 MB at N = 118,800).
     static int sharers(const TokenLayout& layout, const TileStatsOptions& options);
     ~CudaTileStatsBackend() override;
 
     std::string describe() const override;
     int64_t batch_heads() const override;
-    StatsBatch compute_batch(const std::vector<HeadSlice>& heads) override;
+    std::vector<SixOrderStats> compute_batch(const std::vector<HeadSlice>& heads) override;
     bool takes_halves() const override { return true; }  // fp16 is what exact heads go up in
     std::array<double, kNumOrders> output_error(const HeadSlice& slice,
                                                 const std::array<BlockMask, kNumOrders>& masks) const override;
@@ -40,10 +40,11 @@ private:
     int64_t batch_heads_;
     std::unique_ptr<GpuTileStatsEngine> engine_;
     // Uploads the staged q then k of heads[group[..]] (fp16 if half, else fp32) and computes them.
-    StatsBatch compute_staged(const std::vector<HeadSlice>& heads, const std::vector<size_t>& group, bool half);
+    std::vector<SixOrderStats> compute_staged(const std::vector<HeadSlice>& heads, const std::vector<size_t>& group,
+                                              bool half);
     // A batch of both: each group staged in its format and computed, the results in the heads' order.
-    StatsBatch compute_groups(const std::vector<HeadSlice>& heads, const std::vector<size_t>& half,
-                              const std::vector<size_t>& full);
+    std::vector<SixOrderStats> compute_groups(const std::vector<HeadSlice>& heads, const std::vector<size_t>& half,
+                                              const std::vector<size_t>& full);
 
     PinnedBuffer staging_;  // q and k of a batch (or of its heads of one upload format) as uploaded
     DeviceBuffer inputs_;
@@ -53,7 +54,7 @@ private:
 int cuda_device_count();
 
 // Backends per device the calibration runs where they fit (CudaTileStatsBackend::sharers): each
-// one's host work (narrowing a batch, the upload, waiting for the statistics' download)
+// one's host work (narrowing a batch, the upload, the statistics' download and conversion)
 // overlaps another's kernels, where one backend left the GPU idle for it (bench/RESULTS.md, "Two
 // backends per GPU").
 constexpr int kBackendsPerDevice = 2;

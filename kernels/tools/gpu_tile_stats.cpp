@@ -1,5 +1,5 @@
 // Host side of the GPU tile statistics: argument checks, device selection, uploads, workspace,
-// chunking by memory, and the host blocks the statistics come back into.
+// chunking by memory, and conversion of device statistics to TileStats.
 #include "gpu_tile_stats.hpp"
 
 #include <cuda_runtime.h>
@@ -7,10 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <limits>
-#include <mutex>
-#include <new>
 
 #include "paro/axis_order.hpp"
 #include "paro/error.hpp"
@@ -26,7 +23,7 @@ constexpr int64_t kBlock = 64;  // the kernels' tile size
 constexpr size_t kRowStatBytes = 2 * sizeof(float);
 constexpr size_t kTileStatBytes = sizeof(double) + sizeof(float) + sizeof(uint32_t);
 constexpr int kMaxLaunchHeads = 65535;  // gridDim.z
-constexpr size_t kMaxPinnedBytes = size_t(256) << 20;  // compute_views: an engine's page-locked host blocks
+constexpr size_t kMaxPinnedBytes = size_t(256) << 20;  // compute(heads): both host slots together
 
 size_t elem_bytes(paro_dtype d) { return d == PARO_FLOAT32 ? 4 : 2; }
 size_t round16(size_t x) { return (x + 15) / 16 * 16; }
@@ -93,72 +90,20 @@ void can_implement(const TokenLayout& layout, const TileStatsOptions& options, c
     check_tensor("k", in.k, in.k_stride_head, in.k_stride_token, in);
 }
 
-namespace {
-
-// Host memory for compute_views' downloads, reused from call to call: a batch's views point into
-// one block until the batch is dropped, which may be after the engine's next call (the calibrator
-// scores a batch while the next one computes) or after the engine itself. Blocks are page-locked up
-// to kMaxPinnedBytes in all, so that copies run at the link's rate; past that pageable (the
-// driver then stages the copies, as slow as the host copy the views save).
-class HostBlocks : public std::enable_shared_from_this<HostBlocks> {
-public:
-    std::shared_ptr<void> take(size_t bytes) {
-        std::shared_ptr<Block> block;
-        {
-            std::lock_guard<std::mutex> lock(mutex_);
-            // The smallest free block that holds it.
-            auto best = free_.end();
-            for (auto it = free_.begin(); it != free_.end(); ++it)
-                if ((*it)->bytes >= bytes && (best == free_.end() || (*it)->bytes < (*best)->bytes)) best = it;
-            if (best != free_.end()) {
-                block = std::move(*best);
-                free_.erase(best);
-            } else {
-                const bool pin = pinned_bytes_ + bytes <= kMaxPinnedBytes;
-                block = std::make_shared<Block>(bytes, pin);
-                if (block->pinned) pinned_bytes_ += bytes;
-            }
-        }
-        void* at = block->ptr;
-        return std::shared_ptr<void>(at, [pool = weak_from_this(), block](void*) mutable {
-            if (const std::shared_ptr<HostBlocks> p = pool.lock()) {
-                std::lock_guard<std::mutex> lock(p->mutex_);
-                p->free_.push_back(std::move(block));
-            }
-        });
-    }
-
-private:
-    struct Block {
-        void* ptr = nullptr;
-        size_t bytes = 0;
-        bool pinned = false;
-        Block(size_t n, bool pin) : bytes(n) {
-            pinned = pin && cudaHostAlloc(&ptr, n, cudaHostAllocPortable) == cudaSuccess;
-            if (!pinned) {
-                cudaGetLastError();  // a failed cudaHostAlloc is not the next call's error
-                ptr = std::malloc(n);
-                if (!ptr) throw std::bad_alloc();
-            }
-        }
-        ~Block() { pinned ? (void)cudaFreeHost(ptr) : std::free(ptr); }
-        Block(const Block&) = delete;
-        Block& operator=(const Block&) = delete;
-    };
-    std::mutex mutex_;
-    std::vector<std::shared_ptr<Block>> free_;
-    size_t pinned_bytes_ = 0;
-};
-
-}  // namespace
-
-// compute_views' host side: its stream and its host blocks.
+// compute(heads)'s host side: two pinned slots (chunk i is copied back and converted while chunk
+// i + 1 computes), the stream they run on, and an event per slot.
 struct GpuTileStatsEngine::HostPipeline {
+    PinnedBuffer pinned;
     cudaStream_t stream = nullptr;
-    std::shared_ptr<HostBlocks> blocks = std::make_shared<HostBlocks>();
+    cudaEvent_t done[2] = {nullptr, nullptr};
 
-    HostPipeline() { cuda_check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate"); }
+    HostPipeline() {
+        cuda_check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
+        for (auto& e : done) cuda_check(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreate");
+    }
     ~HostPipeline() {
+        for (auto& e : done)
+            if (e) cudaEventDestroy(e);
         if (stream) cudaStreamDestroy(stream);
     }
     HostPipeline(const HostPipeline&) = delete;
@@ -215,8 +160,8 @@ void GpuTileStatsEngine::ensure(DeviceBuffer& buf, size_t bytes) {
 }
 
 bool GpuTileStatsEngine::one_head_fits(const TileGrid& grid, size_t memory_budget) {
-    const size_t per_head = size_t(kNumOrders) * size_t(grid.tiles()) * kTileStatBytes;  // as compute_views
-    return per_head + kRowStatBytes * size_t(grid.tokens) <= memory_budget && 2 * per_head <= kMaxPinnedBytes;
+    const size_t per_head = size_t(kNumOrders) * size_t(grid.tiles()) * kTileStatBytes;  // as compute(heads)
+    return 2 * per_head + kRowStatBytes * size_t(grid.tokens) <= memory_budget && 2 * per_head <= kMaxPinnedBytes;
 }
 
 int GpuTileStatsEngine::max_chunk_heads(size_t bytes_per_head) const {
@@ -283,65 +228,75 @@ bool GpuTileStatsEngine::take_overflow(void* stream) {
     return flag != 0;
 }
 
-StatsBatch GpuTileStatsEngine::compute_views(const DeviceHeads& in) {
+std::vector<SixOrderStats> GpuTileStatsEngine::compute(const DeviceHeads& in) {
     can_implement(layout_, options_, in);
     DeviceGuard guard(device_);
     const size_t tph = tiles_per_head(), per_head = tph * kTileStatBytes;
-    // Chunks of as many heads as the device holds (statistics and row statistics), each copied back
-    // into its place in one host block after its kernels, on the engine's stream.
-    const int chunk = std::max(1, std::min(in.heads, max_chunk_heads(per_head + kRowStatBytes * size_t(grid_.tokens))));
+    // Chunks of about a quarter of the batch (so that copies and conversion overlap the next
+    // chunk's kernels), two of them on the device within the budget and in pinned host memory.
+    const int chunk = int(std::max<size_t>(
+        1, std::min({size_t(max_chunk_heads(2 * per_head + kRowStatBytes * size_t(grid_.tokens))),
+                     size_t(in.heads + 3) / 4, kMaxPinnedBytes / (2 * per_head)})));
     const size_t slot_bytes = size_t(chunk) * per_head;
-    ensure(stats_, slot_bytes);
+    ensure(stats_, 2 * slot_bytes);
     if (!pipe_) pipe_ = std::make_shared<HostPipeline>();
-    const cudaStream_t stream = pipe_->stream;
+    HostPipeline& hp = *pipe_;
+    hp.pinned.reserve(2 * slot_bytes);
+    // A slot: mass [chunk * tph] double, then max float, then below_eps uint32.
+    auto dev_slot = [&](int s) {
+        char* b = stats_.as<char>() + size_t(s) * slot_bytes;
+        return DeviceTileStats{reinterpret_cast<double*>(b), reinterpret_cast<float*>(b + size_t(chunk) * tph * 8),
+                               reinterpret_cast<uint32_t*>(b + size_t(chunk) * tph * 12)};
+    };
     // Clears a flag left by earlier accumulate calls: after the device's work if a caller's stream
     // may still raise it, else after this engine's stream only (a second engine on the device, the
     // other statistics backend, keeps its kernels running).
-    take_overflow(foreign_accumulate_ ? nullptr : stream);
+    take_overflow(foreign_accumulate_ ? nullptr : hp.stream);
 
-    const int chunks = (in.heads + chunk - 1) / chunk;
-    std::shared_ptr<void> host = pipe_->blocks->take(size_t(chunks) * slot_bytes);
-    // A slot (device or host): mass [chunk * tph] double, then max float, then below_eps uint32.
-    const auto mass_at = [&](char* b) { return reinterpret_cast<double*>(b); };
-    const auto max_at = [&](char* b) { return reinterpret_cast<float*>(b + size_t(chunk) * tph * 8); };
-    const auto below_at = [&](char* b) { return reinterpret_cast<uint32_t*>(b + size_t(chunk) * tph * 12); };
-    char* dev = stats_.as<char>();
-    try {
-    for (int i = 0; i < chunks; ++i) {
-        const int h0 = i * chunk, count = std::min(chunk, in.heads - h0);
-        const size_t tiles = size_t(count) * tph;
-        const DeviceTileStats d{mass_at(dev), max_at(dev), below_at(dev)};
-        cuda_check(cudaMemsetAsync(d.mass, 0, tiles * sizeof(double), stream), "cudaMemsetAsync");
-        cuda_check(cudaMemsetAsync(d.max, 0, tiles * sizeof(float), stream), "cudaMemsetAsync");
-        cuda_check(cudaMemsetAsync(d.below_eps, 0, tiles * sizeof(uint32_t), stream), "cudaMemsetAsync");
-        accumulate(head_range(in, h0, count), d, stream);
-        char* hb = static_cast<char*>(host.get()) + size_t(i) * slot_bytes;
-        cuda_check(cudaMemcpyAsync(mass_at(hb), d.mass, tiles * 8, cudaMemcpyDeviceToHost, stream), "cudaMemcpyAsync");
-        cuda_check(cudaMemcpyAsync(max_at(hb), d.max, tiles * 4, cudaMemcpyDeviceToHost, stream), "cudaMemcpyAsync");
-        cuda_check(cudaMemcpyAsync(below_at(hb), d.below_eps, tiles * 4, cudaMemcpyDeviceToHost, stream),
-                   "cudaMemcpyAsync");
-    }
-    } catch (...) {
-        cudaStreamSynchronize(stream);  // no copy may land in the block once it is back in the pool
-        throw;
-    }
-    if (take_overflow(stream)) throw_overflow_generic();  // waits for the stream: the block is complete
-
-    StatsBatch out;
-    out.heads.resize(size_t(in.heads));
+    std::vector<SixOrderStats> out(size_t(in.heads));
     const size_t per_order = size_t(grid_.tiles());
-    for (int h = 0; h < in.heads; ++h) {
-        char* hb = static_cast<char*>(host.get()) + size_t(h / chunk) * slot_bytes;
-        for (int o = 0; o < kNumOrders; ++o) {
-            const size_t at = (size_t(h % chunk) * kNumOrders + size_t(o)) * per_order;
-            out.heads[size_t(h)][size_t(o)] = TileStatsView(grid_, mass_at(hb) + at, max_at(hb) + at, below_at(hb) + at);
-        }
+    auto convert = [&](int h0, int count, int s) {
+        cuda_check(cudaEventSynchronize(hp.done[s]), "tile statistics: download");
+        const char* b = static_cast<const char*>(hp.pinned.get()) + size_t(s) * slot_bytes;
+        const double* mass = reinterpret_cast<const double*>(b);
+        const float* mx = reinterpret_cast<const float*>(b + size_t(chunk) * tph * 8);
+        const uint32_t* below = reinterpret_cast<const uint32_t*>(b + size_t(chunk) * tph * 12);
+#pragma omp parallel for collapse(2) schedule(static)
+        for (int h = 0; h < count; ++h)
+            for (int o = 0; o < kNumOrders; ++o) {
+                const size_t at = (size_t(h) * kNumOrders + size_t(o)) * per_order;
+                TileStats& st = out[size_t(h0 + h)][size_t(o)];
+                st.grid = grid_;
+                st.mass.assign(mass + at, mass + at + per_order);
+                st.max.assign(mx + at, mx + at + per_order);
+                st.below_eps.assign(below + at, below + at + per_order);
+            }
+    };
+    int prev_h0 = -1, prev_count = 0;
+    for (int h0 = 0, i = 0; h0 < in.heads; h0 += chunk, ++i) {
+        const int count = std::min(chunk, in.heads - h0), s = i & 1;
+        const size_t tiles = size_t(count) * tph;
+        const DeviceTileStats dev = dev_slot(s);
+        cuda_check(cudaMemsetAsync(dev.mass, 0, tiles * sizeof(double), hp.stream), "cudaMemsetAsync");
+        cuda_check(cudaMemsetAsync(dev.max, 0, tiles * sizeof(float), hp.stream), "cudaMemsetAsync");
+        cuda_check(cudaMemsetAsync(dev.below_eps, 0, tiles * sizeof(uint32_t), hp.stream), "cudaMemsetAsync");
+        accumulate(head_range(in, h0, count), dev, hp.stream);
+        char* hb = static_cast<char*>(hp.pinned.get()) + size_t(s) * slot_bytes;
+        cuda_check(cudaMemcpyAsync(hb, dev.mass, tiles * 8, cudaMemcpyDeviceToHost, hp.stream), "cudaMemcpyAsync");
+        cuda_check(cudaMemcpyAsync(hb + size_t(chunk) * tph * 8, dev.max, tiles * 4, cudaMemcpyDeviceToHost, hp.stream),
+                   "cudaMemcpyAsync");
+        cuda_check(cudaMemcpyAsync(hb + size_t(chunk) * tph * 12, dev.below_eps, tiles * 4, cudaMemcpyDeviceToHost,
+                                   hp.stream),
+                   "cudaMemcpyAsync");
+        cuda_check(cudaEventRecord(hp.done[s], hp.stream), "cudaEventRecord");
+        if (prev_h0 >= 0) convert(prev_h0, prev_count, s ^ 1);  // overlaps this chunk's kernels
+        prev_h0 = h0;
+        prev_count = count;
     }
-    out.storage.push_back(std::move(host));
+    convert(prev_h0, prev_count, ((in.heads - 1) / chunk) & 1);
+    if (take_overflow(hp.stream)) throw_overflow_generic();
     return out;
 }
-
-std::vector<SixOrderStats> GpuTileStatsEngine::compute(const DeviceHeads& in) { return compute_views(in).copy(); }
 
 GpuTileStatsEngine::Uploaded GpuTileStatsEngine::upload(const HeadSlice& s, paro_dtype dtype, bool with_v) const {
     if (s.is_attention())

@@ -69,9 +69,8 @@ public:
     static constexpr size_t kDefaultMemoryBudget = size_t(1) << 30;
     GpuTileStatsEngine(const TokenLayout& layout, TileStatsOptions options, int device = 0,
                        size_t memory_budget = kDefaultMemoryBudget);
-    // Whether compute_views holds a chunk of one head within memory_budget, and two batches of one
-    // head in flight (one computing, one scored) keep their host blocks page-locked (past either it
-    // takes one head anyway).
+    // Whether compute(heads) holds a chunk of one head within memory_budget and its pinned host
+    // buffers (past them it takes one head anyway).
     static bool one_head_fits(const TileGrid& grid, size_t memory_budget);
 
     const TileGrid& grid() const { return grid_; }
@@ -93,14 +92,11 @@ public:
     // Synchronizes the device; true when any accumulate since the last call met an overflow.
     bool overflow_seen();
 
-    // Host statistics per head (throws InputError when the scores overflow), as views of the
-    // device's layout (32-bit counts) in a host block the batch holds: chunks of as many heads as
-    // the device budget holds run on the engine's stream, each copied back into its place. Blocks
-    // are reused once their batch is dropped, page-locked up to 256 MiB per engine. The inputs must
-    // be complete when it is called: it waits for the whole device only after an accumulate() on
-    // another stream, else for its own stream (another engine's work goes on).
-    StatsBatch compute_views(const DeviceHeads& in);
-    // The same as owned TileStats (a copy).
+    // Host statistics per head (throws InputError when the scores overflow). Pipelined: chunks of
+    // heads run on the engine's stream while the previous chunk's statistics come back through
+    // pinned host buffers (at most 256 MiB, kept by the engine) and are converted on all cores.
+    // The inputs must be complete when it is called: it waits for the whole device only after an
+    // accumulate() on another stream, else for its own stream (another engine's work goes on).
     std::vector<SixOrderStats> compute(const DeviceHeads& in);
     // One host head: q, k uploaded and converted to dtype (fp32 keeps the CPU's inputs exactly;
     // fp16 / bf16 round them first). Throws the CPU engine's overflow InputError.
@@ -126,7 +122,7 @@ private:
     DeviceBuffer gathers_;    // [6][N] int32
     DeviceBuffer overflow_;   // int
     DeviceBuffer row_stats_;  // [chunk heads][N] float2
-    DeviceBuffer stats_;      // compute_views: [chunk heads] of DeviceTileStats arrays
+    DeviceBuffer stats_;      // compute(heads): [chunk heads] of DeviceTileStats arrays
     DeviceBuffer output_;     // masked_output_error: dense O and partial sums
     bool wgmma_ = false;           // sm_90a machine code and a compute capability 9.0 device
     bool force_mma_sync_ = false;  // force_mma_sync_for_testing
@@ -135,7 +131,7 @@ private:
     // The overflow flag after the work of stream st (nullptr: of the whole device), then cleared.
     bool take_overflow(void* st);
 
-    struct HostPipeline;      // compute_views: stream and host blocks
+    struct HostPipeline;      // compute(heads): pinned buffers, stream, events
     std::shared_ptr<HostPipeline> pipe_;
 };
 

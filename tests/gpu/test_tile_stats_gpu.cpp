@@ -243,19 +243,19 @@ TEST_CASE("tile stats gpu: without a device the engine says so", "[tile_stats_gp
 
 TEST_CASE("tile stats gpu: a device runs two backends while half the budget holds a head's statistics",
           "[tile_stats_gpu]") {
-    // A head's six orders of statistics (16 bytes a tile) plus its row statistics against half the
-    // 1 GiB budget, and two of them against the 256 MiB of page-locked host blocks: CogVideoX (278
-    // tiles a side: 7.4 MB a head) and Wan 720p (1,182: 134 MB) fit; 1,238 (147 MB) and 1,857
-    // (N = 118,800: 331 MB) pass the first and not the second.
+    // Two slots of a head's six orders of statistics (16 bytes a tile) plus its row statistics,
+    // against half the 1 GiB budget and the 256 MiB pinned cap: CogVideoX (278 tiles a side: 15 MB)
+    // and Wan 720p (1,182: 268 MB) fit; 1,238 (294 MB) passes the first and not the second, 1,857
+    // (N = 118,800: 662 MB) neither.
     const auto sharers = [](std::array<int64_t, 3> grid, int64_t text) {
         return gpu::CudaTileStatsBackend::sharers(TokenLayout{grid, text, TextPosition::prefix}, TileStatsOptions{});
     };
     CHECK(sharers({13, 30, 45}, 226) == gpu::kBackendsPerDevice);
     CHECK(sharers({21, 45, 80}, 0) == gpu::kBackendsPerDevice);
-    CHECK(sharers({22, 45, 80}, 0) == 1);  // 79,200 tokens: 1,238 tiles a side, 2 x 147 MB past the cap
+    CHECK(sharers({22, 45, 80}, 0) == 1);  // 79,200 tokens: 1,238 tiles a side, 294 MB, past the pinned cap
     CHECK(sharers({33, 45, 80}, 0) == 1);
     const auto fits = [](int64_t tokens, size_t budget) { return GpuTileStatsEngine::one_head_fits(TileGrid{tokens, 64}, budget); };
-    const size_t cog = size_t(6) * 278 * 278 * 16 + 8 * 17776;  // bytes of one head's chunk
+    const size_t cog = 2 * size_t(6) * 278 * 278 * 16 + 8 * 17776;  // bytes of one head's chunk
     CHECK(fits(17776, cog));
     CHECK_FALSE(fits(17776, cog - 1));
 }
@@ -469,7 +469,7 @@ TEST_CASE("tile stats gpu: a head's statistics do not depend on its batch-mates'
     const HeadSlice f = make_slice(layout, 64, 32, 1.f, PARO_FLOAT32, false);
     const HeadSlice e2 = make_slice(layout, 64, 33, 1.f, PARO_FLOAT16, false);
     gpu::CudaTileStatsBackend backend(layout, TileStatsOptions{}, 0);
-    const std::vector<SixOrderStats> mixed = backend.compute_batch({e1, f, e2}).copy();
+    const std::vector<SixOrderStats> mixed = backend.compute_batch({e1, f, e2});
     const std::vector<HeadSlice> alone[] = {{e1}, {f}, {e2}};
     REQUIRE(mixed.size() == 3);
     const auto same = [](const SixOrderStats& a, const SixOrderStats& b) {
@@ -479,7 +479,7 @@ TEST_CASE("tile stats gpu: a head's statistics do not depend on its batch-mates'
     };
     for (int i = 0; i < 3; ++i) {
         INFO("head " << i);
-        CHECK(same(mixed[i], backend.compute_batch(alone[i]).copy().front()));
+        CHECK(same(mixed[i], backend.compute_batch(alone[i]).front()));
     }
     // The reader's kept halves (HalfQK::keep) are the same heads: the same bits, beside floats too.
     // One head with only q kept (a dump may store k as floats).
@@ -494,7 +494,7 @@ TEST_CASE("tile stats gpu: a head's statistics do not depend on its batch-mates'
         return h;
     };
     REQUIRE(backend.takes_halves());
-    const std::vector<SixOrderStats> with_kept = backend.compute_batch({kept(e1, true), f, kept(e2, false)}).copy();
+    const std::vector<SixOrderStats> with_kept = backend.compute_batch({kept(e1, true), f, kept(e2, false)});
     for (int i = 0; i < 3; ++i) {
         INFO("head " << i << ", halves kept");
         CHECK(same(with_kept[i], mixed[i]));
@@ -502,8 +502,8 @@ TEST_CASE("tile stats gpu: a head's statistics do not depend on its batch-mates'
     // A head whose q is kept as halves and whose k is not exact in fp16 goes up in fp32, its q widened.
     HeadSlice qe_kf = e1;
     qe_kf.k = f.k;
-    const SixOrderStats as_floats = backend.compute_batch({qe_kf}).copy().front();
-    const std::vector<SixOrderStats> mixed_kept = backend.compute_batch({kept(e2, true), kept(qe_kf, false)}).copy();
+    const SixOrderStats as_floats = backend.compute_batch({qe_kf}).front();
+    const std::vector<SixOrderStats> mixed_kept = backend.compute_batch({kept(e2, true), kept(qe_kf, false)});
     CHECK(same(mixed_kept[0], mixed[2]));
     CHECK(same(mixed_kept[1], as_floats));
     // What the test guards against: the fp32 kernel gives an fp16-exact head other bits.

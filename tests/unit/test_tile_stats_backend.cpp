@@ -24,7 +24,7 @@ public:
         : TileStatsBackend(layout, options), cpu_(layout, options), batch_(batch) {}
     std::string describe() const override { return "counting test double"; }
     int64_t batch_heads() const override { return batch_; }
-    StatsBatch compute_batch(const std::vector<HeadSlice>& heads) override {
+    std::vector<SixOrderStats> compute_batch(const std::vector<HeadSlice>& heads) override {
         ++calls;
         max_heads = std::max(max_heads, static_cast<int64_t>(heads.size()));
         for (const HeadSlice& h : heads) seen.push_back({h.layer, h.head, h.sample});
@@ -99,7 +99,7 @@ TEST_CASE("the CPU engine asks for one head at a time", "[backend]") {
     TileStatsEngine engine(layout, {16, 1e-3f});
     CHECK(engine.batch_heads() == 1);
     const HeadSlice a = test::random_slice(layout.tokens(), 64, 1), b = test::random_slice(layout.tokens(), 64, 2);
-    const std::vector<SixOrderStats> both = engine.compute_batch({a, b}).copy();
+    const auto both = engine.compute_batch({a, b});
     REQUIRE(both.size() == 2);
     CHECK(both[1][0].mass == engine.compute(b)[0].mass);
 }
@@ -131,7 +131,7 @@ class FailingBackend : public CountingBackend {
 public:
     FailingBackend(const TokenLayout& layout, TileStatsOptions options, int64_t layer, int64_t head)
         : CountingBackend(layout, options, 2), layer_(layer), head_(head) {}
-    StatsBatch compute_batch(const std::vector<HeadSlice>& heads) override {
+    std::vector<SixOrderStats> compute_batch(const std::vector<HeadSlice>& heads) override {
         for (const HeadSlice& h : heads)
             if (h.layer == layer_ && h.head == head_) throw InputError(h.file, "/layers/1/q", "planted failure");
         return CountingBackend::compute_batch(heads);

@@ -48,7 +48,7 @@ class HeadCalibration {
 public:
     explicit HeadCalibration(const CalibrationContext& ctx) : ctx_(ctx) {}
 
-    void add_sample(const HeadSlice& slice, const SixOrderView& stats) {
+    void add_sample(const HeadSlice& slice, const SixOrderStats& stats) {
         PARO_ASSERT(slice.sample == static_cast<int64_t>(per_sample_.size()));  // samples come in order
         OutputErrorFn output_error;
         if (needs_v(ctx_.opt))
@@ -309,7 +309,7 @@ void run_device(const CalibrationContext& ctx, SharedWork& work, SliceFeed& feed
             read = feed.request(next->sample, next->unit.layer, next->unit.h0, next->unit.count,
                                 buffers[(i + 1) % buffers.size()]);
         const auto t0 = std::chrono::steady_clock::now();
-        StatsBatch stats = ctx.tiles.compute_batch(batch.slices);
+        std::vector<SixOrderStats> stats = ctx.tiles.compute_batch(batch.slices);
         PARO_ASSERT(static_cast<int64_t>(stats.size()) == step->unit.count);
         times.compute_seconds += seconds_since(t0);
         const auto t_score_wait = std::chrono::steady_clock::now();
@@ -323,8 +323,10 @@ void run_device(const CalibrationContext& ctx, SharedWork& work, SliceFeed& feed
             const auto t1 = std::chrono::steady_clock::now();
             std::vector<HeadCalibration>& g = *group;
             parallel_for(unit.count, need_v ? 1 : threads,
-                         [&](int64_t h) { g[h].add_sample(batch.slices[h], stats[size_t(h)]); });
-            stats = {};  // its storage goes back now, not when the future is replaced
+                         [&](int64_t h) {
+                             const SixOrderStats st = std::move(stats[h]);  // freed here: the kept masses stay
+                             g[h].add_sample(batch.slices[h], st);
+                         });
             if (last) {
                 std::vector<HeadPattern> finished(static_cast<size_t>(unit.count));
                 parallel_for(unit.count, threads, [&](int64_t h) { finished[h] = g[h].finish(unit.layer, unit.h0 + h); });

@@ -28,7 +28,7 @@ SampleMetrics mean_metrics(const std::vector<SampleMetrics>& per_sample) {
 
 }  // namespace
 
-ScoredSample score_sample(const SixOrderView& stats, const BlockMask& forced, const CalibrateOptions& opt,
+ScoredSample score_sample(const SixOrderStats& stats, const BlockMask& forced, const CalibrateOptions& opt,
                           const OutputErrorFn& output_error) {
     ScoredSample out;
     // The rankings' storage is reused across orders, heads and samples of a thread (each is as
@@ -39,7 +39,7 @@ ScoredSample score_sample(const SixOrderView& stats, const BlockMask& forced, co
         out.masks[o] = build_mask(ranking, forced, opt.mask);
         out.metrics[o] = order_metrics(stats[o], out.masks[o], ranking, opt.mask, opt.objective);
         scratch = std::move(ranking).release();
-        out.mass[o].assign(stats[o].mass, stats[o].mass + stats[o].grid.tiles());
+        out.mass[o].assign(stats[o].mass.begin(), stats[o].mass.end());
     }
     if (output_error) {
         const auto err = output_error(out.masks);

@@ -29,7 +29,7 @@ using OutputErrorFn = std::function<std::array<double, kNumOrders>(const std::ar
 
 // Scores the six orders of one sample; output_error, when given, fills output_rel_l1 before the
 // objective is applied. Thread-safe (per-thread scratch) if output_error is.
-ScoredSample score_sample(const SixOrderView& stats, const BlockMask& forced, const CalibrateOptions& opt,
+ScoredSample score_sample(const SixOrderStats& stats, const BlockMask& forced, const CalibrateOptions& opt,
                           const OutputErrorFn& output_error = {});
 
 // The order a sample alone would choose (the pattern's sample_order).

@@ -105,7 +105,7 @@ void select_heaviest(TileRanking::Tile* first, int64_t k, TileRanking::Tile* las
 }
 }  // namespace
 
-TileRanking::TileRanking(const TileStatsView& stats, const BlockMask& forced, std::vector<Tile> storage)
+TileRanking::TileRanking(const TileStats& stats, const BlockMask& forced, std::vector<Tile> storage)
     : tiles_(std::move(storage)) {
     const int64_t nb = stats.grid.tiles_per_side(), n = nb * nb;
     PARO_ASSERT(forced.tiles_per_side() == nb);
@@ -116,7 +116,7 @@ TileRanking::TileRanking(const TileStatsView& stats, const BlockMask& forced, st
     Tile* out = tiles_.data();
     double total = 0, forced_mass = 0, free_mass = 0;
     int64_t free = 0;
-    const double* mass = stats.mass;
+    const double* mass = stats.mass.data();
     for (int64_t t = 0; t < n; ++t) {
         const double m = mass[t];
         total += m;
@@ -164,7 +164,7 @@ int64_t TileRanking::tiles_for_recall(double recall) {
     }
 }
 
-BlockMask build_mask(const TileStatsView& stats, const BlockMask& forced, const MaskOptions& opt) {
+BlockMask build_mask(const TileStats& stats, const BlockMask& forced, const MaskOptions& opt) {
     TileRanking ranking(stats, forced);
     return build_mask(ranking, forced, opt);
 }

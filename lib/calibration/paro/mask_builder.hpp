@@ -40,7 +40,7 @@ public:
         int64_t index;  // r * nb + c
     };
     // storage: a vector to reuse (its capacity), e.g. what release() returned.
-    TileRanking(const TileStatsView& stats, const BlockMask& forced, std::vector<Tile> storage = {});
+    TileRanking(const TileStats& stats, const BlockMask& forced, std::vector<Tile> storage = {});
     std::vector<Tile> release() && { return std::move(tiles_); }
 
     int64_t free_count() const { return static_cast<int64_t>(tiles_.size()); }
@@ -68,7 +68,7 @@ private:
 
 // Throws ParameterError naming the option at fault: density outside (0, 1] or below the share of
 // forced tiles, recall outside (0, 1], min_density outside [0, density] or given without recall.
-BlockMask build_mask(const TileStatsView& stats, const BlockMask& forced, const MaskOptions& opt);
+BlockMask build_mask(const TileStats& stats, const BlockMask& forced, const MaskOptions& opt);
 // The same from a ranking of those statistics (which it partitions or sorts).
 BlockMask build_mask(TileRanking& ranking, const BlockMask& forced, const MaskOptions& opt);
 

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
-#include <variant>
 #include <vector>
 
 #include "paro/error.hpp"
@@ -31,30 +30,26 @@ ObjectiveKind parse_objective(const std::string& name) {
 
 bool higher_is_better(ObjectiveKind k) { return k == ObjectiveKind::recall; }
 
-OrderMetrics order_metrics(const TileStatsView& st, const BlockMask& kept, const BlockMask& forced,
+OrderMetrics order_metrics(const TileStats& st, const BlockMask& kept, const BlockMask& forced,
                            const MaskOptions& mask, const ObjectiveOptions& opt) {
     TileRanking ranking(st, forced);
     return order_metrics(st, kept, ranking, mask, opt);
 }
 
-OrderMetrics order_metrics(const TileStatsView& st, const BlockMask& kept, TileRanking& ranking, const MaskOptions& mask,
+OrderMetrics order_metrics(const TileStats& st, const BlockMask& kept, TileRanking& ranking, const MaskOptions& mask,
                            const ObjectiveOptions& opt) {
     const TileGrid& g = st.grid;
     const int64_t nb = g.tiles_per_side();
     int64_t sparse = 0;
     double incoherence = 0;
-    std::visit(
-        [&](const auto* below_eps) {
-            for (int64_t r = 0; r < nb; ++r)
-                for (int64_t c = 0; c < nb; ++c) {
-                    const int64_t t = r * nb + c;
-                    const double entries = static_cast<double>(g.entries(r, c));
-                    if (static_cast<double>(below_eps[t]) >= opt.sigma * entries) ++sparse;
-                    const double mean = st.mass[t] / entries;
-                    incoherence += mean > 0 ? st.max[t] / mean : 1.0;
-                }
-        },
-        st.below_eps);
+    for (int64_t r = 0; r < nb; ++r)
+        for (int64_t c = 0; c < nb; ++c) {
+            const int64_t t = r * nb + c;
+            const double entries = static_cast<double>(g.entries(r, c));
+            if (static_cast<double>(st.below_eps[t]) >= opt.sigma * entries) ++sparse;
+            const double mean = st.mass[t] / entries;
+            incoherence += mean > 0 ? st.max[t] / mean : 1.0;
+        }
     OrderMetrics m;
     m.sparsity = static_cast<double>(sparse) / static_cast<double>(nb * nb);
     m.incoherence = incoherence / static_cast<double>(nb * nb);

@@ -44,11 +44,11 @@ struct ObjectiveOptions {
 // All metrics of one order on one sample but output_rel_l1 (left at -1). `kept` is the mask
 // build_mask made from these stats with `mask`, `forced` its forced tiles. .objective is the
 // recall objective's per-sample value (it needs the tile ranking, not only the other metrics).
-OrderMetrics order_metrics(const TileStatsView& stats, const BlockMask& kept, const BlockMask& forced,
+OrderMetrics order_metrics(const TileStats& stats, const BlockMask& kept, const BlockMask& forced,
                            const MaskOptions& mask, const ObjectiveOptions& opt);
 // The same with the ranking build_mask used for `kept` (the calibrator's path: one ranking per
 // order and sample instead of three).
-OrderMetrics order_metrics(const TileStatsView& stats, const BlockMask& kept, TileRanking& ranking, const MaskOptions& mask,
+OrderMetrics order_metrics(const TileStats& stats, const BlockMask& kept, TileRanking& ranking, const MaskOptions& mask,
                            const ObjectiveOptions& opt);
 
 // Fills .objective of each order from the other metrics (the recall objective keeps the value

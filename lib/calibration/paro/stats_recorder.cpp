@@ -160,7 +160,7 @@ struct StatsRecorder::Impl {
         buffer.resize(static_cast<size_t>(H) * kNumOrders * tiles);
         parallel_for(H, threads, [&](int64_t h) {
             const SixOrderStats st = std::move(job.stats[h]);  // freed when scored
-            ScoredSample scored = score_sample(view_of(st), forced, opt);
+            ScoredSample scored = score_sample(st, forced, opt);
             for (const std::vector<float>& mass : scored.mass)
                 for (float m : mass)
                     if (!(m >= 0) || std::isinf(m))

@@ -53,11 +53,11 @@ void throw_overflow(const HeadSlice& s) {
                                  s.sample, s.head));
 }
 
-StatsBatch TileStatsEngine::compute_batch(const std::vector<HeadSlice>& heads) {
+std::vector<SixOrderStats> TileStatsEngine::compute_batch(const std::vector<HeadSlice>& heads) {
     std::vector<SixOrderStats> out;
     out.reserve(heads.size());
     for (const HeadSlice& h : heads) out.push_back(compute(h));
-    return StatsBatch::owning(std::move(out));
+    return out;
 }
 
 SixOrderStats TileStatsEngine::compute(const HeadSlice& slice) const {

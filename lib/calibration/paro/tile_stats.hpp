@@ -38,7 +38,7 @@ public:
 
     std::string describe() const override { return "CPU streaming (OpenMP)"; }
     int64_t batch_heads() const override { return 1; }
-    StatsBatch compute_batch(const std::vector<HeadSlice>& heads) override;
+    std::vector<SixOrderStats> compute_batch(const std::vector<HeadSlice>& heads) override;
     SixOrderStats compute(const HeadSlice& slice) const;
 };
 

@@ -20,37 +20,6 @@ void TileStats::accumulate(const TileStats& o) {
     }
 }
 
-TileStats TileStatsView::copy() const {
-    TileStats out(grid);
-    const size_t n = out.mass.size();
-    std::copy(mass, mass + n, out.mass.begin());
-    std::copy(max, max + n, out.max.begin());
-    std::visit([&](const auto* below) { std::copy(below, below + n, out.below_eps.begin()); }, below_eps);
-    return out;
-}
-
-SixOrderView view_of(const SixOrderStats& stats) {
-    SixOrderView v;
-    for (int o = 0; o < kNumOrders; ++o) v[o] = stats[o];
-    return v;
-}
-
-StatsBatch StatsBatch::owning(std::vector<SixOrderStats> stats) {
-    auto owned = std::make_shared<const std::vector<SixOrderStats>>(std::move(stats));
-    StatsBatch b;
-    for (const SixOrderStats& st : *owned) b.heads.push_back(view_of(st));
-    b.storage.push_back(std::move(owned));
-    return b;
-}
-
-std::vector<SixOrderStats> StatsBatch::copy() const {
-    std::vector<SixOrderStats> out(heads.size());
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int64_t h = 0; h < int64_t(heads.size()); ++h)
-        for (int o = 0; o < kNumOrders; ++o) out[size_t(h)][size_t(o)] = heads[size_t(h)][size_t(o)].copy();
-    return out;
-}
-
 TileStatsBackend::TileStatsBackend(const TokenLayout& layout, TileStatsOptions options)
     : opt_(options), grid_{layout.tokens(), options.block}, perms_(make_all_permutations(layout)) {
     if (options.block <= 0) throw ParameterError("block", "the tile size must be positive");

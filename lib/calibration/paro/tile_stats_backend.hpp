@@ -12,9 +12,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
-#include <memory>
 #include <string>
-#include <variant>
 #include <vector>
 
 #include "paro/axis_order.hpp"
@@ -52,38 +50,6 @@ struct TileStats {
 
 using SixOrderStats = std::array<TileStats, kNumOrders>;
 
-// One order's statistics, read-only, wherever they are stored: a TileStats (implicitly), or a
-// backend's own buffer in its layout (the CUDA backend's download: 32-bit counts), which the scoring
-// reads in place instead of a copy.
-struct TileStatsView {
-    TileGrid grid;
-    const double* mass = nullptr;
-    const float* max = nullptr;
-    std::variant<const int64_t*, const uint32_t*> below_eps;
-
-    TileStatsView() = default;
-    TileStatsView(const TileStats& s)  // NOLINT(google-explicit-constructor): every TileStats reads as one
-        : grid(s.grid), mass(s.mass.data()), max(s.max.data()), below_eps(s.below_eps.data()) {}
-    TileStatsView(TileGrid g, const double* m, const float* x, const uint32_t* below)
-        : grid(g), mass(m), max(x), below_eps(below) {}
-    TileStats copy() const;
-};
-using SixOrderView = std::array<TileStatsView, kNumOrders>;
-SixOrderView view_of(const SixOrderStats& stats);
-
-// A backend's statistics of a batch of heads: each head's six orders as views, and the storage they
-// point into, held as long as the batch is (a scoring that outlives the backend's next call keeps
-// its batch).
-struct StatsBatch {
-    std::vector<SixOrderView> heads;
-    std::vector<std::shared_ptr<const void>> storage;
-
-    static StatsBatch owning(std::vector<SixOrderStats> stats);
-    size_t size() const { return heads.size(); }
-    const SixOrderView& operator[](size_t h) const { return heads[h]; }
-    std::vector<SixOrderStats> copy() const;
-};
-
 struct TileStatsOptions {
     int64_t block = kRuntimeTile;
     float eps = 1e-3f;
@@ -107,7 +73,7 @@ public:
     // The statistics of each slice, in order. Every slice has grid().tokens tokens; callers pass
     // at most batch_heads() of them, with q and k as floats, or as halves where takes_halves().
     // Throws InputError for scores that overflow float32.
-    virtual StatsBatch compute_batch(const std::vector<HeadSlice>& heads) = 0;
+    virtual std::vector<SixOrderStats> compute_batch(const std::vector<HeadSlice>& heads) = 0;
     // Whether compute_batch takes slices that kept q and k as the dump's halves (HalfQK::keep).
     virtual bool takes_halves() const { return false; }
     // Relative L1 error of each order's masked output against dense (output_error.hpp); the slice
