@@ -40,6 +40,10 @@
 #include <algorithm>
 #include <type_traits>
 
+#ifndef PARO_FMA_EXP_BLOCKS
+#define PARO_FMA_EXP_BLOCKS 2
+#endif
+
 namespace paro::gpu {
 
 namespace {
@@ -61,16 +65,23 @@ struct Sm90Config {
     static constexpr int kProducerRegs = 48;
     static constexpr int kConsumerRegs = (kEntryRegs + (kEntryRegs - kProducerRegs) / kConsumers) & ~7;
     // A stage: the K tile (kTile keys of D int8 / fp16 channels) then V^T (D channels of 64 int8 /
-    // fp16 keys), both SwizzledRows (Quantized), at a 1024-byte boundary; its scales apart: the
-    // tile's v scales (8-bit PV: Quantized::v_scale), then its TileMeta.
+    // fp16 keys), both SwizzledRows (Quantized), at a 1024-byte boundary; fp16 PV: then 8 rows of fp16
+    // ones, written once at the start, which the PV MMA reads as 8 more channels: P's row sums come
+    // from the tensor cores beside O, rescaled with it (no per-tile MMA chain for l). The tile's scales
+    // apart: its v scales (8-bit PV: Quantized::v_scale), then its TileMeta.
     static constexpr int vRowBytes = kTile * (PV16 ? 2 : 1);
     static constexpr int kBytes = kTile * D * (QK16 ? 2 : 1);
     static constexpr int vBytes = D * vRowBytes;
-    static constexpr int tileBytes = kBytes + vBytes;  // a multiple of 1024
+    static constexpr int onesBytes = PV16 ? 8 * vRowBytes : 0;
+    static constexpr int tileBytes = kBytes + vBytes + onesBytes;  // a multiple of 1024
     static constexpr int vsBytes = PV16 ? 0 : D * 8;
     static constexpr int metaBytes = 16;
     static constexpr int scaleBytes = vsBytes + metaBytes;
-    static constexpr int copyBytes = tileBytes + vsBytes;  // what the bulk copies land on a stage's full barrier
+    static constexpr int copyBytes = kBytes + vBytes + vsBytes;  // what the bulk copies land on a stage's full barrier
+    static constexpr int oBlocks = D / 8 + (PV16 ? 1 : 0);  // O's n-blocks of 8 channels, and fp16 PV's row sums
+    // fp16 PV: n-blocks of each tile's exponentials on the FMA pipe (ex2_fma) instead of the MUFU.
+    static constexpr int kFmaExpBlocks = PV16 ? PARO_FMA_EXP_BLOCKS : 0;
+    static_assert(oBlocks >= D / 8 && kFmaExpBlocks >= 0 && kFmaExpBlocks <= 8);
     // As many stages (8, 4, 3 or 2) as fit in the 227 KB a CTA may have: 3 only for 16-bit QK with
     // fp16 PV at D 128 (32 KB a stage), where 2 left the tensor cores waiting for tiles.
     static constexpr int fit(int st) {
@@ -184,7 +195,7 @@ struct Sm90Row {
 
     uint32_t qa[D / (QK16 ? 16 : 32)][4];  // Q fragments: per 32 int8 or 16 fp16 channels
     ScoreStep qscale;  // the thread's two rows' Q scales x softmax scale x log2 e
-    float o[D / 8][4];
+    float o[C::oBlocks][4];  // O, then (fp16 PV) the row sums: o[D / 8][0] of row g, o[D / 8][2] of row g + 8
     SAcc s[8][4];                       // S of the current tile
     PvAcc pv[PV16 ? 1 : D / 64][8][4];  // 8-bit PV: P'V of the previous tile
     uint32_t pa[PV16 ? 4 : 2][4];       // P of the previous tile (A fragments)
@@ -200,8 +211,12 @@ struct Sm90Row {
         rs = RowState{};
         beta0 = beta1 = 0.f;
 #pragma unroll
-        for (int j = 0; j < D / 8; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
+        for (int j = 0; j < C::oBlocks; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
     }
+
+    // The row sums l of the thread's two rows, after finish().
+    __device__ __forceinline__ float row_sum0() const { return PV16 ? o[D / 8][0] : rs.l0; }
+    __device__ __forceinline__ float row_sum1() const { return PV16 ? o[D / 8][2] : rs.l1; }
 
     __device__ __forceinline__ uint32_t stage(uint32_t i) const { return sm.ring.stage(pos + i); }
 
@@ -222,24 +237,19 @@ struct Sm90Row {
     }
 
     // PV of the tile in stage st with the P in pa, issued: 8-bit formats into pv, fp16 accumulating into o.
-    // fp16 PV at D 128: one n128 MMA per k step over all channels (V^T's 128 rows are contiguous), half
-    // the instructions of two n64 ones: 1-3% faster (the 8-bit formats measured no gain, FP8 a loss).
+    // fp16 PV: one MMA per k step over all channels and the ones rows (n72 at D 64, n136 at D 128; at
+    // D 128 one n128 MMA measured 1-3% faster than two n64 ones; the 8-bit formats no gain, FP8 a loss).
     __device__ __forceinline__ void issue_pv(uint32_t st) {
         wgmma_fence();
         constexpr int RB = C::vRowBytes;
         const uint32_t v0 = desc_base + st * (C::tileBytes >> 4) + (C::kBytes >> 4);
-        if constexpr (PV16 && D == 128) {
+        if constexpr (PV16) {
 #pragma unroll
-            for (int kc = 0; kc < 4; ++kc) wgmma_f16_n128(o, pa[kc], wgmma_desc<RB>(v0 + kc * 2));
+            for (int kc = 0; kc < 4; ++kc) wgmma_f16_pv_sums<D>(o, pa[kc], wgmma_desc<RB>(v0 + kc * 2));
         } else {
 #pragma unroll
             for (int hn = 0; hn < D / 64; ++hn) {  // 64 channels per warpgroup MMA
-                if constexpr (PV16) {
-                    float(&oh)[8][4] = *reinterpret_cast<float(*)[8][4]>(&o[8 * hn]);
-#pragma unroll
-                    for (int kc = 0; kc < 4; ++kc)
-                        wgmma_f16_n64<true>(oh, pa[kc], wgmma_desc<RB>(v0 + hn * 4 * RB + kc * 2));
-                } else if constexpr (FP8) {
+                if constexpr (FP8) {
                     wgmma_e4m3_n64<false>(pv[hn], pa[0], wgmma_desc<RB>(v0 + hn * 4 * RB));
                     wgmma_e4m3_n64<true>(pv[hn], pa[1], wgmma_desc<RB>(v0 + hn * 4 * RB + 2));
                 } else {
@@ -257,7 +267,7 @@ struct Sm90Row {
             fence_operand(o);
             if (__any_sync(0xffffffffu, b0 != 1.f || b1 != 1.f)) {
 #pragma unroll
-                for (int j = 0; j < D / 8; ++j) {
+                for (int j = 0; j < C::oBlocks; ++j) {
                     o[j][0] *= b0;
                     o[j][1] *= b0;
                     o[j][2] *= b1;
@@ -302,10 +312,11 @@ struct Sm90Row {
         float b0, b1;
         const int t = lane & 3;
         if constexpr (PV16) {
+            constexpr int E = C::kFmaExpBlocks;
             if (valid < kTile)
-                softmax_tile_fp16_exp<true, kMagic>(s, sc, valid, t, rs, b0, b1, f);
+                softmax_tile_fp16_exp<true, kMagic, E>(s, sc, valid, t, rs, b0, b1, f);
             else
-                softmax_tile_fp16_exp<false, kMagic>(s, sc, valid, t, rs, b0, b1, f);
+                softmax_tile_fp16_exp<false, kMagic, E>(s, sc, valid, t, rs, b0, b1, f);
         } else {
             if (valid < kTile)
                 softmax_tile_8bit_exp<true, kMagic, FP8>(s, sc, valid, t, rs, b0, b1, f);
@@ -315,7 +326,7 @@ struct Sm90Row {
         if (!FIRST) wgmma_wait<0>();  // PV(i - 1): pa is free
         // P (i) packed straight into pa, each fragment by a volatile instruction below the wait (no copy).
         if constexpr (PV16)
-            pack_p16<true>(f, b0, b1, rs, pa);
+            pack_p16<true, false>(f, b0, b1, rs, pa);  // the sums come with PV
         else
             pack_p8<FP8, true>(f, b0, b1, rs, pa);
         if (!FIRST) {
@@ -363,7 +374,7 @@ __device__ __forceinline__ void consume(const ConsumerSmem<D, F, Q>& sm, const R
         walk.template step<true>(0);
         for (uint32_t j = 1; j < row.n; ++j) walk.template step<false>(j);
         walk.finish();
-        store_rows<D, TOut>(s, plan, out, row.b, row.h, p0, t, walk.o, walk.rs.l0, walk.rs.l1);
+        store_rows<D, TOut>(s, plan, out, row.b, row.h, p0, t, walk.o, walk.row_sum0(), walk.row_sum1());
         pos += row.n;
     }
 }
@@ -383,6 +394,12 @@ __global__ void __launch_bounds__(Sm90Config<D, F, Q>::kThreads, 1)
         sm.ring.init();
         sm.handoff.init();
         mbar_init_fence();
+    }
+    if constexpr (C::onesBytes > 0) {  // fp16 PV: the ones rows of every stage, for the async proxy (wgmma)
+        constexpr int kWords = C::onesBytes / 4, kRows = C::kConsumers * C::kStages;
+        for (int i = threadIdx.x; i < kRows * kWords; i += C::kThreads)
+            sts_u32(base + (i / kWords) * C::tileBytes + C::kBytes + C::vBytes + 4 * (i % kWords), kOnesH2);
+        fence_proxy_async();
     }
     __syncthreads();
     // Roles: one branch each (setmaxnreg applies per warpgroup).

@@ -27,10 +27,12 @@ __device__ __forceinline__ void o_update(float (&o)[4], const float (&pv)[4], fl
 }
 
 // Epilogue: O / l for the thread's rows (permuted positions p0 = first row of the thread, p0 + 8),
-// each written to its original token (the inverse permutation, fused).
-template <int D, typename TOut>
+// each written to its original token (the inverse permutation, fused). o's n-blocks past D / 8 (the
+// Hopper kernel's row sums) are not output.
+template <int D, typename TOut, int NB>
 __device__ __forceinline__ void store_rows(const Shape& s, const PlanView& plan, const MutView& out, int b, int h,
-                                           int p0, int t, const float (&o)[D / 8][4], float l0, float l1) {
+                                           int p0, int t, const float (&o)[NB][4], float l0, float l1) {
+    static_assert(NB >= D / 8);
     const float inv0 = l0 > 0.f ? 1.f / l0 : 0.f, inv1 = l1 > 0.f ? 1.f / l1 : 0.f;
     const int32_t* gather = plan.orders ? plan.gathers + size_t(plan.orders[h]) * s.tokens : nullptr;
     TOut* ob = static_cast<TOut*>(out.data) + b * out.sb + h * out.sh;

@@ -51,32 +51,35 @@ __device__ __forceinline__ void fence_operand(float (&d)[N][4]) {
 }
 
 // One warpgroup MMA with A from registers (a, four 32-bit fragments) and B from shared memory (desc):
-// d[64 x 64] of 32 registers per thread in the mma.m16n8 C layout (d[j][e]: n-block j). SHAPE names
-// the shape and types, TAIL the operands after the descriptor (scale-d, and the input scales and
-// transpose where the types have them). D_CONSTRAINT "=r"/"=f" when d is an output only (scale-d
-// 0: its old values are not kept alive until the issue), "+r"/"+f" when it accumulates.
-// PARO_ACC8(C, j): the constraints of n-blocks j .. j + 7 (32 registers).
+// d[64 x N] of N / 2 registers per thread in the mma.m16n8 C layout (d[j][e]: n-block j of 8). SHAPE
+// names the shape and types, TAIL the operands after the descriptor (scale-d, and the input scales and
+// transpose where the types have them). D_CONSTRAINT "=r"/"=f" when d is an output only (scale-d 0:
+// its old values are not kept alive until the issue), "+r"/"+f" when it accumulates. PARO_OPS_R<R>:
+// the operand list of R accumulator registers, then A and the descriptor; PARO_ACC8(C, j): the
+// constraints of n-blocks j .. j + 7 (32 registers).
+#define PARO_OPS_R32  \
+    "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "  \
+    "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, %36"
+#define PARO_OPS_R36  \
+    "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "  \
+    "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "  \
+    "%32, %33, %34, %35}, {%36, %37, %38, %39}, %40"
+#define PARO_OPS_R68  \
+    "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "  \
+    "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "  \
+    "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "  \
+    "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, "  \
+    "%64, %65, %66, %67}, {%68, %69, %70, %71}, %72"
 #define PARO_ACC1(C, j) C(d[j][0]), C(d[j][1]), C(d[j][2]), C(d[j][3])
 #define PARO_ACC8(C, j)                                                                                        \
     PARO_ACC1(C, j), PARO_ACC1(C, j + 1), PARO_ACC1(C, j + 2), PARO_ACC1(C, j + 3), PARO_ACC1(C, j + 4),      \
         PARO_ACC1(C, j + 5), PARO_ACC1(C, j + 6), PARO_ACC1(C, j + 7)
-#define PARO_WGMMA_RA_N64(D_CONSTRAINT, SHAPE, TAIL)                                                          \
-    asm volatile("wgmma.mma_async.sync.aligned." SHAPE " "                                                    \
-                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                    \
-                 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "           \
-                 "{%32, %33, %34, %35}, %36, " TAIL ";\n"                                                      \
-                 : PARO_ACC8(D_CONSTRAINT, 0)                                                                  \
+// The accumulators' constraints last (they hold commas).
+#define PARO_WGMMA_RA(OPS, SHAPE, TAIL, ...)                                                                  \
+    asm volatile("wgmma.mma_async.sync.aligned." SHAPE " " OPS ", " TAIL ";\n"                              \
+                 : __VA_ARGS__                                                                                 \
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc))
-// The same with n128: d[64 x 128] of 64 registers per thread (d[j][e]: n-block j of 16).
-#define PARO_WGMMA_RA_N128(D_CONSTRAINT, SHAPE, TAIL)                                                         \
-    asm volatile("wgmma.mma_async.sync.aligned." SHAPE " "                                                    \
-                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                    \
-                 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "            \
-                 "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "            \
-                 "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "           \
-                 "{%64, %65, %66, %67}, %68, " TAIL ";\n"                                                      \
-                 : PARO_ACC8(D_CONSTRAINT, 0), PARO_ACC8(D_CONSTRAINT, 8)                                      \
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc))
+#define PARO_WGMMA_RA_N64(C, SHAPE, TAIL) PARO_WGMMA_RA(PARO_OPS_R32, SHAPE, TAIL, PARO_ACC8(C, 0))
 #define PARO_OUT_R(x) "=r"(x)
 #define PARO_INOUT_R(x) "+r"(x)
 #define PARO_OUT_F(x) "=f"(x)
@@ -109,16 +112,27 @@ __device__ __forceinline__ void wgmma_e4m3_n64(float (&d)[8][4], const uint32_t 
     else
         PARO_WGMMA_RA_N64(PARO_OUT_F, "m64n64k32.f32.e4m3.e4m3", "0, 1, 1");
 }
-// d += a[64 x 16] (f16) * B[16 x 128] (f16, K-major), fp32 accumulators (fp16 PV over 128 channels).
-__device__ __forceinline__ void wgmma_f16_n128(float (&d)[16][4], const uint32_t (&a)[4], uint64_t desc) {
-    PARO_WGMMA_RA_N128(PARO_INOUT_F, "m64n128k16.f32.f16.f16", "1, 1, 1, 0");
+// fp16 PV with the row sums: d += a[64 x 16] (f16) * B[16 x (D + 8)] (f16, K-major), fp32
+// accumulators, B being V^T's D rows and then 8 rows of ones, so n-block D / 8 sums P's rows.
+template <int D>
+__device__ __forceinline__ void wgmma_f16_pv_sums(float (&d)[D / 8 + 1][4], const uint32_t (&a)[4], uint64_t desc) {
+    static_assert(D == 64 || D == 128);
+    if constexpr (D == 64)
+        PARO_WGMMA_RA(PARO_OPS_R36, "m64n72k16.f32.f16.f16", "1, 1, 1, 0", PARO_ACC8(PARO_INOUT_F, 0),
+                      PARO_ACC1(PARO_INOUT_F, 8));
+    else
+        PARO_WGMMA_RA(PARO_OPS_R68, "m64n136k16.f32.f16.f16", "1, 1, 1, 0", PARO_ACC8(PARO_INOUT_F, 0),
+                      PARO_ACC8(PARO_INOUT_F, 8), PARO_ACC1(PARO_INOUT_F, 16));
 }
 #undef PARO_OUT_R
 #undef PARO_INOUT_R
 #undef PARO_OUT_F
 #undef PARO_INOUT_F
 #undef PARO_WGMMA_RA_N64
-#undef PARO_WGMMA_RA_N128
+#undef PARO_WGMMA_RA
+#undef PARO_OPS_R32
+#undef PARO_OPS_R36
+#undef PARO_OPS_R68
 #undef PARO_ACC8
 #undef PARO_ACC1
 __device__ __forceinline__ float4 lds_f32x4(uint32_t a) {
