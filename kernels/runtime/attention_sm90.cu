@@ -21,8 +21,9 @@
 //   FP8 (PvFormat::fp8_e4m3): m64n64k32 e4m3 x e4m3 on P'_e4m3 (the same per-tile reference) and V_e4m3
 //       (per tile and channel), fp32 accumulators of the tile folded into O after each tile: two-level
 //       accumulation, so the tensor cores' reduced-precision FP8 accumulation spans one tile only;
-//   fp16 (PvFormat::fp16): m64n64k16 f16 with fp32 accumulators: the tensor cores accumulate straight
-//       into O, which is rescaled only when the lazily updated row max moves.
+//   fp16 (PvFormat::fp16): m64n(D + 8)k16 f16 with fp32 accumulators: the tensor cores accumulate
+//       straight into O, and into the row sums from 8 rows of ones beside V^T; both are rescaled only
+//       when the lazily updated row max moves.
 // A (Q, then P) comes from registers in the mma.m16n8 fragment layout, B (K, then V^T) from shared
 // memory in 64B/128B-swizzled rows. The overlap (FlashAttention-3's intra-warpgroup pipelining), for
 // kept key tile i:
@@ -39,10 +40,6 @@
 
 #include <algorithm>
 #include <type_traits>
-
-#ifndef PARO_FMA_EXP_BLOCKS
-#define PARO_FMA_EXP_BLOCKS 2
-#endif
 
 namespace paro::gpu {
 
@@ -79,9 +76,7 @@ struct Sm90Config {
     static constexpr int scaleBytes = vsBytes + metaBytes;
     static constexpr int copyBytes = kBytes + vBytes + vsBytes;  // what the bulk copies land on a stage's full barrier
     static constexpr int oBlocks = D / 8 + (PV16 ? 1 : 0);  // O's n-blocks of 8 channels, and fp16 PV's row sums
-    // fp16 PV: n-blocks of each tile's exponentials on the FMA pipe (ex2_fma) instead of the MUFU.
-    static constexpr int kFmaExpBlocks = PV16 ? PARO_FMA_EXP_BLOCKS : 0;
-    static_assert(oBlocks >= D / 8 && kFmaExpBlocks >= 0 && kFmaExpBlocks <= 8);
+    static_assert(oBlocks * 8 >= D);
     // As many stages (8, 4, 3 or 2) as fit in the 227 KB a CTA may have: 3 only for 16-bit QK with
     // fp16 PV at D 128 (32 KB a stage), where 2 left the tensor cores waiting for tiles.
     static constexpr int fit(int st) {
@@ -312,11 +307,10 @@ struct Sm90Row {
         float b0, b1;
         const int t = lane & 3;
         if constexpr (PV16) {
-            constexpr int E = C::kFmaExpBlocks;
             if (valid < kTile)
-                softmax_tile_fp16_exp<true, kMagic, E>(s, sc, valid, t, rs, b0, b1, f);
+                softmax_tile_fp16_exp<true, kMagic>(s, sc, valid, t, rs, b0, b1, f);
             else
-                softmax_tile_fp16_exp<false, kMagic, E>(s, sc, valid, t, rs, b0, b1, f);
+                softmax_tile_fp16_exp<false, kMagic>(s, sc, valid, t, rs, b0, b1, f);
         } else {
             if (valid < kTile)
                 softmax_tile_8bit_exp<true, kMagic, FP8>(s, sc, valid, t, rs, b0, b1, f);

@@ -14,7 +14,6 @@
 #include <type_traits>
 
 #include "common.cuh"
-#include "ex2_fma.hpp"
 #include "ptx.cuh"
 
 namespace paro::gpu {
@@ -94,19 +93,18 @@ __device__ __forceinline__ void tile_row_max(const float (&acc)[8][4], ScoreStep
     mx1 = m1 * sc.row1;
 }
 
-// f = 2^(F * sc - bias) per score, F the score as a float (score_float; one FFMA + EX2); masked keys
-// give 0. FMA_BLOCKS: how many of the 8 n-blocks take ex2_fma instead of EX2.
-template <bool RAGGED, int BIAS, int FMA_BLOCKS = 0, typename Acc>
+// f = 2^(F * sc - bias) per score, F the score as a float (score_float; one FFMA + EX2); masked keys give 0.
+// (A share of the exponentials by polynomial on the FMA pipe, FlashAttention-4's trick, measured 2-15%
+// slower at D 64 on H200: the issue slots it costs are what the kernel is short of.)
+template <bool RAGGED, int BIAS, typename Acc>
 __device__ __forceinline__ void tile_exp2(const Acc (&acc)[8][4], ScoreStep sc, float bias0, float bias1, int valid,
                                           int t, float (&f)[8][4]) {
-    static_assert(FMA_BLOCKS >= 0 && FMA_BLOCKS <= 8);
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
-        const auto e2 = [&](float x) { return j >= 8 - FMA_BLOCKS ? ex2_fma(x) : ex2(x); };
-        f[j][0] = e2(fmaf(score_float<BIAS>(acc[j][0]), sc.row0, -bias0));
-        f[j][1] = e2(fmaf(score_float<BIAS>(acc[j][1]), sc.row0, -bias0));
-        f[j][2] = e2(fmaf(score_float<BIAS>(acc[j][2]), sc.row1, -bias1));
-        f[j][3] = e2(fmaf(score_float<BIAS>(acc[j][3]), sc.row1, -bias1));
+        f[j][0] = ex2(fmaf(score_float<BIAS>(acc[j][0]), sc.row0, -bias0));
+        f[j][1] = ex2(fmaf(score_float<BIAS>(acc[j][1]), sc.row0, -bias0));
+        f[j][2] = ex2(fmaf(score_float<BIAS>(acc[j][2]), sc.row1, -bias1));
+        f[j][3] = ex2(fmaf(score_float<BIAS>(acc[j][3]), sc.row1, -bias1));
     }
     if (RAGGED) {
 #pragma unroll
@@ -227,7 +225,7 @@ constexpr float kLazyMax = 8.f;
 // beta = 2^(m_prev - m) returned for the caller's O rescale (1 when m did not move, 0 on the first
 // tile). BIAS and RAGGED as in softmax_tile_8bit, and so are the halves: softmax_tile_fp16_exp, then
 // pack_p16.
-template <bool RAGGED, int BIAS, int FMA_BLOCKS = 0, typename Acc>
+template <bool RAGGED, int BIAS, typename Acc>
 __device__ __forceinline__ void softmax_tile_fp16_exp(const Acc (&acc)[8][4], ScoreStep sc, int valid, int t,
                                                       RowState& rs, float& beta0, float& beta1, float (&f)[8][4]) {
     float mx0, mx1;
@@ -239,7 +237,7 @@ __device__ __forceinline__ void softmax_tile_fp16_exp(const Acc (&acc)[8][4], Sc
     rs.m1 = n1;
     // p = 2^(F * sc - bias), F the score as a float, bias = offset * sc + m.
     const float bias0 = fmaf(kScoreOffset<Acc>, sc.row0, n0), bias1 = fmaf(kScoreOffset<Acc>, sc.row1, n1);
-    tile_exp2<RAGGED, BIAS, FMA_BLOCKS>(acc, sc, bias0, bias1, valid, t, f);
+    tile_exp2<RAGGED, BIAS>(acc, sc, bias0, bias1, valid, t, f);
 }
 
 // p as fp16 A fragments, and (SUMS) l = l * beta + sum(p); ORDERED as in pack_p8. Without SUMS the
