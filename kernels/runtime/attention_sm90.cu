@@ -78,9 +78,9 @@ struct Sm90Config {
     static constexpr int oBlocks = D / 8 + (PV16 ? 1 : 0);  // O's n-blocks of 8 channels, and fp16 PV's row sums
     static_assert(oBlocks * 8 >= D);
     // As many stages (8, 4, 3 or 2) as fit in the 227 KB a CTA may have: 3 only for 16-bit QK with
-    // fp16 PV at D 128 (32 KB a stage), where 2 left the tensor cores waiting for tiles.
+    // fp16 PV at D 128 (33 KB a stage), where 2 left the tensor cores waiting for tiles.
     static constexpr int fit(int st) {
-        const int bytes = kConsumers * st * (copyBytes + metaBytes + kTileRingBytes<8>) + 4096;
+        const int bytes = kConsumers * st * (tileBytes + scaleBytes + kTileRingBytes<8>) + 4096;
         return st <= 2 || bytes <= 227 * 1024 ? st : fit(st == 4 ? 3 : st == 3 ? 2 : st / 2);
     }
     static constexpr int kStages = fit(8);
