@@ -75,7 +75,6 @@ struct Sm90Config {
     static constexpr int metaBytes = 16;
     static constexpr int scaleBytes = vsBytes + metaBytes;
     static constexpr int copyBytes = kBytes + vBytes + vsBytes;  // what the bulk copies land on a stage's full barrier
-    static_assert(copyBytes % 16 == 0, "bulk copies move multiples of 16 bytes");
     static constexpr int oBlocks = D / 8 + (PV16 ? 1 : 0);  // O's n-blocks of 8 channels, and fp16 PV's row sums
     static_assert(oBlocks * 8 >= D);
     // As many stages (8, 4, 3 or 2) as fit in the 227 KB a CTA may have: 3 only for 16-bit QK with
@@ -132,7 +131,6 @@ struct RowRef {
     int b, h, r;
     size_t bh;
     uint32_t beg, n;  // its kept tiles: plan.cols[beg .. beg + n)
-    // Queue item i (the producer: two dependent loads from global memory).
     __device__ __forceinline__ RowRef(const RowQueue& q, uint32_t i, const Shape& s, const PlanView& plan) {
         const RowTile rt = q.at(i, b);
         h = rt.head;
@@ -142,10 +140,6 @@ struct RowRef {
         beg = rp[r];
         n = rp[r + 1] - beg;
     }
-    // As handed over (the consumer: no loads; beg is the producer's business).
-    __device__ __forceinline__ RowRef(uint4 v, const Shape& s)
-        : b(int(v.y)), h(int(v.z >> 16)), r(int(v.z & 0xffffu)), bh(size_t(b) * s.heads + h), beg(0), n(v.w) {}
-    __device__ __forceinline__ uint4 handed() const { return {0u, uint32_t(b), uint32_t(h) << 16 | uint32_t(r), n}; }
 };
 
 // The producer thread of one consumer: rows from the queue, handed over, then their tiles copied.
@@ -156,16 +150,10 @@ __device__ __forceinline__ void produce(const ConsumerSmem<D, F, Q>& sm, const R
     uint32_t pos = 0;  // ring position of the next tile
     for (uint32_t k = 0;; ++k) {
         const uint32_t i = queue.fetch();
-        if (i >= queue.total) {
-            sm.handoff.put(k, {RowHandoff::kEnd, 0u, 0u, 0u});
-            return;
-        }
+        const bool done = i >= queue.total;
+        sm.handoff.put(k, done ? RowHandoff::kEnd : i);
+        if (done) return;
         const RowRef row(queue, i, s, plan);
-        // The row's Q tile and Q scales on their way to L2 before the consumer asks for them.
-        constexpr uint32_t kQBytes = kTile * D * (C::QK16 ? 2 : 1);
-        bulk_prefetch_l2(w.q + row.bh * qk_head_bytes(s.npad, D) + size_t(row.r) * kQBytes, kQBytes);
-        bulk_prefetch_l2(w.q_scale + row.bh * s.npad + size_t(row.r) * kTile, kTile * sizeof(float));
-        sm.handoff.put(k, row.handed());
         const int8_t* gk = w.k + row.bh * qk_head_bytes(s.npad, D);
         const int8_t* gv = w.vt + row.bh * vt_head_bytes(s.nb, D);
         const float* gvs = w.v_scale + row.bh * s.nb * D * 2;
@@ -362,9 +350,9 @@ __device__ __forceinline__ void consume(const ConsumerSmem<D, F, Q>& sm, const R
     Sm90Row<D, F, Q> walk(sm, lane);
     uint32_t pos = 0;
     for (uint32_t k = 0;; ++k) {
-        const uint4 handed = sm.handoff.take(k);
-        if (handed.x == RowHandoff::kEnd) return;
-        const RowRef row(handed, s);
+        const uint32_t i = sm.handoff.take(k);
+        if (i == RowHandoff::kEnd) return;
+        const RowRef row(queue, i, s, plan);
         const int p0 = row.r * kTile + warp * 16 + g;  // the thread's first query row (permuted position)
         if (row.n == 0) {  // no kept key tile: zeros
             const float zero[D / 8][4] = {};

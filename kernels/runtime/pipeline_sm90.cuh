@@ -14,7 +14,7 @@ namespace paro::gpu {
 // launch sizes shared memory from them).
 template <int S>
 constexpr int kTileRingBytes = 2 * S * 8;
-constexpr int kRowHandoffBytes = 2 * 8 + 2 * 8 + 2 * 16;
+constexpr int kRowHandoffBytes = 2 * 8 + 2 * 8 + 2 * 4;
 
 #ifdef PARO_SM90_DEVICE
 template <int S>
@@ -48,12 +48,10 @@ struct TileRing {
     __device__ __forceinline__ void release(uint32_t p) const { mbar_arrive(empty + 8 * stage(p)); }
 };
 
-// The rows a producer hands its consumer warpgroup, four words each (what the consumer would
-// otherwise load from global memory, one dependent load after the other): the k-th goes through
-// entry k % 2. A value whose first word is kEnd: no more rows.
+// The rows a producer hands its consumer warpgroup: the k-th value goes through entry k % 2.
 struct RowHandoff {
-    static constexpr uint32_t kEnd = 0xffffffffu;
-    uint32_t full, empty, slots;  // 2 mbarriers, 2 mbarriers, 2 x 16 bytes
+    static constexpr uint32_t kEnd = 0xffffffffu;  // no more rows
+    uint32_t full, empty, slots;  // 2 mbarriers, 2 mbarriers, 2 words
 
     __device__ __forceinline__ RowHandoff(uint32_t at) : full(at), empty(at + 16), slots(at + 32) {}
     __device__ __forceinline__ void init() const {
@@ -62,16 +60,16 @@ struct RowHandoff {
             mbar_init(empty + 8 * e, TileRing<2>::kConsumerThreads);
         }
     }
-    __device__ __forceinline__ void put(uint32_t k, uint4 value) const {  // the producer thread
+    __device__ __forceinline__ void put(uint32_t k, uint32_t value) const {  // the producer thread
         const uint32_t e = k & 1;
         mbar_wait(empty + 8 * e, ((k >> 1) & 1) ^ 1);
-        sts_u32x4(slots + 16 * e, value);
+        sts_u32(slots + 4 * e, value);
         mbar_arrive(full + 8 * e);  // release: the value is visible to whoever acquires this phase
     }
-    __device__ __forceinline__ uint4 take(uint32_t k) const {  // every consumer thread
+    __device__ __forceinline__ uint32_t take(uint32_t k) const {  // every consumer thread
         const uint32_t e = k & 1;
         mbar_wait(full + 8 * e, (k >> 1) & 1);
-        const uint4 value = lds_u32x4(slots + 16 * e);
+        const uint32_t value = lds_u32(slots + 4 * e);
         mbar_arrive(empty + 8 * e);
         return value;
     }

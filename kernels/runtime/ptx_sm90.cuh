@@ -140,16 +140,13 @@ __device__ __forceinline__ float4 lds_f32x4(uint32_t a) {
     asm volatile("ld.shared.v4.f32 {%0, %1, %2, %3}, [%4];\n" : "=f"(x.x), "=f"(x.y), "=f"(x.z), "=f"(x.w) : "r"(a));
     return x;
 }
-__device__ __forceinline__ void sts_u32(uint32_t a, uint32_t x) {
-    asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(a), "r"(x) : "memory");
-}
-__device__ __forceinline__ uint4 lds_u32x4(uint32_t a) {
-    uint4 x;
-    asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];\n" : "=r"(x.x), "=r"(x.y), "=r"(x.z), "=r"(x.w) : "r"(a) : "memory");
+__device__ __forceinline__ uint32_t lds_u32(uint32_t a) {
+    uint32_t x;
+    asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(x) : "r"(a) : "memory");
     return x;
 }
-__device__ __forceinline__ void sts_u32x4(uint32_t a, uint4 x) {
-    asm volatile("st.shared.v4.u32 [%0], {%1, %2, %3, %4};\n" ::"r"(a), "r"(x.x), "r"(x.y), "r"(x.z), "r"(x.w) : "memory");
+__device__ __forceinline__ void sts_u32(uint32_t a, uint32_t x) {
+    asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(a), "r"(x) : "memory");
 }
 __device__ __forceinline__ uint2 lds_u32x2(uint32_t a) {
     uint2 x;
@@ -193,10 +190,6 @@ __device__ __forceinline__ void bulk_copy_g2s(uint32_t dst, const void* src, uin
     asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(dst),
                  "l"(src), "r"(bytes), "r"(bar)
                  : "memory");
-}
-// Bulk prefetch of `bytes` (a multiple of 16; 16-byte aligned) from global memory into L2, no wait.
-__device__ __forceinline__ void bulk_prefetch_l2(const void* src, uint32_t bytes) {
-    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(src), "r"(bytes) : "memory");
 }
 // A warpgroup's register budget, changed at run time (the producer gives registers to the consumers).
 template <int N>
