@@ -75,6 +75,7 @@ struct Sm90Config {
     static constexpr int metaBytes = 16;
     static constexpr int scaleBytes = vsBytes + metaBytes;
     static constexpr int copyBytes = kBytes + vBytes + vsBytes;  // what the bulk copies land on a stage's full barrier
+    static_assert(copyBytes % 16 == 0, "bulk copies move multiples of 16 bytes");
     static constexpr int oBlocks = D / 8 + (PV16 ? 1 : 0);  // O's n-blocks of 8 channels, and fp16 PV's row sums
     static_assert(oBlocks * 8 >= D);
     // As many stages (8, 4, 3 or 2) as fit in the 227 KB a CTA may have: 3 only for 16-bit QK with
