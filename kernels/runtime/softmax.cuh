@@ -48,60 +48,49 @@ template <typename Acc>
 constexpr float kScoreOffset = std::is_same_v<Acc, int> ? kMagicF : 0.f;
 
 // The two halves of a tile's softmax that every P format shares (thread: rows g and g + 8).
-// Row maxima of the scores, first over the thread's own 16 keys of each row (raw accumulators,
-// plus BIAS: the biased integers compared as integers, monotonic in the score since each row's
-// step is positive), then over the row's four threads (quad_max), then in the log2 domain
-// (max_score). RAGGED: keys at or past `valid` get a value far below any real score (and p = 0 in
-// tile_exp2).
+// Row maxima of the scores (log2 domain), from the accumulators (plus BIAS: the biased integers)
+// compared as integers: monotonic in the score since each row's step is positive. RAGGED: keys at
+// or past `valid` get a value far below any real score (and p = 0 in tile_exp2).
 template <bool RAGGED, int BIAS>
-__device__ __forceinline__ void thread_row_max(const int (&acc)[8][4], int valid, int t, int& m0, int& m1) {
+__device__ __forceinline__ void tile_row_max(const int (&acc)[8][4], ScoreStep sc, int valid, int t, float& mx0,
+                                             float& mx1) {
     constexpr int kMasked = kMagic - (1 << 22) - BIAS;
     auto key_value = [&](int j, int e) {
         return RAGGED && 8 * j + 2 * t + (e & 1) >= valid ? kMasked : acc[j][e];
     };
     // Three-input maxima: one instruction per two keys on sm_90 (VIMNMX3), emulated elsewhere.
-    m0 = max(key_value(0, 0), key_value(0, 1));
-    m1 = max(key_value(0, 2), key_value(0, 3));
+    int im0 = max(key_value(0, 0), key_value(0, 1)), im1 = max(key_value(0, 2), key_value(0, 3));
 #pragma unroll
     for (int j = 1; j < 8; ++j) {
-        m0 = __vimax3_s32(m0, key_value(j, 0), key_value(j, 1));
-        m1 = __vimax3_s32(m1, key_value(j, 2), key_value(j, 3));
+        im0 = __vimax3_s32(im0, key_value(j, 0), key_value(j, 1));
+        im1 = __vimax3_s32(im1, key_value(j, 2), key_value(j, 3));
     }
+#pragma unroll
+    for (int o2 = 1; o2 <= 2; o2 <<= 1) {
+        im0 = max(im0, __shfl_xor_sync(0xffffffffu, im0, o2));
+        im1 = max(im1, __shfl_xor_sync(0xffffffffu, im1, o2));
+    }
+    mx0 = (__int_as_float(im0 + BIAS) - kMagicF) * sc.row0;
+    mx1 = (__int_as_float(im1 + BIAS) - kMagicF) * sc.row1;
 }
 // The same from fp32 accumulators (16-bit QK).
 template <bool RAGGED, int BIAS>
-__device__ __forceinline__ void thread_row_max(const float (&acc)[8][4], int valid, int t, float& m0, float& m1) {
+__device__ __forceinline__ void tile_row_max(const float (&acc)[8][4], ScoreStep sc, int valid, int t, float& mx0,
+                                             float& mx1) {
     auto key_value = [&](int j, int e) { return RAGGED && 8 * j + 2 * t + (e & 1) >= valid ? -INFINITY : acc[j][e]; };
-    m0 = fmaxf(key_value(0, 0), key_value(0, 1));
-    m1 = fmaxf(key_value(0, 2), key_value(0, 3));
+    float m0 = fmaxf(key_value(0, 0), key_value(0, 1)), m1 = fmaxf(key_value(0, 2), key_value(0, 3));
 #pragma unroll
     for (int j = 1; j < 8; ++j) {
         m0 = fmaxf(m0, fmaxf(key_value(j, 0), key_value(j, 1)));
         m1 = fmaxf(m1, fmaxf(key_value(j, 2), key_value(j, 3)));
     }
-}
-template <typename T>
-__device__ __forceinline__ void quad_max(T& m) {
 #pragma unroll
-    for (int o2 = 1; o2 <= 2; o2 <<= 1) m = max(m, __shfl_xor_sync(0xffffffffu, m, o2));
-}
-template <int BIAS>
-__device__ __forceinline__ float max_score(int m, float step) {
-    return (__int_as_float(m + BIAS) - kMagicF) * step;
-}
-template <int BIAS>
-__device__ __forceinline__ float max_score(float m, float step) {
-    return m * step;
-}
-template <bool RAGGED, int BIAS, typename Acc>
-__device__ __forceinline__ void tile_row_max(const Acc (&acc)[8][4], ScoreStep sc, int valid, int t, float& mx0,
-                                             float& mx1) {
-    Acc m0, m1;
-    thread_row_max<RAGGED, BIAS>(acc, valid, t, m0, m1);
-    quad_max(m0);
-    quad_max(m1);
-    mx0 = max_score<BIAS>(m0, sc.row0);
-    mx1 = max_score<BIAS>(m1, sc.row1);
+    for (int o2 = 1; o2 <= 2; o2 <<= 1) {
+        m0 = fmaxf(m0, __shfl_xor_sync(0xffffffffu, m0, o2));
+        m1 = fmaxf(m1, __shfl_xor_sync(0xffffffffu, m1, o2));
+    }
+    mx0 = m0 * sc.row0;
+    mx1 = m1 * sc.row1;
 }
 
 // f = 2^(F * sc - bias) per score, F the score as a float (score_float; one FFMA + EX2); masked keys give 0.
@@ -239,19 +228,9 @@ constexpr float kLazyMax = 8.f;
 template <bool RAGGED, int BIAS, typename Acc>
 __device__ __forceinline__ void softmax_tile_fp16_exp(const Acc (&acc)[8][4], ScoreStep sc, int valid, int t,
                                                       RowState& rs, float& beta0, float& beta1, float (&f)[8][4]) {
-    // m moves only past kLazyMax, so the row's four threads need not exchange their maxima unless
-    // one of them sees a key past it (the vote: most tiles skip the shuffles and their latency).
-    Acc a0, a1;
-    thread_row_max<RAGGED, BIAS>(acc, valid, t, a0, a1);
-    float n0 = rs.m0, n1 = rs.m1;
-    if (__any_sync(0xffffffffu, max_score<BIAS>(a0, sc.row0) > rs.m0 + kLazyMax ||
-                                    max_score<BIAS>(a1, sc.row1) > rs.m1 + kLazyMax)) {
-        quad_max(a0);
-        quad_max(a1);
-        const float mx0 = max_score<BIAS>(a0, sc.row0), mx1 = max_score<BIAS>(a1, sc.row1);
-        n0 = mx0 > rs.m0 + kLazyMax ? mx0 : rs.m0;
-        n1 = mx1 > rs.m1 + kLazyMax ? mx1 : rs.m1;
-    }
+    float mx0, mx1;
+    tile_row_max<RAGGED, BIAS>(acc, sc, valid, t, mx0, mx1);
+    const float n0 = mx0 > rs.m0 + kLazyMax ? mx0 : rs.m0, n1 = mx1 > rs.m1 + kLazyMax ? mx1 : rs.m1;
     beta0 = n0 == rs.m0 ? 1.f : ex2(rs.m0 - n0);
     beta1 = n1 == rs.m1 ? 1.f : ex2(rs.m1 - n1);
     rs.m0 = n0;
