@@ -391,8 +391,8 @@ __global__ void __launch_bounds__(Sm90Config<D, F, Q>::kThreads, 1)
         mbar_init_fence();
     }
     if constexpr (C::onesBytes > 0) {  // fp16 PV: the ones rows of every stage, for the async proxy (wgmma)
-        constexpr int kWords = C::onesBytes / 4, kRows = C::kConsumers * C::kStages;
-        for (int i = threadIdx.x; i < kRows * kWords; i += C::kThreads)
+        constexpr int kWords = C::onesBytes / 4, kAllStages = C::kConsumers * C::kStages;
+        for (int i = threadIdx.x; i < kAllStages * kWords; i += C::kThreads)
             sts_u32(base + (i / kWords) * C::tileBytes + C::kBytes + C::vBytes + 4 * (i % kWords), kOnesH2);
         fence_proxy_async();
     }
