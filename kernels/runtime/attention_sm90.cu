@@ -62,17 +62,14 @@ struct Sm90Config {
     static constexpr int kProducerRegs = 48;
     static constexpr int kConsumerRegs = (kEntryRegs + (kEntryRegs - kProducerRegs) / kConsumers) & ~7;
     // A stage: the K tile (kTile keys of D int8 / fp16 channels) then V^T (D channels of 64 int8 /
-    // fp16 keys), both SwizzledRows (Quantized), at a 1024-byte boundary; with ONES, then 1 KB of
-    // ones in V^T's format (8 rows of fp16, 16 of int8), written once at the start, which the PV MMA
-    // reads as more channels: P's row sums come from the tensor cores with the PV product (no
-    // per-tile MMA chain for l; fp16: accumulated and rescaled with O). Not for FP8 PV or 16-bit QK
-    // with INT8 PV, whose 8 more accumulator registers spill. The tile's scales apart: its v scales
-    // (8-bit PV: Quantized::v_scale), then its TileMeta.
-    static constexpr bool ONES = PV16 || (F == PvFormat::int8 && !QK16);
+    // fp16 keys), both SwizzledRows (Quantized), at a 1024-byte boundary; fp16 PV: then 8 rows of fp16
+    // ones, written once at the start, which the PV MMA reads as 8 more channels: P's row sums come
+    // from the tensor cores beside O, rescaled with it (no per-tile MMA chain for l). The tile's scales
+    // apart: its v scales (8-bit PV: Quantized::v_scale), then its TileMeta.
     static constexpr int vRowBytes = kTile * (PV16 ? 2 : 1);
     static constexpr int kBytes = kTile * D * (QK16 ? 2 : 1);
     static constexpr int vBytes = D * vRowBytes;
-    static constexpr int onesBytes = ONES ? 1024 : 0;
+    static constexpr int onesBytes = PV16 ? 8 * vRowBytes : 0;
     static constexpr int tileBytes = kBytes + vBytes + onesBytes;  // a multiple of 1024
     static constexpr int vsBytes = PV16 ? 0 : D * 8;
     static constexpr int metaBytes = 16;
@@ -81,11 +78,11 @@ struct Sm90Config {
     static_assert(copyBytes % 16 == 0, "bulk copies move multiples of 16 bytes");
     static constexpr int oBlocks = D / 8 + (PV16 ? 1 : 0);  // O's n-blocks of 8 channels, and fp16 PV's row sums
     static_assert(oBlocks * 8 >= D);
-    // As many stages (8 at most, 2 at least) as fit in the 227 KB a CTA may have: 3 for 16-bit QK
-    // with fp16 PV at D 128 (33 KB a stage), where 2 left the tensor cores waiting for tiles.
+    // As many stages (8, 4, 3 or 2) as fit in the 227 KB a CTA may have: 3 only for 16-bit QK with
+    // fp16 PV at D 128 (33 KB a stage), where 2 left the tensor cores waiting for tiles.
     static constexpr int fit(int st) {
         const int bytes = kConsumers * st * (tileBytes + scaleBytes + kTileRingBytes<8>) + 4096;
-        return st <= 2 || bytes <= 227 * 1024 ? st : fit(st - 1);
+        return st <= 2 || bytes <= 227 * 1024 ? st : fit(st == 4 ? 3 : st == 3 ? 2 : st / 2);
     }
     static constexpr int kStages = fit(8);
     static constexpr int scalesAt = kConsumers * kStages * tileBytes;
@@ -196,7 +193,7 @@ struct Sm90Row {
     ScoreStep qscale;  // the thread's two rows' Q scales x softmax scale x log2 e
     float o[C::oBlocks][4];  // O, then (fp16 PV) the row sums: o[D / 8][0] of row g, o[D / 8][2] of row g + 8
     SAcc s[8][4];                       // S of the current tile
-    PvAcc pv[PV16 ? 1 : D / 8 + (C::ONES ? 2 : 0)][4];  // 8-bit PV: P'V of the previous tile (ONES: then its row sums)
+    PvAcc pv[PV16 ? 1 : D / 64][8][4];  // 8-bit PV: P'V of the previous tile
     uint32_t pa[PV16 ? 4 : 2][4];       // P of the previous tile (A fragments)
     RowState rs;
     float beta0, beta1;                 // INT8: of the previous tile
@@ -247,27 +244,20 @@ struct Sm90Row {
             for (int kc = 0; kc < 4; ++kc) wgmma_f16_pv_sums<D>(o, pa[kc], wgmma_desc<RB>(v0 + kc * 2));
         } else {
 #pragma unroll
-            for (int hn = 0; hn < D / 64; ++hn) {  // 64 channels per warpgroup MMA (ONES: the last with the ones rows)
-                const uint64_t d0 = wgmma_desc<RB>(v0 + hn * 4 * RB), d1 = wgmma_desc<RB>(v0 + hn * 4 * RB + 2);
-                auto& acc = *reinterpret_cast<PvAcc(*)[8][4]>(&pv[8 * hn]);
+            for (int hn = 0; hn < D / 64; ++hn) {  // 64 channels per warpgroup MMA
                 if constexpr (FP8) {
-                    wgmma_e4m3_n64<false>(acc, pa[0], d0);
-                    wgmma_e4m3_n64<true>(acc, pa[1], d1);
-                } else if (C::ONES && hn + 1 == D / 64) {
-                    auto& acc_sums = *reinterpret_cast<int(*)[10][4]>(&pv[8 * hn]);
-                    wgmma_u8s8_n80<false>(acc_sums, pa[0], d0);
-                    wgmma_u8s8_n80<true>(acc_sums, pa[1], d1);
+                    wgmma_e4m3_n64<false>(pv[hn], pa[0], wgmma_desc<RB>(v0 + hn * 4 * RB));
+                    wgmma_e4m3_n64<true>(pv[hn], pa[1], wgmma_desc<RB>(v0 + hn * 4 * RB + 2));
                 } else {
-                    wgmma_s8_n64<false, true>(acc, pa[0], d0);
-                    wgmma_s8_n64<true, true>(acc, pa[1], d1);
+                    wgmma_s8_n64<false, true>(pv[hn], pa[0], wgmma_desc<RB>(v0 + hn * 4 * RB));
+                    wgmma_s8_n64<true, true>(pv[hn], pa[1], wgmma_desc<RB>(v0 + hn * 4 * RB + 2));
                 }
             }
         }
     }
 
-    // After PV(i - 1) completed. 8-bit: O = O * beta + PV * v_scale (the tile in stage st), and with
-    // ONES l = l * beta + its row sums. fp16: O and l are current; rescale them when this tile moved a
-    // row's max (b = 2^(m_prev - m); rare).
+    // After PV(i - 1) completed. 8-bit: O = O * beta + PV * v_scale (the tile in stage st). fp16: O is
+    // current; rescale it when this tile moved a row's max (b = 2^(m_prev - m); rare).
     __device__ __forceinline__ void fold_pv(uint32_t st, float b0, float b1) {
         if constexpr (PV16) {
             fence_operand(o);
@@ -283,12 +273,14 @@ struct Sm90Row {
         } else {
             (void)b0, (void)b1;
             const uint32_t ss = sm.scales_at(st) + (lane & 3) * 16;
-            fence_operand(pv);
 #pragma unroll
-            for (int nb8 = 0; nb8 < D / 8; ++nb8) o_update<kMagic>(o[nb8], pv[nb8], lds_f32x4(ss + 64 * nb8), beta0, beta1);
-            if constexpr (C::ONES) {  // the int32 sums through the magic number: exact, at most 64 * 255
-                rs.l0 = fmaf(rs.l0, beta0, __int_as_float(pv[D / 8][0] + kMagic) - kMagicF);
-                rs.l1 = fmaf(rs.l1, beta1, __int_as_float(pv[D / 8][2] + kMagic) - kMagicF);
+            for (int hn = 0; hn < D / 64; ++hn) {
+                fence_operand(pv[hn]);
+#pragma unroll
+                for (int j = 0; j < 8; ++j) {
+                    const int nb8 = hn * 8 + j;
+                    o_update<kMagic>(o[nb8], pv[hn][j], lds_f32x4(ss + 64 * nb8), beta0, beta1);
+                }
             }
         }
     }
@@ -331,7 +323,7 @@ struct Sm90Row {
         if constexpr (PV16)
             pack_p16<true, false>(f, b0, b1, rs, pa);  // the sums come with PV
         else
-            pack_p8<FP8, true, !C::ONES>(f, b0, b1, rs, pa);
+            pack_p8<FP8, true>(f, b0, b1, rs, pa);
         if (!FIRST) {
             fold_pv(stage(i - 1), b0, b1);
             sm.ring.release(pos + i - 1);
@@ -398,10 +390,10 @@ __global__ void __launch_bounds__(Sm90Config<D, F, Q>::kThreads, 1)
         sm.handoff.init();
         mbar_init_fence();
     }
-    if constexpr (C::ONES) {  // the ones rows of every stage, written for the async proxy (wgmma)
+    if constexpr (C::onesBytes > 0) {  // fp16 PV: the ones rows of every stage, for the async proxy (wgmma)
         constexpr int kWords = C::onesBytes / 4, kAllStages = C::kConsumers * C::kStages;
         for (int i = threadIdx.x; i < kAllStages * kWords; i += C::kThreads)
-            sts_u32(base + (i / kWords) * C::tileBytes + C::kBytes + C::vBytes + 4 * (i % kWords), C::PV16 ? kOnesH2 : kOnes);
+            sts_u32(base + (i / kWords) * C::tileBytes + C::kBytes + C::vBytes + 4 * (i % kWords), kOnesH2);
         fence_proxy_async();
     }
     __syncthreads();

@@ -36,10 +36,9 @@ __device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.
 // The compiler does not know that a wgmma writes its accumulators asynchronously: this empty asm,
 // placed after the wait, keeps every read of an accumulator below it (CUTLASS's
 // warpgroup_fence_operand).
-template <int N>
-__device__ __forceinline__ void fence_operand(int (&d)[N][4]) {
+__device__ __forceinline__ void fence_operand(int (&d)[8][4]) {
 #pragma unroll
-    for (int j = 0; j < N; ++j)
+    for (int j = 0; j < 8; ++j)
 #pragma unroll
         for (int e = 0; e < 4; ++e) asm volatile("" : "+r"(d[j][e])::"memory");
 }
@@ -65,10 +64,6 @@ __device__ __forceinline__ void fence_operand(float (&d)[N][4]) {
     "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "  \
     "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "  \
     "%32, %33, %34, %35}, {%36, %37, %38, %39}, %40"
-#define PARO_OPS_R40  \
-    "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "  \
-    "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "  \
-    "%32, %33, %34, %35, %36, %37, %38, %39}, {%40, %41, %42, %43}, %44"
 #define PARO_OPS_R68  \
     "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "  \
     "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "  \
@@ -117,17 +112,6 @@ __device__ __forceinline__ void wgmma_e4m3_n64(float (&d)[8][4], const uint32_t 
     else
         PARO_WGMMA_RA_N64(PARO_OUT_F, "m64n64k32.f32.e4m3.e4m3", "0, 1, 1");
 }
-// INT8 PV with the row sums: d (+)= a[64 x 32] (P'_u8) * B[32 x 80] (s8: V^T's last 64 channels, then
-// 16 rows of ones; integer MMAs have no n72), so n-block 8 sums P''s rows.
-template <bool ACC>
-__device__ __forceinline__ void wgmma_u8s8_n80(int (&d)[10][4], const uint32_t (&a)[4], uint64_t desc) {
-    if constexpr (ACC)
-        PARO_WGMMA_RA(PARO_OPS_R40, "m64n80k32.s32.u8.s8", "1", PARO_ACC8(PARO_INOUT_R, 0), PARO_ACC1(PARO_INOUT_R, 8),
-                      PARO_ACC1(PARO_INOUT_R, 9));
-    else
-        PARO_WGMMA_RA(PARO_OPS_R40, "m64n80k32.s32.u8.s8", "0", PARO_ACC8(PARO_OUT_R, 0), PARO_ACC1(PARO_OUT_R, 8),
-                      PARO_ACC1(PARO_OUT_R, 9));
-}
 // fp16 PV with the row sums: d += a[64 x 16] (f16) * B[16 x (D + 8)] (f16, K-major), fp32
 // accumulators, B being V^T's D rows and then 8 rows of ones, so n-block D / 8 sums P's rows.
 template <int D>
@@ -148,7 +132,6 @@ __device__ __forceinline__ void wgmma_f16_pv_sums(float (&d)[D / 8 + 1][4], cons
 #undef PARO_WGMMA_RA
 #undef PARO_OPS_R32
 #undef PARO_OPS_R36
-#undef PARO_OPS_R40
 #undef PARO_OPS_R68
 #undef PARO_ACC8
 #undef PARO_ACC1

@@ -165,11 +165,10 @@ __device__ __forceinline__ void softmax_tile_8bit_exp(const Acc (&acc)[8][4], Sc
 }
 
 // P' as 8-bit A fragments of m16n8k32 (the wgmma register-A layout is the same; keys within each 16
-// are in the order V^T was shuffled into, prep.cu), and (SUMS) l = l * beta + sum(P'). ORDERED: each
+// are in the order V^T was shuffled into, prep.cu), and l = l * beta + sum(P'). ORDERED: each
 // fragment written by a volatile instruction (pack4), so none moves above a preceding wgmma wait:
-// the Hopper kernel writes them straight into the registers the previous tile's PV read. Without
-// SUMS the caller gets the sums from its PV product (ones rows beside V^T).
-template <bool FP8 = false, bool ORDERED = false, bool SUMS = true>
+// the Hopper kernel writes them straight into the registers the previous tile's PV read.
+template <bool FP8 = false, bool ORDERED = false>
 __device__ __forceinline__ void pack_p8(const float (&f)[8][4], float beta0, float beta1, RowState& rs,
                                         uint32_t (&pa)[2][4]) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 890
@@ -189,7 +188,7 @@ __device__ __forceinline__ void pack_p8(const float (&f)[8][4], float beta0, flo
         pa[kc][2] = pack(f[j + 2][0], f[j + 2][1], f[j + 3][0], f[j + 3][1]);
         pa[kc][3] = pack(f[j + 2][2], f[j + 2][3], f[j + 3][2], f[j + 3][3]);
     }
-    if constexpr (SUMS && FP8) {
+    if constexpr (FP8) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
         float sums[4] = {0.f, 0.f, 0.f, 0.f};
         mma_e4m3(sums, pa[0], kOnesE4M3, kOnesE4M3);
@@ -197,7 +196,7 @@ __device__ __forceinline__ void pack_p8(const float (&f)[8][4], float beta0, flo
         rs.l0 = fmaf(rs.l0, beta0, sums[0]);
         rs.l1 = fmaf(rs.l1, beta1, sums[2]);
 #endif
-    } else if constexpr (SUMS) {
+    } else {
         int sums[4] = {0, 0, 0, 0};  // from zero (no constants to load); two conversions per tile are cheap
         mma_i8<true>(sums, pa[0], kOnes, kOnes);
         mma_i8<true>(sums, pa[1], kOnes, kOnes);
