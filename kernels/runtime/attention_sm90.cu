@@ -76,8 +76,6 @@ struct Sm90Config {
     static constexpr int scaleBytes = vsBytes + metaBytes;
     static constexpr int copyBytes = kBytes + vBytes + vsBytes;  // what the bulk copies land on a stage's full barrier
     static_assert(copyBytes % 16 == 0, "bulk copies move multiples of 16 bytes");
-    static constexpr int oBlocks = D / 8 + (PV16 ? 1 : 0);  // O's n-blocks of 8 channels, and fp16 PV's row sums
-    static_assert(oBlocks * 8 >= D);
     // As many stages (8, 4, 3 or 2) as fit in the 227 KB a CTA may have: 3 only for 16-bit QK with
     // fp16 PV at D 128 (33 KB a stage), where 2 left the tensor cores waiting for tiles.
     static constexpr int fit(int st) {
@@ -191,7 +189,8 @@ struct Sm90Row {
 
     uint32_t qa[D / (QK16 ? 16 : 32)][4];  // Q fragments: per 32 int8 or 16 fp16 channels
     ScoreStep qscale;  // the thread's two rows' Q scales x softmax scale x log2 e
-    float o[C::oBlocks][4];  // O, then (fp16 PV) the row sums: o[D / 8][0] of row g, o[D / 8][2] of row g + 8
+    static constexpr int kOBlocks = D / 8 + (PV16 ? 1 : 0);  // O's n-blocks of 8 channels, and fp16 PV's row sums
+    float o[kOBlocks][4];  // O, then (fp16 PV) the row sums: o[D / 8][0] of row g, o[D / 8][2] of row g + 8
     SAcc s[8][4];                       // S of the current tile
     PvAcc pv[PV16 ? 1 : D / 64][8][4];  // 8-bit PV: P'V of the previous tile
     uint32_t pa[PV16 ? 4 : 2][4];       // P of the previous tile (A fragments)
@@ -207,7 +206,7 @@ struct Sm90Row {
         rs = RowState{};
         beta0 = beta1 = 0.f;
 #pragma unroll
-        for (int j = 0; j < C::oBlocks; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
+        for (int j = 0; j < kOBlocks; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
     }
 
     // The row sums l of the thread's two rows, after finish().
@@ -263,7 +262,7 @@ struct Sm90Row {
             fence_operand(o);
             if (__any_sync(0xffffffffu, b0 != 1.f || b1 != 1.f)) {
 #pragma unroll
-                for (int j = 0; j < C::oBlocks; ++j) {
+                for (int j = 0; j < kOBlocks; ++j) {
                     o[j][0] *= b0;
                     o[j][1] *= b0;
                     o[j][2] *= b1;
