@@ -7,14 +7,13 @@
 //  - the producer warpgroup gives up its registers (setmaxnreg) and runs one thread per consumer:
 //    it takes the consumer's next row from the RowQueue (longest rows first, whichever consumer is
 //    free takes the next), hands it over (RowHandoff), and feeds that row's kept K and V^T tiles and
-//    their v scales into the consumer's two stage rings (K, and V^T: a step's K is done with after
-//    its QK, its V only after the next step's PV) with bulk copies (TMA), and stores the tile's k
-//    scale and count of valid keys beside K (TileMeta): the prep kernel stored each tile in the
-//    swizzled layout wgmma reads (SwizzledRows), so a tile is one contiguous copy and the consumers
-//    issue no global load and no per-tile index arithmetic;
+//    their v scales into the consumer's stage ring with bulk copies (TMA), S stages ahead, and
+//    stores the tile's k scale and count of valid keys beside them (TileMeta): the prep kernel stored
+//    each tile in the swizzled layout wgmma reads (SwizzledRows), so a tile is one contiguous copy
+//    and the consumers issue no global load and no per-tile index arithmetic;
 //  - each consumer warpgroup computes a 64-row query tile of its own row at a time (its own list of
-//    kept tiles: no union of two rows' masks, bench/mask_geometry.py), one or two kept key tiles a
-//    step (Sm90Config::kStepTiles), waiting on the stages' mbarriers instead of a CTA-wide barrier.
+//    kept tiles: no union of two rows' masks, bench/mask_geometry.py), waiting on the stage's
+//    mbarrier instead of a CTA-wide barrier.
 // QK^T is wgmma.mma_async m64n64k32 s8 (int32 accumulators), or for 16-bit-QK heads (QkFormat::fp16)
 // m64n64k16 f16 (fp32 accumulators; K tiles of twice the bytes, so fewer stages fit); PV is one of
 //   INT8 (PvFormat::int8): m64n64k32 u8 x s8 on P'_u8 (per row and tile scale) and V_i8 (per tile and channel),
@@ -27,9 +26,9 @@
 //       when the lazily updated row max moves.
 // A (Q, then P) comes from registers in the mma.m16n8 fragment layout, B (K, then V^T) from shared
 // memory in 64B/128B-swizzled rows. The overlap (FlashAttention-3's intra-warpgroup pipelining), for
-// step i (its kept key tiles):
+// kept key tile i:
 //     issue QK(i), issue PV(i-1) -> wait QK(i) -> softmax(i) -> wait PV(i-1) -> O update
-// so the tensor cores compute the previous step's PV while the warps run this step's softmax, and
+// so the tensor cores compute the previous tile's PV while the warps run this tile's softmax, and
 // the other consumer warpgroups fill the waits. Nothing stays in flight from one tile to the next:
 // with wgmma groups in flight across iterations ptxas cannot prove the waits exact and serializes
 // every wgmma (C7514).
@@ -46,8 +45,7 @@ namespace paro::gpu {
 
 namespace {
 
-// The kernel's shape for (D, PV format, QK format): warpgroups, register split, tiles per step,
-// stages, shared-memory layout.
+// The kernel's shape for (D, PV format, QK format): warpgroups, register split, stages, shared-memory layout.
 template <int D, PvFormat F, QkFormat Q>
 struct Sm90Config {
     static constexpr bool PV16 = F == PvFormat::fp16, QK16 = Q == QkFormat::fp16;
@@ -56,50 +54,38 @@ struct Sm90Config {
     static constexpr int kConsumers = D == 64 && !(QK16 && !PV16) ? 3 : 2;
     static constexpr int kThreads = (kConsumers + 1) * kAttnThreads;
     // Registers: every thread starts with the launch's even share of the 64K file (128 at D 64, 168 at
-    // D 128); the producer warpgroup drops to what its thread needs without spilling (56, with the
-    // held-back V copies; at 48 it spills 16 bytes), and setmaxnreg.inc hands the consumers only what it released (the pool is the
+    // D 128); the producer warpgroup drops to what its thread needs without spilling (48; at 32 it
+    // spills 40 bytes), and setmaxnreg.inc hands the consumers only what it released (the pool is the
     // CTA's; asking for more blocks forever): 152 at D 64, 224 at D 128, where every PV format
     // compiles without spills (ptxas, CUDA 13.0).
     static constexpr int kEntryRegs = (65536 / kThreads) & ~7;
-    static constexpr int kProducerRegs = 56;
+    static constexpr int kProducerRegs = 48;
     static constexpr int kConsumerRegs = (kEntryRegs + (kEntryRegs - kProducerRegs) / kConsumers) & ~7;
-    // Key tiles per consumer step: two for fp16 PV at D 128 with INT8 QK (the step's fixed latency --
-    // the QK wait, the row-max exchange, the PV wait -- spread over 128 keys; its S, P and O fit the
-    // 224 registers), one elsewhere (the 8-bit formats fold each tile's product with its own scales;
-    // at D 64 two tiles spill at three consumers' 152 registers, and two consumers of two tiles
-    // measured level with three of one).
-    static constexpr int kStepTiles = PV16 && D == 128 && !QK16 ? 2 : 1;
-    // A K stage: the K tile (kTile keys of D int8 / fp16 channels, SwizzledRows); a V stage: V^T (D
-    // channels of 64 int8 / fp16 keys, SwizzledRows), and for fp16 PV 8 rows of fp16 ones after it,
-    // written once at the start, which the PV MMA reads as 8 more channels: P's row sums come from the
-    // tensor cores beside O, rescaled with it (no per-tile MMA chain for l). Both at 1024-byte
-    // boundaries. Apart: each K stage's TileMeta, each V stage's v scales (8-bit PV: Quantized::v_scale).
+    // A stage: the K tile (kTile keys of D int8 / fp16 channels) then V^T (D channels of 64 int8 /
+    // fp16 keys), both SwizzledRows (Quantized), at a 1024-byte boundary; fp16 PV: then 8 rows of fp16
+    // ones, written once at the start, which the PV MMA reads as 8 more channels: P's row sums come
+    // from the tensor cores beside O, rescaled with it (no per-tile MMA chain for l). The tile's scales
+    // apart: its v scales (8-bit PV: Quantized::v_scale), then its TileMeta.
     static constexpr int vRowBytes = kTile * (PV16 ? 2 : 1);
     static constexpr int kBytes = kTile * D * (QK16 ? 2 : 1);
     static constexpr int vBytes = D * vRowBytes;
     static constexpr int onesBytes = PV16 ? 8 * vRowBytes : 0;
-    static constexpr int vStageBytes = vBytes + onesBytes;
-    static_assert(kBytes % 1024 == 0 && vStageBytes % 1024 == 0, "swizzled tiles start at 1024-byte boundaries");
+    static constexpr int tileBytes = kBytes + vBytes + onesBytes;  // a multiple of 1024
     static constexpr int vsBytes = PV16 ? 0 : D * 8;
     static constexpr int metaBytes = 16;
-    static constexpr int vCopyBytes = vBytes + vsBytes;  // what the bulk copies land on a V stage's full barrier
-    static_assert(kBytes % 16 == 0 && vCopyBytes % 16 == 0, "bulk copies move multiples of 16 bytes");
-    // As many stages per ring (8, 4, 3 or 2) as fit in the 227 KB a CTA may have: 3 only for 16-bit QK
-    // with fp16 PV at D 128 (33 KB a stage pair), where 2 left the tensor cores waiting for tiles. A
-    // consumer holds a step's K tiles and, until the next step's PV is done, the previous step's V
-    // tiles, so each ring needs two steps' worth to keep a step's copies in flight.
-    static constexpr int kStageBytes = kBytes + vStageBytes + metaBytes + vsBytes + 2 * kTileRingBytes<1>;
+    static constexpr int scaleBytes = vsBytes + metaBytes;
+    static constexpr int copyBytes = kBytes + vBytes + vsBytes;  // what the bulk copies land on a stage's full barrier
+    static_assert(copyBytes % 16 == 0, "bulk copies move multiples of 16 bytes");
+    // As many stages (8, 4, 3 or 2) as fit in the 227 KB a CTA may have: 3 only for 16-bit QK with
+    // fp16 PV at D 128 (33 KB a stage), where 2 left the tensor cores waiting for tiles.
     static constexpr int fit(int st) {
-        const int bytes = kConsumers * st * kStageBytes + 4096;
+        const int bytes = kConsumers * st * (tileBytes + scaleBytes + kTileRingBytes<8>) + 4096;
         return st <= 2 || bytes <= 227 * 1024 ? st : fit(st == 4 ? 3 : st == 3 ? 2 : st / 2);
     }
     static constexpr int kStages = fit(8);
-    static_assert(kStages >= 2 * kStepTiles, "two steps' tiles in each ring");
-    static constexpr int vTilesAt = kConsumers * kStages * kBytes;
-    static constexpr int metasAt = vTilesAt + kConsumers * kStages * vStageBytes;
-    static constexpr int vScalesAt = metasAt + kConsumers * kStages * metaBytes;
-    static constexpr int ringsAt = vScalesAt + kConsumers * kStages * vsBytes;
-    static constexpr int handoffsAt = ringsAt + kConsumers * 2 * kTileRingBytes<kStages>;
+    static constexpr int scalesAt = kConsumers * kStages * tileBytes;
+    static constexpr int ringsAt = scalesAt + kConsumers * kStages * scaleBytes;
+    static constexpr int handoffsAt = ringsAt + kConsumers * kTileRingBytes<kStages>;
     static constexpr int total = handoffsAt + kConsumers * kRowHandoffBytes + 1024;  // + 1024: alignment of the base
     static_assert(kConsumers * (kConsumerRegs - kEntryRegs) <= kEntryRegs - kProducerRegs, "registers released >= taken");
     static_assert(total <= 227 * 1024);
@@ -119,21 +105,17 @@ struct TileMeta {
 template <int D, PvFormat F, QkFormat Q>
 struct ConsumerSmem {
     using C = Sm90Config<D, F, Q>;
-    uint32_t ktiles, vtiles, metas, vscales;  // stage 0 of each
-    TileRing<C::kStages> kring, vring;
+    uint32_t tiles, scales;  // stage 0 of its tiles and of its scales
+    TileRing<C::kStages> ring;
     RowHandoff handoff;
     __device__ __forceinline__ ConsumerSmem(uint32_t base, int c)
-        : ktiles(base + c * C::kStages * C::kBytes),
-          vtiles(base + C::vTilesAt + c * C::kStages * C::vStageBytes),
-          metas(base + C::metasAt + c * C::kStages * C::metaBytes),
-          vscales(base + C::vScalesAt + c * C::kStages * C::vsBytes),
-          kring(base + C::ringsAt + 2 * c * kTileRingBytes<C::kStages>),
-          vring(base + C::ringsAt + (2 * c + 1) * kTileRingBytes<C::kStages>),
+        : tiles(base + c * C::kStages * C::tileBytes),
+          scales(base + C::scalesAt + c * C::kStages * C::scaleBytes),
+          ring(base + C::ringsAt + c * kTileRingBytes<C::kStages>),
           handoff(base + C::handoffsAt + c * kRowHandoffBytes) {}
-    __device__ __forceinline__ uint32_t k_at(uint32_t st) const { return ktiles + st * C::kBytes; }
-    __device__ __forceinline__ uint32_t v_at(uint32_t st) const { return vtiles + st * C::vStageBytes; }
-    __device__ __forceinline__ uint32_t vscales_at(uint32_t st) const { return vscales + st * C::vsBytes; }
-    __device__ __forceinline__ uint32_t meta_at(uint32_t st) const { return metas + st * C::metaBytes; }
+    __device__ __forceinline__ uint32_t tile_at(uint32_t st) const { return tiles + st * C::tileBytes; }
+    __device__ __forceinline__ uint32_t scales_at(uint32_t st) const { return scales + st * C::scaleBytes; }
+    __device__ __forceinline__ uint32_t meta_at(uint32_t st) const { return scales_at(st) + C::vsBytes; }
     __device__ __forceinline__ void put_meta(uint32_t st, TileMeta m) const {
         sts_u32x2(meta_at(st), __float_as_uint(m.k_scale), uint32_t(m.valid));
     }
@@ -159,41 +141,15 @@ struct RowRef {
     }
 };
 
-// Where a tile's V^T and v scales come from: a copy the producer holds back.
-struct VSource {
-    const int8_t* v;
-    const float* vs;
-};
-
-// The producer thread of one consumer: rows from the queue, handed over, then their tiles copied:
-// each tile's K (and TileMeta) as soon as its K stage is free, its V^T one step (kStepTiles tiles)
-// later. A consumer reads a step's V only in the next step (PV lags QK by one), so V stages turn
-// over a step later than K stages; held back by a step, the V copies do not hold up the K copies,
-// which run up to a ring ahead. Held-back copies are issued before anything that may wait on the
-// consumer (a hand-off it has not taken yet: it may need them to get there).
+// The producer thread of one consumer: rows from the queue, handed over, then their tiles copied.
 template <int D, PvFormat F, QkFormat Q>
 __device__ __forceinline__ void produce(const ConsumerSmem<D, F, Q>& sm, const RowQueue& queue, const Shape& s,
                                         const PlanView& plan, const Quantized& w) {
     using C = Sm90Config<D, F, Q>;
-    constexpr int L = C::kStepTiles;
-    VSource held[L] = {};  // the V copies of ring positions kpos - L .. kpos - 1; those at vpos or later pending
-    uint32_t kpos = 0, vpos = 0;  // ring positions of the next K and V copies
-    const auto copy_v = [&](uint32_t p, VSource src) {
-        sm.vring.acquire(p);
-        const uint32_t st = sm.vring.stage(p), bar = sm.vring.full_bar(p);
-        sm.vring.expect(p, C::vCopyBytes);
-        bulk_copy_g2s(sm.v_at(st), src.v, C::vBytes, bar);
-        if constexpr (!C::PV16) bulk_copy_g2s(sm.vscales_at(st), src.vs, C::vsBytes, bar);
-    };
+    uint32_t pos = 0;  // ring position of the next tile
     for (uint32_t k = 0;; ++k) {
         const uint32_t i = queue.fetch();
         const bool done = i >= queue.total;
-        if (done || !sm.handoff.ready(k)) {
-#pragma unroll
-            for (int j = 0; j < L; ++j)
-                if (j >= L - int(kpos - vpos)) copy_v(kpos - L + j, held[j]);
-            vpos = kpos;
-        }
         sm.handoff.put(k, done ? RowHandoff::kEnd : i);
         if (done) return;
         const RowRef row(queue, i, s, plan);
@@ -203,57 +159,46 @@ __device__ __forceinline__ void produce(const ConsumerSmem<D, F, Q>& sm, const R
         const float* gks = w.k_scale + row.bh * s.nb;
         const uint16_t* cols = plan.cols + row.beg;
         int c = row.n > 0 ? cols[0] : 0;
-        for (uint32_t t = 0; t < row.n; ++t, ++kpos) {
+        for (uint32_t t = 0; t < row.n; ++t, ++pos) {
             const int next = t + 1 < row.n ? cols[t + 1] : 0;  // their latency hides under the wait
             const float ks = gks[c];
-            sm.kring.acquire(kpos);
-            const uint32_t st = sm.kring.stage(kpos);
+            sm.ring.acquire(pos);
+            const uint32_t st = sm.ring.stage(pos), bar = sm.ring.full_bar(pos);
             sm.put_meta(st, TileMeta{ks, s.tokens - c * kTile});
-            sm.kring.expect(kpos, C::kBytes);
-            bulk_copy_g2s(sm.k_at(st), gk + size_t(c) * C::kBytes, C::kBytes, sm.kring.full_bar(kpos));
-            if (kpos - vpos == L) copy_v(vpos++, held[0]);
-#pragma unroll
-            for (int j = 0; j + 1 < L; ++j) held[j] = held[j + 1];
-            held[L - 1] = VSource{gv + size_t(c) * C::vBytes, gvs + size_t(c) * D * 2};
+            sm.ring.expect(pos, C::copyBytes);
+            bulk_copy_g2s(sm.tile_at(st), gk + size_t(c) * C::kBytes, C::kBytes, bar);
+            bulk_copy_g2s(sm.tile_at(st) + C::kBytes, gv + size_t(c) * C::vBytes, C::vBytes, bar);
+            if constexpr (!C::PV16) bulk_copy_g2s(sm.scales_at(st), gvs + size_t(c) * D * 2, C::vsBytes, bar);
             c = next;
         }
     }
 }
 
-// The first NB n-blocks of an accumulator array (a step of fewer tiles than the arrays hold).
-template <int NB, typename T, int N>
-__device__ __forceinline__ T (&first_blocks(T (&a)[N][4]))[NB][4] {
-    static_assert(NB <= N);
-    return reinterpret_cast<T(&)[NB][4]>(a);
-}
-
-// One consumer warpgroup's walk over the kept key tiles of its current row, kStepTiles tiles a step.
+// One consumer warpgroup's walk over the kept key tiles of its current row.
 template <int D, PvFormat F, QkFormat Q>
 struct Sm90Row {
     using C = Sm90Config<D, F, Q>;
     static constexpr bool PV16 = C::PV16, QK16 = C::QK16, FP8 = F == PvFormat::fp8_e4m3;
-    static constexpr int NT = C::kStepTiles;
     using PvAcc = std::conditional_t<FP8, float, int>;  // a tile's 8-bit PV product
     using SAcc = std::conditional_t<QK16, float, int>;  // S: int32 sums of INT8 QK, fp32 of 16-bit QK
-    static constexpr int kPaTile = PV16 ? 4 : 2;  // A fragments of a tile's P
 
     const ConsumerSmem<D, F, Q> sm;
-    uint32_t kdesc, vdesc;  // descriptor low words of the consumer's K and V stage 0
+    uint32_t desc_base;  // descriptor low word of the consumer's stage 0
     int lane;
-    uint32_t n, pos;        // the row's kept tiles, and the ring position of its first
+    uint32_t n, pos;     // the row's kept tiles, and the ring position of its first
 
     uint32_t qa[D / (QK16 ? 16 : 32)][4];  // Q fragments: per 32 int8 or 16 fp16 channels
     ScoreStep qscale;  // the thread's two rows' Q scales x softmax scale x log2 e
     static constexpr int kOBlocks = D / 8 + (PV16 ? 1 : 0);  // O's n-blocks of 8 channels, and fp16 PV's row sums
     float o[kOBlocks][4];  // O, then (fp16 PV) the row sums: o[D / 8][0] of row g, o[D / 8][2] of row g + 8
-    SAcc s[8 * NT][4];                  // S of the current step
+    SAcc s[8][4];                       // S of the current tile
     PvAcc pv[PV16 ? 1 : D / 64][8][4];  // 8-bit PV: P'V of the previous tile
-    uint32_t pa[NT * kPaTile][4];       // P of the previous step (A fragments)
+    uint32_t pa[PV16 ? 4 : 2][4];       // P of the previous tile (A fragments)
     RowState rs;
     float beta0, beta1;                 // INT8: of the previous tile
 
     __device__ __forceinline__ Sm90Row(const ConsumerSmem<D, F, Q>& sm_, int lane_)
-        : sm(sm_), kdesc(desc_lo(sm_.ktiles)), vdesc(desc_lo(sm_.vtiles)), lane(lane_) {}
+        : sm(sm_), desc_base(desc_lo(sm_.tiles)), lane(lane_) {}
 
     __device__ __forceinline__ void start(uint32_t n_, uint32_t pos_) {
         n = n_;
@@ -268,34 +213,34 @@ struct Sm90Row {
     __device__ __forceinline__ float row_sum0() const { return PV16 ? o[D / 8][0] : rs.l0; }
     __device__ __forceinline__ float row_sum1() const { return PV16 ? o[D / 8][2] : rs.l1; }
 
-    __device__ __forceinline__ uint32_t stage(uint32_t i) const { return TileRing<C::kStages>::stage(pos + i); }
+    __device__ __forceinline__ uint32_t stage(uint32_t i) const { return sm.ring.stage(pos + i); }
 
-    // S = Q K^T of the K tile in stage st into s[8u ..], issued (not waited for). 16-bit: the K tile
-    // is D / 64 blocks of 64 keys x 128 bytes (8192 bytes each), four k16 steps of 32 bytes per block.
-    __device__ __forceinline__ void issue_qk(uint32_t st, int u) {
-        const uint32_t k0 = kdesc + st * (C::kBytes >> 4);
-        auto& d = reinterpret_cast<SAcc(&)[8][4]>(s[8 * u]);
+    // S = Q K^T of the tile in stage st, issued (not waited for). 16-bit: the K tile is D / 64 blocks
+    // of 64 keys x 128 bytes (8192 bytes each), four k16 steps of 32 bytes per block.
+    __device__ __forceinline__ void issue_qk(uint32_t st) {
+        const uint32_t k0 = desc_base + st * (C::tileBytes >> 4);
+        wgmma_fence();
         if constexpr (QK16) {
-            wgmma_f16_n64<false>(d, qa[0], wgmma_desc<128>(k0));
+            wgmma_f16_n64<false>(s, qa[0], wgmma_desc<128>(k0));
 #pragma unroll
-            for (int kc = 1; kc < D / 16; ++kc) wgmma_f16_n64<true>(d, qa[kc], wgmma_desc<128>(k0 + (kc / 4) * 512 + (kc % 4) * 2));
+            for (int kc = 1; kc < D / 16; ++kc) wgmma_f16_n64<true>(s, qa[kc], wgmma_desc<128>(k0 + (kc / 4) * 512 + (kc % 4) * 2));
         } else {
-            wgmma_s8_n64<false>(d, qa[0], wgmma_desc<D>(k0));
+            wgmma_s8_n64<false>(s, qa[0], wgmma_desc<D>(k0));
 #pragma unroll
-            for (int kk = 1; kk < D / 32; ++kk) wgmma_s8_n64<true>(d, qa[kk], wgmma_desc<D>(k0 + kk * 2));
+            for (int kk = 1; kk < D / 32; ++kk) wgmma_s8_n64<true>(s, qa[kk], wgmma_desc<D>(k0 + kk * 2));
         }
     }
 
-    // PV of the tile in V stage st with its P in pa[kPaTile u ..], issued: 8-bit formats into pv,
-    // fp16 accumulating into o. fp16 PV: one MMA per k step over all channels and the ones rows (n72 at
-    // D 64, n136 at D 128; at D 128 one n128 MMA measured 1-3% faster than two n64 ones; the 8-bit
-    // formats no gain, FP8 a loss).
-    __device__ __forceinline__ void issue_pv(uint32_t st, int u) {
+    // PV of the tile in stage st with the P in pa, issued: 8-bit formats into pv, fp16 accumulating into o.
+    // fp16 PV: one MMA per k step over all channels and the ones rows (n72 at D 64, n136 at D 128; at
+    // D 128 one n128 MMA measured 1-3% faster than two n64 ones; the 8-bit formats no gain, FP8 a loss).
+    __device__ __forceinline__ void issue_pv(uint32_t st) {
+        wgmma_fence();
         constexpr int RB = C::vRowBytes;
-        const uint32_t v0 = vdesc + st * (C::vStageBytes >> 4);
+        const uint32_t v0 = desc_base + st * (C::tileBytes >> 4) + (C::kBytes >> 4);
         if constexpr (PV16) {
 #pragma unroll
-            for (int kc = 0; kc < 4; ++kc) wgmma_f16_pv_sums<D>(o, pa[kPaTile * u + kc], wgmma_desc<RB>(v0 + kc * 2));
+            for (int kc = 0; kc < 4; ++kc) wgmma_f16_pv_sums<D>(o, pa[kc], wgmma_desc<RB>(v0 + kc * 2));
         } else {
 #pragma unroll
             for (int hn = 0; hn < D / 64; ++hn) {  // 64 channels per warpgroup MMA
@@ -309,19 +254,9 @@ struct Sm90Row {
             }
         }
     }
-    // PV of the NP tiles from i on (a step), each once its V has landed.
-    template <int NP>
-    __device__ __forceinline__ void issue_pv_step(uint32_t i) {
-#pragma unroll
-        for (int u = 0; u < NP; ++u) sm.vring.wait(pos + i + u);
-        wgmma_fence();
-#pragma unroll
-        for (int u = 0; u < NP; ++u) issue_pv(stage(i + u), u);
-        wgmma_commit();
-    }
 
-    // After the PV of a step completed. 8-bit (one tile, in V stage st): O = O * beta + PV * v_scale.
-    // fp16: O is current; rescale it when this step moved a row's max (b = 2^(m_prev - m); rare).
+    // After PV(i - 1) completed. 8-bit: O = O * beta + PV * v_scale (the tile in stage st). fp16: O is
+    // current; rescale it when this tile moved a row's max (b = 2^(m_prev - m); rare).
     __device__ __forceinline__ void fold_pv(uint32_t st, float b0, float b1) {
         if constexpr (PV16) {
             fence_operand(o);
@@ -336,7 +271,7 @@ struct Sm90Row {
             }
         } else {
             (void)b0, (void)b1;
-            const uint32_t ss = sm.vscales_at(st) + (lane & 3) * 16;
+            const uint32_t ss = sm.scales_at(st) + (lane & 3) * 16;
 #pragma unroll
             for (int hn = 0; hn < D / 64; ++hn) {
                 fence_operand(pv[hn]);
@@ -348,102 +283,61 @@ struct Sm90Row {
             }
         }
     }
-    // The V stages of the NP tiles from i on, free again.
-    template <int NP>
-    __device__ __forceinline__ void release_v(uint32_t i) {
-#pragma unroll
-        for (int u = 0; u < NP; ++u) sm.vring.release(pos + i + u);
-    }
 
-    // The step of NS kept key tiles from i on (FIRST: i = 0, no PV in flight yet); on entry pa (and
-    // beta) belong to the previous step, always of NT tiles:
-    //   issue QK(i ..), issue PV(previous step) -> wait QK -> softmax -> wait PV -> pack P, O update
-    template <bool FIRST, int NS>
+    // Kept key tile i (FIRST: i = 0, no PV in flight yet); on entry pa (and beta) belong to tile i - 1.
+    //   issue QK(i), issue PV(i - 1) -> wait QK(i) -> softmax(i) -> wait PV(i - 1) -> pack P(i), O update
+    template <bool FIRST>
     __device__ __forceinline__ void step(uint32_t i) {
-        TileMeta tm[NS];
-#pragma unroll
-        for (int u = 0; u < NS; ++u) {
-            sm.kring.wait(pos + i + u);  // tile i + u's K has landed
-            tm[u] = sm.meta(stage(i + u));
-        }
-        wgmma_fence();
-#pragma unroll
-        for (int u = 0; u < NS; ++u) issue_qk(stage(i + u), u);
+        const uint32_t si = stage(i);
+        sm.ring.wait(pos + i);  // tile i has landed
+        const TileMeta tm = sm.meta(si);
+        issue_qk(si);
         wgmma_commit();
         if (!FIRST) {
-            issue_pv_step<NT>(i - NT);
-            wgmma_wait<1>();  // QK
+            issue_pv(stage(i - 1));
+            wgmma_commit();
+            wgmma_wait<1>();  // QK(i)
         } else {
             wgmma_wait<0>();
         }
-        auto& sq = first_blocks<8 * NS>(s);
-        fence_operand(sq);
-#pragma unroll
-        for (int u = 0; u < NS; ++u) sm.kring.release(pos + i + u);
-        ScoreStep sc[NS];
-#pragma unroll
-        for (int u = 0; u < NS; ++u) sc[u] = ScoreStep{qscale.row0 * tm[u].k_scale, qscale.row1 * tm[u].k_scale};
-        // Only a row's last tile can be ragged (the plan's columns ascend).
-        const int valid = kTile * (NS - 1) + tm[NS - 1].valid;
-        float f[8 * NS][4];  // the values of P
+        fence_operand(s);
+        const ScoreStep sc{qscale.row0 * tm.k_scale, qscale.row1 * tm.k_scale};
+        const int valid = tm.valid;
+        float f[8][4];  // the values of P (i)
         float b0, b1;
         const int t = lane & 3;
         if constexpr (PV16) {
-            if (tm[NS - 1].valid < kTile)
-                softmax_tile_fp16_exp<true, kMagic>(sq, sc, valid, t, rs, b0, b1, f);
-            else
-                softmax_tile_fp16_exp<false, kMagic>(sq, sc, valid, t, rs, b0, b1, f);
-        } else {
-            static_assert(NS == 1, "8-bit PV folds tile by tile");
             if (valid < kTile)
-                softmax_tile_8bit_exp<true, kMagic, FP8>(sq, sc[0], valid, t, rs, b0, b1, f);
+                softmax_tile_fp16_exp<true, kMagic>(s, sc, valid, t, rs, b0, b1, f);
             else
-                softmax_tile_8bit_exp<false, kMagic, FP8>(sq, sc[0], valid, t, rs, b0, b1, f);
+                softmax_tile_fp16_exp<false, kMagic>(s, sc, valid, t, rs, b0, b1, f);
+        } else {
+            if (valid < kTile)
+                softmax_tile_8bit_exp<true, kMagic, FP8>(s, sc, valid, t, rs, b0, b1, f);
+            else
+                softmax_tile_8bit_exp<false, kMagic, FP8>(s, sc, valid, t, rs, b0, b1, f);
         }
-        if (!FIRST) wgmma_wait<0>();  // PV of the previous step: pa is free
-        // P packed straight into pa, each fragment by a volatile instruction below the wait (no copy).
+        if (!FIRST) wgmma_wait<0>();  // PV(i - 1): pa is free
+        // P (i) packed straight into pa, each fragment by a volatile instruction below the wait (no copy).
         if constexpr (PV16)
-            pack_p16<true, false>(f, b0, b1, rs, first_blocks<4 * NS>(pa));  // the sums come with PV
+            pack_p16<true, false>(f, b0, b1, rs, pa);  // the sums come with PV
         else
             pack_p8<FP8, true>(f, b0, b1, rs, pa);
         if (!FIRST) {
             fold_pv(stage(i - 1), b0, b1);
-            release_v<NT>(i - NT);
+            sm.ring.release(pos + i - 1);
         }
         beta0 = b0;
         beta1 = b1;
     }
 
-    // After the last step, of NL tiles: its PV and O update.
-    template <int NL>
+    // After the last tile: its PV and O update.
     __device__ __forceinline__ void finish() {
-        issue_pv_step<NL>(n - NL);
+        issue_pv(stage(n - 1));
+        wgmma_commit();
         wgmma_wait<0>();
         fold_pv(stage(n - 1), 1.f, 1.f);
-        release_v<NL>(n - NL);
-    }
-
-    // The row's n tiles in steps of NT; with two-tile steps a row of one tile takes one single-tile
-    // step, and a row of an odd count ends with one.
-    __device__ __forceinline__ void run() {
-        if constexpr (NT == 1) {
-            step<true, 1>(0);
-            for (uint32_t j = 1; j < n; ++j) step<false, 1>(j);
-            finish<1>();
-        } else if (n == 1) {
-            step<true, 1>(0);
-            finish<1>();
-        } else {
-            step<true, NT>(0);
-            uint32_t j = NT;
-            for (; j + NT <= n; j += NT) step<false, NT>(j);
-            if (j < n) {
-                step<false, 1>(j);
-                finish<1>();
-            } else {
-                finish<NT>();
-            }
-        }
+        sm.ring.release(pos + n - 1);
     }
 };
 
@@ -471,7 +365,9 @@ __device__ __forceinline__ void consume(const ConsumerSmem<D, F, Q>& sm, const R
         load_q_fragments<D>(qw + (size_t(row.r) * kTile + warp * 16) * D, g, t, walk.qa);  // the warp's rows
         const float* qs = w.q_scale + row.bh * s.npad + p0;  // rows p0 and p0 + 8
         walk.qscale = {qs[0] * sm_scale_log2, qs[8] * sm_scale_log2};
-        walk.run();
+        walk.template step<true>(0);
+        for (uint32_t j = 1; j < row.n; ++j) walk.template step<false>(j);
+        walk.finish();
         store_rows<D, TOut>(s, plan, out, row.b, row.h, p0, t, walk.o, walk.row_sum0(), walk.row_sum1());
         pos += row.n;
     }
@@ -489,15 +385,14 @@ __global__ void __launch_bounds__(Sm90Config<D, F, Q>::kThreads, 1)
     const int wg = threadIdx.x / kAttnThreads, tid = threadIdx.x % kAttnThreads;
     if (threadIdx.x < C::kConsumers) {
         const Smem sm(base, threadIdx.x);
-        sm.kring.init();
-        sm.vring.init();
+        sm.ring.init();
         sm.handoff.init();
         mbar_init_fence();
     }
-    if constexpr (C::onesBytes > 0) {  // fp16 PV: the ones rows of every V stage, for the async proxy (wgmma)
+    if constexpr (C::onesBytes > 0) {  // fp16 PV: the ones rows of every stage, for the async proxy (wgmma)
         constexpr int kWords = C::onesBytes / 4, kAllStages = C::kConsumers * C::kStages;
         for (int i = threadIdx.x; i < kAllStages * kWords; i += C::kThreads)
-            sts_u32(base + C::vTilesAt + (i / kWords) * C::vStageBytes + C::vBytes + 4 * (i % kWords), kOnesH2);
+            sts_u32(base + (i / kWords) * C::tileBytes + C::kBytes + C::vBytes + 4 * (i % kWords), kOnesH2);
         fence_proxy_async();
     }
     __syncthreads();

@@ -36,10 +36,9 @@ __device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.
 // The compiler does not know that a wgmma writes its accumulators asynchronously: this empty asm,
 // placed after the wait, keeps every read of an accumulator below it (CUTLASS's
 // warpgroup_fence_operand).
-template <int N>
-__device__ __forceinline__ void fence_operand(int (&d)[N][4]) {
+__device__ __forceinline__ void fence_operand(int (&d)[8][4]) {
 #pragma unroll
-    for (int j = 0; j < N; ++j)
+    for (int j = 0; j < 8; ++j)
 #pragma unroll
         for (int e = 0; e < 4; ++e) asm volatile("" : "+r"(d[j][e])::"memory");
 }

@@ -47,86 +47,68 @@ __device__ __forceinline__ float score_float(float a) {
 template <typename Acc>
 constexpr float kScoreOffset = std::is_same_v<Acc, int> ? kMagicF : 0.f;
 
-// The two halves of a tile's softmax that every P format shares (thread: rows g and g + 8), over a
-// step of NB / 8 key tiles (NB n-blocks: the Hopper kernel's fp16-PV steps take two tiles), each
-// with its own score step (the k scale is per tile, so tiles meet as float scores).
+// The two halves of a tile's softmax that every P format shares (thread: rows g and g + 8).
 // Row maxima of the scores (log2 domain), from the accumulators (plus BIAS: the biased integers)
-// compared as integers within a tile: monotonic in the score since each row's step is positive.
-// RAGGED: keys at or past `valid` (counted from the step's first key) get a value far below any
-// real score (and p = 0 in tile_exp2).
-template <bool RAGGED, int BIAS, int NB>
-__device__ __forceinline__ void tile_row_max(const int (&acc)[NB][4], const ScoreStep (&sc)[NB / 8], int valid, int t,
-                                             float& mx0, float& mx1) {
+// compared as integers: monotonic in the score since each row's step is positive. RAGGED: keys at
+// or past `valid` get a value far below any real score (and p = 0 in tile_exp2).
+template <bool RAGGED, int BIAS>
+__device__ __forceinline__ void tile_row_max(const int (&acc)[8][4], ScoreStep sc, int valid, int t, float& mx0,
+                                             float& mx1) {
     constexpr int kMasked = kMagic - (1 << 22) - BIAS;
     auto key_value = [&](int j, int e) {
         return RAGGED && 8 * j + 2 * t + (e & 1) >= valid ? kMasked : acc[j][e];
     };
-    float m0 = -INFINITY, m1 = -INFINITY;
+    // Three-input maxima: one instruction per two keys on sm_90 (VIMNMX3), emulated elsewhere.
+    int im0 = max(key_value(0, 0), key_value(0, 1)), im1 = max(key_value(0, 2), key_value(0, 3));
 #pragma unroll
-    for (int u = 0; u < NB / 8; ++u) {
-        // Three-input maxima: one instruction per two keys on sm_90 (VIMNMX3), emulated elsewhere.
-        int im0 = max(key_value(8 * u, 0), key_value(8 * u, 1)), im1 = max(key_value(8 * u, 2), key_value(8 * u, 3));
-#pragma unroll
-        for (int j = 8 * u + 1; j < 8 * u + 8; ++j) {
-            im0 = __vimax3_s32(im0, key_value(j, 0), key_value(j, 1));
-            im1 = __vimax3_s32(im1, key_value(j, 2), key_value(j, 3));
-        }
-        m0 = fmaxf(m0, (__int_as_float(im0 + BIAS) - kMagicF) * sc[u].row0);
-        m1 = fmaxf(m1, (__int_as_float(im1 + BIAS) - kMagicF) * sc[u].row1);
+    for (int j = 1; j < 8; ++j) {
+        im0 = __vimax3_s32(im0, key_value(j, 0), key_value(j, 1));
+        im1 = __vimax3_s32(im1, key_value(j, 2), key_value(j, 3));
     }
 #pragma unroll
     for (int o2 = 1; o2 <= 2; o2 <<= 1) {
-        m0 = fmaxf(m0, __shfl_xor_sync(0xffffffffu, m0, o2));
-        m1 = fmaxf(m1, __shfl_xor_sync(0xffffffffu, m1, o2));
+        im0 = max(im0, __shfl_xor_sync(0xffffffffu, im0, o2));
+        im1 = max(im1, __shfl_xor_sync(0xffffffffu, im1, o2));
     }
-    mx0 = m0;
-    mx1 = m1;
+    mx0 = (__int_as_float(im0 + BIAS) - kMagicF) * sc.row0;
+    mx1 = (__int_as_float(im1 + BIAS) - kMagicF) * sc.row1;
 }
 // The same from fp32 accumulators (16-bit QK).
-template <bool RAGGED, int BIAS, int NB>
-__device__ __forceinline__ void tile_row_max(const float (&acc)[NB][4], const ScoreStep (&sc)[NB / 8], int valid,
-                                             int t, float& mx0, float& mx1) {
+template <bool RAGGED, int BIAS>
+__device__ __forceinline__ void tile_row_max(const float (&acc)[8][4], ScoreStep sc, int valid, int t, float& mx0,
+                                             float& mx1) {
     auto key_value = [&](int j, int e) { return RAGGED && 8 * j + 2 * t + (e & 1) >= valid ? -INFINITY : acc[j][e]; };
-    float m0 = -INFINITY, m1 = -INFINITY;
+    float m0 = fmaxf(key_value(0, 0), key_value(0, 1)), m1 = fmaxf(key_value(0, 2), key_value(0, 3));
 #pragma unroll
-    for (int u = 0; u < NB / 8; ++u) {
-        float t0 = fmaxf(key_value(8 * u, 0), key_value(8 * u, 1)), t1 = fmaxf(key_value(8 * u, 2), key_value(8 * u, 3));
-#pragma unroll
-        for (int j = 8 * u + 1; j < 8 * u + 8; ++j) {
-            t0 = fmaxf(t0, fmaxf(key_value(j, 0), key_value(j, 1)));
-            t1 = fmaxf(t1, fmaxf(key_value(j, 2), key_value(j, 3)));
-        }
-        m0 = fmaxf(m0, t0 * sc[u].row0);
-        m1 = fmaxf(m1, t1 * sc[u].row1);
+    for (int j = 1; j < 8; ++j) {
+        m0 = fmaxf(m0, fmaxf(key_value(j, 0), key_value(j, 1)));
+        m1 = fmaxf(m1, fmaxf(key_value(j, 2), key_value(j, 3)));
     }
 #pragma unroll
     for (int o2 = 1; o2 <= 2; o2 <<= 1) {
         m0 = fmaxf(m0, __shfl_xor_sync(0xffffffffu, m0, o2));
         m1 = fmaxf(m1, __shfl_xor_sync(0xffffffffu, m1, o2));
     }
-    mx0 = m0;
-    mx1 = m1;
+    mx0 = m0 * sc.row0;
+    mx1 = m1 * sc.row1;
 }
 
-// f = 2^(F * sc - bias) per score, F the score as a float (score_float; one FFMA + EX2), sc and bias
-// those of the score's tile; masked keys give 0.
+// f = 2^(F * sc - bias) per score, F the score as a float (score_float; one FFMA + EX2); masked keys give 0.
 // (A share of the exponentials by polynomial on the FMA pipe, FlashAttention-4's trick, measured 2-15%
 // slower at D 64 on H200: the issue slots it costs are what the kernel is short of.)
-template <bool RAGGED, int BIAS, int NB, typename Acc>
-__device__ __forceinline__ void tile_exp2(const Acc (&acc)[NB][4], const ScoreStep (&sc)[NB / 8],
-                                          const float (&bias0)[NB / 8], const float (&bias1)[NB / 8], int valid, int t,
-                                          float (&f)[NB][4]) {
+template <bool RAGGED, int BIAS, typename Acc>
+__device__ __forceinline__ void tile_exp2(const Acc (&acc)[8][4], ScoreStep sc, float bias0, float bias1, int valid,
+                                          int t, float (&f)[8][4]) {
 #pragma unroll
-    for (int j = 0; j < NB; ++j) {
-        const int u = j / 8;
-        f[j][0] = ex2(fmaf(score_float<BIAS>(acc[j][0]), sc[u].row0, -bias0[u]));
-        f[j][1] = ex2(fmaf(score_float<BIAS>(acc[j][1]), sc[u].row0, -bias0[u]));
-        f[j][2] = ex2(fmaf(score_float<BIAS>(acc[j][2]), sc[u].row1, -bias1[u]));
-        f[j][3] = ex2(fmaf(score_float<BIAS>(acc[j][3]), sc[u].row1, -bias1[u]));
+    for (int j = 0; j < 8; ++j) {
+        f[j][0] = ex2(fmaf(score_float<BIAS>(acc[j][0]), sc.row0, -bias0));
+        f[j][1] = ex2(fmaf(score_float<BIAS>(acc[j][1]), sc.row0, -bias0));
+        f[j][2] = ex2(fmaf(score_float<BIAS>(acc[j][2]), sc.row1, -bias1));
+        f[j][3] = ex2(fmaf(score_float<BIAS>(acc[j][3]), sc.row1, -bias1));
     }
     if (RAGGED) {
 #pragma unroll
-        for (int j = 0; j < NB; ++j)
+        for (int j = 0; j < 8; ++j)
 #pragma unroll
             for (int e = 0; e < 4; ++e)
                 if (8 * j + 2 * t + (e & 1) >= valid) f[j][e] = 0.f;
@@ -149,9 +131,8 @@ __device__ __forceinline__ void tile_exp2(const Acc (&acc)[NB][4], const ScoreSt
 template <bool RAGGED, int BIAS, bool FP8 = false, typename Acc>
 __device__ __forceinline__ void softmax_tile_8bit_exp(const Acc (&acc)[8][4], ScoreStep sc, int valid, int t,
                                                       RowState& rs, float& beta0, float& beta1, float (&f)[8][4]) {
-    const ScoreStep scs[1] = {sc};
     float mx0, mx1;
-    tile_row_max<RAGGED, BIAS>(acc, scs, valid, t, mx0, mx1);
+    tile_row_max<RAGGED, BIAS>(acc, sc, valid, t, mx0, mx1);
     rs.m0 = fmaxf(rs.m0, mx0);
     rs.m1 = fmaxf(rs.m1, mx1);
     // Never more than 2^64 below the running max (such a tile contributes nothing measurable; the
@@ -179,9 +160,8 @@ __device__ __forceinline__ void softmax_tile_8bit_exp(const Acc (&acc)[8][4], Sc
     constexpr bool kBiased = std::is_same_v<Acc, int>;
     const float guard0 = FP8 ? -8.f : (kBiased ? fmaf(2.f, sc.row0, 1e-4f) : fmaf(0x1p-22f, fabsf(r0), 1e-4f)) - kLog2_255;
     const float guard1 = FP8 ? -8.f : (kBiased ? fmaf(2.f, sc.row1, 1e-4f) : fmaf(0x1p-22f, fabsf(r1), 1e-4f)) - kLog2_255;
-    const float bias0[1] = {fmaf(kScoreOffset<Acc>, sc.row0, r0 + guard0)};
-    const float bias1[1] = {fmaf(kScoreOffset<Acc>, sc.row1, r1 + guard1)};
-    tile_exp2<RAGGED, BIAS>(acc, scs, bias0, bias1, valid, t, f);
+    const float bias0 = fmaf(kScoreOffset<Acc>, sc.row0, r0 + guard0), bias1 = fmaf(kScoreOffset<Acc>, sc.row1, r1 + guard1);
+    tile_exp2<RAGGED, BIAS>(acc, sc, bias0, bias1, valid, t, f);
 }
 
 // P' as 8-bit A fragments of m16n8k32 (the wgmma register-A layout is the same; keys within each 16
@@ -239,15 +219,15 @@ constexpr uint32_t kOnesH2 = 0x3C003C00u;  // two fp16 ones
 // (fine in fp16) and most tiles need no rescale of O (FlashAttention-4's trick).
 constexpr float kLazyMax = 8.f;
 
-// The fp16-PV softmax of a step of NB / 8 key tiles (sc: each tile's score step): p = 2^(s - m) as
-// the fp16 A fragments of mma.m16n8k16 (the S fragments of n-blocks 2kc and 2kc + 1 are exactly the
-// A fragment of keys 16kc .. 16kc + 15: no shuffle, no per-tile scale), l = l * beta + sum(p) (on the
-// tensor core, of the rounded values), and beta = 2^(m_prev - m) returned for the caller's O rescale
-// (1 when m did not move, 0 on the first tile). BIAS and RAGGED as in softmax_tile_8bit, and so are
-// the halves: softmax_tile_fp16_exp, then pack_p16.
-template <bool RAGGED, int BIAS, int NB, typename Acc>
-__device__ __forceinline__ void softmax_tile_fp16_exp(const Acc (&acc)[NB][4], const ScoreStep (&sc)[NB / 8], int valid,
-                                                      int t, RowState& rs, float& beta0, float& beta1, float (&f)[NB][4]) {
+// The fp16-PV softmax of one tile: p = 2^(s - m) as the fp16 A fragments of mma.m16n8k16 (the S
+// fragments of n-blocks 2kc and 2kc + 1 are exactly the A fragment of keys 16kc .. 16kc + 15: no
+// shuffle, no per-tile scale), l = l * beta + sum(p) (on the tensor core, of the rounded values), and
+// beta = 2^(m_prev - m) returned for the caller's O rescale (1 when m did not move, 0 on the first
+// tile). BIAS and RAGGED as in softmax_tile_8bit, and so are the halves: softmax_tile_fp16_exp, then
+// pack_p16.
+template <bool RAGGED, int BIAS, typename Acc>
+__device__ __forceinline__ void softmax_tile_fp16_exp(const Acc (&acc)[8][4], ScoreStep sc, int valid, int t,
+                                                      RowState& rs, float& beta0, float& beta1, float (&f)[8][4]) {
     float mx0, mx1;
     tile_row_max<RAGGED, BIAS>(acc, sc, valid, t, mx0, mx1);
     const float n0 = mx0 > rs.m0 + kLazyMax ? mx0 : rs.m0, n1 = mx1 > rs.m1 + kLazyMax ? mx1 : rs.m1;
@@ -256,22 +236,17 @@ __device__ __forceinline__ void softmax_tile_fp16_exp(const Acc (&acc)[NB][4], c
     rs.m0 = n0;
     rs.m1 = n1;
     // p = 2^(F * sc - bias), F the score as a float, bias = offset * sc + m.
-    float bias0[NB / 8], bias1[NB / 8];
-#pragma unroll
-    for (int u = 0; u < NB / 8; ++u) {
-        bias0[u] = fmaf(kScoreOffset<Acc>, sc[u].row0, n0);
-        bias1[u] = fmaf(kScoreOffset<Acc>, sc[u].row1, n1);
-    }
+    const float bias0 = fmaf(kScoreOffset<Acc>, sc.row0, n0), bias1 = fmaf(kScoreOffset<Acc>, sc.row1, n1);
     tile_exp2<RAGGED, BIAS>(acc, sc, bias0, bias1, valid, t, f);
 }
 
 // p as fp16 A fragments, and (SUMS) l = l * beta + sum(p); ORDERED as in pack_p8. Without SUMS the
 // caller gets the sums from its PV product (the Hopper kernel's ones rows beside V^T).
-template <bool ORDERED = false, bool SUMS = true, int NB>
-__device__ __forceinline__ void pack_p16(const float (&f)[NB][4], float beta0, float beta1, RowState& rs,
-                                         uint32_t (&pa)[NB / 2][4]) {
+template <bool ORDERED = false, bool SUMS = true>
+__device__ __forceinline__ void pack_p16(const float (&f)[8][4], float beta0, float beta1, RowState& rs,
+                                         uint32_t (&pa)[4][4]) {
 #pragma unroll
-    for (int kc = 0; kc < NB / 2; ++kc) {
+    for (int kc = 0; kc < 4; ++kc) {
         pa[kc][0] = f2h2<ORDERED>(f[2 * kc][0], f[2 * kc][1]);
         pa[kc][1] = f2h2<ORDERED>(f[2 * kc][2], f[2 * kc][3]);
         pa[kc][2] = f2h2<ORDERED>(f[2 * kc + 1][0], f[2 * kc + 1][1]);
@@ -280,7 +255,7 @@ __device__ __forceinline__ void pack_p16(const float (&f)[NB][4], float beta0, f
     if constexpr (SUMS) {
         float sums[4] = {0.f, 0.f, 0.f, 0.f};
 #pragma unroll
-        for (int kc = 0; kc < NB / 2; ++kc) mma_f16(sums, pa[kc], kOnesH2, kOnesH2);
+        for (int kc = 0; kc < 4; ++kc) mma_f16(sums, pa[kc], kOnesH2, kOnesH2);
         rs.l0 = fmaf(rs.l0, beta0, sums[0]);
         rs.l1 = fmaf(rs.l1, beta1, sums[2]);
     }
@@ -289,9 +264,8 @@ __device__ __forceinline__ void pack_p16(const float (&f)[NB][4], float beta0, f
 template <bool RAGGED, int BIAS>
 __device__ __forceinline__ void softmax_tile_fp16(const int (&acc)[8][4], ScoreStep sc, int valid, int t, RowState& rs,
                                                   float& beta0, float& beta1, uint32_t (&pa)[4][4]) {
-    const ScoreStep scs[1] = {sc};
     float f[8][4];
-    softmax_tile_fp16_exp<RAGGED, BIAS>(acc, scs, valid, t, rs, beta0, beta1, f);
+    softmax_tile_fp16_exp<RAGGED, BIAS>(acc, sc, valid, t, rs, beta0, beta1, f);
     pack_p16(f, beta0, beta1, rs, pa);
 }
 
