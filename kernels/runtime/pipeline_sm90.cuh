@@ -3,7 +3,7 @@
 // warpgroup owns a ring of key-tile stages in shared memory that one producer thread fills with
 // bulk copies, and a two-entry hand-off through which the producer passes it the rows to compute.
 // A stage's "full" barrier completes when its bytes have landed (the producer's arrive.expect_tx plus
-// the copies' complete_tx), its "empty" barrier when all 128 consumer threads are done reading it.
+// the copies' complete_tx), its "empty" barrier when the four consumer warps are done reading it.
 // Both sides walk the same sequence of tiles, numbered by a running position p: stage p % S, phase
 // parity (p / S) & 1, so nothing but the barriers passes between them.
 #include "ptx_sm90.cuh"
@@ -20,14 +20,14 @@ constexpr int kRowHandoffBytes = 2 * 8 + 2 * 8 + 2 * 4;
 template <int S>
 struct TileRing {
     static_assert(S > 1, "two stages at least");
-    static constexpr uint32_t kConsumerThreads = 128;
+    static constexpr uint32_t kConsumerThreads = 128, kConsumerWarps = 4;
     uint32_t full, empty;  // shared addresses of S mbarriers each
 
     __device__ __forceinline__ TileRing(uint32_t bars) : full(bars), empty(bars + S * 8) {}
     __device__ __forceinline__ void init() const {
         for (int i = 0; i < S; ++i) {
             mbar_init(full + 8 * i, 1);  // the producer's arrive.expect_tx (the bytes complete it)
-            mbar_init(empty + 8 * i, kConsumerThreads);
+            mbar_init(empty + 8 * i, kConsumerWarps);
         }
     }
     // p % S: a mask for powers of two. For S = 3 the sequence would break where p wraps, after 2^32
@@ -45,7 +45,12 @@ struct TileRing {
     __device__ __forceinline__ uint32_t full_bar(uint32_t p) const { return full + 8 * stage(p); }
     // Consumers: wait for position p's bytes; release it once every read of it (wgmma included) is done.
     __device__ __forceinline__ void wait(uint32_t p) const { mbar_wait(full + 8 * stage(p), parity(p)); }
-    __device__ __forceinline__ void release(uint32_t p) const { mbar_arrive(empty + 8 * stage(p)); }
+    // One arrival per warp, by its first lane once the warp's lanes are past their reads (a warp-wide
+    // arrive is 32 arrivals on one barrier).
+    __device__ __forceinline__ void release(uint32_t p) const {
+        __syncwarp();
+        if ((threadIdx.x & 31) == 0) mbar_arrive(empty + 8 * stage(p));
+    }
 };
 
 // The rows a producer hands its consumer warpgroup: the k-th value goes through entry k % 2.
