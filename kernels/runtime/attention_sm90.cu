@@ -3,14 +3,16 @@
 //
 // Same plan, workspace and math as the sm_80 kernel (attention_sm80.cu), sharing its per-tile
 // arithmetic (softmax.cuh, epilogue.cuh). One CTA per SM (a persistent grid) of 1 + C warpgroups
-// (C = 3 at D 64, 2 at D 128):
+// (C = 3, or 2 where three do not fit: Sm90Config):
 //  - the producer warpgroup gives up its registers (setmaxnreg) and runs one thread per consumer:
 //    it takes the consumer's next row from the RowQueue (longest rows first, whichever consumer is
 //    free takes the next), hands it over (RowHandoff), and feeds that row's kept K and V^T tiles and
-//    their v scales into the consumer's stage ring with bulk copies (TMA), S stages ahead, and
-//    stores the tile's k scale and count of valid keys beside them (TileMeta): the prep kernel stored
-//    each tile in the swizzled layout wgmma reads (SwizzledRows), so a tile is one contiguous copy
-//    and the consumers issue no global load and no per-tile index arithmetic;
+//    their v scales into the consumer's stages with bulk copies (TMA), storing the tile's k scale
+//    and count of valid keys beside them (TileMeta); one ring of stages, or two (K, and V^T: a
+//    consumer is done with tile i's K after its QK, with its V after the next tile's PV) where
+//    three consumers leave room for only two stages of both (Sm90Config::kSplitRings). The prep
+//    kernel stored each tile in the swizzled layout wgmma reads (SwizzledRows), so a tile is one
+//    contiguous copy and the consumers issue no global load and no per-tile index arithmetic;
 //  - each consumer warpgroup computes a 64-row query tile of its own row at a time (its own list of
 //    kept tiles: no union of two rows' masks, bench/mask_geometry.py), waiting on the stage's
 //    mbarrier instead of a CTA-wide barrier.
@@ -49,43 +51,58 @@ namespace {
 template <int D, PvFormat F, QkFormat Q>
 struct Sm90Config {
     static constexpr bool PV16 = F == PvFormat::fp16, QK16 = Q == QkFormat::fp16;
-    // Three consumers at D 64 but with 16-bit QK and 8-bit PV, whose doubled Q fragments beside the PV
-    // products spill at 152 registers.
-    static constexpr int kConsumers = D == 64 && !(QK16 && !PV16) ? 3 : 2;
+    // Three consumers where their S, P, O and Q fit 160 registers: at D 64 but with 16-bit QK and
+    // 8-bit PV (doubled Q fragments beside the PV products), and at D 128 for fp16 PV with INT8 QK
+    // (the softmax of two warps per scheduler left them waiting on its own latency); else two.
+    static constexpr int kConsumers = (D == 64 && !(QK16 && !PV16)) || (D == 128 && PV16 && !QK16) ? 3 : 2;
     static constexpr int kThreads = (kConsumers + 1) * kAttnThreads;
-    // Registers: every thread starts with the launch's even share of the 64K file (128 at D 64, 168 at
-    // D 128); the producer warpgroup drops to what its thread needs without spilling (48; at 32 it
-    // spills 40 bytes), and setmaxnreg.inc hands the consumers only what it released (the pool is the
-    // CTA's; asking for more blocks forever): 152 at D 64, 224 at D 128, where every PV format
-    // compiles without spills (ptxas, CUDA 13.0).
+    // Registers: every thread starts with the launch's even share of the 64K file (128 with three
+    // consumers, 168 with two); the producer warpgroup drops to what its thread needs without
+    // spilling (56), or at D 128 with three consumers to 32 (its one thread per warp then spills a
+    // few values: it waits on the consumers most of the time), and setmaxnreg.inc hands the consumers
+    // what it released (the pool is the CTA's; asking for more blocks forever): 152 at D 64, 160 at
+    // D 128 with three consumers, 224 with two.
     static constexpr int kEntryRegs = (65536 / kThreads) & ~7;
-    static constexpr int kProducerRegs = 48;
+    static constexpr int kProducerRegs = D == 128 && kConsumers == 3 ? 32 : 56;
     static constexpr int kConsumerRegs = (kEntryRegs + (kEntryRegs - kProducerRegs) / kConsumers) & ~7;
-    // A stage: the K tile (kTile keys of D int8 / fp16 channels) then V^T (D channels of 64 int8 /
-    // fp16 keys), both SwizzledRows (Quantized), at a 1024-byte boundary; fp16 PV: then 8 rows of fp16
-    // ones, written once at the start, which the PV MMA reads as 8 more channels: P's row sums come
-    // from the tensor cores beside O, rescaled with it (no per-tile MMA chain for l). The tile's scales
-    // apart: its v scales (8-bit PV: Quantized::v_scale), then its TileMeta.
+    // A stage: the K tile (kTile keys of D int8 / fp16 channels, SwizzledRows), then V^T (D channels of
+    // 64 int8 / fp16 keys, SwizzledRows) and for fp16 PV 8 rows of fp16 ones after it, written once
+    // at the start, which the PV MMA reads as 8 more channels: P's row sums come from the tensor
+    // cores beside O, rescaled with it (no per-tile MMA chain for l). Each at a 1024-byte boundary.
+    // Apart: each stage's TileMeta and (8-bit PV) v scales (Quantized::v_scale).
+    // Split rings (three consumers at D 128, where two stages of K and V together would leave no
+    // copy in flight): K stages and V stages in two rings, K released after its QK, V after the
+    // next tile's PV, so two K stages and three V stages keep a copy of each in flight. One ring
+    // elsewhere: the split costs 4-8% where it is not needed (one more barrier pair per tile, H200).
+    static constexpr bool kSplitRings = D == 128 && kConsumers == 3;
     static constexpr int vRowBytes = kTile * (PV16 ? 2 : 1);
     static constexpr int kBytes = kTile * D * (QK16 ? 2 : 1);
     static constexpr int vBytes = D * vRowBytes;
     static constexpr int onesBytes = PV16 ? 8 * vRowBytes : 0;
-    static constexpr int tileBytes = kBytes + vBytes + onesBytes;  // a multiple of 1024
+    static constexpr int vStageBytes = vBytes + onesBytes;
+    static_assert(kBytes % 1024 == 0 && vStageBytes % 1024 == 0, "swizzled tiles start at 1024-byte boundaries");
+    static constexpr int kStageBytes = kSplitRings ? kBytes : kBytes + vStageBytes;  // a K stage: the K tile (and its V^T)
     static constexpr int vsBytes = PV16 ? 0 : D * 8;
     static constexpr int metaBytes = 16;
-    static constexpr int scaleBytes = vsBytes + metaBytes;
-    static constexpr int copyBytes = kBytes + vBytes + vsBytes;  // what the bulk copies land on a stage's full barrier
-    static_assert(copyBytes % 16 == 0, "bulk copies move multiples of 16 bytes");
+    static constexpr int vCopyBytes = vBytes + vsBytes;  // what the bulk copies of V^T (and v scales) land
+    static_assert(kBytes % 16 == 0 && vCopyBytes % 16 == 0, "bulk copies move multiples of 16 bytes");
     // As many stages (8, 4, 3 or 2) as fit in the 227 KB a CTA may have: 3 only for 16-bit QK with
     // fp16 PV at D 128 (33 KB a stage), where 2 left the tensor cores waiting for tiles.
-    static constexpr int fit(int st) {
-        const int bytes = kConsumers * st * (tileBytes + scaleBytes + kTileRingBytes<8>) + 4096;
-        return st <= 2 || bytes <= 227 * 1024 ? st : fit(st == 4 ? 3 : st == 3 ? 2 : st / 2);
+    static constexpr int bytes(int ks, int vs) {
+        return kConsumers * (ks * (kStageBytes + metaBytes + kTileRingBytes<1>) +
+                             vs * (vsBytes + (kSplitRings ? vStageBytes + kTileRingBytes<1> : 0))) + 4096;
     }
-    static constexpr int kStages = fit(8);
-    static constexpr int scalesAt = kConsumers * kStages * tileBytes;
-    static constexpr int ringsAt = scalesAt + kConsumers * kStages * scaleBytes;
-    static constexpr int handoffsAt = ringsAt + kConsumers * kTileRingBytes<kStages>;
+    static constexpr int fit(int st) {
+        return st <= 2 || bytes(st, st) <= 227 * 1024 ? st : fit(st == 4 ? 3 : st == 3 ? 2 : st / 2);
+    }
+    static constexpr int kKStages = kSplitRings ? 2 : fit(8);
+    static constexpr int kVStages = kSplitRings ? 3 : kKStages;
+    static constexpr int vTilesAt = kConsumers * kKStages * kStageBytes;
+    static constexpr int metasAt = vTilesAt + (kSplitRings ? kConsumers * kVStages * vStageBytes : 0);
+    static constexpr int vScalesAt = metasAt + kConsumers * kKStages * metaBytes;
+    static constexpr int kRingsAt = vScalesAt + kConsumers * kVStages * vsBytes;
+    static constexpr int vRingsAt = kRingsAt + kConsumers * kTileRingBytes<kKStages>;
+    static constexpr int handoffsAt = vRingsAt + (kSplitRings ? kConsumers * kTileRingBytes<kVStages> : 0);
     static constexpr int total = handoffsAt + kConsumers * kRowHandoffBytes + 1024;  // + 1024: alignment of the base
     static_assert(kConsumers * (kConsumerRegs - kEntryRegs) <= kEntryRegs - kProducerRegs, "registers released >= taken");
     static_assert(total <= 227 * 1024);
@@ -105,17 +122,39 @@ struct TileMeta {
 template <int D, PvFormat F, QkFormat Q>
 struct ConsumerSmem {
     using C = Sm90Config<D, F, Q>;
-    uint32_t tiles, scales;  // stage 0 of its tiles and of its scales
-    TileRing<C::kStages> ring;
+    uint32_t ktiles, vtiles, metas, vscales;  // stage 0 of each
+    TileRing<C::kKStages> kring;
+    TileRing<C::kVStages> vring;
     RowHandoff handoff;
     __device__ __forceinline__ ConsumerSmem(uint32_t base, int c)
-        : tiles(base + c * C::kStages * C::tileBytes),
-          scales(base + C::scalesAt + c * C::kStages * C::scaleBytes),
-          ring(base + C::ringsAt + c * kTileRingBytes<C::kStages>),
+        : ktiles(base + c * C::kKStages * C::kStageBytes),
+          vtiles(base + C::vTilesAt + c * C::kVStages * C::vStageBytes),
+          metas(base + C::metasAt + c * C::kKStages * C::metaBytes),
+          vscales(base + C::vScalesAt + c * C::kVStages * C::vsBytes),
+          kring(base + C::kRingsAt + c * kTileRingBytes<C::kKStages>),
+          vring(base + C::vRingsAt + c * kTileRingBytes<C::kVStages>),
           handoff(base + C::handoffsAt + c * kRowHandoffBytes) {}
-    __device__ __forceinline__ uint32_t tile_at(uint32_t st) const { return tiles + st * C::tileBytes; }
-    __device__ __forceinline__ uint32_t scales_at(uint32_t st) const { return scales + st * C::scaleBytes; }
-    __device__ __forceinline__ uint32_t meta_at(uint32_t st) const { return scales_at(st) + C::vsBytes; }
+    __device__ __forceinline__ uint32_t k_at(uint32_t st) const { return ktiles + st * C::kStageBytes; }
+    __device__ __forceinline__ uint32_t v_at(uint32_t st) const {
+        return C::kSplitRings ? vtiles + st * C::vStageBytes : k_at(st) + C::kBytes;
+    }
+    // Consumers, split rings: position p's V has landed / K or V is read. One ring: K's wait covers
+    // V, and the stage is free once V is read.
+    __device__ __forceinline__ uint32_t v_stage(uint32_t p) const { return C::kSplitRings ? vring.stage(p) : kring.stage(p); }
+    __device__ __forceinline__ void wait_v(uint32_t p) const {
+        if constexpr (C::kSplitRings) vring.wait(p);
+    }
+    __device__ __forceinline__ void release_k(uint32_t p) const {
+        if constexpr (C::kSplitRings) kring.release(p);
+    }
+    __device__ __forceinline__ void release_v(uint32_t p) const {
+        if constexpr (C::kSplitRings)
+            vring.release(p);
+        else
+            kring.release(p);
+    }
+    __device__ __forceinline__ uint32_t vscales_at(uint32_t st) const { return vscales + st * C::vsBytes; }
+    __device__ __forceinline__ uint32_t meta_at(uint32_t st) const { return metas + st * C::metaBytes; }
     __device__ __forceinline__ void put_meta(uint32_t st, TileMeta m) const {
         sts_u32x2(meta_at(st), __float_as_uint(m.k_scale), uint32_t(m.valid));
     }
@@ -141,15 +180,35 @@ struct RowRef {
     }
 };
 
-// The producer thread of one consumer: rows from the queue, handed over, then their tiles copied.
+// The producer thread of one consumer: rows from the queue, handed over, then their tiles copied
+// into the consumer's stages. With split rings, each tile's K (and TileMeta) as soon as its K stage
+// is free, and its V^T one tile later: a consumer reads tile i's V only in step i + 1 (PV lags QK by
+// a tile) and releases it after that step's PV, so V stages turn over a tile later than K stages;
+// held back by a tile, the V copies do not hold up the K copies. A held-back copy is issued before
+// anything that may wait on the consumer (a hand-off it has not taken yet: it may need the copy to
+// get there).
 template <int D, PvFormat F, QkFormat Q>
 __device__ __forceinline__ void produce(const ConsumerSmem<D, F, Q>& sm, const RowQueue& queue, const Shape& s,
                                         const PlanView& plan, const Quantized& w) {
     using C = Sm90Config<D, F, Q>;
-    uint32_t pos = 0;  // ring position of the next tile
+    uint32_t pos = 0;                // ring position of the next tile
+    const int8_t* held_v = nullptr;  // split rings: the V^T (and v scales) of position pos - 1, not copied yet
+    const float* held_vs = nullptr;
+    const auto copy_v = [&](uint32_t st, uint32_t bar, const int8_t* v, const float* vs) {
+        bulk_copy_g2s(sm.v_at(st), v, C::vBytes, bar);
+        if constexpr (!C::PV16) bulk_copy_g2s(sm.vscales_at(st), vs, C::vsBytes, bar);
+    };
+    const auto copy_held_v = [&] {
+        const uint32_t p = pos - 1;
+        sm.vring.acquire(p);
+        sm.vring.expect(p, C::vCopyBytes);
+        copy_v(sm.vring.stage(p), sm.vring.full_bar(p), held_v, held_vs);
+        held_v = nullptr;
+    };
     for (uint32_t k = 0;; ++k) {
         const uint32_t i = queue.fetch();
         const bool done = i >= queue.total;
+        if (held_v && (done || !sm.handoff.ready(k))) copy_held_v();
         sm.handoff.put(k, done ? RowHandoff::kEnd : i);
         if (done) return;
         const RowRef row(queue, i, s, plan);
@@ -162,13 +221,20 @@ __device__ __forceinline__ void produce(const ConsumerSmem<D, F, Q>& sm, const R
         for (uint32_t t = 0; t < row.n; ++t, ++pos) {
             const int next = t + 1 < row.n ? cols[t + 1] : 0;  // their latency hides under the wait
             const float ks = gks[c];
-            sm.ring.acquire(pos);
-            const uint32_t st = sm.ring.stage(pos), bar = sm.ring.full_bar(pos);
+            sm.kring.acquire(pos);
+            const uint32_t st = sm.kring.stage(pos), bar = sm.kring.full_bar(pos);
             sm.put_meta(st, TileMeta{ks, s.tokens - c * kTile});
-            sm.ring.expect(pos, C::copyBytes);
-            bulk_copy_g2s(sm.tile_at(st), gk + size_t(c) * C::kBytes, C::kBytes, bar);
-            bulk_copy_g2s(sm.tile_at(st) + C::kBytes, gv + size_t(c) * C::vBytes, C::vBytes, bar);
-            if constexpr (!C::PV16) bulk_copy_g2s(sm.scales_at(st), gvs + size_t(c) * D * 2, C::vsBytes, bar);
+            sm.kring.expect(pos, C::kBytes + (C::kSplitRings ? 0 : C::vCopyBytes));
+            bulk_copy_g2s(sm.k_at(st), gk + size_t(c) * C::kBytes, C::kBytes, bar);
+            const int8_t* v = gv + size_t(c) * C::vBytes;
+            const float* vs = gvs + size_t(c) * D * 2;
+            if constexpr (C::kSplitRings) {
+                if (held_v) copy_held_v();
+                held_v = v;
+                held_vs = vs;
+            } else {
+                copy_v(st, bar, v, vs);
+            }
             c = next;
         }
     }
@@ -183,7 +249,7 @@ struct Sm90Row {
     using SAcc = std::conditional_t<QK16, float, int>;  // S: int32 sums of INT8 QK, fp32 of 16-bit QK
 
     const ConsumerSmem<D, F, Q> sm;
-    uint32_t desc_base;  // descriptor low word of the consumer's stage 0
+    uint32_t kdesc, vdesc;  // descriptor low words of the consumer's K and V stage 0
     int lane;
     uint32_t n, pos;     // the row's kept tiles, and the ring position of its first
 
@@ -198,7 +264,7 @@ struct Sm90Row {
     float beta0, beta1;                 // INT8: of the previous tile
 
     __device__ __forceinline__ Sm90Row(const ConsumerSmem<D, F, Q>& sm_, int lane_)
-        : sm(sm_), desc_base(desc_lo(sm_.tiles)), lane(lane_) {}
+        : sm(sm_), kdesc(desc_lo(sm_.ktiles)), vdesc(desc_lo(sm_.v_at(0))), lane(lane_) {}
 
     __device__ __forceinline__ void start(uint32_t n_, uint32_t pos_) {
         n = n_;
@@ -213,12 +279,14 @@ struct Sm90Row {
     __device__ __forceinline__ float row_sum0() const { return PV16 ? o[D / 8][0] : rs.l0; }
     __device__ __forceinline__ float row_sum1() const { return PV16 ? o[D / 8][2] : rs.l1; }
 
-    __device__ __forceinline__ uint32_t stage(uint32_t i) const { return sm.ring.stage(pos + i); }
+    // The K and V stages of the row's tile i.
+    __device__ __forceinline__ uint32_t kstage(uint32_t i) const { return sm.kring.stage(pos + i); }
+    __device__ __forceinline__ uint32_t vstage(uint32_t i) const { return sm.v_stage(pos + i); }
 
-    // S = Q K^T of the tile in stage st, issued (not waited for). 16-bit: the K tile is D / 64 blocks
+    // S = Q K^T of the tile in K stage st, issued (not waited for). 16-bit: the K tile is D / 64 blocks
     // of 64 keys x 128 bytes (8192 bytes each), four k16 steps of 32 bytes per block.
     __device__ __forceinline__ void issue_qk(uint32_t st) {
-        const uint32_t k0 = desc_base + st * (C::tileBytes >> 4);
+        const uint32_t k0 = kdesc + st * (C::kStageBytes >> 4);
         wgmma_fence();
         if constexpr (QK16) {
             wgmma_f16_n64<false>(s, qa[0], wgmma_desc<128>(k0));
@@ -231,13 +299,13 @@ struct Sm90Row {
         }
     }
 
-    // PV of the tile in stage st with the P in pa, issued: 8-bit formats into pv, fp16 accumulating into o.
+    // PV of the tile in V stage st with the P in pa, issued: 8-bit formats into pv, fp16 accumulating into o.
     // fp16 PV: one MMA per k step over all channels and the ones rows (n72 at D 64, n136 at D 128; at
     // D 128 one n128 MMA measured 1-3% faster than two n64 ones; the 8-bit formats no gain, FP8 a loss).
     __device__ __forceinline__ void issue_pv(uint32_t st) {
         wgmma_fence();
         constexpr int RB = C::vRowBytes;
-        const uint32_t v0 = desc_base + st * (C::tileBytes >> 4) + (C::kBytes >> 4);
+        const uint32_t v0 = vdesc + st * ((C::kSplitRings ? C::vStageBytes : C::kStageBytes) >> 4);
         if constexpr (PV16) {
 #pragma unroll
             for (int kc = 0; kc < 4; ++kc) wgmma_f16_pv_sums<D>(o, pa[kc], wgmma_desc<RB>(v0 + kc * 2));
@@ -255,7 +323,7 @@ struct Sm90Row {
         }
     }
 
-    // After PV(i - 1) completed. 8-bit: O = O * beta + PV * v_scale (the tile in stage st). fp16: O is
+    // After PV(i - 1) completed. 8-bit: O = O * beta + PV * v_scale (the tile in V stage st). fp16: O is
     // current; rescale it when this tile moved a row's max (b = 2^(m_prev - m); rare).
     __device__ __forceinline__ void fold_pv(uint32_t st, float b0, float b1) {
         if constexpr (PV16) {
@@ -271,7 +339,7 @@ struct Sm90Row {
             }
         } else {
             (void)b0, (void)b1;
-            const uint32_t ss = sm.scales_at(st) + (lane & 3) * 16;
+            const uint32_t ss = sm.vscales_at(st) + (lane & 3) * 16;
 #pragma unroll
             for (int hn = 0; hn < D / 64; ++hn) {
                 fence_operand(pv[hn]);
@@ -288,19 +356,21 @@ struct Sm90Row {
     //   issue QK(i), issue PV(i - 1) -> wait QK(i) -> softmax(i) -> wait PV(i - 1) -> pack P(i), O update
     template <bool FIRST>
     __device__ __forceinline__ void step(uint32_t i) {
-        const uint32_t si = stage(i);
-        sm.ring.wait(pos + i);  // tile i has landed
+        const uint32_t si = kstage(i);
+        sm.kring.wait(pos + i);  // tile i's K has landed
         const TileMeta tm = sm.meta(si);
         issue_qk(si);
         wgmma_commit();
         if (!FIRST) {
-            issue_pv(stage(i - 1));
+            sm.wait_v(pos + i - 1);  // tile i - 1's V
+            issue_pv(vstage(i - 1));
             wgmma_commit();
             wgmma_wait<1>();  // QK(i)
         } else {
             wgmma_wait<0>();
         }
         fence_operand(s);
+        sm.release_k(pos + i);  // K(i) is read
         const ScoreStep sc{qscale.row0 * tm.k_scale, qscale.row1 * tm.k_scale};
         const int valid = tm.valid;
         float f[8][4];  // the values of P (i)
@@ -324,8 +394,8 @@ struct Sm90Row {
         else
             pack_p8<FP8, true>(f, b0, b1, rs, pa);
         if (!FIRST) {
-            fold_pv(stage(i - 1), b0, b1);
-            sm.ring.release(pos + i - 1);
+            fold_pv(vstage(i - 1), b0, b1);
+            sm.release_v(pos + i - 1);
         }
         beta0 = b0;
         beta1 = b1;
@@ -333,11 +403,12 @@ struct Sm90Row {
 
     // After the last tile: its PV and O update.
     __device__ __forceinline__ void finish() {
-        issue_pv(stage(n - 1));
+        sm.wait_v(pos + n - 1);
+        issue_pv(vstage(n - 1));
         wgmma_commit();
         wgmma_wait<0>();
-        fold_pv(stage(n - 1), 1.f, 1.f);
-        sm.ring.release(pos + n - 1);
+        fold_pv(vstage(n - 1), 1.f, 1.f);
+        sm.release_v(pos + n - 1);
     }
 };
 
@@ -385,14 +456,17 @@ __global__ void __launch_bounds__(Sm90Config<D, F, Q>::kThreads, 1)
     const int wg = threadIdx.x / kAttnThreads, tid = threadIdx.x % kAttnThreads;
     if (threadIdx.x < C::kConsumers) {
         const Smem sm(base, threadIdx.x);
-        sm.ring.init();
+        sm.kring.init();
+        if constexpr (C::kSplitRings) sm.vring.init();
         sm.handoff.init();
         mbar_init_fence();
     }
-    if constexpr (C::onesBytes > 0) {  // fp16 PV: the ones rows of every stage, for the async proxy (wgmma)
-        constexpr int kWords = C::onesBytes / 4, kAllStages = C::kConsumers * C::kStages;
-        for (int i = threadIdx.x; i < kAllStages * kWords; i += C::kThreads)
-            sts_u32(base + (i / kWords) * C::tileBytes + C::kBytes + C::vBytes + 4 * (i % kWords), kOnesH2);
+    if constexpr (C::onesBytes > 0) {  // fp16 PV: the ones rows of every V stage, for the async proxy (wgmma)
+        constexpr int kWords = C::onesBytes / 4, kAllStages = C::kConsumers * C::kVStages;
+        for (int i = threadIdx.x; i < kAllStages * kWords; i += C::kThreads) {
+            const int st = i / kWords;
+            sts_u32(Smem(base, st / C::kVStages).v_at(st % C::kVStages) + C::vBytes + 4 * (i % kWords), kOnesH2);
+        }
         fence_proxy_async();
     }
     __syncthreads();

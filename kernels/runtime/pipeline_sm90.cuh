@@ -1,7 +1,8 @@
 #pragma once
 // The producer / consumer pipeline of the Hopper attention kernel (attention_sm90.cu): each consumer
-// warpgroup owns a ring of key-tile stages in shared memory that one producer thread fills with
-// bulk copies, and a two-entry hand-off through which the producer passes it the rows to compute.
+// warpgroup owns a ring of key-tile stages in shared memory (or two: K tiles and V^T tiles) that
+// one producer thread fills with bulk copies, and a two-entry hand-off through which the producer
+// passes it the rows to compute.
 // A stage's "full" barrier completes when its bytes have landed (the producer's arrive.expect_tx plus
 // the copies' complete_tx), its "empty" barrier when the four consumer warps are done reading it.
 // Both sides walk the same sequence of tiles, numbered by a running position p: stage p % S, phase
@@ -65,6 +66,9 @@ struct RowHandoff {
             mbar_init(empty + 8 * e, TileRing<2>::kConsumerThreads);
         }
     }
+    // Whether put(k) would pass at once (the consumer took value k - 2): a producer that holds a copy
+    // back issues it before it may block.
+    __device__ __forceinline__ bool ready(uint32_t k) const { return mbar_try_wait(empty + 8 * (k & 1), ((k >> 1) & 1) ^ 1); }
     __device__ __forceinline__ void put(uint32_t k, uint32_t value) const {  // the producer thread
         const uint32_t e = k & 1;
         mbar_wait(empty + 8 * e, ((k >> 1) & 1) ^ 1);
