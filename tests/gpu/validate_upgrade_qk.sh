@@ -49,7 +49,7 @@ echo "the upgraded pattern meets cosine $target"
 # INT8 PV's own rounding (P' in 8 bits) keeps heads short of a stricter target whatever QK does:
 # they are reported as not helped and keep qk_bits 8 in the written pattern.
 strict=0.999995
-"$PARO" calibrate -q "$dir/d.h5" -o "$dir/p8.h5" --density 0.6 || exit 1
+"$PARO" calibrate -q "$dir/d.h5" -o "$dir/p8.h5" --density 0.6 --pv-format int8 || exit 1
 "$PARO" validate -q "$dir/p8.h5" --dump "$dir/d.h5" --upgrade-qk "$dir/u8.h5" --upgrade-cosine $strict --json > "$dir/u8.json" ||
   { echo "FAIL: validate --upgrade-qk, INT8 PV"; exit 1; }
 "$PY" - "$dir/u8.json" "$dir/u8.h5" <<'PY' || exit 1
