@@ -82,6 +82,7 @@ struct Sm90Config {
     static constexpr int vStageBytes = vBytes + onesBytes;
     static_assert(kBytes % 1024 == 0 && vStageBytes % 1024 == 0, "swizzled tiles start at 1024-byte boundaries");
     static constexpr int kStageBytes = kSplitRings ? kBytes : kBytes + vStageBytes;  // a K stage: the K tile (and its V^T)
+    static constexpr int vStride = kSplitRings ? vStageBytes : kStageBytes;           // from one V^T tile to the next
     static constexpr int vsBytes = PV16 ? 0 : D * 8;
     static constexpr int metaBytes = 16;
     static constexpr int vCopyBytes = vBytes + vsBytes;  // what the bulk copies of V^T (and v scales) land
@@ -103,6 +104,7 @@ struct Sm90Config {
     static constexpr int kRingsAt = vScalesAt + kConsumers * kVStages * vsBytes;
     static constexpr int vRingsAt = kRingsAt + kConsumers * kTileRingBytes<kKStages>;
     static constexpr int handoffsAt = vRingsAt + (kSplitRings ? kConsumers * kTileRingBytes<kVStages> : 0);
+    static_assert(kSplitRings || kVStages == kKStages, "one ring: the V stages are the K stages");
     static constexpr int total = handoffsAt + kConsumers * kRowHandoffBytes + 1024;  // + 1024: alignment of the base
     static_assert(kConsumers * (kConsumerRegs - kEntryRegs) <= kEntryRegs - kProducerRegs, "registers released >= taken");
     static_assert(total <= 227 * 1024);
@@ -118,7 +120,7 @@ struct TileMeta {
     int valid;
 };
 
-// Consumer c's part of shared memory.
+// Consumer c's part of shared memory. With one ring, vring is kring and V^T sits in the K stage.
 template <int D, PvFormat F, QkFormat Q>
 struct ConsumerSmem {
     using C = Sm90Config<D, F, Q>;
@@ -128,30 +130,21 @@ struct ConsumerSmem {
     RowHandoff handoff;
     __device__ __forceinline__ ConsumerSmem(uint32_t base, int c)
         : ktiles(base + c * C::kKStages * C::kStageBytes),
-          vtiles(base + C::vTilesAt + c * C::kVStages * C::vStageBytes),
+          vtiles(C::kSplitRings ? base + C::vTilesAt + c * C::kVStages * C::vStageBytes : ktiles + C::kBytes),
           metas(base + C::metasAt + c * C::kKStages * C::metaBytes),
           vscales(base + C::vScalesAt + c * C::kVStages * C::vsBytes),
           kring(base + C::kRingsAt + c * kTileRingBytes<C::kKStages>),
-          vring(base + C::vRingsAt + c * kTileRingBytes<C::kVStages>),
+          vring(C::kSplitRings ? base + C::vRingsAt + c * kTileRingBytes<C::kVStages> : kring.full),
           handoff(base + C::handoffsAt + c * kRowHandoffBytes) {}
     __device__ __forceinline__ uint32_t k_at(uint32_t st) const { return ktiles + st * C::kStageBytes; }
-    __device__ __forceinline__ uint32_t v_at(uint32_t st) const {
-        return C::kSplitRings ? vtiles + st * C::vStageBytes : k_at(st) + C::kBytes;
-    }
-    // Consumers, split rings: position p's V has landed / K or V is read. One ring: K's wait covers
-    // V, and the stage is free once V is read.
-    __device__ __forceinline__ uint32_t v_stage(uint32_t p) const { return C::kSplitRings ? vring.stage(p) : kring.stage(p); }
+    __device__ __forceinline__ uint32_t v_at(uint32_t st) const { return vtiles + st * C::vStride; }
+    // Consumers: position p's V has landed (one ring: K's wait covered it); p's K is read (one
+    // ring: the stage stays held for V).
     __device__ __forceinline__ void wait_v(uint32_t p) const {
         if constexpr (C::kSplitRings) vring.wait(p);
     }
     __device__ __forceinline__ void release_k(uint32_t p) const {
         if constexpr (C::kSplitRings) kring.release(p);
-    }
-    __device__ __forceinline__ void release_v(uint32_t p) const {
-        if constexpr (C::kSplitRings)
-            vring.release(p);
-        else
-            kring.release(p);
     }
     __device__ __forceinline__ uint32_t vscales_at(uint32_t st) const { return vscales + st * C::vsBytes; }
     __device__ __forceinline__ uint32_t meta_at(uint32_t st) const { return metas + st * C::metaBytes; }
@@ -281,7 +274,7 @@ struct Sm90Row {
 
     // The K and V stages of the row's tile i.
     __device__ __forceinline__ uint32_t kstage(uint32_t i) const { return sm.kring.stage(pos + i); }
-    __device__ __forceinline__ uint32_t vstage(uint32_t i) const { return sm.v_stage(pos + i); }
+    __device__ __forceinline__ uint32_t vstage(uint32_t i) const { return sm.vring.stage(pos + i); }
 
     // S = Q K^T of the tile in K stage st, issued (not waited for). 16-bit: the K tile is D / 64 blocks
     // of 64 keys x 128 bytes (8192 bytes each), four k16 steps of 32 bytes per block.
@@ -305,7 +298,7 @@ struct Sm90Row {
     __device__ __forceinline__ void issue_pv(uint32_t st) {
         wgmma_fence();
         constexpr int RB = C::vRowBytes;
-        const uint32_t v0 = vdesc + st * ((C::kSplitRings ? C::vStageBytes : C::kStageBytes) >> 4);
+        const uint32_t v0 = vdesc + st * (C::vStride >> 4);
         if constexpr (PV16) {
 #pragma unroll
             for (int kc = 0; kc < 4; ++kc) wgmma_f16_pv_sums<D>(o, pa[kc], wgmma_desc<RB>(v0 + kc * 2));
@@ -395,7 +388,7 @@ struct Sm90Row {
             pack_p8<FP8, true>(f, b0, b1, rs, pa);
         if (!FIRST) {
             fold_pv(vstage(i - 1), b0, b1);
-            sm.release_v(pos + i - 1);
+            sm.vring.release(pos + i - 1);
         }
         beta0 = b0;
         beta1 = b1;
@@ -408,7 +401,7 @@ struct Sm90Row {
         wgmma_commit();
         wgmma_wait<0>();
         fold_pv(vstage(n - 1), 1.f, 1.f);
-        sm.release_v(pos + n - 1);
+        sm.vring.release(pos + n - 1);
     }
 };
 
