@@ -87,14 +87,11 @@ struct Sm90Config {
     static constexpr int metaBytes = 16;
     static constexpr int vCopyBytes = vBytes + vsBytes;  // what the bulk copies of V^T (and v scales) land
     static_assert(kBytes % 16 == 0 && vCopyBytes % 16 == 0, "bulk copies move multiples of 16 bytes");
-    // As many stages (8, 4, 3 or 2) as fit in the 227 KB a CTA may have: 3 only for 16-bit QK with
-    // fp16 PV at D 128 (33 KB a stage), where 2 left the tensor cores waiting for tiles.
-    static constexpr int bytes(int ks, int vs) {
-        return kConsumers * (ks * (kStageBytes + metaBytes + kTileRingBytes<1>) +
-                             vs * (vsBytes + (kSplitRings ? vStageBytes + kTileRingBytes<1> : 0))) + 4096;
-    }
+    // One ring: as many stages (8, 4, 3 or 2) as fit in the 227 KB a CTA may have: 3 only for 16-bit
+    // QK with fp16 PV at D 128 (33 KB a stage), where 2 left the tensor cores waiting for tiles.
     static constexpr int fit(int st) {
-        return st <= 2 || bytes(st, st) <= 227 * 1024 ? st : fit(st == 4 ? 3 : st == 3 ? 2 : st / 2);
+        const int bytes = kConsumers * st * (kStageBytes + metaBytes + vsBytes + kTileRingBytes<1>) + 4096;
+        return st <= 2 || bytes <= 227 * 1024 ? st : fit(st == 4 ? 3 : st == 3 ? 2 : st / 2);
     }
     static constexpr int kKStages = kSplitRings ? 2 : fit(8);
     static constexpr int kVStages = kSplitRings ? 3 : kKStages;
