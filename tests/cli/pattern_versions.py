@@ -47,6 +47,16 @@ with tempfile.TemporaryDirectory() as d:
     run("check", v2)
     assert inspect_formats(v2) == [["fp16"] * 3] * 2
 
+    # Without --pv-format calibrate writes fp16 PV (the fastest format on Hopper, the most accurate);
+    # int8 when asked.
+    default, int8 = f"{d}/default.h5", f"{d}/int8.h5"
+    run("calibrate", dump, "-o", default, "--density", "0.5", "-q")
+    run("calibrate", dump, "-o", int8, "--density", "0.5", "--pv-format", "int8", "-q")
+    if failures:
+        report_and_exit()
+    assert inspect_formats(default) == [["fp16"] * 3] * 2, inspect_formats(default)
+    assert inspect_formats(int8) == [["int8"] * 3] * 2, inspect_formats(int8)
+
     # Per-head codes written by another tool, with the names in another order: mapped by name.
     mixed = f"{d}/mixed.h5"
     shutil.copy(v2, mixed)
