@@ -47,7 +47,7 @@ struct BenchOptions {
     int iters = 20, warmup = 5;
     uint64_t seed = 1;
     bool json = false;
-    std::vector<std::string> pv_formats;  // empty: the plan's own (int8 for random masks, the pattern's per head)
+    std::vector<std::string> pv_formats;  // empty: the plan's own (calibrate's default for random masks, the pattern's per head)
     std::vector<int> qk_bits;             // the same for QK bit widths
 };
 
@@ -133,6 +133,8 @@ int run_bench(const BenchOptions& o, const GlobalOptions& g) {
             c.desc.masks = c.masks.data();
             paro_plan* pl = nullptr;
             gpu::check(paro_plan_create(&c.desc, &pl), "creating a random plan");
+            gpu::check(paro_plan_set_pv_format(pl, nullptr, static_cast<paro_pv_format>(index_of(kDefaultPvFormat))),
+                       "paro_plan_set_pv_format");  // what calibrate would write
             plans.emplace_back(fmt::format("random {:.2f}{}", d, o.mask_rows > 1 ? fmt::format(" {}x64", 64 * o.mask_rows) : ""),
                                gpu::PlanPtr(pl));
         }

@@ -45,7 +45,7 @@ struct CalibrateArgs {
     float eps = 1e-3f;
     int64_t block = kRuntimeTile;
     int slots = 1, qk_bits = 8;
-    std::string pv_format = "fp16";
+    std::string pv_format = to_string(kDefaultPvFormat);
     int pv_bits = 0;  // deprecated spelling of pv_format (16: fp16, 8: int8); 0 = not given
     bool uniform_slots = false, no_force_text = false, no_force_ragged = false;
     std::string device = "auto";

@@ -32,8 +32,7 @@ struct CalibrateOptions {
     int slots = 1;
     bool share_later_half = true;  // the paper's slot plan (see SlotPlan::make)
     int qk_bits = 8;
-    // fp16: the fastest PV format on Hopper and the most accurate everywhere (docs/runtime.md)
-    PvFormat pv_format = PvFormat::fp16;
+    PvFormat pv_format = kDefaultPvFormat;
     std::string options_json;      // recorded in the pattern's provenance
     // Called after each (layer, head) with (heads done, heads total).
     std::function<void(int64_t, int64_t)> progress;

@@ -16,6 +16,9 @@ enum class PvFormat : uint8_t {
 };
 
 constexpr int kNumPvFormats = 3;
+// What `paro calibrate` writes, and `paro bench` runs on its random plans, unless told otherwise:
+// the fastest PV format on Hopper and the most accurate everywhere (docs/runtime.md).
+constexpr PvFormat kDefaultPvFormat = PvFormat::fp16;
 constexpr std::array<PvFormat, kNumPvFormats> kAllPvFormats = {PvFormat::int8, PvFormat::fp16, PvFormat::fp8_e4m3};
 
 const char* to_string(PvFormat f);  // "int8", "fp16", "fp8_e4m3"
