@@ -51,9 +51,10 @@ namespace {
 template <int D, PvFormat F, QkFormat Q>
 struct Sm90Config {
     static constexpr bool PV16 = F == PvFormat::fp16, QK16 = Q == QkFormat::fp16;
-    // Three consumers where their S, P, O and Q fit 160 registers: at D 64 but with 16-bit QK and
-    // 8-bit PV (doubled Q fragments beside the PV products), and at D 128 for fp16 PV with INT8 QK
-    // (the softmax of two warps per scheduler left them waiting on its own latency); else two.
+    // Three consumers where their S, P, O and Q fit the registers three leave each (152 at D 64, 160
+    // at D 128): at D 64 except 16-bit QK with 8-bit PV (doubled Q fragments beside the PV products
+    // spill), and at D 128 for fp16 PV with INT8 QK only (there two warps per scheduler left the
+    // softmax waiting on its own latency); two elsewhere.
     static constexpr int kConsumers = (D == 64 && !(QK16 && !PV16)) || (D == 128 && PV16 && !QK16) ? 3 : 2;
     static constexpr int kThreads = (kConsumers + 1) * kAttnThreads;
     // Registers: every thread starts with the launch's even share of the 64K file (128 with three
@@ -174,9 +175,10 @@ struct RowRef {
 // into the consumer's stages. With split rings, each tile's K (and TileMeta) as soon as its K stage
 // is free, and its V^T one tile later: a consumer reads tile i's V only in step i + 1 (PV lags QK by
 // a tile) and releases it after that step's PV, so V stages turn over a tile later than K stages;
-// held back by a tile, the V copies do not hold up the K copies. A held-back copy is issued before
-// anything that may wait on the consumer (a hand-off it has not taken yet: it may need the copy to
-// get there).
+// held back by a tile, the V copies do not hold up the K copies. A held-back copy, V(p - 1), is
+// issued before a hand-off the consumer has not taken yet (it may need the copy to get there); the
+// K stage acquire before it is safe: K(p) waits for the release of K(p - 2), which needs only K(p - 2)
+// and V(p - 3), both copied.
 template <int D, PvFormat F, QkFormat Q>
 __device__ __forceinline__ void produce(const ConsumerSmem<D, F, Q>& sm, const RowQueue& queue, const Shape& s,
                                         const PlanView& plan, const Quantized& w) {
@@ -347,7 +349,7 @@ struct Sm90Row {
     template <bool FIRST>
     __device__ __forceinline__ void step(uint32_t i) {
         const uint32_t si = kstage(i);
-        sm.kring.wait(pos + i);  // tile i's K has landed
+        sm.kring.wait(pos + i);  // tile i's K has landed (one ring: and its V)
         const TileMeta tm = sm.meta(si);
         issue_qk(si);
         wgmma_commit();

@@ -66,8 +66,8 @@ struct RowHandoff {
             mbar_init(empty + 8 * e, TileRing<2>::kConsumerThreads);
         }
     }
-    // Whether put(k) would pass at once (the consumer took value k - 2): a producer that holds a copy
-    // back issues it before it may block.
+    // Whether put(k) would pass (the consumer took value k - 2; the try_wait may suspend the thread
+    // for a short while first): a producer that holds a copy back issues it before it may block.
     __device__ __forceinline__ bool ready(uint32_t k) const { return mbar_try_wait(empty + 8 * (k & 1), ((k >> 1) & 1) ^ 1); }
     __device__ __forceinline__ void put(uint32_t k, uint32_t value) const {  // the producer thread
         const uint32_t e = k & 1;

@@ -158,8 +158,9 @@ __device__ __forceinline__ void sts_u32x2(uint32_t a, uint32_t x, uint32_t y) {
 }
 
 // mbarriers (shared::cta, 8 bytes): init, arrive (release), arrive announcing the bytes a bulk copy
-// will complete on it, and a non-blocking test of a phase (acquire): a phase of parity P has
-// completed when try_wait.parity(P) succeeds, so a fresh barrier passes a wait on parity 1 at once.
+// will complete on it, and a test of a phase (acquire) that may suspend the thread for a while (a
+// hardware time limit) before it fails: a phase of parity P has completed when try_wait.parity(P)
+// succeeds, so a fresh barrier passes a wait on parity 1 at once.
 __device__ __forceinline__ void mbar_init(uint32_t bar, uint32_t count) {
     asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
 }
