@@ -179,7 +179,7 @@ int run_bench(const BenchOptions& o, const GlobalOptions& g) {
                     "total ms", "quant ms", "attn ms", "q id ms", "a id ms", "perm %", "TFLOP/s eq", "TFLOP/s");
     }
     const bool plan_formats = pv_list.empty(), plan_qk = o.qk_bits.empty();  // as the plan says
-    if (plan_formats) pv_list.push_back(PvFormat::int8);
+    if (plan_formats) pv_list.push_back(kDefaultPvFormat);  // one pass, not applied: the plans' own formats run
     const std::vector<int> qk_list = plan_qk ? std::vector<int>{0} : o.qk_bits;
     for (auto& [label, plan] : plans)
         for (const int qk : qk_list)
