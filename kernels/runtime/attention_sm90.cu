@@ -128,12 +128,20 @@ struct ConsumerSmem {
     RowHandoff handoff;
     __device__ __forceinline__ ConsumerSmem(uint32_t base, int c)
         : ktiles(base + c * C::kKStages * C::kStageBytes),
-          vtiles(C::kSplitRings ? base + C::vTilesAt + c * C::kVStages * C::vStageBytes : ktiles + C::kBytes),
+          vtiles(v_stage_at(base, c, 0)),
           metas(base + C::metasAt + c * C::kKStages * C::metaBytes),
           vscales(base + C::vScalesAt + c * C::kVStages * C::vsBytes),
-          kring(base + C::kRingsAt + c * kTileRingBytes<C::kKStages>),
-          vring(C::kSplitRings ? base + C::vRingsAt + c * kTileRingBytes<C::kVStages> : kring.full),
+          kring(kring_at(base, c)),
+          vring(C::kSplitRings ? base + C::vRingsAt + c * kTileRingBytes<C::kVStages> : kring_at(base, c)),
           handoff(base + C::handoffsAt + c * kRowHandoffBytes) {}
+    // Where consumer c's V^T stage st starts (one ring: after the K tile of its K stage).
+    __device__ __forceinline__ static uint32_t v_stage_at(uint32_t base, int c, int st) {
+        return C::kSplitRings ? base + C::vTilesAt + (c * C::kVStages + st) * C::vStageBytes
+                              : base + (c * C::kKStages + st) * C::kStageBytes + C::kBytes;
+    }
+    __device__ __forceinline__ static uint32_t kring_at(uint32_t base, int c) {
+        return base + C::kRingsAt + c * kTileRingBytes<C::kKStages>;
+    }
     __device__ __forceinline__ uint32_t k_at(uint32_t st) const { return ktiles + st * C::kStageBytes; }
     __device__ __forceinline__ uint32_t v_at(uint32_t st) const { return vtiles + st * C::vStride; }
     // Consumers: position p's V has landed (one ring: K's wait covered it); p's K is read (one
@@ -456,8 +464,8 @@ __global__ void __launch_bounds__(Sm90Config<D, F, Q>::kThreads, 1)
     if constexpr (C::onesBytes > 0) {  // fp16 PV: the ones rows of every V stage, for the async proxy (wgmma)
         constexpr int kWords = C::onesBytes / 4, kAllStages = C::kConsumers * C::kVStages;
         for (int i = threadIdx.x; i < kAllStages * kWords; i += C::kThreads) {
-            const int st = i / kWords;
-            sts_u32(Smem(base, st / C::kVStages).v_at(st % C::kVStages) + C::vBytes + 4 * (i % kWords), kOnesH2);
+            const int st = i / kWords;  // consumer-major: (c, stage) = (st / kVStages, st % kVStages)
+            sts_u32(Smem::v_stage_at(base, 0, st) + C::vBytes + 4 * (i % kWords), kOnesH2);
         }
         fence_proxy_async();
     }

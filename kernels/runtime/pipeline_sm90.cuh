@@ -21,7 +21,7 @@ constexpr int kRowHandoffBytes = 2 * 8 + 2 * 8 + 2 * 4;
 template <int S>
 struct TileRing {
     static_assert(S > 1, "two stages at least");
-    static constexpr uint32_t kConsumerThreads = 128, kConsumerWarps = 4;
+    static constexpr uint32_t kConsumerWarps = 4;
     uint32_t full, empty;  // shared addresses of S mbarriers each
 
     __device__ __forceinline__ TileRing(uint32_t bars) : full(bars), empty(bars + S * 8) {}
@@ -57,18 +57,19 @@ struct TileRing {
 // The rows a producer hands its consumer warpgroup: the k-th value goes through entry k % 2.
 struct RowHandoff {
     static constexpr uint32_t kEnd = 0xffffffffu;  // no more rows
+    static constexpr uint32_t kConsumerThreads = 128;  // every thread of the warpgroup takes each value
     uint32_t full, empty, slots;  // 2 mbarriers, 2 mbarriers, 2 words
 
     __device__ __forceinline__ RowHandoff(uint32_t at) : full(at), empty(at + 16), slots(at + 32) {}
     __device__ __forceinline__ void init() const {
         for (int e = 0; e < 2; ++e) {
             mbar_init(full + 8 * e, 1);
-            mbar_init(empty + 8 * e, TileRing<2>::kConsumerThreads);
+            mbar_init(empty + 8 * e, kConsumerThreads);
         }
     }
-    // Whether put(k) would pass (the consumer took value k - 2; the try_wait may suspend the thread
-    // for a short while first): a producer that holds a copy back issues it before it may block.
-    __device__ __forceinline__ bool ready(uint32_t k) const { return mbar_try_wait(empty + 8 * (k & 1), ((k >> 1) & 1) ^ 1); }
+    // Whether put(k) would pass now (the consumer took value k - 2): a producer that holds a copy
+    // back issues it before it may block.
+    __device__ __forceinline__ bool ready(uint32_t k) const { return mbar_test_wait(empty + 8 * (k & 1), ((k >> 1) & 1) ^ 1); }
     __device__ __forceinline__ void put(uint32_t k, uint32_t value) const {  // the producer thread
         const uint32_t e = k & 1;
         mbar_wait(empty + 8 * e, ((k >> 1) & 1) ^ 1);
