@@ -30,23 +30,23 @@ __device__ __forceinline__ void load_q_fragments(const T* qw, int g, int t, uint
 struct RowTile {
     int head, row;
 };
-__device__ __forceinline__ RowTile row_tile(const uint32_t* schedule) {
-    const uint32_t item = schedule[blockIdx.x];
-    return {int(item >> 16), int(item & 0xffffu)};
-}
+__device__ __forceinline__ RowTile row_tile_of(uint32_t item) { return {int(item >> 16), int(item & 0xffffu)}; }
+__device__ __forceinline__ RowTile row_tile(const uint32_t* schedule) { return row_tile_of(schedule[blockIdx.x]); }
 
-// The persistent kernels' work: the schedule's items (longest rows first) for every batch entry,
-// item index i = b * rows + j for schedule entry j, handed out in index order from a counter that
-// the launch zeroes, so the longest rows start first and whichever warpgroup is free takes the next.
+// The persistent kernels' work for every batch entry, item index i = b * items + j for the queue's
+// j-th item: schedule entry j, or (TRIPLES) the triple of entries 3j .. 3j + 2, named by its first.
+// Handed out in index order from a counter that the launch zeroes, so the longest rows start first
+// and whichever warpgroup is free takes the next.
 struct RowQueue {
     const uint32_t* schedule;
-    uint32_t rows, total;  // items per batch entry (heads * nb), and in all
+    uint32_t items, total;  // per batch entry, and in all
     uint32_t* counter;
     __device__ __forceinline__ uint32_t fetch() const { return atomicAdd(counter, 1u); }
+    template <bool TRIPLES>
     __device__ __forceinline__ RowTile at(uint32_t i, int& b) const {
-        b = int(i / rows);
-        const uint32_t item = schedule[i - uint32_t(b) * rows];
-        return {int(item >> 16), int(item & 0xffffu)};
+        b = int(i / items);
+        const uint32_t j = i - uint32_t(b) * items;
+        return row_tile_of(schedule[TRIPLES ? 3 * j : j]);
     }
 };
 

@@ -47,8 +47,9 @@ namespace paro::gpu {
 
 namespace {
 
-// The kernel's shape for (D, PV format, QK format): warpgroups, register split, stages, shared-memory layout.
-template <int D, PvFormat F, QkFormat Q>
+// The kernel's shape for (D, PV format, QK format, triples): warpgroups, register split, stages,
+// shared-memory layout.
+template <int D, PvFormat F, QkFormat Q, bool TRIPLES = false>
 struct Sm90Config {
     static constexpr bool PV16 = F == PvFormat::fp16, QK16 = Q == QkFormat::fp16;
     // Three consumers where their S, P, O and Q fit the registers three leave each (152 at D 64, 160
@@ -56,6 +57,13 @@ struct Sm90Config {
     // spill), and at D 128 for fp16 PV with INT8 QK only (there two warps per scheduler left the
     // softmax waiting on its own latency); two elsewhere.
     static constexpr int kConsumers = (D == 64 && !(QK16 && !PV16)) || (D == 128 && PV16 && !QK16) ? 3 : 2;
+    // TRIPLES: the three consumers compute the three rows of a dense triple (PlanView::triples), which
+    // keep the same key tiles, from one ring of stages that all of them read: each tile is copied
+    // once for three query tiles (a third of the L2 reads and shared-memory writes). Else one ring
+    // per consumer.
+    static_assert(!TRIPLES || kConsumers == 3, "a triple's rows go to three consumers");
+    static constexpr int kRings = TRIPLES ? 1 : kConsumers;
+    static constexpr int kRingWarps = 4 * kConsumers / kRings;  // the warps that read each stage
     static constexpr int kThreads = (kConsumers + 1) * kAttnThreads;
     // Registers: every thread starts with the launch's even share of the 64K file (128 with three
     // consumers, 168 with two); the producer warpgroup drops to what its thread needs without
@@ -75,7 +83,7 @@ struct Sm90Config {
     // copy in flight): K stages and V stages in two rings, K released after its QK, V after the
     // next tile's PV, so two K stages and three V stages keep a copy of each in flight. One ring
     // elsewhere: the split costs 4-8% where it is not needed (one more barrier pair per tile, H200).
-    static constexpr bool kSplitRings = D == 128 && kConsumers == 3;
+    static constexpr bool kSplitRings = !TRIPLES && D == 128 && kConsumers == 3;
     static constexpr int vRowBytes = kTile * (PV16 ? 2 : 1);
     static constexpr int kBytes = kTile * D * (QK16 ? 2 : 1);
     static constexpr int vBytes = D * vRowBytes;
@@ -91,17 +99,17 @@ struct Sm90Config {
     // One ring: as many stages (8, 4, 3 or 2) as fit in the 227 KB a CTA may have: 3 only for 16-bit
     // QK with fp16 PV at D 128 (33 KB a stage), where 2 left the tensor cores waiting for tiles.
     static constexpr int fit(int st) {
-        const int bytes = kConsumers * st * (kStageBytes + metaBytes + vsBytes + kTileRingBytes<1>) + 4096;
+        const int bytes = kRings * st * (kStageBytes + metaBytes + vsBytes + kTileRingBytes<1>) + 4096;
         return st <= 2 || bytes <= 227 * 1024 ? st : fit(st == 4 ? 3 : st == 3 ? 2 : st / 2);
     }
     static constexpr int kKStages = kSplitRings ? 2 : fit(8);
     static constexpr int kVStages = kSplitRings ? 3 : kKStages;
-    static constexpr int vTilesAt = kConsumers * kKStages * kStageBytes;
-    static constexpr int metasAt = vTilesAt + (kSplitRings ? kConsumers * kVStages * vStageBytes : 0);
-    static constexpr int vScalesAt = metasAt + kConsumers * kKStages * metaBytes;
-    static constexpr int kRingsAt = vScalesAt + kConsumers * kVStages * vsBytes;
-    static constexpr int vRingsAt = kRingsAt + kConsumers * kTileRingBytes<kKStages>;
-    static constexpr int handoffsAt = vRingsAt + (kSplitRings ? kConsumers * kTileRingBytes<kVStages> : 0);
+    static constexpr int vTilesAt = kRings * kKStages * kStageBytes;
+    static constexpr int metasAt = vTilesAt + (kSplitRings ? kRings * kVStages * vStageBytes : 0);
+    static constexpr int vScalesAt = metasAt + kRings * kKStages * metaBytes;
+    static constexpr int kRingsAt = vScalesAt + kRings * kVStages * vsBytes;
+    static constexpr int vRingsAt = kRingsAt + kRings * kTileRingBytes<kKStages>;
+    static constexpr int handoffsAt = vRingsAt + (kSplitRings ? kRings * kTileRingBytes<kVStages> : 0);
     static_assert(kSplitRings || kVStages == kKStages, "one ring: the V stages are the K stages");
     static constexpr int total = handoffsAt + kConsumers * kRowHandoffBytes + 1024;  // + 1024: alignment of the base
     static_assert(kConsumers * (kConsumerRegs - kEntryRegs) <= kEntryRegs - kProducerRegs, "registers released >= taken");
@@ -118,31 +126,35 @@ struct TileMeta {
     int valid;
 };
 
-// Consumer c's part of shared memory. With one ring, vring is kring and V^T sits in the K stage.
-template <int D, PvFormat F, QkFormat Q>
+// Consumer c's part of shared memory: its ring's stages (TRIPLES: the one ring of all consumers)
+// and its hand-off. With one ring per consumer, vring is kring and V^T sits in the K stage.
+template <int D, PvFormat F, QkFormat Q, bool TRIPLES>
 struct ConsumerSmem {
-    using C = Sm90Config<D, F, Q>;
+    using C = Sm90Config<D, F, Q, TRIPLES>;
     uint32_t ktiles, vtiles, metas, vscales;  // stage 0 of each
     TileRing<C::kKStages> kring;
     TileRing<C::kVStages> vring;
     RowHandoff handoff;
-    __device__ __forceinline__ ConsumerSmem(uint32_t base, int c)
-        : ktiles(base + c * C::kKStages * C::kStageBytes),
-          vtiles(v_stage_at(base, c, 0)),
-          metas(base + C::metasAt + c * C::kKStages * C::metaBytes),
-          vscales(base + C::vScalesAt + c * C::kVStages * C::vsBytes),
-          kring(kring_at(base, c)),
-          vring(C::kSplitRings ? base + C::vRingsAt + c * kTileRingBytes<C::kVStages> : kring_at(base, c)),
-          handoff(base + C::handoffsAt + c * kRowHandoffBytes) {}
-    // Where consumer c's V^T stage st starts (one ring: after the K tile of its K stage).
-    __device__ __forceinline__ static uint32_t v_stage_at(uint32_t base, int c, int st) {
-        return C::kSplitRings ? base + C::vTilesAt + (c * C::kVStages + st) * C::vStageBytes
-                              : base + (c * C::kKStages + st) * C::kStageBytes + C::kBytes;
+    __device__ __forceinline__ ConsumerSmem(uint32_t base, int c) : ConsumerSmem(base, c, C::kRings == 1 ? 0 : c) {}
+    // Where ring r's V^T stage st starts (one ring: after the K tile of its K stage).
+    __device__ __forceinline__ static uint32_t v_stage_at(uint32_t base, int r, int st) {
+        return C::kSplitRings ? base + C::vTilesAt + (r * C::kVStages + st) * C::vStageBytes
+                              : base + (r * C::kKStages + st) * C::kStageBytes + C::kBytes;
     }
-    __device__ __forceinline__ static uint32_t kring_at(uint32_t base, int c) {
-        return base + C::kRingsAt + c * kTileRingBytes<C::kKStages>;
+    __device__ __forceinline__ static uint32_t kring_at(uint32_t base, int r) {
+        return base + C::kRingsAt + r * kTileRingBytes<C::kKStages>;
     }
     __device__ __forceinline__ uint32_t k_at(uint32_t st) const { return ktiles + st * C::kStageBytes; }
+  private:
+    __device__ __forceinline__ ConsumerSmem(uint32_t base, int c, int r)
+        : ktiles(base + r * C::kKStages * C::kStageBytes),
+          vtiles(v_stage_at(base, r, 0)),
+          metas(base + C::metasAt + r * C::kKStages * C::metaBytes),
+          vscales(base + C::vScalesAt + r * C::kVStages * C::vsBytes),
+          kring(kring_at(base, r)),
+          vring(C::kSplitRings ? base + C::vRingsAt + r * kTileRingBytes<C::kVStages> : kring_at(base, r)),
+          handoff(base + C::handoffsAt + c * kRowHandoffBytes) {}
+  public:
     __device__ __forceinline__ uint32_t v_at(uint32_t st) const { return vtiles + st * C::vStride; }
     // Consumers: position p's V has landed (one ring: K's wait covered it); p's K is read (one
     // ring: the stage stays held for V).
@@ -157,21 +169,30 @@ struct ConsumerSmem {
     __device__ __forceinline__ void put_meta(uint32_t st, TileMeta m) const {
         sts_u32x2(meta_at(st), __float_as_uint(m.k_scale), uint32_t(m.valid));
     }
+    // Read by the warp's first lane, the one that releases the stage (TileRing::release), and passed
+    // to the others: then program order alone puts every read of the producer's stores before the
+    // release. (Each lane reading for itself is ordered too, by the __syncwarp before the release,
+    // but compute-sanitizer's racecheck does not follow that: it flagged those reads against the
+    // producer's next stores once a ring wrapped in the [race] cases. The broadcast measured within
+    // 1% at D 64 and -2% .. +3% at D 128, H200.)
     __device__ __forceinline__ TileMeta meta(uint32_t st) const {
-        const uint2 m = lds_u32x2(meta_at(st));
+        uint2 m = (threadIdx.x & 31) == 0 ? lds_u32x2(meta_at(st)) : make_uint2(0u, 0u);
+        m = make_uint2(__shfl_sync(0xffffffffu, m.x, 0), __shfl_sync(0xffffffffu, m.y, 0));
         return {__uint_as_float(m.x), int(m.y)};
     }
 };
 
-// A row's place in the workspace and the plan.
+// A row's place in the workspace and the plan: queue item i, or (TRIPLES) row `member` of triple i.
 struct RowRef {
     int b, h, r;
     size_t bh;
     uint32_t beg, n;  // its kept tiles: plan.cols[beg .. beg + n)
-    __device__ __forceinline__ RowRef(const RowQueue& q, uint32_t i, const Shape& s, const PlanView& plan) {
-        const RowTile rt = q.at(i, b);
+    template <bool TRIPLES>
+    __device__ __forceinline__ RowRef(const RowQueue& q, uint32_t i, const Shape& s, const PlanView& plan,
+                                      std::integral_constant<bool, TRIPLES>, int member = 0) {
+        const RowTile rt = q.at<TRIPLES>(i, b);
         h = rt.head;
-        r = rt.row;
+        r = rt.row + member;
         bh = size_t(b) * s.heads + h;
         const uint32_t* rp = plan.row_ptr + size_t(h) * (s.nb + 1);
         beg = rp[r];
@@ -187,10 +208,13 @@ struct RowRef {
 // issued before a hand-off the consumer has not taken yet (it may need the copy to get there); the
 // K stage acquire before it is safe: K(p) waits for the release of K(p - 2), which needs only K(p - 2)
 // and V(p - 3), both copied.
-template <int D, PvFormat F, QkFormat Q>
-__device__ __forceinline__ void produce(const ConsumerSmem<D, F, Q>& sm, const RowQueue& queue, const Shape& s,
+// TRIPLES: one producer thread, each triple handed to all three consumers and its tiles copied once.
+template <int D, PvFormat F, QkFormat Q, bool TRIPLES>
+__device__ __forceinline__ void produce(uint32_t base, int ring, const RowQueue& queue, const Shape& s,
                                         const PlanView& plan, const Quantized& w) {
-    using C = Sm90Config<D, F, Q>;
+    using C = Sm90Config<D, F, Q, TRIPLES>;
+    using Smem = ConsumerSmem<D, F, Q, TRIPLES>;
+    const Smem sm(base, ring);
     uint32_t pos = 0;                // ring position of the next tile
     const int8_t* held_v = nullptr;  // split rings: the V^T (and v scales) of position pos - 1, not copied yet
     const float* held_vs = nullptr;
@@ -209,9 +233,13 @@ __device__ __forceinline__ void produce(const ConsumerSmem<D, F, Q>& sm, const R
         const uint32_t i = queue.fetch();
         const bool done = i >= queue.total;
         if (held_v && (done || !sm.handoff.ready(k))) copy_held_v();
-        sm.handoff.put(k, done ? RowHandoff::kEnd : i);
+        if constexpr (TRIPLES) {
+            for (int c = 0; c < C::kConsumers; ++c) Smem(base, c).handoff.put(k, done ? RowHandoff::kEnd : i);
+        } else {
+            sm.handoff.put(k, done ? RowHandoff::kEnd : i);
+        }
         if (done) return;
-        const RowRef row(queue, i, s, plan);
+        const RowRef row(queue, i, s, plan, std::integral_constant<bool, TRIPLES>{});
         const int8_t* gk = w.k + row.bh * qk_head_bytes(s.npad, D);
         const int8_t* gv = w.vt + row.bh * vt_head_bytes(s.nb, D);
         const float* gvs = w.v_scale + row.bh * s.nb * D * 2;
@@ -241,14 +269,14 @@ __device__ __forceinline__ void produce(const ConsumerSmem<D, F, Q>& sm, const R
 }
 
 // One consumer warpgroup's walk over the kept key tiles of its current row.
-template <int D, PvFormat F, QkFormat Q>
+template <int D, PvFormat F, QkFormat Q, bool TRIPLES>
 struct Sm90Row {
-    using C = Sm90Config<D, F, Q>;
+    using C = Sm90Config<D, F, Q, TRIPLES>;
     static constexpr bool PV16 = C::PV16, QK16 = C::QK16, FP8 = F == PvFormat::fp8_e4m3;
     using PvAcc = std::conditional_t<FP8, float, int>;  // a tile's 8-bit PV product
     using SAcc = std::conditional_t<QK16, float, int>;  // S: int32 sums of INT8 QK, fp32 of 16-bit QK
 
-    const ConsumerSmem<D, F, Q> sm;
+    const ConsumerSmem<D, F, Q, TRIPLES> sm;
     uint32_t kdesc, vdesc;  // descriptor low words of the consumer's K and V stage 0
     int lane;
     uint32_t n, pos;     // the row's kept tiles, and the ring position of its first
@@ -263,7 +291,7 @@ struct Sm90Row {
     RowState rs;
     float beta0, beta1;                 // INT8: of the previous tile
 
-    __device__ __forceinline__ Sm90Row(const ConsumerSmem<D, F, Q>& sm_, int lane_)
+    __device__ __forceinline__ Sm90Row(const ConsumerSmem<D, F, Q, TRIPLES>& sm_, int lane_)
         : sm(sm_), kdesc(desc_lo(sm_.ktiles)), vdesc(desc_lo(sm_.v_at(0))), lane(lane_) {}
 
     __device__ __forceinline__ void start(uint32_t n_, uint32_t pos_) {
@@ -358,7 +386,6 @@ struct Sm90Row {
     __device__ __forceinline__ void step(uint32_t i) {
         const uint32_t si = kstage(i);
         sm.kring.wait(pos + i);  // tile i's K has landed (one ring: and its V)
-        const TileMeta tm = sm.meta(si);
         issue_qk(si);
         wgmma_commit();
         if (!FIRST) {
@@ -370,6 +397,7 @@ struct Sm90Row {
             wgmma_wait<0>();
         }
         fence_operand(s);
+        const TileMeta tm = sm.meta(si);
         sm.release_k(pos + i);  // K(i) is read
         const ScoreStep sc{qscale.row0 * tm.k_scale, qscale.row1 * tm.k_scale};
         const int valid = tm.valid;
@@ -412,18 +440,19 @@ struct Sm90Row {
     }
 };
 
-// A consumer warpgroup: the rows its producer hands over, one after the other.
-template <int D, typename TOut, PvFormat F, QkFormat Q>
-__device__ __forceinline__ void consume(const ConsumerSmem<D, F, Q>& sm, const RowQueue& queue, const Shape& s,
+// A consumer warpgroup: the rows its producer hands over, one after the other (TRIPLES: row `member`
+// of each triple).
+template <int D, typename TOut, PvFormat F, QkFormat Q, bool TRIPLES>
+__device__ __forceinline__ void consume(const ConsumerSmem<D, F, Q, TRIPLES>& sm, const RowQueue& queue, const Shape& s,
                                         const PlanView& plan, const Quantized& w, float sm_scale_log2,
-                                        const MutView& out, int tid) {
+                                        const MutView& out, int tid, int member) {
     const int warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
-    Sm90Row<D, F, Q> walk(sm, lane);
+    Sm90Row<D, F, Q, TRIPLES> walk(sm, lane);
     uint32_t pos = 0;
     for (uint32_t k = 0;; ++k) {
         const uint32_t i = sm.handoff.take(k);
         if (i == RowHandoff::kEnd) return;
-        const RowRef row(queue, i, s, plan);
+        const RowRef row(queue, i, s, plan, std::integral_constant<bool, TRIPLES>{}, member);
         const int p0 = row.r * kTile + warp * 16 + g;  // the thread's first query row (permuted position)
         if (row.n == 0) {  // no kept key tile: zeros
             const float zero[D / 8][4] = {};
@@ -445,62 +474,100 @@ __device__ __forceinline__ void consume(const ConsumerSmem<D, F, Q>& sm, const R
 }
 #endif  // PARO_SM90_DEVICE
 
-template <int D, typename TOut, PvFormat F, QkFormat Q>
-__global__ void __launch_bounds__(Sm90Config<D, F, Q>::kThreads, 1)
+// TRIPLES: the run's dense triples, ahead of its other rows, whose launch (TRIPLES = false) may start
+// as this one's CTAs end (programmatic dependent launch) and waits for this grid before it ends.
+template <int D, typename TOut, PvFormat F, QkFormat Q, bool TRIPLES>
+__global__ void __launch_bounds__(Sm90Config<D, F, Q, TRIPLES>::kThreads, 1)
     attention_sm90_kernel(Shape s, PlanView plan, Quantized w, RowQueue queue, float sm_scale_log2, MutView out) {
 #ifdef PARO_SM90_DEVICE
-    using C = Sm90Config<D, F, Q>;
-    using Smem = ConsumerSmem<D, F, Q>;
+    using C = Sm90Config<D, F, Q, TRIPLES>;
+    using Smem = ConsumerSmem<D, F, Q, TRIPLES>;
     extern __shared__ __align__(128) uint8_t smem[];
     const uint32_t base = (static_cast<uint32_t>(__cvta_generic_to_shared(smem)) + 1023) & ~1023u;
     const int wg = threadIdx.x / kAttnThreads, tid = threadIdx.x % kAttnThreads;
     if (threadIdx.x < C::kConsumers) {
         const Smem sm(base, threadIdx.x);
-        sm.kring.init();
-        if constexpr (C::kSplitRings) sm.vring.init();
+        if (threadIdx.x < C::kRings) {
+            sm.kring.init(C::kRingWarps);
+            if constexpr (C::kSplitRings) sm.vring.init(C::kRingWarps);
+        }
         sm.handoff.init();
         mbar_init_fence();
     }
     if constexpr (C::onesBytes > 0) {  // fp16 PV: the ones rows of every V stage, for the async proxy (wgmma)
-        constexpr int kWords = C::onesBytes / 4, kAllStages = C::kConsumers * C::kVStages;
+        constexpr int kWords = C::onesBytes / 4, kAllStages = C::kRings * C::kVStages;
         for (int i = threadIdx.x; i < kAllStages * kWords; i += C::kThreads) {
-            const int st = i / kWords;  // consumer-major: (c, stage) = (st / kVStages, st % kVStages)
+            const int st = i / kWords;  // ring-major: (ring, stage) = (st / kVStages, st % kVStages)
             sts_u32(Smem::v_stage_at(base, 0, st) + C::vBytes + 4 * (i % kWords), kOnesH2);
         }
         fence_proxy_async();
     }
     __syncthreads();
+    if constexpr (TRIPLES) grid_launch_dependents();
     // Roles: one branch each (setmaxnreg applies per warpgroup).
     if (wg == 0) {
         setmaxnreg_dec<C::kProducerRegs>();
-        if (tid % 32 == 0 && tid / 32 < C::kConsumers)
-            produce<D, F, Q>(Smem(base, tid / 32), queue, s, plan, w);
+        if (tid % 32 == 0 && tid / 32 < C::kRings) produce<D, F, Q, TRIPLES>(base, tid / 32, queue, s, plan, w);
     } else {
         setmaxnreg_inc<C::kConsumerRegs>();
-        consume<D, TOut, F, Q>(Smem(base, wg - 1), queue, s, plan, w, sm_scale_log2, out, tid);
+        consume<D, TOut, F, Q, TRIPLES>(Smem(base, wg - 1), queue, s, plan, w, sm_scale_log2, out, tid,
+                                        TRIPLES ? wg - 1 : 0);
     }
+    if constexpr (!TRIPLES) grid_dependency_wait();  // no-op unless launched behind a triples grid
 #else
     (void)s, (void)plan, (void)w, (void)queue, (void)sm_scale_log2, (void)out;
     __trap();  // never launched: the host side runs this kernel only on sm_90a builds and devices
 #endif
 }
 
-template <int D, typename TOut, PvFormat F, QkFormat Q>
-cudaError_t attention_sm90_t(const Shape& s, const PlanView& plan, const Quantized& w, float sm_scale, MutView out,
-                             int heads, cudaStream_t st) {
-    using C = Sm90Config<D, F, Q>;
-    const auto kernel = attention_sm90_kernel<D, TOut, F, Q>;
+// One persistent grid over `queue`, as many CTAs as SMs (fewer for a short queue); after_triples: a
+// programmatic dependent launch behind the triples' grid, so that its CTAs take the SMs that grid's
+// CTAs leave.
+template <int D, typename TOut, PvFormat F, QkFormat Q, bool TRIPLES>
+cudaError_t launch_queue(const RowQueue& queue, const Shape& s, const PlanView& plan, const Quantized& w,
+                         float sm_scale, MutView out, bool after_triples, cudaStream_t st) {
+    using C = Sm90Config<D, F, Q, TRIPLES>;
+    const auto kernel = attention_sm90_kernel<D, TOut, F, Q, TRIPLES>;
     cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::total);
     int dev = 0, sms = 0;
     if (e == cudaSuccess) e = cudaGetDevice(&dev);
     if (e == cudaSuccess) e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
-    if (e == cudaSuccess) e = cudaMemsetAsync(w.row_counter, 0, sizeof(uint32_t), st);
     if (e != cudaSuccess) return e;
-    const uint32_t rows = uint32_t(heads) * uint32_t(s.nb);
-    const RowQueue queue{plan.schedule, rows, rows * uint32_t(s.batch), w.row_counter};
-    const uint32_t ctas = std::min<uint32_t>(uint32_t(sms), (queue.total + C::kConsumers - 1) / C::kConsumers);
-    kernel<<<ctas, C::kThreads, C::total, st>>>(s, plan, w, queue, sm_scale * 1.4426950408889634f, out);  // log2(e)
-    return cudaGetLastError();
+    const uint32_t per_cta = TRIPLES ? 1 : C::kConsumers;  // items a CTA computes at once
+    cudaLaunchConfig_t cfg{};
+    cfg.gridDim = dim3(std::min<uint32_t>(uint32_t(sms), (queue.total + per_cta - 1) / per_cta));
+    cfg.blockDim = dim3(C::kThreads);
+    cfg.dynamicSmemBytes = C::total;
+    cfg.stream = st;
+    cudaLaunchAttribute pdl{};
+    pdl.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    pdl.val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = &pdl;
+    cfg.numAttrs = after_triples ? 1 : 0;
+    return cudaLaunchKernelEx(&cfg, kernel, s, plan, w, queue, sm_scale * 1.4426950408889634f, out);  // log2(e)
+}
+
+// The variant's rows: at D 128 with three consumers (fp16 PV), its dense triples on shared stages
+// first, then the other rows; elsewhere every row on its own. (Triples at D 64, which the softmax's
+// exponentials bound rather than the K/V traffic, measured 1-3% slower dense on H200.)
+template <int D, typename TOut, PvFormat F, QkFormat Q>
+cudaError_t attention_sm90_t(const Shape& s, const PlanView& plan, const Quantized& w, float sm_scale, MutView out,
+                             int heads, cudaStream_t st) {
+    constexpr bool kTriples = D == 128 && Sm90Config<D, F, Q>::kConsumers == 3;
+    const uint32_t triples = kTriples ? plan.triples : 0, rows = uint32_t(heads) * uint32_t(s.nb);
+    const uint32_t batch = uint32_t(s.batch);
+    cudaError_t e = cudaMemsetAsync(w.row_counter, 0, 2 * sizeof(uint32_t), st);
+    if constexpr (kTriples) {
+        if (e == cudaSuccess && triples > 0)
+            e = launch_queue<D, TOut, F, Q, true>(RowQueue{plan.schedule, triples, triples * batch, w.row_counter}, s,
+                                                  plan, w, sm_scale, out, false, st);
+    }
+    // The rows after the triples taken here, or all rows.
+    const uint32_t left = rows - 3 * triples;
+    if (e == cudaSuccess && left > 0)
+        e = launch_queue<D, TOut, F, Q, false>(RowQueue{plan.schedule + 3 * triples, left, left * batch, w.row_counter + 1},
+                                               s, plan, w, sm_scale, out, triples > 0, st);
+    return e;
 }
 
 }  // namespace

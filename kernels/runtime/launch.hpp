@@ -66,7 +66,7 @@ struct Quantized {
     // (FP8 heads: the last two are 0).
     float* v_scale;
     float* k_mean;    // [BH][D]
-    uint32_t* row_counter;  // [1] the persistent Hopper kernel's work counter, zeroed by each launch
+    uint32_t* row_counter;  // [2] the persistent Hopper kernels' work counters (triples, rows), zeroed by each launch
 };
 
 struct PlanView {
@@ -80,8 +80,12 @@ struct PlanView {
     const uint8_t* kernels;  // [heads]
     // The launch's work, one CTA per item: item = head << 16 | query tile row, the rows of this
     // format's heads longest first (the plan's schedule for this (slot, layer), offset by dispatch),
-    // so the long rows start first and short ones fill the end of the grid.
+    // so the long rows start first and short ones fill the end of the grid. The first 3 * triples
+    // items are dense triples, rows r, r + 1, r + 2 of a head that all keep every key tile; the
+    // Hopper kernels with three consumer warpgroups run each triple on one ring of shared K/V stages.
     const uint32_t* schedule;
+    uint32_t triples;                            // of the variant being launched (dispatch)
+    uint32_t triples_of[kNumHeadKernels];        // per variant, for this (slot, layer)
     // 16 bits: heads < 65536 (items pack the head in 16 bits).
     uint16_t kernel_begin[kNumHeadKernels + 1];
     PARO_HOST_DEVICE_INLINE PvFormat pv_format(int h) const { return kernels ? pv_format_of(kernels[h]) : PvFormat::int8; }

@@ -4,7 +4,8 @@
 // one producer thread fills with bulk copies, and a two-entry hand-off through which the producer
 // passes it the rows to compute.
 // A stage's "full" barrier completes when its bytes have landed (the producer's arrive.expect_tx plus
-// the copies' complete_tx), its "empty" barrier when the four consumer warps are done reading it.
+// the copies' complete_tx), its "empty" barrier when the warps that read it (a consumer warpgroup's
+// four, or all consumers' for a ring they share) are done with it.
 // Both sides walk the same sequence of tiles, numbered by a running position p: stage p % S, phase
 // parity (p / S) & 1, so nothing but the barriers passes between them.
 #include "ptx_sm90.cuh"
@@ -21,14 +22,13 @@ constexpr int kRowHandoffBytes = 2 * 8 + 2 * 8 + 2 * 4;
 template <int S>
 struct TileRing {
     static_assert(S > 1, "two stages at least");
-    static constexpr uint32_t kConsumerWarps = 4;
     uint32_t full, empty;  // shared addresses of S mbarriers each
 
     __device__ __forceinline__ TileRing(uint32_t bars) : full(bars), empty(bars + S * 8) {}
-    __device__ __forceinline__ void init() const {
+    __device__ __forceinline__ void init(uint32_t reader_warps) const {
         for (int i = 0; i < S; ++i) {
             mbar_init(full + 8 * i, 1);  // the producer's arrive.expect_tx (the bytes complete it)
-            mbar_init(empty + 8 * i, kConsumerWarps);
+            mbar_init(empty + 8 * i, reader_warps);
         }
     }
     // p % S: a mask for powers of two. For S = 3 the sequence would break where p wraps, after 2^32

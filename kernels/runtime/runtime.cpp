@@ -73,7 +73,7 @@ Workspace workspace_layout(int64_t bh, int64_t npad, int64_t nb, int64_t d) {
     w.ks = take(sizeof(float) * size_t(bh * nb));
     w.vs = take(sizeof(float) * size_t(bh * nb * d * 2));
     w.km = take(sizeof(float) * size_t(bh * d));
-    w.ctr = take(sizeof(uint32_t));
+    w.ctr = take(2 * sizeof(uint32_t));
     w.total = off;
     return w;
 }
@@ -92,8 +92,10 @@ struct paro_plan {
     uint16_t* cols = nullptr;
     uint8_t* kernels = nullptr;  // [layers][heads] head_kernel codes; nullptr while every head is INT8 QK and PV
     // [slots][layers][heads * nb]: per (slot, layer), each kernel variant's (head << 16 | row) items,
-    // rows longest first (schedule_items); one launch per variant takes its run of them.
+    // dense triples first, then rows longest first (schedule_items); one launch per variant takes its
+    // run of them.
     uint32_t* schedule = nullptr;
+    std::vector<uint32_t> triples;  // [slots][layers][variants]: the dense triples opening each run
     std::vector<size_t> col_base;  // [slots * layers]
     std::vector<uint8_t> host_orders;
     std::vector<uint16_t> row_len;  // [slots][layers][heads][nb]: kept tiles per row (host, to rebuild the schedule)
@@ -119,6 +121,8 @@ struct paro_plan {
         v.row_ptr = row_ptr + (size_t(slot) * layers + layer) * size_t(heads) * size_t(nb + 1);
         v.cols = cols + col_base[size_t(slot) * layers + layer];
         v.schedule = schedule + (size_t(slot) * layers + layer) * size_t(heads) * size_t(nb);
+        for (int k = 0; k < paro::gpu::kNumHeadKernels; ++k)
+            v.triples_of[k] = triples[(size_t(slot) * layers + layer) * paro::gpu::kNumHeadKernels + size_t(k)];
         if (!kernel_begin.empty() && heads_of(layer, kInt8) < heads) {  // else the INT8-only path
             v.kernels = kernels + size_t(layer) * heads;
             for (int k = 0; k <= paro::gpu::kNumHeadKernels; ++k) v.kernel_begin[k] = kernel_begin[size_t(layer)][k];
@@ -156,8 +160,12 @@ paro_status check_plan_dims(int layers, int slots, int heads) {
     return PARO_OK;
 }
 
-std::vector<uint32_t> schedule_items(const paro_plan& plan, const std::vector<uint8_t>& kernels);
-paro_status upload_schedule(paro_plan* plan, const std::vector<uint32_t>& items);
+struct Schedule {
+    std::vector<uint32_t> items;    // paro_plan::schedule
+    std::vector<uint32_t> triples;  // paro_plan::triples
+};
+Schedule schedule_items(const paro_plan& plan, const std::vector<uint8_t>& kernels);
+paro_status upload_schedule(paro_plan* plan, Schedule schedule);
 
 // Builds the device plan from host data. masks may be null (dense).
 paro_status build_plan(const paro::TokenLayout& layout, int layers, int slots, int heads, const uint8_t* orders,
@@ -242,49 +250,75 @@ paro_status build_plan(const paro::TokenLayout& layout, int layers, int slots, i
 }
 
 // The plan's schedule: per (slot, layer), the rows of each kernel variant's heads (variants in their
-// order; `kernels` [layers][heads] head_kernel codes, empty: all INT8), longest first by a stable
-// counting sort on the row length in coarse buckets of ceil(nb / 16) tiles (16 or 17 buckets), heads and rows in index order within a bucket. A grid walks its items in order,
-// so the rows that take longest start first and short ones fill the end: the tail of a launch no
-// longer waits on dense heads that came last (adaptive masks mix densities 0.05 and 1 in a layer).
-// The coarse buckets keep a head's rows of similar length together, and with them the head's K and
-// V in L2 (sorting by exact length cost fp16 PV 4-11% on fixed-density masks, H200).
-std::vector<uint32_t> schedule_items(const paro_plan& plan, const std::vector<uint8_t>& kernels) {
+// order; `kernels` [layers][heads] head_kernel codes, empty: all INT8). A variant's run opens with its
+// dense triples: rows 3j .. 3j + 2 of a head that all keep every key tile, in order, which three
+// consumer warpgroups compute on one ring of shared K/V stages (attention_sm90.cu; dense rows are the
+// longest, so they come first anyway). The other rows follow longest first, by a stable counting sort
+// on the row length in coarse buckets of ceil(nb / 16) tiles (16 or 17 buckets), heads and rows in
+// index order within a bucket. A grid walks its items in order, so the rows that take longest start
+// first and short ones fill the end: the tail of a launch no longer waits on dense heads that came
+// last (adaptive masks mix densities 0.05 and 1 in a layer). The coarse buckets keep a head's rows of
+// similar length together, and with them the head's K and V in L2 (sorting by exact length cost fp16
+// PV 4-11% on fixed-density masks, H200).
+Schedule schedule_items(const paro_plan& plan, const std::vector<uint8_t>& kernels) {
+    constexpr int V = paro::gpu::kNumHeadKernels;
     const size_t nb = size_t(plan.nb), H = size_t(plan.heads), per = H * nb;
     const size_t width = std::max<size_t>(1, (nb + 15) / 16), buckets = nb / width + 1;
-    std::vector<uint32_t> items(size_t(plan.slots) * plan.layers * per);
+    Schedule sched{std::vector<uint32_t>(size_t(plan.slots) * plan.layers * per),
+                   std::vector<uint32_t>(size_t(plan.slots) * plan.layers * V)};
     std::vector<uint32_t> start(buckets + 1);
+    std::vector<uint8_t> in_triple(per);
     for (int s = 0; s < plan.slots; ++s)
         for (int l = 0; l < plan.layers; ++l) {
             const size_t sl = size_t(s) * plan.layers + l;
             const uint16_t* len = plan.row_len.data() + sl * per;
-            uint32_t* out = items.data() + sl * per;
+            uint32_t* out = sched.items.data() + sl * per;
             const auto slot_of = [&](size_t h, size_t r) { return buckets - 1 - len[h * nb + r] / width; };
+            std::fill(in_triple.begin(), in_triple.end(), uint8_t(0));
+            for (size_t h = 0; h < H; ++h)
+                for (size_t r = 0; r + 2 < nb; r += 3)
+                    if (len[h * nb + r] == nb && len[h * nb + r + 1] == nb && len[h * nb + r + 2] == nb)
+                        in_triple[h * nb + r] = in_triple[h * nb + r + 1] = in_triple[h * nb + r + 2] = 1;
             size_t done = 0;
-            for (int v = 0; v < paro::gpu::kNumHeadKernels; ++v) {
+            for (int v = 0; v < V; ++v) {
                 const auto of_variant = [&](size_t h) {
                     return kernels.empty() ? v == paro_plan::kInt8 : kernels[size_t(l) * H + h] == v;
                 };
+                size_t triples = 0, count = 0;
+                for (size_t h = 0; h < H; ++h)
+                    if (of_variant(h)) {
+                        count += nb;
+                        for (size_t r = 0; r < nb; r += 3)
+                            if (in_triple[h * nb + r]) {
+                                for (size_t m = 0; m < 3; ++m) out[done + 3 * triples + m] = uint32_t(h << 16 | (r + m));
+                                ++triples;
+                            }
+                    }
                 std::fill(start.begin(), start.end(), 0u);
-                size_t count = 0;
                 for (size_t h = 0; h < H; ++h)
                     if (of_variant(h))
-                        for (size_t r = 0; r < nb; ++r) ++start[slot_of(h, r) + 1], ++count;
+                        for (size_t r = 0; r < nb; ++r)
+                            if (!in_triple[h * nb + r]) ++start[slot_of(h, r) + 1];
                 for (size_t k = 1; k <= buckets; ++k) start[k] += start[k - 1];  // longest bucket first
                 for (size_t h = 0; h < H; ++h)
                     if (of_variant(h))
-                        for (size_t r = 0; r < nb; ++r) out[done + start[slot_of(h, r)]++] = uint32_t(h << 16 | r);
+                        for (size_t r = 0; r < nb; ++r)
+                            if (!in_triple[h * nb + r]) out[done + 3 * triples + start[slot_of(h, r)]++] = uint32_t(h << 16 | r);
+                sched.triples[sl * V + size_t(v)] = uint32_t(triples);
                 done += count;
             }
         }
-    return items;
+    return sched;
 }
 
-paro_status upload_schedule(paro_plan* plan, const std::vector<uint32_t>& items) {
+paro_status upload_schedule(paro_plan* plan, Schedule schedule) {
+    const std::vector<uint32_t>& items = schedule.items;
     if (!plan->schedule) {
         PARO_CUDA_TRY(cudaMalloc(&plan->schedule, sizeof(uint32_t) * items.size()));
         plan->device_bytes += sizeof(uint32_t) * items.size();
     }
     PARO_CUDA_TRY(cudaMemcpy(plan->schedule, items.data(), sizeof(uint32_t) * items.size(), cudaMemcpyHostToDevice));
+    plan->triples = std::move(schedule.triples);
     return PARO_OK;
 }
 
@@ -306,13 +340,13 @@ paro_status set_head_formats(paro_plan* plan, std::vector<QkFormat> qk, std::vec
         begin[size_t(l)][paro::gpu::kNumHeadKernels] = uint16_t(k);
     }
     // Everything that can fail on the host first; the plan's state changes only after the uploads.
-    const std::vector<uint32_t> items = schedule_items(*plan, kernels);
+    Schedule sched = schedule_items(*plan, kernels);
     if (!plan->kernels) {
         PARO_CUDA_TRY(cudaMalloc(&plan->kernels, count));
         plan->device_bytes += count;
     }
     PARO_CUDA_TRY(cudaMemcpy(plan->kernels, kernels.data(), count, cudaMemcpyHostToDevice));
-    if (paro_status st = upload_schedule(plan, items); st != PARO_OK) return st;
+    if (paro_status st = upload_schedule(plan, std::move(sched)); st != PARO_OK) return st;
     plan->host_qk = std::move(qk);
     plan->host_pv = std::move(pv);
     plan->kernel_begin = std::move(begin);

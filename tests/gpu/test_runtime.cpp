@@ -33,8 +33,9 @@ bool hopper_kernels() { return std::string(paro_attention_kernel_name()).rfind("
 
 // split_pairs: adjacent tile rows keep disjoint tiles: rows 4i and 4i + 1 the first and second half
 // of the columns, rows 4i + 2 and 4i + 3 alternate columns (what a kernel that shares K/V between
-// rows must get right: bench/gpu/NOTES.md, v19).
-enum class MaskKind { full, empty, random50, random20, one_per_row, split_pairs };
+// rows must get right: bench/gpu/NOTES.md, v19). dense_heads: even heads full, odd heads random50
+// (a layer whose dense triples run ahead of its other rows, attention_sm90.cu).
+enum class MaskKind { full, empty, random50, random20, one_per_row, split_pairs, dense_heads };
 
 struct Config {
     TokenLayout layout;
@@ -56,8 +57,8 @@ struct Config {
 };
 
 std::string describe(const Config& c) {
-    const char* mk[] = {"full", "empty", "random50", "random20", "one per row", "split pairs"};
-    static_assert(std::size(mk) == size_t(MaskKind::split_pairs) + 1);
+    const char* mk[] = {"full", "empty", "random50", "random20", "one per row", "split pairs", "dense heads"};
+    static_assert(std::size(mk) == size_t(MaskKind::dense_heads) + 1);
     const char* dt[] = {"fp32", "fp16", "bf16"};
     return c.layout.describe() + " D" + std::to_string(c.head_dim) + " B" + std::to_string(c.batch) + " " +
            mk[int(c.mask)] + " " + dt[int(c.dtype)] + " qsigma " + std::to_string(c.q_sigma) +
@@ -107,6 +108,7 @@ HostPlan make_host_plan(const Config& c, unsigned seed) {
                     case MaskKind::split_pairs:
                         keep = r % 4 < 2 ? (2 * col < p.nb) == (r % 2 == 0) : col % 2 == r % 2;
                         break;
+                    case MaskKind::dense_heads: keep = h % 2 == 0 || r == col || U(rng) < 0.5; break;
                 }
                 if (keep) {
                     const int64_t t = r * p.nb + col;
@@ -541,8 +543,8 @@ WorstError accuracy_sweep(const std::vector<SweepLayout>& layouts, std::initiali
     WorstError worst;
     for (const auto& l : layouts)
         for (int D : {64, 128})
-            for (MaskKind mk :
-                 {MaskKind::full, MaskKind::empty, MaskKind::random50, MaskKind::random20, MaskKind::split_pairs})
+            for (MaskKind mk : {MaskKind::full, MaskKind::empty, MaskKind::random50, MaskKind::random20,
+                                MaskKind::split_pairs, MaskKind::dense_heads})
                 for (paro_dtype dt : dtypes) {
                     Config c;
                     c.layout.grid = l.grid;
@@ -674,6 +676,17 @@ TEST_CASE("gpu: fp16-PV runtime vs fp32 masked reference, small", "[.gpu][small]
     for (int D : {64, 128}) {
         c.head_dim = D;
         check_accuracy(c, run_config(c, 8));
+    }
+    // Dense triples on shared stages (D 128), then the other rows behind them (13 tile rows: 4 triples
+    // and a dense row left over per dense head; ragged last tile).
+    c.layout.grid = {4, 12, 16};
+    c.layout.text_tokens = 35;
+    c.mask = MaskKind::dense_heads;
+    c.mixed_pv = false;
+    c.pv = PARO_PV_FP16;
+    for (int D : {64, 128}) {
+        c.head_dim = D;
+        check_accuracy(c, run_config(c, 9));
     }
 }
 
