@@ -3,7 +3,10 @@
 //
 // Same plan, workspace and math as the sm_80 kernel (attention_sm80.cu), sharing its per-tile
 // arithmetic (softmax.cuh, epilogue.cuh). One CTA per SM (a persistent grid) of 1 + C warpgroups
-// (C = 3, or 2 where three do not fit: Sm90Config):
+// (C = 3, or 2 where three do not fit: Sm90Config). As described below each consumer has a row and
+// stages of its own; the TRIPLES variant (D 128, three consumers) instead gives the three consumers
+// the three rows of a dense triple on one shared ring that a single producer thread fills once per
+// tile (Sm90Config, attention_sm90_t):
 //  - the producer warpgroup gives up its registers (setmaxnreg) and runs one thread per consumer:
 //    it takes the consumer's next row from the RowQueue (longest rows first, whichever consumer is
 //    free takes the next), hands it over (RowHandoff), and feeds that row's kept K and V^T tiles and
@@ -200,15 +203,17 @@ struct RowRef {
     }
 };
 
-// The producer thread of one consumer: rows from the queue, handed over, then their tiles copied
-// into the consumer's stages. With split rings, each tile's K (and TileMeta) as soon as its K stage
+// The producer thread of one consumer (TRIPLES: of all three): rows from the queue, handed over, then
+// their tiles copied into the consumer's stages. With split rings, each tile's K (and TileMeta) as soon as its K stage
 // is free, and its V^T one tile later: a consumer reads tile i's V only in step i + 1 (PV lags QK by
 // a tile) and releases it after that step's PV, so V stages turn over a tile later than K stages;
 // held back by a tile, the V copies do not hold up the K copies. A held-back copy, V(p - 1), is
 // issued before a hand-off the consumer has not taken yet (it may need the copy to get there); the
 // K stage acquire before it is safe: K(p) waits for the release of K(p - 2), which needs only K(p - 2)
 // and V(p - 3), both copied.
-// TRIPLES: one producer thread, each triple handed to all three consumers and its tiles copied once.
+// TRIPLES: one producer thread, each triple handed to all three consumers and its tiles (those of its
+// first row) copied once; right only because the three rows keep the same tiles (all of them:
+// schedule_items takes dense rows only).
 template <int D, PvFormat F, QkFormat Q, bool TRIPLES>
 __device__ __forceinline__ void produce(uint32_t base, int ring, const RowQueue& queue, const Shape& s,
                                         const PlanView& plan, const Quantized& w) {

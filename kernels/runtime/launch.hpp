@@ -78,7 +78,7 @@ struct PlanView {
     // head is INT8 QK and INT8 PV. One launch per variant present; variant v's heads are
     // kernel_begin[v] .. kernel_begin[v + 1] in the schedule's order.
     const uint8_t* kernels;  // [heads]
-    // The launch's work, one CTA per item: item = head << 16 | query tile row, the rows of this
+    // The launch's work: item = head << 16 | query tile row (the sm_80 grid: one CTA per item), the rows of this
     // format's heads longest first (the plan's schedule for this (slot, layer), offset by dispatch),
     // so the long rows start first and short ones fill the end of the grid. The first 3 * triples
     // items are dense triples, rows r, r + 1, r + 2 of a head that all keep every key tile; the

@@ -140,7 +140,8 @@ PARO_API void paro_plan_destroy(paro_plan* plan);
 /* Per-head PV format: formats is [layers][heads] of paro_pv_format codes (what paro_plan_load
  * takes from the pattern), or NULL to give every head `all`. Plans start with every head at
  * PARO_PV_INT8. PARO_ERROR_INVALID_ARGUMENT for a code that is no paro_pv_format. Not to be called
- * while attention calls with this plan are in flight. */
+ * while attention calls with this plan are in flight, nor between capturing a CUDA graph of such
+ * calls and replaying it (a graph keeps the launches of the formats it was captured with). */
 PARO_API paro_status paro_plan_set_pv_format(paro_plan* plan, const uint8_t* formats, paro_pv_format all);
 /* Per-head QK bit width: qk_bits is [layers][heads] (what paro_plan_load takes from the pattern), or
  * NULL to give every head all_bits. 16: Q and K in fp16 with power-of-two scales (Q exact for fp16
@@ -148,7 +149,8 @@ PARO_API paro_status paro_plan_set_pv_format(paro_plan* plan, const uint8_t* for
  * subtraction rounded to 11 bits), fp32 accumulation:
  * the Hopper kernels only, elsewhere paro_can_implement and paro_attention refuse such layers with
  * PARO_ERROR_UNSUPPORTED. 8 and 4: INT8 (there is no INT4 path; plans start there). Anything else:
- * PARO_ERROR_INVALID_ARGUMENT. Not to be called while attention calls with this plan are in flight. */
+ * PARO_ERROR_INVALID_ARGUMENT. Not to be called while attention calls with this plan are in flight,
+ * nor between capturing a CUDA graph of such calls and replaying it. */
 PARO_API paro_status paro_plan_set_qk_bits(paro_plan* plan, const uint8_t* qk_bits, int all_bits);
 /* Deprecated (API version 1): paro_plan_set_pv_format with bit widths, pv_bits [layers][heads] or
  * NULL for all_bits: 16 -> PARO_PV_FP16, 8 and 4 -> PARO_PV_INT8 (there never was an INT4 path),

@@ -162,8 +162,9 @@ print(f"CUDA graph replay vs eager on new inputs: bitwise {torch.equal(graph_out
       f"cos/relL1/max {compare(graph_out, graph_eager)}; eager deterministic {deterministic}")
 assert same(graph_out, graph_eager), "CUDA graph replay differs"
 
-# A layer with dense heads (0, 2: their rows run as triples on shared stages, the other heads' rows in
-# a second launch behind them): captured and replayed, and the dense heads against fp32 SDPA.
+# A plan with dense heads (0, 2), whose schedule opens with their dense triples (at this head dim, 64,
+# the kernel runs them as plain rows; at D 128 on Hopper as triples on shared stages, in a launch of
+# their own: tests/gpu/test_runtime.cpp): captured and replayed, and the dense heads against fp32.
 import numpy as np  # noqa: E402
 nb = -(-N // 64)
 rng = np.random.default_rng(3)
