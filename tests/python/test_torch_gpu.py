@@ -162,9 +162,10 @@ print(f"CUDA graph replay vs eager on new inputs: bitwise {torch.equal(graph_out
       f"cos/relL1/max {compare(graph_out, graph_eager)}; eager deterministic {deterministic}")
 assert same(graph_out, graph_eager), "CUDA graph replay differs"
 
-# A plan with dense heads (0, 2), whose schedule opens with their dense triples (at this head dim, 64,
-# the kernel runs them as plain rows; at D 128 on Hopper as triples on shared stages, in a launch of
-# their own: tests/gpu/test_runtime.cpp): captured and replayed, and the dense heads against fp32.
+# A plan with dense heads (0, 2), whose schedule opens with their dense triples: at head dim 64 the
+# kernel runs them as plain rows; at 128 on Hopper as triples on shared stages, in a launch of their
+# own followed by a programmatic dependent launch (tests/gpu/test_runtime.cpp). Both are captured and
+# replayed on new inputs, and the dense heads checked against fp32.
 import numpy as np  # noqa: E402
 nb = -(-N // 64)
 rng = np.random.default_rng(3)
@@ -173,22 +174,30 @@ tiles = [np.ones((nb, nb), bool) if h % 2 == 0 else (rng.random((nb, nb)) < 0.5)
 bits = np.concatenate([np.packbits(t.reshape(-1), bitorder="little") for t in tiles])
 dense_plan = paro.Plan.from_arrays(model.grid, model.text, [0, 1, 2, 3], bits)
 dense_plan.set_pv_format("fp16")
-with torch.cuda.stream(stream):
-    paro.attention(*static, dense_plan, 0, slot=0)
-torch.cuda.current_stream().wait_stream(stream)
-dense_graph = torch.cuda.CUDAGraph()
-with torch.cuda.graph(dense_graph):
-    dense_graph_out = paro.attention(*static, dense_plan, 0, slot=0)
-dense_graph.replay()
-torch.cuda.synchronize()
-dense_eager = paro.attention(*static, dense_plan, 0, slot=0)
-assert same(dense_graph_out, dense_eager), ("CUDA graph replay differs, dense heads", compare(dense_graph_out, dense_eager))
-ref = torch.softmax((static[0].float() @ static[1].float().transpose(-1, -2)) / 8.0, -1) @ static[2].float()
-for h in (0, 2):
-    cos, rel, _ = compare(dense_eager[:, h], ref[:, h])
-    assert cos >= 0.999 and rel <= 0.03, ("dense head vs fp32", h, cos, rel)
-print(f"dense heads: graph replay vs eager {compare(dense_graph_out, dense_eager)}, "
-      f"head 0 vs fp32 {compare(dense_eager[:, 0], ref[:, 0])}")
+for head_dim in (64, 128):
+    gen = torch.Generator(device=dev).manual_seed(head_dim)
+    inputs = [torch.randn(1, 4, N, head_dim, device=dev, generator=gen).half() for _ in range(6)]
+    static = [t.clone() for t in inputs[:3]]
+    with torch.cuda.stream(stream):
+        paro.attention(*static, dense_plan, 0, slot=0)
+    torch.cuda.current_stream().wait_stream(stream)
+    dense_graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(dense_graph):
+        dense_graph_out = paro.attention(*static, dense_plan, 0, slot=0)
+    for t, new in zip(static, inputs[3:]):
+        t.copy_(new)
+    dense_graph.replay()
+    torch.cuda.synchronize()
+    dense_eager = paro.attention(*static, dense_plan, 0, slot=0)
+    assert same(dense_graph_out, dense_eager), ("CUDA graph replay differs, dense heads", head_dim,
+                                                compare(dense_graph_out, dense_eager))
+    ref = torch.softmax((static[0].float() @ static[1].float().transpose(-1, -2)) / head_dim ** 0.5,
+                        -1) @ static[2].float()
+    for h in (0, 2):
+        cos, rel, _ = compare(dense_eager[:, h], ref[:, h])
+        assert cos >= 0.999 and rel <= 0.03, ("dense head vs fp32", head_dim, h, cos, rel)
+    print(f"dense heads, D {head_dim}: graph replay vs eager {compare(dense_graph_out, dense_eager)}, "
+          f"head 0 vs fp32 {compare(dense_eager[:, 0], ref[:, 0])}")
 dense_plan.close()
 
 # Head slices: a plan of heads [1, 3) runs those heads as the full plan does; bad ranges are refused.
