@@ -67,6 +67,7 @@ struct Sm90Config {
     static_assert(!TRIPLES || kConsumers == 3, "a triple's rows go to three consumers");
     static constexpr int kRings = TRIPLES ? 1 : kConsumers;
     static constexpr int kRingWarps = 4 * kConsumers / kRings;  // the warps that read each stage
+    static constexpr bool kEveryLaneRelease = !PV16;  // TileRing: the v scales are read by every thread
     static constexpr int kThreads = (kConsumers + 1) * kAttnThreads;
     // Registers: every thread starts with the launch's even share of the 64K file (128 with three
     // consumers, 168 with two); the producer warpgroup drops to what its thread needs without
@@ -135,8 +136,8 @@ template <int D, PvFormat F, QkFormat Q, bool TRIPLES>
 struct ConsumerSmem {
     using C = Sm90Config<D, F, Q, TRIPLES>;
     uint32_t ktiles, vtiles, metas, vscales;  // stage 0 of each
-    TileRing<C::kKStages> kring;
-    TileRing<C::kVStages> vring;
+    TileRing<C::kKStages, C::kEveryLaneRelease> kring;
+    TileRing<C::kVStages, C::kEveryLaneRelease> vring;
     RowHandoff handoff;
     __device__ __forceinline__ ConsumerSmem(uint32_t base, int c) : ConsumerSmem(base, c, C::kRings == 1 ? 0 : c) {}
     // Where ring r's V^T stage st starts (one ring: after the K tile of its K stage).

@@ -19,7 +19,12 @@ constexpr int kTileRingBytes = 2 * S * 8;
 constexpr int kRowHandoffBytes = 2 * 8 + 2 * 8 + 2 * 4;
 
 #ifdef PARO_SM90_DEVICE
-template <int S>
+// EVERY_LANE: each reader thread releases a stage itself instead of its warp's first lane for the
+// warp, where threads read the stage from shared memory each for itself (8-bit PV's v scales).
+// Both orders those reads before the refill (__syncwarp, then a release), but compute-sanitizer's
+// racecheck follows only a thread's own arrival, and for the 8-bit formats one arrival per warp
+// bought nothing (H200, v27 in bench/gpu/NOTES.md).
+template <int S, bool EVERY_LANE = false>
 struct TileRing {
     static_assert(S > 1, "two stages at least");
     uint32_t full, empty;  // shared addresses of S mbarriers each
@@ -28,7 +33,7 @@ struct TileRing {
     __device__ __forceinline__ void init(uint32_t reader_warps) const {
         for (int i = 0; i < S; ++i) {
             mbar_init(full + 8 * i, 1);  // the producer's arrive.expect_tx (the bytes complete it)
-            mbar_init(empty + 8 * i, reader_warps);
+            mbar_init(empty + 8 * i, EVERY_LANE ? 32 * reader_warps : reader_warps);
         }
     }
     // p % S: a mask for powers of two. For S = 3 the sequence would break where p wraps, after 2^32
@@ -47,10 +52,13 @@ struct TileRing {
     // Consumers: wait for position p's bytes; release it once every read of it (wgmma included) is done.
     __device__ __forceinline__ void wait(uint32_t p) const { mbar_wait(full + 8 * stage(p), parity(p)); }
     // One arrival per warp, by its first lane once the warp's lanes are past their reads (a warp-wide
-    // arrive is 32 arrivals on one barrier).
+    // arrive is 32 arrivals on one barrier: for fp16 PV 1-4% slower); EVERY_LANE: one per thread.
     __device__ __forceinline__ void release(uint32_t p) const {
-        __syncwarp();
-        if ((threadIdx.x & 31) == 0) mbar_arrive(empty + 8 * stage(p));
+        if constexpr (!EVERY_LANE) {
+            __syncwarp();
+            if ((threadIdx.x & 31) != 0) return;
+        }
+        mbar_arrive(empty + 8 * stage(p));
     }
 };
 

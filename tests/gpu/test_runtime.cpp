@@ -679,15 +679,20 @@ TEST_CASE("gpu: fp16-PV runtime vs fp32 masked reference, small", "[.gpu][small]
         check_accuracy(c, run_config(c, 8));
     }
     // Dense triples on shared stages (D 128), then the other rows behind them (13 tile rows: 4 triples
-    // and a dense row left over per dense head; ragged last tile).
+    // and a dense row left over per dense head; ragged last tile). Rows this long wrap every ring, so
+    // each stage, its tile meta and v scales are refilled after consumers read them: fp16 PV, then
+    // INT8 and fp16 PV heads in one call (on Hopper with both QK formats too: four variants).
     c.layout.grid = {4, 12, 16};
     c.layout.text_tokens = 35;
     c.mask = MaskKind::dense_heads;
-    c.mixed_pv = false;
-    c.pv = PARO_PV_FP16;
-    for (int D : {64, 128}) {
-        c.head_dim = D;
-        check_accuracy(c, run_config(c, 9));
+    for (bool mixed : {false, true}) {
+        c.mixed_pv = mixed;
+        c.mixed_qk = mixed && hopper_kernels();
+        c.pv = mixed ? PARO_PV_INT8 : PARO_PV_FP16;
+        for (int D : {64, 128}) {
+            c.head_dim = D;
+            check_accuracy(c, run_config(c, mixed ? 10 : 9));
+        }
     }
 }
 
