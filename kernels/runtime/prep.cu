@@ -292,7 +292,7 @@ __global__ void __launch_bounds__(kPrepThreads) quantize_kernel(Shape s, PlanVie
     }
 }
 
-// Per-channel mean of K over every kMeanStride(tokens)-th token of a head (k_mean zeroed first).
+// Per-channel mean of K over every k_mean_stride(tokens)-th token of a head (k_mean zeroed first).
 // Any vector subtracted from every key leaves softmax unchanged; the mean is only the one that
 // centres K best for quantization, and ~2,000 tokens estimate it to ~2% of a channel's spread (so
 // the quantization range moves by that much at most) for an eighth (CogVideoX) to a 36th (Wan 720p)
