@@ -696,7 +696,7 @@ TEST_CASE("gpu: smooth_k's sampled K mean centres K at long sequences", "[.gpu]"
             c.smooth_k = false;
             const WorstError raw = check_accuracy(c, run_config(c, 20), -1.0, 1.0);
             WARN(what << ": rel L1 " << plain.rel_l1 << " without the offset, " << centred.rel_l1
-                             << " with it and smooth_k, " << raw.rel_l1 << " without smooth_k");
+                      << " with it and smooth_k, " << raw.rel_l1 << " without smooth_k");
             CHECK(centred.rel_l1 < 1.25 * plain.rel_l1);
             CHECK(raw.rel_l1 > 1.5 * centred.rel_l1);
         }
