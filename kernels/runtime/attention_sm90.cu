@@ -46,16 +46,6 @@
 #include <algorithm>
 #include <type_traits>
 
-#ifndef PARO_QK_AHEAD
-#define PARO_QK_AHEAD 0
-#endif
-#ifndef PARO_AHEAD_PV_FIRST
-#define PARO_AHEAD_PV_FIRST 0
-#endif
-#ifndef PARO_CONSUMERS
-#define PARO_CONSUMERS 0
-#endif
-
 namespace paro::gpu {
 
 namespace {
@@ -69,11 +59,7 @@ struct Sm90Config {
     // at D 128): at D 64 except 16-bit QK with 8-bit PV (doubled Q fragments beside the PV products
     // spill), and at D 128 for fp16 PV with INT8 QK only (there two warps per scheduler left the
     // softmax waiting on its own latency); two elsewhere.
-    // QK^T one tile ahead (Sm90Row::step): the next tile's QK^T runs on the tensor cores beside this
-    // tile's softmax, so no consumer waits for its QK^T; costs a second S (32 registers) and one more
-    // stage held per consumer.
-    static constexpr bool kQkAhead = PARO_QK_AHEAD;
-    static constexpr int kConsumers = PARO_CONSUMERS > 0 ? PARO_CONSUMERS : kQkAhead ? 2 : (D == 64 && !(QK16 && !PV16)) || (D == 128 && PV16 && !QK16) ? 3 : 2;
+    static constexpr int kConsumers = (D == 64 && !(QK16 && !PV16)) || (D == 128 && PV16 && !QK16) ? 3 : 2;
     // TRIPLES: the three consumers compute the three rows of a dense triple (PlanView::triples), which
     // keep the same key tiles, from one ring of stages that all of them read: each tile is copied
     // once for three query tiles (a third of the L2 reads and shared-memory writes). Else one ring
@@ -305,7 +291,7 @@ struct Sm90Row {
     ScoreStep qscale;  // the thread's two rows' Q scales x softmax scale x log2 e
     static constexpr int kOBlocks = D / 8 + (PV16 ? 1 : 0);  // O's n-blocks of 8 channels, and fp16 PV's row sums
     float o[kOBlocks][4];  // O, then (fp16 PV) the row sums: o[D / 8][0] of row g, o[D / 8][2] of row g + 8
-    SAcc s[C::kQkAhead ? 2 : 1][8][4];  // S of the current tile (QK ahead: and of the next, alternating)
+    SAcc s[8][4];                       // S of the current tile
     PvAcc pv[PV16 ? 1 : D / 64][8][4];  // 8-bit PV: P'V of the previous tile
     uint32_t pa[PV16 ? 4 : 2][4];       // P of the previous tile (A fragments)
     RowState rs;
@@ -331,33 +317,19 @@ struct Sm90Row {
     __device__ __forceinline__ uint32_t kstage(uint32_t i) const { return sm.kring.stage(pos + i); }
     __device__ __forceinline__ uint32_t vstage(uint32_t i) const { return sm.vring.stage(pos + i); }
 
-    // S = Q K^T of the row's tile i into s[B], issued and committed (not waited for), once its K has
-    // landed (one ring: and its V). 16-bit: the K tile is D / 64 blocks of 64 keys x 128 bytes (8192
-    // bytes each), four k16 steps of 32 bytes per block.
-    template <int B>
-    __device__ __forceinline__ void issue_qk(uint32_t i) {
-        sm.kring.wait(pos + i);
-        const uint32_t k0 = kdesc + kstage(i) * (C::kStageBytes >> 4);
+    // S = Q K^T of the tile in K stage st, issued (not waited for). 16-bit: the K tile is D / 64 blocks
+    // of 64 keys x 128 bytes (8192 bytes each), four k16 steps of 32 bytes per block.
+    __device__ __forceinline__ void issue_qk(uint32_t st) {
+        const uint32_t k0 = kdesc + st * (C::kStageBytes >> 4);
         wgmma_fence();
         if constexpr (QK16) {
-            wgmma_f16_n64<false>(s[B], qa[0], wgmma_desc<128>(k0));
+            wgmma_f16_n64<false>(s, qa[0], wgmma_desc<128>(k0));
 #pragma unroll
-            for (int kc = 1; kc < D / 16; ++kc)
-                wgmma_f16_n64<true>(s[B], qa[kc], wgmma_desc<128>(k0 + (kc / 4) * 512 + (kc % 4) * 2));
+            for (int kc = 1; kc < D / 16; ++kc) wgmma_f16_n64<true>(s, qa[kc], wgmma_desc<128>(k0 + (kc / 4) * 512 + (kc % 4) * 2));
         } else {
-            wgmma_s8_n64<false>(s[B], qa[0], wgmma_desc<D>(k0));
+            wgmma_s8_n64<false>(s, qa[0], wgmma_desc<D>(k0));
 #pragma unroll
-            for (int kk = 1; kk < D / 32; ++kk) wgmma_s8_n64<true>(s[B], qa[kk], wgmma_desc<D>(k0 + kk * 2));
-        }
-        wgmma_commit();
-    }
-
-    // QK ahead: tile 0's S, before its step.
-    __device__ __forceinline__ void prime() {
-        if constexpr (C::kQkAhead) {
-            issue_qk<0>(0);
-            wgmma_wait<0>();
-            fence_operand(s[0]);
+            for (int kk = 1; kk < D / 32; ++kk) wgmma_s8_n64<true>(s, qa[kk], wgmma_desc<D>(k0 + kk * 2));
         }
     }
 
@@ -383,13 +355,6 @@ struct Sm90Row {
                 }
             }
         }
-    }
-
-    // PV of the row's tile i, issued and committed once its V has landed (one ring: K's wait covered it).
-    __device__ __forceinline__ void issue_pv_of(uint32_t i) {
-        sm.wait_v(pos + i);
-        issue_pv(vstage(i));
-        wgmma_commit();
     }
 
     // After PV(i - 1) completed. 8-bit: O = O * beta + PV * v_scale (the tile in V stage st). fp16: O is
@@ -421,45 +386,25 @@ struct Sm90Row {
         }
     }
 
-    // Kept key tile i (FIRST: i = 0, no PV in flight yet); on entry pa (and beta) belong to tile i - 1,
-    // and S is s[B]. In the order
+    // Kept key tile i (FIRST: i = 0, no PV in flight yet); on entry pa (and beta) belong to tile i - 1.
     //   issue QK(i), issue PV(i - 1) -> wait QK(i) -> softmax(i) -> wait PV(i - 1) -> pack P(i), O update
-    // or, QK ahead (S(i) complete on entry, s[B ^ 1] free):
-    //   issue QK(i + 1), issue PV(i - 1) -> softmax(i) -> wait both -> pack P(i), O update
-    // so that the softmax never waits for its own QK^T. Either way no wgmma stays in flight from one
-    // step to the next (ptxas would serialize them all, bench/gpu/NOTES.md v9).
-    template <bool FIRST, int B>
+    template <bool FIRST>
     __device__ __forceinline__ void step(uint32_t i) {
-        constexpr bool kAhead = C::kQkAhead;
         const uint32_t si = kstage(i);
-        if constexpr (!kAhead) issue_qk<B>(i);
-        if constexpr (kAhead) {
-            // K(i) was read by the previous step's QK^T: free its stage before waiting for K(i + 1).
-            const TileMeta tm = sm.meta(si);
-            sm.release_k(pos + i);
-            if (PARO_AHEAD_PV_FIRST && !FIRST) issue_pv_of(i - 1);
-            if (i + 1 < n) issue_qk<B ^ 1>(i + 1);
-            if (!PARO_AHEAD_PV_FIRST && !FIRST) issue_pv_of(i - 1);
-            softmax_step<FIRST, B>(i, tm);
+        sm.kring.wait(pos + i);  // tile i's K has landed (one ring: and its V)
+        issue_qk(si);
+        wgmma_commit();
+        if (!FIRST) {
+            sm.wait_v(pos + i - 1);  // tile i - 1's V
+            issue_pv(vstage(i - 1));
+            wgmma_commit();
+            wgmma_wait<1>();  // QK(i)
         } else {
-            if (!FIRST) {
-                issue_pv_of(i - 1);
-                wgmma_wait<1>();  // QK(i)
-            } else {
-                wgmma_wait<0>();
-            }
-            fence_operand(s[B]);
-            const TileMeta tm = sm.meta(si);
-            sm.release_k(pos + i);  // K(i) is read
-            softmax_step<FIRST, B>(i, tm);
+            wgmma_wait<0>();
         }
-    }
-
-    // The rest of step i from its TileMeta: (QK ahead) PV(i - 1) issued, then softmax(i), the waits,
-    // P(i) packed and PV(i - 1) folded into O.
-    template <bool FIRST, int B>
-    __device__ __forceinline__ void softmax_step(uint32_t i, TileMeta tm) {
-        constexpr bool kAhead = C::kQkAhead;
+        fence_operand(s);
+        const TileMeta tm = sm.meta(si);
+        sm.release_k(pos + i);  // K(i) is read
         const ScoreStep sc{qscale.row0 * tm.k_scale, qscale.row1 * tm.k_scale};
         const int valid = tm.valid;
         float f[8][4];  // the values of P (i)
@@ -467,17 +412,16 @@ struct Sm90Row {
         const int t = lane & 3;
         if constexpr (PV16) {
             if (valid < kTile)
-                softmax_tile_fp16_exp<true, kMagic>(s[B], sc, valid, t, rs, b0, b1, f);
+                softmax_tile_fp16_exp<true, kMagic>(s, sc, valid, t, rs, b0, b1, f);
             else
-                softmax_tile_fp16_exp<false, kMagic>(s[B], sc, valid, t, rs, b0, b1, f);
+                softmax_tile_fp16_exp<false, kMagic>(s, sc, valid, t, rs, b0, b1, f);
         } else {
             if (valid < kTile)
-                softmax_tile_8bit_exp<true, kMagic, FP8>(s[B], sc, valid, t, rs, b0, b1, f);
+                softmax_tile_8bit_exp<true, kMagic, FP8>(s, sc, valid, t, rs, b0, b1, f);
             else
-                softmax_tile_8bit_exp<false, kMagic, FP8>(s[B], sc, valid, t, rs, b0, b1, f);
+                softmax_tile_8bit_exp<false, kMagic, FP8>(s, sc, valid, t, rs, b0, b1, f);
         }
-        if (!FIRST || kAhead) wgmma_wait<0>();  // PV(i - 1): pa is free (QK ahead: and S(i + 1) is complete)
-        if constexpr (kAhead) fence_operand(s[B ^ 1]);
+        if (!FIRST) wgmma_wait<0>();  // PV(i - 1): pa is free
         // P (i) packed straight into pa, each fragment by a volatile instruction below the wait (no copy).
         if constexpr (PV16)
             pack_p16<true, false>(f, b0, b1, rs, pa);  // the sums come with PV
@@ -527,18 +471,8 @@ __device__ __forceinline__ void consume(const ConsumerSmem<D, F, Q, TRIPLES>& sm
         load_q_fragments<D>(qw + (size_t(row.r) * kTile + warp * 16) * D, g, t, walk.qa);  // the warp's rows
         const float* qs = w.q_scale + row.bh * s.npad + p0;  // rows p0 and p0 + 8
         walk.qscale = {qs[0] * sm_scale_log2, qs[8] * sm_scale_log2};
-        walk.prime();
-        walk.template step<true, 0>(0);
-        uint32_t j = 1;
-        if constexpr (Sm90Config<D, F, Q, TRIPLES>::kQkAhead) {  // S alternates between s[1] and s[0]
-            for (; j + 1 < row.n; j += 2) {
-                walk.template step<false, 1>(j);
-                walk.template step<false, 0>(j + 1);
-            }
-            if (j < row.n) walk.template step<false, 1>(j);
-        } else {
-            for (; j < row.n; ++j) walk.template step<false, 0>(j);
-        }
+        walk.template step<true>(0);
+        for (uint32_t j = 1; j < row.n; ++j) walk.template step<false>(j);
         walk.finish();
         store_rows<D, TOut>(s, plan, out, row.b, row.h, p0, t, walk.o, walk.row_sum0(), walk.row_sum1());
         pos += row.n;
