@@ -292,7 +292,7 @@ __global__ void __launch_bounds__(kPrepThreads) quantize_kernel(Shape s, PlanVie
     }
 }
 
-// Per-channel mean of K over every k_mean_stride(tokens)-th token of a head (k_mean zeroed first).
+// Per-channel mean of K over every KMeanSampling::stride-th token of a head (k_mean zeroed first).
 // Any vector subtracted from every key leaves softmax unchanged; the mean is only the one that
 // centres K best for quantization, and ~2,000 tokens estimate it to ~2% of a channel's spread (so
 // the quantization range moves by that much at most) for an eighth (CogVideoX) to a 36th (Wan 720p)
@@ -300,7 +300,12 @@ __global__ void __launch_bounds__(kPrepThreads) quantize_kernel(Shape s, PlanVie
 // bytes) of every (256 / (D / 8))-th of them, then the partial sums of each channel meet in shared
 // memory.
 constexpr int kMeanSamples = 2048;
-__host__ __device__ inline int k_mean_stride(int tokens) { return tokens / kMeanSamples > 1 ? tokens / kMeanSamples : 1; }
+// The tokens the mean reads: every `stride`-th, `count` of them.
+struct KMeanSampling {
+    int stride, count;
+    __host__ __device__ explicit KMeanSampling(int tokens)
+        : stride(tokens / kMeanSamples > 1 ? tokens / kMeanSamples : 1), count((tokens + stride - 1) / stride) {}
+};
 
 template <int D, typename T>
 __global__ void __launch_bounds__(256) k_mean_kernel(Shape s, View kv, float* k_mean) {
@@ -309,12 +314,12 @@ __global__ void __launch_bounds__(256) k_mean_kernel(Shape s, View kv, float* k_
     const size_t bh = size_t(b) * s.heads + h;
     const int c = threadIdx.x % CH, r0 = threadIdx.x / CH;
     const T* base = static_cast<const T*>(kv.data) + b * kv.sb + h * kv.sh + c * 8;
-    const int stride = k_mean_stride(s.tokens), samples = (s.tokens + stride - 1) / stride;
-    const int begin = blockIdx.x * 256, end = min(samples, begin + 256);
+    const KMeanSampling sampling(s.tokens);
+    const int begin = blockIdx.x * 256, end = min(sampling.count, begin + 256);
     float acc[8] = {};
     for (int i = begin + r0; i < end; i += ROWS) {
         float x[8];
-        Elem<T>::load8(base + int64_t(i) * stride * kv.st, x);
+        Elem<T>::load8(base + int64_t(i) * sampling.stride * kv.st, x);
 #pragma unroll
         for (int j = 0; j < 8; ++j) acc[j] += x[j];
     }
@@ -325,7 +330,7 @@ __global__ void __launch_bounds__(256) k_mean_kernel(Shape s, View kv, float* k_
     if (threadIdx.x < D) {
         float sum = 0.f;
         for (int r = 0; r < ROWS; ++r) sum += red[r][threadIdx.x];
-        atomicAdd(&k_mean[bh * D + threadIdx.x], sum / float(samples));
+        atomicAdd(&k_mean[bh * D + threadIdx.x], sum / float(sampling.count));
     }
 }
 
@@ -362,8 +367,7 @@ cudaError_t quantize_t(const Shape& s, const PlanView& plan, View q, View k, Vie
 cudaError_t launch_k_mean(DType dt, const Shape& s, View k, float* k_mean, cudaStream_t st) {
     cudaError_t e = cudaMemsetAsync(k_mean, 0, sizeof(float) * size_t(s.batch) * s.heads * s.head_dim, st);
     if (e != cudaSuccess) return e;
-    const int stride = k_mean_stride(s.tokens), samples = (s.tokens + stride - 1) / stride;
-    const dim3 grid((samples + 255) / 256, s.heads, s.batch);
+    const dim3 grid((KMeanSampling(s.tokens).count + 255) / 256, s.heads, s.batch);
     auto launch = [&](auto tag) {
         using T = decltype(tag);
         if (s.head_dim == 64) k_mean_kernel<64, T><<<grid, 256, 0, st>>>(s, k, k_mean);
