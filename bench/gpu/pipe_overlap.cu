@@ -15,7 +15,8 @@
 // A second table runs the D 64 fp16-PV consumer step itself (QK^T, PV with the ones rows, the
 // softmax of softmax.cuh between the waits, as attention_sm90.cu orders them) on fixed tiles, with no
 // producer, barrier or global memory, in several orders (Step) and with 1 to 4 consumer warpgroups
-// per SM: cycles per tile. A third puts the step's wgmma and its softmax in warpgroups of their own.
+// per SM: cycles per tile. A third puts the step's wgmma and its softmax in warpgroups of their own,
+// and a fourth splits the step by roles with P through shared memory (split_kernel).
 // Usage: paro_pipe_overlap [iters_t] [iters_x]   (prints the tables; sm_90a only)
 #include <cuda_runtime.h>
 
@@ -86,6 +87,15 @@ __device__ __forceinline__ void wgmma_s8_ss(int (&d)[8][4], uint64_t da, uint64_
 __device__ __forceinline__ void wgmma_f16_ss(float (&d)[8][4], uint64_t da, uint64_t db) {
     asm volatile("wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 " PROBE_OPS_SS ", 1, 1, 1, 0, 0;\n"
                  : PROBE_ACC8(PROBE_F)
+                 : "l"(da), "l"(db));
+}
+// d += P[64 x 16] (f16, A from shared memory) * B[16 x 72] (f16): the PV with the ones rows, SS.
+__device__ __forceinline__ void wgmma_f16_n72_ss(float (&d)[9][4], uint64_t da, uint64_t db) {
+    asm volatile("wgmma.mma_async.sync.aligned.m64n72k16.f32.f16.f16 "
+                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, "
+                 "%20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35}, %36, %37, "
+                 "1, 1, 1, 0, 0;\n"
+                 : PROBE_ACC8(PROBE_F), PROBE_ACC1(PROBE_F, 8)
                  : "l"(da), "l"(db));
 }
 #undef PROBE_OPS_SS
@@ -290,9 +300,115 @@ __device__ void consumer_loop(uint32_t k_lo, uint32_t v_lo, int iters, float* si
     for (int j = 0; j < 9; ++j) sum += o[j][0] + o[j][3];
     if (sum == 1.2345f) *sink = sum;
 }
-#endif
 
 // NWG consumer warpgroups per CTA, each running consumer_loop; cycles[cta * NWG + wg].
+// The step split by roles, with P through shared memory: C warpgroups each compute QK^T and the softmax
+// of their own row and store P (fp16, K-major, 128B-swizzled, two slots each); one PV warpgroup holds
+// the C rows' O and runs every PV with P from shared memory (SS), taking the slots in turn. Named
+// barriers hand the slots over: ready(c, slot) and free(c, slot), 128 threads waiting and 128
+// arriving. (The probe's rows never move their maximum after the first tile, so the PV warpgroup
+// skips the O rescale a kernel would take from the consumer with P.)
+__device__ __forceinline__ int split_ready(int c, int slot) { return 1 + 4 * c + slot; }
+__device__ __forceinline__ int split_free(int c, int slot) { return 3 + 4 * c + slot; }
+__device__ __forceinline__ void named_sync(int id) { asm volatile("bar.sync %0, 256;\n" ::"r"(id) : "memory"); }
+__device__ __forceinline__ void named_arrive(int id) { asm volatile("bar.arrive %0, 256;\n" ::"r"(id) : "memory"); }
+constexpr int kPSlotBytes = kTile * kTile * 2;
+
+__device__ void split_softmax_loop(uint32_t k_lo, uint32_t p_base, int c, int iters) {
+    int s[8][4];
+    const uint32_t lane = threadIdx.x & 127;
+    uint32_t qa[2][4];
+#pragma unroll
+    for (int i = 0; i < 8; ++i) qa[i / 4][i % 4] = small_bytes(lane * 8 + i + 12345u);
+    RowState rs;
+    const ScoreStep sc{4e-3f, 4e-3f};
+    const int t = lane & 3, g = (lane & 31) >> 2, row0 = (lane >> 5) * 16 + g;
+    for (int it = 0; it < iters; ++it) {
+        wgmma_fence();
+        wgmma_s8_n64<false>(s, qa[0], wgmma_desc<64>(k_lo));
+        wgmma_s8_n64<true>(s, qa[1], wgmma_desc<64>(k_lo + 2));
+        wgmma_commit();
+        wgmma_wait<0>();
+        fence_operand(s);
+        float f[8][4], b0, b1;
+        softmax_tile_fp16_exp<false, kMagic>(s, sc, kTile, t, rs, b0, b1, f);
+        const int slot = it & 1;
+        if (it >= 2) named_sync(split_free(c, slot));
+        const uint32_t p = p_base + (2 * c + slot) * kPSlotBytes;
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {  // keys 8j + 2t, 8j + 2t + 1 of rows row0 and row0 + 8: 16-byte chunk j
+            sts_u32(p + SwizzledRows<128>::offset(row0, j) + 4 * t, f2h2(f[j][0], f[j][1]));
+            sts_u32(p + SwizzledRows<128>::offset(row0 + 8, j) + 4 * t, f2h2(f[j][2], f[j][3]));
+        }
+        fence_proxy_async();
+        named_arrive(split_ready(c, slot));
+    }
+}
+
+template <int C>
+__device__ void split_pv_loop(uint32_t v_lo, uint32_t p_base, int iters, float* sink) {
+    float o[C][9][4];
+#pragma unroll
+    for (int c = 0; c < C; ++c)
+#pragma unroll
+        for (int j = 0; j < 9; ++j) o[c][j][0] = o[c][j][1] = o[c][j][2] = o[c][j][3] = 0.f;
+    const uint32_t p_lo = desc_lo(p_base);
+    for (int it = 0; it < iters; ++it) {
+#pragma unroll
+        for (int c = 0; c < C; ++c) {
+            const int slot = it & 1;
+            named_sync(split_ready(c, slot));
+            wgmma_fence();
+#pragma unroll
+            for (int kc = 0; kc < 4; ++kc)
+                wgmma_f16_n72_ss(o[c], wgmma_desc<128>(p_lo + (2 * c + slot) * (kPSlotBytes >> 4) + kc * 2),
+                                 wgmma_desc<128>(v_lo + kc * 2));
+            wgmma_commit();
+            wgmma_wait<1>();  // the previous PV has read its slot: free it
+            const int pc = c == 0 ? C - 1 : c - 1, pit = c == 0 ? it - 1 : it;
+            if (pit >= 0 && pit + 2 < iters) named_arrive(split_free(pc, pit & 1));
+        }
+    }
+    wgmma_wait<0>();
+    float sum = 0.f;
+#pragma unroll
+    for (int c = 0; c < C; ++c) {
+        fence_operand(o[c]);
+        sum += o[c][0][0] + o[c][8][2];
+    }
+    if (sum == 1.2345f) *sink = sum;
+}
+#endif
+
+// Warpgroup 0: the PV of C rows; warpgroups 1 .. C: QK^T and softmax of one row each (split_*_loop).
+// cycles[cta]: the PV warpgroup's loop.
+template <int C>
+__global__ void __launch_bounds__(128 * (C + 1), 1) split_kernel(int iters, long long* cycles, float* sink) {
+#ifdef PARO_SM90_DEVICE
+    extern __shared__ __align__(128) uint8_t smem[];
+    const uint32_t base = (static_cast<uint32_t>(__cvta_generic_to_shared(smem)) + 1023) & ~1023u;
+    constexpr int kK = kTile * 64, kV = (64 + 8) * kTile * 2, kPAt = (kK + kV + 1023) / 1024 * 1024;
+    for (int i = threadIdx.x; i < kK / 4; i += blockDim.x) sts_u32(base + 4 * i, small_bytes(i));
+    for (int i = threadIdx.x; i < kV / 4; i += blockDim.x)
+        sts_u32(base + kK + 4 * i, i >= 64 * kTile * 2 / 4 ? kOnesH2 : 0x3c003c00u ^ (i & 0x01ff01ffu));
+    fence_proxy_async();
+    __syncthreads();
+    const long long t0 = clock64();
+    // Three rows' O need more than the even share of registers (128 each with four warpgroups).
+    if (threadIdx.x < 128) {
+        if constexpr (C == 3) setmaxnreg_inc<184>();
+        split_pv_loop<C>(desc_lo(base + kK), base + kPAt, iters, sink);
+        if (threadIdx.x == 0) cycles[blockIdx.x] = clock64() - t0;
+    } else {
+        if constexpr (C == 3) setmaxnreg_dec<104>();
+        split_softmax_loop(desc_lo(base), base + kPAt, threadIdx.x / 128 - 1, iters);
+    }
+#else
+    (void)iters, (void)cycles, (void)sink;
+    __trap();
+#endif
+}
+
 // Warpgroup 0 runs step M, the others step M1.
 template <Step M, Step M1, int NWG>
 __global__ void __launch_bounds__(128 * NWG, 1) consumer_kernel(int iters, long long* cycles, float* sink) {
@@ -431,6 +547,24 @@ std::pair<double, double> step_cycles(int iters, int sms, long long* d_cycles, f
     }
     return best;
 }
+// Cycles per tile of the SM of split_kernel<C>.
+template <int C>
+double split_cycles(int iters, int sms, long long* d_cycles, float* sink) {
+    constexpr int kBytes = 64 * 1024;
+    check(cudaFuncSetAttribute(split_kernel<C>, cudaFuncAttributeMaxDynamicSharedMemorySize, kBytes), "smem");
+    std::vector<long long> cycles(sms);
+    double best = 1e30;
+    for (int rep = 0; rep < 3; ++rep) {
+        split_kernel<C><<<sms, 128 * (C + 1), kBytes>>>(iters, d_cycles, sink);
+        check(cudaDeviceSynchronize(), "split probe");
+        check(cudaMemcpy(cycles.data(), d_cycles, cycles.size() * sizeof(long long), cudaMemcpyDeviceToHost), "copy");
+        double mean = 0;
+        for (long long c : cycles) mean += double(c) / sms;
+        best = std::min(best, mean / (double(iters) * C));
+    }
+    return best;
+}
+
 template <Step M, int NWG>
 double consumer_cycles(int iters, int sms, long long* d_cycles, float* sink) {
     return step_cycles<M, M, NWG>(iters, sms, d_cycles, sink).first;
@@ -486,6 +620,9 @@ int main(int argc, char** argv) {
     mixed([&] { return step_cycles<Step::mma_only, Step::softmax_only, 2>(iters_t, sms, d_cycles, sink); }, "M S");
     mixed([&] { return step_cycles<Step::mma_only, Step::softmax_only, 3>(iters_t, sms, d_cycles, sink); }, "M S S");
     mixed([&] { return step_cycles<Step::mma_only, Step::softmax_only, 4>(iters_t, sms, d_cycles, sink); }, "M S S S");
+    std::printf("\nThe step split by roles, P through shared memory (split_kernel): cycles per tile of the SM\n"
+                "| softmax warpgroups + 1 PV warpgroup | cycles |\n|---|---|\n| 2 + 1 | %.0f |\n| 3 + 1 | %.0f |\n",
+                split_cycles<2>(iters_t, sms, d_cycles, sink), split_cycles<3>(iters_t, sms, d_cycles, sink));
     cudaFree(d_cycles);
     cudaFree(sink);
     return 0;
