@@ -592,8 +592,8 @@ int main(int argc, char** argv) {
     table<Mma::s8_rs>(iters_t, iters_x, sms, d_cycles, sink);
     table<Mma::s8_ss>(iters_t, iters_x, sms, d_cycles, sink);
     table<Mma::f16_ss>(iters_t, iters_x, sms, d_cycles, sink);
-    std::printf("\nD 64 fp16-PV consumer step on fixed tiles, %d tiles per warpgroup (tensor work 208 cycles and "
-                "exponentials 256 cycles per tile at peak rates): cycles per tile of the SM\n"
+    std::printf("\nD 64 fp16-PV consumer step on fixed tiles, %d tiles per warpgroup (a tile's 4,096 exponentials "
+                "take 256 cycles at 16 a clock): cycles per tile of the SM\n"
                 "| step | 1 consumer | 2 consumers | 3 consumers | 4 consumers (128 registers) |\n|---|---|---|---|---|\n",
                 iters_t);
     const auto consumers = [&](auto m, const char* name) {
