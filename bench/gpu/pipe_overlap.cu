@@ -160,6 +160,15 @@ __device__ __forceinline__ uint32_t small_bytes(uint32_t i) {
     return __vsub4(h & 0x1f1f1f1fu, 0x10101010u);
 }
 
+// The probe's Q fragments (D 64, int8) and score step: Q and K bytes in [-16, 16) and this step spread
+// the scores over a few log2 units as in real attention (exponentials that underflow might not cost
+// what real ones do).
+__device__ __forceinline__ void probe_q_fragments(uint32_t lane, uint32_t (&qa)[2][4]) {
+#pragma unroll
+    for (int i = 0; i < 8; ++i) qa[i / 4][i % 4] = small_bytes(lane * 8 + i + 12345u);
+}
+constexpr ScoreStep kProbeScoreStep{4e-3f, 4e-3f};
+
 template <Step M, int NWG>
 __device__ void consumer_loop(uint32_t k_lo, uint32_t v_lo, int iters, float* sink) {
     constexpr bool kAhead = M == Step::qk_ahead;
@@ -169,13 +178,10 @@ __device__ void consumer_loop(uint32_t k_lo, uint32_t v_lo, int iters, float* si
     for (int j = 0; j < 9; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
     uint32_t pa[4][4] = {};
     const uint32_t lane = threadIdx.x & 127;
-    // Q and K bytes in [-16, 16), so that the scores spread over a few log2 units as in real attention
-    // (exponentials that underflow may not cost what real ones do).
     uint32_t qa[2][4];
-#pragma unroll
-    for (int i = 0; i < 8; ++i) qa[i / 4][i % 4] = small_bytes(lane * 8 + i + 12345u);
+    probe_q_fragments(lane, qa);
     RowState rs;
-    const ScoreStep sc{4e-3f, 4e-3f};
+    const ScoreStep sc = kProbeScoreStep;
     const int t = threadIdx.x & 3;
     const auto issue_qk = [&](auto b) {
         wgmma_fence();
@@ -318,10 +324,9 @@ __device__ void split_softmax_loop(uint32_t k_lo, uint32_t p_base, int c, int it
     int s[8][4];
     const uint32_t lane = threadIdx.x & 127;
     uint32_t qa[2][4];
-#pragma unroll
-    for (int i = 0; i < 8; ++i) qa[i / 4][i % 4] = small_bytes(lane * 8 + i + 12345u);
+    probe_q_fragments(lane, qa);
     RowState rs;
-    const ScoreStep sc{4e-3f, 4e-3f};
+    const ScoreStep sc = kProbeScoreStep;
     const int t = lane & 3, g = (lane & 31) >> 2, row0 = (lane >> 5) * 16 + g;
     for (int it = 0; it < iters; ++it) {
         wgmma_fence();
