@@ -21,6 +21,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <string>
 #include <utility>
@@ -52,6 +53,7 @@ constexpr int kSmemBytes = 2 * kOperandBytes + 1024 + 96 * 1024;  // the padding
 // tile (with its ones rows) at v_lo, `iters` times, in one of these forms:
 enum class Step {
     kernel,        // as the kernel: issue QK(i), PV(i - 1); wait QK(i); softmax(i); wait PV(i - 1); pack P(i)
+    phases,        // the same, timing each phase (g_phases)
     qk_ahead,      // issue QK(i + 1), PV(i - 1); softmax(i); wait both; pack P(i) (two S, alternating)
     pv_late,       // issue QK(i); wait QK(i); issue PV(i - 1); softmax(i); wait PV(i - 1); pack P(i)
     ping_pong,     // the kernel's order, the warpgroups issuing their wgmma in turn (FlashAttention-3)
@@ -60,6 +62,11 @@ enum class Step {
     mma_only,      // the kernel's wgmma (QK, PV) and waits, no softmax
     softmax_only,  // the kernel's softmax and packing of P on an S never recomputed, no wgmma
 };
+
+// Step::phases: cycles per phase (issue, QK^T wait, softmax, PV wait, packing), summed over a warpgroup's
+// tiles, per (CTA, warpgroup).
+constexpr int kPhases = 5, kMaxCtas = 256;
+__device__ long long g_phases[kMaxCtas * 4 * kPhases];
 
 #ifdef PARO_SM90_DEVICE
 #define PROBE_OPS_SS                                                                                 \
@@ -169,6 +176,7 @@ __device__ __forceinline__ void probe_q_fragments(uint32_t lane, uint32_t (&qa)[
 }
 constexpr ScoreStep kProbeScoreStep{4e-3f, 4e-3f};
 
+
 template <Step M, int NWG>
 __device__ void consumer_loop(uint32_t k_lo, uint32_t v_lo, int iters, float* sink) {
     constexpr bool kAhead = M == Step::qk_ahead;
@@ -183,6 +191,14 @@ __device__ void consumer_loop(uint32_t k_lo, uint32_t v_lo, int iters, float* si
     RowState rs;
     const ScoreStep sc = kProbeScoreStep;
     const int t = threadIdx.x & 3;
+    long long phase[kPhases] = {}, clock = 0;
+    const auto mark = [&](int k) {
+        if constexpr (M == Step::phases) {
+            const long long now = clock64();
+            phase[k] += now - clock;
+            clock = now;
+        }
+    };
     const auto issue_qk = [&](auto b) {
         wgmma_fence();
         if constexpr (M == Step::qk_ss) {  // the K tile stands in for a Q tile of the same layout
@@ -202,10 +218,12 @@ __device__ void consumer_loop(uint32_t k_lo, uint32_t v_lo, int iters, float* si
     };
     // softmax(S in s[b]), the wait for what is in flight, P packed, O rescaled.
     const auto softmax = [&](auto b, auto wait_before) {
+        mark(0);  // issue
         if constexpr (decltype(wait_before)::value) {
             wgmma_wait<1>();
             fence_operand(s[b]);
         }
+        mark(1);  // QK^T wait
         float f[8][4], b0, b1;
         if constexpr (M == Step::no_exp) {
 #pragma unroll
@@ -216,7 +234,10 @@ __device__ void consumer_loop(uint32_t k_lo, uint32_t v_lo, int iters, float* si
         } else {
             softmax_tile_fp16_exp<false, kMagic>(s[b], sc, kTile, t, rs, b0, b1, f);
         }
+        if constexpr (M == Step::phases) fence_operand(f);
+        mark(2);  // softmax
         wgmma_wait<0>();
+        mark(3);  // PV wait
         if constexpr (kAhead) fence_operand(s[b ^ 1]);
         pack_p16<true, false>(f, b0, b1, rs, pa);
         fence_operand(o);
@@ -229,6 +250,10 @@ __device__ void consumer_loop(uint32_t k_lo, uint32_t v_lo, int iters, float* si
                 o[j][3] *= b1;
             }
         }
+        if constexpr (M == Step::phases)
+#pragma unroll
+            for (int i = 0; i < 16; ++i) asm volatile("" : "+r"(pa[i / 4][i % 4])::"memory");
+        mark(4);  // packing
     };
     using I0 = std::integral_constant<int, 0>;
     using I1 = std::integral_constant<int, 1>;
@@ -292,11 +317,14 @@ __device__ void consumer_loop(uint32_t k_lo, uint32_t v_lo, int iters, float* si
             softmax(I0{}, std::false_type{});
         }
     } else {
+        if constexpr (M == Step::phases) clock = clock64();
         for (int it = 0; it < iters; ++it) {
             issue_qk(I0{});
             issue_pv();
             softmax(I0{}, std::true_type{});
         }
+        if (M == Step::phases && lane == 0)
+            for (int k = 0; k < kPhases; ++k) g_phases[(blockIdx.x * 4 + threadIdx.x / 128) * kPhases + k] = phase[k];
     }
     issue_pv();
     wgmma_wait<0>();
@@ -609,6 +637,26 @@ int main(int argc, char** argv) {
                     consumer_cycles<M, 4>(iters_t, sms, d_cycles, sink) / 4);
     };
     consumers(std::integral_constant<Step, Step::kernel>{}, "as the kernel");
+    // Where a warpgroup's step goes, in the kernel's order.
+    std::vector<std::array<double, kPhases>> phases;
+    const auto phase_means = [&](int nwg) {
+        std::vector<long long> raw(size_t(kMaxCtas) * 4 * kPhases);
+        check(cudaMemcpyFromSymbol(raw.data(), g_phases, raw.size() * sizeof(long long)), "phases");
+        std::array<double, kPhases> mean{};
+        for (int c = 0; c < sms; ++c)
+            for (int wg = 0; wg < nwg; ++wg)
+                for (int k = 0; k < kPhases; ++k)
+                    mean[k] += double(raw[(size_t(c) * 4 + wg) * kPhases + k]) / (double(iters_t) * sms * nwg);
+        phases.push_back(mean);
+    };
+    consumer_cycles<Step::phases, 1>(iters_t, sms, d_cycles, sink);
+    phase_means(1);
+    consumer_cycles<Step::phases, 2>(iters_t, sms, d_cycles, sink);
+    phase_means(2);
+    consumer_cycles<Step::phases, 3>(iters_t, sms, d_cycles, sink);
+    phase_means(3);
+    consumer_cycles<Step::phases, 4>(iters_t, sms, d_cycles, sink);
+    phase_means(4);
     consumers(std::integral_constant<Step, Step::qk_ahead>{}, "QK one tile ahead");
     consumers(std::integral_constant<Step, Step::pv_late>{}, "PV issued after the QK^T wait");
     consumers(std::integral_constant<Step, Step::ping_pong>{}, "ping-pong issue turns");
@@ -616,6 +664,14 @@ int main(int argc, char** argv) {
     consumers(std::integral_constant<Step, Step::no_exp>{}, "no exponentials");
     consumers(std::integral_constant<Step, Step::mma_only>{}, "wgmma only");
     consumers(std::integral_constant<Step, Step::softmax_only>{}, "softmax only");
+    std::printf("\nA warpgroup's step in the kernel's order by phase (cycles per tile of the warpgroup, clock64 "
+                "around each phase)\n| consumers | issue QK, PV | QK^T wait | softmax | PV wait | packing | step |\n"
+                "|---|---|---|---|---|---|---|\n");
+    for (size_t n = 0; n < phases.size(); ++n) {
+        const auto& p = phases[n];
+        std::printf("| %zu | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f |\n", n + 1, p[0], p[1], p[2], p[3], p[4],
+                    p[0] + p[1] + p[2] + p[3] + p[4]);
+    }
     std::printf("\nThe step's wgmma (M) and softmax (S) in warpgroups of their own, side by side: cycles per tile of "
                 "each warpgroup (alone: the rows above x warpgroups)\n| warpgroups | M | S |\n|---|---|---|\n");
     const auto mixed = [&](auto p, const char* name) {
