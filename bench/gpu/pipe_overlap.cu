@@ -65,7 +65,7 @@ enum class Step {
 };
 
 // Step::phases: cycles per phase (issue, QK^T wait, softmax, PV wait, packing), summed over a warpgroup's
-// tiles, per (CTA, warpgroup).
+// tiles, per (CTA, warpgroup), for the first kMaxCtas CTAs.
 constexpr int kPhases = 5, kMaxCtas = 256;
 __device__ long long g_phases[kMaxCtas * 4 * kPhases];
 
@@ -177,6 +177,9 @@ __device__ __forceinline__ void probe_q_fragments(uint32_t lane, uint32_t (&qa)[
 }
 constexpr ScoreStep kProbeScoreStep{4e-3f, 4e-3f};
 
+// Named barriers between two warpgroups: 128 threads wait on one (bar.sync) while 128 arrive (bar.arrive).
+__device__ __forceinline__ void named_sync(int id) { asm volatile("bar.sync %0, 256;\n" ::"r"(id) : "memory"); }
+__device__ __forceinline__ void named_arrive(int id) { asm volatile("bar.arrive %0, 256;\n" ::"r"(id) : "memory"); }
 
 template <Step M, int NWG>
 __device__ void consumer_loop(uint32_t k_lo, uint32_t v_lo, int iters, float* sink) {
@@ -292,16 +295,15 @@ __device__ void consumer_loop(uint32_t k_lo, uint32_t v_lo, int iters, float* si
             softmax(I1{}, std::false_type{});
         }
     } else if constexpr (M == Step::ping_pong) {
-        // Named barrier 1 + w: warpgroup w's turn, given by the one before it (each barrier counts the 128
-        // threads that wait on it and the 128 that arrive).
+        // Named barrier 1 + w: warpgroup w's turn, given by the one before it.
         const int w = threadIdx.x / 128;
         const auto turn_wait = [&] {
-            if constexpr (NWG > 1) asm volatile("bar.sync %0, 256;\n" ::"r"(1 + w) : "memory");
+            if constexpr (NWG > 1) named_sync(1 + w);
         };
         const auto turn_pass = [&] {
-            if constexpr (NWG > 1) asm volatile("bar.arrive %0, 256;\n" ::"r"(1 + (w + 1) % NWG) : "memory");
+            if constexpr (NWG > 1) named_arrive(1 + (w + 1) % NWG);
         };
-        if (NWG > 1 && w == NWG - 1) asm volatile("bar.arrive 1, 256;\n" ::: "memory");  // warpgroup 0 goes first
+        if (NWG > 1 && w == NWG - 1) named_arrive(1);  // warpgroup 0 goes first
         for (int it = 0; it < iters; ++it) {
             turn_wait();
             issue_qk(I0{});
@@ -324,7 +326,7 @@ __device__ void consumer_loop(uint32_t k_lo, uint32_t v_lo, int iters, float* si
             issue_pv();
             softmax(I0{}, std::true_type{});
         }
-        if (M == Step::phases && lane == 0)
+        if (M == Step::phases && lane == 0 && blockIdx.x < kMaxCtas)
             for (int k = 0; k < kPhases; ++k) g_phases[(blockIdx.x * 4 + threadIdx.x / 128) * kPhases + k] = phase[k];
     }
     issue_pv();
@@ -345,8 +347,6 @@ __device__ void consumer_loop(uint32_t k_lo, uint32_t v_lo, int iters, float* si
 // skips the O rescale a kernel would take from the consumer with P.)
 __device__ __forceinline__ int split_ready(int c, int slot) { return 1 + 4 * c + slot; }
 __device__ __forceinline__ int split_free(int c, int slot) { return 3 + 4 * c + slot; }
-__device__ __forceinline__ void named_sync(int id) { asm volatile("bar.sync %0, 256;\n" ::"r"(id) : "memory"); }
-__device__ __forceinline__ void named_arrive(int id) { asm volatile("bar.arrive %0, 256;\n" ::"r"(id) : "memory"); }
 constexpr int kPSlotBytes = kTile * kTile * 2;
 
 __device__ void split_softmax_loop(uint32_t k_lo, uint32_t p_base, int c, int iters) {
@@ -644,10 +644,11 @@ int main(int argc, char** argv) {
         std::vector<long long> raw(size_t(kMaxCtas) * 4 * kPhases);
         check(cudaMemcpyFromSymbol(raw.data(), g_phases, raw.size() * sizeof(long long)), "phases");
         std::array<double, kPhases> mean{};
-        for (int c = 0; c < sms; ++c)
+        const int ctas = std::min(sms, kMaxCtas);  // the CTAs g_phases holds
+        for (int c = 0; c < ctas; ++c)
             for (int wg = 0; wg < nwg; ++wg)
                 for (int k = 0; k < kPhases; ++k)
-                    mean[k] += double(raw[(size_t(c) * 4 + wg) * kPhases + k]) / (double(iters_t) * sms * nwg);
+                    mean[k] += double(raw[(size_t(c) * 4 + wg) * kPhases + k]) / (double(iters_t) * ctas * nwg);
         phases.push_back(mean);
     };
     consumer_cycles<Step::phases, 1>(iters_t, sms, d_cycles, sink);
