@@ -57,6 +57,7 @@ enum class Step {
     phases,        // the same, timing each phase (g_phases)
     qk_ahead,      // issue QK(i + 1), PV(i - 1); softmax(i); wait both; pack P(i) (two S, alternating)
     pv_late,       // issue QK(i); wait QK(i); issue PV(i - 1); softmax(i); wait PV(i - 1); pack P(i)
+    ahead,         // the kernel's order, each tile's exponentials against the running max (softmax_tile_fp16_exp_ahead)
     ping_pong,     // the kernel's order, the warpgroups issuing their wgmma in turn (FlashAttention-3)
     qk_ss,         // the kernel's order with QK^T's A operand (Q) from shared memory, not registers
     no_exp,        // the kernel's order with each exponential replaced by an FMUL (no XU pipe)
@@ -235,6 +236,8 @@ __device__ void consumer_loop(uint32_t k_lo, uint32_t v_lo, int iters, float* si
 #pragma unroll
                 for (int e = 0; e < 4; ++e) f[j][e] = __int_as_float(s[b][j][e] + kMagic) * sc.row0;
             b0 = b1 = 1.f;
+        } else if constexpr (M == Step::ahead) {
+            softmax_tile_fp16_exp_ahead<false, kMagic>(s[b], sc, kTile, t, rs, b0, b1, f);
         } else {
             softmax_tile_fp16_exp<false, kMagic>(s[b], sc, kTile, t, rs, b0, b1, f);
         }
@@ -320,6 +323,14 @@ __device__ void consumer_loop(uint32_t k_lo, uint32_t v_lo, int iters, float* si
             softmax(I0{}, std::false_type{});
         }
     } else {
+        if constexpr (M == Step::ahead) {  // the row's first tile sets m (the kernel's order)
+            issue_qk(I0{});
+            wgmma_wait<0>();
+            fence_operand(s[0]);
+            float f[8][4], b0, b1;
+            softmax_tile_fp16_exp<false, kMagic>(s[0], sc, kTile, t, rs, b0, b1, f);
+            pack_p16<true, false>(f, b0, b1, rs, pa);
+        }
         if constexpr (M == Step::phases) clock = clock64();
         for (int it = 0; it < iters; ++it) {
             issue_qk(I0{});
@@ -661,6 +672,7 @@ int main(int argc, char** argv) {
     phase_means(4);
     consumers(std::integral_constant<Step, Step::qk_ahead>{}, "QK one tile ahead");
     consumers(std::integral_constant<Step, Step::pv_late>{}, "PV issued after the QK^T wait");
+    consumers(std::integral_constant<Step, Step::ahead>{}, "exponentials ahead of the row max");
     consumers(std::integral_constant<Step, Step::ping_pong>{}, "ping-pong issue turns");
     consumers(std::integral_constant<Step, Step::qk_ss>{}, "Q from shared memory");
     consumers(std::integral_constant<Step, Step::no_exp>{}, "no exponentials");

@@ -33,20 +33,51 @@ struct RowTile {
 __device__ __forceinline__ RowTile row_tile_of(uint32_t item) { return {int(item >> 16), int(item & 0xffffu)}; }
 __device__ __forceinline__ RowTile row_tile(const uint32_t* schedule) { return row_tile_of(schedule[blockIdx.x]); }
 
+// A warp's 16 query rows of a 64-row query tile: the tile's (head, row) and batch entry, and the warp.
+struct WarpRows {
+    RowTile rt;
+    int b, warp;
+};
+
+// Warps' rows that a persistent grid has to compute again (the fp16-PV Hopper kernel's exponentials
+// ahead of the row max failed for them: softmax_tile_fp16_exp_ahead), for a grid launched behind it:
+// entries {item as in the schedule, 4 * batch entry + warp}, *count of them; the launch zeroes count.
+static_assert(kAttnThreads == 4 * 32, "RedoList entries hold the warp in two bits");
+struct RedoList {
+    uint2* entries;  // room for every warp's rows of the launch
+    uint32_t* count;
+    __device__ __forceinline__ void push(const WarpRows& w) const {
+        entries[atomicAdd(count, 1u)] =
+            make_uint2(uint32_t(w.rt.head) << 16 | uint32_t(w.rt.row), 4 * uint32_t(w.b) + uint32_t(w.warp));
+    }
+};
+
 // The persistent kernels' work for every batch entry, item index i = b * items + j for the queue's
 // j-th item: schedule entry j, or (TRIPLES) the triple of entries 3j .. 3j + 2, named by its first.
-// Handed out in index order from a counter that the launch zeroes, so the longest rows start first
-// and whichever warpgroup is free takes the next.
+// Or (REDO) the entries of a RedoList, whose length is known only once the grid that filled it has
+// completed: a query tile, of which only the rows of one warp are wanted. Handed out in index order
+// from a counter that the launch zeroes, so the longest rows start first and whichever warpgroup is
+// free takes the next.
 struct RowQueue {
     const uint32_t* schedule;
     uint32_t items, total;  // per batch entry, and in all
     uint32_t* counter;
+    const uint2* redo = nullptr;  // REDO: RedoList::entries and count
+    const uint32_t* redo_count = nullptr;
     __device__ __forceinline__ uint32_t fetch() const { return atomicAdd(counter, 1u); }
-    template <bool TRIPLES>
-    __device__ __forceinline__ RowTile at(uint32_t i, int& b) const {
-        b = int(i / items);
-        const uint32_t j = i - uint32_t(b) * items;
-        return row_tile_of(schedule[TRIPLES ? 3 * j : j]);
+    template <bool REDO>
+    __device__ __forceinline__ uint32_t end() const {
+        return REDO ? __ldcg(redo_count) : total;
+    }
+    // Item i; warp -1: every warp's rows.
+    template <bool TRIPLES, bool REDO>
+    __device__ __forceinline__ WarpRows at(uint32_t i) const {
+        if constexpr (REDO) {
+            const uint2 e = __ldcg(redo + i);  // written by an earlier grid: past L1, which this grid's start may have filled
+            return {row_tile_of(e.x), int(e.y >> 2), int(e.y & 3)};
+        }
+        const uint32_t b = i / items, j = i - b * items;
+        return {row_tile_of(schedule[TRIPLES ? 3 * j : j]), int(b), -1};
     }
 };
 

@@ -34,7 +34,10 @@
 // kept key tile i:
 //     issue QK(i), issue PV(i-1) -> wait QK(i) -> softmax(i) -> wait PV(i-1) -> O update
 // so the tensor cores compute the previous tile's PV while the warps run this tile's softmax, and
-// the other consumer warpgroups fill the waits. Nothing stays in flight from one tile to the next:
+// the other consumer warpgroups fill the waits. fp16 PV's softmax takes a tile's exponentials against
+// the running max before the tile's own max is known (softmax_tile_fp16_exp_ahead); the rare warps'
+// rows where a max moved too far for that are computed again by a third grid (Grid::redo), launched
+// behind the others, that ends at once when there are none. Nothing stays in flight from one tile to the next:
 // with wgmma groups in flight across iterations ptxas cannot prove the waits exact and serializes
 // every wgmma (C7514).
 #include "attention_cta.cuh"
@@ -120,6 +123,9 @@ struct Sm90Config {
     static_assert(total <= 227 * 1024);
 };
 
+// Which grid of a launch a kernel is: the dense triples', the other rows', or the rows to redo.
+enum class Grid { triples, rows, redo };
+
 #ifdef PARO_SM90_DEVICE
 // What the producer thread stores into a stage beside the copies (st.shared before its arrive, which
 // releases it): the tile's k scale (Quantized::k_scale) and the keys from its first to the sequence
@@ -189,14 +195,17 @@ struct ConsumerSmem {
 // A row's place in the workspace and the plan: queue item i, or (TRIPLES) row `member` of triple i.
 struct RowRef {
     int b, h, r;
+    int warp;  // -1, or (Grid::redo) the one warp whose rows are wanted
     size_t bh;
     uint32_t beg, n;  // its kept tiles: plan.cols[beg .. beg + n)
-    template <bool TRIPLES>
+    template <Grid G>
     __device__ __forceinline__ RowRef(const RowQueue& q, uint32_t i, const Shape& s, const PlanView& plan,
-                                      std::integral_constant<bool, TRIPLES>, int member = 0) {
-        const RowTile rt = q.at<TRIPLES>(i, b);
-        h = rt.head;
-        r = rt.row + member;
+                                      std::integral_constant<Grid, G>, int member = 0) {
+        const WarpRows wr = q.at<G == Grid::triples, G == Grid::redo>(i);
+        b = wr.b;
+        h = wr.rt.head;
+        r = wr.rt.row + member;
+        warp = wr.warp;
         bh = size_t(b) * s.heads + h;
         const uint32_t* rp = plan.row_ptr + size_t(h) * (s.nb + 1);
         beg = rp[r];
@@ -215,12 +224,14 @@ struct RowRef {
 // TRIPLES: one producer thread, each triple handed to all three consumers and its tiles (those of its
 // first row) copied once; right only because the three rows keep the same tiles (all of them:
 // schedule_items takes dense rows only).
-template <int D, PvFormat F, QkFormat Q, bool TRIPLES>
+// Grid::redo: the queue is the RedoList of the grids before this one, complete only when they are.
+template <int D, PvFormat F, QkFormat Q, Grid G, bool TRIPLES = G == Grid::triples>
 __device__ __forceinline__ void produce(uint32_t base, int ring, const RowQueue& queue, const Shape& s,
                                         const PlanView& plan, const Quantized& w) {
     using C = Sm90Config<D, F, Q, TRIPLES>;
     using Smem = ConsumerSmem<D, F, Q, TRIPLES>;
     const Smem sm(base, ring);
+    if constexpr (G == Grid::redo) grid_dependency_wait();
     uint32_t pos = 0;                // ring position of the next tile
     const int8_t* held_v = nullptr;  // split rings: the V^T (and v scales) of position pos - 1, not copied yet
     const float* held_vs = nullptr;
@@ -237,7 +248,7 @@ __device__ __forceinline__ void produce(uint32_t base, int ring, const RowQueue&
     };
     for (uint32_t k = 0;; ++k) {
         const uint32_t i = queue.fetch();
-        const bool done = i >= queue.total;
+        const bool done = i >= queue.end<G == Grid::redo>();
         if (held_v && (done || !sm.handoff.ready(k))) copy_held_v();
         if constexpr (TRIPLES) {
             for (int c = 0; c < C::kConsumers; ++c) Smem(base, c).handoff.put(k, done ? RowHandoff::kEnd : i);
@@ -245,7 +256,7 @@ __device__ __forceinline__ void produce(uint32_t base, int ring, const RowQueue&
             sm.handoff.put(k, done ? RowHandoff::kEnd : i);
         }
         if (done) return;
-        const RowRef row(queue, i, s, plan, std::integral_constant<bool, TRIPLES>{});
+        const RowRef row(queue, i, s, plan, std::integral_constant<Grid, G>{});
         const int8_t* gk = w.k + row.bh * qk_head_bytes(s.npad, D);
         const int8_t* gv = w.vt + row.bh * vt_head_bytes(s.nb, D);
         const float* gvs = w.v_scale + row.bh * s.nb * D * 2;
@@ -274,11 +285,14 @@ __device__ __forceinline__ void produce(uint32_t base, int ring, const RowQueue&
     }
 }
 
-// One consumer warpgroup's walk over the kept key tiles of its current row.
-template <int D, PvFormat F, QkFormat Q, bool TRIPLES>
+// One consumer warpgroup's walk over the kept key tiles of its current row. AHEAD (fp16 PV only): the
+// exponentials of each tile after the first do not wait for its row max (softmax_tile_fp16_exp_ahead);
+// ahead_failed() says for which rows that failed.
+template <int D, PvFormat F, QkFormat Q, bool TRIPLES, bool AHEAD>
 struct Sm90Row {
     using C = Sm90Config<D, F, Q, TRIPLES>;
     static constexpr bool PV16 = C::PV16, QK16 = C::QK16, FP8 = F == PvFormat::fp8_e4m3;
+    static_assert(!AHEAD || PV16, "exponentials ahead of the row max need fp16 PV's lazy max");
     using PvAcc = std::conditional_t<FP8, float, int>;  // a tile's 8-bit PV product
     using SAcc = std::conditional_t<QK16, float, int>;  // S: int32 sums of INT8 QK, fp32 of 16-bit QK
 
@@ -312,6 +326,9 @@ struct Sm90Row {
     // The row sums l of the thread's two rows, after finish().
     __device__ __forceinline__ float row_sum0() const { return PV16 ? o[D / 8][0] : rs.l0; }
     __device__ __forceinline__ float row_sum1() const { return PV16 ? o[D / 8][2] : rs.l1; }
+    // AHEAD, after finish(): a row of the thread's max moved by kAheadRange or more after its first
+    // tile, which leaves its sum non-finite (finite inputs; softmax_tile_fp16_exp_ahead).
+    __device__ __forceinline__ bool ahead_failed() const { return !isfinite(row_sum0()) || !isfinite(row_sum1()); }
 
     // The K and V stages of the row's tile i.
     __device__ __forceinline__ uint32_t kstage(uint32_t i) const { return sm.kring.stage(pos + i); }
@@ -410,7 +427,12 @@ struct Sm90Row {
         float f[8][4];  // the values of P (i)
         float b0, b1;
         const int t = lane & 3;
-        if constexpr (PV16) {
+        if constexpr (AHEAD && !FIRST) {
+            if (valid < kTile)
+                softmax_tile_fp16_exp_ahead<true, kMagic>(s, sc, valid, t, rs, b0, b1, f);
+            else
+                softmax_tile_fp16_exp_ahead<false, kMagic>(s, sc, valid, t, rs, b0, b1, f);
+        } else if constexpr (PV16) {
             if (valid < kTile)
                 softmax_tile_fp16_exp<true, kMagic>(s, sc, valid, t, rs, b0, b1, f);
             else
@@ -447,18 +469,23 @@ struct Sm90Row {
 };
 
 // A consumer warpgroup: the rows its producer hands over, one after the other (TRIPLES: row `member`
-// of each triple).
-template <int D, typename TOut, PvFormat F, QkFormat Q, bool TRIPLES>
+// of each triple). fp16 PV outside the redo grid takes its exponentials ahead of the row max and
+// leaves the warps' rows where that failed (rare: a row's max moved by kAheadRange, 120 log2 units,
+// or more after its first tile) to the redo grid, which computes them without. Each warp decides
+// for its own rows: a warpgroup-wide vote at each row's end measured 2-3% slower (H200).
+template <int D, typename TOut, PvFormat F, QkFormat Q, Grid G, bool TRIPLES = G == Grid::triples>
 __device__ __forceinline__ void consume(const ConsumerSmem<D, F, Q, TRIPLES>& sm, const RowQueue& queue, const Shape& s,
                                         const PlanView& plan, const Quantized& w, float sm_scale_log2,
                                         const MutView& out, int tid, int member) {
     const int warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
-    Sm90Row<D, F, Q, TRIPLES> walk(sm, lane);
+    constexpr bool kAhead = F == PvFormat::fp16 && G != Grid::redo;
+    Sm90Row<D, F, Q, TRIPLES, kAhead> walk(sm, lane);
+    const RedoList redo{w.redo, w.row_counter + 3};
     uint32_t pos = 0;
     for (uint32_t k = 0;; ++k) {
         const uint32_t i = sm.handoff.take(k);
         if (i == RowHandoff::kEnd) return;
-        const RowRef row(queue, i, s, plan, std::integral_constant<bool, TRIPLES>{}, member);
+        const RowRef row(queue, i, s, plan, std::integral_constant<Grid, G>{}, member);
         const int p0 = row.r * kTile + warp * 16 + g;  // the thread's first query row (permuted position)
         if (row.n == 0) {  // no kept key tile: zeros
             const float zero[D / 8][4] = {};
@@ -474,15 +501,23 @@ __device__ __forceinline__ void consume(const ConsumerSmem<D, F, Q, TRIPLES>& sm
         walk.template step<true>(0);
         for (uint32_t j = 1; j < row.n; ++j) walk.template step<false>(j);
         walk.finish();
-        store_rows<D, TOut>(s, plan, out, row.b, row.h, p0, t, walk.o, walk.row_sum0(), walk.row_sum1());
         pos += row.n;
+        if constexpr (kAhead) {
+            if (__any_sync(0xffffffffu, walk.ahead_failed())) {
+                if (lane == 0) redo.push({{row.h, row.r}, row.b, warp});
+                continue;
+            }
+        }
+        if (G == Grid::redo && warp != row.warp) continue;  // computed for another warp's rows
+        store_rows<D, TOut>(s, plan, out, row.b, row.h, p0, t, walk.o, walk.row_sum0(), walk.row_sum1());
     }
 }
 #endif  // PARO_SM90_DEVICE
 
 // TRIPLES: the run's dense triples, ahead of its other rows, whose launch (TRIPLES = false) may start
 // as this one's CTAs end (programmatic dependent launch) and waits for this grid before it ends.
-template <int D, typename TOut, PvFormat F, QkFormat Q, bool TRIPLES>
+// Grid::redo: the rows those grids left to redo (fp16 PV), launched behind them in the same way.
+template <int D, typename TOut, PvFormat F, QkFormat Q, Grid G, bool TRIPLES = G == Grid::triples>
 __global__ void __launch_bounds__(Sm90Config<D, F, Q, TRIPLES>::kThreads, 1)
     attention_sm90_kernel(Shape s, PlanView plan, Quantized w, RowQueue queue, float sm_scale_log2, MutView out) {
 #ifdef PARO_SM90_DEVICE
@@ -509,31 +544,31 @@ __global__ void __launch_bounds__(Sm90Config<D, F, Q, TRIPLES>::kThreads, 1)
         fence_proxy_async();
     }
     __syncthreads();
-    if constexpr (TRIPLES) grid_launch_dependents();
+    if constexpr (G != Grid::redo) grid_launch_dependents();
     // Roles: one branch each (setmaxnreg applies per warpgroup).
     if (wg == 0) {
         setmaxnreg_dec<C::kProducerRegs>();
-        if (tid % 32 == 0 && tid / 32 < C::kRings) produce<D, F, Q, TRIPLES>(base, tid / 32, queue, s, plan, w);
+        if (tid % 32 == 0 && tid / 32 < C::kRings) produce<D, F, Q, G>(base, tid / 32, queue, s, plan, w);
     } else {
         setmaxnreg_inc<C::kConsumerRegs>();
-        consume<D, TOut, F, Q, TRIPLES>(Smem(base, wg - 1), queue, s, plan, w, sm_scale_log2, out, tid,
-                                        TRIPLES ? wg - 1 : 0);
+        consume<D, TOut, F, Q, G>(Smem(base, wg - 1), queue, s, plan, w, sm_scale_log2, out, tid, TRIPLES ? wg - 1 : 0);
     }
-    if constexpr (!TRIPLES) grid_dependency_wait();  // no-op unless launched behind a triples grid
+    if constexpr (!TRIPLES) grid_dependency_wait();  // no-op unless launched behind another grid
 #else
     (void)s, (void)plan, (void)w, (void)queue, (void)sm_scale_log2, (void)out;
     __trap();  // never launched: the host side runs this kernel only on sm_90a builds and devices
 #endif
 }
 
-// One persistent grid over `queue`, as many CTAs as SMs (fewer for a short queue); after_triples: a
-// programmatic dependent launch behind the triples' grid, so that its CTAs take the SMs that grid's
-// CTAs leave.
-template <int D, typename TOut, PvFormat F, QkFormat Q, bool TRIPLES>
+// One persistent grid over `queue`, as many CTAs as SMs (fewer for a short queue: queue.total rows,
+// Grid::redo: at most); behind: a programmatic dependent launch behind the grid before it, so that its
+// CTAs take the SMs that grid's CTAs leave.
+template <int D, typename TOut, PvFormat F, QkFormat Q, Grid G>
 cudaError_t launch_queue(const RowQueue& queue, const Shape& s, const PlanView& plan, const Quantized& w,
-                         float sm_scale, MutView out, bool after_triples, cudaStream_t st) {
+                         float sm_scale, MutView out, bool behind, cudaStream_t st) {
+    constexpr bool TRIPLES = G == Grid::triples;
     using C = Sm90Config<D, F, Q, TRIPLES>;
-    const auto kernel = attention_sm90_kernel<D, TOut, F, Q, TRIPLES>;
+    const auto kernel = attention_sm90_kernel<D, TOut, F, Q, G>;
     cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::total);
     int dev = 0, sms = 0;
     if (e == cudaSuccess) e = cudaGetDevice(&dev);
@@ -549,30 +584,38 @@ cudaError_t launch_queue(const RowQueue& queue, const Shape& s, const PlanView& 
     pdl.id = cudaLaunchAttributeProgrammaticStreamSerialization;
     pdl.val.programmaticStreamSerializationAllowed = 1;
     cfg.attrs = &pdl;
-    cfg.numAttrs = after_triples ? 1 : 0;
+    cfg.numAttrs = behind ? 1 : 0;
     return cudaLaunchKernelEx(&cfg, kernel, s, plan, w, queue, sm_scale * 1.4426950408889634f, out);  // log2(e)
 }
 
 // The variant's rows: at D 128 with three consumers (fp16 PV), its dense triples on shared stages
 // first, then the other rows; elsewhere every row on its own. (Triples at D 64, which the softmax's
-// exponentials bound rather than the K/V traffic, measured 1-3% slower dense on H200.)
+// exponentials bound rather than the K/V traffic, measured 1-3% slower dense on H200.) fp16 PV: then
+// the rows those grids left to redo (none, mostly: the grid ends as it starts).
 template <int D, typename TOut, PvFormat F, QkFormat Q>
 cudaError_t attention_sm90_t(const Shape& s, const PlanView& plan, const Quantized& w, float sm_scale, MutView out,
                              int heads, cudaStream_t st) {
     constexpr bool kTriples = D == 128 && Sm90Config<D, F, Q>::kConsumers == 3;
     const uint32_t triples = kTriples ? plan.triples : 0, rows = uint32_t(heads) * uint32_t(s.nb);
     const uint32_t batch = uint32_t(s.batch);
-    cudaError_t e = cudaMemsetAsync(w.row_counter, 0, 2 * sizeof(uint32_t), st);
+    cudaError_t e = cudaMemsetAsync(w.row_counter, 0, 4 * sizeof(uint32_t), st);
     if constexpr (kTriples) {
         if (e == cudaSuccess && triples > 0)
-            e = launch_queue<D, TOut, F, Q, true>(RowQueue{plan.schedule, triples, triples * batch, w.row_counter}, s,
+            e = launch_queue<D, TOut, F, Q, Grid::triples>(RowQueue{plan.schedule, triples, triples * batch, w.row_counter}, s,
                                                   plan, w, sm_scale, out, false, st);
     }
     // The rows after the triples taken here, or all rows.
     const uint32_t left = rows - 3 * triples;
     if (e == cudaSuccess && left > 0)
-        e = launch_queue<D, TOut, F, Q, false>(RowQueue{plan.schedule + 3 * triples, left, left * batch, w.row_counter + 1},
-                                               s, plan, w, sm_scale, out, triples > 0, st);
+        e = launch_queue<D, TOut, F, Q, Grid::rows>(
+            RowQueue{plan.schedule + 3 * triples, left, left * batch, w.row_counter + 1}, s, plan, w, sm_scale, out,
+            triples > 0, st);
+    if constexpr (F == PvFormat::fp16) {
+        if (e == cudaSuccess && rows > 0)
+            e = launch_queue<D, TOut, F, Q, Grid::redo>(
+                RowQueue{plan.schedule, rows, rows * batch, w.row_counter + 2, w.redo, w.row_counter + 3}, s, plan, w,
+                sm_scale, out, true, st);
+    }
     return e;
 }
 

@@ -66,7 +66,10 @@ struct Quantized {
     // (FP8 heads: the last two are 0).
     float* v_scale;
     float* k_mean;    // [BH][D]
-    uint32_t* row_counter;  // [2] the persistent Hopper kernels' work counters (triples, rows), zeroed by each launch
+    // [4] the persistent Hopper kernels' counters, zeroed by each launch: work taken (triples, rows,
+    // redone rows) and rows to redo (RedoList::count)
+    uint32_t* row_counter;
+    uint2* redo;  // [BH * nb * 4] RedoList::entries (one per warp of a query tile)
 };
 
 struct PlanView {

@@ -56,7 +56,7 @@ paro_status cuda_fail(cudaError_t e, const char* what) {
 size_t align256(size_t x) { return (x + 255) & ~size_t(255); }
 
 struct Workspace {
-    size_t q, k, vt, qs, ks, vs, km, ctr, total;
+    size_t q, k, vt, qs, ks, vs, km, ctr, redo, total;
 };
 Workspace workspace_layout(int64_t bh, int64_t npad, int64_t nb, int64_t d) {
     Workspace w{};
@@ -73,7 +73,8 @@ Workspace workspace_layout(int64_t bh, int64_t npad, int64_t nb, int64_t d) {
     w.ks = take(sizeof(float) * size_t(bh * nb));
     w.vs = take(sizeof(float) * size_t(bh * nb * d * 2));
     w.km = take(sizeof(float) * size_t(bh * d));
-    w.ctr = take(2 * sizeof(uint32_t));
+    w.ctr = take(4 * sizeof(uint32_t));
+    w.redo = take(sizeof(uint2) * size_t(bh * nb) * (paro::gpu::kTile / 16));  // an entry per warp of 16 query rows
     w.total = off;
     return w;
 }
@@ -690,6 +691,7 @@ paro_status paro_attention(const paro_plan* plan, const paro_attention_args* a, 
     w.v_scale = reinterpret_cast<float*>(ws + lay.vs);
     w.k_mean = reinterpret_cast<float*>(ws + lay.km);
     w.row_counter = reinterpret_cast<uint32_t*>(ws + lay.ctr);
+    w.redo = reinterpret_cast<uint2*>(ws + lay.redo);
     const auto pv = plan->view(a->layer, a->slot, a->identity_order != 0);
     const auto dt = static_cast<DType>(a->dtype);
     const cudaStream_t st = static_cast<cudaStream_t>(stream);

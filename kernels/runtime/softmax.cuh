@@ -240,6 +240,40 @@ __device__ __forceinline__ void softmax_tile_fp16_exp(const Acc (&acc)[8][4], Sc
     tile_exp2<RAGGED, BIAS>(acc, sc, bias0, bias1, valid, t, f);
 }
 
+// The same for a tile after the row's first, with the exponentials not waiting for the tile's row
+// max: p = 2^(s - m) against the running m, the row max computed beside them, and only when a warp
+// vote says a row's max moved past m + kLazyMax (rare after a row's first tiles) are m moved and p
+// scaled by beta = 2^(m - max). That takes the max's dependent chain (VIMNMX3, quad shuffles,
+// compare) off the path to the first exponential (5% of the consumer step, bench/gpu/pipe_overlap.cu).
+// A move of 128 log2 units or more overflows p to infinity before the scale (and past 126, beta
+// flushes to zero), and S is gone by then (reading it in the rare branch would make ptxas serialize
+// every wgmma, C7520): so a move of kAheadRange or more sets beta to NaN, which reaches the row's sum
+// l and O and stays to the row's end, where the caller computes such rows again with
+// softmax_tile_fp16_exp.
+constexpr float kAheadRange = 120.f;
+template <bool RAGGED, int BIAS, typename Acc>
+__device__ __forceinline__ void softmax_tile_fp16_exp_ahead(const Acc (&acc)[8][4], ScoreStep sc, int valid, int t,
+                                                            RowState& rs, float& beta0, float& beta1, float (&f)[8][4]) {
+    float mx0, mx1;
+    tile_row_max<RAGGED, BIAS>(acc, sc, valid, t, mx0, mx1);
+    tile_exp2<RAGGED, BIAS>(acc, sc, fmaf(kScoreOffset<Acc>, sc.row0, rs.m0), fmaf(kScoreOffset<Acc>, sc.row1, rs.m1),
+                            valid, t, f);
+    beta0 = beta1 = 1.f;
+    const bool move0 = mx0 > rs.m0 + kLazyMax, move1 = mx1 > rs.m1 + kLazyMax;
+    if (__any_sync(0xffffffffu, move0 || move1)) {
+        const auto beta = [](float m, float mx) { return mx - m < kAheadRange ? ex2(m - mx) : __int_as_float(0x7fffffff); };
+        if (move0) beta0 = beta(rs.m0, mx0), rs.m0 = mx0;
+        if (move1) beta1 = beta(rs.m1, mx1), rs.m1 = mx1;
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+            f[j][0] *= beta0;
+            f[j][1] *= beta0;
+            f[j][2] *= beta1;
+            f[j][3] *= beta1;
+        }
+    }
+}
+
 // p as fp16 A fragments, and (SUMS) l = l * beta + sum(p); ORDERED as in pack_p8. Without SUMS the
 // caller gets the sums from its PV product (the Hopper kernel's ones rows beside V^T).
 template <bool ORDERED = false, bool SUMS = true>

@@ -1091,3 +1091,39 @@ TEST_CASE("gpu: 16-bit QK meets the accuracy target on large scores", "[.gpu][sw
             }
     WARN("16-bit QK, INT8 PV, large Q/K and text q/k x4: worst cosine " << int8.cosine << ", rel L1 " << int8.rel_l1);
 }
+
+// The fp16-PV Hopper kernel takes a tile's exponentials against the row's running max before the
+// tile's own max is known (softmax_tile_fp16_exp_ahead): a later tile whose max is higher by more
+// than the lazy bound rescales them, and one higher by 120 log2 units or more (where they may
+// overflow, or their scale flush to zero) leaves the warp's rows to a second grid that computes them
+// again. Rows here start on a tile of text tokens whose
+// scores are ~0 (q and k x 0.02, 64 text tokens: the first tile is text only) and then meet video
+// tiles of scores up to ~10 (sigma 2), ~45 (sigma 3) and ~180 (sigma 6) log2 units: each path, in
+// both batch entries, with dense rows (D 128: the triples' grid too) and sparse ones.
+TEST_CASE("gpu: fp16-PV rows whose max jumps after their first tile", "[.gpu][sweep]") {
+    REQUIRE(have_gpu());
+    if (!hopper_kernels()) {
+        WARN("the exponentials ahead of the row max are the Hopper kernel's: skipped here");
+        return;
+    }
+    unsigned seed = 5000;
+    for (float sigma : {2.f, 3.f, 6.f}) {
+        WorstError worst;
+        for (int D : {64, 128})
+            for (MaskKind mk : {MaskKind::full, MaskKind::random50}) {
+                Config c;
+                c.layout.grid = {4, 12, 16};
+                c.layout.text_tokens = 64;
+                c.batch = 2;
+                c.head_dim = D;
+                c.mask = mk;
+                c.pv = PARO_PV_FP16;
+                c.qk_bits = 16;  // INT8 QK misses the target on such scores whatever the PV (bench/qk_quant_error.py)
+                c.q_sigma = c.k_sigma = sigma;
+                c.qk_text_scale = 0.02f;
+                const WorstError w = check_accuracy(c, run_config(c, seed++));
+                worst.add(w.cosine, w.rel_l1);
+            }
+        WARN("q, k sigma " << sigma << " after a text tile: worst cosine " << worst.cosine << ", rel L1 " << worst.rel_l1);
+    }
+}
