@@ -42,7 +42,9 @@ struct WarpRows {
 // Warps' rows that a persistent grid has to compute again (the fp16-PV Hopper kernel's exponentials
 // ahead of the row max failed for them: softmax_tile_fp16_exp_ahead), for a grid launched behind it:
 // entries {item as in the schedule, 4 * batch entry + warp}, *count of them; the launch zeroes count.
-static_assert(kAttnThreads == 4 * 32, "RedoList entries hold the warp in two bits");
+// A jump that fails all four warps of a tile has the tile computed four times, each for its own
+// warp's rows: rare, where one entry per tile would need a mask per tile zeroed at every launch.
+static_assert(kAttnThreads / 32 == kRedoEntriesPerTile, "a RedoList entry per warp of a query tile, in two bits");
 struct RedoList {
     uint2* entries;  // room for every warp's rows of the launch
     uint32_t* count;

@@ -34,12 +34,12 @@
 // kept key tile i:
 //     issue QK(i), issue PV(i-1) -> wait QK(i) -> softmax(i) -> wait PV(i-1) -> O update
 // so the tensor cores compute the previous tile's PV while the warps run this tile's softmax, and
-// the other consumer warpgroups fill the waits. fp16 PV's softmax takes a tile's exponentials against
-// the running max before the tile's own max is known (softmax_tile_fp16_exp_ahead); the rare warps'
-// rows where a max moved too far for that are computed again by a third grid (Grid::redo), launched
-// behind the others, that ends at once when there are none. Nothing stays in flight from one tile to the next:
+// the other consumer warpgroups fill the waits. Nothing stays in flight from one tile to the next:
 // with wgmma groups in flight across iterations ptxas cannot prove the waits exact and serializes
-// every wgmma (C7514).
+// every wgmma (C7514). fp16 PV's softmax takes a tile's exponentials against the running max before
+// the tile's own max is known (softmax_tile_fp16_exp_ahead); the rare warps' rows where a max moved
+// too far for that are computed again by a last grid (Grid::redo), launched behind the others, that
+// ends at once when there are none.
 #include "attention_cta.cuh"
 #include "attention_kernels.hpp"
 #include "epilogue.cuh"
@@ -480,7 +480,6 @@ __device__ __forceinline__ void consume(const ConsumerSmem<D, F, Q, TRIPLES>& sm
     const int warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
     constexpr bool kAhead = F == PvFormat::fp16 && G != Grid::redo;
     Sm90Row<D, F, Q, TRIPLES, kAhead> walk(sm, lane);
-    const RedoList redo{w.redo, w.row_counter + 3};
     uint32_t pos = 0;
     for (uint32_t k = 0;; ++k) {
         const uint32_t i = sm.handoff.take(k);
@@ -504,19 +503,23 @@ __device__ __forceinline__ void consume(const ConsumerSmem<D, F, Q, TRIPLES>& sm
         pos += row.n;
         if constexpr (kAhead) {
             if (__any_sync(0xffffffffu, walk.ahead_failed())) {
-                if (lane == 0) redo.push({{row.h, row.r}, row.b, warp});
+                if (lane == 0) RedoList{w.redo, w.row_counter + 3}.push({{row.h, row.r}, row.b, warp});
                 continue;
             }
         }
-        if (G == Grid::redo && warp != row.warp) continue;  // computed for another warp's rows
+        if constexpr (G == Grid::redo) {
+            if (warp != row.warp) continue;  // computed for another warp's rows
+        }
         store_rows<D, TOut>(s, plan, out, row.b, row.h, p0, t, walk.o, walk.row_sum0(), walk.row_sum1());
     }
 }
 #endif  // PARO_SM90_DEVICE
 
-// TRIPLES: the run's dense triples, ahead of its other rows, whose launch (TRIPLES = false) may start
-// as this one's CTAs end (programmatic dependent launch) and waits for this grid before it ends.
-// Grid::redo: the rows those grids left to redo (fp16 PV), launched behind them in the same way.
+// Grid::triples: the run's dense triples, ahead of its other rows, whose launch (Grid::rows) may
+// start as this one's CTAs end (programmatic dependent launch) and waits for this grid before it
+// ends. Grid::redo: the rows those grids left to redo (fp16 PV), launched behind them in the same way.
+// Only a grid that one of ours follows lets it start early: a caller's own dependent launch must not
+// start before the last of ours has written the output.
 template <int D, typename TOut, PvFormat F, QkFormat Q, Grid G, bool TRIPLES = G == Grid::triples>
 __global__ void __launch_bounds__(Sm90Config<D, F, Q, TRIPLES>::kThreads, 1)
     attention_sm90_kernel(Shape s, PlanView plan, Quantized w, RowQueue queue, float sm_scale_log2, MutView out) {
@@ -544,7 +547,7 @@ __global__ void __launch_bounds__(Sm90Config<D, F, Q, TRIPLES>::kThreads, 1)
         fence_proxy_async();
     }
     __syncthreads();
-    if constexpr (G != Grid::redo) grid_launch_dependents();
+    if constexpr (G == Grid::triples || (G == Grid::rows && F == PvFormat::fp16)) grid_launch_dependents();
     // Roles: one branch each (setmaxnreg applies per warpgroup).
     if (wg == 0) {
         setmaxnreg_dec<C::kProducerRegs>();
@@ -601,8 +604,8 @@ cudaError_t attention_sm90_t(const Shape& s, const PlanView& plan, const Quantiz
     cudaError_t e = cudaMemsetAsync(w.row_counter, 0, 4 * sizeof(uint32_t), st);
     if constexpr (kTriples) {
         if (e == cudaSuccess && triples > 0)
-            e = launch_queue<D, TOut, F, Q, Grid::triples>(RowQueue{plan.schedule, triples, triples * batch, w.row_counter}, s,
-                                                  plan, w, sm_scale, out, false, st);
+            e = launch_queue<D, TOut, F, Q, Grid::triples>(
+                RowQueue{plan.schedule, triples, triples * batch, w.row_counter}, s, plan, w, sm_scale, out, false, st);
     }
     // The rows after the triples taken here, or all rows.
     const uint32_t left = rows - 3 * triples;

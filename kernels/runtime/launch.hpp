@@ -18,6 +18,9 @@
 namespace paro::gpu {
 
 constexpr int kTile = paro::kRuntimeTile;  // tokens per tile (query and key)
+// Rows of a query tile the fp16-PV Hopper kernel may have to compute again (RedoList, attention_cta.cuh):
+// one entry per warp of 16 query rows.
+constexpr int kRedoEntriesPerTile = kTile / 16;
 
 enum class DType : int { f32 = 0, f16 = 1, bf16 = 2 };
 
@@ -69,7 +72,7 @@ struct Quantized {
     // [4] the persistent Hopper kernels' counters, zeroed by each launch: work taken (triples, rows,
     // redone rows) and rows to redo (RedoList::count)
     uint32_t* row_counter;
-    uint2* redo;  // [BH * nb * 4] RedoList::entries (one per warp of a query tile)
+    uint2* redo;  // [BH * nb * kRedoEntriesPerTile] RedoList::entries
 };
 
 struct PlanView {

@@ -74,7 +74,7 @@ Workspace workspace_layout(int64_t bh, int64_t npad, int64_t nb, int64_t d) {
     w.vs = take(sizeof(float) * size_t(bh * nb * d * 2));
     w.km = take(sizeof(float) * size_t(bh * d));
     w.ctr = take(4 * sizeof(uint32_t));
-    w.redo = take(sizeof(uint2) * size_t(bh * nb) * (paro::gpu::kTile / 16));  // an entry per warp of 16 query rows
+    w.redo = take(sizeof(uint2) * size_t(bh * nb) * paro::gpu::kRedoEntriesPerTile);
     w.total = off;
     return w;
 }

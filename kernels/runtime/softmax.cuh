@@ -262,8 +262,14 @@ __device__ __forceinline__ void softmax_tile_fp16_exp_ahead(const Acc (&acc)[8][
     const bool move0 = mx0 > rs.m0 + kLazyMax, move1 = mx1 > rs.m1 + kLazyMax;
     if (__any_sync(0xffffffffu, move0 || move1)) {
         const auto beta = [](float m, float mx) { return mx - m < kAheadRange ? ex2(m - mx) : __int_as_float(0x7fffffff); };
-        if (move0) beta0 = beta(rs.m0, mx0), rs.m0 = mx0;
-        if (move1) beta1 = beta(rs.m1, mx1), rs.m1 = mx1;
+        if (move0) {
+            beta0 = beta(rs.m0, mx0);
+            rs.m0 = mx0;
+        }
+        if (move1) {
+            beta1 = beta(rs.m1, mx1);
+            rs.m1 = mx1;
+        }
 #pragma unroll
         for (int j = 0; j < 8; ++j) {
             f[j][0] *= beta0;

@@ -1095,35 +1095,65 @@ TEST_CASE("gpu: 16-bit QK meets the accuracy target on large scores", "[.gpu][sw
 // The fp16-PV Hopper kernel takes a tile's exponentials against the row's running max before the
 // tile's own max is known (softmax_tile_fp16_exp_ahead): a later tile whose max is higher by more
 // than the lazy bound rescales them, and one higher by 120 log2 units or more (where they may
-// overflow, or their scale flush to zero) leaves the warp's rows to a second grid that computes them
-// again. Rows here start on a tile of text tokens whose
-// scores are ~0 (q and k x 0.02, 64 text tokens: the first tile is text only) and then meet video
-// tiles of scores up to ~10 (sigma 2), ~45 (sigma 3) and ~180 (sigma 6) log2 units: each path, in
-// both batch entries, with dense rows (D 128: the triples' grid too) and sparse ones.
+// overflow, or their scale flush to zero) leaves the warp's rows to a last grid that computes them
+// again. Rows here start on a tile of text tokens whose scores are ~0 (q and k x 0.02, 64 text
+// tokens: the first tile is text only) and then meet video tiles of scores up to ~10 (sigma 2), ~45
+// (sigma 3) and ~180 (sigma 6) log2 units: each path, in both batch entries, dense and sparse rows, a
+// ragged last tile (784 tokens). 16-bit QK, held to the target against fp32; then INT8 QK at D 128
+// (three consumers: the dense triples' grid, then the rows' grid or none, then the redo grid), whose
+// QK error misses the target on such scores (bench/qk_quant_error.py), held to INT8 PV on the same
+// inputs instead, which never takes the shortcut: a lost or dropped tile would put fp16 PV far
+// behind it.
 TEST_CASE("gpu: fp16-PV rows whose max jumps after their first tile", "[.gpu][sweep]") {
     REQUIRE(have_gpu());
     if (!hopper_kernels()) {
         WARN("the exponentials ahead of the row max are the Hopper kernel's: skipped here");
         return;
     }
+    const auto jump_config = [](float sigma, int D, MaskKind mk) {
+        Config c;
+        c.layout.grid = {4, 12, 15};
+        c.layout.text_tokens = 64;
+        c.batch = 2;
+        c.head_dim = D;
+        c.mask = mk;
+        c.pv = PARO_PV_FP16;
+        c.qk_bits = 16;
+        c.q_sigma = c.k_sigma = sigma;
+        c.qk_text_scale = 0.02f;
+        return c;
+    };
     unsigned seed = 5000;
     for (float sigma : {2.f, 3.f, 6.f}) {
         WorstError worst;
         for (int D : {64, 128})
             for (MaskKind mk : {MaskKind::full, MaskKind::random50}) {
-                Config c;
-                c.layout.grid = {4, 12, 16};
-                c.layout.text_tokens = 64;
-                c.batch = 2;
-                c.head_dim = D;
-                c.mask = mk;
-                c.pv = PARO_PV_FP16;
-                c.qk_bits = 16;  // INT8 QK misses the target on such scores whatever the PV (bench/qk_quant_error.py)
-                c.q_sigma = c.k_sigma = sigma;
-                c.qk_text_scale = 0.02f;
+                const Config c = jump_config(sigma, D, mk);
                 const WorstError w = check_accuracy(c, run_config(c, seed++));
                 worst.add(w.cosine, w.rel_l1);
             }
-        WARN("q, k sigma " << sigma << " after a text tile: worst cosine " << worst.cosine << ", rel L1 " << worst.rel_l1);
+        WARN("16-bit QK, q, k sigma " << sigma << " after a text tile: worst cosine " << worst.cosine << ", rel L1 "
+                                      << worst.rel_l1);
+    }
+    // 13 tiles (4 triples and a row per head) and 12 (triples only: no rows' grid).
+    for (int video_w : {15, 14}) {
+        Config c = jump_config(6.f, 128, MaskKind::full);
+        c.qk_bits = 8;
+        c.layout.grid[2] = video_w;
+        Config c8 = c;
+        c8.pv = PARO_PV_INT8;
+        const RunResult r = run_config(c, seed), r8 = run_config(c8, seed);
+        ++seed;
+        const int64_t cnt = c.layout.tokens() * c.head_dim;
+        for (int bh = 0; bh < c.batch * c.heads; ++bh) {
+            const size_t off = size_t(bh * cnt);
+            const auto e = compare_outputs(r.kernel.data() + off, r.masked_ref.data() + off, size_t(cnt));
+            const auto e8 = compare_outputs(r8.kernel.data() + off, r8.masked_ref.data() + off, size_t(cnt));
+            INFO(describe(c) << " batch x head " << bh << ": cosine " << e.cosine << " rel L1 " << e.rel_l1
+                             << ", INT8 PV cosine " << e8.cosine << " rel L1 " << e8.rel_l1);
+            REQUIRE(e.finite);
+            CHECK(e.cosine >= e8.cosine - 0.001);
+            CHECK(e.rel_l1 <= e8.rel_l1 + 0.005);
+        }
     }
 }
