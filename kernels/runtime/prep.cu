@@ -1,10 +1,9 @@
 // Preparation kernels: K channel mean, fused permute + INT8 quantization of Q, K, V, and the
 // standalone permute / inverse-permute.
 //
-// Quantization (one persistent launch over items: SPLIT, one each for the Q, K and V of a (64-token
-// permuted tile, head, batch), else one for all three; measured per head dim, quantize_t; rows staged
-// through shared memory ahead of their use, PrepStages), per head by its QK and PV formats
-// (PlanView::kernels):
+// Quantization (one launch; SPLIT: three CTAs per (64-token permuted tile, head, batch), one each for
+// Q, K and V, else one CTA for all three; measured per head dim, quantize_t), per head by its QK and
+// PV formats (PlanView::kernels):
 //  - Q: one scale per row, symmetric, max |q| / 127 (bench/qk_quant_error.py: against one per 16 rows,
 //    less QK error on rows of unequal norms, e.g. text beside video tokens; the attention kernels
 //    fold it into each row's score step at no cost).
@@ -28,12 +27,10 @@
 
 #include <cuda_fp8.h>
 
-#include <algorithm>
 #include <cfloat>
 #include <type_traits>
 
 #include "common.cuh"
-#include "ptx.cuh"
 
 namespace paro::gpu {
 
@@ -47,13 +44,6 @@ __device__ inline int shuffled_key(int row) {  // row in [0, 64): storage positi
 }
 
 enum class PrepPart { q, k, v };
-
-// threadIdx.x, read where it is used (asm volatile: not a value to keep in registers across a loop).
-__device__ inline int thread_index() {
-    int t;
-    asm volatile("mov.u32 %0, %%tid.x;" : "=r"(t));
-    return t;
-}
 
 // 16-bit QK's scale for a row or tile of maximum |x| m: a power of two putting m in [64, 128), so
 // x / scale is x with its exponent moved (inv: 1 / scale, exact; 0 when m is 0 or not finite).
@@ -69,65 +59,14 @@ __device__ inline float pow2_scale(float m, float& inv) {
     return ldexpf(1.f, e - 7);
 }
 
-// A work item of the quantize grid: item i, tile `tile` of head h and batch b. A CTA's items are
-// `stride` apart, and each advances by carries (a division per item cost ~20% more instructions).
-struct PrepStep {
-    uint32_t items;
-    int tile, h, b;
-    __device__ PrepStep(uint32_t stride, const Shape& s)
-        : items(stride), tile(int(stride % uint32_t(s.nb))), h(int(stride / uint32_t(s.nb) % uint32_t(s.heads))),
-          b(int(stride / uint32_t(s.nb) / uint32_t(s.heads))) {}
-};
-struct PrepItem {
-    uint32_t i;
-    int b, h, tile;
-    __device__ PrepItem(uint32_t i_, const Shape& s)
-        : i(i_), b(int(i_ / uint32_t(s.nb) / uint32_t(s.heads))), h(int(i_ / uint32_t(s.nb) % uint32_t(s.heads))),
-          tile(int(i_ % uint32_t(s.nb))) {}
-    __device__ void advance(const PrepStep& st, const Shape& s) {
-        i += st.items;
-        tile += st.tile;
-        const int carry_h = tile >= s.nb ? 1 : 0;
-        tile -= carry_h * s.nb;
-        h += st.h + carry_h;
-        const int carry_b = h >= s.heads ? 1 : 0;
-        h -= carry_b * s.heads;
-        b += st.b + carry_b;
-    }
-};
-
-// The quantize kernel's staging: each work item's rows (one part of a tile when SPLIT, else all three
-// parts) land in a shared-memory stage by cp.async, kStages - 1 items ahead of the one being
-// quantized, so a CTA's loads stay in flight through its own reduce and store phases. (Rows loaded
-// into registers leave DRAM idle while a CTA reduces and stores: 64-70% of its bandwidth; a persistent
-// grid with one item in registers ahead was slower still, v29 in bench/gpu/NOTES.md.) Each thread
-// reads back only the chunks it copied, so a stage needs no barrier: cp.async.wait_group suffices.
+// SPLIT = true: CTA blockIdx.x quantizes part blockIdx.x % 3 of tile blockIdx.x / 3, holding one
+// tensor's rows in registers; false: CTA blockIdx.x quantizes all three parts of tile blockIdx.x,
+// their loads in flight together.
 template <int D, typename T, bool SPLIT>
-struct PrepStages {
-    using Raw = typename Elem<T>::Raw;          // 8 elements: 16 or 32 bytes
-    static constexpr int CH = D / 8;            // 8-element chunks per row
-    static constexpr int NC = kTile * CH / kPrepThreads;  // chunks per thread and part
-    static constexpr int kParts = SPLIT ? 1 : 3;
-    static constexpr int kStageBytes = kParts * NC * kPrepThreads * int(sizeof(Raw));
-    static constexpr int kStages = kStageBytes <= 16 * 1024 ? 3 : 2;  // 2-3 CTAs per SM either way
-    static constexpr int kBytes = kStages * kStageBytes;
-    // Where the thread's chunk n of part i sits in stage st (bytes from the first stage): consecutive
-    // threads, consecutive Raws.
-    __device__ static uint32_t at(uint32_t st, int i, int n, int tid) {
-        return st * kStageBytes + uint32_t(((i * NC + n) * kPrepThreads + tid) * int(sizeof(Raw)));
-    }
-};
-
-// A persistent grid over the `tiles` (batch, head, 64-token tile) items, item i being tile i % nb of
-// head (i / nb) % heads and batch i / (nb * heads). SPLIT: CTA c quantizes part c % 3 of items
-// c / 3, c / 3 + gridDim.x / 3, ... (gridDim.x a multiple of 3, so that a CTA's part and input
-// tensor are fixed); else all three parts of items c, c + gridDim.x, ....
-template <int D, typename T, bool SPLIT>
-__global__ void __launch_bounds__(kPrepThreads, 3) quantize_kernel(Shape s, PlanView plan, View qv, View kv, View vv,
-                                                                int smooth_k, Quantized w, uint32_t tiles) {
-    using Stages = PrepStages<D, T, SPLIT>;
-    using Raw = typename Stages::Raw;
-    constexpr int CH = Stages::CH, NC = Stages::NC, kParts = Stages::kParts, S = Stages::kStages;
+__global__ void __launch_bounds__(kPrepThreads) quantize_kernel(Shape s, PlanView plan, View qv, View kv, View vv,
+                                                                int smooth_k, Quantized w) {
+    constexpr int CH = D / 8;                     // 8-element chunks per row
+    constexpr int NC = kTile * CH / kPrepThreads; // chunks per thread
     constexpr int SVT = kTile + 16;               // smem row stride of int8 V^T (bytes)
     constexpr int SVT16 = kTile * 2 + 16;         // smem row stride of fp16 V^T (bytes)
     // The lanes of one store into V^T write channels 8 apart (the same bank at either stride), so each
@@ -135,258 +74,221 @@ __global__ void __launch_bounds__(kPrepThreads, 3) quantize_kernel(Shape s, Plan
     // 4 (8-bit) banks instead of one. The copy-out reads chunk `part` of row `ch` from vt_chunk.
     constexpr int kChunks16 = kTile * 2 / 16, kChunks8 = kTile / 16;
     auto vt_chunk = [](int ch, int part, int chunks) { return part ^ ((ch >> 3) & (chunks - 1)); };
+    constexpr int kParts = SPLIT ? 1 : 3;  // parts of this CTA
+    const int tile = SPLIT ? blockIdx.x / 3 : blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+    const size_t bh = size_t(b) * s.heads + h;
     const int tid = threadIdx.x, lane = tid & 31;
-    constexpr uint32_t kCtasPerItem = SPLIT ? 3 : 1;
-    const uint32_t first = blockIdx.x / kCtasPerItem, stride = gridDim.x / kCtasPerItem;
-    const PrepPart split_part = PrepPart(blockIdx.x % kCtasPerItem);
-    const View split_in = split_part == PrepPart::q ? qv : split_part == PrepPart::k ? kv : vv;
+    auto part_of = [&](int i) { return SPLIT ? PrepPart(blockIdx.x % 3) : PrepPart(i); };
+    const bool qk16 = plan.qk_format(h) == QkFormat::fp16;  // the head's formats: uniform over the CTA
+    const PvFormat pv = plan.pv_format(h);
+    // This tile's Q and K in their head's regions (Quantized): int8 or fp16 elements.
+    const size_t qk_at = bh * qk_head_bytes(s.npad, D) + size_t(tile) * kTile * D * (qk16 ? 2 : 1);
 
-    extern __shared__ __align__(16) uint8_t s_stages[];
-    const uint32_t stage0 = static_cast<uint32_t>(__cvta_generic_to_shared(s_stages));
-    // Two of each reduction buffer, by item parity: item k's are zeroed while item k - 1's are read.
-    __shared__ int s_kmax[2];  // abs maximum as int bits
-    __shared__ int s_vmax[2][D];
+    __shared__ int s_src[kTile];
+    __shared__ int s_kmax;  // abs maximum as int bits
+    __shared__ int s_vmax[D];
     __shared__ __align__(16) int8_t s_vt[D * SVT16];  // V^T of the tile, int8 or fp16
-    if (tid < 2) s_kmax[tid] = 0;
-    for (int c = tid; c < 2 * D; c += kPrepThreads) s_vmax[c / D][c % D] = 0;
 
-    // The source token of each of the thread's rows in item `it` (-1: past the sequence, or no item).
-    const auto load_sources = [&](const PrepItem& it, int (&src)[NC]) {
+    if (tid < kTile) {
+        const int p = tile * kTile + tid;
+        int src = -1;
+        if (p < s.tokens) src = plan.orders ? plan.gathers[size_t(plan.orders[h]) * s.tokens + p] : p;
+        s_src[tid] = src;
+    }
+    if (tid == 0) s_kmax = 0;
+    for (int c = tid; c < D; c += kPrepThreads) s_vmax[c] = 0;
+    __syncthreads();
+
+    // The tile's rows of this CTA's parts, loaded up front (raw 16-byte chunks, all in flight
+    // together), then widened part by part into x.
+    using Raw = typename Elem<T>::Raw;
+    Raw r[kParts][NC];
+#pragma unroll
+    for (int i = 0; i < kParts; ++i) {
+        const PrepPart part = part_of(i);
+        const View in = part == PrepPart::q ? qv : part == PrepPart::k ? kv : vv;  // by value: no local copy of the parameters
+        const T* base = static_cast<const T*>(in.data) + b * in.sb + h * in.sh;
 #pragma unroll
         for (int n = 0; n < NC; ++n) {
-            const int p = it.tile * kTile + (tid + n * kPrepThreads) / CH;
-            src[n] = it.i >= tiles || p >= s.tokens ? -1
-                     : plan.orders                  ? plan.gathers[size_t(plan.orders[it.h]) * s.tokens + p]
-                                                    : p;
+            const int c = tid + n * kPrepThreads, row = c / CH, col = (c % CH) * 8;
+            const int src = s_src[row];
+            r[i][n] = src >= 0 ? Elem<T>::load_raw(base + src * in.st + col) : Raw{};
         }
-    };
-    // Item it's rows into stage st (an empty group past the last item).
-    const auto issue = [&](const PrepItem& it, uint32_t st, const int (&src)[NC]) {
-        if (it.i < tiles) {
-#pragma unroll
-            for (int k = 0; k < kParts; ++k) {
-                const View in = SPLIT ? split_in : k == 0 ? qv : k == 1 ? kv : vv;
-                const T* base = static_cast<const T*>(in.data) + it.b * in.sb + it.h * in.sh;
-#pragma unroll
-                for (int n = 0; n < NC; ++n) {
-                    const T* g = base + (src[n] >= 0 ? src[n] * in.st : 0) + ((tid + n * kPrepThreads) % CH) * 8;
-#pragma unroll
-                    for (int piece = 0; piece < int(sizeof(Raw)) / 16; ++piece)
-                        cp_async16_or_zeros(stage0 + Stages::at(st, k, n, tid) + 16 * piece,
-                                            reinterpret_cast<const uint8_t*>(g) + 16 * piece, src[n] >= 0);
-                }
-            }
-        }
-        cp_async_commit();
-    };
-
-    const PrepStep step(stride, s);
-    PrepItem cur(first, s), next = cur;  // the item quantized, and the next one to issue
-    int src[NC];                         // next's sources
-#pragma unroll
-    for (int k = 0; k + 1 < S; ++k) {
-        load_sources(next, src);
-        issue(next, k, src);
-        next.advance(step, s);
     }
-    load_sources(next, src);
-    __syncthreads();  // the reduction buffers are zeroed
+    float x[NC][8];
 
-    for (uint32_t k = 0; cur.i < tiles; ++k, cur.advance(step, s)) {
-        issue(next, (k + S - 1) % S, src);
-        next.advance(step, s);
-        load_sources(next, src);  // for the next iteration's issue: its latency hides under this item
-        cp_async_wait<S - 1>();   // cur's rows have landed
-        const int tile = cur.tile, h = cur.h, b = cur.b;
-        const int tid = thread_index();  // read again: else ptxas keeps the thread's offsets live across items
-        const size_t bh = size_t(b) * s.heads + h;
-        auto part_of = [&](int i) { return SPLIT ? split_part : PrepPart(i); };
-        const bool qk16 = plan.qk_format(h) == QkFormat::fp16;  // the head's formats: uniform over the item
-        const PvFormat pv = plan.pv_format(h);
-        // This tile's Q and K in their head's regions (Quantized): int8 or fp16 elements.
-        const size_t qk_at = bh * qk_head_bytes(s.npad, D) + size_t(tile) * kTile * D * (qk16 ? 2 : 1);
-        int& kmax = s_kmax[k & 1];
-        int* vmax = s_vmax[k & 1];
-        if (tid == 0) s_kmax[(k + 1) & 1] = 0;  // the next item's buffers: item k - 1's reads ended at its last barrier
-        for (int c = tid; c < D; c += kPrepThreads) s_vmax[(k + 1) & 1][c] = 0;
+    // swizzled: the tile's rows in the SwizzledRows<D> layout (K), else row-major (Q). inv[NC]: the
+    // factor of each of the thread's chunks (a pointer: an array reference here crashes cudafe++ 13).
+    auto store = [&](auto swizzled, int8_t* dst_tile, const float* inv) {
+#pragma unroll
+        for (int i = 0; i < NC; ++i) {
+            const int c = tid + i * kPrepThreads, row = c / CH, col = (c % CH) * 8;
+            int qv8[8];
+#pragma unroll
+            for (int j = 0; j < 8; ++j) qv8[j] = quant_s8(x[i][j] * inv[i]);
+            uint2 packed;
+            packed.x = pack_s8x4(qv8[0], qv8[1], qv8[2], qv8[3]);
+            packed.y = pack_s8x4(qv8[4], qv8[5], qv8[6], qv8[7]);
+            const uint32_t at = decltype(swizzled)::value ? SwizzledRows<D>::offset(row, col >> 4) + (col & 8)
+                                                          : uint32_t(row * D + col);
+            *reinterpret_cast<uint2*>(dst_tile + at) = packed;
+        }
+    };
+    // The same in fp16 (16-bit QK; inv a power of two): swizzled, the K tile's D / 64 blocks of 64 keys
+    // x 128 bytes, each SwizzledRows<128>; else row-major (Q).
+    auto store16 = [&](auto swizzled, int8_t* dst_tile, const float* inv) {
+#pragma unroll
+        for (int i = 0; i < NC; ++i) {
+            const int c = tid + i * kPrepThreads, row = c / CH, col = (c % CH) * 8;
+            uint4 packed;
+            __half2* h2 = reinterpret_cast<__half2*>(&packed);
+#pragma unroll
+            for (int j = 0; j < 4; ++j) h2[j] = __floats2half2_rn(x[i][2 * j] * inv[i], x[i][2 * j + 1] * inv[i]);
+            const uint32_t at = decltype(swizzled)::value
+                                    ? uint32_t(col / 64) * kTile * 128 + SwizzledRows<128>::offset(row, (col % 64) / 8)
+                                    : uint32_t(row * D + col) * 2;
+            *reinterpret_cast<uint4*>(dst_tile + at) = packed;
+        }
+    };
 
-        float x[NC][8];
-
-        // swizzled: the tile's rows in the SwizzledRows<D> layout (K), else row-major (Q). inv[NC]: the
-        // factor of each of the thread's chunks (a pointer: an array reference here crashes cudafe++ 13).
-        auto store = [&](auto swizzled, int8_t* dst_tile, const float* inv) {
+    // ---- Q: per row. A row's CH chunks are CH consecutive lanes of one warp.
+    static_assert(32 % CH == 0, "a row's chunks must fall in one warp");
+    auto quantize_q = [&] {
+        float inv[NC];
 #pragma unroll
-            for (int i = 0; i < NC; ++i) {
-                const int c = tid + i * kPrepThreads, row = c / CH, col = (c % CH) * 8;
-                int qv8[8];
-#pragma unroll
-                for (int j = 0; j < 8; ++j) qv8[j] = quant_s8(x[i][j] * inv[i]);
-                uint2 packed;
-                packed.x = pack_s8x4(qv8[0], qv8[1], qv8[2], qv8[3]);
-                packed.y = pack_s8x4(qv8[4], qv8[5], qv8[6], qv8[7]);
-                const uint32_t at = decltype(swizzled)::value ? SwizzledRows<D>::offset(row, col >> 4) + (col & 8)
-                                                              : uint32_t(row * D + col);
-                *reinterpret_cast<uint2*>(dst_tile + at) = packed;
-            }
-        };
-        // The same in fp16 (16-bit QK; inv a power of two): swizzled, the K tile's D / 64 blocks of 64 keys
-        // x 128 bytes, each SwizzledRows<128>; else row-major (Q).
-        auto store16 = [&](auto swizzled, int8_t* dst_tile, const float* inv) {
-#pragma unroll
-            for (int i = 0; i < NC; ++i) {
-                const int c = tid + i * kPrepThreads, row = c / CH, col = (c % CH) * 8;
-                uint4 packed;
-                __half2* h2 = reinterpret_cast<__half2*>(&packed);
-#pragma unroll
-                for (int j = 0; j < 4; ++j) h2[j] = __floats2half2_rn(x[i][2 * j] * inv[i], x[i][2 * j + 1] * inv[i]);
-                const uint32_t at = decltype(swizzled)::value
-                                        ? uint32_t(col / 64) * kTile * 128 + SwizzledRows<128>::offset(row, (col % 64) / 8)
-                                        : uint32_t(row * D + col) * 2;
-                *reinterpret_cast<uint4*>(dst_tile + at) = packed;
-            }
-        };
-
-        // ---- Q: per row. A row's CH chunks are CH consecutive lanes of one warp.
-        static_assert(32 % CH == 0, "a row's chunks must fall in one warp");
-        auto quantize_q = [&] {
-            float inv[NC];
-#pragma unroll
-            for (int i = 0; i < NC; ++i) {
-                float m = 0.f;
-#pragma unroll
-                for (int j = 0; j < 8; ++j) m = fmaxf(m, fabsf(x[i][j]));
-#pragma unroll
-                for (int o = CH / 2; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
-                float scale;
-                if (qk16) {
-                    scale = pow2_scale(m, inv[i]);
-                } else {
-                    inv[i] = m > 0.f ? 127.f / m : 0.f;
-                    scale = m > 0.f ? m / 127.f : 1.f;
-                }
-                const int c = tid + i * kPrepThreads;
-                if (c % CH == 0) w.q_scale[bh * s.npad + size_t(tile) * kTile + c / CH] = scale;
-            }
-            if (qk16)
-                store16(std::false_type{}, w.q + qk_at, inv);
-            else
-                store(std::false_type{}, w.q + qk_at, inv);
-        };
-
-        // ---- K: one scale per tile, mean-subtracted.
-        auto quantize_k = [&] {
+        for (int i = 0; i < NC; ++i) {
             float m = 0.f;
 #pragma unroll
-            for (int i = 0; i < NC; ++i) {
-                const int c = tid + i * kPrepThreads, row = c / CH, col = (c % CH) * 8;
-                if (smooth_k && tile * kTile + row < s.tokens) {  // rows past the end stay zeros
+            for (int j = 0; j < 8; ++j) m = fmaxf(m, fabsf(x[i][j]));
 #pragma unroll
-                    for (int j = 0; j < 8; ++j) x[i][j] -= w.k_mean[bh * D + col + j];
-                }
-#pragma unroll
-                for (int j = 0; j < 8; ++j) m = fmaxf(m, fabsf(x[i][j]));
+            for (int o = CH / 2; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+            float scale;
+            if (qk16) {
+                scale = pow2_scale(m, inv[i]);
+            } else {
+                inv[i] = m > 0.f ? 127.f / m : 0.f;
+                scale = m > 0.f ? m / 127.f : 1.f;
             }
-            m = warp_max(m);
-            if (lane == 0) atomicMax(&kmax, __float_as_int(m));
-            __syncthreads();
-            const float km = __int_as_float(kmax);
-            float inv1, inv[NC];
-            const float scale = qk16 ? pow2_scale(km, inv1) : km > 0.f ? km / 127.f : 1.f;
-            if (!qk16) inv1 = km > 0.f ? 127.f / km : 0.f;
-#pragma unroll
-            for (int i = 0; i < NC; ++i) inv[i] = inv1;
-            if (qk16)
-                store16(std::true_type{}, w.k + qk_at, inv);
-            else
-                store(std::true_type{}, w.k + qk_at, inv);
-            if (tid == 0) w.k_scale[bh * s.nb + tile] = scale;
-        };
+            const int c = tid + i * kPrepThreads;
+            if (c % CH == 0) w.q_scale[bh * s.npad + size_t(tile) * kTile + c / CH] = scale;
+        }
+        if (qk16)
+            store16(std::false_type{}, w.q + qk_at, inv);
+        else
+            store(std::false_type{}, w.q + qk_at, inv);
+    };
 
-        // ---- V, fp16-PV heads (PvFormat::fp16): fp16, transposed to [D][64] per tile (keys in
-        // permuted order), not quantized. Keys past the end of the sequence are zeros.
-        auto transpose_v16 = [&] {
-            __half* s_vt16 = reinterpret_cast<__half*>(s_vt);  // [D][SVT16 / 2]
+    // ---- K: one scale per tile, mean-subtracted.
+    auto quantize_k = [&] {
+        float m = 0.f;
 #pragma unroll
-            for (int i = 0; i < NC; ++i) {
-                const int c = tid + i * kPrepThreads, row = c / CH, col = (c % CH) * 8;
+        for (int i = 0; i < NC; ++i) {
+            const int c = tid + i * kPrepThreads, row = c / CH, col = (c % CH) * 8;
+            if (smooth_k && s_src[row] >= 0) {
 #pragma unroll
-                for (int j = 0; j < 8; ++j)
-                    s_vt16[(col + j) * (SVT16 / 2) + vt_chunk(col + j, row >> 3, kChunks16) * 8 + (row & 7)] =
-                        __float2half_rn(x[i][j]);
+                for (int j = 0; j < 8; ++j) x[i][j] -= w.k_mean[bh * D + col + j];
             }
-            __syncthreads();
-            uint8_t* vt = reinterpret_cast<uint8_t*>(w.vt + bh * vt_head_bytes(s.nb, D)) + size_t(tile) * D * kTile * 2;
-            for (int c = tid; c < D * 8; c += kPrepThreads) {
-                const int row = c / 8, part16 = c % 8;
-                *reinterpret_cast<uint4*>(vt + SwizzledRows<kTile * 2>::offset(row, part16)) =
-                    *reinterpret_cast<const uint4*>(s_vt + row * SVT16 + vt_chunk(row, part16, kChunks16) * 16);
-            }
-        };
+#pragma unroll
+            for (int j = 0; j < 8; ++j) m = fmaxf(m, fabsf(x[i][j]));
+        }
+        m = warp_max(m);
+        if (lane == 0) atomicMax(&s_kmax, __float_as_int(m));
+        __syncthreads();
+        const float km = __int_as_float(s_kmax);
+        float inv1, inv[NC];
+        const float scale = qk16 ? pow2_scale(km, inv1) : km > 0.f ? km / 127.f : 1.f;
+        if (!qk16) inv1 = km > 0.f ? 127.f / km : 0.f;
+#pragma unroll
+        for (int i = 0; i < NC; ++i) inv[i] = inv1;
+        if (qk16)
+            store16(std::true_type{}, w.k + qk_at, inv);
+        else
+            store(std::true_type{}, w.k + qk_at, inv);
+        if (tid == 0) w.k_scale[bh * s.nb + tile] = scale;
+    };
 
-        // ---- V, 8-bit PV heads (INT8, FP8 e4m3): one scale per (tile, channel) mapping its max |v| to
-        // 127 or 448; transposed and shuffled through shared memory.
-        auto quantize_v8 = [&](bool fp8) {
-            const float vmax8 = fp8 ? 448.f : 127.f;
+    // ---- V, fp16-PV heads (PvFormat::fp16): fp16, transposed to [D][64] per tile (keys in
+    // permuted order), not quantized. Keys past the end of the sequence are zeros.
+    auto transpose_v16 = [&] {
+        __half* s_vt16 = reinterpret_cast<__half*>(s_vt);  // [D][SVT16 / 2]
 #pragma unroll
-            for (int i = 0; i < NC; ++i) {
-                float m[8];
+        for (int i = 0; i < NC; ++i) {
+            const int c = tid + i * kPrepThreads, row = c / CH, col = (c % CH) * 8;
 #pragma unroll
-                for (int j = 0; j < 8; ++j) m[j] = fabsf(x[i][j]);
-                // Lanes CH, 2CH, ... apart hold the same columns of other rows.
-#pragma unroll
-                for (int o = CH; o < 32; o <<= 1)
-#pragma unroll
-                    for (int j = 0; j < 8; ++j) m[j] = fmaxf(m[j], __shfl_xor_sync(0xffffffffu, m[j], o));
-                if (lane < CH) {
-                    const int col = ((tid + i * kPrepThreads) % CH) * 8;
-#pragma unroll
-                    for (int j = 0; j < 8; ++j) atomicMax(&vmax[col + j], __float_as_int(m[j]));
-                }
-            }
-            __syncthreads();
-#pragma unroll
-            for (int i = 0; i < NC; ++i) {
-                const int c = tid + i * kPrepThreads, row = c / CH, col = (c % CH) * 8;
-                const int pos = shuffled_key(row);
-#pragma unroll
-                for (int j = 0; j < 8; ++j) {
-                    const float m = __int_as_float(vmax[col + j]), y = m > 0.f ? x[i][j] * fminf(vmax8 / m, FLT_MAX) : 0.f;  // tiny m: no inf (0 * inf)
-                    s_vt[(col + j) * SVT + vt_chunk(col + j, pos >> 4, kChunks8) * 16 + (pos & 15)] =
-                        fp8 ? static_cast<int8_t>(__nv_cvt_float_to_fp8(y, __NV_SATFINITE, __NV_E4M3)) : static_cast<int8_t>(quant_s8(y));
-                }
-            }
-            for (int c = tid; c < D; c += kPrepThreads) {
-                const float m = __int_as_float(vmax[c]), vs = m > 0.f ? m / vmax8 : 1.f;
-                float* pair = w.v_scale + ((bh * s.nb + tile) * D + (c & ~1)) * 2 + (c & 1);
-                pair[0] = vs;
-                pair[2] = fp8 ? 0.f : -kMagicF * vs;
-            }
-            __syncthreads();
-            int8_t* vt = w.vt + bh * vt_head_bytes(s.nb, D) + size_t(tile) * D * kTile;
-            for (int c = tid; c < D * kTile / 16; c += kPrepThreads) {
-                const int row = c / (kTile / 16), part16 = c % (kTile / 16);
-                *reinterpret_cast<uint4*>(vt + SwizzledRows<kTile>::offset(row, part16)) =
-                    *reinterpret_cast<const uint4*>(s_vt + row * SVT + vt_chunk(row, part16, kChunks8) * 16);
-            }
-        };
+            for (int j = 0; j < 8; ++j)
+                s_vt16[(col + j) * (SVT16 / 2) + vt_chunk(col + j, row >> 3, kChunks16) * 8 + (row & 7)] =
+                    __float2half_rn(x[i][j]);
+        }
+        __syncthreads();
+        uint8_t* vt = reinterpret_cast<uint8_t*>(w.vt + bh * vt_head_bytes(s.nb, D)) + size_t(tile) * D * kTile * 2;
+        for (int c = tid; c < D * 8; c += kPrepThreads) {
+            const int row = c / 8, part16 = c % 8;
+            *reinterpret_cast<uint4*>(vt + SwizzledRows<kTile * 2>::offset(row, part16)) =
+                *reinterpret_cast<const uint4*>(s_vt + row * SVT16 + vt_chunk(row, part16, kChunks16) * 16);
+        }
+    };
 
+    // ---- V, 8-bit PV heads (INT8, FP8 e4m3): one scale per (tile, channel) mapping its max |v| to
+    // 127 or 448; transposed and shuffled through shared memory.
+    auto quantize_v8 = [&](bool fp8) {
+        const float vmax8 = fp8 ? 448.f : 127.f;
 #pragma unroll
-        for (int i = 0; i < kParts; ++i) {
+        for (int i = 0; i < NC; ++i) {
+            float m[8];
 #pragma unroll
-            for (int n = 0; n < NC; ++n)
-                Elem<T>::to_float(*reinterpret_cast<const Raw*>(s_stages + Stages::at(k % S, i, n, tid)), x[n]);
-            switch (part_of(i)) {
-                case PrepPart::q: quantize_q(); break;
-                case PrepPart::k: quantize_k(); break;
-                case PrepPart::v:  // the head's PV format: uniform over the item (one head)
-                    if (pv == PvFormat::fp16)
-                        transpose_v16();
-                    else
-                        quantize_v8(pv == PvFormat::fp8_e4m3);
-                    break;
+            for (int j = 0; j < 8; ++j) m[j] = fabsf(x[i][j]);
+            // Lanes CH, 2CH, ... apart hold the same columns of other rows.
+#pragma unroll
+            for (int o = CH; o < 32; o <<= 1)
+#pragma unroll
+                for (int j = 0; j < 8; ++j) m[j] = fmaxf(m[j], __shfl_xor_sync(0xffffffffu, m[j], o));
+            if (lane < CH) {
+                const int col = ((tid + i * kPrepThreads) % CH) * 8;
+#pragma unroll
+                for (int j = 0; j < 8; ++j) atomicMax(&s_vmax[col + j], __float_as_int(m[j]));
             }
         }
-        __syncthreads();  // s_vt and this item's reduction buffers are free
+        __syncthreads();
+#pragma unroll
+        for (int i = 0; i < NC; ++i) {
+            const int c = tid + i * kPrepThreads, row = c / CH, col = (c % CH) * 8;
+            const int pos = shuffled_key(row);
+#pragma unroll
+            for (int j = 0; j < 8; ++j) {
+                const float m = __int_as_float(s_vmax[col + j]), y = m > 0.f ? x[i][j] * fminf(vmax8 / m, FLT_MAX) : 0.f;  // tiny m: no inf (0 * inf)
+                s_vt[(col + j) * SVT + vt_chunk(col + j, pos >> 4, kChunks8) * 16 + (pos & 15)] =
+                    fp8 ? static_cast<int8_t>(__nv_cvt_float_to_fp8(y, __NV_SATFINITE, __NV_E4M3)) : static_cast<int8_t>(quant_s8(y));
+            }
+        }
+        for (int c = tid; c < D; c += kPrepThreads) {
+            const float m = __int_as_float(s_vmax[c]), vs = m > 0.f ? m / vmax8 : 1.f;
+            float* pair = w.v_scale + ((bh * s.nb + tile) * D + (c & ~1)) * 2 + (c & 1);
+            pair[0] = vs;
+            pair[2] = fp8 ? 0.f : -kMagicF * vs;
+        }
+        __syncthreads();
+        int8_t* vt = w.vt + bh * vt_head_bytes(s.nb, D) + size_t(tile) * D * kTile;
+        for (int c = tid; c < D * kTile / 16; c += kPrepThreads) {
+            const int row = c / (kTile / 16), part16 = c % (kTile / 16);
+            *reinterpret_cast<uint4*>(vt + SwizzledRows<kTile>::offset(row, part16)) =
+                *reinterpret_cast<const uint4*>(s_vt + row * SVT + vt_chunk(row, part16, kChunks8) * 16);
+        }
+    };
+
+#pragma unroll
+    for (int i = 0; i < kParts; ++i) {
+#pragma unroll
+        for (int n = 0; n < NC; ++n) Elem<T>::to_float(r[i][n], x[n]);
+        switch (part_of(i)) {
+            case PrepPart::q: quantize_q(); break;
+            case PrepPart::k: quantize_k(); break;
+            case PrepPart::v:  // the head's PV format: uniform over the CTA (one head)
+                if (pv == PvFormat::fp16)
+                    transpose_v16();
+                else
+                    quantize_v8(pv == PvFormat::fp8_e4m3);
+                break;
+        }
     }
 }
 
@@ -447,37 +349,17 @@ __global__ void permute_kernel(Shape s, int elem_bytes, const int32_t* gathers, 
     reinterpret_cast<uint4*>(op)[c] = reinterpret_cast<const uint4*>(ip)[c];
 }
 
-// One persistent quantize grid: as many CTAs as fit on the device at once (a multiple of 3 when SPLIT),
-// or enough for one item each.
-template <int D, typename T, bool SPLIT>
-cudaError_t launch_quantize_grid(const Shape& s, const PlanView& plan, View q, View k, View v, bool smooth_k,
-                                 const Quantized& w, cudaStream_t st) {
-    const auto kernel = quantize_kernel<D, T, SPLIT>;
-    constexpr int kSmem = PrepStages<D, T, SPLIT>::kBytes;
-    const uint32_t tiles = uint32_t(s.batch) * uint32_t(s.heads) * uint32_t(s.nb), per_item = SPLIT ? 3 : 1;
-    int dev = 0, sms = 0, per_sm = 0;
-    // The most shared memory per SM: the grid is sized for the CTAs that fit at once, and a CTA that
-    // does not fit would start only when another has finished all its items.
-    cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
-    if (e == cudaSuccess)
-        e = cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared);
-    if (e == cudaSuccess) e = cudaGetDevice(&dev);
-    if (e == cudaSuccess) e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
-    if (e == cudaSuccess) e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kPrepThreads, kSmem);
-    if (e != cudaSuccess) return e;
-    if (tiles == 0) return cudaSuccess;
-    const uint32_t ctas = per_item * std::min<uint32_t>(tiles, std::max(1u, uint32_t(sms * per_sm) / per_item));
-    kernel<<<ctas, kPrepThreads, kSmem, st>>>(s, plan, q, k, v, smooth_k, w, tiles);
-    return cudaGetLastError();
-}
-
 template <typename T>
 cudaError_t quantize_t(const Shape& s, const PlanView& plan, View q, View k, View v, bool smooth_k,
                        const Quantized& w, cudaStream_t st) {
-    // D 128: an item per tensor (a fused item's registers allowed 2 CTAs per SM; split, 71% of DRAM
-    // bandwidth before the stages, H200). D 64: fused (split measured 5-11% slower there).
-    if (s.head_dim == 64) return launch_quantize_grid<64, T, false>(s, plan, q, k, v, smooth_k, w, st);
-    return launch_quantize_grid<128, T, true>(s, plan, q, k, v, smooth_k, w, st);
+    // D 128: a CTA per tensor (a fused CTA's 94 registers allowed 2 per SM, whose load, reduce and
+    // store phases left DRAM idle: 45% of its bandwidth, 64 registers and 71% split, H200). D 64: fused
+    // (52 registers, 4 CTAs per SM; split measured 5-11% slower there).
+    if (s.head_dim == 64)
+        quantize_kernel<64, T, false><<<dim3(s.nb, s.heads, s.batch), kPrepThreads, 0, st>>>(s, plan, q, k, v, smooth_k, w);
+    else
+        quantize_kernel<128, T, true><<<dim3(3 * s.nb, s.heads, s.batch), kPrepThreads, 0, st>>>(s, plan, q, k, v, smooth_k, w);
+    return cudaGetLastError();
 }
 
 }  // namespace
