@@ -248,15 +248,7 @@ __device__ void consumer_loop(uint32_t k_lo, uint32_t v_lo, int iters, float* si
         if constexpr (kAhead) fence_operand(s[b ^ 1]);
         pack_p16<true, false>(f, b0, b1, rs, pa);
         fence_operand(o);
-        if (__any_sync(0xffffffffu, b0 != 1.f || b1 != 1.f)) {
-#pragma unroll
-            for (int j = 0; j < 9; ++j) {
-                o[j][0] *= b0;
-                o[j][1] *= b0;
-                o[j][2] *= b1;
-                o[j][3] *= b1;
-            }
-        }
+        if (__any_sync(0xffffffffu, b0 != 1.f || b1 != 1.f)) scale_rows(o, b0, b1);
         if constexpr (M == Step::phases)
 #pragma unroll
             for (int i = 0; i < 16; ++i) asm volatile("" : "+r"(pa[i / 4][i % 4])::"memory");

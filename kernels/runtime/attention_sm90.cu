@@ -379,15 +379,7 @@ struct Sm90Row {
     __device__ __forceinline__ void fold_pv(uint32_t st, float b0, float b1) {
         if constexpr (PV16) {
             fence_operand(o);
-            if (__any_sync(0xffffffffu, b0 != 1.f || b1 != 1.f)) {
-#pragma unroll
-                for (int j = 0; j < kOBlocks; ++j) {
-                    o[j][0] *= b0;
-                    o[j][1] *= b0;
-                    o[j][2] *= b1;
-                    o[j][3] *= b1;
-                }
-            }
+            if (__any_sync(0xffffffffu, b0 != 1.f || b1 != 1.f)) scale_rows(o, b0, b1);
         } else {
             (void)b0, (void)b1;
             const uint32_t ss = sm.vscales_at(st) + (lane & 3) * 16;

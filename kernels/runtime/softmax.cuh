@@ -219,6 +219,19 @@ constexpr uint32_t kOnesH2 = 0x3C003C00u;  // two fp16 ones
 // (fine in fp16) and most tiles need no rescale of O (FlashAttention-4's trick).
 constexpr float kLazyMax = 8.f;
 
+// x *= the scale of its row, for a thread's values in the mma C layout: row g (elements 0 and 1 of each
+// n-block of 8) by b0, row g + 8 (elements 2 and 3) by b1. P and O on a moved row max.
+template <int N>
+__device__ __forceinline__ void scale_rows(float (&x)[N][4], float b0, float b1) {
+#pragma unroll
+    for (int j = 0; j < N; ++j) {
+        x[j][0] *= b0;
+        x[j][1] *= b0;
+        x[j][2] *= b1;
+        x[j][3] *= b1;
+    }
+}
+
 // The fp16-PV softmax of one tile: p = 2^(s - m) as the fp16 A fragments of mma.m16n8k16 (the S
 // fragments of n-blocks 2kc and 2kc + 1 are exactly the A fragment of keys 16kc .. 16kc + 15: no
 // shuffle, no per-tile scale), l = l * beta + sum(p) (on the tensor core, of the rounded values), and
@@ -270,13 +283,7 @@ __device__ __forceinline__ void softmax_tile_fp16_exp_ahead(const Acc (&acc)[8][
             beta1 = beta(rs.m1, mx1);
             rs.m1 = mx1;
         }
-#pragma unroll
-        for (int j = 0; j < 8; ++j) {
-            f[j][0] *= beta0;
-            f[j][1] *= beta0;
-            f[j][2] *= beta1;
-            f[j][3] *= beta1;
-        }
+        scale_rows(f, beta0, beta1);
     }
 }
 
