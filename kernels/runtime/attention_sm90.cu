@@ -223,7 +223,8 @@ struct RowRef {
 // and V(p - 3), both copied.
 // TRIPLES: one producer thread, each triple handed to all three consumers and its tiles (those of its
 // first row) copied once; right only because the three rows keep the same tiles (all of them:
-// schedule_items takes dense rows only).
+// schedule_items takes dense rows only). A tail triple's rows that its head's last triple computes
+// too are written twice, with the same values (the same code on the same tiles).
 // Grid::redo: the queue is the RedoList of the grids before this one, complete only when they are.
 template <int D, PvFormat F, QkFormat Q, Grid G, bool TRIPLES = G == Grid::triples>
 __device__ __forceinline__ void produce(uint32_t base, int ring, const RowQueue& queue, const Shape& s,
@@ -583,28 +584,31 @@ cudaError_t launch_queue(const RowQueue& queue, const Shape& s, const PlanView& 
     return cudaLaunchKernelEx(&cfg, kernel, s, plan, w, queue, sm_scale * 1.4426950408889634f, out);  // log2(e)
 }
 
-// The variant's rows: at D 128 with three consumers (fp16 PV), its dense triples on shared stages
-// first, then the other rows; elsewhere every row on its own. (Triples at D 64, which the softmax's
+// The variant's rows: at D 128 with three consumers (fp16 PV), its dense triples and tail triples on
+// shared stages first, then the other rows; elsewhere every row on its own. (Triples at D 64, which the softmax's
 // exponentials bound rather than the K/V traffic, measured 1-3% slower dense on H200.) fp16 PV: then
 // the rows those grids left to redo (none, mostly: the grid ends as it starts).
 template <int D, typename TOut, PvFormat F, QkFormat Q>
 cudaError_t attention_sm90_t(const Shape& s, const PlanView& plan, const Quantized& w, float sm_scale, MutView out,
                              int heads, cudaStream_t st) {
     constexpr bool kTriples = D == 128 && Sm90Config<D, F, Q>::kConsumers == 3;
-    const uint32_t triples = kTriples ? plan.triples : 0, rows = uint32_t(heads) * uint32_t(s.nb);
-    const uint32_t batch = uint32_t(s.batch);
+    const uint32_t triples = kTriples ? plan.triples : 0, tails = kTriples ? plan.tail_triples : 0;
+    const uint32_t tail_rows = uint32_t(s.nb) % 3, rows = uint32_t(heads) * uint32_t(s.nb);
+    const uint32_t batch = uint32_t(s.batch), items = triples + tails;
     cudaError_t e = cudaMemsetAsync(w.row_counter, 0, 4 * sizeof(uint32_t), st);
     if constexpr (kTriples) {
-        if (e == cudaSuccess && triples > 0)
-            e = launch_queue<D, TOut, F, Q, Grid::triples>(
-                RowQueue{plan.schedule, triples, triples * batch, w.row_counter}, s, plan, w, sm_scale, out, false, st);
+        if (e == cudaSuccess && items > 0) {
+            RowQueue q{plan.schedule, items, items * batch, w.row_counter};
+            q.tails = tails;
+            q.tail_rows = tail_rows;
+            e = launch_queue<D, TOut, F, Q, Grid::triples>(q, s, plan, w, sm_scale, out, false, st);
+        }
     }
-    // The rows after the triples taken here, or all rows.
-    const uint32_t left = rows - 3 * triples;
+    // The rows after the triples and tail rows taken here, or all rows.
+    const uint32_t taken = 3 * triples + tail_rows * tails, left = rows - taken;
     if (e == cudaSuccess && left > 0)
-        e = launch_queue<D, TOut, F, Q, Grid::rows>(
-            RowQueue{plan.schedule + 3 * triples, left, left * batch, w.row_counter + 1}, s, plan, w, sm_scale, out,
-            triples > 0, st);
+        e = launch_queue<D, TOut, F, Q, Grid::rows>(RowQueue{plan.schedule + taken, left, left * batch, w.row_counter + 1},
+                                                    s, plan, w, sm_scale, out, items > 0, st);
     if constexpr (F == PvFormat::fp16) {
         if (e == cudaSuccess && rows > 0)
             e = launch_queue<D, TOut, F, Q, Grid::redo>(

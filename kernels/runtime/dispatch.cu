@@ -94,6 +94,7 @@ cudaError_t launch_attention(DType out_dt, const Shape& s, const PlanView& plan,
         PlanView p = plan;
         if (plan.kernels) p.schedule += size_t(plan.kernel_begin[v]) * size_t(s.nb);
         p.triples = plan.triples_of[v];
+        p.tail_triples = plan.tail_triples_of[v];
         const PvFormat f = pv_format_of(v);
         cudaError_t e = cudaErrorNotSupported;  // 16-bit QK off Hopper: attention_has_kernel says no
         if (qk_format_of(v) == QkFormat::fp16) {

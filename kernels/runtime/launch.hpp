@@ -72,7 +72,7 @@ struct Quantized {
     // [4] the persistent Hopper kernels' counters, zeroed by each launch: work taken (triples, rows,
     // redone rows) and rows to redo (RedoList::count)
     uint32_t* row_counter;
-    uint2* redo;  // [BH * nb * kRedoEntriesPerTile] RedoList::entries
+    uint2* redo;  // [BH * (nb + 2) * kRedoEntriesPerTile] RedoList::entries
 };
 
 struct PlanView {
@@ -89,9 +89,12 @@ struct PlanView {
     // so the long rows start first and short ones fill the end of the grid. The first 3 * triples
     // items are dense triples, rows r, r + 1, r + 2 of a head that all keep every key tile; the
     // Hopper kernels with three consumer warpgroups run each triple on one ring of shared K/V stages.
+    // Then (nb % 3) * tail_triples items, each head's last nb % 3 rows, which those kernels run as
+    // tail triples, rows nb - 3 .. nb - 1 (the first ones a second time) and other kernels as rows.
     const uint32_t* schedule;
-    uint32_t triples;                            // of the variant being launched (dispatch)
+    uint32_t triples, tail_triples;              // of the variant being launched (dispatch)
     uint32_t triples_of[kNumHeadKernels];        // per variant, for this (slot, layer)
+    uint32_t tail_triples_of[kNumHeadKernels];
     // 16 bits: heads < 65536 (items pack the head in 16 bits).
     uint16_t kernel_begin[kNumHeadKernels + 1];
     PARO_HOST_DEVICE_INLINE PvFormat pv_format(int h) const { return kernels ? pv_format_of(kernels[h]) : PvFormat::int8; }

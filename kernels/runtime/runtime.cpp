@@ -74,7 +74,8 @@ Workspace workspace_layout(int64_t bh, int64_t npad, int64_t nb, int64_t d) {
     w.vs = take(sizeof(float) * size_t(bh * nb * d * 2));
     w.km = take(sizeof(float) * size_t(bh * d));
     w.ctr = take(4 * sizeof(uint32_t));
-    w.redo = take(sizeof(uint2) * size_t(bh * nb) * paro::gpu::kRedoEntriesPerTile);
+    // + 2 rows per (batch, head): a tail triple computes (and may push) up to two rows a second time
+    w.redo = take(sizeof(uint2) * size_t(bh * (nb + 2)) * paro::gpu::kRedoEntriesPerTile);
     w.total = off;
     return w;
 }
@@ -96,7 +97,8 @@ struct paro_plan {
     // dense triples first, then rows longest first (schedule_items); one launch per variant takes its
     // run of them.
     uint32_t* schedule = nullptr;
-    std::vector<uint32_t> triples;  // [slots][layers][variants]: the dense triples opening each run
+    std::vector<uint32_t> triples;       // [slots][layers][variants]: the dense triples opening each run
+    std::vector<uint32_t> tail_triples;  // [slots][layers][variants]: the tail triples after them (schedule_items)
     std::vector<size_t> col_base;  // [slots * layers]
     std::vector<uint8_t> host_orders;
     std::vector<uint16_t> row_len;  // [slots][layers][heads][nb]: kept tiles per row (host, to rebuild the schedule)
@@ -122,8 +124,11 @@ struct paro_plan {
         v.row_ptr = row_ptr + (size_t(slot) * layers + layer) * size_t(heads) * size_t(nb + 1);
         v.cols = cols + col_base[size_t(slot) * layers + layer];
         v.schedule = schedule + (size_t(slot) * layers + layer) * size_t(heads) * size_t(nb);
-        for (int k = 0; k < paro::gpu::kNumHeadKernels; ++k)
-            v.triples_of[k] = triples[(size_t(slot) * layers + layer) * paro::gpu::kNumHeadKernels + size_t(k)];
+        for (int k = 0; k < paro::gpu::kNumHeadKernels; ++k) {
+            const size_t at = (size_t(slot) * layers + layer) * paro::gpu::kNumHeadKernels + size_t(k);
+            v.triples_of[k] = triples[at];
+            v.tail_triples_of[k] = tail_triples[at];
+        }
         if (!kernel_begin.empty() && heads_of(layer, kInt8) < heads) {  // else the INT8-only path
             v.kernels = kernels + size_t(layer) * heads;
             for (int k = 0; k <= paro::gpu::kNumHeadKernels; ++k) v.kernel_begin[k] = kernel_begin[size_t(layer)][k];
@@ -162,8 +167,9 @@ paro_status check_plan_dims(int layers, int slots, int heads) {
 }
 
 struct Schedule {
-    std::vector<uint32_t> items;    // paro_plan::schedule
-    std::vector<uint32_t> triples;  // paro_plan::triples
+    std::vector<uint32_t> items;         // paro_plan::schedule
+    std::vector<uint32_t> triples;       // paro_plan::triples
+    std::vector<uint32_t> tail_triples;  // paro_plan::tail_triples
 };
 Schedule schedule_items(const paro_plan& plan, const std::vector<uint8_t>& kernels);
 paro_status upload_schedule(paro_plan* plan, Schedule schedule);
@@ -254,7 +260,12 @@ paro_status build_plan(const paro::TokenLayout& layout, int layers, int slots, i
 // order; `kernels` [layers][heads] head_kernel codes, empty: all INT8). A variant's run opens with its
 // dense triples: rows 3j .. 3j + 2 of a head that all keep every key tile, in order, which three
 // consumer warpgroups compute on one ring of shared K/V stages (attention_sm90.cu; dense rows are the
-// longest, so they come first anyway). The other rows follow longest first, by a stable counting sort
+// longest, so they come first anyway). Then its tail rows: where nb is not a multiple of 3, the last
+// nb % 3 rows of a head whose last triple and those rows are all dense; the Hopper kernel computes
+// them as one more triple, rows nb - 3 .. nb - 1 (a tail triple: its first rows, already in the last
+// triple, computed twice), which other kernels take as rows. Left to a grid of single rows behind the
+// triples, they kept three consumers of 32 SMs busy for 0.3 ms after the rest of a dense layer had
+// ended (CogVideoX shape, D 128, H200). The other rows follow longest first, by a stable counting sort
 // on the row length in coarse buckets of ceil(nb / 16) tiles (16 or 17 buckets), heads and rows in
 // index order within a bucket. A grid walks its items in order, so the rows that take longest start
 // first and short ones fill the end: the tail of a launch no longer waits on dense heads that came
@@ -263,49 +274,63 @@ paro_status build_plan(const paro::TokenLayout& layout, int layers, int slots, i
 // PV 4-11% on fixed-density masks, H200).
 Schedule schedule_items(const paro_plan& plan, const std::vector<uint8_t>& kernels) {
     constexpr int V = paro::gpu::kNumHeadKernels;
-    const size_t nb = size_t(plan.nb), H = size_t(plan.heads), per = H * nb;
+    const size_t nb = size_t(plan.nb), H = size_t(plan.heads), per = H * nb, tail = nb % 3;
     const size_t width = std::max<size_t>(1, (nb + 15) / 16), buckets = nb / width + 1;
     Schedule sched{std::vector<uint32_t>(size_t(plan.slots) * plan.layers * per),
+                   std::vector<uint32_t>(size_t(plan.slots) * plan.layers * V),
                    std::vector<uint32_t>(size_t(plan.slots) * plan.layers * V)};
     std::vector<uint32_t> start(buckets + 1);
-    std::vector<uint8_t> in_triple(per);
+    enum Role : uint8_t { kSingle, kTriple, kTail };
+    std::vector<uint8_t> role(per);
     for (int s = 0; s < plan.slots; ++s)
         for (int l = 0; l < plan.layers; ++l) {
             const size_t sl = size_t(s) * plan.layers + l;
             const uint16_t* len = plan.row_len.data() + sl * per;
             uint32_t* out = sched.items.data() + sl * per;
             const auto slot_of = [&](size_t h, size_t r) { return buckets - 1 - len[h * nb + r] / width; };
-            std::fill(in_triple.begin(), in_triple.end(), uint8_t(0));
-            for (size_t h = 0; h < H; ++h)
+            const auto dense = [&](size_t h, size_t r0, size_t n) {
+                return std::all_of(len + h * nb + r0, len + h * nb + r0 + n, [&](uint16_t x) { return x == nb; });
+            };
+            std::fill(role.begin(), role.end(), uint8_t(kSingle));
+            for (size_t h = 0; h < H; ++h) {
                 for (size_t r = 0; r + 2 < nb; r += 3)
-                    if (len[h * nb + r] == nb && len[h * nb + r + 1] == nb && len[h * nb + r + 2] == nb)
-                        in_triple[h * nb + r] = in_triple[h * nb + r + 1] = in_triple[h * nb + r + 2] = 1;
+                    if (dense(h, r, 3)) std::fill_n(role.begin() + h * nb + r, 3, uint8_t(kTriple));
+                if (tail > 0 && nb >= 3 + tail && role[h * nb + nb - tail - 1] == kTriple && dense(h, nb - tail, tail))
+                    std::fill_n(role.begin() + h * nb + nb - tail, tail, uint8_t(kTail));
+            }
             size_t done = 0;
             for (int v = 0; v < V; ++v) {
                 const auto of_variant = [&](size_t h) {
                     return kernels.empty() ? v == paro_plan::kInt8 : kernels[size_t(l) * H + h] == v;
                 };
-                size_t triples = 0, count = 0;
+                size_t at = done, count = 0, triples = 0, tails = 0;
+                const auto put = [&](size_t h, size_t r) { out[at++] = uint32_t(h << 16 | r); };
                 for (size_t h = 0; h < H; ++h)
                     if (of_variant(h)) {
                         count += nb;
                         for (size_t r = 0; r < nb; r += 3)
-                            if (in_triple[h * nb + r]) {
-                                for (size_t m = 0; m < 3; ++m) out[done + 3 * triples + m] = uint32_t(h << 16 | (r + m));
+                            if (role[h * nb + r] == kTriple) {
+                                for (size_t m = 0; m < 3; ++m) put(h, r + m);
                                 ++triples;
                             }
+                    }
+                for (size_t h = 0; h < H; ++h)
+                    if (of_variant(h) && tail > 0 && role[h * nb + nb - 1] == kTail) {
+                        for (size_t r = nb - tail; r < nb; ++r) put(h, r);
+                        ++tails;
                     }
                 std::fill(start.begin(), start.end(), 0u);
                 for (size_t h = 0; h < H; ++h)
                     if (of_variant(h))
                         for (size_t r = 0; r < nb; ++r)
-                            if (!in_triple[h * nb + r]) ++start[slot_of(h, r) + 1];
+                            if (role[h * nb + r] == kSingle) ++start[slot_of(h, r) + 1];
                 for (size_t k = 1; k <= buckets; ++k) start[k] += start[k - 1];  // longest bucket first
                 for (size_t h = 0; h < H; ++h)
                     if (of_variant(h))
                         for (size_t r = 0; r < nb; ++r)
-                            if (!in_triple[h * nb + r]) out[done + 3 * triples + start[slot_of(h, r)]++] = uint32_t(h << 16 | r);
+                            if (role[h * nb + r] == kSingle) out[at + start[slot_of(h, r)]++] = uint32_t(h << 16 | r);
                 sched.triples[sl * V + size_t(v)] = uint32_t(triples);
+                sched.tail_triples[sl * V + size_t(v)] = uint32_t(tails);
                 done += count;
             }
         }
@@ -320,6 +345,7 @@ paro_status upload_schedule(paro_plan* plan, Schedule schedule) {
     }
     PARO_CUDA_TRY(cudaMemcpy(plan->schedule, items.data(), sizeof(uint32_t) * items.size(), cudaMemcpyHostToDevice));
     plan->triples = std::move(schedule.triples);
+    plan->tail_triples = std::move(schedule.tail_triples);
     return PARO_OK;
 }
 

@@ -35,8 +35,10 @@ bool hopper_kernels() { return std::string(paro_attention_kernel_name()).rfind("
 // of the columns, rows 4i + 2 and 4i + 3 alternate columns (what a kernel that shares K/V between
 // rows must get right: bench/gpu/NOTES.md, v19). dense_heads: heads 4i and 4i + 1 full, the others
 // random50 (a layer whose dense triples run ahead of its other rows, attention_sm90.cu; with mixed
-// PV formats, dense heads of both).
-enum class MaskKind { full, empty, random50, random20, one_per_row, split_pairs, dense_heads };
+// PV formats, dense heads of both). dense_edges: where a head's tail triple (runtime.cpp,
+// schedule_items) is formed and where not: heads 4i full; 4i + 1 full but the last row random50;
+// 4i + 2 full but row nb - 3 random50; 4i + 3 random50 but the last three rows full.
+enum class MaskKind { full, empty, random50, random20, one_per_row, split_pairs, dense_heads, dense_edges };
 
 struct Config {
     TokenLayout layout;
@@ -62,8 +64,9 @@ struct Config {
 };
 
 std::string describe(const Config& c) {
-    const char* mk[] = {"full", "empty", "random50", "random20", "one per row", "split pairs", "dense heads"};
-    static_assert(std::size(mk) == size_t(MaskKind::dense_heads) + 1);
+    const char* mk[] = {"full",        "empty",       "random50",   "random20",
+                        "one per row", "split pairs", "dense heads", "dense edges"};
+    static_assert(std::size(mk) == size_t(MaskKind::dense_edges) + 1);
     const char* dt[] = {"fp32", "fp16", "bf16"};
     return c.layout.describe() + " D" + std::to_string(c.head_dim) + " B" + std::to_string(c.batch) + " " +
            mk[int(c.mask)] + " " + dt[int(c.dtype)] + " qsigma " + std::to_string(c.q_sigma) +
@@ -115,6 +118,12 @@ HostPlan make_host_plan(const Config& c, unsigned seed) {
                         keep = r % 4 < 2 ? (2 * col < p.nb) == (r % 2 == 0) : col % 2 == r % 2;
                         break;
                     case MaskKind::dense_heads: keep = h % 4 < 2 || r == col || U(rng) < 0.5; break;
+                    case MaskKind::dense_edges: {
+                        const int64_t random_row[] = {-1, p.nb - 1, p.nb - 3, -1};
+                        const bool dense = h % 4 == 3 ? r >= p.nb - 3 : r != random_row[h % 4];
+                        keep = dense || r == col || U(rng) < 0.5;
+                        break;
+                    }
                 }
                 if (keep) {
                     const int64_t t = r * p.nb + col;
@@ -546,6 +555,7 @@ const std::vector<SweepLayout> kSweepLayouts = {{{3, 5, 7}, 13, TextPosition::pr
                                                 {{4, 12, 16}, 32, TextPosition::suffix},   // 800
                                                 {{2, 9, 11}, 0, TextPosition::prefix},     // 198
                                                 {{5, 16, 16}, 226, TextPosition::prefix},  // 1506
+                                                {{3, 10, 22}, 40, TextPosition::prefix},   // 700: 11 tiles
                                                 {{1, 1, 64}, 0, TextPosition::prefix}};    // one tile
 
 // Every layout x head dim x mask kind x dtype against the fp32 masked reference.
@@ -556,7 +566,7 @@ WorstError accuracy_sweep(const std::vector<SweepLayout>& layouts, std::initiali
     for (const auto& l : layouts)
         for (int D : {64, 128})
             for (MaskKind mk : {MaskKind::full, MaskKind::empty, MaskKind::random50, MaskKind::random20,
-                                MaskKind::split_pairs, MaskKind::dense_heads})
+                                MaskKind::split_pairs, MaskKind::dense_heads, MaskKind::dense_edges})
                 for (paro_dtype dt : dtypes) {
                     Config c;
                     c.layout.grid = l.grid;
@@ -720,7 +730,7 @@ TEST_CASE("gpu: fp16-PV runtime vs fp32 masked reference, small", "[.gpu][small]
         check_accuracy(c, run_config(c, 8));
     }
     // Dense triples on shared stages (D 128), then the other rows behind them (13 tile rows: 4 triples
-    // and a dense row left over per dense head; ragged last tile). Rows this long wrap every ring, so
+    // and a tail triple per dense head; ragged last tile). Rows this long wrap every ring, so
     // each stage, its tile meta and v scales are refilled after consumers read them: fp16 PV, then
     // INT8 and fp16 PV heads in one call (on Hopper with both QK formats too: four variants).
     c.layout.grid = {4, 12, 16};
@@ -1135,8 +1145,9 @@ TEST_CASE("gpu: fp16-PV rows whose max jumps after their first tile", "[.gpu][sw
         WARN("16-bit QK, q, k sigma " << sigma << " after a text tile: worst cosine " << worst.cosine << ", rel L1 "
                                       << worst.rel_l1);
     }
-    // 13 tiles (4 triples and a row per head) and 12 (triples only: no rows' grid).
-    for (int video_w : {15, 14}) {
+    // 13 tiles (4 triples and a tail triple over the last row: rows 10 and 11 computed twice), 14 (4
+    // triples and a tail triple over the last two rows) and 12 (triples only); no rows' grid.
+    for (int video_w : {15, 17, 14}) {
         Config c = jump_config(6.f, 128, MaskKind::full);
         c.qk_bits = 8;
         c.layout.grid[2] = video_w;
