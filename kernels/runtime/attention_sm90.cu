@@ -462,8 +462,7 @@ struct Sm90Row {
 };
 
 // A consumer warpgroup: the rows its producer hands over, one after the other (TRIPLES: row `member`
-// of each triple). TOut is the element type of the output and of the caller's Q (paro_attention_args::
-// dtype), whose rows INT8-QK heads quantize here. fp16 PV outside the redo grid takes its exponentials ahead of the row max and
+// of each triple). fp16 PV outside the redo grid takes its exponentials ahead of the row max and
 // leaves the warps' rows where that failed (rare: a row's max moved by kAheadRange, 120 log2 units,
 // or more after its first tile) to the redo grid, which computes them without. Each warp decides
 // for its own rows: a warpgroup-wide vote at each row's end measured 2-3% slower (H200).
@@ -485,24 +484,12 @@ __device__ __forceinline__ void consume(const ConsumerSmem<D, F, Q, TRIPLES>& sm
             store_rows<D, TOut>(s, plan, out, row.b, row.h, p0, t, zero, 0.f, 0.f);
             continue;
         }
-        float qs0, qs8;  // the Q scales of rows p0 and p0 + 8
-        if constexpr (Q == QkFormat::int8) {  // quantized here (Quantized::q_rows)
-            const auto q_row = [&](int p) -> const TOut* {
-                if (p >= s.tokens) return nullptr;
-                const int src = plan.orders ? plan.gathers[size_t(plan.orders[row.h]) * s.tokens + p] : p;
-                return static_cast<const TOut*>(w.q_rows.data) + row.b * w.q_rows.sb + row.h * w.q_rows.sh +
-                       int64_t(src) * w.q_rows.st;
-            };
-            quantize_q_fragments<D>(q_row(p0), q_row(p0 + 8), t, walk.qa, qs0, qs8);
-        } else {
-            const auto* qw = reinterpret_cast<const __half*>(w.q + row.bh * qk_head_bytes(s.npad, D));
-            load_q_fragments<D>(qw + (size_t(row.r) * kTile + warp * 16) * D, g, t, walk.qa);  // the warp's rows
-            const float* qs = w.q_scale + row.bh * s.npad + p0;
-            qs0 = qs[0];
-            qs8 = qs[8];
-        }
-        walk.qscale = {qs0 * sm_scale_log2, qs8 * sm_scale_log2};
         walk.start(row.n, pos);
+        using QElem = std::conditional_t<Q == QkFormat::fp16, __half, int8_t>;
+        const auto* qw = reinterpret_cast<const QElem*>(w.q + row.bh * qk_head_bytes(s.npad, D));
+        load_q_fragments<D>(qw + (size_t(row.r) * kTile + warp * 16) * D, g, t, walk.qa);  // the warp's rows
+        const float* qs = w.q_scale + row.bh * s.npad + p0;  // rows p0 and p0 + 8
+        walk.qscale = {qs[0] * sm_scale_log2, qs[8] * sm_scale_log2};
         walk.template step<true>(0);
         for (uint32_t j = 1; j < row.n; ++j) walk.template step<false>(j);
         walk.finish();
