@@ -26,58 +26,6 @@ __device__ __forceinline__ void load_q_fragments(const T* qw, int g, int t, uint
     }
 }
 
-// The same fragments, and the scales of rows g and g + 8, quantized here from the caller's Q rows (row0,
-// row8; nullptr past the sequence: zeros, scale 1) by the prep kernel's rule (quantize_q in prep.cu:
-// one scale per row, max |q| / 127; the same values), which then skips those rows: the Hopper INT8-QK
-// kernels read each Q row once anyway, so quantizing it where it is read saves the prep's pass over Q
-// (a third of its reads and a quarter of its writes). A row's channels are spread over the quad.
-template <int D, typename T>
-__device__ __forceinline__ void quantize_q_fragments(const T* row0, const T* row8, int t, uint32_t (&qa)[D / 32][4],
-                                                     float& scale0, float& scale8) {
-    using Raw4 = typename Elem<T>::Raw4;
-    Raw4 raw[2][D / 32][2];  // [row][kk][h]: channels 32 kk + 16 h + 4 t .. + 3
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-        const T* row = r == 0 ? row0 : row8;
-#pragma unroll
-        for (int kk = 0; kk < D / 32; ++kk)
-#pragma unroll
-            for (int h = 0; h < 2; ++h) raw[r][kk][h] = row ? Elem<T>::load_raw4(row + 32 * kk + 16 * h + 4 * t) : Raw4{};
-    }
-    float inv[2], scale[2];
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-        float m = 0.f;
-#pragma unroll
-        for (int kk = 0; kk < D / 32; ++kk)
-#pragma unroll
-            for (int h = 0; h < 2; ++h) {
-                float x[4];
-                Elem<T>::to_float4(raw[r][kk][h], x);
-#pragma unroll
-                for (int j = 0; j < 4; ++j) m = fmaxf(m, fabsf(x[j]));
-            }
-        m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 1));
-        m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 2));
-        inv[r] = m > 0.f ? 127.f / m : 0.f;
-        scale[r] = m > 0.f ? m / 127.f : 1.f;
-    }
-    const auto quantize4 = [&](Raw4 v, float f) {
-        float x[4];
-        Elem<T>::to_float4(v, x);
-        return pack_s8x4(quant_s8(x[0] * f), quant_s8(x[1] * f), quant_s8(x[2] * f), quant_s8(x[3] * f));
-    };
-#pragma unroll
-    for (int kk = 0; kk < D / 32; ++kk) {
-        qa[kk][0] = quantize4(raw[0][kk][0], inv[0]);
-        qa[kk][1] = quantize4(raw[1][kk][0], inv[1]);
-        qa[kk][2] = quantize4(raw[0][kk][1], inv[0]);
-        qa[kk][3] = quantize4(raw[1][kk][1], inv[1]);
-    }
-    scale0 = scale[0];
-    scale8 = scale[1];
-}
-
 // The (head, query tile row) of this CTA: its item of the schedule (PlanView::schedule).
 struct RowTile {
     int head, row;

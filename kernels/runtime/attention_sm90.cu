@@ -105,11 +105,8 @@ struct Sm90Config {
     static_assert(kBytes % 16 == 0 && vCopyBytes % 16 == 0, "bulk copies move multiples of 16 bytes");
     // One ring: as many stages (8, 4, 3 or 2) as fit in the 227 KB a CTA may have: 3 only for 16-bit
     // QK with fp16 PV at D 128 (33 KB a stage), where 2 left the tensor cores waiting for tiles.
-    // INT8 QK: beside each hand-off slot, the source tokens of the row's 64 query rows, for the
-    // consumer's Q (ConsumerSmem::q_src).
-    static constexpr int kQSrcBytes = QK16 ? 0 : 2 * kTile * 4;
     static constexpr int fit(int st) {
-        const int bytes = kRings * st * (kStageBytes + metaBytes + vsBytes + kTileRingBytes<1>) + 4096 + kConsumers * kQSrcBytes;
+        const int bytes = kRings * st * (kStageBytes + metaBytes + vsBytes + kTileRingBytes<1>) + 4096;
         return st <= 2 || bytes <= 227 * 1024 ? st : fit(st == 4 ? 3 : st == 3 ? 2 : st / 2);
     }
     static constexpr int kKStages = kSplitRings ? 2 : fit(8);
@@ -121,8 +118,7 @@ struct Sm90Config {
     static constexpr int vRingsAt = kRingsAt + kRings * kTileRingBytes<kKStages>;
     static constexpr int handoffsAt = vRingsAt + (kSplitRings ? kRings * kTileRingBytes<kVStages> : 0);
     static_assert(kSplitRings || kVStages == kKStages, "one ring: the V stages are the K stages");
-    static constexpr int qSrcAt = handoffsAt + kConsumers * kRowHandoffBytes;
-    static constexpr int total = qSrcAt + kConsumers * kQSrcBytes + 1024;  // + 1024: alignment of the base
+    static constexpr int total = handoffsAt + kConsumers * kRowHandoffBytes + 1024;  // + 1024: alignment of the base
     static_assert(kConsumers * (kConsumerRegs - kEntryRegs) <= kEntryRegs - kProducerRegs, "registers released >= taken");
     static_assert(total <= 227 * 1024);
 };
@@ -149,7 +145,6 @@ struct ConsumerSmem {
     TileRing<C::kKStages, C::kEveryLaneRelease> kring;
     TileRing<C::kVStages, C::kEveryLaneRelease> vring;
     RowHandoff handoff;
-    uint32_t q_src;  // INT8 QK: per hand-off slot, the source token of each of the row's 64 query rows (-1: none)
     __device__ __forceinline__ ConsumerSmem(uint32_t base, int c) : ConsumerSmem(base, c, C::kRings == 1 ? 0 : c) {}
     // Where ring r's V^T stage st starts (one ring: after the K tile of its K stage).
     __device__ __forceinline__ static uint32_t v_stage_at(uint32_t base, int r, int st) {
@@ -168,8 +163,7 @@ struct ConsumerSmem {
           vscales(base + C::vScalesAt + r * C::kVStages * C::vsBytes),
           kring(kring_at(base, r)),
           vring(C::kSplitRings ? base + C::vRingsAt + r * kTileRingBytes<C::kVStages> : kring_at(base, r)),
-          handoff(base + C::handoffsAt + c * kRowHandoffBytes),
-          q_src(base + C::qSrcAt + c * C::kQSrcBytes) {}
+          handoff(base + C::handoffsAt + c * kRowHandoffBytes) {}
   public:
     __device__ __forceinline__ uint32_t v_at(uint32_t st) const { return vtiles + st * C::vStride; }
     // Consumers: position p's V has landed (one ring: K's wait covered it); p's K is read (one
@@ -227,18 +221,14 @@ struct RowRef {
 // issued before a hand-off the consumer has not taken yet (it may need the copy to get there); the
 // K stage acquire before it is safe: K(p) waits for the release of K(p - 2), which needs only K(p - 2)
 // and V(p - 3), both copied.
-// INT8 QK: the thread's whole warp stores beside each hand-off the source token of each of the row's
-// query rows (the permutation's gather), from which the consumer quantizes its Q (Quantized::q_rows),
-// and fetches those rows into L2: what would be two dependent global loads at the consumer's row start
-// is done ahead, by lanes that are otherwise idle. Lane 0 alone does the rest.
 // TRIPLES: one producer thread, each triple handed to all three consumers and its tiles (those of its
 // first row) copied once; right only because the three rows keep the same tiles (all of them:
 // schedule_items takes dense rows only). A tail triple's rows that its head's last triple computes
 // too are written twice, with the same values (the same code on the same tiles).
 // Grid::redo: the queue is the RedoList of the grids before this one, complete only when they are.
-template <int D, typename TIn, PvFormat F, QkFormat Q, Grid G, bool TRIPLES = G == Grid::triples>
+template <int D, PvFormat F, QkFormat Q, Grid G, bool TRIPLES = G == Grid::triples>
 __device__ __forceinline__ void produce(uint32_t base, int ring, const RowQueue& queue, const Shape& s,
-                                        const PlanView& plan, const Quantized& w, int lane) {
+                                        const PlanView& plan, const Quantized& w) {
     using C = Sm90Config<D, F, Q, TRIPLES>;
     using Smem = ConsumerSmem<D, F, Q, TRIPLES>;
     const Smem sm(base, ring);
@@ -257,42 +247,16 @@ __device__ __forceinline__ void produce(uint32_t base, int ring, const RowQueue&
         copy_v(sm.vring.stage(p), sm.vring.full_bar(p), held_v, held_vs);
         held_v = nullptr;
     };
-    // Hand-off k of item i (kEnd: lane 0 alone) to consumer c, whose row is member `member` of wr's.
-    const auto hand_over = [&](uint32_t k, uint32_t i, const WarpRows& wr, int c, int member) {
-        const Smem to(base, c);
-        if constexpr (!C::QK16) {
-            if (i != RowHandoff::kEnd) {
-                const int32_t* gather = plan.orders ? plan.gathers + size_t(plan.orders[wr.rt.head]) * s.tokens : nullptr;
-                const TIn* q = static_cast<const TIn*>(w.q_rows.data) + wr.b * w.q_rows.sb + wr.rt.head * w.q_rows.sh;
-                to.handoff.wait_free(k);
-                for (int j = lane; j < kTile; j += 32) {
-                    const int p = (wr.rt.row + member) * kTile + j;
-                    const int src = p >= s.tokens ? -1 : gather ? gather[p] : p;
-                    sts_u32(to.q_src + 4 * ((k & 1) * kTile + j), uint32_t(src));
-                    if (src >= 0)
-                        for (int at = 0; at < D * int(sizeof(TIn)); at += 128)
-                            prefetch_l2(reinterpret_cast<const char*>(q + int64_t(src) * w.q_rows.st) + at);
-                }
-                __syncwarp();  // the stores before lane 0's release (put)
-            }
-        }
-        if (lane == 0) to.handoff.put(k, i);
-    };
     for (uint32_t k = 0;; ++k) {
-        const uint32_t i = __shfl_sync(0xffffffffu, lane == 0 ? queue.fetch() : 0u, 0);
+        const uint32_t i = queue.fetch();
         const bool done = i >= queue.end<G == Grid::redo>();
-        if (lane == 0 && held_v && (done || !sm.handoff.ready(k))) copy_held_v();
-        if (!done || lane == 0) {
-            const uint32_t item = done ? RowHandoff::kEnd : i;
-            const WarpRows wr = done ? WarpRows{} : queue.at<G == Grid::triples, G == Grid::redo>(i);
-            if constexpr (TRIPLES) {
-                for (int c = 0; c < C::kConsumers; ++c) hand_over(k, item, wr, c, c);
-            } else {
-                hand_over(k, item, wr, ring, 0);
-            }
+        if (held_v && (done || !sm.handoff.ready(k))) copy_held_v();
+        if constexpr (TRIPLES) {
+            for (int c = 0; c < C::kConsumers; ++c) Smem(base, c).handoff.put(k, done ? RowHandoff::kEnd : i);
+        } else {
+            sm.handoff.put(k, done ? RowHandoff::kEnd : i);
         }
         if (done) return;
-        if (lane != 0) continue;
         const RowRef row(queue, i, s, plan, std::integral_constant<Grid, G>{});
         const int8_t* gk = w.k + row.bh * qk_head_bytes(s.npad, D);
         const int8_t* gv = w.vt + row.bh * vt_head_bytes(s.nb, D);
@@ -498,8 +462,7 @@ struct Sm90Row {
 };
 
 // A consumer warpgroup: the rows its producer hands over, one after the other (TRIPLES: row `member`
-// of each triple). TOut is the element type of the output and of the caller's Q (paro_attention_args::
-// dtype), whose rows INT8-QK heads quantize here. fp16 PV outside the redo grid takes its exponentials ahead of the row max and
+// of each triple). fp16 PV outside the redo grid takes its exponentials ahead of the row max and
 // leaves the warps' rows where that failed (rare: a row's max moved by kAheadRange, 120 log2 units,
 // or more after its first tile) to the redo grid, which computes them without. Each warp decides
 // for its own rows: a warpgroup-wide vote at each row's end measured 2-3% slower (H200).
@@ -512,14 +475,7 @@ __device__ __forceinline__ void consume(const ConsumerSmem<D, F, Q, TRIPLES>& sm
     Sm90Row<D, F, Q, TRIPLES, kAhead> walk(sm, lane);
     uint32_t pos = 0;
     for (uint32_t k = 0;; ++k) {
-        int src0 = -1, src8 = -1;  // INT8 QK: the source tokens of the thread's rows (produce)
-        const uint32_t i = sm.handoff.take(k, [&](uint32_t slot) {
-            if constexpr (Q == QkFormat::int8) {
-                const uint32_t at = sm.q_src + 4 * (slot * kTile + warp * 16 + g);
-                src0 = int(lds_u32(at));
-                src8 = int(lds_u32(at + 32));
-            }
-        });
+        const uint32_t i = sm.handoff.take(k);
         if (i == RowHandoff::kEnd) return;
         const RowRef row(queue, i, s, plan, std::integral_constant<Grid, G>{}, member);
         const int p0 = row.r * kTile + warp * 16 + g;  // the thread's first query row (permuted position)
@@ -528,20 +484,12 @@ __device__ __forceinline__ void consume(const ConsumerSmem<D, F, Q, TRIPLES>& sm
             store_rows<D, TOut>(s, plan, out, row.b, row.h, p0, t, zero, 0.f, 0.f);
             continue;
         }
-        float qs0, qs8;  // the Q scales of rows p0 and p0 + 8
-        if constexpr (Q == QkFormat::int8) {  // quantized here (Quantized::q_rows)
-            const TOut* q = static_cast<const TOut*>(w.q_rows.data) + row.b * w.q_rows.sb + row.h * w.q_rows.sh;
-            const auto q_row = [&](int src) { return src < 0 ? nullptr : q + int64_t(src) * w.q_rows.st; };
-            quantize_q_fragments<D>(q_row(src0), q_row(src8), t, walk.qa, qs0, qs8);
-        } else {
-            const auto* qw = reinterpret_cast<const __half*>(w.q + row.bh * qk_head_bytes(s.npad, D));
-            load_q_fragments<D>(qw + (size_t(row.r) * kTile + warp * 16) * D, g, t, walk.qa);  // the warp's rows
-            const float* qs = w.q_scale + row.bh * s.npad + p0;
-            qs0 = qs[0];
-            qs8 = qs[8];
-        }
-        walk.qscale = {qs0 * sm_scale_log2, qs8 * sm_scale_log2};
         walk.start(row.n, pos);
+        using QElem = std::conditional_t<Q == QkFormat::fp16, __half, int8_t>;
+        const auto* qw = reinterpret_cast<const QElem*>(w.q + row.bh * qk_head_bytes(s.npad, D));
+        load_q_fragments<D>(qw + (size_t(row.r) * kTile + warp * 16) * D, g, t, walk.qa);  // the warp's rows
+        const float* qs = w.q_scale + row.bh * s.npad + p0;  // rows p0 and p0 + 8
+        walk.qscale = {qs[0] * sm_scale_log2, qs[8] * sm_scale_log2};
         walk.template step<true>(0);
         for (uint32_t j = 1; j < row.n; ++j) walk.template step<false>(j);
         walk.finish();
@@ -596,7 +544,7 @@ __global__ void __launch_bounds__(Sm90Config<D, F, Q, TRIPLES>::kThreads, 1)
     // Roles: one branch each (setmaxnreg applies per warpgroup).
     if (wg == 0) {
         setmaxnreg_dec<C::kProducerRegs>();
-        if (tid / 32 < C::kRings) produce<D, TOut, F, Q, G>(base, tid / 32, queue, s, plan, w, tid % 32);
+        if (tid % 32 == 0 && tid / 32 < C::kRings) produce<D, F, Q, G>(base, tid / 32, queue, s, plan, w);
     } else {
         setmaxnreg_inc<C::kConsumerRegs>();
         consume<D, TOut, F, Q, G>(Smem(base, wg - 1), queue, s, plan, w, sm_scale_log2, out, tid, TRIPLES ? wg - 1 : 0);

@@ -43,12 +43,6 @@ struct Elem<float> {
         x[4] = b.x; x[5] = b.y; x[6] = b.z; x[7] = b.w;
     }
     __device__ static inline void store2(float* p, float a, float b) { *reinterpret_cast<float2*>(p) = make_float2(a, b); }
-    // 4 consecutive elements, raw (16-byte aligned), and as floats
-    using Raw4 = float4;
-    __device__ static inline Raw4 load_raw4(const float* p) { return *reinterpret_cast<const float4*>(p); }
-    __device__ static inline void to_float4(Raw4 r, float (&x)[4]) {
-        x[0] = r.x; x[1] = r.y; x[2] = r.z; x[3] = r.w;
-    }
 };
 template <>
 struct Elem<__half> {
@@ -76,13 +70,6 @@ struct Elem<__half> {
     __device__ static inline void store2(__half* p, float a, float b) {
         *reinterpret_cast<__half2*>(p) = __floats2half2_rn(a, b);
     }
-    using Raw4 = uint2;  // 8-byte aligned
-    __device__ static inline Raw4 load_raw4(const __half* p) { return *reinterpret_cast<const uint2*>(p); }
-    __device__ static inline void to_float4(Raw4 r, float (&x)[4]) {
-        const float2 a = __half22float2(*reinterpret_cast<const __half2*>(&r.x));
-        const float2 b = __half22float2(*reinterpret_cast<const __half2*>(&r.y));
-        x[0] = a.x; x[1] = a.y; x[2] = b.x; x[3] = b.y;
-    }
 };
 template <>
 struct Elem<__nv_bfloat16> {
@@ -109,13 +96,6 @@ struct Elem<__nv_bfloat16> {
     }
     __device__ static inline void store2(__nv_bfloat16* p, float a, float b) {
         *reinterpret_cast<__nv_bfloat162*>(p) = __floats2bfloat162_rn(a, b);
-    }
-    using Raw4 = uint2;  // 8-byte aligned
-    __device__ static inline Raw4 load_raw4(const __nv_bfloat16* p) { return *reinterpret_cast<const uint2*>(p); }
-    __device__ static inline void to_float4(Raw4 r, float (&x)[4]) {
-        const float2 a = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&r.x));
-        const float2 b = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&r.y));
-        x[0] = a.x; x[1] = a.y; x[2] = b.x; x[3] = b.y;
     }
 };
 

@@ -52,15 +52,11 @@ struct MutView {
 struct Quantized {
     // Q and K: [BH] regions of qk_head_bytes each, in permuted order; INT8-QK heads use the first half
     // ([Npad][D] int8), 16-bit-QK heads all of it ([Npad][D] fp16).
-    //  Q: row-major; not written for INT8-QK heads when q_rows is set (the Hopper kernels);
+    //  Q: row-major;
     //  K: mean-subtracted when smooth_k, per 64-key tile swizzled: INT8 one SwizzledRows<D> block,
     //     fp16 D / 64 blocks of SwizzledRows<128> (64 keys x 64 channels each).
     int8_t* q;
     int8_t* k;
-    // The caller's Q, from which the Hopper kernels quantize their INT8-QK heads' query rows as they
-    // read them (quantize_q_fragments), the prep kernel then skipping those heads' Q; data nullptr
-    // where the prep quantizes every head's Q (the sm_80 kernel).
-    View q_rows;
     // V, [BH] regions of 2 * nb * D * 64 bytes each (vt_head_bytes), one layout per head:
     //  INT8-PV heads: [nb][D][64] int8 per tile transposed, keys shuffled within 16 (see prep.cu),
     //                 in the first half of the region; FP8-PV heads: the same layout, e4m3;

@@ -111,8 +111,8 @@ typedef struct paro_attention_args {
     int identity_order;       /* profiling only: ignore the plan's orders (no permutation) */
 } paro_attention_args;
 
-#define PARO_STAGE_QUANTIZE 1 /* K mean, then permute + quantize Q, K, V into the workspace (on Hopper, Q of 16-bit-QK heads only) */
-#define PARO_STAGE_ATTENTION 2 /* block-sparse INT8 attention from the workspace (on Hopper, and q's rows) into out */
+#define PARO_STAGE_QUANTIZE 1 /* K mean, then permute + quantize Q, K, V into the workspace */
+#define PARO_STAGE_ATTENTION 2 /* block-sparse INT8 attention from the workspace into out */
 #define PARO_STAGE_ALL 3
 
 PARO_API const char* paro_status_string(paro_status status);

@@ -80,21 +80,14 @@ struct RowHandoff {
     __device__ __forceinline__ bool ready(uint32_t k) const { return mbar_test_wait(empty + 8 * (k & 1), ((k >> 1) & 1) ^ 1); }
     __device__ __forceinline__ void put(uint32_t k, uint32_t value) const {  // the producer thread
         const uint32_t e = k & 1;
-        wait_free(k);
+        mbar_wait(empty + 8 * e, ((k >> 1) & 1) ^ 1);
         sts_u32(slots + 4 * e, value);
         mbar_arrive(full + 8 * e);  // release: the value is visible to whoever acquires this phase
     }
-    // Waits until slot k % 2 is free (the consumer took value k - 2): whatever the producer stores beside
-    // the value for it may be written from then on.
-    __device__ __forceinline__ void wait_free(uint32_t k) const { mbar_wait(empty + 8 * (k & 1), ((k >> 1) & 1) ^ 1); }
-    // Every consumer thread; read_beside(slot) reads what the producer stored beside value k, before
-    // the slot is given back.
-    template <typename ReadBeside>
-    __device__ __forceinline__ uint32_t take(uint32_t k, ReadBeside&& read_beside) const {
+    __device__ __forceinline__ uint32_t take(uint32_t k) const {  // every consumer thread
         const uint32_t e = k & 1;
         mbar_wait(full + 8 * e, (k >> 1) & 1);
         const uint32_t value = lds_u32(slots + 4 * e);
-        read_beside(e);
         mbar_arrive(empty + 8 * e);
         return value;
     }

@@ -6,8 +6,7 @@
 // PV formats (PlanView::kernels):
 //  - Q: one scale per row, symmetric, max |q| / 127 (bench/qk_quant_error.py: against one per 16 rows,
 //    less QK error on rows of unequal norms, e.g. text beside video tokens; the attention kernels
-//    fold it into each row's score step at no cost). Skipped for INT8-QK heads when the Hopper
-//    kernels quantize the rows themselves as they read them (Quantized::q_rows).
+//    fold it into each row's score step at no cost).
 //  - K: one scale per 64-token tile, after subtracting the head's per-channel mean (smooth_k; softmax
 //    is invariant to it since q . mean is constant along a query row).
 //  - 16-bit-QK heads: Q and K in fp16 with the same granularity, but power-of-two scales putting the
@@ -82,8 +81,6 @@ __global__ void __launch_bounds__(kPrepThreads) quantize_kernel(Shape s, PlanVie
     auto part_of = [&](int i) { return SPLIT ? PrepPart(blockIdx.x % 3) : PrepPart(i); };
     const bool qk16 = plan.qk_format(h) == QkFormat::fp16;  // the head's formats: uniform over the CTA
     const PvFormat pv = plan.pv_format(h);
-    const bool skip_q = !qk16 && w.q_rows.data;  // the attention kernel quantizes this head's Q (Quantized::q_rows)
-    if (SPLIT && part_of(0) == PrepPart::q && skip_q) return;
     // This tile's Q and K in their head's regions (Quantized): int8 or fp16 elements.
     const size_t qk_at = bh * qk_head_bytes(s.npad, D) + size_t(tile) * kTile * D * (qk16 ? 2 : 1);
 
@@ -111,12 +108,11 @@ __global__ void __launch_bounds__(kPrepThreads) quantize_kernel(Shape s, PlanVie
         const PrepPart part = part_of(i);
         const View in = part == PrepPart::q ? qv : part == PrepPart::k ? kv : vv;  // by value: no local copy of the parameters
         const T* base = static_cast<const T*>(in.data) + b * in.sb + h * in.sh;
-        const bool load = part != PrepPart::q || !skip_q;
 #pragma unroll
         for (int n = 0; n < NC; ++n) {
             const int c = tid + n * kPrepThreads, row = c / CH, col = (c % CH) * 8;
             const int src = s_src[row];
-            r[i][n] = load && src >= 0 ? Elem<T>::load_raw(base + src * in.st + col) : Raw{};
+            r[i][n] = src >= 0 ? Elem<T>::load_raw(base + src * in.st + col) : Raw{};
         }
     }
     float x[NC][8];
@@ -284,9 +280,7 @@ __global__ void __launch_bounds__(kPrepThreads) quantize_kernel(Shape s, PlanVie
 #pragma unroll
         for (int n = 0; n < NC; ++n) Elem<T>::to_float(r[i][n], x[n]);
         switch (part_of(i)) {
-            case PrepPart::q:
-                if (!skip_q) quantize_q();
-                break;
+            case PrepPart::q: quantize_q(); break;
             case PrepPart::k: quantize_k(); break;
             case PrepPart::v:  // the head's PV format: uniform over the CTA (one head)
                 if (pv == PvFormat::fp16)

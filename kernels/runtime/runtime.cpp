@@ -718,8 +718,6 @@ paro_status paro_attention(const paro_plan* plan, const paro_attention_args* a, 
     w.k_mean = reinterpret_cast<float*>(ws + lay.km);
     w.row_counter = reinterpret_cast<uint32_t*>(ws + lay.ctr);
     w.redo = reinterpret_cast<uint2*>(ws + lay.redo);
-    if (paro::gpu::attention_kernel_for_current_device() == paro::gpu::AttentionKernel::wgmma)
-        w.q_rows = {a->q.data, a->q.stride_batch, a->q.stride_head, a->q.stride_token};  // Quantized::q_rows
     const auto pv = plan->view(a->layer, a->slot, a->identity_order != 0);
     const auto dt = static_cast<DType>(a->dtype);
     const cudaStream_t st = static_cast<cudaStream_t>(stream);
