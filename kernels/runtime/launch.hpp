@@ -113,10 +113,8 @@ struct Shape {
 };
 
 cudaError_t launch_k_mean(DType dt, const Shape& s, View k, float* k_mean, cudaStream_t st);
-// behind_k_mean: launched behind launch_k_mean's kernel as a programmatic dependent launch (sm_90 on),
-// so that its loads of Q, K and V overlap the K mean; its CTAs wait for the mean before they use it.
 cudaError_t launch_quantize(DType dt, const Shape& s, const PlanView& plan, View q, View k, View v,
-                            bool smooth_k, const Quantized& w, bool behind_k_mean, cudaStream_t st);
+                            bool smooth_k, const Quantized& w, cudaStream_t st);
 // The attention kernels launch_attention runs on the current device: wgmma on a compute-capability
 // 9.0 device when this build has sm_90a code, mma.sync otherwise. The environment variable
 // PARO_ATTENTION_KERNEL=mma.sync forces the sm_80 kernels (for comparisons).

@@ -31,7 +31,6 @@
 #include <type_traits>
 
 #include "common.cuh"
-#include "ptx.cuh"
 
 namespace paro::gpu {
 
@@ -181,7 +180,6 @@ __global__ void __launch_bounds__(kPrepThreads) quantize_kernel(Shape s, PlanVie
 
     // ---- K: one scale per tile, mean-subtracted.
     auto quantize_k = [&] {
-        if (smooth_k) grid_dependency_wait();  // the K mean (launched behind k_mean_kernel: launch_quantize)
         float m = 0.f;
 #pragma unroll
         for (int i = 0; i < NC; ++i) {
@@ -311,7 +309,6 @@ struct KMeanSampling {
 
 template <int D, typename T>
 __global__ void __launch_bounds__(256) k_mean_kernel(Shape s, View kv, float* k_mean) {
-    grid_launch_dependents();  // the quantize kernel's loads may start (launch_quantize)
     constexpr int CH = D / 8, ROWS = 256 / CH;  // 8-channel chunks per row, rows per pass
     const int h = blockIdx.y, b = blockIdx.z;
     const size_t bh = size_t(b) * s.heads + h;
@@ -354,22 +351,15 @@ __global__ void permute_kernel(Shape s, int elem_bytes, const int32_t* gathers, 
 
 template <typename T>
 cudaError_t quantize_t(const Shape& s, const PlanView& plan, View q, View k, View v, bool smooth_k,
-                       const Quantized& w, bool behind, cudaStream_t st) {
+                       const Quantized& w, cudaStream_t st) {
     // D 128: a CTA per tensor (a fused CTA's 94 registers allowed 2 per SM, whose load, reduce and
     // store phases left DRAM idle: 45% of its bandwidth, 64 registers and 71% split, H200). D 64: fused
     // (52 registers, 4 CTAs per SM; split measured 5-11% slower there).
-    const bool split = s.head_dim != 64;
-    cudaLaunchConfig_t cfg{};
-    cfg.gridDim = dim3((split ? 3 : 1) * s.nb, s.heads, s.batch);
-    cfg.blockDim = dim3(kPrepThreads);
-    cfg.stream = st;
-    cudaLaunchAttribute pdl{};
-    pdl.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    pdl.val.programmaticStreamSerializationAllowed = 1;
-    cfg.attrs = &pdl;
-    cfg.numAttrs = behind ? 1 : 0;
-    return split ? cudaLaunchKernelEx(&cfg, quantize_kernel<128, T, true>, s, plan, q, k, v, int(smooth_k), w)
-                 : cudaLaunchKernelEx(&cfg, quantize_kernel<64, T, false>, s, plan, q, k, v, int(smooth_k), w);
+    if (s.head_dim == 64)
+        quantize_kernel<64, T, false><<<dim3(s.nb, s.heads, s.batch), kPrepThreads, 0, st>>>(s, plan, q, k, v, smooth_k, w);
+    else
+        quantize_kernel<128, T, true><<<dim3(3 * s.nb, s.heads, s.batch), kPrepThreads, 0, st>>>(s, plan, q, k, v, smooth_k, w);
+    return cudaGetLastError();
 }
 
 }  // namespace
@@ -392,11 +382,11 @@ cudaError_t launch_k_mean(DType dt, const Shape& s, View k, float* k_mean, cudaS
 }
 
 cudaError_t launch_quantize(DType dt, const Shape& s, const PlanView& plan, View q, View k, View v, bool smooth_k,
-                            const Quantized& w, bool behind_k_mean, cudaStream_t st) {
+                            const Quantized& w, cudaStream_t st) {
     switch (dt) {
-        case DType::f32: return quantize_t<float>(s, plan, q, k, v, smooth_k, w, behind_k_mean, st);
-        case DType::f16: return quantize_t<__half>(s, plan, q, k, v, smooth_k, w, behind_k_mean, st);
-        case DType::bf16: return quantize_t<__nv_bfloat16>(s, plan, q, k, v, smooth_k, w, behind_k_mean, st);
+        case DType::f32: return quantize_t<float>(s, plan, q, k, v, smooth_k, w, st);
+        case DType::f16: return quantize_t<__half>(s, plan, q, k, v, smooth_k, w, st);
+        case DType::bf16: return quantize_t<__nv_bfloat16>(s, plan, q, k, v, smooth_k, w, st);
     }
     return cudaErrorInvalidValue;
 }

@@ -8,20 +8,6 @@
 
 namespace paro::gpu {
 
-// Programmatic dependent launch (griddepcontrol, sm_90 on; before that no such launches are made and
-// these do nothing): let the grid launched behind this one start; wait until the grid this one was
-// launched behind has completed and its writes are visible (at once when not launched behind one).
-__device__ __forceinline__ void grid_launch_dependents() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
-#endif
-}
-__device__ __forceinline__ void grid_dependency_wait() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("griddepcontrol.wait;\n" ::: "memory");
-#endif
-}
-
 __device__ __forceinline__ float ex2(float x) {
     float y;
     asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));

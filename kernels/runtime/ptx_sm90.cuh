@@ -200,6 +200,8 @@ __device__ __forceinline__ void bulk_copy_g2s(uint32_t dst, const void* src, uin
 // Programmatic dependent launch: let the next grid in the stream (launched with programmatic stream
 // serialization) start once every CTA of this one has said so or ended; and wait until the grids this
 // one was launched behind have completed (at once if none).
+__device__ __forceinline__ void grid_launch_dependents() { asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory"); }
+__device__ __forceinline__ void grid_dependency_wait() { asm volatile("griddepcontrol.wait;\n" ::: "memory"); }
 // A warpgroup's register budget, changed at run time (the producer gives registers to the consumers).
 template <int N>
 __device__ __forceinline__ void setmaxnreg_dec() {

@@ -727,8 +727,7 @@ paro_status paro_attention(const paro_plan* plan, const paro_attention_args* a, 
         const paro::gpu::View k{a->k.data, a->k.stride_batch, a->k.stride_head, a->k.stride_token};
         const paro::gpu::View v{a->v.data, a->v.stride_batch, a->v.stride_head, a->v.stride_token};
         if (a->smooth_k) PARO_CUDA_TRY(paro::gpu::launch_k_mean(dt, s, k, w.k_mean, st));
-        const bool hopper = paro::gpu::attention_kernel_for_current_device() == paro::gpu::AttentionKernel::wgmma;
-        PARO_CUDA_TRY(paro::gpu::launch_quantize(dt, s, pv, q, k, v, a->smooth_k != 0, w, a->smooth_k && hopper, st));
+        PARO_CUDA_TRY(paro::gpu::launch_quantize(dt, s, pv, q, k, v, a->smooth_k != 0, w, st));
     }
     if (stages & PARO_STAGE_ATTENTION) {
         const float scale = a->scale > 0 ? a->scale : 1.0f / std::sqrt(float(a->head_dim));
