@@ -333,9 +333,11 @@ struct Feeder {
     uint32_t issued = 0;  // ring position of the next copy
     uint32_t next = 0;    // the queue item to hand off next
     uint32_t left = 0;    // tiles of the row being fed not copied yet
-    uint32_t col = 0;     // plan.cols index of the next of them
+    uint32_t col = 0;     // plan.cols index of the third of them
     uint32_t bh = 0;
-    int c = 0;  // its column and k scale, loaded a copy ahead
+    // The next tile's column and k scale, and the column after it: loaded a copy ahead, and the scale
+    // only once its column is there, so that no load is waited for between the warpgroup's steps.
+    int c = 0, c2 = 0;
     float ks = 0.f;
     bool ended = false;
 
@@ -359,24 +361,28 @@ struct Feeder {
                 const RowRef row(queue, i, s, plan, std::integral_constant<Grid, G>{});
                 bh = uint32_t(row.bh);
                 left = row.n;
-                col = row.beg;
-                load_next();
+                if (left > 0) {  // a row's first scale waits for its column: once a row
+                    c = plan.cols[row.beg];
+                    c2 = left > 1 ? plan.cols[row.beg + 1] : 0;
+                    col = row.beg + 2;
+                    ks = k_scale(c);
+                }
                 continue;
             }
             if (issued > p && !sm.kring.free(issued)) return;
             sm.kring.acquire(issued);
             HeadSource<D, F, Q, TRIPLES>(w, s, bh).copy_k(sm, issued, c, ks, s.tokens);
-            ++issued, ++col, --left;
-            load_next();
+            ++issued;
+            if (--left > 0) {
+                ks = k_scale(c2);
+                c = c2;
+                c2 = left > 1 ? plan.cols[col++] : 0;
+            }
         }
     }
 
   private:
-    __device__ __forceinline__ void load_next() {
-        if (left == 0) return;
-        c = plan.cols[col];
-        ks = w.k_scale[size_t(bh) * s.nb + c];
-    }
+    __device__ __forceinline__ float k_scale(int col_) const { return w.k_scale[size_t(bh) * s.nb + col_]; }
 };
 
 // One consumer warpgroup's walk over the kept key tiles of its current row. AHEAD (fp16 PV only): the
