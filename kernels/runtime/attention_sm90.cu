@@ -64,13 +64,16 @@ struct Sm90Config {
     // D 64 except 16-bit QK with 8-bit PV (doubled Q fragments beside the PV products spill), and at
     // D 128 for fp16 PV with INT8 QK only (there two warps per scheduler left the softmax waiting on
     // its own latency); two elsewhere.
-    static constexpr int kConsumers = D == 64 && PV16 && !QK16 ? 4
+#ifndef PARO_D64_CONSUMERS
+#define PARO_D64_CONSUMERS 4
+#endif
+    static constexpr int kConsumers = D == 64 && PV16 && !QK16 ? PARO_D64_CONSUMERS
                                       : (D == 64 && !(QK16 && !PV16)) || (D == 128 && PV16 && !QK16) ? 3
                                                                                                        : 2;
     // Four consumers feed themselves: a producer warpgroup beside them would leave each 112 registers
     // (each SM sub-partition's 16K registers over five warps, the entry share rounded down to 96), and
     // they need 128; so each consumer's first thread copies its own tiles between its steps (Feeder).
-    static constexpr bool kSelfFed = kConsumers == 4;
+    static constexpr bool kSelfFed = D == 64 && PV16 && !QK16;
     // TRIPLES: the three consumers compute the three rows of a dense triple (PlanView::triples), which
     // keep the same key tiles, from one ring of stages that all of them read: each tile is copied
     // once for three query tiles (a third of the L2 reads and shared-memory writes). Else one ring
@@ -317,10 +320,12 @@ __device__ __forceinline__ void produce(uint32_t base, int ring, const RowQueue&
 
 // Sm90Config::kSelfFed: the producer's work for one consumer warpgroup, done by its first thread
 // between the warpgroup's steps. pump(k, p) hands off rows and copies tiles until row k is handed off
-// and ring position p's copy issued, waiting for a hand-off entry or a stage only where they are
-// needed (their release by the warpgroup needs no copy that is not issued yet, so this cannot
-// deadlock), and then as many more as need no wait: copies run up to a ring ahead of the steps, and
-// the queue's next item is fetched a row ahead, the atomic's latency under the row before.
+// and ring position p's copy issued, waiting for a hand-off entry or a stage where it must (the
+// caller asks only for what the warpgroup's other warps release without a copy not yet issued, so
+// this cannot deadlock), and then as many more as need no wait. The caller asks for the stage its
+// warpgroup's last step frees: the other warps free it at about the same time, and a copy left to
+// the next step's pump would arrive a step later (only one step ahead of its use). The queue's next
+// item is fetched a row ahead, the atomic's latency under the row before.
 template <int D, PvFormat F, QkFormat Q, Grid G, bool TRIPLES>
 struct Feeder {
     using Smem = ConsumerSmem<D, F, Q, TRIPLES>;
@@ -573,7 +578,11 @@ __device__ __forceinline__ void consume(const ConsumerSmem<D, F, Q, TRIPLES>& sm
     constexpr bool kAhead = F == PvFormat::fp16 && G != Grid::redo;
     Sm90Row<D, F, Q, TRIPLES, kAhead> walk(sm, lane);
     [[maybe_unused]] Feeder<D, F, Q, G, TRIPLES> feeder(sm, queue, s, plan, w);
-    const auto feed = [&](uint32_t k, uint32_t p) {  // self-fed: row k handed off, position p's copy issued
+    // Self-fed: row k handed off, position p's copy issued. Before a row's first step the warpgroup has
+    // released the positions before pos, and before step j >= 1 those before pos + j - 1; the rows
+    // of those positions are taken, so another two rows' hand-offs have room.
+    constexpr uint32_t S = Sm90Config<D, F, Q, TRIPLES>::kKStages;
+    const auto feed = [&](uint32_t k, uint32_t p) {
         if constexpr (Sm90Config<D, F, Q, TRIPLES>::kSelfFed) {
             if (tid == 0) feeder.pump(k, p);
             __syncwarp();
@@ -584,7 +593,7 @@ __device__ __forceinline__ void consume(const ConsumerSmem<D, F, Q, TRIPLES>& sm
     }
     uint32_t pos = 0;
     for (uint32_t k = 0;; ++k) {
-        feed(k, pos);
+        feed(k + 1, pos + S - 1);
         const uint32_t i = sm.handoff.take(k);
         if (i == RowHandoff::kEnd) return;
         const RowRef row(queue, i, s, plan, std::integral_constant<Grid, G>{}, member);
@@ -602,7 +611,7 @@ __device__ __forceinline__ void consume(const ConsumerSmem<D, F, Q, TRIPLES>& sm
         walk.qscale = {qs[0] * sm_scale_log2, qs[8] * sm_scale_log2};
         walk.template step<true>(0);
         for (uint32_t j = 1; j < row.n; ++j) {
-            feed(k, pos + j);
+            feed(k + 2, pos + j + S - 2);
             walk.template step<false>(j);
         }
         walk.finish();
