@@ -502,8 +502,9 @@ struct Sm90Row {
 
     // Kept key tile i (FIRST: i = 0, no PV in flight yet); on entry pa (and beta) belong to tile i - 1.
     //   issue QK(i), issue PV(i - 1) -> wait QK(i) -> softmax(i) -> wait PV(i - 1) -> pack P(i), O update
-    template <bool FIRST>
-    __device__ __forceinline__ void step(uint32_t i) {
+    // `issued` runs once the step's MMAs are issued, under them (a self-fed warpgroup's copies).
+    template <bool FIRST, typename Issued>
+    __device__ __forceinline__ void step(uint32_t i, const Issued& issued) {
         const uint32_t si = kstage(i);
         sm.kring.wait(pos + i);  // tile i's K has landed (one ring: and its V)
         issue_qk(si);
@@ -512,6 +513,7 @@ struct Sm90Row {
             sm.wait_v(pos + i - 1);  // tile i - 1's V
             issue_pv(vstage(i - 1));
             wgmma_commit();
+            issued();
             wgmma_wait<1>();  // QK(i)
         } else {
             wgmma_wait<0>();
@@ -579,8 +581,9 @@ __device__ __forceinline__ void consume(const ConsumerSmem<D, F, Q, TRIPLES>& sm
     Sm90Row<D, F, Q, TRIPLES, kAhead> walk(sm, lane);
     [[maybe_unused]] Feeder<D, F, Q, G, TRIPLES> feeder(sm, queue, s, plan, w);
     // Self-fed: row k handed off, position p's copy issued. Before a row's first step the warpgroup has
-    // released the positions before pos, and before step j >= 1 those before pos + j - 1; the rows
-    // of those positions are taken, so another two rows' hand-offs have room.
+    // released the positions before pos, and in step j >= 1 those before pos + j - 1; the rows of
+    // those positions are taken, so another two rows' hand-offs have room. In a step, under its
+    // MMAs: whatever warp 0 does before its next MMA holds up the warpgroup's.
     constexpr uint32_t S = Sm90Config<D, F, Q, TRIPLES>::kKStages;
     const auto feed = [&](uint32_t k, uint32_t p) {
         if constexpr (Sm90Config<D, F, Q, TRIPLES>::kSelfFed) {
@@ -609,11 +612,8 @@ __device__ __forceinline__ void consume(const ConsumerSmem<D, F, Q, TRIPLES>& sm
         load_q_fragments<D>(qw + (size_t(row.r) * kTile + warp * 16) * D, g, t, walk.qa);  // the warp's rows
         const float* qs = w.q_scale + row.bh * s.npad + p0;  // rows p0 and p0 + 8
         walk.qscale = {qs[0] * sm_scale_log2, qs[8] * sm_scale_log2};
-        walk.template step<true>(0);
-        for (uint32_t j = 1; j < row.n; ++j) {
-            feed(k + 2, pos + j + S - 2);
-            walk.template step<false>(j);
-        }
+        walk.template step<true>(0, [] {});
+        for (uint32_t j = 1; j < row.n; ++j) walk.template step<false>(j, [&] { feed(k + 2, pos + j + S - 2); });
         walk.finish();
         pos += row.n;
         if constexpr (kAhead) {
