@@ -58,22 +58,11 @@ namespace {
 template <int D, PvFormat F, QkFormat Q, bool TRIPLES = false>
 struct Sm90Config {
     static constexpr bool PV16 = F == PvFormat::fp16, QK16 = Q == QkFormat::fp16;
-    // Four consumers at D 64 for fp16 PV with INT8 QK, whose S, P, O and Q fit 128 registers (the
-    // exponentials bind there, and a fourth warp per scheduler hides more of their latency). Three
-    // where their S, P, O and Q fit the registers three leave each (152 at D 64, 160 at D 128): at
-    // D 64 except 16-bit QK with 8-bit PV (doubled Q fragments beside the PV products spill), and at
-    // D 128 for fp16 PV with INT8 QK only (there two warps per scheduler left the softmax waiting on
-    // its own latency); two elsewhere.
-#ifndef PARO_D64_CONSUMERS
-#define PARO_D64_CONSUMERS 4
-#endif
-    static constexpr int kConsumers = D == 64 && PV16 && !QK16 ? PARO_D64_CONSUMERS
-                                      : (D == 64 && !(QK16 && !PV16)) || (D == 128 && PV16 && !QK16) ? 3
-                                                                                                       : 2;
-    // Four consumers feed themselves: a producer warpgroup beside them would leave each 112 registers
-    // (each SM sub-partition's 16K registers over five warps, the entry share rounded down to 96), and
-    // they need 128; so each consumer's first thread copies its own tiles between its steps (Feeder).
-    static constexpr bool kSelfFed = D == 64 && PV16 && !QK16;
+    // Three consumers where their S, P, O and Q fit the registers three leave each (152 at D 64, 160
+    // at D 128): at D 64 except 16-bit QK with 8-bit PV (doubled Q fragments beside the PV products
+    // spill), and at D 128 for fp16 PV with INT8 QK only (there two warps per scheduler left the
+    // softmax waiting on its own latency); two elsewhere.
+    static constexpr int kConsumers = (D == 64 && !(QK16 && !PV16)) || (D == 128 && PV16 && !QK16) ? 3 : 2;
     // TRIPLES: the three consumers compute the three rows of a dense triple (PlanView::triples), which
     // keep the same key tiles, from one ring of stages that all of them read: each tile is copied
     // once for three query tiles (a third of the L2 reads and shared-memory writes). Else one ring
@@ -82,9 +71,9 @@ struct Sm90Config {
     static constexpr int kRings = TRIPLES ? 1 : kConsumers;
     static constexpr int kRingWarps = 4 * kConsumers / kRings;  // the warps that read each stage
     static constexpr bool kEveryLaneRelease = !PV16;  // TileRing: the v scales are read by every thread
-    static constexpr int kThreads = (kConsumers + (kSelfFed ? 0 : 1)) * kAttnThreads;
+    static constexpr int kThreads = (kConsumers + 1) * kAttnThreads;
     // Registers: every thread starts with the launch's even share of the 64K file (128 with three
-    // consumers or four self-fed ones, 168 with two); the producer warpgroup drops to what its thread needs without
+    // consumers, 168 with two); the producer warpgroup drops to what its thread needs without
     // spilling (56), or at D 128 with three consumers to 32 (its one thread per warp then spills a
     // few values: it waits on the consumers most of the time), and setmaxnreg.inc hands the consumers
     // what it released (the pool is the CTA's; asking for more blocks forever): 152 at D 64, 160 at
@@ -130,8 +119,7 @@ struct Sm90Config {
     static constexpr int handoffsAt = vRingsAt + (kSplitRings ? kRings * kTileRingBytes<kVStages> : 0);
     static_assert(kSplitRings || kVStages == kKStages, "one ring: the V stages are the K stages");
     static constexpr int total = handoffsAt + kConsumers * kRowHandoffBytes + 1024;  // + 1024: alignment of the base
-    static_assert(kSelfFed || kConsumers * (kConsumerRegs - kEntryRegs) <= kEntryRegs - kProducerRegs,
-                  "registers released >= taken");
+    static_assert(kConsumers * (kConsumerRegs - kEntryRegs) <= kEntryRegs - kProducerRegs, "registers released >= taken");
     static_assert(total <= 227 * 1024);
 };
 
@@ -225,39 +213,6 @@ struct RowRef {
     }
 };
 
-// A (batch, head)'s quantized K, V^T and scales (Quantized) as the copies into a ring read them.
-template <int D, PvFormat F, QkFormat Q, bool TRIPLES>
-struct HeadSource {
-    using C = Sm90Config<D, F, Q, TRIPLES>;
-    using Smem = ConsumerSmem<D, F, Q, TRIPLES>;
-    const int8_t* k;
-    const int8_t* vt;
-    const float* vs;
-    const float* ks;
-    __device__ __forceinline__ HeadSource(const Quantized& w, const Shape& s, size_t bh)
-        : k(w.k + bh * qk_head_bytes(s.npad, D)),
-          vt(w.vt + bh * vt_head_bytes(s.nb, D)),
-          vs(w.v_scale + bh * s.nb * D * 2),
-          ks(w.k_scale + bh * s.nb) {}
-    __device__ __forceinline__ const int8_t* v_of(int c) const { return vt + size_t(c) * C::vBytes; }
-    __device__ __forceinline__ const float* vs_of(int c) const { return vs + size_t(c) * D * 2; }
-    // Into position p's K stage (acquired): tile c's TileMeta, then the copy of its K and, with one
-    // ring, of its V^T, all announced on the stage's full barrier.
-    __device__ __forceinline__ void copy_k(const Smem& sm, uint32_t p, int c, float kscale, int tokens) const {
-        const uint32_t st = sm.kring.stage(p), bar = sm.kring.full_bar(p);
-        sm.put_meta(st, TileMeta{kscale, tokens - c * kTile});
-        sm.kring.expect(p, C::kBytes + (C::kSplitRings ? 0 : C::vCopyBytes));
-        bulk_copy_g2s(sm.k_at(st), k + size_t(c) * C::kBytes, C::kBytes, bar);
-        if constexpr (!C::kSplitRings) copy_v(sm, st, bar, v_of(c), vs_of(c));
-    }
-    // V^T (and 8-bit PV's v scales) into V stage st.
-    __device__ __forceinline__ static void copy_v(const Smem& sm, uint32_t st, uint32_t bar, const int8_t* v,
-                                                  const float* vs) {
-        bulk_copy_g2s(sm.v_at(st), v, C::vBytes, bar);
-        if constexpr (!C::PV16) bulk_copy_g2s(sm.vscales_at(st), vs, C::vsBytes, bar);
-    }
-};
-
 // The producer thread of one consumer (TRIPLES: of all three): rows from the queue, handed over, then
 // their tiles copied into the consumer's stages. With split rings, each tile's K (and TileMeta) as soon as its K stage
 // is free, and its V^T one tile later: a consumer reads tile i's V only in step i + 1 (PV lags QK by
@@ -279,14 +234,17 @@ __device__ __forceinline__ void produce(uint32_t base, int ring, const RowQueue&
     const Smem sm(base, ring);
     if constexpr (G == Grid::redo) grid_dependency_wait();
     uint32_t pos = 0;                // ring position of the next tile
-    using Source = HeadSource<D, F, Q, TRIPLES>;
     const int8_t* held_v = nullptr;  // split rings: the V^T (and v scales) of position pos - 1, not copied yet
     const float* held_vs = nullptr;
+    const auto copy_v = [&](uint32_t st, uint32_t bar, const int8_t* v, const float* vs) {
+        bulk_copy_g2s(sm.v_at(st), v, C::vBytes, bar);
+        if constexpr (!C::PV16) bulk_copy_g2s(sm.vscales_at(st), vs, C::vsBytes, bar);
+    };
     const auto copy_held_v = [&] {
         const uint32_t p = pos - 1;
         sm.vring.acquire(p);
         sm.vring.expect(p, C::vCopyBytes);
-        Source::copy_v(sm, sm.vring.stage(p), sm.vring.full_bar(p), held_v, held_vs);
+        copy_v(sm.vring.stage(p), sm.vring.full_bar(p), held_v, held_vs);
         held_v = nullptr;
     };
     for (uint32_t k = 0;; ++k) {
@@ -300,95 +258,33 @@ __device__ __forceinline__ void produce(uint32_t base, int ring, const RowQueue&
         }
         if (done) return;
         const RowRef row(queue, i, s, plan, std::integral_constant<Grid, G>{});
-        const Source src(w, s, row.bh);
+        const int8_t* gk = w.k + row.bh * qk_head_bytes(s.npad, D);
+        const int8_t* gv = w.vt + row.bh * vt_head_bytes(s.nb, D);
+        const float* gvs = w.v_scale + row.bh * s.nb * D * 2;
+        const float* gks = w.k_scale + row.bh * s.nb;
         const uint16_t* cols = plan.cols + row.beg;
         int c = row.n > 0 ? cols[0] : 0;
         for (uint32_t t = 0; t < row.n; ++t, ++pos) {
             const int next = t + 1 < row.n ? cols[t + 1] : 0;  // their latency hides under the wait
-            const float ks = src.ks[c];
+            const float ks = gks[c];
             sm.kring.acquire(pos);
-            src.copy_k(sm, pos, c, ks, s.tokens);
+            const uint32_t st = sm.kring.stage(pos), bar = sm.kring.full_bar(pos);
+            sm.put_meta(st, TileMeta{ks, s.tokens - c * kTile});
+            sm.kring.expect(pos, C::kBytes + (C::kSplitRings ? 0 : C::vCopyBytes));
+            bulk_copy_g2s(sm.k_at(st), gk + size_t(c) * C::kBytes, C::kBytes, bar);
+            const int8_t* v = gv + size_t(c) * C::vBytes;
+            const float* vs = gvs + size_t(c) * D * 2;
             if constexpr (C::kSplitRings) {
                 if (held_v) copy_held_v();
-                held_v = src.v_of(c);
-                held_vs = src.vs_of(c);
+                held_v = v;
+                held_vs = vs;
+            } else {
+                copy_v(st, bar, v, vs);
             }
             c = next;
         }
     }
 }
-
-// Sm90Config::kSelfFed: the producer's work for one consumer warpgroup, done by its first thread
-// between the warpgroup's steps. pump(k, p) hands off rows and copies tiles until row k is handed off
-// and ring position p's copy issued, waiting for a hand-off entry or a stage where it must (the
-// caller asks only for what the warpgroup's other warps release without a copy not yet issued, so
-// this cannot deadlock), and then as many more as need no wait. The caller asks for the stage its
-// warpgroup's last step frees: the other warps free it at about the same time, and a copy left to
-// the next step's pump would arrive a step later (only one step ahead of its use). The queue's next
-// item is fetched a row ahead, the atomic's latency under the row before.
-template <int D, PvFormat F, QkFormat Q, Grid G, bool TRIPLES>
-struct Feeder {
-    using Smem = ConsumerSmem<D, F, Q, TRIPLES>;
-    const Smem& sm;
-    const RowQueue& queue;
-    const Shape& s;
-    const PlanView& plan;
-    const Quantized& w;
-    uint32_t put = 0;     // hand-off values put
-    uint32_t issued = 0;  // ring position of the next copy
-    uint32_t next = 0;    // the queue item to hand off next
-    uint32_t left = 0;    // tiles of the row being fed not copied yet
-    uint32_t col = 0;     // plan.cols index of the third of them
-    uint32_t bh = 0;
-    // The next tile's column and k scale, and the column after it: loaded a copy ahead, and the scale
-    // only once its column is there, so that no load is waited for between the warpgroup's steps.
-    int c = 0, c2 = 0;
-    float ks = 0.f;
-    bool ended = false;
-
-    __device__ __forceinline__ Feeder(const Smem& sm_, const RowQueue& q, const Shape& s_, const PlanView& p,
-                                      const Quantized& w_)
-        : sm(sm_), queue(q), s(s_), plan(p), w(w_) {}
-
-    __device__ __forceinline__ void start() {
-        if constexpr (G == Grid::redo) grid_dependency_wait();  // the queue is complete once the grids before are
-        next = queue.fetch();
-    }
-    __device__ __forceinline__ void pump(uint32_t k, uint32_t p) {
-        for (;;) {
-            if (left == 0) {
-                if (ended || (put > k && !sm.handoff.ready(put))) return;
-                const uint32_t i = next;
-                ended = i >= queue.template end<G == Grid::redo>();
-                sm.handoff.put(put++, ended ? RowHandoff::kEnd : i);
-                if (ended) return;
-                next = queue.fetch();
-                const RowRef row(queue, i, s, plan, std::integral_constant<Grid, G>{});
-                bh = uint32_t(row.bh);
-                left = row.n;
-                if (left > 0) {  // a row's first scale waits for its column: once a row
-                    c = plan.cols[row.beg];
-                    c2 = left > 1 ? plan.cols[row.beg + 1] : 0;
-                    col = row.beg + 2;
-                    ks = k_scale(c);
-                }
-                continue;
-            }
-            if (issued > p && !sm.kring.free(issued)) return;
-            sm.kring.acquire(issued);
-            HeadSource<D, F, Q, TRIPLES>(w, s, bh).copy_k(sm, issued, c, ks, s.tokens);
-            ++issued;
-            if (--left > 0) {
-                ks = k_scale(c2);
-                c = c2;
-                c2 = left > 1 ? plan.cols[col++] : 0;
-            }
-        }
-    }
-
-  private:
-    __device__ __forceinline__ float k_scale(int col_) const { return w.k_scale[size_t(bh) * s.nb + col_]; }
-};
 
 // One consumer warpgroup's walk over the kept key tiles of its current row. AHEAD (fp16 PV only): the
 // exponentials of each tile after the first do not wait for its row max (softmax_tile_fp16_exp_ahead);
@@ -502,9 +398,8 @@ struct Sm90Row {
 
     // Kept key tile i (FIRST: i = 0, no PV in flight yet); on entry pa (and beta) belong to tile i - 1.
     //   issue QK(i), issue PV(i - 1) -> wait QK(i) -> softmax(i) -> wait PV(i - 1) -> pack P(i), O update
-    // `issued` runs once the step's MMAs are issued, under them (a self-fed warpgroup's copies).
-    template <bool FIRST, typename Issued>
-    __device__ __forceinline__ void step(uint32_t i, const Issued& issued) {
+    template <bool FIRST>
+    __device__ __forceinline__ void step(uint32_t i) {
         const uint32_t si = kstage(i);
         sm.kring.wait(pos + i);  // tile i's K has landed (one ring: and its V)
         issue_qk(si);
@@ -513,7 +408,6 @@ struct Sm90Row {
             sm.wait_v(pos + i - 1);  // tile i - 1's V
             issue_pv(vstage(i - 1));
             wgmma_commit();
-            issued();
             wgmma_wait<1>();  // QK(i)
         } else {
             wgmma_wait<0>();
@@ -579,24 +473,8 @@ __device__ __forceinline__ void consume(const ConsumerSmem<D, F, Q, TRIPLES>& sm
     const int warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
     constexpr bool kAhead = F == PvFormat::fp16 && G != Grid::redo;
     Sm90Row<D, F, Q, TRIPLES, kAhead> walk(sm, lane);
-    [[maybe_unused]] Feeder<D, F, Q, G, TRIPLES> feeder(sm, queue, s, plan, w);
-    // Self-fed: row k handed off, position p's copy issued. Before a row's first step the warpgroup has
-    // released the positions before pos, and in step j >= 1 those before pos + j - 1; the rows of
-    // those positions are taken, so another two rows' hand-offs have room. In a step, under its
-    // MMAs: whatever warp 0 does before its next MMA holds up the warpgroup's.
-    constexpr uint32_t S = Sm90Config<D, F, Q, TRIPLES>::kKStages;
-    const auto feed = [&](uint32_t k, uint32_t p) {
-        if constexpr (Sm90Config<D, F, Q, TRIPLES>::kSelfFed) {
-            if (tid == 0) feeder.pump(k, p);
-            __syncwarp();
-        }
-    };
-    if constexpr (Sm90Config<D, F, Q, TRIPLES>::kSelfFed) {
-        if (tid == 0) feeder.start();
-    }
     uint32_t pos = 0;
     for (uint32_t k = 0;; ++k) {
-        feed(k + 1, pos + S - 1);
         const uint32_t i = sm.handoff.take(k);
         if (i == RowHandoff::kEnd) return;
         const RowRef row(queue, i, s, plan, std::integral_constant<Grid, G>{}, member);
@@ -612,8 +490,8 @@ __device__ __forceinline__ void consume(const ConsumerSmem<D, F, Q, TRIPLES>& sm
         load_q_fragments<D>(qw + (size_t(row.r) * kTile + warp * 16) * D, g, t, walk.qa);  // the warp's rows
         const float* qs = w.q_scale + row.bh * s.npad + p0;  // rows p0 and p0 + 8
         walk.qscale = {qs[0] * sm_scale_log2, qs[8] * sm_scale_log2};
-        walk.template step<true>(0, [] {});
-        for (uint32_t j = 1; j < row.n; ++j) walk.template step<false>(j, [&] { feed(k + 2, pos + j + S - 2); });
+        walk.template step<true>(0);
+        for (uint32_t j = 1; j < row.n; ++j) walk.template step<false>(j);
         walk.finish();
         pos += row.n;
         if constexpr (kAhead) {
@@ -664,9 +542,7 @@ __global__ void __launch_bounds__(Sm90Config<D, F, Q, TRIPLES>::kThreads, 1)
     __syncthreads();
     if constexpr (G == Grid::triples || (G == Grid::rows && F == PvFormat::fp16)) grid_launch_dependents();
     // Roles: one branch each (setmaxnreg applies per warpgroup).
-    if constexpr (C::kSelfFed) {
-        consume<D, TOut, F, Q, G>(Smem(base, wg), queue, s, plan, w, sm_scale_log2, out, tid, 0);
-    } else if (wg == 0) {
+    if (wg == 0) {
         setmaxnreg_dec<C::kProducerRegs>();
         if (tid % 32 == 0 && tid / 32 < C::kRings) produce<D, F, Q, G>(base, tid / 32, queue, s, plan, w);
     } else {

@@ -2,8 +2,7 @@
 // The producer / consumer pipeline of the Hopper attention kernel (attention_sm90.cu): each consumer
 // warpgroup owns a ring of key-tile stages in shared memory (or two: K tiles and V^T tiles; or the
 // three consumers of a dense triple share one) that a producer thread fills with bulk copies, and a
-// two-entry hand-off through which the producer passes it the rows to compute. (Or, with four
-// consumers, each consumer's first thread does the producer's work for its own warpgroup.)
+// two-entry hand-off through which the producer passes it the rows to compute.
 // A stage's "full" barrier completes when its bytes have landed (the producer's arrive.expect_tx plus
 // the copies' complete_tx), its "empty" barrier when the warps that read it (a consumer warpgroup's
 // four, or all consumers' for a ring they share) are done with it.
@@ -46,8 +45,6 @@ struct TileRing {
     // S positions pass at once); then, once it has written what it stores into the stage itself,
     // announce the copies' `bytes` on its full barrier (the arrive releases those stores).
     __device__ __forceinline__ void acquire(uint32_t p) const { mbar_wait(empty + 8 * stage(p), parity(p) ^ 1); }
-    // Whether acquire(p) would pass now.
-    __device__ __forceinline__ bool free(uint32_t p) const { return mbar_test_wait(empty + 8 * stage(p), parity(p) ^ 1); }
     __device__ __forceinline__ void expect(uint32_t p, uint32_t bytes) const {
         mbar_arrive_expect_tx(full + 8 * stage(p), bytes);
     }
