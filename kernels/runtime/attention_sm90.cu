@@ -402,7 +402,6 @@ struct Sm90Row {
     __device__ __forceinline__ void step(uint32_t i) {
         const uint32_t si = kstage(i);
         sm.kring.wait(pos + i);  // tile i's K has landed (one ring: and its V)
-        const TileMeta tm = sm.meta(si);  // read here, its latency under the MMAs' issue
         issue_qk(si);
         wgmma_commit();
         if (!FIRST) {
@@ -414,6 +413,7 @@ struct Sm90Row {
             wgmma_wait<0>();
         }
         fence_operand(s);
+        const TileMeta tm = sm.meta(si);
         sm.release_k(pos + i);  // K(i) is read
         const ScoreStep sc{qscale.row0 * tm.k_scale, qscale.row1 * tm.k_scale};
         const int valid = tm.valid;
