@@ -62,11 +62,7 @@ struct Sm90Config {
     // at D 128): at D 64 except 16-bit QK with 8-bit PV (doubled Q fragments beside the PV products
     // spill), and at D 128 for fp16 PV with INT8 QK only (there two warps per scheduler left the
     // softmax waiting on its own latency); two elsewhere.
-    // Four at D 64 for fp16 PV with INT8 QK: 112 registers each beside the producer (ptxas spills
-    // ~84 bytes a consumer; trial).
-    static constexpr int kConsumers = D == 64 && PV16 && !QK16                         ? 4
-                                      : (D == 64 && !(QK16 && !PV16)) || (D == 128 && PV16 && !QK16) ? 3
-                                                                                                       : 2;
+    static constexpr int kConsumers = (D == 64 && !(QK16 && !PV16)) || (D == 128 && PV16 && !QK16) ? 3 : 2;
     // TRIPLES: the three consumers compute the three rows of a dense triple (PlanView::triples), which
     // keep the same key tiles, from one ring of stages that all of them read: each tile is copied
     // once for three query tiles (a third of the L2 reads and shared-memory writes). Else one ring
@@ -83,7 +79,7 @@ struct Sm90Config {
     // what it released (the pool is the CTA's; asking for more blocks forever): 152 at D 64, 160 at
     // D 128 with three consumers, 224 with two.
     static constexpr int kEntryRegs = (65536 / kThreads) & ~7;
-    static constexpr int kProducerRegs = kConsumers == 4 || (D == 128 && kConsumers == 3) ? 32 : 56;
+    static constexpr int kProducerRegs = D == 128 && kConsumers == 3 ? 32 : 56;
     static constexpr int kConsumerRegs = (kEntryRegs + (kEntryRegs - kProducerRegs) / kConsumers) & ~7;
     // A stage: the K tile (kTile keys of D int8 / fp16 channels, SwizzledRows), then V^T (D channels of
     // 64 int8 / fp16 keys, SwizzledRows) and for fp16 PV 8 rows of fp16 ones after it, written once
