@@ -55,36 +55,41 @@ struct RedoList {
 };
 
 // The persistent kernels' work for every batch entry, item index i = b * items + j for the queue's
-// j-th item: schedule entry j, or (triples set) triple j (PlanView::triples). Or (REDO) the entries
-// of a RedoList, whose length is known only once the grid that filled it has completed: a query tile,
-// of which only the rows of one warp are wanted. Handed out in index order from a counter that the
-// launch zeroes, so the longest rows start first and whichever warpgroup is free takes the next.
+// j-th item: schedule entry j, or (TRIPLES) the triple of entries 3j .. 3j + 2, named by its first,
+// and after those the `tails` tail triples (PlanView::schedule): rows nb - 3 .. nb - 1 of the head of
+// each group of `tail_rows` entries. Or (REDO) the entries of a RedoList, whose length is known only
+// once the grid that filled it has completed: a query tile, of which only the rows of one warp are
+// wanted. Handed out in index order from a counter that the launch zeroes, so the longest rows start
+// first and whichever warpgroup is free takes the next.
 struct RowQueue {
     const uint32_t* schedule;
     uint32_t items, total;  // per batch entry, and in all
     uint32_t* counter;
     const uint2* redo = nullptr;  // REDO: RedoList::entries and count
     const uint32_t* redo_count = nullptr;
-    const Triple* triples = nullptr;  // the items are these triples
+    uint32_t tails = 0, tail_rows = 0;  // TRIPLES: the last `tails` items are tail triples (nb % 3 rows each)
     __device__ __forceinline__ uint32_t fetch() const { return atomicAdd(counter, 1u); }
     template <bool REDO>
     __device__ __forceinline__ uint32_t end() const {
         return REDO ? __ldcg(redo_count) : total;
     }
     // Item i; warp -1: every warp's rows.
-    template <bool REDO>
+    template <bool TRIPLES, bool REDO>
     __device__ __forceinline__ WarpRows at(uint32_t i) const {
         if constexpr (REDO) {
             const uint2 e = __ldcg(redo + i);  // written by an earlier grid: past L1, which this grid's start may have filled
             return {row_tile_of(e.x), int(e.y >> 2), int(e.y & 3)};
         }
-        const uint32_t b = i / items;
-        return {row_tile_of(schedule[i - b * items]), int(b), -1};
-    }
-    // Triple item i, and its batch entry.
-    __device__ __forceinline__ uint4 triple(uint32_t i, int& b) const {
-        b = int(i / items);
-        return __ldg(reinterpret_cast<const uint4*>(triples) + (i - uint32_t(b) * items));
+        const uint32_t b = i / items, j = i - b * items;
+        if constexpr (TRIPLES) {
+            const uint32_t full = items - tails;
+            if (j >= full) {  // named by the head's first row after its last triple, nb - tail_rows
+                RowTile rt = row_tile_of(schedule[3 * full + tail_rows * (j - full)]);
+                rt.row -= 3 - int(tail_rows);
+                return {rt, int(b), -1};
+            }
+        }
+        return {row_tile_of(schedule[TRIPLES ? 3 * j : j]), int(b), -1};
     }
 };
 

@@ -192,70 +192,24 @@ struct ConsumerSmem {
     }
 };
 
-// A row's place in the workspace and the plan: queue item i, or (TRIPLES) row `member` of triple i
-// (absent: the triple has no such row; then n = 0).
+// A row's place in the workspace and the plan: queue item i, or (TRIPLES) row `member` of triple i.
 struct RowRef {
     int b, h, r;
     int warp;  // -1, or (Grid::redo) the one warp whose rows are wanted
-    bool present = true;
     size_t bh;
-    uint32_t beg, n;          // its kept tiles: plan.cols[beg .. beg + n)
-    uint32_t union_len = 0;   // TRIPLES: the tiles any row of the triple keeps
+    uint32_t beg, n;  // its kept tiles: plan.cols[beg .. beg + n)
     template <Grid G>
     __device__ __forceinline__ RowRef(const RowQueue& q, uint32_t i, const Shape& s, const PlanView& plan,
                                       std::integral_constant<Grid, G>, int member = 0) {
-        if constexpr (G == Grid::triples) {
-            const uint4 t = q.triple(i, b);
-            h = int(t.x >> 16);
-            const uint32_t row = member == 0 ? t.x & 0xffffu : member == 1 ? t.y >> 16 : t.y & 0xffffu;
-            present = row != Triple::kAbsent;
-            r = present ? int(row) : 0;
-            union_len = t.z;
-            warp = -1;
-        } else {
-            const WarpRows wr = q.at<G == Grid::redo>(i);
-            b = wr.b;
-            h = wr.rt.head;
-            r = wr.rt.row;
-            warp = wr.warp;
-        }
+        const WarpRows wr = q.at<G == Grid::triples, G == Grid::redo>(i);
+        b = wr.b;
+        h = wr.rt.head;
+        r = wr.rt.row + member;
+        warp = wr.warp;
         bh = size_t(b) * s.heads + h;
         const uint32_t* rp = plan.row_ptr + size_t(h) * (s.nb + 1);
         beg = rp[r];
-        n = present ? rp[r + 1] - beg : 0;
-    }
-};
-
-// The key tiles a producer copies for one item, in column order: a row's kept tiles (M = 1), or
-// (TRIPLES, M = 3) those any row of the triple keeps, each once. Each row's next column is loaded as
-// soon as its current one is taken, so the loads' latency hides under the producer's next wait.
-template <int M>
-struct ColumnWalk {
-    static constexpr int kDone = 0x10000;  // past every column
-    const uint16_t* cols;
-    uint32_t at[M], end[M];  // each row's next kept tile, and its end, in cols
-    int head[M];             // cols[at], or kDone
-    template <Grid G>
-    __device__ __forceinline__ ColumnWalk(const RowQueue& q, uint32_t i, const Shape& s, const PlanView& plan,
-                                          std::integral_constant<Grid, G> g)
-        : cols(plan.cols) {
-#pragma unroll
-        for (int m = 0; m < M; ++m) {
-            const RowRef row(q, i, s, plan, g, m);
-            at[m] = row.beg;
-            end[m] = row.beg + row.n;
-            head[m] = row.n > 0 ? cols[at[m]] : kDone;
-        }
-    }
-    // The next column (kDone: none), taken.
-    __device__ __forceinline__ int take() {
-        int c = head[0];
-#pragma unroll
-        for (int m = 1; m < M; ++m) c = min(c, head[m]);
-#pragma unroll
-        for (int m = 0; m < M; ++m)
-            if (head[m] == c && c != kDone) head[m] = ++at[m] < end[m] ? cols[at[m]] : kDone;
-        return c;
+        n = rp[r + 1] - beg;
     }
 };
 
@@ -267,8 +221,10 @@ struct ColumnWalk {
 // issued before a hand-off the consumer has not taken yet (it may need the copy to get there); the
 // K stage acquire before it is safe: K(p) waits for the release of K(p - 2), which needs only K(p - 2)
 // and V(p - 3), both copied.
-// TRIPLES: one producer thread, each triple handed to all three consumers and the tiles of the union
-// of its rows copied once each, in column order; every consumer passes every stage (Sm90Row::pass).
+// TRIPLES: one producer thread, each triple handed to all three consumers and its tiles (those of its
+// first row) copied once; right only because the three rows keep the same tiles (all of them:
+// schedule_items takes dense rows only). A tail triple's rows that its head's last triple computes
+// too are written twice, with the same values (the same code on the same tiles).
 // Grid::redo: the queue is the RedoList of the grids before this one, complete only when they are.
 template <int D, PvFormat F, QkFormat Q, Grid G, bool TRIPLES = G == Grid::triples>
 __device__ __forceinline__ void produce(uint32_t base, int ring, const RowQueue& queue, const Shape& s,
@@ -291,7 +247,6 @@ __device__ __forceinline__ void produce(uint32_t base, int ring, const RowQueue&
         copy_v(sm.vring.stage(p), sm.vring.full_bar(p), held_v, held_vs);
         held_v = nullptr;
     };
-    const std::integral_constant<Grid, G> grid{};
     for (uint32_t k = 0;; ++k) {
         const uint32_t i = queue.fetch();
         const bool done = i >= queue.end<G == Grid::redo>();
@@ -302,13 +257,15 @@ __device__ __forceinline__ void produce(uint32_t base, int ring, const RowQueue&
             sm.handoff.put(k, done ? RowHandoff::kEnd : i);
         }
         if (done) return;
-        const RowRef row(queue, i, s, plan, grid);
+        const RowRef row(queue, i, s, plan, std::integral_constant<Grid, G>{});
         const int8_t* gk = w.k + row.bh * qk_head_bytes(s.npad, D);
         const int8_t* gv = w.vt + row.bh * vt_head_bytes(s.nb, D);
         const float* gvs = w.v_scale + row.bh * s.nb * D * 2;
         const float* gks = w.k_scale + row.bh * s.nb;
-        ColumnWalk<TRIPLES ? 3 : 1> cols(queue, i, s, plan, grid);
-        for (int c = cols.take(); c != cols.kDone; c = cols.take(), ++pos) {
+        const uint16_t* cols = plan.cols + row.beg;
+        int c = row.n > 0 ? cols[0] : 0;
+        for (uint32_t t = 0; t < row.n; ++t, ++pos) {
+            const int next = t + 1 < row.n ? cols[t + 1] : 0;  // their latency hides under the wait
             const float ks = gks[c];
             sm.kring.acquire(pos);
             const uint32_t st = sm.kring.stage(pos), bar = sm.kring.full_bar(pos);
@@ -324,14 +281,10 @@ __device__ __forceinline__ void produce(uint32_t base, int ring, const RowQueue&
             } else {
                 copy_v(st, bar, v, vs);
             }
+            c = next;
         }
     }
 }
-
-// How a consumer's step finds the PV pipeline: its row's first tile; a later tile with the previous
-// tile's PV still to issue (the usual case); or (TRIPLES) a later tile after that PV was flushed, O
-// complete but to be rescaled when the max moves.
-enum class StepIn { first, next, resume };
 
 // One consumer warpgroup's walk over the kept key tiles of its current row. AHEAD (fp16 PV only): the
 // exponentials of each tile after the first do not wait for its row max (softmax_tile_fp16_exp_ahead);
@@ -347,6 +300,7 @@ struct Sm90Row {
     const ConsumerSmem<D, F, Q, TRIPLES> sm;
     uint32_t kdesc, vdesc;  // descriptor low words of the consumer's K and V stage 0
     int lane;
+    uint32_t n, pos;     // the row's kept tiles, and the ring position of its first
 
     uint32_t qa[D / (QK16 ? 16 : 32)][4];  // Q fragments: per 32 int8 or 16 fp16 channels
     ScoreStep qscale;  // the thread's two rows' Q scales x softmax scale x log2 e
@@ -361,7 +315,9 @@ struct Sm90Row {
     __device__ __forceinline__ Sm90Row(const ConsumerSmem<D, F, Q, TRIPLES>& sm_, int lane_)
         : sm(sm_), kdesc(desc_lo(sm_.ktiles)), vdesc(desc_lo(sm_.v_at(0))), lane(lane_) {}
 
-    __device__ __forceinline__ void start() {
+    __device__ __forceinline__ void start(uint32_t n_, uint32_t pos_) {
+        n = n_;
+        pos = pos_;
         rs = RowState{};
         beta0 = beta1 = 0.f;
 #pragma unroll
@@ -375,6 +331,9 @@ struct Sm90Row {
     // tile, which leaves its sum non-finite (finite inputs; softmax_tile_fp16_exp_ahead).
     __device__ __forceinline__ bool ahead_failed() const { return !isfinite(row_sum0()) || !isfinite(row_sum1()); }
 
+    // The K and V stages of the row's tile i.
+    __device__ __forceinline__ uint32_t kstage(uint32_t i) const { return sm.kring.stage(pos + i); }
+    __device__ __forceinline__ uint32_t vstage(uint32_t i) const { return sm.vring.stage(pos + i); }
 
     // S = Q K^T of the tile in K stage st, issued (not waited for). 16-bit: the K tile is D / 64 blocks
     // of 64 keys x 128 bytes (8192 bytes each), four k16 steps of 32 bytes per block.
@@ -437,28 +396,25 @@ struct Sm90Row {
         }
     }
 
-    // The kept key tile at ring position p; IN: StepIn::next with pp the position of the row's tile
-    // before it, whose P is in pa (and beta).
-    //   issue QK(p), issue PV(pp) -> wait QK(p) -> softmax(p) -> wait PV(pp) -> pack P(p), O update
-    template <StepIn IN>
-    __device__ __forceinline__ void step(uint32_t p, uint32_t pp = 0) {
-        constexpr bool FIRST = IN == StepIn::first, PV_BEHIND = IN == StepIn::next;
-        static_assert(IN != StepIn::resume || PV16, "a flushed PV resumes only where O is current (fp16 PV)");
-        const uint32_t si = sm.kring.stage(p);
-        sm.kring.wait(p);  // tile p's K has landed (one ring: and its V)
+    // Kept key tile i (FIRST: i = 0, no PV in flight yet); on entry pa (and beta) belong to tile i - 1.
+    //   issue QK(i), issue PV(i - 1) -> wait QK(i) -> softmax(i) -> wait PV(i - 1) -> pack P(i), O update
+    template <bool FIRST>
+    __device__ __forceinline__ void step(uint32_t i) {
+        const uint32_t si = kstage(i);
+        sm.kring.wait(pos + i);  // tile i's K has landed (one ring: and its V)
         issue_qk(si);
         wgmma_commit();
-        if (PV_BEHIND) {
-            sm.wait_v(pp);  // tile pp's V
-            issue_pv(sm.vring.stage(pp));
+        if (!FIRST) {
+            sm.wait_v(pos + i - 1);  // tile i - 1's V
+            issue_pv(vstage(i - 1));
             wgmma_commit();
-            wgmma_wait<1>();  // QK(p)
+            wgmma_wait<1>();  // QK(i)
         } else {
             wgmma_wait<0>();
         }
         fence_operand(s);
         const TileMeta tm = sm.meta(si);
-        sm.release_k(p);  // K(p) is read
+        sm.release_k(pos + i);  // K(i) is read
         const ScoreStep sc{qscale.row0 * tm.k_scale, qscale.row1 * tm.k_scale};
         const int valid = tm.valid;
         float f[8][4];  // the values of P (i)
@@ -480,47 +436,33 @@ struct Sm90Row {
             else
                 softmax_tile_8bit_exp<false, kMagic, FP8>(s, sc, valid, t, rs, b0, b1, f);
         }
-        if (PV_BEHIND) wgmma_wait<0>();  // PV(pp): pa is free
-        // P (p) packed straight into pa, each fragment by a volatile instruction below the wait (no copy).
+        if (!FIRST) wgmma_wait<0>();  // PV(i - 1): pa is free
+        // P (i) packed straight into pa, each fragment by a volatile instruction below the wait (no copy).
         if constexpr (PV16)
             pack_p16<true, false>(f, b0, b1, rs, pa);  // the sums come with PV
         else
             pack_p8<FP8, true>(f, b0, b1, rs, pa);
-        if (PV_BEHIND) {
-            fold_pv(sm.vring.stage(pp), b0, b1);
-            sm.vring.release(pp);
-        } else if (IN == StepIn::resume) {
-            fold_pv(0, b0, b1);  // O's rescale alone
+        if (!FIRST) {
+            fold_pv(vstage(i - 1), b0, b1);
+            sm.vring.release(pos + i - 1);
         }
         beta0 = b0;
         beta1 = b1;
     }
 
-    // The PV of the tile at position pp, the last stepped: its O update, and the stage released.
-    __device__ __forceinline__ void finish(uint32_t pp) {
-        sm.wait_v(pp);
-        issue_pv(sm.vring.stage(pp));
+    // After the last tile: its PV and O update.
+    __device__ __forceinline__ void finish() {
+        sm.wait_v(pos + n - 1);
+        issue_pv(vstage(n - 1));
         wgmma_commit();
         wgmma_wait<0>();
-        fold_pv(sm.vring.stage(pp), 1.f, 1.f);
-        sm.vring.release(pp);
-    }
-
-    // TRIPLES: ring positions [from, to), tiles only the other consumers compute. Every warp waits
-    // for each one's copies and releases it, as every consumer does every stage of the shared ring:
-    // a warp that skipped a release would let the producer lap it, and the phase parity it waits on
-    // would then name the wrong turn of the stage. Lane l takes the l-th position of each ring's
-    // worth (its turn before was passed by this warp already, so the parity is exact).
-    __device__ __forceinline__ void pass(uint32_t from, uint32_t to) const {
-        for (uint32_t x = from; x < to; x += C::kKStages)
-            if (uint32_t(lane) < min(uint32_t(C::kKStages), to - x)) sm.kring.pass(x + lane);
-        __syncwarp();
+        fold_pv(vstage(n - 1), 1.f, 1.f);
+        sm.vring.release(pos + n - 1);
     }
 };
 
 // A consumer warpgroup: the rows its producer hands over, one after the other (TRIPLES: row `member`
-// of each triple, walking the union of the triple's tiles: its own tiles at their union positions,
-// upos, the others passed). fp16 PV outside the redo grid takes its exponentials ahead of the row max and
+// of each triple). fp16 PV outside the redo grid takes its exponentials ahead of the row max and
 // leaves the warps' rows where that failed (rare: a row's max moved by kAheadRange, 120 log2 units,
 // or more after its first tile) to the redo grid, which computes them without. Each warp decides
 // for its own rows: a warpgroup-wide vote at each row's end measured 2-3% slower (H200).
@@ -528,61 +470,30 @@ template <int D, typename TOut, PvFormat F, QkFormat Q, Grid G, bool TRIPLES = G
 __device__ __forceinline__ void consume(const ConsumerSmem<D, F, Q, TRIPLES>& sm, const RowQueue& queue, const Shape& s,
                                         const PlanView& plan, const Quantized& w, float sm_scale_log2,
                                         const MutView& out, int tid, int member) {
-    using C = Sm90Config<D, F, Q, TRIPLES>;
     const int warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
     constexpr bool kAhead = F == PvFormat::fp16 && G != Grid::redo;
     Sm90Row<D, F, Q, TRIPLES, kAhead> walk(sm, lane);
-    uint32_t pos = 0;  // ring position of the item's first tile
+    uint32_t pos = 0;
     for (uint32_t k = 0;; ++k) {
         const uint32_t i = sm.handoff.take(k);
         if (i == RowHandoff::kEnd) return;
         const RowRef row(queue, i, s, plan, std::integral_constant<Grid, G>{}, member);
         const int p0 = row.r * kTile + warp * 16 + g;  // the thread's first query row (permuted position)
-        if (row.n > 0) {
-            walk.start();
-            using QElem = std::conditional_t<Q == QkFormat::fp16, __half, int8_t>;
-            const auto* qw = reinterpret_cast<const QElem*>(w.q + row.bh * qk_head_bytes(s.npad, D));
-            load_q_fragments<D>(qw + (size_t(row.r) * kTile + warp * 16) * D, g, t, walk.qa);  // the warp's rows
-            const float* qs = w.q_scale + row.bh * s.npad + p0;  // rows p0 and p0 + 8
-            walk.qscale = {qs[0] * sm_scale_log2, qs[8] * sm_scale_log2};
-        }
-        if constexpr (TRIPLES) {
-            // Its tiles at their union positions; a gap of a ring's worth of stages or more flushes the
-            // PV behind (the stage it holds would be the one the producer waits for).
-            uint32_t prev = pos - 1, u = row.n > 0 ? plan.upos[row.beg] : 0;  // prev: the last position walked
-            bool behind = false;  // the PV of the tile at prev is still to issue
-            for (uint32_t j = 0; j < row.n; ++j) {
-                const uint32_t p = pos + u;
-                if (j + 1 < row.n) u = plan.upos[row.beg + j + 1];  // its latency hides under the step
-                if (behind && p - prev >= uint32_t(C::kKStages)) {
-                    walk.finish(prev);
-                    behind = false;
-                }
-                walk.pass(prev + 1, p);
-                if (j == 0)
-                    walk.template step<StepIn::first>(p);
-                else if (behind)
-                    walk.template step<StepIn::next>(p, prev);
-                else
-                    walk.template step<StepIn::resume>(p);
-                behind = true;
-                prev = p;
-            }
-            if (behind) walk.finish(prev);
-            walk.pass(prev + 1, pos + row.union_len);
-            pos += row.union_len;
-            if (!row.present) continue;
-        } else if (row.n > 0) {
-            walk.template step<StepIn::first>(pos);
-            for (uint32_t j = 1; j < row.n; ++j) walk.template step<StepIn::next>(pos + j, pos + j - 1);
-            walk.finish(pos + row.n - 1);
-            pos += row.n;
-        }
         if (row.n == 0) {  // no kept key tile: zeros
             const float zero[D / 8][4] = {};
             store_rows<D, TOut>(s, plan, out, row.b, row.h, p0, t, zero, 0.f, 0.f);
             continue;
         }
+        walk.start(row.n, pos);
+        using QElem = std::conditional_t<Q == QkFormat::fp16, __half, int8_t>;
+        const auto* qw = reinterpret_cast<const QElem*>(w.q + row.bh * qk_head_bytes(s.npad, D));
+        load_q_fragments<D>(qw + (size_t(row.r) * kTile + warp * 16) * D, g, t, walk.qa);  // the warp's rows
+        const float* qs = w.q_scale + row.bh * s.npad + p0;  // rows p0 and p0 + 8
+        walk.qscale = {qs[0] * sm_scale_log2, qs[8] * sm_scale_log2};
+        walk.template step<true>(0);
+        for (uint32_t j = 1; j < row.n; ++j) walk.template step<false>(j);
+        walk.finish();
+        pos += row.n;
         if constexpr (kAhead) {
             if (__any_sync(0xffffffffu, walk.ahead_failed())) {
                 if (lane == 0) RedoList{w.redo, w.row_counter + 3}.push({{row.h, row.r}, row.b, warp});
@@ -673,27 +584,31 @@ cudaError_t launch_queue(const RowQueue& queue, const Shape& s, const PlanView& 
     return cudaLaunchKernelEx(&cfg, kernel, s, plan, w, queue, sm_scale * 1.4426950408889634f, out);  // log2(e)
 }
 
-// The variant's rows: at D 128 with three consumers (fp16 PV), as triples on shared stages (the
-// plan's triples: each tile of a triple's union copied once); elsewhere every row on its own.
-// (Triples at D 64, which the softmax's exponentials bound rather than the K/V traffic, measured 1-3%
-// slower dense on H200.) fp16 PV: then the rows those grids left to redo (none, mostly: the grid ends
-// as it starts).
+// The variant's rows: at D 128 with three consumers (fp16 PV), its dense triples and tail triples on
+// shared stages first, then the other rows; elsewhere every row on its own. (Triples at D 64, which the softmax's
+// exponentials bound rather than the K/V traffic, measured 1-3% slower dense on H200.) fp16 PV: then
+// the rows those grids left to redo (none, mostly: the grid ends as it starts).
 template <int D, typename TOut, PvFormat F, QkFormat Q>
 cudaError_t attention_sm90_t(const Shape& s, const PlanView& plan, const Quantized& w, float sm_scale, MutView out,
                              int heads, cudaStream_t st) {
     constexpr bool kTriples = D == 128 && Sm90Config<D, F, Q>::kConsumers == 3;
-    const uint32_t rows = uint32_t(heads) * uint32_t(s.nb), batch = uint32_t(s.batch);
+    const uint32_t triples = kTriples ? plan.triples : 0, tails = kTriples ? plan.tail_triples : 0;
+    const uint32_t tail_rows = uint32_t(s.nb) % 3, rows = uint32_t(heads) * uint32_t(s.nb);
+    const uint32_t batch = uint32_t(s.batch), items = triples + tails;
     cudaError_t e = cudaMemsetAsync(w.row_counter, 0, 4 * sizeof(uint32_t), st);
     if constexpr (kTriples) {
-        const uint32_t items = uint32_t(heads) * uint32_t(triples_per_head(s.nb));
-        RowQueue q{plan.schedule, items, items * batch, w.row_counter};
-        q.triples = plan.triples;
-        if (e == cudaSuccess && items > 0) e = launch_queue<D, TOut, F, Q, Grid::triples>(q, s, plan, w, sm_scale, out, false, st);
-    } else {
-        if (e == cudaSuccess && rows > 0)
-            e = launch_queue<D, TOut, F, Q, Grid::rows>(RowQueue{plan.schedule, rows, rows * batch, w.row_counter + 1},
-                                                        s, plan, w, sm_scale, out, false, st);
+        if (e == cudaSuccess && items > 0) {
+            RowQueue q{plan.schedule, items, items * batch, w.row_counter};
+            q.tails = tails;
+            q.tail_rows = tail_rows;
+            e = launch_queue<D, TOut, F, Q, Grid::triples>(q, s, plan, w, sm_scale, out, false, st);
+        }
     }
+    // The rows after the triples and tail rows taken here, or all rows.
+    const uint32_t taken = 3 * triples + tail_rows * tails, left = rows - taken;
+    if (e == cudaSuccess && left > 0)
+        e = launch_queue<D, TOut, F, Q, Grid::rows>(RowQueue{plan.schedule + taken, left, left * batch, w.row_counter + 1},
+                                                    s, plan, w, sm_scale, out, items > 0, st);
     if constexpr (F == PvFormat::fp16) {
         if (e == cudaSuccess && rows > 0)
             e = launch_queue<D, TOut, F, Q, Grid::redo>(

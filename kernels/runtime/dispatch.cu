@@ -92,10 +92,9 @@ cudaError_t launch_attention(DType out_dt, const Shape& s, const PlanView& plan,
                                         : plan.kernel_begin[v + 1] - plan.kernel_begin[v];
         if (heads == 0) continue;
         PlanView p = plan;
-        if (plan.kernels) {
-            p.schedule += size_t(plan.kernel_begin[v]) * size_t(s.nb);
-            p.triples += size_t(plan.kernel_begin[v]) * size_t(triples_per_head(s.nb));
-        }
+        if (plan.kernels) p.schedule += size_t(plan.kernel_begin[v]) * size_t(s.nb);
+        p.triples = plan.triples_of[v];
+        p.tail_triples = plan.tail_triples_of[v];
         const PvFormat f = pv_format_of(v);
         cudaError_t e = cudaErrorNotSupported;  // 16-bit QK off Hopper: attention_has_kernel says no
         if (qk_format_of(v) == QkFormat::fp16) {

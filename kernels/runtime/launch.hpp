@@ -72,17 +72,7 @@ struct Quantized {
     // [4] the persistent Hopper kernels' counters, zeroed by each launch: work taken (triples, rows,
     // redone rows) and rows to redo (RedoList::count)
     uint32_t* row_counter;
-    uint2* redo;  // [BH * nb * kRedoEntriesPerTile] RedoList::entries
-};
-
-// Up to three rows of one head that the Hopper kernel with three consumer warpgroups computes on one
-// ring of K/V stages, each tile of their union copied once (runtime.cpp, group_rows).
-struct alignas(16) Triple {
-    static constexpr uint32_t kAbsent = 0xffff;  // a row place left empty (a head's last group)
-    uint32_t head_row0;  // head << 16 | first row
-    uint32_t rows12;     // second row << 16 | third row
-    uint32_t union_len;  // the tiles any of them keeps
-    uint32_t longest;    // the most tiles one of them keeps
+    uint2* redo;  // [BH * (nb + 2) * kRedoEntriesPerTile] RedoList::entries
 };
 
 struct PlanView {
@@ -96,13 +86,15 @@ struct PlanView {
     const uint8_t* kernels;  // [heads]
     // The launch's work: item = head << 16 | query tile row (the sm_80 grid: one CTA per item), the rows of this
     // format's heads longest first (the plan's schedule for this (slot, layer), offset by dispatch),
-    // so the long rows start first and short ones fill the end of the grid.
+    // so the long rows start first and short ones fill the end of the grid. The first 3 * triples
+    // items are dense triples, rows r, r + 1, r + 2 of a head that all keep every key tile; the
+    // Hopper kernels with three consumer warpgroups run each triple on one ring of shared K/V stages.
+    // Then (nb % 3) * tail_triples items, each head's last nb % 3 rows, which those kernels run as
+    // tail triples, rows nb - 3 .. nb - 1 (the first ones a second time) and other kernels as rows.
     const uint32_t* schedule;
-    // The same rows as triples (Triple), ceil(nb / 3) per head, longest first (offset by dispatch): the
-    // Hopper kernels with three consumer warpgroups at D 128 take these instead. upos, beside cols: each
-    // kept tile's position in its triple's union of kept tiles.
-    const Triple* triples;
-    const uint16_t* upos;
+    uint32_t triples, tail_triples;              // of the variant being launched (dispatch)
+    uint32_t triples_of[kNumHeadKernels];        // per variant, for this (slot, layer)
+    uint32_t tail_triples_of[kNumHeadKernels];
     // 16 bits: heads < 65536 (items pack the head in 16 bits).
     uint16_t kernel_begin[kNumHeadKernels + 1];
     PARO_HOST_DEVICE_INLINE PvFormat pv_format(int h) const { return kernels ? pv_format_of(kernels[h]) : PvFormat::int8; }
@@ -115,9 +107,6 @@ PARO_HOST_DEVICE_INLINE size_t vt_head_bytes(int nb, int d) { return size_t(nb) 
 
 // Bytes of the Q (and of the K) workspace region per (batch, head): room for fp16 (16-bit-QK heads).
 PARO_HOST_DEVICE_INLINE size_t qk_head_bytes(int npad, int d) { return size_t(npad) * size_t(d) * 2; }
-
-// Triples per head: its rows three at a time, the last group of nb % 3 rows.
-PARO_HOST_DEVICE_INLINE int triples_per_head(int nb) { return (nb + 2) / 3; }
 
 struct Shape {
     int batch, heads, tokens, head_dim, nb, npad;

@@ -60,14 +60,6 @@ struct TileRing {
         }
         mbar_arrive(empty + 8 * stage(p));
     }
-    // A reader warp that does not read position p (a ring shared by consumers that compute different
-    // tiles) passes it, by one lane: waiting for its bytes first puts the arrival in this turn of the
-    // stage, after the producer's acquire, not in the turn before.
-    __device__ __forceinline__ void pass(uint32_t p) const {
-        static_assert(!EVERY_LANE, "one arrival per warp");
-        wait(p);
-        mbar_arrive(empty + 8 * stage(p));
-    }
 };
 
 // The rows a producer hands its consumer warpgroup: the k-th value goes through entry k % 2.

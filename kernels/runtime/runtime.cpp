@@ -74,7 +74,8 @@ Workspace workspace_layout(int64_t bh, int64_t npad, int64_t nb, int64_t d) {
     w.vs = take(sizeof(float) * size_t(bh * nb * d * 2));
     w.km = take(sizeof(float) * size_t(bh * d));
     w.ctr = take(4 * sizeof(uint32_t));
-    w.redo = take(sizeof(uint2) * size_t(bh * nb) * paro::gpu::kRedoEntriesPerTile);
+    // + 2 rows per (batch, head): a tail triple computes (and may push) up to two rows a second time
+    w.redo = take(sizeof(uint2) * size_t(bh * (nb + 2)) * paro::gpu::kRedoEntriesPerTile);
     w.total = off;
     return w;
 }
@@ -91,19 +92,16 @@ struct paro_plan {
     uint8_t* orders = nullptr;    // [layers][heads]
     uint32_t* row_ptr = nullptr;  // [slots][layers][heads][nb+1], relative to col_base
     uint16_t* cols = nullptr;
-    uint16_t* upos = nullptr;    // beside cols: each kept tile's position in its triple's union (group_rows)
     uint8_t* kernels = nullptr;  // [layers][heads] head_kernel codes; nullptr while every head is INT8 QK and PV
     // [slots][layers][heads * nb]: per (slot, layer), each kernel variant's (head << 16 | row) items,
-    // longest first (schedule_items); one launch per variant takes its run of them.
+    // dense triples first, then rows longest first (schedule_items); one launch per variant takes its
+    // run of them.
     uint32_t* schedule = nullptr;
-    // [slots][layers][heads * groups()]: per (slot, layer), each variant's triples (group_rows), longest
-    // first (schedule_items).
-    paro::gpu::Triple* triples = nullptr;
+    std::vector<uint32_t> triples;       // [slots][layers][variants]: the dense triples opening each run
+    std::vector<uint32_t> tail_triples;  // [slots][layers][variants]: the tail triples after them (schedule_items)
     std::vector<size_t> col_base;  // [slots * layers]
     std::vector<uint8_t> host_orders;
     std::vector<uint16_t> row_len;  // [slots][layers][heads][nb]: kept tiles per row (host, to rebuild the schedule)
-    std::vector<paro::gpu::Triple> host_triples;  // [slots][layers][heads][groups()] in head order (group_rows)
-    size_t groups() const { return size_t(paro::gpu::triples_per_head(int(nb))); }
     // [layers][heads], the formats set so far (set_head_formats); empty while every head is INT8
     std::vector<PvFormat> host_pv;
     std::vector<QkFormat> host_qk;
@@ -116,10 +114,8 @@ struct paro_plan {
         cudaFree(orders);
         cudaFree(row_ptr);
         cudaFree(cols);
-        cudaFree(upos);
         cudaFree(kernels);
         cudaFree(schedule);
-        cudaFree(triples);
     }
     paro::gpu::PlanView view(int layer, int slot, bool identity) const {
         paro::gpu::PlanView v{};
@@ -127,9 +123,12 @@ struct paro_plan {
         v.orders = identity ? nullptr : orders + size_t(layer) * heads;
         v.row_ptr = row_ptr + (size_t(slot) * layers + layer) * size_t(heads) * size_t(nb + 1);
         v.cols = cols + col_base[size_t(slot) * layers + layer];
-        v.upos = upos + col_base[size_t(slot) * layers + layer];
         v.schedule = schedule + (size_t(slot) * layers + layer) * size_t(heads) * size_t(nb);
-        v.triples = triples + (size_t(slot) * layers + layer) * size_t(heads) * groups();
+        for (int k = 0; k < paro::gpu::kNumHeadKernels; ++k) {
+            const size_t at = (size_t(slot) * layers + layer) * paro::gpu::kNumHeadKernels + size_t(k);
+            v.triples_of[k] = triples[at];
+            v.tail_triples_of[k] = tail_triples[at];
+        }
         if (!kernel_begin.empty() && heads_of(layer, kInt8) < heads) {  // else the INT8-only path
             v.kernels = kernels + size_t(layer) * heads;
             for (int k = 0; k <= paro::gpu::kNumHeadKernels; ++k) v.kernel_begin[k] = kernel_begin[size_t(layer)][k];
@@ -168,11 +167,10 @@ paro_status check_plan_dims(int layers, int slots, int heads) {
 }
 
 struct Schedule {
-    std::vector<uint32_t> items;                // paro_plan::schedule
-    std::vector<paro::gpu::Triple> triples;     // paro_plan::triples
+    std::vector<uint32_t> items;         // paro_plan::schedule
+    std::vector<uint32_t> triples;       // paro_plan::triples
+    std::vector<uint32_t> tail_triples;  // paro_plan::tail_triples
 };
-std::vector<uint16_t> group_rows(const paro_plan& plan, const std::vector<uint16_t>& cols,
-                                 const std::vector<uint32_t>& row_ptr, std::vector<paro::gpu::Triple>& triples);
 Schedule schedule_items(const paro_plan& plan, const std::vector<uint8_t>& kernels);
 paro_status upload_schedule(paro_plan* plan, Schedule schedule);
 
@@ -246,145 +244,94 @@ paro_status build_plan(const paro::TokenLayout& layout, int layers, int slots, i
     PARO_CUDA_TRY(cudaMalloc(&plan->gathers, sizeof(int32_t) * gathers.size()));
     PARO_CUDA_TRY(cudaMalloc(&plan->orders, plan->host_orders.size()));
     PARO_CUDA_TRY(cudaMalloc(&plan->row_ptr, sizeof(uint32_t) * row_ptr.size()));
-    const std::vector<uint16_t> upos = group_rows(*plan, cols, row_ptr, plan->host_triples);
     PARO_CUDA_TRY(cudaMalloc(&plan->cols, sizeof(uint16_t) * cols.size()));
-    PARO_CUDA_TRY(cudaMalloc(&plan->upos, sizeof(uint16_t) * upos.size()));
     PARO_CUDA_TRY(cudaMemcpy(plan->gathers, gathers.data(), sizeof(int32_t) * gathers.size(), cudaMemcpyHostToDevice));
     PARO_CUDA_TRY(cudaMemcpy(plan->orders, plan->host_orders.data(), plan->host_orders.size(), cudaMemcpyHostToDevice));
     PARO_CUDA_TRY(cudaMemcpy(plan->row_ptr, row_ptr.data(), sizeof(uint32_t) * row_ptr.size(), cudaMemcpyHostToDevice));
     PARO_CUDA_TRY(cudaMemcpy(plan->cols, cols.data(), sizeof(uint16_t) * cols.size(), cudaMemcpyHostToDevice));
-    PARO_CUDA_TRY(cudaMemcpy(plan->upos, upos.data(), sizeof(uint16_t) * upos.size(), cudaMemcpyHostToDevice));
     plan->device_bytes = sizeof(int32_t) * gathers.size() + plan->host_orders.size() +
-                         sizeof(uint32_t) * row_ptr.size() + sizeof(uint16_t) * (cols.size() + upos.size());
+                         sizeof(uint32_t) * row_ptr.size() + sizeof(uint16_t) * cols.size();
     if (paro_status st = upload_schedule(plan.get(), schedule_items(*plan, {})); st != PARO_OK) return st;
     *out = plan.release();
     return PARO_OK;
 }
 
-// How the rows of each head are grouped into triples, which the Hopper kernel with three consumer
-// warpgroups (attention_sm90.cu, D 128) computes on one ring of K/V stages: a tile kept by several rows
-// of a triple is copied once, and each consumer computes the tiles of its own row (the union's
-// positions it keeps, upos). A triple costs about max(a U, n) tile-steps, U its union and n its
-// longest row: the copies of U tiles (bounded by L2's bandwidth) against the longest consumer's walk,
-// a = 3/8 the L2 time of one tile's K and V against one consumer's step on it (24 KB at 8.2 TB/s
-// over 132 SMs: 0.39 us, against 1.03 us; H200, D 128 fp16 PV, bench/RESULTS.md). Two groupings per
-// head, the cheaper kept: adjacent rows (3g .. 3g + 2), which share most tiles where masks have
-// structure, and rows by length (longest first, three at a time), which keeps a triple's consumers
-// equally busy where rows share little (random masks: 1 - (1 - d)^3 of the tiles against 3d).
-// The head's last group has nb % 3 rows (or 3); the others' places are absent (0xffff).
-// Returns upos, beside cols; triples gets [slots][layers][heads][groups()] in head order.
-std::vector<uint16_t> group_rows(const paro_plan& plan, const std::vector<uint16_t>& cols,
-                                 const std::vector<uint32_t>& row_ptr, std::vector<paro::gpu::Triple>& triples) {
-    const size_t nb = size_t(plan.nb), G = plan.groups(), H = size_t(plan.heads);
-    std::vector<uint16_t> upos(cols.size(), 0);
-    triples.assign(size_t(plan.slots) * plan.layers * H * G, paro::gpu::Triple{});
-    std::vector<uint32_t> by_len(nb), adjacent(nb);
-    for (size_t r = 0; r < nb; ++r) adjacent[r] = uint32_t(r);
-    constexpr uint32_t kAbsent = paro::gpu::Triple::kAbsent;
-    for (int s = 0; s < plan.slots; ++s)
-        for (int l = 0; l < plan.layers; ++l)
-            for (size_t h = 0; h < H; ++h) {
-                const size_t idx = (size_t(s) * plan.layers + size_t(l)) * H + h;
-                const uint32_t* rp = row_ptr.data() + idx * (nb + 1);
-                const uint16_t* col = cols.data() + plan.col_base[size_t(s) * plan.layers + size_t(l)];
-                const uint16_t* len = plan.row_len.data() + idx * nb;
-                // The union of group g of `order` (rows order[3g ..], absent past nb), walked in
-                // column order; visit(member, tile index in its row, union position) for each kept tile.
-                const auto walk_union = [&](const std::vector<uint32_t>& order, size_t g, auto&& visit) {
-                    uint32_t at[3], end[3];
-                    for (size_t m = 0; m < 3; ++m) {
-                        const bool here = 3 * g + m < nb;
-                        at[m] = here ? rp[order[3 * g + m]] : 0;
-                        end[m] = here ? rp[order[3 * g + m] + 1] : 0;
-                    }
-                    uint32_t u = 0;
-                    for (;; ++u) {
-                        uint32_t c = 0x10000;
-                        for (size_t m = 0; m < 3; ++m)
-                            if (at[m] < end[m]) c = std::min<uint32_t>(c, col[at[m]]);
-                        if (c == 0x10000) return u;
-                        for (size_t m = 0; m < 3; ++m)
-                            if (at[m] < end[m] && col[at[m]] == c) visit(m, at[m]++, u);
-                    }
-                };
-                const auto cost = [&](const std::vector<uint32_t>& order) {
-                    uint64_t total = 0;
-                    for (size_t g = 0; g < G; ++g) {
-                        uint32_t longest = 0;
-                        for (size_t m = 0; m < 3 && 3 * g + m < nb; ++m) longest = std::max<uint32_t>(longest, len[order[3 * g + m]]);
-                        const uint32_t u = walk_union(order, g, [](size_t, uint32_t, uint32_t) {});
-                        total += std::max<uint64_t>(3ull * u, 8ull * longest);
-                    }
-                    return total;
-                };
-                std::copy(adjacent.begin(), adjacent.end(), by_len.begin());
-                std::stable_sort(by_len.begin(), by_len.end(), [&](uint32_t x, uint32_t y) { return len[x] > len[y]; });
-                const std::vector<uint32_t>& order = cost(by_len) < cost(adjacent) ? by_len : adjacent;
-                for (size_t g = 0; g < G; ++g) {
-                    uint32_t r[3], longest = 0;
-                    for (size_t m = 0; m < 3; ++m) {
-                        r[m] = 3 * g + m < nb ? order[3 * g + m] : kAbsent;
-                        if (r[m] != kAbsent) longest = std::max<uint32_t>(longest, len[r[m]]);
-                    }
-                    const uint32_t u = walk_union(order, g, [&](size_t, uint32_t i, uint32_t p) {
-                        upos[plan.col_base[size_t(s) * plan.layers + size_t(l)] + i] = uint16_t(p);
-                    });
-                    triples[idx * G + g] = paro::gpu::Triple{uint32_t(h) << 16 | r[0], r[1] << 16 | r[2], u, longest};
-                }
-            }
-    return upos;
-}
-
 // The plan's schedule: per (slot, layer), the rows of each kernel variant's heads (variants in their
-// order; `kernels` [layers][heads] head_kernel codes, empty: all INT8), longest first, by a stable
-// counting sort on the row length in coarse buckets of ceil(nb / 16) tiles (16 or 17 buckets), heads
-// and rows in index order within a bucket; and the variant's triples (group_rows) in the same way by
-// their longest row. A grid walks its items in order, so the rows that take longest start
+// order; `kernels` [layers][heads] head_kernel codes, empty: all INT8). A variant's run opens with its
+// dense triples: rows 3j .. 3j + 2 of a head that all keep every key tile, in order, which three
+// consumer warpgroups compute on one ring of shared K/V stages (attention_sm90.cu; dense rows are the
+// longest, so they come first anyway). Then its tail rows: where nb is not a multiple of 3, the last
+// nb % 3 rows of a head whose last triple and those rows are all dense; the Hopper kernel computes
+// them as one more triple, rows nb - 3 .. nb - 1 (a tail triple: its first rows, already in the last
+// triple, computed twice), which other kernels take as rows. Left to a grid of single rows behind the
+// triples, they kept three consumers of 32 SMs busy for 0.3 ms after the rest of a dense layer had
+// ended (CogVideoX shape, D 128, H200). The other rows follow longest first, by a stable counting sort
+// on the row length in coarse buckets of ceil(nb / 16) tiles (16 or 17 buckets), heads and rows in
+// index order within a bucket. A grid walks its items in order, so the rows that take longest start
 // first and short ones fill the end: the tail of a launch no longer waits on dense heads that came
 // last (adaptive masks mix densities 0.05 and 1 in a layer). The coarse buckets keep a head's rows of
 // similar length together, and with them the head's K and V in L2 (sorting by exact length cost fp16
 // PV 4-11% on fixed-density masks, H200).
 Schedule schedule_items(const paro_plan& plan, const std::vector<uint8_t>& kernels) {
     constexpr int V = paro::gpu::kNumHeadKernels;
-    const size_t nb = size_t(plan.nb), H = size_t(plan.heads), per = H * nb, G = plan.groups();
+    const size_t nb = size_t(plan.nb), H = size_t(plan.heads), per = H * nb, tail = nb % 3;
     const size_t width = std::max<size_t>(1, (nb + 15) / 16), buckets = nb / width + 1;
-    const auto bucket_of = [&](uint32_t length) { return buckets - 1 - length / width; };
     Schedule sched{std::vector<uint32_t>(size_t(plan.slots) * plan.layers * per),
-                   std::vector<paro::gpu::Triple>(size_t(plan.slots) * plan.layers * H * G)};
-    std::vector<uint32_t> start(buckets + 1), tstart(buckets + 1);
+                   std::vector<uint32_t>(size_t(plan.slots) * plan.layers * V),
+                   std::vector<uint32_t>(size_t(plan.slots) * plan.layers * V)};
+    std::vector<uint32_t> start(buckets + 1);
+    enum Role : uint8_t { kSingle, kTriple, kTail };
+    std::vector<uint8_t> role(per);
     for (int s = 0; s < plan.slots; ++s)
         for (int l = 0; l < plan.layers; ++l) {
             const size_t sl = size_t(s) * plan.layers + l;
             const uint16_t* len = plan.row_len.data() + sl * per;
-            const paro::gpu::Triple* groups = plan.host_triples.data() + sl * H * G;
             uint32_t* out = sched.items.data() + sl * per;
-            paro::gpu::Triple* tout = sched.triples.data() + sl * H * G;
+            const auto slot_of = [&](size_t h, size_t r) { return buckets - 1 - len[h * nb + r] / width; };
+            const auto dense = [&](size_t h, size_t r0, size_t n) {
+                return std::all_of(len + h * nb + r0, len + h * nb + r0 + n, [&](uint16_t x) { return x == nb; });
+            };
+            std::fill(role.begin(), role.end(), uint8_t(kSingle));
+            for (size_t h = 0; h < H; ++h) {
+                for (size_t r = 0; r + 2 < nb; r += 3)
+                    if (dense(h, r, 3)) std::fill_n(role.begin() + h * nb + r, 3, uint8_t(kTriple));
+                if (tail > 0 && nb >= 3 + tail && role[h * nb + nb - tail - 1] == kTriple && dense(h, nb - tail, tail))
+                    std::fill_n(role.begin() + h * nb + nb - tail, tail, uint8_t(kTail));
+            }
             size_t done = 0;
             for (int v = 0; v < V; ++v) {
                 const auto of_variant = [&](size_t h) {
                     return kernels.empty() ? v == paro_plan::kInt8 : kernels[size_t(l) * H + h] == v;
                 };
+                size_t at = done, count = 0, triples = 0, tails = 0;
+                const auto put = [&](size_t h, size_t r) { out[at++] = uint32_t(h << 16 | r); };
+                for (size_t h = 0; h < H; ++h)
+                    if (of_variant(h)) {
+                        count += nb;
+                        for (size_t r = 0; r < nb; r += 3)
+                            if (role[h * nb + r] == kTriple) {
+                                for (size_t m = 0; m < 3; ++m) put(h, r + m);
+                                ++triples;
+                            }
+                    }
+                for (size_t h = 0; h < H; ++h)
+                    if (of_variant(h) && tail > 0 && role[h * nb + nb - 1] == kTail) {
+                        for (size_t r = nb - tail; r < nb; ++r) put(h, r);
+                        ++tails;
+                    }
                 std::fill(start.begin(), start.end(), 0u);
-                std::fill(tstart.begin(), tstart.end(), 0u);
-                size_t heads = 0;
                 for (size_t h = 0; h < H; ++h)
-                    if (of_variant(h)) {
-                        ++heads;
-                        for (size_t r = 0; r < nb; ++r) ++start[bucket_of(len[h * nb + r]) + 1];
-                        for (size_t g = 0; g < G; ++g) ++tstart[bucket_of(groups[h * G + g].longest) + 1];
-                    }
-                for (size_t k = 1; k <= buckets; ++k) {  // longest bucket first
-                    start[k] += start[k - 1];
-                    tstart[k] += tstart[k - 1];
-                }
-                for (size_t h = 0; h < H; ++h)
-                    if (of_variant(h)) {
+                    if (of_variant(h))
                         for (size_t r = 0; r < nb; ++r)
-                            out[done * nb + start[bucket_of(len[h * nb + r])]++] = uint32_t(h << 16 | r);
-                        for (size_t g = 0; g < G; ++g)
-                            tout[done * G + tstart[bucket_of(groups[h * G + g].longest)]++] = groups[h * G + g];
-                    }
-                done += heads;
+                            if (role[h * nb + r] == kSingle) ++start[slot_of(h, r) + 1];
+                for (size_t k = 1; k <= buckets; ++k) start[k] += start[k - 1];  // longest bucket first
+                for (size_t h = 0; h < H; ++h)
+                    if (of_variant(h))
+                        for (size_t r = 0; r < nb; ++r)
+                            if (role[h * nb + r] == kSingle) out[at + start[slot_of(h, r)]++] = uint32_t(h << 16 | r);
+                sched.triples[sl * V + size_t(v)] = uint32_t(triples);
+                sched.tail_triples[sl * V + size_t(v)] = uint32_t(tails);
+                done += count;
             }
         }
     return sched;
@@ -392,15 +339,13 @@ Schedule schedule_items(const paro_plan& plan, const std::vector<uint8_t>& kerne
 
 paro_status upload_schedule(paro_plan* plan, Schedule schedule) {
     const std::vector<uint32_t>& items = schedule.items;
-    const std::vector<paro::gpu::Triple>& triples = schedule.triples;
     if (!plan->schedule) {
         PARO_CUDA_TRY(cudaMalloc(&plan->schedule, sizeof(uint32_t) * items.size()));
-        PARO_CUDA_TRY(cudaMalloc(&plan->triples, sizeof(paro::gpu::Triple) * triples.size()));
-        plan->device_bytes += sizeof(uint32_t) * items.size() + sizeof(paro::gpu::Triple) * triples.size();
+        plan->device_bytes += sizeof(uint32_t) * items.size();
     }
     PARO_CUDA_TRY(cudaMemcpy(plan->schedule, items.data(), sizeof(uint32_t) * items.size(), cudaMemcpyHostToDevice));
-    PARO_CUDA_TRY(cudaMemcpy(plan->triples, triples.data(), sizeof(paro::gpu::Triple) * triples.size(),
-                             cudaMemcpyHostToDevice));
+    plan->triples = std::move(schedule.triples);
+    plan->tail_triples = std::move(schedule.tail_triples);
     return PARO_OK;
 }
 

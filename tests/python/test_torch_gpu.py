@@ -162,10 +162,10 @@ print(f"CUDA graph replay vs eager on new inputs: bitwise {torch.equal(graph_out
       f"cos/relL1/max {compare(graph_out, graph_eager)}; eager deterministic {deterministic}")
 assert same(graph_out, graph_eager), "CUDA graph replay differs"
 
-# A plan with dense heads (0, 2) and sparse ones: at head dim 64 the kernel runs every row on its own;
-# at 128 on Hopper three rows at a time on shared stages, followed by the redo grid as a programmatic
-# dependent launch (tests/gpu/test_runtime.cpp). Both are captured and replayed on new inputs, and the
-# dense heads checked against fp32.
+# A plan with dense heads (0, 2), whose schedule opens with their dense triples: at head dim 64 the
+# kernel runs them as plain rows; at 128 on Hopper as triples on shared stages, in a launch of their
+# own followed by a programmatic dependent launch (tests/gpu/test_runtime.cpp). Both are captured and
+# replayed on new inputs, and the dense heads checked against fp32.
 import numpy as np  # noqa: E402
 nb = -(-N // 64)
 rng = np.random.default_rng(3)
