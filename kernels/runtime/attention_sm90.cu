@@ -5,7 +5,7 @@
 // arithmetic (softmax.cuh, epilogue.cuh). One CTA per SM (a persistent grid) of 1 + C warpgroups
 // (C = 3, or 2 where three do not fit: Sm90Config). As described below each consumer has a row and
 // stages of its own; the TRIPLES variant (D 128, three consumers) instead gives the three consumers
-// the three rows of a dense triple on one shared ring that a single producer thread fills once per
+// the three rows of a triple (rows keeping the same tiles) on one shared ring that a single producer thread fills once per
 // tile (Sm90Config, attention_sm90_t):
 //  - the producer warpgroup gives up its registers (setmaxnreg) and runs one thread per consumer:
 //    it takes the consumer's next row from the RowQueue (longest rows first, whichever consumer is
@@ -63,7 +63,7 @@ struct Sm90Config {
     // spill), and at D 128 for fp16 PV with INT8 QK only (there two warps per scheduler left the
     // softmax waiting on its own latency); two elsewhere.
     static constexpr int kConsumers = (D == 64 && !(QK16 && !PV16)) || (D == 128 && PV16 && !QK16) ? 3 : 2;
-    // TRIPLES: the three consumers compute the three rows of a dense triple (PlanView::triples), which
+    // TRIPLES: the three consumers compute the three rows of a triple (PlanView::triples), which
     // keep the same key tiles, from one ring of stages that all of them read: each tile is copied
     // once for three query tiles (a third of the L2 reads and shared-memory writes). Else one ring
     // per consumer.
@@ -123,7 +123,7 @@ struct Sm90Config {
     static_assert(total <= 227 * 1024);
 };
 
-// Which grid of a launch a kernel is: the dense triples', the other rows', or the rows to redo.
+// Which grid of a launch a kernel is: the triples', the other rows', or the rows to redo.
 enum class Grid { triples, rows, redo };
 
 #ifdef PARO_SM90_DEVICE
@@ -223,7 +223,7 @@ struct RowRef {
 // and V(p - 3), both copied.
 // TRIPLES: one producer thread, each triple handed to all three consumers and its tiles (those of its
 // first row) copied once; right only because the three rows keep the same tiles (all of them:
-// schedule_items takes dense rows only). A tail triple's rows that its head's last triple computes
+// schedule_items takes rows that keep the same tiles only). A tail triple's rows that its head's last triple computes
 // too are written twice, with the same values (the same code on the same tiles).
 // Grid::redo: the queue is the RedoList of the grids before this one, complete only when they are.
 template <int D, PvFormat F, QkFormat Q, Grid G, bool TRIPLES = G == Grid::triples>
@@ -508,7 +508,7 @@ __device__ __forceinline__ void consume(const ConsumerSmem<D, F, Q, TRIPLES>& sm
 }
 #endif  // PARO_SM90_DEVICE
 
-// Grid::triples: the run's dense triples, ahead of its other rows, whose launch (Grid::rows) may
+// Grid::triples: the run's triples, ahead of its other rows, whose launch (Grid::rows) may
 // start as this one's CTAs end (programmatic dependent launch) and waits for this grid before it
 // ends. Grid::redo: the rows those grids left to redo (fp16 PV), launched behind them in the same way.
 // Only a grid that one of ours follows lets it start early: a caller's own dependent launch must not
@@ -584,7 +584,7 @@ cudaError_t launch_queue(const RowQueue& queue, const Shape& s, const PlanView& 
     return cudaLaunchKernelEx(&cfg, kernel, s, plan, w, queue, sm_scale * 1.4426950408889634f, out);  // log2(e)
 }
 
-// The variant's rows: at D 128 with three consumers (fp16 PV), its dense triples and tail triples on
+// The variant's rows: at D 128 with three consumers (fp16 PV), its triples and tail triples on
 // shared stages first, then the other rows; elsewhere every row on its own. (Triples at D 64, which the softmax's
 // exponentials bound rather than the K/V traffic, measured 1-3% slower dense on H200.) fp16 PV: then
 // the rows those grids left to redo (none, mostly: the grid ends as it starts).

@@ -87,7 +87,7 @@ struct PlanView {
     // The launch's work: item = head << 16 | query tile row (the sm_80 grid: one CTA per item), the rows of this
     // format's heads longest first (the plan's schedule for this (slot, layer), offset by dispatch),
     // so the long rows start first and short ones fill the end of the grid. The first 3 * triples
-    // items are dense triples, rows r, r + 1, r + 2 of a head that all keep every key tile; the
+    // items are triples, rows r, r + 1, r + 2 of a head that keep the same key tiles; the
     // Hopper kernels with three consumer warpgroups run each triple on one ring of shared K/V stages.
     // Then (nb % 3) * tail_triples items, each head's last nb % 3 rows, which those kernels run as
     // tail triples, rows nb - 3 .. nb - 1 (the first ones a second time) and other kernels as rows.

@@ -1,7 +1,7 @@
 #pragma once
 // The producer / consumer pipeline of the Hopper attention kernel (attention_sm90.cu): each consumer
 // warpgroup owns a ring of key-tile stages in shared memory (or two: K tiles and V^T tiles; or the
-// three consumers of a dense triple share one) that a producer thread fills with bulk copies, and a
+// three consumers of a triple share one) that a producer thread fills with bulk copies, and a
 // two-entry hand-off through which the producer passes it the rows to compute.
 // A stage's "full" barrier completes when its bytes have landed (the producer's arrive.expect_tx plus
 // the copies' complete_tx), its "empty" barrier when the warps that read it (a consumer warpgroup's

@@ -94,14 +94,15 @@ struct paro_plan {
     uint16_t* cols = nullptr;
     uint8_t* kernels = nullptr;  // [layers][heads] head_kernel codes; nullptr while every head is INT8 QK and PV
     // [slots][layers][heads * nb]: per (slot, layer), each kernel variant's (head << 16 | row) items,
-    // dense triples first, then rows longest first (schedule_items); one launch per variant takes its
+    // triples first, then rows longest first (schedule_items); one launch per variant takes its
     // run of them.
     uint32_t* schedule = nullptr;
-    std::vector<uint32_t> triples;       // [slots][layers][variants]: the dense triples opening each run
+    std::vector<uint32_t> triples;       // [slots][layers][variants]: the triples opening each run
     std::vector<uint32_t> tail_triples;  // [slots][layers][variants]: the tail triples after them (schedule_items)
     std::vector<size_t> col_base;  // [slots * layers]
     std::vector<uint8_t> host_orders;
     std::vector<uint16_t> row_len;  // [slots][layers][heads][nb]: kept tiles per row (host, to rebuild the schedule)
+    std::vector<uint8_t> row_same;  // [slots][layers][heads][nb]: row r keeps row r - 1's tiles (1) or not (0)
     // [layers][heads], the formats set so far (set_head_formats); empty while every head is INT8
     std::vector<PvFormat> host_pv;
     std::vector<QkFormat> host_qk;
@@ -212,6 +213,7 @@ paro_status build_plan(const paro::TokenLayout& layout, int layers, int slots, i
     std::vector<uint16_t> cols;
     plan->col_base.resize(size_t(slots) * layers);
     plan->row_len.resize(size_t(slots) * layers * heads * size_t(nb));
+    plan->row_same.assign(size_t(slots) * layers * heads * size_t(nb), 0);
     const size_t mask_bytes = size_t((nb * nb + 7) / 8);
     int64_t kept = 0;
     for (int s = 0; s < slots; ++s)
@@ -230,6 +232,10 @@ paro_status build_plan(const paro::TokenLayout& layout, int layers, int slots, i
                         if (!bits || ((bits[t >> 3] >> (t & 7)) & 1u)) cols.push_back(uint16_t(c));
                     }
                     len[r] = uint16_t(cols.size() - base - rp[r]);
+                    plan->row_same[idx * size_t(nb) + size_t(r)] =
+                        r > 0 && len[r] == len[r - 1] &&
+                        std::equal(cols.begin() + ptrdiff_t(base + rp[r - 1]), cols.begin() + ptrdiff_t(base + rp[r]),
+                                   cols.begin() + ptrdiff_t(base + rp[r]));
                 }
                 rp[nb] = uint32_t(cols.size() - base);
                 if (cols.size() - base > 0xffffffffull)
@@ -258,10 +264,10 @@ paro_status build_plan(const paro::TokenLayout& layout, int layers, int slots, i
 
 // The plan's schedule: per (slot, layer), the rows of each kernel variant's heads (variants in their
 // order; `kernels` [layers][heads] head_kernel codes, empty: all INT8). A variant's run opens with its
-// dense triples: rows 3j .. 3j + 2 of a head that all keep every key tile, in order, which three
-// consumer warpgroups compute on one ring of shared K/V stages (attention_sm90.cu; dense rows are the
-// longest, so they come first anyway). Then its tail rows: where nb is not a multiple of 3, the last
-// nb % 3 rows of a head whose last triple and those rows are all dense; the Hopper kernel computes
+// triples: rows 3j .. 3j + 2 of a head that keep the same key tiles (dense rows, or a pattern's rows
+// inside one dense block of its reordered attention), longest first, which three consumer warpgroups
+// compute on one ring of shared K/V stages (attention_sm90.cu). Then its tail rows: where nb is not a
+// multiple of 3, the last nb % 3 rows of a head whose last triple and those rows keep the same tiles; the Hopper kernel computes
 // them as one more triple, rows nb - 3 .. nb - 1 (a tail triple: its first rows, already in the last
 // triple, computed twice), which other kernels take as rows. Left to a grid of single rows behind the
 // triples, they kept three consumers of 32 SMs busy for 0.3 ms after the rest of a dense layer had
@@ -279,7 +285,7 @@ Schedule schedule_items(const paro_plan& plan, const std::vector<uint8_t>& kerne
     Schedule sched{std::vector<uint32_t>(size_t(plan.slots) * plan.layers * per),
                    std::vector<uint32_t>(size_t(plan.slots) * plan.layers * V),
                    std::vector<uint32_t>(size_t(plan.slots) * plan.layers * V)};
-    std::vector<uint32_t> start(buckets + 1);
+    std::vector<uint32_t> start(buckets + 1), tstart(buckets + 1);
     enum Role : uint8_t { kSingle, kTriple, kTail };
     std::vector<uint8_t> role(per);
     for (int s = 0; s < plan.slots; ++s)
@@ -288,14 +294,16 @@ Schedule schedule_items(const paro_plan& plan, const std::vector<uint8_t>& kerne
             const uint16_t* len = plan.row_len.data() + sl * per;
             uint32_t* out = sched.items.data() + sl * per;
             const auto slot_of = [&](size_t h, size_t r) { return buckets - 1 - len[h * nb + r] / width; };
-            const auto dense = [&](size_t h, size_t r0, size_t n) {
-                return std::all_of(len + h * nb + r0, len + h * nb + r0 + n, [&](uint16_t x) { return x == nb; });
+            // Rows r0 .. r0 + n - 1 keep the tiles of row r0 - 1 (kept tiles compared in build_plan).
+            const uint8_t* same = plan.row_same.data() + sl * per;
+            const auto as_before = [&](size_t h, size_t r0, size_t n) {
+                return std::all_of(same + h * nb + r0, same + h * nb + r0 + n, [](uint8_t x) { return x != 0; });
             };
             std::fill(role.begin(), role.end(), uint8_t(kSingle));
             for (size_t h = 0; h < H; ++h) {
                 for (size_t r = 0; r + 2 < nb; r += 3)
-                    if (dense(h, r, 3)) std::fill_n(role.begin() + h * nb + r, 3, uint8_t(kTriple));
-                if (tail > 0 && nb >= 3 + tail && role[h * nb + nb - tail - 1] == kTriple && dense(h, nb - tail, tail))
+                    if (len[h * nb + r] > 0 && as_before(h, r + 1, 2)) std::fill_n(role.begin() + h * nb + r, 3, uint8_t(kTriple));
+                if (tail > 0 && nb >= 3 + tail && role[h * nb + nb - tail - 1] == kTriple && as_before(h, nb - tail, tail))
                     std::fill_n(role.begin() + h * nb + nb - tail, tail, uint8_t(kTail));
             }
             size_t done = 0;
@@ -305,15 +313,22 @@ Schedule schedule_items(const paro_plan& plan, const std::vector<uint8_t>& kerne
                 };
                 size_t at = done, count = 0, triples = 0, tails = 0;
                 const auto put = [&](size_t h, size_t r) { out[at++] = uint32_t(h << 16 | r); };
+                std::fill(tstart.begin(), tstart.end(), 0u);
                 for (size_t h = 0; h < H; ++h)
                     if (of_variant(h)) {
                         count += nb;
                         for (size_t r = 0; r < nb; r += 3)
-                            if (role[h * nb + r] == kTriple) {
-                                for (size_t m = 0; m < 3; ++m) put(h, r + m);
-                                ++triples;
-                            }
+                            if (role[h * nb + r] == kTriple) ++tstart[slot_of(h, r) + 1], ++triples;
                     }
+                for (size_t k = 1; k <= buckets; ++k) tstart[k] += tstart[k - 1];  // longest bucket first
+                for (size_t h = 0; h < H; ++h)
+                    if (of_variant(h))
+                        for (size_t r = 0; r < nb; r += 3)
+                            if (role[h * nb + r] == kTriple) {
+                                const size_t j = tstart[slot_of(h, r)]++;
+                                for (size_t m = 0; m < 3; ++m) out[at + 3 * j + m] = uint32_t(h << 16 | (r + m));
+                            }
+                at += 3 * triples;
                 for (size_t h = 0; h < H; ++h)
                     if (of_variant(h) && tail > 0 && role[h * nb + nb - 1] == kTail) {
                         for (size_t r = nb - tail; r < nb; ++r) put(h, r);

@@ -37,8 +37,10 @@ bool hopper_kernels() { return std::string(paro_attention_kernel_name()).rfind("
 // random50 (a layer whose dense triples run ahead of its other rows, attention_sm90.cu; with mixed
 // PV formats, dense heads of both). dense_edges: where a head's tail triple (runtime.cpp,
 // schedule_items) is formed and where not: heads 4i full; 4i + 1 full but the last row random50;
-// 4i + 2 full but row nb - 3 random50; 4i + 3 random50 but the last three rows full.
-enum class MaskKind { full, empty, random50, random20, one_per_row, split_pairs, dense_heads, dense_edges };
+// 4i + 2 full but row nb - 3 random50; 4i + 3 random50 but the last three rows full. same_triples:
+// rows 3j .. 3j + 2 keep the same random tiles (a sparse triple, runtime.cpp), and in even heads the
+// last nb % 3 rows those of the row before them (a sparse tail triple).
+enum class MaskKind { full, empty, random50, random20, one_per_row, split_pairs, dense_heads, dense_edges, same_triples };
 
 struct Config {
     TokenLayout layout;
@@ -65,8 +67,8 @@ struct Config {
 
 std::string describe(const Config& c) {
     const char* mk[] = {"full",        "empty",       "random50",   "random20",
-                        "one per row", "split pairs", "dense heads", "dense edges"};
-    static_assert(std::size(mk) == size_t(MaskKind::dense_edges) + 1);
+                        "one per row", "split pairs", "dense heads", "dense edges", "same triples"};
+    static_assert(std::size(mk) == size_t(MaskKind::same_triples) + 1);
     const char* dt[] = {"fp32", "fp16", "bf16"};
     return c.layout.describe() + " D" + std::to_string(c.head_dim) + " B" + std::to_string(c.batch) + " " +
            mk[int(c.mask)] + " " + dt[int(c.dtype)] + " qsigma " + std::to_string(c.q_sigma) +
@@ -122,6 +124,11 @@ HostPlan make_host_plan(const Config& c, unsigned seed) {
                         const int64_t random_row[] = {-1, p.nb - 1, p.nb - 3, -1};
                         const bool dense = h % 4 == 3 ? r >= p.nb - 3 : r != random_row[h % 4];
                         keep = dense || r == col || U(rng) < 0.5;
+                        break;
+                    }
+                    case MaskKind::same_triples: {
+                        const bool tail = h % 2 == 0 && r >= 3 && r >= p.nb - p.nb % 3;
+                        keep = r % 3 != 0 || tail ? p.get(h, r - 1, col) : col % 7 == (r / 3) % 7 || U(rng) < 0.3;
                         break;
                     }
                 }
@@ -566,7 +573,8 @@ WorstError accuracy_sweep(const std::vector<SweepLayout>& layouts, std::initiali
     for (const auto& l : layouts)
         for (int D : {64, 128})
             for (MaskKind mk : {MaskKind::full, MaskKind::empty, MaskKind::random50, MaskKind::random20,
-                                MaskKind::split_pairs, MaskKind::dense_heads, MaskKind::dense_edges})
+                                MaskKind::split_pairs, MaskKind::dense_heads, MaskKind::dense_edges,
+                                MaskKind::same_triples})
                 for (paro_dtype dt : dtypes) {
                     Config c;
                     c.layout.grid = l.grid;
