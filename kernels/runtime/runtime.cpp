@@ -264,8 +264,9 @@ paro_status build_plan(const paro::TokenLayout& layout, int layers, int slots, i
 
 // The plan's schedule: per (slot, layer), the rows of each kernel variant's heads (variants in their
 // order; `kernels` [layers][heads] head_kernel codes, empty: all INT8). A variant's run opens with its
-// triples: rows 3j .. 3j + 2 of a head that keep the same key tiles (dense rows, or a pattern's rows
-// inside one dense block of its reordered attention), longest first, which three consumer warpgroups
+// triples: rows r .. r + 2 of a head that keep the same key tiles (dense rows, or a pattern's rows
+// inside one dense block of its reordered attention), taken three at a time along each run of such
+// rows from its first, longest first, which three consumer warpgroups
 // compute on one ring of shared K/V stages (attention_sm90.cu). Then its tail rows: where nb is not a
 // multiple of 3, the last nb % 3 rows of a head whose last triple and those rows keep the same tiles; the Hopper kernel computes
 // them as one more triple, rows nb - 3 .. nb - 1 (a tail triple: its first rows, already in the last
@@ -301,9 +302,16 @@ Schedule schedule_items(const paro_plan& plan, const std::vector<uint8_t>& kerne
             };
             std::fill(role.begin(), role.end(), uint8_t(kSingle));
             for (size_t h = 0; h < H; ++h) {
-                for (size_t r = 0; r + 2 < nb; r += 3)
-                    if (len[h * nb + r] > 0 && as_before(h, r + 1, 2)) std::fill_n(role.begin() + h * nb + r, 3, uint8_t(kTriple));
-                if (tail > 0 && nb >= 3 + tail && role[h * nb + nb - tail - 1] == kTriple && as_before(h, nb - tail, tail))
+                for (size_t r = 0; r + 2 < nb;) {  // runs of rows with the same tiles, three at a time
+                    if (len[h * nb + r] > 0 && as_before(h, r + 1, 2)) {
+                        std::fill_n(role.begin() + h * nb + r, 3, uint8_t(kTriple));
+                        r += 3;
+                    } else {
+                        ++r;
+                    }
+                }
+                if (tail > 0 && nb >= 3 + tail && role[h * nb + nb - tail - 1] == kTriple &&
+                    role[h * nb + nb - tail] == kSingle && as_before(h, nb - tail, tail))  // a triple ends at nb - tail - 1
                     std::fill_n(role.begin() + h * nb + nb - tail, tail, uint8_t(kTail));
             }
             size_t done = 0;
@@ -317,13 +325,13 @@ Schedule schedule_items(const paro_plan& plan, const std::vector<uint8_t>& kerne
                 for (size_t h = 0; h < H; ++h)
                     if (of_variant(h)) {
                         count += nb;
-                        for (size_t r = 0; r < nb; r += 3)
+                        for (size_t r = 0; r < nb; r += role[h * nb + r] == kTriple ? 3 : 1)
                             if (role[h * nb + r] == kTriple) ++tstart[slot_of(h, r) + 1], ++triples;
                     }
                 for (size_t k = 1; k <= buckets; ++k) tstart[k] += tstart[k - 1];  // longest bucket first
                 for (size_t h = 0; h < H; ++h)
                     if (of_variant(h))
-                        for (size_t r = 0; r < nb; r += 3)
+                        for (size_t r = 0; r < nb; r += role[h * nb + r] == kTriple ? 3 : 1)
                             if (role[h * nb + r] == kTriple) {
                                 const size_t j = tstart[slot_of(h, r)]++;
                                 for (size_t m = 0; m < 3; ++m) out[at + 3 * j + m] = uint32_t(h << 16 | (r + m));
