@@ -112,8 +112,7 @@ struct Sm90Config {
     // QK with fp16 PV at D 128 (33 KB a stage), where 2 left the tensor cores waiting for tiles.
     static constexpr int qBytes = kQInSmem ? kTile * D : 0;  // a consumer's Q tile (int8, SwizzledRows)
     static constexpr int fit(int st) {
-        const int bytes = kRings * st * (kStageBytes + metaBytes + vsBytes + kTileRingBytes<1>) +
-                          kConsumers * (qBytes + kRowHandoffBytes) + 1024;  // as `total` below
+        const int bytes = kRings * st * (kStageBytes + metaBytes + vsBytes + kTileRingBytes<1>) + kConsumers * qBytes + 4096;
         return st <= 2 || bytes <= 227 * 1024 ? st : fit(st == 4 ? 3 : st == 3 ? 2 : st / 2);
     }
     static constexpr int kKStages = kSplitRings ? 2 : fit(8);
