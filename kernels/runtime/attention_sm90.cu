@@ -62,12 +62,7 @@ struct Sm90Config {
     // at D 128): at D 64 except 16-bit QK with 8-bit PV (doubled Q fragments beside the PV products
     // spill), and at D 128 for fp16 PV with INT8 QK only (there two warps per scheduler left the
     // softmax waiting on its own latency); two elsewhere.
-    // Four at D 64 for fp16 PV with INT8 QK (trial v49): 112 registers each beside the producer, with Q
-    // read by wgmma from shared memory (kQInSmem) instead of held in registers.
-    static constexpr int kConsumers = D == 64 && PV16 && !QK16                                         ? 4
-                                      : (D == 64 && !(QK16 && !PV16)) || (D == 128 && PV16 && !QK16) ? 3
-                                                                                                       : 2;
-    static constexpr bool kQInSmem = kConsumers == 4;
+    static constexpr int kConsumers = (D == 64 && !(QK16 && !PV16)) || (D == 128 && PV16 && !QK16) ? 3 : 2;
     // TRIPLES: the three consumers compute the three rows of a triple (PlanView::triples), which
     // keep the same key tiles, from one ring of stages that all of them read: each tile is copied
     // once for three query tiles (a third of the L2 reads and shared-memory writes). Else one ring
@@ -84,7 +79,7 @@ struct Sm90Config {
     // what it released (the pool is the CTA's; asking for more blocks forever): 152 at D 64, 160 at
     // D 128 with three consumers, 224 with two.
     static constexpr int kEntryRegs = (65536 / kThreads) & ~7;
-    static constexpr int kProducerRegs = kConsumers == 4 || (D == 128 && kConsumers == 3) ? 32 : 56;
+    static constexpr int kProducerRegs = D == 128 && kConsumers == 3 ? 32 : 56;
     static constexpr int kConsumerRegs = (kEntryRegs + (kEntryRegs - kProducerRegs) / kConsumers) & ~7;
     // A stage: the K tile (kTile keys of D int8 / fp16 channels, SwizzledRows), then V^T (D channels of
     // 64 int8 / fp16 keys, SwizzledRows) and for fp16 PV 8 rows of fp16 ones after it, written once
@@ -110,16 +105,14 @@ struct Sm90Config {
     static_assert(kBytes % 16 == 0 && vCopyBytes % 16 == 0, "bulk copies move multiples of 16 bytes");
     // One ring: as many stages (8, 4, 3 or 2) as fit in the 227 KB a CTA may have: 3 only for 16-bit
     // QK with fp16 PV at D 128 (33 KB a stage), where 2 left the tensor cores waiting for tiles.
-    static constexpr int qBytes = kQInSmem ? kTile * D : 0;  // a consumer's Q tile (int8, SwizzledRows)
     static constexpr int fit(int st) {
-        const int bytes = kRings * st * (kStageBytes + metaBytes + vsBytes + kTileRingBytes<1>) + kConsumers * qBytes + 4096;
+        const int bytes = kRings * st * (kStageBytes + metaBytes + vsBytes + kTileRingBytes<1>) + 4096;
         return st <= 2 || bytes <= 227 * 1024 ? st : fit(st == 4 ? 3 : st == 3 ? 2 : st / 2);
     }
     static constexpr int kKStages = kSplitRings ? 2 : fit(8);
     static constexpr int kVStages = kSplitRings ? 3 : kKStages;
     static constexpr int vTilesAt = kRings * kKStages * kStageBytes;
-    static constexpr int qTilesAt = vTilesAt + (kSplitRings ? kRings * kVStages * vStageBytes : 0);
-    static constexpr int metasAt = qTilesAt + kConsumers * qBytes;
+    static constexpr int metasAt = vTilesAt + (kSplitRings ? kRings * kVStages * vStageBytes : 0);
     static constexpr int vScalesAt = metasAt + kRings * kKStages * metaBytes;
     static constexpr int kRingsAt = vScalesAt + kRings * kVStages * vsBytes;
     static constexpr int vRingsAt = kRingsAt + kRings * kTileRingBytes<kKStages>;
@@ -149,7 +142,6 @@ template <int D, PvFormat F, QkFormat Q, bool TRIPLES>
 struct ConsumerSmem {
     using C = Sm90Config<D, F, Q, TRIPLES>;
     uint32_t ktiles, vtiles, metas, vscales;  // stage 0 of each
-    uint32_t qtile;                           // kQInSmem: the consumer's Q tile
     TileRing<C::kKStages, C::kEveryLaneRelease> kring;
     TileRing<C::kVStages, C::kEveryLaneRelease> vring;
     RowHandoff handoff;
@@ -169,7 +161,6 @@ struct ConsumerSmem {
           vtiles(v_stage_at(base, r, 0)),
           metas(base + C::metasAt + r * C::kKStages * C::metaBytes),
           vscales(base + C::vScalesAt + r * C::kVStages * C::vsBytes),
-          qtile(base + C::qTilesAt + c * C::qBytes),
           kring(kring_at(base, r)),
           vring(C::kSplitRings ? base + C::vRingsAt + r * kTileRingBytes<C::kVStages> : kring_at(base, r)),
           handoff(base + C::handoffsAt + c * kRowHandoffBytes) {}
@@ -308,11 +299,10 @@ struct Sm90Row {
 
     const ConsumerSmem<D, F, Q, TRIPLES> sm;
     uint32_t kdesc, vdesc;  // descriptor low words of the consumer's K and V stage 0
-    uint32_t qdesc;         // kQInSmem: of its Q tile
     int lane;
     uint32_t n, pos;     // the row's kept tiles, and the ring position of its first
 
-    uint32_t qa[C::kQInSmem ? 1 : D / (QK16 ? 16 : 32)][4];  // Q fragments: per 32 int8 or 16 fp16 channels
+    uint32_t qa[D / (QK16 ? 16 : 32)][4];  // Q fragments: per 32 int8 or 16 fp16 channels
     ScoreStep qscale;  // the thread's two rows' Q scales x softmax scale x log2 e
     static constexpr int kOBlocks = D / 8 + (PV16 ? 1 : 0);  // O's n-blocks of 8 channels, and fp16 PV's row sums
     float o[kOBlocks][4];  // O, then (fp16 PV) the row sums: o[D / 8][0] of row g, o[D / 8][2] of row g + 8
@@ -323,22 +313,7 @@ struct Sm90Row {
     float beta0, beta1;                 // INT8: of the previous tile
 
     __device__ __forceinline__ Sm90Row(const ConsumerSmem<D, F, Q, TRIPLES>& sm_, int lane_)
-        : sm(sm_), kdesc(desc_lo(sm_.ktiles)), vdesc(desc_lo(sm_.v_at(0))), qdesc(desc_lo(sm_.qtile)), lane(lane_) {}
-
-    // kQInSmem: the warpgroup's 64 query rows (int8, row-major at q) into its Q tile, swizzled as K's
-    // tiles are, for wgmma to read. The named barrier before keeps the last row's QK reads first.
-    __device__ __forceinline__ void load_q_tile(const int8_t* q, int tid) const {
-        const int bar = 1 + int(threadIdx.x) / kAttnThreads;
-        named_barrier_sync(bar, kAttnThreads);
-#pragma unroll
-        for (int i = tid; i < kTile * D / 16; i += kAttnThreads) {
-            const int r = i / (D / 16), c = i % (D / 16);
-            const uint4 v = __ldg(reinterpret_cast<const uint4*>(q + r * D) + c);
-            sts_u32x4(sm.qtile + SwizzledRows<D>::offset(uint32_t(r), uint32_t(c)), v);
-        }
-        fence_proxy_async();
-        named_barrier_sync(bar, kAttnThreads);
-    }
+        : sm(sm_), kdesc(desc_lo(sm_.ktiles)), vdesc(desc_lo(sm_.v_at(0))), lane(lane_) {}
 
     __device__ __forceinline__ void start(uint32_t n_, uint32_t pos_) {
         n = n_;
@@ -370,16 +345,9 @@ struct Sm90Row {
 #pragma unroll
             for (int kc = 1; kc < D / 16; ++kc) wgmma_f16_n64<true>(s, qa[kc], wgmma_desc<128>(k0 + (kc / 4) * 512 + (kc % 4) * 2));
         } else {
-            if constexpr (C::kQInSmem) {
-                wgmma_s8_n64_ss<false>(s, wgmma_desc<D>(qdesc), wgmma_desc<D>(k0));
+            wgmma_s8_n64<false>(s, qa[0], wgmma_desc<D>(k0));
 #pragma unroll
-                for (int kk = 1; kk < D / 32; ++kk)
-                    wgmma_s8_n64_ss<true>(s, wgmma_desc<D>(qdesc + kk * 2), wgmma_desc<D>(k0 + kk * 2));
-            } else {
-                wgmma_s8_n64<false>(s, qa[0], wgmma_desc<D>(k0));
-#pragma unroll
-                for (int kk = 1; kk < D / 32; ++kk) wgmma_s8_n64<true>(s, qa[kk], wgmma_desc<D>(k0 + kk * 2));
-            }
+            for (int kk = 1; kk < D / 32; ++kk) wgmma_s8_n64<true>(s, qa[kk], wgmma_desc<D>(k0 + kk * 2));
         }
     }
 
@@ -519,10 +487,7 @@ __device__ __forceinline__ void consume(const ConsumerSmem<D, F, Q, TRIPLES>& sm
         walk.start(row.n, pos);
         using QElem = std::conditional_t<Q == QkFormat::fp16, __half, int8_t>;
         const auto* qw = reinterpret_cast<const QElem*>(w.q + row.bh * qk_head_bytes(s.npad, D));
-        if constexpr (Sm90Config<D, F, Q, TRIPLES>::kQInSmem)
-            walk.load_q_tile(qw + size_t(row.r) * kTile * D, tid);
-        else
-            load_q_fragments<D>(qw + (size_t(row.r) * kTile + warp * 16) * D, g, t, walk.qa);  // the warp's rows
+        load_q_fragments<D>(qw + (size_t(row.r) * kTile + warp * 16) * D, g, t, walk.qa);  // the warp's rows
         const float* qs = w.q_scale + row.bh * s.npad + p0;  // rows p0 and p0 + 8
         walk.qscale = {qs[0] * sm_scale_log2, qs[8] * sm_scale_log2};
         walk.template step<true>(0);

@@ -70,10 +70,6 @@ __device__ __forceinline__ void fence_operand(float (&d)[N][4]) {
     "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "  \
     "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, "  \
     "%64, %65, %66, %67}, {%68, %69, %70, %71}, %72"
-// Both operands from shared memory (adesc, desc).
-#define PARO_OPS_S32  \
-    "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "  \
-    "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33"
 #define PARO_ACC1(C, j) C(d[j][0]), C(d[j][1]), C(d[j][2]), C(d[j][3])
 #define PARO_ACC8(C, j)                                                                                        \
     PARO_ACC1(C, j), PARO_ACC1(C, j + 1), PARO_ACC1(C, j + 2), PARO_ACC1(C, j + 3), PARO_ACC1(C, j + 4),      \
@@ -99,22 +95,6 @@ __device__ __forceinline__ void wgmma_s8_n64(int (&d)[8][4], const uint32_t (&a)
         PARO_WGMMA_RA_N64(PARO_OUT_R, "m64n64k32.s32.u8.s8", "0");
     else
         PARO_WGMMA_RA_N64(PARO_OUT_R, "m64n64k32.s32.s8.s8", "0");
-}
-// The same with A (s8, K-major) from shared memory too.
-template <bool ACC>
-__device__ __forceinline__ void wgmma_s8_n64_ss(int (&d)[8][4], uint64_t adesc, uint64_t desc) {
-    if constexpr (ACC)
-        asm volatile("wgmma.mma_async.sync.aligned.m64n64k32.s32.s8.s8 " PARO_OPS_S32 ", 1;\n"
-                     : PARO_ACC8(PARO_INOUT_R, 0)
-                     : "l"(adesc), "l"(desc));
-    else
-        asm volatile("wgmma.mma_async.sync.aligned.m64n64k32.s32.s8.s8 " PARO_OPS_S32 ", 0;\n"
-                     : PARO_ACC8(PARO_OUT_R, 0)
-                     : "l"(adesc), "l"(desc));
-}
-// Named barrier `id` over `threads` threads (a warpgroup: 128).
-__device__ __forceinline__ void named_barrier_sync(int id, int threads) {
-    asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
 }
 // d (+)= a[64 x 16] (f16) * B[16 x 64] (f16, K-major), fp32 accumulators; ACC = false: d = a * b.
 template <bool ACC>
@@ -175,9 +155,6 @@ __device__ __forceinline__ uint2 lds_u32x2(uint32_t a) {
 }
 __device__ __forceinline__ void sts_u32x2(uint32_t a, uint32_t x, uint32_t y) {
     asm volatile("st.shared.v2.u32 [%0], {%1, %2};\n" ::"r"(a), "r"(x), "r"(y) : "memory");
-}
-__device__ __forceinline__ void sts_u32x4(uint32_t a, uint4 v) {
-    asm volatile("st.shared.v4.u32 [%0], {%1, %2, %3, %4};\n" ::"r"(a), "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w) : "memory");
 }
 
 // mbarriers (shared::cta, 8 bytes): init, arrive (release), arrive announcing the bytes a bulk copy
