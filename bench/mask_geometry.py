@@ -7,9 +7,10 @@ warpgroups share 128-row query blocks. For each calibrated mask, two ways:
   per-half:     each half walks its own list (no extra work); the K/V tiles both halves need,
                 |r0 and r1|, are the loads a shared ring could serve once.
 Patterns come from `paro calibrate` of planted dumps (`paro synth`, fresh seeds) at several
-densities and with a recall target. Then the other choice, masks calibrated at 128 x 64: from each
-head's exact attention (numpy, under the head's chosen order, mean over its samples), the share of
-the attention mass the best masks keep at the same computed area, 64 x 64 tiles against 128 x 64.
+densities and with a recall target. Then the other choice, masks calibrated at 128 x 64 (or 192 x 64: rows three at a time, the triples
+of the Hopper kernel at D 128): from each head's exact attention (numpy, under the head's chosen
+order, mean over its samples), the share of the attention mass the best masks keep at the same
+computed area, 64 x 64 tiles against 128 x 64 and 192 x 64.
 Usage: bench/mask_geometry.py [--paro build/paro] [--cases 4]
 """
 import argparse
@@ -77,9 +78,10 @@ def best_recall(mass, area):
 
 
 print()
-print(f"{'density (area)':>15} {'heads':>6} {'recall 64x64':>13} {'recall 128x64':>14} {'lost':>7}")
+print(f"{'density (area)':>15} {'heads':>6} {'recall 64x64':>13} {'recall 128x64':>14} {'lost':>7} "
+      f"{'recall 192x64':>14} {'lost':>7}")
 for density in (0.5, 0.3, 0.2, 0.1):
-    r64, r128 = [], []
+    r64, r128, r192 = [], [], []
     for c in range(a.cases):
         dump, pat = os.path.join(tmp, f"d{c}.h5"), os.path.join(tmp, f"p{c}.h5")
         p = pattern_mod.load(pat)
@@ -96,8 +98,9 @@ for density in (0.5, 0.3, 0.2, 0.1):
                         z = q @ k.T * scale
                         z = np.exp(z - z.max(axis=1, keepdims=True))
                         att = att + z / z.sum(axis=1, keepdims=True)
-                    m64, m128 = tile_mass(att, 64, 64), tile_mass(att, 128, 64)
+                    m64, m128, m192 = tile_mass(att, 64, 64), tile_mass(att, 128, 64), tile_mass(att, 192, 64)
                     r64.append(best_recall(m64, density * m64.size))
                     r128.append(best_recall(m128, density * m64.size / 2))
+                    r192.append(best_recall(m192, density * m64.size / 3))
     print(f"{density:15.2f} {len(r64):6d} {np.mean(r64):13.4f} {np.mean(r128):14.4f} "
-          f"{np.mean(r64) - np.mean(r128):7.4f}")
+          f"{np.mean(r64) - np.mean(r128):7.4f} {np.mean(r192):14.4f} {np.mean(r64) - np.mean(r192):7.4f}")
