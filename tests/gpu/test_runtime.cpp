@@ -38,9 +38,9 @@ bool hopper_kernels() { return std::string(paro_attention_kernel_name()).rfind("
 // PV formats, dense heads of both). dense_edges: where a head's tail triple (runtime.cpp,
 // schedule_items) is formed and where not: heads 4i full; 4i + 1 full but the last row random50;
 // 4i + 2 full but row nb - 3 random50; 4i + 3 random50 but the last three rows full. same_triples:
-// rows 3j .. 3j + 2 keep the same random tiles (sparse triples, runtime.cpp), and the last nb % 3
-// rows those of the row before them (a sparse tail triple); in odd heads rows 3j + 1 .. 3j + 3 (runs
-// that do not start at a multiple of 3, and row 0 alone).
+// in even heads rows 3j .. 3j + 2 keep the same random tiles (sparse triples, runtime.cpp) and the
+// last nb % 3 rows those of the row before them (a sparse tail triple); in odd heads rows 3j + 1 ..
+// 3j + 3 do (runs that do not start at a multiple of 3; row 0 alone, no tail triple).
 enum class MaskKind { full, empty, random50, random20, one_per_row, split_pairs, dense_heads, dense_edges, same_triples };
 
 struct Config {
