@@ -5,8 +5,8 @@
 // arithmetic (softmax.cuh, epilogue.cuh). One CTA per SM (a persistent grid) of 1 + C warpgroups
 // (C = 3, or 2 where three do not fit: Sm90Config). As described below each consumer has a row and
 // stages of its own; the TRIPLES variant (D 128, three consumers) instead gives the three consumers
-// the three rows of a triple (rows keeping the same tiles) on one shared ring that a single producer thread fills once per
-// tile (Sm90Config, attention_sm90_t):
+// the three rows of a triple (rows that keep the same tiles) on one shared ring that a single
+// producer thread fills once per tile (Sm90Config, attention_sm90_t):
 //  - the producer warpgroup gives up its registers (setmaxnreg) and runs one thread per consumer:
 //    it takes the consumer's next row from the RowQueue (longest rows first, whichever consumer is
 //    free takes the next), hands it over (RowHandoff), and feeds that row's kept K and V^T tiles and
@@ -222,9 +222,9 @@ struct RowRef {
 // K stage acquire before it is safe: K(p) waits for the release of K(p - 2), which needs only K(p - 2)
 // and V(p - 3), both copied.
 // TRIPLES: one producer thread, each triple handed to all three consumers and its tiles (those of its
-// first row) copied once; right only because the three rows keep the same tiles (all of them:
-// schedule_items takes rows that keep the same tiles only). A tail triple's rows that its head's last triple computes
-// too are written twice, with the same values (the same code on the same tiles).
+// first row) copied once; right only because the three rows keep the same tiles (schedule_items
+// forms triples of such rows only). A tail triple's rows that its head's last triple computes too
+// are written twice, with the same values (the same code on the same tiles).
 // Grid::redo: the queue is the RedoList of the grids before this one, complete only when they are.
 template <int D, PvFormat F, QkFormat Q, Grid G, bool TRIPLES = G == Grid::triples>
 __device__ __forceinline__ void produce(uint32_t base, int ring, const RowQueue& queue, const Shape& s,
@@ -584,8 +584,8 @@ cudaError_t launch_queue(const RowQueue& queue, const Shape& s, const PlanView& 
     return cudaLaunchKernelEx(&cfg, kernel, s, plan, w, queue, sm_scale * 1.4426950408889634f, out);  // log2(e)
 }
 
-// The variant's rows: at D 128 with three consumers (fp16 PV), its triples and tail triples on
-// shared stages first, then the other rows; elsewhere every row on its own. (Triples at D 64, which the softmax's
+// The variant's rows: at D 128 with three consumers (fp16 PV), its triples and tail triples on shared
+// stages first, then the other rows; elsewhere every row on its own. (Triples at D 64, which the softmax's
 // exponentials bound rather than the K/V traffic, measured 1-3% slower dense on H200.) fp16 PV: then
 // the rows those grids left to redo (none, mostly: the grid ends as it starts).
 template <int D, typename TOut, PvFormat F, QkFormat Q>

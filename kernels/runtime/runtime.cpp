@@ -266,10 +266,10 @@ paro_status build_plan(const paro::TokenLayout& layout, int layers, int slots, i
 // order; `kernels` [layers][heads] head_kernel codes, empty: all INT8). A variant's run opens with its
 // triples: rows r .. r + 2 of a head that keep the same key tiles (dense rows, or a pattern's rows
 // inside one dense block of its reordered attention), taken three at a time along each run of such
-// rows from its first, longest first, which three consumer warpgroups
-// compute on one ring of shared K/V stages (attention_sm90.cu). Then its tail rows: where nb is not a
-// multiple of 3, the last nb % 3 rows of a head whose last triple and those rows keep the same tiles; the Hopper kernel computes
-// them as one more triple, rows nb - 3 .. nb - 1 (a tail triple: its first rows, already in the last
+// rows from its first, longest first, which three consumer warpgroups compute on one ring of shared
+// K/V stages (attention_sm90.cu). Then its tail rows: where nb is not a multiple of 3, the last
+// nb % 3 rows of a head whose last triple ends just before them and which keep its tiles; the Hopper
+// kernel computes them as one more triple, rows nb - 3 .. nb - 1 (a tail triple: its first rows, already in the last
 // triple, computed twice), which other kernels take as rows. Left to a grid of single rows behind the
 // triples, they kept three consumers of 32 SMs busy for 0.3 ms after the rest of a dense layer had
 // ended (CogVideoX shape, D 128, H200). The other rows follow longest first, by a stable counting sort
