@@ -7,7 +7,8 @@
      shape (B1 H40 N75600 = 21x45x80, no text, D 128): SDPA cuDNN and FlashAttention-2 dense,
      FlexAttention with the SAME 64x64 tile masks (on pre-permuted inputs, i.e. the permutation
      given to Flex for free), and paro's whole op (permutation + quantization included).
-Usage: python3 compare_torch.py LIB [--quick] [--wan] [--out results.json]"""
+paro and cuDNN are timed in turn (--rounds), each paro ratio against the cuDNN time of its round.
+Usage: python3 compare_torch.py LIB [--quick] [--wan] [--rounds R] [--out results.json]"""
 import argparse
 import json
 import os
@@ -56,6 +57,21 @@ def bench(f, it=20):
         torch.cuda.synchronize()
         ts.append(s.elapsed_time(e))
     return sorted(ts)[len(ts) // 2]
+
+
+def median(xs):
+    return sorted(xs)[len(xs) // 2]
+
+
+def interleaved(fns, iters, rounds):
+    """{name: [ms of each round]}: bench() of every function in turn, `rounds` times over, so that each one
+    sees the same drift of clocks and temperature (a long dense run heats the card; in one pass the
+    methods timed last ran up to 8% slower than when timed first, H200)."""
+    times = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, f in fns.items():
+            times[name].append(bench(f, iters))
+    return times
 
 
 def correctness(rows):
@@ -109,20 +125,21 @@ COGVIDEOX = dict(name="CogVideoX-5B", B=1, H=48, grid=(13, 30, 45), text=226)
 WAN = dict(name="Wan 2.1 720p", B=1, H=40, grid=(21, 45, 80), text=0)
 
 
-def speed(D, densities, rows, iters, shape=COGVIDEOX):
+def speed(D, densities, rows, iters, rounds, shape=COGVIDEOX):
     from torch.nn.attention.flex_attention import BlockMask, flex_attention
     B, H, grid, text = shape["B"], shape["H"], shape["grid"], shape["text"]
     N = text + grid[0] * grid[1] * grid[2]
     nb = (N + 63) // 64
-    print(f"== speed {shape['name']}: B{B} H{H} N{N} D{D} bf16, median of {iters}")
+    print(f"== speed {shape['name']}: B{B} H{H} N{N} D{D} bf16, median of {iters}; paro and cuDNN interleaved "
+          f"over {rounds} rounds, ratios to the cuDNN time of the same round, median of the rounds")
     q, k, v = [torch.randn(B, H, N, D, device="cuda", dtype=torch.bfloat16) for _ in range(3)]
-    with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
-        t_cudnn = bench(lambda: sdpa(q, k, v), iters)
+
+    def cudnn():
+        with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
+            return sdpa(q, k, v)
     with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
         t_fa2 = bench(lambda: sdpa(q, k, v), iters)
-    print(f"SDPA cuDNN {t_cudnn:.3f} ms, FlashAttention-2 {t_fa2:.3f} ms")
-    rows.append(dict(kind="speed", shape=shape["name"], D=D, method="sdpa_cudnn", density=1.0, ms=t_cudnn))
-    rows.append(dict(kind="speed", shape=shape["name"], D=D, method="sdpa_fa2", density=1.0, ms=t_fa2))
+    cudnn_all = []
     flex = torch.compile(flex_attention)
     print(f"{'density':>8} {'flex64 ms':>10} {'flex128cov':>11} {'flex128 same':>12} | " +
           " | ".join(f"{'paro ' + pv:>14} {'x cuDNN':>8} {'vs flex64':>9}" for pv in FORMATS))
@@ -130,13 +147,18 @@ def speed(D, densities, rows, iters, shape=COGVIDEOX):
         g = torch.Generator().manual_seed(1)
         m = random_masks(H, nb, dens, g)
         orders = [int(x) for x in torch.randint(0, 6, (H,), generator=g)]
-        plan = paro.Plan.from_arrays(grid, text, orders, pack_bits(m))
-        real = plan.info().density
-        out = torch.empty_like(q)
-        t_pv = {}
+        plans = {}
         for pv in FORMATS:
-            plan.set_pv_format(pv)
-            t_pv[pv] = bench(lambda: plan.run(q, k, v, out, 0, 0), iters)
+            plans[pv] = paro.Plan.from_arrays(grid, text, orders, pack_bits(m))
+            plans[pv].set_pv_format(pv)
+        real = plans[FORMATS[0]].info().density
+        out = torch.empty_like(q)
+        fns = {"cudnn": cudnn}
+        fns.update({pv: (lambda p: lambda: p.run(q, k, v, out, 0, 0))(plans[pv]) for pv in FORMATS})
+        times = interleaved(fns, iters, rounds)
+        cudnn_all += times["cudnn"]
+        t_pv = {pv: median(times[pv]) for pv in FORMATS}
+        x_pv = {pv: median([c / t for c, t in zip(times["cudnn"], times[pv])]) for pv in FORMATS}
         # Flex with the same 64x64 tile masks, on inputs already permuted (Flex cannot fuse it).
         mc = m.cuda()
         idx = torch.argsort(mc.int(), dim=-1, descending=True, stable=True).int()[None]
@@ -163,16 +185,21 @@ def speed(D, densities, rows, iters, shape=COGVIDEOX):
         bm3 = BlockMask.from_kv_blocks(m3.sum(-1).int()[None], idx3, BLOCK_SIZE=128, seq_lengths=(N, N))
         t_flexeq = bench(lambda: flex(q, k, v, block_mask=bm3), iters)
         print(f"{real:8.3f} {t_flex64:10.3f} {t_flex128:11.3f} {t_flexeq:12.3f} | " +
-              " | ".join(f"{t_pv[pv]:14.3f} {t_cudnn / t_pv[pv]:7.2f}x {t_flex64 / t_pv[pv]:8.2f}x" for pv in FORMATS))
+              " | ".join(f"{t_pv[pv]:14.3f} {x_pv[pv]:7.2f}x {t_flex64 / t_pv[pv]:8.2f}x" for pv in FORMATS))
         rows.append(dict(kind="speed", shape=shape["name"], D=D, method="flex128_random_same_density", density=m3.float().mean().item(),
                          ms=t_flexeq))
         for pv in FORMATS:
             rows.append(dict(kind="speed", shape=shape["name"], D=D, method=f"paro_{pv}_pv", density=real, ms=t_pv[pv],
-                             speedup_vs_cudnn=t_cudnn / t_pv[pv]))
+                             ms_rounds=times[pv], cudnn_ms_rounds=times["cudnn"], speedup_vs_cudnn=x_pv[pv]))
         rows.append(dict(kind="speed", shape=shape["name"], D=D, method="flex64_same_masks", density=real, ms=t_flex64))
         rows.append(dict(kind="speed", shape=shape["name"], D=D, method="flex128_covering_masks",
                          density=m2.float().mean().item(), ms=t_flex128))
-        plan.close()
+        for p in plans.values():
+            p.close()
+    t_cudnn = median(cudnn_all)
+    print(f"SDPA cuDNN {t_cudnn:.3f} ms (median over its {len(cudnn_all)} rounds), FlashAttention-2 {t_fa2:.3f} ms")
+    rows.append(dict(kind="speed", shape=shape["name"], D=D, method="sdpa_cudnn", density=1.0, ms=t_cudnn))
+    rows.append(dict(kind="speed", shape=shape["name"], D=D, method="sdpa_fa2", density=1.0, ms=t_fa2))
 
 
 def main():
@@ -181,6 +208,7 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default="")
     ap.add_argument("--iters", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of cuDNN and paro per density")
     ap.add_argument("--head-dims", default="64,128")
     ap.add_argument("--skip-correctness", action="store_true")
     ap.add_argument("--no-speed", action="store_true")
@@ -196,9 +224,9 @@ def main():
         correctness(rows)
     dens = [1.0, 0.5, 0.3, 0.2]
     for D in ([] if a.no_speed else [int(x) for x in a.head_dims.split(",")]):
-        speed(D, dens, rows, a.iters)
+        speed(D, dens, rows, a.iters, a.rounds)
     if a.wan and not a.no_speed:
-        speed(128, [1.0, 0.2], rows, max(3, a.iters // 4), WAN)
+        speed(128, [1.0, 0.2], rows, max(3, a.iters // 4), a.rounds, WAN)
     if a.out:
         with open(a.out, "w") as f:
             json.dump(dict(device=torch.cuda.get_device_name(), kernel=paro.kernel_name(), rows=rows), f, indent=1)
