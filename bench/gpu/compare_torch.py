@@ -8,7 +8,8 @@
      FlexAttention with the SAME 64x64 tile masks (on pre-permuted inputs, i.e. the permutation
      given to Flex for free), and paro's whole op (permutation + quantization included).
 paro and cuDNN are timed in turn (--rounds), each paro ratio against the cuDNN time of its round.
-Usage: python3 compare_torch.py LIB [--quick] [--wan] [--rounds R] [--out results.json]"""
+Usage: python3 compare_torch.py LIB [--wan] [--rounds R] [--iters I] [--head-dims 64,128] [--skip-correctness]
+       [--no-speed] [--out results.json]"""
 import argparse
 import json
 import os
@@ -205,7 +206,6 @@ def speed(D, densities, rows, iters, rounds, shape=COGVIDEOX):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("lib")
-    ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default="")
     ap.add_argument("--iters", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of cuDNN and paro per density")
