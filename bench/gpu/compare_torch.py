@@ -148,7 +148,7 @@ def speed(D, densities, rows, iters, rounds, shape=COGVIDEOX):
         g = torch.Generator().manual_seed(1)
         m = random_masks(H, nb, dens, g)
         orders = [int(x) for x in torch.randint(0, 6, (H,), generator=g)]
-        plans = {}
+        plans = {}  # a plan per format: set_pv_format must not run while calls of its plan are in flight
         for pv in FORMATS:
             plans[pv] = paro.Plan.from_arrays(grid, text, orders, pack_bits(m))
             plans[pv].set_pv_format(pv)
