@@ -94,10 +94,7 @@ struct Sm90Config {
     static constexpr int vRowBytes = kTile * (PV16 ? 2 : 1);
     static constexpr int kBytes = kTile * D * (QK16 ? 2 : 1);
     static constexpr int vBytes = D * vRowBytes;
-    // fp16 PV's row sums: at D 64 from 8 rows of ones beside V^T (the PV MMA n72), at D 128 from each
-    // thread's share of P added by HADD2 (the PV MMA n128: the tensor cores, its busiest pipe, 6% less).
-    static constexpr bool kOnesRows = PV16 && D == 64;
-    static constexpr int onesBytes = kOnesRows ? 8 * vRowBytes : 0;
+    static constexpr int onesBytes = PV16 ? 8 * vRowBytes : 0;
     static constexpr int vStageBytes = vBytes + onesBytes;
     static_assert(kBytes % 1024 == 0 && vStageBytes % 1024 == 0, "swizzled tiles start at 1024-byte boundaries");
     static constexpr int kStageBytes = kSplitRings ? kBytes : kBytes + vStageBytes;  // a K stage: the K tile (and its V^T)
@@ -307,9 +304,8 @@ struct Sm90Row {
 
     uint32_t qa[D / (QK16 ? 16 : 32)][4];  // Q fragments: per 32 int8 or 16 fp16 channels
     ScoreStep qscale;  // the thread's two rows' Q scales x softmax scale x log2 e
-    static constexpr bool kOnesRows = C::kOnesRows;
-    static constexpr int kOBlocks = D / 8 + (kOnesRows ? 1 : 0);  // O's n-blocks of 8 channels, and the ones rows' sums
-    float o[kOBlocks][4];  // O, then (ones rows) the row sums: o[D / 8][0] of row g, o[D / 8][2] of row g + 8
+    static constexpr int kOBlocks = D / 8 + (PV16 ? 1 : 0);  // O's n-blocks of 8 channels, and fp16 PV's row sums
+    float o[kOBlocks][4];  // O, then (fp16 PV) the row sums: o[D / 8][0] of row g, o[D / 8][2] of row g + 8
     SAcc s[8][4];                       // S of the current tile
     PvAcc pv[PV16 ? 1 : D / 64][8][4];  // 8-bit PV: P'V of the previous tile
     uint32_t pa[PV16 ? 4 : 2][4];       // P of the previous tile (A fragments)
@@ -329,8 +325,8 @@ struct Sm90Row {
     }
 
     // The row sums l of the thread's two rows, after finish().
-    __device__ __forceinline__ float row_sum0() const { return kOnesRows ? o[D / 8][0] : rs.l0; }
-    __device__ __forceinline__ float row_sum1() const { return kOnesRows ? o[D / 8][2] : rs.l1; }
+    __device__ __forceinline__ float row_sum0() const { return PV16 ? o[D / 8][0] : rs.l0; }
+    __device__ __forceinline__ float row_sum1() const { return PV16 ? o[D / 8][2] : rs.l1; }
     // AHEAD, after finish(): a row of the thread's max moved by kAheadRange or more after its first
     // tile, which leaves its sum non-finite (finite inputs; softmax_tile_fp16_exp_ahead).
     __device__ __forceinline__ bool ahead_failed() const { return !isfinite(row_sum0()) || !isfinite(row_sum1()); }
@@ -362,12 +358,9 @@ struct Sm90Row {
         wgmma_fence();
         constexpr int RB = C::vRowBytes;
         const uint32_t v0 = vdesc + st * (C::vStride >> 4);
-        if constexpr (kOnesRows) {
+        if constexpr (PV16) {
 #pragma unroll
             for (int kc = 0; kc < 4; ++kc) wgmma_f16_pv_sums<D>(o, pa[kc], wgmma_desc<RB>(v0 + kc * 2));
-        } else if constexpr (PV16) {
-#pragma unroll
-            for (int kc = 0; kc < 4; ++kc) wgmma_f16_n128(o, pa[kc], wgmma_desc<RB>(v0 + kc * 2));
         } else {
 #pragma unroll
             for (int hn = 0; hn < D / 64; ++hn) {  // 64 channels per warpgroup MMA
@@ -445,10 +438,8 @@ struct Sm90Row {
         }
         if (!FIRST) wgmma_wait<0>();  // PV(i - 1): pa is free
         // P (i) packed straight into pa, each fragment by a volatile instruction below the wait (no copy).
-        if constexpr (PV16) {
-            pack_p16<true, false>(f, b0, b1, rs, pa);  // with ones rows the sums come with PV
-            if constexpr (!kOnesRows) add_row_sum_shares(pa, b0, b1, rs);
-        }
+        if constexpr (PV16)
+            pack_p16<true, false>(f, b0, b1, rs, pa);  // the sums come with PV
         else
             pack_p8<FP8, true>(f, b0, b1, rs, pa);
         if (!FIRST) {
@@ -467,13 +458,6 @@ struct Sm90Row {
         wgmma_wait<0>();
         fold_pv(vstage(n - 1), 1.f, 1.f);
         sm.vring.release(pos + n - 1);
-        if constexpr (PV16 && !kOnesRows) {  // the quad's shares of each row sum
-#pragma unroll
-            for (int o2 = 1; o2 <= 2; o2 <<= 1) {
-                rs.l0 += __shfl_xor_sync(0xffffffffu, rs.l0, o2);
-                rs.l1 += __shfl_xor_sync(0xffffffffu, rs.l1, o2);
-            }
-        }
     }
 };
 

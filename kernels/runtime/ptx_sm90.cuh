@@ -70,11 +70,6 @@ __device__ __forceinline__ void fence_operand(float (&d)[N][4]) {
     "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "  \
     "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, "  \
     "%64, %65, %66, %67}, {%68, %69, %70, %71}, %72"
-#define PARO_OPS_R64  \
-    "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "  \
-    "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "  \
-    "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "  \
-    "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68"
 #define PARO_ACC1(C, j) C(d[j][0]), C(d[j][1]), C(d[j][2]), C(d[j][3])
 #define PARO_ACC8(C, j)                                                                                        \
     PARO_ACC1(C, j), PARO_ACC1(C, j + 1), PARO_ACC1(C, j + 2), PARO_ACC1(C, j + 3), PARO_ACC1(C, j + 4),      \
@@ -129,11 +124,6 @@ __device__ __forceinline__ void wgmma_f16_pv_sums(float (&d)[D / 8 + 1][4], cons
         PARO_WGMMA_RA(PARO_OPS_R68, "m64n136k16.f32.f16.f16", "1, 1, 1, 0", PARO_ACC8(PARO_INOUT_F, 0),
                       PARO_ACC8(PARO_INOUT_F, 8), PARO_ACC1(PARO_INOUT_F, 16));
 }
-// fp16 PV at D 128 without the ones rows: d += a[64 x 16] (f16) * B[16 x 128] (f16, K-major), fp32 accumulators.
-__device__ __forceinline__ void wgmma_f16_n128(float (&d)[16][4], const uint32_t (&a)[4], uint64_t desc) {
-    PARO_WGMMA_RA(PARO_OPS_R64, "m64n128k16.f32.f16.f16", "1, 1, 1, 0", PARO_ACC8(PARO_INOUT_F, 0),
-                  PARO_ACC8(PARO_INOUT_F, 8));
-}
 #undef PARO_OUT_R
 #undef PARO_INOUT_R
 #undef PARO_OUT_F
@@ -143,7 +133,6 @@ __device__ __forceinline__ void wgmma_f16_n128(float (&d)[16][4], const uint32_t
 #undef PARO_OPS_R32
 #undef PARO_OPS_R36
 #undef PARO_OPS_R68
-#undef PARO_OPS_R64
 #undef PARO_ACC8
 #undef PARO_ACC1
 __device__ __forceinline__ float4 lds_f32x4(uint32_t a) {

@@ -308,21 +308,6 @@ __device__ __forceinline__ void pack_p16(const float (&f)[8][4], float beta0, fl
     }
 }
 
-// The thread's share of its two rows' sums from P packed as in pack_p16 (its 16 keys of each row), added
-// in fp16 by a tree of HADD2 and then into l in fp32: l = l * beta + share. The row's sum is the sum of
-// its quad's four shares (the caller adds them at the row's end). Each share is at most 16, rounded to
-// fp16 by a tree of depth 4: relative error ~2^-10 a tile, unbiased.
-__device__ __forceinline__ void add_row_sum_shares(const uint32_t (&pa)[4][4], float beta0, float beta1, RowState& rs) {
-    const auto h = [](uint32_t x) { return *reinterpret_cast<const __half2*>(&x); };
-    const __half2 g = __hadd2(__hadd2(__hadd2(h(pa[0][0]), h(pa[0][2])), __hadd2(h(pa[1][0]), h(pa[1][2]))),
-                              __hadd2(__hadd2(h(pa[2][0]), h(pa[2][2])), __hadd2(h(pa[3][0]), h(pa[3][2]))));
-    const __half2 g8 = __hadd2(__hadd2(__hadd2(h(pa[0][1]), h(pa[0][3])), __hadd2(h(pa[1][1]), h(pa[1][3]))),
-                               __hadd2(__hadd2(h(pa[2][1]), h(pa[2][3])), __hadd2(h(pa[3][1]), h(pa[3][3]))));
-    const float2 both = __half22float2(__hadd2(__lows2half2(g, g8), __highs2half2(g, g8)));
-    rs.l0 = fmaf(rs.l0, beta0, both.x);
-    rs.l1 = fmaf(rs.l1, beta1, both.y);
-}
-
 template <bool RAGGED, int BIAS>
 __device__ __forceinline__ void softmax_tile_fp16(const int (&acc)[8][4], ScoreStep sc, int valid, int t, RowState& rs,
                                                   float& beta0, float& beta1, uint32_t (&pa)[4][4]) {
