@@ -39,6 +39,14 @@ def random_masks(heads, nb, density, gen):
     return m
 
 
+def random_pattern(heads, nb, density):
+    """The benchmarks' masks and orders: random_masks and a random order per head, from seed 1 (the same
+    draw in every script, so their numbers describe the same pattern)."""
+    g = torch.Generator().manual_seed(1)
+    m = random_masks(heads, nb, density, g)
+    return m, [int(x) for x in torch.randint(0, 6, (heads,), generator=g)]
+
+
 def pack_bits(m):
     """bool [..., nb, nb] -> the pattern file's packed bits per mask (bit r * nb + c, LSB first)."""
     flat = m.reshape(m.shape[0], -1).numpy().astype(np.uint8)
@@ -145,9 +153,7 @@ def speed(D, densities, rows, iters, rounds, shape=COGVIDEOX):
     print(f"{'density':>8} {'flex64 ms':>10} {'flex128cov':>11} {'flex128 same':>12} | " +
           " | ".join(f"{'paro ' + pv:>14} {'x cuDNN':>8} {'vs flex64':>9}" for pv in FORMATS))
     for dens in densities:
-        g = torch.Generator().manual_seed(1)
-        m = random_masks(H, nb, dens, g)
-        orders = [int(x) for x in torch.randint(0, 6, (H,), generator=g)]
+        m, orders = random_pattern(H, nb, dens)
         plans = {}  # a plan per format: set_pv_format must not run while calls of its plan are in flight
         for pv in FORMATS:
             plans[pv] = paro.Plan.from_arrays(grid, text, orders, pack_bits(m))

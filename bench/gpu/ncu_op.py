@@ -13,7 +13,7 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "python"))
 sys.path.insert(0, HERE)
-from compare_torch import COGVIDEOX, pack_bits, random_masks  # noqa: E402
+from compare_torch import COGVIDEOX, pack_bits, random_pattern  # noqa: E402
 
 
 def main():
@@ -28,9 +28,7 @@ def main():
     B, H, grid, text = COGVIDEOX["B"], COGVIDEOX["H"], COGVIDEOX["grid"], COGVIDEOX["text"]
     N = text + grid[0] * grid[1] * grid[2]
     q, k, v = [torch.randn(B, H, N, a.head_dim, device="cuda", dtype=torch.bfloat16) for _ in range(3)]
-    g = torch.Generator().manual_seed(1)
-    m = random_masks(H, (N + 63) // 64, a.density, g)
-    orders = [int(x) for x in torch.randint(0, 6, (H,), generator=g)]
+    m, orders = random_pattern(H, (N + 63) // 64, a.density)
     plan = paro.Plan.from_arrays(grid, text, orders, pack_bits(m))
     plan.set_pv_format(a.pv_format)
     out = torch.empty_like(q)

@@ -20,7 +20,7 @@ from torch.nn.functional import scaled_dot_product_attention as sdpa
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "python"))
 sys.path.insert(0, HERE)
-from compare_torch import COGVIDEOX, bench, pack_bits, random_masks  # noqa: E402
+from compare_torch import COGVIDEOX, bench, pack_bits, random_pattern  # noqa: E402
 
 
 def queued(f, n=30):
@@ -79,9 +79,7 @@ def main():
             gpu, host = queued(f)
             print(f"D {D} SDPA cuDNN dense: synchronized {bench(f, 20):.3f} ms, queued {gpu:.3f} ms, host {host:.3f} ms/call")
         for dens in [float(x) for x in a.densities.split(",")]:
-            g = torch.Generator().manual_seed(1)
-            m = random_masks(H, nb, dens, g)
-            orders = [int(x) for x in torch.randint(0, 6, (H,), generator=g)]
+            m, orders = random_pattern(H, nb, dens)
             plan = paro.Plan.from_arrays(grid, text, orders, pack_bits(m))
             plan.set_pv_format(a.pv_format)
             out = torch.empty_like(q)
