@@ -44,7 +44,7 @@ struct CalibrateArgs {
     double min_density = 0, alpha = 0.5, sigma = 0.9;
     float eps = 1e-3f;
     int64_t block = kRuntimeTile;
-    int slots = 1, qk_bits = 8;
+    int slots = 1, qk_bits = 8, mask_rows = 1;
     std::string pv_format = to_string(kDefaultPvFormat);
     int pv_bits = 0;  // deprecated spelling of pv_format (16: fp16, 8: int8); 0 = not given
     bool uniform_slots = false, no_force_text = false, no_force_ragged = false;
@@ -122,7 +122,8 @@ CalibrateOptions options_from(const CalibrateArgs& a) {
     CalibrateOptions opt;
     opt.tiles = {a.block, a.eps};
     opt.objective = {parse_objective(a.objective), a.alpha, a.sigma};
-    opt.mask = {a.density.value_or(a.recall ? 1.0 : 0.5), !a.no_force_text, !a.no_force_ragged, a.recall, a.min_density};
+    opt.mask = {a.density.value_or(a.recall ? 1.0 : 0.5), !a.no_force_text, !a.no_force_ragged, a.recall, a.min_density,
+                a.mask_rows};
     opt.slots = a.slots;
     opt.share_later_half = !a.uniform_slots;
     opt.qk_bits = a.qk_bits;
@@ -143,6 +144,7 @@ std::string options_json(const CalibrateOptions& opt) {
                      {"share_later_half", opt.share_later_half},
                      {"force_text", opt.mask.force_text},
                      {"force_ragged", opt.mask.force_ragged},
+                     {"mask_rows", opt.mask.rows},
                      {"qk_bits", opt.qk_bits},
                      {"pv_format", to_string(opt.pv_format)}};
     if (opt.mask.recall) j["recall"] = *opt.mask.recall, j["min_density"] = opt.mask.min_density;
@@ -452,6 +454,10 @@ void add_calibrate(CLI::App& app, Runner& run, const GlobalOptions& g) {
                     "per-mask adaptive density: keep the fewest tiles holding this share of the attention mass");
     sub->add_option("--min-density", a->min_density, "with --recall: the fewest tiles a mask keeps (fraction)")
         ->capture_default_str();
+    sub->add_option("--mask-rows", a->mask_rows,
+                    "tile rows whose kept tiles are chosen together (3: the Hopper kernel computes them as triples "
+                    "on shared K/V at head dim 128, faster for some recall; see docs/method.md)")
+        ->capture_default_str();
     sub->add_option("--objective", a->objective, "how orders are scored (see docs/method.md)")
         ->type_name(choice_type({"recall", "paper", "output-error"}))
         ->capture_default_str();
@@ -493,6 +499,7 @@ void add_calibrate(CLI::App& app, Runner& run, const GlobalOptions& g) {
         run = with_option_names({{"density", "--density"},
                                  {"recall", "--recall"},
                                  {"min_density", "--min-density"},
+                                 {"mask_rows", "--mask-rows"},
                                  {"objective", "--objective"},
                                  {"alpha", "--alpha"},
                                  {"sigma", "--sigma"},

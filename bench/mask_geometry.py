@@ -11,9 +11,13 @@ densities and with a recall target. Then the other choice, masks calibrated at 1
 of the Hopper kernel at D 128): from each head's exact attention (numpy, under the head's chosen
 order, mean over its samples), the share of the attention mass the best masks keep at the same
 computed area, 64 x 64 tiles against 128 x 64 and 192 x 64.
+Last, what `paro calibrate --mask-rows 3` itself gives on the same dumps: its masks' recall against
+tile-by-tile masks, and the share of tile rows in runs of three rows that keep the same tiles (what
+the D 128 Hopper kernel computes as triples on shared K/V stages, runtime.cpp's schedule_items).
 Usage: bench/mask_geometry.py [--paro build/paro] [--cases 4]
 """
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -104,3 +108,37 @@ for density in (0.5, 0.3, 0.2, 0.1):
                     r192.append(best_recall(m192, density * m64.size / 3))
     print(f"{density:15.2f} {len(r64):6d} {np.mean(r64):13.4f} {np.mean(r128):14.4f} "
           f"{np.mean(r64) - np.mean(r128):7.4f} {np.mean(r192):14.4f} {np.mean(r64) - np.mean(r192):7.4f}")
+
+
+def triple_rows(m):
+    """Rows the runtime runs as triples: along each run of rows with the same kept tiles, three at a time."""
+    n, r, rows = m.shape[0], 0, 0
+    while r + 2 < n:
+        if m[r].any() and (m[r + 1] == m[r]).all() and (m[r + 2] == m[r]).all():
+            rows, r = rows + 3, r + 3
+        else:
+            r += 1
+    return rows
+
+
+print()
+print(f"{'calibration':>16} {'masks':>6} {'recall rows 1':>14} {'rows 3':>8} {'lost':>7} {'triple rows 1':>14} {'rows 3':>8}")
+for label, args in (("--density 0.5", ["--density", "0.5"]), ("--density 0.3", ["--density", "0.3"]),
+                    ("--density 0.2", ["--density", "0.2"]), ("--recall 0.9", ["--recall", "0.9"])):
+    recall, triples, count = {1: [], 3: []}, {1: [], 3: []}, 0
+    for c in range(a.cases):
+        dump = os.path.join(tmp, f"d{c}.h5")
+        for rows in (1, 3):
+            pat = os.path.join(tmp, f"r{rows}_{c}.h5")
+            out = subprocess.run([a.paro, "calibrate", "--json", dump, "-o", pat, "--mask-rows", str(rows)] + args,
+                                 check=True, capture_output=True, text=True).stdout
+            recall[rows].append(json.loads(out)["mean_recall"])
+            p = pattern_mod.load(pat)
+            for layer in range(p.layers):
+                for slot in range(p.slots):
+                    for h in range(p.heads(layer)):
+                        m = p.mask(slot, layer, h)
+                        triples[rows].append(triple_rows(m) / m.shape[0])
+                        count += rows == 1
+    print(f"{label:>16} {count:6d} {np.mean(recall[1]):14.4f} {np.mean(recall[3]):8.4f} "
+          f"{np.mean(recall[1]) - np.mean(recall[3]):7.4f} {np.mean(triples[1]):14.1%} {np.mean(triples[3]):8.1%}")

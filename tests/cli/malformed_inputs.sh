@@ -53,7 +53,8 @@ done
 "$PARO" synth -o "$dir/ok.h5" -q
 for opt in "--density 0" "--density 1.5" "--density 0.001" "--objective nope" "--slots 0" "--qk-bits 3" \
            "--block 7" "--slots 4" "--eps 0" "--sigma 2" "--alpha -1" "--recall 0" "--recall 1.5" \
-           "--min-density 0.1" "--min-density -1 --recall 0.9" "--min-density 0.6 --recall 0.9 --density 0.5"; do
+           "--min-density 0.1" "--min-density -1 --recall 0.9" "--min-density 0.6 --recall 0.9 --density 0.5" \
+           "--mask-rows 0" "--mask-rows 17"; do
     # shellcheck disable=SC2086
     expect_bad "option $opt" "option ${opt%% *}:" "$PARO" calibrate "$dir/ok.h5" -o "$dir/outdir/p.h5" $opt
 done

@@ -251,6 +251,113 @@ TEST_CASE("bad recall options name the parameter", "[mask][recall]") {
     CHECK_THROWS_AS(build_mask(TileStats(grid), forced_tiles(layout, grid, opt), opt), ParameterError);
 }
 
+namespace {
+// Masks chosen `rows` tile rows at a time, written out plainly: every (group, column) unit's
+// non-forced tiles, ranked by their mean mass (ties: lower unit), taken while they fit `keep`
+// tiles; with a recall target, keep is the tiles of the shortest ranked prefix reaching it.
+BlockMask reference_grouped_mask(const TileStats& st, const BlockMask& forced, const MaskOptions& opt) {
+    const int64_t nb = forced.tiles_per_side(), G = opt.rows;
+    struct Unit {
+        double mean, mass;
+        int64_t size, g, c;
+    };
+    std::vector<Unit> units;
+    double total = 0, forced_mass = 0;
+    int64_t n_forced = 0;
+    for (int64_t t = 0; t < nb * nb; ++t) {
+        total += st.mass[t];
+        if (forced.get(t / nb, t % nb)) forced_mass += st.mass[t], ++n_forced;
+    }
+    for (int64_t g = 0; g * G < nb; ++g)
+        for (int64_t c = 0; c < nb; ++c) {
+            Unit u{0, 0, 0, g, c};
+            for (int64_t r = g * G; r < nb && r < g * G + G; ++r)
+                if (!forced.get(r, c)) u.mass += st.mass[r * nb + c], ++u.size;
+            if (u.size == 0) continue;
+            u.mean = u.mass / double(u.size);
+            units.push_back(u);
+        }
+    std::stable_sort(units.begin(), units.end(), [](const Unit& a, const Unit& b) { return a.mean > b.mean; });
+    int64_t keep = cap_tiles(opt, nb * nb);
+    if (opt.recall) {
+        int64_t prefix = n_forced;
+        double kept = forced_mass;
+        for (const Unit& u : units) {
+            if (kept >= *opt.recall * total) break;
+            kept += u.mass, prefix += u.size;
+        }
+        keep = std::min(keep, std::max(prefix, floor_tiles(opt, nb * nb)));
+    }
+    BlockMask m = forced;
+    int64_t count = n_forced;
+    for (const Unit& u : units)
+        if (count + u.size <= keep) {
+            count += u.size;
+            for (int64_t r = u.g * G; r < nb && r < u.g * G + G; ++r) m.set(r, u.c);
+        }
+    return m;
+}
+}  // namespace
+
+TEST_CASE("masks chosen rows at a time keep one set of columns per group of rows", "[mask][rows]") {
+    const TokenLayout layout{{5, 7, 9}, 40, TextPosition::prefix};  // N = 355: text rows 0-2, ragged at 16
+    const TileGrid grid{layout.tokens(), 16};
+    const int64_t nb = grid.tiles_per_side();  // 23: 32% of the tiles forced
+    for (int rows : {2, 3, 5}) {
+        for (double density : {0.45, 0.6, 0.85}) {
+            for (bool recall : {false, true}) {
+                INFO("rows " << rows << ", density " << density << ", recall " << recall);
+                MaskOptions opt{density, true, true};
+                if (recall) opt.recall = 0.6;
+                opt.rows = rows;
+                const BlockMask forced = forced_tiles(layout, grid, opt);
+                const TileStats st = random_stats(grid, 11 + uint64_t(rows));
+                const BlockMask m = build_mask(st, forced, opt);
+                CHECK(m.bytes() == reference_grouped_mask(st, forced, opt).bytes());
+                const int64_t target = cap_tiles(opt, nb * nb);
+                CHECK(m.count() <= target);
+                if (!recall) CHECK(m.count() > target - rows);  // short of the target by less than a unit
+                for (int64_t r = 0; r < nb; ++r)
+                    for (int64_t c = 0; c < nb; ++c) {
+                        if (forced.get(r, c)) {
+                            CHECK(m.get(r, c));
+                            continue;
+                        }
+                        const int64_t first = r - r % rows;  // the group's rows agree outside forced tiles
+                        for (int64_t q = first; q < std::min(nb, first + rows); ++q)
+                            if (!forced.get(q, c)) CHECK(m.get(q, c) == m.get(r, c));
+                    }
+            }
+        }
+    }
+}
+
+TEST_CASE("one row at a time, the grouped rule is the tile rule", "[mask][rows]") {
+    const TokenLayout layout{{3, 9, 11}, 30, TextPosition::suffix};
+    const TileGrid grid{layout.tokens(), 32};
+    for (uint64_t seed = 1; seed <= 4; ++seed) {
+        const TileStats st = random_stats(grid, seed);
+        for (MaskOptions opt : {MaskOptions{0.4, true, true}, recall_options(0.7, 0.9, 0.35), recall_options(0.95)}) {
+            opt.force_text = opt.force_ragged = true;
+            const BlockMask forced = forced_tiles(layout, grid, opt);
+            CHECK(build_grouped_mask(st, forced, opt).bytes() == build_mask(st, forced, opt).bytes());
+        }
+    }
+}
+
+TEST_CASE("masks rows at a time: a bad count names the option", "[mask][rows]") {
+    MaskOptions opt{0.5, false, false};
+    for (int rows : {0, -1, kMaxMaskRows + 1}) {
+        opt.rows = rows;
+        try {
+            build_mask(TileStats(kSmallGrid), BlockMask(4), opt);
+            FAIL("accepted rows " << rows);
+        } catch (const ParameterError& e) {
+            CHECK(e.parameter() == "mask_rows");
+        }
+    }
+}
+
 TEST_CASE("with a recall target the objective prefers orders needing fewer tiles", "[objective][recall]") {
     TileStats focused(kSmallGrid), diffuse(kSmallGrid);
     focused.mass[0] = 9.0, focused.mass[1] = 1.0;

@@ -164,12 +164,8 @@ int64_t TileRanking::tiles_for_recall(double recall) {
     }
 }
 
-BlockMask build_mask(const TileStats& stats, const BlockMask& forced, const MaskOptions& opt) {
-    TileRanking ranking(stats, forced);
-    return build_mask(ranking, forced, opt);
-}
-
-BlockMask build_mask(TileRanking& ranking, const BlockMask& forced, const MaskOptions& opt) {
+namespace {
+void check_options(const MaskOptions& opt) {
     if (!(opt.density > 0.0 && opt.density <= 1.0))
         throw ParameterError("density", fmt::format("must be in (0, 1], got {}", opt.density));
     if (opt.recall && !(*opt.recall > 0.0 && *opt.recall <= 1.0))
@@ -180,9 +176,14 @@ BlockMask build_mask(TileRanking& ranking, const BlockMask& forced, const MaskOp
         throw ParameterError("min_density", "is a floor under the recall rule; it needs a recall target");
     if (opt.min_density > opt.density)
         throw ParameterError("min_density", fmt::format("{} is above the density cap {}", opt.min_density, opt.density));
-    const int64_t nb = forced.tiles_per_side(), tiles = nb * nb;
+    if (opt.rows < 1 || opt.rows > kMaxMaskRows)
+        throw ParameterError("mask_rows", fmt::format("must be 1 to {}, got {}", kMaxMaskRows, opt.rows));
+}
+
+// The density target in tiles; throws when the forced tiles alone pass it.
+int64_t checked_target(const MaskOptions& opt, int64_t tiles, int64_t n_forced) {
+    check_options(opt);
     const int64_t target = cap_tiles(opt, tiles);
-    const int64_t n_forced = ranking.forced_count();
     if (n_forced > target)
         throw ParameterError("density",
                              fmt::format("{} keeps {} of {} tiles, but {} are forced dense (text rows/columns, "
@@ -190,6 +191,20 @@ BlockMask build_mask(TileRanking& ranking, const BlockMask& forced, const MaskOp
                                          "force_ragged",
                                      opt.density, target, tiles, n_forced,
                                      static_cast<double>(n_forced) / static_cast<double>(tiles)));
+    return target;
+}
+}  // namespace
+
+BlockMask build_mask(const TileStats& stats, const BlockMask& forced, const MaskOptions& opt) {
+    if (opt.rows > 1) return build_grouped_mask(stats, forced, opt);
+    TileRanking ranking(stats, forced);
+    return build_mask(ranking, forced, opt);
+}
+
+BlockMask build_mask(TileRanking& ranking, const BlockMask& forced, const MaskOptions& opt) {
+    const int64_t nb = forced.tiles_per_side(), tiles = nb * nb;
+    const int64_t n_forced = ranking.forced_count();
+    const int64_t target = checked_target(opt, tiles, n_forced);
     // Fixed density: the heaviest tiles up to the target. Recall rule: forced mass first, then
     // tiles by descending mass until the kept mass reaches recall * total; never fewer tiles
     // than the floor, never more than the cap.
@@ -199,6 +214,56 @@ BlockMask build_mask(TileRanking& ranking, const BlockMask& forced, const MaskOp
     BlockMask m = forced;
     const TileRanking::Tile* best = ranking.heaviest(keep - n_forced);
     for (int64_t i = 0; i < keep - n_forced; ++i) m.set_tile(best[i].index);
+    return m;
+}
+
+BlockMask build_grouped_mask(const TileStats& stats, const BlockMask& forced, const MaskOptions& opt) {
+    const int64_t nb = forced.tiles_per_side(), tiles = nb * nb, G = opt.rows;
+    PARO_ASSERT(stats.grid.tiles_per_side() == nb);
+    struct Unit {
+        double mass;
+        int64_t size, index;  // index: group * nb + column
+    };
+    std::vector<Unit> units;
+    int64_t n_forced = 0;
+    double forced_mass = 0, total = 0;
+    for (int64_t g = 0; g * G < nb; ++g)
+        for (int64_t c = 0; c < nb; ++c) {
+            Unit u{0.0, 0, g * nb + c};
+            for (int64_t r = g * G; r < std::min(nb, g * G + G); ++r) {
+                const double m = stats.mass[static_cast<size_t>(r * nb + c)];
+                total += m;
+                if (forced.get(r, c)) {
+                    forced_mass += m;
+                    ++n_forced;
+                } else {
+                    u.mass += m;
+                    ++u.size;
+                }
+            }
+            if (u.size > 0) units.push_back(u);
+        }
+    const int64_t target = checked_target(opt, tiles, n_forced);
+    std::sort(units.begin(), units.end(), [](const Unit& a, const Unit& b) {
+        // mass per tile, compared without dividing: a.mass / a.size > b.mass / b.size
+        const double x = a.mass * static_cast<double>(b.size), y = b.mass * static_cast<double>(a.size);
+        return x != y ? x > y : a.index < b.index;
+    });
+    int64_t keep = target;
+    if (opt.recall) {
+        int64_t prefix = n_forced;
+        double kept = forced_mass;
+        for (size_t i = 0; i < units.size() && kept < *opt.recall * total; ++i) kept += units[i].mass, prefix += units[i].size;
+        keep = std::min(target, std::max(floor_tiles(opt, tiles), prefix));
+    }
+    BlockMask m = forced;
+    int64_t count = n_forced;
+    for (const Unit& u : units) {
+        if (count + u.size > keep) continue;  // a smaller unit further down may still fit
+        count += u.size;
+        const int64_t g = u.index / nb, c = u.index % nb;
+        for (int64_t r = g * G; r < std::min(nb, g * G + G); ++r) m.set(r, c);
+    }
     return m;
 }
 

@@ -275,13 +275,26 @@ std::string stats_text(const StatsReader& r, int64_t file_bytes, bool color) {
     return out;
 }
 
+namespace {
+// The rows at a time its masks were chosen (calibrate's --mask-rows), as the provenance's options say:
+// 1 where they do not say it as a count in range (older files, other writers).
+int mask_rows_of(const Pattern& p) {
+    const auto options = nlohmann::json::parse(p.provenance.options_json, nullptr, false);
+    if (!options.is_object() || !options.contains("mask_rows") || !options["mask_rows"].is_number_integer()) return 1;
+    const int64_t rows = options["mask_rows"].get<int64_t>();
+    return rows >= 1 && rows <= kMaxMaskRows ? static_cast<int>(rows) : 1;
+}
+}  // namespace
+
 std::string pattern_text(const Pattern& p, int64_t file_bytes, bool color) {
     const Style st{color};
     std::string out = st.bold("paro-pattern v1") + fmt::format("  ({}, made by paro {} from {})\n", human_bytes(file_bytes),
                                                                p.provenance.tool_version, p.provenance.source_dump);
     auto row = [&](const char* k, const std::string& v) { out += fmt::format("  {:<14} {}\n", k, v); };
     row("layout", fmt::format("{} = {} tokens", p.layout.describe(), p.layout.tokens()));
-    row("tiles", fmt::format("{}x{}, {} per side", p.block_q, p.block_k, p.tiles_per_side()));
+    const int mask_rows = mask_rows_of(p);
+    row("tiles", fmt::format("{}x{}, {} per side{}", p.block_q, p.block_k, p.tiles_per_side(),
+                             mask_rows > 1 ? fmt::format(", masks chosen {} rows at a time", mask_rows) : ""));
     std::string slots;
     for (int t = 0; t < p.slots.count(); ++t) slots += (t ? " " : "") + p.slots.describe(t);
     row("slots", fmt::format("{}: {}", p.slots.count(), slots));
@@ -328,6 +341,7 @@ std::string density_spread(const Pattern& p) {
     mask.density = options.value("density", 1.0);
     mask.recall = options["recall"].get<double>();
     mask.min_density = options.value("min_density", 0.0);
+    mask.rows = mask_rows_of(p);
     const int64_t tiles = p.tiles_per_side() * p.tiles_per_side();
     const int64_t cap = cap_tiles(mask, tiles), floor = floor_tiles(mask, tiles);
     int64_t masks = 0, capped = 0, floored = 0;
@@ -336,7 +350,7 @@ std::string density_spread(const Pattern& p) {
             for (size_t t = 0; t < h.masks.size(); ++t) {
                 const int64_t kept = h.masks[t].count();
                 ++masks;
-                if (kept == cap && h.recall[t] < *mask.recall) ++capped;
+                if (kept > cap - mask.rows && h.recall[t] < *mask.recall) ++capped;  // rows at a time: within a unit
                 if (floor > 0 && kept == floor) ++floored;
             }
     out += fmt::format("  recall target {}: {} of {} masks stopped short at the cap (density {}), {} held at the "
