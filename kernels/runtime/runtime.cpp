@@ -286,7 +286,7 @@ Schedule schedule_items(const paro_plan& plan, const std::vector<uint8_t>& kerne
     Schedule sched{std::vector<uint32_t>(size_t(plan.slots) * plan.layers * per),
                    std::vector<uint32_t>(size_t(plan.slots) * plan.layers * V),
                    std::vector<uint32_t>(size_t(plan.slots) * plan.layers * V)};
-    std::vector<uint32_t> start(buckets + 1), tstart(buckets + 1);
+    std::vector<uint32_t> start(buckets + 1);
     enum Role : uint8_t { kSingle, kTriple, kTail };
     std::vector<uint8_t> role(per);
     for (int s = 0; s < plan.slots; ++s)
@@ -319,42 +319,40 @@ Schedule schedule_items(const paro_plan& plan, const std::vector<uint8_t>& kerne
                 const auto of_variant = [&](size_t h) {
                     return kernels.empty() ? v == paro_plan::kInt8 : kernels[size_t(l) * H + h] == v;
                 };
-                size_t at = done, count = 0, triples = 0, tails = 0;
-                const auto put = [&](size_t h, size_t r) { out[at++] = uint32_t(h << 16 | r); };
-                std::fill(tstart.begin(), tstart.end(), 0u);
-                for (size_t h = 0; h < H; ++h)
-                    if (of_variant(h)) {
-                        count += nb;
-                        for (size_t r = 0; r < nb; r += role[h * nb + r] == kTriple ? 3 : 1)
-                            if (role[h * nb + r] == kTriple) ++tstart[slot_of(h, r) + 1], ++triples;
-                    }
-                for (size_t k = 1; k <= buckets; ++k) tstart[k] += tstart[k - 1];  // longest bucket first
-                for (size_t h = 0; h < H; ++h)
-                    if (of_variant(h))
-                        for (size_t r = 0; r < nb; r += role[h * nb + r] == kTriple ? 3 : 1)
-                            if (role[h * nb + r] == kTriple) {
-                                const size_t j = tstart[slot_of(h, r)]++;
-                                for (size_t m = 0; m < 3; ++m) out[at + 3 * j + m] = uint32_t(h << 16 | (r + m));
-                            }
-                at += 3 * triples;
+                size_t at = done;
+                // The variant's items of one role (triples: 3 rows from their first, else single rows)
+                // placed at `at` longest bucket first, heads and rows in index order within a bucket
+                // (a stable counting sort); their count.
+                const auto place = [&](Role kind) {
+                    const size_t item_rows = kind == kTriple ? 3 : 1;
+                    const auto each = [&](auto&& f) {
+                        for (size_t h = 0; h < H; ++h)
+                            if (of_variant(h))
+                                for (size_t r = 0; r < nb; r += role[h * nb + r] == kTriple ? 3 : 1)
+                                    if (role[h * nb + r] == kind) f(h, r);
+                    };
+                    std::fill(start.begin(), start.end(), 0u);
+                    size_t n = 0;
+                    each([&](size_t h, size_t r) { ++start[slot_of(h, r) + 1], ++n; });
+                    for (size_t k = 1; k <= buckets; ++k) start[k] += start[k - 1];
+                    each([&](size_t h, size_t r) {
+                        const size_t j = start[slot_of(h, r)]++;
+                        for (size_t m = 0; m < item_rows; ++m) out[at + item_rows * j + m] = uint32_t(h << 16 | (r + m));
+                    });
+                    at += item_rows * n;
+                    return n;
+                };
+                const size_t triples = place(kTriple);
+                size_t tails = 0;
                 for (size_t h = 0; h < H; ++h)
                     if (of_variant(h) && tail > 0 && role[h * nb + nb - 1] == kTail) {
-                        for (size_t r = nb - tail; r < nb; ++r) put(h, r);
+                        for (size_t r = nb - tail; r < nb; ++r) out[at++] = uint32_t(h << 16 | r);
                         ++tails;
                     }
-                std::fill(start.begin(), start.end(), 0u);
-                for (size_t h = 0; h < H; ++h)
-                    if (of_variant(h))
-                        for (size_t r = 0; r < nb; ++r)
-                            if (role[h * nb + r] == kSingle) ++start[slot_of(h, r) + 1];
-                for (size_t k = 1; k <= buckets; ++k) start[k] += start[k - 1];  // longest bucket first
-                for (size_t h = 0; h < H; ++h)
-                    if (of_variant(h))
-                        for (size_t r = 0; r < nb; ++r)
-                            if (role[h * nb + r] == kSingle) out[at + start[slot_of(h, r)]++] = uint32_t(h << 16 | r);
+                place(kSingle);
                 sched.triples[sl * V + size_t(v)] = uint32_t(triples);
                 sched.tail_triples[sl * V + size_t(v)] = uint32_t(tails);
-                done += count;
+                done = at;
             }
         }
     return sched;
