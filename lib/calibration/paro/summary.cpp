@@ -403,8 +403,10 @@ std::string calibration_summary(const Pattern& p, int64_t file_bytes, double sec
     const std::string low = warning.any() ? " " + st.alarm(fmt::format("(LOW: {} of {} masks below {})", warning.below,
                                                                        warning.masks, warning.threshold))
                                           : "";
-    out += fmt::format("  mean density {:.4f} (of all tiles), mean recall {:.4f}{}, {} slot(s), objective {}\n",
-                       p.mean_density(), p.mean_recall(), low, p.slots.count(), p.objective);
+    const int mask_rows = mask_rows_of(p);
+    out += fmt::format("  mean density {:.4f} (of all tiles), mean recall {:.4f}{}, {} slot(s), objective {}{}\n",
+                       p.mean_density(), p.mean_recall(), low, p.slots.count(), p.objective,
+                       mask_rows > 1 ? fmt::format(", masks chosen {} rows at a time", mask_rows) : "");
     out += density_spread(p);
     out += fmt::format("  pattern file {}\n", human_bytes(file_bytes));
     return out;
