@@ -50,6 +50,11 @@ done
 run 0 "$PARO" calibrate "$dir/s.h5" -o "$dir/q.h5" --density 0.5 --qk-bits 16 --pv-format fp16 -q
 run 0 "$PARO" inspect "$dir/q.h5"
 grep -q "quantization   QK 16-bit x 8, PV fp16 x 8 heads" "$dir/out.txt" || { echo "FAIL: inspect's quantization line"; fail=1; }
+# Masks chosen three rows at a time: said by calibrate's summary and inspect's tiles line.
+run 0 "$PARO" calibrate "$dir/s.h5" -o "$dir/g.h5" --density 0.5 --mask-rows 3
+grep -q "masks chosen 3 rows at a time" "$dir/out.txt" || { echo "FAIL: calibrate's summary of --mask-rows"; fail=1; }
+run 0 "$PARO" inspect "$dir/g.h5"
+grep -q "tiles .*masks chosen 3 rows at a time" "$dir/out.txt" || { echo "FAIL: inspect's tiles line of --mask-rows"; fail=1; }
 run 2 "$PARO" calibrate "$dir/d3.h5" -o "$dir/x.h5" --objective output-error   # d3 has no v
 [ -e "$dir/x.h5" ] && { echo "FAIL: output left behind"; fail=1; }
 # Progress line: on a terminal only, and not with --quiet.
