@@ -144,7 +144,7 @@ std::string options_json(const CalibrateOptions& opt) {
                      {"share_later_half", opt.share_later_half},
                      {"force_text", opt.mask.force_text},
                      {"force_ragged", opt.mask.force_ragged},
-                     {"mask_rows", opt.mask.rows},
+                     {"mask_rows", opt.mask.rows_per_group},
                      {"qk_bits", opt.qk_bits},
                      {"pv_format", to_string(opt.pv_format)}};
     if (opt.mask.recall) j["recall"] = *opt.mask.recall, j["min_density"] = opt.mask.min_density;
@@ -455,8 +455,9 @@ void add_calibrate(CLI::App& app, Runner& run, const GlobalOptions& g) {
     sub->add_option("--min-density", a->min_density, "with --recall: the fewest tiles a mask keeps (fraction)")
         ->capture_default_str();
     sub->add_option("--mask-rows", a->mask_rows,
-                    "tile rows whose kept tiles are chosen together (3: the Hopper kernel computes them as triples "
-                    "on shared K/V at head dim 128, faster for some recall; see docs/method.md)")
+                    "tile rows whose kept tiles are chosen together, 1 (tile by tile) to 16; with a fixed --density, 3 "
+                    "makes every group a triple that the Hopper kernel runs on shared K/V at head dim 128, faster for "
+                    "a little recall (docs/method.md)")
         ->capture_default_str();
     sub->add_option("--objective", a->objective, "how orders are scored (see docs/method.md)")
         ->type_name(choice_type({"recall", "paper", "output-error"}))

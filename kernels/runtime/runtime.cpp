@@ -324,6 +324,7 @@ Schedule schedule_items(const paro_plan& plan, const std::vector<uint8_t>& kerne
                 // placed at `at` longest bucket first, heads and rows in index order within a bucket
                 // (a stable counting sort); their count.
                 const auto place = [&](Role kind) {
+                    PARO_ASSERT(kind != kTail);  // tail rows go one after another, below
                     const size_t item_rows = kind == kTriple ? 3 : 1;
                     const auto each = [&](auto&& f) {
                         for (size_t h = 0; h < H; ++h)
@@ -350,6 +351,9 @@ Schedule schedule_items(const paro_plan& plan, const std::vector<uint8_t>& kerne
                         ++tails;
                     }
                 place(kSingle);
+                size_t variant_heads = 0;
+                for (size_t h = 0; h < H; ++h) variant_heads += of_variant(h) ? 1 : 0;
+                PARO_ASSERT(at - done == nb * variant_heads);  // every row of the variant's heads once
                 sched.triples[sl * V + size_t(v)] = uint32_t(triples);
                 sched.tail_triples[sl * V + size_t(v)] = uint32_t(tails);
                 done = at;

@@ -21,6 +21,19 @@ for c in $cases; do
     timeout 20 "$PARO" check -q "$f" >/dev/null 2>&1; rc=$?
     [ $rc -eq 1 ] || [ $rc -eq 2 ] || { echo "FAIL check $c: exit $rc"; fail=1; }
 done
+# Odd values in the provenance's options (free-form JSON from any writer) are read, not trusted.
+for v in '"x"' 3.5 -1 0 18446744073709551615 '{"a": 1}'; do
+    cp "$dir/p.h5" "$dir/o.h5"
+    "$PYTHON" - "$dir/o.h5" "$v" <<'PY' || exit 1
+import sys, h5py
+with h5py.File(sys.argv[1], "r+") as f:
+    f.attrs["options"] = '{"mask_rows": %s, "recall": 0.9, "density": "y", "min_density": null}' % sys.argv[2]
+PY
+    timeout 20 "$PARO" inspect "$dir/o.h5" >"$dir/out.txt" 2>"$dir/err.txt"; rc=$?
+    if [ $rc -ne 0 ] || grep -q "rows at a time" "$dir/out.txt"; then
+        echo "FAIL inspect with options mask_rows $v: exit $rc"; cat "$dir/err.txt"; fail=1
+    fi
+done
 # The memory budget: a valid pattern whose masks exceed PARO_MEMORY_LIMIT is refused in one line.
 PARO_MEMORY_LIMIT=8 "$PARO" inspect "$dir/p.h5" >/dev/null 2>"$dir/err.txt"; rc=$?
 if [ $rc -ne 2 ] || [ "$(wc -l <"$dir/err.txt")" -ne 1 ] || ! grep -q "PARO_MEMORY_LIMIT" "$dir/err.txt"; then

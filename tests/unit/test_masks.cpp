@@ -164,9 +164,9 @@ TEST_CASE("one ranking serves masks and metrics in any call order, ties included
             std::vector<int64_t> want(by_rank.begin(), by_rank.begin() + 100);
             std::sort(want.begin(), want.end());
             CHECK(got == want);
-            const BlockMask a = build_mask(r, forced, adaptive);
+            const BlockMask a = build_tile_mask(r, forced, adaptive);
             CHECK(a == reference_recall_mask(st, forced, recall, 0, cap_tiles(adaptive, tiles)));
-            const BlockMask f = build_mask(r, forced, fixed);
+            const BlockMask f = build_tile_mask(r, forced, fixed);
             BlockMask f_want = forced;
             for (int64_t i = 0; i < cap_tiles(fixed, tiles) - forced.count(); ++i)
                 f_want.set(by_rank[i] / nb, by_rank[i] % nb);
@@ -252,11 +252,12 @@ TEST_CASE("bad recall options name the parameter", "[mask][recall]") {
 }
 
 namespace {
-// Masks chosen `rows` tile rows at a time, written out plainly: every (group, column) unit's
-// non-forced tiles, ranked by their mean mass (ties: lower unit), taken while they fit `keep`
-// tiles; with a recall target, keep is the tiles of the shortest ranked prefix reaching it.
+// Masks chosen G tile rows at a time, written out plainly: every (group, column) unit's non-forced
+// tiles, ranked by their mean mass (ties: lower unit), taken while they fit under the cap until the
+// count to reach: the cap, or with a recall target the larger of the floor and the tiles of the
+// shortest ranked prefix reaching it.
 BlockMask reference_grouped_mask(const TileStats& st, const BlockMask& forced, const MaskOptions& opt) {
-    const int64_t nb = forced.tiles_per_side(), G = opt.rows;
+    const int64_t nb = forced.tiles_per_side(), G = opt.rows_per_group;
     struct Unit {
         double mean, mass;
         int64_t size, g, c;
@@ -278,7 +279,8 @@ BlockMask reference_grouped_mask(const TileStats& st, const BlockMask& forced, c
             units.push_back(u);
         }
     std::stable_sort(units.begin(), units.end(), [](const Unit& a, const Unit& b) { return a.mean > b.mean; });
-    int64_t keep = cap_tiles(opt, nb * nb);
+    const int64_t cap = cap_tiles(opt, nb * nb);
+    int64_t want = cap;
     if (opt.recall) {
         int64_t prefix = n_forced;
         double kept = forced_mass;
@@ -286,50 +288,88 @@ BlockMask reference_grouped_mask(const TileStats& st, const BlockMask& forced, c
             if (kept >= *opt.recall * total) break;
             kept += u.mass, prefix += u.size;
         }
-        keep = std::min(keep, std::max(prefix, floor_tiles(opt, nb * nb)));
+        want = std::max(prefix, floor_tiles(opt, nb * nb));
     }
     BlockMask m = forced;
     int64_t count = n_forced;
     for (const Unit& u : units)
-        if (count + u.size <= keep) {
+        if (count < want && count + u.size <= cap) {
             count += u.size;
             for (int64_t r = u.g * G; r < nb && r < u.g * G + G; ++r) m.set(r, u.c);
         }
     return m;
 }
+
+// Whether, outside the forced tiles, the rows of each group of G keep the same columns.
+bool groups_agree(const BlockMask& m, const BlockMask& forced, int64_t G) {
+    const int64_t nb = m.tiles_per_side();
+    for (int64_t r = 0; r < nb; ++r)
+        for (int64_t c = 0; c < nb; ++c)
+            for (int64_t q = r - r % G; q < std::min(nb, r - r % G + G); ++q)
+                if (!forced.get(r, c) && !forced.get(q, c) && m.get(q, c) != m.get(r, c)) return false;
+    return true;
+}
 }  // namespace
 
 TEST_CASE("masks chosen rows at a time keep one set of columns per group of rows", "[mask][rows]") {
     const TokenLayout layout{{5, 7, 9}, 40, TextPosition::prefix};  // N = 355: text rows 0-2, ragged at 16
-    const TileGrid grid{layout.tokens(), 16};
-    const int64_t nb = grid.tiles_per_side();  // 23: 32% of the tiles forced
-    for (int rows : {2, 3, 5}) {
-        for (double density : {0.45, 0.6, 0.85}) {
-            for (bool recall : {false, true}) {
-                INFO("rows " << rows << ", density " << density << ", recall " << recall);
-                MaskOptions opt{density, true, true};
-                if (recall) opt.recall = 0.6;
-                opt.rows = rows;
-                const BlockMask forced = forced_tiles(layout, grid, opt);
-                const TileStats st = random_stats(grid, 11 + uint64_t(rows));
-                const BlockMask m = build_mask(st, forced, opt);
-                CHECK(m.bytes() == reference_grouped_mask(st, forced, opt).bytes());
-                const int64_t target = cap_tiles(opt, nb * nb);
-                CHECK(m.count() <= target);
-                if (!recall) CHECK(m.count() > target - rows);  // short of the target by less than a unit
-                for (int64_t r = 0; r < nb; ++r)
-                    for (int64_t c = 0; c < nb; ++c) {
-                        if (forced.get(r, c)) {
-                            CHECK(m.get(r, c));
-                            continue;
-                        }
-                        const int64_t first = r - r % rows;  // the group's rows agree outside forced tiles
-                        for (int64_t q = first; q < std::min(nb, first + rows); ++q)
-                            if (!forced.get(q, c)) CHECK(m.get(q, c) == m.get(r, c));
+    for (bool force : {true, false}) {  // without forced rows the last group (23 = 3 x 7 + 2) is a short one
+        const TileGrid grid{layout.tokens(), 16};
+        const int64_t nb = grid.tiles_per_side();  // 23: with forcing, 32% of the tiles forced
+        for (int rows : {2, 3, 5, 16}) {
+            for (double density : {0.45, 0.6, 0.85}) {
+                for (bool recall : {false, true}) {
+                    INFO("forced " << force << ", rows " << rows << ", density " << density << ", recall " << recall);
+                    MaskOptions opt{density, force, force};
+                    if (recall) opt.recall = 0.6, opt.min_density = 0.4;
+                    opt.rows_per_group = rows;
+                    const BlockMask forced = forced_tiles(layout, grid, opt);
+                    const TileStats st = random_stats(grid, 11 + uint64_t(rows));
+                    const BlockMask m = build_mask(st, forced, opt);
+                    CHECK(m.bytes() == reference_grouped_mask(st, forced, opt).bytes());
+                    CHECK(groups_agree(m, forced, rows));
+                    for (int64_t t = 0; t < nb * nb; ++t)
+                        if (forced.get(t / nb, t % nb)) CHECK(m.get(t / nb, t % nb));
+                    const int64_t cap = cap_tiles(opt, nb * nb), unit = std::min<int64_t>(rows, nb);
+                    CHECK(m.count() <= cap);
+                    if (!recall) CHECK(m.count() > cap - unit);  // short of the target by less than a unit
+                    if (recall) {
+                        CHECK(m.count() >= std::min(cap - unit + 1, floor_tiles(opt, nb * nb)));  // the floor holds
+                        if (m.count() <= cap - unit) CHECK(mask_recall(m, st.mass) >= 0.6);  // not capped: reached
                     }
+                }
             }
         }
     }
+}
+
+TEST_CASE("masks rows at a time: the floor is reached, past by less than a unit", "[mask][rows]") {
+    TileStats st(TileGrid{6 * 64, 64});  // 6 x 6 tiles, nothing forced, all the mass in one tile
+    st.mass[0] = 1.0;
+    MaskOptions opt = recall_options(0.5, 1.0, 5.0 / 36);  // the floor: 5 tiles
+    opt.rows_per_group = 3;
+    const BlockMask m = build_mask(st, BlockMask(6), opt);
+    CHECK(m.count() == 6);  // two units of three: the floor needs the second
+    CHECK(m.get(0, 0));
+    CHECK(m.get(2, 0));
+    CHECK(m.get(0, 1));
+    opt.min_density = 0;
+    CHECK(build_mask(st, BlockMask(6), opt).count() == 3);  // the recall alone: the heaviest unit
+}
+
+TEST_CASE("masks rows at a time: units of equal mass per tile go by group, then column", "[mask][rows]") {
+    TileStats st(TileGrid{4 * 64, 64});  // 4 x 4 tiles, uniform mass, groups of rows 0-2 and 3
+    std::fill(st.mass.begin(), st.mass.end(), 1.0);
+    MaskOptions opt{0.5, false, false};
+    opt.rows_per_group = 3;
+    const BlockMask m = build_mask(st, BlockMask(4), opt);  // 8 tiles: columns 0 and 1 of rows 0-2, then row 3's
+    CHECK(m.count() == 8);
+    for (int64_t r = 0; r < 3; ++r) CHECK((m.get(r, 0) && m.get(r, 1) && !m.get(r, 2)));
+    CHECK((m.get(3, 0) && m.get(3, 1) && !m.get(3, 2)));
+    opt.rows_per_group = kMaxMaskRows;  // more rows than the grid has: one group, whole columns
+    const BlockMask whole = build_mask(st, BlockMask(4), opt);
+    CHECK(whole.count() == 8);
+    for (int64_t r = 0; r < 4; ++r) CHECK((whole.get(r, 0) && whole.get(r, 1) && !whole.get(r, 2)));
 }
 
 TEST_CASE("one row at a time, the grouped rule is the tile rule", "[mask][rows]") {
@@ -348,12 +388,16 @@ TEST_CASE("one row at a time, the grouped rule is the tile rule", "[mask][rows]"
 TEST_CASE("masks rows at a time: a bad count names the option", "[mask][rows]") {
     MaskOptions opt{0.5, false, false};
     for (int rows : {0, -1, kMaxMaskRows + 1}) {
-        opt.rows = rows;
-        try {
-            build_mask(TileStats(kSmallGrid), BlockMask(4), opt);
-            FAIL("accepted rows " << rows);
-        } catch (const ParameterError& e) {
-            CHECK(e.parameter() == "mask_rows");
+        INFO("rows " << rows);
+        opt.rows_per_group = rows;
+        for (bool grouped : {false, true}) {
+            try {
+                (void)(grouped ? build_grouped_mask(TileStats(kSmallGrid), BlockMask(4), opt)
+                               : build_mask(TileStats(kSmallGrid), BlockMask(4), opt));
+                FAIL("accepted");
+            } catch (const ParameterError& e) {
+                CHECK(e.parameter() == "mask_rows");
+            }
         }
     }
 }

@@ -36,7 +36,7 @@ ScoredSample score_sample(const SixOrderStats& stats, const BlockMask& forced, c
     thread_local std::vector<TileRanking::Tile> scratch;
     for (int o = 0; o < kNumOrders; ++o) {
         TileRanking ranking(stats[o], forced, std::move(scratch));
-        out.masks[o] = build_mask(ranking, forced, opt.mask);
+        out.masks[o] = build_tile_mask(ranking, forced, opt.mask);
         out.metrics[o] = order_metrics(stats[o], out.masks[o], ranking, opt.mask, opt.objective);
         scratch = std::move(ranking).release();
         out.mass[o].assign(stats[o].mass.begin(), stats[o].mass.end());

@@ -176,8 +176,8 @@ void check_options(const MaskOptions& opt) {
         throw ParameterError("min_density", "is a floor under the recall rule; it needs a recall target");
     if (opt.min_density > opt.density)
         throw ParameterError("min_density", fmt::format("{} is above the density cap {}", opt.min_density, opt.density));
-    if (opt.rows < 1 || opt.rows > kMaxMaskRows)
-        throw ParameterError("mask_rows", fmt::format("must be 1 to {}, got {}", kMaxMaskRows, opt.rows));
+    if (opt.rows_per_group < 1 || opt.rows_per_group > kMaxMaskRows)
+        throw ParameterError("mask_rows", fmt::format("must be 1 to {}, got {}", kMaxMaskRows, opt.rows_per_group));
 }
 
 // The density target in tiles; throws when the forced tiles alone pass it.
@@ -196,12 +196,12 @@ int64_t checked_target(const MaskOptions& opt, int64_t tiles, int64_t n_forced) 
 }  // namespace
 
 BlockMask build_mask(const TileStats& stats, const BlockMask& forced, const MaskOptions& opt) {
-    if (opt.rows > 1) return build_grouped_mask(stats, forced, opt);
+    if (opt.rows_per_group > 1) return build_grouped_mask(stats, forced, opt);
     TileRanking ranking(stats, forced);
-    return build_mask(ranking, forced, opt);
+    return build_tile_mask(ranking, forced, opt);
 }
 
-BlockMask build_mask(TileRanking& ranking, const BlockMask& forced, const MaskOptions& opt) {
+BlockMask build_tile_mask(TileRanking& ranking, const BlockMask& forced, const MaskOptions& opt) {
     const int64_t nb = forced.tiles_per_side(), tiles = nb * nb;
     const int64_t n_forced = ranking.forced_count();
     const int64_t target = checked_target(opt, tiles, n_forced);
@@ -218,18 +218,19 @@ BlockMask build_mask(TileRanking& ranking, const BlockMask& forced, const MaskOp
 }
 
 BlockMask build_grouped_mask(const TileStats& stats, const BlockMask& forced, const MaskOptions& opt) {
-    const int64_t nb = forced.tiles_per_side(), tiles = nb * nb, G = opt.rows;
+    check_options(opt);
+    const int64_t nb = forced.tiles_per_side(), G = opt.rows_per_group;
     PARO_ASSERT(stats.grid.tiles_per_side() == nb);
     struct Unit {
-        double mass;
-        int64_t size, index;  // index: group * nb + column
+        double per_tile, mass;  // ranked by per_tile: one division each, so the order is total
+        int64_t size, group, column;
     };
     std::vector<Unit> units;
     int64_t n_forced = 0;
     double forced_mass = 0, total = 0;
     for (int64_t g = 0; g * G < nb; ++g)
         for (int64_t c = 0; c < nb; ++c) {
-            Unit u{0.0, 0, g * nb + c};
+            Unit u{0.0, 0.0, 0, g, c};
             for (int64_t r = g * G; r < std::min(nb, g * G + G); ++r) {
                 const double m = stats.mass[static_cast<size_t>(r * nb + c)];
                 total += m;
@@ -241,28 +242,30 @@ BlockMask build_grouped_mask(const TileStats& stats, const BlockMask& forced, co
                     ++u.size;
                 }
             }
-            if (u.size > 0) units.push_back(u);
+            if (u.size == 0) continue;
+            u.per_tile = u.mass / static_cast<double>(u.size);
+            units.push_back(u);
         }
-    const int64_t target = checked_target(opt, tiles, n_forced);
+    const int64_t cap = checked_target(opt, nb * nb, n_forced);
     std::sort(units.begin(), units.end(), [](const Unit& a, const Unit& b) {
-        // mass per tile, compared without dividing: a.mass / a.size > b.mass / b.size
-        const double x = a.mass * static_cast<double>(b.size), y = b.mass * static_cast<double>(a.size);
-        return x != y ? x > y : a.index < b.index;
+        if (a.per_tile != b.per_tile) return a.per_tile > b.per_tile;
+        return a.group != b.group ? a.group < b.group : a.column < b.column;
     });
-    int64_t keep = target;
+    // Tiles to reach: the target; with a recall target the ranked prefix that reaches it, or the floor.
+    int64_t want = cap;
     if (opt.recall) {
         int64_t prefix = n_forced;
         double kept = forced_mass;
         for (size_t i = 0; i < units.size() && kept < *opt.recall * total; ++i) kept += units[i].mass, prefix += units[i].size;
-        keep = std::min(target, std::max(floor_tiles(opt, tiles), prefix));
+        want = std::max(floor_tiles(opt, nb * nb), prefix);
     }
     BlockMask m = forced;
     int64_t count = n_forced;
     for (const Unit& u : units) {
-        if (count + u.size > keep) continue;  // a smaller unit further down may still fit
+        if (count >= want) break;
+        if (count + u.size > cap) continue;  // a smaller unit further down may still fit
         count += u.size;
-        const int64_t g = u.index / nb, c = u.index % nb;
-        for (int64_t r = g * G; r < std::min(nb, g * G + G); ++r) m.set(r, c);
+        for (int64_t r = u.group * G; r < std::min(nb, u.group * G + G); ++r) m.set(r, u.column);
     }
     return m;
 }

@@ -18,11 +18,13 @@ struct MaskOptions {
     // Per-mask adaptive density: the fewest tiles whose mass reaches this share of the total.
     std::optional<double> recall;
     double min_density = 0;    // with a recall target: the fewest tiles kept (the floor)
-    // Tile rows whose key tiles are chosen together: rows g * rows .. g * rows + rows - 1 keep the same
-    // columns outside the forced tiles (build_grouped_mask). 3: the Hopper kernel at head dim 128
-    // computes such rows as triples on shared K/V stages (docs/method.md, "Masks chosen rows at a time").
-    int rows = 1;
+    // Tile rows whose key tiles are chosen together (1 to kMaxMaskRows; 1: tile by tile): rows
+    // g * G .. g * G + G - 1 keep the same columns outside the forced tiles (build_grouped_mask). 3: the
+    // Hopper kernel at head dim 128 computes such rows as triples on shared K/V stages (docs/method.md,
+    // "Masks chosen rows at a time").
+    int rows_per_group = 1;
 };
+constexpr int kMaxMaskRows = 16;
 
 // Of `tiles` tiles: how many the density keeps (the target, or with recall the cap; rounded, at
 // least one), and how many min_density keeps (the floor; rounded).
@@ -72,19 +74,19 @@ private:
 
 // Throws ParameterError naming the option at fault: density outside (0, 1] or below the share of
 // forced tiles, recall outside (0, 1], min_density outside [0, density] or given without recall,
-// rows outside [1, kMaxMaskRows]. opt.rows > 1: build_grouped_mask.
+// rows_per_group outside [1, kMaxMaskRows]. rows_per_group > 1: build_grouped_mask, else build_tile_mask.
 BlockMask build_mask(const TileStats& stats, const BlockMask& forced, const MaskOptions& opt);
-// The same from a ranking of those statistics (which it partitions or sorts), tile by tile: opt.rows
-// is not applied (the calibrator ranks orders by these masks, and groups only the masks it writes).
-BlockMask build_mask(TileRanking& ranking, const BlockMask& forced, const MaskOptions& opt);
+// Tile by tile from a ranking of those statistics (which it partitions or sorts), whatever
+// rows_per_group says: the calibrator ranks orders by these masks, and groups only the masks it writes.
+BlockMask build_tile_mask(TileRanking& ranking, const BlockMask& forced, const MaskOptions& opt);
 
-// Masks chosen opt.rows tile rows at a time. A unit is one column of a group of rows (the last group
-// may be shorter): its non-forced tiles, kept or dropped together. Units are ranked by their mass per
-// tile (ties: lower group, then lower column), and taken in that order, each that still fits the
-// count of tiles to keep (a fixed density's target; with a recall target the tiles of the shortest
-// prefix of units that reaches it, forced mass first, within the floor and cap). With opt.rows = 1
-// this is build_mask's rule tile by tile.
-constexpr int kMaxMaskRows = 16;
+// Masks chosen rows_per_group tile rows at a time. A unit is one column of a group of rows (the last
+// group may be shorter): its non-forced tiles, kept or dropped together. Units are ranked by their mass
+// per tile (ties: lower group, then lower column) and taken in that order, each that still fits under
+// the cap, until the count of tiles to reach: a fixed density's target (so a mask lands up to a unit
+// short of it), or with a recall target the shortest ranked prefix reaching it, forced mass first, or
+// the floor if that is more (passed by less than a unit). With rows_per_group = 1 this is
+// build_tile_mask's rule.
 BlockMask build_grouped_mask(const TileStats& stats, const BlockMask& forced, const MaskOptions& opt);
 
 // Fraction of the attention mass that the mask keeps (masses of its tiles, row-major; summed in

@@ -336,12 +336,16 @@ std::string density_spread(const Pattern& p) {
     std::string out = fmt::format("  density per mask: min {:.4f}, p10 {:.4f}, median {:.4f}, p90 {:.4f}, max {:.4f}\n",
                                   d.min, d.p10, d.median, d.p90, d.max);
     const auto options = nlohmann::json::parse(p.provenance.options_json, nullptr, false);
-    if (options.is_discarded() || !options.contains("recall")) return out;
+    if (!options.is_object() || !options.contains("recall") || !options["recall"].is_number()) return out;
+    // Numbers as the options hold them, else the defaults (a pattern's options come from any writer).
+    const auto number = [&](const char* key, double fallback) {
+        return options.contains(key) && options[key].is_number() ? options[key].get<double>() : fallback;
+    };
     MaskOptions mask;
-    mask.density = options.value("density", 1.0);
+    mask.density = number("density", 1.0);
     mask.recall = options["recall"].get<double>();
-    mask.min_density = options.value("min_density", 0.0);
-    mask.rows = mask_rows_of(p);
+    mask.min_density = number("min_density", 0.0);
+    mask.rows_per_group = mask_rows_of(p);
     const int64_t tiles = p.tiles_per_side() * p.tiles_per_side();
     const int64_t cap = cap_tiles(mask, tiles), floor = floor_tiles(mask, tiles);
     int64_t masks = 0, capped = 0, floored = 0;
@@ -350,8 +354,11 @@ std::string density_spread(const Pattern& p) {
             for (size_t t = 0; t < h.masks.size(); ++t) {
                 const int64_t kept = h.masks[t].count();
                 ++masks;
-                if (kept > cap - mask.rows && h.recall[t] < *mask.recall) ++capped;  // rows at a time: within a unit
-                if (floor > 0 && kept == floor) ++floored;
+                // Masks chosen rows at a time stop up to a unit (rows_per_group - 1 tiles) short of the cap,
+                // or past the floor.
+                const int64_t unit = mask.rows_per_group;
+                if (kept > cap - unit && h.recall[t] < *mask.recall) ++capped;
+                if (floor > 0 && kept >= floor && kept < floor + unit) ++floored;
             }
     out += fmt::format("  recall target {}: {} of {} masks stopped short at the cap (density {}), {} held at the "
                        "floor (min density {})\n",
