@@ -456,7 +456,7 @@ void add_calibrate(CLI::App& app, Runner& run, const GlobalOptions& g) {
         ->capture_default_str();
     sub->add_option("--mask-rows", a->mask_rows,
                     "tile rows whose kept tiles are chosen together, 1 (tile by tile) to 16; with a fixed --density, 3 "
-                    "makes every group a triple that the Hopper kernel runs on shared K/V at head dim 128, faster for "
+                    "makes every group a triple that the Hopper kernel runs on shared K/V (fp16 PV), faster for "
                     "a little recall (docs/method.md)")
         ->capture_default_str();
     sub->add_option("--objective", a->objective, "how orders are scored (see docs/method.md)")

@@ -4,7 +4,7 @@
 // Same plan, workspace and math as the sm_80 kernel (attention_sm80.cu), sharing its per-tile
 // arithmetic (softmax.cuh, epilogue.cuh). One CTA per SM (a persistent grid) of 1 + C warpgroups
 // (C = 3, or 2 where three do not fit: Sm90Config). As described below each consumer has a row and
-// stages of its own; the TRIPLES variant (D 128, three consumers) instead gives the three consumers
+// stages of its own; the TRIPLES variant (fp16 PV, three consumers) instead gives the three consumers
 // the three rows of a triple (rows that keep the same tiles) on one shared ring that a single
 // producer thread fills once per tile (Sm90Config, attention_sm90_t):
 //  - the producer warpgroup gives up its registers (setmaxnreg) and runs one thread per consumer:
@@ -584,14 +584,15 @@ cudaError_t launch_queue(const RowQueue& queue, const Shape& s, const PlanView& 
     return cudaLaunchKernelEx(&cfg, kernel, s, plan, w, queue, sm_scale * 1.4426950408889634f, out);  // log2(e)
 }
 
-// The variant's rows: at D 128 with three consumers (fp16 PV), its triples and tail triples on shared
-// stages first, then the other rows; elsewhere every row on its own. (Triples at D 64, which the softmax's
-// exponentials bound rather than the K/V traffic, measured 1-3% slower dense on H200.) fp16 PV: then
-// the rows those grids left to redo (none, mostly: the grid ends as it starts).
+// The variant's rows: for fp16 PV with three consumers, its triples and tail triples on shared stages
+// first, then the other rows, then the rows those grids left to redo (none, mostly: the grid ends as it
+// starts); elsewhere every row on its own. (The 8-bit formats' triples at D 64 measured 3% faster dense
+// and level sparse on H200; without the redo grid behind them a triples launch could end a run, and let
+// a caller's dependent launch start before the output is written.)
 template <int D, typename TOut, PvFormat F, QkFormat Q>
 cudaError_t attention_sm90_t(const Shape& s, const PlanView& plan, const Quantized& w, float sm_scale, MutView out,
                              int heads, cudaStream_t st) {
-    constexpr bool kTriples = D == 128 && Sm90Config<D, F, Q>::kConsumers == 3;
+    constexpr bool kTriples = F == PvFormat::fp16 && Sm90Config<D, F, Q>::kConsumers == 3;
     const uint32_t triples = kTriples ? plan.triples : 0, tails = kTriples ? plan.tail_triples : 0;
     const uint32_t tail_rows = uint32_t(s.nb) % 3, rows = uint32_t(heads) * uint32_t(s.nb);
     const uint32_t batch = uint32_t(s.batch), items = triples + tails;
