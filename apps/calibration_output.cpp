@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
+#include "option_names.hpp"
 #include "paro/json_text.hpp"
 #include "paro/summary.hpp"
 
@@ -18,7 +19,7 @@ void SummaryOptions::add_to(CLI::App& sub) {
                  "merge-stats-summary.schema.json)");
     sub.add_option("--warn-recall", warn_recall,
                    "warn when a mask keeps less than this share of the attention mass (0 turns the warning off)")
-        ->check(CLI::Range(0.0, 1.0))
+        ->check(number_in(0, 1))
         ->capture_default_str();
 }
 

@@ -390,7 +390,11 @@ void check_stats_out(const CalibrateArgs& a, const CalibrateOptions& opt) {
     const auto refuse = [](const std::string& why) { return InputError("", "option --stats-out", why); };
     if (a.stats_orders != "all" && a.stats_orders != "chosen")
         throw InputError("", "option --stats-orders", "'" + a.stats_orders + "': expected all or chosen");
-    AtomicOutput::check(a.stats_out);
+    try {
+        AtomicOutput::check(a.stats_out);
+    } catch (const ParameterError& e) {  // "path" would name -o
+        throw InputError(e.file(), "option --stats-out", e.message());
+    }
     namespace fs = std::filesystem;
     const auto canonical = [](const std::string& p) {  // as spelled when it cannot be resolved
         std::error_code ec;
@@ -491,7 +495,9 @@ void add_calibrate(CLI::App& app, Runner& run, const GlobalOptions& g) {
     auto* pv_format = sub->add_option("--pv-format", a->pv_format, "quantization plan: PV format (fp16: the fastest on Hopper and the most accurate; int8: the fastest on the sm_80 kernel at head dim 128)")
                           ->type_name(choice_type({"int8", "fp16", "fp8_e4m3"}))
                           ->capture_default_str();
-    sub->add_option("--pv-bits", a->pv_bits, "deprecated: --pv-format (16 = fp16, 8 = int8)")->excludes(pv_format);
+    sub->add_option("--pv-bits", a->pv_bits, "deprecated: --pv-format (16 = fp16, 8 = int8)")
+        ->check(CLI::IsMember({4, 8, 16}))
+        ->excludes(pv_format);
     sub->callback([a, sub, &run, &g] {
         for (const char* flag : {"--block", "--eps", "--recall", "--density", "--min-density", "--no-force-text",
                                  "--no-force-ragged", "--objective", "--alpha", "--sigma"})

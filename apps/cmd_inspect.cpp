@@ -8,6 +8,7 @@
 
 #include "calibration_output.hpp"
 #include "commands.hpp"
+#include "option_names.hpp"
 #include "paro/dump.hpp"
 #include "paro/error.hpp"
 #include "paro/json_text.hpp"
@@ -29,7 +30,7 @@ void add_inspect(CLI::App& app, Runner& run, const GlobalOptions& g) {
     sub->add_flag("--json", a->json, "print one JSON object (keys documented in docs/formats.md)");
     sub->add_option("--warn-recall", a->warn_recall,
                     "patterns: warn when a mask keeps less than this share of the attention mass (0: never)")
-        ->check(CLI::Range(0.0, 1.0))
+        ->check(number_in(0, 1))
         ->capture_default_str();
     sub->callback([a, &run, &g] {
         run = [a, &g] {

@@ -59,12 +59,12 @@ void add_report(CLI::App& app, Runner& run, const GlobalOptions& g) {
         ->check(CLI::NonNegativeNumber);
     sub->add_option("--warn-recall", args->warn_recall,
                     "Warn at the top when a mask keeps less than this share of the attention mass (0: never)")
-        ->check(CLI::Range(0.0, 1.0))
+        ->check(number_in(0, 1))
         ->capture_default_str();
     sub->add_option("--disagreement-cost", args->cost,
                     "List a head whose samples disagree when the shared mask keeps at least this much less of a "
                     "disagreeing sample's attention mass")
-        ->check(CLI::Range(0.0, 1.0))
+        ->check(number_in(0, 1))
         ->capture_default_str();
     sub->callback([&run, &g, args] {
         run = with_option_names({{"heads", "--heads"}, {"out_dir", "-o"}},

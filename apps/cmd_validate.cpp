@@ -318,11 +318,11 @@ void add_validate(CLI::App& app, Runner& run, const GlobalOptions& g) {
     sub->add_option("--min-psnr", o->min_psnr, "Fail (exit 1) when a head's PSNR (dB) is below this");
     sub->add_option("--warn-recall", o->warn_recall,
                     "Warn when a mask of the pattern keeps less than this share of the attention mass (0: never)")
-        ->check(CLI::Range(0.0, 1.0))
+        ->check(number_in(0, 1))
         ->capture_default_str();
     sub->add_option("--warn-cosine", o->warn_cosine,
                     "Warn when a head's output cosine against dense attention is below this (0: never)")
-        ->check(CLI::Range(-1.0, 1.0))
+        ->check(number_in(-1, 1))
         ->capture_default_str();
     sub->add_option("--against", o->against,
                     "What the thresholds check: 'dense' (total error, default) or 'masked' (quantization error only)")
@@ -338,11 +338,11 @@ void add_validate(CLI::App& app, Runner& run, const GlobalOptions& g) {
                     "16-bit QK (GPU only; verified on Hopper)");
     sub->add_option("--upgrade-cosine", o->upgrade_cosine, "--upgrade-qk: the quantization error's minimum cosine")
         ->needs(upgrade)
-        ->check(CLI::Range(-1.0, 1.0))
+        ->check(number_in(-1, 1))
         ->capture_default_str();
     sub->add_option("--upgrade-rel-l1", o->upgrade_rel_l1, "--upgrade-qk: the quantization error's maximum relative L1")
         ->needs(upgrade)
-        ->check(CLI::NonNegativeNumber)
+        ->check(number_in(0, std::numeric_limits<double>::infinity()))
         ->capture_default_str();
     sub->callback([&run, &g, o, sub] {
         o->min_psnr_set = sub->count("--min-psnr") > 0;

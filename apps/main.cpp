@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <filesystem>
 #include <new>
 #include <string>
 #include <vector>
@@ -66,7 +67,7 @@ int main(int argc, char** argv) {
     add_export(app, run, g);
     for (CLI::App* sub : app.get_subcommands({})) {
         sub->add_flag("-q,--quiet", g.quiet, "No progress line or summary chatter");
-        sub->add_option("--threads", g.threads, "Worker threads (default: all cores)")->check(CLI::NonNegativeNumber);
+        sub->add_option("--threads", g.threads, "Worker threads (default: all cores)")->check(CLI::Range(0, 1 << 16));
         sub->add_option("--color", g.color, "ANSI colors: auto (on a terminal, unless NO_COLOR is set), always, never")
             ->check(CLI::IsMember({"auto", "always", "never"}))
             ->capture_default_str();
@@ -83,8 +84,12 @@ int main(int argc, char** argv) {
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
-        const int code = app.exit(e);
-        return code == 0 ? kExitOk : kExitBadInput;  // usage errors are bad input
+        if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+        // Usage errors are bad input, on one line naming the command (CLI11 adds a second line).
+        const std::vector<CLI::App*> subs = app.get_subcommands();
+        const std::string command = subs.empty() ? "paro" : "paro " + subs.front()->get_name();
+        std::fprintf(stderr, "%s: %s (%s --help)\n", command.c_str(), e.what(), command.c_str());
+        return kExitBadInput;
     }
     if (g.threads > 0) omp_set_num_threads(g.threads);
     try {
@@ -103,6 +108,11 @@ int main(int argc, char** argv) {
             if (argv[i][0] != '-' && (!sub || sub->get_name() != argv[i])) input = argv[i];
         std::fprintf(stderr, "paro: %sout of memory in paro %s (declared sizes beyond this machine's memory?)\n",
                      input.empty() ? "" : (input + ": ").c_str(), sub ? sub->get_name().c_str() : "");
+        return kExitBadInput;
+    } catch (const std::filesystem::filesystem_error& e) {
+        // A file or directory the command creates or moves beside its output (a checkpoint, a
+        // report's images): the path and the system's reason, without the library's decorations.
+        std::fprintf(stderr, "paro: %s: cannot be created or moved (%s)\n", e.path1().c_str(), e.code().message().c_str());
         return kExitBadInput;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "paro: %s\n", e.what());

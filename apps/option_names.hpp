@@ -8,6 +8,10 @@
 
 #include "commands.hpp"
 
+namespace CLI {
+class Validator;
+}
+
 namespace paro::cli {
 
 using OptionNames = std::vector<std::pair<std::string, std::string>>;  // {library parameter, option}
@@ -15,5 +19,9 @@ using OptionNames = std::vector<std::pair<std::string, std::string>>;  // {libra
 // body, with a ParameterError for a listed parameter rethrown as InputError(file, "option FLAG",
 // message). Unlisted parameters pass through unchanged.
 Runner with_option_names(OptionNames names, Runner body);
+
+// A number option's range, lo <= x <= hi, that also refuses NaN (CLI::Range and
+// CLI::NonNegativeNumber let it through: it compares false with both bounds).
+CLI::Validator number_in(double lo, double hi);
 
 }  // namespace paro::cli

@@ -37,9 +37,18 @@ for layer in doc["layers"]:
         assert all(abs(d - 0.6) <= 0.5 / tiles + 1e-12 for d in head["density"]), head["density"]
 PY
     run 0 "$PARO" inspect "$dir/p$i.h5"
-    grep -q "paro-pattern v1" "$dir/out.txt" || { echo "FAIL: inspect text"; fail=1; }
+    grep -q "paro-pattern v2" "$dir/out.txt" || { echo "FAIL: inspect text"; fail=1; }
     run 0 "$PARO" inspect "$dir/d$i.h5"
 done
+# Text from a file reaches the terminal without its control bytes (an escape sequence, a forged line).
+"$PYTHON" - "$dir/d1.h5" "$dir/evil.h5" <<'PY' || fail=1
+import shutil, sys, h5py
+shutil.copy(sys.argv[1], sys.argv[2])
+with h5py.File(sys.argv[2], "a") as f:
+    f.attrs["model"] = "evil\x1b[2J\nforged line"
+PY
+run 0 "$PARO" inspect "$dir/evil.h5"
+if grep -q $'\x1b' "$dir/out.txt" || grep -q "^forged" "$dir/out.txt"; then echo "FAIL: inspect printed control bytes"; fail=1; fi
 # Calibrate with every objective and with slots; the summary names the pattern size.
 run 0 "$PARO" synth -o "$dir/s.h5" --grid 4x10x12 --text 16 --samples 6 -q
 for obj in recall paper output-error; do

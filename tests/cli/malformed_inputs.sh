@@ -58,6 +58,24 @@ for opt in "--density 0" "--density 1.5" "--density 0.001" "--objective nope" "-
     # shellcheck disable=SC2086
     expect_bad "option $opt" "option ${opt%% *}:" "$PARO" calibrate "$dir/ok.h5" -o "$dir/outdir/p.h5" $opt
 done
+# Usage errors CLI11 finds (missing or malformed values, ranges, NaN) on one line naming the command
+# and the option; --pv-bits 0 is not "not given".
+for opt in "--threads -1" "--warn-recall nan" "--pv-bits 0" "--density=" ""; do
+    # shellcheck disable=SC2086
+    expect_bad "usage $opt" "paro calibrate" "$PARO" calibrate "$dir/ok.h5" $( [ -n "$opt" ] && echo "-o $dir/outdir/p.h5" ) $opt
+done
+expect_bad "stats-out directory missing" "option --stats-out" "$PARO" calibrate "$dir/ok.h5" -o "$dir/outdir/p.h5" \
+    --stats-out "$dir/nowhere/s.h5"
+# Permissions (not as root, who passes them): an unreadable input, unwritable output directories.
+if [ "$(id -u)" -ne 0 ]; then
+    cp "$dir/ok.h5" "$dir/locked.h5"; chmod 000 "$dir/locked.h5"; mkdir -p "$dir/ro"; chmod 555 "$dir/ro"
+    expect_bad "unreadable input" "Permission denied" "$PARO" inspect "$dir/locked.h5"
+    expect_bad "unwritable -o" "cannot be written" "$PARO" calibrate "$dir/ok.h5" -o "$dir/ro/p.h5"
+    "$PARO" calibrate "$dir/ok.h5" -o "$dir/pat.h5" -q
+    expect_bad "unwritable report -o" "cannot be written" "$PARO" report "$dir/pat.h5" -o "$dir/ro/rep"
+    [ -z "$(ls -A "$dir/ro")" ] || { echo "FAIL: files left in a read-only directory"; fail=1; }
+    chmod 755 "$dir/ro"
+fi
 for opt in "--head-dim 96" "--steps 0" "--layers 0" "--kinds diagonal"; do
     # shellcheck disable=SC2086
     expect_bad "synth option $opt" "option ${opt%% *}:" "$PARO" synth -o "$dir/outdir/d.h5" $opt

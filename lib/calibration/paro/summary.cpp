@@ -8,6 +8,7 @@
 #include <numeric>
 #include <set>
 
+#include "paro/error.hpp"
 #include "paro/mask_builder.hpp"
 #include "paro/stats_file.hpp"
 
@@ -148,7 +149,7 @@ std::string calibration_timing(const CalibrationTimes& t, double write_seconds) 
 
 nlohmann::json pattern_json(const Pattern& p, int64_t file_bytes) {
     using nlohmann::json;
-    json j = header_json("paro-pattern", 2, p.layout);
+    json j = header_json("paro-pattern", kPatternVersion, p.layout);
     j["block_size"] = {p.block_q, p.block_k};
     j["tiles_per_side"] = p.tiles_per_side();
     j["slots"] = {{"count", p.slots.count()}, {"boundaries", p.slots.boundaries}};
@@ -249,8 +250,8 @@ std::string stats_text(const StatsReader& r, int64_t file_bytes, bool color) {
     const Style st{color};
     const StatsInfo& info = r.info();
     const DumpInfo& d = info.dump;
-    std::string out = st.bold("paro-stats v1") + fmt::format("  ({}, {})\n", human_bytes(file_bytes), d.path);
-    auto row = [&](const char* k, const std::string& v) { out += fmt::format("  {:<14} {}\n", k, v); };
+    std::string out = st.bold("paro-stats v1") + fmt::format("  ({}, {})\n", human_bytes(file_bytes), printable(d.path));
+    auto row = [&](const char* k, const std::string& v) { out += fmt::format("  {:<14} {}\n", k, printable(v)); };
     row("model", d.model.empty() ? "-" : d.model);
     row("layout", fmt::format("{} = {} tokens", d.layout.describe(), d.layout.tokens()));
     std::set<int64_t> prompts;
@@ -288,9 +289,10 @@ int mask_rows_of(const Pattern& p) {
 
 std::string pattern_text(const Pattern& p, int64_t file_bytes, bool color) {
     const Style st{color};
-    std::string out = st.bold("paro-pattern v1") + fmt::format("  ({}, made by paro {} from {})\n", human_bytes(file_bytes),
-                                                               p.provenance.tool_version, p.provenance.source_dump);
-    auto row = [&](const char* k, const std::string& v) { out += fmt::format("  {:<14} {}\n", k, v); };
+    std::string out = st.bold(fmt::format("paro-pattern v{}", kPatternVersion)) +
+                      fmt::format("  ({}, made by paro {} from {})\n", human_bytes(file_bytes),
+                                  printable(p.provenance.tool_version), printable(p.provenance.source_dump));
+    auto row = [&](const char* k, const std::string& v) { out += fmt::format("  {:<14} {}\n", k, printable(v)); };
     row("layout", fmt::format("{} = {} tokens", p.layout.describe(), p.layout.tokens()));
     const int mask_rows = mask_rows_of(p);
     row("tiles", fmt::format("{}x{}, {} per side{}", p.block_q, p.block_k, p.tiles_per_side(),
@@ -310,8 +312,8 @@ std::string pattern_text(const Pattern& p, int64_t file_bytes, bool color) {
 
 std::string dump_text(const DumpInfo& d, bool color) {
     const Style st{color};
-    std::string out = st.bold("paro-dump v1") + "  " + d.path + "\n";
-    auto row = [&](const char* k, const std::string& v) { out += fmt::format("  {:<14} {}\n", k, v); };
+    std::string out = st.bold("paro-dump v1") + "  " + printable(d.path) + "\n";
+    auto row = [&](const char* k, const std::string& v) { out += fmt::format("  {:<14} {}\n", k, printable(v)); };
     row("model", d.model.empty() ? "-" : d.model);
     row("layout", fmt::format("{} = {} tokens", d.layout.describe(), d.layout.tokens()));
     row("samples", fmt::format("{} (num_steps {})", d.samples.size(), d.num_steps > 0 ? std::to_string(d.num_steps) : "-"));

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <filesystem>
 
 #include "paro/error.hpp"
@@ -45,6 +46,10 @@ void remove_stale_temporaries(const std::string& final_path) {
     }
 }
 
+std::string why_unwritable(const std::string& dir) {
+    return ::access(dir.c_str(), W_OK | X_OK) == 0 ? std::string() : std::strerror(errno);
+}
+
 void AtomicOutput::check(const std::string& path) {
     std::error_code ec;
     if (path.empty()) throw ParameterError("path", "empty output path");
@@ -55,6 +60,8 @@ void AtomicOutput::check(const std::string& path) {
         throw ParameterError("path", "is not a regular file (a device, FIFO or socket); name a file to write", path);
     if (!fs::is_directory(parent_of(path), ec))
         throw ParameterError("path", "the output directory does not exist", path);
+    if (const std::string why = why_unwritable(parent_of(path).string()); !why.empty())
+        throw ParameterError("path", "the output directory cannot be written (" + why + ")", path);
 }
 
 namespace {

@@ -11,13 +11,16 @@ std::string temporary_path(const std::string& final_path);
 // Removes the temporaries beside final_path (files or directories .NAME.tmpPID) whose process no
 // longer runs: what a killed run left behind.
 void remove_stale_temporaries(const std::string& final_path);
+// Why nothing can be created in `dir` (an existing directory), e.g. "Permission denied"; empty when
+// something can. (The temporary beside an output is created there.)
+std::string why_unwritable(const std::string& dir);
 
 class AtomicOutput {
 public:
     // Throws what check() throws.
     explicit AtomicOutput(const std::string& path);
     // Throws ParameterError ("path", naming the file) when the parent directory does not exist or
-    // the path is a directory. Call it before long work so a typo fails at once.
+    // cannot be written, or the path is a directory. Call it before long work so a typo fails at once.
     static void check(const std::string& path);
     AtomicOutput(const AtomicOutput&) = delete;
     AtomicOutput& operator=(const AtomicOutput&) = delete;

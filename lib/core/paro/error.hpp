@@ -16,6 +16,14 @@
 
 namespace paro {
 
+// Text from other people's files made safe for a terminal: control bytes (an escape sequence that
+// clears the screen, a newline that forges a line) become '?'.
+inline std::string printable(std::string s) {
+    for (char& c : s)
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+    return s;
+}
+
 class InputError : public std::runtime_error {
 public:
     // file: the path at fault (may be empty for options); where: dataset, attribute or option.
@@ -38,9 +46,7 @@ private:
         constexpr size_t kMaxLine = 1000;
         if (s.size() > kMaxLine)
             s = s.substr(0, kMaxLine) + "... (" + std::to_string(s.size() - kMaxLine) + " more bytes)";
-        for (char& c : s)
-            if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
-        return s;
+        return printable(std::move(s));
     }
     std::string file_, where_, message_;
 };

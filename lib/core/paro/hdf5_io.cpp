@@ -2,10 +2,12 @@
 
 #include <fmt/format.h>
 
+#include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <thread>
@@ -203,6 +205,7 @@ File File::open_read(const std::string& path) {
     if (std::filesystem::is_directory(path, ec)) throw InputError(path, "", "is a directory, not a file");
     // A FIFO or device would block or stream forever inside HDF5's signature probe.
     if (!std::filesystem::is_regular_file(path, ec)) throw InputError(path, "", "is not a regular file");
+    if (::access(path.c_str(), R_OK) != 0) throw InputError(path, "", std::string("cannot be read (") + std::strerror(errno) + ")");
     const htri_t is_h5 = H5Fis_hdf5(path.c_str());
     if (is_h5 <= 0) throw InputError(path, "", "not an HDF5 file");
     probe_in_child(path);  // corrupted metadata that crashes or hangs libhdf5: refused here

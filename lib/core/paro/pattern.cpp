@@ -21,7 +21,6 @@ namespace {
 // by name: the authors' runtime numbers the orders differently.
 constexpr std::array<const char*, kNumOrders> kFileOrderNames = {"FHW", "FWH", "HFW", "HWF", "WFH", "WHF"};
 constexpr int kDeflate = 6;
-constexpr int64_t kPatternVersion = 2;  // 1: per-head pv_bits; 2: per-head pv_format (read both)
 
 template <typename T>
 void expect_size(const h5::File& f, const std::string& path, const std::vector<T>& v, size_t n) {

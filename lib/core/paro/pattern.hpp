@@ -16,6 +16,10 @@
 
 namespace paro {
 
+// The version written (1: per-head pv_bits; 2: per-head pv_format). Both are read, version 1 into
+// the current form.
+constexpr int64_t kPatternVersion = 2;
+
 // Per-order metrics of one head, aggregated over the calibration samples.
 struct OrderMetrics {
     double objective = 0;      // the value the chosen objective ranks by (see objective.hpp)

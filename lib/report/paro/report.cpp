@@ -431,6 +431,8 @@ fs::path check_out_dir(const std::string& out) {
     const fs::path parent = dir.has_parent_path() ? dir.parent_path() : fs::path(".");
     std::error_code ec;
     if (!fs::is_directory(parent, ec)) throw ParameterError("out_dir", "the parent directory does not exist", out);
+    if (const std::string why = why_unwritable(parent.string()); !why.empty())
+        throw ParameterError("out_dir", "the parent directory cannot be written (" + why + ")", out);
     if (fs::exists(dir, ec)) {
         if (!fs::is_directory(dir, ec)) throw ParameterError("out_dir", "exists and is not a directory", out);
         const bool empty = fs::is_empty(dir, ec);
