@@ -165,3 +165,16 @@ end = size_at + (1 << (flags & 3)) + int.from_bytes(check[size_at:size_at + (1 <
 assert lookup3(bytes(check[start:end])) == int.from_bytes(check[end:end + 4], "little"), "lookup3 is wrong"
 overrun_attribute("attribute_overrun", False)
 overrun_attribute("attribute_overrun_latest_format", True)
+# Samples the schema refuses and calibrate read: a timestep of shape [1, 2], repeated prompt names.
+write("timestep_rank2", samples=False)
+with h5py.File(os.path.join(out, "timestep_rank2.h5"), "a") as f:
+    f["samples/timestep"] = np.array([[1.0, 2.0]])
+    f["samples/prompt"] = np.array([0, 0])
+write("prompt_names_dup")
+with h5py.File(os.path.join(out, "prompt_names_dup.h5"), "a") as f:
+    f["samples"].attrs["prompt_names"] = ["a cat", "a cat"]
+# Attention rows must sum to 1 (within 0.25): all zeros gave recall 1.0. A real fp16 softmax passes.
+write("attn_zero_rows", layer={"q": None, "k": None, "attn": np.zeros((S, NH, N, N), np.float16)})
+logits = rng.standard_normal((S, NH, N, N)) * 3
+soft = np.exp(logits - logits.max(-1, keepdims=True)); soft /= soft.sum(-1, keepdims=True)
+write("valid_attn_fp16", layer={"q": None, "k": None, "attn": soft.astype(np.float16)})

@@ -22,11 +22,11 @@ for c in $cases missing_file; do
     case $c in valid*) continue ;; esac
     expect_bad "calibrate $c" "$f" "$PARO" calibrate "$f" -o "$dir/outdir/p.h5"
     # inspect reads metadata only; the tensor values are checked by calibrate and check.
-    case $c in nan_in_q|inf_in_k|wide_exponent_q|overflowing_scores|negative_attention) ;; *) expect_bad "inspect $c" "$f" "$PARO" inspect "$f" ;; esac
+    case $c in nan_in_q|inf_in_k|wide_exponent_q|overflowing_scores|negative_attention|attn_zero_rows) ;; *) expect_bad "inspect $c" "$f" "$PARO" inspect "$f" ;; esac
 done
 # check: a readable file with violations exits 1 and lists them; an unreadable one exits 2.
 for c in nan_in_q inf_in_k wide_exponent_q grid_mismatch qk_shape_mismatch integer_tensors no_layers missing_k zero_grid \
-         huge_claim never_written; do
+         huge_claim never_written timestep_rank2 prompt_names_dup attn_zero_rows; do
     timeout 20 "$PARO" check "$dir/$c.h5" >"$dir/out.txt" 2>"$dir/err.txt"; rc=$?
     if [ $rc -ne 1 ] || ! grep -q "$c.h5: " "$dir/out.txt"; then
         echo "FAIL check $c: exit $rc"; cat "$dir/out.txt" "$dir/err.txt"; fail=1
@@ -42,6 +42,24 @@ done
 for c in not_hdf5 truncated missing_file missing_format attribute_overrun attribute_overrun_latest_format; do
     expect_bad "check $c" "$dir/$c.h5" "$PARO" check "$dir/$c.h5"
 done
+# A statistics file whose mass is all zeros (every mask then kept "all" of nothing: recall 1.0):
+# calibrate refuses it, check reports it.
+"$PARO" calibrate -q "$dir/valid.h5" -o "$dir/sp.h5" --stats-out "$dir/s.h5" --warn-recall 0 || { echo "FAIL stats-out"; fail=1; }
+rm -f "$dir/sp.h5"
+"$PYTHON" - "$dir/s.h5" "$dir/s_zero.h5" <<'PY' || exit 1
+import shutil, sys, h5py
+shutil.copy(sys.argv[1], sys.argv[2])
+with h5py.File(sys.argv[2], "r+") as f:
+    f["layers/0/mass"][...] = 0
+PY
+"$PARO" check -q "$dir/s.h5" || { echo "FAIL check of a valid statistics file"; fail=1; }
+expect_bad "calibrate s_zero" "$dir/s_zero.h5" "$PARO" calibrate "$dir/s_zero.h5" -o "$dir/outdir/p.h5"
+"$PARO" check "$dir/s_zero.h5" >"$dir/out.txt" 2>&1; rc=$?
+if [ $rc -ne 1 ] || ! grep -q "mass.*all zeros" "$dir/out.txt"; then
+    echo "FAIL check s_zero: exit $rc"; cat "$dir/out.txt"; fail=1
+else
+    echo "ok   check s_zero: $(head -1 "$dir/out.txt")"
+fi
 # Special files are refused at once (a FIFO used to block inside HDF5's probe for ever).
 mkfifo "$dir/fifo.h5"
 for cmd in check inspect calibrate; do

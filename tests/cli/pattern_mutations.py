@@ -47,3 +47,32 @@ mutant("masks_huge_claim", lambda f: (f.__delitem__("layers/0/masks"),
 mutant("masks_never_written", lambda f: (shape := f["layers/0/masks"].shape, f.__delitem__("layers/0/masks"),
                                          f.create_dataset("layers/0/masks", shape=shape, dtype=np.uint8,
                                                           chunks=(1,) + shape[1:])))
+
+# Rules the reader applied and `paro check` did not (check passed these), and rules of the schema
+# the reader did not apply (it read these): one definition now, the schema and the reader's rules
+# run by both.
+mutant("boundaries_not_covering", lambda f: replace(f, "slots/boundaries", np.array([0.1, 0.5, 0.9])))
+mutant("boundaries_equal", lambda f: replace(f, "slots/boundaries", np.array([0.0, 0.0, 1.0])))
+mutant("options_array", lambda f: f.attrs.__setitem__("options", "[1,2,3]"))
+mutant("options_depth_17", lambda f: f.attrs.__setitem__("options", '{"a":' * 17 + "1" + "}" * 17))
+mutant("scores_metrics_missing", lambda f: f["layers/0/scores"].attrs.__delitem__("metrics"))
+mutant("scores_short", lambda f: (m := f["layers/0/scores"].attrs["metrics"],
+                                  replace(f, "layers/0/scores", f["layers/0/scores"][()][:, :, :5]),
+                                  f["layers/0/scores"].attrs.__setitem__("metrics", m)))
+mutant("layer1_softlink_layer0", lambda f: (f.__delitem__("layers/1"), f.__setitem__("layers/1", h5py.SoftLink("/layers/0"))))
+mutant("orders_float", lambda f: replace(f, "layers/0/orders", f["layers/0/orders"][()].astype(np.float32)))
+mutant("pv_format_names_dup", lambda f: f.attrs.__setitem__("pv_format_names", ["fp16", "fp16", "fp8_e4m3"]))
+mutant("pv_format_names_short", lambda f: f.attrs.__setitem__("pv_format_names", ["int8", "fp16"]))
+
+
+# Masks whose bits contradict their stored density (calibrate stores the set bits over nb * nb).
+def masks_all_zero(f):
+    f["layers/0/masks"][...] = 0
+
+
+def density_mismatch_bits(f):
+    f["layers/0/density"][0, 0] = 0.1
+
+
+mutant("masks_all_zero", masks_all_zero)
+mutant("density_mismatch_bits", density_mismatch_bits)

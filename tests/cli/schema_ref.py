@@ -265,6 +265,49 @@ class Checker:
                 return self.violation(path, f"cannot be read ({e})")
             if any(k in obj for k in ("finite", "minimum", "maximum", "enum")):
                 self.values_ok(path, obj, data)
+            if len(self.out) == before and obj.get("row_sum"):
+                sums = np.asarray(data, dtype=np.float64).sum(-1)
+                if np.any(~(np.abs(sums - 1) <= 0.25)):
+                    self.violation(path, "a row does not sum to 1")
+            if len(self.out) == before and obj.get("nonzero_per_box") and data.ndim >= 3:
+                flat = np.asarray(data).reshape(data.shape[0] * data.shape[1], -1)
+                if np.any(np.all(flat == 0, axis=1)):
+                    self.violation(path, "a block is all zeros")
+
+
+def pattern_rules(f):
+    """The pattern reader's rules beyond the schema (docs/formats.md, "Consistency")."""
+    out = []
+    b = np.asarray(f["slots/boundaries"][()], dtype=np.float64)
+    if b.size < 2 or b[0] != 0 or b[-1] != 1 or np.any(~(np.diff(b) > 0)):
+        out.append("/slots/boundaries: must run from 0 to 1, strictly increasing")
+    opts = as_text(f.attrs["options"], h5py.check_string_dtype(f.attrs.get_id("options").dtype).length is None)
+    if opts:
+        depth, deepest, instr, esc = 0, 0, False, False
+        for ch in opts:
+            if instr:
+                esc, instr = (not esc and ch == "\\"), (instr if esc or ch != '"' else False)
+                continue
+            if ch == '"': instr = True
+            elif ch in "[{": depth += 1; deepest = max(deepest, depth)
+            elif ch in "]}": depth -= 1
+        if deepest > 16 or not isinstance(json.loads(opts), dict):
+            out.append("attribute options: not a JSON object of depth at most 16")
+    nb = int(np.asarray(f.attrs["tiles_per_side"]).ravel()[0])
+    for l in f["layers"]:
+        g = f["layers"][l]
+        if f["layers"].get(l, getlink=True).__class__ is not h5py.HardLink:
+            out.append(f"/layers/{l}: is a link")
+            continue
+        if "metrics" not in g["scores"].attrs or len(g["scores"].attrs["metrics"]) != g["scores"].shape[2]:
+            out.append(f"/layers/{l}/scores: columns do not match its metrics")
+        m, d = g["masks"][()], np.asarray(g["density"][()], dtype=np.float64)
+        for t in range(m.shape[0]):
+            for h in range(m.shape[1]):
+                kept = int(np.unpackbits(m[t, h], bitorder="little")[:nb * nb].sum())
+                if int(np.floor(d[t, h] * nb * nb + 0.5)) != kept:
+                    out.append(f"/layers/{l}/density: slot {t} head {h} disagrees with its mask")
+    return out
 
 
 def violations(path, schema_dir):
@@ -281,7 +324,10 @@ def violations(path, schema_dir):
                 return [f"root: unknown format {fmt!r} version {version}"]
             with open(os.path.join(schema_dir, name)) as s:
                 schema = json.load(s)
-            return Checker(f, schema).run()
+            out = Checker(f, schema).run()
+            if not out and fmt == "paro-pattern":
+                out = pattern_rules(f)
+            return out
     except Exception as e:  # h5py raises many types on a broken file: each is a finding, not a crash
         return [f"h5py cannot read it: {type(e).__name__}: {str(e)[:200]}"]
 

@@ -8,6 +8,8 @@
 
 #include "paro/checksum.hpp"
 #include "paro/error.hpp"
+#include "paro/schema_check.hpp"
+#include "paro/value_rules.hpp"
 #include "paro/version.hpp"
 
 namespace paro {
@@ -90,6 +92,10 @@ int64_t StatsInfo::tiles_per_side() const { return paro::tiles_per_side(dump.tok
 
 StatsReader::StatsReader(const std::string& path) : file_(h5::open_for<StatsReader>(path)) {
     h5::expect_format(file_, kFormat, 1, 1);
+    // The layout `paro check` applies (schemas/paro-stats-v1.json); masses are checked as read.
+    SchemaUse layout;
+    layout.dataset_values = false;
+    require_schema(file_, kStatsSchemaJson, layout);
     read_dump_header(file_, info_.dump);
     info_.scoring = read_scoring(file_);
     if (h5::has_attr(file_.id(), "tile_statistics"))
@@ -173,6 +179,16 @@ std::vector<float> StatsReader::checked_masses(const std::string& path, const st
             throw InputError(file_.path(), path,
                              fmt::format("head {} holds a negative, NaN or infinite mass",
                                          first_head + static_cast<int64_t>(i / per_head)));
+    // Each (head, sample) block of `mass` (count {heads, S, nb, nb}) must hold some mass.
+    if (count.size() == 4 && path.size() >= 5 && path.compare(path.size() - 5, 5, "/mass") == 0) {
+        const size_t block = static_cast<size_t>(count[2] * count[3]);
+        for (size_t b = 0; block && b < n / block; ++b)
+            if (all_zero(out.data() + b * block, static_cast<int64_t>(block)))
+                throw InputError(file_.path(), path,
+                                 fmt::format("[{}, {}] is all zeros: no attention mass",
+                                             first_head + static_cast<int64_t>(b) / count[1],
+                                             static_cast<int64_t>(b) % count[1]));
+    }
     crc_ = crc32_update(crc_, out.data(), out.size() * sizeof(float));
     return out;
 }

@@ -9,6 +9,8 @@
 #include <utility>
 
 #include "paro/error.hpp"
+#include "paro/schema_check.hpp"
+#include "paro/value_rules.hpp"
 #include "paro/memory_budget.hpp"
 #include "paro/checksum.hpp"
 #include "paro/half.hpp"
@@ -156,6 +158,11 @@ void write_dump_header(hid_t root, const DumpInfo& info) {
 DumpReader::DumpReader(const std::string& path)
     : file_(h5::open_for<DumpReader>(path)), direct_(std::make_unique<DirectReads>(path)) {
     h5::expect_format(file_, "paro-dump", 1, 1);
+    // The layout `paro check` applies (schemas/paro-dump-v1.json), tensors' values aside: those are
+    // checked as each head is decoded.
+    SchemaUse layout;
+    layout.dataset_values = false;
+    require_schema(file_, kDumpSchemaJson, layout);
     read_dump_header(file_, info_);
     const int64_t S = static_cast<int64_t>(info_.samples.size());
 
@@ -347,9 +354,18 @@ void DumpReader::decode(const RawHeads& raw, int64_t i, HeadSlice& s, HalfQK hal
         if (!finite)
             throw InputError(info_.path, t.path,
                              fmt::format("NaN or Inf in layer {}, sample {}, head {}", s.layer, s.sample, s.head));
+        if (which == 3) {
+            double sum = 0;
+            const int64_t off = attention_row_off(s.attention.data(), s.tokens, s.tokens, &sum);
+            if (off >= 0)
+                throw InputError(info_.path, t.path,
+                                 fmt::format("row {} in layer {}, sample {}, head {} sums to {}, not 1 (tolerance {}): "
+                                             "not post-softmax attention",
+                                             off, s.layer, s.sample, s.head, sum, kAttentionRowSumTolerance));
+        }
         if (which == 3)
             for (float x : s.attention)
-                if (!(x >= 0.0f && x <= 1.001f))
+                if (!(x >= 0.0 && static_cast<double>(x) <= 1.001))  // the schema's bounds
                     throw InputError(info_.path, t.path,
                                      fmt::format("value {} in layer {}, sample {}, head {} is not a post-softmax "
                                                  "probability",

@@ -13,6 +13,7 @@
 #include "paro/hdf5_io.hpp"
 #include "paro/hdf5_probe.hpp"
 #include "paro/memory_budget.hpp"
+#include "paro/schema_check.hpp"
 
 namespace paro {
 
@@ -229,9 +230,32 @@ void check_options_json(const std::string& path, const std::string& text) {
 
 namespace {
 
-Pattern read_pattern_body(const h5::File& f, int64_t version) {
+// A mask's stored density against its bits: calibrate stores BlockMask::density(), the kept tiles
+// (forced text and ragged tiles included, padding bits past nb * nb not counted) over all nb * nb
+// tiles. A stored value that does not round to the count of set bits contradicts the mask.
+void check_mask_density(const std::string& path, const std::string& where, int64_t slot, int64_t head,
+                        const BlockMask& m, double stored) {
+    const double tiles = static_cast<double>(m.tiles());
+    if (std::llround(stored * tiles) != m.count())
+        throw InputError(path, where,
+                         fmt::format("slot {} head {}: density {} but the mask keeps {} of {} tiles ({})", slot, head,
+                                     stored, m.count(), m.tiles(), m.density()));
+}
+
+// Which reading: a deployable pattern or a partial (the schema first), or the rules after a
+// `paro check` that applied the schema itself.
+enum class Reading { pattern, partial, after_schema };
+
+Pattern read_pattern_body(const h5::File& f, int64_t version, Reading reading) {
     const std::string& path = f.path();
     const hid_t root = f.id();
+    // One definition of the layout: the schema `paro check` applies (schemas/paro-pattern-v*.json),
+    // then the rules it cannot state, below (check runs these through check_pattern_rules).
+    if (reading != Reading::after_schema) {
+        SchemaUse use;
+        use.format_attribute = reading == Reading::pattern;  // a partial names itself paro-partial
+        require_schema(f, version >= 2 ? kPatternSchemaJson : kPatternV1SchemaJson, use);
+    }
 
     Pattern p;
     p.provenance.tool_version = h5::read_string_attr(f, root, "/", "tool_version");
@@ -376,6 +400,7 @@ Pattern read_pattern_body(const h5::File& f, int64_t version) {
                 BlockMask m;
                 std::vector<uint8_t> b(masks.begin() + (t * H + h) * nbytes, masks.begin() + (t * H + h + 1) * nbytes);
                 PARO_ASSERT(BlockMask::from_bytes(nb, std::move(b), m));
+                check_mask_density(path, base + "/density", t, h, m, density[t * H + h]);
                 hp.masks.push_back(std::move(m));
                 hp.density.push_back(density[t * H + h]);
                 hp.recall.push_back(recall[t * H + h]);
@@ -403,14 +428,19 @@ Pattern read_pattern_body(const h5::File& f, int64_t version) {
 Pattern read_pattern_file(const std::string& path) {
     h5::File f = h5::File::open_read(path);
     h5::rehearse_in_child(path, [&] { (void)read_pattern_file(path); });
-    return read_pattern_body(f, h5::expect_format(f, "paro-pattern", 1, kPatternVersion));
+    return read_pattern_body(f, h5::expect_format(f, "paro-pattern", 1, kPatternVersion), Reading::pattern);
+}
+
+void check_pattern_rules(const h5::File& f) {
+    (void)read_pattern_body(f, h5::expect_format(f, "paro-pattern", 1, kPatternVersion), Reading::after_schema);
 }
 
 PartialPattern read_partial_file(const std::string& path) {
     h5::File f = h5::File::open_read(path);
     h5::rehearse_in_child(path, [&] { (void)read_partial_file(path); });
     PartialPattern part;
-    part.pattern = read_pattern_body(f, h5::expect_format(f, "paro-partial", kPatternVersion, kPatternVersion));
+    part.pattern = read_pattern_body(f, h5::expect_format(f, "paro-partial", kPatternVersion, kPatternVersion),
+                                     Reading::partial);
     const int64_t L = static_cast<int64_t>(part.pattern.layers.size());
     part.first_layer = h5::read_scalar_int_attr(f, f.id(), "", "first_layer");
     part.total_layers = h5::read_scalar_int_attr(f, f.id(), "", "total_layers");

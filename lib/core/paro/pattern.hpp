@@ -122,6 +122,12 @@ struct PartialPattern {
 int64_t write_pattern_file(const Pattern& p, const std::string& path);
 // Reads and validates. Throws InputError naming the file and the object at fault.
 Pattern read_pattern_file(const std::string& path);
+namespace h5 {
+class File;
+}
+// The pattern reader's rules beyond the schema's layout, on a file `paro check` has found to fit
+// the schema (paro-pattern v1 or v2): throws the InputError read_pattern_file would.
+void check_pattern_rules(const h5::File& f);
 int64_t write_partial_file(const PartialPattern& part, const std::string& path);
 PartialPattern read_partial_file(const std::string& path);
 bool looks_like_pattern(const std::string& path);

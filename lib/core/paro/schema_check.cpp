@@ -12,6 +12,8 @@
 #include "paro/error.hpp"
 #include "paro/hdf5_io.hpp"
 #include "paro/hdf5_probe.hpp"
+#include "paro/pattern.hpp"
+#include "paro/value_rules.hpp"
 
 namespace paro {
 
@@ -128,10 +130,13 @@ const char* class_name(h5::TypeClass c) {
 
 class Checker {
 public:
-    Checker(const h5::File& f, const json& schema) : f_(f), schema_(schema) {}
+    Checker(const h5::File& f, const json& schema, const SchemaUse& use = {}) : f_(f), schema_(schema), use_(use) {}
 
-    std::vector<std::string> run() {
-        check_attributes(f_.id(), "/", schema_.value("attributes", json::object()), "");
+    // Every violation as (where, what).
+    std::vector<std::pair<std::string, std::string>> run() {
+        json attrs = schema_.value("attributes", json::object());
+        if (!use_.format_attribute) attrs.erase("paro_format");
+        check_attributes(f_.id(), "/", attrs, "");
         const json lets = schema_.value("let", json::object());
         for (auto& [name, expr] : lets.items()) bind_expr(name, expr.get<std::string>(), "derived " + name);
         for (const auto& obj : schema_.value("objects", json::array())) check_object(obj);
@@ -139,7 +144,7 @@ public:
     }
 
 private:
-    void violation(const std::string& where, const std::string& what) { violations_.push_back(where + ": " + what); }
+    void violation(const std::string& where, const std::string& what) { violations_.emplace_back(where, what); }
 
     // Binds a symbol, or checks it against its earlier value.
     void bind(const std::string& name, int64_t value, const std::string& where) {
@@ -279,8 +284,10 @@ private:
         for (size_t i = 0; i < lead; ++i) boxes *= info.shape[i];
         std::vector<double> buf;  // the values as the readers compare them (float would round 1 + 1e-11 to 1)
         const size_t before = violations_.size();
+        const bool row_sum = spec.value("row_sum", false), nonzero = spec.value("nonzero_per_box", false);
         for (int64_t b = 0; b < boxes && violations_.size() == before; ++b) {
             if (lead == 2) start[0] = b / info.shape[1], start[1] = b % info.shape[1];
+            bool zero = true;  // every value of box b read so far is 0
             for (int64_t r0 = 0; r0 < info.shape[run_dim] && violations_.size() == before; r0 += run) {
                 start[run_dim] = r0;
                 count[run_dim] = std::min(run, info.shape[run_dim] - r0);
@@ -289,7 +296,18 @@ private:
                 buf.resize(static_cast<size_t>(box));
                 h5::read_box(f_, d.get(), path, start, count, buf.data());
                 check_values(path, spec, buf, info.type == h5::TypeClass::floating && info.type_size <= 4);
+                double sum = 0;
+                const int64_t off = row_sum && violations_.size() == before
+                                        ? attention_row_off(buf.data(), count[run_dim], inner, &sum)
+                                        : -1;
+                if (off >= 0)
+                    violation(path, fmt::format("row {} of [{}, {}] sums to {}, not 1 (tolerance {}): not "
+                                                "post-softmax attention",
+                                                r0 + off, start[0], start[1], sum, kAttentionRowSumTolerance));
+                zero = zero && all_zero(buf.data(), box);
             }
+            if (nonzero && zero && violations_.size() == before && lead == 2)
+                violation(path, fmt::format("[{}, {}] is all zeros: no attention mass", start[0], start[1]));
         }
     }
 
@@ -341,7 +359,7 @@ private:
         if (h5::stored_bytes(d.get()) == 0 && !info.shape.empty() &&
             std::none_of(info.shape.begin(), info.shape.end(), [](int64_t n) { return n == 0; }))
             return violation(path, "holds no data (never written)");
-        check_dataset_values(path, obj, info);
+        if (use_.dataset_values) check_dataset_values(path, obj, info);
     }
 
     void check_object(const json& obj) {
@@ -357,18 +375,37 @@ private:
 
     const h5::File& f_;
     const json& schema_;
+    SchemaUse use_;
     Symbols sym_;
-    std::vector<std::string> violations_;
+    std::vector<std::pair<std::string, std::string>> violations_;
 };
 
 }  // namespace
+
+void require_schema(const h5::File& f, const std::string& schema_json, const SchemaUse& use) {
+    const json schema = json::parse(schema_json);
+    const auto v = Checker(f, schema, use).run();
+    if (!v.empty()) throw InputError(f.path(), v.front().first, v.front().second);
+}
 
 CheckResult check_file_against(const std::string& path, const std::string& schema_json) {
     const json schema = json::parse(schema_json);
     h5::File f = h5::File::open_read(path);
     CheckResult r;
     r.format = schema["format"].get<std::string>();
-    r.violations = Checker(f, schema).run();
+    for (const auto& [where, what] : Checker(f, schema).run()) r.violations.push_back(where + ": " + what);
+    // The readers' own rules beyond the layout (slots covering [0, 1], the options JSON, masks
+    // against their densities, ...), from the reader itself: what it refuses, check lists. Run
+    // on a file whose layout is right (the reader would stop at the schema's first violation).
+    if (r.violations.empty() && r.format == "paro-pattern") {
+        try {
+            check_pattern_rules(f);
+        } catch (const CorruptMetadataError&) {
+            throw;  // the file, not a rule: exit 2
+        } catch (const InputError& e) {
+            r.violations.push_back((e.where().empty() ? "/" : e.where()) + ": " + e.message());
+        }
+    }
     return r;
 }
 

@@ -8,6 +8,10 @@
 
 namespace paro {
 
+namespace h5 {
+class File;
+}
+
 extern const char* const kDumpSchemaJson;
 extern const char* const kPatternSchemaJson;    // the version paro writes
 extern const char* const kPatternV1SchemaJson;  // version 1, still read
@@ -22,6 +26,15 @@ struct CheckResult {
 // Throws InputError only when the file cannot be read as HDF5 at all or names no known format
 // (bad input, exit 2); everything else is a violation (exit 1).
 CheckResult check_file(const std::string& path);
+// What a reader takes of a schema (require_schema).
+struct SchemaUse {
+    bool format_attribute = true;  // false: paro_format is not checked (a paro-partial read as a pattern)
+    bool dataset_values = true;    // false: attributes, types and shapes only (a dump's tensors are read later)
+};
+// The readers' side of one definition of validity: the schema's rules applied to an open file, the
+// first violation thrown as InputError(file, where, what), the line `paro check` lists for it.
+void require_schema(const h5::File& f, const std::string& schema_json, const SchemaUse& use = {});
+
 // Checks against an explicit schema (JSON text), for tests and future versions.
 CheckResult check_file_against(const std::string& path, const std::string& schema_json);
 
