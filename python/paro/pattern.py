@@ -83,6 +83,23 @@ def _attr(f, path, name):
     return v.decode() if isinstance(v, bytes) else v
 
 
+def _dataset(f, path, name):
+    if name not in f or not isinstance(f[name], h5py.Dataset):
+        raise PatternError(f"{path}: {name}: missing")
+    return f[name][()]
+
+
+def _indices(f, path, name, count, what):
+    """A dataset of codes into a table of `count` names; each must be in 0..count-1."""
+    values = np.asarray(_dataset(f, path, name)).reshape(-1)
+    if not np.issubdtype(values.dtype, np.integer):
+        raise PatternError(f"{path}: {name}: holds {values.dtype}, expected integers")
+    for v in values:
+        if not 0 <= v < count:
+            raise PatternError(f"{path}: {name}: {what} {v}")
+    return [int(v) for v in values]
+
+
 def load(path):
     """Reads a paro-pattern file (version 1 or 2). Throws PatternError naming the file and what is
     missing or malformed."""
@@ -114,21 +131,28 @@ def _read(f, path):
     text = int(_attr(f, "/", "text_tokens"))
     if nb != -(-(text + grid[0] * grid[1] * grid[2]) // block):
         raise PatternError(f"{path}: attribute tiles_per_side: {nb} does not match the grid and block")
+    # The C reader's rules (lib/core/paro/pattern.cpp), with its messages.
+    boundaries = _dataset(f, path, "/slots/boundaries")
+    if (boundaries.ndim != 1 or len(boundaries) < 2 or boundaries[0] != 0.0 or boundaries[-1] != 1.0):
+        raise PatternError(f"{path}: /slots/boundaries: must run from 0 to 1 with at least one slot")
+    if not np.all(boundaries[1:] > boundaries[:-1]):
+        raise PatternError(f"{path}: /slots/boundaries: must increase strictly")
     orders, pv, masks = [], [], []
     count = int(_attr(f, "/layers", "count"))
     for l in range(count):
         g = f"layers/{l}"
         if g not in f:
             raise PatternError(f"{path}: /{g}: missing")
-        orders.append([names[i] for i in f[g]["orders"][()]])
+        orders.append([names[i] for i in _indices(f, path, f"/{g}/orders", len(names), "bad order index")])
         if version == 2:
-            pv.append([pv_names[i] for i in f[g]["pv_format"][()]])
+            pv.append([pv_names[i] for i in _indices(f, path, f"/{g}/pv_format", len(pv_names),
+                                                     "bad PV format code")])
         else:  # v1: pv_bits, as the runtime ran them
-            pv.append(["fp16" if b == 16 else "int8" for b in f[g]["pv_bits"][()]])
-        masks.append(f[g]["masks"][()])
+            pv.append(["fp16" if b == 16 else "int8" for b in _dataset(f, path, f"/{g}/pv_bits")])
+        masks.append(_dataset(f, path, f"/{g}/masks"))
         if masks[-1].shape[-1] != (nb * nb + 7) // 8:
             raise PatternError(f"{path}: /{g}/masks: rows of {masks[-1].shape[-1]} bytes, expected {(nb * nb + 7) // 8}")
     return Pattern(path=str(path), grid=grid, text_tokens=text,
                    text_position=str(_attr(f, "/", "text_position")), block=block, tiles_per_side=nb,
-                   slot_boundaries=f["slots/boundaries"][()], orders=orders, pv_formats=pv, masks_bits=masks,
+                   slot_boundaries=boundaries, orders=orders, pv_formats=pv, masks_bits=masks,
                    options=json.loads(_attr(f, "/", "options")))

@@ -32,6 +32,38 @@ class RuntimeFailure(RuntimeError):
     """A runtime call failed; the message has the C status and the runtime's last error."""
 
 
+class NoGpuError(RuntimeFailure):
+    """The CUDA runtime needs a CUDA GPU and there is none (PARO_ERROR_NO_GPU, or torch sees none)."""
+
+
+def _cuda_device(device):
+    """torch.device of a usable CUDA device (None: the current one), or NoGpuError saying what torch reports."""
+    if not torch.cuda.is_available():
+        why = ("this torch was built without CUDA" if torch.version.cuda is None
+               else "torch.cuda.is_available() is False (no CUDA device or driver)")
+        raise NoGpuError(f"paro's CUDA runtime needs a CUDA GPU; torch {torch.__version__} reports: {why}")
+    if device is None:
+        return torch.device("cuda", torch.cuda.current_device())
+    if isinstance(device, bool) or not isinstance(device, (numbers.Integral, str, torch.device)):
+        raise TypeError(f"device must be a CUDA device index, 'cuda:N' or a torch.device, got {device!r}")
+    d = torch.device("cuda", int(device)) if isinstance(device, numbers.Integral) else torch.device(device)
+    if d.type != "cuda":
+        raise ValueError(f"device must be a CUDA device, got {d}")
+    d = torch.device("cuda", torch.cuda.current_device() if d.index is None else d.index)
+    if not 0 <= d.index < torch.cuda.device_count():
+        raise ValueError(f"device {d}: torch sees {torch.cuda.device_count()} CUDA device(s)")
+    return d
+
+
+def _plan_of(plan, what="plan"):
+    """The open Plan `plan`, or TypeError / ValueError saying a paro.Plan is needed or that it is closed."""
+    if not isinstance(plan, Plan):
+        raise TypeError(f"{what} must be a paro.Plan (paro.Plan(\"pattern.h5\")), got {type(plan).__name__} {plan!r:.80}")
+    if not getattr(plan, "handle", None) or _PLANS.get(getattr(plan, "id", None)) is not plan:
+        raise ValueError(f"{what}: the paro.Plan is closed")
+    return plan
+
+
 class Plan:
     """A pattern file loaded onto a CUDA device (paro_plan_load). Keep it alive while in use.
 
@@ -39,9 +71,10 @@ class Plan:
     rank in head-parallel inference (xDiT / Ulysses), called with q, k, v of those heads."""
 
     def __init__(self, pattern_path, device=None, heads=None):
-        self.lib = load_runtime()
+        self.handle = None
+        self.device = _cuda_device(device)
         self.pattern = pattern_mod.load(pattern_path)
-        self.device = torch.device("cuda", torch.cuda.current_device() if device is None else device)
+        self.lib = load_runtime()
         h0, h1 = (0, -1) if heads is None else (int(heads[0]), int(heads[1]))
         handle = C.c_void_p()
         with torch.cuda.device(self.device):
@@ -56,8 +89,9 @@ class Plan:
         None for dense. Without a pattern file, give slots to attention() directly."""
         import numpy as np
         self = cls.__new__(cls)
-        self.lib, self.pattern = load_runtime(), None
-        self.device = torch.device("cuda", torch.cuda.current_device() if device is None else device)
+        self.handle, self.pattern = None, None
+        self.device = _cuda_device(device)
+        self.lib = load_runtime()
         orders = np.ascontiguousarray(orders, dtype=np.uint8).reshape(-1)
         if len(orders) == 0 or len(orders) % layers:
             raise ValueError(f"{len(orders)} orders are not layers ({layers}) x heads")
@@ -121,7 +155,7 @@ class Plan:
         self._check(status, "paro_plan_set_qk_bits")
 
     def close(self):
-        if self.handle:
+        if getattr(self, "handle", None):
             _PLANS.pop(self.id, None)
             self.lib.paro_plan_destroy(self.handle)
             self.handle = None
@@ -150,11 +184,42 @@ class Plan:
         return capi.attention_args(b, h, n, d, _DTYPES[q.dtype], view(q), view(k), view(v), view(out), layer, slot,
                                    0.0 if scale is None else scale, 1, capi.STAGE_ALL, 0)
 
+    def check_args(self, q, k, v, layer, slot):
+        """Raises TypeError / ValueError naming the argument the runtime would not take (shapes,
+        dtype, device, strides, layer, slot), in Python, before any C call."""
+        for name, t in (("q", q), ("k", k), ("v", v)):
+            if not isinstance(t, torch.Tensor):
+                raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+        if q.dtype not in _DTYPES:
+            raise TypeError(f"q has dtype {q.dtype}; the runtime takes {', '.join(map(str, _DTYPES))}")
+        if q.dim() != 4:
+            raise ValueError(f"q must be [batch, heads, N, D], got shape {tuple(q.shape)}")
+        for name, t in (("k", k), ("v", v)):
+            if t.dtype != q.dtype:
+                raise TypeError(f"{name} has dtype {t.dtype}, q has {q.dtype}: q, k, v must share one dtype")
+            if t.shape != q.shape:
+                raise ValueError(f"{name} has shape {tuple(t.shape)}, q has {tuple(q.shape)}: q, k, v must be "
+                                 "[batch, heads, N, D] of one shape")
+        for name, t in (("q", q), ("k", k), ("v", v)):
+            if not t.is_cuda:
+                raise ValueError(f"{name} is on {t.device}: the runtime takes CUDA tensors")
+            if t.device != self.device:
+                raise ValueError(f"{name} is on {t.device}, the plan on {self.device}")
+            if t.stride(3) != 1:
+                raise ValueError(f"{name} has strides {tuple(t.stride())}: the head dimension D must be contiguous")
+        for name, value, count in (("layer", layer, self.layers), ("slot", slot, self.slots)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= value < count:
+                raise ValueError(f"{name} {value!r} is outside the plan's 0..{count - 1}")
+        if q.shape[1] != self.heads:
+            raise ValueError(f"q has {q.shape[1]} heads, the plan {self.heads}")
+        if q.shape[2] != self.tokens:
+            raise ValueError(f"q has {q.shape[2]} tokens, the plan {self.tokens}")
+
     def can_run(self, q, k, v, layer, slot):
         """Whether the runtime takes these tensors (shapes, dtype, strides, indices), without launching."""
-        if not (q.is_cuda and q.device == self.device and q.dtype in _DTYPES and q.dim() == 4
-                and k.shape == q.shape == v.shape
-                and q.dtype == k.dtype == v.dtype and all(t.stride(3) == 1 for t in (q, k, v))):
+        try:
+            self.check_args(q, k, v, layer, slot)
+        except (TypeError, ValueError):
             return False
         a = self._args(q, k, v, q, layer, slot, None)
         return self.lib.paro_can_implement(self.handle, C.byref(a)) == capi.OK
@@ -180,13 +245,24 @@ class Plan:
 
 
 def kernel_name():
-    """The attention kernel the runtime runs on the current device ("wgmma (sm_90a)", ...)."""
-    return load_runtime().paro_attention_kernel_name().decode()
+    """The attention kernel the runtime runs on the current device ("wgmma (sm_90a)", ...);
+    NoGpuError when the runtime finds no usable CUDA device (paro_device_check)."""
+    lib = load_runtime()
+    count = C.c_int(0)
+    status = lib.paro_device_check(C.byref(count))
+    if status != capi.OK:
+        raise NoGpuError(f"paro_device_check: {lib.paro_status_string(status).decode()}: "
+                         f"{lib.paro_last_error().decode()}")
+    return lib.paro_attention_kernel_name().decode()
 
 
 def _attention_impl(q, k, v, plan_id, layer, slot, scale):
+    plan = _PLANS.get(plan_id)
+    if plan is None or not plan.handle:
+        raise ValueError(f"plan id {plan_id}: the paro.Plan is closed (or was never made)")
+    plan.check_args(q, k, v, layer, slot)
     out = torch.empty_like(q)
-    return _PLANS[plan_id].run(q, k, v, out, layer, slot, None if scale <= 0 else scale)
+    return plan.run(q, k, v, out, layer, slot, None if scale <= 0 else scale)
 
 
 if hasattr(torch, "library") and hasattr(torch.library, "custom_op"):
@@ -204,7 +280,13 @@ else:  # PyTorch before 2.4: a plain function (no torch.compile integration)
 
 def attention(q, k, v, plan, layer, step=None, num_steps=None, slot=None, scale=None):
     """Block-sparse INT8 attention of one layer with the plan's orders and masks; give the slot, or
-    the sampling step and the step count it belongs to."""
+    the sampling step and the step count it belongs to. Wrong arguments raise TypeError /
+    ValueError naming them (Plan.check_args) before any C call."""
+    if not isinstance(plan, Plan):  # open-ness and the tensors are checked where it runs (_attention_impl)
+        _plan_of(plan)
+    for name, value in (("layer", layer), ("slot", slot), ("step", step), ("num_steps", num_steps)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
+            raise TypeError(f"{name} must be an integer, got {value!r}")
     if slot is None:
         if step is None or num_steps is None:
             raise ValueError("give slot=, or step= and num_steps=")
@@ -227,6 +309,9 @@ class apply(SdpaHook):
     CPU tensors) fall back to SDPA, with one warning per reason."""
 
     def __init__(self, plan, num_steps):
+        _plan_of(plan)
+        if isinstance(num_steps, bool) or not isinstance(num_steps, numbers.Integral) or num_steps < 1:
+            raise ValueError(f"num_steps must be a positive integer, got {num_steps!r}")
         super().__init__(plan.tokens)
         self.plan, self.num_steps = plan, int(num_steps)
         self.routed = self.fallbacks = 0
