@@ -10,7 +10,7 @@ from ._library import LibraryNotFound, library_candidates, load_runtime, load_st
 
 
 _LAZY = {"Capture": "capture", "Plan": "runtime", "attention": "runtime", "apply": "runtime", "kernel_name": "runtime",
-         "FlexPattern": "flex"}
+         "NoGpuError": "runtime", "RuntimeFailure": "runtime", "FlexPattern": "flex"}
 
 
 def __getattr__(name):  # the parts that need torch load when first used
@@ -20,4 +20,4 @@ def __getattr__(name):  # the parts that need torch load when first used
     raise AttributeError(f"module 'paro' has no attribute {name!r}")
 
 __version__ = "0.1.0"
-__all__ = ["Capture", "FlexPattern", "Plan", "apply", "attention", "LibraryNotFound", "library_candidates", "load_runtime", "load_stats", "__version__"]
+__all__ = ["Capture", "FlexPattern", "Plan", "apply", "attention", "kernel_name", "NoGpuError", "RuntimeFailure", "LibraryNotFound", "library_candidates", "load_runtime", "load_stats", "__version__"]

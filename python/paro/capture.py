@@ -32,6 +32,7 @@ stays at one layer's q/k. The file appears under its name only when the `with` e
 """
 import ctypes as C
 import math
+import numbers
 import os
 
 import h5py
@@ -43,6 +44,53 @@ from ._library import load_stats
 from ._sdpa_hook import SdpaHook
 
 _GUIDANCE = ("cond", "uncond", "all")
+_FP16_MAX = 65504.0
+
+
+def _integer(name, value, minimum=None, maximum=None):
+    """value as an int, or TypeError / ValueError naming `name` (no truncation of 2.5 or '3')."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if minimum is not None and value < minimum or maximum is not None and value > maximum:
+        bounds = f"at least {minimum}" if maximum is None else f"in {minimum}..{maximum}"
+        raise ValueError(f"{name} must be {bounds}, got {value}")
+    return int(value)
+
+
+def _integers(name, values, minimum=0, maximum=None):
+    """A non-empty list of distinct integers in range, or TypeError / ValueError naming `name`."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise TypeError(f"{name} must be a list of integers, got {values!r}")
+    out = [_integer(f"{name} entry", v, minimum, maximum) for v in values]
+    if not out:
+        raise ValueError(f"{name} is empty: give None for all, or the indices to record")
+    if len(set(out)) != len(out):
+        raise ValueError(f"{name} lists an index twice: {out}")
+    return out
+
+
+def _output_path(name, path):
+    """os.fspath(path) once it can be written: not a folder, in a writable folder that exists."""
+    try:
+        path = os.fspath(path)
+    except TypeError:
+        raise TypeError(f"{name} must be a path, got {path!r}") from None
+    if os.path.isdir(path):
+        raise ValueError(f"{name} {path!r} is a directory")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise ValueError(f"{name} {path!r}: the folder {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"{name} {path!r}: the folder {parent} is not writable (Permission denied)")
+    return path
+
+
+def _fraction(name, value, low_open=True):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    if not ((0 < value if low_open else 0 <= value) and value <= 1):
+        raise ValueError(f"{name} must be in {'(0' if low_open else '[0'}, 1], got {value}")
+    return float(value)
 
 
 class Capture(SdpaHook):
@@ -67,34 +115,59 @@ class Capture(SdpaHook):
                  all_orders=False):
         if path is None and stats is None:
             raise ValueError("Capture needs a dump path, stats=PATH, or both")
+        path = None if path is None else _output_path("path", path)
+        stats = None if stats is None else _output_path("stats", stats)
+        if path is not None and stats is not None and os.path.abspath(path) == os.path.abspath(stats):
+            raise ValueError(f"path and stats name the same file {path!r}")
+        if isinstance(grid, (str, bytes)) or not hasattr(grid, "__len__"):
+            raise TypeError(f"grid must be three positive sizes (F, H, W), got {grid!r}")
+        if len(grid) != 3:
+            raise ValueError(f"grid must be three positive sizes (F, H, W), got {grid}")
+        grid = [_integer("grid entry", g, 1) for g in grid]
+        text_tokens = _integer("text_tokens", text_tokens, 0)
+        num_steps = None if num_steps is None else _integer("num_steps", num_steps, 1)
+        layers = None if layers is None else _integers("layers", layers)
+        steps = None if steps is None else _integers("steps", steps, 0, None if num_steps is None else num_steps - 1)
+        heads = None if heads is None else _integers("heads", heads)
+        for name, value in (("with_v", with_v), ("all_orders", all_orders), ("force_text", force_text),
+                            ("force_ragged", force_ragged)):
+            if not isinstance(value, bool):
+                raise TypeError(f"{name} must be True or False, got {value!r}")
+        if not isinstance(model, str):
+            raise TypeError(f"model must be a string (the model's name), got {model!r}")
+        if density is not None:
+            _fraction("density", density)
+        if recall is not None:
+            _fraction("recall", recall)
+        _fraction("min_density", min_density, low_open=False)
+        threads = _integer("threads", threads, 0)
+        if spool_dir is not None and not os.path.isdir(spool_dir):
+            raise ValueError(f"spool_dir {spool_dir!r} is not a folder")
         if objective not in ("recall", "paper"):
             raise ValueError(f"objective must be 'recall' or 'paper' in statistics mode, got {objective!r} "
                              "(output-error needs v: capture a dump)")
-        if len(grid) != 3 or any(int(g) < 1 for g in grid):
-            raise ValueError(f"grid must be three positive sizes (F, H, W), got {grid}")
         if text_position not in ("prefix", "suffix"):
             raise ValueError(f"text_position must be 'prefix' or 'suffix', got {text_position!r}")
         if guidance not in _GUIDANCE:
             raise ValueError(f"guidance must be one of {_GUIDANCE}, got {guidance!r}")
         if dtype not in ("float16", "float32"):
             raise ValueError(f"dtype must be 'float16' or 'float32', got {dtype!r}")
-        self.path = None if path is None else os.fspath(path)
-        self.stats_path = None if stats is None else os.fspath(stats)
+        self.path, self.stats_path = path, stats
         self._scoring = dict(eps=float(eps), density=float(density if density is not None else (1.0 if recall else 0.5)),
                              recall=float(recall or 0.0), min_density=float(min_density), force_text=int(bool(force_text)),
                              force_ragged=int(bool(force_ragged)), objective=0 if objective == "recall" else 1,
                              alpha=float(alpha), sigma=float(sigma))
         self._spool_dir = spool_dir
-        self._threads = int(threads)
+        self._threads = threads
         self._all_orders = bool(all_orders)
         self.grid = tuple(int(g) for g in grid)
         self.text_tokens = int(text_tokens)
         super().__init__(self.text_tokens + self.grid[0] * self.grid[1] * self.grid[2])
         self.text_position = text_position
         self.num_steps = num_steps
-        self.layers = None if layers is None else sorted(set(int(x) for x in layers))
-        self.steps = None if steps is None else set(int(x) for x in steps)
-        self.heads = None if heads is None else sorted(set(int(x) for x in heads))
+        self.layers = None if layers is None else sorted(layers)
+        self.steps = None if steps is None else set(steps)
+        self.heads = None if heads is None else sorted(heads)
         self.guidance = guidance
         self.with_v = with_v
         self.dtype = np.float16 if dtype == "float16" else np.float32
@@ -107,13 +180,19 @@ class Capture(SdpaHook):
         if self.path is not None:
             self._tmp = f"{self.path}.tmp{os.getpid()}"
             self._file = h5py.File(self._tmp, "w")
-            f = self._file
-            f.attrs["paro_format"] = "paro-dump"
-            f.attrs["paro_version"] = 1
-            f.attrs["grid"] = np.array(self.grid, dtype=np.int64)
-            f.attrs["text_tokens"] = self.text_tokens
-            f.attrs["text_position"] = self.text_position
-            f.attrs["model"] = self.model
+            try:
+                f = self._file
+                f.attrs["paro_format"] = "paro-dump"
+                f.attrs["paro_version"] = 1
+                f.attrs["grid"] = np.array(self.grid, dtype=np.int64)
+                f.attrs["text_tokens"] = self.text_tokens
+                f.attrs["text_position"] = self.text_position
+                f.attrs["model"] = self.model
+            except BaseException:
+                self._file.close()
+                self._file = None
+                os.remove(self._tmp)
+                raise
         self._recorder = None  # statistics mode: made at the first recorded call (its device)
         self._stats_tmp = None if self.stats_path is None else f"{self.stats_path}.tmp{os.getpid()}"
         self._prompt_names, self._prompts = [], None
@@ -138,7 +217,11 @@ class Capture(SdpaHook):
                     self._file.close()
                     self._file = None
                     if done:
-                        os.replace(self._tmp, self.path)
+                        try:
+                            os.replace(self._tmp, self.path)
+                        except OSError:
+                            os.remove(self._tmp)
+                            raise
                     elif os.path.exists(self._tmp):
                         os.remove(self._tmp)
                 if done and self._recorder is not None:
@@ -154,9 +237,25 @@ class Capture(SdpaHook):
     def _on_step(self):
         self._step_samples = None
 
+    def step(self, index, timestep=None):
+        """Marks the start of sampling step `index` (0 <= index < num_steps when num_steps is given)."""
+        index = _integer("step index", index, 0, None if self.num_steps is None else self.num_steps - 1)
+        if timestep is not None and (isinstance(timestep, bool) or not isinstance(timestep, numbers.Real)
+                                     or not math.isfinite(timestep)):
+            raise TypeError(f"step: timestep must be a finite number, got {timestep!r}")
+        super().step(index, timestep)
+
     def set_prompts(self, prompts):
         """The prompt text of each selected batch entry (a string: the same for all)."""
-        self._prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        if isinstance(prompts, str):
+            prompts = [prompts]
+        elif isinstance(prompts, bytes) or not hasattr(prompts, "__iter__"):
+            raise TypeError(f"set_prompts: prompts must be a string or a list of strings, got {prompts!r}")
+        prompts = list(prompts)
+        bad = [p for p in prompts if not isinstance(p, str)]
+        if bad or not prompts:
+            raise TypeError(f"set_prompts: prompts must be a string or a non-empty list of strings, got {prompts!r}")
+        self._prompts = prompts
 
     # ---- the wrapper -----------------------------------------------------------------------------
     def _layer_call(self, layer, query, key, value, args, kwargs):
@@ -228,7 +327,14 @@ class Capture(SdpaHook):
             if d.shape[0] < first + count:
                 d.resize(first + count, axis=0)
             for i, b in enumerate(rows):  # one [heads, N, D] slice at a time
-                d[first + i] = t[b, heads].to(torch.float32).cpu().numpy().astype(self.dtype)
+                x = t[b, heads].to(torch.float32).cpu().numpy()
+                where = f"model layer {layer} {name} (batch entry {b}, step {self._step})"
+                if not np.isfinite(x).all():
+                    raise ValueError(f"{where} holds NaN or Inf: paro calibrate cannot use it; not recorded")
+                if self.dtype == np.float16 and np.abs(x).max(initial=0.0) > _FP16_MAX:
+                    raise ValueError(f"{where}: |values| up to {np.abs(x).max():.4g} overflow the float16 dump "
+                                     f"(max {_FP16_MAX:g}): capture with dtype=\"float32\"")
+                d[first + i] = x.astype(self.dtype)
 
     def _finish(self):
         if not self._sample_step:
