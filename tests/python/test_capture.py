@@ -114,6 +114,103 @@ with torch.no_grad(), paro.Capture(tmp / "e.h5", grid=model.grid, text_tokens=mo
 with h5py.File(tmp / "e.h5", "r") as f:
     assert list(f["layers"]) == ["0", "1", "2"] and f["layers/0"].attrs["model_layer"] == 0
 assert F.scaled_dot_product_attention is reference_sdpa
+
+# 5. Bad arguments: refused at the constructor (or the call), naming the argument, no file made.
+import warnings  # noqa: E402
+out = tmp / "bad"
+out.mkdir()
+(out / "is_dir.h5").mkdir()
+base = dict(grid=model.grid, text_tokens=model.text)
+for kwargs, error, words in [
+        (dict(path=out / "is_dir.h5"), ValueError, "is a directory"),
+        (dict(path=out / "no" / "d.h5"), ValueError, "does not exist"),
+        (dict(grid=None), TypeError, "grid"), (dict(grid=64), TypeError, "grid"),
+        (dict(grid=(1, 8, 8.7)), TypeError, "grid"), (dict(text_tokens=2.5), TypeError, "text_tokens"),
+        (dict(text_tokens=-8), ValueError, "text_tokens"), (dict(num_steps=0), ValueError, "num_steps"),
+        (dict(num_steps=-5), ValueError, "num_steps"), (dict(num_steps=50, steps=[60]), ValueError, "steps"),
+        (dict(heads=[]), ValueError, "heads"), (dict(heads=[-1]), ValueError, "heads"),
+        (dict(heads=[1, 1]), ValueError, "heads"), (dict(layers=[-1]), ValueError, "layers"),
+        (dict(with_v="no"), TypeError, "with_v"), (dict(model=None), TypeError, "model"),
+        (dict(density=1.5), ValueError, "density"), (dict(density=0.0), ValueError, "density"),
+        (dict(threads=-1), ValueError, "threads")]:
+    kw = dict(dict(base, path=out / "d.h5"), **kwargs)
+    try:
+        paro.Capture(kw.pop("path"), **kw)
+    except error as e:
+        assert words in str(e), (kwargs, e)
+    else:
+        raise SystemExit(f"FAIL: {kwargs} accepted")
+assert sorted(p.name for p in out.iterdir()) == ["is_dir.h5"], list(out.iterdir())
+
+
+def refused(name, body, error, words, dtype="float16", **kwargs):
+    """body(cap) inside a capture must raise `error` with `words`, leaving no file."""
+    target = out / f"{name}.h5"
+    try:
+        with torch.no_grad(), paro.Capture(target, **dict(dict(base, dtype=dtype), **kwargs)) as cap:
+            body(cap)
+    except error as e:
+        assert words in str(e), (name, e)
+    else:
+        raise SystemExit(f"FAIL: {name}: accepted")
+    assert sorted(p.name for p in out.iterdir()) == ["is_dir.h5"], (name, list(out.iterdir()))
+
+
+def scaled(factor, value=None):
+    def body(cap):
+        y = model.embed(x)
+        q = torch.randn(4, 4, model.tokens, 16) * factor
+        if value is not None:
+            q[0, 0, 0, 0] = value
+        F.scaled_dot_product_attention(q, q, q)
+    return body
+
+
+refused("overflow", scaled(1e5), ValueError, 'dtype="float32"', guidance="all")
+refused("nan", scaled(1.0, float("nan")), ValueError, "NaN or Inf", guidance="all")
+refused("inf", scaled(1.0, float("inf")), ValueError, "NaN or Inf", guidance="all", dtype="float32")
+refused("negative step", lambda cap: cap.step(-3), ValueError, "step")
+refused("step past num_steps", lambda cap: cap.step(3), ValueError, "step", num_steps=3)
+refused("prompts None", lambda cap: cap.set_prompts(None), TypeError, "prompts")
+refused("prompts ints", lambda cap: cap.set_prompts([1, 2]), TypeError, "prompts")
+refused("head past H", lambda cap: model(x), ValueError, "head 9", heads=[9])
+# fp32 above the fp16 range is fine in a float32 dump, and paro check takes it.
+with torch.no_grad(), paro.Capture(out / "big.h5", dtype="float32", guidance="all", **base) as cap:
+    scaled(1e5)(cap)
+with h5py.File(out / "big.h5", "r") as f:
+    assert np.abs(f["layers/0/q"][()]).max() > 65504 and np.isfinite(f["layers/0/q"][()]).all()
+check = subprocess.run([paro_bin, "check", str(out / "big.h5")], capture_output=True, text=True)
+assert check.returncode == 0, check.stdout + check.stderr
+(out / "big.h5").unlink()
+
+# 6. Nested captures ending out of order restore the function; a pass without step() warns.
+outer = paro.Capture(tmp / "o.h5", guidance="all", **base)
+inner = paro.Capture(tmp / "i.h5", guidance="all", **base)
+with torch.no_grad():
+    outer.__enter__()
+    inner.__enter__()
+    model(x)
+    outer.__exit__(None, None, None)
+    assert F.scaled_dot_product_attention == inner._sdpa and inner._original is reference_sdpa
+    inner.__exit__(None, None, None)
+assert F.scaled_dot_product_attention is reference_sdpa
+for name in ("o.h5", "i.h5"):
+    check = subprocess.run([paro_bin, "check", str(tmp / name)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+with warnings.catch_warnings(record=True) as caught, torch.no_grad():
+    warnings.simplefilter("always")
+    try:
+        with paro.Capture(tmp / "w.h5", guidance="all", **base) as cap:
+            model(x)
+            cap.step(1)
+            model(x)
+            model(x)  # step() forgotten: warned at the call, refused at the end (layers missing from step 0)
+    except RuntimeError as e:
+        assert "model layer 3 was not called" in str(e), e
+    else:
+        raise SystemExit("FAIL: a pass without step() accepted")
+assert not list(tmp.glob("w.h5*"))
+assert [str(w.message) for w in caught if "without .step()" in str(w.message)], [str(w.message) for w in caught]
 if had:
     F.scaled_dot_product_attention = original
 else:
