@@ -119,6 +119,65 @@ for load, which in ((load_runtime, "runtime"), (load_stats, "stats")):
     if which == "runtime" and lib.paro_status_string(capi.ERROR_NO_GPU) in (None, b""):
         failures.append("paro_status_string returned nothing")
 
+# 4. The runtime's Python side without a GPU (needs torch): errors before any C call.
+try:
+    import torch
+except ImportError:
+    torch = None
+if torch is not None and not torch.cuda.is_available():
+    import paro
+    from paro import runtime
+
+    def raises(error, words, fn):
+        try:
+            fn()
+        except error as e:
+            if words not in str(e):
+                failures.append(f"{words!r} not in {type(e).__name__}: {e}")
+        except Exception as e:  # noqa: BLE001
+            failures.append(f"expected {error.__name__} with {words!r}, got {type(e).__name__}: {e}")
+        else:
+            failures.append(f"expected {error.__name__} with {words!r}: no error")
+
+    assert "kernel_name" in paro.__all__ and issubclass(paro.NoGpuError, RuntimeError)
+    if (build / "libparo_runtime.so").is_file():
+        # paro_device_check says PARO_ERROR_NO_GPU here: kernel_name() must say so, not name a kernel.
+        count = C.c_int(0)
+        if load_runtime().paro_device_check(C.byref(count)) == capi.ERROR_NO_GPU:
+            raises(paro.NoGpuError, "paro_device_check", paro.kernel_name)
+    raises(paro.NoGpuError, "needs a CUDA GPU", lambda: paro.Plan("unused.h5"))
+    raises(paro.NoGpuError, "needs a CUDA GPU", lambda: paro.Plan("unused.h5", device=0))
+    raises(paro.NoGpuError, "needs a CUDA GPU", lambda: paro.Plan.from_arrays((1, 8, 8), 0, [0], None))
+
+    calls = []
+
+    class Stub:  # a library recording every call: none may happen for a refused argument
+        def __getattr__(self, name):
+            return lambda *a: calls.append(name) or capi.OK
+
+    plan = runtime.Plan.__new__(runtime.Plan)
+    plan.lib, plan.pattern, plan.device, plan._workspace = Stub(), None, torch.device("cpu"), None
+    plan.handle, plan.tokens, plan.layers, plan.slots, plan.heads = C.c_void_p(1), 256, 2, 1, 2
+    plan.id = 10 ** 6
+    runtime._PLANS[plan.id] = plan
+    q = torch.randn(1, 2, 256, 64)
+    for label, args, error, words in [
+            ("short k", (q, q[:, :, :10], q), ValueError, "k has shape"),
+            ("k of one head", (q, q[:, :1], q), ValueError, "k has shape"),
+            ("v fp64", (q, q, q.double()), TypeError, "v has dtype"),
+            ("int q", (q.long(), q.long(), q.long()), TypeError, "torch.float16"),
+            ("CPU tensors", (q, q, q), ValueError, "CUDA")]:
+        raises(error, words, lambda: paro.attention(*args, plan, 0, slot=0))
+    raises(TypeError, "paro.Plan", lambda: paro.attention(q, q, q, "p.h5", 0, slot=0))
+    raises(TypeError, "paro.Plan", lambda: paro.apply("x.h5", 50))
+    raises(ValueError, "num_steps", lambda: paro.apply(plan, None))
+    if calls:
+        failures.append(f"C calls reached with refused arguments: {calls}")
+    plan.handle = None
+    raises(ValueError, "closed", lambda: paro.attention(q, q, q, plan, 0, slot=0))
+    raises(ValueError, "closed", lambda: paro.apply(plan, 50))
+    del runtime._PLANS[plan.id]
+
 print("\n".join(failures) if failures else
       f"paro.capi agrees with the headers: {len(capi.STRUCTS)} structs, {len(ENUMS)} constants, {len(mirror)} functions")
 sys.exit(1 if failures else 0)
