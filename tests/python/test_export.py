@@ -108,4 +108,57 @@ with h5py.File(broken, "r+") as f:
 r = run("export", str(broken), "--authors", str(tmp / "b.pth"), expect=2)
 # paro's own reader refuses it before Python runs, naming the dataset.
 assert r.stderr.count("\n") == 1 and "/layers/1/orders: missing" in r.stderr and not (tmp / "b.pth").exists(), r.stderr
+
+# The package's reader refuses what paro's C reader refuses, naming the dataset.
+sys.path.insert(0, str(source / "python"))
+from paro import pattern as pattern_mod  # noqa: E402
+from paro.flex import FlexPattern  # noqa: E402
+for name, edit, words in [
+        ("zero_slots", lambda f: (f["slots"].__delitem__("boundaries"), f["slots"].create_dataset("boundaries", data=[0.0])),
+         "/slots/boundaries: must run from 0 to 1 with at least one slot"),
+        ("bad_order", lambda f: f["layers/0/orders"].__setitem__(0, 40), "/layers/0/orders: bad order index 40")]:
+    target = tmp / f"{name}.h5"
+    target.write_bytes(pattern.read_bytes())
+    with h5py.File(target, "r+") as f:
+        edit(f)
+    c = run("inspect", str(target), expect=2)  # the C reader, the reference
+    assert words.split(":")[0] in c.stderr, c.stderr
+    try:
+        pattern_mod.load(target)
+    except pattern_mod.PatternError as e:
+        assert words in str(e), e
+    else:
+        raise SystemExit(f"FAIL: {name} read")
+
+# FlexPattern's argument checks (they come before FlexAttention is needed).
+for data, error in ((None, TypeError), ([], TypeError)):
+    try:
+        FlexPattern(data)
+    except error as e:
+        assert "data" in str(e), e
+    else:
+        raise SystemExit(f"FAIL: FlexPattern({data!r})")
+try:
+    FlexPattern.load(pattern)
+except ValueError as e:
+    assert "paro export" in str(e) and "--flex" in str(e), e
+else:
+    raise SystemExit("FAIL: FlexPattern.load of the HDF5 pattern")
+fp = FlexPattern.load(tmp / "f.pt")
+q = torch.randn(1, 3, fx["tokens"], 16)
+for args, words in (((q, q, q, 2, 0), "layer 2"), ((q, q, q, -1, 0), "layer -1"), ((q, q, q, 0, T), f"slot {T}"),
+                    ((q, q[:, :, :10], q, 0, 0), "k has shape")):
+    try:
+        fp.attention(*args, compiled=False)
+    except ValueError as e:
+        assert words in str(e), e
+    else:
+        raise SystemExit(f"FAIL: FlexPattern.attention accepted {words}")
+try:
+    import torch.nn.attention.flex_attention  # noqa: F401
+except ImportError:
+    try:
+        fp.block_mask(0, 0, "cpu")
+    except RuntimeError as e:
+        assert "PyTorch >= 2.5" in str(e) and torch.__version__ in str(e), e
 print("exports ok")
