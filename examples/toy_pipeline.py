@@ -13,7 +13,9 @@ on a real pipeline:
     python3 examples/toy_pipeline.py [--grid 8x24x32 --text 64 --heads 8 --blocks 4] [--out DIR]
 
 Needs the paro command (PARO, else build/paro) and, for step 4, CUDA PyTorch with the built
-libparo_runtime.so (found as docs/pytorch.md says). Without a GPU it stops after step 3.
+libparo_runtime.so (found as docs/pytorch.md says). Without a GPU it stops after step 3, and the
+default size becomes the small one (--grid 2x8x12 --text 64 --heads 2 --blocks 2 --steps 2
+--density 0.6, seconds on a CPU; the GPU default takes over 10 minutes there); options given win.
 """
 import argparse
 import os
@@ -60,15 +62,26 @@ def median_ms(fn, reps=10):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--grid", default="8x24x32", help="video token grid FxHxW")
-    ap.add_argument("--text", type=int, default=64)
-    ap.add_argument("--heads", type=int, default=8)
-    ap.add_argument("--blocks", type=int, default=4)
-    ap.add_argument("--steps", type=int, default=4, help="sampling steps captured")
-    ap.add_argument("--density", type=float, default=0.3)
+    gpu_default = dict(grid="8x24x32", text=64, heads=8, blocks=4, steps=4, density=0.3)
+    cpu_default = dict(grid="2x8x12", text=64, heads=2, blocks=2, steps=2, density=0.6)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog="Defaults: with a CUDA GPU "
+                                 f"{gpu_default}; without one {cpu_default} (the GPU size takes over 10 minutes on "
+                                 "a CPU). Options given win.")
+    ap.add_argument("--grid", help="video token grid FxHxW")
+    ap.add_argument("--text", type=int)
+    ap.add_argument("--heads", type=int)
+    ap.add_argument("--blocks", type=int)
+    ap.add_argument("--steps", type=int, help="sampling steps captured")
+    ap.add_argument("--density", type=float)
     ap.add_argument("--out", help="folder for the dump, pattern and exports (default: a temporary one)")
     a = ap.parse_args()
+    defaults = gpu_default if torch.cuda.is_available() else cpu_default
+    if not torch.cuda.is_available() and any(getattr(a, k) is None for k in defaults):
+        print("no CUDA GPU: the small CPU size by default (" +
+              " ".join(f"--{k} {v}" for k, v in cpu_default.items()) + ")")
+    for k, v in defaults.items():
+        if getattr(a, k) is None:
+            setattr(a, k, v)
     grid = tuple(int(x) for x in a.grid.split("x"))
     out = Path(a.out or tempfile.mkdtemp(prefix="paro_toy_"))
     out.mkdir(parents=True, exist_ok=True)
