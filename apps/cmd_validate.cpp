@@ -313,9 +313,14 @@ void add_validate(CLI::App& app, Runner& run, const GlobalOptions& g) {
     sub->add_option("--dump", o->dump, "Dump with q, k, v (paro-dump)")->required()->check(CLI::ExistingFile);
     sub->add_flag("--json", o->json, "One JSON object with every (sample, layer, head)");
     sub->add_flag("--cpu", o->cpu, "CPU fp32 reference only (no GPU needed; exact, slow, no quantization error)");
-    sub->add_option("--min-cosine", o->min_cosine, "Fail (exit 1) when a head's cosine similarity is below this");
-    sub->add_option("--max-rel-l1", o->max_rel_l1, "Fail (exit 1) when a head's relative L1 error is above this");
-    sub->add_option("--min-psnr", o->min_psnr, "Fail (exit 1) when a head's PSNR (dB) is below this");
+    // Thresholds that NaN would turn into checks that never fail.
+    const double inf = std::numeric_limits<double>::infinity();
+    sub->add_option("--min-cosine", o->min_cosine, "Fail (exit 1) when a head's cosine similarity is below this")
+        ->check(number_in(-1, 1));
+    sub->add_option("--max-rel-l1", o->max_rel_l1, "Fail (exit 1) when a head's relative L1 error is above this")
+        ->check(number_in(0, inf));
+    sub->add_option("--min-psnr", o->min_psnr, "Fail (exit 1) when a head's PSNR (dB) is below this")
+        ->check(number_in(-inf, inf));
     sub->add_option("--warn-recall", o->warn_recall,
                     "Warn when a mask of the pattern keeps less than this share of the attention mass (0: never)")
         ->check(number_in(0, 1))
@@ -342,7 +347,7 @@ void add_validate(CLI::App& app, Runner& run, const GlobalOptions& g) {
         ->capture_default_str();
     sub->add_option("--upgrade-rel-l1", o->upgrade_rel_l1, "--upgrade-qk: the quantization error's maximum relative L1")
         ->needs(upgrade)
-        ->check(number_in(0, std::numeric_limits<double>::infinity()))
+        ->check(number_in(0, inf))
         ->capture_default_str();
     sub->callback([&run, &g, o, sub] {
         o->min_psnr_set = sub->count("--min-psnr") > 0;

@@ -112,7 +112,9 @@ int main(int argc, char** argv) {
     } catch (const std::filesystem::filesystem_error& e) {
         // A file or directory the command creates or moves beside its output (a checkpoint, a
         // report's images): the path and the system's reason, without the library's decorations.
-        std::fprintf(stderr, "paro: %s: cannot be created or moved (%s)\n", e.path1().c_str(), e.code().message().c_str());
+        const std::string path = e.path1().empty() ? std::string("a file beside the output") : e.path1().string();
+        std::fprintf(stderr, "paro: %s: cannot be created or moved (%s)\n", paro::printable(path).c_str(),
+                     e.code().message().c_str());
         return kExitBadInput;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "paro: %s\n", e.what());

@@ -238,11 +238,16 @@ class Capture(SdpaHook):
         self._step_samples = None
 
     def step(self, index, timestep=None):
-        """Marks the start of sampling step `index` (0 <= index < num_steps when num_steps is given)."""
-        index = _integer("step index", index, 0, None if self.num_steps is None else self.num_steps - 1)
-        if timestep is not None and (isinstance(timestep, bool) or not isinstance(timestep, numbers.Real)
-                                     or not math.isfinite(timestep)):
-            raise TypeError(f"step: timestep must be a finite number, got {timestep!r}")
+        """Marks the start of sampling step `index` (0 <= index <= num_steps when num_steps is given:
+        diffusers' callback marks step num_steps after the last one, where nothing may be recorded)."""
+        index = _integer("step index", index, 0, self.num_steps)
+        if timestep is not None:  # a number or a 0-d tensor (diffusers' timesteps)
+            try:
+                timestep = float(timestep)
+            except (TypeError, ValueError, RuntimeError):
+                raise TypeError(f"step: timestep must be a number, got {timestep!r}") from None
+            if not math.isfinite(timestep):
+                raise ValueError(f"step: timestep must be finite, got {timestep}")
         super().step(index, timestep)
 
     def set_prompts(self, prompts):
@@ -260,6 +265,9 @@ class Capture(SdpaHook):
     # ---- the wrapper -----------------------------------------------------------------------------
     def _layer_call(self, layer, query, key, value, args, kwargs):
         out = self._original(query, key, value, *args, **kwargs)
+        if self.num_steps is not None and self._step >= self.num_steps:
+            raise ValueError(f"an attention call at step {self._step}: past the last of num_steps={self.num_steps} "
+                             "(step() marked one step too many?)")
         if (self.steps is None or self._step in self.steps) and (self.layers is None or layer in self.layers):
             scale = kwargs.get("scale", args[3] if len(args) > 3 else None)
             with torch.no_grad():
@@ -329,10 +337,11 @@ class Capture(SdpaHook):
             for i, b in enumerate(rows):  # one [heads, N, D] slice at a time
                 x = t[b, heads].to(torch.float32).cpu().numpy()
                 where = f"model layer {layer} {name} (batch entry {b}, step {self._step})"
-                if not np.isfinite(x).all():
+                peak = np.abs(x).max(initial=0.0)  # NaN and Inf carry through the max: one pass
+                if not np.isfinite(peak):
                     raise ValueError(f"{where} holds NaN or Inf: paro calibrate cannot use it; not recorded")
-                if self.dtype == np.float16 and np.abs(x).max(initial=0.0) > _FP16_MAX:
-                    raise ValueError(f"{where}: |values| up to {np.abs(x).max():.4g} overflow the float16 dump "
+                if self.dtype == np.float16 and peak > _FP16_MAX:
+                    raise ValueError(f"{where}: |values| up to {peak:.4g} overflow the float16 dump "
                                      f"(max {_FP16_MAX:g}): capture with dtype=\"float32\"")
                 d[first + i] = x.astype(self.dtype)
 

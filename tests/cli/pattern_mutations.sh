@@ -40,6 +40,12 @@ PY
 for cmd in check inspect; do
     "$PARO" $cmd "$dir/e.h5" >/dev/null 2>"$dir/err.txt" || { echo "FAIL $cmd of a pattern with an empty tile row"; cat "$dir/err.txt"; fail=1; }
 done
+# Empty options (what library callers wrote before they became {}) mean none: read and checked clean.
+cp "$dir/p.h5" "$dir/n.h5"
+"$PYTHON" -c 'import sys, h5py; f = h5py.File(sys.argv[1], "r+"); f.attrs["options"] = ""; f.close()' "$dir/n.h5" || exit 1
+for cmd in check inspect; do
+    "$PARO" $cmd "$dir/n.h5" >/dev/null 2>"$dir/err.txt" || { echo "FAIL $cmd of a pattern with empty options"; cat "$dir/err.txt"; fail=1; }
+done
 # Odd values in the provenance's options (free-form JSON from any writer) are read, not trusted.
 for v in '"x"' 3.5 -1 0 18446744073709551615 '{"a": 1}'; do
     cp "$dir/p.h5" "$dir/o.h5"

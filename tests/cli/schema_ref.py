@@ -180,7 +180,7 @@ class Checker:
                 for t in texts:
                     if "enum" in spec and t not in spec["enum"]:
                         self.violation(where, f"{t!r} is not one of {spec['enum']}")
-                    if spec.get("json"):
+                    if spec.get("json") and t:  # empty: none
                         try:  # JSON text is UTF-8 (RFC 8259)
                             json.loads(t.encode("utf-8", "surrogateescape").decode("utf-8"))
                         except ValueError:

@@ -740,7 +740,7 @@ TEST_CASE("gpu: fp16-PV runtime vs fp32 masked reference, small", "[.gpu][small]
         c.head_dim = D;
         check_accuracy(c, run_config(c, 8));
     }
-    // Dense triples on shared stages (D 128), then the other rows behind them (13 tile rows: 4 triples
+    // Dense triples on shared stages (fp16 PV), then the other rows behind them (13 tile rows: 4 triples
     // and a tail triple per dense head; ragged last tile). Rows this long wrap every ring, so
     // each stage, its tile meta and v scales are refilled after consumers read them: fp16 PV, then
     // INT8 and fp16 PV heads in one call (on Hopper with both QK formats too: four variants).
@@ -1157,25 +1157,27 @@ TEST_CASE("gpu: fp16-PV rows whose max jumps after their first tile", "[.gpu][sw
                                       << worst.rel_l1);
     }
     // 13 tiles (4 triples and a tail triple over the last row: rows 10 and 11 computed twice), 14 (4
-    // triples and a tail triple over the last two rows) and 12 (triples only); no rows' grid.
-    for (int video_w : {15, 17, 14}) {
-        Config c = jump_config(6.f, 128, MaskKind::full);
-        c.qk_bits = 8;
-        c.layout.grid[2] = video_w;
-        Config c8 = c;
-        c8.pv = PARO_PV_INT8;
-        const RunResult r = run_config(c, seed), r8 = run_config(c8, seed);
-        ++seed;
-        const int64_t cnt = c.layout.tokens() * c.head_dim;
-        for (int bh = 0; bh < c.batch * c.heads; ++bh) {
-            const size_t off = size_t(bh * cnt);
-            const auto e = compare_outputs(r.kernel.data() + off, r.masked_ref.data() + off, size_t(cnt));
-            const auto e8 = compare_outputs(r8.kernel.data() + off, r8.masked_ref.data() + off, size_t(cnt));
-            INFO(describe(c) << " batch x head " << bh << ": cosine " << e.cosine << " rel L1 " << e.rel_l1
-                             << ", INT8 PV cosine " << e8.cosine << " rel L1 " << e8.rel_l1);
-            REQUIRE(e.finite);
-            CHECK(e.cosine >= e8.cosine - 0.001);
-            CHECK(e.rel_l1 <= e8.rel_l1 + 0.005);
+    // triples and a tail triple over the last two rows) and 12 (triples only); no rows' grid. Both
+    // head dims run triples for fp16 PV.
+    for (int D : {64, 128})
+        for (int video_w : {15, 17, 14}) {
+            Config c = jump_config(6.f, D, MaskKind::full);
+            c.qk_bits = 8;
+            c.layout.grid[2] = video_w;
+            Config c8 = c;
+            c8.pv = PARO_PV_INT8;
+            const RunResult r = run_config(c, seed), r8 = run_config(c8, seed);
+            ++seed;
+            const int64_t cnt = c.layout.tokens() * c.head_dim;
+            for (int bh = 0; bh < c.batch * c.heads; ++bh) {
+                const size_t off = size_t(bh * cnt);
+                const auto e = compare_outputs(r.kernel.data() + off, r.masked_ref.data() + off, size_t(cnt));
+                const auto e8 = compare_outputs(r8.kernel.data() + off, r8.masked_ref.data() + off, size_t(cnt));
+                INFO(describe(c) << " batch x head " << bh << ": cosine " << e.cosine << " rel L1 " << e.rel_l1
+                                 << ", INT8 PV cosine " << e8.cosine << " rel L1 " << e8.rel_l1);
+                REQUIRE(e.finite);
+                CHECK(e.cosine >= e8.cosine - 0.001);
+                CHECK(e.rel_l1 <= e8.rel_l1 + 0.005);
+            }
         }
-    }
 }

@@ -170,10 +170,21 @@ refused("overflow", scaled(1e5), ValueError, 'dtype="float32"', guidance="all")
 refused("nan", scaled(1.0, float("nan")), ValueError, "NaN or Inf", guidance="all")
 refused("inf", scaled(1.0, float("inf")), ValueError, "NaN or Inf", guidance="all", dtype="float32")
 refused("negative step", lambda cap: cap.step(-3), ValueError, "step")
-refused("step past num_steps", lambda cap: cap.step(3), ValueError, "step", num_steps=3)
+refused("step past num_steps", lambda cap: cap.step(4), ValueError, "step", num_steps=3)
+refused("a call after the last step", lambda cap: (cap.step(3), model(x)), ValueError, "past the last", num_steps=3)
 refused("prompts None", lambda cap: cap.set_prompts(None), TypeError, "prompts")
 refused("prompts ints", lambda cap: cap.set_prompts([1, 2]), TypeError, "prompts")
 refused("head past H", lambda cap: model(x), ValueError, "head 9", heads=[9])
+# diffusers' callback marks step num_steps after the last one, and its timesteps are 0-d tensors.
+with torch.no_grad(), paro.Capture(out / "callback.h5", num_steps=2, guidance="all", **base) as cap:
+    on_step_end = cap.diffusers_callback()
+    for i in range(2):
+        model(x)
+        on_step_end(None, i, torch.tensor(999.0 - i), {})
+    cap.step(1, timestep=torch.tensor(500.0))
+with h5py.File(out / "callback.h5", "r") as f:
+    assert sorted(set(f["samples/step"][()])) == [0, 1], f["samples/step"][()]
+(out / "callback.h5").unlink()
 # fp32 above the fp16 range is fine in a float32 dump, and paro check takes it.
 with torch.no_grad(), paro.Capture(out / "big.h5", dtype="float32", guidance="all", **base) as cap:
     scaled(1e5)(cap)

@@ -354,7 +354,13 @@ void DumpReader::decode(const RawHeads& raw, int64_t i, HeadSlice& s, HalfQK hal
         if (!finite)
             throw InputError(info_.path, t.path,
                              fmt::format("NaN or Inf in layer {}, sample {}, head {}", s.layer, s.sample, s.head));
-        if (which == 3) {
+        if (which == 3) {  // each value a probability (the schema's bounds), then each row's sum
+            for (float x : s.attention)
+                if (!(x >= 0.0 && static_cast<double>(x) <= 1.001))
+                    throw InputError(info_.path, t.path,
+                                     fmt::format("value {} in layer {}, sample {}, head {} is not a post-softmax "
+                                                 "probability",
+                                                 x, s.layer, s.sample, s.head));
             double sum = 0;
             const int64_t off = attention_row_off(s.attention.data(), s.tokens, s.tokens, &sum);
             if (off >= 0)
@@ -363,13 +369,6 @@ void DumpReader::decode(const RawHeads& raw, int64_t i, HeadSlice& s, HalfQK hal
                                              "not post-softmax attention",
                                              off, s.layer, s.sample, s.head, sum, kAttentionRowSumTolerance));
         }
-        if (which == 3)
-            for (float x : s.attention)
-                if (!(x >= 0.0 && static_cast<double>(x) <= 1.001))  // the schema's bounds
-                    throw InputError(info_.path, t.path,
-                                     fmt::format("value {} in layer {}, sample {}, head {} is not a post-softmax "
-                                                 "probability",
-                                                 x, s.layer, s.sample, s.head));
     }
     for (int w = 0; w < 4; ++w)
         if (!held_floats[w]) floats[w]->clear();
