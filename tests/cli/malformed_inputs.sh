@@ -103,6 +103,25 @@ if [ "$(id -u)" -ne 0 ] || [ ${#as_user[@]} -gt 0 ]; then
 else
     echo "(as root without setpriv: the permission cases are skipped)"
 fi
+# A part of a calibration given where a pattern or dump is wanted says how to finish it.
+"$PARO" synth -o "$dir/two.h5" --grid 2x16x16 --text 8 --layers 2 --heads 2 -q
+"$PARO" calibrate "$dir/two.h5" -o "$dir/part.h5" --layers 0:1 --density 0.6 -q --warn-recall 0
+for cmd in inspect check; do expect_bad "$cmd of a partial" "paro merge" "$PARO" $cmd "$dir/part.h5"; done
+# A virtual dataset (data in another file) is refused by name, not as "never written".
+"$PYTHON" - "$dir/ok.h5" "$dir/vds.h5" <<'PY' || fail=1
+import shutil, sys, h5py
+shutil.copy(sys.argv[1], sys.argv[2])
+with h5py.File(sys.argv[2], "a") as f:
+    q = f["layers/0/q"]
+    layout = h5py.VirtualLayout(shape=q.shape, dtype=q.dtype)
+    layout[...] = h5py.VirtualSource(sys.argv[1], "layers/0/q", shape=q.shape)
+    del f["layers/0/q"]
+    f.create_virtual_dataset("layers/0/q", layout)
+PY
+for cmd in inspect check calibrate; do
+    if [ $cmd = calibrate ]; then set -- -o "$dir/outdir/p.h5"; else set --; fi
+    expect_bad "$cmd of a virtual dataset" "virtual dataset" "$PARO" $cmd "$dir/vds.h5" "$@"
+done
 for opt in "--head-dim 96" "--steps 0" "--layers 0" "--kinds diagonal"; do
     # shellcheck disable=SC2086
     expect_bad "synth option $opt" "option ${opt%% *}:" "$PARO" synth -o "$dir/outdir/d.h5" $opt

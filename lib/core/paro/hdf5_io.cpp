@@ -272,6 +272,10 @@ Handle open_dataset(const File& f, const std::string& path) {
     // a corrupt layout message, which libhdf5 1.10 reads past (a heap overflow inside H5Dread).
     Handle dcpl(H5Dget_create_plist(d.get())), space(H5Dget_space(d.get())), type(H5Dget_type(d.get()));
     const H5D_layout_t layout = dcpl ? H5Pget_layout(dcpl.get()) : H5D_LAYOUT_ERROR;
+    if (layout == H5D_VIRTUAL)  // its bytes are other files' (it would read as never written)
+        throw InputError(f.path(), path,
+                         "is a virtual dataset, whose data lives in other files: paro reads only what a file holds "
+                         "(h5repack, or h5py's copy, stores the data in it)");
     if (layout == H5D_COMPACT || layout == H5D_CONTIGUOUS) {
         const uint64_t stored = stored_bytes(d.get());
         const hssize_t points = space ? H5Sget_simple_extent_npoints(space.get()) : -1;
@@ -696,11 +700,18 @@ std::string probe_format_name(const std::string& path) {
     }
 }
 
+std::string format_hint(const std::string& found) {
+    return found == "paro-partial" ? " (a part of a calibration, from --layers or a checkpoint: paro merge PART... -o "
+                                     "PATTERN makes the pattern)"
+                                   : "";
+}
+
 int64_t expect_format(const File& f, const std::string& format, int64_t min_version, int64_t max_version) {
     const std::string found = format_name(f);
     if (found.empty()) throw InputError(f.path(), "attribute paro_format", "missing (not a " + format + " file)");
     if (found != format)
-        throw InputError(f.path(), "attribute paro_format", fmt::format("is '{}', expected '{}'", found, format));
+        throw InputError(f.path(), "attribute paro_format",
+                         fmt::format("is '{}', expected '{}'{}", found, format, format_hint(found)));
     const int64_t v = read_scalar_int_attr(f, f.id(), "/", "paro_version");
     if (v < min_version || v > max_version)
         throw InputError(f.path(), "attribute paro_version",

@@ -147,6 +147,10 @@ std::string format_name(const File& f);
 // The same for a path; "" also when the file cannot be read.
 std::string probe_format_name(const std::string& path);
 
+// What to do with a file of format `found` where another is wanted, for the message refusing it
+// (" (...)"; empty for most): a paro-partial is finished by paro merge.
+std::string format_hint(const std::string& found);
+
 // Checks the root attributes paro_format and paro_version (within [min_version, max_version]);
 // throws InputError naming the one at fault. Returns the version.
 int64_t expect_format(const File& f, const std::string& format, int64_t min_version, int64_t max_version);

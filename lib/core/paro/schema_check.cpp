@@ -425,7 +425,8 @@ CheckResult check_file(const std::string& path) {
     }
     throw InputError(path, "attribute paro_format",
                      format.empty() ? "missing: not a paro-dump, paro-pattern or paro-stats file"
-                                    : fmt::format("'{}' is not paro-dump, paro-pattern or paro-stats", format));
+                                    : fmt::format("'{}' is not paro-dump, paro-pattern or paro-stats{}", format,
+                                                  h5::format_hint(format)));
 }
 
 }  // namespace paro
