@@ -11,9 +11,8 @@
 //    it takes the consumer's next row from the RowQueue (longest rows first, whichever consumer is
 //    free takes the next), hands it over (RowHandoff), and feeds that row's kept K and V^T tiles and
 //    their v scales into the consumer's stages with bulk copies (TMA), storing the tile's k scale
-//    and count of valid keys beside them (TileMeta); one ring of stages, or two (K, and V^T: a
-//    consumer is done with tile i's K after its QK, with its V after the next tile's PV) where
-//    three consumers leave room for only two stages of both (Sm90Config::kSplitRings). The prep
+//    and count of valid keys beside them (TileMeta); a consumer is done with tile i's stage
+//    after the next tile's PV, so a ring of S stages keeps S - 2 copies in flight. The prep
 //    kernel stored each tile in the swizzled layout wgmma reads (SwizzledRows), so a tile is one
 //    contiguous copy and the consumers issue no global load and no per-tile index arithmetic;
 //  - each consumer warpgroup computes a 64-row query tile of its own row at a time (its own list of
@@ -86,39 +85,37 @@ struct Sm90Config {
     // at the start, which the PV MMA reads as 8 more channels: P's row sums come from the tensor
     // cores beside O, rescaled with it (no per-tile MMA chain for l). Each at a 1024-byte boundary.
     // Apart: each stage's TileMeta and (8-bit PV) v scales (Quantized::v_scale).
-    // Split rings (three consumers at D 128, where two stages of K and V together would leave no
-    // copy in flight): K stages and V stages in two rings, K released after its QK, V after the
-    // next tile's PV, so two K stages and three V stages keep a copy of each in flight. One ring
-    // elsewhere: the split costs 4-8% where it is not needed (one more barrier pair per tile, H200).
-    static constexpr bool kSplitRings = !TRIPLES && D == 128 && kConsumers == 3;
     static constexpr int vRowBytes = kTile * (PV16 ? 2 : 1);
     static constexpr int kBytes = kTile * D * (QK16 ? 2 : 1);
     static constexpr int vBytes = D * vRowBytes;
     static constexpr int onesBytes = PV16 ? 8 * vRowBytes : 0;
-    static constexpr int vStageBytes = vBytes + onesBytes;
-    static_assert(kBytes % 1024 == 0 && vStageBytes % 1024 == 0, "swizzled tiles start at 1024-byte boundaries");
-    static constexpr int kStageBytes = kSplitRings ? kBytes : kBytes + vStageBytes;  // a K stage: the K tile (and its V^T)
-    static constexpr int vStride = kSplitRings ? vStageBytes : kStageBytes;           // from one V^T tile to the next
+    static constexpr int kStageBytes = kBytes + vBytes + onesBytes;
+    static_assert(kBytes % 1024 == 0 && kStageBytes % 1024 == 0, "swizzled tiles start at 1024-byte boundaries");
     static constexpr int vsBytes = PV16 ? 0 : D * 8;
     static constexpr int metaBytes = 16;
     static constexpr int vCopyBytes = vBytes + vsBytes;  // what the bulk copies of V^T (and v scales) land
     static_assert(kBytes % 16 == 0 && vCopyBytes % 16 == 0, "bulk copies move multiples of 16 bytes");
-    // One ring: as many stages (8, 4, 3 or 2) as fit in the 227 KB a CTA may have: 3 only for 16-bit
-    // QK with fp16 PV at D 128 (33 KB a stage), where 2 left the tensor cores waiting for tiles.
-    static constexpr int fit(int st) {
-        const int bytes = kRings * st * (kStageBytes + metaBytes + vsBytes + kTileRingBytes<1>) + 4096;
-        return st <= 2 || bytes <= 227 * 1024 ? st : fit(st == 4 ? 3 : st == 3 ? 2 : st / 2);
+    // Where things are with `st` stages a ring: every ring's stages, their TileMetas, v scales and
+    // barriers, the consumers' hand-offs; total + 1024 for the alignment of the base.
+    struct Layout {
+        int metas, vscales, rings, handoffs, total;
+    };
+    static constexpr Layout layout(int st) {
+        const int metas = kRings * st * kStageBytes, vscales = metas + kRings * st * metaBytes;
+        const int rings = vscales + kRings * st * vsBytes, handoffs = rings + kRings * tile_ring_bytes(st);
+        return {metas, vscales, rings, handoffs, handoffs + kConsumers * kRowHandoffBytes + 1024};
     }
-    static constexpr int kKStages = kSplitRings ? 2 : fit(8);
-    static constexpr int kVStages = kSplitRings ? 3 : kKStages;
-    static constexpr int vTilesAt = kRings * kKStages * kStageBytes;
-    static constexpr int metasAt = vTilesAt + (kSplitRings ? kRings * kVStages * vStageBytes : 0);
-    static constexpr int vScalesAt = metasAt + kRings * kKStages * metaBytes;
-    static constexpr int kRingsAt = vScalesAt + kRings * kVStages * vsBytes;
-    static constexpr int vRingsAt = kRingsAt + kRings * kTileRingBytes<kKStages>;
-    static constexpr int handoffsAt = vRingsAt + (kSplitRings ? kRings * kTileRingBytes<kVStages> : 0);
-    static_assert(kSplitRings || kVStages == kKStages, "one ring: the V stages are the K stages");
-    static constexpr int total = handoffsAt + kConsumers * kRowHandoffBytes + 1024;  // + 1024: alignment of the base
+    // As many stages a ring (8, 4, 3 or 2) as fit in the 227 KB a CTA may have. 3 where 2 would
+    // leave no copy in flight: 16-bit QK with fp16 PV at D 128 (33 KB a stage), and the rows of
+    // three consumers at D 128 (25 KB a stage, three rings: this exact count leaves 600 bytes),
+    // which measured level to 3% faster than the split K and V rings (2 + 3 stages) before (H200).
+    static constexpr int fit(int st) {
+        return st <= 2 || layout(st).total <= 227 * 1024 ? st : fit(st == 4 ? 3 : st == 3 ? 2 : st / 2);
+    }
+    static constexpr int kStages = fit(8);
+    static constexpr Layout kLayout = layout(kStages);
+    static constexpr int kRingBytes = tile_ring_bytes(kStages);
+    static constexpr int total = kLayout.total;
     static_assert(kConsumers * (kConsumerRegs - kEntryRegs) <= kEntryRegs - kProducerRegs, "registers released >= taken");
     static_assert(total <= 227 * 1024);
 };
@@ -137,43 +134,28 @@ struct TileMeta {
 };
 
 // Consumer c's part of shared memory: its ring's stages (TRIPLES: the one ring of all consumers)
-// and its hand-off. With one ring per consumer, vring is kring and V^T sits in the K stage.
+// and its hand-off.
 template <int D, PvFormat F, QkFormat Q, bool TRIPLES>
 struct ConsumerSmem {
     using C = Sm90Config<D, F, Q, TRIPLES>;
-    uint32_t ktiles, vtiles, metas, vscales;  // stage 0 of each
-    TileRing<C::kKStages, C::kEveryLaneRelease> kring;
-    TileRing<C::kVStages, C::kEveryLaneRelease> vring;
+    uint32_t tiles, metas, vscales;  // stage 0 of each
+    TileRing<C::kStages, C::kEveryLaneRelease> ring;
     RowHandoff handoff;
     __device__ __forceinline__ ConsumerSmem(uint32_t base, int c) : ConsumerSmem(base, c, C::kRings == 1 ? 0 : c) {}
-    // Where ring r's V^T stage st starts (one ring: after the K tile of its K stage).
-    __device__ __forceinline__ static uint32_t v_stage_at(uint32_t base, int r, int st) {
-        return C::kSplitRings ? base + C::vTilesAt + (r * C::kVStages + st) * C::vStageBytes
-                              : base + (r * C::kKStages + st) * C::kStageBytes + C::kBytes;
+    // Where ring r's stage st starts.
+    __device__ __forceinline__ static uint32_t stage_at(uint32_t base, int r, int st) {
+        return base + (r * C::kStages + st) * C::kStageBytes;
     }
-    __device__ __forceinline__ static uint32_t kring_at(uint32_t base, int r) {
-        return base + C::kRingsAt + r * kTileRingBytes<C::kKStages>;
-    }
-    __device__ __forceinline__ uint32_t k_at(uint32_t st) const { return ktiles + st * C::kStageBytes; }
   private:
     __device__ __forceinline__ ConsumerSmem(uint32_t base, int c, int r)
-        : ktiles(base + r * C::kKStages * C::kStageBytes),
-          vtiles(v_stage_at(base, r, 0)),
-          metas(base + C::metasAt + r * C::kKStages * C::metaBytes),
-          vscales(base + C::vScalesAt + r * C::kVStages * C::vsBytes),
-          kring(kring_at(base, r)),
-          vring(C::kSplitRings ? base + C::vRingsAt + r * kTileRingBytes<C::kVStages> : kring_at(base, r)),
-          handoff(base + C::handoffsAt + c * kRowHandoffBytes) {}
+        : tiles(stage_at(base, r, 0)),
+          metas(base + C::kLayout.metas + r * C::kStages * C::metaBytes),
+          vscales(base + C::kLayout.vscales + r * C::kStages * C::vsBytes),
+          ring(base + C::kLayout.rings + r * C::kRingBytes),
+          handoff(base + C::kLayout.handoffs + c * kRowHandoffBytes) {}
   public:
-    __device__ __forceinline__ uint32_t v_at(uint32_t st) const { return vtiles + st * C::vStride; }
-    // Consumers: position p's V has landed (one ring: K's wait covered it); p's K is read (one
-    // ring: the stage stays held for V).
-    __device__ __forceinline__ void wait_v(uint32_t p) const {
-        if constexpr (C::kSplitRings) vring.wait(p);
-    }
-    __device__ __forceinline__ void release_k(uint32_t p) const {
-        if constexpr (C::kSplitRings) kring.release(p);
-    }
+    __device__ __forceinline__ uint32_t k_at(uint32_t st) const { return tiles + st * C::kStageBytes; }
+    __device__ __forceinline__ uint32_t v_at(uint32_t st) const { return k_at(st) + C::kBytes; }
     __device__ __forceinline__ uint32_t vscales_at(uint32_t st) const { return vscales + st * C::vsBytes; }
     __device__ __forceinline__ uint32_t meta_at(uint32_t st) const { return metas + st * C::metaBytes; }
     __device__ __forceinline__ void put_meta(uint32_t st, TileMeta m) const {
@@ -214,13 +196,7 @@ struct RowRef {
 };
 
 // The producer thread of one consumer (TRIPLES: of all three): rows from the queue, handed over, then
-// their tiles copied into the consumer's stages. With split rings, each tile's K (and TileMeta) as soon as its K stage
-// is free, and its V^T one tile later: a consumer reads tile i's V only in step i + 1 (PV lags QK by
-// a tile) and releases it after that step's PV, so V stages turn over a tile later than K stages;
-// held back by a tile, the V copies do not hold up the K copies. A held-back copy, V(p - 1), is
-// issued before a hand-off the consumer has not taken yet (it may need the copy to get there); the
-// K stage acquire before it is safe: K(p) waits for the release of K(p - 2), which needs only K(p - 2)
-// and V(p - 3), both copied.
+// their tiles copied into the consumer's stages.
 // TRIPLES: one producer thread, each triple handed to all three consumers and its tiles (those of its
 // first row) copied once; right only because the three rows keep the same tiles (schedule_items
 // forms triples of such rows only). A tail triple's rows that its head's last triple computes too
@@ -233,24 +209,10 @@ __device__ __forceinline__ void produce(uint32_t base, int ring, const RowQueue&
     using Smem = ConsumerSmem<D, F, Q, TRIPLES>;
     const Smem sm(base, ring);
     if constexpr (G == Grid::redo) grid_dependency_wait();
-    uint32_t pos = 0;                // ring position of the next tile
-    const int8_t* held_v = nullptr;  // split rings: the V^T (and v scales) of position pos - 1, not copied yet
-    const float* held_vs = nullptr;
-    const auto copy_v = [&](uint32_t st, uint32_t bar, const int8_t* v, const float* vs) {
-        bulk_copy_g2s(sm.v_at(st), v, C::vBytes, bar);
-        if constexpr (!C::PV16) bulk_copy_g2s(sm.vscales_at(st), vs, C::vsBytes, bar);
-    };
-    const auto copy_held_v = [&] {
-        const uint32_t p = pos - 1;
-        sm.vring.acquire(p);
-        sm.vring.expect(p, C::vCopyBytes);
-        copy_v(sm.vring.stage(p), sm.vring.full_bar(p), held_v, held_vs);
-        held_v = nullptr;
-    };
+    uint32_t pos = 0;  // ring position of the next tile
     for (uint32_t k = 0;; ++k) {
         const uint32_t i = queue.fetch();
         const bool done = i >= queue.end<G == Grid::redo>();
-        if (held_v && (done || !sm.handoff.ready(k))) copy_held_v();
         if constexpr (TRIPLES) {
             for (int c = 0; c < C::kConsumers; ++c) Smem(base, c).handoff.put(k, done ? RowHandoff::kEnd : i);
         } else {
@@ -267,20 +229,13 @@ __device__ __forceinline__ void produce(uint32_t base, int ring, const RowQueue&
         for (uint32_t t = 0; t < row.n; ++t, ++pos) {
             const int next = t + 1 < row.n ? cols[t + 1] : 0;  // their latency hides under the wait
             const float ks = gks[c];
-            sm.kring.acquire(pos);
-            const uint32_t st = sm.kring.stage(pos), bar = sm.kring.full_bar(pos);
+            sm.ring.acquire(pos);
+            const uint32_t st = sm.ring.stage(pos), bar = sm.ring.full_bar(pos);
             sm.put_meta(st, TileMeta{ks, s.tokens - c * kTile});
-            sm.kring.expect(pos, C::kBytes + (C::kSplitRings ? 0 : C::vCopyBytes));
+            sm.ring.expect(pos, C::kBytes + C::vCopyBytes);
             bulk_copy_g2s(sm.k_at(st), gk + size_t(c) * C::kBytes, C::kBytes, bar);
-            const int8_t* v = gv + size_t(c) * C::vBytes;
-            const float* vs = gvs + size_t(c) * D * 2;
-            if constexpr (C::kSplitRings) {
-                if (held_v) copy_held_v();
-                held_v = v;
-                held_vs = vs;
-            } else {
-                copy_v(st, bar, v, vs);
-            }
+            bulk_copy_g2s(sm.v_at(st), gv + size_t(c) * C::vBytes, C::vBytes, bar);
+            if constexpr (!C::PV16) bulk_copy_g2s(sm.vscales_at(st), gvs + size_t(c) * D * 2, C::vsBytes, bar);
             c = next;
         }
     }
@@ -313,7 +268,7 @@ struct Sm90Row {
     float beta0, beta1;                 // INT8: of the previous tile
 
     __device__ __forceinline__ Sm90Row(const ConsumerSmem<D, F, Q, TRIPLES>& sm_, int lane_)
-        : sm(sm_), kdesc(desc_lo(sm_.ktiles)), vdesc(desc_lo(sm_.v_at(0))), lane(lane_) {}
+        : sm(sm_), kdesc(desc_lo(sm_.k_at(0))), vdesc(desc_lo(sm_.v_at(0))), lane(lane_) {}
 
     __device__ __forceinline__ void start(uint32_t n_, uint32_t pos_) {
         n = n_;
@@ -331,9 +286,8 @@ struct Sm90Row {
     // tile, which leaves its sum non-finite (finite inputs; softmax_tile_fp16_exp_ahead).
     __device__ __forceinline__ bool ahead_failed() const { return !isfinite(row_sum0()) || !isfinite(row_sum1()); }
 
-    // The K and V stages of the row's tile i.
-    __device__ __forceinline__ uint32_t kstage(uint32_t i) const { return sm.kring.stage(pos + i); }
-    __device__ __forceinline__ uint32_t vstage(uint32_t i) const { return sm.vring.stage(pos + i); }
+    // The stage of the row's tile i.
+    __device__ __forceinline__ uint32_t stage(uint32_t i) const { return sm.ring.stage(pos + i); }
 
     // S = Q K^T of the tile in K stage st, issued (not waited for). 16-bit: the K tile is D / 64 blocks
     // of 64 keys x 128 bytes (8192 bytes each), four k16 steps of 32 bytes per block.
@@ -357,7 +311,7 @@ struct Sm90Row {
     __device__ __forceinline__ void issue_pv(uint32_t st) {
         wgmma_fence();
         constexpr int RB = C::vRowBytes;
-        const uint32_t v0 = vdesc + st * (C::vStride >> 4);
+        const uint32_t v0 = vdesc + st * (C::kStageBytes >> 4);
         if constexpr (PV16) {
 #pragma unroll
             for (int kc = 0; kc < 4; ++kc) wgmma_f16_pv_sums<D>(o, pa[kc], wgmma_desc<RB>(v0 + kc * 2));
@@ -400,13 +354,12 @@ struct Sm90Row {
     //   issue QK(i), issue PV(i - 1) -> wait QK(i) -> softmax(i) -> wait PV(i - 1) -> pack P(i), O update
     template <bool FIRST>
     __device__ __forceinline__ void step(uint32_t i) {
-        const uint32_t si = kstage(i);
-        sm.kring.wait(pos + i);  // tile i's K has landed (one ring: and its V)
+        const uint32_t si = stage(i);
+        sm.ring.wait(pos + i);  // tile i has landed
         issue_qk(si);
         wgmma_commit();
         if (!FIRST) {
-            sm.wait_v(pos + i - 1);  // tile i - 1's V
-            issue_pv(vstage(i - 1));
+            issue_pv(stage(i - 1));
             wgmma_commit();
             wgmma_wait<1>();  // QK(i)
         } else {
@@ -414,7 +367,6 @@ struct Sm90Row {
         }
         fence_operand(s);
         const TileMeta tm = sm.meta(si);
-        sm.release_k(pos + i);  // K(i) is read
         const ScoreStep sc{qscale.row0 * tm.k_scale, qscale.row1 * tm.k_scale};
         const int valid = tm.valid;
         float f[8][4];  // the values of P (i)
@@ -443,8 +395,8 @@ struct Sm90Row {
         else
             pack_p8<FP8, true>(f, b0, b1, rs, pa);
         if (!FIRST) {
-            fold_pv(vstage(i - 1), b0, b1);
-            sm.vring.release(pos + i - 1);
+            fold_pv(stage(i - 1), b0, b1);
+            sm.ring.release(pos + i - 1);
         }
         beta0 = b0;
         beta1 = b1;
@@ -452,12 +404,11 @@ struct Sm90Row {
 
     // After the last tile: its PV and O update.
     __device__ __forceinline__ void finish() {
-        sm.wait_v(pos + n - 1);
-        issue_pv(vstage(n - 1));
+        issue_pv(stage(n - 1));
         wgmma_commit();
         wgmma_wait<0>();
-        fold_pv(vstage(n - 1), 1.f, 1.f);
-        sm.vring.release(pos + n - 1);
+        fold_pv(stage(n - 1), 1.f, 1.f);
+        sm.ring.release(pos + n - 1);
     }
 };
 
@@ -524,18 +475,15 @@ __global__ void __launch_bounds__(Sm90Config<D, F, Q, TRIPLES>::kThreads, 1)
     const int wg = threadIdx.x / kAttnThreads, tid = threadIdx.x % kAttnThreads;
     if (threadIdx.x < C::kConsumers) {
         const Smem sm(base, threadIdx.x);
-        if (threadIdx.x < C::kRings) {
-            sm.kring.init(C::kRingWarps);
-            if constexpr (C::kSplitRings) sm.vring.init(C::kRingWarps);
-        }
+        if (threadIdx.x < C::kRings) sm.ring.init(C::kRingWarps);
         sm.handoff.init();
         mbar_init_fence();
     }
     if constexpr (C::onesBytes > 0) {  // fp16 PV: the ones rows of every V stage, for the async proxy (wgmma)
-        constexpr int kWords = C::onesBytes / 4, kAllStages = C::kRings * C::kVStages;
+        constexpr int kWords = C::onesBytes / 4, kAllStages = C::kRings * C::kStages;
         for (int i = threadIdx.x; i < kAllStages * kWords; i += C::kThreads) {
-            const int st = i / kWords;  // ring-major: (ring, stage) = (st / kVStages, st % kVStages)
-            sts_u32(Smem::v_stage_at(base, 0, st) + C::vBytes + 4 * (i % kWords), kOnesH2);
+            const int st = i / kWords;  // ring-major: (ring, stage) = (st / kStages, st % kStages)
+            sts_u32(Smem::stage_at(base, 0, st) + C::kBytes + C::vBytes + 4 * (i % kWords), kOnesH2);
         }
         fence_proxy_async();
     }

@@ -1,7 +1,7 @@
 #pragma once
 // The producer / consumer pipeline of the Hopper attention kernel (attention_sm90.cu): each consumer
-// warpgroup owns a ring of key-tile stages in shared memory (or two: K tiles and V^T tiles; or the
-// three consumers of a triple share one) that a producer thread fills with bulk copies, and a
+// warpgroup owns a ring of key-tile stages in shared memory (or the three consumers of a triple share
+// one) that a producer thread fills with bulk copies, and a
 // two-entry hand-off through which the producer passes it the rows to compute.
 // A stage's "full" barrier completes when its bytes have landed (the producer's arrive.expect_tx plus
 // the copies' complete_tx), its "empty" barrier when the warps that read it (a consumer warpgroup's
@@ -14,8 +14,7 @@ namespace paro::gpu {
 
 // Shared-memory bytes of a TileRing<S> and of a RowHandoff (kept outside the device pass: the
 // launch sizes shared memory from them).
-template <int S>
-constexpr int kTileRingBytes = 2 * S * 8;
+constexpr int tile_ring_bytes(int stages) { return 2 * stages * 8; }
 constexpr int kRowHandoffBytes = 2 * 8 + 2 * 8 + 2 * 4;
 
 #ifdef PARO_SM90_DEVICE
@@ -75,9 +74,6 @@ struct RowHandoff {
             mbar_init(empty + 8 * e, kConsumerThreads);
         }
     }
-    // Whether put(k) would pass now (the consumer took value k - 2): a producer that holds a copy
-    // back issues it before it may block.
-    __device__ __forceinline__ bool ready(uint32_t k) const { return mbar_test_wait(empty + 8 * (k & 1), ((k >> 1) & 1) ^ 1); }
     __device__ __forceinline__ void put(uint32_t k, uint32_t value) const {  // the producer thread
         const uint32_t e = k & 1;
         mbar_wait(empty + 8 * e, ((k >> 1) & 1) ^ 1);

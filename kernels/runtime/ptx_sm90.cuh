@@ -172,20 +172,16 @@ __device__ __forceinline__ void mbar_arrive(uint32_t bar) {
 __device__ __forceinline__ void mbar_arrive_expect_tx(uint32_t bar, uint32_t bytes) {
     asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
 }
-// mbar_try_wait may suspend the thread for a while before it fails; mbar_test_wait answers at once
-// (for a thread with other work to do).
-#define PARO_MBAR_TEST(fn, op)                                                                           \
-    __device__ __forceinline__ bool fn(uint32_t bar, uint32_t parity) {                                 \
-        uint32_t done;                                                                                   \
-        asm volatile("{\n.reg .pred p;\nmbarrier." op ".parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n" \
-                     : "=r"(done)                                                                        \
-                     : "r"(bar), "r"(parity)                                                             \
-                     : "memory");                                                                        \
-        return done != 0;                                                                                \
-    }
-PARO_MBAR_TEST(mbar_try_wait, "try_wait")
-PARO_MBAR_TEST(mbar_test_wait, "test_wait")
-#undef PARO_MBAR_TEST
+// Whether the barrier's phase of this parity has completed; may suspend the thread for a while
+// before it answers no.
+__device__ __forceinline__ bool mbar_try_wait(uint32_t bar, uint32_t parity) {
+    uint32_t done;
+    asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+                 : "=r"(done)
+                 : "r"(bar), "r"(parity)
+                 : "memory");
+    return done != 0;
+}
 __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
     while (!mbar_try_wait(bar, parity)) {
     }

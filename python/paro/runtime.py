@@ -344,4 +344,8 @@ class apply(SdpaHook):
                                   f"{query.device})", query, key, value, args, kwargs)
         self.routed += 1
         scale = extra.get("scale")
-        return attention(query, key, value, self.plan, layer, slot=slot, scale=scale)
+        if _traced():
+            return attention(query, key, value, self.plan, layer, slot=slot, scale=scale)
+        # Eager: can_run has just checked these arguments; attention() would check them again.
+        scale = None if scale is None or float(scale) <= 0 else float(scale)
+        return self.plan.run(query, key, value, torch.empty_like(query), layer, slot, scale)
