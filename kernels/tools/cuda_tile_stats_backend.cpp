@@ -73,6 +73,8 @@ std::string CudaTileStatsBackend::describe() const {
 
 int64_t CudaTileStatsBackend::batch_heads() const { return batch_heads_; }
 
+double CudaTileStatsBackend::working_bytes() const { return double(GpuTileStatsEngine::kMaxPinnedBytes); }
+
 std::vector<SixOrderStats> CudaTileStatsBackend::compute_batch(const std::vector<HeadSlice>& heads) {
     if (heads.empty()) return {};
     const int64_t n = grid().tokens, d = heads.front().head_dim;

@@ -23,7 +23,6 @@ constexpr int64_t kBlock = 64;  // the kernels' tile size
 constexpr size_t kRowStatBytes = 2 * sizeof(float);
 constexpr size_t kTileStatBytes = sizeof(double) + sizeof(float) + sizeof(uint32_t);
 constexpr int kMaxLaunchHeads = 65535;  // gridDim.z
-constexpr size_t kMaxPinnedBytes = size_t(256) << 20;  // compute(heads): both host slots together
 
 size_t elem_bytes(paro_dtype d) { return d == PARO_FLOAT32 ? 4 : 2; }
 size_t round16(size_t x) { return (x + 15) / 16 * 16; }

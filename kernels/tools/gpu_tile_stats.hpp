@@ -62,6 +62,7 @@ void can_implement(const TokenLayout& layout, const TileStatsOptions& options, c
 
 class GpuTileStatsEngine {
 public:
+    static constexpr size_t kMaxPinnedBytes = size_t(256) << 20;  // compute(heads): both host slots together
     // Uploads the six permutations (and each token's tile per order). memory_budget bounds the
     // engine's own device memory (workspace and, for compute(heads), a chunk of per-head
     // statistics). Throws RuntimeError(PARO_ERROR_NO_GPU, "no CUDA device ...") without a usable

@@ -178,3 +178,12 @@ write("attn_zero_rows", layer={"q": None, "k": None, "attn": np.zeros((S, NH, N,
 logits = rng.standard_normal((S, NH, N, N)) * 3
 soft = np.exp(logits - logits.max(-1, keepdims=True)); soft /= soft.sum(-1, keepdims=True)
 write("valid_attn_fp16", layer={"q": None, "k": None, "attn": soft.astype(np.float16)})
+# A layer holds q/k or attn, not both (which would calibrate?).
+write("qk_and_attn", layer={"attn": soft.astype(np.float32)})
+# Compressed with a filter libhdf5 cannot decode (h5py's own LZF): named, not "corrupt".
+if h5py.h5z.filter_avail(h5py.h5z.FILTER_LZF):
+    write("lzf_compressed")
+    with h5py.File(os.path.join(out, "lzf_compressed.h5"), "a") as f:
+        data = f["layers/0/q"][()]
+        del f["layers/0/q"]
+        f.create_dataset("layers/0/q", data=data, chunks=(1, 1, N, D), compression="lzf")

@@ -22,11 +22,11 @@ for c in $cases missing_file; do
     case $c in valid*) continue ;; esac
     expect_bad "calibrate $c" "$f" "$PARO" calibrate "$f" -o "$dir/outdir/p.h5"
     # inspect reads metadata only; the tensor values are checked by calibrate and check.
-    case $c in nan_in_q|inf_in_k|wide_exponent_q|overflowing_scores|negative_attention|attn_zero_rows) ;; *) expect_bad "inspect $c" "$f" "$PARO" inspect "$f" ;; esac
+    case $c in nan_in_q|inf_in_k|wide_exponent_q|overflowing_scores|negative_attention|attn_zero_rows|lzf_compressed) ;; *) expect_bad "inspect $c" "$f" "$PARO" inspect "$f" ;; esac
 done
 # check: a readable file with violations exits 1 and lists them; an unreadable one exits 2.
 for c in nan_in_q inf_in_k wide_exponent_q grid_mismatch qk_shape_mismatch integer_tensors no_layers missing_k zero_grid \
-         huge_claim never_written timestep_rank2 prompt_names_dup attn_zero_rows; do
+         huge_claim never_written timestep_rank2 prompt_names_dup attn_zero_rows qk_and_attn; do
     timeout 20 "$PARO" check "$dir/$c.h5" >"$dir/out.txt" 2>"$dir/err.txt"; rc=$?
     if [ $rc -ne 1 ] || ! grep -q "$c.h5: " "$dir/out.txt"; then
         echo "FAIL check $c: exit $rc"; cat "$dir/out.txt" "$dir/err.txt"; fail=1
@@ -39,6 +39,10 @@ for c in $cases; do
     "$PARO" check "$dir/$c.h5" -q >/dev/null 2>&1; rc=$?
     [ $rc -eq 0 ] || { echo "FAIL check of a valid dump ($c): exit $rc"; fail=1; }
 done
+# A dump without steps: inspect --json gives null for what was not recorded (not -1).
+"$PARO" inspect --json "$dir/valid_attn_fp16.h5" >"$dir/out.txt" 2>&1 || { echo "FAIL inspect --json valid_attn_fp16"; fail=1; }
+"$PYTHON" -c 'import json, sys; j = json.load(open(sys.argv[1])); assert j["num_steps"] is None and all(s["step"] is None for s in j["samples"]), j' \
+    "$dir/out.txt" || { echo "FAIL: steps not recorded are not null"; fail=1; }
 for c in not_hdf5 truncated missing_file missing_format attribute_overrun attribute_overrun_latest_format; do
     expect_bad "check $c" "$dir/$c.h5" "$PARO" check "$dir/$c.h5"
 done
@@ -60,6 +64,14 @@ if [ $rc -ne 1 ] || ! grep -q "mass.*all zeros" "$dir/out.txt"; then
 else
     echo "ok   check s_zero: $(head -1 "$dir/out.txt")"
 fi
+# The two layer-level refusals name what is wrong.
+if [ -f "$dir/lzf_compressed.h5" ]; then
+    "$PARO" calibrate "$dir/lzf_compressed.h5" -o "$dir/outdir/p.h5" >/dev/null 2>"$dir/err.txt"
+    grep -q "/layers/0/q: is compressed with HDF5 filter 32000 ('lzf')" "$dir/err.txt" ||
+        { echo "FAIL lzf message: $(cat "$dir/err.txt")"; fail=1; }
+fi
+"$PARO" calibrate "$dir/qk_and_attn.h5" -o "$dir/outdir/p.h5" >/dev/null 2>"$dir/err.txt"
+grep -q "/layers/0/attn: is not allowed beside /layers/0/q" "$dir/err.txt" || { echo "FAIL qk_and_attn message: $(cat "$dir/err.txt")"; fail=1; }
 # Special files are refused at once (a FIFO used to block inside HDF5's probe for ever).
 mkfifo "$dir/fifo.h5"
 for cmd in check inspect calibrate; do

@@ -215,6 +215,8 @@ class Checker:
             if required:
                 self.violation(path, "missing")
             return
+        if "forbidden_with" in obj and obj["forbidden_with"].replace("{l}", layer) in self.f:
+            self.violation(path, "present beside " + obj["forbidden_with"].replace("{l}", layer))
         if kind == "group":
             if not isinstance(node, h5py.Group):
                 return self.violation(path, "is not a group")

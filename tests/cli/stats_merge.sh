@@ -9,11 +9,12 @@
 set -uo pipefail
 source "$(dirname "$0")/common.bash"
 
-# Two dumps of one layout whose heads prefer other orders (other seeds), and their concatenation
-# (the second dump's prompts numbered after the first's, as the merge numbers them).
+# Two dumps of one layout whose heads prefer other orders (the head kinds rotated by one), and their
+# concatenation (the second dump's prompts numbered after the first's, as the merge numbers them).
+kinds=(spatial,temporal,row,column temporal,row,column,spatial)
 for s in 1 2; do
     "$PARO" synth -q -o "$dir/d$s.h5" --grid 4x12x12 --text 32 --layers 3 --heads 4 --samples 4 --prompts 2 \
-        --head-dim 64 --seed $s
+        --head-dim 64 --seed $s --kinds "${kinds[s - 1]}"
 done
 "$PYTHON" - "$dir" <<'PY'
 import sys, h5py, numpy as np

@@ -159,6 +159,13 @@ TEST_CASE("ties break to the lowest canonical order", "[objective]") {
     for (auto& x : m) x.objective = 0.5;
     m[4].objective = 0.5 + 1e-15;
     CHECK(choose_order(m, ObjectiveKind::recall) == AxisOrder::FHW);
+    m[2].objective = 0.5 * (1 + 1e-9);  // float rounding of a tie in exact arithmetic
+    m[5].objective = 0.5 * (1 - 1e-9);
+    CHECK(choose_order(m, ObjectiveKind::recall) == AxisOrder::FHW);
+    CHECK(choose_order(m, ObjectiveKind::output_error) == AxisOrder::FHW);
+    m[1].objective = 0.5 * (1 + 1e-5);
+    CHECK(choose_order(m, ObjectiveKind::recall) == kAllOrders[1]);
+    m[1].objective = 0.5;
     m[3].objective = 0.6;
     CHECK(choose_order(m, ObjectiveKind::recall) == AxisOrder::HWF);
     CHECK(choose_order(m, ObjectiveKind::output_error) == AxisOrder::FHW);

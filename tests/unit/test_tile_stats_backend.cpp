@@ -24,6 +24,7 @@ public:
         : TileStatsBackend(layout, options), cpu_(layout, options), batch_(batch) {}
     std::string describe() const override { return "counting test double"; }
     int64_t batch_heads() const override { return batch_; }
+    double working_bytes() const override { return cpu_.working_bytes(); }
     std::vector<SixOrderStats> compute_batch(const std::vector<HeadSlice>& heads) override {
         ++calls;
         max_heads = std::max(max_heads, static_cast<int64_t>(heads.size()));

@@ -144,11 +144,12 @@ Pattern calibrate(DumpReader& reader, const CalibrateOptions& opt, TileStatsBack
 namespace {
 
 // The calibration's peak host memory, from the declared sizes: per device (backend), three groups of
-// `batch` slices in flight and two groups of heads keeping every sample's six orders of tile masses
-// and one sample's statistics; per ranking in flight (each backend's scoring team ranks up to
-// min(batch, threads) heads at once, and every thread may have ranked), a ranking of one order
-// and the selection's keys.
-double peak_bytes(const DumpInfo& dump, const CalibrateOptions& opt, int64_t batch, int64_t devices, int threads) {
+// `batch` slices in flight, two groups of heads keeping every sample's six orders of tile masses
+// and one sample's statistics, and what the backend itself holds while it computes; per ranking in
+// flight (each backend's scoring team ranks up to min(batch, threads) heads at once, and every
+// thread may have ranked), a ranking of one order and the selection's keys.
+double peak_bytes(const DumpInfo& dump, const CalibrateOptions& opt, int64_t batch,
+                  const std::vector<TileStatsBackend*>& backends, int threads) {
     const double n = static_cast<double>(dump.tokens());
     const double tiles = std::pow(static_cast<double>(tiles_per_side(dump.tokens(), opt.tiles.block)), 2);
     double slice = 0;
@@ -157,9 +158,11 @@ double peak_bytes(const DumpInfo& dump, const CalibrateOptions& opt, int64_t bat
                                                                      : n * static_cast<double>(2 * l.head_dim + l.value_dim)));
     const double samples = static_cast<double>(dump.samples.size());
     const double head = tiles * kNumOrders * (4.0 * samples + 20.0);
-    const double b = static_cast<double>(batch), d = static_cast<double>(devices);
+    const double b = static_cast<double>(batch), d = static_cast<double>(backends.size());
     const double rankings = std::max(static_cast<double>(threads), d * std::min(b, static_cast<double>(threads)));
-    return d * (3.0 * b * slice + 2.0 * b * head) + rankings * tiles * 24.0;
+    double working = 0;
+    for (const TileStatsBackend* backend : backends) working += backend->working_bytes();
+    return d * (3.0 * b * slice + 2.0 * b * head) + working + rankings * tiles * 24.0;
 }
 
 // Heads [h0, h0 + count) of one layer: what one device takes through every sample; of block `block`.
@@ -369,7 +372,7 @@ Pattern calibrate(DumpReader& reader, const CalibrateOptions& opt, const std::ve
     // computation and the result does not depend on how the units were spread.
     int64_t batch = std::numeric_limits<int64_t>::max();
     for (const TileStatsBackend* tiles : backends) batch = std::min(batch, std::max<int64_t>(1, tiles->batch_heads()));
-    require_memory(peak_bytes(dump, opt, batch, static_cast<int64_t>(backends.size()), omp_get_max_threads()),
+    require_memory(peak_bytes(dump, opt, batch, backends, omp_get_max_threads()),
                    fmt::format("calibrating {} tokens ({} x {} tiles per order, {} samples)", dump.tokens(),
                                backends.front()->grid().tiles_per_side(), backends.front()->grid().tiles_per_side(),
                                dump.samples.size()),

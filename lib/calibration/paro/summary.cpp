@@ -193,9 +193,11 @@ nlohmann::json dump_json(const DumpInfo& d) {
     using nlohmann::json;
     json j = header_json("paro-dump", 1, d.layout);
     j["model"] = d.model;
-    j["num_steps"] = d.num_steps;
+    const auto recorded = [](int64_t v) { return v < 0 ? json(nullptr) : json(v); };  // -1: not recorded
+    j["num_steps"] = recorded(d.num_steps);
     json samples = json::array();
-    for (const auto& s : d.samples) samples.push_back({{"timestep", s.timestep}, {"step", s.step}, {"prompt", s.prompt}});
+    for (const auto& s : d.samples)
+        samples.push_back({{"timestep", s.timestep}, {"step", recorded(s.step)}, {"prompt", s.prompt}});
     j["samples"] = samples;
     if (!d.prompt_names.empty()) j["prompt_names"] = d.prompt_names;
     json layers = json::array();

@@ -2,7 +2,7 @@
 // TileStatsEngine, the CPU TileStatsBackend (tile_stats_backend.hpp), computes the six orders'
 // tile statistics by streaming softmax rows: for each block of query rows it forms
 // scores = scale * q k^T, takes the row max and log-sum-exp, and scatters the normalized row into
-// the tiles of every order. Memory is O(N*D + tiles) per thread; no N x N matrix exists.
+// the tiles of every order. No N x N matrix exists: working_bytes() says what it holds.
 // reference_tile_stats (reference_stats.hpp) is the brute-force materialize-and-permute version.
 #include <string>
 #include <vector>
@@ -40,6 +40,14 @@ public:
     int64_t batch_heads() const override { return 1; }
     std::vector<SixOrderStats> compute_batch(const std::vector<HeadSlice>& heads) override;
     SixOrderStats compute(const HeadSlice& slice) const;
+    // Partial sums and row buffers.
+    double working_bytes() const override;
+
+private:
+    struct Lanes {
+        int64_t blocks = 0, count = 0, wave = 0;  // row blocks, partial sums, partial sums at once
+    };
+    static Lanes lanes_of(int64_t tokens, int threads);
 };
 
 }  // namespace paro

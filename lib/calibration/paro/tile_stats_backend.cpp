@@ -1,5 +1,7 @@
 #include "paro/tile_stats_backend.hpp"
 
+#include <algorithm>
+
 #include "paro/error.hpp"
 #include "paro/output_error.hpp"
 
@@ -9,6 +11,12 @@ double TileStats::total_mass() const {
     double s = 0;
     for (double m : mass) s += m;
     return s;
+}
+
+void TileStats::clear() {
+    std::fill(mass.begin(), mass.end(), 0.0);
+    std::fill(max.begin(), max.end(), 0.0f);
+    std::fill(below_eps.begin(), below_eps.end(), int64_t{0});
 }
 
 void TileStats::accumulate(const TileStats& o) {

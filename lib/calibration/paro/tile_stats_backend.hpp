@@ -44,6 +44,7 @@ struct TileStats {
     explicit TileStats(TileGrid g = {})
         : grid(g), mass(g.tiles(), 0.0), max(g.tiles(), 0.0f), below_eps(g.tiles(), 0) {}
     double total_mass() const;
+    void clear();  // zero mass, max and counts, as constructed
     // Adds another sample's statistics (mass and counts add, max takes the max).
     void accumulate(const TileStats& o);
 };
@@ -76,6 +77,9 @@ public:
     virtual std::vector<SixOrderStats> compute_batch(const std::vector<HeadSlice>& heads) = 0;
     // Whether compute_batch takes slices that kept q and k as the dump's halves (HalfQK::keep).
     virtual bool takes_halves() const { return false; }
+    // Host bytes compute_batch holds beside its slices and results when run with this thread's
+    // OpenMP thread count, for the callers' memory estimates.
+    virtual double working_bytes() const = 0;
     // Relative L1 error of each order's masked output against dense (output_error.hpp); the slice
     // carries v. The CPU scorer masked_output_error unless a backend has a faster one.
     virtual std::array<double, kNumOrders> output_error(const HeadSlice& slice,

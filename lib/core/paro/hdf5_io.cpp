@@ -151,18 +151,33 @@ Handle make_dcpl(const WriteOptions& opt) {
     return dcpl;
 }
 
-// Before any read that converts: libhdf5's conversion of a corrupt type overruns its buffers.
-void expect_numbers(const File& f, hid_t dset, const std::string& path) {
+// Before any read: numbers (libhdf5's conversion of a corrupt type overruns its buffers), stored
+// with filters this libhdf5 can decode (else H5Dread fails as if the file were damaged).
+void expect_readable(const File& f, hid_t dset, const std::string& path) {
     Handle type(H5Dget_type(dset));
     const TypeClass c = type ? classify(type.get()) : TypeClass::other;
     if (c != TypeClass::integer && c != TypeClass::floating)
         throw InputError(f.path(), path, "does not hold numbers of a readable type");
+    Handle dcpl(H5Dget_create_plist(dset));
+    const int filters = dcpl ? H5Pget_nfilters(dcpl.get()) : 0;
+    for (int i = 0; i < filters; ++i) {
+        unsigned flags = 0, config = 0;
+        size_t values = 0;
+        char name[64] = {};
+        const H5Z_filter_t id = H5Pget_filter2(dcpl.get(), static_cast<unsigned>(i), &flags, &values, nullptr,
+                                               sizeof name, name, &config);
+        if (id >= 0 && H5Zfilter_avail(id) <= 0)
+            throw InputError(f.path(), path,
+                             fmt::format("is compressed with HDF5 filter {} ('{}'), which this HDF5 library cannot "
+                                         "decode; write it with gzip or without compression",
+                                         static_cast<int>(id), printable(name)));
+    }
 }
 
 template <typename T>
 std::vector<T> read_all(const File& f, const std::string& path, hid_t mem_type) {
     Handle d = open_dataset(f, path);
-    expect_numbers(f, d.get(), path);
+    expect_readable(f, d.get(), path);
     Handle space(H5Dget_space(d.get()));
     std::vector<T> out(static_cast<size_t>(npoints(space.get())));
     if (!out.empty())
@@ -521,7 +536,7 @@ namespace {
 // The box [start, start + count) of a numeric dataset read into `out` as `memory_type`.
 void read_box_as(const File& f, hid_t dset, const std::string& path, const std::vector<int64_t>& start,
                  const std::vector<int64_t>& count, hid_t memory_type, void* out) {
-    expect_numbers(f, dset, path);
+    expect_readable(f, dset, path);
     Handle fspace(H5Dget_space(dset));
     std::vector<hsize_t> s(start.begin(), start.end()), c(count.begin(), count.end());
     check(H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, s.data(), nullptr, c.data(), nullptr), f, path,
