@@ -73,7 +73,9 @@ std::string CudaTileStatsBackend::describe() const {
 
 int64_t CudaTileStatsBackend::batch_heads() const { return batch_heads_; }
 
-double CudaTileStatsBackend::working_bytes() const { return double(GpuTileStatsEngine::kMaxPinnedBytes); }
+double CudaTileStatsBackend::working_bytes() const {
+    return double(GpuTileStatsEngine::pinned_bytes(grid(), batch_heads_));
+}
 
 std::vector<SixOrderStats> CudaTileStatsBackend::compute_batch(const std::vector<HeadSlice>& heads) {
     if (heads.empty()) return {};

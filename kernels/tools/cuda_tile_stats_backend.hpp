@@ -32,7 +32,7 @@ public:
     int64_t batch_heads() const override;
     std::vector<SixOrderStats> compute_batch(const std::vector<HeadSlice>& heads) override;
     bool takes_halves() const override { return true; }  // fp16 is what exact heads go up in
-    double working_bytes() const override;  // the engine's pinned buffers, at most
+    double working_bytes() const override;  // the engine's pinned buffers
     std::array<double, kNumOrders> output_error(const HeadSlice& slice,
                                                 const std::array<BlockMask, kNumOrders>& masks) const override;
 

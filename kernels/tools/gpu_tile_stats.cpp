@@ -23,6 +23,14 @@ constexpr int64_t kBlock = 64;  // the kernels' tile size
 constexpr size_t kRowStatBytes = 2 * sizeof(float);
 constexpr size_t kTileStatBytes = sizeof(double) + sizeof(float) + sizeof(uint32_t);
 constexpr int kMaxLaunchHeads = 65535;  // gridDim.z
+constexpr size_t kMaxPinnedBytes = size_t(256) << 20;  // compute(heads): both host slots together
+
+size_t stat_bytes_per_head(const TileGrid& grid) { return size_t(kNumOrders) * size_t(grid.tiles()) * kTileStatBytes; }
+// Heads per chunk of compute(heads) as far as the pinned slots go: about a quarter of the heads
+// (so that copies and conversion overlap the next chunk's kernels), two chunks within the cap.
+size_t pinned_chunk_heads(size_t per_head, int64_t heads) {
+    return std::max<size_t>(1, std::min(size_t(heads + 3) / 4, kMaxPinnedBytes / (2 * per_head)));
+}
 
 size_t elem_bytes(paro_dtype d) { return d == PARO_FLOAT32 ? 4 : 2; }
 size_t round16(size_t x) { return (x + 15) / 16 * 16; }
@@ -159,8 +167,13 @@ void GpuTileStatsEngine::ensure(DeviceBuffer& buf, size_t bytes) {
 }
 
 bool GpuTileStatsEngine::one_head_fits(const TileGrid& grid, size_t memory_budget) {
-    const size_t per_head = size_t(kNumOrders) * size_t(grid.tiles()) * kTileStatBytes;  // as compute(heads)
+    const size_t per_head = stat_bytes_per_head(grid);
     return 2 * per_head + kRowStatBytes * size_t(grid.tokens) <= memory_budget && 2 * per_head <= kMaxPinnedBytes;
+}
+
+size_t GpuTileStatsEngine::pinned_bytes(const TileGrid& grid, int64_t heads) {
+    const size_t per_head = stat_bytes_per_head(grid);
+    return 2 * pinned_chunk_heads(per_head, heads) * per_head;
 }
 
 int GpuTileStatsEngine::max_chunk_heads(size_t bytes_per_head) const {
@@ -231,11 +244,10 @@ std::vector<SixOrderStats> GpuTileStatsEngine::compute(const DeviceHeads& in) {
     can_implement(layout_, options_, in);
     DeviceGuard guard(device_);
     const size_t tph = tiles_per_head(), per_head = tph * kTileStatBytes;
-    // Chunks of about a quarter of the batch (so that copies and conversion overlap the next
-    // chunk's kernels), two of them on the device within the budget and in pinned host memory.
+    // Two chunks on the device within the budget and in pinned host memory (pinned_chunk_heads).
     const int chunk = int(std::max<size_t>(
-        1, std::min({size_t(max_chunk_heads(2 * per_head + kRowStatBytes * size_t(grid_.tokens))),
-                     size_t(in.heads + 3) / 4, kMaxPinnedBytes / (2 * per_head)})));
+        1, std::min(size_t(max_chunk_heads(2 * per_head + kRowStatBytes * size_t(grid_.tokens))),
+                    pinned_chunk_heads(per_head, in.heads))));
     const size_t slot_bytes = size_t(chunk) * per_head;
     ensure(stats_, 2 * slot_bytes);
     if (!pipe_) pipe_ = std::make_shared<HostPipeline>();

@@ -62,7 +62,6 @@ void can_implement(const TokenLayout& layout, const TileStatsOptions& options, c
 
 class GpuTileStatsEngine {
 public:
-    static constexpr size_t kMaxPinnedBytes = size_t(256) << 20;  // compute(heads): both host slots together
     // Uploads the six permutations (and each token's tile per order). memory_budget bounds the
     // engine's own device memory (workspace and, for compute(heads), a chunk of per-head
     // statistics). Throws RuntimeError(PARO_ERROR_NO_GPU, "no CUDA device ...") without a usable
@@ -73,6 +72,8 @@ public:
     // Whether compute(heads) holds a chunk of one head within memory_budget and its pinned host
     // buffers (past them it takes one head anyway).
     static bool one_head_fits(const TileGrid& grid, size_t memory_budget);
+    // The pinned host bytes compute(heads) of `heads` heads of this grid holds at most.
+    static size_t pinned_bytes(const TileGrid& grid, int64_t heads);
 
     const TileGrid& grid() const { return grid_; }
     // The kernels that run for inputs of dtype on this engine's device.
