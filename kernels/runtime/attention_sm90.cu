@@ -105,14 +105,15 @@ struct Sm90Config {
         const int rings = vscales + kRings * st * vsBytes, handoffs = rings + kRings * tile_ring_bytes(st);
         return {metas, vscales, rings, handoffs, handoffs + kConsumers * kRowHandoffBytes + 1024};
     }
-    // As many stages a ring (8, 4, 3 or 2) as fit in the 227 KB a CTA may have. 3 where 2 would
-    // leave no copy in flight: 16-bit QK with fp16 PV at D 128 (33 KB a stage), and the rows of
-    // three consumers at D 128 (25 KB a stage, three rings: this exact count leaves 600 bytes),
-    // which measured level to 3% faster than the split K and V rings (2 + 3 stages) before (H200).
+    // As many stages a ring (8, 4 or 3) as fit in the 227 KB a CTA may have; 2 would leave no copy
+    // in flight. 3 for 16-bit QK with fp16 PV at D 128 (33 KB a stage) and for the rows of three
+    // consumers at D 128 (25 KB a stage, three rings: this exact count leaves 616 bytes), which
+    // measured level to 3% faster than the split K and V rings (2 + 3 stages) before (H200).
     static constexpr int fit(int st) {
         return st <= 2 || layout(st).total <= 227 * 1024 ? st : fit(st == 4 ? 3 : st == 3 ? 2 : st / 2);
     }
     static constexpr int kStages = fit(8);
+    static_assert(kStages >= 3, "a ring of two stages keeps no copy in flight while a tile is computed");
     static constexpr Layout kLayout = layout(kStages);
     static constexpr int kRingBytes = tile_ring_bytes(kStages);
     static constexpr int total = kLayout.total;
@@ -253,7 +254,7 @@ struct Sm90Row {
     using SAcc = std::conditional_t<QK16, float, int>;  // S: int32 sums of INT8 QK, fp32 of 16-bit QK
 
     const ConsumerSmem<D, F, Q, TRIPLES> sm;
-    uint32_t kdesc, vdesc;  // descriptor low words of the consumer's K and V stage 0
+    uint32_t kdesc, vdesc;  // descriptor low words of the K and V^T tiles of the consumer's stage 0
     int lane;
     uint32_t n, pos;     // the row's kept tiles, and the ring position of its first
 
@@ -289,7 +290,7 @@ struct Sm90Row {
     // The stage of the row's tile i.
     __device__ __forceinline__ uint32_t stage(uint32_t i) const { return sm.ring.stage(pos + i); }
 
-    // S = Q K^T of the tile in K stage st, issued (not waited for). 16-bit: the K tile is D / 64 blocks
+    // S = Q K^T of the K tile of stage st, issued (not waited for). 16-bit: the K tile is D / 64 blocks
     // of 64 keys x 128 bytes (8192 bytes each), four k16 steps of 32 bytes per block.
     __device__ __forceinline__ void issue_qk(uint32_t st) {
         const uint32_t k0 = kdesc + st * (C::kStageBytes >> 4);
@@ -305,7 +306,7 @@ struct Sm90Row {
         }
     }
 
-    // PV of the tile in V stage st with the P in pa, issued: 8-bit formats into pv, fp16 accumulating into o.
+    // PV of the V^T tile of stage st with the P in pa, issued: 8-bit formats into pv, fp16 accumulating into o.
     // fp16 PV: one MMA per k step over all channels and the ones rows (n72 at D 64, n136 at D 128; at
     // D 128 one n128 MMA measured 1-3% faster than two n64 ones; the 8-bit formats no gain, FP8 a loss).
     __device__ __forceinline__ void issue_pv(uint32_t st) {
@@ -329,7 +330,7 @@ struct Sm90Row {
         }
     }
 
-    // After PV(i - 1) completed. 8-bit: O = O * beta + PV * v_scale (the tile in V stage st). fp16: O is
+    // After PV(i - 1) completed. 8-bit: O = O * beta + PV * v_scale (the v scales of stage st). fp16: O is
     // current; rescale it when this tile moved a row's max (b = 2^(m_prev - m); rare).
     __device__ __forceinline__ void fold_pv(uint32_t st, float b0, float b1) {
         if constexpr (PV16) {
@@ -479,7 +480,7 @@ __global__ void __launch_bounds__(Sm90Config<D, F, Q, TRIPLES>::kThreads, 1)
         sm.handoff.init();
         mbar_init_fence();
     }
-    if constexpr (C::onesBytes > 0) {  // fp16 PV: the ones rows of every V stage, for the async proxy (wgmma)
+    if constexpr (C::onesBytes > 0) {  // fp16 PV: the ones rows of every stage, for the async proxy (wgmma)
         constexpr int kWords = C::onesBytes / 4, kAllStages = C::kRings * C::kStages;
         for (int i = threadIdx.x; i < kAllStages * kWords; i += C::kThreads) {
             const int st = i / kWords;  // ring-major: (ring, stage) = (st / kStages, st % kStages)

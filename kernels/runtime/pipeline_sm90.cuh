@@ -1,8 +1,8 @@
 #pragma once
 // The producer / consumer pipeline of the Hopper attention kernel (attention_sm90.cu): each consumer
 // warpgroup owns a ring of key-tile stages in shared memory (or the three consumers of a triple share
-// one) that a producer thread fills with bulk copies, and a
-// two-entry hand-off through which the producer passes it the rows to compute.
+// one) that a producer thread fills with bulk copies, and a two-entry hand-off through which the
+// producer passes it the rows to compute.
 // A stage's "full" barrier completes when its bytes have landed (the producer's arrive.expect_tx plus
 // the copies' complete_tx), its "empty" barrier when the warps that read it (a consumer warpgroup's
 // four, or all consumers' for a ring they share) are done with it.

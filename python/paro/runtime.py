@@ -261,8 +261,12 @@ def _attention_impl(q, k, v, plan_id, layer, slot, scale):
     if plan is None or not plan.handle:
         raise ValueError(f"plan id {plan_id}: the paro.Plan is closed (or was never made)")
     plan.check_args(q, k, v, layer, slot)
-    out = torch.empty_like(q)
-    return plan.run(q, k, v, out, layer, slot, None if scale <= 0 else scale)
+    return _run_checked(plan, q, k, v, layer, slot, scale)
+
+
+def _run_checked(plan, q, k, v, layer, slot, scale):
+    """The attention into a new tensor, the arguments already checked; scale None or <= 0: 1/sqrt(D)."""
+    return plan.run(q, k, v, torch.empty_like(q), layer, slot, None if scale is None or scale <= 0 else float(scale))
 
 
 if hasattr(torch, "library") and hasattr(torch.library, "custom_op"):
@@ -347,5 +351,4 @@ class apply(SdpaHook):
         if _traced():
             return attention(query, key, value, self.plan, layer, slot=slot, scale=scale)
         # Eager: can_run has just checked these arguments; attention() would check them again.
-        scale = None if scale is None or float(scale) <= 0 else float(scale)
-        return self.plan.run(query, key, value, torch.empty_like(query), layer, slot, scale)
+        return _run_checked(self.plan, query, key, value, layer, slot, scale)

@@ -187,3 +187,4 @@ if h5py.h5z.filter_avail(h5py.h5z.FILTER_LZF):
         data = f["layers/0/q"][()]
         del f["layers/0/q"]
         f.create_dataset("layers/0/q", data=data, chunks=(1, 1, N, D), compression="lzf")
+write("k_and_attn", layer={"q": None, "attn": soft.astype(np.float32)})

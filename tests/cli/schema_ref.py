@@ -215,8 +215,9 @@ class Checker:
             if required:
                 self.violation(path, "missing")
             return
-        if "forbidden_with" in obj and obj["forbidden_with"].replace("{l}", layer) in self.f:
-            self.violation(path, "present beside " + obj["forbidden_with"].replace("{l}", layer))
+        beside = [p.replace("{l}", layer) for p in obj.get("forbidden_with", [])]
+        if any(p in self.f for p in beside):
+            self.violation(path, "is not allowed beside " + next(p for p in beside if p in self.f))
         if kind == "group":
             if not isinstance(node, h5py.Group):
                 return self.violation(path, "is not a group")

@@ -73,9 +73,9 @@ def dense_mask(layer, slot):
     return torch.stack(out).to(dev)
 
 
-def reference(q, k, v, layer, slot):
+def reference(q, k, v, layer, slot, scale=None):
     m = dense_mask(layer, slot)
-    s = (q.float() @ k.float().transpose(-1, -2)) / q.shape[-1] ** 0.5
+    s = (q.float() @ k.float().transpose(-1, -2)) * (q.shape[-1] ** -0.5 if scale is None else scale)
     return torch.softmax(s.masked_fill(~m, float("-inf")), -1) @ v.float()
 
 
@@ -235,6 +235,17 @@ with torch.no_grad(), paro.apply(plan, num_steps=NUM_STEPS) as run:
 assert run.routed == NUM_STEPS * len(model.blocks) and run.fallbacks == 0, (run.routed, run.fallbacks)
 apply_cos = min(compare(g, w)[0] for g, w in zip(got, want))
 assert apply_cos >= 0.999, apply_cos
+# SDPA's scale= through paro.apply (its eager path runs the plan itself): the masked reference at that
+# scale, not at the default one.
+q, k, v = (t.to(torch.bfloat16) for t in seen[0])
+with torch.no_grad(), paro.apply(plan, num_steps=NUM_STEPS) as run:
+    run.step(0)
+    scaled = [F.scaled_dot_product_attention(q, k, v, scale=0.05) for _ in model.blocks]
+assert run.routed == len(model.blocks) and run.fallbacks == 0, (run.routed, run.fallbacks)
+slot0 = plan.slot(0, NUM_STEPS)
+_, rel_scaled, _ = compare(scaled[0], reference(q, k, v, 0, slot0, scale=0.05))
+_, rel_default, _ = compare(scaled[0], reference(q, k, v, 0, slot0))
+assert rel_scaled <= 0.03 and rel_default > 2 * rel_scaled, (rel_scaled, rel_default)
 
 # Statistics mode: one fp16 run captured both ways (dump and statistics, the same tensors); the
 # dump calibrated on the GPU and the statistics give the same pattern file, all but the provenance.

@@ -157,7 +157,7 @@ double peak_bytes(const DumpInfo& dump, const CalibrateOptions& opt, int64_t bat
         slice = std::max(slice, 4.0 * (l.kind == DumpKind::attention ? n * n
                                                                      : n * static_cast<double>(2 * l.head_dim + l.value_dim)));
     const double samples = static_cast<double>(dump.samples.size());
-    const double head = tiles * kNumOrders * (4.0 * samples + 20.0);
+    const double head = tiles * kNumOrders * (4.0 * samples + TileStats::kBytesPerTile);
     const double b = static_cast<double>(batch), d = static_cast<double>(backends.size());
     const double rankings = std::max(static_cast<double>(threads), d * std::min(b, static_cast<double>(threads)));
     double working = 0;

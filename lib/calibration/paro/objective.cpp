@@ -104,7 +104,7 @@ AxisOrder choose_order(const std::array<OrderMetrics, kNumOrders>& m, ObjectiveK
         const double a = m[o].objective, b = m[best].objective;
         // The tile masses are float sums whose rounding depends on the order, so orders tied in
         // exact arithmetic come out ~1e-9 apart: closer than 1e-6 (relative) is a tie.
-        const double tol = 1e-6 * std::max({1.0, std::fabs(a), std::fabs(b)});
+        const double tol = 1e-6 * std::max(std::fabs(a), std::fabs(b));
         if (higher ? a > b + tol : a < b - tol) best = o;
     }
     return kAllOrders[best];

@@ -18,7 +18,7 @@
 //                     (I incoherence, S sparsity, sums over the six orders; a sum of zero makes
 //                     its term zero for every order).
 //   output-error      minimize mean output_rel_l1 (needs v in the dump).
-// Ties (equal within 1e-12 relative) go to the lower canonical order index (FHW first).
+// Ties (equal within 1e-6 relative) go to the lower canonical order index (FHW first).
 #include <array>
 #include <string>
 

@@ -81,8 +81,8 @@ SixOrderStats TileStatsEngine::compute(const HeadSlice& slice) const {
     // in order and the lanes are merged in lane order. So the sums, and all that follows, are the
     // same bits for any number of threads: a run resumed, sharded or spread over MPI ranks with
     // other thread counts gives the pattern of one run. The lanes run in waves of one per thread,
-    // each wave merged before the next reuses its buffers: memory for threads + 1 six-order
-    // statistics (working_bytes), not one per lane.
+    // each wave merged into the result before the next reuses its buffers: memory for one set of
+    // six-order statistics per thread (working_bytes), not one per lane.
     const Lanes lanes = lanes_of(n, omp_get_max_threads());
     std::vector<SixOrderStats> partial(static_cast<size_t>(lanes.wave));
     for (auto& p : partial) p.fill(TileStats(grid));
@@ -157,9 +157,9 @@ TileStatsEngine::Lanes TileStatsEngine::lanes_of(int64_t tokens, int threads) {
 double TileStatsEngine::working_bytes() const {
     const int threads = omp_get_max_threads();
     const double n = static_cast<double>(grid().tokens), tiles = static_cast<double>(grid().tiles());
-    const double six_orders = kNumOrders * tiles * (sizeof(double) + sizeof(float) + sizeof(int64_t));
+    const double six_orders = kNumOrders * tiles * TileStats::kBytesPerTile;
     const double wave = static_cast<double>(lanes_of(grid().tokens, threads).wave);
-    return (wave + 1.0) * six_orders + std::max(1, threads) * (kRowsPerBlock + 1) * n * sizeof(float);
+    return wave * six_orders + std::max(1, threads) * (kRowsPerBlock + 1) * n * sizeof(float);
 }
 
 }  // namespace paro

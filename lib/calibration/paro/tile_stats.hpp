@@ -40,7 +40,7 @@ public:
     int64_t batch_heads() const override { return 1; }
     std::vector<SixOrderStats> compute_batch(const std::vector<HeadSlice>& heads) override;
     SixOrderStats compute(const HeadSlice& slice) const;
-    // Partial sums and row buffers.
+    // Partial sums and row buffers (the result not counted).
     double working_bytes() const override;
 
 private:

@@ -36,6 +36,7 @@ struct TileGrid {
 
 // Statistics of one order; tiles are row-major (r * nb + c) over the permuted sequence.
 struct TileStats {
+    static constexpr size_t kBytesPerTile = sizeof(double) + sizeof(float) + sizeof(int64_t);  // the three below
     TileGrid grid;
     std::vector<double> mass;
     std::vector<float> max;

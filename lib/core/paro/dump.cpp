@@ -188,8 +188,7 @@ DumpReader::DumpReader(const std::string& path)
         const bool has_attn = h5::link_exists(file_.id(), base + "/attn");
         if ((has_q || has_k) && has_attn)
             throw InputError(path, base + "/attn",
-                             fmt::format("is not allowed beside {}{} (a layer holds one of them)", base,
-                                         has_q ? "/q" : "/k"));
+                             fmt::format("is not allowed beside {}{}", base, has_q ? "/q" : "/k"));
         if (has_q || has_k) {
             if (!has_q) throw InputError(path, base + "/q", "missing dataset (the layer has k)");
             if (!has_k) throw InputError(path, base + "/k", "missing dataset (the layer has q)");

@@ -161,11 +161,11 @@ void expect_readable(const File& f, hid_t dset, const std::string& path) {
     Handle dcpl(H5Dget_create_plist(dset));
     const int filters = dcpl ? H5Pget_nfilters(dcpl.get()) : 0;
     for (int i = 0; i < filters; ++i) {
-        unsigned flags = 0, config = 0;
+        unsigned flags = 0;
         size_t values = 0;
         char name[64] = {};
         const H5Z_filter_t id = H5Pget_filter2(dcpl.get(), static_cast<unsigned>(i), &flags, &values, nullptr,
-                                               sizeof name, name, &config);
+                                               sizeof name, name, nullptr);
         if (id >= 0 && H5Zfilter_avail(id) <= 0)
             throw InputError(f.path(), path,
                              fmt::format("is compressed with HDF5 filter {} ('{}'), which this HDF5 library cannot "

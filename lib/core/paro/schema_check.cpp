@@ -324,10 +324,12 @@ private:
             if (required) violation(path, kind == "group" ? "missing group" : "missing dataset");
             return;
         }
-        if (obj.contains("forbidden_with")) {
-            const std::string other = substitute(obj["forbidden_with"].get<std::string>(), layer);
-            if (h5::link_exists(f_.id(), other))
-                violation(path, fmt::format("is not allowed beside {} (a layer holds one of them)", other));
+        for (const auto& other : obj.value("forbidden_with", json::array())) {
+            const std::string at = substitute(other.get<std::string>(), layer);
+            if (h5::link_exists(f_.id(), at)) {
+                violation(path, "is not allowed beside " + at);
+                break;
+            }
         }
         if (kind == "group") {
             if (!h5::is_group(f_.id(), path)) return violation(path, "is not a group");

@@ -329,10 +329,11 @@ HeadDetail analyze_head(const Pattern& p, const DumpReader* reader, const TileSt
     d.raster_mass.assign(tiles, 0.0);
     d.chosen_mass.assign(tiles, 0.0);
     const bool full = n <= full_max;
-    // The peak: the head as read (fp32 q and k), its six orders' tile masses, what the engine holds
-    // while it computes them, and the token-level maps when drawn (two double maps, float rows).
+    // The peak: the head as read (fp32 q and k), its six orders' statistics and two tile maps, what
+    // the engine holds while it computes them, and the token-level maps when drawn (two double maps,
+    // float rows).
     require_memory(2.0 * static_cast<double>(n) * static_cast<double>(info.layers[ref.layer].head_dim) * sizeof(float) +
-                       8.0 * sizeof(double) * static_cast<double>(tiles) +
+                       (kNumOrders * TileStats::kBytesPerTile + 2 * sizeof(double)) * static_cast<double>(tiles) +
                        engine->working_bytes() +
                        (full ? 20.0 * static_cast<double>(n) * static_cast<double>(n) : 0.0),
                    fmt::format("head {}:{} of the report", ref.layer, ref.head), info.path,
