@@ -179,7 +179,7 @@ const std::vector<HelpTopic>& help_topics() {
          "  PARO_PYTHON   the Python with torch that paro export runs\n"
          "  PARO_ATTENTION_KERNEL   mma.sync makes the runtime use its sm_80 kernels on Hopper (comparisons)\n"
          "  CUDA_VISIBLE_DEVICES   the GPUs paro sees (--device auto uses all of them)\n"
-         "  OMP_NUM_THREADS   CPU threads when --threads is not given"},
+         "  OMP_NUM_THREADS   CPU threads when --threads is not given (at most 1024)"},
         {"files", "FILES",
          "  paro-dump (HDF5)   attention inputs (q, k, v) or attention maps of calibration samples\n"
          "  paro-stats (HDF5)   tile statistics recorded during a forward pass (python paro.Capture(stats=...))\n"

@@ -318,6 +318,10 @@ int calibrate_in_layers(const CalibrateArgs& a, const GlobalOptions& g, Calibrat
         // The receiver may still wait for blocks, writing into this frame's checkpoint: every rank
         // ends here, before that unwinds.
         if (receiver.joinable()) abort_ranks(cluster, e);
+        // A refused input is refused again by the next run, and a fixed dump is another dump, whose run
+        // resumes nothing from this one: the layers kept so far go with the run. (A kill, or a device or
+        // memory failure, keeps them for the next run to resume.)
+        if (root && dynamic_cast<const InputError*>(&e)) checkpoint.discard();
         throw;
     }
     if (receiver.joinable()) receiver.join();

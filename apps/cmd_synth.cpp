@@ -73,8 +73,11 @@ void add_synth(CLI::App& app, Runner& run, const GlobalOptions& g) {
         ->capture_default_str();
     sub->add_option("--dtype", a->dtype, "q/k/v element type")->type_name(choice_type({"float16", "float32"}))->capture_default_str();
     sub->add_option("--kinds", a->kinds, "head kinds to cycle through")->capture_default_str();
-    sub->add_option("--sharpness", a->opt.sharpness, "logit gap of a matching key")->capture_default_str();
-    sub->add_option("--noise", a->opt.noise, "per-sample noise on q/k")->capture_default_str();
+    // Bounded so that q and k stay finite in float16 (amplitude sqrt(sharpness * sqrt(D)), noise on top).
+    sub->add_option("--sharpness", a->opt.sharpness, "logit gap of a matching key")
+        ->check(number_in(0, 1e4))
+        ->capture_default_str();
+    sub->add_option("--noise", a->opt.noise, "per-sample noise on q/k")->check(number_in(0, 10))->capture_default_str();
     sub->add_option("--seed", a->opt.seed, "random seed")->capture_default_str();
     sub->add_flag("--maps", a->opt.maps, "write post-softmax attention maps instead of q/k (small N)");
     sub->add_flag("--no-v", a->no_v, "do not write v");

@@ -351,7 +351,7 @@ void add_validate(CLI::App& app, Runner& run, const GlobalOptions& g) {
         ->capture_default_str();
     sub->callback([&run, &g, o, sub] {
         o->min_psnr_set = sub->count("--min-psnr") > 0;
-        run = with_option_names({{"slot", "--slot"}, {"dtype", "--dtype"}, {"path", "--upgrade-qk"}},
+        run = with_option_names({{"slot", "--slot"}, {"samples", "--samples"}, {"layers", "--layers"}, {"dtype", "--dtype"}, {"path", "--upgrade-qk"}},
                                 [o, &g] { return run_validate(*o, g); });
     });
 }

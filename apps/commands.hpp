@@ -14,6 +14,10 @@ namespace paro::cli {
 
 using Runner = std::function<int()>;
 
+// Worker threads at most (--threads, OMP_NUM_THREADS): far above any machine's cores, far below where
+// starting them fails.
+constexpr int kMaxThreads = 1024;
+
 struct GlobalOptions {
     bool quiet = false;
     int threads = 0;            // 0: all cores

@@ -67,7 +67,7 @@ int main(int argc, char** argv) {
     add_export(app, run, g);
     for (CLI::App* sub : app.get_subcommands({})) {
         sub->add_flag("-q,--quiet", g.quiet, "No progress line or summary chatter");
-        sub->add_option("--threads", g.threads, "Worker threads (default: all cores)")->check(CLI::Range(0, 1 << 16));
+        sub->add_option("--threads", g.threads, "Worker threads (default: all cores)")->check(CLI::Range(0, kMaxThreads));
         sub->add_option("--color", g.color, "ANSI colors: auto (on a terminal, unless NO_COLOR is set), always, never")
             ->check(CLI::IsMember({"auto", "always", "never"}))
             ->capture_default_str();
@@ -91,7 +91,10 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "%s: %s (%s --help)\n", command.c_str(), e.what(), command.c_str());
         return kExitBadInput;
     }
+    // OMP_NUM_THREADS is capped as --threads is: tens of thousands of OpenMP threads fail to start (or crash
+    // libgomp) where the worker pools of this tool never use them.
     if (g.threads > 0) omp_set_num_threads(g.threads);
+    else if (omp_get_max_threads() > kMaxThreads) omp_set_num_threads(kMaxThreads);
     try {
         return run ? run() : kExitBadInput;
     } catch (const paro::InputError& e) {

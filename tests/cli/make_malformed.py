@@ -188,3 +188,15 @@ if h5py.h5z.filter_avail(h5py.h5z.FILTER_LZF):
         del f["layers/0/q"]
         f.create_dataset("layers/0/q", data=data, chunks=(1, 1, N, D), compression="lzf")
 write("k_and_attn", layer={"q": None, "attn": soft.astype(np.float32)})
+# Rules the dump reader applies beyond the schema, which check reports from the reader itself: a step
+# not below num_steps, a prompt without a name, a layer scale of inf.
+write("step_beyond", step=np.array([10, 50]))
+with h5py.File(os.path.join(out, "step_beyond.h5"), "a") as f:
+    f["samples"].attrs["num_steps"] = 50
+write("prompt_unnamed")
+with h5py.File(os.path.join(out, "prompt_unnamed.h5"), "a") as f:
+    f["samples/prompt"][...] = np.array([0, 1])
+    f["samples"].attrs["prompt_names"] = ["a cat"]
+write("scale_inf")
+with h5py.File(os.path.join(out, "scale_inf.h5"), "a") as f:
+    f["layers/0"].attrs["scale"] = np.inf

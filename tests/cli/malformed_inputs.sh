@@ -27,7 +27,8 @@ for c in $cases missing_file; do
 done
 # check: a readable file with violations exits 1 and lists them; an unreadable one exits 2.
 for c in nan_in_q inf_in_k wide_exponent_q grid_mismatch qk_shape_mismatch integer_tensors no_layers missing_k zero_grid \
-         huge_claim never_written timestep_rank2 prompt_names_dup attn_zero_rows qk_and_attn k_and_attn; do
+         huge_claim never_written timestep_rank2 prompt_names_dup attn_zero_rows qk_and_attn k_and_attn \
+         step_beyond prompt_unnamed scale_inf; do
     timeout 20 "$PARO" check "$dir/$c.h5" >"$dir/out.txt" 2>"$dir/err.txt"; rc=$?
     if [ $rc -ne 1 ] || ! grep -q "$c.h5: " "$dir/out.txt"; then
         echo "FAIL check $c: exit $rc"; cat "$dir/out.txt" "$dir/err.txt"; fail=1
@@ -97,6 +98,33 @@ for opt in "--threads -1" "--warn-recall nan" "--pv-bits 0" "--density=" ""; do
     # shellcheck disable=SC2086
     expect_bad "usage $opt" "paro calibrate" "$PARO" calibrate "$dir/ok.h5" $( [ -n "$opt" ] && echo "-o $dir/outdir/p.h5" ) $opt
 done
+# Thread counts past what can start are refused (65536 OpenMP threads crashed libgomp); OMP_NUM_THREADS
+# is capped the same way, so a huge value runs.
+expect_bad "usage --threads 4096" "threads: Value 4096" "$PARO" calibrate "$dir/ok.h5" -o "$dir/outdir/p.h5" --threads 4096
+OMP_NUM_THREADS=100000 timeout 120 "$PARO" synth -o "$dir/omp_many.h5" -q --layers 1 --heads 1 --samples 1; rc=$?
+[ $rc -eq 0 ] || { echo "FAIL OMP_NUM_THREADS=100000 synth: exit $rc"; fail=1; }
+# synth refuses what would write non-finite q/k.
+for opt in "--sharpness nan" "--sharpness -5" "--sharpness 1e30" "--noise inf" "--noise -1"; do
+    # shellcheck disable=SC2086
+    expect_bad "synth $opt" "synth: ${opt%% *}" "$PARO" synth -o "$dir/outdir/s.h5" $opt
+done
+# validate: a sample or layer the dump lacks is refused (it used to check nothing and pass).
+"$PARO" synth -o "$dir/v2.h5" -q --layers 2 --heads 2 --samples 2 --grid 2x8x8 --text 0
+"$PARO" calibrate -q "$dir/v2.h5" -o "$dir/v2p.h5" --density 0.5 --warn-recall 0
+for opt in "--samples 7" "--samples -1" "--layers 2" "--layers 0,9"; do
+    # shellcheck disable=SC2086
+    expect_bad "validate $opt" "option ${opt%% *}" "$PARO" validate --cpu "$dir/v2p.h5" --dump "$dir/v2.h5" $opt
+done
+# A dump refused in its second layer leaves no checkpoint of the first behind.
+"$PYTHON" - "$dir/v2.h5" "$dir/nan_layer1.h5" <<'PY' || exit 1
+import shutil, sys, h5py, numpy as np
+shutil.copy(sys.argv[1], sys.argv[2])
+with h5py.File(sys.argv[2], "r+") as f:
+    q = f["layers/1/q"][...]
+    q[0, 0, 3, 1] = np.nan
+    f["layers/1/q"][...] = q
+PY
+expect_bad "calibrate nan in layer 1" "nan_layer1.h5" "$PARO" calibrate "$dir/nan_layer1.h5" -o "$dir/outdir/p.h5" --threads 1
 expect_bad "stats-out directory missing" "option --stats-out" "$PARO" calibrate "$dir/ok.h5" -o "$dir/outdir/p.h5" \
     --stats-out "$dir/nowhere/s.h5"
 # Permissions: an unreadable input, unwritable output directories (as root, who passes permission

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "paro/dump.hpp"
 #include "paro/error.hpp"
 #include "paro/hdf5_io.hpp"
 #include "paro/hdf5_probe.hpp"
@@ -402,18 +403,21 @@ CheckResult check_file_against(const std::string& path, const std::string& schem
     CheckResult r;
     r.format = schema["format"].get<std::string>();
     for (const auto& [where, what] : Checker(f, schema).run()) r.violations.push_back(where + ": " + what);
-    // The readers' own rules beyond the layout (slots covering [0, 1], the options JSON, masks
-    // against their densities, ...), from the reader itself: what it refuses, check lists. Run
-    // on a file whose layout is right (the reader would stop at the schema's first violation).
-    if (r.violations.empty() && r.format == "paro-pattern") {
+    // The readers' own rules beyond the layout (a pattern's slots covering [0, 1], its options JSON,
+    // masks against their densities; a dump's steps below num_steps, prompt names, layer scales, ...),
+    // from the reader itself: what it refuses, check lists. Run on a file whose layout is right (the
+    // reader would stop at the schema's first violation).
+    const auto reader_rules = [&](const auto& read) {
         try {
-            check_pattern_rules(f);
+            read();
         } catch (const CorruptMetadataError&) {
             throw;  // the file, not a rule: exit 2
         } catch (const InputError& e) {
             r.violations.push_back((e.where().empty() ? "/" : e.where()) + ": " + e.message());
         }
-    }
+    };
+    if (r.violations.empty() && r.format == "paro-pattern") reader_rules([&] { check_pattern_rules(f); });
+    if (r.violations.empty() && r.format == "paro-dump") reader_rules([&] { (void)DumpReader(path); });
     return r;
 }
 

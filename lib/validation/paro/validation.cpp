@@ -48,6 +48,14 @@ void check_validation_inputs(const Pattern& pat, const DumpInfo& info, const Val
                              "the pattern has several timestep slots but the dump records no step indices "
                              "(/samples/step); choose one slot for every sample",
                              info.path);
+    // A sample or layer the dump does not have would leave nothing checked, and a check that passes.
+    const auto outside = [&](const std::vector<int>& picked, size_t count, const char* what) {
+        for (int i : picked)
+            if (i < 0 || size_t(i) >= count)
+                throw ParameterError(what, fmt::format("{} is outside the dump's {} 0..{}", i, what, count - 1), info.path);
+    };
+    outside(scope.samples, info.samples.size(), "samples");
+    outside(scope.layers, info.layers.size(), "layers");
     for (size_t l = 0; l < info.layers.size(); ++l) {
         const DumpLayer& L = info.layers[l];
         const std::string where = fmt::format("/layers/{}", l);
