@@ -103,6 +103,10 @@ done
 expect_bad "usage --threads 4096" "threads: Value 4096" "$PARO" calibrate "$dir/ok.h5" -o "$dir/outdir/p.h5" --threads 4096
 OMP_NUM_THREADS=100000 timeout 120 "$PARO" synth -o "$dir/omp_many.h5" -q --layers 1 --heads 1 --samples 1; rc=$?
 [ $rc -eq 0 ] || { echo "FAIL OMP_NUM_THREADS=100000 synth: exit $rc"; fail=1; }
+# A probe time limit that is no number is refused, as PARO_MEMORY_LIMIT is (it used to mean the default).
+for v in abc 0 -1; do
+    expect_bad "PARO_HDF5_PROBE_SECONDS=$v" "PARO_HDF5_PROBE_SECONDS" env PARO_HDF5_PROBE_SECONDS=$v "$PARO" check "$dir/ok.h5"
+done
 # synth refuses what would write non-finite q/k.
 for opt in "--sharpness nan" "--sharpness -5" "--sharpness 1e30" "--noise inf" "--noise -1"; do
     # shellcheck disable=SC2086

@@ -306,8 +306,12 @@ bool probe_enabled() {
 // Fractions allowed: the fuzzers walk thousands of small files a second and give each 0.25 s.
 double probe_seconds() {
     const char* e = std::getenv("PARO_HDF5_PROBE_SECONDS");
-    const double s = e ? std::strtod(e, nullptr) : 20.0;
-    return s > 0 && std::isfinite(s) ? s : 20.0;
+    if (!e || !*e) return 20.0;
+    char* end = nullptr;
+    const double s = std::strtod(e, &end);
+    if (*end != '\0' || !(s > 0) || !std::isfinite(s))  // a typo must not silently mean the default
+        throw ParameterError("PARO_HDF5_PROBE_SECONDS", fmt::format("'{}' is not a positive number of seconds", e));
+    return s;
 }
 
 // Whether this process runs a single thread (Linux: /proc/self/status).
