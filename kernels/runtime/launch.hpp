@@ -118,6 +118,8 @@ cudaError_t launch_quantize(DType dt, const Shape& s, const PlanView& plan, View
 // The attention kernels launch_attention runs on the current device: wgmma on a compute-capability
 // 9.0 device when this build has sm_90a code, mma.sync otherwise. The environment variable
 // PARO_ATTENTION_KERNEL=mma.sync forces the sm_80 kernels (for comparisons).
+// Whether this build has kernels the current device can run (an image for its architecture).
+bool kernels_run_on_current_device();
 enum class AttentionKernel : int { mma_sync = 0, wgmma = 1 };
 AttentionKernel attention_kernel_for_current_device();
 // Whether the current device has an attention kernel for heads of variant `kernel` (head_kernel;

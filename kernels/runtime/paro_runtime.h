@@ -136,10 +136,12 @@ PARO_API paro_status paro_plan_load(const char* pattern_path, paro_plan** plan);
 PARO_API paro_status paro_plan_load_heads(const char* pattern_path, int head_begin, int head_end, paro_plan** plan);
 PARO_API paro_status paro_plan_create(const paro_plan_desc* desc, paro_plan** plan);
 PARO_API paro_status paro_plan_get_info(const paro_plan* plan, paro_plan_info* info);
+/* Frees the plan on its own device, whichever device is current (NULL: nothing). */
 PARO_API void paro_plan_destroy(paro_plan* plan);
 /* Per-head PV format: formats is [layers][heads] of paro_pv_format codes (what paro_plan_load
  * takes from the pattern), or NULL to give every head `all`. Plans start with every head at
- * PARO_PV_INT8. PARO_ERROR_INVALID_ARGUMENT for a code that is no paro_pv_format. Not to be called
+ * PARO_PV_INT8 (the per-head codes go to the plan's device, whichever is current).
+ * PARO_ERROR_INVALID_ARGUMENT for a code that is no paro_pv_format. Not to be called
  * while attention calls with this plan are in flight, nor between capturing a CUDA graph of such
  * calls and replaying it (a graph keeps the launches of the formats it was captured with). */
 PARO_API paro_status paro_plan_set_pv_format(paro_plan* plan, const uint8_t* formats, paro_pv_format all);
@@ -157,8 +159,9 @@ PARO_API paro_status paro_plan_set_qk_bits(paro_plan* plan, const uint8_t* qk_bi
  * anything else PARO_ERROR_INVALID_ARGUMENT. */
 PARO_API paro_status paro_plan_set_pv_bits(paro_plan* plan, const uint8_t* pv_bits, int all_bits);
 
-/* Checks everything paro_attention would check (shapes, dtype, alignment, plan indices, a kernel for
- * every QK and PV format of the layer) without launching: PARO_OK, PARO_ERROR_INVALID_ARGUMENT or
+/* Checks what paro_attention checks but the workspace and the current device (shapes, dtype, alignment,
+ * output rows that overlap, plan indices, a kernel image for the current GPU in this build, a kernel
+ * for every QK and PV format of the layer) without launching: PARO_OK, PARO_ERROR_INVALID_ARGUMENT or
  * PARO_ERROR_UNSUPPORTED. */
 PARO_API paro_status paro_can_implement(const paro_plan* plan, const paro_attention_args* args);
 /* Device workspace paro_attention needs for these shapes (Q, K and V^T with room for their 16-bit
@@ -172,13 +175,15 @@ PARO_API paro_status paro_attention(const paro_plan* plan, const paro_attention_
                            size_t workspace_bytes, void* stream);
 
 /* Standalone permutation of one [batch, heads, tokens, dim] tensor by the plan's orders of `layer`:
- * forward: out[p] = in[gather[p]] (original -> permuted); inverse: out[gather[p]] = in[p]. */
+ * forward: out[p] = in[gather[p]] (original -> permuted); inverse: out[gather[p]] = in[p]. in and out
+ * must not share memory (PARO_ERROR_INVALID_ARGUMENT); the plan's device must be current. */
 PARO_API paro_status paro_permute(const paro_plan* plan, int layer, int inverse, paro_dtype dtype, int batch, int heads,
                          int tokens, int dim, paro_tensor in, paro_tensor out, void* stream);
 
 /* Plain fp32 reference attention on the GPU (for validation; slow, exact up to fp32 rounding).
  * q, k, v, out: float32, contiguous [batch, heads, tokens, head_dim], original order.
- * plan == NULL: dense attention. Otherwise the tile mask of (layer, slot) over the plan's orders;
+ * plan == NULL: dense attention. Otherwise the tile mask of (layer, slot) over the plan's orders (the
+ * plan's device current);
  * a query whose tile row keeps nothing gets zeros. scale 0 means 1/sqrt(head_dim). */
 PARO_API paro_status paro_reference_attention(const paro_plan* plan, int layer, int slot, int batch, int heads, int tokens,
                                      int head_dim, const float* q, const float* k, const float* v, float* out,

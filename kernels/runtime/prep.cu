@@ -27,6 +27,7 @@
 
 #include <cuda_fp8.h>
 
+#include <atomic>
 #include <cfloat>
 #include <type_traits>
 
@@ -389,6 +390,24 @@ cudaError_t launch_quantize(DType dt, const Shape& s, const PlanView& plan, View
         case DType::bf16: return quantize_t<__nv_bfloat16>(s, plan, q, k, v, smooth_k, w, st);
     }
     return cudaErrorInvalidValue;
+}
+
+bool kernels_run_on_current_device() {
+    // Every kernel file is built for the same architectures, so one kernel's image answers for all: a
+    // device older than sm_80, or one the build's CMAKE_CUDA_ARCHITECTURES do not cover (no SASS for
+    // it and no PTX it can JIT), has none. Cached per device: cudaFuncGetAttributes is not free.
+    constexpr int kMaxDevices = 64;
+    static std::atomic<int> known[kMaxDevices] = {};  // 0 not asked yet, 1 runs, 2 does not
+    int dev = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || dev < 0) return true;  // the launch will say what is wrong
+    int v = dev < kMaxDevices ? known[dev].load(std::memory_order_relaxed) : 0;
+    if (v == 0) {
+        cudaFuncAttributes a{};
+        v = cudaFuncGetAttributes(&a, permute_kernel) == cudaSuccess ? 1 : 2;
+        cudaGetLastError();  // the probe's error is an answer, not a sticky state for the caller
+        if (dev < kMaxDevices) known[dev].store(v, std::memory_order_relaxed);
+    }
+    return v == 1;
 }
 
 cudaError_t launch_permute(DType dt, const Shape& s, const int32_t* gathers, const uint8_t* orders, bool inverse,

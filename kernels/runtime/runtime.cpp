@@ -53,6 +53,9 @@ paro_status cuda_fail(cudaError_t e, const char* what) {
         if (paro_e_ != cudaSuccess) return cuda_fail(paro_e_, #call); \
     } while (0)
 
+// Tiles per side are uint16 in the plan (column indices) and a grid dimension.
+constexpr int64_t kMaxTokens = int64_t(65535) * paro::kRuntimeTile;
+
 size_t align256(size_t x) { return (x + 255) & ~size_t(255); }
 
 struct Workspace {
@@ -80,6 +83,26 @@ Workspace workspace_layout(int64_t bh, int64_t npad, int64_t nb, int64_t d) {
     return w;
 }
 
+}  // namespace
+
+namespace {
+// Makes `device` current for the scope of a call that allocates or frees a plan's memory (the caller
+// may have another device current) and gives the caller's back.
+class DeviceScope {
+  public:
+    explicit DeviceScope(int device) {
+        if (cudaGetDevice(&caller_) == cudaSuccess && caller_ != device) switched_ = cudaSetDevice(device) == cudaSuccess;
+    }
+    ~DeviceScope() {
+        if (switched_) cudaSetDevice(caller_);
+    }
+    DeviceScope(const DeviceScope&) = delete;
+    DeviceScope& operator=(const DeviceScope&) = delete;
+
+  private:
+    int caller_ = 0;
+    bool switched_ = false;
+};
 }  // namespace
 
 struct paro_plan {
@@ -185,9 +208,9 @@ paro_status build_plan(const paro::TokenLayout& layout, int layers, int slots, i
     PARO_CUDA_TRY(cudaGetDevice(&plan->device));
     const int64_t n = layout.tokens();
     const int64_t nb = paro::tiles_per_side(n);
-    if (n < 1 || n > (int64_t(1) << 30))
-        return fail(PARO_ERROR_INVALID_ARGUMENT, std::to_string(n) + " tokens (supported: 1 to 2^30)");
-    if (nb > 65535) return fail(PARO_ERROR_UNSUPPORTED, "more than 65535 tiles per side");
+    if (n < 1 || n > kMaxTokens)
+        return fail(PARO_ERROR_INVALID_ARGUMENT, std::to_string(n) + " tokens (supported: 1 to " +
+                                                     std::to_string(kMaxTokens) + ", 65535 tiles of 64)");
     if (int64_t(heads) * nb > INT32_MAX)
         return fail(PARO_ERROR_UNSUPPORTED, "heads x tiles per side above 2^31 (the rows of one launch)");
     plan->tokens = n;
@@ -392,6 +415,7 @@ paro_status set_head_formats(paro_plan* plan, std::vector<QkFormat> qk, std::vec
         begin[size_t(l)][paro::gpu::kNumHeadKernels] = uint16_t(k);
     }
     // Everything that can fail on the host first; the plan's state changes only after the uploads.
+    const DeviceScope on_plan_device(plan->device);
     Schedule sched = schedule_items(*plan, kernels);
     if (!plan->kernels) {
         PARO_CUDA_TRY(cudaMalloc(&plan->kernels, count));
@@ -448,8 +472,39 @@ paro_status set_qk_bits(paro_plan* plan, const uint8_t* bits, int all) {
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
-paro_status check_tensor(const paro_tensor& t, const char* name, int elem_bytes, bool writable) {
-    (void)writable;
+// A view's shape in elements: [batch][heads][tokens] rows of dim.
+struct Extent {
+    int64_t batch, heads, tokens, dim;
+};
+
+// One past the last element a view reaches, from its data pointer (saturating: hostile strides).
+int64_t view_span(const paro_tensor& t, const Extent& e) {
+    const int64_t stride[3] = {t.stride_batch, t.stride_head, t.stride_token}, count[3] = {e.batch, e.heads, e.tokens};
+    int64_t span = e.dim;
+    for (int i = 0; i < 3; ++i) {
+        if (count[i] <= 1) continue;
+        if (stride[i] > (INT64_MAX - span) / (count[i] - 1)) return INT64_MAX;
+        span += stride[i] * (count[i] - 1);
+    }
+    return span;
+}
+
+// Whether two (batch, head, token) rows of a view share memory: sorted by stride, every dimension with
+// more than one index must step past all that the smaller ones reach.
+bool rows_overlap(const paro_tensor& t, const Extent& e) {
+    std::array<std::pair<int64_t, int64_t>, 3> d{{{t.stride_batch, e.batch}, {t.stride_head, e.heads}, {t.stride_token, e.tokens}}};
+    std::sort(d.begin(), d.end());
+    int64_t reach = e.dim;
+    for (const auto& [stride, count] : d) {
+        if (count <= 1) continue;
+        if (stride < reach) return true;
+        if (stride > (INT64_MAX - reach) / (count - 1)) return false;  // beyond any address: no overlap
+        reach += stride * (count - 1);
+    }
+    return false;
+}
+
+paro_status check_tensor(const paro_tensor& t, const char* name, int elem_bytes, const Extent& e, bool writable) {
     if (!t.data) return fail(PARO_ERROR_INVALID_ARGUMENT, std::string(name) + ": null data pointer");
     if (!aligned16(t.data)) return fail(PARO_ERROR_INVALID_ARGUMENT, std::string(name) + ": not 16-byte aligned");
     const int64_t s[3] = {t.stride_batch, t.stride_head, t.stride_token};
@@ -457,6 +512,12 @@ paro_status check_tensor(const paro_tensor& t, const char* name, int elem_bytes,
         if (x < 0 || (x * elem_bytes) % 16 != 0)
             return fail(PARO_ERROR_INVALID_ARGUMENT,
                         std::string(name) + ": strides must be non-negative and rows 16-byte aligned");
+    if (writable && rows_overlap(t, e))
+        return fail(PARO_ERROR_INVALID_ARGUMENT, std::string(name) + ": strides make rows overlap (batch " +
+                                                     std::to_string(t.stride_batch) + ", head " +
+                                                     std::to_string(t.stride_head) + ", token " +
+                                                     std::to_string(t.stride_token) + " elements for rows of " +
+                                                     std::to_string(e.dim) + ")");
     return PARO_OK;
 }
 
@@ -475,6 +536,28 @@ const char* kernel_label(PvFormat f) {  // as the docs name the kernels
         case PvFormat::fp8_e4m3: return "FP8";
     }
     return "?";
+}
+
+// The current device has no kernel image in this build (paro::gpu::kernels_run_on_current_device).
+paro_status no_kernels_here() {
+    int dev = 0, major = 0, minor = 0;
+    cudaGetDevice(&dev);
+    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
+    cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev);
+    return fail(PARO_ERROR_UNSUPPORTED, "device " + std::to_string(dev) + " (compute capability " +
+                                            std::to_string(major) + "." + std::to_string(minor) +
+                                            ") has no kernels in this build: the runtime needs 8.0 or newer, built "
+                                            "into CMAKE_CUDA_ARCHITECTURES (default 90a;80)");
+}
+
+// The calls that run on a plan's memory run on its device.
+paro_status check_plan_device(const paro_plan* plan) {
+    int dev = -1;
+    PARO_CUDA_TRY(cudaGetDevice(&dev));
+    if (dev != plan->device)
+        return fail(PARO_ERROR_INVALID_ARGUMENT, "the plan lives on device " + std::to_string(plan->device) +
+                                                     ", the current device is " + std::to_string(dev));
+    return PARO_OK;
 }
 
 paro_status can_implement(const paro_plan* plan, const paro_attention_args* a) {
@@ -496,6 +579,7 @@ paro_status can_implement(const paro_plan* plan, const paro_attention_args* a) {
         return fail(PARO_ERROR_INVALID_ARGUMENT, "slot " + std::to_string(a->slot) + " out of range");
     if (a->stages < 0 || a->stages > PARO_STAGE_ALL) return fail(PARO_ERROR_INVALID_ARGUMENT, "bad stages");
     if (!(std::isfinite(a->scale) && a->scale >= 0)) return fail(PARO_ERROR_INVALID_ARGUMENT, "bad scale");
+    if (!paro::gpu::kernels_run_on_current_device()) return no_kernels_here();
     for (int v = 0; v < paro::gpu::kNumHeadKernels; ++v) {
         if (plan->heads_of(a->layer, v) == 0 || paro::gpu::attention_has_kernel(v)) continue;
         const PvFormat f = paro::gpu::pv_format_of(v);
@@ -507,14 +591,15 @@ paro_status can_implement(const paro_plan* plan, const paro_attention_args* a) {
     }
     const int eb = elem_bytes(a->dtype);
     const int stages = a->stages ? a->stages : PARO_STAGE_ALL;
+    const Extent e{a->batch, a->heads, a->tokens, a->head_dim};
     paro_status st;
     if (stages & PARO_STAGE_QUANTIZE) {
-        if ((st = check_tensor(a->q, "q", eb, false)) != PARO_OK) return st;
-        if ((st = check_tensor(a->k, "k", eb, false)) != PARO_OK) return st;
-        if ((st = check_tensor(a->v, "v", eb, false)) != PARO_OK) return st;
+        if ((st = check_tensor(a->q, "q", eb, e, false)) != PARO_OK) return st;
+        if ((st = check_tensor(a->k, "k", eb, e, false)) != PARO_OK) return st;
+        if ((st = check_tensor(a->v, "v", eb, e, false)) != PARO_OK) return st;
     }
     if (stages & PARO_STAGE_ATTENTION)
-        if ((st = check_tensor(a->out, "out", eb, true)) != PARO_OK) return st;
+        if ((st = check_tensor(a->out, "out", eb, e, true)) != PARO_OK) return st;
     return PARO_OK;
 }
 
@@ -576,20 +661,18 @@ paro_status plan_from_pattern(const paro::Pattern& p, paro_plan** out, int head_
                 }
             }
         }
-        paro_plan* plan = nullptr;
-        if (paro_status st = build_plan(p.layout, layers, slots, heads, orders.data(), masks, &plan); st != PARO_OK)
+        paro_plan* built = nullptr;
+        if (paro_status st = build_plan(p.layout, layers, slots, heads, orders.data(), masks, &built); st != PARO_OK)
             return st;
+        std::unique_ptr<paro_plan, void (*)(paro_plan*)> plan(built, paro_plan_destroy);  // freed if what follows throws
         // Per-head QK and PV formats from the pattern; uploaded only when some head is not INT8 in both
         // (the plan's default).
         const bool all_int8 = std::all_of(qk.begin(), qk.end(), [](QkFormat f) { return f == QkFormat::int8; }) &&
                               std::all_of(pv.begin(), pv.end(), [](PvFormat f) { return f == PvFormat::int8; });
         if (!all_int8) {
-            if (paro_status st = set_head_formats(plan, std::move(qk), std::move(pv)); st != PARO_OK) {
-                paro_plan_destroy(plan);
-                return st;
-            }
+            if (paro_status st = set_head_formats(plan.get(), std::move(qk), std::move(pv)); st != PARO_OK) return st;
         }
-        *out = plan;
+        *out = plan.release();
         return PARO_OK;
     });
 }
@@ -675,7 +758,11 @@ paro_status paro_plan_get_info(const paro_plan* plan, paro_plan_info* info) {
     return PARO_OK;
 }
 
-void paro_plan_destroy(paro_plan* plan) { delete plan; }
+void paro_plan_destroy(paro_plan* plan) {
+    if (!plan) return;
+    const DeviceScope on_plan_device(plan->device);
+    delete plan;
+}
 
 paro_status paro_plan_set_pv_format(paro_plan* plan, const uint8_t* formats, paro_pv_format all) {
     if (!plan) return fail(PARO_ERROR_INVALID_ARGUMENT, "paro_plan_set_pv_format: null plan");
@@ -711,9 +798,11 @@ paro_status paro_can_implement(const paro_plan* plan, const paro_attention_args*
 
 paro_status paro_workspace_size(const paro_attention_args* a, size_t* bytes) {
     if (!a || !bytes) return fail(PARO_ERROR_INVALID_ARGUMENT, "null argument");
-    if (a->batch < 1 || a->heads < 1 || a->tokens < 1 || !paro::runtime_supports_head_dim(a->head_dim))
-        return fail(PARO_ERROR_INVALID_ARGUMENT, "bad shape: batch, heads and tokens must be >= 1, head_dim one of " +
-                                                     head_dims());
+    if (!paro::runtime_supports_head_dim(a->head_dim))
+        return fail(PARO_ERROR_UNSUPPORTED, "head_dim " + std::to_string(a->head_dim) + " (supported: " + head_dims() + ")");
+    if (a->batch < 1 || a->heads < 1 || a->tokens < 1 || a->tokens > kMaxTokens)
+        return fail(PARO_ERROR_INVALID_ARGUMENT, "bad shape: batch, heads and tokens must be >= 1, tokens <= " +
+                                                     std::to_string(kMaxTokens));
     const auto s = shape_of(a);
     *bytes = workspace_layout(int64_t(s.batch) * s.heads, s.npad, s.nb, s.head_dim).total;
     return PARO_OK;
@@ -727,11 +816,7 @@ paro_status paro_attention(const paro_plan* plan, const paro_attention_args* a, 
     if (!workspace || workspace_bytes < lay.total || !aligned16(workspace))
         return fail(PARO_ERROR_INVALID_ARGUMENT, "workspace missing, misaligned or smaller than " +
                                                      std::to_string(lay.total) + " bytes");
-    int dev = -1;
-    PARO_CUDA_TRY(cudaGetDevice(&dev));
-    if (dev != plan->device)
-        return fail(PARO_ERROR_INVALID_ARGUMENT, "the plan lives on device " + std::to_string(plan->device) +
-                                                     ", the current device is " + std::to_string(dev));
+    if (paro_status st = check_plan_device(plan); st != PARO_OK) return st;
     char* ws = static_cast<char*>(workspace);
     paro::gpu::Quantized w{};
     w.q = reinterpret_cast<int8_t*>(ws + lay.q);
@@ -768,11 +853,24 @@ paro_status paro_permute(const paro_plan* plan, int layer, int inverse, paro_dty
     if (layer < 0 || layer >= plan->layers) return fail(PARO_ERROR_INVALID_ARGUMENT, "layer out of range");
     if (heads != plan->heads || tokens != plan->tokens || batch < 1 || batch > 65535)
         return fail(PARO_ERROR_INVALID_ARGUMENT, "shape does not match the plan");
+    if (dtype != PARO_FLOAT32 && dtype != PARO_FLOAT16 && dtype != PARO_BFLOAT16)
+        return fail(PARO_ERROR_INVALID_ARGUMENT, "unknown dtype");
     const int eb = elem_bytes(dtype);
-    if (dim < 1 || (dim * eb) % 16 != 0) return fail(PARO_ERROR_UNSUPPORTED, "rows must be a multiple of 16 bytes");
+    if (dim < 1) return fail(PARO_ERROR_INVALID_ARGUMENT, "dim must be >= 1");
+    if ((int64_t(dim) * eb) % 16 != 0) return fail(PARO_ERROR_UNSUPPORTED, "rows must be a multiple of 16 bytes");
+    const Extent e{batch, heads, tokens, dim};
     paro_status st;
-    if ((st = check_tensor(in, "in", eb, false)) != PARO_OK) return st;
-    if ((st = check_tensor(out, "out", eb, true)) != PARO_OK) return st;
+    if ((st = check_tensor(in, "in", eb, e, false)) != PARO_OK) return st;
+    if ((st = check_tensor(out, "out", eb, e, true)) != PARO_OK) return st;
+    // One kernel reads `in` while it writes `out`: they must not share memory.
+    const auto* ib = static_cast<const char*>(in.data);
+    const auto* ob = static_cast<const char*>(out.data);
+    const int64_t ispan = view_span(in, e), ospan = view_span(out, e);
+    const bool in_first = ib <= ob;
+    const int64_t gap = in_first ? ob - ib : ib - ob;
+    if ((in_first ? ispan : ospan) > gap / eb)
+        return fail(PARO_ERROR_INVALID_ARGUMENT, "in and out overlap: the permutation is not done in place");
+    if ((st = check_plan_device(plan)) != PARO_OK) return st;
     const int nb = int(paro::tiles_per_side(tokens));
     paro::gpu::Shape s{batch, heads, tokens, dim, nb, nb * paro::kRuntimeTile};
     const paro::gpu::View iv{in.data, in.stride_batch, in.stride_head, in.stride_token};
@@ -800,6 +898,7 @@ paro_status paro_reference_attention(const paro_plan* plan, int layer, int slot,
             return fail(PARO_ERROR_INVALID_ARGUMENT, "shape does not match the plan");
         if (layer < 0 || layer >= plan->layers || slot < 0 || slot >= plan->slots)
             return fail(PARO_ERROR_INVALID_ARGUMENT, "layer or slot out of range");
+        if (paro_status st = check_plan_device(plan); st != PARO_OK) return st;
         pv = plan->view(layer, slot, false);
     }
     const float sc = scale > 0 ? scale : 1.0f / std::sqrt(float(head_dim));

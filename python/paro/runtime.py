@@ -120,7 +120,7 @@ class Plan:
         self.handle = handle
         info = self.info()
         self.tokens, self.layers, self.slots, self.heads = info.tokens, info.layers, info.slots, info.heads
-        self._workspace = None
+        self._workspaces = {}  # CUDA stream handle -> workspace tensor (_workspace)
         self.id = next(_IDS)
         _PLANS[self.id] = self
 
@@ -133,17 +133,26 @@ class Plan:
     def set_pv_format(self, formats):
         """One PV format for every head ("int8", "fp16", "fp8_e4m3"), or one per head [layers * heads]."""
         codes = {"int8": capi.PV_INT8, "fp16": capi.PV_FP16, "fp8_e4m3": capi.PV_FP8_E4M3}
-        if isinstance(formats, str):
-            status = self.lib.paro_plan_set_pv_format(self.handle, None, codes[formats])
-        else:
-            per_head = (C.c_uint8 * len(formats))(*[codes[f] for f in formats])
-            status = self.lib.paro_plan_set_pv_format(self.handle, per_head, capi.PV_INT8)
+        names = [formats] if isinstance(formats, str) else list(formats)
+        unknown = sorted({repr(f) for f in names if f not in codes})
+        if unknown:
+            raise ValueError(f"set_pv_format: {', '.join(unknown)} is not one of {', '.join(codes)}")
+        if not isinstance(formats, str) and len(names) != self.layers * self.heads:
+            raise ValueError(f"set_pv_format: {len(names)} formats for {self.layers} layers x {self.heads} heads")
+        # The plan's device is current while the runtime (re)allocates the plan's per-head codes.
+        with torch.cuda.device(self.device):
+            if isinstance(formats, str):
+                status = self.lib.paro_plan_set_pv_format(self.handle, None, codes[formats])
+            else:
+                per_head = (C.c_uint8 * len(names))(*[codes[f] for f in names])
+                status = self.lib.paro_plan_set_pv_format(self.handle, per_head, capi.PV_INT8)
         self._check(status, "paro_plan_set_pv_format")
 
     def set_qk_bits(self, bits):
         """One QK bit width for every head (16: 16-bit QK, Hopper only; 8: INT8), or one per head [layers * heads]."""
         if isinstance(bits, numbers.Integral):
-            status = self.lib.paro_plan_set_qk_bits(self.handle, None, int(bits))
+            with torch.cuda.device(self.device):
+                status = self.lib.paro_plan_set_qk_bits(self.handle, None, int(bits))
         else:
             if len(bits) != self.layers * self.heads:
                 raise ValueError(f"set_qk_bits: {len(bits)} widths for {self.layers} layers x {self.heads} heads")
@@ -151,13 +160,14 @@ class Plan:
             if any(not 0 <= b <= 255 for b in widths):
                 raise ValueError(f"set_qk_bits: widths must be 4, 8 or 16, got {sorted(set(widths))}")
             per_head = (C.c_uint8 * len(widths))(*widths)
-            status = self.lib.paro_plan_set_qk_bits(self.handle, per_head, 0)
+            with torch.cuda.device(self.device):
+                status = self.lib.paro_plan_set_qk_bits(self.handle, per_head, 0)
         self._check(status, "paro_plan_set_qk_bits")
 
     def close(self):
         if getattr(self, "handle", None):
             _PLANS.pop(self.id, None)
-            self.lib.paro_plan_destroy(self.handle)
+            self.lib.paro_plan_destroy(self.handle)  # frees on the plan's device whichever is current
             self.handle = None
 
     def __del__(self):
@@ -194,6 +204,10 @@ class Plan:
             raise TypeError(f"q has dtype {q.dtype}; the runtime takes {', '.join(map(str, _DTYPES))}")
         if q.dim() != 4:
             raise ValueError(f"q must be [batch, heads, N, D], got shape {tuple(q.shape)}")
+        if q.shape[3] not in (64, 128):
+            raise ValueError(f"q has head dim {q.shape[3]}: the runtime takes 64 or 128")
+        if not 1 <= q.shape[0] <= 65535:
+            raise ValueError(f"q has batch {q.shape[0]}: the runtime takes 1 to 65535")
         for name, t in (("k", k), ("v", v)):
             if t.dtype != q.dtype:
                 raise TypeError(f"{name} has dtype {t.dtype}, q has {q.dtype}: q, k, v must share one dtype")
@@ -207,6 +221,9 @@ class Plan:
                 raise ValueError(f"{name} is on {t.device}, the plan on {self.device}")
             if t.stride(3) != 1:
                 raise ValueError(f"{name} has strides {tuple(t.stride())}: the head dimension D must be contiguous")
+            if t.data_ptr() % 16 or any(st * t.element_size() % 16 for st in t.stride()[:3]):
+                raise ValueError(f"{name} (strides {tuple(t.stride())}, address {t.data_ptr():#x}): rows must start "
+                                 "at 16-byte boundaries")
         for name, value, count in (("layer", layer, self.layers), ("slot", slot, self.slots)):
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= value < count:
                 raise ValueError(f"{name} {value!r} is outside the plan's 0..{count - 1}")
@@ -225,22 +242,47 @@ class Plan:
         return self.lib.paro_can_implement(self.handle, C.byref(a)) == capi.OK
 
     def run(self, q, k, v, out, layer, slot, scale=None):
-        """out = attention(q, k, v) with the (layer, slot) masks, on the current stream."""
+        """out = attention(q, k, v) with the (layer, slot) masks, on the current stream; out is a tensor
+        of q's shape, dtype and device (any strides with D contiguous, rows not overlapping). scale None:
+        1/sqrt(D)."""
+        self.check_args(q, k, v, layer, slot)
+        if not isinstance(out, torch.Tensor):
+            raise TypeError(f"out must be a torch.Tensor, got {type(out).__name__}")
+        if out.shape != q.shape or out.dtype != q.dtype or out.device != q.device:
+            raise ValueError(f"out is {tuple(out.shape)} {out.dtype} on {out.device}; q is {tuple(q.shape)} {q.dtype} "
+                             f"on {q.device}")
+        if scale is not None and not (isinstance(scale, numbers.Real) and 0 < scale < float("inf")):
+            raise ValueError(f"scale must be a positive finite number (or None: 1/sqrt(D)), got {scale!r}")
+        return self._run(q, k, v, out, layer, slot, scale)
+
+    def _workspace(self, nbytes, stream):
+        """The call's workspace. While a CUDA graph is captured, a new tensor: the graph's private pool keeps
+        it for the graph's replays. Eagerly, one per stream, grown when a call needs more: calls on two
+        streams never share one, and a replaced one goes back to the caching allocator, which reuses it
+        only after the work queued on its stream (record_stream covers a stream handle that was reused)."""
+        if torch.cuda.is_current_stream_capturing():
+            return torch.empty(nbytes, dtype=torch.uint8, device=self.device)
+        ws = self._workspaces.get(stream.cuda_stream)
+        if ws is None or ws.numel() < nbytes:
+            ws = self._workspaces[stream.cuda_stream] = torch.empty(nbytes, dtype=torch.uint8, device=self.device)
+        ws.record_stream(stream)
+        return ws
+
+    def _run(self, q, k, v, out, layer, slot, scale):
+        # The arguments are checked (run, check_args).
         a = self._args(q, k, v, out, layer, slot, scale)
         size = C.c_size_t()
         self._check(self.lib.paro_workspace_size(C.byref(a), C.byref(size)), "paro_workspace_size")
-        if self._workspace is None or self._workspace.numel() < size.value or self._workspace.device != q.device:
-            self._workspace = torch.empty(size.value, dtype=torch.uint8, device=q.device)
-        if q.device != self.device:
-            raise ValueError(f"the plan lives on {self.device}, the tensors on {q.device}")
-        stream = torch.cuda.current_stream(q.device).cuda_stream
+        current = torch.cuda.current_stream(self.device)
+        workspace = self._workspace(size.value, current)
+        stream = current.cuda_stream
         if torch.cuda.current_device() != self.device.index:
             with torch.cuda.device(self.device):
-                self._check(self.lib.paro_attention(self.handle, C.byref(a), C.c_void_p(self._workspace.data_ptr()),
+                self._check(self.lib.paro_attention(self.handle, C.byref(a), C.c_void_p(workspace.data_ptr()),
                                                     size.value, C.c_void_p(stream)), "paro_attention")
             return out
-        self._check(self.lib.paro_attention(self.handle, C.byref(a), C.c_void_p(self._workspace.data_ptr()),
-                                            size.value, C.c_void_p(stream)), "paro_attention")
+        self._check(self.lib.paro_attention(self.handle, C.byref(a), C.c_void_p(workspace.data_ptr()), size.value,
+                                            C.c_void_p(stream)), "paro_attention")
         return out
 
 
@@ -266,7 +308,7 @@ def _attention_impl(q, k, v, plan_id, layer, slot, scale):
 
 def _run_checked(plan, q, k, v, layer, slot, scale):
     """The attention into a new tensor, the arguments already checked; scale None or <= 0: 1/sqrt(D)."""
-    return plan.run(q, k, v, torch.empty_like(q), layer, slot, None if scale is None or scale <= 0 else float(scale))
+    return plan._run(q, k, v, torch.empty_like(q), layer, slot, None if scale is None or scale <= 0 else float(scale))
 
 
 if hasattr(torch, "library") and hasattr(torch.library, "custom_op"):
@@ -295,7 +337,9 @@ def attention(q, k, v, plan, layer, step=None, num_steps=None, slot=None, scale=
         if step is None or num_steps is None:
             raise ValueError("give slot=, or step= and num_steps=")
         slot = plan.slot(step, num_steps)
-    scale = 0.0 if scale is None else float(scale)
+    if scale is not None and not (isinstance(scale, numbers.Real) and 0 < scale < float("inf")):
+        raise ValueError(f"scale must be a positive finite number (or None: 1/sqrt(D)), got {scale!r}")
+    scale = 0.0 if scale is None else float(scale)  # 0.0: 1/sqrt(D) (the op's signature takes a float)
     # Eager calls skip the op dispatcher (about 30 us a call); traced ones need the op.
     if _traced():
         return _attention_op(q, k, v, plan.id, int(layer), int(slot), scale)
@@ -314,6 +358,9 @@ class apply(SdpaHook):
 
     def __init__(self, plan, num_steps):
         _plan_of(plan)
+        if plan.pattern is None:
+            raise ValueError("paro.apply needs a plan loaded from a pattern file (its timestep slots); a plan made "
+                             "from arrays takes paro.attention(..., slot=) instead")
         if isinstance(num_steps, bool) or not isinstance(num_steps, numbers.Integral) or num_steps < 1:
             raise ValueError(f"num_steps must be a positive integer, got {num_steps!r}")
         super().__init__(plan.tokens)
@@ -346,8 +393,11 @@ class apply(SdpaHook):
         if not self.plan.can_run(query, key, value, layer, slot):
             return self._fallback(f"tensors the runtime does not take (shape {tuple(query.shape)}, {query.dtype}, "
                                   f"{query.device})", query, key, value, args, kwargs)
-        self.routed += 1
         scale = extra.get("scale")
+        if scale is not None and not (isinstance(scale, numbers.Real) and 0 < scale < float("inf")):
+            return self._fallback(f"softmax scale {scale!r} (the runtime takes positive finite scales)", query, key,
+                                  value, args, kwargs)
+        self.routed += 1
         if _traced():
             return attention(query, key, value, self.plan, layer, slot=slot, scale=scale)
         # Eager: can_run has just checked these arguments; attention() would check them again.

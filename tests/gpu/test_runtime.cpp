@@ -367,8 +367,11 @@ TEST_CASE("runtime: compiled, and reports the GPU state cleanly", "[runtime]") {
     a.tokens = 100;
     a.head_dim = 96;
     size_t ws = 0;
-    CHECK(paro_workspace_size(&a, &ws) == PARO_ERROR_INVALID_ARGUMENT);
+    CHECK(paro_workspace_size(&a, &ws) == PARO_ERROR_UNSUPPORTED);  // as paro_can_implement says it
     a.head_dim = 64;
+    a.tokens = 65535 * 64 + 1;  // past 65535 tiles a side: refused before any size arithmetic
+    CHECK(paro_workspace_size(&a, &ws) == PARO_ERROR_INVALID_ARGUMENT);
+    a.tokens = 100;
     CHECK(paro_workspace_size(&a, &ws) == PARO_OK);
     CHECK(ws >= size_t(3 * 128 * 64));
     CHECK(paro_can_implement(nullptr, &a) == PARO_ERROR_INVALID_ARGUMENT);
@@ -450,6 +453,39 @@ TEST_CASE("gpu: argument checks before launch", "[.gpu][small]") {
     CHECK(paro_can_implement(plan.get(), &a) == PARO_ERROR_INVALID_ARGUMENT);
     a.k.stride_token = 64;
     CHECK(paro_attention(plan.get(), &a, buf.get(), 16, nullptr) == PARO_ERROR_INVALID_ARGUMENT);  // workspace
+    // Output rows that overlap are refused (they would be written by several CTAs at once); inputs may
+    // share memory, and q may be the output (the quantize kernel reads it before attention writes).
+    REQUIRE(c.heads > 1);
+    a.out.stride_token = 32;
+    CHECK(paro_can_implement(plan.get(), &a) == PARO_ERROR_INVALID_ARGUMENT);
+    CHECK(std::string(paro_last_error()).find("out: strides make rows overlap") != std::string::npos);
+    a.out.stride_token = 0;
+    CHECK(paro_can_implement(plan.get(), &a) == PARO_ERROR_INVALID_ARGUMENT);
+    a.out = {buf.get(), 0, 0, 64};  // head-major rows: token t of head h at (t + h) * 64 would repeat ...
+    a.out.stride_head = 64;         // ... rows of head 0 in head 1
+    CHECK(paro_can_implement(plan.get(), &a) == PARO_ERROR_INVALID_ARGUMENT);
+    a.out = {buf.get(), 0, 64, 125 * 64};  // [B, N, H, D]-like with the head stride outermost: no overlap
+    a.out.stride_head = 64;
+    a.out.stride_token = 64 * c.heads;
+    CHECK(paro_can_implement(plan.get(), &a) == PARO_OK);
+    a.k.stride_head = 0;  // inputs may repeat rows (a broadcast head)
+    CHECK(paro_can_implement(plan.get(), &a) == PARO_OK);
+    a.k.stride_head = 125 * 64;
+    // paro_permute: the dtype, the row size and the two views are checked; in place is refused.
+    const paro_tensor in{buf.get(), 0, 125 * 64, 64};
+    const paro_tensor out{static_cast<char*>(buf.get()) + (1 << 19), 0, 125 * 64, 64};
+    CHECK(paro_permute(plan.get(), 0, 0, PARO_FLOAT16, 1, c.heads, 125, 64, in, out, nullptr) == PARO_OK);
+    CHECK(paro_permute(plan.get(), 0, 0, static_cast<paro_dtype>(7), 1, c.heads, 125, 64, in, out, nullptr) ==
+          PARO_ERROR_INVALID_ARGUMENT);
+    CHECK(paro_permute(plan.get(), 0, 0, PARO_FLOAT16, 1, c.heads, 125, 0, in, out, nullptr) ==
+          PARO_ERROR_INVALID_ARGUMENT);
+    CHECK(paro_permute(plan.get(), 0, 0, PARO_FLOAT16, 1, c.heads, 125, 64, in, in, nullptr) ==
+          PARO_ERROR_INVALID_ARGUMENT);
+    CHECK(std::string(paro_last_error()).find("overlap") != std::string::npos);
+    const paro_tensor shifted{static_cast<char*>(buf.get()) + 16 * 64, 0, 125 * 64, 64};  // 8 rows later
+    CHECK(paro_permute(plan.get(), 0, 0, PARO_FLOAT16, 1, c.heads, 125, 64, in, shifted, nullptr) ==
+          PARO_ERROR_INVALID_ARGUMENT);
+    gpu::check(paro_stream_check(nullptr), "permute");
 }
 
 TEST_CASE("gpu: permute then inverse permute is exact, and matches the CPU permutation", "[.gpu][small]") {

@@ -174,6 +174,7 @@ tiles = [np.ones((nb, nb), bool) if h % 2 == 0 else (rng.random((nb, nb)) < 0.5)
 bits = np.concatenate([np.packbits(t.reshape(-1), bitorder="little") for t in tiles])
 dense_plan = paro.Plan.from_arrays(model.grid, model.text, [0, 1, 2, 3], bits)
 dense_plan.set_pv_format("fp16")
+graphs = {}
 for head_dim in (64, 128):
     gen = torch.Generator(device=dev).manual_seed(head_dim)
     inputs = [torch.randn(1, 4, N, head_dim, device=dev, generator=gen).half() for _ in range(6)]
@@ -198,6 +199,43 @@ for head_dim in (64, 128):
         assert cos >= 0.999 and rel <= 0.03, ("dense head vs fp32", head_dim, h, cos, rel)
     print(f"dense heads, D {head_dim}: graph replay vs eager {compare(dense_graph_out, dense_eager)}, "
           f"head 0 vs fp32 {compare(dense_eager[:, 0], ref[:, 0])}")
+    graphs[head_dim] = (dense_graph, static, dense_graph_out, dense_eager)
+# The D 64 graph replayed after the D 128 call and capture, which need a larger workspace: its own
+# workspace must still be its own (a plan-wide cached workspace was replaced and freed here).
+g64, static64, out64, eager64 = graphs[64]
+for t in static64:
+    t.mul_(1.5)
+g64.replay()
+torch.cuda.synchronize()
+again64 = paro.attention(*static64, dense_plan, 0, slot=0)
+assert same(out64, again64), ("D 64 graph replay after a D 128 capture", compare(out64, again64))
+assert not same(out64, eager64), "the D 64 graph's inputs changed, its output did not"
+# Two streams at once, each with its own workspace: the same outputs as one after the other.
+s1, s2 = torch.cuda.Stream(), torch.cuda.Stream()
+a_in = [torch.randn(1, 4, N, 64, device=dev).half() for _ in range(3)]
+b_in = [torch.randn(1, 4, N, 64, device=dev).half() for _ in range(3)]
+want_a, want_b = paro.attention(*a_in, dense_plan, 0, slot=0), paro.attention(*b_in, dense_plan, 0, slot=0)
+torch.cuda.synchronize()
+for st in (s1, s2):
+    st.wait_stream(torch.cuda.current_stream())
+with torch.cuda.stream(s1):
+    got_a = paro.attention(*a_in, dense_plan, 0, slot=0)
+with torch.cuda.stream(s2):
+    got_b = paro.attention(*b_in, dense_plan, 0, slot=0)
+torch.cuda.synchronize()
+assert same(got_a, want_a) and same(got_b, want_b), (compare(got_a, want_a), compare(got_b, want_b))
+# Argument checks in Python, before any C call.
+for bad, why in ((lambda: dense_plan.set_pv_format(["fp16"]), "1 formats for 1 layers x 4 heads"),
+                 (lambda: dense_plan.set_pv_format("fp32"), "'fp32' is not one of"),
+                 (lambda: dense_plan.run(*a_in, torch.empty_like(a_in[0]).float(), 0, 0), "out is"),
+                 (lambda: paro.attention(*a_in, dense_plan, 0, slot=0, scale=-1.0), "scale must be"),
+                 (lambda: paro.attention(*(t[..., :32] for t in a_in), dense_plan, 0, slot=0), "head dim 32"),
+                 (lambda: paro.apply(dense_plan, 4), "needs a plan loaded from a pattern file")):
+    try:
+        bad()
+        raise SystemExit(f"FAIL: accepted ({why})")
+    except ValueError as e:
+        assert why in str(e), (why, str(e))
 dense_plan.close()
 
 # Head slices: a plan of heads [1, 3) runs those heads as the full plan does; bad ranges are refused.
@@ -333,7 +371,8 @@ def host_us(fn, calls=50):
     return sorted(best)[2]
 op_us = host_us(lambda: paro.attention(qb, kb, vb, bplan, 0, slot=0))
 dispatch_us = host_us(lambda: torch.ops.paro.attention(qb, kb, vb, bplan.id, 0, 0, 0.0))
-c_us = host_us(lambda: bplan.run(qb, kb, vb, out, 0, 0))
+c_us = host_us(lambda: bplan._run(qb, kb, vb, out, 0, 0, None))  # the C call and its workspace, unchecked
+checked_us = host_us(lambda: bplan.run(qb, kb, vb, out, 0, 0))
 ev0, ev1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
 ev0.record(); [paro.attention(qb, kb, vb, bplan, 0, slot=0) for _ in range(20)]; ev1.record(); torch.cuda.synchronize()
 print(f"card: {torch.cuda.get_device_name()}, torch {torch.__version__}")
@@ -350,6 +389,6 @@ print(f"statistics mode: the fp16 run's statistics and its dump calibrate into t
       f"toy size; times {stats_times}")
 print(f"host time per call at B1 H48 N{bplan.tokens} D64 (median of 5 x 50 calls, GPU queue not waited): "
       f"paro.attention {op_us:.1f} us (through the op dispatcher, as compiled code calls it: {dispatch_us:.1f} us), "
-      f"bare C call (Plan.run) {c_us:.1f} us, overhead {op_us - c_us:.1f} us; "
+      f"bare C call with its workspace {c_us:.1f} us (Plan.run, checked: {checked_us:.1f} us), overhead {op_us - c_us:.1f} us; "
       f"GPU time per call {ev0.elapsed_time(ev1) / 20:.3f} ms")
 print("torch gpu ok")
