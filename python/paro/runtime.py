@@ -358,11 +358,11 @@ class apply(SdpaHook):
 
     def __init__(self, plan, num_steps):
         _plan_of(plan)
+        if isinstance(num_steps, bool) or not isinstance(num_steps, numbers.Integral) or num_steps < 1:
+            raise ValueError(f"num_steps must be a positive integer, got {num_steps!r}")
         if plan.pattern is None:
             raise ValueError("paro.apply needs a plan loaded from a pattern file (its timestep slots); a plan made "
                              "from arrays takes paro.attention(..., slot=) instead")
-        if isinstance(num_steps, bool) or not isinstance(num_steps, numbers.Integral) or num_steps < 1:
-            raise ValueError(f"num_steps must be a positive integer, got {num_steps!r}")
         super().__init__(plan.tokens)
         self.plan, self.num_steps = plan, int(num_steps)
         self.routed = self.fallbacks = 0

@@ -156,7 +156,7 @@ if torch is not None and not torch.cuda.is_available():
             return lambda *a: calls.append(name) or capi.OK
 
     plan = runtime.Plan.__new__(runtime.Plan)
-    plan.lib, plan.pattern, plan.device, plan._workspace = Stub(), None, torch.device("cpu"), None
+    plan.lib, plan.pattern, plan.device, plan._workspaces = Stub(), None, torch.device("cpu"), {}
     plan.handle, plan.tokens, plan.layers, plan.slots, plan.heads = C.c_void_p(1), 256, 2, 1, 2
     plan.id = 10 ** 6
     runtime._PLANS[plan.id] = plan
@@ -171,6 +171,9 @@ if torch is not None and not torch.cuda.is_available():
     raises(TypeError, "paro.Plan", lambda: paro.attention(q, q, q, "p.h5", 0, slot=0))
     raises(TypeError, "paro.Plan", lambda: paro.apply("x.h5", 50))
     raises(ValueError, "num_steps", lambda: paro.apply(plan, None))
+    raises(ValueError, "needs a plan loaded from a pattern file", lambda: paro.apply(plan, 50))
+    raises(ValueError, "scale must be", lambda: paro.attention(q, q, q, plan, 0, slot=0, scale=-1.0))
+    raises(ValueError, "head dim 32", lambda: paro.attention(*(q[..., :32],) * 3, plan, 0, slot=0))
     if calls:
         failures.append(f"C calls reached with refused arguments: {calls}")
     plan.handle = None
